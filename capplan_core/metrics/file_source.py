@@ -1,0 +1,74 @@
+"""File metrics source: CSV (optionally gzipped) or Parquet in the design's metrics format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from capplan_core.metrics.schema import (
+    NUMERIC_COLUMNS,
+    REQUIRED_COLUMNS,
+    MetricsFileError,
+)
+
+
+def read_metrics_file(path: str | Path) -> pd.DataFrame:
+    """Read a metrics file into a frame with a UTC ``timestamp`` column.
+
+    Values are not judged here (negative rates, duplicates, gaps are the data-quality stage's
+    job); only the schema and the parseability of each column are.
+
+    Raises:
+        MetricsFileError: missing file, unknown format, missing column, or unparseable values.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise MetricsFileError(f"metrics file {str(p)!r} does not exist")
+    suffixes = "".join(p.suffixes[-2:]).lower()
+    try:
+        if p.suffix.lower() == ".parquet":
+            frame = pd.read_parquet(p)
+        elif suffixes.endswith((".csv", ".csv.gz")):
+            frame = pd.read_csv(p)
+        else:
+            raise MetricsFileError(
+                f"metrics file {str(p)!r}: unknown format {p.suffix!r} (use .csv, .csv.gz, .parquet)"
+            )
+    except MetricsFileError:
+        raise
+    except Exception as err:  # noqa: BLE001 - pandas raises many kinds
+        raise MetricsFileError(f"metrics file {str(p)!r} cannot be read: {err}") from None
+    return validate_metrics_frame(frame, source=str(p))
+
+
+def validate_metrics_frame(frame: pd.DataFrame, *, source: str = "<frame>") -> pd.DataFrame:
+    """Check the schema of a metrics frame and coerce its types."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise MetricsFileError(
+            f"metrics file {source!r}: missing required column(s) {missing}; "
+            f"required: {list(REQUIRED_COLUMNS)}"
+        )
+    out = frame.copy()
+    ts = pd.to_datetime(out["timestamp"], utc=True, errors="coerce")
+    bad_ts = out.loc[ts.isna() & out["timestamp"].notna(), "timestamp"]
+    if len(bad_ts):
+        raise MetricsFileError(
+            f"metrics file {source!r}: column 'timestamp' has unparseable value "
+            f"{bad_ts.iloc[0]!r} (row {bad_ts.index[0]})"
+        )
+    out["timestamp"] = ts
+    out["queue"] = out["queue"].astype("string")
+    for col in NUMERIC_COLUMNS:
+        if col not in out.columns:
+            continue
+        num = pd.to_numeric(out[col], errors="coerce")
+        bad = out.loc[num.isna() & out[col].notna(), col]
+        if len(bad):
+            raise MetricsFileError(
+                f"metrics file {source!r}: column {col!r} has non-numeric value "
+                f"{bad.iloc[0]!r} (row {bad.index[0]})"
+            )
+        out[col] = num.astype(float)
+    return out

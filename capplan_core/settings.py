@@ -1,0 +1,47 @@
+"""Infrastructure settings: one typed object, read from ``CAPPLAN_*`` environment variables.
+
+Read through :func:`get_settings` (cached), never at import time. Core functions take explicit
+arguments, not this object; only the wiring in ``capplan_core.wiring`` and the entry points use it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory (XDG), where the default SQLite store lives."""
+    import os
+
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "capplan"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAPPLAN_", extra="ignore")
+
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset means a SQLite file under data_dir"
+    )
+    data_dir: Path = Field(default_factory=default_data_dir)
+    redis_url: str | None = Field(None, description="Redis for metrics sources and the cache")
+    scaler: Literal["dry-run", "kubernetes", "keda"] = "dry-run"
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    snapshot_ttl_s: int = Field(600, ge=1)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.data_dir / 'capplan.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,220 @@
+"""SQLAlchemy 2 models for every entity of the domain model (DESIGN.md).
+
+Timestamps are stored as UTC and always read back as timezone-aware UTC, on SQLite too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A DateTime that refuses naive input and always returns aware UTC values."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: capplan stores UTC-aware timestamps")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class PlanStatus(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    APPLIED = "applied"
+    SUPERSEDED = "superseded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    APPLIED = "applied"
+    NOOP = "noop"
+    REFUSED = "refused"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JsonType}
+
+
+class ScalingPolicyRow(Base):
+    __tablename__ = "scaling_policy"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    mode: Mapped[str] = mapped_column(String(20))
+    queue: Mapped[str] = mapped_column(String(200), index=True)
+    target: Mapped[dict[str, Any]]
+    slo_targets: Mapped[dict[str, Any]]
+    scaling_constraints: Mapped[dict[str, Any]]
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CapacityPlanRow(Base):
+    __tablename__ = "capacity_plan"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("scaling_policy.id"), index=True)
+    queue: Mapped[str] = mapped_column(String(200), index=True)
+    current_workers: Mapped[int | None] = mapped_column(Integer)
+    target_workers: Mapped[int | None] = mapped_column(Integer)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    slo_achievable: Mapped[bool | None] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(20), default=PlanStatus.PROPOSED)
+    mode: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    as_of: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+    decision_comment: Mapped[str | None] = mapped_column(Text)
+    skipped_reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    steps: Mapped[list[ScalingStepRow]] = relationship(
+        back_populates="plan", order_by="ScalingStepRow.seq", cascade="all, delete-orphan"
+    )
+    simulation: Mapped[SimulationResultRow | None] = relationship(
+        back_populates="plan", cascade="all, delete-orphan", uselist=False
+    )
+
+
+class ScalingStepRow(Base):
+    __tablename__ = "scaling_step"
+    __table_args__ = (UniqueConstraint("plan_id", "seq", name="uq_step_plan_seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("capacity_plan.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    execute_at: Mapped[datetime]
+    from_workers: Mapped[int] = mapped_column(Integer)
+    to_workers: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(20), default=StepStatus.PENDING)
+    applied_at: Mapped[datetime | None]
+    explanation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    plan: Mapped[CapacityPlanRow] = relationship(back_populates="steps")
+
+
+class SimulationResultRow(Base):
+    __tablename__ = "simulation_result"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("capacity_plan.id", ondelete="CASCADE"), unique=True
+    )
+    slo_achievement_rate: Mapped[float] = mapped_column(Float)
+    max_backlog: Mapped[float] = mapped_column(Float)
+    p95_latency: Mapped[float] = mapped_column(Float)
+    utilization_range: Mapped[dict[str, Any]]
+    replications: Mapped[int] = mapped_column(Integer)
+    engine: Mapped[str] = mapped_column(String(20))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    plan: Mapped[CapacityPlanRow] = relationship(back_populates="simulation")
+
+
+class QueueMetricsRow(Base):
+    __tablename__ = "queue_metrics"
+    __table_args__ = (
+        UniqueConstraint("queue_name", "recorded_at", name="uq_metrics_queue_time"),
+        Index("ix_metrics_queue_time", "queue_name", "recorded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    queue_name: Mapped[str] = mapped_column(String(200))
+    arrival_rate: Mapped[float | None] = mapped_column(Float)
+    service_rate: Mapped[float | None] = mapped_column(Float)
+    backlog: Mapped[float | None] = mapped_column(Float)
+    workers: Mapped[float | None] = mapped_column(Float)
+    recorded_at: Mapped[datetime]
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ForecastPointRow(Base):
+    __tablename__ = "forecast_point"
+    __table_args__ = (Index("ix_forecast_queue_time", "queue_name", "forecast_time"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("capacity_plan.id", ondelete="CASCADE"), index=True
+    )
+    queue_name: Mapped[str] = mapped_column(String(200))
+    forecast_time: Mapped[datetime]
+    predicted_rate: Mapped[float] = mapped_column(Float)
+    confidence_lower: Mapped[float] = mapped_column(Float)
+    confidence_upper: Mapped[float] = mapped_column(Float)
+    level: Mapped[float] = mapped_column(Float, default=0.8)
+    model: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DataQualityReportRow(Base):
+    __tablename__ = "data_quality_report"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    queue: Mapped[str] = mapped_column(String(200), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    report: Mapped[dict[str, Any]]
+
+
+class AuditEventRow(Base):
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("capacity_plan.id", ondelete="SET NULL"), index=True
+    )
+    queue: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

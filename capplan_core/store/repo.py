@@ -1,0 +1,354 @@
+"""The plan store: a small repository API over the SQLAlchemy models.
+
+Every write is one transaction; a failure leaves the store as it was. Status changes are
+guarded so that a plan is decided once (a second decision raises :class:`DecisionConflict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from capplan_core.policy import ScalingPolicy
+from capplan_core.store.models import (
+    AuditEventRow,
+    CapacityPlanRow,
+    DataQualityReportRow,
+    ForecastPointRow,
+    PlanStatus,
+    QueueMetricsRow,
+    ScalingPolicyRow,
+    ScalingStepRow,
+    SimulationResultRow,
+    StepStatus,
+    utcnow,
+)
+
+
+class StoreError(RuntimeError):
+    """A store operation was refused (unknown id, illegal transition)."""
+
+
+class DecisionConflict(StoreError):
+    """The plan was already decided (or is no longer awaiting a decision)."""
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    execute_at: datetime
+    from_workers: int
+    to_workers: int
+    reason: str
+    confidence: float | None = None
+    explanation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SimulationRecord:
+    slo_achievement_rate: float
+    max_backlog: float
+    p95_latency_s: float
+    utilization_range: tuple[float, float]
+    replications: int
+    engine: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    policy_name: str
+    queue: str
+    mode: str
+    current_workers: int | None
+    target_workers: int | None
+    confidence: float | None
+    slo_achievable: bool | None
+    as_of: datetime | None
+    expires_at: datetime | None = None
+    steps: Sequence[StepRecord] = ()
+    simulation: SimulationRecord | None = None
+    skipped_reason: str | None = None
+    flow_run_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# Which statuses a plan may move to from each status.
+_TRANSITIONS: dict[str, set[str]] = {
+    PlanStatus.PROPOSED: {
+        PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED,
+        PlanStatus.FAILED,
+    },
+    PlanStatus.APPROVED: {PlanStatus.APPLIED, PlanStatus.SUPERSEDED, PlanStatus.FAILED},
+    PlanStatus.APPLIED: {PlanStatus.SUPERSEDED},
+}
+
+
+class PlanStore:
+    """Repository over one database. Build with :func:`capplan_core.store.db.open_store`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._session()
+
+    # -- policies -------------------------------------------------------------------------
+    def upsert_policies(self, policies: Iterable[ScalingPolicy]) -> dict[str, int]:
+        """Insert or update policies by name; returns name -> id."""
+        ids: dict[str, int] = {}
+        with self._session.begin() as s:
+            for p in policies:
+                spec = p.model_dump(mode="json")
+                row = s.scalar(select(ScalingPolicyRow).where(ScalingPolicyRow.name == p.name))
+                if row is None:
+                    row = ScalingPolicyRow(name=p.name)
+                    s.add(row)
+                row.enabled = p.enabled
+                row.mode = p.mode.value
+                row.queue = p.queue
+                row.target = spec["target"]
+                row.slo_targets = spec["slo"]
+                row.scaling_constraints = spec["scaling"]
+                row.spec = spec
+                s.flush()
+                ids[p.name] = row.id
+        return ids
+
+    def get_policy(self, name: str) -> ScalingPolicy:
+        with self.session() as s:
+            row = s.scalar(select(ScalingPolicyRow).where(ScalingPolicyRow.name == name))
+            if row is None:
+                raise StoreError(f"no policy named {name!r}")
+            return ScalingPolicy.model_validate(row.spec)
+
+    # -- metrics and forecasts ------------------------------------------------------------
+    def record_metrics(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Write queue_metrics rows; a (queue_name, recorded_at) already present is skipped.
+
+        Returns how many rows were new. Re-running an interval writes nothing twice.
+        """
+        rows = list(rows)
+        if not rows:
+            return 0
+        written = 0
+        with self._session.begin() as s:
+            by_queue: dict[str, list[dict[str, Any]]] = {}
+            for r in rows:
+                by_queue.setdefault(r["queue_name"], []).append(r)
+            for queue, qrows in by_queue.items():
+                times = [r["recorded_at"] for r in qrows]
+                existing = set(
+                    s.scalars(
+                        select(QueueMetricsRow.recorded_at).where(
+                            QueueMetricsRow.queue_name == queue,
+                            QueueMetricsRow.recorded_at >= min(times),
+                            QueueMetricsRow.recorded_at <= max(times),
+                        )
+                    )
+                )
+                seen = set(existing)
+                for r in qrows:
+                    if r["recorded_at"] in seen:
+                        continue
+                    seen.add(r["recorded_at"])
+                    s.add(QueueMetricsRow(**r))
+                    written += 1
+        return written
+
+    def metrics(self, queue: str, since: datetime | None = None) -> list[QueueMetricsRow]:
+        with self.session() as s:
+            q = select(QueueMetricsRow).where(QueueMetricsRow.queue_name == queue)
+            if since is not None:
+                q = q.where(QueueMetricsRow.recorded_at >= since)
+            return list(s.scalars(q.order_by(QueueMetricsRow.recorded_at)))
+
+    def save_forecast(self, plan_id: int | None, points: Iterable[dict[str, Any]]) -> int:
+        with self._session.begin() as s:
+            objs = [ForecastPointRow(plan_id=plan_id, **p) for p in points]
+            s.add_all(objs)
+            return len(objs)
+
+    def forecast_points(self, plan_id: int) -> list[ForecastPointRow]:
+        with self.session() as s:
+            q = select(ForecastPointRow).where(ForecastPointRow.plan_id == plan_id)
+            return list(s.scalars(q.order_by(ForecastPointRow.forecast_time)))
+
+    def save_quality_report(self, queue: str, passed: bool, report: dict[str, Any]) -> int:
+        with self._session.begin() as s:
+            row = DataQualityReportRow(queue=queue, passed=passed, report=report)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    # -- plans ----------------------------------------------------------------------------
+    def create_plan(self, rec: PlanRecord) -> int:
+        """Store a plan with its steps and simulation result; returns the plan id."""
+        with self._session.begin() as s:
+            pol = s.scalar(select(ScalingPolicyRow).where(ScalingPolicyRow.name == rec.policy_name))
+            if pol is None:
+                raise StoreError(f"no policy named {rec.policy_name!r}; upsert policies first")
+            status = PlanStatus.SKIPPED if rec.skipped_reason else PlanStatus.PROPOSED
+            plan = CapacityPlanRow(
+                policy_id=pol.id, queue=rec.queue, mode=rec.mode,
+                current_workers=rec.current_workers, target_workers=rec.target_workers,
+                confidence=rec.confidence, slo_achievable=rec.slo_achievable, status=status,
+                as_of=rec.as_of, expires_at=rec.expires_at, flow_run_id=rec.flow_run_id,
+                skipped_reason=rec.skipped_reason, details=rec.details,
+            )
+            for i, st in enumerate(rec.steps):
+                plan.steps.append(
+                    ScalingStepRow(
+                        seq=i, execute_at=st.execute_at, from_workers=st.from_workers,
+                        to_workers=st.to_workers, reason=st.reason, confidence=st.confidence,
+                        explanation=st.explanation,
+                    )
+                )
+            if rec.simulation is not None:
+                sim = rec.simulation
+                plan.simulation = SimulationResultRow(
+                    slo_achievement_rate=sim.slo_achievement_rate, max_backlog=sim.max_backlog,
+                    p95_latency=sim.p95_latency_s,
+                    utilization_range={"min": sim.utilization_range[0],
+                                       "max": sim.utilization_range[1]},
+                    replications=sim.replications, engine=sim.engine, details=sim.details,
+                )
+            s.add(plan)
+            s.flush()
+            return plan.id
+
+    def get_plan(self, plan_id: int) -> CapacityPlanRow:
+        with self.session() as s:
+            plan = s.scalar(
+                select(CapacityPlanRow)
+                .where(CapacityPlanRow.id == plan_id)
+                .options(selectinload(CapacityPlanRow.steps),
+                         selectinload(CapacityPlanRow.simulation))
+            )
+            if plan is None:
+                raise StoreError(f"no plan with id {plan_id}")
+            return plan
+
+    def list_plans(
+        self, *, queue: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[CapacityPlanRow]:
+        with self.session() as s:
+            q = select(CapacityPlanRow).options(
+                selectinload(CapacityPlanRow.steps), selectinload(CapacityPlanRow.simulation)
+            )
+            if queue:
+                q = q.where(CapacityPlanRow.queue == queue)
+            if status:
+                q = q.where(CapacityPlanRow.status == status)
+            return list(s.scalars(q.order_by(CapacityPlanRow.id.desc()).limit(limit)))
+
+    def set_flow_run(self, plan_id: int, flow_run_id: str) -> None:
+        with self._session.begin() as s:
+            s.execute(
+                update(CapacityPlanRow)
+                .where(CapacityPlanRow.id == plan_id)
+                .values(flow_run_id=flow_run_id)
+            )
+
+    def transition(
+        self, plan_id: int, to: PlanStatus, *, actor: str, comment: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> CapacityPlanRow:
+        """Move a plan to a new status, audited. Approve/reject/expire are decisions, made once.
+
+        The check and the write happen in one transaction with a row lock (PostgreSQL), so two
+        approvers racing cannot both win.
+        """
+        with self._session.begin() as s:
+            plan = s.scalar(
+                select(CapacityPlanRow).where(CapacityPlanRow.id == plan_id).with_for_update()
+            )
+            if plan is None:
+                raise StoreError(f"no plan with id {plan_id}")
+            allowed = _TRANSITIONS.get(plan.status, set())
+            if to not in allowed:
+                who = f" by {plan.decided_by}" if plan.decided_by else ""
+                raise DecisionConflict(
+                    f"plan {plan_id} is already {plan.status}{who}; cannot mark it {to.value}"
+                )
+            plan.status = to
+            if to in (PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED):
+                plan.decided_by, plan.decided_at, plan.decision_comment = actor, utcnow(), comment
+            if to == PlanStatus.APPROVED:
+                # a newer approved plan supersedes the older live plans of the same queue
+                for old in s.scalars(
+                    select(CapacityPlanRow).where(
+                        CapacityPlanRow.queue == plan.queue,
+                        CapacityPlanRow.id != plan.id,
+                        CapacityPlanRow.status.in_([PlanStatus.APPROVED, PlanStatus.APPLIED]),
+                    )
+                ):
+                    old.status = PlanStatus.SUPERSEDED
+                    for st in old.steps:
+                        if st.status == StepStatus.PENDING:
+                            st.status = StepStatus.CANCELLED
+                    s.add(AuditEventRow(actor="capplan", action="superseded", plan_id=old.id,
+                                        queue=old.queue, details={"by_plan": plan.id}))
+            s.add(AuditEventRow(actor=actor, action=to.value, plan_id=plan.id, queue=plan.queue,
+                                details={"comment": comment, **(details or {})}))
+            s.flush()
+            return plan
+
+    def current_plan(self, queue: str) -> CapacityPlanRow | None:
+        """The live (approved or applied) plan of a queue, if any."""
+        with self.session() as s:
+            return s.scalar(
+                select(CapacityPlanRow)
+                .where(CapacityPlanRow.queue == queue,
+                       CapacityPlanRow.status.in_([PlanStatus.APPROVED, PlanStatus.APPLIED]))
+                .options(selectinload(CapacityPlanRow.steps))
+                .order_by(CapacityPlanRow.id.desc())
+            )
+
+    def mark_step(
+        self, step_id: int, status: StepStatus, *, actor: str, details: dict[str, Any]
+    ) -> bool:
+        """Record a step's outcome once; returns False if it was already final (never twice)."""
+        with self._session.begin() as s:
+            step = s.get(ScalingStepRow, step_id, with_for_update=True)
+            if step is None:
+                raise StoreError(f"no step with id {step_id}")
+            if step.status != StepStatus.PENDING:
+                return False
+            step.status = status
+            step.applied_at = utcnow()
+            plan = s.get(CapacityPlanRow, step.plan_id)
+            if plan is None:
+                raise StoreError(f"step {step_id} belongs to no plan")
+            s.add(AuditEventRow(actor=actor, action=f"step_{status.value}", plan_id=plan.id,
+                                queue=plan.queue, details={"step_id": step_id, **details}))
+            if plan.status == PlanStatus.APPROVED and all(
+                st.status != StepStatus.PENDING for st in plan.steps
+            ):
+                plan.status = PlanStatus.APPLIED
+            return True
+
+    # -- audit ----------------------------------------------------------------------------
+    def audit(
+        self, action: str, *, actor: str, plan_id: int | None = None, queue: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        with self._session.begin() as s:
+            s.add(AuditEventRow(actor=actor, action=action, plan_id=plan_id, queue=queue,
+                                details=details or {}))
+
+    def audit_events(
+        self, *, plan_id: int | None = None, action: str | None = None
+    ) -> list[AuditEventRow]:
+        with self.session() as s:
+            q = select(AuditEventRow)
+            if plan_id is not None:
+                q = q.where(AuditEventRow.plan_id == plan_id)
+            if action is not None:
+                q = q.where(AuditEventRow.action == action)
+            return list(s.scalars(q.order_by(AuditEventRow.id)))
