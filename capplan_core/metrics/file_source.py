@@ -72,3 +72,30 @@ def validate_metrics_frame(frame: pd.DataFrame, *, source: str = "<frame>") -> p
             )
         out[col] = num.astype(float)
     return out
+
+
+_CACHE: dict[tuple[str, float], pd.DataFrame] = {}
+
+
+def read_metrics_file_cached(path: str | Path) -> pd.DataFrame:
+    """``read_metrics_file`` memoised on (path, mtime): per-queue child runs share one parse."""
+    p = Path(path).resolve()
+    key = (str(p), p.stat().st_mtime if p.exists() else -1.0)
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = read_metrics_file(p)
+    return _CACHE[key]
+
+
+def data_end(path: str | Path) -> pd.Timestamp:
+    """For a file source, "now" is the end of its data: the newest timestamp in the file."""
+    frame = read_metrics_file_cached(path)
+    if frame["timestamp"].notna().sum() == 0:
+        raise MetricsFileError(f"metrics file {str(path)!r} has no timestamps")
+    return frame["timestamp"].max()
+
+
+def read_queue_rows(path: str | Path, queue: str) -> pd.DataFrame:
+    """The raw rows of one queue (possibly empty: the quality stage says so)."""
+    frame = read_metrics_file_cached(path)
+    return frame.loc[frame["queue"] == queue].reset_index(drop=True)

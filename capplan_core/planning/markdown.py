@@ -1,0 +1,52 @@
+"""Human-readable renderings of plans (Prefect pause descriptions, artifacts, CLI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    if not rows:
+        return "_(none)_"
+    cols = columns or list(rows[0].keys())
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def plan_markdown(summary: dict[str, Any], details: dict[str, Any] | None = None) -> str:
+    """The plan as a person decides on it: current → target, steps, confidence, cost, why."""
+    details = details or {}
+    sim = summary.get("simulation") or {}
+    lines = [
+        f"### Plan {summary.get('id')} for queue `{summary['queue']}` "
+        f"(policy `{summary.get('policy')}`, mode `{summary['mode']}`)",
+        "",
+        f"**Workers:** {summary['current_workers']} → {summary['target_workers']}  ",
+        f"**Confidence (simulated SLO attainment):** {_fmt(summary['confidence'])}  ",
+        f"**SLO achievable:** {summary['slo_achievable']}  ",
+    ]
+    if sim:
+        lo, hi = sim.get("utilization_range") or (None, None)
+        lines.append(
+            f"**Simulation:** p95 wait {_fmt(sim.get('p95_latency_s'))} s, max backlog "
+            f"{_fmt(sim.get('max_backlog'))}, utilisation {_fmt(lo)}–{_fmt(hi)} "
+            f"({sim.get('replications')} replications, {sim.get('engine')} engine)  "
+        )
+    cost = details.get("cost") or {}
+    if cost:
+        lines.append("**Cost:** " + ", ".join(f"{k} {_fmt(v)}" for k, v in cost.items()
+                                               if not isinstance(v, dict | list)) + "  ")
+    for r in details.get("reasons") or []:
+        lines.append(f"- {r}")
+    lines += ["", "#### Steps", table(summary.get("steps", []),
+                                      ["execute_at", "from_workers", "to_workers", "reason"])]
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""Turn a decision into store records, and stored plans into the JSON users read."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from capplan_core.forecast import ForecastResult
+from capplan_core.planning.decide import Decision, QueueState
+from capplan_core.policy import ScalingPolicy
+from capplan_core.store.models import CapacityPlanRow
+from capplan_core.store.repo import PlanRecord, SimulationRecord, StepRecord
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return [_jsonable(x) for x in v.tolist()]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+def plan_record(
+    policy: ScalingPolicy, decision: Decision, forecast: ForecastResult, state: QueueState,
+    *, as_of: datetime, quality: dict[str, Any], flow_run_id: str | None = None,
+) -> PlanRecord:
+    p, sim = decision.proposal, decision.simulation
+    expires = getattr(p, "expires_at", None) or as_of + timedelta(
+        seconds=policy.scaling.plan_expiry_seconds)
+    lo, hi = sim.utilization_range
+    return PlanRecord(
+        policy_name=policy.name, queue=policy.queue, mode=policy.mode.value,
+        current_workers=int(state.current_workers), target_workers=int(p.target_workers),
+        confidence=decision.confidence, slo_achievable=decision.slo_achievable, as_of=as_of,
+        expires_at=expires, flow_run_id=flow_run_id,
+        steps=[
+            StepRecord(execute_at=s.execute_at, from_workers=int(s.from_workers),
+                       to_workers=int(s.to_workers), reason=s.reason,
+                       confidence=decision.confidence, explanation=_jsonable(s.explanation))
+            for s in p.steps
+        ],
+        simulation=SimulationRecord(
+            slo_achievement_rate=float(sim.slo_achievement_rate),
+            max_backlog=float(sim.max_backlog), p95_latency_s=float(sim.p95_wait_s),
+            utilization_range=(float(lo), float(hi)), replications=int(sim.replications),
+            engine=str(sim.engine),
+            details=_jsonable({
+                "achievement_ci95": getattr(sim, "achievement_ci95", None),
+                "mean_wait_s": getattr(sim, "mean_wait_s", None),
+                "wait_probability": getattr(sim, "wait_probability", None),
+                "window_failure_rate": sim.window_failure_rate, "jobs": sim.jobs,
+            }),
+        ),
+        details=_jsonable({
+            "policy": policy.name, "reasons": decision.reasons, "auto_allowed": p.auto_allowed, "cost": p.cost,
+            "attempts": decision.history, "model": forecast.model,
+            "forecast_notes": forecast.notes, "recent_anomaly": forecast.recent_anomaly,
+            "selection": forecast.selection,
+            "state": {"current_backlog": state.current_backlog,
+                      "mean_service_s": state.mean_service_s, "service_scv": state.service_scv},
+            "schedule": [(t, w) for t, w in p.schedule],
+            "quality_warnings": [c["message"] for c in quality.get("checks", [])
+                                 if not c["success"] and c["severity"] == "warning"],
+        }),
+    )
+
+
+def skipped_record(
+    policy: ScalingPolicy, reason: str, *, as_of: datetime, quality: dict[str, Any] | None = None
+) -> PlanRecord:
+    return PlanRecord(
+        policy_name=policy.name, queue=policy.queue, mode=policy.mode.value,
+        current_workers=None, target_workers=None, confidence=None, slo_achievable=None,
+        as_of=as_of, skipped_reason=reason, details=_jsonable({"policy": policy.name, "quality": quality or {}}),
+    )
+
+
+def plan_summary(plan: CapacityPlanRow, policy_name: str | None = None) -> dict[str, Any]:
+    """The domain-named JSON of a stored plan (``plan --json``, ``plans show --json``)."""
+    out: dict[str, Any] = {
+        "id": plan.id, "queue": plan.queue, "policy": policy_name or plan.details.get("policy"),
+        "mode": plan.mode, "status": plan.status, "current_workers": plan.current_workers,
+        "target_workers": plan.target_workers, "confidence": plan.confidence,
+        "slo_achievable": plan.slo_achievable,
+        "created_at": plan.created_at.isoformat() if plan.created_at else None,
+        "as_of": plan.as_of.isoformat() if plan.as_of else None,
+        "expires_at": plan.expires_at.isoformat() if plan.expires_at else None,
+        "steps": [
+            {"execute_at": s.execute_at.isoformat(), "from_workers": s.from_workers,
+             "to_workers": s.to_workers, "reason": s.reason, "status": s.status}
+            for s in plan.steps
+        ],
+        "simulation": None,
+    }
+    if plan.simulation is not None:
+        sim = plan.simulation
+        out["simulation"] = {
+            "slo_achievement_rate": sim.slo_achievement_rate, "max_backlog": sim.max_backlog,
+            "p95_latency_s": sim.p95_latency,
+            "utilization_range": [sim.utilization_range["min"], sim.utilization_range["max"]],
+            "replications": sim.replications, "engine": sim.engine,
+        }
+    if plan.skipped_reason:
+        out["skipped_reason"] = plan.skipped_reason
+    if plan.decided_by:
+        out["decision"] = {"by": plan.decided_by, "comment": plan.decision_comment,
+                           "at": plan.decided_at.isoformat() if plan.decided_at else None}
+    return out

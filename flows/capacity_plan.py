@@ -1,0 +1,77 @@
+"""capacity-plan: collect → clean → forecast → plan → simulate → decide → approve → execute.
+
+The parent run fans out one child run (``plan-queue``) per policy, concurrently, so a pause
+waiting for one queue's approval never holds up another queue's plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from pydantic import Field
+
+from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
+from capplan_core.wiring import DEMO_METRICS, DEMO_POLICIES
+from flows.plan_queue import plan_queue
+from tasks.stages import as_utc, file_data_end, load_policies_task
+
+ApprovalMode = Literal["policy", "none"]
+
+
+def _run_name() -> str:
+    params = flow_run.parameters
+    names = params.get("policies")
+    if not names:
+        try:
+            names = [p.name for p in load_policies(params.get("policy_path", DEMO_POLICIES))]
+        except PolicyError:
+            names = ["invalid-policy-file"]
+    return "plan " + ",".join(names)
+
+
+def select_policies(policies: list[ScalingPolicy], names: list[str] | None) -> list[ScalingPolicy]:
+    """Enabled policies, or the named subset (an unknown name is an error naming it)."""
+    if names:
+        known = {p.name: p for p in policies}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"parameter 'policies': unknown policy name(s) {unknown}; "
+                             f"known: {sorted(known)}")
+        return [known[n] for n in names]
+    return [p for p in policies if p.enabled]
+
+
+@flow(name="capacity-plan", flow_run_name=_run_name, log_prints=True)
+async def capacity_plan(
+    metrics_path: Annotated[str, Field(description="metrics file (CSV/Parquet)")] = str(
+        DEMO_METRICS),
+    policy_path: Annotated[str, Field(description="policy YAML file")] = str(DEMO_POLICIES),
+    policies: Annotated[list[str] | None, Field(description="subset of policy names")] = None,
+    as_of: Annotated[datetime | None, Field(description="plan as of (default: data end)")] = None,
+    approval: Annotated[ApprovalMode, Field(
+        description="'policy': follow each policy's mode; 'none': plan only")] = "policy",
+    approval_poll_s: Annotated[int, Field(ge=1, le=300)] = 10,
+) -> list[dict[str, Any]]:
+    logger = get_run_logger()
+    all_policies = load_policies_task(policy_path)
+    selected = select_policies(all_policies, policies)
+    now = as_utc(as_of) if as_of is not None else as_utc(file_data_end(metrics_path))
+    logger.info("planning %d queue(s) as of %s", len(selected), now.isoformat())
+    outcomes = await asyncio.gather(
+        *(plan_queue(policy=p, metrics_path=metrics_path, as_of=now, approval=approval,
+                     approval_poll_s=approval_poll_s) for p in selected),
+        return_exceptions=True,
+    )
+    results: list[dict[str, Any]] = []
+    for p, out in zip(selected, outcomes, strict=True):
+        if isinstance(out, BaseException):
+            logger.error("queue %s failed: %s", p.queue, out)
+            results.append({"queue": p.queue, "policy": p.name, "mode": p.mode.value,
+                            "status": "failed", "error": f"{type(out).__name__}: {out}"})
+        else:
+            results.append(out)
+    return results
