@@ -1,0 +1,77 @@
+"""Resume a paused plan run with an approval form, through the Prefect API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from capplan_core.store.models import CapacityPlanRow, PlanStatus
+from capplan_core.store.repo import PlanStore
+
+
+class ApprovalError(RuntimeError):
+    """The plan cannot take this decision (already decided, not paused, unknown)."""
+
+
+def resume_with_decision(
+    store: PlanStore, plan_id: int, *, decision: str, approver: str, comment: str = "",
+    max_workers: int | None = None, apply_hours: float | None = None,
+) -> str:
+    """Send the decision to the paused run of ``plan_id``; returns its flow run id."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    plan = store.get_plan(plan_id)
+    if plan.status != PlanStatus.PROPOSED:
+        who = f" by {plan.decided_by}" if plan.decided_by else ""
+        raise ApprovalError(f"plan {plan_id} is already {plan.status}{who}: "
+                            "a plan takes one decision")
+    if not plan.flow_run_id:
+        raise ApprovalError(f"plan {plan_id} ({plan.mode}) is not waiting for approval")
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(plan.flow_run_id))
+    if run.state is None or not run.state.is_paused():
+        state = run.state.name if run.state else "unknown"
+        raise ApprovalError(f"plan {plan_id}: its flow run {plan.flow_run_id} is {state}, "
+                            "not paused for approval")
+    form: dict[str, Any] = {"decision": decision, "approver": approver, "comment": comment}
+    if max_workers is not None:
+        form["max_workers"] = max_workers
+    if apply_hours is not None:
+        form["apply_hours"] = apply_hours
+    resume_flow_run(UUID(plan.flow_run_id), run_input=form)
+    return plan.flow_run_id
+
+
+def wait_for_paused_plan(
+    store: PlanStore, queue: str, *, since: datetime, timeout_s: float = 300,
+    stop: Callable[[], bool] = lambda: False,
+) -> CapacityPlanRow | None:
+    """Wait until the plan of ``queue`` created after ``since`` is paused awaiting approval.
+
+    Returns None when that plan ended another way (skipped, auto-approved, advisory) or when
+    ``stop()`` says the run is over.
+    """
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        plans = [p for p in store.list_plans(queue=queue, limit=5) if p.created_at >= since]
+        for plan in plans:
+            if plan.status != PlanStatus.PROPOSED:
+                return None
+            if plan.flow_run_id:
+                with get_client(sync_client=True) as client:
+                    run = client.read_flow_run(UUID(plan.flow_run_id))
+                if run.state is not None and run.state.is_paused():
+                    return plan
+        if stop():
+            return None
+        time.sleep(0.5)
+    raise TimeoutError(f"no paused plan for queue {queue!r} within {timeout_s:.0f} s")

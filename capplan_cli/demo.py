@@ -1,0 +1,73 @@
+"""``capplan demo``: a full planning cycle on the bundled data, finishing on its own."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+
+from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
+from capplan_cli.output import console, plans_table, print_json
+from capplan_cli.runner import check_inputs, public, run_capacity_plan
+from capplan_core.policy import Mode, load_policies
+from capplan_core.wiring import DEMO_METRICS, DEMO_POLICIES, get_store
+
+DEMO_APPROVER = "demo-user"
+
+
+def _ui_hint() -> str:
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    if PREFECT_API_URL.value():
+        return f"Prefect UI: {PREFECT_UI_URL.value()}/runs (flow 'capacity-plan')"
+    return ("This demo ran on a temporary Prefect server that stops with it. To browse the runs, "
+            "artifacts and the approval form in the Prefect UI: `prefect server start`, then "
+            "`PREFECT_API_URL=http://127.0.0.1:4200/api capplan demo` and open "
+            "http://127.0.0.1:4200/runs")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(as_json: bool = typer.Option(False, "--json")) -> None:
+        """Plan the bundled demo queues: pause for the manual queue, approve it as a demo user."""
+        check_inputs(DEMO_METRICS, DEMO_POLICIES, None)
+        manual = [p for p in load_policies(DEMO_POLICIES) if p.mode == Mode.MANUAL]
+        started = datetime.now(UTC)
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["results"] = run_capacity_plan(DEMO_METRICS, DEMO_POLICIES, names=None,
+                                                   as_of=None, approval="policy",
+                                                   approval_poll_s=2)
+            except BaseException as err:  # noqa: BLE001 - reported below
+                box["error"] = err
+
+        console.print("[bold]capplan demo[/]: collect → clean → forecast → plan → simulate → "
+                      "approve → execute, on data/demo (dry-run scaler, embedded store)")
+        worker = threading.Thread(target=run, name="capacity-plan", daemon=True)
+        worker.start()
+        store = get_store()
+        for policy in manual:
+            plan = wait_for_paused_plan(store, policy.queue, since=started, timeout_s=900,
+                                        stop=lambda: not worker.is_alive())
+            if plan is None:
+                continue  # skipped (e.g. by data quality) or already decided
+            console.print(f"\n[yellow]⏸ plan {plan.id} for '{policy.queue}' is paused for "
+                          f"approval[/] ({plan.current_workers} → {plan.target_workers} workers, "
+                          f"confidence {plan.confidence:.2f}); flow run {plan.flow_run_id}")
+            resume_with_decision(store, plan.id, decision="approve", approver=DEMO_APPROVER,
+                                 comment="approved by `capplan demo`")
+            console.print(f"[green]✔ approved as '{DEMO_APPROVER}'[/] through the Prefect API "
+                          "(what a person does with the form in the Prefect UI)")
+        worker.join()
+        if "error" in box:
+            raise box["error"]
+        results = [public(r) for r in box["results"]]
+        if as_json:
+            print_json(results)
+        else:
+            console.print(plans_table(results, "capplan demo — plans"))
+            console.print("Details: `capplan plans show ID`. " + _ui_hint())

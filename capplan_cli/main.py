@@ -1,0 +1,30 @@
+"""The ``capplan`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from capplan_cli import demo, plans, plan_cmd
+
+app = typer.Typer(
+    name="capplan",
+    help="Predictive capacity planner for queue worker pools (Prefect-orchestrated).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+demo.register(app)
+plan_cmd.register(app)
+plans.register(app)
+
+for _optional in ("size", "simulate", "forecast", "collect"):
+    # each command module registers itself; imported lazily so a broken optional module
+    # cannot hide the core commands
+    try:
+        __import__(f"capplan_cli.{_optional}", fromlist=["register"]).register(app)
+    except ModuleNotFoundError as err:
+        if err.name != f"capplan_cli.{_optional}":
+            raise
+
+if __name__ == "__main__":
+    app()

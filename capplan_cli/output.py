@@ -1,0 +1,43 @@
+"""Shared CLI output helpers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def plans_table(results: list[dict[str, Any]], title: str = "Plans") -> Table:
+    t = Table(title=title)
+    for col in ("id", "queue", "mode", "status", "workers", "confidence", "slo", "steps", "note"):
+        t.add_column(col)
+    for r in results:
+        sim = r.get("simulation") or {}
+        conf = r.get("confidence")
+        t.add_row(
+            str(r.get("id", "")), str(r.get("queue")), str(r.get("mode")), str(r.get("status")),
+            "" if r.get("target_workers") is None
+            else f"{r.get('current_workers')} → {r.get('target_workers')}",
+            "" if conf is None else f"{conf:.2f}",
+            "" if r.get("slo_achievable") is None else ("ok" if r["slo_achievable"] else "NOT met")
+            + (f", p95 wait {sim['p95_latency_s']:.1f}s" if sim.get("p95_latency_s") is not None
+               else ""),
+            str(len(r.get("steps") or [])),
+            r.get("skipped_reason") or r.get("error") or r.get("note") or "",
+        )
+    return t

@@ -1,0 +1,96 @@
+"""``capplan plans``: list, show, approve and reject stored plans."""
+
+from __future__ import annotations
+
+import typer
+
+from capplan_cli.approvals import ApprovalError, resume_with_decision
+from capplan_cli.output import console, fail, plans_table, print_json
+from capplan_core.planning.markdown import table
+from capplan_core.planning.records import plan_summary
+from capplan_core.store.repo import StoreError
+from capplan_core.wiring import get_store
+
+plans_app = typer.Typer(help="Stored capacity plans.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(plans_app, name="plans")
+
+
+@plans_app.command("list")
+def list_plans(
+    queue: str | None = typer.Option(None, "--queue"),
+    status: str | None = typer.Option(None, "--status"),
+    limit: int = typer.Option(20, "--limit", min=1, max=1000),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The newest plans, newest first."""
+    rows = [plan_summary(p, p.details.get("policy"))
+            for p in get_store().list_plans(queue=queue, status=status, limit=limit)]
+    if as_json:
+        print_json(rows)
+    else:
+        console.print(plans_table(rows, "capplan plans"))
+
+
+@plans_app.command("show")
+def show(plan_id: int = typer.Argument(..., help="plan id"),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """One plan with its steps, simulation and the explanation of each step."""
+    store = get_store()
+    try:
+        plan = store.get_plan(plan_id)
+    except StoreError as err:
+        fail(str(err))
+    summary = plan_summary(plan, plan.details.get("policy"))
+    summary["explanation"] = [{"execute_at": s.execute_at.isoformat(), **s.explanation}
+                              for s in plan.steps]
+    summary["audit"] = [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action,
+                         "details": e.details} for e in store.audit_events(plan_id=plan_id)]
+    if as_json:
+        print_json(summary)
+        return
+    console.print(plans_table([summary], f"plan {plan_id}"))
+    from capplan_core.planning.markdown import plan_markdown
+
+    console.print(plan_markdown(summary, plan.details))
+    if summary["explanation"]:
+        console.print("\nExplanation per step:\n" + table(
+            [{k: v for k, v in r.items() if not isinstance(v, dict | list)}
+             for r in summary["explanation"]]))
+    console.print("\nAudit:\n" + table([{k: v for k, v in a.items() if k != "details"}
+                                        for a in summary["audit"]]))
+
+
+def _decide(plan_id: int, decision: str, approver: str, comment: str,
+            max_workers: int | None, apply_hours: float | None) -> None:
+    try:
+        run_id = resume_with_decision(get_store(), plan_id, decision=decision, approver=approver,
+                                      comment=comment, max_workers=max_workers,
+                                      apply_hours=apply_hours)
+    except (ApprovalError, StoreError) as err:
+        fail(str(err), code=1)
+    console.print(f"plan {plan_id}: sent '{decision}' by {approver} to flow run {run_id}")
+
+
+@plans_app.command("approve")
+def approve(
+    plan_id: int = typer.Argument(...),
+    approver: str = typer.Option(..., "--by", help="your name (audited)"),
+    comment: str = typer.Option("", "--comment"),
+    max_workers: int | None = typer.Option(None, "--max-workers", min=0),
+    apply_hours: float | None = typer.Option(None, "--apply-hours", min=0.01),
+) -> None:
+    """Approve a plan paused for approval (resumes its flow run with the form's input)."""
+    _decide(plan_id, "approve", approver, comment, max_workers, apply_hours)
+
+
+@plans_app.command("reject")
+def reject(
+    plan_id: int = typer.Argument(...),
+    approver: str = typer.Option(..., "--by", help="your name (audited)"),
+    comment: str = typer.Option("", "--comment"),
+) -> None:
+    """Reject a plan paused for approval: nothing is applied."""
+    _decide(plan_id, "reject", approver, comment, None, None)

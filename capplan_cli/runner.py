@@ -1,0 +1,50 @@
+"""Run the capacity-plan flow from the CLI, with input checked before anything is written."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from capplan_core.metrics.file_source import read_metrics_file_cached
+from capplan_core.metrics.schema import MetricsFileError
+from capplan_core.policy import PolicyError, load_policies
+from capplan_cli.output import fail
+
+PUBLIC_KEYS = ("id", "queue", "policy", "mode", "status", "current_workers", "target_workers",
+               "confidence", "slo_achievable", "steps", "simulation", "skipped_reason",
+               "decision", "note", "error", "expires_at", "as_of")
+
+
+def check_inputs(metrics: Path, policy: Path, names: list[str] | None) -> None:
+    """Validate the policy and metrics files (exit 2 with the field named) before any run."""
+    try:
+        policies = load_policies(policy)
+    except PolicyError as err:
+        fail(str(err))
+    if names:
+        unknown = sorted(set(names) - {p.name for p in policies})
+        if unknown:
+            fail(f"--policies: unknown policy name(s) {unknown}; "
+                 f"known: {sorted(p.name for p in policies)}")
+    try:
+        read_metrics_file_cached(metrics)
+    except MetricsFileError as err:
+        fail(str(err))
+
+
+def public(result: dict[str, Any]) -> dict[str, Any]:
+    out = {k: result[k] for k in PUBLIC_KEYS if k in result}
+    return out
+
+
+def run_capacity_plan(
+    metrics: Path, policy: Path, *, names: list[str] | None, as_of: datetime | None,
+    approval: str, approval_poll_s: int = 10,
+) -> list[dict[str, Any]]:
+    from flows.capacity_plan import capacity_plan
+
+    return asyncio.run(capacity_plan(
+        metrics_path=str(metrics), policy_path=str(policy), policies=names, as_of=as_of,
+        approval=approval, approval_poll_s=approval_poll_s))

@@ -1,0 +1,96 @@
+"""Shared fixtures: real PostgreSQL, Redis and Prefect server. A missing service fails."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+PG_ADMIN_URL = os.environ.get("CAPPLAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("CAPPLAN_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _reachable(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(2)
+        return s.connect_ex((host, port)) == 0
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    if not _reachable(host, port):
+        pytest.fail(f"{name} is not reachable at {host}:{port}; start it (bin/services)",
+                    pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    from sqlalchemy import create_engine, text
+
+    name = f"capplan_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    from capplan_core.store.db import open_store
+
+    open_store.cache_clear()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'capplan.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'capplan.db'}"
+    base = request.getfixturevalue("pg_url")
+    # each test gets its own schema-free database state: truncate everything
+    from sqlalchemy import create_engine, text
+
+    from capplan_core.store.db import migrate
+    from capplan_core.store.models import Base
+
+    migrate(base)
+    eng = create_engine(base)
+    with eng.begin() as c:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        c.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    eng.dispose()
+    return base
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A real Prefect API server (Prefect's own test harness), for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def capplan_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point capplan's settings at a fresh SQLite store; returns its URL."""
+    from capplan_core.settings import get_settings
+
+    url = f"sqlite:///{tmp_path / 'capplan.db'}"
+    monkeypatch.setenv("CAPPLAN_DATABASE_URL", url)
+    monkeypatch.setenv("CAPPLAN_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
