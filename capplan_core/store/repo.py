@@ -279,6 +279,10 @@ class PlanStore:
             plan.status = to
             if to in (PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED):
                 plan.decided_by, plan.decided_at, plan.decision_comment = actor, utcnow(), comment
+            if to in (PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED):
+                for st in plan.steps:
+                    if st.status == StepStatus.PENDING:
+                        st.status = StepStatus.CANCELLED
             if to == PlanStatus.APPROVED:
                 # a newer approved plan supersedes the older live plans of the same queue
                 for old in s.scalars(
