@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from capplan_cli import demo, plans, plan_cmd
+from capplan_cli import demo, plan_cmd, plans
 
 app = typer.Typer(
     name="capplan",

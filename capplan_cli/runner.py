@@ -7,10 +7,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from capplan_cli.output import fail
 from capplan_core.metrics.file_source import read_metrics_file_cached
 from capplan_core.metrics.schema import MetricsFileError
 from capplan_core.policy import PolicyError, load_policies
-from capplan_cli.output import fail
 
 PUBLIC_KEYS = ("id", "queue", "policy", "mode", "status", "current_workers", "target_workers",
                "confidence", "slo_achievable", "steps", "simulation", "skipped_reason",

@@ -55,6 +55,5 @@ async def plan_queue(
     decided = await approve(policy, plan_id, decision, summary,
                             flow_run_id=str(flow_run.id), poll_interval_s=approval_poll_s)
     if decided.approved:
-        execute_plan(plan_id, limit_max_workers=decided.max_workers,
-                     apply_hours=decided.apply_hours)
+        execute_plan(plan_id, apply_hours=decided.apply_hours)
     return summarize(plan_id)

@@ -1,55 +1,85 @@
-"""Execute stage: apply the first step now, schedule the later ones as apply-step runs."""
+"""Execute stage: apply the first step now, schedule later steps as apply-step runs."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import get_run_logger
 
-from capplan_core.execution.executor import apply_first_step
-from capplan_core.wiring import build_scaler, get_store
+from capplan_core.execution.executor import StepResult, apply_step, cancel_outside_window
+from capplan_core.store.models import ScalingStepRow, StepStatus
+from capplan_core.wiring import build_scaler, get_store, is_dry_run
 from tasks.common import capplan_io_task
 
 APPLY_STEP_DEPLOYMENT = "apply-step/apply-step"
+READY_TIMEOUT_S = 300.0
 
 
-def schedule_step(plan_id: int, step_id: int, execute_at: datetime) -> str | None:
-    """Create a scheduled run of the apply-step deployment; None if it is not deployed."""
+def schedule_apply_step(plan_id: int, step_id: int, at: datetime) -> str | None:
+    """A scheduled run of the apply-step deployment; None when it is not deployed here."""
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
     try:
-        run = run_deployment(APPLY_STEP_DEPLOYMENT, parameters={"plan_id": plan_id,
-                                                                "step_id": step_id},
-                             scheduled_time=execute_at, timeout=0,
+        run = run_deployment(APPLY_STEP_DEPLOYMENT,
+                             parameters={"plan_id": plan_id, "step_id": step_id},
+                             scheduled_time=at, timeout=0,
                              flow_run_name=f"apply-plan-{plan_id}-step-{step_id}")
     except ObjectNotFound:
         return None
     return str(run.id)
 
 
-@capplan_io_task(name="execute", task_run_name="execute-plan-{plan_id}")
-def execute_plan(
-    plan_id: int, limit_max_workers: int | None = None, apply_hours: float | None = None,
-    actor: str = "capplan",
-) -> dict[str, Any]:
-    logger = get_run_logger()
+def _dry_run_live(steps: list[ScalingStepRow], step_id: int, current: int) -> int:
+    """Under dry run, the world did what the plan said: live = the previous step's target."""
+    prev = current
+    for st in steps:
+        if st.id == step_id:
+            return prev
+        if st.status in (StepStatus.APPLIED, StepStatus.NOOP):
+            prev = st.to_workers
+    return prev
+
+
+@capplan_io_task(name="apply-step", task_run_name="apply-plan-{plan_id}-step-{step_id}",
+                 retries=2)
+def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan") -> StepResult:
     store = get_store()
     plan = store.get_plan(plan_id)
     policy = store.get_policy(plan.details["policy"])
-    scaler = build_scaler(store, plan.queue, fallback_replicas=plan.current_workers or 0)
-    report = apply_first_step(store, scaler, policy, plan_id, actor=actor,
-                              max_workers=limit_max_workers, apply_hours=apply_hours)
-    for applied in report.applied:
-        logger.info("plan %s: %s -> %s workers (%s)", plan_id, applied["live_before"],
-                    applied["to_workers"], applied["scaler"])
-    for st in report.scheduled:
-        run_id = schedule_step(plan_id, st["step_id"], datetime.fromisoformat(st["execute_at"]))
-        st["flow_run_id"] = run_id
+    limits = store.approval_limits(plan_id)
+    dry = is_dry_run()
+    scaler = build_scaler(dry_run_replicas=_dry_run_live(list(plan.steps), step_id,
+                                                         plan.current_workers or 0))
+    return apply_step(store, scaler, policy, plan_id, step_id, now=datetime.now(UTC),
+                      actor=actor, max_workers=limits.get("max_workers"),
+                      wait_ready_s=0.0 if dry else READY_TIMEOUT_S, cooldown_scope_plan=dry)
+
+
+@capplan_io_task(name="execute", task_run_name="execute-plan-{plan_id}", retries=0)
+def execute_plan(plan_id: int, apply_hours: float | None = None,
+                 actor: str = "capplan") -> dict[str, Any]:
+    """First step now; each later step becomes a scheduled apply-step run at its time."""
+    logger = get_run_logger()
+    store = get_store()
+    run = cancel_outside_window(store, plan_id, apply_hours=apply_hours, actor=actor)
+    plan = store.get_plan(plan_id)
+    if not run:
+        return {"plan_id": plan_id, "applied": [], "scheduled": []}
+    first, later = run[0], run[1:]
+    result = apply_one_step(plan_id, first.id, actor)
+    logger.info("plan %s step %s: %s (%s)", plan_id, first.id, result.outcome, result.reason)
+    scheduled = []
+    for st in later:
+        at = max(st.execute_at, datetime.now(UTC) + timedelta(seconds=5))
+        run_id = schedule_apply_step(plan_id, st.id, at)
+        note = ("apply-step deployment" if run_id else
+                "not scheduled: no apply-step deployment on this Prefect server "
+                "(deploy prefect.yaml, or run `capplan plans apply-due`)")
         store.audit("step_scheduled", actor=actor, plan_id=plan_id, queue=plan.queue,
-                    details={**st, "scheduler": "apply-step deployment" if run_id else
-                             "not scheduled: no apply-step deployment on this Prefect server "
-                             "(run `capplan apply-due` or deploy prefect.yaml)"})
-    return {"plan_id": plan_id, "applied": report.applied, "scheduled": report.scheduled,
-            "skipped": report.skipped}
+                    details={"step_id": st.id, "execute_at": st.execute_at.isoformat(),
+                             "to_workers": st.to_workers, "flow_run_id": run_id,
+                             "scheduler": note})
+        scheduled.append({"step_id": st.id, "flow_run_id": run_id})
+    return {"plan_id": plan_id, "applied": [result.__dict__], "scheduled": scheduled}

@@ -1,93 +1,131 @@
-"""Apply an approved plan's steps through a Scaler, once each, re-checking before acting."""
+"""Apply an approved plan's steps through a Scaler: once each, re-checking before acting.
+
+``apply_step`` is the one place a step turns into a cluster write. Before it writes it checks
+that the plan is still the queue's current approved plan (a newer plan supersedes it), reads
+the live replica count, and runs the pure guard (:func:`capplan_core.execution.guard.check_step`:
+already applied, min/max, drift, max step, cooldown). Every outcome is stored on the step and
+audited; a step never runs twice.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from capplan_core.execution.guard import GuardAction, check_step
+from capplan_core.execution.scaler import Scaler, ScalerError
 from capplan_core.policy import ScalingPolicy
 from capplan_core.store.models import PlanStatus, ScalingStepRow, StepStatus
 from capplan_core.store.repo import PlanStore
 
 
+@dataclass(frozen=True)
+class _CappedStep:
+    to_workers: int
+
+
 @dataclass
-class ExecutionReport:
-    plan_id: int
-    applied: list[dict[str, Any]] = field(default_factory=list)
-    scheduled: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
+class StepResult:
+    step_id: int
+    outcome: str  # applied | noop | refused | deferred | cancelled | already-<status>
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    retry_after_s: float | None = None
 
 
-def _cap(step: ScalingStepRow, max_workers: int | None) -> int:
-    return step.to_workers if max_workers is None else min(step.to_workers, max_workers)
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}
 
 
-def steps_to_run(
+def apply_step(
+    store: PlanStore, scaler: Scaler, policy: ScalingPolicy, plan_id: int, step_id: int, *,
+    now: datetime, actor: str, max_workers: int | None = None, wait_ready_s: float = 0.0,
+    cooldown_scope_plan: bool = False,
+) -> StepResult:
+    """Apply one step of an approved plan, or record why not.
+
+    Raises:
+        ScalerError: the cluster could not be read or written; nothing changed, and the audit
+            says so (``scale_failed``). The step stays pending so a later run may retry it.
+    """
+    plan = store.get_plan(plan_id)
+    step = next((s for s in plan.steps if s.id == step_id), None)
+    if step is None:
+        raise ValueError(f"plan {plan_id} has no step {step_id}")
+    if step.status != StepStatus.PENDING:
+        return StepResult(step_id, f"already-{step.status}", "a step never runs twice")
+    current = store.current_plan(plan.queue)
+    if plan.status not in (PlanStatus.APPROVED, PlanStatus.APPLIED) or current is None \
+            or current.id != plan.id:
+        why = (f"plan {plan_id} is {plan.status}" if plan.status != PlanStatus.APPROVED
+               else f"plan {plan_id} is no longer current for {plan.queue}")
+        store.mark_step(step_id, StepStatus.CANCELLED, actor=actor, details={"reason": why})
+        return StepResult(step_id, "cancelled", why)
+
+    to = step.to_workers if max_workers is None else min(step.to_workers, max_workers)
+    target = policy.target
+    base = {"from_workers": step.from_workers, "to_workers": to,
+            "execute_at": step.execute_at.isoformat(), "scaler": type(scaler).__name__,
+            "target": target.model_dump()}
+    try:
+        live = scaler.get_replicas(target)
+    except ScalerError as err:
+        store.audit("scale_failed", actor=actor, plan_id=plan_id, queue=plan.queue,
+                    details={**base, "error": str(err), "kind": err.kind})
+        raise
+    last_at = store.last_scale_at(plan.queue, plan_id=plan_id if cooldown_scope_plan else None)
+    verdict = check_step(_CappedStep(to), live, step.from_workers, last_at, now, policy,
+                         max_workers=max_workers)
+    details = {**base, "live_before": live, "guard": verdict.action.value,
+               "reason": verdict.reason}
+    if verdict.action == GuardAction.NOOP_ALREADY_APPLIED:
+        store.mark_step(step_id, StepStatus.NOOP, actor=actor, details=details)
+        return StepResult(step_id, "noop", verdict.reason, details)
+    if verdict.action == GuardAction.REFUSE_COOLDOWN:
+        store.audit("guard_deferred", actor=actor, plan_id=plan_id, queue=plan.queue,
+                    details=details)
+        return StepResult(step_id, "deferred", verdict.reason, details, verdict.retry_after_s)
+    if verdict.refused:
+        store.mark_step(step_id, StepStatus.REFUSED, actor=actor, details=details)
+        action = "drift" if verdict.action == GuardAction.REFUSE_DRIFT else "guard_refused"
+        store.audit(action, actor=actor, plan_id=plan_id, queue=plan.queue, details=details)
+        return StepResult(step_id, "refused", verdict.reason, details)
+    try:
+        outcome = scaler.set_replicas(target, to)
+    except ScalerError as err:
+        store.audit("scale_failed", actor=actor, plan_id=plan_id, queue=plan.queue,
+                    details={**details, "error": str(err), "kind": err.kind})
+        raise
+    details["outcome"] = _jsonable(asdict(outcome))
+    if wait_ready_s > 0:
+        ready = scaler.wait_ready(target, to, wait_ready_s)
+        details["ready"] = asdict(ready)
+    store.mark_step(step_id, StepStatus.APPLIED, actor=actor, details=details)
+    store.audit("scale", actor=actor, plan_id=plan_id, queue=plan.queue, details=details)
+    return StepResult(step_id, "applied", verdict.reason, details)
+
+
+def steps_in_window(
     steps: list[ScalingStepRow], *, plan_start: datetime, apply_hours: float | None
 ) -> tuple[list[ScalingStepRow], list[ScalingStepRow]]:
-    """Pending steps inside the approved window, and the ones cut off by ``apply_hours``."""
+    """Pending steps inside the approved window, and those cut off by ``apply_hours``."""
     pending = [s for s in steps if s.status == StepStatus.PENDING]
     if apply_hours is None:
         return pending, []
     cutoff = plan_start + timedelta(hours=apply_hours)
-    return [s for s in pending if s.execute_at < cutoff], [s for s in pending if
-                                                           s.execute_at >= cutoff]
+    return ([s for s in pending if s.execute_at < cutoff],
+            [s for s in pending if s.execute_at >= cutoff])
 
 
-def apply_first_step(
-    store: PlanStore, scaler: Any, policy: ScalingPolicy, plan_id: int, *, actor: str,
-    max_workers: int | None = None, apply_hours: float | None = None,
-) -> ExecutionReport:
-    """Apply the first pending step now; return the later steps for scheduling.
-
-    Idempotent: a step already applied is never applied again, and a step whose target equals
-    the live replica count is recorded as a no-op without a write to the cluster.
-    """
+def cancel_outside_window(
+    store: PlanStore, plan_id: int, *, apply_hours: float | None, actor: str
+) -> list[ScalingStepRow]:
+    """Cancel steps beyond an approver's "first N hours"; return the steps still to run."""
     plan = store.get_plan(plan_id)
-    report = ExecutionReport(plan_id)
-    if plan.status != PlanStatus.APPROVED:
-        report.skipped.append({"reason": f"plan is {plan.status}, not approved"})
-        return report
-    if not plan.steps:
-        return report
-    plan_start = plan.as_of or plan.created_at
-    run, cut = steps_to_run(list(plan.steps), plan_start=plan_start, apply_hours=apply_hours)
+    run, cut = steps_in_window(list(plan.steps), plan_start=plan.as_of or plan.created_at,
+                               apply_hours=apply_hours)
     for st in cut:
         store.mark_step(st.id, StepStatus.CANCELLED, actor=actor,
                         details={"reason": f"outside the approved first {apply_hours} h"})
-        report.skipped.append({"step_id": st.id, "reason": "outside approved window"})
-    first = plan.steps[0]
-    later = [st for st in run if st.id != first.id]
-    for st in later:
-        report.scheduled.append({"step_id": st.id, "execute_at": st.execute_at.isoformat(),
-                                 "to_workers": _cap(st, max_workers)})
-    if first.status != StepStatus.PENDING or first not in run:
-        # already applied by an earlier attempt (a retry must not apply a later step early)
-        return report
-    target = policy.target
-    live = scaler.get_replicas(target)
-    to = _cap(first, max_workers)
-    details = {"from_workers": first.from_workers, "to_workers": to, "live_before": live,
-               "execute_at": first.execute_at.isoformat(), "scaler": type(scaler).__name__,
-               "target": target.model_dump()}
-    if live == to:
-        store.mark_step(first.id, StepStatus.NOOP, actor=actor, details=details)
-    else:
-        outcome = scaler.set_replicas(target, to)
-        details["outcome"] = _outcome_dict(outcome)
-        store.mark_step(first.id, StepStatus.APPLIED, actor=actor, details=details)
-        store.audit("scale", actor=actor, plan_id=plan_id, queue=plan.queue, details=details)
-    report.applied.append({"step_id": first.id, **details})
-    return report
-
-
-def _outcome_dict(outcome: Any) -> dict[str, Any]:
-    if outcome is None:
-        return {}
-    if hasattr(outcome, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return {k: (v.isoformat() if isinstance(v, datetime) else v)
-                for k, v in asdict(outcome).items()}
-    return {"value": str(outcome)}
+    return run

@@ -33,7 +33,8 @@ def read_metrics_file(path: str | Path) -> pd.DataFrame:
             frame = pd.read_csv(p)
         else:
             raise MetricsFileError(
-                f"metrics file {str(p)!r}: unknown format {p.suffix!r} (use .csv, .csv.gz, .parquet)"
+                f"metrics file {str(p)!r}: unknown format {p.suffix!r} "
+                "(use .csv, .csv.gz, .parquet)"
             )
     except MetricsFileError:
         raise

@@ -62,7 +62,8 @@ def plan_record(
             }),
         ),
         details=_jsonable({
-            "policy": policy.name, "reasons": decision.reasons, "auto_allowed": p.auto_allowed, "cost": p.cost,
+            "policy": policy.name, "reasons": decision.reasons, "auto_allowed": p.auto_allowed,
+            "cost": p.cost,
             "attempts": decision.history, "model": forecast.model,
             "forecast_notes": forecast.notes, "recent_anomaly": forecast.recent_anomaly,
             "selection": forecast.selection,
@@ -81,7 +82,8 @@ def skipped_record(
     return PlanRecord(
         policy_name=policy.name, queue=policy.queue, mode=policy.mode.value,
         current_workers=None, target_workers=None, confidence=None, slo_achievable=None,
-        as_of=as_of, skipped_reason=reason, details=_jsonable({"policy": policy.name, "quality": quality or {}}),
+        as_of=as_of, skipped_reason=reason,
+        details=_jsonable({"policy": policy.name, "quality": quality or {}}),
     )
 
 

@@ -28,7 +28,7 @@ class CleanResult:
 
     queue: str
     interval_s: float
-    series: pd.DataFrame  # arrival_rate, service_rate, backlog, workers, (+optional), outlier, filled
+    series: pd.DataFrame  # rates, backlog, workers (+optional columns), outlier, filled
     report: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -337,6 +337,35 @@ class PlanStore:
                 plan.status = PlanStatus.APPLIED
             return True
 
+    def last_applied_replicas(self, queue: str) -> int | None:
+        """The replica count capplan last set for ``queue`` (None if it never did)."""
+        with self.session() as s:
+            return s.scalar(
+                select(ScalingStepRow.to_workers)
+                .join(CapacityPlanRow, ScalingStepRow.plan_id == CapacityPlanRow.id)
+                .where(CapacityPlanRow.queue == queue,
+                       ScalingStepRow.status.in_([StepStatus.APPLIED, StepStatus.NOOP]))
+                .order_by(ScalingStepRow.applied_at.desc(), ScalingStepRow.id.desc())
+                .limit(1)
+            )
+
+    def last_scale_at(self, queue: str, *, plan_id: int | None = None) -> datetime | None:
+        """When capplan last wrote a replica count for ``queue`` (optionally: in one plan)."""
+        with self.session() as s:
+            q = (select(ScalingStepRow.applied_at)
+                 .join(CapacityPlanRow, ScalingStepRow.plan_id == CapacityPlanRow.id)
+                 .where(CapacityPlanRow.queue == queue,
+                        ScalingStepRow.status == StepStatus.APPLIED))
+            if plan_id is not None:
+                q = q.where(ScalingStepRow.plan_id == plan_id)
+            return s.scalar(q.order_by(ScalingStepRow.applied_at.desc()).limit(1))
+
+    def approval_limits(self, plan_id: int) -> dict[str, Any]:
+        """The narrowing limits an approver gave (``max_workers``, ``apply_hours``), if any."""
+        for ev in self.audit_events(plan_id=plan_id, action=PlanStatus.APPROVED.value):
+            return {k: ev.details.get(k) for k in ("max_workers", "apply_hours")}
+        return {}
+
     # -- audit ----------------------------------------------------------------------------
     def audit(
         self, action: str, *, actor: str, plan_id: int | None = None, queue: str | None = None,

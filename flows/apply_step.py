@@ -1,0 +1,61 @@
+"""apply-step: apply one scaling step of an approved plan at its time, after re-checking it.
+
+Scheduled by the execute stage of capacity-plan (one run per later step, visible in the
+Prefect UI). A cooldown refusal reschedules the step; drift asks for a re-plan instead of a
+blind overwrite; Kubernetes unreachable or forbidden fails the run with the reason, changing
+nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from capplan_core.execution.scaler import ScalerError
+from capplan_core.planning.records import plan_summary
+from capplan_core.wiring import get_store
+from tasks.events import emit_plan_event
+from tasks.execute import apply_one_step, schedule_apply_step
+
+CAPACITY_PLAN_DEPLOYMENT = "capacity-plan/capacity-plan"
+
+
+def _request_replan(policy_name: str) -> str | None:
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        run = run_deployment(CAPACITY_PLAN_DEPLOYMENT, parameters={"policies": [policy_name]},
+                             timeout=0, flow_run_name=f"re-plan {policy_name} after drift")
+    except ObjectNotFound:
+        return None
+    return str(run.id)
+
+
+@flow(name="apply-step", flow_run_name="apply-plan-{plan_id}-step-{step_id}", log_prints=True)
+def apply_step_flow(plan_id: int, step_id: int) -> dict[str, Any]:
+    logger = get_run_logger()
+    store = get_store()
+    try:
+        result = apply_one_step(plan_id, step_id)
+    except ScalerError as err:
+        summary = plan_summary(store.get_plan(plan_id))
+        emit_plan_event("failed", summary, actor="capplan")
+        raise RuntimeError(f"plan {plan_id} step {step_id}: {err}; nothing was changed") from err
+    plan = store.get_plan(plan_id)
+    summary = plan_summary(plan, plan.details.get("policy"))
+    out: dict[str, Any] = {"plan_id": plan_id, "step_id": step_id, "outcome": result.outcome,
+                           "reason": result.reason}
+    if result.outcome == "deferred" and result.retry_after_s is not None:
+        at = datetime.now(UTC) + timedelta(seconds=result.retry_after_s + 1)
+        out["rescheduled_run"] = schedule_apply_step(plan_id, step_id, at)
+    elif result.outcome == "refused" and result.details.get("guard") == "refuse-drift":
+        out["replan_run"] = _request_replan(plan.details["policy"])
+        logger.warning("drift on %s: %s; re-plan requested (%s)", plan.queue, result.reason,
+                       out["replan_run"])
+    elif result.outcome in ("applied", "noop") and plan.status == "applied":
+        emit_plan_event("applied", summary, actor="capplan")
+    logger.info("plan %s step %s: %s — %s", plan_id, step_id, result.outcome, result.reason)
+    return out
