@@ -1,0 +1,162 @@
+"""Which models to try for a series, and automatic selection by backtest MASE.
+
+Fallback rules (DESIGN.md "Short history falls back to simpler models"):
+less than a day of history -> EWMA only, with widened intervals; less than two full days ->
+non-seasonal models; weekly terms only with two full weeks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from capplan_core.forecast.backtest import (
+    BacktestPlan,
+    BacktestScore,
+    mase_scale,
+    plan_backtest,
+    run_backtest,
+)
+from capplan_core.forecast.intervals import Calibration, calibrate, gaussian_calibration
+from capplan_core.forecast.models import (
+    Ewma,
+    ForecastModel,
+    Holt,
+    HoltWinters,
+    MovingAverage,
+    Naive,
+    SeasonalNaive,
+)
+from capplan_core.forecast.seasonal import HoltWintersMul, MstlStatsmodels, ProfileEts
+
+MODELS: dict[str, type[ForecastModel]] = {
+    cls.name: cls
+    for cls in (Naive, SeasonalNaive, MovingAverage, Ewma, Holt, HoltWinters, HoltWintersMul,
+                ProfileEts, MstlStatsmodels)
+}
+SEASONAL_AUTO = ("seasonal_naive", "moving_average", "ewma", "holt", "holt_winters", "mstl")
+LEVEL_AUTO = ("naive", "moving_average", "ewma", "holt")
+SHORT_WIDEN = 1.5  # interval widening when history is under a day
+
+
+@dataclass
+class Choice:
+    """The selected model (fitted on all data), its calibration and the selection record."""
+
+    model: ForecastModel
+    calibration: Calibration
+    selection: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def candidate_names(
+    requested: str, n: int, day_steps: int | None, week_steps: int | None
+) -> tuple[list[str], list[str]]:
+    """Candidate model names for ``n`` steps of history, and notes on any fallback."""
+    notes: list[str] = []
+    seasonal_ok = bool(day_steps) and n >= 2 * int(day_steps or 0)
+    short = day_steps is not None and n < day_steps
+    if short:
+        if requested not in ("auto", "ewma"):
+            notes.append(f"model {requested!r} needs more history: using ewma")
+        notes.append("less than a day of history: EWMA with widened intervals")
+        return ["ewma"], notes
+    if requested == "auto":
+        names = list(SEASONAL_AUTO if seasonal_ok else LEVEL_AUTO)
+        if not seasonal_ok and day_steps:
+            notes.append("less than two full days of history: non-seasonal models only")
+        return names, notes
+    if MODELS[requested].family == "seasonal" and not seasonal_ok:
+        notes.append(f"model {requested!r} needs two full days of history: using holt")
+        return ["holt"], notes
+    return [requested], notes
+
+
+def _min_train(names: list[str], n: int, day_steps: int | None, week_steps: int | None) -> int:
+    seasonal = any(MODELS[m].family == "seasonal" for m in names)
+    if seasonal and week_steps and n >= 2 * week_steps + (day_steps or 0):
+        return 2 * week_steps
+    if seasonal and day_steps:
+        return 2 * day_steps
+    return max(8, n // 3)
+
+
+def _entry(score: BacktestScore, cal: Calibration | None) -> dict[str, Any]:
+    return {
+        "model": score.model,
+        "mase": round(score.mase, 4),
+        "smape": round(score.smape, 3),
+        "coverage": {lv: round(c, 3) for lv, c in (cal.coverage if cal else {}).items()},
+    }
+
+
+def _window(plan: BacktestPlan, stamp: Callable[[int], str]) -> dict[str, Any]:
+    return {
+        "origins": [stamp(o) for o in plan.origins],
+        "horizon_steps": plan.horizon_steps,
+        "start": stamp(plan.origins[0]),
+        "end": stamp(plan.origins[-1] + plan.horizon_steps - 1),
+    }
+
+
+def choose(
+    requested: str, y: np.ndarray, *, day_steps: int | None, week_steps: int | None,
+    levels: tuple[float, ...], floor: float, stamp: Callable[[int], str],
+) -> Choice:
+    """Backtest the candidates, pick the lowest MASE, calibrate its intervals on its errors."""
+    n = len(y)
+    names, notes = candidate_names(requested, n, day_steps, week_steps)
+    short = names == ["ewma"] and bool(day_steps) and n < int(day_steps or 0)
+
+    def make(name: str) -> Callable[[], ForecastModel]:
+        return lambda: MODELS[name](day_steps, week_steps)
+
+    plan = plan_backtest(n, 1 if n < 3 else n, _min_train(names, n, day_steps, week_steps),
+                         day_steps) if n >= 6 else None
+    if plan is None:
+        model = _fit_first(names, y, make, notes)
+        notes.append("too little history to backtest: model-based intervals, widened")
+        cal = gaussian_calibration(model.sigma_h(max(n, 1)), SHORT_WIDEN)
+        return Choice(model, cal, [], notes)
+    scale = mase_scale(y[: plan.origins[0]], int(day_steps or 1))
+    scores: list[tuple[BacktestScore, Calibration]] = []
+    selection: list[dict[str, Any]] = []
+    for name in names:
+        try:
+            sc = run_backtest(make(name), y, plan, scale)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
+            selection.append({"model": name, "error": str(err)})
+            continue
+        cal = calibrate(sc.errors, levels, floor)
+        scores.append((sc, cal))
+        selection.append(_entry(sc, cal))
+    if not scores:
+        notes.append("every candidate failed: moving-average fallback")
+        model = MovingAverage(day_steps, week_steps).fit(y)
+        return Choice(model, gaussian_calibration(model.sigma_h(n), SHORT_WIDEN), selection,
+                      notes)
+    best, best_cal = min(scores, key=lambda s: s[0].mase)
+    window = _window(plan, stamp)
+    for e in selection:
+        e["chosen"] = e["model"] == best.model
+        e["backtest"] = window
+    model = make(best.model)().fit(y)
+    if short:
+        best_cal = Calibration(best_cal.scale * SHORT_WIDEN, best_cal.z_sorted,
+                               best_cal.path_correlation, best_cal.coverage)
+    return Choice(model, best_cal, selection, notes)
+
+
+def _fit_first(
+    names: list[str], y: np.ndarray, make: Callable[[str], Callable[[], ForecastModel]],
+    notes: list[str],
+) -> ForecastModel:
+    for name in names:
+        try:
+            return make(name)().fit(y)
+        except (ValueError, np.linalg.LinAlgError) as err:
+            notes.append(f"{name} failed ({err})")
+    return MovingAverage().fit(y)

@@ -1,0 +1,127 @@
+"""Workers each planning window needs: queueing sizing, safety margin, min/max and budget.
+
+For window i with forecast demand d_i (jobs/s at the policy's demand quantile):
+1. the queueing model sizes the pool for the SLO at d_i (``model_workers``) and at
+   d_i·(1 + safety_margin) (``sized_workers``; the difference is the margin's workers);
+2. the decide loop's ``extra_workers`` are added on top (``wanted_workers``);
+3. ``min_workers`` raises, ``max_workers`` and the budget cap
+   (floor(budget_per_hour / worker_hour)) lower it (``needed_workers``). When a cap lowers it
+   the SLO is not achievable and the window says which cap and by how much.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from capplan_core.policy import ScalingPolicy
+from capplan_core.queueing.sizing import SloTerms, required_workers
+
+SIZING_SEARCH_LIMIT = 1_000_000  # workers; far above any pool, so "feasible" means "found"
+
+
+@dataclass(frozen=True)
+class WindowNeed:
+    """One planning window's sizing, and every adjustment made to it (workers)."""
+
+    index: int
+    start: datetime
+    demand_per_s: float
+    demand_quantile: float
+    safety_margin: float
+    arrival_rate_per_s: float          # demand · (1 + margin), what the pool is sized to
+    model_workers: int                 # queueing model at the bare demand
+    sized_workers: int                 # queueing model at demand + margin
+    extra_workers: int
+    wanted_workers: int                # sized + extra, before min/max/budget
+    needed_workers: int                # after min/max/budget
+    binding_term: str
+    drains_backlog: bool
+    constraints: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def margin_workers(self) -> int:
+        return self.sized_workers - self.model_workers
+
+    @property
+    def capped_by(self) -> str | None:
+        """'max' or 'budget' when a cap lowered the workers below what the SLO wants."""
+        cuts = [c for c in self.constraints if c["constraint"] in ("max", "budget")]
+        return str(cuts[-1]["constraint"]) if cuts else None
+
+
+def slo_terms_from_policy(policy: ScalingPolicy, current_backlog: float) -> SloTerms:
+    """The policy's SLO as sizing terms; ``current_backlog`` (jobs) feeds the drain term."""
+    s = policy.slo
+    return SloTerms(
+        wait_s=s.wait_seconds,
+        wait_quantile=s.wait_quantile,
+        mean_wait_s=s.mean_wait_seconds,
+        max_backlog=s.max_backlog,
+        drain_s=s.drain_seconds,
+        max_utilization=s.max_utilization,
+        current_backlog=max(0.0, float(current_backlog)),
+    )
+
+
+def budget_cap_workers(policy: ScalingPolicy) -> int | None:
+    """floor(budget_per_hour / worker_hour), or None without a budget (or free workers)."""
+    budget, price = policy.scaling.budget_per_hour, policy.cost.worker_hour
+    if budget is None or price <= 0:
+        return None
+    return int(math.floor(budget / price + 1e-9))  # 1e-9: 1.5/0.5 must give 3, not 2
+
+
+def window_needs(
+    policy: ScalingPolicy, *, now: datetime, window_starts: list[datetime],
+    demand_per_s: list[float], extra_workers: list[int], current_backlog: float,
+    mean_service_s: float, service_scv: float,
+) -> list[WindowNeed]:
+    """Size every window and apply min/max/budget (see the module docstring)."""
+    sc = policy.scaling
+    terms = slo_terms_from_policy(policy, current_backlog)
+    no_backlog = replace(terms, current_backlog=0.0)
+    drain_until = now + timedelta(seconds=policy.slo.drain_seconds or 0.0)
+    cap = budget_cap_workers(policy)
+    out: list[WindowNeed] = []
+    for i, (start, demand) in enumerate(zip(window_starts, demand_per_s, strict=True)):
+        # the current backlog must drain in the first window and any window starting before
+        # its drain deadline; later windows start with no backlog
+        drains = terms.current_backlog > 0 and (i == 0 or start < drain_until)
+        t = terms if drains else no_backlog
+        lam = float(demand) * (1.0 + sc.safety_margin)
+        bare = required_workers(float(demand), mean_service_s, t, service_scv=service_scv,
+                                max_workers=SIZING_SEARCH_LIMIT)
+        sized = required_workers(lam, mean_service_s, t, service_scv=service_scv,
+                                 max_workers=SIZING_SEARCH_LIMIT)
+        extra = int(extra_workers[i])
+        wanted = sized.workers + extra
+        needed, constraints = _clamp(wanted, sc.min_workers, sc.max_workers, cap)
+        out.append(WindowNeed(
+            index=i, start=start, demand_per_s=float(demand),
+            demand_quantile=policy.forecast.demand_quantile, safety_margin=sc.safety_margin,
+            arrival_rate_per_s=lam, model_workers=bare.workers, sized_workers=sized.workers,
+            extra_workers=extra, wanted_workers=wanted, needed_workers=needed,
+            binding_term=sized.binding_term, drains_backlog=drains, constraints=constraints,
+        ))
+    return out
+
+
+def _clamp(wanted: int, min_workers: int, max_workers: int,
+           budget_cap: int | None) -> tuple[int, list[dict[str, object]]]:
+    constraints: list[dict[str, object]] = []
+    n = wanted
+    if n < min_workers:
+        constraints.append({"constraint": "min", "change": min_workers - n, "unit": "workers",
+                            "limit": min_workers})
+        n = min_workers
+    if n > max_workers:
+        constraints.append({"constraint": "max", "change": max_workers - n, "unit": "workers",
+                            "limit": max_workers})
+        n = max_workers
+    if budget_cap is not None and n > budget_cap:
+        constraints.append({"constraint": "budget", "change": budget_cap - n,
+                            "unit": "workers", "limit": budget_cap})
+        n = budget_cap
+    return n, constraints
