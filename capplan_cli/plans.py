@@ -94,3 +94,29 @@ def reject(
 ) -> None:
     """Reject a plan paused for approval: nothing is applied."""
     _decide(plan_id, "reject", approver, comment, None, None)
+
+
+@plans_app.command("apply-due")
+def apply_due(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Apply every pending step of approved plans whose time has come (each as an apply-step
+    flow run). For setups without the apply-step deployment; with it, Prefect does this."""
+    from datetime import UTC, datetime
+
+    from capplan_core.store.models import PlanStatus, StepStatus
+    from flows.apply_step import apply_step_flow
+
+    store = get_store()
+    now = datetime.now(UTC)
+    done = []
+    for plan in store.list_plans(status=PlanStatus.APPROVED, limit=1000):
+        for st in plan.steps:
+            if st.status == StepStatus.PENDING and st.execute_at <= now:
+                done.append(apply_step_flow(plan_id=plan.id, step_id=st.id))
+    if as_json:
+        print_json(done)
+    else:
+        for d in done:
+            console.print(f"plan {d['plan_id']} step {d['step_id']}: {d['outcome']} — "
+                          f"{d['reason']}")
+        if not done:
+            console.print("no steps due")

@@ -1,44 +1,150 @@
-"""forecast_queue: provisional EWMA baseline (being replaced by backtested selection)."""
+"""``forecast_queue``: history of one queue -> calibrated arrival-rate forecast.
+
+Steps: resample to the planning interval (mean of rates) and undo past calendar events;
+flag anomalies (robust z) and keep them, and the caller's outliers, out of fitting; fill gaps;
+backtest the candidate models on recent history and keep the lowest MASE; calibrate intervals
+on that model's backtest errors (conformal); forecast; apply future calendar events.
+Methods follow Hyndman & Athanasopoulos, *Forecasting: Principles and Practice* (3rd ed.).
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from capplan_core.forecast.prep import fill_gaps, prepare_history
+from capplan_core.forecast.anomaly import RECENT_WINDOWS, detect_anomalies
+from capplan_core.forecast.intervals import extend_scale
+from capplan_core.forecast.prep import (
+    DAY_S,
+    WEEK_S,
+    event_multipliers,
+    fill_gaps,
+    prepare_history,
+    to_utc_index,
+)
 from capplan_core.forecast.result import ForecastResult, NoHistoryError, central_bounds
+from capplan_core.forecast.selection import choose
 from capplan_core.policy import ForecastSpec
+
+MIN_RELATIVE_SCALE = 0.01  # intervals never narrower than 1% of the recent level
+SHORT_RELATIVE_SCALE = 0.1  # ... or 10% of it with under a day of history
+
+
+def season_steps(interval_s: float, seasonality: Sequence[str]) -> tuple[int | None, int | None]:
+    """Daily and weekly season lengths in steps (None where not requested or too coarse).
+
+    The daily profile always exists when a day holds at least two steps (it drives the
+    fallback rules); the weekly one only when ``seasonality`` asks for it.
+    """
+    day = int(round(DAY_S / interval_s)) if interval_s * 2 <= DAY_S else None
+    week = int(round(WEEK_S / interval_s)) if "weekly" in seasonality and day else None
+    if "daily" not in seasonality and week is None:
+        day = day  # non-seasonal requests still use the day for short-history rules
+    return day, week
+
+
+def _check_levels(levels: Sequence[float]) -> tuple[float, ...]:
+    out = tuple(float(v) for v in levels)
+    for v in out:
+        if not 0.0 < v < 1.0:
+            raise ValueError(f"levels: each level must be in (0, 1), got {v!r}")
+    return out
+
+
+def _recent_excluded(history: pd.Series, exclude: pd.Series | None, step_s: float) -> list:
+    if exclude is None or not len(exclude) or not len(history):
+        return []
+    ex = pd.Series(np.asarray(exclude, dtype=bool), index=to_utc_index(exclude.index))
+    return [pd.Timestamp(t) for t in ex.index[ex.to_numpy()]]
 
 
 def forecast_queue(
-    history: pd.Series, spec: ForecastSpec, *, queue: str, levels: tuple[float, ...] = (0.8, 0.95),
-    start: pd.Timestamp | None = None, interval_s: float | None = None, seed: int = 0,
+    history: pd.Series,
+    spec: ForecastSpec,
+    *,
+    queue: str,
+    levels: Sequence[float] = (0.8, 0.95),
+    start: pd.Timestamp | None = None,
+    interval_s: float | None = None,
+    seed: int = 0,
     exclude: pd.Series | None = None,
 ) -> ForecastResult:
-    """Forecast arrival rate (jobs/s) per window over ``spec.horizon_hours``."""
-    step_s = float(interval_s or spec.interval_minutes * 60)
+    """Forecast a queue's arrival rate (jobs/s) per window over ``spec.horizon_hours``.
+
+    ``history`` is indexed by UTC timestamps at any regular interval (NaN = missing);
+    ``exclude`` marks points to keep out of fitting (e.g. the cleaning stage's outliers).
+    The engine is deterministic: ``seed`` is accepted for the contract and has no effect
+    here (randomness enters only through ``ForecastResult.simulate``'s generator).
+
+    Raises:
+        NoHistoryError: no usable history; the planner should hold the current capacity.
+        ValueError: a level outside (0, 1) or a non-positive interval.
+    """
+    del seed
+    lv = _check_levels(levels)
+    step_s = float(interval_s if interval_s is not None else spec.interval_minutes * 60)
+    if not step_s > 0:
+        raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
     prep = prepare_history(history, step_s, exclude, spec.events)
     if len(prep.values) == 0:
         raise NoHistoryError(f"queue {queue!r}: no arrival-rate history to forecast from")
-    y = fill_gaps(prep.values)
-    alpha = 0.3
-    level = y[0]
-    resid = []
-    for v in y[1:]:
-        resid.append(v - level)
-        level = alpha * v + (1 - alpha) * level
-    sigma = float(np.std(resid)) if resid else max(abs(level) * 0.5, 1e-6)
-    n = max(1, int(round(spec.horizon_hours * 3600 / step_s)))
-    first = start if start is not None else prep.index[-1] + pd.Timedelta(seconds=step_s)
-    ts = pd.date_range(first, periods=n, freq=pd.Timedelta(seconds=step_s))
-    mean = np.full(n, max(level, 0.0))
-    scale = sigma * np.sqrt(1 + alpha**2 * np.arange(n)) * 1.5
-    z = np.asarray(np.sort(np.random.default_rng(seed).standard_normal(0)), dtype=float)
-    from capplan_core.forecast.result import normal_z_sample
-    z = normal_z_sample()
+    notes: list[str] = []
+    day, week = season_steps(step_s, spec.seasonality)
+    hour = max(1, int(round(3600 / step_s)))
+    report = detect_anomalies(prep.values, day, hour)
+    values = prep.values.copy()
+    values[report.flags] = np.nan
+    missing = int(np.sum(~np.isfinite(prep.values)))
+    if missing:
+        notes.append(f"{missing} missing window(s) filled before fitting")
+    if report.flags.any():
+        notes.append(f"{int(report.flags.sum())} anomalous window(s) kept out of fitting")
+    y = fill_gaps(values, day if day and len(values) > day else None)
+    if not np.isfinite(y).any():
+        raise NoHistoryError(f"queue {queue!r}: no arrival-rate history to forecast from")
+
+    last = prep.index[-1]
+    first = pd.Timestamp(start) if start is not None else last + pd.Timedelta(seconds=step_s)
+    first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
+    offset = max(0, int(round((first - last).total_seconds() / step_s)) - 1)
+    n_out = max(1, math.ceil(spec.horizon_hours * 3600 / step_s - 1e-9))
+    total = offset + n_out
+
+    recent_level = float(np.mean(np.abs(y[-(day or 96):])))
+    short = bool(day) and len(y) < int(day or 0)
+    floor = max(recent_level * (SHORT_RELATIVE_SCALE if short else MIN_RELATIVE_SCALE), 1e-9)
+    index = prep.index
+
+    def stamp(i: int) -> str:
+        t = index[i] if i < len(index) else index[-1] + pd.Timedelta(seconds=step_s) * (
+            i - len(index) + 1)
+        return t.isoformat()
+
+    choice = choose(spec.model, y, horizon=total, day_steps=day, week_steps=week, levels=lv,
+                    floor=floor, stamp=stamp)
+    notes += choice.notes
+    model = choice.model
+    mean = model.forecast_mean(total)[offset:]
+    scale = extend_scale(choice.calibration.scale, model.sigma_h(total), total)[offset:]
+    scale = np.maximum(scale, floor)
+    timestamps = pd.date_range(first, periods=n_out, freq=pd.Timedelta(seconds=step_s))
+    mult = event_multipliers(timestamps, step_s, spec.events)
+    if np.any(mult != 1.0):
+        notes.append(f"calendar events adjust {int(np.sum(mult != 1.0))} window(s)")
+    mean, scale = mean * mult, scale * mult
+    cal = choice.calibration
+    anomalies = [pd.Timestamp(t) for t in index[report.flags]]
+    excluded = _recent_excluded(history, exclude, step_s)
+    horizon_recent = index[-1] - pd.Timedelta(seconds=step_s * (RECENT_WINDOWS - 1))
+    recent = report.recent or any(t >= horizon_recent for t in excluded)
+    anomalies = sorted(set(anomalies) | set(excluded))
     return ForecastResult(
-        queue=queue, model="ewma", interval_s=step_s, timestamps=ts, mean=mean,
-        bounds=central_bounds(mean, scale, z, tuple(levels)), selection=[], recent_anomaly=False,
-        anomalies=[], notes=["provisional EWMA baseline"], scale=scale, z_sorted=z,
-        path_correlation=0.9,
+        queue=queue, model=model.name, interval_s=step_s, timestamps=timestamps,
+        mean=np.maximum(mean, 0.0), bounds=central_bounds(np.maximum(mean, 0.0), scale,
+                                                          cal.z_sorted, lv),
+        selection=choice.selection, recent_anomaly=recent, anomalies=anomalies, notes=notes,
+        scale=scale, z_sorted=cal.z_sorted, path_correlation=cal.path_correlation,
     )

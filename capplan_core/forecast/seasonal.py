@@ -44,7 +44,7 @@ def seasonal_components(
     for _ in range(iterations):
         total = sum(prof[t % p] for prof, p in zip(profiles, periods, strict=True))
         trend = (
-            pd.Series(y - total).rolling(window, center=True, min_periods=window // 2)
+            pd.Series(y - total).rolling(window, center=True, min_periods=window)
             .mean().bfill().ffill().to_numpy()
         )
         for i, p in enumerate(periods):
@@ -53,9 +53,9 @@ def seasonal_components(
             num = np.bincount(t % p, weights=d * weights, minlength=p)
             den = np.bincount(t % p, weights=weights, minlength=p)
             prof = num / np.maximum(den, 1e-12)
-            # the daily shape is sharp; the weekly correction is noisier (few cycles) so
-            # it is smoothed over about two hours
-            width = 1 if p == day_steps else max(1, day_steps // 12) | 1
+            # the daily shape is sharp; the weekly correction rests on few cycles, so it is
+            # smoothed over about 45 minutes (wider blurs the weekday/weekend switch)
+            width = 1 if p == day_steps else max(1, day_steps // 32) | 1
             prof = _circular_smooth(prof - prof.mean(), width)
             total = others + prof[t % p]
             profiles[i] = prof

@@ -103,8 +103,9 @@ def _window(plan: BacktestPlan, stamp: Callable[[int], str]) -> dict[str, Any]:
 
 
 def choose(
-    requested: str, y: np.ndarray, *, day_steps: int | None, week_steps: int | None,
-    levels: tuple[float, ...], floor: float, stamp: Callable[[int], str],
+    requested: str, y: np.ndarray, *, horizon: int, day_steps: int | None,
+    week_steps: int | None, levels: tuple[float, ...], floor: float,
+    stamp: Callable[[int], str],
 ) -> Choice:
     """Backtest the candidates, pick the lowest MASE, calibrate its intervals on its errors."""
     n = len(y)
@@ -114,7 +115,7 @@ def choose(
     def make(name: str) -> Callable[[], ForecastModel]:
         return lambda: MODELS[name](day_steps, week_steps)
 
-    plan = plan_backtest(n, 1 if n < 3 else n, _min_train(names, n, day_steps, week_steps),
+    plan = plan_backtest(n, horizon, _min_train(names, n, day_steps, week_steps),
                          day_steps) if n >= 6 else None
     if plan is None:
         model = _fit_first(names, y, make, notes)

@@ -2,55 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from datetime import UTC, datetime
-from typing import Any
-from uuid import UUID
-
 import pytest
 
 from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
 from capplan_core.store.models import PlanStatus, StepStatus
 from capplan_core.wiring import get_store
+from tests.integration.flows.helpers import FlowThread, state_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-class FlowThread:
-    """Run the capacity-plan flow in a thread, as a scheduled run would, and collect it."""
-
-    def __init__(self, **params: Any) -> None:
-        from flows.capacity_plan import capacity_plan
-
-        self.box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                self.box["results"] = asyncio.run(capacity_plan(approval_poll_s=1, **params))
-            except BaseException as err:  # noqa: BLE001 - re-raised in join
-                self.box["error"] = err
-
-        self.started = datetime.now(UTC)
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-
-    def alive(self) -> bool:
-        return self.thread.is_alive()
-
-    def join(self, timeout_s: float = 600) -> dict[str, dict[str, Any]]:
-        self.thread.join(timeout_s)
-        assert not self.thread.is_alive(), "capacity-plan did not finish"
-        if "error" in self.box:
-            raise self.box["error"]
-        return {r["queue"]: r for r in self.box["results"]}
-
-
-def _state_names(flow_run_id: str) -> list[str]:
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        return [s.name for s in client.read_flow_run_states(UUID(flow_run_id))]
 
 
 def test_demo_cycle_pauses_manual_auto_executes_advisory_never_and_bad_rows_reported(
@@ -81,13 +40,13 @@ def test_demo_cycle_pauses_manual_auto_executes_advisory_never_and_bad_rows_repo
     assert first.status in (StepStatus.APPLIED, StepStatus.NOOP)
     scheduled = store.audit_events(plan_id=plan.id, action="step_scheduled")
     assert len(scheduled) == len(emails.steps) - 1
-    assert "Paused" in _state_names(emails.flow_run_id)
+    assert "Paused" in state_names(emails.flow_run_id)
 
     # auto: approved by capplan itself, never paused
     thumbs = store.get_plan(results["thumbnails"]["id"])
     assert thumbs.decided_by == "capplan-auto", results["thumbnails"]
     assert thumbs.status in (PlanStatus.APPROVED, PlanStatus.APPLIED)
-    assert "Paused" not in _state_names(thumbs.flow_run_id)
+    assert "Paused" not in state_names(thumbs.flow_run_id)
     assert thumbs.steps[0].status in (StepStatus.APPLIED, StepStatus.NOOP)
 
     # advisory: planned and simulated, never executed

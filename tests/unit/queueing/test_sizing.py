@@ -42,8 +42,12 @@ def slo_terms(draw):
     )
 
 
-def _load_ok(lam: float, s: float) -> bool:
-    return lam * s < 3000  # keep every example fast (a few thousand workers at most)
+def _load_ok(lam: float, s: float, terms: SloTerms | None = None) -> bool:
+    """Keep every example fast: a few thousand workers at most, draining included."""
+    drain_rate = 0.0
+    if terms is not None and terms.drain_s is not None:
+        drain_rate = terms.current_backlog / terms.drain_s
+    return (lam + drain_rate) * s < 3000
 
 
 @settings(max_examples=150, deadline=None)
@@ -66,7 +70,7 @@ def test_more_workers_never_increase_any_wait_metric(lam, s, c, scv, q, t):
 @settings(max_examples=150, deadline=None)
 @given(lam=rates, s=service_times, terms=slo_terms(), scv=scvs)
 def test_sized_workers_meet_the_slo_and_one_fewer_does_not(lam, s, terms, scv):
-    assume(_load_ok(lam, s))
+    assume(_load_ok(lam, s, terms))
     r = required_workers(lam, s, terms, service_scv=scv)
     assert r.feasible
     assert failing_terms(lam, s, r.workers, terms, service_scv=scv) == []
@@ -80,7 +84,8 @@ def test_sized_workers_meet_the_slo_and_one_fewer_does_not(lam, s, terms, scv):
 @given(lam=rates, s=service_times, terms=slo_terms(), scv=scvs,
        shrink=st.floats(0.05, 1.0), backlog_factor=st.floats(1.0, 10.0))
 def test_a_stricter_slo_never_needs_fewer_workers(lam, s, terms, scv, shrink, backlog_factor):
-    assume(_load_ok(lam, s))
+    assume(_load_ok(lam * 1.3, s, replace(terms, current_backlog=terms.current_backlog
+                                          * backlog_factor / shrink)))
     strict = replace(
         terms,
         wait_s=None if terms.wait_s is None else terms.wait_s * shrink,
