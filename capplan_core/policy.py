@@ -33,7 +33,10 @@ class Mode(StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan=False: YAML `.inf` must not slip through as a limit or SLO (it would
+    # overflow timedeltas and make sizing meaningless); None already means "no limit"
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
 
 class TargetSpec(_Strict):

@@ -16,7 +16,7 @@ import numpy as np
 
 from capplan_core.forecast.models import ForecastModel
 
-MAX_ORIGINS = 8
+MAX_ORIGINS = 16
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class BacktestScore:
     """One candidate's backtest: errors (origins x steps, jobs/s) and accuracy scores."""
 
     model: str
+    fitted: ForecastModel  # refitted at the last origin, parameters from the first
     errors: np.ndarray
     forecasts: np.ndarray
     sigma_h: np.ndarray  # model-based h-step standard deviation at the last origin
@@ -54,7 +55,7 @@ def plan_backtest(
         h = max(1, avail // 2)
     if avail < h + 1:
         return None
-    spacing = max(1, h // 2)
+    spacing = max(1, h // 4)
     k = min(max_origins, 1 + (avail - h) // spacing)
     if k < 2:
         return None
@@ -89,5 +90,5 @@ def run_backtest(
     with np.errstate(invalid="ignore", divide="ignore"):
         sm = np.where(denom > 0, 2 * np.abs(err) / denom, 0.0)
     safe_scale = scale if np.isfinite(scale) and scale > 0 else max(mae, 1e-12)
-    return BacktestScore(model.name, err, fc, model.sigma_h(h), mae / safe_scale,
+    return BacktestScore(model.name, model, err, fc, model.sigma_h(h), mae / safe_scale,
                          float(100 * np.mean(sm)))

@@ -26,6 +26,7 @@ from scipy.optimize import minimize
 from scipy.signal import lfilter
 
 PHI_MIN, PHI_MAX = 0.8, 0.98  # H&A §8.2: damping outside this range is rarely useful
+MAX_FIT_STEPS = 3000  # parameter estimation window (steps)
 
 
 def _poly_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -130,7 +131,14 @@ def run_filter(
 
 
 def fit_ets(y: np.ndarray, *, trend: bool, m: int = 0) -> EtsFit:
-    """Fit ETS(A, N|Ad, N|A) by least squares on the one-step errors (H&A §8.6)."""
+    """Fit ETS(A, N|Ad, N|A) by least squares on the one-step errors (H&A §8.6).
+
+    Parameters are estimated on at most the last ``MAX_FIT_STEPS`` (or four seasons) of
+    ``y``, which bounds the cost on long fine-grained series; states run over all of ``y``.
+    """
+    full = y
+    keep = max(MAX_FIT_STEPS, 4 * m)
+    y = y[-keep:] if len(y) > keep else y
     burn = 2 * m if m > 0 else min(len(y) // 10, 5)
 
     def unpack(p: np.ndarray) -> tuple[float, float, float, float]:
@@ -156,7 +164,7 @@ def fit_ets(y: np.ndarray, *, trend: bool, m: int = 0) -> EtsFit:
     else:
         best = minimize(sse, np.asarray(x0), method="L-BFGS-B", bounds=bounds,
                         options={"maxiter": 200}).x
-    return run_filter(y, *unpack(best), m)
+    return run_filter(full, *unpack(best), m)
 
 
 def _demean(y: np.ndarray, m: int) -> np.ndarray:

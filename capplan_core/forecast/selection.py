@@ -40,6 +40,7 @@ MODELS: dict[str, type[ForecastModel]] = {
 SEASONAL_AUTO = ("seasonal_naive", "moving_average", "ewma", "holt", "holt_winters", "mstl")
 LEVEL_AUTO = ("naive", "moving_average", "ewma", "holt")
 SHORT_WIDEN = 1.5  # interval widening when history is under a day
+MAX_AUTO_HW_SEASON = 288  # auto skips Holt-Winters with longer seasons (slow to fit)
 
 
 @dataclass
@@ -110,6 +111,9 @@ def choose(
     """Backtest the candidates, pick the lowest MASE, calibrate its intervals on its errors."""
     n = len(y)
     names, notes = candidate_names(requested, n, day_steps, week_steps)
+    if requested == "auto" and (day_steps or 0) > MAX_AUTO_HW_SEASON and "holt_winters" in names:
+        names.remove("holt_winters")
+        notes.append(f"holt_winters skipped: a {day_steps}-step season is too long to fit fast")
     short = names == ["ewma"] and bool(day_steps) and n < int(day_steps or 0)
 
     def make(name: str) -> Callable[[], ForecastModel]:
@@ -144,7 +148,9 @@ def choose(
     for e in selection:
         e["chosen"] = e["model"] == best.model
         e["backtest"] = window
-    model = make(best.model)().fit(y)
+    # the parameters estimated for the backtest (on data before the first origin) are kept;
+    # re-running the model over all of the data updates its states (and profiles)
+    model = best.fitted.refit(y)
     if short:
         best_cal = Calibration(best_cal.scale * SHORT_WIDEN, best_cal.z_sorted,
                                best_cal.path_correlation, best_cal.coverage)

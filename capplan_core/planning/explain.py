@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from capplan_core.planning.planner import PlanProposal, PlannedStep
+from capplan_core.planning.planner import PlannedStep, PlanProposal
 
 WINDOW_COLUMNS = [
     "window_start", "demand_per_s", "demand_quantile", "margin", "arrival_rate_per_s",

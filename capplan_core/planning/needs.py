@@ -88,7 +88,8 @@ def window_needs(
     for i, (start, demand) in enumerate(zip(window_starts, demand_per_s, strict=True)):
         # the current backlog must drain in the first window and any window starting before
         # its drain deadline; later windows start with no backlog
-        drains = terms.current_backlog > 0 and (i == 0 or start < drain_until)
+        drains = (terms.drain_s is not None and terms.current_backlog > 0
+                  and (i == 0 or start < drain_until))
         t = terms if drains else no_backlog
         lam = float(demand) * (1.0 + sc.safety_margin)
         bare = required_workers(float(demand), mean_service_s, t, service_scv=service_scv,

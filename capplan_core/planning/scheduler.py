@@ -40,6 +40,7 @@ class _State:
     earliest: datetime                     # the next action may not happen before this
     steps: list[RawStep] = field(default_factory=list)
     holds: dict[int, str] = field(default_factory=dict)   # window -> why a scale-down waited
+    splitting_down: bool = False     # the last action was a scale-down cut short by max_step
 
 
 def schedule_steps(
@@ -82,7 +83,7 @@ def _scale_up(st: _State, i: int, needs: list[int], due_up: list[datetime], now:
         adj.append({"constraint": "cooldown", "change": (execute_at - ideal).total_seconds(),
                     "unit": "s", "why": "delayed until the cooldown after the last action"})
     st.steps.append(RawStep(execute_at, st.workers, to, i, "up", covers, adj))
-    st.workers, st.earliest = to, execute_at + cooldown
+    st.workers, st.earliest, st.splitting_down = to, execute_at + cooldown, False
 
 
 def _scale_down(st: _State, i: int, needs: list[int], starts: list[datetime],
@@ -96,11 +97,12 @@ def _scale_down(st: _State, i: int, needs: list[int], starts: list[datetime],
                        "horizon to confirm the drop")
         return False
     hold_level = max(needs[i:i + k])
-    covers = [j for j in range(i, len(needs))
-              if j < i + k or due_up[j] < execute_at + cooldown or starts[j] < execute_at + cooldown]
+    # due_up[j] <= max(now, starts[j]), so this also covers windows starting in the cooldown
+    covers = [j for j in range(i, len(needs)) if j < i + k or due_up[j] < execute_at + cooldown]
     level = max(needs[j] for j in covers)
     drop = st.workers - level
-    if drop < sc.scale_down_min_drop:
+    # the rest of a scale-down split by max_step goes ahead even if smaller than min_drop
+    if drop < sc.scale_down_min_drop and not (st.splitting_down and drop > 0):
         if hold_level >= st.workers:
             st.holds[i] = (f"hysteresis: need rises back to {hold_level} within "
                            f"scale_down_windows={k} window(s); keeping {st.workers} workers")
@@ -127,5 +129,5 @@ def _scale_down(st: _State, i: int, needs: list[int], starts: list[datetime],
         adj.append({"constraint": "cooldown", "change": (execute_at - natural).total_seconds(),
                     "unit": "s", "why": "delayed until the cooldown after the last action"})
     st.steps.append(RawStep(execute_at, st.workers, to, i, "down", covers, adj))
-    st.workers, st.earliest = to, execute_at + cooldown
+    st.workers, st.earliest, st.splitting_down = to, execute_at + cooldown, to > level
     return True

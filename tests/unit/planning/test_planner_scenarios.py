@@ -71,6 +71,12 @@ def test_drop_smaller_than_min_drop_is_held():
     assert "scale_down_min_drop=2" in p.windows[2]["note"]
 
 
+def test_a_split_scale_down_finishes_even_when_the_last_part_is_below_min_drop():
+    p = plan(policy(max_step=10, scale_down_min_drop=6, cooldown_seconds=300),
+             [2, 2, 2, 2], current=20)
+    assert moves(p) == [(NOW, 20, 10), (NOW + 5 * M, 10, 5)]
+
+
 def test_large_jump_is_split_by_max_step_and_spaced_by_cooldown():
     p = plan(policy(max_step=10, cooldown_seconds=300, startup_seconds=120),
              [2, 2, 2, 2, 16, 16, 16, 16], current=5)
