@@ -87,7 +87,7 @@ def generate(seed: int = SEED) -> pd.DataFrame:
     thumbs_rate = 3.0 * (1 + 0.4 * days_elapsed / DAYS) * _daily(ts, 19.0) * rng.normal(1, 0.06, n)
     burst = (days_elapsed >= 10.40) & (days_elapsed < 10.40 + 40 / 1440)
     thumbs_rate = np.where(burst, thumbs_rate * 3.0, thumbs_rate)
-    thumbs = _queue_frame("thumbnails", ts, thumbs_rate, service_rate=4.0, scv=0.5, rng=rng)
+    thumbs = _queue_frame("thumbnails", ts, thumbs_rate, service_rate=1.0, scv=0.5, rng=rng)
 
     # reports: low rate, noisy (Poisson counts per minute), slow jobs; a 3-hour gap on day 7
     reports_rate = rng.poisson(0.06 * _daily(ts, 9.0) * 60) / 60.0
