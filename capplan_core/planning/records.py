@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from capplan_core.forecast import ForecastResult
-from capplan_core.planning.decide import Decision, QueueState
 from capplan_core.policy import ScalingPolicy
 from capplan_core.store.models import CapacityPlanRow
 from capplan_core.store.repo import PlanRecord, SimulationRecord, StepRecord
+
+if TYPE_CHECKING:
+    from capplan_core.forecast import ForecastResult
+    from capplan_core.planning.decide import Decision, QueueState
 
 
 def _jsonable(v: Any) -> Any:
