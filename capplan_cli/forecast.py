@@ -43,7 +43,8 @@ def parse_levels(value: str) -> tuple[float, ...]:
             v = float("nan")
         v = v / 100 if v >= 1 else v
         if not 0 < v < 1:
-            fail(f"--levels: each level must be a percentage in (0, 100), got {part!r}")
+            fail(f"--levels: each level must be a percentage in (0, 100), got {part!r} "
+                 f"in {value!r}")
         out.append(v)
     if not out:
         fail(f"--levels: give at least one level, got {value!r}")

@@ -42,6 +42,9 @@ async def plan_queue(
         return summarize(plan_id)
 
     fc = forecast(assessment, policy)
+    if isinstance(fc, str):
+        logger.warning("queue %s not planned: %s", policy.queue, fc)
+        return summarize(store_skipped(policy, fc, as_of, assessment.quality.as_dict()))
     publish_forecast(assessment, fc)
     decision, state = plan_and_simulate(policy, fc, assessment, as_of)
     plan_id = store_plan(policy, decision, state, fc, assessment, as_of)

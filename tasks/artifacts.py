@@ -44,7 +44,7 @@ def _png_data_uri(path: Path) -> str:
 
 @capplan_task(name="publish-forecast")
 def publish_forecast(assessment: Assessment, fc: ForecastResult) -> None:
-    from capplan_core.forecast import forecast_figure
+    from capplan_core.forecast.plot import forecast_figure
 
     rows: list[dict[str, Any]] = []
     for i, t in enumerate(fc.timestamps):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from capplan_core.forecast import ForecastResult, forecast_queue
+from capplan_core.forecast import ForecastResult, NoHistoryError, forecast_queue
 from capplan_core.metrics.file_source import data_end, read_queue_rows
 from capplan_core.planning.decide import Decision, QueueState, decide
 from capplan_core.planning.records import plan_record, skipped_record
@@ -23,11 +23,15 @@ clean_and_check = capplan_task(assess, name="clean-and-check")
 
 
 @capplan_task(name="forecast", task_run_name="forecast-{policy.name}")
-def forecast(assessment: Assessment, policy: ScalingPolicy) -> ForecastResult:
+def forecast(assessment: Assessment, policy: ScalingPolicy) -> ForecastResult | str:
+    """The forecast, or (no usable history) the reason the plan holds current capacity."""
     series = assessment.clean.series
-    return forecast_queue(series["arrival_rate"], policy.forecast, queue=policy.queue,
-                          levels=(0.8, 0.95), exclude=series["outlier"].astype(bool),
-                          seed=policy.simulation.seed)
+    try:
+        return forecast_queue(series["arrival_rate"], policy.forecast, queue=policy.queue,
+                              levels=(0.8, 0.95), exclude=series["outlier"].astype(bool),
+                              seed=policy.simulation.seed)
+    except NoHistoryError as err:
+        return f"no usable history, holding current capacity: {err}"
 
 
 @capplan_task(name="plan-and-simulate", task_run_name="plan-and-simulate-{policy.name}")

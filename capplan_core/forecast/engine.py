@@ -34,15 +34,13 @@ SHORT_RELATIVE_SCALE = 0.1  # ... or 10% of it with under a day of history
 
 
 def season_steps(interval_s: float, seasonality: Sequence[str]) -> tuple[int | None, int | None]:
-    """Daily and weekly season lengths in steps (None where not requested or too coarse).
+    """Daily and weekly season lengths in steps (None where too coarse or not requested).
 
-    The daily profile always exists when a day holds at least two steps (it drives the
-    fallback rules); the weekly one only when ``seasonality`` asks for it.
+    The day length exists whenever a day holds at least two steps: it also drives the
+    short-history rules; the weekly season only when ``seasonality`` asks for it.
     """
     day = int(round(DAY_S / interval_s)) if interval_s * 2 <= DAY_S else None
     week = int(round(WEEK_S / interval_s)) if "weekly" in seasonality and day else None
-    if "daily" not in seasonality and week is None:
-        day = day  # non-seasonal requests still use the day for short-history rules
     return day, week
 
 
@@ -124,7 +122,7 @@ def forecast_queue(
         return t.isoformat()
 
     choice = choose(spec.model, y, horizon=total, day_steps=day, week_steps=week, levels=lv,
-                    floor=floor, stamp=stamp)
+                    floor=floor, stamp=stamp, seasonal=bool(spec.seasonality))
     notes += choice.notes
     model = choice.model
     mean = model.forecast_mean(total)[offset:]

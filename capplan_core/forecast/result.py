@@ -100,12 +100,18 @@ class ForecastResult:
 def central_bounds(
     mean: np.ndarray, scale: np.ndarray, z_sorted: np.ndarray, levels: tuple[float, ...]
 ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """Central intervals per level from the predictive distribution above."""
+    """Central intervals per level from the predictive distribution above.
+
+    When backtests show a one-sided bias, the interval may not straddle the point forecast;
+    it is then stretched to include it (so lower <= mean <= upper always holds).
+    """
     probe = ForecastResult(
         queue="", model="", interval_s=1.0, timestamps=pd.DatetimeIndex([]), mean=mean,
         bounds={}, selection=[], recent_anomaly=False, anomalies=[], notes=[], scale=scale,
         z_sorted=z_sorted,
     )
-    return {
-        float(lv): (probe.quantile((1 - lv) / 2), probe.quantile((1 + lv) / 2)) for lv in levels
-    }
+    out = {}
+    for lv in levels:
+        lo, hi = probe.quantile((1 - lv) / 2), probe.quantile((1 + lv) / 2)
+        out[float(lv)] = (np.minimum(lo, mean), np.maximum(hi, mean))
+    return out

@@ -20,6 +20,7 @@ from capplan_core.forecast.ets import fit_ets, run_filter
 from capplan_core.forecast.models import ForecastModel
 
 HALF_LIFE_DAYS = 14.0  # older cycles count half as much per two weeks
+MIN_MUL_PROFILE = 0.05  # multiplicative only if no slot falls below 5% of the mean
 
 
 def _circular_smooth(profile: np.ndarray, width: int) -> np.ndarray:
@@ -32,33 +33,44 @@ def _circular_smooth(profile: np.ndarray, width: int) -> np.ndarray:
 
 
 def seasonal_components(
-    y: np.ndarray, periods: list[int], day_steps: int, iterations: int = 2
+    y: np.ndarray, periods: list[int], day_steps: int, *, multiplicative: bool = False,
+    iterations: int = 2,
 ) -> list[np.ndarray]:
-    """One zero-mean profile per period (length = period), by backfitting around a
-    moving-average trend (classical decomposition, H&A §3.4, iterated as in MSTL §3.6)."""
+    """One profile per period (length = period), by backfitting around a moving-average
+    trend (classical decomposition, H&A §3.4, iterated as in MSTL §3.6). Additive profiles
+    have mean 0; multiplicative ones (ratios to the trend) have mean 1."""
     n = len(y)
     t = np.arange(n)
     weights = 0.5 ** ((n - 1 - t) / (HALF_LIFE_DAYS * day_steps))
-    profiles = [np.zeros(p) for p in periods]
+    neutral = 1.0 if multiplicative else 0.0
+    profiles = [np.full(p, neutral) for p in periods]
     window = max(periods)
+
+    def combine(parts: list[np.ndarray]) -> np.ndarray:
+        out = np.full(n, neutral)
+        for prof, p in zip(parts, periods, strict=True):
+            out = out * prof[t % p] if multiplicative else out + prof[t % p]
+        return out
+
     for _ in range(iterations):
-        total = sum(prof[t % p] for prof, p in zip(profiles, periods, strict=True))
+        total = combine(profiles)
+        base = y / total if multiplicative else y - total
         trend = (
-            pd.Series(y - total).rolling(window, center=True, min_periods=window)
+            pd.Series(base).rolling(window, center=True, min_periods=window)
             .mean().bfill().ffill().to_numpy()
         )
         for i, p in enumerate(periods):
-            others = total - profiles[i][t % p]
-            d = y - trend - others
+            others = combine([q if j != i else np.full(len(q), neutral)
+                              for j, q in enumerate(profiles)])
+            d = y / np.maximum(trend * others, 1e-12) if multiplicative else y - trend - others
             num = np.bincount(t % p, weights=d * weights, minlength=p)
             den = np.bincount(t % p, weights=weights, minlength=p)
             prof = num / np.maximum(den, 1e-12)
             # the daily shape is sharp; the weekly correction rests on few cycles, so it is
             # smoothed over about 45 minutes (wider blurs the weekday/weekend switch)
             width = 1 if p == day_steps else max(1, day_steps // 32) | 1
-            prof = _circular_smooth(prof - prof.mean(), width)
-            total = others + prof[t % p]
-            profiles[i] = prof
+            prof = prof / prof.mean() if multiplicative else prof - prof.mean()
+            profiles[i] = _circular_smooth(prof, width)
     return profiles
 
 
@@ -73,12 +85,29 @@ class ProfileEts(ForecastModel):
 
     def _decompose(self, y: np.ndarray) -> np.ndarray:
         self.per = self.periods(len(y))
+        self.multiplicative = False
         if not self.per:
             self.profiles: list[np.ndarray] = []
             return y
-        self.profiles = seasonal_components(y, self.per, int(self.day_steps or self.per[0]))
-        t = np.arange(len(y))
-        return y - sum(p[t % m] for p, m in zip(self.profiles, self.per, strict=True))
+        day = int(self.day_steps or self.per[0])
+        # queue traffic is usually multiplicative (the weekend scales the whole day, growth
+        # scales the peaks): use ratios when the rates allow, i.e. no near-empty slots
+        if np.min(y) >= 0 and np.mean(y) > 0:
+            prof = seasonal_components(y, self.per, day, multiplicative=True)
+            if min(float(np.min(p)) for p in prof) >= MIN_MUL_PROFILE:
+                self.profiles, self.multiplicative = prof, True
+                return y / self._seasonal(np.arange(len(y)))
+        self.profiles = seasonal_components(y, self.per, day)
+        return y - self._seasonal(np.arange(len(y)))
+
+    def _seasonal(self, t: np.ndarray) -> np.ndarray:
+        if self.multiplicative:
+            out = np.ones(len(t))
+            for p, m in zip(self.profiles, self.per, strict=True):
+                out = out * p[t % m]
+            return out
+        return sum((p[t % m] for p, m in zip(self.profiles, self.per, strict=True)),
+                   np.zeros(len(t)))
 
     def fit(self, y: np.ndarray) -> ProfileEts:
         adjusted = self._decompose(y)
@@ -96,10 +125,15 @@ class ProfileEts(ForecastModel):
         return self
 
     def _mean(self, horizon: int) -> np.ndarray:
-        t = self.n_obs + np.arange(horizon)
-        seas = sum((p[t % m] for p, m in zip(self.profiles, self.per, strict=True)),
-                   np.zeros(horizon))
-        return self.ets.forecast(horizon) + seas
+        seas = self._seasonal(self.n_obs + np.arange(horizon))
+        level = self.ets.forecast(horizon)
+        return level * seas if self.multiplicative else level + seas
+
+    def sigma_h(self, horizon: int) -> np.ndarray:
+        base = super().sigma_h(horizon)
+        if self.multiplicative:  # errors of the adjusted series, back in jobs/s
+            return base * self._seasonal(self.n_obs + np.arange(horizon))
+        return base
 
     def error_weights(self, horizon: int) -> np.ndarray:
         return self.ets.error_weights(horizon)
@@ -129,7 +163,8 @@ class HoltWintersMul(ForecastModel):
         self.res, self.n_obs = res, len(y)
         self.params = {k: res.params[k] for k in (
             "smoothing_level", "smoothing_trend", "smoothing_seasonal", "damping_trend")}
-        self.sigma = float(np.sqrt(np.mean(np.asarray(res.resid)[2 * self.day_steps:] ** 2)))
+        resid = np.asarray(res.resid)[2 * int(self.day_steps or 0):]
+        self.sigma = float(np.sqrt(np.mean(resid**2)))
         return self
 
     def fit(self, y: np.ndarray) -> HoltWintersMul:
@@ -160,6 +195,7 @@ class MstlStatsmodels(ProfileEts):
         from statsmodels.tsa.seasonal import MSTL
 
         self.per = self.periods(len(y))
+        self.multiplicative = False
         if not self.per:
             self.profiles = []
             return y

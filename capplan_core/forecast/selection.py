@@ -54,9 +54,12 @@ class Choice:
 
 
 def candidate_names(
-    requested: str, n: int, day_steps: int | None, week_steps: int | None
+    requested: str, n: int, day_steps: int | None, week_steps: int | None, seasonal: bool = True
 ) -> tuple[list[str], list[str]]:
-    """Candidate model names for ``n`` steps of history, and notes on any fallback."""
+    """Candidate model names for ``n`` steps of history, and notes on any fallback.
+
+    ``seasonal`` False (an empty ``seasonality`` in the spec) keeps ``auto`` non-seasonal.
+    """
     notes: list[str] = []
     seasonal_ok = bool(day_steps) and n >= 2 * int(day_steps or 0)
     short = day_steps is not None and n < day_steps
@@ -66,8 +69,8 @@ def candidate_names(
         notes.append("less than a day of history: EWMA with widened intervals")
         return ["ewma"], notes
     if requested == "auto":
-        names = list(SEASONAL_AUTO if seasonal_ok else LEVEL_AUTO)
-        if not seasonal_ok and day_steps:
+        names = list(SEASONAL_AUTO if seasonal_ok and seasonal else LEVEL_AUTO)
+        if not seasonal_ok and day_steps and seasonal:
             notes.append("less than two full days of history: non-seasonal models only")
         return names, notes
     if MODELS[requested].family == "seasonal" and not seasonal_ok:
@@ -106,11 +109,11 @@ def _window(plan: BacktestPlan, stamp: Callable[[int], str]) -> dict[str, Any]:
 def choose(
     requested: str, y: np.ndarray, *, horizon: int, day_steps: int | None,
     week_steps: int | None, levels: tuple[float, ...], floor: float,
-    stamp: Callable[[int], str],
+    stamp: Callable[[int], str], seasonal: bool = True,
 ) -> Choice:
     """Backtest the candidates, pick the lowest MASE, calibrate its intervals on its errors."""
     n = len(y)
-    names, notes = candidate_names(requested, n, day_steps, week_steps)
+    names, notes = candidate_names(requested, n, day_steps, week_steps, seasonal)
     if requested == "auto" and (day_steps or 0) > MAX_AUTO_HW_SEASON and "holt_winters" in names:
         names.remove("holt_winters")
         notes.append(f"holt_winters skipped: a {day_steps}-step season is too long to fit fast")

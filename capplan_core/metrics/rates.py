@@ -1,0 +1,223 @@
+"""From consecutive snapshots to a metrics row (pure; no I/O).
+
+Each interval between two consecutive snapshots is judged on its own:
+
+* a counter that went *down* (Redis restart, FLUSHDB, stream re-created) makes that interval
+  unknown for that counter -- never a negative rate;
+* without counters, completions are counted from per-job records (RQ job hashes) when the
+  source says its records are complete over the interval, and arrivals follow by conservation
+  ``arrived = completed + Δbacklog + Δin_progress``; a negative result means jobs vanished
+  (flush, deletion) and the interval is unknown;
+* a rate over several intervals is Σ known jobs / Σ known seconds, flagged ``partial`` when some
+  intervals were unknown.
+
+Without per-job service times, the mean service time is estimated by Little's law
+(``mean in_progress / completion rate``) and the mean wait by ``mean backlog / arrival rate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from capplan_core.metrics.snapshot import JobSample, QueueSnapshot
+
+
+@dataclass(frozen=True)
+class MetricsRow:
+    """One ``queue_metrics`` row: rates in jobs/s, times in s, ``recorded_at`` UTC."""
+
+    queue: str
+    recorded_at: datetime
+    interval_s: float | None
+    arrival_rate: float | None
+    completion_rate: float | None
+    service_rate: float | None
+    service_time_mean_s: float | None
+    service_time_p95_s: float | None
+    service_time_scv: float | None
+    wait_mean_s: float | None
+    wait_p50_s: float | None
+    wait_p95_s: float | None
+    wait_p99_s: float | None
+    backlog: float | None
+    in_progress: float | None
+    workers: float | None
+    samples: int = 0
+    partial: bool = False
+    source: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_store(self) -> dict[str, Any]:
+        """The row as the store's ``queue_metrics`` columns (extras in ``extra``)."""
+        extra = {
+            "completion_rate": self.completion_rate,
+            "service_time_mean_s": self.service_time_mean_s,
+            "service_time_p95": self.service_time_p95_s,
+            "service_time_scv": self.service_time_scv,
+            "wait_mean_s": self.wait_mean_s,
+            "wait_p50_s": self.wait_p50_s,
+            "wait_p95_s": self.wait_p95_s,
+            "wait_p99_s": self.wait_p99_s,
+            "in_progress": self.in_progress,
+            "interval_s": self.interval_s,
+            "samples": self.samples,
+            "partial": self.partial,
+            "source": self.source,
+            "notes": list(self.notes),
+        }
+        return {
+            "queue_name": self.queue,
+            "recorded_at": self.recorded_at,
+            "arrival_rate": self.arrival_rate,
+            "service_rate": self.service_rate,
+            "backlog": self.backlog,
+            "workers": self.workers,
+            "extra": extra,
+        }
+
+
+def _counter_delta(a: float | None, b: float | None) -> tuple[float | None, bool]:
+    """(increase, reset?) of a cumulative counter between two readings."""
+    if a is None or b is None:
+        return None, False
+    if b < a:
+        return None, True
+    return b - a, False
+
+
+def _segment(a: QueueSnapshot, b: QueueSnapshot, jobs: Sequence[JobSample]
+             ) -> tuple[float | None, float | None, list[str]]:
+    """(arrivals, completions, notes) between snapshots ``a`` and ``b`` (jobs, None = unknown)."""
+    notes: list[str] = []
+    t0, t1 = a.recorded_at_s, b.recorded_at_s
+    done, reset = _counter_delta(a.completed_total, b.completed_total)
+    if reset:
+        notes.append("completed counter reset")
+    elif done is None and b.jobs_complete_since_s is not None and b.jobs_complete_since_s <= t0:
+        done = float(sum(1 for j in jobs if t0 < j.ended_at_s <= t1))
+    arrived, reset = _counter_delta(a.enqueued_total, b.enqueued_total)
+    if reset:
+        notes.append("enqueued counter reset")
+    elif arrived is None and done is not None and None not in (
+            a.backlog, b.backlog, a.in_progress, b.in_progress):
+        arrived = done + (b.backlog or 0.0) - (a.backlog or 0.0) + (b.in_progress or 0.0) - (
+            a.in_progress or 0.0)
+        if arrived < 0:
+            notes.append("jobs vanished between polls (flush or deletion): interval unknown")
+            arrived = None
+    return arrived, done, notes
+
+
+def _rate(parts: list[tuple[float | None, float]]) -> tuple[float | None, bool]:
+    """Σ known jobs / Σ known seconds, and whether some intervals were unknown."""
+    known = [(n, dt) for n, dt in parts if n is not None]
+    if not known:
+        return None, False
+    secs = sum(dt for _, dt in known)
+    return (sum(n for n, _ in known) / secs if secs > 0 else None), len(known) < len(parts)
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def _comparable(prev: QueueSnapshot, cur: QueueSnapshot) -> bool:
+    return (prev.queue == cur.queue and prev.source == cur.source and prev.exists
+            and prev.error is None and prev.recorded_at < cur.recorded_at)
+
+
+def window_metrics(snapshots: Sequence[QueueSnapshot]) -> MetricsRow:
+    """Metrics of one queue over a run of consecutive snapshots (oldest first).
+
+    The row's ``recorded_at`` is the last snapshot's; instantaneous fields (backlog, workers)
+    are the last snapshot's. Rates need at least two usable snapshots; with one, only the
+    instantaneous fields and the source's own summaries are filled.
+
+    Raises:
+        ValueError: empty input or snapshots of different queues.
+    """
+    if not snapshots:
+        raise ValueError("window_metrics needs at least one snapshot")
+    cur = snapshots[-1]
+    if any(s.queue != cur.queue for s in snapshots):
+        raise ValueError("window_metrics: snapshots of different queues")
+    notes: list[str] = list(cur.notes)
+    if not cur.exists or cur.error is not None:
+        notes.append(cur.error or f"queue {cur.queue!r} not found at the source")
+        return _row(cur, None, None, None, [], [], [], notes, partial=False)
+    # keep the trailing run of comparable snapshots (a missing/failed poll breaks the run)
+    run = [cur]
+    for s in reversed(snapshots[:-1]):
+        if not _comparable(s, run[0]):
+            break
+        run.insert(0, s)
+    jobs_by_id: dict[str, JobSample] = {}
+    for s in run:
+        for j in s.jobs:
+            jobs_by_id[j.job_id] = j
+    jobs = list(jobs_by_id.values())
+    arr_parts: list[tuple[float | None, float]] = []
+    done_parts: list[tuple[float | None, float]] = []
+    for a, b in zip(run, run[1:], strict=False):
+        arrived, done, seg_notes = _segment(a, b, jobs)
+        dt = b.recorded_at_s - a.recorded_at_s
+        arr_parts.append((arrived, dt))
+        done_parts.append((done, dt))
+        notes.extend(n for n in seg_notes if n not in notes)
+    arrival, p1 = _rate(arr_parts)
+    completion, p2 = _rate(done_parts)
+    if cur.arrival_rate_per_s is not None:
+        arrival = cur.arrival_rate_per_s
+    if cur.completion_rate_per_s is not None:
+        completion = cur.completion_rate_per_s
+    t_first = run[0].recorded_at_s if len(run) > 1 else None
+    in_window = [j for j in jobs if t_first is None or t_first < j.ended_at_s <= cur.recorded_at_s]
+    service = [j.service_s for j in in_window if j.service_s is not None]
+    wait = [j.wait_s for j in in_window if j.wait_s is not None]
+    return _row(cur, run, arrival, completion, service, wait, in_window, notes,
+                partial=p1 or p2)
+
+
+def _row(cur: QueueSnapshot, run: list[QueueSnapshot] | None, arrival: float | None,
+         completion: float | None, service: list[float], wait: list[float],
+         in_window: list[JobSample], notes: list[str], *, partial: bool) -> MetricsRow:
+    mean_s = float(np.mean(service)) if service else cur.service_time_mean_s
+    scv = (float(np.var(service) / mean_s**2) if len(service) > 1 and mean_s else
+           cur.service_time_scv)
+    wait_mean = float(np.mean(wait)) if wait else None
+    if run and len(run) > 1:
+        if mean_s is None and completion and all(s.in_progress is not None for s in run):
+            # Little's law L = λW over the in-progress jobs (no per-job timings at this source)
+            mean_s = float(np.mean([s.in_progress for s in run])) / completion
+            notes.append("service time estimated by Little's law (in_progress / completion)")
+        if wait_mean is None and arrival and all(s.backlog is not None for s in run):
+            wait_mean = float(np.mean([s.backlog for s in run])) / arrival
+    interval = run[-1].recorded_at_s - run[0].recorded_at_s if run and len(run) > 1 else None
+    return MetricsRow(
+        queue=cur.queue, recorded_at=cur.recorded_at, interval_s=interval,
+        arrival_rate=arrival, completion_rate=completion,
+        service_rate=(1.0 / mean_s) if mean_s else None,
+        service_time_mean_s=mean_s,
+        service_time_p95_s=_pct(service, 95) if service else cur.service_time_p95_s,
+        service_time_scv=scv, wait_mean_s=wait_mean,
+        wait_p50_s=_pct(wait, 50), wait_p95_s=_pct(wait, 95) if wait else cur.wait_p95_s,
+        wait_p99_s=_pct(wait, 99), backlog=cur.backlog, in_progress=cur.in_progress,
+        workers=cur.workers, samples=len(in_window), partial=partial, source=cur.source,
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def snapshots_to_metrics(prev: QueueSnapshot | None, cur: QueueSnapshot) -> MetricsRow:
+    """The metrics row for the interval ``(prev.recorded_at, cur.recorded_at]``.
+
+    ``prev`` may be None (first poll) or unusable (other queue or source, failed poll, not
+    newer): the row then has no rates. Counter resets give None rates, never negative ones.
+    """
+    if prev is None or not _comparable(prev, cur):
+        return window_metrics([cur])
+    return window_metrics([prev, cur])

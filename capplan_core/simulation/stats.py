@@ -1,0 +1,144 @@
+"""From replications to a ``SimulationSummary``: SLO per window, confidence intervals.
+
+Confidence intervals: a Wilson score interval for the SLO achievement rate (Wilson, JASA 1927;
+Agresti & Coull, *Am. Stat.* 1998) and Student t intervals over independent replications for
+the wait statistics; with a single replication, over ``N_BATCHES`` batch means of its jobs in
+arrival order (Law, *Simulation Modeling and Analysis*, 5th ed., §9.5.3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+from capplan_core.simulation.records import JobRunRecord
+from capplan_core.simulation.sampling import ReplicationInputs
+from capplan_core.simulation.scenario import SimScenario, SimulationSummary
+
+N_BATCHES = 20
+Z95 = 1.959963984540054
+
+
+@dataclass
+class RepStats:
+    """Per-replication results: ``(R, W)`` window arrays and ``(R,)`` wait statistics.
+
+    ``units`` holds the values the wait CIs are computed from: one row per replication, or the
+    batch means of a single replication (rows: mean wait, wait probability, p95 wait).
+    """
+
+    window_fail: np.ndarray
+    window_max_backlog: np.ndarray
+    window_util: np.ndarray
+    mean_wait_s: np.ndarray
+    wait_prob: np.ndarray
+    p95_wait_s: np.ndarray
+    jobs: np.ndarray
+    units: np.ndarray | None = None
+
+
+def judged_windows(scenario: SimScenario) -> np.ndarray:
+    """Windows the SLO is judged on: those ending after the warm-up."""
+    return scenario.window_edges_s[1:] > scenario.warmup_s
+
+
+def _quantile(x: np.ndarray, q: float) -> float:
+    return float(np.quantile(x, q)) if x.size else 0.0
+
+
+def job_level_stats(scenario: SimScenario, inputs: ReplicationInputs,
+                    record: JobRunRecord) -> tuple[np.ndarray, ...]:
+    """Reduce one job-level replication: (window_fail, window_max_backlog, window_util,
+    [mean_wait, wait_prob, p95_wait], kept waits in arrival order)."""
+    sc = scenario
+    arr = inputs.arrival_times_s[inputs.n_backlog:]
+    waits = record.waits_s[inputs.n_backlog:]
+    if sc.warmup_s > 0:
+        keep = arr >= sc.warmup_s
+        arr, waits = arr[keep], waits[keep]
+    n_w = sc.n_windows
+    win = np.minimum((arr / sc.window_s).astype(np.int64), n_w - 1)
+    fail = np.zeros(n_w, dtype=bool)
+    if sc.slo_wait_s is not None:
+        n_jobs = np.bincount(win, minlength=n_w)
+        late = np.bincount(win, weights=waits > sc.slo_wait_s, minlength=n_w)
+        fail |= late > (1.0 - sc.slo_wait_quantile) * n_jobs + 1e-9
+    if sc.slo_max_backlog is not None:
+        fail |= record.window_max_backlog > sc.slo_max_backlog
+    fail &= judged_windows(sc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        util = np.where(record.window_ready_s > 0,
+                        record.window_busy_s / record.window_ready_s, np.nan)
+    point = np.array([waits.mean() if waits.size else 0.0,
+                      (waits > 0).mean() if waits.size else 0.0, _quantile(waits, 0.95)])
+    return fail, record.window_max_backlog, util, point, waits
+
+
+def batch_units(waits: np.ndarray) -> np.ndarray | None:
+    """(N_BATCHES, 3) batch mean wait, wait probability and p95 of one run's waits."""
+    if waits.size < 2 * N_BATCHES:
+        return None
+    return np.array([[b.mean(), (b > 0).mean(), _quantile(b, 0.95)]
+                     for b in np.array_split(waits, N_BATCHES)])
+
+
+def wilson_ci(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def t_ci(units: np.ndarray, point: float) -> tuple[float, float]:
+    """95% t interval around ``point`` from the spread of independent ``units``."""
+    k = units.size
+    if k < 2:
+        return (point, point)
+    half = float(sps.t.ppf(0.975, k - 1) * units.std(ddof=1) / math.sqrt(k))
+    return (point - half, point + half)
+
+
+def summarise(rs: RepStats, scenario: SimScenario, engine: str) -> SimulationSummary:
+    """Combine per-replication results into the summary (see ``SimulationSummary``)."""
+    n_rep = rs.window_fail.shape[0]
+    ok = ~rs.window_fail.any(axis=1)
+    met = int(ok.sum())
+    judged = judged_windows(scenario)
+    util_w = _nanmean_cols(rs.window_util)
+    judged_util = util_w[judged & np.isfinite(util_w)]
+    util_range = ((float(judged_util.min()), float(judged_util.max())) if judged_util.size
+                  else (0.0, 0.0))
+    points = np.array([rs.mean_wait_s.mean(), rs.wait_prob.mean(), rs.p95_wait_s.mean()])
+    units = rs.units if rs.units is not None else np.column_stack(
+        (rs.mean_wait_s, rs.wait_prob, rs.p95_wait_s))
+    cis = [t_ci(units[:, i], float(points[i])) for i in range(3)]
+    prob_ci = (max(0.0, cis[1][0]), min(1.0, cis[1][1]))
+    max_backlog = rs.window_max_backlog[:, judged].max(axis=1) if judged.any() else np.zeros(1)
+    return SimulationSummary(
+        slo_achievement_rate=met / n_rep,
+        achievement_ci95=wilson_ci(met, n_rep),
+        max_backlog=float(max_backlog.mean()),
+        p95_wait_s=float(points[2]), p95_wait_s_ci95=(max(0.0, cis[2][0]), cis[2][1]),
+        mean_wait_s=float(points[0]), mean_wait_s_ci95=(max(0.0, cis[0][0]), cis[0][1]),
+        wait_probability=float(points[1]), wait_probability_ci95=prob_ci,
+        utilization_range=util_range,
+        window_failure_rate=rs.window_fail.mean(axis=0),
+        window_utilization=util_w,
+        window_max_backlog=rs.window_max_backlog.mean(axis=0),
+        jobs=int(rs.jobs.sum()), engine=engine, replications=n_rep,
+    )
+
+
+def _nanmean_cols(x: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(x)
+    counts = finite.sum(axis=0)
+    sums = np.where(finite, x, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)

@@ -1,0 +1,86 @@
+"""``capplan backtest`` and ``capplan what-if`` flags: good runs and named errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from capplan_cli import backtest, whatif
+from tests.unit.backtest.synthetic import T0, constant, policy, rows
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    a = typer.Typer()
+    backtest.register(a)
+    whatif.register(a)
+    return a
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    d = tmp_path_factory.mktemp("bt")
+    frame = rows(3, constant(10.0))
+    frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    frame.to_csv(d / "m.csv", index=False)
+    doc = {"policies": [policy().model_dump(mode="json")]}
+    (d / "p.yaml").write_text(yaml.safe_dump(doc))
+    return d / "m.csv", d / "p.yaml"
+
+
+def _args(files: tuple[Path, Path], *extra: str) -> list[str]:
+    return ["backtest", "--metrics", str(files[0]), "--policy", str(files[1]), *extra]
+
+
+def test_backtest_json_and_figure(app, files, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    t1 = (T0 + pd.Timedelta(days=2)).isoformat()
+    t2 = (T0 + pd.Timedelta(days=2, hours=2)).isoformat()
+    res = runner.invoke(app, _args(files, "--queue", "q", "--from", t1, "--to", t2, "--json",
+                                   "--figure", str(tmp_path / "f.png")))
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc[0]["policy"] == "q" and len(doc[0]["windows"]) == 8
+    assert Path(doc[0]["figure"]).exists()
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["--from", "yesterday-ish"], "--from"),
+    (["--to", "2026-13-45"], "--to"),
+    (["--from", "2026-03-03", "--to", "2026-03-02"], "--from"),
+    (["--queue", "nope"], "--queue"),
+    (["--policies", "nope"], "--policies"),
+    (["--queue", "q", "--policies", "q"], "--queue"),
+    (["--cadence-minutes", "0"], "--cadence-minutes"),
+])
+def test_backtest_bad_flags_exit_2_naming_the_flag(app, files, extra, needle) -> None:  # type: ignore[no-untyped-def]
+    res = runner.invoke(app, _args(files, *extra))
+    assert res.exit_code == 2
+    assert needle in res.output
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["--multiplier", "0"], "--multiplier"),
+    (["--slo-wait", "-3"], "--slo-wait"),
+    (["--safety-margin", "7"], "--safety-margin"),
+    (["--workers", "lots"], "--workers"),
+    (["--workers", "0"], "--workers"),
+    (["--spike-size", "-1"], "--spike-size"),
+    (["--spike-at", "30"], "--spike-size"),
+    (["--spike-size", "5", "--spike-minutes", "0"], "--spike-minutes"),
+    (["--spike-size", "5", "--spike-at", "soon"], "--spike-at"),
+    (["--horizon-hours", "0"], "--horizon-hours"),
+    (["--as-of", "later"], "--as-of"),
+])
+def test_what_if_bad_flags_exit_2_naming_the_flag(app, files, extra, needle) -> None:  # type: ignore[no-untyped-def]
+    res = runner.invoke(app, ["what-if", "--metrics", str(files[0]), "--policy", str(files[1]),
+                              "--queue", "q", *extra])
+    assert res.exit_code == 2, res.output
+    assert needle in res.output
