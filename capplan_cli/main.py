@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
-from capplan_cli import demo, plan_cmd, plans
+# A loaded machine can take longer than Prefect's default 20 s to start the temporary server.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+from capplan_cli import demo, plan_cmd, plans  # noqa: E402
 
 app = typer.Typer(
     name="capplan",
