@@ -3,7 +3,8 @@
 Steps: resample to the planning interval (mean of rates) and undo past calendar events;
 flag anomalies (robust z) and keep them, and the caller's outliers, out of fitting; fill gaps;
 backtest the candidate models on recent history and keep the lowest MASE; calibrate intervals
-on that model's backtest errors (conformal); forecast; apply future calendar events.
+on that model's backtest errors (conformal, error scale per step and per forecast level);
+forecast; apply future calendar events.
 Methods follow Hyndman & Athanasopoulos, *Forecasting: Principles and Practice* (3rd ed.).
 """
 
@@ -127,7 +128,8 @@ def forecast_queue(
     model = choice.model
     mean = model.forecast_mean(total)[offset:]
     scale = extend_scale(choice.calibration.scale, model.sigma_h(total), total)[offset:]
-    scale = np.maximum(scale, floor)
+    # level-dependent error scale: peaks get wider intervals than troughs (intervals.py)
+    scale = np.maximum(scale * choice.calibration.level_factor(mean), floor)
     timestamps = pd.date_range(first, periods=n_out, freq=pd.Timedelta(seconds=step_s))
     mult = event_multipliers(timestamps, step_s, spec.events)
     if np.any(mult != 1.0):

@@ -1,10 +1,18 @@
-"""Interval calibration from backtest errors: split-conformal prediction with per-step scales.
+"""Interval calibration from backtest errors: split-conformal prediction with per-step,
+level-dependent scales.
 
 Hyndman & Athanasopoulos, *FPP3* §5.5: when model-based intervals are doubtful, use the
-empirical distribution of (out-of-sample) forecast errors. Errors at step ``h`` are divided by
-a smoothed per-step scale ``s_h`` (RMS over origins), the normalised errors of all steps are
-pooled, and the interval at step ``h`` is ``mean_h + s_h * quantiles(pooled)``. Coverage is
-reported leave-one-origin-out, so it is an honest out-of-sample estimate.
+empirical distribution of (out-of-sample) forecast errors. Queue traffic errors grow with the
+traffic level (a peak misses by more jobs/s than the night trough), so the error at step ``h``
+of a window forecast at level ``f`` is divided by ``s_h * g(f)``, where
+``g(f) = (1 - w) + w * f / L`` blends a constant scale (``w = 0``) with one proportional to
+the forecast level (``w = 1``; ``L`` = mean backtest forecast), ``w`` chosen per model by the
+backtest likelihood of a Laplace error, and ``s_h`` is a smoothed per-step scale (RMS over
+origins) of the level-normalised errors. The normalised errors of all steps are pooled and the
+interval at step ``h`` is ``mean_h + s_h * g(mean_h) * quantiles(pooled)``: the normalised
+scale of split-conformal regression (Lei et al. 2018, *JASA* 113, §5.2), so coverage holds at
+peaks and troughs alike, not only on average. Coverage is reported leave-one-origin-out, so it
+is an honest out-of-sample estimate.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ import numpy as np
 from capplan_core.forecast.result import normal_z_sample
 
 MIN_POOLED = 20  # fewer normalised errors than this -> Gaussian shape
+LEVEL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # candidate w of g(f) = (1 - w) + w * f / L
+MIN_LEVEL_FACTOR = 0.05  # g never below 5% of the scale at the reference level
+MIN_GAIN = 0.005  # a level weight must beat the constant scale by this much log-likelihood
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,21 @@ class Calibration:
     z_sorted: np.ndarray
     path_correlation: float
     coverage: dict[float, float]
+    level_weight: float = 0.0  # w of the level factor g (0: the scale ignores the level)
+    ref_level: float = 0.0  # L of the level factor g, jobs/s
+
+    def level_factor(self, level: np.ndarray) -> np.ndarray:
+        """``g(level)``: multiplies ``scale`` for windows forecast at ``level`` (jobs/s)."""
+        return level_factor(level, self.ref_level, self.level_weight)
+
+
+def level_factor(level: np.ndarray, ref: float, weight: float) -> np.ndarray:
+    """``g(f) = max((1 - w) + w * f / L, MIN_LEVEL_FACTOR)``; 1 when ``w`` or ``L`` is 0."""
+    f = np.abs(np.asarray(level, dtype=float))
+    if weight <= 0 or not ref > 0 or not np.isfinite(ref):
+        return np.ones_like(f)
+    g = (1.0 - weight) + weight * np.nan_to_num(f, nan=ref) / ref
+    return np.maximum(g, MIN_LEVEL_FACTOR)
 
 
 def _smooth(x: np.ndarray, width: int) -> np.ndarray:
@@ -39,8 +65,14 @@ def _smooth(x: np.ndarray, width: int) -> np.ndarray:
 
 
 def step_scale(errors: np.ndarray, floor: float) -> np.ndarray:
-    """Smoothed RMS error per step over the backtest origins (jobs/s)."""
-    msq = np.mean(errors * errors, axis=0)
+    """Smoothed RMS error per step over the backtest origins (jobs/s); NaN cells are left out
+    (a step with none borrows the mean square of the others)."""
+    ok = np.isfinite(errors)
+    cnt = ok.sum(axis=0)
+    ssq = np.sum(np.where(ok, errors * errors, 0.0), axis=0)
+    msq = np.divide(ssq, cnt, out=np.full(len(cnt), np.nan), where=cnt > 0)
+    if not np.isfinite(msq).all():
+        msq = np.where(np.isfinite(msq), msq, np.nanmean(msq) if np.isfinite(msq).any() else 0.0)
     width = max(3, errors.shape[1] // 8)
     return np.maximum(np.sqrt(_smooth(msq, width)), floor)
 
@@ -63,33 +95,86 @@ def _z_pool(errors: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return z if len(z) >= MIN_POOLED else normal_z_sample()
 
 
-def _coverage(z_train: np.ndarray, z_test: np.ndarray, level: float) -> float:
+def _hits(z_train: np.ndarray, z_test: np.ndarray, level: float) -> tuple[int, int]:
+    """(covered, scored) test errors of the central ``level`` interval of ``z_train``."""
     n = len(z_train)
     pos = np.arange(1, n + 1) / (n + 1)
     lo, hi = np.interp([(1 - level) / 2, (1 + level) / 2], pos, z_train)
-    return float(np.mean((z_test >= lo) & (z_test <= hi)))
+    z = z_test[np.isfinite(z_test)]
+    return int(np.sum((z >= lo) & (z <= hi))), len(z)
+
+
+def informative(errors: np.ndarray, forecasts: np.ndarray) -> np.ndarray:
+    """``errors`` with certain cells set to NaN: a window forecast at zero that saw no traffic
+    (a night without jobs) says nothing about the size of errors, and pooled with the rest it
+    would narrow the intervals of busy windows. Kept when too few other cells remain."""
+    certain = (forecasts <= 0) & (errors == 0)
+    if not certain.any() or int(np.sum(~certain & np.isfinite(errors))) < MIN_POOLED:
+        return errors
+    return np.where(certain, np.nan, errors)
+
+
+def _laplace_cost(errors: np.ndarray, sigma: np.ndarray) -> float:
+    """Mean negative log-likelihood (up to a constant) of a Laplace error with scale
+    ``c * sigma``, ``c`` profiled out: robust to the odd burst, unlike a Gaussian."""
+    ok = np.isfinite(errors) & (sigma > 0)
+    if not ok.any():
+        return float("inf")
+    mad = float(np.mean(np.abs(errors[ok]) / sigma[ok]))
+    return float(np.log(max(mad, 1e-300)) + np.mean(np.log(sigma[ok])))
+
+
+def level_weight(
+    errors: np.ndarray, forecasts: np.ndarray, floor: float
+) -> tuple[float, float]:
+    """Choose ``(w, L)`` of the level factor by backtest likelihood (``w = 0`` unless it helps).
+
+    ``L`` is the mean backtest forecast; an all-zero or non-finite forecast keeps ``w = 0``.
+    """
+    fc = np.abs(forecasts[np.isfinite(forecasts)])
+    ref = float(np.mean(fc)) if len(fc) else 0.0
+    if not ref > max(floor, 1e-9) or forecasts.shape != errors.shape:
+        return 0.0, 0.0
+    errors = informative(errors, forecasts)
+    best_w, best = 0.0, float("inf")
+    for w in LEVEL_WEIGHTS:
+        g = level_factor(forecasts, ref, w)
+        sigma = step_scale(errors / g, floor)[None, :] * g
+        cost = _laplace_cost(errors, sigma) + (MIN_GAIN if w > 0 else 0.0)
+        if cost < best:
+            best_w, best = w, cost
+    return best_w, ref
 
 
 def calibrate(
-    errors: np.ndarray, levels: tuple[float, ...], floor: float
+    errors: np.ndarray, levels: tuple[float, ...], floor: float,
+    forecasts: np.ndarray | None = None,
 ) -> Calibration:
-    """Calibrate from backtest ``errors`` (origins x steps, actual - forecast)."""
+    """Calibrate from backtest ``errors`` (origins x steps, actual - forecast); with the
+    backtest ``forecasts`` (same shape) the scale may also follow the forecast level."""
+    w, ref = level_weight(errors, forecasts, floor) if forecasts is not None else (0.0, 0.0)
+    if forecasts is not None:
+        errors = informative(errors, forecasts)
+    if w > 0 and forecasts is not None:
+        errors = errors / level_factor(forecasts, ref, w)
     scale = step_scale(errors, floor)
     z = _z_pool(errors, scale)
-    zz = errors / scale[None, :]
+    zz = np.nan_to_num(errors / scale[None, :])
     num = float(np.sum(zz[:, 1:] * zz[:, :-1])) if zz.shape[1] > 1 else 0.0
     den = float(np.sum(zz[:, :-1] ** 2)) if zz.shape[1] > 1 else 0.0
     rho = float(np.clip(num / den, 0.0, 0.99)) if den > 0 else 0.0
     coverage: dict[float, float] = {}
     k = errors.shape[0]
     for lv in levels:
-        hits = []
+        covered = scored = 0
         for i in range(k):
             train = np.delete(errors, i, axis=0)
             s = step_scale(train, floor)
-            hits.append(_coverage(_z_pool(train, s), errors[i] / s, lv))
-        coverage[float(lv)] = float(np.mean(hits))
-    return Calibration(scale, z, rho, coverage)
+            c, n = _hits(_z_pool(train, s), errors[i] / s, lv)
+            covered, scored = covered + c, scored + n
+        if scored:
+            coverage[float(lv)] = covered / scored
+    return Calibration(scale, z, rho, coverage, w, ref)
 
 
 def gaussian_calibration(sigma_h: np.ndarray, widen: float, rho: float = 0.9) -> Calibration:

@@ -8,7 +8,7 @@ non-seasonal models; weekly terms only with two full weeks.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,7 @@ def _entry(score: BacktestScore, cal: Calibration | None) -> dict[str, Any]:
         "mase": round(score.mase, 4),
         "smape": round(score.smape, 3),
         "coverage": {lv: round(c, 3) for lv, c in (cal.coverage if cal else {}).items()},
+        "level_weight": cal.level_weight if cal else 0.0,
     }
 
 
@@ -138,7 +139,7 @@ def choose(
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
             selection.append({"model": name, "error": str(err)})
             continue
-        cal = calibrate(sc.errors, levels, floor)
+        cal = calibrate(sc.errors, levels, floor, sc.forecasts)
         scores.append((sc, cal))
         selection.append(_entry(sc, cal))
     if not scores:
@@ -155,8 +156,7 @@ def choose(
     # re-running the model over all of the data updates its states (and profiles)
     model = best.fitted.refit(y)
     if short:
-        best_cal = Calibration(best_cal.scale * SHORT_WIDEN, best_cal.z_sorted,
-                               best_cal.path_correlation, best_cal.coverage)
+        best_cal = replace(best_cal, scale=best_cal.scale * SHORT_WIDEN)
     return Choice(model, best_cal, selection, notes)
 
 

@@ -16,7 +16,8 @@ key                                    written by / how
 ``capplan:q:<q>:hb:<worker id>``       worker: ``SET 1 EX <ttl>`` every beat (ttl 30 s)
 =====================================  =======================================================
 
-A worker beats at least every ``ttl / 3`` seconds; the reader counts workers whose last beat is
+Producers call :func:`declare_queue` once (``SETNX`` the counters to 0); a counter that is
+absent is "unknown", not 0. A worker beats at least every ``ttl / 3`` seconds; the reader counts workers whose last beat is
 younger than the ttl (``ZCOUNT``). A worker that stops cleanly calls :func:`worker_stopped`.
 Counters only ever increase; capplan treats a decrease as a reset (restart, flush).
 """
@@ -36,6 +37,14 @@ HEARTBEAT_TTL_S = 30
 def key(queue: str, suffix: str) -> str:
     """The instrumentation key ``capplan:q:<queue>:<suffix>``."""
     return f"{KEY_PREFIX}{queue}:{suffix}"
+
+
+def declare_queue(redis: Redis, queue: str) -> None:
+    """Producer setup: create the counters at 0 if absent, so the first interval is known."""
+    p = redis.pipeline(transaction=False)
+    for suffix in ("enqueued", "completed", "inflight"):
+        p.setnx(key(queue, suffix), 0)
+    p.execute()
 
 
 def enqueue(redis: Redis, queue: str, payload: bytes | str, *, list_key: str | None = None

@@ -4,7 +4,7 @@ Per queue, one atomic pipelined read (MULTI) takes:
 
 * backlog ``LLEN rq:queue:<q>``; jobs in progress ``ZCARD rq:wip:<q>`` (StartedJobRegistry);
 * the newest ids of ``rq:finished:<q>`` and ``rq:failed:<q>`` (Finished/FailedJobRegistry);
-* the workers listening on the queue ``SMEMBERS rq:workers:<q>``;
+* the workers listening on the queue ``SMEMBERS rq:workers:<q>`` (worker keys);
 
 then one more pipelined round trip ``HMGET``s the job hashes not seen before (``enqueued_at``,
 ``started_at``, ``ended_at``: service time = ended − started, queue wait = started − enqueued)
@@ -101,8 +101,8 @@ class RQSource:
                 if jid not in known:
                     p.hmget(f"{self.prefix}:job:{jid}", *_JOB_FIELDS)
                     plan.append((i, "job", jid))
-            for w in (_text(x) for x in workers):
-                p.hget(f"{self.prefix}:worker:{w}", "last_heartbeat")
+            for w in (_text(x) for x in workers):  # members are worker keys
+                p.hget(w, "last_heartbeat")
                 plan.append((i, "worker", w))
         replies = p.execute() if plan else []
         fresh: list[dict[str, JobSample]] = [{} for _ in self.queues]
@@ -132,7 +132,7 @@ class RQSource:
                 ends = [s.ended_at_s for j in map(_text, reg) if (s := samples.get(j))]
                 complete_since = max(complete_since, min(ends, default=now_s))
                 notes.append(f"registry holds more than {self.max_jobs} jobs; counted newest only")
-        if not exists and not backlog and not wip and not ids:
+        if not exists and not backlog and not wip and not ids and not workers:
             return QueueSnapshot(queue=q, recorded_at=now, source=self.name, exists=False)
         return QueueSnapshot(
             queue=q, recorded_at=now, source=self.name, backlog=float(backlog),

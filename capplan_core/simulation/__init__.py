@@ -1,0 +1,24 @@
+"""Monte Carlo simulation of a worker pool under a capacity plan (docs/CONTRACTS.md).
+
+``simulate(scenario, replications=..., seed=..., engine="auto")`` runs a ``SimScenario`` on the
+SimPy reference engine, the compiled fast engine (same answer) or the fluid level (high rates)
+and returns a ``SimulationSummary``.
+"""
+
+from capplan_core.simulation.engine import (
+    JOB_LEVEL_BUDGET,
+    choose_engine,
+    expected_jobs,
+    replicate_job_level,
+    simulate,
+)
+from capplan_core.simulation.records import JobRunRecord
+from capplan_core.simulation.sampling import ReplicationInputs, draw_inputs, replication_rngs
+from capplan_core.simulation.scenario import ENGINES, SimScenario, SimulationSummary
+from capplan_core.simulation.stats import wilson_ci
+
+__all__ = [
+    "ENGINES", "JOB_LEVEL_BUDGET", "JobRunRecord", "ReplicationInputs", "SimScenario",
+    "SimulationSummary", "choose_engine", "draw_inputs", "expected_jobs", "replicate_job_level",
+    "replication_rngs", "simulate", "wilson_ci",
+]

@@ -138,9 +138,14 @@ def run_static(arrivals: np.ndarray, services: np.ndarray, workers: int, window_
     free worker), so a heap of worker free-times is the whole model (Kiefer & Wolfowitz's
     workload recursion for G/G/c)."""
     n = arrivals.size
+    last = win_busy.size - 1
     free = np.zeros(workers)
     starts = np.empty(n)
     p = 0  # jobs started by the current arrival time (starts are non-decreasing)
+    w_arr = 0  # window of the current arrival
+    w_st = 0  # window of the current start
+    end_arr = horizon_s if last == 0 else window_s
+    end_st = end_arr
     for i in range(n):
         a = arrivals[i]
         st = free[0] if free[0] > a else a
@@ -151,9 +156,9 @@ def run_static(arrivals: np.ndarray, services: np.ndarray, workers: int, window_
             break
         waits[i] = st - a
         starts[i] = st
-        # replace the heap top with this worker's new free time
-        v = st + services[i]
-        k = 0
+        sv = services[i]
+        v = st + sv
+        k = 0  # replace the heap top with this worker's new free time
         while True:
             c = 2 * k + 1
             if c >= workers:
@@ -167,8 +172,20 @@ def run_static(arrivals: np.ndarray, services: np.ndarray, workers: int, window_
         free[k] = v
         while p <= i and starts[p] <= a:
             p += 1
-        note_backlog(a, i + 1 - p, window_s, horizon_s, win_backlog)
-    last = win_busy.size - 1
+        while a >= end_arr and w_arr < last:
+            w_arr += 1
+            end_arr = horizon_s if w_arr == last else (w_arr + 1) * window_s
+        if i + 1 - p > win_backlog[w_arr]:
+            win_backlog[w_arr] = i + 1 - p
+        if st < horizon_s:  # busy time, split at window ends
+            while st >= end_st and w_st < last:
+                w_st += 1
+                end_st = horizon_s if w_st == last else (w_st + 1) * window_s
+            if v <= end_st:
+                win_busy[w_st] += sv
+            else:
+                integrate(st, v, 1, 0, 0, window_s, horizon_s, win_busy, win_ready,
+                          win_backlog)
     for w in range(last + 1):  # backlog carried into each window, and ready time
         edge = w * window_s
         end = horizon_s if w == last else min((w + 1) * window_s, horizon_s)
@@ -177,9 +194,3 @@ def run_static(arrivals: np.ndarray, services: np.ndarray, workers: int, window_
             q = np.searchsorted(arrivals, edge, "right") - np.searchsorted(starts, edge, "right")
             if q > win_backlog[w]:
                 win_backlog[w] = q
-    for i in range(n):
-        st = starts[i]
-        if st >= horizon_s:
-            break
-        integrate(st, st + services[i], 1, 0, 0, window_s, horizon_s, win_busy, win_ready,
-                  win_backlog)

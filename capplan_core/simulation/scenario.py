@@ -156,6 +156,17 @@ class SimScenario:
         return max(1, total)
 
     @property
+    def service_moments(self) -> tuple[float, float]:
+        """Mean (s) and squared coefficient of variation of the service time distribution."""
+        if self.service_kind == "exponential":
+            return self.mean_service_s, 1.0
+        if self.service_kind == "lognormal":
+            return self.mean_service_s, self.service_scv
+        samples = np.asarray(self.service_samples_s, dtype=float)
+        mean = float(samples.mean())
+        return mean, float(samples.var() / mean**2)
+
+    @property
     def stop_s(self) -> float:
         """The run goes on past the horizon (no new arrivals) to learn the last jobs' waits,
         up to this time; jobs not started by then are counted with the wait they had so far."""

@@ -71,7 +71,7 @@ def job_level_stats(scenario: SimScenario, inputs: ReplicationInputs,
     fail &= judged_windows(sc)
     with np.errstate(invalid="ignore", divide="ignore"):
         util = np.where(record.window_ready_s > 0,
-                        record.window_busy_s / record.window_ready_s, np.nan)
+                        np.minimum(record.window_busy_s / record.window_ready_s, 1.0), np.nan)
     point = np.array([waits.mean() if waits.size else 0.0,
                       (waits > 0).mean() if waits.size else 0.0, _quantile(waits, 0.95)])
     return fail, record.window_max_backlog, util, point, waits
