@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# wide enough for plan tables when the output is not a terminal (CI logs, pipes)
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def print_json(data: Any) -> None:
@@ -38,6 +40,10 @@ def plans_table(results: list[dict[str, Any]], title: str = "Plans") -> Table:
             + (f", p95 wait {sim['p95_latency_s']:.1f}s" if sim.get("p95_latency_s") is not None
                else ""),
             str(len(r.get("steps") or [])),
-            r.get("skipped_reason") or r.get("error") or r.get("note") or "",
+            _short(r.get("skipped_reason") or r.get("error") or r.get("note") or ""),
         )
     return t
+
+
+def _short(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

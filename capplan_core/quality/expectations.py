@@ -164,6 +164,12 @@ def _run(frame: pd.DataFrame, expectations: list[Any]) -> list[dict[str, Any]]:
             msg = (f"{cfg.type}({col}) failed: {res['unexpected_count']} of "
                    f"{res.get('element_count')} rows "
                    f"({res.get('unexpected_percent', 0):.2f}%) unexpected, e.g. {sample}")
+        elif label == "freshness":
+            msg = (f"freshness: newest row at {observed}, expected at or after "
+                   f"{pd.Timestamp(kwargs['min_value']).isoformat()}")
+        elif label == "coverage":
+            msg = (f"coverage: {observed} of the expected intervals present, "
+                   f"need at least {kwargs.get('min_value')}")
         else:
             bound = {k: str(v) for k, v in kwargs.items()
                      if k in ("min_value", "max_value") and v is not None}
