@@ -32,6 +32,13 @@ class Mode(StrEnum):
     ADVISORY = "advisory"
 
 
+Seasonality = Literal["daily", "weekly"]
+
+
+def _daily_only() -> list[Seasonality]:
+    return ["daily"]
+
+
 class _Strict(BaseModel):
     # allow_inf_nan=False: YAML `.inf` must not slip through as a limit or SLO (it would
     # overflow timedeltas and make sizing meaningless); None already means "no limit"
@@ -113,7 +120,7 @@ class ForecastSpec(_Strict):
     ] = "auto"
     horizon_hours: float = Field(6, gt=0, le=24 * 7)
     interval_minutes: int = Field(15, ge=1, le=24 * 60)
-    seasonality: list[Literal["daily", "weekly"]] = Field(default_factory=lambda: ["daily"])
+    seasonality: list[Seasonality] = Field(default_factory=_daily_only)
     demand_quantile: float = Field(0.9, gt=0, lt=1, description="size to this demand quantile")
     events: list[CalendarEvent] = Field(default_factory=list)
 
