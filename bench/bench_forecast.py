@@ -14,6 +14,10 @@ Methods, all timed in this run:
   snaive_weekly   the value one week earlier
   hw_daily        Holt-Winters additive damped, daily season, 15-minute series
 
+Calibration of ``auto`` on the held-out day: coverage of the 80% and 90% central intervals and
+the share of windows at or below the 0.9 quantile (what the planner sizes to), over all windows
+and over each series' peak (top-quartile forecast level) and trough (bottom-quartile) windows.
+
 1,000 queues: extrapolated from the per-queue mean of the sample (sequential, one core);
 ``--pool N`` instead runs 1,000 auto forecasts in a process pool of N workers and reports the
 wall time.
@@ -29,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pandas as pd
 
-from capplan_core.forecast import forecast_queue
+from capplan_core.forecast import ForecastResult, forecast_queue
 from capplan_core.forecast.backtest import mase_scale
 from capplan_core.forecast.models import HoltWinters
 from capplan_core.forecast.seasonal import MstlStatsmodels
@@ -69,11 +73,26 @@ def _mase(fc: np.ndarray, test: np.ndarray, train15: np.ndarray) -> float:
     return float(np.mean(np.abs(fc - test)) / mase_scale(train15, STEP_15M))
 
 
-def run_auto(seed: int) -> tuple[float, float, str]:
+BUCKETS = ("all", "peak", "trough")
+COVER = ("80%", "90%", "<=q0.9")
+
+
+def _hits(res: ForecastResult, test: np.ndarray) -> dict[str, np.ndarray]:
+    """Per bucket: windows and hits of the 80%/90% intervals and of the 0.9 quantile."""
+    q = {p: res.quantile(p) for p in (0.05, 0.1, 0.9, 0.95)}
+    inside = np.stack([(test >= q[0.1]) & (test <= q[0.9]),
+                       (test >= q[0.05]) & (test <= q[0.95]), test <= q[0.9]])
+    lo, hi = np.quantile(res.mean, [0.25, 0.75])
+    masks = {"all": res.mean >= 0, "peak": res.mean >= hi, "trough": res.mean <= lo}
+    return {b: np.concatenate([[m.sum()], inside[:, m].sum(axis=1)]) for b, m in masks.items()}
+
+
+def run_auto(seed: int) -> tuple[float, float, str, dict[str, np.ndarray]]:
     train, train15, test = split(make_series(seed))
     t0 = time.perf_counter()
     res = forecast_queue(train, SPEC, queue=f"q{seed}")
-    return time.perf_counter() - t0, _mase(res.mean, test, train15), res.model
+    dt = time.perf_counter() - t0
+    return dt, _mase(res.mean, test, train15), res.model, _hits(res, test)
 
 
 def run_mstl_full(seed: int) -> tuple[float, float]:
@@ -128,6 +147,11 @@ def main() -> None:
           f"auto is {f_t / a_t:.0f}x faster ({a_t:.3f} s vs {f_t:.2f} s)")
     models = pd.Series([a[2] for a in auto]).value_counts().to_dict()
     print(f"auto chose: {models}")
+    print(f"auto held-out coverage ({' / '.join(COVER)}):")
+    for b in BUCKETS:
+        tot = np.sum([a[3][b] for a in auto], axis=0)
+        cov = " / ".join(f"{x / tot[0]:.3f}" for x in tot[1:])
+        print(f"  {b:<7} {cov}  ({int(tot[0])} windows)")
     print("1,000 queues: extrapolated from the sequential per-queue mean (one core)")
     if args.pool:
         t0 = time.perf_counter()

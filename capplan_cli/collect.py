@@ -55,7 +55,8 @@ def watch(source: Any, queue: str, window_s: float, every_s: float) -> dict[str,
         time.sleep(min(every_s, left))
     row = window_metrics([s for s in snaps if s.queue == queue])
     out: dict[str, Any] = {"queue": queue, "source": row.source,
-                           "window_s": row.interval_s, "error": snaps[-1].error}
+                           "window_s": row.interval_s, "error": snaps[-1].error,
+                           "exists": snaps[-1].exists}
     out.update({f: getattr(row, f) for f in FIELDS})
     out.update({"wait_p50_s": row.wait_p50_s, "wait_p99_s": row.wait_p99_s,
                 "wait_mean_s": row.wait_mean_s, "service_time_scv": row.service_time_scv,
@@ -101,6 +102,8 @@ def register(app: typer.Typer) -> None:
         if out["error"]:
             # a group that does not exist (or is ambiguous) is a bad --group value
             fail(out["error"], code=2 if "consumer group" in out["error"] else 1)
+        if not out["exists"]:
+            fail(f"--queue {queue!r}: no {kind} queue of that name at {redis_url}", code=1)
         if as_json:
             print_json(out)
             return

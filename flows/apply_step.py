@@ -6,7 +6,6 @@ blind overwrite; Kubernetes unreachable or forbidden fails the run with the reas
 nothing.
 """
 
-from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any

@@ -4,7 +4,6 @@ The parent run fans out one child run (``plan-queue``) per policy, concurrently,
 waiting for one queue's approval never holds up another queue's plan.
 """
 
-from __future__ import annotations
 
 import asyncio
 from datetime import datetime

@@ -1,6 +1,5 @@
 """plan-queue: the pipeline for one policy (a child run of capacity-plan)."""
 
-from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal

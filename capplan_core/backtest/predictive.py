@@ -53,6 +53,7 @@ class PredictiveController:
     plans: list[PlanRecord] = field(default_factory=list)
     _chosen: str | None = None
     _chosen_at: pd.Timestamp | None = None
+    _next_cycle: pd.Timestamp | None = None
 
     def __post_init__(self) -> None:
         ts = pd.to_datetime(self.rows["timestamp"], utc=True)
@@ -111,8 +112,11 @@ class PredictiveController:
                                         for s in proposal.steps])
 
     def command(self, obs: Observation) -> int | None:
-        since = (obs.t - self.start).total_seconds()
-        if since % self.cadence_s < 1e-6 or self.cadence_s - since % self.cadence_s < 1e-6:
+        if self._next_cycle is None or obs.t >= self._next_cycle:
+            self._next_cycle = (self._next_cycle or self.start) + pd.Timedelta(
+                seconds=self.cadence_s)
+            while self._next_cycle <= obs.t:      # a cadence finer than the tick
+                self._next_cycle += pd.Timedelta(seconds=self.cadence_s)
             rec = self.plan_at(obs)
             if rec is not None:
                 self.plans.append(rec)

@@ -159,6 +159,9 @@ def run_backtest(
     t0 = time.perf_counter()
     if not math.isfinite(cadence_s) or cadence_s <= 0:
         raise BacktestError(f"cadence_s must be > 0 (got {cadence_s!r})")
+    if "queue" in frame_rows_for_queue and (frame_rows_for_queue["queue"] != policy.queue).any():
+        frame_rows_for_queue = frame_rows_for_queue.loc[
+            frame_rows_for_queue["queue"] == policy.queue].reset_index(drop=True)
     window_s = policy.forecast.interval_minutes * 60.0
     window = pd.Timedelta(seconds=window_s)
     warm_n = max(1, math.ceil(cadence_s / window_s))

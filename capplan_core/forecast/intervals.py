@@ -67,14 +67,17 @@ def _smooth(x: np.ndarray, width: int) -> np.ndarray:
 def step_scale(errors: np.ndarray, floor: float) -> np.ndarray:
     """Smoothed RMS error per step over the backtest origins (jobs/s); NaN cells are left out
     (a step with none borrows the mean square of the others)."""
-    ok = np.isfinite(errors)
-    cnt = ok.sum(axis=0)
-    ssq = np.sum(np.where(ok, errors * errors, 0.0), axis=0)
+    sq = np.square(errors)
+    ok = np.isfinite(sq)
+    return _scale_from_sums(np.sum(np.where(ok, sq, 0.0), axis=0), ok.sum(axis=0), floor)
+
+
+def _scale_from_sums(ssq: np.ndarray, cnt: np.ndarray, floor: float) -> np.ndarray:
     msq = np.divide(ssq, cnt, out=np.full(len(cnt), np.nan), where=cnt > 0)
     if not np.isfinite(msq).all():
         msq = np.where(np.isfinite(msq), msq, np.nanmean(msq) if np.isfinite(msq).any() else 0.0)
-    width = max(3, errors.shape[1] // 8)
-    return np.maximum(np.sqrt(_smooth(msq, width)), floor)
+    width = max(3, len(msq) // 8)
+    return np.maximum(np.sqrt(np.maximum(_smooth(msq, width), 0.0)), floor)
 
 
 def extend_scale(scale: np.ndarray, sigma_h: np.ndarray, horizon: int) -> np.ndarray:
@@ -163,17 +166,20 @@ def calibrate(
     num = float(np.sum(zz[:, 1:] * zz[:, :-1])) if zz.shape[1] > 1 else 0.0
     den = float(np.sum(zz[:, :-1] ** 2)) if zz.shape[1] > 1 else 0.0
     rho = float(np.clip(num / den, 0.0, 0.99)) if den > 0 else 0.0
-    coverage: dict[float, float] = {}
-    k = errors.shape[0]
-    for lv in levels:
-        covered = scored = 0
-        for i in range(k):
-            train = np.delete(errors, i, axis=0)
-            s = step_scale(train, floor)
-            c, n = _hits(_z_pool(train, s), errors[i] / s, lv)
-            covered, scored = covered + c, scored + n
-        if scored:
-            coverage[float(lv)] = covered / scored
+    # leave-one-origin-out: the scale and error pool without origin i, scored on origin i
+    sq = np.square(errors)
+    ok = np.isfinite(sq)
+    sq = np.where(ok, sq, 0.0)
+    ssq, cnt = sq.sum(axis=0), ok.sum(axis=0)
+    tally = {float(lv): [0, 0] for lv in levels}
+    for i in range(errors.shape[0]):
+        s = _scale_from_sums(ssq - sq[i], cnt - ok[i], floor)
+        pool = _z_pool(np.delete(errors, i, axis=0), s)
+        for lv in levels:
+            c, n = _hits(pool, errors[i] / s, lv)
+            tally[float(lv)][0] += c
+            tally[float(lv)][1] += n
+    coverage = {lv: c / n for lv, (c, n) in tally.items() if n}
     return Calibration(scale, z, rho, coverage, w, ref)
 
 

@@ -3,8 +3,10 @@
 The distribution of window ``h`` is ``max(0, mean[h] + scale[h] * Z)`` where ``Z`` follows the
 empirical distribution of *normalised* backtest errors (split-conformal prediction with
 per-step scaling; Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, 3rd ed.,
-§5.5 "Distributional forecasts and prediction intervals"). Bounds, quantiles and simulated
-paths are all read from that one distribution, so they agree with each other.
+§5.5 "Distributional forecasts and prediction intervals"). ``scale[h]`` already follows the
+forecast level of window ``h`` (wider at peaks than at troughs; see ``intervals.py``). Bounds,
+quantiles and simulated paths are all read from that one distribution, so they agree with
+each other.
 """
 
 from __future__ import annotations

@@ -93,7 +93,8 @@ class ProfileEts(ForecastModel):
         # queue traffic is usually multiplicative (the weekend scales the whole day, growth
         # scales the peaks): use ratios when the rates allow, i.e. no near-empty slots
         if np.min(y) >= 0 and np.mean(y) > 0:
-            prof = seasonal_components(y, self.per, day, multiplicative=True)
+            with np.errstate(invalid="ignore", divide="ignore"):  # empty slots: rejected below
+                prof = seasonal_components(y, self.per, day, multiplicative=True)
             if min(float(np.min(p)) for p in prof) >= MIN_MUL_PROFILE:
                 self.profiles, self.multiplicative = prof, True
                 return y / self._seasonal(np.arange(len(y)))

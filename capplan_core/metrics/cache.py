@@ -1,24 +1,26 @@
 """The latest snapshot per queue, cached in Redis with a TTL for the planner.
 
-Key ``capplan:snapshot:<queue>`` holds the JSON of the last :class:`QueueSnapshot` (timing
-samples capped). It expires after ``ttl_s``: a planner that finds nothing knows the metrics
-are stale (DESIGN: metrics gap → hold current scale) rather than planning on old numbers.
-The collector also uses it as the previous snapshot of the next cycle.
+Key ``capplan:snapshot:<queue>`` holds the JSON of the last :class:`QueueSnapshot`, with its
+per-job timings folded into the summary fields (service-time mean/p95/scv, wait p95) and
+dropped, so a cached snapshot stays small. It expires after ``ttl_s``: a planner that finds
+nothing knows the metrics are stale (DESIGN: metrics gap → hold current scale) rather than
+planning on old numbers. The collector also uses it as the previous snapshot of the next cycle.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
 from redis import Redis
 
+from capplan_core.metrics.rates import mean_and_scv, quantile
 from capplan_core.metrics.snapshot import QueueSnapshot
 
 SNAPSHOT_PREFIX = "capplan:snapshot:"
 DEFAULT_TTL_S = 600
-MAX_CACHED_JOBS = 1000
 
 
 def snapshot_key(queue: str, prefix: str = SNAPSHOT_PREFIX) -> str:
@@ -31,9 +33,22 @@ def cache_snapshot(redis: Redis, snap: QueueSnapshot, *, ttl_s: int = DEFAULT_TT
     """Store ``snap`` as the latest snapshot of its queue for ``ttl_s`` seconds."""
     if ttl_s <= 0:
         raise ValueError(f"ttl_s must be > 0 (got {ttl_s!r})")
-    jobs = sorted(snap.jobs, key=lambda j: j.ended_at_s)[-MAX_CACHED_JOBS:]
-    payload = json.dumps(replace(snap, jobs=tuple(jobs)).to_dict())
-    redis.set(snapshot_key(snap.queue, prefix), payload, ex=ttl_s)
+    redis.set(snapshot_key(snap.queue, prefix), json.dumps(summarised(snap).to_dict()), ex=ttl_s)
+
+
+def summarised(snap: QueueSnapshot) -> QueueSnapshot:
+    """``snap`` with its job timings folded into the summary fields, and the jobs dropped."""
+    if not snap.jobs:
+        return snap
+    service = sorted(j.service_s for j in snap.jobs if j.service_s is not None)
+    wait = sorted(j.wait_s for j in snap.jobs if j.wait_s is not None)
+    mean, scv = mean_and_scv(service)
+    return replace(
+        snap, jobs=(),
+        service_time_mean_s=snap.service_time_mean_s if mean is None else mean,
+        service_time_p95_s=quantile(service, 0.95) if service else snap.service_time_p95_s,
+        service_time_scv=snap.service_time_scv if scv is None else scv,
+        wait_p95_s=quantile(wait, 0.95) if wait else snap.wait_p95_s)
 
 
 def latest_snapshot(redis: Redis, queue: str, *, prefix: str = SNAPSHOT_PREFIX
@@ -52,6 +67,8 @@ class SnapshotStore(Protocol):
 
     def put(self, snap: QueueSnapshot) -> None: ...
 
+    def get_many(self, queues: Sequence[str]) -> dict[str, QueueSnapshot]: ...
+
 
 class MemorySnapshots:
     """In-process previous snapshots (a long-running collector, tests)."""
@@ -64,6 +81,9 @@ class MemorySnapshots:
 
     def put(self, snap: QueueSnapshot) -> None:
         self._snaps[snap.queue] = snap
+
+    def get_many(self, queues: Sequence[str]) -> dict[str, QueueSnapshot]:
+        return {q: s for q in queues if (s := self._snaps.get(q)) is not None}
 
 
 class RedisSnapshots:
@@ -80,3 +100,19 @@ class RedisSnapshots:
 
     def put(self, snap: QueueSnapshot) -> None:
         cache_snapshot(self.redis, snap, ttl_s=self.ttl_s, prefix=self.prefix)
+
+    def get_many(self, queues: Sequence[str]) -> dict[str, QueueSnapshot]:
+        """Previous snapshots of ``queues`` in one MGET (absent ones left out)."""
+        if not queues:
+            return {}
+        raws = self.redis.mget([snapshot_key(q, self.prefix) for q in queues])
+        return {q: QueueSnapshot.from_dict(json.loads(raw))
+                for q, raw in zip(queues, raws, strict=True) if raw is not None}
+
+    def put_many(self, snaps: Sequence[QueueSnapshot]) -> None:
+        """Store several snapshots in one pipelined round trip."""
+        p = self.redis.pipeline(transaction=False)
+        for snap in snaps:
+            p.set(snapshot_key(snap.queue, self.prefix), json.dumps(summarised(snap).to_dict()),
+                  ex=self.ttl_s)
+        p.execute()

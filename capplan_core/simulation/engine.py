@@ -24,7 +24,7 @@ from capplan_core.simulation.scenario import ENGINES, SimScenario, SimulationSum
 from capplan_core.simulation.simpy_engine import run_simpy
 from capplan_core.simulation.stats import RepStats, batch_units, job_level_stats, summarise
 
-JOB_LEVEL_BUDGET = 4_000_000  # expected jobs over all replications the fast engine takes on
+JOB_LEVEL_BUDGET = 2_000_000  # expected jobs over all replications the fast engine takes on
 JobEngine = Callable[[SimScenario, ReplicationInputs], JobRunRecord]
 _JOB_ENGINES: dict[str, JobEngine] = {"simpy": run_simpy, "fast": run_fast}
 

@@ -27,11 +27,13 @@ from capplan_core.simulation.scenario import SimScenario
 
 
 @njit(cache=True)
-def _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle, in_idle):
+def _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle, in_idle, seq):
     state[s] = IDLE
     k = fail_k[s]
     if k < draws.shape[1]:
         fail_t[s] = t + draws[s, k]
+        seq[1] += 1
+        seq[2 + 2 * s + 1] = seq[1]
         fail_k[s] = k + 1
     else:
         fail_t[s] = INF
@@ -39,6 +41,21 @@ def _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle, in_idle):
         in_idle[s] = True
         n_idle = idle_push(idle, n_idle, s)
     return n_idle
+
+
+@njit(cache=True)
+def _stamp(s, seq):
+    """Record the scheduling order of slot ``s``'s own event (SimPy breaks time ties by it)."""
+    seq[1] += 1
+    seq[2 + 2 * s] = seq[1]
+
+
+@njit(cache=True)
+def _reheap(s, ev_t, fail_t, seq, heap, pos, key, tie):
+    if fail_t[s] < ev_t[s]:
+        heap_set(heap, pos, key, tie, s, fail_t[s], seq[2 + 2 * s + 1])
+    else:
+        heap_set(heap, pos, key, tie, s, ev_t[s], seq[2 + 2 * s])
 
 
 @njit(cache=True)
@@ -55,6 +72,8 @@ def run_events(arrivals, services, n_backlog, draws, c0, step_t, step_w, startup
     fail_t = np.full(n_slots, INF)
     fail_k = np.zeros(n_slots, np.int64)
     key = np.full(n_slots, INF)
+    tie = np.zeros(n_slots, np.int64)
+    seq = np.zeros(2 + 2 * n_slots, np.int64)  # [_, counter, (event, failure) stamp per slot]
     heap = np.arange(n_slots)
     pos = np.arange(n_slots)
     idle = np.empty(n_slots, np.int64)
@@ -68,9 +87,9 @@ def run_events(arrivals, services, n_backlog, draws, c0, step_t, step_w, startup
     busy = 0
     ready = 0
     for s in range(c0):
-        n_idle = _make_ready(s, 0.0, state, fail_t, fail_k, draws, idle, n_idle, in_idle)
+        n_idle = _make_ready(s, 0.0, state, fail_t, fail_k, draws, idle, n_idle, in_idle, seq)
         ready += 1
-        heap_set(heap, pos, key, s, min(ev_t[s], fail_t[s]))
+        _reheap(s, ev_t, fail_t, seq, heap, pos, key, tie)
     for j in range(n_backlog):
         qbuf[(q_head + q_len) % cap] = j
         q_len += 1
@@ -95,7 +114,8 @@ def run_events(arrivals, services, n_backlog, draws, c0, step_t, step_w, startup
             job_of[s] = j
             busy += 1
             ev_t[s] = t + services[j]
-            heap_set(heap, pos, key, s, min(ev_t[s], fail_t[s]))
+            _stamp(s, seq)
+            _reheap(s, ev_t, fail_t, seq, heap, pos, key, tie)
         note_backlog(t, q_len, window_s, horizon_s, win_backlog)
         # ---- next event: slot events, then plan steps, then arrivals -------------------
         s = heap[0] if n_slots > 0 else -1
@@ -135,6 +155,7 @@ def run_events(arrivals, services, n_backlog, draws, c0, step_t, step_w, startup
                 else:
                     state[s] = DOWN
                     ev_t[s] = t + restart_s
+                    _stamp(s, seq)
             elif state[s] == BUSY:  # service done
                 job_of[s] = -1
                 busy -= 1
@@ -151,14 +172,16 @@ def run_events(arrivals, services, n_backlog, draws, c0, step_t, step_w, startup
                         n_idle = idle_push(idle, n_idle, s)
             else:  # start-up or restart done
                 ev_t[s] = INF
-                n_idle = _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle, in_idle)
+                n_idle = _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle,
+                                     in_idle, seq)
                 ready += 1
-            heap_set(heap, pos, key, s, min(ev_t[s], fail_t[s]))
+            _reheap(s, ev_t, fail_t, seq, heap, pos, key, tie)
         elif t_step <= t_arr:
             target = step_w[next_step]
             next_step += 1
             n_idle, ready = _scale(target, t, startup_s, state, leaving, ev_t, fail_t, fail_k,
-                                   draws, key, heap, pos, idle, n_idle, in_idle, ready)
+                                   draws, key, tie, seq, heap, pos, idle, n_idle, in_idle,
+                                   ready)
         else:
             j = next_arr
             next_arr += 1
@@ -172,8 +195,8 @@ def run_events(arrivals, services, n_backlog, draws, c0, step_t, step_w, startup
 
 
 @njit(cache=True)
-def _scale(target, t, startup_s, state, leaving, ev_t, fail_t, fail_k, draws, key, heap,
-           pos, idle, n_idle, in_idle, ready):
+def _scale(target, t, startup_s, state, leaving, ev_t, fail_t, fail_k, draws, key, tie, seq,
+           heap, pos, idle, n_idle, in_idle, ready):
     n_slots = state.size
     active = 0
     for s in range(n_slots):
@@ -189,12 +212,14 @@ def _scale(target, t, startup_s, state, leaving, ev_t, fail_t, fail_k, draws, ke
             need -= 1
             leaving[s] = False
             if startup_s == 0.0:
-                n_idle = _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle, in_idle)
+                n_idle = _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle,
+                                     in_idle, seq)
                 ready += 1
             else:
                 state[s] = STARTING
                 ev_t[s] = t + startup_s
-            heap_set(heap, pos, key, s, min(ev_t[s], fail_t[s]))
+                _stamp(s, seq)
+            _reheap(s, ev_t, fail_t, seq, heap, pos, key, tie)
         return n_idle, ready
     excess = active - target
     for kind in (STARTING, DOWN, IDLE, BUSY):
@@ -212,7 +237,7 @@ def _scale(target, t, startup_s, state, leaving, ev_t, fail_t, fail_k, draws, ke
             state[s] = FREE
             ev_t[s] = INF
             fail_t[s] = INF
-            heap_set(heap, pos, key, s, INF)
+            _reheap(s, ev_t, fail_t, seq, heap, pos, key, tie)
     return n_idle, ready
 
 

@@ -12,13 +12,16 @@ INF = np.inf
 
 
 @njit(cache=True)
-def heap_sift_up(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, i: int) -> None:
-    """Indexed min-heap of slots keyed by ``key[slot]``: move entry ``i`` up."""
+def heap_sift_up(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, tie: np.ndarray,
+                 i: int) -> None:
+    """Indexed min-heap of slots keyed by (``key[slot]``, ``tie[slot]``): move entry ``i`` up.
+
+    ``tie`` is the order in which the event was scheduled, as SimPy breaks ties."""
     s = heap[i]
     while i > 0:
         parent = (i - 1) >> 1
         p = heap[parent]
-        if key[p] < key[s] or (key[p] == key[s] and p < s):
+        if key[p] < key[s] or (key[p] == key[s] and tie[p] < tie[s]):
             break
         heap[i] = p
         pos[p] = i
@@ -28,7 +31,8 @@ def heap_sift_up(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, i: int) -> 
 
 
 @njit(cache=True)
-def heap_sift_down(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, i: int) -> None:
+def heap_sift_down(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, tie: np.ndarray,
+                   i: int) -> None:
     n = heap.size
     s = heap[i]
     while True:
@@ -38,10 +42,10 @@ def heap_sift_down(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, i: int) -
         c = heap[child]
         if child + 1 < n:
             c2 = heap[child + 1]
-            if key[c2] < key[c] or (key[c2] == key[c] and c2 < c):
+            if key[c2] < key[c] or (key[c2] == key[c] and tie[c2] < tie[c]):
                 child += 1
                 c = c2
-        if key[s] < key[c] or (key[s] == key[c] and s < c):
+        if key[s] < key[c] or (key[s] == key[c] and tie[s] < tie[c]):
             break
         heap[i] = c
         pos[c] = i
@@ -51,15 +55,13 @@ def heap_sift_down(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, i: int) -
 
 
 @njit(cache=True)
-def heap_set(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, slot: int,
-             value: float) -> None:
-    """Change ``key[slot]`` to ``value`` and restore the heap order."""
-    old = key[slot]
+def heap_set(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, tie: np.ndarray, slot: int,
+             value: float, order: int) -> None:
+    """Change ``slot``'s entry to (``value``, ``order``) and restore the heap order."""
     key[slot] = value
-    if value < old:
-        heap_sift_up(heap, pos, key, pos[slot])
-    elif value > old:
-        heap_sift_down(heap, pos, key, pos[slot])
+    tie[slot] = order
+    heap_sift_up(heap, pos, key, tie, pos[slot])
+    heap_sift_down(heap, pos, key, tie, pos[slot])
 
 
 @njit(cache=True)

@@ -113,6 +113,8 @@ def run_fluid_kernel(rates, paths, step_len, step_win, step_ready, wait_floor, d
         arr_w[:] = 0.0
         mean_acc = 0.0
         prob_acc = 0.0
+        m_val = 0.0
+        n_mix = 0
         for k in range(n_k):
             w = step_win[k]
             dt = step_len[k]
@@ -131,35 +133,37 @@ def run_fluid_kernel(rates, paths, step_len, step_win, step_ready, wait_floor, d
             if c != last_c or lam != last_lam:
                 lam_eff = min(lam, RHO_CAP * cap_rate)
                 c_val = erlang_c_fast(c, lam_eff / mu) if c > 0 else 1.0
-                m[k] = k_ac / (cap_rate - lam_eff) if c > 0 else 0.0
+                m_val = k_ac / (cap_rate - lam_eff) if c > 0 else 0.0
                 last_c, last_lam = c, lam
-            else:
-                m[k] = m[k - 1]
-            cw[k] = c_val
-            f_b[k] = frac
-            w_b[k] = q_bar / cap_rate if c > 0 else wait_floor[k] + dt
+            wb = q_bar / cap_rate if c > 0 else wait_floor[k] + dt
             if c == 0:
                 frac = 1.0
-                f_b[k] = 1.0
-            wt[k] = lam * dt if counted[k] else 0.0
-            mean_k = frac * w_b[k] + c_val * m[k]
-            prob_k = frac + (1.0 - frac) * c_val
-            mean_acc += wt[k] * mean_k
-            prob_acc += wt[k] * prob_k
-            arr_w[w] += wt[k]
+            weight = lam * dt if counted[k] else 0.0
+            mean_acc += weight * (frac * wb + c_val * m_val)
+            prob_acc += weight * (frac + (1.0 - frac) * c_val)
+            arr_w[w] += weight
             if slo_wait_s >= 0.0:
                 x = slo_wait_s
-                p_st = c_val * math.exp(-x / m[k]) if m[k] > 0.0 else 0.0
-                p_bl = 1.0 if x < w_b[k] else (
-                    c_val * math.exp(-(x - w_b[k]) / m[k]) if m[k] > 0.0 else 0.0)
-                out_late[r, w] += wt[k] * (frac * p_bl + (1.0 - frac) * p_st)
-            lq = lam * c_val * m[k]  # stationary mean queue (Little's law)
+                p_st = c_val * math.exp(-x / m_val) if m_val > 0.0 else 0.0
+                p_bl = 1.0 if x < wb else (
+                    c_val * math.exp(-(x - wb) / m_val) if m_val > 0.0 else 0.0)
+                out_late[r, w] += weight * (frac * p_bl + (1.0 - frac) * p_st)
+            # the wait mixture for the p95: steps without backlog and equal parameters merge
+            j = n_mix - 1
+            if (weight > 0.0 and j >= 0 and frac == 0.0 and f_b[j] == 0.0
+                    and cw[j] == c_val and m[j] == m_val):
+                wt[j] += weight
+            elif weight > 0.0:
+                wt[n_mix], f_b[n_mix], w_b[n_mix] = weight, frac, wb
+                cw[n_mix], m[n_mix] = c_val, m_val
+                n_mix += 1
+            lq = lam * c_val * m_val  # stationary mean queue (Little's law)
             out_backlog[r, w] = max(out_backlog[r, w], max(q, q1) + lq)
             busy = c * dt if q1 > 0.0 else min(lam / mu, c) * dt
             busy_w[w] += busy
             ready_w[w] += c * dt
             q = q1
-        total = wt.sum()
+        total = wt[:n_mix].sum()
         out_jobs[r] = total
         for w in range(n_w):
             out_late[r, w] = out_late[r, w] / arr_w[w] if arr_w[w] > 0.0 else 0.0
@@ -167,4 +171,5 @@ def run_fluid_kernel(rates, paths, step_len, step_win, step_ready, wait_floor, d
         if total > 0.0:
             out_points[r, 0] = mean_acc / total
             out_points[r, 1] = prob_acc / total
-            out_points[r, 2] = wait_quantile(0.95, wt, f_b, w_b, cw, m)
+            out_points[r, 2] = wait_quantile(0.95, wt[:n_mix], f_b[:n_mix], w_b[:n_mix],
+                                             cw[:n_mix], m[:n_mix])

@@ -104,7 +104,7 @@ def draw_inputs(scenario: SimScenario, rng: np.random.Generator,
         path = scenario.rates_per_s[replication % scenario.rates_per_s.shape[0]]
         arrivals = arrival_times(path, scenario.window_edges_s, rng)
         services = service_times(scenario, n_backlog + arrivals.size, rng)
-    times = np.concatenate((np.zeros(n_backlog), arrivals))
+    times = np.concatenate((np.zeros(n_backlog), arrivals)) if n_backlog else arrivals
     return ReplicationInputs(arrival_times_s=times, service_times_s=services,
                              n_backlog=n_backlog, failure_draws_s=failure_draws(scenario, rng))
 

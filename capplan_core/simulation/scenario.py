@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -104,7 +105,8 @@ class SimScenario:
         if self.slo_wait_s is not None:
             _finite("slo_wait_s", self.slo_wait_s, low=0)
         if not 0.0 < self.slo_wait_quantile < 1.0:
-            raise ValueError(f"slo_wait_quantile must be in (0, 1) (got {self.slo_wait_quantile!r})")
+            raise ValueError(
+                f"slo_wait_quantile must be in (0, 1) (got {self.slo_wait_quantile!r})")
         if self.slo_max_backlog is not None:
             _finite("slo_max_backlog", self.slo_max_backlog, low=0)
         _finite("warmup_s", self.warmup_s, low=0)
@@ -120,7 +122,8 @@ class SimScenario:
             return
         a = np.asarray(a, dtype=float)
         s = np.asarray(s, dtype=float)
-        if a.ndim != 1 or np.any(np.diff(a) < 0) or (a.size and (a[0] < 0 or a[-1] >= self.horizon_s)):
+        outside = a.size > 0 and (a[0] < 0 or a[-1] >= self.horizon_s)
+        if a.ndim != 1 or np.any(np.diff(a) < 0) or outside:
             raise ValueError("arrival_times_s must be sorted times in [0, horizon_s)")
         if s.shape != (self.initial_backlog + a.size,) or not np.all(np.isfinite(s)) or np.any(
                 s < 0):
@@ -133,7 +136,7 @@ class SimScenario:
     def n_windows(self) -> int:
         return max(1, math.ceil(self.horizon_s / self.window_s - 1e-9))
 
-    @property
+    @cached_property
     def window_edges_s(self) -> np.ndarray:
         """Window boundaries (n_windows + 1,), the last one clipped to the horizon."""
         edges = np.arange(self.n_windows + 1, dtype=float) * self.window_s
@@ -144,7 +147,7 @@ class SimScenario:
         """A target worker count after the quota cap."""
         return workers if self.quota_workers is None else min(workers, self.quota_workers)
 
-    @property
+    @cached_property
     def max_slots(self) -> int:
         """Upper bound on workers alive at once (retiring ones included)."""
         total, current = self.effective_target(self.initial_workers), self.effective_target(
@@ -172,7 +175,7 @@ class SimScenario:
         up to this time; jobs not started by then are counted with the wait they had so far."""
         return 2.0 * self.horizon_s
 
-    @property
+    @cached_property
     def constant_workers(self) -> bool:
         """No steps that change the pool and no failures: the "next free worker" shortcut holds."""
         c0 = self.effective_target(self.initial_workers)

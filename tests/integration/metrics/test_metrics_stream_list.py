@@ -84,8 +84,13 @@ def test_instrumented_list_source_matches_ground_truth(redis, redis_url, tid, pr
 
     n = int(RATE_PER_S * PRODUCE_S)
     snaps = produce(lambda i: instrument.enqueue(redis, queue, f"{time.time():.6f}"), src, n)
-    wait_until(lambda: src.poll(now())[0].completed_total == n, 20, "list drained")
-    snaps.append(src.poll(now())[0])
+
+    def drained() -> bool:
+        # keep every snapshot: each carries the timing samples added since the previous poll
+        snaps.append(src.poll(now())[0])
+        return snaps[-1].completed_total == n
+
+    wait_until(drained, 20, "list drained")
     row = window_metrics(snaps)
     elapsed = (snaps[-1].recorded_at - snaps[0].recorded_at).total_seconds()
     assert row.arrival_rate == pytest.approx(n / elapsed, rel=1e-6)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capplan_core.metrics.rates import snapshots_to_metrics, window_metrics
+from capplan_core.metrics.rates import quantile, snapshots_to_metrics, window_metrics
 from capplan_core.metrics.snapshot import JobSample, QueueSnapshot
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -121,6 +122,7 @@ def test_snapshot_round_trips_through_json_dict() -> None:
     assert QueueSnapshot.from_dict(s.to_dict()) == s
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)), min_size=2,
                 max_size=8))
 def test_rates_are_never_negative(counters: list[tuple[int, int]]) -> None:
@@ -129,3 +131,10 @@ def test_rates_are_never_negative(counters: list[tuple[int, int]]) -> None:
     row = window_metrics(snaps)
     for v in (row.arrival_rate, row.completion_rate):
         assert v is None or v >= 0
+
+
+@settings(deadline=None)  # shared 2-core machine: timing is not what is tested
+@given(st.lists(st.floats(0, 1e6), min_size=1, max_size=50), st.floats(0, 1))
+def test_quantile_agrees_with_numpy(values: list[float], q: float) -> None:
+    assert quantile(sorted(values), q) == pytest.approx(float(np.quantile(values, q)),
+                                                         rel=1e-9, abs=1e-9)
