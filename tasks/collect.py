@@ -1,0 +1,38 @@
+"""Collect stage for live sources (Redis, Prometheus): one pipelined cycle per run."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import get_run_logger
+
+from capplan_core.metrics.cache import RedisSnapshots
+from capplan_core.metrics.collect import collect_once
+from capplan_core.policy import ScalingPolicy
+from capplan_core.wiring import get_store, metric_sources, redis_client
+from tasks.common import capplan_io_task
+
+
+@capplan_io_task(name="collect-live", retries=2, retry_delay_seconds=[2, 10])
+def collect_live(policies: list[ScalingPolicy], interval_s: float,
+                 snapshot_ttl_s: int) -> dict[str, Any]:
+    """Poll every configured source once; write rows idempotently; report per-queue errors.
+
+    A failing source or queue never stops the others; a store failure is retried (the
+    snapshot cache is only advanced once the rows are written).
+    """
+    logger = get_run_logger()
+    sources, problems = metric_sources(policies)
+    store = get_store()
+    written: list[int] = []
+
+    def write(rows: list[dict[str, Any]]) -> None:
+        written.append(store.record_metrics(rows))
+
+    result = collect_once(sources, write, datetime.now(UTC),
+                          previous=RedisSnapshots(redis_client(), ttl_s=snapshot_ttl_s),
+                          interval_s=interval_s)
+    errors = problems + [f"{e.source} {e.queue or '(all)'}: {e.error}" for e in result.errors]
+    for err in errors:
+        logger.warning("collect: %s", err)
+    return {"queues": len(result.snapshots), "rows_written": sum(written),
+            "errors": errors}
