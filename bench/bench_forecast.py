@@ -87,12 +87,12 @@ def _hits(res: ForecastResult, test: np.ndarray) -> dict[str, np.ndarray]:
     return {b: np.concatenate([[m.sum()], inside[:, m].sum(axis=1)]) for b, m in masks.items()}
 
 
-def run_auto(seed: int) -> tuple[float, float, str, dict[str, np.ndarray]]:
+def run_auto(seed: int) -> tuple[float, float, str, dict[str, np.ndarray], float]:
     train, train15, test = split(make_series(seed))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = forecast_queue(train, SPEC, queue=f"q{seed}")
-    dt = time.perf_counter() - t0
-    return dt, _mase(res.mean, test, train15), res.model, _hits(res, test)
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return dt, _mase(res.mean, test, train15), res.model, _hits(res, test), cpu
 
 
 def run_mstl_full(seed: int) -> tuple[float, float]:
@@ -147,6 +147,9 @@ def main() -> None:
           f"auto is {f_t / a_t:.0f}x faster ({a_t:.3f} s vs {f_t:.2f} s)")
     models = pd.Series([a[2] for a in auto]).value_counts().to_dict()
     print(f"auto chose: {models}")
+    cpu = [a[4] for a in auto]
+    print(f"auto CPU time (summed over the process's threads): {np.mean(cpu):.3f} s/series "
+          f"(max {np.max(cpu):.3f})")
     print(f"auto held-out coverage ({' / '.join(COVER)}):")
     for b in BUCKETS:
         tot = np.sum([a[3][b] for a in auto], axis=0)

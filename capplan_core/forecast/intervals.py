@@ -155,11 +155,12 @@ def calibrate(
 ) -> Calibration:
     """Calibrate from backtest ``errors`` (origins x steps, actual - forecast); with the
     backtest ``forecasts`` (same shape) the scale may also follow the forecast level."""
-    w, ref = level_weight(errors, forecasts, floor) if forecasts is not None else (0.0, 0.0)
-    if forecasts is not None:
+    w, ref = 0.0, 0.0
+    if forecasts is not None and forecasts.shape == errors.shape:
+        w, ref = level_weight(errors, forecasts, floor)
         errors = informative(errors, forecasts)
-    if w > 0 and forecasts is not None:
-        errors = errors / level_factor(forecasts, ref, w)
+        if w > 0:
+            errors = errors / level_factor(forecasts, ref, w)
     scale = step_scale(errors, floor)
     z = _z_pool(errors, scale)
     zz = np.nan_to_num(errors / scale[None, :])
