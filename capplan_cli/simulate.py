@@ -65,10 +65,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("simulate")
     def simulate_cmd(
-        arrival_rate: float = typer.Option(..., "--arrival-rate", help="arrivals, jobs/s"),
-        mean_service_time: float = typer.Option(
-            ..., "--mean-service-time", help="mean time one worker spends on a job, s"),
-        workers: int = typer.Option(..., "--workers", help="workers in the pool"),
+        arrival_rate: float | None = typer.Option(None, "--arrival-rate",
+                                                  help="arrivals, jobs/s"),
+        mean_service_time: float | None = typer.Option(
+            None, "--mean-service-time", help="mean time one worker spends on a job, s"),
+        workers: int | None = typer.Option(None, "--workers", help="workers in the pool"),
+        plan_id: int | None = typer.Option(
+            None, "--plan", help="simulate a stored plan (its forecast, steps and pool)"),
         service_scv: float | None = typer.Option(
             None, "--service-scv",
             help="lognormal service with this squared coefficient of variation "
@@ -79,7 +82,17 @@ def register(app: typer.Typer) -> None:
         engine: str = typer.Option("auto", "--engine", help="auto | simpy | fast | fluid"),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
-        """Simulate a steady arrival rate on a fixed pool: waits with 95% intervals."""
+        """Simulate a steady arrival rate on a fixed pool (waits with 95% intervals), or a
+        stored plan with --plan ID."""
+        if plan_id is not None:
+            _simulate_stored(plan_id, replications, seed, engine, as_json)
+            return
+        for flag, value in (("--arrival-rate", arrival_rate),
+                            ("--mean-service-time", mean_service_time), ("--workers", workers)):
+            if value is None:
+                raise typer.BadParameter("is required (or give --plan ID)", param_hint=flag)
+        assert arrival_rate is not None and mean_service_time is not None  # for mypy
+        assert workers is not None
         _positive("--arrival-rate", arrival_rate, allow_zero=True)
         _positive("--mean-service-time", mean_service_time)
         _positive("--hours", hours)
@@ -108,3 +121,34 @@ def register(app: typer.Typer) -> None:
             lo, hi = out[f"{key}_ci95"]
             console.print(f"  {key:<18} {out[key]:.4g}{unit}  (95% CI {lo:.4g} – {hi:.4g})")
         console.print(f"  {'utilization':<18} {out['utilization']:.4f}")
+
+
+def _simulate_stored(plan_id: int, replications: int, seed: int, engine: str,
+                     as_json: bool) -> None:
+    import numpy as np
+
+    from capplan_core.planning.resimulate import scenario_from_stored_plan
+    from capplan_core.simulation import simulate
+    from capplan_core.store.repo import StoreError
+    from capplan_core.wiring import get_store
+
+    store = get_store()
+    try:
+        plan = store.get_plan(plan_id)
+        policy = store.get_policy(plan.details["policy"])
+        scenario = scenario_from_stored_plan(plan, policy, store.forecast_points(plan_id),
+                                             n_paths=min(replications, 200),
+                                             rng=np.random.default_rng(seed))
+    except (StoreError, ValueError, KeyError) as err:
+        raise typer.BadParameter(str(err), param_hint="--plan") from None
+    s = simulate(scenario, replications=replications, seed=seed, engine=engine)
+    out = {"plan": plan_id, "queue": plan.queue, "slo_achievement_rate": s.slo_achievement_rate,
+           "achievement_ci95": list(s.achievement_ci95), "p95_wait_s": s.p95_wait_s,
+           "mean_wait_s": s.mean_wait_s, "max_backlog": s.max_backlog,
+           "utilization_range": list(s.utilization_range), "jobs": s.jobs, "engine": s.engine,
+           "replications": s.replications}
+    if as_json:
+        print_json(out)
+        return
+    for k, v in out.items():
+        console.print(f"  {k:<22} {v}")
