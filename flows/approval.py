@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from prefect import get_run_logger
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import apause_flow_run
+from prefect.flow_runs import apause_flow_run, asuspend_flow_run
 from prefect.input import RunInput
+from prefect.runtime import flow_run as current_run
 from pydantic import Field
 
 from capplan_core.planning.approval_rules import auto_approval
@@ -50,17 +52,24 @@ class Approval:
 async def approve(
     policy: ScalingPolicy,
     plan_id: int,
-    decision: Decision,
+    decision: Decision | None,
     summary: dict[str, Any],
     *,
     flow_run_id: str,
     poll_interval_s: int = 10,
 ) -> Approval:
-    """Approve by policy (auto) or pause this run for a person's decision (manual)."""
+    """Approve by policy (auto) or wait for a person's decision (manual).
+
+    Waiting pauses this run; with ``approval.suspend`` and a deployed run it suspends instead,
+    releasing its infrastructure (the run restarts on resume, finds its plan, and continues
+    here). ``decision`` is None on such a restart: the plan is already past auto approval.
+    """
     logger = get_run_logger()
     store = get_store()
-    store.set_flow_run(plan_id, flow_run_id)
-    if policy.mode == Mode.AUTO:
+    if decision is not None:
+        deadline = datetime.now(UTC) + timedelta(seconds=policy.approval.timeout_seconds)
+        store.set_flow_run(plan_id, flow_run_id, approval_deadline=deadline)
+    if policy.mode == Mode.AUTO and decision is not None:
         ok, why = auto_approval(policy, decision, summary["current_workers"])
         if ok:
             store.transition(plan_id, PlanStatus.APPROVED, actor=AUTO_ACTOR, comment=why)
@@ -76,17 +85,20 @@ async def approve(
         )
         logger.warning("plan %s falls back to manual approval: %s", plan_id, why)
 
-    emit_plan_event("awaiting-approval", summary, actor="capplan")
+    if decision is not None:
+        emit_plan_event("awaiting-approval", summary, actor="capplan")
     form = ApprovalInput.with_initial_data(
         description=plan_markdown(summary, summary.get("details")), decision="approve"
     )
+    key = f"approve-plan-{plan_id}"
+    timeout_s = int(policy.approval.timeout_seconds)
     try:
-        answer = await apause_flow_run(
-            wait_for_input=form,
-            timeout=int(policy.approval.timeout_seconds),
-            poll_interval=poll_interval_s,
-            key=f"approve-plan-{plan_id}",
-        )
+        if policy.approval.suspend and current_run.deployment_id:
+            answer = await asuspend_flow_run(wait_for_input=form, timeout=timeout_s, key=key)
+        else:
+            answer = await apause_flow_run(
+                wait_for_input=form, timeout=timeout_s, poll_interval=poll_interval_s, key=key
+            )
     except FlowPauseTimeout:
         store.transition(
             plan_id,

@@ -16,9 +16,11 @@ from pydantic import Field
 from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
 from capplan_core.wiring import DEMO_METRICS, DEMO_POLICIES
 from flows.plan_queue import plan_queue
-from tasks.stages import as_utc, file_data_end, load_policies_task
+from tasks.stages import as_utc, expire_undecided_plans, file_data_end, load_policies_task
 
 ApprovalMode = Literal["policy", "none"]
+ChildRuns = Literal["inline", "deployment"]
+PLAN_QUEUE_DEPLOYMENT = "plan-queue/plan-queue"
 
 
 def _run_name() -> str:
@@ -54,12 +56,21 @@ async def capacity_plan(
     approval: Annotated[ApprovalMode, Field(
         description="'policy': follow each policy's mode; 'none': plan only")] = "policy",
     approval_poll_s: Annotated[int, Field(ge=1, le=300)] = 10,
+    child_runs: Annotated[ChildRuns, Field(
+        description="'inline': child runs in this process; 'deployment': each child is a "
+                    "run of the plan-queue deployment (needed for approval.suspend)")] = "inline",
 ) -> list[dict[str, Any]]:
     logger = get_run_logger()
     all_policies = load_policies_task(policy_path)
     selected = select_policies(all_policies, policies)
     now = as_utc(as_of) if as_of is not None else as_utc(file_data_end(metrics_path))
+    expired = expire_undecided_plans()
+    if expired:
+        logger.warning("expired undecided plans %s", expired)
     logger.info("planning %d queue(s) as of %s", len(selected), now.isoformat())
+    if child_runs == "deployment":
+        return [await _start_child(p, metrics_path, now, approval, approval_poll_s)
+                for p in selected]
     outcomes = await asyncio.gather(
         *(plan_queue(policy=p, metrics_path=metrics_path, as_of=now, approval=approval,
                      approval_poll_s=approval_poll_s) for p in selected),
@@ -74,3 +85,17 @@ async def capacity_plan(
         else:
             results.append(out)
     return results
+
+
+async def _start_child(policy: ScalingPolicy, metrics_path: str, as_of: datetime,
+                       approval: str, approval_poll_s: int) -> dict[str, Any]:
+    """Start the policy's child as a run of the plan-queue deployment (not waited for)."""
+    from prefect.deployments import arun_deployment
+
+    run = await arun_deployment(
+        PLAN_QUEUE_DEPLOYMENT, timeout=0, flow_run_name=f"plan-{policy.name}",
+        parameters={"policy": policy.model_dump(mode="json"), "metrics_path": metrics_path,
+                    "as_of": as_of.isoformat(), "approval": approval,
+                    "approval_poll_s": approval_poll_s})
+    return {"queue": policy.queue, "policy": policy.name, "mode": policy.mode.value,
+            "status": "started", "flow_run_id": str(run.id)}

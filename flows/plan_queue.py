@@ -7,6 +7,7 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from capplan_core.planning.decide import Decision
 from capplan_core.policy import Mode, ScalingPolicy
 from flows.approval import approve
 from tasks.artifacts import publish_forecast, publish_plan, publish_quality
@@ -19,7 +20,7 @@ from tasks.stages import (
     store_plan,
     store_skipped,
 )
-from tasks.summary import summarize
+from tasks.summary import find_own_plan, summarize
 
 
 @flow(name="plan-queue", flow_run_name="plan-{policy.name}", log_prints=True)
@@ -31,6 +32,11 @@ async def plan_queue(
     approval_poll_s: int = 10,
 ) -> dict[str, Any]:
     logger = get_run_logger()
+    resumed = find_own_plan(str(flow_run.id)) if approval == "policy" else None
+    if resumed is not None:
+        # a suspended run restarted after its approval: continue at the decision
+        logger.info("resuming plan %s at its approval", resumed["id"])
+        return await decide_and_execute(policy, resumed["id"], None, resumed, approval_poll_s)
     rows = collect_file(metrics_path, policy.queue)
     assessment = clean_and_check(rows, policy, now=as_of)
     publish_quality(assessment)
@@ -54,6 +60,13 @@ async def plan_queue(
         logger.info("plan %s for %s is advisory here: nothing is executed", plan_id, policy.queue)
         return summarize(plan_id, note="advisory: never executed" if approval != "none"
                          else "plan only (approval='none')")
+    return await decide_and_execute(policy, plan_id, decision, summary, approval_poll_s)
+
+
+async def decide_and_execute(
+    policy: ScalingPolicy, plan_id: int, decision: Decision | None, summary: dict[str, Any],
+    approval_poll_s: int,
+) -> dict[str, Any]:
     decided = await approve(policy, plan_id, decision, summary,
                             flow_run_id=str(flow_run.id), poll_interval_s=approval_poll_s)
     if decided.approved:

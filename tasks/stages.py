@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -82,3 +82,9 @@ def store_skipped(policy: ScalingPolicy, reason: str, as_of: datetime,
 def as_utc(ts: datetime | pd.Timestamp) -> datetime:
     t = pd.Timestamp(ts)
     return (t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")).to_pydatetime()
+
+
+@capplan_io_task(name="expire-undecided")
+def expire_undecided_plans() -> list[int]:
+    """Expire manual plans whose approval deadline passed while their run was suspended."""
+    return get_store().expire_undecided(datetime.now(UTC))

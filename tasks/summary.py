@@ -24,3 +24,13 @@ def plan_view(plan_id: int, note: str | None = None) -> dict[str, Any]:
 
 
 summarize = capplan_io_task(plan_view, name="read-plan")
+
+
+def find_own_plan(flow_run_id: str) -> dict[str, Any] | None:
+    """The proposed plan this flow run already made (a suspended run that was resumed)."""
+    from capplan_core.store.models import PlanStatus
+
+    plan = get_store().plan_for_flow_run(flow_run_id)
+    if plan is None or plan.status != PlanStatus.PROPOSED:
+        return None
+    return plan_view(plan.id)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from capplan_core.policy import ScalingPolicy
@@ -247,13 +247,17 @@ class PlanStore:
                 q = q.where(CapacityPlanRow.status == status)
             return list(s.scalars(q.order_by(CapacityPlanRow.id.desc()).limit(limit)))
 
-    def set_flow_run(self, plan_id: int, flow_run_id: str) -> None:
+    def set_flow_run(self, plan_id: int, flow_run_id: str,
+                     approval_deadline: datetime | None = None) -> None:
+        """Link the plan to the run deciding it (and when an undecided plan expires)."""
         with self._session.begin() as s:
-            s.execute(
-                update(CapacityPlanRow)
-                .where(CapacityPlanRow.id == plan_id)
-                .values(flow_run_id=flow_run_id)
-            )
+            plan = s.get(CapacityPlanRow, plan_id)
+            if plan is None:
+                raise StoreError(f"no plan with id {plan_id}")
+            plan.flow_run_id = flow_run_id
+            if approval_deadline is not None:
+                plan.details = {**plan.details,
+                                "approval_deadline": approval_deadline.isoformat()}
 
     def transition(
         self, plan_id: int, to: PlanStatus, *, actor: str, comment: str | None = None,
@@ -302,6 +306,33 @@ class PlanStore:
                                 details={"comment": comment, **(details or {})}))
             s.flush()
             return plan
+
+    def plan_for_flow_run(self, flow_run_id: str) -> CapacityPlanRow | None:
+        """The plan a (child) flow run made; a resumed, suspended run finds its plan here."""
+        with self.session() as s:
+            return s.scalar(select(CapacityPlanRow)
+                            .where(CapacityPlanRow.flow_run_id == flow_run_id)
+                            .options(selectinload(CapacityPlanRow.steps),
+                                     selectinload(CapacityPlanRow.simulation))
+                            .order_by(CapacityPlanRow.id.desc()).limit(1))
+
+    def expire_undecided(self, now: datetime, *, actor: str = "capplan") -> list[int]:
+        """Expire proposed manual plans whose approval window has passed (audited).
+
+        A suspended run releases its process, so nothing waits on its timeout: this sweep
+        (run at the start of every capacity-plan cycle) is what expires such plans.
+        """
+        expired = []
+        for plan in self.list_plans(status=PlanStatus.PROPOSED, limit=1000):
+            deadline = plan.details.get("approval_deadline")
+            if deadline and datetime.fromisoformat(deadline) <= now:
+                try:
+                    self.transition(plan.id, PlanStatus.EXPIRED, actor=actor,
+                                    comment="no decision before the approval deadline")
+                except DecisionConflict:
+                    continue
+                expired.append(plan.id)
+        return expired
 
     def current_plan(self, queue: str) -> CapacityPlanRow | None:
         """The live (approved or applied) plan of a queue, if any."""
