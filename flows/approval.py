@@ -10,7 +10,7 @@ from prefect import get_run_logger
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import apause_flow_run, asuspend_flow_run
 from prefect.input import RunInput
-from prefect.runtime import flow_run as current_run
+from prefect.runtime import deployment as current_deployment
 from pydantic import Field
 
 from capplan_core.planning.approval_rules import auto_approval
@@ -93,7 +93,7 @@ async def approve(
     key = f"approve-plan-{plan_id}"
     timeout_s = int(policy.approval.timeout_seconds)
     try:
-        if policy.approval.suspend and current_run.deployment_id:
+        if policy.approval.suspend and current_deployment.id:
             answer = await asuspend_flow_run(wait_for_input=form, timeout=timeout_s, key=key)
         else:
             answer = await apause_flow_run(
