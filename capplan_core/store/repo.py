@@ -15,13 +15,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from capplan_core.policy import ScalingPolicy
+from capplan_core.store.metrics_repo import MetricsRepository
 from capplan_core.store.models import (
     AuditEventRow,
     CapacityPlanRow,
-    DataQualityReportRow,
-    ForecastPointRow,
     PlanStatus,
-    QueueMetricsRow,
     ScalingPolicyRow,
     ScalingStepRow,
     SimulationResultRow,
@@ -88,7 +86,7 @@ _TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-class PlanStore:
+class PlanStore(MetricsRepository):
     """Repository over one database. Build with :func:`capplan_core.store.db.open_store`."""
 
     def __init__(self, engine: Engine) -> None:
@@ -126,65 +124,6 @@ class PlanStore:
             if row is None:
                 raise StoreError(f"no policy named {name!r}")
             return ScalingPolicy.model_validate(row.spec)
-
-    # -- metrics and forecasts ------------------------------------------------------------
-    def record_metrics(self, rows: Iterable[dict[str, Any]]) -> int:
-        """Write queue_metrics rows; a (queue_name, recorded_at) already present is skipped.
-
-        Returns how many rows were new. Re-running an interval writes nothing twice.
-        """
-        rows = list(rows)
-        if not rows:
-            return 0
-        written = 0
-        with self._session.begin() as s:
-            by_queue: dict[str, list[dict[str, Any]]] = {}
-            for r in rows:
-                by_queue.setdefault(r["queue_name"], []).append(r)
-            for queue, qrows in by_queue.items():
-                times = [r["recorded_at"] for r in qrows]
-                existing = set(
-                    s.scalars(
-                        select(QueueMetricsRow.recorded_at).where(
-                            QueueMetricsRow.queue_name == queue,
-                            QueueMetricsRow.recorded_at >= min(times),
-                            QueueMetricsRow.recorded_at <= max(times),
-                        )
-                    )
-                )
-                seen = set(existing)
-                for r in qrows:
-                    if r["recorded_at"] in seen:
-                        continue
-                    seen.add(r["recorded_at"])
-                    s.add(QueueMetricsRow(**r))
-                    written += 1
-        return written
-
-    def metrics(self, queue: str, since: datetime | None = None) -> list[QueueMetricsRow]:
-        with self.session() as s:
-            q = select(QueueMetricsRow).where(QueueMetricsRow.queue_name == queue)
-            if since is not None:
-                q = q.where(QueueMetricsRow.recorded_at >= since)
-            return list(s.scalars(q.order_by(QueueMetricsRow.recorded_at)))
-
-    def save_forecast(self, plan_id: int | None, points: Iterable[dict[str, Any]]) -> int:
-        with self._session.begin() as s:
-            objs = [ForecastPointRow(plan_id=plan_id, **p) for p in points]
-            s.add_all(objs)
-            return len(objs)
-
-    def forecast_points(self, plan_id: int) -> list[ForecastPointRow]:
-        with self.session() as s:
-            q = select(ForecastPointRow).where(ForecastPointRow.plan_id == plan_id)
-            return list(s.scalars(q.order_by(ForecastPointRow.forecast_time)))
-
-    def save_quality_report(self, queue: str, passed: bool, report: dict[str, Any]) -> int:
-        with self._session.begin() as s:
-            row = DataQualityReportRow(queue=queue, passed=passed, report=report)
-            s.add(row)
-            s.flush()
-            return row.id
 
     # -- plans ----------------------------------------------------------------------------
     def create_plan(self, rec: PlanRecord) -> int:
