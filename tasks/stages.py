@@ -15,6 +15,7 @@ from capplan_core.policy import ScalingPolicy, load_policies
 from capplan_core.quality import Assessment, assess, latest_state
 from capplan_core.wiring import get_store
 from tasks.common import capplan_io_task, capplan_task
+from tasks.simulate import fanout_simulate
 
 load_policies_task = capplan_io_task(load_policies, name="load-policies", retries=0)
 file_data_end = capplan_io_task(data_end, name="data-end")
@@ -43,7 +44,8 @@ def plan_and_simulate(
                        current_backlog=st["current_backlog"],
                        mean_service_s=st["mean_service_s"], service_scv=st["service_scv"])
     decision = decide(policy, forecast, state, now=now,
-                      data_quality_warning=bool(assessment.quality.warnings))
+                      data_quality_warning=bool(assessment.quality.warnings),
+                      simulate_fn=fanout_simulate)
     return decision, state
 
 

@@ -8,6 +8,7 @@ if the threshold is still not reached, the plan is kept with ``slo_achievable = 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,8 @@ from capplan_core.policy import ScalingPolicy
 from capplan_core.simulation import SimScenario, SimulationSummary, simulate
 
 FAILING_WINDOW_SHARE = 0.02  # a window failing in more than this share of replications gets help
+# simulate(scenario, *, replications, seed, engine); the flow passes a fanned-out version
+SimulateFn = Callable[..., SimulationSummary]
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ def decide(
     last_scale_at: datetime | None = None,
     data_quality_warning: bool = False,
     engine: str = "auto",
+    simulate_fn: SimulateFn = simulate,
 ) -> Decision:
     """Plan to the SLO, simulate, and re-plan with more capacity where the simulation failed."""
     sim = policy.simulation
@@ -110,8 +114,8 @@ def decide(
             data_quality_warning=data_quality_warning,
         ))
         scenario = scenario_for(policy, proposal, forecast, state, now, demand_paths)
-        summary = simulate(scenario, replications=sim.replications, seed=sim.seed + attempt,
-                           engine=engine)
+        summary = simulate_fn(scenario, replications=sim.replications, seed=sim.seed + attempt,
+                              engine=engine)
         history.append({"attempt": attempts, "target_workers": proposal.target_workers,
                         "confidence": summary.slo_achievement_rate,
                         "extra_workers": extra.tolist()})

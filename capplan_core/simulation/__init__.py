@@ -8,9 +8,12 @@ and returns a ``SimulationSummary``.
 from capplan_core.simulation.engine import (
     JOB_LEVEL_BUDGET,
     choose_engine,
+    chunk_bounds,
     expected_jobs,
     replicate_job_level,
     simulate,
+    simulate_chunk,
+    summarise_chunks,
 )
 from capplan_core.simulation.records import JobRunRecord
 from capplan_core.simulation.sampling import ReplicationInputs, draw_inputs, replication_rngs
@@ -20,5 +23,6 @@ from capplan_core.simulation.stats import wilson_ci
 __all__ = [
     "ENGINES", "JOB_LEVEL_BUDGET", "JobRunRecord", "ReplicationInputs", "SimScenario",
     "SimulationSummary", "choose_engine", "draw_inputs", "expected_jobs", "replicate_job_level",
-    "replication_rngs", "simulate", "wilson_ci",
+    "replication_rngs", "simulate", "simulate_chunk", "summarise_chunks", "wilson_ci",
+    "chunk_bounds",
 ]

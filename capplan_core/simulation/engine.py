@@ -74,16 +74,19 @@ def simulate(scenario: SimScenario, *, replications: int, seed: int,
 
 
 def _run_job_level(scenario: SimScenario, replications: int, seed: int,
-                   run_one: JobEngine) -> RepStats:
-    n_w = scenario.n_windows
-    fail = np.zeros((replications, n_w), dtype=bool)
-    backlog = np.zeros((replications, n_w))
-    util = np.zeros((replications, n_w))
-    points = np.zeros((replications, 3))
-    jobs = np.zeros(replications, dtype=np.int64)
+                   run_one: JobEngine, start: int = 0, stop: int | None = None) -> RepStats:
+    """Replications ``start..stop`` of ``replications`` (each on its own spawned stream)."""
+    stop = replications if stop is None else stop
+    n_w, n = scenario.n_windows, stop - start
+    fail = np.zeros((n, n_w), dtype=bool)
+    backlog = np.zeros((n, n_w))
+    util = np.zeros((n, n_w))
+    points = np.zeros((n, 3))
+    jobs = np.zeros(n, dtype=np.int64)
     waits = np.empty(0)
-    for i, rng in enumerate(replication_rngs(seed, replications)):
-        inputs = draw_inputs(scenario, rng, i)
+    rngs = replication_rngs(seed, replications)[start:stop]
+    for i, rng in enumerate(rngs):
+        inputs = draw_inputs(scenario, rng, start + i)
         record = run_one(scenario, inputs)
         fail[i], backlog[i], util[i], points[i], waits = job_level_stats(scenario, inputs,
                                                                          record)
@@ -91,6 +94,42 @@ def _run_job_level(scenario: SimScenario, replications: int, seed: int,
     return RepStats(window_fail=fail, window_max_backlog=backlog, window_util=util,
                     mean_wait_s=points[:, 0], wait_prob=points[:, 1], p95_wait_s=points[:, 2],
                     jobs=jobs, units=batch_units(waits) if replications == 1 else None)
+
+
+def chunk_bounds(replications: int, chunks: int) -> list[tuple[int, int]]:
+    """Split ``range(replications)`` into at most ``chunks`` contiguous, non-empty parts."""
+    chunks = max(1, min(chunks, replications))
+    edges = np.linspace(0, replications, chunks + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def simulate_chunk(scenario: SimScenario, *, replications: int, seed: int, engine: str,
+                   start: int, stop: int) -> RepStats:
+    """Replications ``start..stop`` of a job-level run: what one worker of a fan-out does.
+
+    Chunks merged with :func:`summarise_chunks` give exactly what ``simulate`` gives in one
+    process (same streams, same engine), so fanning out changes speed, never the answer.
+    """
+    if engine not in _JOB_ENGINES:
+        raise ValueError(f"chunked runs need a job-level engine {tuple(_JOB_ENGINES)} "
+                         f"(got {engine!r})")
+    return _run_job_level(scenario, replications, int(seed), _JOB_ENGINES[engine], start, stop)
+
+
+def summarise_chunks(chunks: list[RepStats], scenario: SimScenario,
+                     engine: str) -> SimulationSummary:
+    """One summary from the chunks of a fanned-out job-level run (in replication order)."""
+    if len(chunks) == 1:
+        return summarise(chunks[0], scenario, engine)
+    merged = RepStats(
+        window_fail=np.concatenate([c.window_fail for c in chunks]),
+        window_max_backlog=np.concatenate([c.window_max_backlog for c in chunks]),
+        window_util=np.concatenate([c.window_util for c in chunks]),
+        mean_wait_s=np.concatenate([c.mean_wait_s for c in chunks]),
+        wait_prob=np.concatenate([c.wait_prob for c in chunks]),
+        p95_wait_s=np.concatenate([c.p95_wait_s for c in chunks]),
+        jobs=np.concatenate([c.jobs for c in chunks]), units=None)
+    return summarise(merged, scenario, engine)
 
 
 def replicate_job_level(scenario: SimScenario, *, seed: int, replication: int = 0,
