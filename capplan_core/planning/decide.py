@@ -17,22 +17,13 @@ import numpy as np
 
 from capplan_core.forecast import ForecastResult
 from capplan_core.planning.planner import PlanInput, PlanProposal, plan_capacity
+from capplan_core.planning.state import QueueState
 from capplan_core.policy import ScalingPolicy
 from capplan_core.simulation import SimScenario, SimulationSummary, simulate
 
 FAILING_WINDOW_SHARE = 0.02  # a window failing in more than this share of replications gets help
 # simulate(scenario, *, replications, seed, engine); the flow passes a fanned-out version
 SimulateFn = Callable[..., SimulationSummary]
-
-
-@dataclass(frozen=True)
-class QueueState:
-    """What the latest metrics say about the pool right now."""
-
-    current_workers: int
-    current_backlog: float
-    mean_service_s: float
-    service_scv: float = 1.0
 
 
 @dataclass(frozen=True)

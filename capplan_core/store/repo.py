@@ -15,6 +15,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from capplan_core.policy import ScalingPolicy
+from capplan_core.store.errors import DecisionConflict, StoreError
+from capplan_core.store.execution_repo import ExecutionRepository
 from capplan_core.store.metrics_repo import MetricsRepository
 from capplan_core.store.models import (
     AuditEventRow,
@@ -26,14 +28,6 @@ from capplan_core.store.models import (
     StepStatus,
     utcnow,
 )
-
-
-class StoreError(RuntimeError):
-    """A store operation was refused (unknown id, illegal transition)."""
-
-
-class DecisionConflict(StoreError):
-    """The plan was already decided (or is no longer awaiting a decision)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +80,11 @@ _TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-class PlanStore(MetricsRepository):
+__all__ = ["DecisionConflict", "PlanRecord", "PlanStore", "SimulationRecord", "StepRecord",
+           "StoreError"]
+
+
+class PlanStore(MetricsRepository, ExecutionRepository):
     """Repository over one database. Build with :func:`capplan_core.store.db.open_store`."""
 
     def __init__(self, engine: Engine) -> None:
@@ -283,75 +281,3 @@ class PlanStore(MetricsRepository):
                 .options(selectinload(CapacityPlanRow.steps))
                 .order_by(CapacityPlanRow.id.desc())
             )
-
-    def mark_step(
-        self, step_id: int, status: StepStatus, *, actor: str, details: dict[str, Any]
-    ) -> bool:
-        """Record a step's outcome once; returns False if it was already final (never twice)."""
-        with self._session.begin() as s:
-            step = s.get(ScalingStepRow, step_id, with_for_update=True)
-            if step is None:
-                raise StoreError(f"no step with id {step_id}")
-            if step.status != StepStatus.PENDING:
-                return False
-            step.status = status
-            step.applied_at = utcnow()
-            plan = s.get(CapacityPlanRow, step.plan_id)
-            if plan is None:
-                raise StoreError(f"step {step_id} belongs to no plan")
-            s.add(AuditEventRow(actor=actor, action=f"step_{status.value}", plan_id=plan.id,
-                                queue=plan.queue, details={"step_id": step_id, **details}))
-            if plan.status == PlanStatus.APPROVED and all(
-                st.status != StepStatus.PENDING for st in plan.steps
-            ):
-                plan.status = PlanStatus.APPLIED
-            return True
-
-    def last_applied_replicas(self, queue: str) -> int | None:
-        """The replica count capplan last set for ``queue`` (None if it never did)."""
-        with self.session() as s:
-            return s.scalar(
-                select(ScalingStepRow.to_workers)
-                .join(CapacityPlanRow, ScalingStepRow.plan_id == CapacityPlanRow.id)
-                .where(CapacityPlanRow.queue == queue,
-                       ScalingStepRow.status.in_([StepStatus.APPLIED, StepStatus.NOOP]))
-                .order_by(ScalingStepRow.applied_at.desc(), ScalingStepRow.id.desc())
-                .limit(1)
-            )
-
-    def last_scale_at(self, queue: str, *, plan_id: int | None = None) -> datetime | None:
-        """When capplan last wrote a replica count for ``queue`` (optionally: in one plan)."""
-        with self.session() as s:
-            q = (select(ScalingStepRow.applied_at)
-                 .join(CapacityPlanRow, ScalingStepRow.plan_id == CapacityPlanRow.id)
-                 .where(CapacityPlanRow.queue == queue,
-                        ScalingStepRow.status == StepStatus.APPLIED))
-            if plan_id is not None:
-                q = q.where(ScalingStepRow.plan_id == plan_id)
-            return s.scalar(q.order_by(ScalingStepRow.applied_at.desc()).limit(1))
-
-    def approval_limits(self, plan_id: int) -> dict[str, Any]:
-        """The narrowing limits an approver gave (``max_workers``, ``apply_hours``), if any."""
-        for ev in self.audit_events(plan_id=plan_id, action=PlanStatus.APPROVED.value):
-            return {k: ev.details.get(k) for k in ("max_workers", "apply_hours")}
-        return {}
-
-    # -- audit ----------------------------------------------------------------------------
-    def audit(
-        self, action: str, *, actor: str, plan_id: int | None = None, queue: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        with self._session.begin() as s:
-            s.add(AuditEventRow(actor=actor, action=action, plan_id=plan_id, queue=queue,
-                                details=details or {}))
-
-    def audit_events(
-        self, *, plan_id: int | None = None, action: str | None = None
-    ) -> list[AuditEventRow]:
-        with self.session() as s:
-            q = select(AuditEventRow)
-            if plan_id is not None:
-                q = q.where(AuditEventRow.plan_id == plan_id)
-            if action is not None:
-                q = q.where(AuditEventRow.action == action)
-            return list(s.scalars(q.order_by(AuditEventRow.id)))

@@ -16,6 +16,7 @@ import pandas as pd
 
 from capplan_core.forecast import ForecastResult, forecast_queue
 from capplan_core.planning.cost import with_violation_cost
+from capplan_core.planning.state import QueueState
 from capplan_core.policy import ScalingPolicy
 from capplan_core.quality.clean import clean_queue, latest_state
 from capplan_core.whatif.scenario import (
@@ -31,22 +32,12 @@ if TYPE_CHECKING:  # decide imports the simulation engine: loaded when first use
 
 
 @dataclass(frozen=True)
-class PoolState:
-    """The pool now (the fields of ``planning.decide.QueueState``, without importing it)."""
-
-    current_workers: int
-    current_backlog: float
-    mean_service_s: float
-    service_scv: float = 1.0
-
-
-@dataclass(frozen=True)
 class WhatIfSide:
     """One side's inputs: policy, forecast, pool state."""
 
     policy: ScalingPolicy
     forecast: ForecastResult
-    state: PoolState
+    state: QueueState
 
 
 @dataclass(frozen=True)
@@ -80,7 +71,7 @@ def what_if_inputs(history_rows: pd.DataFrame, policy: ScalingPolicy, scenario: 
         raise WhatIfError(f"queue {policy.queue!r} has no usable metrics before "
                           f"{now.isoformat()}")
     st = latest_state(clean)
-    state = PoolState(current_workers=int(round(st["current_workers"])),
+    state = QueueState(current_workers=int(round(st["current_workers"])),
                        current_backlog=float(st["current_backlog"]),
                        mean_service_s=float(st["mean_service_s"]),
                        service_scv=float(st["service_scv"]))
@@ -88,7 +79,7 @@ def what_if_inputs(history_rows: pd.DataFrame, policy: ScalingPolicy, scenario: 
                         exclude=clean.series["outlier"].astype(bool),
                         start=now.floor(pd.Timedelta(seconds=interval_s)))
     new_pol = changed_policy(policy, scenario)
-    new_state = state if scenario.workers is None else PoolState(
+    new_state = state if scenario.workers is None else QueueState(
         scenario.workers, state.current_backlog, state.mean_service_s, state.service_scv)
     return WhatIfInputs(WhatIfSide(base_pol, fc, state),
                         WhatIfSide(new_pol, changed_forecast(fc, scenario, now), new_state), now)
@@ -158,15 +149,13 @@ def run_what_if(history_rows: pd.DataFrame, policy: ScalingPolicy, scenario: Wha
     Raises:
         WhatIfError: scenario/policy mismatch or no usable metrics (named).
     """
-    from capplan_core.planning.decide import QueueState, decide
+    from capplan_core.planning.decide import decide
 
     inp = what_if_inputs(history_rows, policy, scenario, as_of=as_of)
     now = inp.as_of.to_pydatetime()
     sides = []
     for side in (inp.baseline, inp.scenario):
-        st = side.state
-        d = decide(side.policy, side.forecast, QueueState(
-            st.current_workers, st.current_backlog, st.mean_service_s, st.service_scv), now=now)
+        d = decide(side.policy, side.forecast, side.state, now=now)
         sides.append(_summary(side, d))
     notes = list(inp.scenario.forecast.notes[-1:])
     if scenario.workers is not None:
