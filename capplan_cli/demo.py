@@ -8,11 +8,11 @@ from typing import Any
 
 import typer
 
+from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES, plan_store
 from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
 from capplan_cli.output import console, plans_table, print_json
 from capplan_cli.runner import check_inputs, public, run_capacity_plan
 from capplan_core.policy import Mode, load_policies
-from capplan_core.wiring import DEMO_METRICS, DEMO_POLICIES, get_store
 
 DEMO_APPROVER = "demo-user"
 
@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
                       "approve → execute, on data/demo (dry-run scaler, embedded store)")
         worker = threading.Thread(target=run, name="capacity-plan", daemon=True)
         worker.start()
-        store = get_store()
+        store = plan_store()
         for policy in manual:
             plan = wait_for_paused_plan(store, policy.queue, since=started, timeout_s=900,
                                         stop=lambda: not worker.is_alive())

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
+from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
 from capplan_cli.output import console, plans_table, print_json
 from capplan_cli.runner import check_inputs, public, run_capacity_plan
-from capplan_core.wiring import DEMO_METRICS, DEMO_POLICIES
 
 
 def register(app: typer.Typer) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from capplan_app.bootstrap import plan_store
 from capplan_cli.approvals import ApprovalError, resume_with_decision
 from capplan_cli.output import console, fail, plans_table, print_json
 from capplan_core.planning.markdown import table
 from capplan_core.planning.records import plan_summary
 from capplan_core.store.repo import StoreError
-from capplan_core.wiring import get_store
 
 plans_app = typer.Typer(help="Stored capacity plans.", no_args_is_help=True)
 
@@ -27,7 +27,7 @@ def list_plans(
 ) -> None:
     """The newest plans, newest first."""
     rows = [plan_summary(p, p.details.get("policy"))
-            for p in get_store().list_plans(queue=queue, status=status, limit=limit)]
+            for p in plan_store().list_plans(queue=queue, status=status, limit=limit)]
     if as_json:
         print_json(rows)
     else:
@@ -38,7 +38,7 @@ def list_plans(
 def show(plan_id: int = typer.Argument(..., help="plan id"),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """One plan with its steps, simulation and the explanation of each step."""
-    store = get_store()
+    store = plan_store()
     try:
         plan = store.get_plan(plan_id)
     except StoreError as err:
@@ -66,7 +66,7 @@ def show(plan_id: int = typer.Argument(..., help="plan id"),
 def _decide(plan_id: int, decision: str, approver: str, comment: str,
             max_workers: int | None, apply_hours: float | None) -> None:
     try:
-        run_id = resume_with_decision(get_store(), plan_id, decision=decision, approver=approver,
+        run_id = resume_with_decision(plan_store(), plan_id, decision=decision, approver=approver,
                                       comment=comment, max_workers=max_workers,
                                       apply_hours=apply_hours)
     except (ApprovalError, StoreError) as err:
@@ -105,7 +105,7 @@ def apply_due(as_json: bool = typer.Option(False, "--json")) -> None:
     from capplan_core.store.models import PlanStatus, StepStatus
     from flows.apply_step import apply_step_flow
 
-    store = get_store()
+    store = plan_store()
     now = datetime.now(UTC)
     done = []
     for plan in store.list_plans(status=PlanStatus.APPROVED, limit=1000):

@@ -127,12 +127,12 @@ def _simulate_stored(plan_id: int, replications: int, seed: int, engine: str,
                      as_json: bool) -> None:
     import numpy as np
 
+    from capplan_app.bootstrap import plan_store
     from capplan_core.planning.resimulate import scenario_from_stored_plan
     from capplan_core.simulation import simulate
     from capplan_core.store.repo import StoreError
-    from capplan_core.wiring import get_store
 
-    store = get_store()
+    store = plan_store()
     try:
         plan = store.get_plan(plan_id)
         policy = store.get_policy(plan.details["policy"])

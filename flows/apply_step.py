@@ -12,9 +12,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from capplan_app.bootstrap import plan_store
 from capplan_core.execution.scaler import ScalerError
 from capplan_core.planning.records import plan_summary
-from capplan_core.wiring import get_store
 from tasks.events import emit_plan_event
 from tasks.execute import apply_one_step, schedule_apply_step
 
@@ -36,7 +36,7 @@ def _request_replan(policy_name: str) -> str | None:
 @flow(name="apply-step", flow_run_name="apply-plan-{plan_id}-step-{step_id}", log_prints=True)
 def apply_step_flow(plan_id: int, step_id: int) -> dict[str, Any]:
     logger = get_run_logger()
-    store = get_store()
+    store = plan_store()
     try:
         result = apply_one_step(plan_id, step_id)
     except ScalerError as err:

@@ -13,12 +13,12 @@ from prefect.input import RunInput
 from prefect.runtime import deployment as current_deployment
 from pydantic import Field
 
+from capplan_app.bootstrap import plan_store
 from capplan_core.planning.approval_rules import auto_approval
 from capplan_core.planning.decide import Decision
 from capplan_core.planning.markdown import plan_markdown
 from capplan_core.policy import Mode, ScalingPolicy
 from capplan_core.store.models import PlanStatus
-from capplan_core.wiring import get_store
 from tasks.events import emit_plan_event
 
 
@@ -65,7 +65,7 @@ async def approve(
     here). ``decision`` is None on such a restart: the plan is already past auto approval.
     """
     logger = get_run_logger()
-    store = get_store()
+    store = plan_store()
     if decision is not None:
         deadline = datetime.now(UTC) + timedelta(seconds=policy.approval.timeout_seconds)
         store.set_flow_run(plan_id, flow_run_id, approval_deadline=deadline)

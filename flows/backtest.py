@@ -11,8 +11,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
+from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
 from capplan_core.backtest.run import run_backtest
-from capplan_core.wiring import DEMO_METRICS, DEMO_POLICIES
 from flows.capacity_plan import select_policies
 from tasks.artifacts import artifact_key
 from tasks.common import capplan_task

@@ -13,8 +13,8 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import Field
 
+from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
 from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
-from capplan_core.wiring import DEMO_METRICS, DEMO_POLICIES
 from flows.plan_queue import plan_queue
 from tasks.stages import as_utc, expire_undecided_plans, file_data_end, load_policies_task
 

@@ -6,7 +6,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import Field
 
-from capplan_core.wiring import DEMO_POLICIES
+from capplan_app.bootstrap import DEMO_POLICIES
 from tasks.collect import collect_live
 from tasks.stages import load_policies_task
 

@@ -13,9 +13,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from pydantic import Field
 
+from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
 from capplan_core.whatif.run import run_what_if
 from capplan_core.whatif.scenario import WhatIfError, WhatIfScenario
-from capplan_core.wiring import DEMO_METRICS, DEMO_POLICIES
 from tasks.artifacts import artifact_key
 from tasks.common import capplan_task
 from tasks.stages import as_utc, collect_file, file_data_end, load_policies_task

@@ -5,10 +5,10 @@ from typing import Any
 
 from prefect import get_run_logger
 
+from capplan_app.bootstrap import metric_sources, plan_store, redis_client
 from capplan_core.metrics.cache import RedisSnapshots
 from capplan_core.metrics.collect import collect_once
 from capplan_core.policy import ScalingPolicy
-from capplan_core.wiring import get_store, metric_sources, redis_client
 from tasks.common import capplan_io_task
 
 
@@ -22,7 +22,7 @@ def collect_live(policies: list[ScalingPolicy], interval_s: float,
     """
     logger = get_run_logger()
     sources, problems = metric_sources(policies)
-    store = get_store()
+    store = plan_store()
     written: list[int] = []
 
     def write(rows: list[dict[str, Any]]) -> None:

@@ -7,9 +7,10 @@ from typing import Any
 
 from prefect import get_run_logger
 
+from capplan_app import bootstrap
+from capplan_app.bootstrap import is_dry_run, plan_store
 from capplan_core.execution.executor import StepResult, apply_step, cancel_outside_window
 from capplan_core.store.models import ScalingStepRow, StepStatus
-from capplan_core.wiring import build_scaler, get_store, is_dry_run
 from tasks.common import capplan_io_task
 
 APPLY_STEP_DEPLOYMENT = "apply-step/apply-step"
@@ -45,12 +46,12 @@ def _dry_run_live(steps: list[ScalingStepRow], step_id: int, current: int) -> in
 @capplan_io_task(name="apply-step", task_run_name="apply-plan-{plan_id}-step-{step_id}",
                  retries=2)
 def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan") -> StepResult:
-    store = get_store()
+    store = plan_store()
     plan = store.get_plan(plan_id)
     policy = store.get_policy(plan.details["policy"])
     limits = store.approval_limits(plan_id)
     dry = is_dry_run()
-    scaler = build_scaler(dry_run_replicas=_dry_run_live(list(plan.steps), step_id,
+    scaler = bootstrap.scaler(dry_run_replicas=_dry_run_live(list(plan.steps), step_id,
                                                          plan.current_workers or 0))
     return apply_step(store, scaler, policy, plan_id, step_id, now=datetime.now(UTC),
                       actor=actor, max_workers=limits.get("max_workers"),
@@ -62,7 +63,7 @@ def execute_plan(plan_id: int, apply_hours: float | None = None,
                  actor: str = "capplan") -> dict[str, Any]:
     """First step now; each later step becomes a scheduled apply-step run at its time."""
     logger = get_run_logger()
-    store = get_store()
+    store = plan_store()
     run = cancel_outside_window(store, plan_id, apply_hours=apply_hours, actor=actor)
     plan = store.get_plan(plan_id)
     if not run:

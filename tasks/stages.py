@@ -7,13 +7,13 @@ from typing import Any
 
 import pandas as pd
 
+from capplan_app.bootstrap import plan_store
 from capplan_core.forecast import ForecastResult, NoHistoryError, forecast_queue
 from capplan_core.metrics.file_source import data_end, read_queue_rows
 from capplan_core.planning.decide import Decision, QueueState, decide
 from capplan_core.planning.records import plan_record, skipped_record
 from capplan_core.policy import ScalingPolicy, load_policies
 from capplan_core.quality import Assessment, assess, latest_state
-from capplan_core.wiring import get_store
 from tasks.common import capplan_io_task, capplan_task
 from tasks.simulate import fanout_simulate
 
@@ -54,7 +54,7 @@ def store_plan(
     policy: ScalingPolicy, decision: Decision, state: QueueState, forecast: ForecastResult,
     assessment: Assessment, as_of: datetime,
 ) -> int:
-    store = get_store()
+    store = plan_store()
     store.upsert_policies([policy])
     store.save_quality_report(policy.queue, assessment.quality.passed,
                               assessment.quality.as_dict())
@@ -74,7 +74,7 @@ def store_plan(
 @capplan_io_task(name="store-skipped", task_run_name="store-skipped-{policy.name}")
 def store_skipped(policy: ScalingPolicy, reason: str, as_of: datetime,
                   quality: dict[str, Any] | None) -> int:
-    store = get_store()
+    store = plan_store()
     store.upsert_policies([policy])
     if quality is not None:
         store.save_quality_report(policy.queue, False, quality)
@@ -89,4 +89,4 @@ def as_utc(ts: datetime | pd.Timestamp) -> datetime:
 @capplan_io_task(name="expire-undecided")
 def expire_undecided_plans() -> list[int]:
     """Expire manual plans whose approval deadline passed while their run was suspended."""
-    return get_store().expire_undecided(datetime.now(UTC))
+    return plan_store().expire_undecided(datetime.now(UTC))

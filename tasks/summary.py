@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from capplan_app.bootstrap import plan_store
 from capplan_core.planning.records import plan_summary
-from capplan_core.wiring import get_store
 from tasks.common import capplan_io_task
 
 
 def plan_view(plan_id: int, note: str | None = None) -> dict[str, Any]:
-    plan = get_store().get_plan(plan_id)
+    plan = plan_store().get_plan(plan_id)
     out = plan_summary(plan, plan.details.get("policy"))
     out["details"] = plan.details
     out["explanation"] = [
@@ -30,7 +30,7 @@ def find_own_plan(flow_run_id: str) -> dict[str, Any] | None:
     """The proposed plan this flow run already made (a suspended run that was resumed)."""
     from capplan_core.store.models import PlanStatus
 
-    plan = get_store().plan_for_flow_run(flow_run_id)
+    plan = plan_store().plan_for_flow_run(flow_run_id)
     if plan is None or plan.status != PlanStatus.PROPOSED:
         return None
     return plan_view(plan.id)

@@ -86,7 +86,7 @@ def prefect_server() -> Iterator[None]:
 @pytest.fixture
 def capplan_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Point capplan's settings at a fresh SQLite store; returns its URL."""
-    from capplan_core.settings import get_settings
+    from capplan_app.settings import get_settings
 
     url = f"sqlite:///{tmp_path / 'capplan.db'}"
     monkeypatch.setenv("CAPPLAN_DATABASE_URL", url)

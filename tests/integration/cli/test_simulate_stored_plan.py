@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 from typer.testing import CliRunner
 
+from capplan_app.bootstrap import plan_store
 from capplan_cli.main import app
 from capplan_core.policy import parse_policies
 from capplan_core.store.repo import PlanRecord, StepRecord
-from capplan_core.wiring import get_store
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 def _store_plan(workers_after: int) -> int:
-    store = get_store()
+    store = plan_store()
     policy = parse_policies({"policies": [{
         "name": "q", "queue": "q", "target": {"name": "w"}, "slo": {"wait_p95_seconds": 5},
         "scaling": {"startup_seconds": 0}}]})[0]

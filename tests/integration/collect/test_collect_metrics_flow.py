@@ -9,9 +9,9 @@ import pytest
 import yaml
 from redis import Redis
 
+from capplan_app.bootstrap import plan_store
+from capplan_app.settings import get_settings
 from capplan_core.metrics import instrument
-from capplan_core.settings import get_settings
-from capplan_core.wiring import get_store
 from tests.conftest import require_service
 
 pytestmark = [pytest.mark.integration]
@@ -55,6 +55,6 @@ def test_collect_writes_each_interval_once_and_isolates_a_bad_source(
     assert any("elsewhere" in e or "127.0.0.1:1" in e for e in first["errors"]), first
     assert first["rows_written"] == 1
     assert again["rows_written"] == 0  # same interval: nothing twice
-    rows = get_store().metrics(queue_name)
+    rows = plan_store().metrics(queue_name)
     assert len(rows) == 1
     assert rows[0].backlog == 5 and rows[0].workers == 1

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from k8s_double import K8sApiDouble
 
+from capplan_app.bootstrap import plan_store
+from capplan_app.settings import get_settings
 from capplan_core.policy import parse_policies
-from capplan_core.settings import get_settings
 from capplan_core.store.models import PlanStatus, StepStatus
 from capplan_core.store.repo import PlanRecord, StepRecord
-from capplan_core.wiring import get_store
 
 pytestmark = [pytest.mark.integration]
 T0 = datetime.now(UTC) - timedelta(minutes=5)
@@ -37,7 +37,7 @@ def cluster(k8s: K8sApiDouble, capplan_env, tmp_path, monkeypatch) -> K8sApiDoub
 
 
 def _approved_plan(decide: str | None = "approve", cooldown_s: float = 0) -> int:
-    store = get_store()
+    store = plan_store()
     policy = parse_policies({"policies": [{
         "name": "emails", "queue": "emails", "mode": "manual",
         "target": {"namespace": "workers", "name": "email-worker"},
@@ -70,7 +70,7 @@ def test_approve_patches_first_step_then_apply_step_runs_apply_the_rest(
     report = execute_plan(pid)
     assert cluster.replicas("workers", "email-worker") == 14
     assert [s["step_id"] for s in report["scheduled"]] != []
-    store = get_store()
+    store = plan_store()
     steps = store.get_plan(pid).steps
     for st in steps[1:]:
         out = apply_step_flow(plan_id=pid, step_id=st.id)
@@ -94,7 +94,7 @@ def test_rejected_or_expired_plan_patches_nothing(prefect_server, cluster, decis
     from flows.apply_step import apply_step_flow
 
     pid = _approved_plan(decision)
-    for st in get_store().get_plan(pid).steps:
+    for st in plan_store().get_plan(pid).steps:
         out = apply_step_flow(plan_id=pid, step_id=st.id)
         assert out["outcome"] in ("already-cancelled", "cancelled")
     assert cluster.writes() == []
@@ -109,12 +109,12 @@ def test_drift_is_refused_audited_and_asks_for_a_replan(prefect_server, cluster)
     execute_plan(pid)
     cluster.scale_externally("workers", "email-worker", 25)  # someone else scaled it
     writes = len(cluster.writes())
-    step2 = get_store().get_plan(pid).steps[1]
+    step2 = plan_store().get_plan(pid).steps[1]
     out = apply_step_flow(plan_id=pid, step_id=step2.id)
     assert out["outcome"] == "refused" and "replan_run" in out
     assert len(cluster.writes()) == writes
     assert cluster.replicas("workers", "email-worker") == 25
-    drift = get_store().audit_events(plan_id=pid, action="drift")
+    drift = plan_store().audit_events(plan_id=pid, action="drift")
     assert len(drift) == 1 and drift[0].details["live_before"] == 25
 
 
@@ -124,10 +124,10 @@ def test_cooldown_defers_a_step_instead_of_refusing_it(prefect_server, cluster):
 
     pid = _approved_plan(cooldown_s=600)
     execute_plan(pid)
-    step2 = get_store().get_plan(pid).steps[1]
+    step2 = plan_store().get_plan(pid).steps[1]
     out = apply_step_flow(plan_id=pid, step_id=step2.id)
     assert out["outcome"] == "deferred"
-    assert get_store().get_plan(pid).steps[1].status == StepStatus.PENDING
+    assert plan_store().get_plan(pid).steps[1].status == StepStatus.PENDING
 
 
 @pytest.mark.parametrize("fault", ["forbidden", "unreachable"])
@@ -139,14 +139,14 @@ def test_forbidden_or_unreachable_changes_nothing_and_fails_clearly(
 
     pid = _approved_plan()
     execute_plan(pid)
-    step2 = get_store().get_plan(pid).steps[1]
+    step2 = plan_store().get_plan(pid).steps[1]
     if fault == "forbidden":
         cluster.forbidden_namespaces.add("workers")
     else:
         cluster.stop()
     with pytest.raises(Exception, match=fault):
         apply_step_flow(plan_id=pid, step_id=step2.id)
-    store = get_store()
+    store = plan_store()
     assert store.get_plan(pid).steps[1].status == StepStatus.PENDING
     failed = store.audit_events(plan_id=pid, action="scale_failed")
     assert failed and failed[-1].details["kind"] == fault
@@ -161,7 +161,7 @@ def test_later_steps_become_scheduled_apply_step_runs_at_their_times(prefect_ser
     from tasks.execute import execute_plan
 
     apply_step_flow.to_deployment(name="apply-step").apply()
-    store = get_store()
+    store = plan_store()
     pid = _approved_plan()
     future = datetime.now(UTC) + timedelta(hours=1)
     with store._session.begin() as s:  # move the later steps into the future

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from capplan_app.bootstrap import DEMO_POLICIES, plan_store
 from capplan_cli.approvals import wait_for_paused_plan
 from capplan_cli.main import app
 from capplan_core.store.models import PlanStatus, StepStatus
-from capplan_core.wiring import DEMO_POLICIES, get_store
 from tests.integration.flows.helpers import FlowThread, plan_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,7 +32,7 @@ def test_cli_approve_resumes_run_second_decision_refused_and_events_emitted(
     prefect_server, capplan_env
 ):
     run = FlowThread(policies=["emails"])
-    store = get_store()
+    store = plan_store()
     plan = wait_for_paused_plan(store, "emails", since=run.started, timeout_s=600,
                                 stop=lambda: not run.alive())
     assert plan is not None
@@ -62,7 +62,7 @@ def test_undecided_plan_expires_after_its_timeout(prefect_server, capplan_env, t
     run = FlowThread(policy_path=str(policy_file))
     results = run.join()
     assert results["emails"]["status"] == "expired"
-    store = get_store()
+    store = plan_store()
     plan = store.get_plan(results["emails"]["id"])
     assert plan.decided_by == "capplan"
     assert {s.status for s in plan.steps} <= {StepStatus.CANCELLED}

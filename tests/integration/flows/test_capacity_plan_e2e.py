@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from capplan_app.bootstrap import plan_store
 from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
 from capplan_core.store.models import PlanStatus, StepStatus
-from capplan_core.wiring import get_store
 from tests.integration.flows.helpers import FlowThread, state_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -16,7 +16,7 @@ def test_demo_cycle_pauses_manual_auto_executes_advisory_never_and_bad_rows_repo
     prefect_server, capplan_env
 ):
     run = FlowThread()
-    store = get_store()
+    store = plan_store()
     plan = wait_for_paused_plan(store, "emails", since=run.started, timeout_s=600,
                                 stop=lambda: not run.alive())
     assert plan is not None, "the manual queue's run never paused"
@@ -78,7 +78,7 @@ def test_demo_cycle_pauses_manual_auto_executes_advisory_never_and_bad_rows_repo
 
 def test_rejection_applies_nothing(prefect_server, capplan_env):
     run = FlowThread(policies=["emails"])
-    store = get_store()
+    store = plan_store()
     plan = wait_for_paused_plan(store, "emails", since=run.started, timeout_s=600,
                                 stop=lambda: not run.alive())
     assert plan is not None

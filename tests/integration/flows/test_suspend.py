@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES, plan_store
 from capplan_cli.approvals import resume_with_decision
 from capplan_core.policy import parse_policies
 from capplan_core.store.models import PlanStatus
-from capplan_core.wiring import DEMO_METRICS, DEMO_POLICIES, get_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,7 +50,7 @@ def test_suspended_approval_releases_the_run_and_resumes_to_execute(
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(run.id).state
     assert state.is_paused() and state.name == "Suspended", state
-    store = get_store()
+    store = plan_store()
     plan = store.plan_for_flow_run(str(run.id))
     assert plan is not None and plan.status == PlanStatus.PROPOSED
 

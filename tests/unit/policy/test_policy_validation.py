@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from capplan_app.bootstrap import DEMO_POLICIES
 from capplan_core.policy import PolicyError, load_policies, parse_policies
-from capplan_core.wiring import DEMO_POLICIES
 
 
 def _doc(**over):

@@ -1,7 +1,7 @@
 """Infrastructure settings: one typed object, read from ``CAPPLAN_*`` environment variables.
 
 Read through :func:`get_settings` (cached), never at import time. Core functions take explicit
-arguments, not this object; only the wiring in ``capplan_core.wiring`` and the entry points use it.
+arguments, not this object; only :mod:`capplan_app.bootstrap` and the entry points use it.
 """
 
 from __future__ import annotations
