@@ -1,6 +1,6 @@
 """Scaling policies: the typed, validated contract between an SRE and the planner.
 
-A policy file is YAML with a top-level ``policies`` list (see DESIGN.md). Every field is
+A policy file is YAML with a top-level ``policies`` list (docs/architecture.md). Every field is
 validated on load; errors name the policy, the field path and the offending value.
 """
 

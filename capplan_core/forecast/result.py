@@ -22,7 +22,7 @@ from scipy.stats import norm
 class NoHistoryError(ValueError):
     """The queue has no usable arrival-rate history, so nothing can be forecast.
 
-    The planner should hold the current capacity and say so (DESIGN.md, "Safety").
+    The planner should hold the current capacity and say so (docs/architecture.md, "Safety rules").
     """
 
 

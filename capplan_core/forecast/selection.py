@@ -1,6 +1,6 @@
 """Which models to try for a series, and automatic selection by backtest MASE.
 
-Fallback rules (DESIGN.md "Short history falls back to simpler models"):
+Fallback rules (docs/architecture.md, "Algorithms and correctness"; short history):
 less than a day of history -> EWMA only, with widened intervals; less than two full days ->
 non-seasonal models; weekly terms only with two full weeks.
 """

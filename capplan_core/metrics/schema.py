@@ -1,4 +1,4 @@
-"""The metrics file format (DESIGN.md): one row per queue per interval."""
+"""The metrics file format (docs/architecture.md, "Metrics file"): a row per queue per interval."""
 
 from __future__ import annotations
 

@@ -92,7 +92,7 @@ def _validate(inp: PlanInput) -> tuple[list[float], list[int]]:
 
 
 def plan_capacity(inp: PlanInput) -> PlanProposal:
-    """Plan the pool's workers over the forecast horizon (see DESIGN.md, "plan").
+    """Plan the pool's workers over the forecast horizon (docs/architecture.md, "The pipeline").
 
     Raises:
         ValueError: inconsistent input (lengths, negative or non-finite values), named.

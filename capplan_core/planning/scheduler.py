@@ -1,6 +1,6 @@
 """Turn per-window worker needs into scaling steps that respect the policy's motion limits.
 
-Rules (DESIGN.md, "Safety"):
+Rules (docs/architecture.md, "Safety rules"):
 - startup lead: a scale-up is executed ``startup_seconds`` before the window that needs it
   (never before ``now``), so the new workers are ready when the demand arrives;
 - max step: no action adds or removes more than ``max_step`` workers. A bigger jump becomes

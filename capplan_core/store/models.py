@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models for every entity of the domain model (DESIGN.md).
+"""SQLAlchemy 2 models for every entity of the domain model (docs/architecture.md).
 
 Timestamps are stored as UTC and always read back as timezone-aware UTC, on SQLite too.
 """
