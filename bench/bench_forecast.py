@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from capplan_core.forecast import ForecastResult, forecast_queue
-from capplan_core.forecast.backtest import mase_scale
+from capplan_core.forecast.evaluation import mase_scale
 from capplan_core.forecast.models import HoltWinters
 from capplan_core.forecast.seasonal import MstlStatsmodels
 from capplan_core.policy import ForecastSpec

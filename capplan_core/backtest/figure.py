@@ -1,23 +1,46 @@
-"""The backtest picture: demand, each strategy's workers, and the windows that missed the SLO."""
+"""The backtest picture: demand, each strategy's workers, and the windows that missed the SLO.
+
+It draws anything shaped like a ``BacktestResult`` (:class:`Drawable`), so this module does
+not import ``run`` (which imports it, lazily, to draw itself).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import matplotlib
+import numpy as np
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 
-if TYPE_CHECKING:
-    from capplan_core.backtest.run import BacktestResult
+from capplan_core.backtest.demand import DemandTrace  # noqa: E402
+from capplan_core.backtest.scoring import StrategyScore  # noqa: E402
 
 COLOURS = {"predictive": "tab:blue", "reactive": "tab:orange", "static_peak": "tab:gray",
            "oracle": "tab:green"}
 
 
-def draw_backtest(result: BacktestResult, path: Path) -> Path:
+class Drawable(Protocol):
+    """What the picture reads from a backtest result."""
+
+    policy: str
+    queue: str
+    window_s: float
+    trace: DemandTrace
+    strategies: dict[str, StrategyScore]
+    workers: dict[str, np.ndarray]
+
+    @property
+    def start(self) -> pd.Timestamp: ...
+
+    @property
+    def end(self) -> pd.Timestamp: ...
+
+
+def draw_backtest(result: Drawable, path: Path) -> Path:
     """Three panels sharing the time axis; returns ``path``."""
     t = result.trace.starts.tz_convert(None)
     fig, (ax_d, ax_w, ax_m) = plt.subplots(

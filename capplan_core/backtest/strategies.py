@@ -25,7 +25,7 @@ import pandas as pd
 
 from capplan_core.backtest.demand import DemandTrace
 from capplan_core.backtest.replay import Observation
-from capplan_core.planning.needs import slo_terms_from_policy
+from capplan_core.planning.window_sizing import slo_terms_from_policy
 from capplan_core.policy import ScalingPolicy
 from capplan_core.queueing.sizing import required_workers
 

@@ -43,6 +43,39 @@ class ClientProvider:
         return self._client
 
 
+class KubernetesScalerBase:
+    """What both Kubernetes scalers share: the lazy client, timeouts, readiness polling clock.
+
+    Args:
+        api_client: an explicit ``kubernetes.client.ApiClient`` (tests), or
+        loader: builds one on first use (see :func:`capplan_core.execution.build_scaler`).
+        request_timeout_s: (connect, read) seconds per API call.
+        poll_interval_s: seconds between readiness polls in ``wait_ready``.
+        clock, sleep: injected so readiness tests run without waiting.
+    """
+
+    def __init__(
+        self,
+        api_client: ApiClient | None = None,
+        *,
+        loader: Callable[[], ApiClient] | None = None,
+        request_timeout_s: tuple[float, float] = DEFAULT_REQUEST_TIMEOUT_S,
+        poll_interval_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._clients = ClientProvider(api_client, loader)
+        self.request_timeout_s = request_timeout_s
+        self.poll_interval_s = poll_interval_s
+        self._clock = clock
+        self._sleep = sleep
+
+    def _apps(self) -> Any:
+        from kubernetes.client import AppsV1Api
+
+        return AppsV1Api(self._clients.get())
+
+
 @contextmanager
 def k8s_errors(action: str, what: str) -> Iterator[None]:
     """Translate client exceptions raised inside the block into :class:`ScalerError`.

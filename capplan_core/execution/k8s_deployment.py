@@ -8,14 +8,12 @@ the patch fail with 409 (``conflict``) instead of being silently overwritten.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from capplan_core.execution.k8s_common import (
-    DEFAULT_REQUEST_TIMEOUT_S,
     MERGE_PATCH,
-    ClientProvider,
+    KubernetesScalerBase,
     deployment_ready_state,
     k8s_errors,
     poll_ready,
@@ -29,40 +27,12 @@ from capplan_core.execution.scaler import (
 )
 from capplan_core.policy import TargetSpec
 
-if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
 
-
-class KubernetesDeploymentScaler:
+class KubernetesDeploymentScaler(KubernetesScalerBase):
     """``Scaler`` for ``kind: deployment`` targets.
 
-    Args:
-        api_client: an explicit ``kubernetes.client.ApiClient`` (tests), or
-        loader: builds one on first use (see :func:`capplan_core.execution.build_scaler`).
-        request_timeout_s: (connect, read) seconds per API call.
-        poll_interval_s: seconds between readiness polls in :meth:`wait_ready`.
+    Arguments are those of :class:`~capplan_core.execution.k8s_common.KubernetesScalerBase`.
     """
-
-    def __init__(
-        self,
-        api_client: ApiClient | None = None,
-        *,
-        loader: Callable[[], ApiClient] | None = None,
-        request_timeout_s: tuple[float, float] = DEFAULT_REQUEST_TIMEOUT_S,
-        poll_interval_s: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._clients = ClientProvider(api_client, loader)
-        self.request_timeout_s = request_timeout_s
-        self.poll_interval_s = poll_interval_s
-        self._clock = clock
-        self._sleep = sleep
-
-    def _apps(self) -> Any:
-        from kubernetes.client import AppsV1Api
-
-        return AppsV1Api(self._clients.get())
 
     @staticmethod
     def _check_kind(target: TargetSpec) -> None:

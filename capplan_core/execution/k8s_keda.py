@@ -10,14 +10,11 @@ RBAC needed (see ``deployments/rbac.yaml``): get/patch ``scaledobjects.keda.sh``
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from capplan_core.execution.k8s_common import (
-    DEFAULT_REQUEST_TIMEOUT_S,
     MERGE_PATCH,
-    ClientProvider,
+    KubernetesScalerBase,
     k8s_errors,
 )
 from capplan_core.execution.k8s_deployment import wait_deployment_ready
@@ -30,9 +27,6 @@ from capplan_core.execution.scaler import (
 )
 from capplan_core.policy import TargetSpec
 
-if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
 KEDA_GROUP = "keda.sh"
 KEDA_VERSION = "v1alpha1"
 KEDA_PLURAL = "scaledobjects"
@@ -41,39 +35,18 @@ KEDA_DEFAULT_MIN_REPLICAS = 0
 KEDA_DEFAULT_MAX_REPLICAS = 100
 
 
-class KedaScaledObjectScaler:
+class KedaScaledObjectScaler(KubernetesScalerBase):
     """``Scaler`` that treats the target's ``namespace/name`` as a KEDA ScaledObject.
 
     Works for ``kind: scaledobject`` targets, and for ``kind: deployment`` targets when the
     ScaledObject is named like the Deployment (``CAPPLAN_SCALER=keda``).
-    Arguments are those of :class:`~capplan_core.execution.KubernetesDeploymentScaler`.
+    Arguments are those of :class:`~capplan_core.execution.k8s_common.KubernetesScalerBase`.
     """
-
-    def __init__(
-        self,
-        api_client: ApiClient | None = None,
-        *,
-        loader: Callable[[], ApiClient] | None = None,
-        request_timeout_s: tuple[float, float] = DEFAULT_REQUEST_TIMEOUT_S,
-        poll_interval_s: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._clients = ClientProvider(api_client, loader)
-        self.request_timeout_s = request_timeout_s
-        self.poll_interval_s = poll_interval_s
-        self._clock = clock
-        self._sleep = sleep
 
     def _custom(self) -> Any:
         from kubernetes.client import CustomObjectsApi
 
         return CustomObjectsApi(self._clients.get())
-
-    def _apps(self) -> Any:
-        from kubernetes.client import AppsV1Api
-
-        return AppsV1Api(self._clients.get())
 
     def _read(self, target: TargetSpec) -> dict[str, Any]:
         with k8s_errors("read KEDA ScaledObject", target_key(target)):

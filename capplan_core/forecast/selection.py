@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from capplan_core.forecast.backtest import (
-    BacktestPlan,
-    BacktestScore,
+from capplan_core.forecast.evaluation import (
+    EvaluationPlan,
+    EvaluationScore,
+    evaluate_candidate,
     mase_scale,
-    plan_backtest,
-    run_backtest,
+    plan_evaluation,
 )
 from capplan_core.forecast.intervals import Calibration, calibrate, gaussian_calibration
 from capplan_core.forecast.models import (
@@ -88,7 +88,7 @@ def _min_train(names: list[str], n: int, day_steps: int | None, week_steps: int 
     return max(8, n // 3)
 
 
-def _entry(score: BacktestScore, cal: Calibration | None) -> dict[str, Any]:
+def _entry(score: EvaluationScore, cal: Calibration | None) -> dict[str, Any]:
     return {
         "model": score.model,
         "mase": round(score.mase, 4),
@@ -98,7 +98,7 @@ def _entry(score: BacktestScore, cal: Calibration | None) -> dict[str, Any]:
     }
 
 
-def _window(plan: BacktestPlan, stamp: Callable[[int], str]) -> dict[str, Any]:
+def _window(plan: EvaluationPlan, stamp: Callable[[int], str]) -> dict[str, Any]:
     return {
         "origins": [stamp(o) for o in plan.origins],
         "horizon_steps": plan.horizon_steps,
@@ -123,7 +123,7 @@ def choose(
     def make(name: str) -> Callable[[], ForecastModel]:
         return lambda: MODELS[name](day_steps, week_steps)
 
-    plan = plan_backtest(n, horizon, _min_train(names, n, day_steps, week_steps),
+    plan = plan_evaluation(n, horizon, _min_train(names, n, day_steps, week_steps),
                          day_steps) if n >= 6 else None
     if plan is None:
         model = _fit_first(names, y, make, notes)
@@ -131,11 +131,11 @@ def choose(
         cal = gaussian_calibration(model.sigma_h(max(n, 1)), SHORT_WIDEN)
         return Choice(model, cal, [], notes)
     scale = mase_scale(y[: plan.origins[0]], int(day_steps or 1))
-    scores: list[tuple[BacktestScore, Calibration]] = []
+    scores: list[tuple[EvaluationScore, Calibration]] = []
     selection: list[dict[str, Any]] = []
     for name in names:
         try:
-            sc = run_backtest(make(name), y, plan, scale)
+            sc = evaluate_candidate(make(name), y, plan, scale)
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
             selection.append({"model": name, "error": str(err)})
             continue

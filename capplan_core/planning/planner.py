@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from capplan_core.planning.cost import plan_cost
-from capplan_core.planning.needs import WindowNeed, budget_cap_workers, window_needs
 from capplan_core.planning.scheduler import RawStep, schedule_steps
+from capplan_core.planning.window_sizing import WindowNeed, budget_cap_workers, window_needs
 from capplan_core.policy import Mode, ScalingPolicy
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from capplan_core.queueing import erlang
+import capplan_core.queueing.erlang as erlang
 
 TERM_ORDER = ("stability", "wait_quantile", "mean_wait", "max_backlog", "drain",
               "max_utilization")

@@ -15,7 +15,7 @@ import pytest
 import statsmodels.api as sm
 
 from capplan_core.forecast import forecast_queue
-from capplan_core.forecast.backtest import mase_scale
+from capplan_core.forecast.evaluation import mase_scale
 from capplan_core.policy import ForecastSpec
 
 SEASON = 12

@@ -185,6 +185,20 @@ def test_explicit_models_all_run() -> None:
 
 def test_multiplicative_holt_winters_falls_back_on_zeros() -> None:
     hist = seasonal_rates(4, weekly=False)
+    night = (hist.index.hour >= 1) & (hist.index.hour < 4)
+    hist[night] = 0.0  # every night: a regime, not an anomaly, so the zeros stay in the fit
+    res = forecast_queue(hist, SPEC.model_copy(update={"model": "holt_winters_mul"}), queue="q")
+    _sane(res)
+    assert res.model == "moving_average"
+    assert "every candidate failed: moving-average fallback" in res.notes
+    assert [e["model"] for e in res.selection] == ["holt_winters_mul"]
+    assert "strictly positive" in res.selection[0]["error"]
+
+
+def test_sporadic_zeros_are_kept_out_as_anomalies() -> None:
+    hist = seasonal_rates(4, weekly=False)
     hist.iloc[::7] = 0.0
     res = forecast_queue(hist, SPEC.model_copy(update={"model": "holt_winters_mul"}), queue="q")
     _sane(res)
+    assert res.model == "holt_winters_mul"
+    assert any(n.endswith("anomalous window(s) kept out of fitting") for n in res.notes)

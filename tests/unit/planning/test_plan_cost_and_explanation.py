@@ -14,7 +14,7 @@ from capplan_core.planning.cost import (
     worker_hours,
 )
 from capplan_core.planning.explain import STEP_COLUMNS, WINDOW_COLUMNS, explanation_rows, step_rows
-from capplan_core.planning.needs import slo_terms_from_policy
+from capplan_core.planning.window_sizing import slo_terms_from_policy
 
 
 def test_plan_cost_against_current_and_static_peak():

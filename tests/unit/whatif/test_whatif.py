@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from capplan_core.planning.planner import PlanInput, plan_capacity
-from capplan_core.whatif import WhatIfError, parse_scenario, what_if_inputs
+from capplan_core.whatif import WhatIfError, parse_scenario, run_what_if, what_if_inputs
 from tests.unit.backtest.synthetic import T0, constant, policy, rows
 
 AS_OF = T0 + pd.Timedelta(days=2)
@@ -82,17 +80,7 @@ def test_scenario_for_another_policy_is_refused() -> None:
                        as_of=AS_OF)
 
 
-def _simulation_ready() -> bool:
-    try:
-        return hasattr(importlib.import_module("capplan_core.simulation"), "simulate")
-    except Exception:  # noqa: BLE001 - another engineer's module may be mid-edit
-        return False
-
-
-@pytest.mark.skipif(not _simulation_ready(), reason="capplan_core.simulation not finished yet")
 def test_run_what_if_spike_plans_and_simulates_both_sides() -> None:
-    from capplan_core.whatif import run_what_if
-
     sc = parse_scenario({"policy": "q", "spike": {"size_per_s": 30, "offset_minutes": 60,
                                                   "duration_minutes": 30},
                          "horizon_hours": 2})

@@ -1,9 +1,11 @@
-"""Rolling-origin backtests and selection by MASE (Hyndman & Athanasopoulos, *FPP3* §5.8
-"Evaluating point forecast accuracy" and §5.10 "Time series cross-validation").
+"""Rolling-origin evaluation of forecast candidates by MASE, used by model selection
+(Hyndman & Athanasopoulos, *FPP3* §5.8 "Evaluating point forecast accuracy" and §5.10
+"Time series cross-validation"). Replaying capacity plans over history is a different thing:
+that is :mod:`capplan_core.backtest`.
 
 Each candidate's parameters are estimated once, on the history before the earliest origin;
 at every origin the model is re-run on the data up to it with those parameters (``refit``),
-so the backtest costs one optimisation plus a few filter passes per candidate and no
+so the evaluation costs one optimisation plus a few filter passes per candidate and no
 parameter ever sees the period it is scored on.
 """
 
@@ -20,7 +22,7 @@ MAX_ORIGINS = 16
 
 
 @dataclass(frozen=True)
-class BacktestPlan:
+class EvaluationPlan:
     """Forecast origins (index of the first forecast step) and the steps scored at each."""
 
     origins: list[int]
@@ -28,8 +30,8 @@ class BacktestPlan:
 
 
 @dataclass(frozen=True)
-class BacktestScore:
-    """One candidate's backtest: errors (origins x steps, jobs/s) and accuracy scores."""
+class EvaluationScore:
+    """One candidate's evaluation: errors (origins x steps, jobs/s) and accuracy scores."""
 
     model: str
     fitted: ForecastModel  # refitted at the last origin, parameters from the first
@@ -40,9 +42,9 @@ class BacktestScore:
     smape: float
 
 
-def plan_backtest(
+def plan_evaluation(
     n: int, horizon: int, min_train: int, day_steps: int | None, max_origins: int = MAX_ORIGINS
-) -> BacktestPlan | None:
+) -> EvaluationPlan | None:
     """Origins over the most recent history; None if fewer than two fit.
 
     The scored horizon is capped at two days (longer horizons extrapolate the error growth),
@@ -60,7 +62,7 @@ def plan_backtest(
     if k < 2:
         return None
     origins = sorted(n - h - i * spacing for i in range(k))
-    return BacktestPlan(origins, h)
+    return EvaluationPlan(origins, h)
 
 
 def mase_scale(y: np.ndarray, m: int) -> float:
@@ -72,9 +74,9 @@ def mase_scale(y: np.ndarray, m: int) -> float:
     return float(np.mean(d))
 
 
-def run_backtest(
-    make: Callable[[], ForecastModel], y: np.ndarray, plan: BacktestPlan, scale: float
-) -> BacktestScore:
+def evaluate_candidate(
+    make: Callable[[], ForecastModel], y: np.ndarray, plan: EvaluationPlan, scale: float
+) -> EvaluationScore:
     """Score one candidate at every origin of ``plan``; ``scale`` is the MASE denominator."""
     h = plan.horizon_steps
     model = make().fit(y[: plan.origins[0]])
@@ -90,5 +92,5 @@ def run_backtest(
     with np.errstate(invalid="ignore", divide="ignore"):
         sm = np.where(denom > 0, 2 * np.abs(err) / denom, 0.0)
     safe_scale = scale if np.isfinite(scale) and scale > 0 else max(mae, 1e-12)
-    return BacktestScore(model.name, model, err, fc, model.sigma_h(h), mae / safe_scale,
+    return EvaluationScore(model.name, model, err, fc, model.sigma_h(h), mae / safe_scale,
                          float(100 * np.mean(sm)))
