@@ -47,9 +47,13 @@ class _Strict(BaseModel):
 
 
 class TargetSpec(_Strict):
-    """The Kubernetes object whose replicas the plan moves."""
+    """The object whose replicas the plan moves.
 
-    kind: Literal["deployment", "scaledobject"] = "deployment"
+    ``deployment``/``scaledobject``: a Kubernetes object ``namespace/name``. ``supervisor``: a
+    supervisord program group named ``name`` (its RUNNING process count); ``namespace`` is unused.
+    """
+
+    kind: Literal["deployment", "scaledobject", "supervisor"] = "deployment"
     namespace: str = Field("default", min_length=1)
     name: str = Field(..., min_length=1)
 

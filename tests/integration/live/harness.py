@@ -1,0 +1,173 @@
+"""Start and stop a real supervisord running a group of ``rq worker`` processes.
+
+Used by the live tests' fixtures and meant for ``capplan demo --live``: :func:`start_supervisord`
+writes a config into a directory (an ``[inet_http_server]`` on a free localhost port with basic
+auth, a ``[program:rqw]`` group of ``numprocs`` rq workers, none started), launches supervisord
+and waits until it answers; :func:`stop_supervisord` stops it (workers get SIGTERM: a warm
+shutdown) and kills and reports any process left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import xmlrpc.client
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).parent
+VENV_BIN = Path(sys.executable).parent
+GROUP = "rqw"
+
+
+class HarnessError(RuntimeError):
+    """supervisord did not come up, or left processes behind."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Supervisord:
+    """A running supervisord and what the tests need to talk to it."""
+
+    url: str
+    username: str
+    password: str
+    group: str
+    numprocs: int
+    queue: str
+    redis_url: str
+    tid: str
+    proc: subprocess.Popen[bytes]
+    log_dir: Path
+
+    def rpc(self, password: str | None = None) -> xmlrpc.client.ServerProxy:
+        from supervisor.xmlrpc import SupervisorTransport
+
+        transport = SupervisorTransport(self.username, password or self.password, self.url)
+        return xmlrpc.client.ServerProxy(self.url, transport=transport)
+
+    def states(self) -> dict[str, str]:
+        """``{process name: statename}`` of the group, straight from XML-RPC."""
+        infos = self.rpc().supervisor.getAllProcessInfo()
+        return {i["name"]: i["statename"] for i in infos if i["group"] == self.group}
+
+    def running(self) -> list[str]:
+        return sorted(n for n, s in self.states().items() if s == "RUNNING")
+
+    def pids(self) -> list[int]:
+        infos = self.rpc().supervisor.getAllProcessInfo()
+        return [int(i["pid"]) for i in infos if i["pid"]]
+
+
+def start_supervisord(
+    workdir: Path, tid: str, redis_url: str, *, queue: str | None = None, numprocs: int = 6,
+    startup_timeout_s: float = 20.0,
+) -> Supervisord:
+    """Write ``workdir/supervisord.conf`` and start supervisord; returns once it answers.
+
+    Worker names and the default queue (``q_<tid>``) carry ``tid``, so keys and processes
+    can be found and cleaned afterwards.
+    """
+    port, user, password = free_port(), "capplan", f"pw-{uuid.uuid4().hex}"
+    queue = queue or f"q_{tid}"
+    conf = workdir / "supervisord.conf"
+    conf.write_text(_config(workdir, port, user, password, queue, tid, redis_url, numprocs))
+    proc = subprocess.Popen([str(VENV_BIN / "supervisord"), "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    sup = Supervisord(url=f"http://127.0.0.1:{port}/RPC2", username=user, password=password,
+                      group=GROUP, numprocs=numprocs, queue=queue, redis_url=redis_url,
+                      tid=tid, proc=proc, log_dir=workdir)
+    deadline = time.monotonic() + startup_timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise HarnessError(f"supervisord exited with {proc.returncode}: "
+                               f"{(workdir / 'supervisord.log').read_text()[-2000:]}")
+        try:
+            if sup.rpc().supervisor.getState()["statename"] == "RUNNING":
+                return sup
+        except (OSError, xmlrpc.client.Error):
+            pass
+        time.sleep(0.1)
+    stop_supervisord(sup)
+    raise HarnessError(f"supervisord did not answer within {startup_timeout_s}s")
+
+
+def stop_supervisord(sup: Supervisord) -> list[str]:
+    """SIGTERM supervisord (it stops its workers gracefully); kill and return any leftover."""
+    if sup.proc.poll() is None:
+        sup.proc.send_signal(signal.SIGTERM)
+        try:
+            sup.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(sup.proc.pid, signal.SIGKILL)
+            sup.proc.wait()
+    deadline = time.monotonic() + 10
+    while orphans(sup.tid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = orphans(sup.tid)
+    for line in left:
+        try:
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+    return left
+
+
+def orphans(tid: str) -> list[str]:
+    """``ps`` lines of live processes whose command line carries ``tid``."""
+    out = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True,
+                         check=True).stdout
+    return [line for line in out.splitlines()[1:]
+            if tid in line and line.split()[1][:1] != "Z"]
+
+
+def _config(tmp: Path, port: int, user: str, password: str, queue: str, tid: str,
+            redis_url: str, numprocs: int) -> str:
+    return f"""
+[supervisord]
+nodaemon=true
+logfile={tmp}/supervisord.log
+pidfile={tmp}/supervisord.pid
+childlogdir={tmp}
+loglevel=info
+
+[inet_http_server]
+port=127.0.0.1:{port}
+username={user}
+password={password}
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=http://127.0.0.1:{port}
+username={user}
+password={password}
+
+[program:{GROUP}]
+command={VENV_BIN}/rq worker --url {redis_url} --path {HERE} --name %(program_name)s_%(process_num)02d_{tid} --logging_level WARNING {queue}
+numprocs={numprocs}
+process_name=%(program_name)s_%(process_num)02d
+directory={HERE}
+environment=PYTHONPATH="{HERE}"
+autostart=false
+autorestart=true
+startsecs=1
+stopsignal=TERM
+stopwaitsecs=15
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile={tmp}/%(program_name)s_%(process_num)02d.log
+"""
