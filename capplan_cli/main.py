@@ -23,7 +23,7 @@ demo.register(app)
 plan_cmd.register(app)
 plans.register(app)
 
-for _optional in ("size", "simulate", "forecast", "collect", "backtest", "whatif"):
+for _optional in ("size", "simulate", "forecast", "collect", "backtest", "whatif", "metrics"):
     # each command module registers itself; imported lazily so a broken optional module
     # cannot hide the core commands
     try:

@@ -6,9 +6,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+import pandas as pd
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from capplan_core.metrics.file_source import validate_metrics_frame
+from capplan_core.metrics.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from capplan_core.store.models import DataQualityReportRow, ForecastPointRow, QueueMetricsRow
 
 
@@ -60,6 +63,37 @@ class MetricsRepository:
             if since is not None:
                 q = q.where(QueueMetricsRow.recorded_at >= since)
             return list(s.scalars(q.order_by(QueueMetricsRow.recorded_at)))
+
+    def metrics_history(
+        self, queue: str, since: datetime | None, until: datetime | None = None
+    ) -> pd.DataFrame:
+        """One queue's rows with ``since <= recorded_at <= until``, oldest first.
+
+        The frame has the metrics-file columns and types (``timestamp`` UTC, ``queue``, the
+        four required numbers, ``service_time_p95`` and ``service_time_scv`` from ``extra``;
+        a missing value is NaN), like :func:`capplan_core.metrics.file_source.read_queue_rows`.
+        ``since=None`` reads from the first row. Served by ``ix_metrics_queue_time``.
+        """
+        m = QueueMetricsRow
+        q = select(m.recorded_at, m.queue_name, m.arrival_rate, m.service_rate, m.backlog,
+                   m.workers, *(m.extra[c].as_float() for c in OPTIONAL_COLUMNS)
+                   ).where(m.queue_name == queue)
+        if since is not None:
+            q = q.where(m.recorded_at >= since)
+        if until is not None:
+            q = q.where(m.recorded_at <= until)
+        with self.session() as s:
+            rows = s.execute(q.order_by(m.recorded_at)).all()
+        frame = pd.DataFrame.from_records(
+            rows, columns=[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS], coerce_float=True)
+        return validate_metrics_frame(frame, source=f"store:{queue}")
+
+    def prune_metrics(self, older_than: datetime) -> int:
+        """Delete every queue_metrics row recorded before ``older_than``; returns how many."""
+        with self._session.begin() as s:
+            result = s.execute(delete(QueueMetricsRow).where(
+                QueueMetricsRow.recorded_at < older_than))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def save_forecast(self, plan_id: int | None, points: Iterable[dict[str, Any]]) -> int:
         with self._session.begin() as s:
