@@ -7,8 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from capplan_core.store.models import CapacityPlanRow, PlanStatus
-from capplan_core.store.repo import PlanStore
+from capplan_core.planning.repository import PlanRepository
+from capplan_core.planning.stored_plan import PlanStatus, StoredPlan
 
 
 class ApprovalError(RuntimeError):
@@ -16,7 +16,7 @@ class ApprovalError(RuntimeError):
 
 
 def resume_with_decision(
-    store: PlanStore, plan_id: int, *, decision: str, approver: str, comment: str = "",
+    store: PlanRepository, plan_id: int, *, decision: str, approver: str, comment: str = "",
     max_workers: int | None = None, apply_hours: float | None = None,
 ) -> str:
     """Send the decision to the paused run of ``plan_id``; returns its flow run id."""
@@ -48,9 +48,9 @@ def resume_with_decision(
 
 
 def wait_for_paused_plan(
-    store: PlanStore, queue: str, *, since: datetime, timeout_s: float = 300,
+    store: PlanRepository, queue: str, *, since: datetime, timeout_s: float = 300,
     stop: Callable[[], bool] = lambda: False,
-) -> CapacityPlanRow | None:
+) -> StoredPlan | None:
     """Wait until the plan of ``queue`` created after ``since`` is paused awaiting approval.
 
     Returns None when that plan ended another way (skipped, auto-approved, advisory) or when

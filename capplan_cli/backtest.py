@@ -18,6 +18,8 @@ from capplan_core.backtest import BacktestError, BacktestResult, run_backtest
 from capplan_core.metrics.file_source import read_metrics_file_cached
 from capplan_core.metrics.schema import MetricsFileError
 from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
+from capplan_core.policy_select import PolicySelectionError, select_policies
+from capplan_core.utc import utc_timestamp
 
 
 def parse_time(flag: str, value: str | None) -> pd.Timestamp | None:
@@ -30,31 +32,22 @@ def parse_time(flag: str, value: str | None) -> pd.Timestamp | None:
         ts = pd.NaT
     if ts is pd.NaT or pd.isna(ts):
         fail(f"{flag}: expected an ISO-8601 time like 2026-11-19T00:00:00Z, got {value!r}")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return utc_timestamp(ts)
 
 
-def select_policies(path: Path, queue: str | None, names: str | None) -> list[ScalingPolicy]:
+def policies_to_run(path: Path, queue: str | None, names: str | None) -> list[ScalingPolicy]:
     """The policies to run: by --queue, by --policies, or every enabled one."""
     try:
         policies = load_policies(path)
     except PolicyError as err:
         fail(f"--policy: {err}")
-    if queue is not None and names is not None:
-        fail("--queue and --policies: give one or the other, not both")
-    if queue is not None:
-        chosen = [p for p in policies if p.queue == queue or p.name == queue]
-        if not chosen:
-            fail(f"--queue: no policy governs queue {queue!r}; known queues: "
-                 f"{sorted({p.queue for p in policies})}")
-        return chosen
-    if names is not None:
-        wanted = [n.strip() for n in names.split(",") if n.strip()]
-        unknown = sorted(set(wanted) - {p.name for p in policies})
-        if not wanted or unknown:
-            fail(f"--policies: unknown policy name(s) {unknown or [names]}; "
-                 f"known: {sorted(p.name for p in policies)}")
-        return [p for p in policies if p.name in wanted]
-    return [p for p in policies if p.enabled]
+    wanted = None if names is None else [n.strip() for n in names.split(",") if n.strip()]
+    if wanted == []:
+        fail(f"--policies: no policy name in {names!r}")
+    try:
+        return select_policies(policies, names=wanted, queue=queue)
+    except PolicySelectionError as err:
+        fail(f"--{'policies' if err.field == 'names' else 'queue'}: {err}")
 
 
 def figure_path(base: Path, policy: str, many: bool) -> Path:
@@ -103,7 +96,7 @@ def register(app: typer.Typer) -> None:
             fail(f"--from ({date_from}) must be before --to ({date_to})")
         if not cadence_minutes > 0 or cadence_minutes > 24 * 60:
             fail(f"--cadence-minutes must be in (0, 1440], got {cadence_minutes!r}")
-        chosen = select_policies(policy, queue, policies)
+        chosen = policies_to_run(policy, queue, policies)
         try:
             frame = read_metrics_file_cached(metrics)
         except MetricsFileError as err:

@@ -7,9 +7,10 @@ import typer
 from capplan_app.bootstrap import plan_store
 from capplan_cli.approvals import ApprovalError, resume_with_decision
 from capplan_cli.output import console, fail, plans_table, print_json
+from capplan_core.planning.explain import stored_step_rows
 from capplan_core.planning.markdown import table
 from capplan_core.planning.records import plan_summary
-from capplan_core.store.repo import StoreError
+from capplan_core.store.errors import StoreError
 
 plans_app = typer.Typer(help="Stored capacity plans.", no_args_is_help=True)
 
@@ -26,7 +27,7 @@ def list_plans(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The newest plans, newest first."""
-    rows = [plan_summary(p, p.details.get("policy"))
+    rows = [plan_summary(p)
             for p in plan_store().list_plans(queue=queue, status=status, limit=limit)]
     if as_json:
         print_json(rows)
@@ -43,9 +44,8 @@ def show(plan_id: int = typer.Argument(..., help="plan id"),
         plan = store.get_plan(plan_id)
     except StoreError as err:
         fail(str(err))
-    summary = plan_summary(plan, plan.details.get("policy"))
-    summary["explanation"] = [{"execute_at": s.execute_at.isoformat(), **s.explanation}
-                              for s in plan.steps]
+    summary = plan_summary(plan)
+    summary["explanation"] = stored_step_rows(plan)
     summary["audit"] = [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action,
                          "details": e.details} for e in store.audit_events(plan_id=plan_id)]
     if as_json:
@@ -56,14 +56,12 @@ def show(plan_id: int = typer.Argument(..., help="plan id"),
 
     console.print(plan_markdown(summary, plan.details))
     if summary["explanation"]:
-        console.print("\nExplanation per step:\n" + table(
-            [{k: v for k, v in r.items() if not isinstance(v, dict | list)}
-             for r in summary["explanation"]]))
+        console.print("\nExplanation per step:\n" + table(summary["explanation"]))
     console.print("\nAudit:\n" + table([{k: v for k, v in a.items() if k != "details"}
                                         for a in summary["audit"]]))
 
 
-def _decide(plan_id: int, decision: str, approver: str, comment: str,
+def _record_decision(plan_id: int, decision: str, approver: str, comment: str,
             max_workers: int | None, apply_hours: float | None) -> None:
     try:
         run_id = resume_with_decision(plan_store(), plan_id, decision=decision, approver=approver,
@@ -83,7 +81,7 @@ def approve(
     apply_hours: float | None = typer.Option(None, "--apply-hours", min=0.01),
 ) -> None:
     """Approve a plan paused for approval (resumes its flow run with the form's input)."""
-    _decide(plan_id, "approve", approver, comment, max_workers, apply_hours)
+    _record_decision(plan_id, "approve", approver, comment, max_workers, apply_hours)
 
 
 @plans_app.command("reject")
@@ -93,7 +91,7 @@ def reject(
     comment: str = typer.Option("", "--comment"),
 ) -> None:
     """Reject a plan paused for approval: nothing is applied."""
-    _decide(plan_id, "reject", approver, comment, None, None)
+    _record_decision(plan_id, "reject", approver, comment, None, None)
 
 
 @plans_app.command("apply-due")
@@ -102,16 +100,13 @@ def apply_due(as_json: bool = typer.Option(False, "--json")) -> None:
     flow run). For setups without the apply-step deployment; with it, Prefect does this."""
     from datetime import UTC, datetime
 
-    from capplan_core.store.models import PlanStatus, StepStatus
+    from capplan_core.execution.executor import due_steps
+    from capplan_core.planning.stored_plan import PlanStatus
     from flows.apply_step import apply_step_flow
 
-    store = plan_store()
-    now = datetime.now(UTC)
-    done = []
-    for plan in store.list_plans(status=PlanStatus.APPROVED, limit=1000):
-        for st in plan.steps:
-            if st.status == StepStatus.PENDING and st.execute_at <= now:
-                done.append(apply_step_flow(plan_id=plan.id, step_id=st.id))
+    approved = plan_store().list_plans(status=PlanStatus.APPROVED, limit=1000)
+    done = [apply_step_flow(plan_id=plan_id, step_id=step_id)
+            for plan_id, step_id in due_steps(approved, datetime.now(UTC))]
     if as_json:
         print_json(done)
     else:

@@ -11,6 +11,7 @@ from capplan_cli.output import fail
 from capplan_core.metrics.file_source import read_metrics_file_cached
 from capplan_core.metrics.schema import MetricsFileError
 from capplan_core.policy import PolicyError, load_policies
+from capplan_core.policy_select import PolicySelectionError, select_policies
 
 PUBLIC_KEYS = ("id", "queue", "policy", "mode", "status", "current_workers", "target_workers",
                "confidence", "slo_achievable", "steps", "simulation", "skipped_reason",
@@ -23,11 +24,10 @@ def check_inputs(metrics: Path, policy: Path, names: list[str] | None) -> None:
         policies = load_policies(policy)
     except PolicyError as err:
         fail(str(err))
-    if names:
-        unknown = sorted(set(names) - {p.name for p in policies})
-        if unknown:
-            fail(f"--policies: unknown policy name(s) {unknown}; "
-                 f"known: {sorted(p.name for p in policies)}")
+    try:
+        select_policies(policies, names=names)
+    except PolicySelectionError as err:
+        fail(f"--policies: {err}")
     try:
         read_metrics_file_cached(metrics)
     except MetricsFileError as err:

@@ -1,55 +1,19 @@
 """``capplan simulate``: Monte Carlo of a stationary pool, with confidence intervals.
 
-``run_stationary`` is the reusable part (the CLI's flags in, a JSON-able dict out); the command
-only validates flags and prints. A warm-up of ``WARMUP_SHARE`` of the measured hours is run
-first and left out, so the figures estimate the steady state Erlang C describes.
+The command validates flags and prints; the simulation is
+:func:`capplan_core.simulation.stationary.run_stationary`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
-import numpy as np
 import typer
 
 from capplan_cli.output import console, print_json
-from capplan_core.simulation import SimScenario, simulate
+from capplan_core.simulation.stationary import run_stationary
 
-WARMUP_SHARE = 0.1
 CLI_ENGINES = ("auto", "simpy", "fast", "fluid")
-
-
-def run_stationary(
-    arrival_rate_per_s: float, mean_service_s: float, workers: int, *,
-    service_scv: float | None = None, hours: float = 1.0, replications: int = 10,
-    seed: int = 0, engine: str = "auto",
-) -> dict[str, Any]:
-    """Simulate a constant arrival rate on a constant pool.
-
-    Service is exponential, or lognormal with SCV ``service_scv`` when given. Returns
-    ``mean_wait_s``, ``wait_probability``, ``wait_p95_s`` (each with a ``_ci95`` [low, high]),
-    ``utilization``, ``jobs`` simulated (warm-up included), ``engine`` and ``replications``.
-    """
-    measured_s = hours * 3600.0
-    warmup_s = WARMUP_SHARE * measured_s
-    horizon_s = warmup_s + measured_s
-    scenario = SimScenario(
-        horizon_s=horizon_s, window_s=horizon_s, rates_per_s=np.array([arrival_rate_per_s]),
-        initial_workers=workers, mean_service_s=mean_service_s,
-        service_scv=1.0 if service_scv is None else service_scv,
-        service_kind="exponential" if service_scv is None else "lognormal",
-        warmup_s=warmup_s,
-    )
-    s = simulate(scenario, replications=replications, seed=seed, engine=engine)
-    return {
-        "mean_wait_s": s.mean_wait_s, "mean_wait_s_ci95": list(s.mean_wait_s_ci95),
-        "wait_probability": s.wait_probability,
-        "wait_probability_ci95": list(s.wait_probability_ci95),
-        "wait_p95_s": s.p95_wait_s, "wait_p95_s_ci95": list(s.p95_wait_s_ci95),
-        "utilization": s.utilization_range[1],
-        "jobs": s.jobs, "engine": s.engine, "replications": s.replications,
-    }
 
 
 def _positive(flag: str, value: float, *, allow_zero: bool = False) -> None:
@@ -91,8 +55,8 @@ def register(app: typer.Typer) -> None:
                             ("--mean-service-time", mean_service_time), ("--workers", workers)):
             if value is None:
                 raise typer.BadParameter("is required (or give --plan ID)", param_hint=flag)
-        assert arrival_rate is not None and mean_service_time is not None  # for mypy
-        assert workers is not None
+        if arrival_rate is None or mean_service_time is None or workers is None:
+            return  # unreachable: each was checked just above
         _positive("--arrival-rate", arrival_rate, allow_zero=True)
         _positive("--mean-service-time", mean_service_time)
         _positive("--hours", hours)
@@ -125,28 +89,15 @@ def register(app: typer.Typer) -> None:
 
 def _simulate_stored(plan_id: int, replications: int, seed: int, engine: str,
                      as_json: bool) -> None:
-    import numpy as np
-
     from capplan_app.bootstrap import plan_store
-    from capplan_core.planning.resimulate import scenario_from_stored_plan
-    from capplan_core.simulation import simulate
-    from capplan_core.store.repo import StoreError
+    from capplan_core.planning.resimulate import resimulate_plan
+    from capplan_core.store.errors import StoreError
 
-    store = plan_store()
     try:
-        plan = store.get_plan(plan_id)
-        policy = store.get_policy(plan.details["policy"])
-        scenario = scenario_from_stored_plan(plan, policy, store.forecast_points(plan_id),
-                                             n_paths=min(replications, 200),
-                                             rng=np.random.default_rng(seed))
+        out = resimulate_plan(plan_store(), plan_id, replications=replications, seed=seed,
+                              engine=engine)
     except (StoreError, ValueError, KeyError) as err:
         raise typer.BadParameter(str(err), param_hint="--plan") from None
-    s = simulate(scenario, replications=replications, seed=seed, engine=engine)
-    out = {"plan": plan_id, "queue": plan.queue, "slo_achievement_rate": s.slo_achievement_rate,
-           "achievement_ci95": list(s.achievement_ci95), "p95_wait_s": s.p95_wait_s,
-           "mean_wait_s": s.mean_wait_s, "max_backlog": s.max_backlog,
-           "utilization_range": list(s.utilization_range), "jobs": s.jobs, "engine": s.engine,
-           "replications": s.replications}
     if as_json:
         print_json(out)
         return

@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from capplan_cli.backtest import parse_time, select_policies
+from capplan_cli.backtest import parse_time, policies_to_run
 from capplan_cli.output import console, fail, print_json
 from capplan_core.metrics.file_source import data_end, read_metrics_file_cached
 from capplan_core.metrics.schema import MetricsFileError
@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Plan + simulate the unchanged and the changed scenario, side by side."""
-        pol = select_policies(policy, queue, None)
+        pol = policies_to_run(policy, queue, None)
         if len(pol) > 1:
             fail(f"--queue: {queue!r} is governed by several policies "
                  f"{[p.name for p in pol]}; give one policy name")

@@ -44,7 +44,7 @@ def apply_step_flow(plan_id: int, step_id: int) -> dict[str, Any]:
         emit_plan_event("failed", summary, actor="capplan")
         raise RuntimeError(f"plan {plan_id} step {step_id}: {err}; nothing was changed") from err
     plan = store.get_plan(plan_id)
-    summary = plan_summary(plan, plan.details.get("policy"))
+    summary = plan_summary(plan)
     out: dict[str, Any] = {"plan_id": plan_id, "step_id": step_id, "outcome": result.outcome,
                            "reason": result.reason}
     if result.outcome == "deferred" and result.retry_after_s is not None:

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
 from capplan_core.backtest.run import run_backtest
-from flows.capacity_plan import select_policies
+from capplan_core.policy_select import select_policies
 from tasks.artifacts import artifact_key
 from tasks.common import capplan_task
 from tasks.stages import collect_file, load_policies_task
@@ -32,7 +32,7 @@ def backtest(
     cadence_s: Annotated[float, Field(gt=0, le=86_400, description="planning cadence")] = 1800,
 ) -> list[dict[str, Any]]:
     out = []
-    for policy in select_policies(load_policies_task(policy_path), policies):
+    for policy in select_policies(load_policies_task(policy_path), names=policies):
         rows = collect_file(metrics_path, policy.queue)
         result = backtest_task(rows, policy, start=start, end=end, cadence_s=cadence_s)
         data = result.to_dict()

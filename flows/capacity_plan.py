@@ -15,8 +15,10 @@ from pydantic import Field
 
 from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
 from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
+from capplan_core.policy_select import select_policies
+from capplan_core.utc import utc_datetime
 from flows.plan_queue import plan_queue
-from tasks.stages import as_utc, expire_undecided_plans, file_data_end, load_policies_task
+from tasks.stages import expire_undecided_plans, file_data_end, load_policies_task
 
 ApprovalMode = Literal["policy", "none"]
 ChildRuns = Literal["inline", "deployment"]
@@ -32,18 +34,6 @@ def _run_name() -> str:
         except PolicyError:
             names = ["invalid-policy-file"]
     return "plan " + ",".join(names)
-
-
-def select_policies(policies: list[ScalingPolicy], names: list[str] | None) -> list[ScalingPolicy]:
-    """Enabled policies, or the named subset (an unknown name is an error naming it)."""
-    if names:
-        known = {p.name: p for p in policies}
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise ValueError(f"parameter 'policies': unknown policy name(s) {unknown}; "
-                             f"known: {sorted(known)}")
-        return [known[n] for n in names]
-    return [p for p in policies if p.enabled]
 
 
 @flow(name="capacity-plan", flow_run_name=_run_name, log_prints=True)
@@ -62,8 +52,8 @@ async def capacity_plan(
 ) -> list[dict[str, Any]]:
     logger = get_run_logger()
     all_policies = load_policies_task(policy_path)
-    selected = select_policies(all_policies, policies)
-    now = as_utc(as_of) if as_of is not None else as_utc(file_data_end(metrics_path))
+    selected = select_policies(all_policies, names=policies)
+    now = utc_datetime(as_of if as_of is not None else file_data_end(metrics_path))
     expired = expire_undecided_plans()
     if expired:
         logger.warning("expired undecided plans %s", expired)

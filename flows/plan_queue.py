@@ -1,4 +1,8 @@
-"""plan-queue: the pipeline for one policy (a child run of capacity-plan)."""
+"""plan-queue: the pipeline for one policy (a child run of capacity-plan).
+
+collect → clean → forecast → plan → simulate → decide (re-plan until confident) → store →
+approve → execute. Each stage is a task in ``tasks/``; its logic is the core function it wraps.
+"""
 
 
 from datetime import datetime
@@ -7,20 +11,14 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from capplan_core.planning.decide import Decision
+from capplan_core.planning.decide import Decision, first_attempt
 from capplan_core.policy import Mode, ScalingPolicy
-from flows.approval import approve
+from tasks.approve import approve, record_approval, wait_for_approver
 from tasks.artifacts import publish_forecast, publish_plan, publish_quality
 from tasks.execute import execute_plan
-from tasks.stages import (
-    clean_and_check,
-    collect_file,
-    forecast,
-    plan_and_simulate,
-    store_plan,
-    store_skipped,
-)
-from tasks.summary import find_own_plan, summarize
+from tasks.planning import decide, plan, read_pool_state, simulate
+from tasks.stages import clean, collect, forecast, store_plan, store_skipped
+from tasks.summary import find_own_plan, read_plan
 
 
 @flow(name="plan-queue", flow_run_name="plan-{policy.name}", log_prints=True)
@@ -34,41 +32,54 @@ async def plan_queue(
     logger = get_run_logger()
     resumed = find_own_plan(str(flow_run.id)) if approval == "policy" else None
     if resumed is not None:
-        # a suspended run restarted after its approval: continue at the decision
+        # a suspended run restarted after its approval: continue at the approval
         logger.info("resuming plan %s at its approval", resumed["id"])
-        return await decide_and_execute(policy, resumed["id"], None, resumed, approval_poll_s)
-    rows = collect_file(metrics_path, policy.queue)
-    assessment = clean_and_check(rows, policy, now=as_of)
+        return await approve_and_execute(policy, resumed["id"], None, resumed, approval_poll_s)
+    rows = collect(metrics_path, policy)
+    assessment = clean(rows, policy, now=as_of)
     publish_quality(assessment)
     if not assessment.plannable:
         reason = assessment.quality.reason or f"no usable metrics for queue {policy.queue!r}"
         logger.warning("queue %s not planned: %s", policy.queue, reason)
-        plan_id = store_skipped(policy, reason, as_of, assessment.quality.as_dict())
-        return summarize(plan_id)
+        return read_plan(store_skipped(policy, reason, as_of, assessment.quality.as_dict()))
 
     fc = forecast(assessment, policy)
     if isinstance(fc, str):
         logger.warning("queue %s not planned: %s", policy.queue, fc)
-        return summarize(store_skipped(policy, fc, as_of, assessment.quality.as_dict()))
+        return read_plan(store_skipped(policy, fc, as_of, assessment.quality.as_dict()))
     publish_forecast(assessment, fc)
-    decision, state = plan_and_simulate(policy, fc, assessment, as_of)
-    plan_id = store_plan(policy, decision, state, fc, assessment, as_of)
-    summary = summarize(plan_id)
-    publish_plan(summary, summary.get("details", {}), summary.get("explanation", []))
 
+    state = read_pool_state(assessment, policy)
+    attempt = first_attempt(fc)
+    for _ in range(policy.scaling.max_replans + 1):
+        proposal = plan(policy, fc, state, attempt, as_of, assessment)
+        simulation = simulate(policy, fc, state, proposal, attempt)
+        judgement = decide(policy, attempt, proposal, simulation)
+        if judgement.next_attempt is None:
+            break
+        attempt = judgement.next_attempt
+    decision = judgement.decision
+
+    plan_id = store_plan(policy, decision, state, fc, assessment, as_of)
+    summary = read_plan(plan_id)
+    publish_plan(summary, summary.get("details", {}), summary.get("explanation", []))
     if approval == "none" or policy.mode == Mode.ADVISORY:
         logger.info("plan %s for %s is advisory here: nothing is executed", plan_id, policy.queue)
-        return summarize(plan_id, note="advisory: never executed" if approval != "none"
+        return read_plan(plan_id, note="advisory: never executed" if approval != "none"
                          else "plan only (approval='none')")
-    return await decide_and_execute(policy, plan_id, decision, summary, approval_poll_s)
+    return await approve_and_execute(policy, plan_id, decision, summary, approval_poll_s)
 
 
-async def decide_and_execute(
+async def approve_and_execute(
     policy: ScalingPolicy, plan_id: int, decision: Decision | None, summary: dict[str, Any],
     approval_poll_s: int,
 ) -> dict[str, Any]:
-    decided = await approve(policy, plan_id, decision, summary,
-                            flow_run_id=str(flow_run.id), poll_interval_s=approval_poll_s)
-    if decided.approved:
-        execute_plan(plan_id, apply_hours=decided.apply_hours)
-    return summarize(plan_id)
+    """Approve by policy or wait for a person; execute what was approved."""
+    approved = approve(policy, plan_id, decision, summary, str(flow_run.id))
+    if approved is None:
+        answer = await wait_for_approver(policy, plan_id, summary,
+                                         poll_interval_s=approval_poll_s)
+        approved = record_approval(policy, plan_id, answer, summary)
+    if approved.approved:
+        execute_plan(plan_id, apply_hours=approved.apply_hours)
+    return read_plan(plan_id)

@@ -14,11 +14,12 @@ from prefect.artifacts import create_table_artifact
 from pydantic import Field
 
 from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
+from capplan_core.utc import utc_datetime
 from capplan_core.whatif.run import run_what_if
 from capplan_core.whatif.scenario import WhatIfError, WhatIfScenario
 from tasks.artifacts import artifact_key
 from tasks.common import capplan_task
-from tasks.stages import as_utc, collect_file, file_data_end, load_policies_task
+from tasks.stages import collect_file, file_data_end, load_policies_task
 
 what_if_task = capplan_task(run_what_if, name="plan-and-simulate-both")
 
@@ -37,7 +38,7 @@ def what_if(
         raise WhatIfError(f"scenario.policy: unknown policy {scenario.policy!r}; "
                           f"known: {sorted(known)}")
     policy = known[scenario.policy]
-    now = as_utc(as_of) if as_of is not None else as_utc(file_data_end(metrics_path))
+    now = utc_datetime(as_of if as_of is not None else file_data_end(metrics_path))
     rows = collect_file(metrics_path, policy.queue)
     result = what_if_task(rows, policy, scenario, as_of=now)
     table = result.table()

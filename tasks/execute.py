@@ -9,8 +9,12 @@ from prefect import get_run_logger
 
 from capplan_app import bootstrap
 from capplan_app.bootstrap import is_dry_run, plan_store
-from capplan_core.execution.executor import StepResult, apply_step, cancel_outside_window
-from capplan_core.store.models import ScalingStepRow, StepStatus
+from capplan_core.execution.executor import (
+    StepResult,
+    apply_step,
+    cancel_outside_window,
+    planned_live_replicas,
+)
 from tasks.common import capplan_io_task
 
 APPLY_STEP_DEPLOYMENT = "apply-step/apply-step"
@@ -32,17 +36,6 @@ def schedule_apply_step(plan_id: int, step_id: int, at: datetime) -> str | None:
     return str(run.id)
 
 
-def _dry_run_live(steps: list[ScalingStepRow], step_id: int, current: int) -> int:
-    """Under dry run, the world did what the plan said: live = the previous step's target."""
-    prev = current
-    for st in steps:
-        if st.id == step_id:
-            return prev
-        if st.status in (StepStatus.APPLIED, StepStatus.NOOP):
-            prev = st.to_workers
-    return prev
-
-
 @capplan_io_task(name="apply-step", task_run_name="apply-plan-{plan_id}-step-{step_id}",
                  retries=2)
 def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan") -> StepResult:
@@ -51,7 +44,7 @@ def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan") -> StepRe
     policy = store.get_policy(plan.details["policy"])
     limits = store.approval_limits(plan_id)
     dry = is_dry_run()
-    scaler = bootstrap.scaler(dry_run_replicas=_dry_run_live(list(plan.steps), step_id,
+    scaler = bootstrap.scaler(dry_run_replicas=planned_live_replicas(plan.steps, step_id,
                                                          plan.current_workers or 0))
     return apply_step(store, scaler, policy, plan_id, step_id, now=datetime.now(UTC),
                       actor=actor, max_workers=limits.get("max_workers"),

@@ -9,15 +9,16 @@ audited; a step never runs twice.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from capplan_core.execution.guard import GuardAction, check_step
 from capplan_core.execution.scaler import Scaler, ScalerError
+from capplan_core.planning.repository import PlanRepository
+from capplan_core.planning.stored_plan import PlanStatus, StepStatus, StoredPlan, StoredStep
 from capplan_core.policy import ScalingPolicy
-from capplan_core.store.models import PlanStatus, ScalingStepRow, StepStatus
-from capplan_core.store.repo import PlanStore
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_step(
-    store: PlanStore, scaler: Scaler, policy: ScalingPolicy, plan_id: int, step_id: int, *,
+    store: PlanRepository, scaler: Scaler, policy: ScalingPolicy, plan_id: int, step_id: int, *,
     now: datetime, actor: str, max_workers: int | None = None, wait_ready_s: float = 0.0,
     cooldown_scope_plan: bool = False,
 ) -> StepResult:
@@ -107,8 +108,8 @@ def apply_step(
 
 
 def steps_in_window(
-    steps: list[ScalingStepRow], *, plan_start: datetime, apply_hours: float | None
-) -> tuple[list[ScalingStepRow], list[ScalingStepRow]]:
+    steps: Sequence[StoredStep], *, plan_start: datetime, apply_hours: float | None
+) -> tuple[list[StoredStep], list[StoredStep]]:
     """Pending steps inside the approved window, and those cut off by ``apply_hours``."""
     pending = [s for s in steps if s.status == StepStatus.PENDING]
     if apply_hours is None:
@@ -119,8 +120,8 @@ def steps_in_window(
 
 
 def cancel_outside_window(
-    store: PlanStore, plan_id: int, *, apply_hours: float | None, actor: str
-) -> list[ScalingStepRow]:
+    store: PlanRepository, plan_id: int, *, apply_hours: float | None, actor: str
+) -> list[StoredStep]:
     """Cancel steps beyond an approver's "first N hours"; return the steps still to run."""
     plan = store.get_plan(plan_id)
     run, cut = steps_in_window(list(plan.steps), plan_start=plan.as_of or plan.created_at,
@@ -129,3 +130,22 @@ def cancel_outside_window(
         store.mark_step(st.id, StepStatus.CANCELLED, actor=actor,
                         details={"reason": f"outside the approved first {apply_hours} h"})
     return run
+
+
+def due_steps(plans: Iterable[StoredPlan], now: datetime) -> list[tuple[int, int]]:
+    """(plan id, step id) of every pending step of an approved plan whose time has come."""
+    return [(plan.id, st.id) for plan in plans if plan.status == PlanStatus.APPROVED
+            for st in plan.steps if st.status == StepStatus.PENDING and st.execute_at <= now]
+
+
+def planned_live_replicas(steps: Sequence[StoredStep], step_id: int, current: int) -> int:
+    """The replica count the plan expects just before ``step_id``: the target of the last
+    step applied (or found already applied) before it, else ``current``. A dry run's "live"
+    count: the world did what the plan said."""
+    prev = current
+    for st in steps:
+        if st.id == step_id:
+            return prev
+        if st.status in (StepStatus.APPLIED, StepStatus.NOOP):
+            prev = st.to_workers
+    return prev

@@ -8,11 +8,12 @@ reason worth writing to the audit log.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 from capplan_core.policy import ScalingPolicy
+from capplan_core.utc import utc_datetime
 
 
 class GuardAction(StrEnum):
@@ -52,11 +53,6 @@ class GuardDecision:
         return self.action.value.startswith("refuse-")
 
 
-def _utc(ts: datetime) -> datetime:
-    # naive timestamps are UTC by the project's convention
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
-
-
 def check_step(
     step: StepLike,
     live_replicas: int,
@@ -80,35 +76,35 @@ def check_step(
     to = int(step.to_workers)
     sc = policy.scaling
 
-    def decide(action: GuardAction, reason: str, retry_after_s: float | None = None) -> (
+    def verdict(action: GuardAction, reason: str, retry_after_s: float | None = None) -> (
             GuardDecision):
         return GuardDecision(action, reason, live_replicas, to, retry_after_s)
 
     if to == live_replicas:
-        return decide(GuardAction.NOOP_ALREADY_APPLIED,
+        return verdict(GuardAction.NOOP_ALREADY_APPLIED,
                       f"live replicas already {live_replicas}; nothing to do")
     ceiling = sc.max_workers if max_workers is None else min(sc.max_workers, max_workers)
     if to > ceiling:
         src = "approved limit" if ceiling != sc.max_workers else "policy max_workers"
-        return decide(GuardAction.REFUSE_MAX_WORKERS,
+        return verdict(GuardAction.REFUSE_MAX_WORKERS,
                       f"target {to} exceeds the {src} {ceiling}")
     if to < sc.min_workers:
-        return decide(GuardAction.REFUSE_MIN_WORKERS,
+        return verdict(GuardAction.REFUSE_MIN_WORKERS,
                       f"target {to} is below policy min_workers {sc.min_workers}")
     if abs(live_replicas - expected_from) > drift_tolerance:
-        return decide(GuardAction.REFUSE_DRIFT,
+        return verdict(GuardAction.REFUSE_DRIFT,
                       f"live replicas {live_replicas} differ from the {expected_from} the plan "
                       f"expected (tolerance {drift_tolerance}); someone else scaled it — re-plan")
     change = abs(to - live_replicas)
     if change > sc.max_step:
-        return decide(GuardAction.REFUSE_MAX_STEP,
+        return verdict(GuardAction.REFUSE_MAX_STEP,
                       f"change {live_replicas} -> {to} ({change} workers) exceeds policy "
                       f"max_step {sc.max_step}")
     if last_applied_at is not None:
-        since_s = (_utc(now) - _utc(last_applied_at)).total_seconds()
+        since_s = (utc_datetime(now) - utc_datetime(last_applied_at)).total_seconds()
         if since_s < sc.cooldown_seconds:
             wait_s = sc.cooldown_seconds - since_s
-            return decide(GuardAction.REFUSE_COOLDOWN,
+            return verdict(GuardAction.REFUSE_COOLDOWN,
                           f"last scaling {since_s:.0f} s ago, cooldown is "
                           f"{sc.cooldown_seconds:.0f} s; retry in {wait_s:.0f} s", wait_s)
-    return decide(GuardAction.APPLY, f"scale {live_replicas} -> {to}")
+    return verdict(GuardAction.APPLY, f"scale {live_replicas} -> {to}")

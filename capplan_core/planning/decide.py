@@ -1,9 +1,14 @@
-"""Decide: plan, prove the plan by Monte Carlo simulation, and add capacity where it fails.
+"""Plan, prove the plan by Monte Carlo simulation, and decide: keep it, or add capacity where it
+fails and plan again.
 
 confidence = share of replications meeting the SLO in every window over the horizon
 (the simulation's ``slo_achievement_rate``). Below the policy's threshold, workers are added in
 the windows that failed most and the plan is re-simulated, up to ``scaling.max_replans`` times;
 if the threshold is still not reached, the plan is kept with ``slo_achievable = false``.
+
+The stages are separate functions so the pipeline can run each as its own step:
+:func:`propose` (plan), :func:`simulate_proposal` (simulate), :func:`decide` (decide);
+:func:`plan_and_prove` runs the whole loop in one call (what-if, tests).
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from typing import Any
 import numpy as np
 
 from capplan_core.forecast import ForecastResult
+from capplan_core.planning.plan_scenario import MAX_DEMAND_PATHS, plan_scenario
 from capplan_core.planning.planner import PlanInput, PlanProposal, plan_capacity
-from capplan_core.planning.state import QueueState
+from capplan_core.planning.pool_state import QueueState
 from capplan_core.policy import ScalingPolicy
-from capplan_core.simulation import SimScenario, SimulationSummary, simulate
+from capplan_core.simulation import SimulationSummary, simulate
 
 FAILING_WINDOW_SHARE = 0.02  # a window failing in more than this share of replications gets help
+
 # simulate(scenario, *, replications, seed, engine); the flow passes a fanned-out version
 SimulateFn = Callable[..., SimulationSummary]
 
@@ -37,39 +44,112 @@ class Decision:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def scenario_for(
-    policy: ScalingPolicy, proposal: PlanProposal, forecast: ForecastResult, state: QueueState,
-    now: datetime, demand_paths: np.ndarray,
-) -> SimScenario:
-    """The simulation scenario of a proposal: its steps, the demand paths, the pool's state."""
-    start = forecast.timestamps[0].to_pydatetime()
-    horizon_s = forecast.interval_s * len(forecast.timestamps)
-    steps = [
-        (max(0.0, (st.execute_at - start).total_seconds()), int(st.to_workers))
-        for st in proposal.steps
-    ]
+@dataclass(frozen=True)
+class Attempt:
+    """One pass of plan → simulate: its number (from 1) and the workers added per window."""
+
+    number: int
+    extra_workers: tuple[int, ...]
+    history: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What :func:`decide` concluded: the decision so far and, if not final, the next attempt."""
+
+    decision: Decision
+    next_attempt: Attempt | None
+
+    @property
+    def final(self) -> bool:
+        return self.next_attempt is None
+
+
+def first_attempt(forecast: ForecastResult) -> Attempt:
+    """Attempt 1: nothing added to what the queueing model asks for."""
+    return Attempt(1, (0,) * len(forecast.timestamps))
+
+
+def demand_paths(policy: ScalingPolicy, forecast: ForecastResult) -> np.ndarray:
+    """The demand paths every attempt is simulated on (same seed, same paths)."""
     sim = policy.simulation
-    return SimScenario(
-        horizon_s=horizon_s,
-        window_s=forecast.interval_s,
-        rates_per_s=demand_paths,
-        initial_workers=int(state.current_workers),
-        steps=steps,
-        mean_service_s=state.mean_service_s,
+    rng = np.random.default_rng(np.random.SeedSequence(sim.seed))
+    return forecast.simulate(min(sim.replications, MAX_DEMAND_PATHS), rng)
+
+
+def propose(
+    policy: ScalingPolicy, forecast: ForecastResult, state: QueueState, attempt: Attempt, *,
+    now: datetime, last_scale_at: datetime | None = None, data_quality_warning: bool = False,
+) -> PlanProposal:
+    """Plan to the SLO at the policy's demand quantile, plus the attempt's extra workers."""
+    return plan_capacity(PlanInput(
+        policy=policy, now=now, current_workers=state.current_workers,
+        current_backlog=state.current_backlog, mean_service_s=state.mean_service_s,
         service_scv=state.service_scv,
-        service_kind="exponential" if abs(state.service_scv - 1.0) < 0.05 else "lognormal",
-        startup_s=policy.scaling.startup_seconds,
-        mtbf_s=sim.mtbf_seconds,
-        restart_s=sim.restart_seconds,
-        quota_workers=sim.quota_workers,
-        initial_backlog=int(round(state.current_backlog)),
-        slo_wait_s=policy.slo.wait_seconds,
-        slo_wait_quantile=policy.slo.wait_quantile,
-        slo_max_backlog=policy.slo.max_backlog,
+        window_starts=[t.to_pydatetime() for t in forecast.timestamps],
+        window_s=forecast.interval_s,
+        demand_per_s=forecast.quantile(policy.forecast.demand_quantile),
+        extra_workers=np.asarray(attempt.extra_workers, dtype=int),
+        last_scale_at=last_scale_at, anomaly=forecast.recent_anomaly,
+        data_quality_warning=data_quality_warning,
+    ))
+
+
+def simulate_proposal(
+    policy: ScalingPolicy, forecast: ForecastResult, state: QueueState, proposal: PlanProposal,
+    attempt: Attempt, *, engine: str = "auto", simulate_fn: SimulateFn = simulate,
+    paths: np.ndarray | None = None,
+) -> SimulationSummary:
+    """Monte Carlo of the proposal over the forecast's demand paths (seed + attempt - 1)."""
+    sim = policy.simulation
+    scenario = plan_scenario(
+        policy, state, [(st.execute_at, st.to_workers) for st in proposal.steps],
+        start=forecast.timestamps[0].to_pydatetime(), window_s=forecast.interval_s,
+        demand_paths=demand_paths(policy, forecast) if paths is None else paths,
     )
+    return simulate_fn(scenario, replications=sim.replications,
+                       seed=sim.seed + attempt.number - 1, engine=engine)
 
 
 def decide(
+    policy: ScalingPolicy, attempt: Attempt, proposal: PlanProposal,
+    simulation: SimulationSummary,
+) -> Judgement:
+    """Keep the plan (confident enough, or out of attempts) or add workers where it failed.
+
+    A window failing in more than ``FAILING_WINDOW_SHARE`` of replications gets one more worker
+    (or ~10 % more where the pool is large); if none failed that much, every window does.
+    """
+    threshold = policy.scaling.confidence_threshold
+    confidence = float(simulation.slo_achievement_rate)
+    history = (*attempt.history, {"attempt": attempt.number,
+                                  "target_workers": proposal.target_workers,
+                                  "confidence": simulation.slo_achievement_rate,
+                                  "extra_workers": list(attempt.extra_workers)})
+    next_attempt: Attempt | None = None
+    if confidence < threshold and attempt.number <= policy.scaling.max_replans:
+        failing = np.asarray(simulation.window_failure_rate) > FAILING_WINDOW_SHARE
+        if not failing.any():
+            failing = np.ones(len(attempt.extra_workers), dtype=bool)
+        bump = np.maximum(1, np.ceil(0.1 * np.asarray([w for _, w in proposal.schedule])))
+        extra = np.asarray(attempt.extra_workers, dtype=int)
+        new_extra = extra + np.where(failing, bump.astype(int), 0)
+        if not np.array_equal(new_extra, extra):
+            next_attempt = Attempt(attempt.number + 1,
+                                   tuple(int(x) for x in new_extra), history)
+    reasons = list(proposal.reasons)
+    if confidence < threshold:
+        reasons.append(
+            f"simulated confidence {confidence:.2f} < threshold {threshold:.2f} after "
+            f"{attempt.number} attempt(s)"
+        )
+    decision = Decision(proposal=proposal, simulation=simulation, confidence=confidence,
+                        slo_achievable=proposal.slo_achievable and confidence >= threshold,
+                        attempts=attempt.number, reasons=reasons, history=list(history))
+    return Judgement(decision, next_attempt)
+
+
+def plan_and_prove(
     policy: ScalingPolicy,
     forecast: ForecastResult,
     state: QueueState,
@@ -80,57 +160,16 @@ def decide(
     engine: str = "auto",
     simulate_fn: SimulateFn = simulate,
 ) -> Decision:
-    """Plan to the SLO, simulate, and re-plan with more capacity where the simulation failed."""
-    sim = policy.simulation
-    rng = np.random.default_rng(np.random.SeedSequence(sim.seed))
-    n_paths = min(sim.replications, 200)
-    demand_paths = forecast.simulate(n_paths, rng)
-    demand = forecast.quantile(policy.forecast.demand_quantile)
-    n = len(forecast.timestamps)
-    extra = np.zeros(n, dtype=int)
-    history: list[dict[str, Any]] = []
-    threshold = policy.scaling.confidence_threshold
-    proposal: PlanProposal | None = None
-    summary: SimulationSummary | None = None
-    attempts = 0
-    for attempt in range(policy.scaling.max_replans + 1):
-        attempts = attempt + 1
-        proposal = plan_capacity(PlanInput(
-            policy=policy, now=now, current_workers=state.current_workers,
-            current_backlog=state.current_backlog, mean_service_s=state.mean_service_s,
-            service_scv=state.service_scv,
-            window_starts=[t.to_pydatetime() for t in forecast.timestamps],
-            window_s=forecast.interval_s, demand_per_s=demand, extra_workers=extra.copy(),
-            last_scale_at=last_scale_at, anomaly=forecast.recent_anomaly,
-            data_quality_warning=data_quality_warning,
-        ))
-        scenario = scenario_for(policy, proposal, forecast, state, now, demand_paths)
-        summary = simulate_fn(scenario, replications=sim.replications, seed=sim.seed + attempt,
-                              engine=engine)
-        history.append({"attempt": attempts, "target_workers": proposal.target_workers,
-                        "confidence": summary.slo_achievement_rate,
-                        "extra_workers": extra.tolist()})
-        if summary.slo_achievement_rate >= threshold:
-            break
-        failing = np.asarray(summary.window_failure_rate) > FAILING_WINDOW_SHARE
-        if not failing.any():
-            failing = np.ones(n, dtype=bool)
-        # one more worker per failing window, or ~10% more where the pool is large
-        bump = np.maximum(1, np.ceil(0.1 * np.asarray([w for _, w in proposal.schedule])))
-        new_extra = extra + np.where(failing, bump.astype(int), 0)
-        if np.array_equal(new_extra, extra):
-            break
-        extra = new_extra
-    if proposal is None or summary is None:  # pragma: no cover - loop runs at least once
-        raise RuntimeError("decide ran no attempt")
-    confidence = float(summary.slo_achievement_rate)
-    reasons = list(proposal.reasons)
-    achievable = proposal.slo_achievable and confidence >= threshold
-    if confidence < threshold:
-        reasons.append(
-            f"simulated confidence {confidence:.2f} < threshold {threshold:.2f} after "
-            f"{attempts} attempt(s)"
-        )
-    return Decision(proposal=proposal, simulation=summary, confidence=confidence,
-                    slo_achievable=achievable, attempts=attempts, reasons=reasons,
-                    history=history)
+    """plan → simulate → decide, until the decision is final (at most ``max_replans + 1``)."""
+    paths = demand_paths(policy, forecast)
+    attempt = first_attempt(forecast)
+    while True:
+        proposal = propose(policy, forecast, state, attempt, now=now,
+                           last_scale_at=last_scale_at,
+                           data_quality_warning=data_quality_warning)
+        simulation = simulate_proposal(policy, forecast, state, proposal, attempt, engine=engine,
+                                       simulate_fn=simulate_fn, paths=paths)
+        judgement = decide(policy, attempt, proposal, simulation)
+        if judgement.next_attempt is None:
+            return judgement.decision
+        attempt = judgement.next_attempt

@@ -14,7 +14,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from capplan_core.planning.constraints import constraint_text
 from capplan_core.planning.planner import PlannedStep, PlanProposal
+from capplan_core.planning.stored_plan import StoredPlan
 
 WINDOW_COLUMNS = [
     "window_start", "demand_per_s", "demand_quantile", "margin", "arrival_rate_per_s",
@@ -29,13 +31,6 @@ STEP_COLUMNS = [
 
 def _t(t: Any) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S") if isinstance(t, datetime) else str(t)
-
-
-def _constraint_text(c: dict[str, Any]) -> str:
-    change = c["change"]
-    if c.get("unit") == "s":
-        return f"{c['constraint']} {change:+.0f} s"
-    return f"{c['constraint']} {int(change):+d}"
 
 
 def _step_text(s: PlannedStep) -> str:
@@ -78,6 +73,22 @@ def step_rows(proposal: PlanProposal) -> list[dict[str, Any]]:
             "demand_per_s": round(float(e["demand_per_s"]), 6),
             "demand_quantile": e["demand_quantile"], "model_workers": e["model_workers"],
             "margin_workers": e["margin_workers"], "extra_workers": e["extra_workers"],
-            "constraints": "; ".join(_constraint_text(c) for c in e["constraints"]),
+            "constraints": "; ".join(constraint_text(c) for c in e["constraints"]),
         })
+    return rows
+
+
+def stored_step_rows(plan: StoredPlan) -> list[dict[str, Any]]:
+    """One row per stored step: its time and worker counts, then the scalar fields of its
+    explanation, with the constraints as text (``max -2; cooldown +120 s``)."""
+    rows = []
+    for s in plan.steps:
+        e = s.explanation or {}
+        row: dict[str, Any] = {"execute_at": s.execute_at.isoformat(),
+                               "from_workers": s.from_workers, "to_workers": s.to_workers}
+        row.update({k: v for k, v in e.items()
+                    if k not in row and not isinstance(v, dict | list)})
+        if e.get("constraints"):
+            row["constraints"] = "; ".join(constraint_text(c) for c in e["constraints"])
+        rows.append(row)
     return rows

@@ -37,7 +37,7 @@ def plan_markdown(summary: dict[str, Any], details: dict[str, Any] | None = None
     if sim:
         lo, hi = sim.get("utilization_range") or (None, None)
         lines.append(
-            f"**Simulation:** p95 wait {_fmt(sim.get('p95_latency_s'))} s, max backlog "
+            f"**Simulation:** p95 wait {_fmt(sim.get('p95_wait_s'))} s, max backlog "
             f"{_fmt(sim.get('max_backlog'))}, utilisation {_fmt(lo)}–{_fmt(hi)} "
             f"({sim.get('replications')} replications, {sim.get('engine')} engine)  "
         )

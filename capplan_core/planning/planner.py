@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from capplan_core.planning.constraints import constraint_text
 from capplan_core.planning.cost import plan_cost
 from capplan_core.planning.scheduler import RawStep, schedule_steps
 from capplan_core.planning.window_sizing import WindowNeed, budget_cap_workers, window_needs
@@ -172,13 +173,6 @@ def _auto_limits(inp: PlanInput, schedule: list[tuple[datetime, int]],
     return inp.policy.mode == Mode.AUTO and not reasons, reasons
 
 
-def _describe(c: dict[str, Any]) -> str:
-    unit = " s" if c.get("unit") == "s" else ""
-    change = c["change"]
-    num = f"{change:+.0f}" if isinstance(change, float) else f"{change:+d}"
-    return f"{c['constraint']} {num}{unit}"
-
-
 def _planned(s: RawStep, needs: list[WindowNeed], startup_s: float) -> PlannedStep:
     w = needs[s.window_index]
     # how long after the window start the new workers are ready (startup included)
@@ -201,7 +195,7 @@ def _planned(s: RawStep, needs: list[WindowNeed], startup_s: float) -> PlannedSt
             f"demand {w.demand_per_s:.3g} jobs/s (q{w.demand_quantile:g}) needs "
             f"{w.model_workers} workers, +{w.margin_workers} margin, +{w.extra_workers} extra")
     if constraints:
-        text += "; " + ", ".join(_describe(c) for c in constraints)
+        text += "; " + ", ".join(constraint_text(c) for c in constraints)
     if s.direction == "up" and startup_s and late_by_s == 0:
         text += f"; executed {startup_s:g} s ahead for startup"
     if late_by_s > 0:
@@ -210,7 +204,7 @@ def _planned(s: RawStep, needs: list[WindowNeed], startup_s: float) -> PlannedSt
 
 
 def _window_row(w: WindowNeed, scheduled: int, hold: str | None) -> dict[str, Any]:
-    constraints = [_describe(c) for c in w.constraints]
+    constraints = [constraint_text(c) for c in w.constraints]
     if scheduled > w.needed_workers and hold:
         constraints.append(f"{hold.split(':')[0]} +{scheduled - w.needed_workers}")
     return {

@@ -1,4 +1,4 @@
-"""Turn a decision into store records, and stored plans into the JSON users read."""
+"""Turn a decision into plan drafts for the store, and stored plans into the JSON users read."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from capplan_core.planning.stored_plan import (
+    ForecastPoint,
+    PlanDraft,
+    SimulationDraft,
+    StepDraft,
+    StoredPlan,
+)
 from capplan_core.policy import ScalingPolicy
-from capplan_core.store.models import CapacityPlanRow
-from capplan_core.store.repo import PlanRecord, SimulationRecord, StepRecord
 
 if TYPE_CHECKING:
     from capplan_core.forecast import ForecastResult
-    from capplan_core.planning.decide import Decision, QueueState
+    from capplan_core.planning.decide import Decision
+    from capplan_core.planning.pool_state import QueueState
+
+STORED_FORECAST_LEVEL = 0.8  # the band kept with a plan (re-simulation reads it back)
 
 
 def _jsonable(v: Any) -> Any:
@@ -35,25 +43,25 @@ def _jsonable(v: Any) -> Any:
 def plan_record(
     policy: ScalingPolicy, decision: Decision, forecast: ForecastResult, state: QueueState,
     *, as_of: datetime, quality: dict[str, Any], flow_run_id: str | None = None,
-) -> PlanRecord:
+) -> PlanDraft:
     p, sim = decision.proposal, decision.simulation
     expires = getattr(p, "expires_at", None) or as_of + timedelta(
         seconds=policy.scaling.plan_expiry_seconds)
     lo, hi = sim.utilization_range
-    return PlanRecord(
+    return PlanDraft(
         policy_name=policy.name, queue=policy.queue, mode=policy.mode.value,
         current_workers=int(state.current_workers), target_workers=int(p.target_workers),
         confidence=decision.confidence, slo_achievable=decision.slo_achievable, as_of=as_of,
         expires_at=expires, flow_run_id=flow_run_id,
         steps=[
-            StepRecord(execute_at=s.execute_at, from_workers=int(s.from_workers),
+            StepDraft(execute_at=s.execute_at, from_workers=int(s.from_workers),
                        to_workers=int(s.to_workers), reason=s.reason,
                        confidence=decision.confidence, explanation=_jsonable(s.explanation))
             for s in p.steps
         ],
-        simulation=SimulationRecord(
+        simulation=SimulationDraft(
             slo_achievement_rate=float(sim.slo_achievement_rate),
-            max_backlog=float(sim.max_backlog), p95_latency_s=float(sim.p95_wait_s),
+            max_backlog=float(sim.max_backlog), p95_wait_s=float(sim.p95_wait_s),
             utilization_range=(float(lo), float(hi)), replications=int(sim.replications),
             engine=str(sim.engine),
             details=_jsonable({
@@ -80,8 +88,8 @@ def plan_record(
 
 def skipped_record(
     policy: ScalingPolicy, reason: str, *, as_of: datetime, quality: dict[str, Any] | None = None
-) -> PlanRecord:
-    return PlanRecord(
+) -> PlanDraft:
+    return PlanDraft(
         policy_name=policy.name, queue=policy.queue, mode=policy.mode.value,
         current_workers=None, target_workers=None, confidence=None, slo_achievable=None,
         as_of=as_of, skipped_reason=reason,
@@ -89,10 +97,21 @@ def skipped_record(
     )
 
 
-def plan_summary(plan: CapacityPlanRow, policy_name: str | None = None) -> dict[str, Any]:
+def forecast_points(policy: ScalingPolicy, forecast: ForecastResult,
+                    level: float = STORED_FORECAST_LEVEL) -> list[ForecastPoint]:
+    """The forecast a plan keeps: per window, the mean rate and the band at ``level``."""
+    lower, upper = forecast.bounds[level]
+    return [ForecastPoint(queue_name=policy.queue, forecast_time=t.to_pydatetime(),
+                          predicted_rate=float(m), confidence_lower=float(lo),
+                          confidence_upper=float(hi), level=level, model=forecast.model)
+            for t, m, lo, hi in zip(forecast.timestamps, forecast.mean, lower, upper,
+                                    strict=True)]
+
+
+def plan_summary(plan: StoredPlan) -> dict[str, Any]:
     """The domain-named JSON of a stored plan (``plan --json``, ``plans show --json``)."""
     out: dict[str, Any] = {
-        "id": plan.id, "queue": plan.queue, "policy": policy_name or plan.details.get("policy"),
+        "id": plan.id, "queue": plan.queue, "policy": plan.policy_name,
         "mode": plan.mode, "status": plan.status, "current_workers": plan.current_workers,
         "target_workers": plan.target_workers, "confidence": plan.confidence,
         "slo_achievable": plan.slo_achievable,
@@ -110,8 +129,8 @@ def plan_summary(plan: CapacityPlanRow, policy_name: str | None = None) -> dict[
         sim = plan.simulation
         out["simulation"] = {
             "slo_achievement_rate": sim.slo_achievement_rate, "max_backlog": sim.max_backlog,
-            "p95_latency_s": sim.p95_latency,
-            "utilization_range": [sim.utilization_range["min"], sim.utilization_range["max"]],
+            "p95_wait_s": sim.p95_wait_s,
+            "utilization_range": list(sim.utilization_range),
             "replications": sim.replications, "engine": sim.engine,
         }
     if plan.skipped_reason:

@@ -10,6 +10,13 @@ Rules (docs/architecture.md, "Safety rules"):
   before the cooldown ends — so a plan never goes up-down-up (or down-up) within a cooldown;
 - hysteresis: a scale-down happens only if the need stays at or below the new level for
   ``scale_down_windows`` windows and the drop is at least ``scale_down_min_drop`` workers.
+- dwell: no scale-down within ``min_dwell_seconds`` of the previous action (also after
+  ``last_scale_at``), and a scale-down goes only to a level that covers every window due
+  within the dwell after it — so a short dip is held through, and a plan never goes up-down
+  or down-up within the dwell (the flapping of issue 15);
+- action cost (``action_cost_worker_hours``, step merging): a scale-up also covers a later,
+  higher window when holding those extra workers early costs fewer worker-hours than the
+  action it saves; a scale-down must save more than two actions (down, then back up).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class RawStep:
 class _State:
     workers: int
     earliest: datetime                     # the next action may not happen before this
+    down_earliest: datetime                # the next scale-down may not happen before this
     steps: list[RawStep] = field(default_factory=list)
     holds: dict[int, str] = field(default_factory=dict)   # window -> why a scale-down waited
     splitting_down: bool = False     # the last action was a scale-down cut short by max_step
@@ -49,8 +57,10 @@ def schedule_steps(
 ) -> tuple[list[RawStep], dict[int, str]]:
     """Steps (in time order) and, per window, why a possible scale-down was held back."""
     cooldown = timedelta(seconds=scaling.cooldown_seconds)
+    dwell = timedelta(seconds=scaling.min_dwell_seconds)
     earliest = now if last_scale_at is None else max(now, last_scale_at + cooldown)
-    st = _State(workers=int(current_workers), earliest=earliest)
+    down_earliest = now if last_scale_at is None else max(now, last_scale_at + dwell)
+    st = _State(workers=int(current_workers), earliest=earliest, down_earliest=down_earliest)
     lead = timedelta(seconds=scaling.startup_seconds)
     due_up = [max(now, t - lead) for t in starts]
     i = 0
@@ -71,11 +81,18 @@ def _scale_up(st: _State, i: int, needs: list[int], due_up: list[datetime], now:
     execute_at = max(st.earliest, ideal)
     covers = [j for j in range(i, len(needs)) if j == i or due_up[j] < execute_at + cooldown]
     level = max(needs[j] for j in covers)
-    to = min(st.workers + sc.max_step, level)
+    merged = _merge_later_ups(covers, level, needs, due_up, execute_at,
+                              sc.action_cost_worker_hours)
+    to = min(st.workers + sc.max_step, max(level, merged))
     adj: list[dict[str, object]] = []
     if level > needs[i]:
         adj.append({"constraint": "cooldown", "change": level - needs[i], "unit": "workers",
                     "why": "covers later windows due before the next action is allowed"})
+    if merged > level:
+        adj.append({"constraint": "merge", "change": merged - level, "unit": "workers",
+                    "why": "holding them early costs less than a later scale-up "
+                           f"(action_cost_worker_hours={sc.action_cost_worker_hours:g})"})
+        level = merged
     if to < level:
         adj.append({"constraint": "max_step", "change": to - level, "unit": "workers",
                     "limit": sc.max_step})
@@ -84,13 +101,36 @@ def _scale_up(st: _State, i: int, needs: list[int], due_up: list[datetime], now:
                     "unit": "s", "why": "delayed until the cooldown after the last action"})
     st.steps.append(RawStep(execute_at, st.workers, to, i, "up", covers, adj))
     st.workers, st.earliest, st.splitting_down = to, execute_at + cooldown, False
+    st.down_earliest = execute_at + timedelta(seconds=sc.min_dwell_seconds)
+
+
+def _merge_later_ups(covers: list[int], level: int, needs: list[int],
+                     due_up: list[datetime], execute_at: datetime,
+                     action_cost_wh: float) -> int:
+    """The level a scale-up should reach so later, higher windows need no action of their own.
+
+    Window j is absorbed when (needs[j] - level) workers held from ``execute_at`` until it is
+    due cost at most ``action_cost_wh`` worker-hours; the scan stops at the first window that
+    would cost more (it gets its own scale-up).
+    """
+    if action_cost_wh <= 0:
+        return level
+    for j in range(max(covers) + 1, len(needs)):
+        if needs[j] <= level:
+            continue
+        held_h = max(0.0, (due_up[j] - execute_at).total_seconds()) / 3600.0
+        if (needs[j] - level) * held_h > action_cost_wh:
+            break
+        level = needs[j]
+    return level
 
 
 def _scale_down(st: _State, i: int, needs: list[int], starts: list[datetime],
                 due_up: list[datetime], now: datetime, sc: ScalingSpec) -> bool:
     """Emit a scale-down at window i if hysteresis allows; False (and a hold note) if not."""
     cooldown = timedelta(seconds=sc.cooldown_seconds)
-    execute_at = max(st.earliest, now, starts[i])
+    dwell = timedelta(seconds=sc.min_dwell_seconds)
+    execute_at = max(st.earliest, now, starts[i], st.down_earliest)
     k = sc.scale_down_windows
     if i + k > len(needs):
         st.holds[i] = (f"hysteresis: fewer than scale_down_windows={k} windows left in the "
@@ -98,17 +138,24 @@ def _scale_down(st: _State, i: int, needs: list[int], starts: list[datetime],
         return False
     hold_level = max(needs[i:i + k])
     # due_up[j] <= max(now, starts[j]), so this also covers windows starting in the cooldown
-    covers = [j for j in range(i, len(needs)) if j < i + k or due_up[j] < execute_at + cooldown]
+    hold_until = execute_at + max(cooldown, dwell)
+    covers = [j for j in range(i, len(needs)) if j < i + k or due_up[j] < hold_until]
     level = max(needs[j] for j in covers)
     drop = st.workers - level
+    if drop > 0 and not _saves_enough(drop, level, covers, needs, due_up, starts, execute_at,
+                                      sc.action_cost_worker_hours):
+        st.holds[i] = (f"action cost: removing {drop} worker(s) until the need rises again "
+                       f"saves less than two actions of {sc.action_cost_worker_hours:g} "
+                       "worker-hours")
+        return False
     # the rest of a scale-down split by max_step goes ahead even if smaller than min_drop
     if drop < sc.scale_down_min_drop and not (st.splitting_down and drop > 0):
         if hold_level >= st.workers:
             st.holds[i] = (f"hysteresis: need rises back to {hold_level} within "
                            f"scale_down_windows={k} window(s); keeping {st.workers} workers")
         elif drop <= 0:
-            st.holds[i] = (f"cooldown: need rises back to {level} before the next action is "
-                           f"allowed; keeping {st.workers} workers")
+            st.holds[i] = (f"cooldown/dwell: need rises back to {level} before the next "
+                           f"action is allowed; keeping {st.workers} workers")
         else:
             st.holds[i] = (f"hysteresis: drop of {drop} < scale_down_min_drop="
                            f"{sc.scale_down_min_drop}")
@@ -119,15 +166,35 @@ def _scale_down(st: _State, i: int, needs: list[int], starts: list[datetime],
         adj.append({"constraint": "hysteresis", "change": hold_level - needs[i],
                     "unit": "workers", "why": f"highest need over the next {k} window(s)"})
     if level > hold_level:
-        adj.append({"constraint": "cooldown", "change": level - hold_level, "unit": "workers",
+        adj.append({"constraint": "dwell" if dwell > cooldown else "cooldown",
+                    "change": level - hold_level, "unit": "workers",
                     "why": "covers later windows due before the next action is allowed"})
     if to > level:
         adj.append({"constraint": "max_step", "change": to - level, "unit": "workers",
                     "limit": sc.max_step})
     natural = max(now, starts[i])
     if execute_at > natural:
-        adj.append({"constraint": "cooldown", "change": (execute_at - natural).total_seconds(),
-                    "unit": "s", "why": "delayed until the cooldown after the last action"})
+        by = "dwell" if execute_at == st.down_earliest and st.down_earliest > st.earliest \
+            else "cooldown"
+        adj.append({"constraint": by, "change": (execute_at - natural).total_seconds(),
+                    "unit": "s", "why": f"delayed until the {by} after the last action"})
     st.steps.append(RawStep(execute_at, st.workers, to, i, "down", covers, adj))
     st.workers, st.earliest, st.splitting_down = to, execute_at + cooldown, to > level
+    st.down_earliest = execute_at + dwell
     return True
+
+
+def _saves_enough(drop: int, level: int, covers: list[int], needs: list[int],
+                  due_up: list[datetime], starts: list[datetime], execute_at: datetime,
+                  action_cost_wh: float) -> bool:
+    """Whether ``drop`` workers removed until the need next exceeds ``level`` (or the horizon
+    ends) save more than two actions' cost (worker-hours)."""
+    if action_cost_wh <= 0:
+        return True
+    after = [j for j in range(max(covers) + 1, len(needs)) if needs[j] > level]
+    if after:
+        until = due_up[after[0]]
+    else:       # the need stays low to the horizon's end: one more window beyond the last
+        until = starts[-1] + (starts[-1] - starts[-2] if len(starts) > 1 else timedelta(0))
+    saved_wh = drop * max(0.0, (until - execute_at).total_seconds()) / 3600.0
+    return saved_wh > 2.0 * action_cost_wh

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from capplan_core.planning.stored_plan import AuditEntry
 from capplan_core.store.errors import StoreError
 from capplan_core.store.models import (
     AuditEventRow,
@@ -17,6 +18,7 @@ from capplan_core.store.models import (
     StepStatus,
     utcnow,
 )
+from capplan_core.store.rows import audit_from_row
 
 
 class ExecutionRepository:
@@ -78,11 +80,11 @@ class ExecutionRepository:
 
     def audit_events(
         self, *, plan_id: int | None = None, action: str | None = None
-    ) -> list[AuditEventRow]:
+    ) -> list[AuditEntry]:
         with self.session() as s:
             q = select(AuditEventRow)
             if plan_id is not None:
                 q = q.where(AuditEventRow.plan_id == plan_id)
             if action is not None:
                 q = q.where(AuditEventRow.action == action)
-            return list(s.scalars(q.order_by(AuditEventRow.id)))
+            return [audit_from_row(r) for r in s.scalars(q.order_by(AuditEventRow.id))]

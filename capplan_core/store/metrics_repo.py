@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from capplan_core.metrics.file_source import validate_metrics_frame
 from capplan_core.metrics.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from capplan_core.planning.stored_plan import ForecastPoint
 from capplan_core.store.models import DataQualityReportRow, ForecastPointRow, QueueMetricsRow
 
 
@@ -95,16 +97,21 @@ class MetricsRepository:
                 QueueMetricsRow.recorded_at < older_than))
             return int(getattr(result, "rowcount", 0) or 0)
 
-    def save_forecast(self, plan_id: int | None, points: Iterable[dict[str, Any]]) -> int:
+    def save_forecast(self, plan_id: int | None, points: Iterable[ForecastPoint]) -> int:
         with self._session.begin() as s:
-            objs = [ForecastPointRow(plan_id=plan_id, **p) for p in points]
+            objs = [ForecastPointRow(plan_id=plan_id, **asdict(p)) for p in points]
             s.add_all(objs)
             return len(objs)
 
-    def forecast_points(self, plan_id: int) -> list[ForecastPointRow]:
+    def forecast_points(self, plan_id: int) -> list[ForecastPoint]:
         with self.session() as s:
             q = select(ForecastPointRow).where(ForecastPointRow.plan_id == plan_id)
-            return list(s.scalars(q.order_by(ForecastPointRow.forecast_time)))
+            return [ForecastPoint(queue_name=r.queue_name, forecast_time=r.forecast_time,
+                                  predicted_rate=r.predicted_rate,
+                                  confidence_lower=r.confidence_lower,
+                                  confidence_upper=r.confidence_upper, level=r.level,
+                                  model=r.model)
+                    for r in s.scalars(q.order_by(ForecastPointRow.forecast_time))]
 
     def save_quality_report(self, queue: str, passed: bool, report: dict[str, Any]) -> int:
         with self._session.begin() as s:

@@ -6,7 +6,6 @@ Timestamps are stored as UTC and always read back as timezone-aware UTC, on SQLi
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +23,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from capplan_core.planning.stored_plan import PlanStatus, StepStatus
+
+__all__ = ["PlanStatus", "StepStatus"]  # re-exported: the adapter's columns hold their values
 
 
 def utcnow() -> datetime:
@@ -52,26 +55,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
-
-
-class PlanStatus(StrEnum):
-    PROPOSED = "proposed"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    APPLIED = "applied"
-    SUPERSEDED = "superseded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-class StepStatus(StrEnum):
-    PENDING = "pending"
-    APPLIED = "applied"
-    NOOP = "noop"
-    REFUSED = "refused"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 class Base(DeclarativeBase):

@@ -1,19 +1,29 @@
-"""The plan store: a small repository API over the SQLAlchemy models.
+"""The plan store: the SQLAlchemy adapter of the ``PlanRepository`` port.
 
-Every write is one transaction; a failure leaves the store as it was. Status changes are
-guarded so that a plan is decided once (a second decision raises :class:`DecisionConflict`).
+See :class:`capplan_core.planning.repository.PlanRepository`.
+Every write is one transaction; a failure leaves the store as it was. Status changes follow the
+core's state machine (:data:`~capplan_core.planning.stored_plan.PLAN_TRANSITIONS`), so a plan
+is decided once (a second decision raises :class:`DecisionConflict`). Rows never leave this
+adapter: reads return the frozen domain objects of :mod:`capplan_core.planning.stored_plan`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from capplan_core.planning.stored_plan import (
+    CANCELS_STEPS,
+    DECISIONS,
+    LIVE,
+    PlanDraft,
+    StoredPlan,
+    check_transition,
+)
 from capplan_core.policy import ScalingPolicy
 from capplan_core.store.errors import DecisionConflict, StoreError
 from capplan_core.store.execution_repo import ExecutionRepository
@@ -28,60 +38,12 @@ from capplan_core.store.models import (
     StepStatus,
     utcnow,
 )
+from capplan_core.store.rows import plan_from_row
+
+_WITH_CHILDREN = (selectinload(CapacityPlanRow.steps), selectinload(CapacityPlanRow.simulation))
 
 
-@dataclass(frozen=True)
-class StepRecord:
-    execute_at: datetime
-    from_workers: int
-    to_workers: int
-    reason: str
-    confidence: float | None = None
-    explanation: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SimulationRecord:
-    slo_achievement_rate: float
-    max_backlog: float
-    p95_latency_s: float
-    utilization_range: tuple[float, float]
-    replications: int
-    engine: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PlanRecord:
-    policy_name: str
-    queue: str
-    mode: str
-    current_workers: int | None
-    target_workers: int | None
-    confidence: float | None
-    slo_achievable: bool | None
-    as_of: datetime | None
-    expires_at: datetime | None = None
-    steps: Sequence[StepRecord] = ()
-    simulation: SimulationRecord | None = None
-    skipped_reason: str | None = None
-    flow_run_id: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-# Which statuses a plan may move to from each status.
-_TRANSITIONS: dict[str, set[str]] = {
-    PlanStatus.PROPOSED: {
-        PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED,
-        PlanStatus.FAILED,
-    },
-    PlanStatus.APPROVED: {PlanStatus.APPLIED, PlanStatus.SUPERSEDED, PlanStatus.FAILED},
-    PlanStatus.APPLIED: {PlanStatus.SUPERSEDED},
-}
-
-
-__all__ = ["DecisionConflict", "PlanRecord", "PlanStore", "SimulationRecord", "StepRecord",
-           "StoreError"]
+__all__ = ["DecisionConflict", "PlanStore", "StoreError"]
 
 
 class PlanStore(MetricsRepository, ExecutionRepository):
@@ -124,7 +86,7 @@ class PlanStore(MetricsRepository, ExecutionRepository):
             return ScalingPolicy.model_validate(row.spec)
 
     # -- plans ----------------------------------------------------------------------------
-    def create_plan(self, rec: PlanRecord) -> int:
+    def create_plan(self, rec: PlanDraft) -> int:
         """Store a plan with its steps and simulation result; returns the plan id."""
         with self._session.begin() as s:
             pol = s.scalar(select(ScalingPolicyRow).where(ScalingPolicyRow.name == rec.policy_name))
@@ -150,7 +112,7 @@ class PlanStore(MetricsRepository, ExecutionRepository):
                 sim = rec.simulation
                 plan.simulation = SimulationResultRow(
                     slo_achievement_rate=sim.slo_achievement_rate, max_backlog=sim.max_backlog,
-                    p95_latency=sim.p95_latency_s,
+                    p95_latency=sim.p95_wait_s,
                     utilization_range={"min": sim.utilization_range[0],
                                        "max": sim.utilization_range[1]},
                     replications=sim.replications, engine=sim.engine, details=sim.details,
@@ -159,30 +121,27 @@ class PlanStore(MetricsRepository, ExecutionRepository):
             s.flush()
             return plan.id
 
-    def get_plan(self, plan_id: int) -> CapacityPlanRow:
+    def get_plan(self, plan_id: int) -> StoredPlan:
         with self.session() as s:
             plan = s.scalar(
-                select(CapacityPlanRow)
-                .where(CapacityPlanRow.id == plan_id)
-                .options(selectinload(CapacityPlanRow.steps),
-                         selectinload(CapacityPlanRow.simulation))
+                select(CapacityPlanRow).where(CapacityPlanRow.id == plan_id)
+                .options(*_WITH_CHILDREN)
             )
             if plan is None:
                 raise StoreError(f"no plan with id {plan_id}")
-            return plan
+            return plan_from_row(plan)
 
     def list_plans(
         self, *, queue: str | None = None, status: str | None = None, limit: int = 50
-    ) -> list[CapacityPlanRow]:
+    ) -> list[StoredPlan]:
         with self.session() as s:
-            q = select(CapacityPlanRow).options(
-                selectinload(CapacityPlanRow.steps), selectinload(CapacityPlanRow.simulation)
-            )
+            q = select(CapacityPlanRow).options(*_WITH_CHILDREN)
             if queue:
                 q = q.where(CapacityPlanRow.queue == queue)
             if status:
                 q = q.where(CapacityPlanRow.status == status)
-            return list(s.scalars(q.order_by(CapacityPlanRow.id.desc()).limit(limit)))
+            return [plan_from_row(p)
+                    for p in s.scalars(q.order_by(CapacityPlanRow.id.desc()).limit(limit))]
 
     def set_flow_run(self, plan_id: int, flow_run_id: str,
                      approval_deadline: datetime | None = None) -> None:
@@ -199,7 +158,7 @@ class PlanStore(MetricsRepository, ExecutionRepository):
     def transition(
         self, plan_id: int, to: PlanStatus, *, actor: str, comment: str | None = None,
         details: dict[str, Any] | None = None,
-    ) -> CapacityPlanRow:
+    ) -> StoredPlan:
         """Move a plan to a new status, audited. Approve/reject/expire are decisions, made once.
 
         The check and the write happen in one transaction with a row lock (PostgreSQL), so two
@@ -211,16 +170,11 @@ class PlanStore(MetricsRepository, ExecutionRepository):
             )
             if plan is None:
                 raise StoreError(f"no plan with id {plan_id}")
-            allowed = _TRANSITIONS.get(plan.status, set())
-            if to not in allowed:
-                who = f" by {plan.decided_by}" if plan.decided_by else ""
-                raise DecisionConflict(
-                    f"plan {plan_id} is already {plan.status}{who}; cannot mark it {to.value}"
-                )
+            check_transition(plan_id, plan.status, plan.decided_by, to)
             plan.status = to
-            if to in (PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED):
+            if to in DECISIONS:
                 plan.decided_by, plan.decided_at, plan.decision_comment = actor, utcnow(), comment
-            if to in (PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED):
+            if to in CANCELS_STEPS:
                 for st in plan.steps:
                     if st.status == StepStatus.PENDING:
                         st.status = StepStatus.CANCELLED
@@ -230,7 +184,7 @@ class PlanStore(MetricsRepository, ExecutionRepository):
                     select(CapacityPlanRow).where(
                         CapacityPlanRow.queue == plan.queue,
                         CapacityPlanRow.id != plan.id,
-                        CapacityPlanRow.status.in_([PlanStatus.APPROVED, PlanStatus.APPLIED]),
+                        CapacityPlanRow.status.in_(LIVE),
                     )
                 ):
                     old.status = PlanStatus.SUPERSEDED
@@ -242,16 +196,16 @@ class PlanStore(MetricsRepository, ExecutionRepository):
             s.add(AuditEventRow(actor=actor, action=to.value, plan_id=plan.id, queue=plan.queue,
                                 details={"comment": comment, **(details or {})}))
             s.flush()
-            return plan
+            return plan_from_row(plan)
 
-    def plan_for_flow_run(self, flow_run_id: str) -> CapacityPlanRow | None:
+    def plan_for_flow_run(self, flow_run_id: str) -> StoredPlan | None:
         """The plan a (child) flow run made; a resumed, suspended run finds its plan here."""
         with self.session() as s:
-            return s.scalar(select(CapacityPlanRow)
-                            .where(CapacityPlanRow.flow_run_id == flow_run_id)
-                            .options(selectinload(CapacityPlanRow.steps),
-                                     selectinload(CapacityPlanRow.simulation))
-                            .order_by(CapacityPlanRow.id.desc()).limit(1))
+            row = s.scalar(select(CapacityPlanRow)
+                           .where(CapacityPlanRow.flow_run_id == flow_run_id)
+                           .options(*_WITH_CHILDREN)
+                           .order_by(CapacityPlanRow.id.desc()).limit(1))
+            return None if row is None else plan_from_row(row)
 
     def expire_undecided(self, now: datetime, *, actor: str = "capplan") -> list[int]:
         """Expire proposed manual plans whose approval window has passed (audited).
@@ -271,13 +225,13 @@ class PlanStore(MetricsRepository, ExecutionRepository):
                 expired.append(plan.id)
         return expired
 
-    def current_plan(self, queue: str) -> CapacityPlanRow | None:
+    def current_plan(self, queue: str) -> StoredPlan | None:
         """The live (approved or applied) plan of a queue, if any."""
         with self.session() as s:
-            return s.scalar(
+            row = s.scalar(
                 select(CapacityPlanRow)
-                .where(CapacityPlanRow.queue == queue,
-                       CapacityPlanRow.status.in_([PlanStatus.APPROVED, PlanStatus.APPLIED]))
-                .options(selectinload(CapacityPlanRow.steps))
-                .order_by(CapacityPlanRow.id.desc())
+                .where(CapacityPlanRow.queue == queue, CapacityPlanRow.status.in_(LIVE))
+                .options(*_WITH_CHILDREN)
+                .order_by(CapacityPlanRow.id.desc()).limit(1)
             )
+            return None if row is None else plan_from_row(row)

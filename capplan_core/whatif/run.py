@@ -2,7 +2,8 @@
 
 Both sides use the same cleaned history, the same forecast (the changed side's demand is
 transformed by the scenario) and the same pool state, and go through the production
-``decide`` (plan + Monte Carlo + re-plan). Entry point for the ``what-if`` flow and CLI.
+``plan_and_prove`` (plan + Monte Carlo + decide, re-planning until confident). Entry point
+for the ``what-if`` flow and CLI.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import pandas as pd
 
 from capplan_core.forecast import ForecastResult, forecast_queue
 from capplan_core.planning.cost import with_violation_cost
-from capplan_core.planning.state import QueueState
+from capplan_core.planning.pool_state import QueueState, pool_state
 from capplan_core.policy import ScalingPolicy
-from capplan_core.quality.clean import clean_queue, latest_state
+from capplan_core.quality.clean import clean_queue
+from capplan_core.utc import utc_timestamp
 from capplan_core.whatif.scenario import (
     WhatIfError,
     WhatIfScenario,
@@ -47,11 +49,6 @@ class WhatIfInputs:
     as_of: pd.Timestamp
 
 
-def _utc(t: datetime | pd.Timestamp) -> pd.Timestamp:
-    ts = pd.Timestamp(t)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def what_if_inputs(history_rows: pd.DataFrame, policy: ScalingPolicy, scenario: WhatIfScenario,
                    *, as_of: datetime | pd.Timestamp) -> WhatIfInputs:
     """Clean, read the state, forecast once, and derive both sides' inputs.
@@ -62,7 +59,7 @@ def what_if_inputs(history_rows: pd.DataFrame, policy: ScalingPolicy, scenario: 
     if scenario.policy != policy.name:
         raise WhatIfError(f"policy: scenario is for {scenario.policy!r}, got policy "
                           f"{policy.name!r}")
-    now = _utc(as_of)
+    now = utc_timestamp(as_of)
     base_pol = horizon_policy(policy, scenario)
     interval_s = policy.forecast.interval_minutes * 60.0
     clean = clean_queue(history_rows, queue=policy.queue, interval_s=interval_s,
@@ -70,11 +67,7 @@ def what_if_inputs(history_rows: pd.DataFrame, policy: ScalingPolicy, scenario: 
     if clean.empty:
         raise WhatIfError(f"queue {policy.queue!r} has no usable metrics before "
                           f"{now.isoformat()}")
-    st = latest_state(clean)
-    state = QueueState(current_workers=int(round(st["current_workers"])),
-                       current_backlog=float(st["current_backlog"]),
-                       mean_service_s=float(st["mean_service_s"]),
-                       service_scv=float(st["service_scv"]))
+    state = pool_state(clean)
     fc = forecast_queue(clean.series["arrival_rate"], base_pol.forecast, queue=policy.queue,
                         exclude=clean.series["outlier"].astype(bool),
                         start=now.floor(pd.Timedelta(seconds=interval_s)))
@@ -149,13 +142,13 @@ def run_what_if(history_rows: pd.DataFrame, policy: ScalingPolicy, scenario: Wha
     Raises:
         WhatIfError: scenario/policy mismatch or no usable metrics (named).
     """
-    from capplan_core.planning.decide import decide
+    from capplan_core.planning.decide import plan_and_prove
 
     inp = what_if_inputs(history_rows, policy, scenario, as_of=as_of)
     now = inp.as_of.to_pydatetime()
     sides = []
     for side in (inp.baseline, inp.scenario):
-        d = decide(side.policy, side.forecast, side.state, now=now)
+        d = plan_and_prove(side.policy, side.forecast, side.state, now=now)
         sides.append(_summary(side, d))
     notes = list(inp.scenario.forecast.notes[-1:])
     if scenario.workers is not None:

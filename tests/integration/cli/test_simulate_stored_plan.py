@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from capplan_app.bootstrap import plan_store
 from capplan_cli.main import app
+from capplan_core.planning.stored_plan import ForecastPoint, PlanDraft, StepDraft
 from capplan_core.policy import parse_policies
-from capplan_core.store.repo import PlanRecord, StepRecord
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -21,16 +21,16 @@ def _store_plan(workers_after: int) -> int:
         "name": "q", "queue": "q", "target": {"name": "w"}, "slo": {"wait_p95_seconds": 5},
         "scaling": {"startup_seconds": 0}}]})[0]
     store.upsert_policies([policy])
-    pid = store.create_plan(PlanRecord(
+    pid = store.create_plan(PlanDraft(
         policy_name="q", queue="q", mode="manual", current_workers=2,
         target_workers=workers_after, confidence=None, slo_achievable=None, as_of=T0,
-        steps=[StepRecord(T0, 2, workers_after, "test")],
+        steps=[StepDraft(T0, 2, workers_after, "test")],
         details={"policy": "q", "state": {"mean_service_s": 1.0, "service_scv": 1.0,
                                           "current_backlog": 0}}))
     store.save_forecast(pid, [
-        {"queue_name": "q", "forecast_time": T0 + timedelta(minutes=15 * i),
-         "predicted_rate": 4.0, "confidence_lower": 3.8, "confidence_upper": 4.2,
-         "model": "test"} for i in range(4)])
+        ForecastPoint(queue_name="q", forecast_time=T0 + timedelta(minutes=15 * i),
+                      predicted_rate=4.0, confidence_lower=3.8, confidence_upper=4.2,
+                      level=0.8, model="test") for i in range(4)])
     return pid
 
 

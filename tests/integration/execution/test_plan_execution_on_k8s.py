@@ -12,9 +12,8 @@ from k8s_double import K8sApiDouble
 
 from capplan_app.bootstrap import plan_store
 from capplan_app.settings import get_settings
+from capplan_core.planning.stored_plan import PlanDraft, PlanStatus, StepDraft, StepStatus
 from capplan_core.policy import parse_policies
-from capplan_core.store.models import PlanStatus, StepStatus
-from capplan_core.store.repo import PlanRecord, StepRecord
 
 pytestmark = [pytest.mark.integration]
 T0 = datetime.now(UTC) - timedelta(minutes=5)
@@ -44,12 +43,12 @@ def _approved_plan(decide: str | None = "approve", cooldown_s: float = 0) -> int
         "slo": {"wait_p95_seconds": 30},
         "scaling": {"max_workers": 50, "max_step": 10, "cooldown_seconds": cooldown_s}}]})[0]
     store.upsert_policies([policy])
-    pid = store.create_plan(PlanRecord(
+    pid = store.create_plan(PlanDraft(
         policy_name="emails", queue="emails", mode="manual", current_workers=10,
         target_workers=18, confidence=0.95, slo_achievable=True, as_of=T0,
-        steps=[StepRecord(T0, 10, 14, "ramp"), StepRecord(T0 + timedelta(minutes=1), 14, 18,
+        steps=[StepDraft(T0, 10, 14, "ramp"), StepDraft(T0 + timedelta(minutes=1), 14, 18,
                                                           "peak"),
-               StepRecord(T0 + timedelta(minutes=2), 18, 12, "after peak")],
+               StepDraft(T0 + timedelta(minutes=2), 18, 12, "after peak")],
         details={"policy": "emails"}))
     if decide == "approve":
         store.transition(pid, PlanStatus.APPROVED, actor="alice")

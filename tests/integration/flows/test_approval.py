@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from capplan_app.bootstrap import DEMO_POLICIES, plan_store
 from capplan_cli.approvals import wait_for_paused_plan
 from capplan_cli.main import app
-from capplan_core.store.models import PlanStatus, StepStatus
+from capplan_core.planning.stored_plan import PlanStatus, StepStatus
 from tests.integration.flows.helpers import FlowThread, plan_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

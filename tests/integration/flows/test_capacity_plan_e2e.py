@@ -6,7 +6,7 @@ import pytest
 
 from capplan_app.bootstrap import plan_store
 from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
-from capplan_core.store.models import PlanStatus, StepStatus
+from capplan_core.planning.stored_plan import PlanStatus, StepStatus
 from tests.integration.flows.helpers import FlowThread, state_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

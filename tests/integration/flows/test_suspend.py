@@ -11,8 +11,8 @@ import yaml
 
 from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES, plan_store
 from capplan_cli.approvals import resume_with_decision
+from capplan_core.planning.stored_plan import PlanStatus
 from capplan_core.policy import parse_policies
-from capplan_core.store.models import PlanStatus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,13 +35,14 @@ def test_suspended_approval_releases_the_run_and_resumes_to_execute(
     from prefect.deployments import run_deployment
     from prefect.runner import Runner
 
+    from capplan_core.utc import utc_datetime
     from flows.plan_queue import plan_queue
-    from tasks.stages import as_utc, file_data_end
+    from tasks.stages import file_data_end
 
     policy = _policy(tmp_path)
     runner = Runner(name="test-suspend", query_seconds=1, pause_on_shutdown=False)
     runner.add_flow(plan_queue, name="plan-queue")
-    as_of = as_utc(file_data_end(str(DEMO_METRICS)))
+    as_of = utc_datetime(file_data_end(str(DEMO_METRICS)))
     run = run_deployment("plan-queue/plan-queue", timeout=0, parameters={
         "policy": policy.model_dump(mode="json"), "metrics_path": str(DEMO_METRICS),
         "as_of": as_of.isoformat(), "approval": "policy", "approval_poll_s": 1})

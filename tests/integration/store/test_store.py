@@ -6,16 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from capplan_core.planning.stored_plan import (
+    ForecastPoint,
+    PlanDraft,
+    PlanStatus,
+    SimulationDraft,
+    StepDraft,
+    StepStatus,
+)
 from capplan_core.policy import parse_policies
 from capplan_core.store.db import open_store
-from capplan_core.store.models import PlanStatus, StepStatus
-from capplan_core.store.repo import (
-    DecisionConflict,
-    PlanRecord,
-    SimulationRecord,
-    StepRecord,
-    StoreError,
-)
+from capplan_core.store.errors import DecisionConflict, StoreError
 
 pytestmark = pytest.mark.integration
 
@@ -27,18 +28,18 @@ POLICY = parse_policies({"policies": [{
 }]})[0]
 
 
-def _plan(**kw) -> PlanRecord:
+def _plan(**kw) -> PlanDraft:
     base = dict(
         policy_name="emails", queue="emails", mode="manual", current_workers=10,
         target_workers=14, confidence=0.93, slo_achievable=True, as_of=T0,
         expires_at=T0 + timedelta(hours=1),
-        steps=[StepRecord(T0, 10, 14, "morning ramp", 0.93, {"raw_workers": 13}),
-               StepRecord(T0 + timedelta(minutes=30), 14, 12, "after peak", 0.93)],
-        simulation=SimulationRecord(0.93, 120.0, 12.5, (0.55, 0.81), 200, "fast"),
+        steps=[StepDraft(T0, 10, 14, "morning ramp", 0.93, {"raw_workers": 13}),
+               StepDraft(T0 + timedelta(minutes=30), 14, 12, "after peak", 0.93)],
+        simulation=SimulationDraft(0.93, 120.0, 12.5, (0.55, 0.81), 200, "fast"),
         details={"policy": "emails"},
     )
     base.update(kw)
-    return PlanRecord(**base)
+    return PlanDraft(**base)
 
 
 @pytest.fixture
@@ -58,8 +59,8 @@ def test_plan_round_trips_with_steps_and_simulation(store):
         (10, 14, "morning ramp"), (14, 12, "after peak")]
     assert plan.steps[0].execute_at == T0 and plan.steps[0].execute_at.tzinfo is not None
     assert plan.steps[0].explanation == {"raw_workers": 13}
-    assert plan.simulation.p95_latency == 12.5
-    assert plan.simulation.utilization_range == {"min": 0.55, "max": 0.81}
+    assert plan.simulation.p95_wait_s == 12.5
+    assert plan.simulation.utilization_range == (0.55, 0.81)
 
 
 def test_policy_upsert_is_by_name_and_round_trips(store):
@@ -130,9 +131,9 @@ def test_naive_timestamps_are_refused(store):
 def test_forecast_points_are_stored_per_plan(store):
     pid = store.create_plan(_plan())
     n = store.save_forecast(pid, [
-        {"queue_name": "emails", "forecast_time": T0 + timedelta(minutes=15 * i),
-         "predicted_rate": 2.0, "confidence_lower": 1.5, "confidence_upper": 2.5,
-         "model": "ewma"} for i in range(4)])
+        ForecastPoint(queue_name="emails", forecast_time=T0 + timedelta(minutes=15 * i),
+                      predicted_rate=2.0, confidence_lower=1.5, confidence_upper=2.5,
+                      level=0.8, model="ewma") for i in range(4)])
     assert n == 4
     pts = store.forecast_points(pid)
     assert [p.forecast_time for p in pts] == [T0 + timedelta(minutes=15 * i) for i in range(4)]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capplan_cli.simulate import run_stationary
 from capplan_core.queueing import mean_wait_s, wait_probability, wait_quantile_s
+from capplan_core.simulation.stationary import run_stationary
 
 WIDEN = 3.2905 / 1.959964
 

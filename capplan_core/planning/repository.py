@@ -1,0 +1,87 @@
+"""The plan repository port: what the core needs from a plan store.
+
+Implemented by :class:`capplan_core.store.repo.PlanStore` (SQLAlchemy, PostgreSQL or SQLite)
+and by :class:`capplan_core.store.memory.InMemoryPlanStore` (unit tests). Every method returns
+frozen domain objects from :mod:`capplan_core.planning.stored_plan`, never database rows.
+Errors: :class:`~capplan_core.store.errors.StoreError` for unknown ids,
+:class:`~capplan_core.store.errors.DecisionConflict` for a transition the state machine refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol
+
+from capplan_core.planning.stored_plan import (
+    AuditEntry,
+    ForecastPoint,
+    PlanDraft,
+    PlanStatus,
+    StepStatus,
+    StoredPlan,
+)
+from capplan_core.policy import ScalingPolicy
+
+
+class PlanRepository(Protocol):
+    # -- policies
+    def upsert_policies(self, policies: Iterable[ScalingPolicy]) -> dict[str, int]:
+        """Insert or update policies by name; returns name -> id."""
+        ...
+
+    def get_policy(self, name: str) -> ScalingPolicy: ...
+
+    # -- plans
+    def create_plan(self, draft: PlanDraft) -> int:
+        """Store a plan with its steps and simulation; returns its id (status proposed, or
+        skipped when the draft has a ``skipped_reason``)."""
+        ...
+
+    def get_plan(self, plan_id: int) -> StoredPlan: ...
+
+    def list_plans(self, *, queue: str | None = None, status: str | None = None,
+                   limit: int = 50) -> list[StoredPlan]:
+        """Newest first."""
+        ...
+
+    def set_flow_run(self, plan_id: int, flow_run_id: str,
+                     approval_deadline: datetime | None = None) -> None: ...
+
+    def transition(self, plan_id: int, to: PlanStatus, *, actor: str,
+                   comment: str | None = None,
+                   details: dict[str, Any] | None = None) -> StoredPlan:
+        """Move a plan along :data:`~capplan_core.planning.stored_plan.PLAN_TRANSITIONS`,
+        audited in the same write; an approval supersedes the queue's older live plans."""
+        ...
+
+    def plan_for_flow_run(self, flow_run_id: str) -> StoredPlan | None: ...
+
+    def expire_undecided(self, now: datetime, *, actor: str = "capplan") -> list[int]: ...
+
+    def current_plan(self, queue: str) -> StoredPlan | None:
+        """The live (approved or applied) plan of a queue, if any."""
+        ...
+
+    # -- steps and audit
+    def mark_step(self, step_id: int, status: StepStatus, *, actor: str,
+                  details: dict[str, Any]) -> bool:
+        """Record a step's outcome once; False if it was already final."""
+        ...
+
+    def last_scale_at(self, queue: str, *, plan_id: int | None = None) -> datetime | None: ...
+
+    def approval_limits(self, plan_id: int) -> dict[str, Any]: ...
+
+    def audit(self, action: str, *, actor: str, plan_id: int | None = None,
+              queue: str | None = None, details: dict[str, Any] | None = None) -> None: ...
+
+    def audit_events(self, *, plan_id: int | None = None,
+                     action: str | None = None) -> list[AuditEntry]: ...
+
+    # -- forecasts and data quality
+    def save_forecast(self, plan_id: int | None, points: Iterable[ForecastPoint]) -> int: ...
+
+    def forecast_points(self, plan_id: int) -> list[ForecastPoint]: ...
+
+    def save_quality_report(self, queue: str, passed: bool, report: dict[str, Any]) -> int: ...

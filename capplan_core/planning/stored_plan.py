@@ -1,0 +1,181 @@
+"""Plans as the repository stores and returns them: frozen domain objects, never rows.
+
+Drafts (:class:`PlanDraft`, :class:`StepDraft`, :class:`SimulationDraft`) go in;
+:class:`StoredPlan` (with its :class:`StoredStep` s and :class:`StoredSimulation`),
+:class:`AuditEntry` and :class:`ForecastPoint` come out. The plan's state machine is
+:data:`PLAN_TRANSITIONS`; every store applies it through :func:`check_transition`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from capplan_core.store.errors import DecisionConflict
+
+
+class PlanStatus(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    APPLIED = "applied"
+    SUPERSEDED = "superseded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    APPLIED = "applied"
+    NOOP = "noop"
+    REFUSED = "refused"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# Which statuses a plan may move to from each status.
+PLAN_TRANSITIONS: dict[str, frozenset[str]] = {
+    PlanStatus.PROPOSED: frozenset({
+        PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED,
+        PlanStatus.FAILED,
+    }),
+    PlanStatus.APPROVED: frozenset({PlanStatus.APPLIED, PlanStatus.SUPERSEDED, PlanStatus.FAILED}),
+    PlanStatus.APPLIED: frozenset({PlanStatus.SUPERSEDED}),
+}
+# Statuses that are a person's (or the policy's) decision on a plan, made once.
+DECISIONS = frozenset({PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED})
+# Statuses that cancel a plan's pending steps.
+CANCELS_STEPS = frozenset({PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED})
+LIVE = (PlanStatus.APPROVED, PlanStatus.APPLIED)
+
+
+def check_transition(plan_id: int, status: str, decided_by: str | None, to: PlanStatus) -> None:
+    """Raise :class:`DecisionConflict` unless a plan in ``status`` may move to ``to``."""
+    if to not in PLAN_TRANSITIONS.get(status, frozenset()):
+        who = f" by {decided_by}" if decided_by else ""
+        raise DecisionConflict(
+            f"plan {plan_id} is already {status}{who}; cannot mark it {to.value}"
+        )
+
+
+@dataclass(frozen=True)
+class StepDraft:
+    execute_at: datetime
+    from_workers: int
+    to_workers: int
+    reason: str
+    confidence: float | None = None
+    explanation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SimulationDraft:
+    slo_achievement_rate: float
+    max_backlog: float
+    p95_wait_s: float
+    utilization_range: tuple[float, float]
+    replications: int
+    engine: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanDraft:
+    """A new plan, its steps and its simulation, as :meth:`PlanRepository.create_plan` takes."""
+
+    policy_name: str
+    queue: str
+    mode: str
+    current_workers: int | None
+    target_workers: int | None
+    confidence: float | None
+    slo_achievable: bool | None
+    as_of: datetime | None
+    expires_at: datetime | None = None
+    steps: Sequence[StepDraft] = ()
+    simulation: SimulationDraft | None = None
+    skipped_reason: str | None = None
+    flow_run_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredStep:
+    id: int
+    plan_id: int
+    seq: int
+    execute_at: datetime
+    from_workers: int
+    to_workers: int
+    reason: str
+    confidence: float | None
+    status: str
+    applied_at: datetime | None
+    explanation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredSimulation:
+    slo_achievement_rate: float
+    max_backlog: float
+    p95_wait_s: float
+    utilization_range: tuple[float, float]
+    replications: int
+    engine: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    id: int
+    queue: str
+    mode: str
+    status: str
+    current_workers: int | None
+    target_workers: int | None
+    confidence: float | None
+    slo_achievable: bool | None
+    created_at: datetime
+    as_of: datetime | None
+    expires_at: datetime | None
+    flow_run_id: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_comment: str | None
+    skipped_reason: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+    steps: tuple[StoredStep, ...] = ()
+    simulation: StoredSimulation | None = None
+
+    @property
+    def policy_name(self) -> str | None:
+        name = self.details.get("policy")
+        return None if name is None else str(name)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    plan_id: int | None
+    queue: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ForecastPoint:
+    """One stored forecast window: mean rate and the band at ``level`` (jobs/s)."""
+
+    queue_name: str
+    forecast_time: datetime
+    predicted_rate: float
+    confidence_lower: float
+    confidence_upper: float
+    level: float
+    model: str

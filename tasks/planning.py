@@ -1,0 +1,46 @@
+"""plan → simulate → decide, each its own Prefect task (thin wrappers over
+:mod:`capplan_core.planning.decide`), so each attempt shows, and retries, on its own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from capplan_core.forecast import ForecastResult
+from capplan_core.planning.decide import Attempt, Judgement, propose, simulate_proposal
+from capplan_core.planning.decide import decide as decide_attempt
+from capplan_core.planning.planner import PlanProposal
+from capplan_core.planning.pool_state import QueueState, pool_state
+from capplan_core.policy import ScalingPolicy
+from capplan_core.quality import Assessment
+from capplan_core.simulation import SimulationSummary
+from tasks.common import capplan_task
+from tasks.simulate import fanout_simulate
+
+
+@capplan_task(name="pool-state", task_run_name="pool-state-{policy.name}")
+def read_pool_state(assessment: Assessment, policy: ScalingPolicy) -> QueueState:
+    """Workers, backlog and service time now, from the newest cleaned intervals."""
+    return pool_state(assessment.clean)
+
+
+@capplan_task(name="plan", task_run_name="plan-{policy.name}-attempt-{attempt.number}")
+def plan(policy: ScalingPolicy, forecast: ForecastResult, state: QueueState, attempt: Attempt,
+         now: datetime, assessment: Assessment) -> PlanProposal:
+    """Size each window for the SLO (plus the attempt's extra workers) and schedule steps."""
+    return propose(policy, forecast, state, attempt, now=now,
+                   data_quality_warning=bool(assessment.quality.warnings))
+
+
+@capplan_task(name="simulate", task_run_name="simulate-{policy.name}-attempt-{attempt.number}")
+def simulate(policy: ScalingPolicy, forecast: ForecastResult, state: QueueState,
+             proposal: PlanProposal, attempt: Attempt) -> SimulationSummary:
+    """Monte Carlo of the proposal, replications fanned out over the task runner."""
+    return simulate_proposal(policy, forecast, state, proposal, attempt,
+                             simulate_fn=fanout_simulate)
+
+
+@capplan_task(name="decide", task_run_name="decide-{policy.name}-attempt-{attempt.number}")
+def decide(policy: ScalingPolicy, attempt: Attempt, proposal: PlanProposal,
+           simulation: SimulationSummary) -> Judgement:
+    """Keep the plan, or add workers where the simulation failed and try again."""
+    return decide_attempt(policy, attempt, proposal, simulation)
