@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,24 @@ def _ui_hint() -> str:
             "http://127.0.0.1:4200/runs")
 
 
+def start_worker(target: Callable[[], None]) -> threading.Thread:
+    """Start ``target`` in a daemon thread, after importing what both threads use.
+
+    The flow (and Prefect with it) and the Prefect client the waiting side uses are imported
+    here, in the calling thread, first: two threads importing Prefect's modules for the first
+    time at once deadlock on Python's per-module import locks, and Prefect reports it as
+    "Failed to initialize plugins: deadlock detected by _ModuleLock(...)".
+    """
+    import prefect.client.orchestration  # noqa: F401 - see docstring
+    import prefect.flow_runs  # noqa: F401
+
+    import flows.capacity_plan  # noqa: F401
+
+    worker = threading.Thread(target=target, name="capacity-plan", daemon=True)
+    worker.start()
+    return worker
+
+
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(as_json: bool = typer.Option(False, "--json")) -> None:
@@ -47,8 +66,7 @@ def register(app: typer.Typer) -> None:
 
         console.print("[bold]capplan demo[/]: collect → clean → forecast → plan → simulate → "
                       "approve → execute, on data/demo (dry-run scaler, embedded store)")
-        worker = threading.Thread(target=run, name="capacity-plan", daemon=True)
-        worker.start()
+        worker = start_worker(run)
         store = plan_store()
         for policy in manual:
             plan = wait_for_paused_plan(store, policy.queue, since=started, timeout_s=900,
