@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from capplan_cli.output import fail
 from capplan_core.metrics.file_source import read_metrics_file_cached
@@ -41,7 +41,7 @@ def public(result: dict[str, Any]) -> dict[str, Any]:
 
 def run_capacity_plan(
     metrics: Path, policy: Path, *, names: list[str] | None, as_of: datetime | None,
-    approval: str, approval_poll_s: int = 10,
+    approval: Literal["policy", "none"], approval_poll_s: int = 10,
 ) -> list[dict[str, Any]]:
     from flows.capacity_plan import capacity_plan
 

@@ -22,12 +22,15 @@ CAPACITY_PLAN_DEPLOYMENT = "capacity-plan/capacity-plan"
 
 
 def _request_replan(policy_name: str) -> str | None:
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
     try:
-        run = run_deployment(CAPACITY_PLAN_DEPLOYMENT, parameters={"policies": [policy_name]},
-                             timeout=0, flow_run_name=f"re-plan {policy_name} after drift")
+        # called from sync code, so a FlowRun (not the coroutine of the async overload)
+        run: FlowRun = run_deployment(  # type: ignore[assignment]
+            CAPACITY_PLAN_DEPLOYMENT, parameters={"policies": [policy_name]}, timeout=0,
+            flow_run_name=f"re-plan {policy_name} after drift")
     except ObjectNotFound:
         return None
     return str(run.id)

@@ -23,14 +23,15 @@ READY_TIMEOUT_S = 300.0
 
 def schedule_apply_step(plan_id: int, step_id: int, at: datetime) -> str | None:
     """A scheduled run of the apply-step deployment; None when it is not deployed here."""
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
     try:
-        run = run_deployment(APPLY_STEP_DEPLOYMENT,
-                             parameters={"plan_id": plan_id, "step_id": step_id},
-                             scheduled_time=at, timeout=0,
-                             flow_run_name=f"apply-plan-{plan_id}-step-{step_id}")
+        # called from sync code, so a FlowRun (not the coroutine of the async overload)
+        run: FlowRun = run_deployment(  # type: ignore[assignment]
+            APPLY_STEP_DEPLOYMENT, parameters={"plan_id": plan_id, "step_id": step_id},
+            scheduled_time=at, timeout=0, flow_run_name=f"apply-plan-{plan_id}-step-{step_id}")
     except ObjectNotFound:
         return None
     return str(run.id)

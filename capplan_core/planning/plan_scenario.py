@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Literal
 
 import numpy as np
 
@@ -20,7 +21,7 @@ EXPONENTIAL_SCV_TOLERANCE = 0.05  # service SCV this close to 1 is simulated as 
 MAX_DEMAND_PATHS = 200  # demand paths drawn per simulation (replications reuse them)
 
 
-def service_kind(service_scv: float) -> str:
+def service_kind(service_scv: float) -> Literal["exponential", "lognormal"]:
     """``exponential`` when the SCV is ~1, else ``lognormal`` with that SCV."""
     return "exponential" if abs(service_scv - 1.0) < EXPONENTIAL_SCV_TOLERANCE else "lognormal"
 
