@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capplan_core.planning.stored_plan import (
     CANCELS_STEPS,
@@ -26,6 +26,9 @@ from capplan_core.planning.stored_plan import (
     check_transition,
 )
 from capplan_core.policy import ScalingPolicy
+
+if TYPE_CHECKING:
+    from capplan_core.planning.repository import PlanRepository
 from capplan_core.store.errors import DecisionConflict, StoreError
 
 
@@ -204,3 +207,7 @@ def _cancel_pending(plan: StoredPlan) -> StoredPlan:
     return replace(plan, steps=tuple(
         replace(s, status=StepStatus.CANCELLED) if s.status == StepStatus.PENDING else s
         for s in plan.steps))
+
+
+if TYPE_CHECKING:  # mypy checks the fake against the port
+    _port: type[PlanRepository] = InMemoryPlanStore

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -25,6 +25,9 @@ from capplan_core.planning.stored_plan import (
     check_transition,
 )
 from capplan_core.policy import ScalingPolicy
+
+if TYPE_CHECKING:
+    from capplan_core.planning.repository import PlanRepository
 from capplan_core.store.errors import DecisionConflict, StoreError
 from capplan_core.store.execution_repo import ExecutionRepository
 from capplan_core.store.metrics_repo import MetricsRepository
@@ -235,3 +238,7 @@ class PlanStore(MetricsRepository, ExecutionRepository):
                 .order_by(CapacityPlanRow.id.desc()).limit(1)
             )
             return None if row is None else plan_from_row(row)
+
+
+if TYPE_CHECKING:  # mypy checks the adapter against the port
+    _port: type[PlanRepository] = PlanStore
