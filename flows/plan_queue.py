@@ -81,5 +81,5 @@ async def approve_and_execute(
                                          poll_interval_s=approval_poll_s)
         approved = record_approval(policy, plan_id, answer, summary)
     if approved.approved:
-        execute_plan(plan_id, apply_hours=approved.apply_hours)
+        execute_plan(policy.name, plan_id, apply_hours=approved.apply_hours)
     return read_plan(plan_id)

@@ -52,8 +52,8 @@ def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan") -> StepRe
                       wait_ready_s=0.0 if dry else READY_TIMEOUT_S, cooldown_scope_plan=dry)
 
 
-@capplan_io_task(name="execute", task_run_name="execute-plan-{plan_id}", retries=0)
-def execute_plan(plan_id: int, apply_hours: float | None = None,
+@capplan_io_task(name="execute", task_run_name="execute-{policy_name}-plan-{plan_id}", retries=0)
+def execute_plan(policy_name: str, plan_id: int, apply_hours: float | None = None,
                  actor: str = "capplan") -> dict[str, Any]:
     """First step now; each later step becomes a scheduled apply-step run at its time."""
     logger = get_run_logger()

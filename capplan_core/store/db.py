@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,9 +38,15 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+# Alembic keeps its migration context in module globals: two threads migrating at once (a flow
+# run's thread and the CLI waiting on it, both opening the store first) break each other.
+_migrate_lock = threading.Lock()
+
+
 def migrate(url: str) -> None:
-    """Bring the schema at ``url`` to the newest migration."""
-    command.upgrade(alembic_config(url), "head")
+    """Bring the schema at ``url`` to the newest migration (one thread at a time)."""
+    with _migrate_lock:
+        command.upgrade(alembic_config(url), "head")
 
 
 @lru_cache(maxsize=8)

@@ -35,7 +35,7 @@ def cluster(k8s: K8sApiDouble, capplan_env, tmp_path, monkeypatch) -> K8sApiDoub
     return k8s
 
 
-def _approved_plan(decide: str | None = "approve", cooldown_s: float = 0) -> int:
+def _approved_plan(decision: str | None = "approve", cooldown_s: float = 0) -> int:
     store = plan_store()
     policy = parse_policies({"policies": [{
         "name": "emails", "queue": "emails", "mode": "manual",
@@ -50,11 +50,11 @@ def _approved_plan(decide: str | None = "approve", cooldown_s: float = 0) -> int
                                                           "peak"),
                StepDraft(T0 + timedelta(minutes=2), 18, 12, "after peak")],
         details={"policy": "emails"}))
-    if decide == "approve":
+    if decision == "approve":
         store.transition(pid, PlanStatus.APPROVED, actor="alice")
-    elif decide == "reject":
+    elif decision == "reject":
         store.transition(pid, PlanStatus.REJECTED, actor="bob")
-    elif decide == "expire":
+    elif decision == "expire":
         store.transition(pid, PlanStatus.EXPIRED, actor="capplan")
     return pid
 
@@ -66,7 +66,7 @@ def test_approve_patches_first_step_then_apply_step_runs_apply_the_rest(
     from tasks.execute import execute_plan
 
     pid = _approved_plan()
-    report = execute_plan(pid)
+    report = execute_plan("emails", pid)
     assert cluster.replicas("workers", "email-worker") == 14
     assert [s["step_id"] for s in report["scheduled"]] != []
     store = plan_store()
@@ -105,7 +105,7 @@ def test_drift_is_refused_audited_and_asks_for_a_replan(prefect_server, cluster)
     from tasks.execute import execute_plan
 
     pid = _approved_plan()
-    execute_plan(pid)
+    execute_plan("emails", pid)
     cluster.scale_externally("workers", "email-worker", 25)  # someone else scaled it
     writes = len(cluster.writes())
     step2 = plan_store().get_plan(pid).steps[1]
@@ -122,7 +122,7 @@ def test_cooldown_defers_a_step_instead_of_refusing_it(prefect_server, cluster):
     from tasks.execute import execute_plan
 
     pid = _approved_plan(cooldown_s=600)
-    execute_plan(pid)
+    execute_plan("emails", pid)
     step2 = plan_store().get_plan(pid).steps[1]
     out = apply_step_flow(plan_id=pid, step_id=step2.id)
     assert out["outcome"] == "deferred"
@@ -137,7 +137,7 @@ def test_forbidden_or_unreachable_changes_nothing_and_fails_clearly(
     from tasks.execute import execute_plan
 
     pid = _approved_plan()
-    execute_plan(pid)
+    execute_plan("emails", pid)
     step2 = plan_store().get_plan(pid).steps[1]
     if fault == "forbidden":
         cluster.forbidden_namespaces.add("workers")
@@ -170,7 +170,7 @@ def test_later_steps_become_scheduled_apply_step_runs_at_their_times(prefect_ser
                                .order_by(ScalingStepRow.seq)):
             if i:
                 st.execute_at = future + timedelta(minutes=i)
-    report = execute_plan(pid)
+    report = execute_plan("emails", pid)
     assert cluster.replicas("workers", "email-worker") == 14
     assert len(report["scheduled"]) == 2 and all(s["flow_run_id"] for s in report["scheduled"])
     steps = store.get_plan(pid).steps
