@@ -23,6 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).parent
 VENV_BIN = Path(sys.executable).parent
 GROUP = "rqw"
+#: a group of two processes, the second of which cannot start
+BROKEN_GROUP = "mixed"
 
 
 class HarnessError(RuntimeError):
@@ -170,4 +172,22 @@ stopasgroup=true
 killasgroup=true
 redirect_stderr=true
 stdout_logfile={tmp}/%(program_name)s_%(process_num)02d.log
+
+# A group whose second process cannot start (no such command): for the roll-back test.
+[group:{BROKEN_GROUP}]
+programs=mxa,mxb
+
+[program:mxa]
+command={sys.executable} -c "import time; time.sleep(600)" {tid}
+process_name=mxa_00
+autostart=false
+startsecs=0
+stopsignal=TERM
+stopwaitsecs=5
+
+[program:mxb]
+command={tmp}/no-such-command {tid}
+process_name=mxb_01
+autostart=false
+startsecs=0
 """

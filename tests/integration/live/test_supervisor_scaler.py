@@ -16,7 +16,7 @@ from rq import Queue, Worker
 from capplan_core.execution import Scaler, ScalerError
 from capplan_core.execution.supervisor import SupervisorScaler
 from capplan_core.policy import TargetSpec
-from tests.integration.live.harness import Supervisord, free_port
+from tests.integration.live.harness import BROKEN_GROUP, Supervisord, free_port
 from tests.integration.live.loadgen import LoadGenerator, RateStep
 
 pytestmark = pytest.mark.integration
@@ -93,6 +93,22 @@ def test_more_than_numprocs_is_refused_and_nothing_changes(supervisord: Supervis
     assert "7" in str(err) and "numprocs=6" in str(err)
     assert supervisord.running() == ["rqw_00", "rqw_01"]
     assert set(supervisord.states().values()) == {"RUNNING", "STOPPED"}
+
+
+def test_a_failure_part_way_moves_back_what_it_started(supervisord: Supervisord) -> None:
+    scaler, t = scaler_for(supervisord), target(BROKEN_GROUP)
+    assert scaler.get_replicas(t) == 0
+    with pytest.raises(ScalerError) as info:
+        scaler.set_replicas(t, 2)  # starts mxa_00, then mxb_01 has no command
+    err = info.value
+    assert err.kind == "invalid" and not err.transient
+    assert "mxb_01" in str(err) and "nothing was left changed" in str(err)
+    infos = supervisord.rpc().supervisor.getAllProcessInfo()
+    states = {i["name"]: i["statename"] for i in infos if i["group"] == BROKEN_GROUP}
+    assert states["mxb_01"] == "STOPPED"
+    assert states["mxa_00"] in ("STOPPING", "STOPPED")
+    wait_until(lambda: scaler.get_replicas(t) == 0 and scaler.wait_ready(t, 0, 0).ready, 10,
+               "mxa_00 to be stopped again")
 
 
 def test_unknown_group_is_refused_naming_it(supervisord: Supervisord) -> None:
