@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -15,4 +15,6 @@ def utc_timestamp(t: datetime | pd.Timestamp | str) -> pd.Timestamp:
 
 def utc_datetime(t: datetime | pd.Timestamp | str) -> datetime:
     """``t`` as a timezone-aware UTC ``datetime`` (naive input is taken as UTC)."""
+    if isinstance(t, datetime) and not isinstance(t, pd.Timestamp):
+        return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
     return utc_timestamp(t).to_pydatetime()

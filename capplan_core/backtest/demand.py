@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from capplan_core.quality.clean import clean_queue
+from capplan_core.utc import utc_timestamp
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,6 @@ class DemandTrace:
         return self.starts[-1] + pd.Timedelta(seconds=self.window_s)
 
 
-def _utc(t: pd.Timestamp | str) -> pd.Timestamp:
-    ts = pd.Timestamp(t)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def demand_trace(
     rows: pd.DataFrame, *, queue: str, start: pd.Timestamp, end: pd.Timestamp,
     window_s: float,
@@ -56,7 +52,7 @@ def demand_trace(
     Raises:
         ValueError: no usable arrival-rate data in the period (message names it).
     """
-    start, end = _utc(start), _utc(end)
+    start, end = utc_timestamp(start), utc_timestamp(end)
     freq = pd.Timedelta(seconds=window_s)
     clean = clean_queue(rows, queue=queue, interval_s=window_s, now=end.to_pydatetime())
     s = clean.series

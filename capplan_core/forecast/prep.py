@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from capplan_core.policy import CalendarEvent
+from capplan_core.utc import utc_timestamp
 
 DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
@@ -100,10 +101,7 @@ def event_multipliers(
         return mult
     mid = index + pd.Timedelta(seconds=interval_s / 2)
     for ev in events:
-        start = pd.Timestamp(ev.start)
-        end = pd.Timestamp(ev.end)
-        start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
-        end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+        start, end = utc_timestamp(ev.start), utc_timestamp(ev.end)
         inside = np.asarray((mid >= start) & (mid < end))
         mult[inside] *= ev.multiplier
     return mult

@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
+
+from capplan_core.utc import utc_datetime
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,8 @@ _SNAPSHOT_FIELDS = fields(QueueSnapshot)
 
 
 def ensure_utc(ts: datetime) -> datetime:
-    """A tz-aware UTC datetime (naive input is taken as UTC)."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    """A tz-aware UTC datetime (naive input is UTC); see :func:`capplan_core.utc.utc_datetime`."""
+    return utc_datetime(ts)
 
 
 def failed_snapshot(queue: str, now: datetime, source: str, error: str) -> QueueSnapshot:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from capplan_core.forecast import ForecastResult
 from capplan_core.forecast.result import central_bounds
 from capplan_core.policy import ScalingPolicy
+from capplan_core.utc import utc_timestamp
 
 
 class WhatIfError(ValueError):
@@ -49,8 +50,7 @@ class SpikeSpec(_Strict):
 
     def start(self, as_of: pd.Timestamp) -> pd.Timestamp:
         if self.at is not None:
-            t = pd.Timestamp(self.at)
-            return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+            return utc_timestamp(self.at)
         return as_of + pd.Timedelta(minutes=self.offset_minutes or 0.0)
 
 
