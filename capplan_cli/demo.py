@@ -65,7 +65,8 @@ def register(app: typer.Typer) -> None:
                 box["error"] = err
 
         console.print("[bold]capplan demo[/]: collect → clean → forecast → plan → simulate → "
-                      "approve → execute, on data/demo (dry-run scaler, embedded store)")
+                      "decide → approve → execute, on data/demo (dry-run scaler, embedded "
+                      "store)")
         worker = start_worker(run)
         store = plan_store()
         for policy in manual:

@@ -15,7 +15,7 @@ from capplan_core.forecast import ForecastResult, NoHistoryError, forecast_queue
 from capplan_core.metrics.file_source import data_end, read_queue_rows
 from capplan_core.planning.decide import Decision
 from capplan_core.planning.pool_state import QueueState
-from capplan_core.planning.records import forecast_points, plan_record, skipped_record
+from capplan_core.planning.records import forecast_points, plan_draft, skipped_draft
 from capplan_core.policy import ScalingPolicy, load_policies
 from capplan_core.quality import Assessment, assess
 from tasks.common import capplan_io_task, capplan_task
@@ -62,7 +62,7 @@ def store_plan(
     store.upsert_policies([policy])
     store.save_quality_report(policy.queue, assessment.quality.passed,
                               assessment.quality.as_dict())
-    plan_id = store.create_plan(plan_record(policy, decision, forecast, state, as_of=as_of,
+    plan_id = store.create_plan(plan_draft(policy, decision, forecast, state, as_of=as_of,
                                             quality=assessment.quality.as_dict()))
     store.save_forecast(plan_id, forecast_points(policy, forecast))
     return plan_id
@@ -75,7 +75,7 @@ def store_skipped(policy: ScalingPolicy, reason: str, as_of: datetime,
     store.upsert_policies([policy])
     if quality is not None:
         store.save_quality_report(policy.queue, False, quality)
-    return store.create_plan(skipped_record(policy, reason, as_of=as_of, quality=quality))
+    return store.create_plan(skipped_draft(policy, reason, as_of=as_of, quality=quality))
 
 
 @capplan_io_task(name="expire-undecided")

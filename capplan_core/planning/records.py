@@ -40,7 +40,7 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def plan_record(
+def plan_draft(
     policy: ScalingPolicy, decision: Decision, forecast: ForecastResult, state: QueueState,
     *, as_of: datetime, quality: dict[str, Any], flow_run_id: str | None = None,
 ) -> PlanDraft:
@@ -86,7 +86,7 @@ def plan_record(
     )
 
 
-def skipped_record(
+def skipped_draft(
     policy: ScalingPolicy, reason: str, *, as_of: datetime, quality: dict[str, Any] | None = None
 ) -> PlanDraft:
     return PlanDraft(

@@ -1,6 +1,7 @@
 """The plan store: the SQLAlchemy adapter of the ``PlanRepository`` port.
 
 See :class:`capplan_core.planning.repository.PlanRepository`.
+
 Every write is one transaction; a failure leaves the store as it was. Status changes follow the
 core's state machine (:data:`~capplan_core.planning.stored_plan.PLAN_TRANSITIONS`), so a plan
 is decided once (a second decision raises :class:`DecisionConflict`). Rows never leave this

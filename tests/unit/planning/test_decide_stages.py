@@ -20,7 +20,7 @@ from capplan_core.planning.decide import (
 )
 from capplan_core.planning.explain import stored_step_rows
 from capplan_core.planning.pool_state import QueueState
-from capplan_core.planning.records import forecast_points, plan_record, plan_summary
+from capplan_core.planning.records import forecast_points, plan_draft, plan_summary
 from capplan_core.planning.resimulate import resimulate_plan, scenario_from_stored_plan
 from capplan_core.policy import ScalingPolicy
 from capplan_core.store.memory import InMemoryPlanStore
@@ -97,7 +97,7 @@ def test_stored_plan_round_trips_to_the_same_summary_and_resimulates() -> None:
     decision = plan_and_prove(policy, fc, STATE, now=T0)
     store = InMemoryPlanStore()
     store.upsert_policies([policy])
-    pid = store.create_plan(plan_record(policy, decision, fc, STATE, as_of=T0, quality={}))
+    pid = store.create_plan(plan_draft(policy, decision, fc, STATE, as_of=T0, quality={}))
     store.save_forecast(pid, forecast_points(policy, fc))
     plan = store.get_plan(pid)
 
@@ -123,7 +123,7 @@ def test_a_plan_without_stored_forecast_cannot_be_resimulated() -> None:
     policy, fc = _policy(confidence_threshold=0.5), _forecast()
     store = InMemoryPlanStore()
     store.upsert_policies([policy])
-    pid = store.create_plan(plan_record(policy, plan_and_prove(policy, fc, STATE, now=T0), fc,
+    pid = store.create_plan(plan_draft(policy, plan_and_prove(policy, fc, STATE, now=T0), fc,
                                         STATE, as_of=T0, quality={}))
     with pytest.raises(ValueError, match=f"plan {pid} has no stored forecast"):
         resimulate_plan(store, pid, replications=5, seed=0)
