@@ -82,6 +82,10 @@ class SloSpec(_Strict):
     max_backlog: float | None = Field(None, gt=0, description="max expected jobs waiting")
     drain_seconds: float | None = Field(None, gt=0, description="drain current backlog within")
     max_utilization: float | None = Field(None, gt=0, lt=1)
+    target_attainment: float | None = Field(
+        None, gt=0, lt=1, description="share of planning windows that must meet the SLO; when "
+        "set, each window is sized to this quantile of the forecast demand and the safety "
+        "margin is not added on top (no double counting)")
 
 
 class ScalingSpec(_Strict):
@@ -96,6 +100,13 @@ class ScalingSpec(_Strict):
     confidence_threshold: float = Field(0.85, gt=0, le=1)
     scale_down_windows: int = Field(2, ge=1, description="windows demand must stay low")
     scale_down_min_drop: int = Field(1, ge=1, description="min workers a scale-down removes")
+    min_dwell_seconds: float = Field(
+        1800, ge=0, description="no scale-down within this long after the last action, and a "
+        "scale-down only to a level no window due within this long after it exceeds")
+    action_cost_worker_hours: float = Field(
+        0.0, ge=0, description="what one scaling action costs, in worker-hours: a scale-up "
+        "absorbs a later one when holding the extra workers early costs less, and a "
+        "scale-down must save more than two actions (down and back up)")
     max_replans: int = Field(3, ge=0, le=20)
     budget_per_hour: float | None = Field(None, gt=0, description="max worker cost per hour")
     auto_max_change: int = Field(20, ge=0, description="auto-approve only up to this change")
@@ -126,6 +137,9 @@ class ForecastSpec(_Strict):
     interval_minutes: int = Field(15, ge=1, le=24 * 60)
     seasonality: list[Seasonality] = Field(default_factory=_daily_only)
     demand_quantile: float = Field(0.9, gt=0, lt=1, description="size to this demand quantile")
+    nowcast_half_life_hours: float = Field(
+        3.0, ge=0, le=24 * 7, description="when the last hour's demand runs off the forecast, "
+        "correct the forecast's level, fading with this half-life over the horizon (0 = off)")
     events: list[CalendarEvent] = Field(default_factory=list)
 
 

@@ -1,17 +1,19 @@
 """capplan's own strategy in the backtest: forecast + planner at every planning cycle.
 
-At each cycle (every ``cadence_s`` from the replay start) the controller cleans the metric
-rows strictly before that moment, forecasts with the policy's forecast spec and plans with
-``plan_capacity`` from the pool it actually has in the replay (replicas commanded, fluid
-backlog, last action for the cooldown). Until the next cycle it executes that plan's steps
-when they fall due. Rows at or after the planning moment are never passed on — the no
-look-ahead guarantee, tested by poisoning future rows.
+At each cycle (every ``cadence_s`` from the replay start, 30 min by default — the service's
+re-planning cadence) the controller cleans the metric rows strictly before that moment,
+forecasts with the policy's forecast spec and plans with ``plan_capacity`` from the pool it
+actually has in the replay (replicas commanded, fluid backlog, last action for the cooldown
+and dwell). Until the next cycle it executes that plan's steps when they fall due. Rows at or
+after the planning moment are never passed on — the no look-ahead guarantee, tested by
+poisoning future rows.
 
-Cost control: automatic model selection (a rolling-origin backtest over all candidates) runs
+Cost control: automatic model selection (a rolling-origin evaluation of all candidates) runs
 at the first cycle and again every ``reselect_s`` (default a day); cycles in between forecast
-with the chosen model only (still calibrating its intervals on its own backtest errors).
-The Monte Carlo ``decide`` loop is not replayed: it only adds workers where a simulated plan
-fails, so the backtest scores the planner's sizing alone (a slightly leaner capplan).
+with the chosen model only. One :class:`CycleForecaster` serves every forecast-driven strategy
+of a run (predictive and hybrid plan from the same forecast at the same moment). The Monte
+Carlo ``decide`` loop is not replayed: it only adds workers where a simulated plan fails, so
+the backtest scores the planner's sizing alone.
 """
 
 from __future__ import annotations
@@ -24,49 +26,41 @@ import pandas as pd
 
 from capplan_core.backtest.replay import Observation
 from capplan_core.backtest.strategies import clamp_workers
-from capplan_core.forecast import NoHistoryError, forecast_queue
+from capplan_core.forecast import ForecastResult, NoHistoryError, forecast_queue
 from capplan_core.planning.planner import PlanInput, plan_capacity
+from capplan_core.planning.window_sizing import sizing_quantile
 from capplan_core.policy import ScalingPolicy
 from capplan_core.quality.clean import clean_queue, latest_state
 
 DEFAULT_RESELECT_S = 86_400.0
 
 
-@dataclass
-class PlanRecord:
-    """One cycle's plan: when it was made and its steps (execute_at, to_workers)."""
+@dataclass(frozen=True)
+class CycleForecast:
+    """One cycle's forecast and the service statistics seen before it."""
 
     at: pd.Timestamp
-    model: str
-    steps: list[tuple[datetime, int]]
+    forecast: ForecastResult
+    mean_service_s: float
+    service_scv: float
 
 
 @dataclass
-class PredictiveController:
+class CycleForecaster:
+    """Forecasts at planning moments from the rows strictly before them (cached per moment)."""
+
     policy: ScalingPolicy
     rows: pd.DataFrame                    # raw metric rows of the queue (the whole history)
-    start: pd.Timestamp
-    cadence_s: float
-    start_workers: int
     reselect_s: float = DEFAULT_RESELECT_S
-    name: str = "predictive"
-    plans: list[PlanRecord] = field(default_factory=list)
     _chosen: str | None = None
     _chosen_at: pd.Timestamp | None = None
-    _next_cycle: pd.Timestamp | None = None
+    _cache: dict[pd.Timestamp, CycleForecast | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         ts = pd.to_datetime(self.rows["timestamp"], utc=True)
         order = np.argsort(ts.to_numpy(), kind="stable")
         self.rows = self.rows.iloc[order].reset_index(drop=True)
         self._ts = ts.iloc[order].reset_index(drop=True)
-
-    @property
-    def startup_s(self) -> float:
-        return self.policy.scaling.startup_seconds
-
-    def initial_workers(self) -> int:
-        return clamp_workers(self.start_workers, self.policy)
 
     def history_before(self, t: pd.Timestamp) -> pd.DataFrame:
         """Rows strictly before ``t`` — all the planner may see at ``t``."""
@@ -81,9 +75,14 @@ class PredictiveController:
             self.reselect_s
         return "auto" if stale or self._chosen is None else self._chosen
 
-    def plan_at(self, obs: Observation) -> PlanRecord | None:
-        """Forecast and plan with the data before ``obs.t``; None when there is none."""
-        t, pol = obs.t, self.policy
+    def at(self, t: pd.Timestamp) -> CycleForecast | None:
+        """The forecast made at ``t``; None when there is no usable history."""
+        if t not in self._cache:      # strategies replay one after another: keep them all
+            self._cache[t] = self._forecast(t)
+        return self._cache[t]
+
+    def _forecast(self, t: pd.Timestamp) -> CycleForecast | None:
+        pol = self.policy
         interval_s = pol.forecast.interval_minutes * 60.0
         clean = clean_queue(self.history_before(t), queue=pol.queue, interval_s=interval_s,
                             now=t.to_pydatetime(), exclude_before=pol.exclude_before)
@@ -100,27 +99,90 @@ class PredictiveController:
             return None
         if model == "auto":
             self._chosen, self._chosen_at = fc.model, t
-        proposal = plan_capacity(PlanInput(
-            policy=pol, now=t.to_pydatetime(), current_workers=obs.commanded,
-            current_backlog=obs.backlog, mean_service_s=state["mean_service_s"],
-            service_scv=state["service_scv"],
-            window_starts=[s.to_pydatetime() for s in fc.timestamps], window_s=fc.interval_s,
-            demand_per_s=fc.quantile(pol.forecast.demand_quantile),
-            last_scale_at=None if obs.last_action_at is None
-            else obs.last_action_at.to_pydatetime()))
-        return PlanRecord(t, fc.model, [(s.execute_at, int(s.to_workers))
+        return CycleForecast(t, fc, state["mean_service_s"], state["service_scv"])
+
+
+@dataclass
+class PlanRecord:
+    """One cycle's plan: when it was made and its steps (execute_at, to_workers)."""
+
+    at: pd.Timestamp
+    model: str
+    steps: list[tuple[datetime, int]]
+
+
+def plan_from_forecast(policy: ScalingPolicy, cf: CycleForecast, obs: Observation,
+                       demand_quantile: float) -> PlanRecord:
+    """``plan_capacity`` at ``obs`` from the pool the replay has, sized to ``demand_quantile``."""
+    fc = cf.forecast
+    proposal = plan_capacity(PlanInput(
+        policy=policy, now=obs.t.to_pydatetime(), current_workers=obs.commanded,
+        current_backlog=obs.backlog, mean_service_s=cf.mean_service_s,
+        service_scv=cf.service_scv,
+        window_starts=[s.to_pydatetime() for s in fc.timestamps], window_s=fc.interval_s,
+        demand_per_s=fc.quantile(demand_quantile),
+        last_scale_at=None if obs.last_action_at is None
+        else obs.last_action_at.to_pydatetime()))
+    return PlanRecord(obs.t, fc.model, [(s.execute_at, int(s.to_workers))
                                         for s in proposal.steps])
 
+
+@dataclass
+class CycleClock:
+    """Says when a planning cycle is due: at ``start`` and every ``cadence_s`` after it."""
+
+    start: pd.Timestamp
+    cadence_s: float
+    _next: pd.Timestamp | None = None
+
+    def due(self, t: pd.Timestamp) -> bool:
+        if self._next is not None and t < self._next:
+            return False
+        step = pd.Timedelta(seconds=self.cadence_s)
+        self._next = (self._next or self.start) + step
+        while self._next <= t:      # a cadence finer than the tick
+            self._next += step
+        return True
+
+
+def due_level(plan: PlanRecord | None, t: pd.Timestamp) -> int | None:
+    """The replica count the plan's steps have reached at ``t`` (None before its first step)."""
+    if plan is None:
+        return None
+    due = [w for at, w in plan.steps if at <= t.to_pydatetime()]
+    return due[-1] if due else None
+
+
+@dataclass
+class PredictiveController:
+    policy: ScalingPolicy
+    forecaster: CycleForecaster
+    start: pd.Timestamp
+    cadence_s: float
+    start_workers: int
+    name: str = "predictive"
+    plans: list[PlanRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._clock = CycleClock(self.start, self.cadence_s)
+
+    @property
+    def startup_s(self) -> float:
+        return self.policy.scaling.startup_seconds
+
+    def initial_workers(self) -> int:
+        return clamp_workers(self.start_workers, self.policy)
+
+    def plan_at(self, obs: Observation) -> PlanRecord | None:
+        """Forecast and plan with the data before ``obs.t``; None when there is none."""
+        cf = self.forecaster.at(obs.t)
+        if cf is None:
+            return None
+        return plan_from_forecast(self.policy, cf, obs, sizing_quantile(self.policy))
+
     def command(self, obs: Observation) -> int | None:
-        if self._next_cycle is None or obs.t >= self._next_cycle:
-            self._next_cycle = (self._next_cycle or self.start) + pd.Timedelta(
-                seconds=self.cadence_s)
-            while self._next_cycle <= obs.t:      # a cadence finer than the tick
-                self._next_cycle += pd.Timedelta(seconds=self.cadence_s)
+        if self._clock.due(obs.t):
             rec = self.plan_at(obs)
             if rec is not None:
                 self.plans.append(rec)
-        if not self.plans:
-            return None
-        due = [w for at, w in self.plans[-1].steps if at <= obs.t.to_pydatetime()]
-        return due[-1] if due else None
+        return due_level(self.plans[-1] if self.plans else None, obs.t)

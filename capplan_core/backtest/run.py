@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from capplan_core.backtest.demand import DemandTrace, demand_trace
-from capplan_core.backtest.predictive import PlanRecord, PredictiveController
+from capplan_core.backtest.hybrid import HybridController, HybridSpec
+from capplan_core.backtest.predictive import CycleForecaster, PlanRecord, PredictiveController
 from capplan_core.backtest.replay import DEFAULT_TICK_S, Controller, Replay, replay
 from capplan_core.backtest.scoring import StrategyScore, score_replay
 from capplan_core.backtest.strategies import (
@@ -28,7 +29,7 @@ from capplan_core.backtest.strategies import (
 )
 from capplan_core.policy import ScalingPolicy
 
-STRATEGIES = ("predictive", "reactive", "static_peak", "oracle")
+STRATEGIES = ("predictive", "hybrid", "reactive", "static_peak", "oracle")
 DEFAULT_PERIOD_S = 2 * 86_400.0     # the last two days when no start is given
 MIN_HISTORY_S = 86_400.0            # history the first cycle needs before the period
 
@@ -76,6 +77,8 @@ class BacktestResult:
                 "worker_hours": s.worker_hours, "cost": s.cost,
                 "violation_cost": s.violation_cost, "total_cost": s.cost + s.violation_cost,
                 "scaling_actions": s.scaling_actions,
+                "changes_per_window": s.changes_per_window,
+                "actions_per_day": s.actions_per_day,
                 "worker_hours_vs_oracle": (s.worker_hours / oracle_wh) if oracle_wh else None,
             }
         windows = []
@@ -145,8 +148,9 @@ def run_backtest(
     frame_rows_for_queue: pd.DataFrame, policy: ScalingPolicy, *,
     start: Any = None, end: Any = None, cadence_s: float = 1800.0, seed: int = 0,
     reactive: ReactiveSpec | None = None, tick_s: float = DEFAULT_TICK_S,
+    hybrid: HybridSpec | None = None,
 ) -> BacktestResult:
-    """Replay [start, end) of one queue's history for predictive, reactive, static_peak, oracle.
+    """Replay [start, end) of one queue's history for every strategy in ``STRATEGIES``.
 
     ``frame_rows_for_queue`` holds the metric rows of ``policy.queue`` (metrics-file columns).
     Default period: the last two days of the data. One planning cycle before ``start`` is
@@ -174,10 +178,13 @@ def run_backtest(
         raise BacktestError(str(err)) from None
     oracle = oracle_workers(trace, policy)
     peak = int(oracle[warm_n:].max())
-    predictive = PredictiveController(policy, frame_rows_for_queue, trace.starts[0],
-                                      cadence_s, trace.initial_workers)
+    forecaster = CycleForecaster(policy, frame_rows_for_queue)
+    predictive = PredictiveController(policy, forecaster, trace.starts[0], cadence_s,
+                                      trace.initial_workers)
     controllers: list[Controller] = [
         predictive,
+        HybridController(policy, forecaster, trace.starts[0], cadence_s, trace.initial_workers,
+                         hybrid or HybridSpec(reactive=reactive or ReactiveSpec())),
         ReactiveController(policy, reactive or ReactiveSpec(), trace.initial_workers),
         ScheduleController("static_peak", np.full(len(trace), peak), window_s, trace.starts[0]),
         ScheduleController("oracle", oracle, window_s, trace.starts[0]),

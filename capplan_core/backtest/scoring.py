@@ -162,6 +162,17 @@ class StrategyScore:
     scaling_actions: int
     windows_missed: int
     windows: list[WindowScore]
+    windows_changed: int = 0       # scored windows in which the replica count changed
+    days: float = 0.0              # length of the scored period
+
+    @property
+    def changes_per_window(self) -> float:
+        """Share of scored windows in which the strategy changed its replica count."""
+        return self.windows_changed / max(1, len(self.windows))
+
+    @property
+    def actions_per_day(self) -> float:
+        return self.scaling_actions / self.days if self.days > 0 else 0.0
 
 
 def score_replay(trace: DemandTrace, rep: Replay, policy: ScalingPolicy,
@@ -176,10 +187,13 @@ def score_replay(trace: DemandTrace, rep: Replay, policy: ScalingPolicy,
     wh = float(rep.commanded[first_window * per:].sum() * rep.tick_s / 3600.0)
     t0 = trace.starts[first_window]
     actions = sum(1 for a in rep.actions if a[0] >= t0)
+    changed = {int((a[0] - t0).total_seconds() // trace.window_s) for a in rep.actions
+               if a[0] >= t0}
     missed = sum(1 for w in wins if not w.meets_slo)
     return StrategyScore(
         name=rep.name, slo_attainment=(len(wins) - missed) / max(1, len(wins)),
         wait_p95_s=p95, worst_backlog=max((w.peak_backlog for w in wins), default=0.0),
         worker_hours=wh, cost=wh * policy.cost.worker_hour,
         violation_cost=missed * trace.window_s / 3600.0 * policy.cost.violation_hour,
-        scaling_actions=actions, windows_missed=missed, windows=wins)
+        scaling_actions=actions, windows_missed=missed, windows=wins,
+        windows_changed=len(changed), days=len(wins) * trace.window_s / 86_400.0)

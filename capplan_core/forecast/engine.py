@@ -18,6 +18,7 @@ import pandas as pd
 
 from capplan_core.forecast.anomaly import RECENT_WINDOWS, detect_anomalies
 from capplan_core.forecast.intervals import extend_scale
+from capplan_core.forecast.nowcast import RECENT_S, nowcast_factors
 from capplan_core.forecast.prep import (
     DAY_S,
     WEEK_S,
@@ -130,6 +131,17 @@ def forecast_queue(
     scale = extend_scale(choice.calibration.scale, model.sigma_h(total), total)[offset:]
     # level-dependent error scale: peaks get wider intervals than troughs (intervals.py)
     scale = np.maximum(scale * choice.calibration.level_factor(mean), floor)
+    nc = nowcast_factors(
+        model, y, prep.values, recent_steps=max(1, int(round(RECENT_S / step_s))),
+        offset=offset, n_out=n_out, step_s=step_s,
+        half_life_s=spec.nowcast_half_life_hours * 3600.0,
+        one_step_scale=float(scale[0]) if len(scale) else 0.0)
+    if nc is not None and nc.ratio != 1.0:
+        notes.append(f"nowcast: the last hour ran at {nc.ratio:.3f}x the forecast; level "
+                     f"corrected (x{nc.factors[0]:.3f} next window, half-life "
+                     f"{spec.nowcast_half_life_hours:g} h)")
+        # the mean moves; the spread stays: the calibration's errors already saw the surprise
+        mean = mean * nc.factors
     timestamps = pd.date_range(first, periods=n_out, freq=pd.Timedelta(seconds=step_s))
     mult = event_multipliers(timestamps, step_s, spec.events)
     if np.any(mult != 1.0):

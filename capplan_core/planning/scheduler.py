@@ -154,8 +154,10 @@ def _scale_down(st: _State, i: int, needs: list[int], starts: list[datetime],
             st.holds[i] = (f"hysteresis: need rises back to {hold_level} within "
                            f"scale_down_windows={k} window(s); keeping {st.workers} workers")
         elif drop <= 0:
-            st.holds[i] = (f"cooldown/dwell: need rises back to {level} before the next "
-                           f"action is allowed; keeping {st.workers} workers")
+            by = "cooldown" if max(needs[j] for j in covers if j < i + k or due_up[j] <
+                                   execute_at + cooldown) >= st.workers else "dwell"
+            st.holds[i] = (f"{by}: need rises back to {level} before the next action is "
+                           f"allowed; keeping {st.workers} workers")
         else:
             st.holds[i] = (f"hysteresis: drop of {drop} < scale_down_min_drop="
                            f"{sc.scale_down_min_drop}")

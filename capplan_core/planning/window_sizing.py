@@ -1,8 +1,10 @@
 """Workers each planning window needs: queueing sizing, safety margin, min/max and budget.
 
-For window i with forecast demand d_i (jobs/s at the policy's demand quantile):
+For window i with forecast demand d_i (jobs/s at the sizing quantile, :func:`sizing_quantile`):
 1. the queueing model sizes the pool for the SLO at d_i (``model_workers``) and at
-   d_i·(1 + safety_margin) (``sized_workers``; the difference is the margin's workers);
+   d_i·(1 + m) (``sized_workers``; the difference is the margin's workers), with m the
+   policy's safety margin — or 0 when the SLO sets ``target_attainment``: the quantile then
+   already covers the forecast's error, and a margin on top would count it twice;
 2. the decide loop's ``extra_workers`` are added on top (``wanted_workers``);
 3. ``min_workers`` raises, ``max_workers`` and the budget cap
    (floor(budget_per_hour / worker_hour)) lower it (``needed_workers``). When a cap lowers it
@@ -65,6 +67,19 @@ def slo_terms_from_policy(policy: ScalingPolicy, current_backlog: float) -> SloT
     )
 
 
+def sizing_quantile(policy: ScalingPolicy) -> float:
+    """The forecast-demand quantile each window is sized to: ``slo.target_attainment`` when
+    set (a window sized to the q-quantile of a calibrated forecast meets its demand with
+    probability q), else ``forecast.demand_quantile``."""
+    target = policy.slo.target_attainment
+    return policy.forecast.demand_quantile if target is None else float(target)
+
+
+def sizing_margin(policy: ScalingPolicy) -> float:
+    """The safety margin added on top of the sized demand: 0 with ``slo.target_attainment``."""
+    return 0.0 if policy.slo.target_attainment is not None else policy.scaling.safety_margin
+
+
 def budget_cap_workers(policy: ScalingPolicy) -> int | None:
     """floor(budget_per_hour / worker_hour), or None without a budget (or free workers)."""
     budget, price = policy.scaling.budget_per_hour, policy.cost.worker_hour
@@ -84,6 +99,7 @@ def window_needs(
     no_backlog = replace(terms, current_backlog=0.0)
     drain_until = now + timedelta(seconds=policy.slo.drain_seconds or 0.0)
     cap = budget_cap_workers(policy)
+    margin, quantile = sizing_margin(policy), sizing_quantile(policy)
     out: list[WindowNeed] = []
     for i, (start, demand) in enumerate(zip(window_starts, demand_per_s, strict=True)):
         # the current backlog must drain in the first window and any window starting before
@@ -91,7 +107,7 @@ def window_needs(
         drains = (terms.drain_s is not None and terms.current_backlog > 0
                   and (i == 0 or start < drain_until))
         t = terms if drains else no_backlog
-        lam = float(demand) * (1.0 + sc.safety_margin)
+        lam = float(demand) * (1.0 + margin)
         bare = required_workers(float(demand), mean_service_s, t, service_scv=service_scv,
                                 max_workers=SIZING_SEARCH_LIMIT)
         sized = required_workers(lam, mean_service_s, t, service_scv=service_scv,
@@ -101,7 +117,7 @@ def window_needs(
         needed, constraints = _clamp(wanted, sc.min_workers, sc.max_workers, cap)
         out.append(WindowNeed(
             index=i, start=start, demand_per_s=float(demand),
-            demand_quantile=policy.forecast.demand_quantile, safety_margin=sc.safety_margin,
+            demand_quantile=quantile, safety_margin=margin,
             arrival_rate_per_s=lam, model_workers=bare.workers, sized_workers=sized.workers,
             extra_workers=extra, wanted_workers=wanted, needed_workers=needed,
             binding_term=sized.binding_term, drains_backlog=drains, constraints=constraints,
