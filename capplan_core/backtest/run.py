@@ -53,6 +53,8 @@ class BacktestResult:
     ready_min: dict[str, np.ndarray]    # fewest ready replicas per scored window
     backlog_start: dict[str, np.ndarray]
     plan_log: list[PlanRecord] = field(default_factory=list)   # the predictive plans
+    # replica changes per strategy in the scored period: (at, from, to)
+    actions: dict[str, list[tuple[pd.Timestamp, int, int]]] = field(default_factory=dict)
     runtime_s: float = 0.0
     seed: int = 0
     notes: list[str] = field(default_factory=list)
@@ -203,6 +205,8 @@ def run_backtest(
         backlog_start={n: _per_window(r, r.backlog_start, warm_n, _first)
                        for n, r in replays.items()},
         plan_log=list(predictive.plans), runtime_s=time.perf_counter() - t0, seed=seed,
+        actions={n: [a for a in r.actions if a[0] >= scored.starts[0]]
+                 for n, r in replays.items()},
         notes=notes)
 
 
