@@ -1,9 +1,10 @@
 """Benchmark: read one queue's 4 weeks of history from ``queue_metrics`` on PostgreSQL.
 
     .venv/bin/python bench/bench_history_read.py [--queues 1000] [--days 35] [--interval-s 60]
-        [--covering] [--keep | --reuse DB]
+        [--keep | --reuse [DB]]
 
-Creates a fresh database (dropped afterwards unless ``--keep``), migrates it, and fills
+Creates a fresh database (dropped afterwards; ``--keep`` loads into ``capplan_bench_history``
+and keeps it for ``--reuse``), migrates it, and fills
 ``queue_metrics`` with ``queues × days × 86400 / interval_s`` rows generated in SQL
 (``INSERT … SELECT … FROM generate_series``, one day per statement, ordered by time then queue
 so one queue's rows are spread over the table as live collection spreads them). The secondary
@@ -12,8 +13,9 @@ indexes are dropped for the load and rebuilt after it (as a bulk import would do
 
 Then, in the same run, it times ``PlanStore.metrics_history(queue, since, until)`` for one
 queue's last ``--read-days`` (default 28) days:
-  index     the normal plan (``EXPLAIN`` must show an index scan on (queue_name, recorded_at))
-  seq scan  the same call on a connection with ``enable_indexscan=off, enable_bitmapscan=off``
+  index     the normal plan (``EXPLAIN`` must show an index-only scan on ``ix_metrics_history``)
+  seq scan  the same call with ``enable_indexscan``, ``enable_bitmapscan`` and
+            ``enable_indexonlyscan`` off (a full scan)
 and prints the median wall time (ms) of each, their ratio, the server-side execution time
 from ``EXPLAIN (ANALYZE, BUFFERS)``, and a Markdown table for docs/benchmarks-store.md.
 
@@ -36,14 +38,15 @@ from capplan_core.store.repo import PlanStore
 
 ADMIN_URL = os.environ.get("CAPPLAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 END = datetime(2026, 11, 29, tzinfo=UTC)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+KEPT_DB = "capplan_bench_history"
 
 FILL_DAY = text("""
 INSERT INTO queue_metrics
-    (queue_name, arrival_rate, service_rate, backlog, workers, recorded_at, extra)
+    (queue_name, arrival_rate, service_rate, backlog, workers, service_time_p95,
+     service_time_scv, recorded_at, extra)
 SELECT 'q' || lpad(q::text, 4, '0'),
        5 + 4 * sin(2 * pi() * extract(epoch FROM ts) / 86400 + q),
-       0.5, (q % 7)::float, 10 + (q % 5), ts,
+       0.5, (q % 7)::float, 10 + (q % 5), 4.0 + (q % 3), 1.0, ts,
        jsonb_build_object('service_time_p95', 4.0 + (q % 3), 'service_time_scv', 1.0,
                           'source', 'bench')
 FROM generate_series(CAST(:start AS timestamptz),
@@ -54,10 +57,11 @@ ORDER BY ts, q
 """)
 
 
-def create_database() -> tuple[str, str]:
-    name = f"capplan_bench_{uuid.uuid4().hex[:8]}"
+def create_database(name: str | None = None) -> tuple[str, str]:
+    name = name or f"capplan_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         c.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return name, ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
@@ -105,7 +109,7 @@ def fill(url: str, queues: int, days: int, step_s: int) -> dict[str, float]:
             if name != "uq_metrics_queue_time":
                 c.execute(text(definition))
         index_s = time.perf_counter() - t1
-        c.execute(text("VACUUM ANALYZE queue_metrics"))
+        c.execute(text("VACUUM ANALYZE queue_metrics"))  # visibility map: index-only scans
         rows = c.execute(text("SELECT count(*) FROM queue_metrics")).scalar_one()
         size = c.execute(text(
             "SELECT pg_total_relation_size('queue_metrics'), pg_relation_size('queue_metrics')"
@@ -137,7 +141,8 @@ def time_calls(store: PlanStore, queue: str, since: datetime, repeat: int) -> tu
     return statistics.median(times), n
 
 
-EXPLAIN_SQL = ("EXPLAIN (ANALYZE, BUFFERS) SELECT recorded_at, arrival_rate FROM queue_metrics "
+EXPLAIN_SQL = ("EXPLAIN (ANALYZE, BUFFERS) SELECT recorded_at, arrival_rate, service_rate, "
+               "backlog, workers, service_time_p95, service_time_scv FROM queue_metrics "
                "WHERE queue_name = :q AND recorded_at >= :since AND recorded_at <= :until "
                "ORDER BY recorded_at")
 
@@ -148,55 +153,11 @@ def explain(url: str, queue: str, since: datetime, *, seq: bool) -> list[str]:
         if seq:
             c.execute(text("SET enable_indexscan = off"))
             c.execute(text("SET enable_bitmapscan = off"))
+            c.execute(text("SET enable_indexonlyscan = off"))
         lines = [r[0] for r in c.execute(text(EXPLAIN_SQL),
                                          {"q": queue, "since": since, "until": END})]
     eng.dispose()
     return lines
-
-
-COVERING_SQL = ("CREATE INDEX IF NOT EXISTS ix_metrics_queue_time_cover ON queue_metrics "
-                "(queue_name, recorded_at) INCLUDE (arrival_rate, service_rate, backlog, workers)")
-COVERED_READ = ("SELECT recorded_at, arrival_rate, service_rate, backlog, workers FROM queue_metrics "
-                "WHERE queue_name = :q AND recorded_at >= :since AND recorded_at <= :until "
-                "ORDER BY recorded_at")
-
-
-def covering_variant(url: str, queue: str, since: datetime, repeat: int) -> None:
-    """What a covering index would give: the four column numbers by an index-only scan.
-
-    Not what ``metrics_history`` runs today (it also reads ``extra``, which is only in the
-    heap); a measured argument for the migration proposed in docs/benchmarks-store.md.
-    """
-    import numpy as np
-    import pandas as pd
-
-    eng = create_engine(url, isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        t0 = time.perf_counter()
-        c.execute(text(COVERING_SQL))
-        c.execute(text("VACUUM queue_metrics"))  # sets the visibility map: no heap fetches
-        build_s = time.perf_counter() - t0
-        size = c.execute(text("SELECT pg_relation_size('ix_metrics_queue_time_cover')")
-                         ).scalar_one()
-        params = {"q": queue, "since": since, "until": END}
-        plan = [r[0] for r in c.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + COVERED_READ),
-                                        params)]
-        times = []
-        for _ in range(repeat + 1):
-            t1 = time.perf_counter()
-            rows = c.execute(text(COVERED_READ), params).all()
-            cols = list(zip(*rows, strict=True))
-            micros = np.fromiter(((t - EPOCH) // timedelta(microseconds=1) for t in cols[0]),
-                                 dtype=np.int64, count=len(rows))
-            frame = pd.DataFrame({"timestamp": pd.to_datetime(micros, unit="us", utc=True),
-                                  **{f"c{i}": np.array(col, dtype=float)
-                                     for i, col in enumerate(cols[1:])}})
-            times.append((time.perf_counter() - t1) * 1000)
-    eng.dispose()
-    print(f"\ncovering index built in {build_s:.0f} s (with VACUUM), {size / 2**30:.2f} GiB")
-    print("EXPLAIN, covering index:\n  " + "\n  ".join(plan))
-    print(f"covered read of {len(frame):,} rows into a frame, median of {repeat}: "
-          f"{statistics.median(times[1:]):.1f} ms")
 
 
 def main() -> None:
@@ -207,21 +168,22 @@ def main() -> None:
     ap.add_argument("--read-days", type=int, default=28)
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--seq-repeat", type=int, default=3)
-    ap.add_argument("--keep", action="store_true", help="do not drop the database")
-    ap.add_argument("--covering", action="store_true",
-                    help="also build a covering index and time an index-only read")
-    ap.add_argument("--reuse", metavar="DB", help="time an existing --keep database again "
-                    "(same --queues/--days/--interval-s), without loading")
+    ap.add_argument("--keep", action="store_true",
+                    help=f"load into (and keep) the database {KEPT_DB}, replacing it")
+    ap.add_argument("--reuse", nargs="?", const=KEPT_DB, metavar="DB",
+                    help=f"time an existing database again (default {KEPT_DB}; same "
+                    "--queues/--days/--interval-s), without loading; migrated to head first")
     args = ap.parse_args()
 
     if args.reuse:
         name, url = args.reuse, ADMIN_URL.rsplit("/", 1)[0] + f"/{args.reuse}"
         args.keep = True
     else:
-        name, url = create_database()
+        name, url = create_database(KEPT_DB if args.keep else None)
     print(f"database {name}")
     try:
         if args.reuse:
+            migrate(url)
             stats = sizes(url)
         else:
             migrate(url)
@@ -235,7 +197,8 @@ def main() -> None:
         seq_plan = explain(url, queue, since, seq=True)
         index_ms, n = time_calls(PlanStore(make_engine(url)), queue, since, args.repeat)
         off = create_engine(url, connect_args={
-            "options": "-c enable_indexscan=off -c enable_bitmapscan=off"})
+            "options": "-c enable_indexscan=off -c enable_bitmapscan=off "
+                       "-c enable_indexonlyscan=off"})
         seq_ms, n_seq = time_calls(PlanStore(off), queue, since, args.seq_repeat)
         off.dispose()
         if n != n_seq:
@@ -254,8 +217,6 @@ def main() -> None:
               f"{args.interval_s} s) | {n:,} | {index_ms:.1f} ms | {seq_ms:.0f} ms | "
               f"{seq_ms / index_ms:.0f}× | {sql_ms[0] if sql_ms else '?'} | "
               f"{seq_sql_ms[0] if seq_sql_ms else '?'} |")
-        if args.covering:
-            covering_variant(url, queue, since, args.repeat)
     finally:
         if args.keep:
             print(f"kept database {name}: {url}")

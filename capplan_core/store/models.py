@@ -148,7 +148,10 @@ class QueueMetricsRow(Base):
     __tablename__ = "queue_metrics"
     __table_args__ = (
         UniqueConstraint("queue_name", "recorded_at", name="uq_metrics_queue_time"),
-        Index("ix_metrics_queue_time", "queue_name", "recorded_at"),
+        # one queue's span by an index-only scan (migration 0004): PostgreSQL INCLUDEs the
+        # numbers; SQLite has no INCLUDE, there the index is a composite of all of them
+        Index("ix_metrics_history", "queue_name", "recorded_at",
+              postgresql_include=list(METRICS_HISTORY_COLUMNS)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -169,6 +172,11 @@ class ForecastPointRow(Base):
     plan_id: Mapped[int | None] = mapped_column(
         ForeignKey("capacity_plan.id", ondelete="CASCADE"), index=True
     )
+#: the numbers the planner reads from queue_metrics, in the covering index (migration 0004)
+METRICS_HISTORY_COLUMNS = ("arrival_rate", "service_rate", "backlog", "workers",
+                           "service_time_p95", "service_time_scv")
+
+
     queue_name: Mapped[str] = mapped_column(String(200))
     forecast_time: Mapped[datetime]
     predicted_rate: Mapped[float] = mapped_column(Float)
@@ -181,6 +189,8 @@ class ForecastPointRow(Base):
 
 class DataQualityReportRow(Base):
     __tablename__ = "data_quality_report"
+    service_time_p95: Mapped[float | None] = mapped_column(Float)
+    service_time_scv: Mapped[float | None] = mapped_column(Float)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     queue: Mapped[str] = mapped_column(String(200), index=True)
