@@ -23,7 +23,8 @@ demo.register(app)
 plan_cmd.register(app)
 plans.register(app)
 
-for _optional in ("size", "simulate", "forecast", "collect", "backtest", "whatif", "metrics"):
+for _optional in ("size", "simulate", "forecast", "collect", "backtest", "whatif", "metrics",
+                  "exporter"):
     # each command module registers itself; imported lazily so a broken optional module
     # cannot hide the core commands
     try:

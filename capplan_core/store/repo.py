@@ -42,6 +42,7 @@ from capplan_core.store.models import (
     StepStatus,
     utcnow,
 )
+from capplan_core.store.ops_repo import OpsRepository
 from capplan_core.store.rows import plan_from_row
 
 _WITH_CHILDREN = (selectinload(CapacityPlanRow.steps), selectinload(CapacityPlanRow.simulation))
@@ -50,7 +51,7 @@ _WITH_CHILDREN = (selectinload(CapacityPlanRow.steps), selectinload(CapacityPlan
 __all__ = ["DecisionConflict", "PlanStore", "StoreError"]
 
 
-class PlanStore(MetricsRepository, ExecutionRepository):
+class PlanStore(MetricsRepository, ExecutionRepository, OpsRepository):
     """Repository over one database. Build with :func:`capplan_core.store.db.open_store`."""
 
     def __init__(self, engine: Engine) -> None:

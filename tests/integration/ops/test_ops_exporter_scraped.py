@@ -1,0 +1,156 @@
+"""`capplan exporter` over a filled store (SQLite and PostgreSQL), scraped by a real Prometheus.
+
+The store holds two cycles, decided and waiting plans, steps in several outcomes, audit events
+and the newest plan's forecast against recorded arrivals; the test asserts the values that
+Prometheus's query API returns for each metric.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from ops_prometheus import free_port, prometheus_scraping, query, values_by, wait_until
+from sqlalchemy import update
+
+from capplan_core.planning.stored_plan import ForecastPoint, PlanDraft, StepDraft
+from capplan_core.policy import parse_policies
+from capplan_core.store.db import open_store
+from capplan_core.store.models import CapacityPlanRow, ScalingStepRow
+from capplan_core.store.repo import PlanStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[3]
+NOW = datetime.now(UTC).replace(microsecond=0)
+A1, A2 = NOW - timedelta(hours=2), NOW - timedelta(minutes=30)
+WINDOW = timedelta(minutes=15)
+FC_START = NOW - timedelta(minutes=60)
+
+
+def _policies() -> list:
+    return parse_policies({"policies": [
+        {"name": q, "queue": q, "mode": "manual",
+         "target": {"namespace": "workers", "name": f"{q}-worker"},
+         "slo": {"wait_p95_seconds": 30}} for q in ("a", "b", "c", "d")]})
+
+
+def _plan(store: PlanStore, queue: str, as_of: datetime, status: str, created: datetime,
+          decided_after_s: float | None = None, steps: tuple[str, ...] = ()) -> int:
+    skipped = "no usable history" if status == "skipped" else None
+    pid = store.create_plan(PlanDraft(
+        policy_name=queue, queue=queue, mode="manual", current_workers=2, target_workers=4,
+        confidence=0.9, slo_achievable=True, as_of=as_of, skipped_reason=skipped,
+        steps=[StepDraft(created + i * WINDOW, 2, 4, "ramp") for i in range(len(steps))],
+        details={"policy": queue}))
+    decided = None if decided_after_s is None else created + timedelta(seconds=decided_after_s)
+    with store.session() as s, s.begin():  # times and outcomes as a real history left them
+        s.execute(update(CapacityPlanRow).where(CapacityPlanRow.id == pid).values(
+            status=status, created_at=created, decided_at=decided))
+        for seq, st in enumerate(steps):
+            s.execute(update(ScalingStepRow).where(ScalingStepRow.plan_id == pid,
+                                                   ScalingStepRow.seq == seq).values(status=st))
+    return pid
+
+
+def fill(store: PlanStore) -> int:
+    """Two cycles; returns the id of the plan whose forecast is compared (queue a, cycle 2)."""
+    store.upsert_policies(_policies())
+    old_a = _plan(store, "a", A1, "superseded", A1, decided_after_s=600, steps=("cancelled",))
+    _plan(store, "b", A1, "skipped", A1 + timedelta(seconds=20))
+    new_a = _plan(store, "a", A2, "approved", A2, decided_after_s=120,
+                  steps=("applied", "failed"))
+    _plan(store, "b", A2, "proposed", A2 + timedelta(seconds=10), steps=("pending",))
+    _plan(store, "c", A2, "skipped", A2 + timedelta(seconds=30))
+    store.audit("scale", actor="t", plan_id=new_a, queue="a")
+    for _ in range(2):
+        store.audit("scale_failed", actor="t", plan_id=new_a, queue="a")
+
+    def points(rates: list[float]) -> list[ForecastPoint]:
+        return [ForecastPoint("a", FC_START + i * WINDOW, r, r * 0.8, r * 1.2, 0.8, "ewma")
+                for i, r in enumerate(rates)]
+
+    store.save_forecast(old_a, points([99.0] * 8))  # an older plan: not compared
+    store.save_forecast(new_a, points([10.0] * 8))
+    observed = {0: 12.0, 1: 8.0, 2: 10.0}  # window 3 has no rows; 4.. have not passed
+    store.record_metrics(
+        {"queue_name": "a", "recorded_at": FC_START + w * WINDOW + timedelta(minutes=m),
+         "arrival_rate": rate, "service_rate": 1.0, "backlog": 0.0, "workers": 4.0}
+        for w, rate in observed.items() for m in (0, 5, 10))
+    return new_a
+
+
+@pytest.fixture
+def exporter(store_url: str, tmp_path: Path) -> Iterator[tuple[str, int]]:
+    open_store.cache_clear()
+    plan_id = fill(open_store(store_url))
+    port = free_port()
+    env = {**os.environ, "CAPPLAN_DATABASE_URL": store_url, "CAPPLAN_DATA_DIR": str(tmp_path)}
+    log = (tmp_path / "exporter.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "capplan_cli.main", "exporter", "--port", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def serving() -> bool:
+        assert proc.poll() is None, (tmp_path / "exporter.log").read_text()
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(serving, 120, "capplan exporter serving /metrics")
+        yield f"127.0.0.1:{port}", plan_id
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        log.close()
+
+
+def test_prometheus_scrapes_the_exporter_and_sees_the_stores_numbers(
+        exporter: tuple[str, int], tmp_path: Path) -> None:
+    target, plan_id = exporter
+    with prometheus_scraping(target, tmp_path / "prom") as prom:
+        wait_until(lambda: bool(query(prom, "capplan_exporter_store_up == 1")), 60,
+                   "a successful scrape")
+        assert query(prom, 'up{job="capplan"}')[0]["value"][1] == "1"
+
+        assert values_by(prom, "capplan_cycle_queues", "outcome") == {
+            "planned": 2.0, "skipped": 1.0, "failed": 0.0, "missing": 1.0}
+        assert float(query(prom, "capplan_cycle_duration_seconds")[0]["value"][1]) == 30.0
+        last_ok = float(query(prom, "capplan_cycle_last_success_timestamp_seconds")[0]["value"][1])
+        assert last_ok == (A2 + timedelta(seconds=30)).timestamp()
+        age = float(query(prom, "time() - capplan_cycle_last_success_timestamp_seconds")
+                    [0]["value"][1])
+        assert 1770 - 5 < age < 1770 + 300
+
+        plans = values_by(prom, "capplan_plans", "status")
+        assert {k: v for k, v in plans.items() if v} == {
+            "superseded": 1.0, "skipped": 2.0, "approved": 1.0, "proposed": 1.0}
+        steps = values_by(prom, "capplan_steps", "status")
+        assert {k: v for k, v in steps.items() if v} == {
+            "cancelled": 1.0, "applied": 1.0, "failed": 1.0, "pending": 1.0}
+        assert values_by(prom, "capplan_audit_events", "action") == {
+            "scale": 1.0, "scale_failed": 2.0, "guard_refused": 0.0, "guard_deferred": 0.0,
+            "drift": 0.0}
+
+        waits = 'capplan_plan_approval_wait_seconds_{}{{decision="approved"{}}}'
+        assert float(query(prom, waits.format("count", ""))[0]["value"][1]) == 2.0
+        assert float(query(prom, waits.format("sum", ""))[0]["value"][1]) == 720.0
+        assert float(query(prom, waits.format("bucket", ',le="300"'))[0]["value"][1]) == 1.0
+        oldest = float(query(prom, "capplan_plan_awaiting_approval_oldest_age_seconds")
+                       [0]["value"][1])
+        assert 1790 - 5 < oldest < 1790 + 300  # proposed at A2 + 10 s
+
+        assert values_by(prom, "capplan_forecast_plan_id", "queue") == {"a": float(plan_id)}
+        assert values_by(prom, "capplan_forecast_windows_compared", "queue") == {"a": 3.0}
+        mae = values_by(prom, "capplan_forecast_mae_jobs_per_second", "queue")["a"]
+        mape = values_by(prom, "capplan_forecast_mape_ratio", "queue")["a"]
+        assert mae == pytest.approx(4 / 3)
+        assert mape == pytest.approx((2 / 12 + 2 / 8 + 0) / 3)
