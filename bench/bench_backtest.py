@@ -1,18 +1,24 @@
-"""Backtest benchmark: predictive vs reactive, static peak and oracle (figures in docs/backtest.md).
+"""Backtest benchmark: every strategy on the demo queues and on real public series.
 
-Run:  .venv/bin/python bench/bench_backtest.py [--figures DIR] [--json FILE]
+Run:  .venv/bin/python bench/bench_backtest.py [--figures DIR] [--json FILE] [--quick]
 
-Data sets:
-1. the bundled demo (data/demo/metrics.csv.gz, policies data/demo/policies.yaml), every
-   policy, the last two days of the data (the backtest's default period);
-2. a real demand series shipped inside statsmodels: ``statsmodels.datasets.elec_equip`` —
-   Eurostat's monthly turnover index of electrical-equipment manufacturing in the euro area,
-   1995-2015 (complete years), not seasonally adjusted (strong yearly pattern, the 2009 collapse). Time is
-   compressed so that one year becomes one day (a month = 2 hours), interpolated to 15-min
-   windows, and the index is rescaled to jobs/s (index 100 = 8 jobs/s); seeded Poisson count
-   noise (what a 15-min rate measurement shows) is added. Jobs take 2 s (exponential), the SLO
-   is a 30-s p95 wait — the demo's ``emails`` policy. Two periods: the last two "days"
-   (2014-2015) and 2008-2009 (the collapse).
+Strategies: predictive, hybrid (planned floor + reactive part), reactive (KEDA/HPA), static
+peak and oracle, replayed at the service's 30-min re-planning cadence (docs/backtest.md).
+Each forecast-driven strategy runs in two configurations:
+- ``shipped``: the policy as written (demand quantile 0.9 and a 10-20 % safety margin on top);
+- ``calm``: the same policy with ``slo.target_attainment: 0.99`` (size each window to the 99 %
+  demand quantile, no margin on top) and ``scaling.action_cost_worker_hours`` = 5 minutes of
+  the pool (the median replica count in the metrics before the period x 5/60).
+The default ``min_dwell_seconds`` (30 min) and nowcasting (half-life 3 h) apply to both.
+
+Data (named with their sources in bench/real_series.py and docs/backtest.md):
+1. the bundled demo (data/demo/metrics.csv.gz, data/demo/policies.yaml), every policy, the
+   last two days;
+2. ``taylor`` — half-hourly electricity demand of England and Wales, summer 2000 (pmdarima's
+   ``load_taylor``), as a pool of 450-930 busy workers with 20-s jobs and a 60-s p95 wait SLO:
+   the weeks of Monday 24 July and Monday 21 August 2000;
+3. ``elec_equip`` — statsmodels' Eurostat index, one year compressed into a day: 2014-15 and
+   2008-09 (the collapse), the demo's ``emails`` policy.
 """
 
 from __future__ import annotations
@@ -29,36 +35,31 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.real_series import (  # noqa: E402
+    ELEC_DAY0,
+    TAYLOR_START,
+    elec_equip_rows,
+    taylor_rows,
+)
 from capplan_core.backtest import BacktestResult, run_backtest  # noqa: E402
 from capplan_core.metrics.file_source import read_metrics_file  # noqa: E402
-from capplan_core.policy import ScalingPolicy, load_policies  # noqa: E402
+from capplan_core.policy import ScalingPolicy, load_policies, parse_policies  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DAY0 = pd.Timestamp("2026-01-01T00:00:00Z")
-JOBS_PER_S_AT_INDEX_100 = 8.0
-SERVICE_RATE = 0.5
+FORECAST_DRIVEN = ("predictive", "hybrid")
+ACTION_COST_POOL_MINUTES = 5.0
+TARGET_ATTAINMENT = 0.99
 
 
-def elec_equip_rows(seed: int = 0) -> tuple[pd.DataFrame, list[int]]:
-    """statsmodels' elec_equip, one year per day, as metric rows of queue ``elec``."""
-    from statsmodels.datasets import elec_equip
-
-    s = elec_equip.load_pandas().data.iloc[:, 0]
-    years = sorted({t.year for t in s.index if (s.index.year == t.year).sum() == 12})
-    values = np.concatenate([s[s.index.year == y].to_numpy() for y in years])
-    # month m of day d sits at the middle of its 2-hour slot; 8 windows of 15 min per month
-    month_mid = DAY0 + pd.to_timedelta(np.arange(len(values)) * 2 + 1, unit="h")
-    idx = pd.date_range(DAY0, periods=len(values) * 8, freq="15min")
-    centre = idx + pd.Timedelta(minutes=7.5)
-    level = np.interp(centre.asi8, month_mid.asi8, values) / 100.0 * JOBS_PER_S_AT_INDEX_100
-    rng = np.random.default_rng(seed)
-    rate = rng.poisson(level * 900.0) / 900.0
-    n = len(idx)
-    return pd.DataFrame({
-        "timestamp": idx, "queue": "elec", "arrival_rate": rate,
-        "service_rate": np.full(n, SERVICE_RATE), "backlog": np.zeros(n),
-        "workers": np.ceil(rate / SERVICE_RATE / 0.8), "service_time_scv": np.ones(n),
-    }), years
+def taylor_policy() -> ScalingPolicy:
+    doc = {"name": "taylor", "queue": "taylor", "target": {"name": "w"},
+           "slo": {"wait_p95_seconds": 60},
+           "scaling": {"min_workers": 1, "max_workers": 3000, "max_step": 300,
+                       "cooldown_seconds": 300, "safety_margin": 0.1, "startup_seconds": 60},
+           "forecast": {"model": "auto", "horizon_hours": 6, "interval_minutes": 30,
+                        "seasonality": ["daily", "weekly"]},
+           "cost": {"worker_hour": 0.5, "violation_hour": 100}}
+    return parse_policies({"policies": [doc]})[0]
 
 
 def elec_policy() -> ScalingPolicy:
@@ -69,73 +70,90 @@ def elec_policy() -> ScalingPolicy:
     return ScalingPolicy.model_validate(doc)
 
 
-def lean(policy: ScalingPolicy) -> ScalingPolicy:
-    """The policy without its cushions: no safety margin, sized to the median forecast."""
+def calm(policy: ScalingPolicy, rows: pd.DataFrame, start: pd.Timestamp | None) -> ScalingPolicy:
+    """The policy sized to the SLO's target attainment, with a cost per scaling action."""
+    ts = pd.to_datetime(rows["timestamp"], utc=True)
+    before = rows.loc[ts < start] if start is not None else rows
+    pool = float(np.median(before["workers"])) if len(before) else 1.0
     doc = policy.model_dump()
-    doc["scaling"]["safety_margin"] = 0.0
-    doc["forecast"]["demand_quantile"] = 0.5
+    doc["slo"]["target_attainment"] = TARGET_ATTAINMENT
+    doc["scaling"]["action_cost_worker_hours"] = round(
+        max(pool, 1.0) * ACTION_COST_POOL_MINUTES / 60.0, 2)
     return ScalingPolicy.model_validate(doc)
 
 
-def row(label: str, r: BacktestResult, only: str | None = None,
-        as_name: str | None = None) -> list[dict[str, Any]]:
+def rows_of(label: str, config: str, r: BacktestResult,
+            only: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     d = r.to_dict()
     out = []
     for name, s in d["strategies"].items():
-        if only is not None and name != only:
+        if only is not None and name not in only:
             continue
-        out.append({"data": label, "strategy": as_name or name, "windows": len(d["windows"]),
+        out.append({"data": label, "config": config if name in FORECAST_DRIVEN else "-",
+                    "strategy": name, "windows": len(d["windows"]),
                     "slo_attainment": s["slo_attainment"], "worker_hours": s["worker_hours"],
-                    "x_oracle": s["worker_hours_vs_oracle"], "wait_p95_s": s["wait_p95_s"],
-                    "worst_backlog": s["worst_backlog"], "scaling_actions": s["scaling_actions"],
-                    "runtime_s": d["runtime_s"]})
+                    "x_oracle": s["worker_hours_vs_oracle"],
+                    "changes_per_window": s["changes_per_window"],
+                    "actions_per_day": s["actions_per_day"], "wait_p95_s": s["wait_p95_s"],
+                    "worst_backlog": s["worst_backlog"], "runtime_s": d["runtime_s"]})
     return out
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    head = ("| data | strategy | SLO met | worker-h | x oracle | p95 wait s | worst backlog "
-            "| actions | runtime s |")
-    lines = [head, "|" + "---|" * 9]
+    head = ("| data | config | strategy | SLO met | x oracle | changes/window | actions/day "
+            "| worker-h | p95 wait s | worst backlog |")
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
         p95 = "overload" if r["wait_p95_s"] is None else f"{r['wait_p95_s']:.1f}"
-        lines.append(f"| {r['data']} | {r['strategy']} | {r['slo_attainment']:.1%} | "
-                     f"{r['worker_hours']:.1f} | {r['x_oracle']:.3f} | {p95} | "
-                     f"{r['worst_backlog']:.0f} | {r['scaling_actions']} | {r['runtime_s']:.1f} |")
+        lines.append(
+            f"| {r['data']} | {r['config']} | {r['strategy']} | {r['slo_attainment']:.1%} | "
+            f"{r['x_oracle']:.3f} | {r['changes_per_window']:.0%} | "
+            f"{r['actions_per_day']:.1f} | {r['worker_hours']:.0f} | {p95} | "
+            f"{r['worst_backlog']:.0f} |")
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--figures", type=Path, help="write one PNG per backtest here")
-    ap.add_argument("--json", type=Path, help="write the summary rows as JSON here")
-    args = ap.parse_args()
-    results: list[tuple[str, BacktestResult]] = []
-    lean_results: list[tuple[str, BacktestResult]] = []
+def cases(quick: bool) -> list[tuple[str, pd.DataFrame, ScalingPolicy, Any, Any]]:
+    out: list[tuple[str, pd.DataFrame, ScalingPolicy, Any, Any]] = []
     frame = read_metrics_file(ROOT / "data/demo/metrics.csv.gz")
     for pol in load_policies(ROOT / "data/demo/policies.yaml"):
         rows_q = frame.loc[frame["queue"] == pol.queue].reset_index(drop=True)
-        results.append((f"demo/{pol.name}", run_backtest(rows_q, pol)))
-        if pol.name == "emails":
-            lean_results.append((f"demo/{pol.name}", run_backtest(rows_q, lean(pol))))
+        out.append((f"demo/{pol.name}", rows_q, pol, None, None))
+    taylor = taylor_rows()
+    weeks = [77] if quick else [49, 77]
+    for d in weeks:
+        start = TAYLOR_START + pd.Timedelta(days=d)
+        label = f"taylor week of {start:%d %b}"
+        out.append((label, taylor, taylor_policy(), start, start + pd.Timedelta(days=7)))
     elec, years = elec_equip_rows()
-    pol = elec_policy()
-    crash = years.index(2008)
-    periods = {"elec_equip 2014-15": (None, None),
-               "elec_equip 2008-09": (DAY0 + pd.Timedelta(days=crash),
-                                      DAY0 + pd.Timedelta(days=crash + 2))}
-    for label, (start, end) in periods.items():
-        results.append((label, run_backtest(elec, pol, start=start, end=end)))
-    lean_results.append(("elec_equip 2014-15", run_backtest(elec, lean(pol))))
-    rows: list[dict[str, Any]] = []
-    for label, r in results:
-        rows += row(label, r)
-    for label, r in lean_results:
-        rows += row(label, r, only="predictive", as_name="predictive (margin 0, q0.5)")
+    out.append(("elec_equip 2014-15", elec, elec_policy(), None, None))
+    if not quick:
+        crash = years.index(2008)
+        out.append(("elec_equip 2008-09", elec, elec_policy(),
+                    ELEC_DAY0 + pd.Timedelta(days=crash), ELEC_DAY0 + pd.Timedelta(days=crash + 2)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--figures", type=Path, help="write one PNG per backtest here")
+    ap.add_argument("--json", type=Path, help="write the summary rows as JSON here")
+    ap.add_argument("--quick", action="store_true", help="one Taylor week, one elec period")
+    args = ap.parse_args()
+    table: list[dict[str, Any]] = []
+    for label, rows, pol, start, end in cases(args.quick):
+        t0 = time.perf_counter()
+        shipped = run_backtest(rows, pol, start=start, end=end)
+        tuned = run_backtest(rows, calm(pol, rows, start or shipped.start), start=start, end=end)
+        table += rows_of(label, "shipped", shipped)
+        table += rows_of(label, "calm", tuned, only=FORECAST_DRIVEN)
+        print(f"{label}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         if args.figures:
-            r.figure(args.figures / f"backtest-{label.replace('/', '-').replace(' ', '_')}.png")
-    print(markdown(rows))
+            name = label.replace("/", "-").replace(" ", "_")
+            tuned.figure(args.figures / f"backtest-{name}.png")
+    print(markdown(table))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps(table, indent=2))
 
 
 if __name__ == "__main__":

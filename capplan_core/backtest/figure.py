@@ -1,4 +1,5 @@
-"""The backtest picture: demand, each strategy's workers, and the windows that missed the SLO.
+"""The backtest picture: demand, each strategy's workers and scaling actions, and the windows
+that missed the SLO.
 
 It draws anything shaped like a ``BacktestResult`` (:class:`Drawable`), so this module does
 not import ``run`` (which imports it, lazily, to draw itself).
@@ -19,8 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 from capplan_core.backtest.demand import DemandTrace  # noqa: E402
 from capplan_core.backtest.scoring import StrategyScore  # noqa: E402
 
-COLOURS = {"predictive": "tab:blue", "reactive": "tab:orange", "static_peak": "tab:gray",
-           "oracle": "tab:green"}
+COLOURS = {"predictive": "tab:blue", "hybrid": "tab:purple", "reactive": "tab:orange",
+           "static_peak": "tab:gray", "oracle": "tab:green"}
 
 
 class Drawable(Protocol):
@@ -32,6 +33,7 @@ class Drawable(Protocol):
     trace: DemandTrace
     strategies: dict[str, StrategyScore]
     workers: dict[str, np.ndarray]
+    actions: dict[str, list[tuple[pd.Timestamp, int, int]]]
 
     @property
     def start(self) -> pd.Timestamp: ...
@@ -53,7 +55,12 @@ def draw_backtest(result: Drawable, path: Path) -> Path:
     for name in names:
         s = result.strategies[name]
         ax_w.step(t, result.workers[name], where="post", color=COLOURS.get(name),
-                  label=f"{name}: {s.slo_attainment:.1%} SLO, {s.worker_hours:.0f} worker-h")
+                  label=f"{name}: {s.slo_attainment:.1%} SLO, {s.worker_hours:.0f} worker-h, "
+                        f"{s.actions_per_day:.0f} actions/day")
+        acts = result.actions.get(name, []) if name != "oracle" else []
+        if acts:       # one dot per scaling action, at the new replica count
+            ax_w.plot([a[0].tz_convert(None) for a in acts], [a[2] for a in acts], ".",
+                      color=COLOURS.get(name), markersize=3)
     ax_w.set_ylabel("workers (mean per window)")
     ax_w.legend(loc="upper left", fontsize=8)
     width = result.window_s / 86_400.0
