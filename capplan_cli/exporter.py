@@ -85,12 +85,13 @@ class OpsCollector(Collector):
                                     labels=["queue"])
         plan_id = GaugeMetricFamily("capplan_forecast_plan_id",
                                     "id of the plan whose forecast is compared", labels=["queue"])
-        for queue, (pid, points) in sorted(self.store.newest_forecasts().items()):
-            if not points:
-                continue
-            end = points[-1][0] + timedelta(days=1)  # past the last window whatever its size
-            observed = self.store.arrival_rates(queue, points[0][0], min(end, now))
-            err = ops.forecast_error(points, observed, now)
+        forecasts = {q: fc for q, fc in self.store.newest_forecasts().items() if fc[1]}
+        # from the first window to now, or a day past the last window, whichever is earlier
+        observed = self.store.arrival_rates({
+            q: (pts[0][0], min(pts[-1][0] + timedelta(days=1), now))
+            for q, (_, pts) in forecasts.items()})
+        for queue, (pid, points) in sorted(forecasts.items()):
+            err = ops.forecast_error(points, observed[queue], now)
             plan_id.add_metric([queue], float(pid))
             windows.add_metric([queue], float(err.windows))
             if not math.isnan(err.mae_per_s):

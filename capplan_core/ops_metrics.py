@@ -83,11 +83,13 @@ def cycles(plans: Sequence[PlanFact], *, max_gap_s: float = 900.0) -> list[Cycle
     ordered = sorted(plans, key=lambda p: (p.created_at, p.id), reverse=True)
     out: list[CycleSummary] = []
     group: list[PlanFact] = []
+    seen: set[str] = set()
     for p in ordered:
-        if group and _starts_new_cycle(group, p, max_gap_s):
+        if group and _starts_new_cycle(group, seen, p, max_gap_s):
             out.append(_summarise(group))
-            group = []
+            group, seen = [], set()
         group.append(p)
+        seen.add(p.queue)
     if group:
         out.append(_summarise(group))
     return out
@@ -104,10 +106,11 @@ def last_successful(found: Sequence[CycleSummary]) -> CycleSummary | None:
     return next((c for c in found if c.succeeded), None)
 
 
-def _starts_new_cycle(group: list[PlanFact], p: PlanFact, max_gap_s: float) -> bool:
+def _starts_new_cycle(group: list[PlanFact], seen: set[str], p: PlanFact,
+                      max_gap_s: float) -> bool:
     last = group[-1]
     return (p.as_of != group[0].as_of
-            or any(g.queue == p.queue for g in group)
+            or p.queue in seen
             or (last.created_at - p.created_at).total_seconds() > max_gap_s)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from capplan_core.ops_metrics import AWAITING, PlanFact
@@ -98,13 +98,23 @@ class OpsRepository:
                     out[q][1].append((t, rate))
             return out
 
-    def arrival_rates(self, queue: str, since: datetime,
-                      until: datetime) -> list[tuple[datetime, float]]:
-        """``(recorded_at, arrival_rate)`` of one queue with ``since <= recorded_at < until``."""
+    def arrival_rates(
+        self, spans: dict[str, tuple[datetime, datetime]], *, chunk: int = 100
+    ) -> dict[str, list[tuple[datetime, float]]]:
+        """Per queue, ``(recorded_at, arrival_rate)`` with ``since <= recorded_at < until``
+        for its ``(since, until)`` span, oldest first. One query per ``chunk`` queues."""
         m = QueueMetricsRow
+        out: dict[str, list[tuple[datetime, float]]] = {q: [] for q in spans}
+        queues = sorted(spans)
         with self._session() as s:
-            return [(t, r) for t, r in s.execute(
-                select(m.recorded_at, m.arrival_rate)
-                .where(m.queue_name == queue, m.recorded_at >= since, m.recorded_at < until,
-                       m.arrival_rate.is_not(None))
-                .order_by(m.recorded_at)) if r is not None]
+            for i in range(0, len(queues), chunk):
+                ranges = [and_(m.queue_name == q, m.recorded_at >= spans[q][0],
+                               m.recorded_at < spans[q][1]) for q in queues[i:i + chunk]]
+                for q, t, r in s.execute(
+                    select(m.queue_name, m.recorded_at, m.arrival_rate)
+                    .where(or_(*ranges), m.arrival_rate.is_not(None))
+                    .order_by(m.queue_name, m.recorded_at)
+                ):
+                    if r is not None:
+                        out[q].append((t, r))
+        return out

@@ -50,6 +50,7 @@ class FakeOpsStore:
         return {"a": (1, [(start, 10.0), (start + timedelta(minutes=15), 10.0),
                           (start + timedelta(minutes=30), 10.0)])}
 
-    def arrival_rates(self, queue: str, since: datetime,
-                      until: datetime) -> list[tuple[datetime, float]]:
-        return [(since, 12.0), (since + timedelta(minutes=15), 5.0)]
+    def arrival_rates(self, spans: dict[str, tuple[datetime, datetime]]
+                      ) -> dict[str, list[tuple[datetime, float]]]:
+        return {q: [(since, 12.0), (since + timedelta(minutes=15), 5.0)]
+                for q, (since, _until) in spans.items()}
