@@ -8,6 +8,7 @@ Prometheus's query API returns for each metric.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -154,3 +155,17 @@ def test_prometheus_scrapes_the_exporter_and_sees_the_stores_numbers(
         mape = values_by(prom, "capplan_forecast_mape_ratio", "queue")["a"]
         assert mae == pytest.approx(4 / 3)
         assert mape == pytest.approx((2 / 12 + 2 / 8 + 0) / 3)
+
+
+def test_exporter_on_a_taken_port_exits_1_naming_the_address(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "CAPPLAN_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}",
+               "CAPPLAN_DATA_DIR": str(tmp_path)}
+        r = subprocess.run(
+            [sys.executable, "-m", "capplan_cli.main", "exporter", "--port", str(port)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in " ".join((r.stdout + r.stderr).split())
