@@ -95,23 +95,49 @@ def reject(
 
 
 @plans_app.command("apply-due")
-def apply_due(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Apply every pending step of approved plans whose time has come (each as an apply-step
-    flow run). For setups without the apply-step deployment; with it, Prefect does this."""
+def apply_due(
+    as_json: bool = typer.Option(False, "--json", help="a list of {plan_id, step_id, outcome, "
+                                 "reason}"),
+    lease_seconds: float = typer.Option(
+        60.0, "--lease-seconds", min=1.0, max=3600.0,
+        help="how long this run holds a step and its target; a killed run's step is taken "
+        "over (and read back) after this"),
+) -> None:
+    """Apply every due step of approved plans, in order, in this process (no Prefect server
+    needed; with the apply-step deployment, Prefect does the same per step).
+
+    Safe to run concurrently with itself and with apply-step runs: each step is claimed with a
+    lease and each target has one writer at a time. Exit code 1 when a step failed."""
+    import os
+    import uuid
     from datetime import UTC, datetime
 
-    from capplan_core.execution.executor import due_steps
-    from capplan_core.planning.stored_plan import PlanStatus
-    from flows.apply_step import apply_step_flow
+    from capplan_app.bootstrap import is_dry_run, scaler
+    from capplan_core.execution.due import DueRun, self_kill_hook
+    from capplan_core.execution.due import apply_due as run_due
+    from capplan_core.execution.executor import planned_live_replicas
+    from capplan_core.execution.scaler import Scaler
+    from capplan_core.planning.stored_plan import StoredPlan
 
-    approved = plan_store().list_plans(status=PlanStatus.APPROVED, limit=1000)
-    done = [apply_step_flow(plan_id=plan_id, step_id=step_id)
-            for plan_id, step_id in due_steps(approved, datetime.now(UTC))]
+    def scaler_for(plan: StoredPlan, step_id: int) -> Scaler:
+        return scaler(dry_run_replicas=planned_live_replicas(plan.steps, step_id,
+                                                             plan.current_workers or 0))
+
+    dry = is_dry_run()
+    run = DueRun(run_id=f"cli-{os.getpid()}-{uuid.uuid4().hex[:8]}", actor="capplan",
+                 lease_s=lease_seconds, wait_ready_s=0.0 if dry else 300.0,
+                 cooldown_scope_plan=dry,
+                 # fault injection for the reliability suite (docs/reliability.md)
+                 hook=self_kill_hook(os.environ.get("CAPPLAN_FAULT_KILL_AT")))
+    done = run_due(plan_store(), scaler_for, clock=lambda: datetime.now(UTC), run=run)
     if as_json:
-        print_json(done)
+        print_json([{k: d[k] for k in ("plan_id", "step_id", "outcome", "reason")}
+                    for d in done])
     else:
         for d in done:
             console.print(f"plan {d['plan_id']} step {d['step_id']}: {d['outcome']} — "
                           f"{d['reason']}")
         if not done:
             console.print("no steps due")
+    if any(d["outcome"] == "failed" for d in done):
+        raise typer.Exit(1)

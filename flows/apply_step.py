@@ -1,9 +1,10 @@
 """apply-step: apply one scaling step of an approved plan at its time, after re-checking it.
 
 Scheduled by the execute stage of capacity-plan (one run per later step, visible in the
-Prefect UI). A cooldown refusal reschedules the step; drift asks for a re-plan instead of a
-blind overwrite; Kubernetes unreachable or forbidden fails the run with the reason, changing
-nothing.
+Prefect UI). A deferral (cooldown, an earlier step still open, a busy target, transient
+cluster faults) reschedules the step; drift asks for a re-plan instead of a blind overwrite;
+a permanent fault (forbidden, not found, invalid) fails the step and the plan, emits
+``capplan.plan.failed`` and fails this run with the reason.
 """
 
 
@@ -13,7 +14,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from capplan_app.bootstrap import plan_store
-from capplan_core.execution.scaler import ScalerError
+from capplan_core.execution.executor import DEFAULT_LEASE_S
 from capplan_core.planning.records import plan_summary
 from tasks.events import emit_plan_event
 from tasks.execute import apply_one_step, schedule_apply_step
@@ -37,15 +38,14 @@ def _request_replan(policy_name: str) -> str | None:
 
 
 @flow(name="apply-step", flow_run_name="apply-plan-{plan_id}-step-{step_id}", log_prints=True)
-def apply_step_flow(plan_id: int, step_id: int) -> dict[str, Any]:
+def apply_step_flow(plan_id: int, step_id: int,
+                    lease_s: float = DEFAULT_LEASE_S) -> dict[str, Any]:
     logger = get_run_logger()
     store = plan_store()
-    try:
-        result = apply_one_step(plan_id, step_id)
-    except ScalerError as err:
-        summary = plan_summary(store.get_plan(plan_id))
-        emit_plan_event("failed", summary, actor="capplan")
-        raise RuntimeError(f"plan {plan_id} step {step_id}: {err}; nothing was changed") from err
+    result = apply_one_step(plan_id, step_id, lease_s=lease_s)
+    if result.outcome == "failed":  # the task emitted capplan.plan.failed
+        raise RuntimeError(f"plan {plan_id} step {step_id} failed: {result.reason}; the plan "
+                           "is marked failed")
     plan = store.get_plan(plan_id)
     summary = plan_summary(plan)
     out: dict[str, Any] = {"plan_id": plan_id, "step_id": step_id, "outcome": result.outcome,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,13 +11,17 @@ from prefect import get_run_logger
 
 from capplan_app import bootstrap
 from capplan_app.bootstrap import is_dry_run, plan_store
+from capplan_core.execution.due import self_kill_hook
 from capplan_core.execution.executor import (
+    DEFAULT_LEASE_S,
     StepResult,
     apply_step,
     cancel_outside_window,
     planned_live_replicas,
 )
+from capplan_core.planning.records import plan_summary
 from tasks.common import capplan_io_task
+from tasks.events import emit_plan_event
 
 APPLY_STEP_DEPLOYMENT = "apply-step/apply-step"
 READY_TIMEOUT_S = 300.0
@@ -37,9 +43,22 @@ def schedule_apply_step(plan_id: int, step_id: int, at: datetime) -> str | None:
     return str(run.id)
 
 
+def _run_id() -> str:
+    """This task run's id (names the step claims and target leases it holds)."""
+    from prefect.runtime import task_run
+
+    return f"task-{task_run.id or uuid.uuid4().hex[:12]}"
+
+
+# Retries re-run the whole step, which is safe: the step is claimed in the store, a retry
+# takes its own claim back (same run id) or finds it final; transient cluster faults are
+# retried inside apply_step, reading back before each retry.
 @capplan_io_task(name="apply-step", task_run_name="apply-plan-{plan_id}-step-{step_id}",
                  retries=2)
-def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan") -> StepResult:
+def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan",
+                   lease_s: float = DEFAULT_LEASE_S) -> StepResult:
+    """Apply one step (see :func:`capplan_core.execution.executor.apply_step`); a permanent
+    fault fails the plan and emits ``capplan.plan.failed``."""
     store = plan_store()
     plan = store.get_plan(plan_id)
     policy = store.get_policy(plan.details["policy"])
@@ -47,9 +66,14 @@ def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan") -> StepRe
     dry = is_dry_run()
     scaler = bootstrap.scaler(dry_run_replicas=planned_live_replicas(plan.steps, step_id,
                                                          plan.current_workers or 0))
-    return apply_step(store, scaler, policy, plan_id, step_id, now=datetime.now(UTC),
-                      actor=actor, max_workers=limits.get("max_workers"),
-                      wait_ready_s=0.0 if dry else READY_TIMEOUT_S, cooldown_scope_plan=dry)
+    result = apply_step(store, scaler, policy, plan_id, step_id, now=datetime.now(UTC),
+                        actor=actor, run_id=_run_id(), max_workers=limits.get("max_workers"),
+                        wait_ready_s=0.0 if dry else READY_TIMEOUT_S, cooldown_scope_plan=dry,
+                        lease_s=lease_s,
+                        hook=self_kill_hook(os.environ.get("CAPPLAN_FAULT_KILL_AT")))
+    if result.plan_failed:
+        emit_plan_event("failed", plan_summary(store.get_plan(plan_id)), actor=actor)
+    return result
 
 
 @capplan_io_task(name="execute", task_run_name="execute-{policy_name}-plan-{plan_id}", retries=0)

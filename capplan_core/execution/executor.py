@@ -1,110 +1,99 @@
 """Apply an approved plan's steps through a Scaler: once each, re-checking before acting.
 
-``apply_step`` is the one place a step turns into a cluster write. Before it writes it checks
-that the plan is still the queue's current approved plan (a newer plan supersedes it), reads
-the live replica count, and runs the pure guard (:func:`capplan_core.execution.guard.check_step`:
-already applied, min/max, drift, max step, cooldown). Every outcome is stored on the step and
-audited; a step never runs twice.
+``apply_step`` is the one place a step turns into a cluster write. It walks the step's state
+machine (:data:`~capplan_core.planning.stored_plan.STEP_TRANSITIONS`, docs/reliability.md):
+
+1. the earlier steps of the plan must be done (order), and the run takes the target's lease
+   (one writer per target) and claims the step (``pending -> claimed``, with a lease);
+2. a step taken over from a run whose lease ran out while ``applying`` is read back first: if
+   that run's write landed, the step is ``applied`` (audited as recovered), never written twice;
+3. a stale step (its window passed, its plan expired or superseded) is ``expired``; a step of a
+   plan that is no longer live is ``cancelled``;
+4. the live count and its version are read, the pure guard runs
+   (:func:`capplan_core.execution.guard.check_step`), the intent is recorded (``applying``,
+   with from/to, the live count and version), the write carries that version
+   (:func:`capplan_core.execution.write.write_step`), and the outcome is recorded after it.
+
+A permanent fault fails the step and its plan (``failed``); transient faults are retried a
+bounded number of times, reading back before each retry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any
 
-from capplan_core.execution.guard import GuardAction, check_step
+from capplan_core.execution.ordering import blocking_step, due_steps
 from capplan_core.execution.scaler import Scaler, ScalerError
+from capplan_core.execution.step_machine import (
+    StepResult,
+    StepRun,
+    find_step,
+    run_claimed,
+    target_lock_key,
+)
+from capplan_core.execution.write import RetryPolicy
 from capplan_core.planning.repository import PlanRepository
-from capplan_core.planning.stored_plan import PlanStatus, StepStatus, StoredPlan, StoredStep
+from capplan_core.planning.stored_plan import STEP_FINAL, StepStatus, StoredStep
 from capplan_core.policy import ScalingPolicy
 
+__all__ = ["DEFAULT_LEASE_S", "RetryPolicy", "StepResult", "apply_step",
+           "cancel_outside_window", "due_steps", "planned_live_replicas", "steps_in_window",
+           "target_lock_key"]
 
-@dataclass(frozen=True)
-class _CappedStep:
-    to_workers: int
-
-
-@dataclass
-class StepResult:
-    step_id: int
-    outcome: str  # applied | noop | refused | deferred | cancelled | already-<status>
-    reason: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-    retry_after_s: float | None = None
-
-
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}
+#: How long a claim and a target lease last (s): long enough for a read, a guard and a
+#: write with its retries; a killed run's step is taken over after this.
+DEFAULT_LEASE_S = 60.0
+#: Fault-injection points a hook sees: after the claim, after the intent (before the write),
+#: after the write (before the outcome is recorded).
+HOOK_POINTS = ("claimed", "applying", "written")
 
 
 def apply_step(
     store: PlanRepository, scaler: Scaler, policy: ScalingPolicy, plan_id: int, step_id: int, *,
-    now: datetime, actor: str, max_workers: int | None = None, wait_ready_s: float = 0.0,
-    cooldown_scope_plan: bool = False,
+    now: datetime, actor: str = "capplan", run_id: str | None = None,
+    max_workers: int | None = None, wait_ready_s: float = 0.0,
+    cooldown_scope_plan: bool = False, lease_s: float = DEFAULT_LEASE_S,
+    retry: RetryPolicy | None = None, hook: Callable[[str], None] | None = None,
 ) -> StepResult:
-    """Apply one step of an approved plan, or record why not.
+    """Apply one step of an approved plan, or record why not (see the module doc).
 
-    Raises:
-        ScalerError: the cluster could not be read or written; nothing changed, and the audit
-            says so (``scale_failed``). The step stays pending so a later run may retry it.
+    ``run_id`` names this run's claims and leases (a fresh one if None); ``hook(point)`` is
+    called at :data:`HOOK_POINTS` (fault injection). Never raises for a scaler fault: the
+    outcome (``failed``, or ``deferred`` after transient faults) carries the reason.
     """
     plan = store.get_plan(plan_id)
-    step = next((s for s in plan.steps if s.id == step_id), None)
-    if step is None:
-        raise ValueError(f"plan {plan_id} has no step {step_id}")
-    if step.status != StepStatus.PENDING:
+    step = find_step(plan, step_id)
+    if step.status in STEP_FINAL:
         return StepResult(step_id, f"already-{step.status}", "a step never runs twice")
-    current = store.current_plan(plan.queue)
-    if plan.status not in (PlanStatus.APPROVED, PlanStatus.APPLIED) or current is None \
-            or current.id != plan.id:
-        why = (f"plan {plan_id} is {plan.status}" if plan.status != PlanStatus.APPROVED
-               else f"plan {plan_id} is no longer current for {plan.queue}")
-        store.mark_step(step_id, StepStatus.CANCELLED, actor=actor, details={"reason": why})
-        return StepResult(step_id, "cancelled", why)
-
-    to = step.to_workers if max_workers is None else min(step.to_workers, max_workers)
-    target = policy.target
-    base = {"from_workers": step.from_workers, "to_workers": to,
-            "execute_at": step.execute_at.isoformat(), "scaler": type(scaler).__name__,
-            "target": target.model_dump()}
+    blocker = blocking_step(plan.steps, step_id)
+    if blocker is not None:
+        return StepResult(step_id, "deferred", f"earlier step {blocker.id} of plan {plan_id} "
+                          f"is still {blocker.status}; steps apply in order",
+                          retry_after_s=max(policy.scaling.cooldown_seconds, 30.0))
+    run = StepRun(store, scaler, policy, plan_id, step_id, now, actor,
+               run_id or f"run-{uuid.uuid4().hex[:12]}", lease_s, retry or RetryPolicy(),
+               hook, max_workers, cooldown_scope_plan)
+    key = target_lock_key(policy.target)
+    if not store.acquire_target_lease(key, holder=run.run_id, now=now, lease_s=lease_s):
+        return StepResult(step_id, "deferred", f"another run is writing to {key}",
+                          retry_after_s=lease_s)
     try:
-        live = scaler.get_replicas(target)
-    except ScalerError as err:
-        store.audit("scale_failed", actor=actor, plan_id=plan_id, queue=plan.queue,
-                    details={**base, "error": str(err), "kind": err.kind})
-        raise
-    last_at = store.last_scale_at(plan.queue, plan_id=plan_id if cooldown_scope_plan else None)
-    verdict = check_step(_CappedStep(to), live, step.from_workers, last_at, now, policy,
-                         max_workers=max_workers)
-    details = {**base, "live_before": live, "guard": verdict.action.value,
-               "reason": verdict.reason}
-    if verdict.action == GuardAction.NOOP_ALREADY_APPLIED:
-        store.mark_step(step_id, StepStatus.NOOP, actor=actor, details=details)
-        return StepResult(step_id, "noop", verdict.reason, details)
-    if verdict.action == GuardAction.REFUSE_COOLDOWN:
-        store.audit("guard_deferred", actor=actor, plan_id=plan_id, queue=plan.queue,
-                    details=details)
-        return StepResult(step_id, "deferred", verdict.reason, details, verdict.retry_after_s)
-    if verdict.refused:
-        store.mark_step(step_id, StepStatus.REFUSED, actor=actor, details=details)
-        action = "drift" if verdict.action == GuardAction.REFUSE_DRIFT else "guard_refused"
-        store.audit(action, actor=actor, plan_id=plan_id, queue=plan.queue, details=details)
-        return StepResult(step_id, "refused", verdict.reason, details)
-    try:
-        outcome = scaler.set_replicas(target, to)
-    except ScalerError as err:
-        store.audit("scale_failed", actor=actor, plan_id=plan_id, queue=plan.queue,
-                    details={**details, "error": str(err), "kind": err.kind})
-        raise
-    details["outcome"] = _jsonable(asdict(outcome))
-    if wait_ready_s > 0:
-        ready = scaler.wait_ready(target, to, wait_ready_s)
-        details["ready"] = asdict(ready)
-    store.mark_step(step_id, StepStatus.APPLIED, actor=actor, details=details)
-    store.audit("scale", actor=actor, plan_id=plan_id, queue=plan.queue, details=details)
-    return StepResult(step_id, "applied", verdict.reason, details)
+        result = run_claimed(run)
+    finally:
+        store.release_target_lease(key, holder=run.run_id)
+    if result.outcome == "applied" and wait_ready_s > 0 and "recovered" not in result.details:
+        to = int(result.details["to_workers"])
+        try:
+            ready = scaler.wait_ready(policy.target, to, wait_ready_s)
+            result.details["ready"] = asdict(ready)
+            store.audit("step_ready", actor=actor, plan_id=plan_id, queue=plan.queue,
+                        details={"step_id": step_id, **asdict(ready)})
+        except ScalerError as err:  # the step is applied; only the wait failed
+            result.details["ready_error"] = str(err)
+    return result
 
 
 def steps_in_window(
@@ -130,12 +119,6 @@ def cancel_outside_window(
         store.mark_step(st.id, StepStatus.CANCELLED, actor=actor,
                         details={"reason": f"outside the approved first {apply_hours} h"})
     return run
-
-
-def due_steps(plans: Iterable[StoredPlan], now: datetime) -> list[tuple[int, int]]:
-    """(plan id, step id) of every pending step of an approved plan whose time has come."""
-    return [(plan.id, st.id) for plan in plans if plan.status == PlanStatus.APPROVED
-            for st in plan.steps if st.status == StepStatus.PENDING and st.execute_at <= now]
 
 
 def planned_live_replicas(steps: Sequence[StoredStep], step_id: int, current: int) -> int:

@@ -15,6 +15,7 @@ from capplan_core.execution.k8s_deployment import KubernetesDeploymentScaler
 from capplan_core.execution.k8s_keda import KedaScaledObjectScaler
 from capplan_core.execution.scaler import (
     DryRunScaler,
+    LiveReplicas,
     ReadyOutcome,
     ScaleOutcome,
     Scaler,
@@ -48,8 +49,12 @@ class KubernetesScaler:
     def get_replicas(self, target: TargetSpec) -> int:
         return self._for(target).get_replicas(target)
 
-    def set_replicas(self, target: TargetSpec, replicas: int) -> ScaleOutcome:
-        return self._for(target).set_replicas(target, replicas)
+    def read(self, target: TargetSpec) -> LiveReplicas:
+        return self._for(target).read(target)
+
+    def set_replicas(self, target: TargetSpec, replicas: int, *,
+                     expected: LiveReplicas | None = None) -> ScaleOutcome:
+        return self._for(target).set_replicas(target, replicas, expected=expected)
 
     def wait_ready(self, target: TargetSpec, replicas: int, timeout_s: float) -> ReadyOutcome:
         return self._for(target).wait_ready(target, replicas, timeout_s)

@@ -19,6 +19,7 @@ from capplan_core.execution.k8s_common import (
     poll_ready,
 )
 from capplan_core.execution.scaler import (
+    LiveReplicas,
     ReadyOutcome,
     ScaleOutcome,
     ScalerError,
@@ -50,22 +51,29 @@ class KubernetesDeploymentScaler(KubernetesScalerBase):
 
     def get_replicas(self, target: TargetSpec) -> int:
         """``spec.replicas`` of the Deployment's scale subresource."""
+        return self.read(target).replicas
+
+    def read(self, target: TargetSpec) -> LiveReplicas:
+        """``spec.replicas`` and ``metadata.resourceVersion`` of the scale subresource."""
         self._check_kind(target)
         scale = self._read_scale(target)
-        return int((scale.spec.replicas if scale.spec else None) or 0)
+        return LiveReplicas(int((scale.spec.replicas if scale.spec else None) or 0),
+                            scale.metadata.resource_version if scale.metadata else None)
 
-    def set_replicas(self, target: TargetSpec, replicas: int) -> ScaleOutcome:
-        """Patch ``spec.replicas``; no request is sent when it already equals ``replicas``.
+    def set_replicas(self, target: TargetSpec, replicas: int, *,
+                     expected: LiveReplicas | None = None) -> ScaleOutcome:
+        """Patch ``spec.replicas`` at the ``resourceVersion`` of ``expected`` (or of a fresh
+        read); no request is sent when the count already equals ``replicas``.
 
         Raises:
-            ScalerError: ``forbidden``, ``not_found``, ``conflict``, ``unreachable``,
-                ``invalid``; the Deployment is unchanged by this call.
+            ScalerError: ``forbidden``, ``not_found``, ``conflict`` (changed since
+                ``expected`` was read), ``unreachable``, ``invalid``; the Deployment is
+                unchanged by this call.
         """
         self._check_kind(target)
         check_replicas(target, replicas)
-        scale = self._read_scale(target)
-        before = int((scale.spec.replicas if scale.spec else None) or 0)
-        rv = scale.metadata.resource_version if scale.metadata else None
+        live = expected if expected is not None else self.read(target)
+        before, rv = live.replicas, live.version
         if before == replicas:
             return ScaleOutcome(kind=target.kind, namespace=target.namespace, name=target.name,
                                 from_replicas=before, to_replicas=replicas, changed=False,

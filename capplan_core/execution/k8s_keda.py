@@ -19,6 +19,7 @@ from capplan_core.execution.k8s_common import (
 )
 from capplan_core.execution.k8s_deployment import wait_deployment_ready
 from capplan_core.execution.scaler import (
+    LiveReplicas,
     ReadyOutcome,
     ScaleOutcome,
     ScalerError,
@@ -67,17 +68,25 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
         """The ScaledObject's ``spec.minReplicaCount`` (KEDA's default 0 when absent)."""
         return self._floor(self._read(target))
 
-    def set_replicas(self, target: TargetSpec, replicas: int) -> ScaleOutcome:
-        """Patch ``spec.minReplicaCount``; no request is sent when it already equals it.
+    def read(self, target: TargetSpec) -> LiveReplicas:
+        """``spec.minReplicaCount`` and the ScaledObject's ``resourceVersion``."""
+        obj = self._read(target)
+        return LiveReplicas(self._floor(obj), (obj.get("metadata") or {}).get("resourceVersion"))
+
+    def set_replicas(self, target: TargetSpec, replicas: int, *,
+                     expected: LiveReplicas | None = None) -> ScaleOutcome:
+        """Patch ``spec.minReplicaCount`` at the ``resourceVersion`` of ``expected`` (or of the
+        read made here); no request is sent when it already equals it.
 
         Raises:
             ScalerError: ``invalid`` when ``replicas`` exceeds ``spec.maxReplicaCount`` (capplan
                 never raises KEDA's ceiling); otherwise as the Deployment scaler.
         """
         check_replicas(target, replicas)
-        obj = self._read(target)
-        before = self._floor(obj)
-        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        obj = self._read(target)  # the ceiling lives here; the version is the caller's
+        before = self._floor(obj) if expected is None else expected.replicas
+        rv = ((obj.get("metadata") or {}).get("resourceVersion") if expected is None
+              else expected.version)
         if before == replicas:
             return ScaleOutcome(kind="scaledobject", namespace=target.namespace,
                                 name=target.name, from_replicas=before, to_replicas=replicas,

@@ -3,6 +3,10 @@
 A scaler moves the replica count of one Kubernetes target (``TargetSpec``). Every adapter keeps
 the same promises:
 
+* ``read`` returns the live count with the object's version (Kubernetes ``resourceVersion``);
+  ``set_replicas(..., expected=that_read)`` writes only if the object is still at that version
+  (optimistic concurrency: someone else's write in between is a ``conflict``, never
+  overwritten);
 * ``set_replicas`` to the live value sends no write and returns ``changed=False`` (idempotent);
 * a failure raises :class:`ScalerError` and leaves the target as it was (each change is a single
   write of one field on one object, so nothing is ever half-applied);
@@ -56,6 +60,15 @@ class ScalerError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class LiveReplicas:
+    """A read of a target: its replica count and the version the count was read at (the
+    Kubernetes ``resourceVersion``; None when the adapter has no versions)."""
+
+    replicas: int
+    version: str | None = None
+
+
+@dataclass(frozen=True)
 class ScaleOutcome:
     """What ``set_replicas`` did. ``changed`` is False when the target already had the count."""
 
@@ -93,8 +106,17 @@ class Scaler(Protocol):
         """Live replica count (for KEDA: the ScaledObject's ``minReplicaCount`` floor)."""
         ...
 
-    def set_replicas(self, target: TargetSpec, replicas: int) -> ScaleOutcome:
-        """Set the count; a no-op (no write) when it already equals ``replicas``."""
+    def read(self, target: TargetSpec) -> LiveReplicas:
+        """Live replica count and the version it was read at."""
+        ...
+
+    def set_replicas(self, target: TargetSpec, replicas: int, *,
+                     expected: LiveReplicas | None = None) -> ScaleOutcome:
+        """Set the count; a no-op (no write) when it already equals ``replicas``.
+
+        With ``expected`` (a :meth:`read`), no second read is made: the write carries
+        ``expected.version`` and fails with ``conflict`` if the object changed since.
+        """
         ...
 
     def wait_ready(self, target: TargetSpec, replicas: int, timeout_s: float) -> ReadyOutcome:
@@ -112,7 +134,8 @@ def check_replicas(target: TargetSpec, replicas: int) -> None:
         )
 
 
-_REPLICA_FIELD = {"deployment": "spec.replicas", "scaledobject": "spec.minReplicaCount"}
+_REPLICA_FIELD = {"deployment": "spec.replicas", "scaledobject": "spec.minReplicaCount",
+                  "supervisor": "supervisord group: processes in STARTING/RUNNING/BACKOFF"}
 
 
 class DryRunScaler:
@@ -134,8 +157,21 @@ class DryRunScaler:
     def get_replicas(self, target: TargetSpec) -> int:
         return self.replicas.get(target_key(target), self.default_replicas)
 
-    def set_replicas(self, target: TargetSpec, replicas: int) -> ScaleOutcome:
+    def _version(self, target: TargetSpec) -> str:
+        return str(sum(a.namespace == target.namespace and a.name == target.name
+                       for a in self.actions))
+
+    def read(self, target: TargetSpec) -> LiveReplicas:
+        """The count and a version: how many changes this dry run made to the target."""
+        return LiveReplicas(self.get_replicas(target), self._version(target))
+
+    def set_replicas(self, target: TargetSpec, replicas: int, *,
+                     expected: LiveReplicas | None = None) -> ScaleOutcome:
         check_replicas(target, replicas)
+        if expected is not None and expected.version not in (None, self._version(target)):
+            raise ScalerError("conflict", f"{target_key(target)} changed since it was read "
+                              f"(version {expected.version})", target=target_key(target),
+                              status=409)
         before = self.get_replicas(target)
         outcome = ScaleOutcome(
             kind=target.kind, namespace=target.namespace, name=target.name,

@@ -20,6 +20,7 @@ processes this call already moved are moved back before :class:`ScalerError` is 
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import re
 import time
@@ -34,6 +35,7 @@ from xml.parsers.expat import ExpatError
 from pydantic import SecretStr
 
 from capplan_core.execution.scaler import (
+    LiveReplicas,
     ReadyOutcome,
     ScaleOutcome,
     ScalerError,
@@ -170,10 +172,19 @@ class SupervisorScaler:
         with self._rpc("read processes of", target) as proxy:
             return _up_count(self._processes(proxy, target))
 
-    def set_replicas(self, target: TargetSpec, replicas: int) -> ScaleOutcome:
+    def read(self, target: TargetSpec) -> LiveReplicas:
+        """The up count and a version: a hash of which of the group's processes are up."""
+        self._check_kind(target)
+        with self._rpc("read processes of", target) as proxy:
+            procs = self._processes(proxy, target)
+        return LiveReplicas(_up_count(procs), _states_version(procs))
+
+    def set_replicas(self, target: TargetSpec, replicas: int, *,
+                     expected: LiveReplicas | None = None) -> ScaleOutcome:
         """Start or stop processes until ``replicas`` are up; a no-op when already so.
 
-        Starts/stops return without waiting (``wait=False``); use :meth:`wait_ready`.
+        Starts/stops return without waiting (``wait=False``); use :meth:`wait_ready`. With
+        ``expected``, a group whose process states changed since that read is a ``conflict``.
 
         Raises:
             ScalerError: ``invalid`` (more than the group's numprocs, or a negative count),
@@ -185,6 +196,10 @@ class SupervisorScaler:
         with self._rpc("scale", target) as proxy:
             procs = self._processes(proxy, target)
             before = _up_count(procs)
+            if expected is not None and expected.version not in (None,
+                                                                  _states_version(procs)):
+                raise ScalerError("conflict", f"{self._where(target)} changed since it was "
+                                  "read; re-read and re-check", target=target.name)
             if replicas > len(procs):
                 raise ScalerError(
                     "invalid", f"cannot run {replicas} processes of {self._where(target)}: it has "
@@ -239,6 +254,12 @@ class SupervisorScaler:
                     message=f"{running} RUNNING, {moving} starting/stopping/backoff of "
                             f"{len(procs)} in group {target.name!r}")
             self._sleep(min(self.poll_interval_s, max(timeout_s - waited, 0.0)))
+
+
+def _states_version(procs: list[GroupProcess]) -> str:
+    # up/down only: a process going STARTING -> RUNNING is not someone else's write
+    text = ";".join(f"{p.name}={p.state in UP_STATES}" for p in procs)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _up_count(procs: list[GroupProcess]) -> int:

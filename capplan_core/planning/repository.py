@@ -18,6 +18,7 @@ from capplan_core.planning.stored_plan import (
     ForecastPoint,
     PlanDraft,
     PlanStatus,
+    StepClaim,
     StepStatus,
     StoredPlan,
 )
@@ -66,8 +67,29 @@ class PlanRepository(Protocol):
     # -- steps and audit
     def mark_step(self, step_id: int, status: StepStatus, *, actor: str,
                   details: dict[str, Any]) -> bool:
-        """Record a step's outcome once; False if it was already final."""
+        """Record a pending step's outcome once; False if it had left ``pending``."""
         ...
+
+    def claim_step(self, step_id: int, *, run_id: str, now: datetime, lease_s: float,
+                   actor: str) -> StepClaim | None:
+        """``pending -> claimed`` for ``run_id`` until ``now + lease_s``, or take over a
+        claimed/applying step whose lease ran out; None when held by another run or final."""
+        ...
+
+    def move_step(self, step_id: int, frm: StepStatus, to: StepStatus, *, run_id: str,
+                  actor: str, details: dict[str, Any], action: str | None = None,
+                  lease_until: datetime | None = None) -> bool:
+        """One compare-and-set transition of a step held by ``run_id``, audited with it;
+        False when the step is no longer ``frm`` under ``run_id``."""
+        ...
+
+    def acquire_target_lease(self, target: str, *, holder: str, now: datetime,
+                             lease_s: float) -> bool:
+        """Take or renew the one-writer lease on a scaling target; False while another
+        holder's lease runs."""
+        ...
+
+    def release_target_lease(self, target: str, *, holder: str) -> bool: ...
 
     def last_scale_at(self, queue: str, *, plan_id: int | None = None) -> datetime | None: ...
 

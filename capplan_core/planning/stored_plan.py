@@ -30,11 +30,42 @@ class PlanStatus(StrEnum):
 
 class StepStatus(StrEnum):
     PENDING = "pending"
+    CLAIMED = "claimed"
+    APPLYING = "applying"
     APPLIED = "applied"
     NOOP = "noop"
     REFUSED = "refused"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+#: A step's life (docs/reliability.md). ``claimed`` and ``applying`` carry a lease
+#: (``claimed_by``, ``lease_until``); a run may take over a step whose lease has run out
+#: (``claimed -> claimed``, ``applying -> applying``), reading the live count back first.
+#: ``claimed -> pending`` releases a step a run will not apply now (cooldown, busy target).
+STEP_TRANSITIONS: dict[str, frozenset[str]] = {
+    StepStatus.PENDING: frozenset({StepStatus.CLAIMED, StepStatus.CANCELLED,
+                                   StepStatus.EXPIRED}),
+    StepStatus.CLAIMED: frozenset({
+        StepStatus.CLAIMED, StepStatus.PENDING, StepStatus.APPLYING, StepStatus.NOOP,
+        StepStatus.REFUSED, StepStatus.CANCELLED, StepStatus.EXPIRED, StepStatus.FAILED,
+    }),
+    StepStatus.APPLYING: frozenset({
+        StepStatus.APPLYING, StepStatus.APPLIED, StepStatus.FAILED, StepStatus.REFUSED,
+        StepStatus.EXPIRED, StepStatus.CANCELLED,
+    }),
+}
+#: Statuses a step never leaves.
+STEP_FINAL = frozenset({StepStatus.APPLIED, StepStatus.NOOP, StepStatus.REFUSED,
+                        StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.EXPIRED})
+#: Statuses that hold a lease.
+STEP_LEASED = frozenset({StepStatus.CLAIMED, StepStatus.APPLYING})
+
+
+def step_may_move(status: str, to: StepStatus) -> bool:
+    """True when :data:`STEP_TRANSITIONS` lets a step in ``status`` move to ``to``."""
+    return to in STEP_TRANSITIONS.get(status, frozenset())
 
 
 # Which statuses a plan may move to from each status.
@@ -116,6 +147,23 @@ class StoredStep:
     status: str
     applied_at: datetime | None
     explanation: dict[str, Any] = field(default_factory=dict)
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StepClaim:
+    """A step a run now holds (``claimed`` or, taken over, ``applying``) until ``lease_until``.
+
+    ``taken_over_from`` names the run whose lease had run out; ``was`` is the status the step
+    had before (``applying`` means the dead run may have written: read back before writing).
+    """
+
+    step: StoredStep
+    run_id: str
+    lease_until: datetime
+    was: str
+    taken_over_from: str | None = None
 
 
 @dataclass(frozen=True)

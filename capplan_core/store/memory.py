@@ -1,29 +1,35 @@
 """An in-memory :class:`~capplan_core.planning.repository.PlanRepository` for unit tests.
 
 Same behaviour as the SQL store (state machine, supersede on approval, step written once,
-audit on every change), no database. Not thread-safe; one process only.
+audit on every change), no database. One process only; the step state machine and the target
+leases run under a lock, so threads may race on them as they do on the SQL store.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from capplan_core.planning.stored_plan import (
     CANCELS_STEPS,
     DECISIONS,
     LIVE,
+    STEP_FINAL,
+    STEP_LEASED,
     AuditEntry,
     ForecastPoint,
     PlanDraft,
     PlanStatus,
+    StepClaim,
     StepStatus,
     StoredPlan,
     StoredSimulation,
     StoredStep,
     check_transition,
+    step_may_move,
 )
 from capplan_core.policy import ScalingPolicy
 
@@ -43,6 +49,8 @@ class InMemoryPlanStore:
         self.forecasts: dict[int | None, list[ForecastPoint]] = {}
         self.quality_reports: list[tuple[str, bool, dict[str, Any]]] = []
         self._next_step_id = 1
+        self.target_leases: dict[str, tuple[str, datetime]] = {}
+        self._lock = threading.RLock()
 
     # -- policies
     def upsert_policies(self, policies: Iterable[ScalingPolicy]) -> dict[str, int]:
@@ -149,23 +157,88 @@ class InMemoryPlanStore:
     # -- steps and audit
     def mark_step(self, step_id: int, status: StepStatus, *, actor: str,
                   details: dict[str, Any]) -> bool:
-        plan = next((p for p in self.plans.values() if any(s.id == step_id for s in p.steps)),
-                    None)
-        if plan is None:
-            raise StoreError(f"no step with id {step_id}")
-        step = next(s for s in plan.steps if s.id == step_id)
-        if step.status != StepStatus.PENDING:
+        with self._lock:
+            return self._cas(step_id, StepStatus.PENDING, status, owner=None, actor=actor,
+                             action=f"step_{status.value}", details=details)
+
+    def claim_step(self, step_id: int, *, run_id: str, now: datetime, lease_s: float,
+                   actor: str) -> StepClaim | None:
+        with self._lock:
+            _, step = self._find_step(step_id)
+            if step.status == StepStatus.PENDING:
+                to = StepStatus.CLAIMED
+            elif step.status in STEP_LEASED and (step.claimed_by == run_id or (
+                    step.lease_until is not None and step.lease_until < now)):
+                to = StepStatus(step.status)
+            else:
+                return None
+            until = now + timedelta(seconds=lease_s)
+            was, owner = step.status, step.claimed_by
+            action = "step_claimed" if was == StepStatus.PENDING else "step_taken_over"
+            self._cas(step_id, StepStatus(was), to, owner=owner, actor=actor, action=action,
+                      details={"run_id": run_id, "lease_until": until.isoformat(), "was": was,
+                               "previous_run": owner}, new_owner=run_id, lease_until=until)
+            return StepClaim(self._find_step(step_id)[1], run_id, until, was,
+                             None if was == StepStatus.PENDING else owner)
+
+    def move_step(self, step_id: int, frm: StepStatus, to: StepStatus, *, run_id: str,
+                  actor: str, details: dict[str, Any], action: str | None = None,
+                  lease_until: datetime | None = None) -> bool:
+        with self._lock:
+            return self._cas(step_id, frm, to, owner=run_id, actor=actor,
+                             action=action or f"step_{to.value}", details=details,
+                             new_owner=run_id, lease_until=lease_until)
+
+    def _find_step(self, step_id: int) -> tuple[StoredPlan, StoredStep]:
+        for plan in self.plans.values():
+            for st in plan.steps:
+                if st.id == step_id:
+                    return plan, st
+        raise StoreError(f"no step with id {step_id}")
+
+    def _cas(self, step_id: int, frm: StepStatus, to: StepStatus, *, owner: str | None,
+             actor: str, action: str, details: dict[str, Any], new_owner: str | None = None,
+             lease_until: datetime | None = None) -> bool:
+        direct = owner is None and frm == StepStatus.PENDING and to in STEP_FINAL
+        if not (direct or step_may_move(frm, to)):
+            raise DecisionConflict(f"step {step_id} cannot move {frm.value} -> {to.value}")
+        plan, step = self._find_step(step_id)
+        if step.status != frm or step.claimed_by != owner:
             return False
-        steps = tuple(replace(s, status=status, applied_at=self._now()) if s.id == step_id
-                      else s for s in plan.steps)
+        if to in STEP_FINAL or to == StepStatus.PENDING:
+            moved = replace(step, status=to, claimed_by=None, lease_until=None)
+        else:
+            moved = replace(step, status=to, claimed_by=new_owner,
+                            lease_until=lease_until or step.lease_until)
+        if to in STEP_FINAL:
+            moved = replace(moved, applied_at=self._now())
+        steps = tuple(moved if s.id == step_id else s for s in plan.steps)
         plan = replace(plan, steps=steps)
-        self.audit(f"step_{status.value}", actor=actor, plan_id=plan.id, queue=plan.queue,
-                   details={"step_id": step_id, **details})
-        if plan.status == PlanStatus.APPROVED and all(
-                s.status != StepStatus.PENDING for s in steps):
+        self.audit(action, actor=actor, plan_id=plan.id, queue=plan.queue,
+                   details={"step_id": step_id, "from_status": frm.value,
+                            "to_status": to.value, **details})
+        if to in STEP_FINAL and plan.status == PlanStatus.APPROVED and all(
+                s.status in STEP_FINAL for s in steps):
             plan = replace(plan, status=PlanStatus.APPLIED)
         self.plans[plan.id] = plan
         return True
+
+    def acquire_target_lease(self, target: str, *, holder: str, now: datetime,
+                             lease_s: float) -> bool:
+        with self._lock:
+            held = self.target_leases.get(target)
+            if held is not None and held[0] != holder and held[1] >= now:
+                return False
+            self.target_leases[target] = (holder, now + timedelta(seconds=lease_s))
+            return True
+
+    def release_target_lease(self, target: str, *, holder: str) -> bool:
+        with self._lock:
+            held = self.target_leases.get(target)
+            if held is None or held[0] != holder:
+                return False
+            self.target_leases[target] = (holder, self._now() - timedelta(seconds=1))
+            return True
 
     def last_scale_at(self, queue: str, *, plan_id: int | None = None) -> datetime | None:
         times = [s.applied_at for p in self.plans.values()

@@ -119,11 +119,24 @@ class ScalingStepRow(Base):
     to_workers: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     confidence: Mapped[float | None] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(20), default=StepStatus.PENDING)
+    status: Mapped[str] = mapped_column(String(20), default=StepStatus.PENDING, index=True)
     applied_at: Mapped[datetime | None]
     explanation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # the run holding a claimed/applying step, and until when (migration 0002)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
 
     plan: Mapped[CapacityPlanRow] = relationship(back_populates="steps")
+
+
+class TargetLeaseRow(Base):
+    """One writer per scaling target (``kind:namespace/name``) at a time (migration 0002)."""
+
+    __tablename__ = "target_lease"
+
+    target: Mapped[str] = mapped_column(String(300), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    lease_until: Mapped[datetime]
 
 
 class SimulationResultRow(Base):
@@ -144,6 +157,11 @@ class SimulationResultRow(Base):
     plan: Mapped[CapacityPlanRow] = relationship(back_populates="simulation")
 
 
+#: the numbers the planner reads from queue_metrics, in the covering index (migration 0004)
+METRICS_HISTORY_COLUMNS = ("arrival_rate", "service_rate", "backlog", "workers",
+                           "service_time_p95", "service_time_scv")
+
+
 class QueueMetricsRow(Base):
     __tablename__ = "queue_metrics"
     __table_args__ = (
@@ -160,6 +178,8 @@ class QueueMetricsRow(Base):
     service_rate: Mapped[float | None] = mapped_column(Float)
     backlog: Mapped[float | None] = mapped_column(Float)
     workers: Mapped[float | None] = mapped_column(Float)
+    service_time_p95: Mapped[float | None] = mapped_column(Float)
+    service_time_scv: Mapped[float | None] = mapped_column(Float)
     recorded_at: Mapped[datetime]
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -172,11 +192,6 @@ class ForecastPointRow(Base):
     plan_id: Mapped[int | None] = mapped_column(
         ForeignKey("capacity_plan.id", ondelete="CASCADE"), index=True
     )
-#: the numbers the planner reads from queue_metrics, in the covering index (migration 0004)
-METRICS_HISTORY_COLUMNS = ("arrival_rate", "service_rate", "backlog", "workers",
-                           "service_time_p95", "service_time_scv")
-
-
     queue_name: Mapped[str] = mapped_column(String(200))
     forecast_time: Mapped[datetime]
     predicted_rate: Mapped[float] = mapped_column(Float)
@@ -189,8 +204,6 @@ METRICS_HISTORY_COLUMNS = ("arrival_rate", "service_rate", "backlog", "workers",
 
 class DataQualityReportRow(Base):
     __tablename__ = "data_quality_report"
-    service_time_p95: Mapped[float | None] = mapped_column(Float)
-    service_time_scv: Mapped[float | None] = mapped_column(Float)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     queue: Mapped[str] = mapped_column(String(200), index=True)

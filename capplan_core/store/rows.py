@@ -20,7 +20,8 @@ def step_from_row(r: ScalingStepRow) -> StoredStep:
     return StoredStep(id=r.id, plan_id=r.plan_id, seq=r.seq, execute_at=r.execute_at,
                       from_workers=r.from_workers, to_workers=r.to_workers, reason=r.reason,
                       confidence=r.confidence, status=r.status, applied_at=r.applied_at,
-                      explanation=dict(r.explanation or {}))
+                      explanation=dict(r.explanation or {}), claimed_by=r.claimed_by,
+                      lease_until=r.lease_until)
 
 
 def simulation_from_row(r: SimulationResultRow) -> StoredSimulation:

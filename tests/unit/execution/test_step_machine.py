@@ -1,0 +1,276 @@
+"""The step state machine over the in-memory repository: claims and leases, intent before the
+write, take-over and read-back, transient and permanent faults, order and staleness."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from faulty_scaler import FaultyScaler
+
+from capplan_core.execution.due import DueRun, apply_due
+from capplan_core.execution.executor import apply_step, target_lock_key
+from capplan_core.execution.ordering import effective_execute_at, stale_reason
+from capplan_core.execution.write import RetryPolicy
+from capplan_core.planning.stored_plan import (
+    STEP_FINAL,
+    STEP_TRANSITIONS,
+    PlanDraft,
+    PlanStatus,
+    StepDraft,
+    StepStatus,
+)
+from capplan_core.policy import ScalingPolicy
+from capplan_core.store.errors import DecisionConflict
+from capplan_core.store.memory import InMemoryPlanStore
+
+T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
+KEY = "workers/email-worker"
+NO_WAIT = RetryPolicy(attempts=3, backoff_s=0.0, sleep=lambda _s: None)
+
+
+def _policy(cooldown_s: int = 0) -> ScalingPolicy:
+    return ScalingPolicy.model_validate({
+        "name": "emails", "queue": "emails",
+        "target": {"kind": "deployment", "namespace": "workers", "name": "email-worker"},
+        "slo": {"wait_p95_seconds": 30},
+        "scaling": {"min_workers": 2, "max_workers": 40, "max_step": 10,
+                    "cooldown_seconds": cooldown_s},
+        "forecast": {"interval_minutes": 15}})
+
+
+def _plan(store: InMemoryPlanStore, policy: ScalingPolicy, *moves: tuple[int, int],
+          spacing_min: int = 30, expires_at: datetime | None = None) -> int:
+    store.upsert_policies([policy])
+    pid = store.create_plan(PlanDraft(
+        policy_name=policy.name, queue=policy.queue, mode="manual",
+        current_workers=moves[0][0], target_workers=moves[-1][1], confidence=0.9,
+        slo_achievable=True, as_of=T0, expires_at=expires_at,
+        steps=[StepDraft(T0 + timedelta(minutes=spacing_min * i), a, b, "test")
+               for i, (a, b) in enumerate(moves)],
+        details={"policy": policy.name}))
+    store.transition(pid, PlanStatus.APPROVED, actor="alice")
+    return pid
+
+
+def _actions(store: InMemoryPlanStore, pid: int) -> list[str]:
+    return [e.action for e in store.audit_events(plan_id=pid) if e.action.startswith("step_")]
+
+
+def test_final_statuses_have_no_way_out_and_pending_cannot_jump_to_applied() -> None:
+    assert all(s not in STEP_TRANSITIONS for s in STEP_FINAL)
+    assert StepStatus.APPLIED not in STEP_TRANSITIONS[StepStatus.PENDING]
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    step = store.get_plan(_plan(store, policy, (4, 8))).steps[0]
+    with pytest.raises(DecisionConflict, match="cannot move pending -> applying"):
+        store.move_step(step.id, StepStatus.PENDING, StepStatus.APPLYING, run_id="r",
+                        actor="c", details={})
+
+
+def test_intent_is_recorded_before_the_write_and_the_outcome_after() -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8))
+    seen: list[tuple[str, list[str]]] = []
+    hook = lambda point: seen.append((point, _actions(store, pid)))  # noqa: E731
+    scaler = FaultyScaler({KEY: 4})
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
+                     run_id="r1", hook=hook)
+    assert out.outcome == "applied" and scaler.replicas[KEY] == 8
+    assert seen == [("claimed", ["step_claimed"]),
+                    ("applying", ["step_claimed", "step_applying"]),
+                    ("written", ["step_claimed", "step_applying"])]
+    intent = store.audit_events(plan_id=pid, action="step_applying")[0].details
+    assert (intent["from_workers"], intent["to_workers"], intent["live_before"],
+            intent["version_before"]) == (4, 8, 4, "0")
+    assert _actions(store, pid)[-1] == "step_applied"
+    assert store.get_plan(pid).status == PlanStatus.APPLIED
+
+
+def test_a_claimed_step_is_not_taken_while_its_lease_runs_then_is_taken_over() -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8))
+    step = store.get_plan(pid).steps[0]
+    assert store.claim_step(step.id, run_id="a", now=T0, lease_s=60, actor="c") is not None
+    assert store.claim_step(step.id, run_id="b", now=T0 + timedelta(seconds=59), lease_s=60,
+                            actor="c") is None
+    later = store.claim_step(step.id, run_id="b", now=T0 + timedelta(seconds=61), lease_s=60,
+                             actor="c")
+    assert later is not None and later.taken_over_from == "a"
+    assert later.step.claimed_by == "b"
+    assert _actions(store, pid) == ["step_claimed", "step_taken_over"]
+
+
+def test_a_killed_runs_write_that_landed_is_recovered_not_written_again() -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8))
+    sid = store.get_plan(pid).steps[0].id
+    scaler = FaultyScaler({KEY: 4})
+
+    def die_after_write(point: str) -> None:
+        if point == "written":
+            raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        apply_step(store, scaler, policy, pid, sid, now=T0, run_id="dead", lease_s=30,
+                   hook=die_after_write)
+    assert store.get_plan(pid).steps[0].status == StepStatus.APPLYING
+    early = apply_step(store, scaler, policy, pid, sid, now=T0 + timedelta(seconds=10),
+                       run_id="next")
+    assert early.outcome == "deferred"   # the dead run's target lease still runs
+    out = apply_step(store, scaler, policy, pid, sid, now=T0 + timedelta(seconds=31),
+                     run_id="next")
+    assert out.outcome == "applied" and out.details["recovered"] is True
+    assert scaler.write_calls == 1 and len(scaler.actions) == 1
+    assert _actions(store, pid) == ["step_claimed", "step_applying", "step_taken_over",
+                                    "step_applied"]
+
+
+def test_a_killed_run_that_never_wrote_is_written_once_by_the_next() -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8))
+    sid = store.get_plan(pid).steps[0].id
+    scaler = FaultyScaler({KEY: 4})
+
+    def die_before_write(point: str) -> None:
+        if point == "applying":
+            raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        apply_step(store, scaler, policy, pid, sid, now=T0, run_id="dead", lease_s=30,
+                   hook=die_before_write)
+    out = apply_step(store, scaler, policy, pid, sid, now=T0 + timedelta(seconds=31),
+                     run_id="next")
+    assert out.outcome == "applied" and "recovered" not in out.details
+    assert scaler.replicas[KEY] == 8 and len(scaler.actions) == 1
+    assert _actions(store, pid).count("step_applying") == 2
+
+
+@pytest.mark.parametrize("fault", ["unreachable", "conflict"])
+def test_a_transient_fault_is_read_back_then_retried(fault: str) -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8))
+    scaler = FaultyScaler({KEY: 4}, write_faults=[fault])
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
+                     retry=NO_WAIT)
+    assert out.outcome == "applied" and scaler.write_calls == 2 and len(scaler.actions) == 1
+    assert [f["kind"] for f in out.details["faults"]] == [fault]
+
+
+def test_a_timeout_after_the_patch_landed_is_not_written_twice() -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8))
+    scaler = FaultyScaler({KEY: 4}, write_faults=["unreachable+landed"])
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
+                     retry=NO_WAIT)
+    assert out.outcome == "applied" and out.details["landed_after"] == "unreachable"
+    assert scaler.write_calls == 1 and len(scaler.actions) == 1
+
+
+def test_a_conflict_whose_reread_shows_another_count_is_drift_not_overwritten() -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8))
+    scaler = FaultyScaler({KEY: 4})
+
+    def someone_else(point: str) -> None:
+        if point == "applying":  # kubectl scale between the guard's read and the patch
+            scaler.set_replicas(policy.target, 6)
+
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
+                     retry=NO_WAIT, hook=someone_else)
+    assert out.outcome == "refused" and out.details["guard"] == "refuse-drift"
+    assert scaler.replicas[KEY] == 6
+    assert store.get_plan(pid).steps[0].status == StepStatus.REFUSED
+    assert [f["kind"] for f in out.details["faults"]] == ["conflict"]
+
+
+@pytest.mark.parametrize("fault", ["forbidden", "not_found", "invalid"])
+def test_a_permanent_fault_fails_the_step_and_the_plan_at_once(fault: str) -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8), (8, 10))
+    scaler = FaultyScaler({KEY: 4}, write_faults=[fault])
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
+                     retry=NO_WAIT)
+    assert out.outcome == "failed" and out.plan_failed and fault in out.reason
+    assert scaler.write_calls == 1 and scaler.actions == []
+    plan = store.get_plan(pid)
+    assert plan.status == PlanStatus.FAILED
+    assert [s.status for s in plan.steps] == [StepStatus.FAILED, StepStatus.CANCELLED]
+
+
+def test_transient_faults_to_the_end_leave_the_step_for_a_later_run_to_read_back() -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8))
+    sid = store.get_plan(pid).steps[0].id
+    scaler = FaultyScaler({KEY: 4}, write_faults=["unreachable"] * 3)
+    out = apply_step(store, scaler, policy, pid, sid, now=T0, retry=NO_WAIT)
+    assert out.outcome == "deferred" and scaler.write_calls == 3
+    assert store.get_plan(pid).steps[0].status == StepStatus.APPLYING   # in doubt
+    again = apply_step(store, scaler, policy, pid, sid, now=T0 + timedelta(seconds=1),
+                       retry=NO_WAIT)
+    assert again.outcome == "applied" and len(scaler.actions) == 1
+
+
+def test_another_writer_on_the_target_defers_the_step() -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8))
+    assert store.acquire_target_lease(target_lock_key(policy.target), holder="other", now=T0,
+                                      lease_s=60)
+    out = apply_step(store, FaultyScaler({KEY: 4}), policy, pid,
+                     store.get_plan(pid).steps[0].id, now=T0)
+    assert out.outcome == "deferred" and "another run" in out.reason
+    assert store.get_plan(pid).steps[0].status == StepStatus.PENDING
+
+
+def test_steps_apply_in_order_and_a_late_step_shifts_the_later_ones() -> None:
+    clock = {"now": T0}
+    store, policy = InMemoryPlanStore(clock=lambda: clock["now"]), _policy(cooldown_s=300)
+    pid = _plan(store, policy, (4, 8), (8, 10), (10, 12), spacing_min=5)
+    s1, s2, s3 = store.get_plan(pid).steps
+    scaler = FaultyScaler({KEY: 4})
+    assert apply_step(store, scaler, policy, pid, s2.id, now=T0).outcome == "deferred"
+    clock["now"] = T0 + timedelta(minutes=1)   # step 1 a minute late
+    assert apply_step(store, scaler, policy, pid, s1.id, now=clock["now"]).outcome == "applied"
+    steps = store.get_plan(pid).steps
+    assert effective_execute_at(steps, s3.id) == s3.execute_at + timedelta(minutes=1)
+    # step 2 at its time is inside the cooldown: deferred, not drift
+    at2 = T0 + timedelta(minutes=5)
+    out2 = apply_step(store, scaler, policy, pid, s2.id, now=at2)
+    assert out2.outcome == "deferred" and out2.retry_after_s == pytest.approx(60.0)
+    # step 3 comes due while step 2 waits: it waits too (never drift)
+    assert apply_step(store, scaler, policy, pid, s3.id,
+                      now=T0 + timedelta(minutes=11)).outcome == "deferred"
+    clock["now"] = T0 + timedelta(minutes=6)
+    assert apply_step(store, scaler, policy, pid, s2.id, now=clock["now"]).outcome == "applied"
+    clock["now"] = T0 + timedelta(minutes=11)
+    assert apply_step(store, scaler, policy, pid, s3.id, now=clock["now"]).outcome == "applied"
+    assert scaler.replicas[KEY] == 12 and len(scaler.actions) == 3
+    assert store.audit_events(plan_id=pid, action="drift") == []
+
+
+def test_a_step_past_its_window_or_of_an_expired_plan_expires_unapplied() -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8))
+    scaler = FaultyScaler({KEY: 4})
+    late = T0 + timedelta(minutes=15)
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=late)
+    assert out.outcome == "expired" and "window passed" in out.reason
+    assert scaler.actions == [] and store.get_plan(pid).steps[0].status == StepStatus.EXPIRED
+    gone = _plan(store, policy, (4, 8), expires_at=T0 + timedelta(minutes=2))
+    plan = store.get_plan(gone)
+    assert stale_reason(plan, plan.steps[0], T0 + timedelta(minutes=3), 900) == (
+        f"plan {gone} expired at {plan.expires_at.isoformat()}")
+    out = apply_step(store, scaler, policy, gone, plan.steps[0].id,
+                     now=T0 + timedelta(minutes=3))
+    assert out.outcome == "expired" and scaler.actions == []
+
+
+def test_apply_due_reports_public_outcomes_and_a_finished_step_as_noop() -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8), (8, 10), spacing_min=1)
+    scaler = FaultyScaler({KEY: 4})
+    now = T0 + timedelta(minutes=2)
+    first = apply_due(store, lambda _p, _s: scaler, clock=lambda: now, run=DueRun("a"))
+    assert [(d["plan_id"], d["outcome"]) for d in first] == [(pid, "applied"), (pid, "applied")]
+    assert apply_due(store, lambda _p, _s: scaler, clock=lambda: now, run=DueRun("b")) == []
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=now)
+    assert out.outcome == "already-applied"
