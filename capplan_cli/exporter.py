@@ -69,7 +69,8 @@ class OpsCollector(Collector):
                         EXECUTION_ACTIONS)
         yield _approval_histogram(ops.approval_waits(self.store.decided_plan_facts()))
         yield _gauge("capplan_plan_awaiting_approval_oldest_age_seconds",
-                     "age of the oldest plan still proposed (0 when none waits)",
+                     "age of the oldest plan waiting for a person (proposed, with an approval "
+                     "deadline; 0 when none)",
                      ops.oldest_awaiting_age_s(self.store.oldest_awaiting_created_at(), now))
         yield from self._forecast_families(now)
 

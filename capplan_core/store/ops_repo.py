@@ -68,11 +68,15 @@ class OpsRepository:
             return [PlanFact(*r) for r in rows]
 
     def oldest_awaiting_created_at(self) -> datetime | None:
-        """Creation time of the oldest plan still awaiting a decision (``proposed``)."""
+        """Creation time of the oldest plan waiting for a person: ``proposed`` and its run
+        asked for approval (``approve`` set an approval deadline). Advisory and plan-only
+        plans stay ``proposed`` without waiting for anyone, so they do not count."""
         p = CapacityPlanRow
         with self._session() as s:
-            return s.scalar(select(p.created_at).where(p.status == AWAITING)
-                            .order_by(p.created_at).limit(1))
+            waiting = [created for created, details in s.execute(
+                select(p.created_at, p.details).where(p.status == AWAITING))
+                if (details or {}).get("approval_deadline")]
+        return min(waiting, default=None)
 
     def enabled_policy_queues(self) -> set[str]:
         with self._session() as s:

@@ -65,9 +65,11 @@ def fill(store: PlanStore) -> int:
     store.upsert_policies(_policies())
     old_a = _plan(store, "a", A1, "superseded", A1, decided_after_s=600, steps=("cancelled",))
     _plan(store, "b", A1, "skipped", A1 + timedelta(seconds=20))
+    _plan(store, "c", A1, "proposed", A1 + timedelta(seconds=30))  # advisory: waits for no one
     new_a = _plan(store, "a", A2, "approved", A2, decided_after_s=120,
                   steps=("applied", "failed"))
-    _plan(store, "b", A2, "proposed", A2 + timedelta(seconds=10), steps=("pending",))
+    waiting = _plan(store, "b", A2, "proposed", A2 + timedelta(seconds=10), steps=("pending",))
+    store.set_flow_run(waiting, "run-b", approval_deadline=A2 + timedelta(hours=1))
     _plan(store, "c", A2, "skipped", A2 + timedelta(seconds=30))
     store.audit("scale", actor="t", plan_id=new_a, queue="a")
     for _ in range(2):
@@ -133,7 +135,7 @@ def test_prometheus_scrapes_the_exporter_and_sees_the_stores_numbers(
 
         plans = values_by(prom, "capplan_plans", "status")
         assert {k: v for k, v in plans.items() if v} == {
-            "superseded": 1.0, "skipped": 2.0, "approved": 1.0, "proposed": 1.0}
+            "superseded": 1.0, "skipped": 2.0, "approved": 1.0, "proposed": 2.0}
         steps = values_by(prom, "capplan_steps", "status")
         assert {k: v for k, v in steps.items() if v} == {
             "cancelled": 1.0, "applied": 1.0, "failed": 1.0, "pending": 1.0}
@@ -147,7 +149,7 @@ def test_prometheus_scrapes_the_exporter_and_sees_the_stores_numbers(
         assert float(query(prom, waits.format("bucket", ',le="300"'))[0]["value"][1]) == 1.0
         oldest = float(query(prom, "capplan_plan_awaiting_approval_oldest_age_seconds")
                        [0]["value"][1])
-        assert 1790 - 5 < oldest < 1790 + 300  # proposed at A2 + 10 s
+        assert 1790 - 5 < oldest < 1790 + 300  # b, proposed at A2 + 10 s; not advisory c
 
         assert values_by(prom, "capplan_forecast_plan_id", "queue") == {"a": float(plan_id)}
         assert values_by(prom, "capplan_forecast_windows_compared", "queue") == {"a": 3.0}
