@@ -36,7 +36,8 @@ def plan_store() -> PlanStore:
     """
     from capplan_core.store.db import open_store
 
-    return open_store(get_settings().resolved_database_url())
+    s = get_settings()
+    return open_store(s.resolved_database_url(), s.migrate_on_start)
 
 
 def scaler(*, dry_run_replicas: int) -> Scaler:

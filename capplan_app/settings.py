@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     kubeconfig: str | None = None
     kube_context: str | None = None
     snapshot_ttl_s: int = Field(600, ge=1)
+    migrate_on_start: bool = Field(
+        True, description="migrate the plan store when a process first opens it; false: "
+        "operators run `capplan db upgrade`, and a process refuses a schema that is behind")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -9,7 +9,7 @@ from capplan_cli.approvals import ApprovalError, resume_with_decision
 from capplan_cli.output import console, fail, plans_table, print_json
 from capplan_core.planning.explain import stored_step_rows
 from capplan_core.planning.markdown import table
-from capplan_core.planning.records import plan_summary
+from capplan_core.planning.records import approval_refusal, plan_summary
 from capplan_core.store.errors import StoreError
 
 plans_app = typer.Typer(help="Stored capacity plans.", no_args_is_help=True)
@@ -61,8 +61,16 @@ def show(plan_id: int = typer.Argument(..., help="plan id"),
                                         for a in summary["audit"]]))
 
 
+# exit code of a decision refused for a reason the approver can act on (stale plan, cap)
+REFUSED_EXIT = 3
+
+
 def _record_decision(plan_id: int, decision: str, approver: str, comment: str,
             max_workers: int | None, apply_hours: float | None) -> None:
+    if decision == "approve":
+        refusal = approval_refusal(plan_store(), plan_id, max_workers)
+        if refusal is not None:
+            fail(refusal, code=REFUSED_EXIT)
     try:
         run_id = resume_with_decision(plan_store(), plan_id, decision=decision, approver=approver,
                                       comment=comment, max_workers=max_workers,
@@ -77,7 +85,8 @@ def approve(
     plan_id: int = typer.Argument(...),
     approver: str = typer.Option(..., "--by", help="your name (audited)"),
     comment: str = typer.Option("", "--comment"),
-    max_workers: int | None = typer.Option(None, "--max-workers", min=0),
+    max_workers: int | None = typer.Option(
+        None, "--max-workers", help="cap: at least the plan's current count, never 0"),
     apply_hours: float | None = typer.Option(None, "--apply-hours", min=0.01),
 ) -> None:
     """Approve a plan paused for approval (resumes its flow run with the form's input)."""

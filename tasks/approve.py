@@ -17,7 +17,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import apause_flow_run, asuspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment as current_deployment
-from pydantic import Field
+from pydantic import Field, create_model
 
 from capplan_app.bootstrap import plan_store
 from capplan_core.planning.approval_rules import auto_approval
@@ -25,6 +25,7 @@ from capplan_core.planning.decide import Decision
 from capplan_core.planning.markdown import plan_markdown
 from capplan_core.planning.stored_plan import PlanStatus
 from capplan_core.policy import Mode, ScalingPolicy
+from capplan_core.store.errors import CapRefused, DecisionConflict
 from tasks.common import capplan_io_task
 from tasks.events import emit_plan_event
 
@@ -38,7 +39,8 @@ class ApprovalInput(RunInput):
     approver: str = Field(min_length=1, max_length=200, description="who decides (audited)")
     comment: str = Field("", max_length=2000)
     max_workers: int | None = Field(
-        None, ge=0, description="optional: cap the plan's worker count lower than planned"
+        None, ge=1, description="optional: cap the plan's worker count lower than planned "
+        "(never below the current count, never 0)"
     )
     apply_hours: float | None = Field(
         None, gt=0, le=24 * 7, description="optional: apply only the steps in the first N hours"
@@ -54,6 +56,7 @@ class Approval:
     actor: str
     max_workers: int | None = None
     apply_hours: float | None = None
+    refused: str | None = None  # why a decision was refused (stale plan, cap), if it was
 
 
 @capplan_io_task(name="approve", task_run_name="approve-{policy.name}", retries=0)
@@ -86,11 +89,26 @@ def approve(
     return None
 
 
+def approval_form(current_workers: int | None) -> type[ApprovalInput]:
+    """The approval form of one plan: ``max_workers`` may not go below its current count.
+
+    Prefect validates a resume's input against this schema (UI and API alike), so a cap the
+    plan cannot take is refused there with the reason; :func:`record_approval` checks again.
+    """
+    floor = max(1, current_workers or 1)
+    return create_model(
+        "ApprovalInput", __base__=ApprovalInput,
+        max_workers=(int | None, Field(
+            None, ge=floor, description=f"optional: cap the plan's worker count lower than "
+            f"planned; at least {floor} (the current count), never 0")),
+    )
+
+
 async def wait_for_approver(
     policy: ScalingPolicy, plan_id: int, summary: dict[str, Any], *, poll_interval_s: int = 10,
 ) -> ApprovalInput | None:
     """Pause (or suspend) the run until a person submits the form; None if none did in time."""
-    form = ApprovalInput.with_initial_data(
+    form = approval_form(summary.get("current_workers")).with_initial_data(
         description=plan_markdown(summary, summary.get("details")), decision="approve"
     )
     key = f"approve-plan-{plan_id}"
@@ -113,15 +131,27 @@ def record_approval(policy: ScalingPolicy, plan_id: int, answer: ApprovalInput |
     logger = get_run_logger()
     store = plan_store()
     if answer is None:
-        store.transition(plan_id, PlanStatus.EXPIRED, actor="capplan",
-                         comment=f"no decision within {policy.approval.timeout_seconds:.0f} s")
+        try:
+            store.transition(plan_id, PlanStatus.EXPIRED, actor="capplan",
+                             comment=f"no decision within {policy.approval.timeout_seconds:.0f} s")
+        except DecisionConflict as err:  # superseded by a newer plan while it waited
+            logger.warning("plan %s not waiting any more: %s", plan_id, err)
+            return Approval(False, "capplan", refused=str(err))
         emit_plan_event("expired", summary, actor="capplan")
         logger.warning("plan %s expired waiting for approval", plan_id)
         return Approval(False, "capplan")
     status = PlanStatus.APPROVED if answer.decision == "approve" else PlanStatus.REJECTED
-    store.transition(plan_id, status, actor=answer.approver, comment=answer.comment,
-                     details={"max_workers": answer.max_workers,
-                              "apply_hours": answer.apply_hours})
+    try:
+        store.transition(plan_id, status, actor=answer.approver, comment=answer.comment,
+                         details={"max_workers": answer.max_workers,
+                                  "apply_hours": answer.apply_hours})
+    except (DecisionConflict, CapRefused) as err:
+        # a stale plan (a newer one exists), a refused cap, or already decided: nothing runs
+        store.audit("decision_refused", actor=answer.approver, plan_id=plan_id,
+                    queue=policy.queue, details={"decision": answer.decision,
+                                                 "reason": str(err)})
+        logger.warning("plan %s: %s refused: %s", plan_id, answer.decision, err)
+        return Approval(False, answer.approver, refused=str(err))
     emit_plan_event(status.value, summary, actor=answer.approver)
     logger.info("plan %s %s by %s", plan_id, status.value, answer.approver)
     return Approval(status == PlanStatus.APPROVED, answer.approver, answer.max_workers,

@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+from prefect.runtime import flow_run
 
 from capplan_app.bootstrap import plan_store
 from capplan_core.forecast import ForecastResult, NoHistoryError, forecast_queue
 from capplan_core.metrics.file_source import data_end, read_queue_rows
 from capplan_core.planning.decide import Decision
 from capplan_core.planning.pool_state import QueueState
-from capplan_core.planning.records import forecast_points, plan_draft, skipped_draft
+from capplan_core.planning.records import plan_draft, skipped_draft
 from capplan_core.policy import ScalingPolicy, load_policies
 from capplan_core.quality import Assessment, assess
 from tasks.common import capplan_io_task, capplan_task
@@ -57,25 +58,29 @@ def store_plan(
     policy: ScalingPolicy, decision: Decision, state: QueueState, forecast: ForecastResult,
     assessment: Assessment, as_of: datetime,
 ) -> int:
-    """Store the decided plan with its forecast and the data-quality report; the plan id."""
+    """Store the decided plan with its forecast and data-quality report in one transaction,
+    keyed by this flow run and queue: a retry returns the plan id stored first."""
     store = plan_store()
     store.upsert_policies([policy])
-    store.save_quality_report(policy.queue, assessment.quality.passed,
-                              assessment.quality.as_dict())
-    plan_id = store.create_plan(plan_draft(policy, decision, forecast, state, as_of=as_of,
-                                            quality=assessment.quality.as_dict()))
-    store.save_forecast(plan_id, forecast_points(policy, forecast))
-    return plan_id
+    return store.create_plan(plan_draft(
+        policy, decision, forecast, state, as_of=as_of, quality=assessment.quality.as_dict(),
+        quality_passed=assessment.quality.passed, flow_run_id=_flow_run_id()))
 
 
 @capplan_io_task(name="store-skipped", task_run_name="store-skipped-{policy.name}")
 def store_skipped(policy: ScalingPolicy, reason: str, as_of: datetime,
                   quality: dict[str, Any] | None) -> int:
+    """Store a skipped plan (and its failed quality report) once per flow run and queue."""
     store = plan_store()
     store.upsert_policies([policy])
-    if quality is not None:
-        store.save_quality_report(policy.queue, False, quality)
-    return store.create_plan(skipped_draft(policy, reason, as_of=as_of, quality=quality))
+    return store.create_plan(skipped_draft(policy, reason, as_of=as_of, quality=quality,
+                                           flow_run_id=_flow_run_id()))
+
+
+def _flow_run_id() -> str | None:
+    """The id of the flow run storing the plan: the idempotency key of its store."""
+    run_id = flow_run.id
+    return None if run_id is None else str(run_id)
 
 
 @capplan_io_task(name="expire-undecided")

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from capplan_core.planning.approval_cap import cap_problem
 from capplan_core.planning.stored_plan import (
     ForecastPoint,
     PlanDraft,
+    QualityDraft,
     SimulationDraft,
     StepDraft,
     StoredPlan,
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from capplan_core.forecast import ForecastResult
     from capplan_core.planning.decide import Decision
     from capplan_core.planning.pool_state import QueueState
+    from capplan_core.planning.repository import PlanRepository
 
 STORED_FORECAST_LEVEL = 0.8  # the band kept with a plan (re-simulation reads it back)
 
@@ -43,7 +46,10 @@ def _jsonable(v: Any) -> Any:
 def plan_draft(
     policy: ScalingPolicy, decision: Decision, forecast: ForecastResult, state: QueueState,
     *, as_of: datetime, quality: dict[str, Any], flow_run_id: str | None = None,
+    quality_passed: bool | None = None,
 ) -> PlanDraft:
+    """The plan to store, with its forecast points and (when ``quality_passed`` is given) its
+    data-quality report, so the store writes them all in one transaction."""
     p, sim = decision.proposal, decision.simulation
     expires = getattr(p, "expires_at", None) or as_of + timedelta(
         seconds=policy.scaling.plan_expiry_seconds)
@@ -53,6 +59,9 @@ def plan_draft(
         current_workers=int(state.current_workers), target_workers=int(p.target_workers),
         confidence=decision.confidence, slo_achievable=decision.slo_achievable, as_of=as_of,
         expires_at=expires, flow_run_id=flow_run_id,
+        forecast=forecast_points(policy, forecast),
+        quality=None if quality_passed is None else QualityDraft(policy.queue, quality_passed,
+                                                                 quality),
         steps=[
             StepDraft(execute_at=s.execute_at, from_workers=int(s.from_workers),
                        to_workers=int(s.to_workers), reason=s.reason,
@@ -87,12 +96,15 @@ def plan_draft(
 
 
 def skipped_draft(
-    policy: ScalingPolicy, reason: str, *, as_of: datetime, quality: dict[str, Any] | None = None
+    policy: ScalingPolicy, reason: str, *, as_of: datetime, quality: dict[str, Any] | None = None,
+    flow_run_id: str | None = None,
 ) -> PlanDraft:
+    """A skipped plan (holds current capacity); its failed quality report, if any, with it."""
     return PlanDraft(
         policy_name=policy.name, queue=policy.queue, mode=policy.mode.value,
         current_workers=None, target_workers=None, confidence=None, slo_achievable=None,
-        as_of=as_of, skipped_reason=reason,
+        as_of=as_of, skipped_reason=reason, flow_run_id=flow_run_id,
+        quality=None if quality is None else QualityDraft(policy.queue, False, quality),
         details=_jsonable({"policy": policy.name, "quality": quality or {}}),
     )
 
@@ -139,3 +151,18 @@ def plan_summary(plan: StoredPlan) -> dict[str, Any]:
         out["decision"] = {"by": plan.decided_by, "comment": plan.decision_comment,
                            "at": plan.decided_at.isoformat() if plan.decided_at else None}
     return out
+
+
+def approval_refusal(store: PlanRepository, plan_id: int, max_workers: int | None) -> str | None:
+    """Why approving ``plan_id`` (with the cap ``max_workers``) would be refused; None if not.
+
+    The same rules the store applies in the approval's transaction, checked up front so the
+    CLI can say why before it resumes the run: a newer plan of the queue, or a refused cap.
+    """
+    plan = store.get_plan(plan_id)
+    newer = store.newer_plan(plan_id)
+    if newer is not None:
+        return (f"plan {plan_id} is no longer the newest plan of queue {plan.queue!r}: plan "
+                f"{newer.id} ({newer.status}) is newer; decide on that one")
+    problem = cap_problem(max_workers, plan.current_workers)
+    return None if problem is None else f"plan {plan_id}: {problem}"

@@ -35,8 +35,14 @@ class PlanRepository(Protocol):
 
     # -- plans
     def create_plan(self, draft: PlanDraft) -> int:
-        """Store a plan with its steps and simulation; returns its id (status proposed, or
-        skipped when the draft has a ``skipped_reason``)."""
+        """Store a plan with its steps, simulation, forecast points and quality report, all
+        or nothing; returns its id (status proposed, or skipped when the draft has a
+        ``skipped_reason``). Idempotent per (``flow_run_id``, queue): a retry returns the id
+        stored first. A proposed plan supersedes its queue's older proposed plans."""
+        ...
+
+    def newer_plan(self, plan_id: int) -> StoredPlan | None:
+        """The newest plan of the same queue made after ``plan_id`` (skipped ones aside)."""
         ...
 
     def get_plan(self, plan_id: int) -> StoredPlan: ...
@@ -53,7 +59,12 @@ class PlanRepository(Protocol):
                    comment: str | None = None,
                    details: dict[str, Any] | None = None) -> StoredPlan:
         """Move a plan along :data:`~capplan_core.planning.stored_plan.PLAN_TRANSITIONS`,
-        audited in the same write; an approval supersedes the queue's older live plans."""
+        audited in the same write; an approval supersedes the queue's older live plans.
+
+        Approving raises :class:`~capplan_core.store.errors.StalePlan` if a newer plan of the
+        queue exists and :class:`~capplan_core.store.errors.CapRefused` for a refused
+        ``details["max_workers"]``; an allowed cap clips the steps
+        (:func:`capplan_core.planning.approval_cap.capped_steps`)."""
         ...
 
     def plan_for_flow_run(self, flow_run_id: str) -> StoredPlan | None: ...

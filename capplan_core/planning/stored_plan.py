@@ -81,6 +81,10 @@ PLAN_TRANSITIONS: dict[str, frozenset[str]] = {
 DECISIONS = frozenset({PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED})
 # Statuses that cancel a plan's pending steps.
 CANCELS_STEPS = frozenset({PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED})
+# A queue's live plans: at most one at a time, enforced by the partial unique index
+# ``uq_plan_live_per_queue`` (migration 0003). A plan whose steps are being applied stays
+# ``approved`` until none is pending (there is no separate applying/partially-applied plan
+# status), so plans in flight are covered too.
 LIVE = (PlanStatus.APPROVED, PlanStatus.APPLIED)
 
 
@@ -115,6 +119,15 @@ class SimulationDraft:
 
 
 @dataclass(frozen=True)
+class QualityDraft:
+    """The data-quality report stored with a plan (same transaction)."""
+
+    queue: str
+    passed: bool
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class PlanDraft:
     """A new plan, its steps and its simulation, as :meth:`PlanRepository.create_plan` takes."""
 
@@ -132,6 +145,9 @@ class PlanDraft:
     skipped_reason: str | None = None
     flow_run_id: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # stored in the plan's transaction; (flow_run_id, queue) makes a retried store idempotent
+    forecast: Sequence[ForecastPoint] = ()
+    quality: QualityDraft | None = None
 
 
 @dataclass(frozen=True)

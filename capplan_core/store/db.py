@@ -8,24 +8,40 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import NullPool
 
+from capplan_core.store.errors import SchemaBehind
 from capplan_core.store.repo import PlanStore
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets foreign keys on and a busy timeout for concurrency."""
+    """An engine for ``url``.
+
+    SQLite gets foreign keys on, WAL, a 30 s busy timeout, and every transaction opened with
+    ``BEGIN IMMEDIATE`` (SQLAlchemy's documented pysqlite recipe: the driver's own transaction
+    handling off, the BEGIN emitted on the engine's ``begin`` event). A transaction then holds
+    the write lock from its first read, so a check-then-write (a plan decided once) is atomic
+    without ``FOR UPDATE``, which SQLite ignores; concurrent writers wait, they do not fail.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # pysqlite must not BEGIN on its own
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -41,16 +57,65 @@ def alembic_config(url: str) -> Config:
 # Alembic keeps its migration context in module globals: two threads migrating at once (a flow
 # run's thread and the CLI waiting on it, both opening the store first) break each other.
 _migrate_lock = threading.Lock()
+# pg_advisory_lock key for schema migrations (any constant; "capplan" in ASCII, 48 bits)
+MIGRATION_LOCK_KEY = 0x636170706C61
 
 
 def migrate(url: str) -> None:
-    """Bring the schema at ``url`` to the newest migration (one thread at a time)."""
+    """Bring the schema at ``url`` to the newest migration.
+
+    One thread at a time in a process; on PostgreSQL also one process at a time across every
+    pod: the upgrade runs under ``pg_advisory_lock`` held on a dedicated connection (released
+    after, also on failure), so pods starting together on an empty database do not race. A
+    process that waited finds the schema at head and does nothing.
+    """
     with _migrate_lock:
-        command.upgrade(alembic_config(url), "head")
+        if not url.startswith("postgresql"):
+            command.upgrade(alembic_config(url), "head")
+            return
+        lock_engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with lock_engine.connect() as conn:
+                conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+                try:
+                    command.upgrade(alembic_config(url), "head")
+                finally:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+        finally:
+            lock_engine.dispose()
+
+
+def schema_revisions(url: str) -> tuple[str | None, str]:
+    """(the database's current revision or None if unmigrated, the code's head revision)."""
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    return current, str(head)
+
+
+def check_schema(url: str) -> None:
+    """Raise :class:`SchemaBehind` unless the schema at ``url`` is at the newest migration."""
+    current, head = schema_revisions(url)
+    if current != head:
+        raise SchemaBehind(
+            f"the database schema is at revision {current or 'none (empty database)'}, this "
+            f"capplan needs {head}, and CAPPLAN_MIGRATE_ON_START is false: run "
+            "`capplan db upgrade` (or set CAPPLAN_MIGRATE_ON_START=true)")
 
 
 @lru_cache(maxsize=8)
-def open_store(url: str) -> PlanStore:
-    """Migrate (once per process and URL) and return a store over ``url``."""
-    migrate(url)
+def open_store(url: str, migrate_on_start: bool = True) -> PlanStore:
+    """Migrate (once per process and URL) and return a store over ``url``.
+
+    With ``migrate_on_start=False`` nothing is migrated: the schema must already be at head
+    (:class:`SchemaBehind` otherwise, naming ``capplan db upgrade``).
+    """
+    if migrate_on_start:
+        migrate(url)
+    else:
+        check_schema(url)
     return PlanStore(make_engine(url))

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from capplan_core.planning.approval_cap import cap_problem, capped_steps
 from capplan_core.planning.stored_plan import (
     CANCELS_STEPS,
     DECISIONS,
@@ -35,7 +36,7 @@ from capplan_core.policy import ScalingPolicy
 
 if TYPE_CHECKING:
     from capplan_core.planning.repository import PlanRepository
-from capplan_core.store.errors import DecisionConflict, StoreError
+from capplan_core.store.errors import CapRefused, DecisionConflict, StalePlan, StoreError
 
 
 class InMemoryPlanStore:
@@ -66,6 +67,10 @@ class InMemoryPlanStore:
 
     # -- plans
     def create_plan(self, draft: PlanDraft) -> int:
+        if draft.flow_run_id is not None:
+            for p in self.plans.values():
+                if (p.flow_run_id, p.queue) == (draft.flow_run_id, draft.queue):
+                    return p.id
         if draft.policy_name not in self.policies:
             raise StoreError(f"no policy named {draft.policy_name!r}; upsert policies first")
         plan_id = len(self.plans) + 1
@@ -90,7 +95,27 @@ class InMemoryPlanStore:
             simulation=None if sim is None else StoredSimulation(
                 sim.slo_achievement_rate, sim.max_backlog, sim.p95_wait_s,
                 sim.utilization_range, sim.replications, sim.engine, dict(sim.details)))
+        if draft.forecast:
+            self.save_forecast(plan_id, draft.forecast)
+        if draft.quality is not None:
+            q = draft.quality
+            self.save_quality_report(q.queue, q.passed, dict(q.report))
+        if not draft.skipped_reason:
+            for old in list(self.plans.values()):
+                if old.queue == draft.queue and old.id < plan_id and \
+                        old.status == PlanStatus.PROPOSED:
+                    self.plans[old.id] = _cancel_pending(replace(old,
+                                                                 status=PlanStatus.SUPERSEDED))
+                    self.audit("superseded", actor="capplan", plan_id=old.id, queue=old.queue,
+                               details={"by_plan": plan_id,
+                                        "reason": "a newer plan was proposed"})
         return plan_id
+
+    def newer_plan(self, plan_id: int) -> StoredPlan | None:
+        plan = self.get_plan(plan_id)
+        return next((p for p in reversed(self.plans.values())
+                     if p.queue == plan.queue and p.id > plan_id
+                     and p.status != PlanStatus.SKIPPED), None)
 
     def get_plan(self, plan_id: int) -> StoredPlan:
         if plan_id not in self.plans:
@@ -114,8 +139,20 @@ class InMemoryPlanStore:
                    comment: str | None = None,
                    details: dict[str, Any] | None = None) -> StoredPlan:
         plan = self.get_plan(plan_id)
+        cap = (details or {}).get("max_workers")
+        if to == PlanStatus.APPROVED:
+            newer = self.newer_plan(plan_id)
+            if newer is not None:
+                raise StalePlan(
+                    f"plan {plan_id} is no longer the newest plan of queue {plan.queue!r}: "
+                    f"plan {newer.id} ({newer.status}) is newer; decide on that one")
+            problem = cap_problem(cap, plan.current_workers)
+            if problem is not None:
+                raise CapRefused(f"plan {plan_id}: {problem}")
         check_transition(plan_id, plan.status, plan.decided_by, to)
         changed = replace(plan, status=to)
+        if to == PlanStatus.APPROVED and cap is not None:
+            changed = _capped(changed, int(cap))
         if to in DECISIONS:
             changed = replace(changed, decided_by=actor, decided_at=self._now(),
                               decision_comment=comment)
@@ -274,6 +311,22 @@ class InMemoryPlanStore:
     def save_quality_report(self, queue: str, passed: bool, report: dict[str, Any]) -> int:
         self.quality_reports.append((queue, passed, report))
         return len(self.quality_reports)
+
+
+def _capped(plan: StoredPlan, max_workers: int) -> StoredPlan:
+    if not plan.steps:
+        return plan
+    capped = capped_steps(plan.steps[0].from_workers,
+                          [(s.from_workers, s.to_workers) for s in plan.steps], max_workers)
+    steps = []
+    for s, (frm, to) in zip(plan.steps, capped, strict=True):
+        if (frm, to) != (s.from_workers, s.to_workers):
+            s = replace(s, from_workers=frm, to_workers=to, explanation={
+                **s.explanation, "planned": {"from_workers": s.from_workers,
+                                             "to_workers": s.to_workers},
+                "capped_by": max_workers})
+        steps.append(s)
+    return replace(plan, steps=tuple(steps))
 
 
 def _cancel_pending(plan: StoredPlan) -> StoredPlan:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -77,8 +78,19 @@ class ScalingPolicyRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+# the statuses of PlanStatus LIVE, as SQL for the partial unique index (migration 0003)
+LIVE_PLAN_SQL = "status IN ('approved', 'applied')"
+
+
 class CapacityPlanRow(Base):
     __tablename__ = "capacity_plan"
+    __table_args__ = (
+        # a retried store of the same run's plan finds the first one (migration 0003)
+        UniqueConstraint("flow_run_id", "queue", name="uq_plan_flow_run_queue"),
+        # at most one live plan per queue, enforced by the database (migration 0003)
+        Index("uq_plan_live_per_queue", "queue", unique=True,
+              postgresql_where=text(LIVE_PLAN_SQL), sqlite_where=text(LIVE_PLAN_SQL)),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     policy_id: Mapped[int] = mapped_column(ForeignKey("scaling_policy.id"), index=True)

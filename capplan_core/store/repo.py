@@ -15,8 +15,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from capplan_core.planning.approval_cap import cap_problem
 from capplan_core.planning.stored_plan import (
     CANCELS_STEPS,
     DECISIONS,
@@ -29,7 +31,7 @@ from capplan_core.policy import ScalingPolicy
 
 if TYPE_CHECKING:
     from capplan_core.planning.repository import PlanRepository
-from capplan_core.store.errors import DecisionConflict, StoreError
+from capplan_core.store.errors import CapRefused, DecisionConflict, StalePlan, StoreError
 from capplan_core.store.execution_repo import ExecutionRepository
 from capplan_core.store.metrics_repo import MetricsRepository
 from capplan_core.store.models import (
@@ -37,18 +39,23 @@ from capplan_core.store.models import (
     CapacityPlanRow,
     PlanStatus,
     ScalingPolicyRow,
-    ScalingStepRow,
-    SimulationResultRow,
     StepStatus,
     utcnow,
 )
 from capplan_core.store.ops_repo import OpsRepository
+from capplan_core.store.plan_writes import (
+    apply_cap,
+    insert_plan,
+    newer_plan_row,
+    supersede_live,
+    supersede_proposed,
+)
 from capplan_core.store.rows import plan_from_row
 
 _WITH_CHILDREN = (selectinload(CapacityPlanRow.steps), selectinload(CapacityPlanRow.simulation))
 
 
-__all__ = ["DecisionConflict", "PlanStore", "StoreError"]
+__all__ = ["CapRefused", "DecisionConflict", "PlanStore", "StalePlan", "StoreError"]
 
 
 class PlanStore(MetricsRepository, ExecutionRepository, OpsRepository):
@@ -92,39 +99,49 @@ class PlanStore(MetricsRepository, ExecutionRepository, OpsRepository):
 
     # -- plans ----------------------------------------------------------------------------
     def create_plan(self, rec: PlanDraft) -> int:
-        """Store a plan with its steps and simulation result; returns the plan id."""
-        with self._session.begin() as s:
-            pol = s.scalar(select(ScalingPolicyRow).where(ScalingPolicyRow.name == rec.policy_name))
-            if pol is None:
-                raise StoreError(f"no policy named {rec.policy_name!r}; upsert policies first")
-            status = PlanStatus.SKIPPED if rec.skipped_reason else PlanStatus.PROPOSED
-            plan = CapacityPlanRow(
-                policy_id=pol.id, queue=rec.queue, mode=rec.mode,
-                current_workers=rec.current_workers, target_workers=rec.target_workers,
-                confidence=rec.confidence, slo_achievable=rec.slo_achievable, status=status,
-                as_of=rec.as_of, expires_at=rec.expires_at, flow_run_id=rec.flow_run_id,
-                skipped_reason=rec.skipped_reason, details=rec.details,
-            )
-            for i, st in enumerate(rec.steps):
-                plan.steps.append(
-                    ScalingStepRow(
-                        seq=i, execute_at=st.execute_at, from_workers=st.from_workers,
-                        to_workers=st.to_workers, reason=st.reason, confidence=st.confidence,
-                        explanation=st.explanation,
-                    )
-                )
-            if rec.simulation is not None:
-                sim = rec.simulation
-                plan.simulation = SimulationResultRow(
-                    slo_achievement_rate=sim.slo_achievement_rate, max_backlog=sim.max_backlog,
-                    p95_latency=sim.p95_wait_s,
-                    utilization_range={"min": sim.utilization_range[0],
-                                       "max": sim.utilization_range[1]},
-                    replications=sim.replications, engine=sim.engine, details=sim.details,
-                )
-            s.add(plan)
-            s.flush()
-            return plan.id
+        """Store a plan with its steps, simulation, forecast points and quality report in one
+        transaction; returns the plan id.
+
+        Idempotent per (``flow_run_id``, queue): storing the same run's plan again (a retried
+        task) returns the id stored first and writes nothing. A new proposed plan supersedes
+        its queue's older proposed plans (audited).
+        """
+        if rec.flow_run_id is not None:
+            found = self._plan_id_for(rec.flow_run_id, rec.queue)
+            if found is not None:
+                return found
+        try:
+            with self._session.begin() as s:
+                pol = s.scalar(select(ScalingPolicyRow)
+                               .where(ScalingPolicyRow.name == rec.policy_name))
+                if pol is None:
+                    raise StoreError(f"no policy named {rec.policy_name!r}; "
+                                     "upsert policies first")
+                plan = insert_plan(s, rec, pol.id)
+                if plan.status == PlanStatus.PROPOSED:
+                    supersede_proposed(s, plan)
+                return plan.id
+        except IntegrityError:
+            # a concurrent retry of the same run stored it first: return that plan
+            found = None if rec.flow_run_id is None else self._plan_id_for(rec.flow_run_id,
+                                                                           rec.queue)
+            if found is None:
+                raise
+            return found
+
+    def _plan_id_for(self, flow_run_id: str, queue: str) -> int | None:
+        with self.session() as s:
+            return s.scalar(select(CapacityPlanRow.id).where(
+                CapacityPlanRow.flow_run_id == flow_run_id, CapacityPlanRow.queue == queue))
+
+    def newer_plan(self, plan_id: int) -> StoredPlan | None:
+        """The newest plan of the same queue made after ``plan_id`` (skipped ones aside)."""
+        with self.session() as s:
+            plan = s.get(CapacityPlanRow, plan_id)
+            if plan is None:
+                raise StoreError(f"no plan with id {plan_id}")
+            row = newer_plan_row(s, plan)
+            return None if row is None else plan_from_row(row)
 
     def get_plan(self, plan_id: int) -> StoredPlan:
         with self.session() as s:
@@ -166,42 +183,55 @@ class PlanStore(MetricsRepository, ExecutionRepository, OpsRepository):
     ) -> StoredPlan:
         """Move a plan to a new status, audited. Approve/reject/expire are decisions, made once.
 
-        The check and the write happen in one transaction with a row lock (PostgreSQL), so two
-        approvers racing cannot both win.
+        The check and the write are one transaction under a lock (``FOR UPDATE`` on
+        PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so of approvers racing exactly one wins;
+        the others get :class:`DecisionConflict`. Approving raises :class:`StalePlan` when a
+        newer plan of the queue exists, and :class:`CapRefused` for a refused
+        ``details["max_workers"]``; an allowed cap clips the steps (later steps start from the
+        capped counts). Approving supersedes the queue's other live plans.
         """
-        with self._session.begin() as s:
-            plan = s.scalar(
-                select(CapacityPlanRow).where(CapacityPlanRow.id == plan_id).with_for_update()
-            )
-            if plan is None:
-                raise StoreError(f"no plan with id {plan_id}")
-            check_transition(plan_id, plan.status, plan.decided_by, to)
-            plan.status = to
-            if to in DECISIONS:
-                plan.decided_by, plan.decided_at, plan.decision_comment = actor, utcnow(), comment
-            if to in CANCELS_STEPS:
-                for st in plan.steps:
-                    if st.status == StepStatus.PENDING:
-                        st.status = StepStatus.CANCELLED
-            if to == PlanStatus.APPROVED:
-                # a newer approved plan supersedes the older live plans of the same queue
-                for old in s.scalars(
-                    select(CapacityPlanRow).where(
-                        CapacityPlanRow.queue == plan.queue,
-                        CapacityPlanRow.id != plan.id,
-                        CapacityPlanRow.status.in_(LIVE),
-                    )
-                ):
-                    old.status = PlanStatus.SUPERSEDED
-                    for st in old.steps:
+        try:
+            with self._session.begin() as s:
+                plan = s.scalar(select(CapacityPlanRow).where(CapacityPlanRow.id == plan_id)
+                                .with_for_update())
+                if plan is None:
+                    raise StoreError(f"no plan with id {plan_id}")
+                if to == PlanStatus.APPROVED:
+                    self._check_approvable(s, plan, (details or {}).get("max_workers"))
+                check_transition(plan_id, plan.status, plan.decided_by, to)
+                if to == PlanStatus.APPROVED:
+                    cap = (details or {}).get("max_workers")
+                    if cap is not None:
+                        apply_cap(plan, int(cap))
+                    supersede_live(s, plan)
+                plan.status = to
+                if to in DECISIONS:
+                    plan.decided_by, plan.decided_at = actor, utcnow()
+                    plan.decision_comment = comment
+                if to in CANCELS_STEPS:
+                    for st in plan.steps:
                         if st.status == StepStatus.PENDING:
                             st.status = StepStatus.CANCELLED
-                    s.add(AuditEventRow(actor="capplan", action="superseded", plan_id=old.id,
-                                        queue=old.queue, details={"by_plan": plan.id}))
-            s.add(AuditEventRow(actor=actor, action=to.value, plan_id=plan.id, queue=plan.queue,
-                                details={"comment": comment, **(details or {})}))
-            s.flush()
-            return plan_from_row(plan)
+                s.add(AuditEventRow(actor=actor, action=to.value, plan_id=plan.id,
+                                    queue=plan.queue,
+                                    details={"comment": comment, **(details or {})}))
+                s.flush()
+                return plan_from_row(plan)
+        except IntegrityError as err:
+            # the partial unique index: another plan of the queue went live at the same time
+            raise DecisionConflict(f"plan {plan_id}: another plan of its queue became live "
+                                   f"at the same time ({err.orig})") from err
+
+    @staticmethod
+    def _check_approvable(s: Session, plan: CapacityPlanRow, cap: int | None) -> None:
+        newer = newer_plan_row(s, plan)
+        if newer is not None:
+            raise StalePlan(
+                f"plan {plan.id} is no longer the newest plan of queue {plan.queue!r}: plan "
+                f"{newer.id} ({newer.status}) is newer; decide on that one")
+        problem = cap_problem(cap, plan.current_workers)
+        if problem is not None:
+            raise CapRefused(f"plan {plan.id}: {problem}")
 
     def plan_for_flow_run(self, flow_run_id: str) -> StoredPlan | None:
         """The plan a (child) flow run made; a resumed, suspended run finds its plan here."""

@@ -23,7 +23,7 @@ from capplan_core.planning.stored_plan import (
 )
 from capplan_core.policy import parse_policies
 from capplan_core.store.db import open_store
-from capplan_core.store.errors import DecisionConflict, StoreError
+from capplan_core.store.errors import CapRefused, DecisionConflict, StalePlan, StoreError
 from capplan_core.store.memory import InMemoryPlanStore
 
 pytestmark = pytest.mark.integration
@@ -35,8 +35,8 @@ POLICY = parse_policies({"policies": [{
     "slo": {"wait_p95_seconds": 30}}]})[0]
 
 
-def _draft(to: int) -> PlanDraft:
-    return PlanDraft(
+def _draft(to: int, run: str | None = None) -> PlanDraft:
+    return PlanDraft(flow_run_id=run,
         policy_name="emails", queue="emails", mode="manual", current_workers=10,
         target_workers=to, confidence=0.9, slo_achievable=True, as_of=T0,
         steps=[StepDraft(T0, 10, to, "ramp", 0.9, {"window_index": 0}),
@@ -47,19 +47,27 @@ def _draft(to: int) -> PlanDraft:
 
 def _history(store: PlanRepository) -> dict[str, Any]:
     store.upsert_policies([POLICY])
-    first, second = store.create_plan(_draft(14)), store.create_plan(_draft(16))
+    first = store.create_plan(_draft(14))
     store.save_forecast(first, [ForecastPoint("emails", T0 + timedelta(minutes=15 * i), 2.0,
                                               1.5, 2.5, 0.8, "ewma") for i in range(3)])
+    # the cap 12 clips 10->14 to 10->12, and the step after it starts from 12
     store.transition(first, PlanStatus.APPROVED, actor="alice", details={"max_workers": 12})
     step = store.get_plan(first).steps[0]
     assert store.mark_step(step.id, StepStatus.APPLIED, actor="capplan", details={"n": 1})
     assert not store.mark_step(step.id, StepStatus.APPLIED, actor="capplan", details={})
-    store.transition(second, PlanStatus.APPROVED, actor="bob")      # supersedes the first
+    second = store.create_plan(_draft(16))
+    third = store.create_plan(_draft(18, run="run-1"))                 # supersedes the second
+    assert store.create_plan(_draft(18, run="run-1")) == third         # a retried store
+    with pytest.raises(StalePlan):
+        store.transition(second, PlanStatus.APPROVED, actor="dave")
+    with pytest.raises(CapRefused):
+        store.transition(third, PlanStatus.APPROVED, actor="bob", details={"max_workers": 9})
+    store.transition(third, PlanStatus.APPROVED, actor="bob")          # supersedes the first
     with pytest.raises(DecisionConflict):
-        store.transition(second, PlanStatus.REJECTED, actor="carol")
+        store.transition(third, PlanStatus.REJECTED, actor="carol")
     with pytest.raises(StoreError):
         store.get_plan(999)
-    store.set_flow_run(second, "run-1", approval_deadline=T0)
+    store.set_flow_run(third, "run-1", approval_deadline=T0)
 
     def plan_view(p: StoredPlan) -> tuple[Any, ...]:
         return (p.status, p.decided_by, p.target_workers, p.flow_run_id, p.policy_name,
@@ -84,8 +92,11 @@ def test_fake_and_sql_store_agree(store_url: str) -> None:
     sql = _history(open_store(store_url))
     assert fake == sql
     assert fake["audit"] == [("approved", "alice", 1), ("step_applied", "capplan", 1),
-                             ("superseded", "capplan", 1), ("approved", "bob", 2)]
-    assert fake["plans"][1][0] == PlanStatus.SUPERSEDED
-    assert fake["plans"][1][5] == [(0, 10, 14, StepStatus.APPLIED),
-                                   (1, 14, 10, StepStatus.CANCELLED)]
+                             ("superseded", "capplan", 2), ("superseded", "capplan", 1),
+                             ("approved", "bob", 3)]
+    assert [p[0] for p in fake["plans"]] == [PlanStatus.APPROVED, PlanStatus.SUPERSEDED,
+                                             PlanStatus.SUPERSEDED]
+    assert fake["plans"][2][5] == [(0, 10, 12, StepStatus.APPLIED),
+                                   (1, 12, 10, StepStatus.CANCELLED)]
+    assert fake["explanation"]["planned"] == {"from_workers": 10, "to_workers": 14}
     assert fake["limits"] == {"max_workers": 12, "apply_hours": None}

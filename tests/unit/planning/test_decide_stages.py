@@ -3,6 +3,7 @@ stored plan read back, re-simulated and summarised — all without a database.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -98,7 +99,8 @@ def test_stored_plan_round_trips_to_the_same_summary_and_resimulates() -> None:
     store = InMemoryPlanStore()
     store.upsert_policies([policy])
     pid = store.create_plan(plan_draft(policy, decision, fc, STATE, as_of=T0, quality={}))
-    store.save_forecast(pid, forecast_points(policy, fc))
+    # the draft carries its forecast points: stored with the plan, once
+    assert store.forecast_points(pid) == forecast_points(policy, fc)
     plan = store.get_plan(pid)
 
     out = plan_summary(plan)
@@ -123,7 +125,8 @@ def test_a_plan_without_stored_forecast_cannot_be_resimulated() -> None:
     policy, fc = _policy(confidence_threshold=0.5), _forecast()
     store = InMemoryPlanStore()
     store.upsert_policies([policy])
-    pid = store.create_plan(plan_draft(policy, plan_and_prove(policy, fc, STATE, now=T0), fc,
-                                        STATE, as_of=T0, quality={}))
+    draft = plan_draft(policy, plan_and_prove(policy, fc, STATE, now=T0), fc, STATE, as_of=T0,
+                       quality={})
+    pid = store.create_plan(replace(draft, forecast=()))
     with pytest.raises(ValueError, match=f"plan {pid} has no stored forecast"):
         resimulate_plan(store, pid, replications=5, seed=0)
