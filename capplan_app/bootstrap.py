@@ -24,9 +24,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_ROOT / "data" / "demo"
 DEMO_METRICS = DEMO_DIR / "metrics.csv.gz"
 DEMO_POLICIES = DEMO_DIR / "policies.yaml"
+POLICY_PATH_VARIABLE = "capplan-policy-path"
 
-__all__ = ["DEMO_METRICS", "DEMO_POLICIES", "Settings", "get_settings", "is_dry_run",
-           "metric_sources", "plan_store", "redis_client", "scaler"]
+__all__ = ["DEMO_METRICS", "DEMO_POLICIES", "POLICY_PATH_VARIABLE", "Settings", "get_settings",
+           "is_dry_run", "live_workers", "metric_sources", "plan_store", "policy_path",
+           "redis_client", "scaler"]
 
 
 def plan_store() -> PlanStore:
@@ -52,7 +54,51 @@ def scaler(*, dry_run_replicas: int) -> Scaler:
     s = get_settings()
     if s.scaler == "dry-run":
         return build_scaler("dry-run", default_replicas=dry_run_replicas)
+    if s.scaler == "supervisor":
+        if not s.supervisor_url:
+            raise ValueError("CAPPLAN_SCALER=supervisor needs CAPPLAN_SUPERVISOR_URL "
+                             "(http://host:port/RPC2 or unix:///path.sock)")
+        return build_scaler("supervisor", supervisor_url=s.supervisor_url,
+                            supervisor_username=s.supervisor_username,
+                            supervisor_password=s.supervisor_password)
     return build_scaler(s.scaler, s.kubeconfig, s.kube_context)
+
+
+def live_workers(policy: ScalingPolicy, measured_workers: int) -> tuple[int, str]:
+    """The worker count a plan for ``policy`` starts from, and where it was read.
+
+    A real scaler is asked (the Deployment, ScaledObject or supervisord group); the dry-run
+    scaler has nothing to read, so it is the last count capplan wrote for the queue (kept in
+    the store), or, before any write, the measured ``workers``.
+
+    Raises:
+        ScalerError: the scaler cannot read the target (unreachable, not found, forbidden).
+    """
+    if is_dry_run():
+        written = plan_store().last_written_workers(policy.queue)
+        if written is None:
+            return measured_workers, "measured (dry run, nothing written yet)"
+        return written, "dry run: last count capplan wrote"
+    return (scaler(dry_run_replicas=measured_workers).get_replicas(policy.target),
+            f"{get_settings().scaler} scaler")
+
+
+def policy_path(explicit: str | None = None) -> str:
+    """The policy file: ``explicit``, else ``CAPPLAN_POLICY_PATH``, else the Prefect Variable
+    ``capplan-policy-path``; raises ``ValueError`` naming all three when none is set."""
+    if explicit:
+        return explicit
+    configured = get_settings().policy_path
+    if configured:
+        return configured
+    from prefect.variables import Variable
+
+    # _sync: also called from async flows, where get() would otherwise return a coroutine
+    value = Variable.get(POLICY_PATH_VARIABLE, default=None, _sync=True)  # type: ignore[call-overload]
+    if value:
+        return str(value)
+    raise ValueError("no policy file: pass policy_path, set CAPPLAN_POLICY_PATH, or set the "
+                     f"Prefect Variable {POLICY_PATH_VARIABLE!r}")
 
 
 def is_dry_run() -> bool:

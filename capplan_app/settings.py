@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,10 +30,18 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default_factory=default_data_dir)
     redis_url: str | None = Field(None, description="Redis for metrics sources and the cache")
-    scaler: Literal["dry-run", "kubernetes", "keda"] = "dry-run"
+    scaler: Literal["dry-run", "kubernetes", "keda", "supervisor"] = "dry-run"
     kubeconfig: str | None = None
     kube_context: str | None = None
+    supervisor_url: str | None = Field(
+        None, description="supervisord XML-RPC: http://host:port/RPC2 or unix:///path.sock")
+    supervisor_username: str | None = None
+    supervisor_password: SecretStr | None = None
     snapshot_ttl_s: int = Field(600, ge=1)
+    metrics_retention_days: float = Field(
+        35, gt=0, le=3650, description="collect-metrics deletes queue_metrics rows older than this")
+    policy_path: str | None = Field(
+        None, description="policy YAML the scheduled flows read when no policy_path is given")
     migrate_on_start: bool = Field(
         True, description="migrate the plan store when a process first opens it; false: "
         "operators run `capplan db upgrade`, and a process refuses a schema that is behind")

@@ -18,7 +18,7 @@ PUBLIC_KEYS = ("id", "queue", "policy", "mode", "status", "current_workers", "ta
                "decision", "note", "error", "expires_at", "as_of")
 
 
-def check_inputs(metrics: Path, policy: Path, names: list[str] | None) -> None:
+def check_inputs(metrics: Path | None, policy: Path, names: list[str] | None) -> None:
     """Validate the policy and metrics files (exit 2 with the field named) before any run."""
     try:
         policies = load_policies(policy)
@@ -28,6 +28,8 @@ def check_inputs(metrics: Path, policy: Path, names: list[str] | None) -> None:
         select_policies(policies, names=names)
     except PolicySelectionError as err:
         fail(f"--policies: {err}")
+    if metrics is None:  # planning from the store
+        return
     try:
         read_metrics_file_cached(metrics)
     except MetricsFileError as err:
@@ -40,11 +42,11 @@ def public(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_capacity_plan(
-    metrics: Path, policy: Path, *, names: list[str] | None, as_of: datetime | None,
+    metrics: Path | None, policy: Path, *, names: list[str] | None, as_of: datetime | None,
     approval: Literal["policy", "none"], approval_poll_s: int = 10,
 ) -> list[dict[str, Any]]:
     from flows.capacity_plan import capacity_plan
 
     return asyncio.run(capacity_plan(
-        metrics_path=str(metrics), policy_path=str(policy), policies=names, as_of=as_of,
-        approval=approval, approval_poll_s=approval_poll_s))
+        metrics_path=str(metrics) if metrics else None, policy_path=str(policy),
+        policies=names, as_of=as_of, approval=approval, approval_poll_s=approval_poll_s))

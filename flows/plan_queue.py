@@ -1,16 +1,19 @@
 """plan-queue: the pipeline for one policy (a child run of capacity-plan).
 
-collect → clean → forecast → plan → simulate → decide (re-plan until confident) → store →
+collect (the store's history, or a metrics file offline) → clean → forecast → pool state
+(the scaler's live count) → plan → simulate → decide (re-plan until confident) → store →
 approve → execute. Each stage is a task in ``tasks/``; its logic is the core function it wraps.
 """
 
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from capplan_core.metrics.history import no_metrics_reason
 from capplan_core.planning.decide import Decision, first_attempt
 from capplan_core.policy import Mode, ScalingPolicy
 from tasks.approve import approve, record_approval, wait_for_approver
@@ -24,7 +27,7 @@ from tasks.summary import find_own_plan, read_plan
 @flow(name="plan-queue", flow_run_name="plan-{policy.name}", log_prints=True)
 async def plan_queue(
     policy: ScalingPolicy,
-    metrics_path: str,
+    metrics_path: str | None,
     as_of: datetime,
     approval: Literal["policy", "none"] = "policy",
     approval_poll_s: int = 10,
@@ -35,7 +38,11 @@ async def plan_queue(
         # a suspended run restarted after its approval: continue at the approval
         logger.info("resuming plan %s at its approval", resumed["id"])
         return await approve_and_execute(policy, resumed["id"], None, resumed, approval_poll_s)
-    rows = collect(metrics_path, policy)
+    rows: pd.DataFrame = cast(pd.DataFrame, collect(metrics_path, policy, now=as_of))
+    if rows.empty and not metrics_path:  # planning from the store, nothing collected
+        reason = no_metrics_reason(policy, as_of)
+        logger.warning("queue %s not planned: %s", policy.queue, reason)
+        return read_plan(store_skipped(policy, reason, as_of, None))
     assessment = clean(rows, policy, now=as_of)
     publish_quality(assessment)
     if not assessment.plannable:
@@ -49,7 +56,8 @@ async def plan_queue(
         return read_plan(store_skipped(policy, fc, as_of, assessment.quality.as_dict()))
     publish_forecast(assessment, fc)
 
-    state = read_pool_state(assessment, policy)
+    # planning live (from the store) starts from the scaler's count, not the measured one
+    state = read_pool_state(assessment, policy, live=not metrics_path)
     attempt = first_attempt(fc)
     for _ in range(policy.scaling.max_replans + 1):
         proposal = plan(policy, fc, state, attempt, as_of, assessment)

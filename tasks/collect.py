@@ -1,11 +1,11 @@
 """Collect stage for live sources (Redis, Prometheus): one pipelined cycle per run."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import get_run_logger
 
-from capplan_app.bootstrap import metric_sources, plan_store, redis_client
+from capplan_app.bootstrap import get_settings, metric_sources, plan_store, redis_client
 from capplan_core.metrics.cache import RedisSnapshots
 from capplan_core.metrics.collect import collect_once
 from capplan_core.policy import ScalingPolicy
@@ -36,3 +36,13 @@ def collect_live(policies: list[ScalingPolicy], interval_s: float,
         logger.warning("collect: %s", err)
     return {"queues": len(result.snapshots), "rows_written": sum(written),
             "errors": errors}
+
+
+@capplan_io_task(name="prune-metrics")
+def prune_metrics(retention_days: float | None = None) -> dict[str, Any]:
+    """Delete ``queue_metrics`` rows older than the retention horizon
+    (``CAPPLAN_METRICS_RETENTION_DAYS``, default 35 days, unless ``retention_days`` is given)."""
+    days = retention_days if retention_days is not None else (
+        get_settings().metrics_retention_days)
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    return {"pruned": plan_store().prune_metrics(cutoff), "older_than": cutoff.isoformat()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from capplan_app.bootstrap import live_workers
 from capplan_core.forecast import ForecastResult
 from capplan_core.planning.decide import Attempt, Judgement, propose, simulate_proposal
 from capplan_core.planning.decide import decide as decide_attempt
@@ -13,14 +14,22 @@ from capplan_core.planning.pool_state import QueueState, pool_state
 from capplan_core.policy import ScalingPolicy
 from capplan_core.quality import Assessment
 from capplan_core.simulation import SimulationSummary
-from tasks.common import capplan_task
+from tasks.common import capplan_io_task, capplan_task
 from tasks.simulate import fanout_simulate
 
 
-@capplan_task(name="pool-state", task_run_name="pool-state-{policy.name}")
-def read_pool_state(assessment: Assessment, policy: ScalingPolicy) -> QueueState:
-    """Workers, backlog and service time now, from the newest cleaned intervals."""
-    return pool_state(assessment.clean)
+@capplan_io_task(name="pool-state", task_run_name="pool-state-{policy.name}")
+def read_pool_state(assessment: Assessment, policy: ScalingPolicy, live: bool) -> QueueState:
+    """Workers, backlog and service time now, from the newest cleaned intervals.
+
+    ``live``: the plan starts from the count the scaler reads (the dry-run scaler: the last
+    count capplan wrote), and the measured count is kept beside it.
+    """
+    state = pool_state(assessment.clean)
+    if not live:
+        return state
+    workers, source = live_workers(policy, state.current_workers)
+    return pool_state(assessment.clean, live_workers=workers, replica_source=source)
 
 
 @capplan_task(name="plan", task_run_name="plan-{policy.name}-attempt-{attempt.number}")

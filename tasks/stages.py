@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 from capplan_app.bootstrap import plan_store
 from capplan_core.forecast import ForecastResult, NoHistoryError, forecast_queue
 from capplan_core.metrics.file_source import data_end, read_queue_rows
+from capplan_core.metrics.history import read_history
 from capplan_core.planning.decide import Decision
 from capplan_core.planning.pool_state import QueueState
 from capplan_core.planning.records import plan_draft, skipped_draft
@@ -26,9 +27,12 @@ file_data_end = capplan_io_task(data_end, name="data-end")
 
 
 @capplan_io_task(name="collect", task_run_name="collect-{policy.name}")
-def collect(metrics_path: str, policy: ScalingPolicy) -> pd.DataFrame:
-    """The raw metrics rows of the policy's queue."""
-    return read_queue_rows(metrics_path, policy.queue)
+def collect(metrics_path: str | None, policy: ScalingPolicy, now: datetime) -> pd.DataFrame:
+    """The raw metrics rows of the policy's queue: from the store (``queue_metrics``, the span
+    its forecaster needs, up to ``now``), or from ``metrics_path`` for offline planning."""
+    if metrics_path:
+        return read_queue_rows(metrics_path, policy.queue)
+    return read_history(plan_store(), policy, now)
 
 
 @capplan_task(name="clean", task_run_name="clean-{policy.name}")

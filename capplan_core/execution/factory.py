@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal
 
+from pydantic import SecretStr
+
 from capplan_core.execution.k8s_common import DEFAULT_REQUEST_TIMEOUT_S, ClientProvider
 from capplan_core.execution.k8s_deployment import KubernetesDeploymentScaler
 from capplan_core.execution.k8s_keda import KedaScaledObjectScaler
@@ -26,8 +28,8 @@ from capplan_core.policy import TargetSpec
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-ScalerKind = Literal["dry-run", "kubernetes", "deployment", "keda"]
-SCALER_KINDS: tuple[str, ...] = ("dry-run", "kubernetes", "deployment", "keda")
+ScalerKind = Literal["dry-run", "kubernetes", "deployment", "keda", "supervisor"]
+SCALER_KINDS: tuple[str, ...] = ("dry-run", "kubernetes", "deployment", "keda", "supervisor")
 #: urllib3 retries per call: connection failures only (a PATCH is never re-sent after it
 #: reached the server; urllib3 does not retry PATCH on read errors).
 DEFAULT_CONNECT_RETRIES = 2
@@ -109,6 +111,9 @@ def build_scaler(
     default_replicas: int = 0,
     request_timeout_s: tuple[float, float] = DEFAULT_REQUEST_TIMEOUT_S,
     poll_interval_s: float = 2.0,
+    supervisor_url: str | None = None,
+    supervisor_username: str | None = None,
+    supervisor_password: SecretStr | str | None = None,
 ) -> Scaler:
     """Build the scaler named by ``kind`` (``CAPPLAN_SCALER``).
 
@@ -116,7 +121,8 @@ def build_scaler(
         kind: ``dry-run`` (in memory, seeded from ``replicas`` keyed ``namespace/name`` and
             ``default_replicas``); ``kubernetes`` (route by each target's kind);
             ``deployment`` (scale subresource only); ``keda`` (every target is a ScaledObject
-            of the same namespace/name).
+            of the same namespace/name); ``supervisor`` (every target is a supervisord group,
+            over ``supervisor_url`` with the optional basic-auth credentials).
         kubeconfig, context: kubeconfig file and context; default: in-cluster, then
             ``~/.kube/config``.
         api_client: use this client instead of loading credentials (tests).
@@ -124,11 +130,19 @@ def build_scaler(
         poll_interval_s: seconds between readiness polls.
 
     Raises:
-        ScalerError: ``invalid`` for an unknown ``kind``. Credential problems surface as
-            ``config`` on the first API call, not here.
+        ScalerError: ``invalid`` for an unknown ``kind``; ``config`` for ``supervisor``
+            without a usable URL. Credential problems surface on the first call, not here.
     """
     if kind == "dry-run":
         return DryRunScaler(replicas, default_replicas=default_replicas)
+    if kind == "supervisor":
+        if not supervisor_url:
+            raise ScalerError("config", "the supervisor scaler needs a supervisord URL "
+                              "(CAPPLAN_SUPERVISOR_URL: http://host:port/RPC2 or "
+                              "unix:///path.sock)")
+        from capplan_core.execution.supervisor import SupervisorScaler
+
+        return SupervisorScaler(supervisor_url, supervisor_username, supervisor_password)
     if kind not in SCALER_KINDS:
         raise ScalerError("invalid", f"unknown scaler kind {kind!r}; choose one of "
                           f"{', '.join(SCALER_KINDS)}")

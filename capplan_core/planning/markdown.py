@@ -22,6 +22,15 @@ def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     return "\n".join(out)
 
 
+def _replica_note(state: dict[str, Any]) -> list[str]:
+    """A line when the plan starts from a count the scaler read that the metrics did not see."""
+    if not state.get("workers_differ"):
+        return []
+    return [f"**Live workers differ from measured:** the plan starts from "
+            f"{state.get('current_workers')} ({state.get('replica_source')}); the newest metrics "
+            f"measured {state.get('measured_workers')}  "]
+
+
 def plan_markdown(summary: dict[str, Any], details: dict[str, Any] | None = None) -> str:
     """The plan as a person decides on it: current → target, steps, confidence, cost, why."""
     details = details or {}
@@ -31,6 +40,7 @@ def plan_markdown(summary: dict[str, Any], details: dict[str, Any] | None = None
         f"(policy `{summary.get('policy')}`, mode `{summary['mode']}`)",
         "",
         f"**Workers:** {summary['current_workers']} → {summary['target_workers']}  ",
+        *_replica_note(details.get("state") or {}),
         f"**Confidence (simulated SLO attainment):** {_fmt(summary['confidence'])}  ",
         f"**SLO achievable:** {summary['slo_achievable']}  ",
     ]

@@ -86,8 +86,7 @@ def plan_draft(
             "attempts": decision.history, "model": forecast.model,
             "forecast_notes": forecast.notes, "recent_anomaly": forecast.recent_anomaly,
             "selection": forecast.selection,
-            "state": {"current_backlog": state.current_backlog,
-                      "mean_service_s": state.mean_service_s, "service_scv": state.service_scv},
+            "state": state.details(),
             "schedule": [(t, w) for t, w in p.schedule],
             "quality_warnings": [c["message"] for c in quality.get("checks", [])
                                  if not c["success"] and c["severity"] == "warning"],

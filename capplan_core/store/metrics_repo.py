@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -14,12 +13,14 @@ from sqlalchemy import Connection, DateTime, delete, func, select, type_coerce
 from sqlalchemy.orm import Session, sessionmaker
 
 from capplan_core.metrics.schema import OPTIONAL_COLUMNS
-from capplan_core.planning.stored_plan import ForecastPoint
+from capplan_core.planning.stored_plan import ForecastPoint, StepStatus
 from capplan_core.store.models import (
     METRICS_HISTORY_COLUMNS,
+    CapacityPlanRow,
     DataQualityReportRow,
     ForecastPointRow,
     QueueMetricsRow,
+    ScalingStepRow,
 )
 from capplan_core.utc import utc_datetime
 
@@ -83,7 +84,7 @@ class MetricsRepository:
         is NaN), like :func:`capplan_core.metrics.file_source.read_queue_rows`. ``since=None``
         reads from the first row. Served by the covering index ``ix_metrics_history`` (an
         index-only scan on PostgreSQL); the rows go straight into numpy arrays, no row objects
-        (PostgreSQL: ``COPY … TO STDOUT`` parsed by pandas' C reader).
+        (PostgreSQL: a binary ``COPY … TO STDOUT`` decoded by numpy).
         """
         span: dict[str, Any] = {"queue": queue}
         if since is not None:
@@ -109,6 +110,22 @@ class MetricsRepository:
             t = s.scalar(select(func.max(QueueMetricsRow.recorded_at)).where(
                 QueueMetricsRow.queue_name == queue))
         return None if t is None else utc_datetime(t)
+
+    def last_written_workers(self, queue: str) -> int | None:
+        """The ``to_workers`` of the queue's most recently applied step (None: never applied).
+
+        The dry-run scaler's "live" count: what capplan last wrote for the queue's target.
+        """
+        with self.session() as s:
+            q = (select(ScalingStepRow.to_workers)
+                 .join(CapacityPlanRow, CapacityPlanRow.id == ScalingStepRow.plan_id)
+                 .where(CapacityPlanRow.queue == queue,
+                        ScalingStepRow.status == StepStatus.APPLIED,
+                        ScalingStepRow.applied_at.is_not(None))
+                 .order_by(ScalingStepRow.applied_at.desc(), ScalingStepRow.id.desc())
+                 .limit(1))
+            value = s.scalar(q)
+        return None if value is None else int(value)
 
     def prune_metrics(self, older_than: datetime) -> int:
         """Delete every queue_metrics row recorded before ``older_than``; returns how many."""
@@ -158,22 +175,51 @@ def _with_promoted_columns(row: dict[str, Any]) -> dict[str, Any]:
 
 def _read_postgres(conn: Connection, span: dict[str, Any]
                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """COPY the span out as CSV and parse it in C: 40k rows in a few ms, no Python rows."""
+    """``COPY … TO STDOUT (FORMAT binary)`` of the span, decoded by numpy in one call.
+
+    Every field is 8 bytes wide (the timestamp is PostgreSQL's int64 microseconds since
+    2000-01-01 UTC; a NULL number is sent as NaN), so each row is one fixed-size record and
+    40k rows decode in well under a millisecond: no text formatting on the server, no parsing
+    and no Python object per row on the client.
+    """
     where = " AND ".join(f"{_SPAN_SQL[k]} %({k})s" for k in span)
-    sql = (f"COPY (SELECT (extract(epoch FROM recorded_at) * 1000000)::bigint, "
-           f"{', '.join(_NUMBERS)} FROM queue_metrics WHERE {where} "
-           f"ORDER BY recorded_at) TO STDOUT (FORMAT csv)")
-    buf = io.BytesIO()
+    numbers = ", ".join(f"COALESCE({c}, 'NaN'::float8)" for c in _NUMBERS)
+    sql = (f"COPY (SELECT recorded_at, {numbers} FROM queue_metrics WHERE {where} "
+           f"ORDER BY recorded_at) TO STDOUT (FORMAT binary)")
+    buf = bytearray()
     raw: Any = conn.connection.dbapi_connection  # psycopg 3
     with raw.cursor() as cur, cur.copy(sql, span) as copy:
         for block in copy:
-            buf.write(block)
-    if buf.tell() == 0:
-        return np.empty(0, dtype=np.int64), {c: np.empty(0) for c in _NUMBERS}
-    buf.seek(0)
-    frame = pd.read_csv(buf, header=None, names=["micros", *_NUMBERS],
-                        dtype={"micros": np.int64, **dict.fromkeys(_NUMBERS, np.float64)})
-    return frame["micros"].to_numpy(), {c: frame[c].to_numpy() for c in _NUMBERS}
+            buf += block
+    return _decode_binary_copy(bytes(buf))
+
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in microseconds since 1970
+_ROW = np.dtype([("fields", ">i2"), ("t_len", ">i4"), ("t", ">i8"),
+                 *((f, t) for c in _NUMBERS for f, t in ((f"{c}_len", ">i4"), (c, ">f8")))])
+
+
+def _decode_binary_copy(data: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Rows of PostgreSQL's binary COPY format with the fixed layout of :data:`_ROW`.
+
+    Raises:
+        ValueError: the data is not that layout (a NULL or a wider field slipped in).
+    """
+    if not data.startswith(_COPY_SIGNATURE):
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    ext = int.from_bytes(data[15:19], "big")
+    body = data[19 + ext:-2]  # after the header extension, before the -1 trailer
+    if len(body) % _ROW.itemsize:
+        raise ValueError(f"binary COPY body of {len(body)} bytes is not whole rows of "
+                         f"{_ROW.itemsize}")
+    rows = np.frombuffer(body, dtype=_ROW)
+    lengths = [rows["t_len"], *(rows[f"{c}_len"] for c in _NUMBERS)]
+    if len(rows) and ((rows["fields"] != 1 + len(_NUMBERS)).any()
+                      or any((ln != 8).any() for ln in lengths)):
+        raise ValueError("binary COPY row with an unexpected field count or width")
+    micros = rows["t"].astype(np.int64) + _PG_EPOCH_US
+    return micros, {c: rows[c].astype(np.float64) for c in _NUMBERS}
 
 
 def _read_generic(conn: Connection, span: dict[str, Any]

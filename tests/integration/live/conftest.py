@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from tests.integration.live.harness import (
+from capplan_app.live.harness import (
     HarnessError,
     Supervisord,
     start_supervisord,

@@ -1,6 +1,6 @@
 """A load generator that enqueues real RQ jobs at a rate that can step.
 
-Used by the live tests and meant for ``capplan demo --live``: start it, let it run in its
+Used by the live tests and by ``capplan demo --live``: start it, let it run in its
 background thread, stop it. Arrivals are a piecewise-constant-rate Poisson process (or evenly
 spaced): at each step boundary the next gap is redrawn with the new rate, which is exact for a
 Poisson process because it is memoryless.
@@ -39,6 +39,8 @@ class LoadGenerator:
         rng: the random stream for Poisson gaps.
         job_id_prefix: job ids are ``{prefix}-{n}`` (default: the queue name), so a test can
             find and delete every key it created.
+        result_ttl_s: how long RQ keeps a finished job (its enqueued/started times: the
+            measured waits).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class LoadGenerator:
         spacing: Literal["poisson", "even"] = "poisson",
         rng: np.random.Generator | None = None,
         job_id_prefix: str | None = None,
+        result_ttl_s: int = 60,
     ) -> None:
         if not steps or steps[0].at_s != 0:
             raise ValueError("steps must start with a step at at_s=0")
@@ -67,6 +70,7 @@ class LoadGenerator:
         self.spacing = spacing
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.job_id_prefix = job_id_prefix or queue.name
+        self.result_ttl_s = result_ttl_s
         #: wall-clock time (``time.time()``) of every enqueue, in order
         self.enqueued_at: list[float] = []
         self.errors: list[BaseException] = []
@@ -139,7 +143,7 @@ class LoadGenerator:
                 elapsed = nxt
                 self.queue.enqueue(self.func, self.job_s,
                                    job_id=f"{self.job_id_prefix}-{self.enqueued}",
-                                   result_ttl=60, failure_ttl=300)
+                                   result_ttl=self.result_ttl_s, failure_ttl=300)
                 self.enqueued_at.append(time.time())
         except BaseException as err:  # surfaced by stop()
             self.errors.append(err)

@@ -1,6 +1,6 @@
 """Start and stop a real supervisord running a group of ``rq worker`` processes.
 
-Used by the live tests' fixtures and meant for ``capplan demo --live``: :func:`start_supervisord`
+Used by the live tests' fixtures and by ``capplan demo --live``: :func:`start_supervisord`
 writes a config into a directory (an ``[inet_http_server]`` on a free localhost port with basic
 auth, a ``[program:rqw]`` group of ``numprocs`` rq workers, none started), launches supervisord
 and waits until it answers; :func:`stop_supervisord` stops it (workers get SIGTERM: a warm
@@ -19,6 +19,7 @@ import uuid
 import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 VENV_BIN = Path(sys.executable).parent
@@ -52,7 +53,8 @@ class Supervisord:
     proc: subprocess.Popen[bytes]
     log_dir: Path
 
-    def rpc(self, password: str | None = None) -> xmlrpc.client.ServerProxy:
+    def rpc(self, password: str | None = None) -> Any:
+        """An XML-RPC proxy to supervisord (``Any``: its methods are dynamic)."""
         from supervisor.xmlrpc import SupervisorTransport
 
         transport = SupervisorTransport(self.username, password or self.password, self.url)
@@ -158,7 +160,8 @@ username={user}
 password={password}
 
 [program:{GROUP}]
-command={VENV_BIN}/rq worker --url {redis_url} --path {HERE} --name %(program_name)s_%(process_num)02d_{tid} --logging_level WARNING {queue}
+command={VENV_BIN}/rq worker --url {redis_url} --path {HERE}
+    --name %(program_name)s_%(process_num)02d_{tid} --logging_level WARNING {queue}
 numprocs={numprocs}
 process_name=%(program_name)s_%(process_num)02d
 directory={HERE}

@@ -1,0 +1,79 @@
+"""``capplan plan`` without ``--metrics`` plans from the stored history at the wall clock.
+
+The demo metrics are written into the store shifted so that they end a minute ago, as if
+collect-metrics had been running; one policy names a queue nothing was collected for.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from capplan_app.bootstrap import DEMO_METRICS, plan_store
+from capplan_cli.main import app
+from capplan_core.metrics.file_source import read_metrics_file
+from capplan_core.metrics.transfer import frame_to_store_rows
+
+pytestmark = [pytest.mark.integration]
+
+
+def _policies(tmp_path: Path) -> Path:
+    common = {"mode": "advisory", "slo": {"wait_p95_seconds": 10, "drain_seconds": 300},
+              "scaling": {"min_workers": 1, "max_workers": 40, "max_step": 8},
+              "forecast": {"interval_minutes": 15, "seasonality": ["daily"],
+                           "horizon_hours": 2},
+              "simulation": {"replications": 40}}
+    doc = {"policies": [
+        {"name": "thumbs", "queue": "thumbnails",
+         "target": {"namespace": "w", "name": "thumb"}, **common},
+        {"name": "ghost", "queue": "never-collected",
+         "target": {"namespace": "w", "name": "ghost"}, **common},
+    ]}
+    path = tmp_path / "policies.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_plan_without_metrics_plans_the_stored_history_at_the_wall_clock(
+    prefect_server, capplan_env, tmp_path
+):
+    frame = read_metrics_file(DEMO_METRICS)
+    frame = frame[frame["queue"] == "thumbnails"].copy()
+    now = datetime.now(UTC)
+    frame["timestamp"] += (now - timedelta(minutes=1)) - frame["timestamp"].max()
+    assert plan_store().record_metrics(frame_to_store_rows(frame, source="test")) == len(frame)
+
+    res = CliRunner().invoke(app, ["plan", "--policy", str(_policies(tmp_path)), "--json"])
+    assert res.exit_code == 0, res.output
+    out = {r["policy"]: r for r in json.loads(res.stdout[res.stdout.index("["):])}
+
+    thumbs = out["thumbs"]
+    assert thumbs["status"] == "proposed", thumbs
+    as_of = datetime.fromisoformat(thumbs["as_of"])
+    assert abs((as_of - now).total_seconds()) < 120       # now is now, not the data's end
+    assert all(datetime.fromisoformat(s["execute_at"]) >= as_of for s in thumbs["steps"])
+    # no scaler write yet (dry run): the plan starts from the measured workers
+    state = plan_store().get_plan(thumbs["id"]).details["state"]
+    assert state["replica_source"] == "measured (dry run, nothing written yet)"
+    assert thumbs["current_workers"] == state["measured_workers"] == state["current_workers"]
+    assert state["measured_workers"] in set(frame["workers"].iloc[-30:].round().astype(int))
+    assert state["workers_differ"] is False
+
+    ghost = out["ghost"]
+    assert ghost["status"] == "skipped"
+    assert ghost["skipped_reason"].startswith("no metrics collected for queue never-collected "
+                                              "since ")
+    since = datetime.fromisoformat(ghost["skipped_reason"].rsplit(" since ", 1)[1])
+    assert timedelta(days=6, hours=23) < now - since < timedelta(days=7, minutes=5)
+
+
+def test_plan_without_policy_or_setting_exits_2_naming_the_setting(capplan_env, monkeypatch):
+    monkeypatch.delenv("CAPPLAN_POLICY_PATH", raising=False)
+    res = CliRunner().invoke(app, ["plan", "--json"])
+    assert res.exit_code == 2
+    assert "CAPPLAN_POLICY_PATH" in res.output
