@@ -49,8 +49,20 @@ def start_worker(target: Callable[[], None]) -> threading.Thread:
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
-    def demo(as_json: bool = typer.Option(False, "--json")) -> None:
-        """Plan the bundled demo queues: pause for the manual queue, approve it as a demo user."""
+    def demo(
+        as_json: bool = typer.Option(False, "--json"),
+        live: bool = typer.Option(
+            False, "--live", help="scale real rq workers under supervisord on the local Redis "
+            "(CAPPLAN_REDIS_URL, default redis://127.0.0.1:6379/9), a few minutes"),
+    ) -> None:
+        """Plan the bundled demo queues: pause for the manual queue, approve it as a demo user.
+
+        With ``--live``: the closed loop on real workers, printed as it happens."""
+        if live:
+            from capplan_cli.demo_live import run_live_demo
+
+            run_live_demo(as_json=as_json)
+            return
         check_inputs(DEMO_METRICS, DEMO_POLICIES, None)
         manual = [p for p in load_policies(DEMO_POLICIES) if p.mode == Mode.MANUAL]
         started = datetime.now(UTC)
