@@ -48,9 +48,12 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_processes_migrating_an_empty_database_at_once_all_succeed(empty_pg_url: str) -> None:
     n = 6
-    code = "import sys; from capplan_core.store.db import migrate; migrate(sys.argv[1])"
+    # every process imports first, then all start migrating at the same instant
+    code = ("import sys, time; from capplan_core.store.db import migrate; "
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); migrate(sys.argv[1])")
     started = time.monotonic()
-    procs = [subprocess.Popen([sys.executable, "-c", code, empty_pg_url], cwd=REPO,
+    start_at = str(time.time() + 45)
+    procs = [subprocess.Popen([sys.executable, "-c", code, empty_pg_url, start_at], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(n)]
     outcomes = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
