@@ -2,8 +2,9 @@
 
 At each cycle (every ``cadence_s`` from the replay start, 30 min by default — the service's
 re-planning cadence) the controller cleans the metric rows strictly before that moment,
-forecasts with the policy's forecast spec and plans with ``plan_capacity`` from the pool it
-actually has in the replay (replicas commanded, fluid backlog, last action for the cooldown
+forecasts with the policy's forecast spec and plans with ``plan_capacity`` (or, with
+``prove_engine``, the whole decide loop ``plan_and_prove``) from the pool it actually has in
+the replay (replicas commanded, fluid backlog, last action for the cooldown
 and dwell). Until the next cycle it executes that plan's steps when they fall due. Rows at or
 after the planning moment are never passed on — the no look-ahead guarantee, tested by
 poisoning future rows.
@@ -11,9 +12,9 @@ poisoning future rows.
 Cost control: automatic model selection (a rolling-origin evaluation of all candidates) runs
 at the first cycle and again every ``reselect_s`` (default a day); cycles in between forecast
 with the chosen model only. One :class:`CycleForecaster` serves every forecast-driven strategy
-of a run (predictive and hybrid plan from the same forecast at the same moment). The Monte
-Carlo ``decide`` loop is not replayed: it only adds workers where a simulated plan fails, so
-the backtest scores the planner's sizing alone.
+of a run (predictive and hybrid plan from the same forecast at the same moment). By default
+the Monte Carlo ``decide`` loop is not replayed (it only adds workers where a simulated plan
+fails, so the backtest scores the planner's sizing alone); ``prove_engine`` replays it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import pandas as pd
 from capplan_core.backtest.replay import Observation
 from capplan_core.backtest.strategies import clamp_workers
 from capplan_core.forecast import ForecastResult, NoHistoryError, forecast_queue
+from capplan_core.planning.decide import plan_and_prove
 from capplan_core.planning.planner import PlanInput, plan_capacity
+from capplan_core.planning.pool_state import QueueState
 from capplan_core.planning.window_sizing import sizing_quantile
 from capplan_core.policy import ScalingPolicy
 from capplan_core.quality.clean import clean_queue, latest_state
@@ -112,17 +115,28 @@ class PlanRecord:
 
 
 def plan_from_forecast(policy: ScalingPolicy, cf: CycleForecast, obs: Observation,
-                       demand_quantile: float) -> PlanRecord:
-    """``plan_capacity`` at ``obs`` from the pool the replay has, sized to ``demand_quantile``."""
+                       demand_quantile: float, prove_engine: str | None = None) -> PlanRecord:
+    """``plan_capacity`` at ``obs`` from the pool the replay has, sized to ``demand_quantile``.
+
+    With ``prove_engine`` the production decide loop runs instead (``plan_and_prove``: plan,
+    Monte Carlo on that engine, add workers where it fails, re-plan), as the service does.
+    """
     fc = cf.forecast
+    last = None if obs.last_action_at is None else obs.last_action_at.to_pydatetime()
+    if prove_engine is not None:
+        state = QueueState(current_workers=obs.commanded, current_backlog=obs.backlog,
+                           mean_service_s=cf.mean_service_s, service_scv=cf.service_scv)
+        decision = plan_and_prove(policy, fc, state, now=obs.t.to_pydatetime(),
+                                  last_scale_at=last, engine=prove_engine)
+        return PlanRecord(obs.t, fc.model, [(s.execute_at, int(s.to_workers))
+                                            for s in decision.proposal.steps])
     proposal = plan_capacity(PlanInput(
         policy=policy, now=obs.t.to_pydatetime(), current_workers=obs.commanded,
         current_backlog=obs.backlog, mean_service_s=cf.mean_service_s,
         service_scv=cf.service_scv,
         window_starts=[s.to_pydatetime() for s in fc.timestamps], window_s=fc.interval_s,
-        demand_per_s=fc.quantile(demand_quantile),
-        last_scale_at=None if obs.last_action_at is None
-        else obs.last_action_at.to_pydatetime()))
+        demand_per_s=fc.quantile(demand_quantile), demand_quantile=demand_quantile,
+        last_scale_at=last))
     return PlanRecord(obs.t, fc.model, [(s.execute_at, int(s.to_workers))
                                         for s in proposal.steps])
 
@@ -162,6 +176,7 @@ class PredictiveController:
     start_workers: int
     name: str = "predictive"
     plans: list[PlanRecord] = field(default_factory=list)
+    prove_engine: str | None = None       # replay the decide loop (Monte Carlo) on this engine
 
     def __post_init__(self) -> None:
         self._clock = CycleClock(self.start, self.cadence_s)
@@ -178,7 +193,8 @@ class PredictiveController:
         cf = self.forecaster.at(obs.t)
         if cf is None:
             return None
-        return plan_from_forecast(self.policy, cf, obs, sizing_quantile(self.policy))
+        return plan_from_forecast(self.policy, cf, obs, sizing_quantile(self.policy),
+                                  self.prove_engine)
 
     def command(self, obs: Observation) -> int | None:
         if self._clock.due(obs.t):

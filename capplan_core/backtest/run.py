@@ -150,14 +150,16 @@ def run_backtest(
     frame_rows_for_queue: pd.DataFrame, policy: ScalingPolicy, *,
     start: Any = None, end: Any = None, cadence_s: float = 1800.0, seed: int = 0,
     reactive: ReactiveSpec | None = None, tick_s: float = DEFAULT_TICK_S,
-    hybrid: HybridSpec | None = None,
+    hybrid: HybridSpec | None = None, prove_engine: str | None = None,
 ) -> BacktestResult:
     """Replay [start, end) of one queue's history for every strategy in ``STRATEGIES``.
 
     ``frame_rows_for_queue`` holds the metric rows of ``policy.queue`` (metrics-file columns).
     Default period: the last two days of the data. One planning cycle before ``start`` is
     played as warm-up for every strategy and not scored. ``seed`` is recorded only (the
-    replay is deterministic).
+    replay is deterministic). ``prove_engine`` (``fluid``, ``fast``, ``auto``...) makes the
+    predictive strategy replay the production decide loop (plan, Monte Carlo, re-plan) at
+    every cycle instead of the planner alone.
 
     Raises:
         BacktestError: bad cadence or period, or no data (the message names the value).
@@ -182,7 +184,7 @@ def run_backtest(
     peak = int(oracle[warm_n:].max())
     forecaster = CycleForecaster(policy, frame_rows_for_queue)
     predictive = PredictiveController(policy, forecaster, trace.starts[0], cadence_s,
-                                      trace.initial_workers)
+                                      trace.initial_workers, prove_engine=prove_engine)
     controllers: list[Controller] = [
         predictive,
         HybridController(policy, forecaster, trace.starts[0], cadence_s, trace.initial_workers,

@@ -33,11 +33,14 @@ class PlanInput:
     service_scv: float
     window_starts: list[datetime]
     window_s: float
-    demand_per_s: np.ndarray            # per window, at policy.forecast.demand_quantile
+    demand_per_s: np.ndarray            # per window, at ``demand_quantile``
     extra_workers: np.ndarray | None = None
     last_scale_at: datetime | None = None
     anomaly: bool = False
     data_quality_warning: bool = False
+    # the quantile demand_per_s was read at; None = policy.forecast.demand_quantile. Only a
+    # demand at slo.target_attainment is sized without the safety margin (window_sizing).
+    demand_quantile: float | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ def plan_capacity(inp: PlanInput) -> PlanProposal:
     needs = window_needs(
         policy, now=inp.now, window_starts=list(inp.window_starts), demand_per_s=demand,
         extra_workers=extra, current_backlog=inp.current_backlog,
-        mean_service_s=inp.mean_service_s, service_scv=inp.service_scv)
+        mean_service_s=inp.mean_service_s, service_scv=inp.service_scv,
+        demand_quantile=inp.demand_quantile)
     raw_steps, holds = schedule_steps(
         [w.needed_workers for w in needs], list(inp.window_starts), now=inp.now,
         current_workers=inp.current_workers, scaling=sc, last_scale_at=inp.last_scale_at)

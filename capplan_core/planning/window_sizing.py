@@ -3,8 +3,9 @@
 For window i with forecast demand d_i (jobs/s at the sizing quantile, :func:`sizing_quantile`):
 1. the queueing model sizes the pool for the SLO at d_i (``model_workers``) and at
    d_i·(1 + m) (``sized_workers``; the difference is the margin's workers), with m the
-   policy's safety margin — or 0 when the SLO sets ``target_attainment``: the quantile then
-   already covers the forecast's error, and a margin on top would count it twice;
+   policy's safety margin — or 0 when the SLO sets ``target_attainment`` and the demand was
+   read at that quantile: the quantile then already covers the forecast's error, and a
+   margin on top would count it twice (a demand read at another quantile keeps the margin);
 2. the decide loop's ``extra_workers`` are added on top (``wanted_workers``);
 3. ``min_workers`` raises, ``max_workers`` and the budget cap
    (floor(budget_per_hour / worker_hour)) lower it (``needed_workers``). When a cap lowers it
@@ -75,9 +76,14 @@ def sizing_quantile(policy: ScalingPolicy) -> float:
     return policy.forecast.demand_quantile if target is None else float(target)
 
 
-def sizing_margin(policy: ScalingPolicy) -> float:
-    """The safety margin added on top of the sized demand: 0 with ``slo.target_attainment``."""
-    return 0.0 if policy.slo.target_attainment is not None else policy.scaling.safety_margin
+def sizing_margin(policy: ScalingPolicy, demand_quantile: float | None = None) -> float:
+    """The safety margin added on top of the demand: 0 when the demand is at the SLO's
+    ``target_attainment`` quantile (``demand_quantile`` None: assumed to be
+    :func:`sizing_quantile`), else ``scaling.safety_margin``."""
+    target = policy.slo.target_attainment
+    q = sizing_quantile(policy) if demand_quantile is None else demand_quantile
+    return 0.0 if target is not None and abs(q - target) < 1e-12 else \
+        policy.scaling.safety_margin
 
 
 def budget_cap_workers(policy: ScalingPolicy) -> int | None:
@@ -91,15 +97,19 @@ def budget_cap_workers(policy: ScalingPolicy) -> int | None:
 def window_needs(
     policy: ScalingPolicy, *, now: datetime, window_starts: list[datetime],
     demand_per_s: list[float], extra_workers: list[int], current_backlog: float,
-    mean_service_s: float, service_scv: float,
+    mean_service_s: float, service_scv: float, demand_quantile: float | None = None,
 ) -> list[WindowNeed]:
-    """Size every window and apply min/max/budget (see the module docstring)."""
+    """Size every window and apply min/max/budget (see the module docstring).
+
+    ``demand_quantile``: the quantile ``demand_per_s`` was read at (None: the policy's
+    ``forecast.demand_quantile``, what callers that predate ``target_attainment`` pass)."""
     sc = policy.scaling
     terms = slo_terms_from_policy(policy, current_backlog)
     no_backlog = replace(terms, current_backlog=0.0)
     drain_until = now + timedelta(seconds=policy.slo.drain_seconds or 0.0)
     cap = budget_cap_workers(policy)
-    margin, quantile = sizing_margin(policy), sizing_quantile(policy)
+    quantile = policy.forecast.demand_quantile if demand_quantile is None else demand_quantile
+    margin = sizing_margin(policy, quantile)
     out: list[WindowNeed] = []
     for i, (start, demand) in enumerate(zip(window_starts, demand_per_s, strict=True)):
         # the current backlog must drain in the first window and any window starting before

@@ -79,11 +79,16 @@ def test_target_attainment_sizes_to_that_quantile_without_the_margin() -> None:
     assert (sizing_quantile(base), sizing_margin(base)) == (0.9, 0.25)
     t = base.model_copy(update={"slo": base.slo.model_copy(update={"target_attainment": 0.99})})
     assert (sizing_quantile(t), sizing_margin(t)) == (0.99, 0.0)
+    assert sizing_margin(t, 0.9) == 0.25
     kw = {"now": NOW, "window_starts": starts(1), "demand_per_s": [4.0], "extra_workers": [0],
           "current_backlog": 0.0, "mean_service_s": 1.0, "service_scv": 1.0}
     assert window_needs(base, **kw)[0].needed_workers == 10      # 4 x 1.25 / 0.5
-    w = window_needs(t, **kw)[0]
+    w = window_needs(t, demand_quantile=0.99, **kw)[0]
     assert (w.needed_workers, w.demand_quantile, w.safety_margin) == (8, 0.99, 0.0)
+    # a caller that read the demand at another quantile keeps the margin (never under-sized)
+    legacy = window_needs(t, **kw)[0]
+    assert (legacy.needed_workers, legacy.demand_quantile, legacy.safety_margin) == (
+        10, 0.9, 0.25)
 
 
 @pytest.fixture(scope="module")
