@@ -15,6 +15,7 @@ capacity accumulate, and the backlog drains at the spare capacity cμ − λ.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -100,9 +101,11 @@ def tick_length_s(window_s: float, wanted_s: float = DEFAULT_TICK_S) -> float:
     return window_s / n
 
 
-def replay(trace: DemandTrace, controller: Controller, *,
-           tick_s: float = DEFAULT_TICK_S) -> Replay:
-    """Run ``controller`` over ``trace`` tick by tick; see the module docstring."""
+def replay(trace: DemandTrace, controller: Controller, *, tick_s: float = DEFAULT_TICK_S,
+           on_window: Callable[[int, int], None] | None = None) -> Replay:
+    """Run ``controller`` over ``trace`` tick by tick; see the module docstring.
+
+    ``on_window(done, total)`` is called after each window (progress reporting)."""
     dt = tick_length_s(trace.window_s, tick_s)
     per = int(round(trace.window_s / dt))
     n = len(trace) * per
@@ -132,4 +135,6 @@ def replay(trace: DemandTrace, controller: Controller, *,
         out.commanded[j], out.ready[j], out.backlog_start[j] = pool.commanded, pool.ready, backlog
         backlog = max(0.0, backlog + (lam - pool.ready * mu) * dt)
         out.backlog_end[j] = backlog
+        if on_window is not None and (j + 1) % per == 0:
+            on_window((j + 1) // per, len(trace))
     return out

@@ -127,3 +127,16 @@ def test_the_decide_loop_can_be_replayed_and_only_adds_workers() -> None:
     assert all(b >= a for a, b in tops if b) and any(b > a for a, b in tops)
     assert proved.strategies["predictive"].worker_hours > \
         plain.strategies["predictive"].worker_hours
+
+
+def test_progress_is_reported_per_window_up_to_one() -> None:
+    seen: list[tuple[str, float]] = []
+    frame = rows(2.5, daily_step(5.0, 20.0, 12, 18), workers=8)
+    start = T0 + 2 * DAY + 11 * HOUR
+    r = run_backtest(frame, policy(), start=start, end=start + HOUR,
+                     progress=lambda name, share: seen.append((name, share)))
+    windows = len(r.trace) + 2                      # scored + two warm-up windows
+    assert len(seen) == 5 * windows
+    assert [n for n, _ in seen[::windows]] == list(r.strategies)
+    shares = [s for _, s in seen]
+    assert shares == sorted(shares) and shares[-1] == pytest.approx(1.0)
