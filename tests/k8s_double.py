@@ -16,8 +16,11 @@ ScaledObject floor above its Deployment's replicas scales the Deployment, as KED
 
 Faults: ``forbidden_namespaces`` (403), ``unauthorized`` (401), ``fail_next`` (one-shot status
 codes), ``before_handle`` (a hook, e.g. a concurrent writer), ``delay_s`` (slow answers, for
-client timeouts), ``stop()`` (port closed: unreachable).
-Every request is recorded in ``requests``.
+client timeouts), ``stop()`` (port closed: unreachable), and one-shot :class:`Fault` s in
+``faults``: an answer delayed before or after the request is handled (a client time-out; with
+``delay_after`` the write has landed) and a connection dropped after the write landed.
+Every request is recorded in ``requests``; every replica change that took effect in
+``changes`` (what the fault tests count: each step must reach the cluster at most once).
 
 Existing libraries were considered first: ``kmock`` (nolar) is asyncio/aiohttp-based and
 pre-1.0, ``mockernetes`` patches the client instead of serving HTTP; neither covers the
@@ -29,6 +32,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +54,34 @@ class RecordedRequest:
     content_type: str | None
     body: Any
     authorization: str | None = None
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A one-shot fault for the next request with ``method`` (or any, ``"*"``).
+
+    ``kind``: ``delay_before`` (sleep ``delay_s``, then handle: the write lands after the
+    client may have given up), ``delay_after`` (handle, then sleep: landed, answer late),
+    ``drop_after`` (handle, then close the connection without an answer).
+    """
+
+    method: str
+    kind: str
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Change:
+    """A replica change that took effect: ``field`` of ``namespace/name`` went ``before ->
+    after`` at ``resource_version``."""
+
+    kind: str
+    namespace: str
+    name: str
+    field: str
+    before: int
+    after: int
+    resource_version: str
 
 
 @dataclass
@@ -110,6 +142,10 @@ class K8sApiDouble:
         #: called as before_handle(method, path) under the lock, e.g. to simulate another writer
         self.before_handle: Callable[[str, str], None] | None = None
         self.delay_s = 0.0
+        #: one-shot faults (see :class:`Fault`), consumed in order by matching requests
+        self.faults: list[Fault] = []
+        #: every replica change that took effect, in order
+        self.changes: list[Change] = []
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._rv = 100
         self._lock = threading.RLock()
@@ -167,6 +203,17 @@ class K8sApiDouble:
     def writes(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method not in ("GET", "HEAD")]
 
+    def take_fault(self, method: str) -> Fault | None:
+        with self._lock:
+            for i, fault in enumerate(self.faults):
+                if fault.method in ("*", method):
+                    return self.faults.pop(i)
+            return None
+
+    def changes_of(self, namespace: str, name: str) -> list[Change]:
+        with self._lock:
+            return [c for c in self.changes if (c.namespace, c.name) == (namespace, name)]
+
     @staticmethod
     def _converge(dep: dict[str, Any]) -> None:
         n = dep["spec"]["replicas"]
@@ -180,11 +227,14 @@ class K8sApiDouble:
 
     def _set_deploy_replicas(self, key: tuple[str, str], replicas: int) -> None:
         dep = self.deployments[key]
-        if dep["spec"]["replicas"] == replicas:
+        before = dep["spec"]["replicas"]
+        if before == replicas:
             return
         dep["spec"]["replicas"] = replicas
         dep["metadata"]["generation"] += 1
         dep["metadata"]["resourceVersion"] = self._next_rv()
+        self.changes.append(Change("Deployment", key[0], key[1], "spec.replicas", before,
+                                   replicas, dep["metadata"]["resourceVersion"]))
         if self.ready_after_polls == 0:
             self._converge(dep)
         else:
@@ -277,6 +327,12 @@ class K8sApiDouble:
         if method == "PATCH":
             new = self._patched(obj, ctype, body)
             new["metadata"]["resourceVersion"] = self._next_rv()
+            before = int(obj["spec"].get("minReplicaCount", 0))
+            if int(new["spec"].get("minReplicaCount", 0)) != before:
+                self.changes.append(Change("ScaledObject", key[0], key[1],
+                                           "spec.minReplicaCount", before,
+                                           int(new["spec"].get("minReplicaCount", 0)),
+                                           new["metadata"]["resourceVersion"]))
             self.scaledobjects[key] = obj = new
             floor = int(obj["spec"].get("minReplicaCount", 0))
             dkey = (key[0], obj["spec"]["scaleTargetRef"]["name"])
@@ -341,18 +397,30 @@ def _make_handler(double: K8sApiDouble) -> type[BaseHTTPRequestHandler]:
                                                    self.headers.get("Authorization")))
             if double.delay_s:
                 time.sleep(double.delay_s)
+            fault = double.take_fault(self.command)
+            if fault is not None and fault.kind == "delay_before":
+                time.sleep(fault.delay_s)
             try:
                 status, payload = double.handle(self.command, parts.path, ctype, body)
             except ApiError as err:
                 status, payload = err.status, {
                     "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                     "message": err.message, "reason": err.reason, "code": err.status}
+            if fault is not None and fault.kind == "drop_after":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault is not None and fault.kind == "delay_after":
+                time.sleep(fault.delay_s)
             data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:  # the client gave up (timed out) first
+                self.close_connection = True
 
         do_GET = do_PATCH = do_PUT = do_POST = do_DELETE = _serve
 
