@@ -5,7 +5,7 @@ A cap only narrows a plan. It is refused when it is below the plan's current wor
 scales a pool to zero). A cap between the current count and the plan's peak clips every step's
 ``to_workers``; each later step then starts from the capped count before it, so the drift
 check never sees the cap as drift. Refusing, not re-simulating, is the chosen rule
-(docs/architecture.md, "State machines").
+(docs/reliability.md, "Plans, migrations and service restarts").
 """
 
 from __future__ import annotations
