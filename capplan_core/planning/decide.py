@@ -24,6 +24,7 @@ from capplan_core.forecast import ForecastResult
 from capplan_core.planning.plan_scenario import MAX_DEMAND_PATHS, plan_scenario
 from capplan_core.planning.planner import PlanInput, PlanProposal, plan_capacity
 from capplan_core.planning.pool_state import QueueState
+from capplan_core.planning.window_sizing import sizing_quantile
 from capplan_core.policy import ScalingPolicy
 from capplan_core.simulation import SimulationSummary, simulate
 
@@ -81,14 +82,17 @@ def propose(
     policy: ScalingPolicy, forecast: ForecastResult, state: QueueState, attempt: Attempt, *,
     now: datetime, last_scale_at: datetime | None = None, data_quality_warning: bool = False,
 ) -> PlanProposal:
-    """Plan to the SLO at the policy's demand quantile, plus the attempt's extra workers."""
+    """Plan to the SLO at the policy's sizing quantile (``slo.target_attainment`` when set,
+    then with no safety margin on top; else ``forecast.demand_quantile``), plus the attempt's
+    extra workers."""
+    quantile = sizing_quantile(policy)
     return plan_capacity(PlanInput(
         policy=policy, now=now, current_workers=state.current_workers,
         current_backlog=state.current_backlog, mean_service_s=state.mean_service_s,
         service_scv=state.service_scv,
         window_starts=[t.to_pydatetime() for t in forecast.timestamps],
         window_s=forecast.interval_s,
-        demand_per_s=forecast.quantile(policy.forecast.demand_quantile),
+        demand_per_s=forecast.quantile(quantile), demand_quantile=quantile,
         extra_workers=np.asarray(attempt.extra_workers, dtype=int),
         last_scale_at=last_scale_at, anomaly=forecast.recent_anomaly,
         data_quality_warning=data_quality_warning,

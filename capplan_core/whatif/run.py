@@ -18,6 +18,7 @@ import pandas as pd
 from capplan_core.forecast import ForecastResult, forecast_queue
 from capplan_core.planning.cost import with_violation_cost
 from capplan_core.planning.pool_state import QueueState, pool_state
+from capplan_core.planning.window_sizing import sizing_quantile
 from capplan_core.policy import ScalingPolicy
 from capplan_core.quality.clean import clean_queue
 from capplan_core.utc import utc_timestamp
@@ -81,7 +82,7 @@ def what_if_inputs(history_rows: pd.DataFrame, policy: ScalingPolicy, scenario: 
 def _summary(side: WhatIfSide, d: Decision) -> dict[str, Any]:
     sim, p = d.simulation, d.proposal
     cost = with_violation_cost(p.cost, sim.window_failure_rate, side.forecast.interval_s)
-    demand = side.forecast.quantile(side.policy.forecast.demand_quantile)
+    demand = side.forecast.quantile(sizing_quantile(side.policy))
     return {
         "slo_attainment": float(sim.slo_achievement_rate),
         "confidence": float(d.confidence), "slo_achievable": bool(d.slo_achievable),
