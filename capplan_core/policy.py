@@ -6,7 +6,7 @@ validated on load; errors name the policy, the field path and the offending valu
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,12 +14,31 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AliasChoices,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
+
+DAY_S = 24 * 3600.0
+# upper bounds keep every duration a valid date offset and every count a sane pool size
+# (docs/architecture.md, "Policy file"); numbers are strict: `true` or "10" is not a count
+MAX_WORKERS = 10_000
+MAX_NAME_CHARS = 200  # the store's name/queue columns are String(200)
+MAX_TARGET_KEY_CHARS = 300  # the store's target-lease key "kind:namespace/name" is String(300)
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # RFC 1123 label: a namespace
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SUPERVISOR_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$"  # no space, ':' or '/' (supervisord)
+SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]*$"  # policy and queue names
+
+
+def _count(default: int | None, *, ge: int, le: int, description: str | None = None) -> Any:
+    """A strict integer field: a YAML int, never a bool, a float or a string."""
+    return Field(default, strict=True, ge=ge, le=le, description=description)
 
 
 class PolicyError(ValueError):
@@ -46,16 +65,62 @@ class _Strict(BaseModel):
                               allow_inf_nan=False)
 
 
+def _seconds(default: float | None, *, le: float, gt: float | None = None,
+             ge: float | None = None, description: str | None = None) -> Any:
+    """A strict duration in seconds, bounded so that ``now + it`` is always a valid date."""
+    return Field(default, strict=True, gt=gt, ge=ge, le=le, description=description)
+
+
+def _number(default: float | None, *, gt: float | None = None, ge: float | None = None,
+            lt: float | None = None, le: float | None = None,
+            description: str | None = None) -> Any:
+    """A strict real number: a YAML int or float, never a bool or a string."""
+    return Field(default, strict=True, gt=gt, ge=ge, lt=lt, le=le, description=description)
+
+
 class TargetSpec(_Strict):
     """The object whose replicas the plan moves.
 
-    ``deployment``/``scaledobject``: a Kubernetes object ``namespace/name``. ``supervisor``: a
-    supervisord program group named ``name`` (its RUNNING process count); ``namespace`` is unused.
+    ``deployment``/``scaledobject``: a Kubernetes object ``namespace/name`` (namespace an
+    RFC 1123 label, name a DNS subdomain). ``supervisor``: a supervisord program group named
+    ``name`` (its RUNNING process count; no space, ``:`` or ``/``); ``namespace`` is unused.
     """
 
     kind: Literal["deployment", "scaledobject", "supervisor"] = "deployment"
-    namespace: str = Field("default", min_length=1)
-    name: str = Field(..., min_length=1)
+    namespace: str = Field("default", min_length=1, max_length=63)
+    name: str = Field(..., min_length=1, max_length=253)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_is_a_label(cls, namespace: str) -> str:
+        if not re.fullmatch(DNS_LABEL, namespace):
+            raise ValueError("must be an RFC 1123 label (lower-case letters, digits and '-', "
+                             "starting and ending alphanumeric, at most 63)")
+        return namespace
+
+    @field_validator("name")
+    @classmethod
+    def _name_fits_kind(cls, name: str, info: ValidationInfo) -> str:
+        pattern, rule = ((SUPERVISOR_NAME, "a supervisord group name (letters, digits, "
+                          "'_', '.', '@', '-'; no space, ':' or '/')")
+                         if info.data.get("kind") == "supervisor" else
+                         (DNS_SUBDOMAIN, "a Kubernetes DNS-1123 subdomain (lower-case "
+                          "letters, digits, '-' and '.', starting and ending alphanumeric)"))
+        if not re.fullmatch(pattern, name):
+            raise ValueError(f"must be {rule}")
+        return name
+
+    @model_validator(mode="after")
+    def _key_fits_the_store(self) -> TargetSpec:
+        key = f"{self.kind}:{self.namespace}/{self.name}"
+        if len(key) > MAX_TARGET_KEY_CHARS:
+            raise ValueError(f"kind:namespace/name is {len(key)} characters, at most "
+                             f"{MAX_TARGET_KEY_CHARS}")
+        return self
+
+    def key(self) -> tuple[str, str, str]:
+        """What identifies the scaled object (a supervisor group has no namespace)."""
+        return (self.kind, "" if self.kind == "supervisor" else self.namespace, self.name)
 
 
 class SourceSpec(_Strict):
@@ -73,16 +138,20 @@ class SloSpec(_Strict):
 
     wait_seconds: float | None = Field(
         None,
+        strict=True,
         gt=0,
+        le=7 * DAY_S,
         validation_alias=AliasChoices("wait_seconds", "wait_p95_seconds"),
         description="queue wait (s) that `wait_quantile` of jobs must not exceed",
     )
-    wait_quantile: float = Field(0.95, gt=0, lt=1, description="quantile of the wait SLO")
-    mean_wait_seconds: float | None = Field(None, gt=0)
-    max_backlog: float | None = Field(None, gt=0, description="max expected jobs waiting")
-    drain_seconds: float | None = Field(None, gt=0, description="drain current backlog within")
-    max_utilization: float | None = Field(None, gt=0, lt=1)
-    target_attainment: float | None = Field(
+    wait_quantile: float = _number(0.95, gt=0, lt=1, description="quantile of the wait SLO")
+    mean_wait_seconds: float | None = _seconds(None, gt=0, le=7 * DAY_S)
+    max_backlog: float | None = _number(None, gt=0, le=1e12,
+                                        description="max expected jobs waiting")
+    drain_seconds: float | None = _seconds(None, gt=0, le=7 * DAY_S,
+                                           description="drain current backlog within")
+    max_utilization: float | None = _number(None, gt=0, lt=1)
+    target_attainment: float | None = _number(
         None, gt=0, lt=1, description="share of planning windows that must meet the SLO; when "
         "set, each window is sized to this quantile of the forecast demand and the safety "
         "margin is not added on top (no double counting)")
@@ -91,26 +160,31 @@ class SloSpec(_Strict):
 class ScalingSpec(_Strict):
     """Constraints on the worker count and on how it may move."""
 
-    min_workers: int = Field(1, ge=0)
-    max_workers: int = Field(100, ge=1)
-    max_step: int = Field(10, ge=1, description="max workers added or removed per action")
-    cooldown_seconds: float = Field(300, ge=0)
-    safety_margin: float = Field(0.1, ge=0, le=5)
-    startup_seconds: float = Field(60, ge=0)
-    confidence_threshold: float = Field(0.85, gt=0, le=1)
-    scale_down_windows: int = Field(2, ge=1, description="windows demand must stay low")
-    scale_down_min_drop: int = Field(1, ge=1, description="min workers a scale-down removes")
-    min_dwell_seconds: float = Field(
-        1800, ge=0, description="no scale-down within this long after the last action, and a "
-        "scale-down only to a level no window due within this long after it exceeds")
-    action_cost_worker_hours: float = Field(
-        0.0, ge=0, description="what one scaling action costs, in worker-hours: a scale-up "
-        "absorbs a later one when holding the extra workers early costs less, and a "
+    min_workers: int = _count(1, ge=0, le=MAX_WORKERS)
+    max_workers: int = _count(100, ge=1, le=MAX_WORKERS)
+    max_step: int = _count(10, ge=1, le=MAX_WORKERS,
+                           description="max workers added or removed per action")
+    cooldown_seconds: float = _seconds(300, ge=0, le=7 * DAY_S)
+    safety_margin: float = _number(0.1, ge=0, le=5)
+    startup_seconds: float = _seconds(60, ge=0, le=DAY_S)
+    confidence_threshold: float = _number(0.85, gt=0, le=1)
+    scale_down_windows: int = _count(2, ge=1, le=10_000,
+                                     description="windows demand must stay low")
+    scale_down_min_drop: int = _count(1, ge=1, le=MAX_WORKERS,
+                                      description="min workers a scale-down removes")
+    min_dwell_seconds: float = _seconds(
+        1800, ge=0, le=7 * DAY_S, description="no scale-down within this long after the last "
+        "action, and a scale-down only to a level no window due within this long after it "
+        "exceeds")
+    action_cost_worker_hours: float = _number(
+        0.0, ge=0, le=1e6, description="what one scaling action costs, in worker-hours: a "
+        "scale-up absorbs a later one when holding the extra workers early costs less, and a "
         "scale-down must save more than two actions (down and back up)")
-    max_replans: int = Field(3, ge=0, le=20)
-    budget_per_hour: float | None = Field(None, gt=0, description="max worker cost per hour")
-    auto_max_change: int = Field(20, ge=0, description="auto-approve only up to this change")
-    plan_expiry_seconds: float = Field(3600, gt=0)
+    max_replans: int = _count(3, ge=0, le=20)
+    budget_per_hour: float | None = _number(None, gt=0, description="max worker cost per hour")
+    auto_max_change: int = _count(20, ge=0, le=MAX_WORKERS,
+                                  description="auto-approve only up to this change")
+    plan_expiry_seconds: float = _seconds(3600, gt=0, le=30 * DAY_S)
 
     @model_validator(mode="after")
     def _min_le_max(self) -> ScalingSpec:
@@ -122,10 +196,17 @@ class ScalingSpec(_Strict):
 
 
 class CalendarEvent(_Strict):
-    start: datetime
-    end: datetime
-    multiplier: float = Field(..., gt=0)
+    start: AwareDatetime
+    end: AwareDatetime
+    multiplier: float = _number(..., gt=0, le=1e6)
     name: str = ""
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> CalendarEvent:
+        if self.end <= self.start:
+            raise ValueError(f"event {self.name!r}: end ({self.end.isoformat()}) must be after "
+                             f"start ({self.start.isoformat()})")
+        return self
 
 
 class ForecastSpec(_Strict):
@@ -133,38 +214,41 @@ class ForecastSpec(_Strict):
         "auto", "naive", "seasonal_naive", "moving_average", "ewma", "holt", "holt_winters",
         "holt_winters_mul", "mstl",
     ] = "auto"
-    horizon_hours: float = Field(6, gt=0, le=24 * 7)
-    interval_minutes: int = Field(15, ge=1, le=24 * 60)
+    horizon_hours: float = _number(6, gt=0, le=24 * 7)
+    interval_minutes: int = _count(15, ge=1, le=24 * 60)
     seasonality: list[Seasonality] = Field(default_factory=_daily_only)
-    demand_quantile: float = Field(0.9, gt=0, lt=1, description="size to this demand quantile")
-    nowcast_half_life_hours: float = Field(
+    demand_quantile: float = _number(0.9, gt=0, lt=1,
+                                     description="size to this demand quantile")
+    nowcast_half_life_hours: float = _number(
         3.0, ge=0, le=24 * 7, description="when the last hour's demand runs off the forecast, "
         "correct the forecast's level, fading with this half-life over the horizon (0 = off)")
     events: list[CalendarEvent] = Field(default_factory=list)
 
 
 class CostSpec(_Strict):
-    worker_hour: float = Field(0.5, ge=0)
-    violation_hour: float = Field(100.0, ge=0)
+    worker_hour: float = _number(0.5, ge=0)
+    violation_hour: float = _number(100.0, ge=0)
 
 
 class SimulationSpec(_Strict):
-    replications: int = Field(200, ge=1, le=100_000)
-    seed: int = Field(20261126, ge=0)
-    mtbf_seconds: float | None = Field(None, gt=0, description="mean time between worker failures")
-    restart_seconds: float = Field(30, ge=0)
-    quota_workers: int | None = Field(None, ge=1, description="workers that can actually run")
+    replications: int = _count(200, ge=1, le=100_000)
+    seed: int = _count(20261126, ge=0, le=2**63 - 1)
+    mtbf_seconds: float | None = _seconds(None, gt=0, le=365 * DAY_S,
+                                          description="mean time between worker failures")
+    restart_seconds: float = _seconds(30, ge=0, le=DAY_S)
+    quota_workers: int | None = _count(None, ge=1, le=MAX_WORKERS,
+                                       description="workers that can actually run")
 
 
 class ApprovalSpec(_Strict):
-    timeout_seconds: float = Field(3600, gt=0)
-    suspend: bool = False
+    timeout_seconds: float = _seconds(3600, gt=0, le=30 * DAY_S)
+    suspend: bool = Field(False, strict=True)
 
 
 class ScalingPolicy(_Strict):
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    queue: str = Field(..., min_length=1)
-    enabled: bool = True
+    name: str = Field(..., min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[A-Za-z0-9_.-]+$")
+    queue: str = Field(..., min_length=1, max_length=MAX_NAME_CHARS, pattern=SAFE_NAME)
+    enabled: bool = Field(True, strict=True)
     mode: Mode = Mode.MANUAL
     target: TargetSpec
     source: SourceSpec = Field(default_factory=SourceSpec)
@@ -174,7 +258,8 @@ class ScalingPolicy(_Strict):
     cost: CostSpec = Field(default_factory=CostSpec)
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
     approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
-    exclude_before: datetime | None = None
+    exclude_before: AwareDatetime | None = Field(
+        None, description="history before this instant (with a time zone) is not used")
 
     @model_validator(mode="after")
     def _has_an_slo(self) -> ScalingPolicy:
@@ -192,13 +277,34 @@ class PolicySet(_Strict):
     policies: Annotated[list[ScalingPolicy], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _unique_names(self) -> PolicySet:
-        seen: set[str] = set()
+    def _unique_names_queues_targets(self) -> PolicySet:
+        # one queue, one target: two policies moving one pool would fight each other
+        names: set[str] = set()
+        queues: dict[str, str] = {}
+        targets: dict[tuple[str, str, str], str] = {}
         for p in self.policies:
-            if p.name in seen:
+            if p.name in names:
                 raise ValueError(f"duplicate policy name {p.name!r}")
-            seen.add(p.name)
+            names.add(p.name)
+            if p.queue in queues:
+                raise ValueError(f"policies {queues[p.queue]!r} and {p.name!r} share queue "
+                                 f"{p.queue!r}; a queue has one policy")
+            queues[p.queue] = p.name
+            key = p.target.key()
+            if key in targets:
+                raise ValueError(f"policies {targets[key]!r} and {p.name!r} share target "
+                                 f"{p.target.kind}:{p.target.namespace}/{p.target.name}; "
+                                 "a target has one policy")
+            targets[key] = p.name
         return self
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f", {len(value)} characters" if isinstance(value, str) else ""
+    return f"{text[:limit]}...{size}"
 
 
 def _format_validation_error(err: ValidationError, raw: Any) -> str:
@@ -214,8 +320,9 @@ def _format_validation_error(err: ValidationError, raw: Any) -> str:
                 pname = f"#{loc[1]}"
             where = f"policy {pname!r}: " + ".".join(str(x) for x in loc[2:])
         value = e.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"{where}: {e['msg']}{shown}")
+        shown = "" if isinstance(value, dict) else f" (got {_shown(value)})"
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}: {msg}{shown}")
     return "invalid policy: " + "; ".join(lines)
 
 

@@ -36,7 +36,7 @@ def test_collect_writes_each_interval_once_and_isolates_a_bad_source(
     policies = {"policies": [
         {"name": "good", "queue": queue_name, "target": {"name": "w"},
          "slo": {"wait_p95_seconds": 30}, "source": {"kind": "list", "redis_url": REDIS}},
-        {"name": "broken", "queue": "elsewhere", "target": {"name": "w"},
+        {"name": "broken", "queue": "elsewhere", "target": {"name": "w2"},
          "slo": {"wait_p95_seconds": 30},
          "source": {"kind": "list", "redis_url": "redis://127.0.0.1:1/0"}},
     ]}
