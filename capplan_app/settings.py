@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     supervisor_username: str | None = None
     supervisor_password: SecretStr | None = None
     snapshot_ttl_s: int = Field(600, ge=1)
+    simulation_job_budget: int = Field(
+        2_000_000, ge=0, description="planning cycle: expected jobs (all replications) a "
+        "simulate call runs job by job before the fluid level (approximate) takes over; "
+        "the fast engine runs ~6 M jobs/s")
     metrics_retention_days: float = Field(
         35, gt=0, le=3650, description="collect-metrics deletes queue_metrics rows older than this")
     policy_path: str | None = Field(

@@ -80,10 +80,14 @@ def register(app: typer.Typer) -> None:
             print_json(out)
             return
         console.print(f"{out['jobs']:,} jobs, {out['replications']} replications, "
-                      f"{out['engine']} engine")
+                      f"{out['engine_label']}")
+        if out["approximate"]:
+            console.print("  approximate: too many jobs for the job-level Monte Carlo in ~2 s; "
+                          "no confidence intervals (use --engine fast to simulate every job)")
         for key, unit in (("mean_wait_s", "s"), ("wait_probability", ""), ("wait_p95_s", "s")):
-            lo, hi = out[f"{key}_ci95"]
-            console.print(f"  {key:<18} {out[key]:.4g}{unit}  (95% CI {lo:.4g} – {hi:.4g})")
+            ci = out[f"{key}_ci95"]
+            note = "no interval" if ci is None else f"95% CI {ci[0]:.4g} – {ci[1]:.4g}"
+            console.print(f"  {key:<18} {out[key]:.4g}{unit}  ({note})")
         console.print(f"  {'utilization':<18} {out['utilization']:.4f}")
 
 

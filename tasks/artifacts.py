@@ -13,6 +13,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from capplan_core.forecast import ForecastResult
 from capplan_core.planning.markdown import plan_markdown, table
 from capplan_core.quality import Assessment
+from capplan_core.simulation import engine_label
 from tasks.common import capplan_task
 
 
@@ -83,4 +84,4 @@ def publish_plan(summary: dict[str, Any], details: dict[str, Any],
             [{"metric": k, "value": v if not isinstance(v, list) else str(v)}
              for k, v in sim.items()],
             key=artifact_key("simulation", summary["queue"]),
-            description=f"Monte Carlo simulation of plan {summary['id']}")
+            description=f"Plan {summary['id']} proved by {engine_label(str(sim.get('engine')))}")

@@ -7,6 +7,7 @@ single-process run, so the merged answer is identical; the fluid level is vector
 and is not split.
 """
 
+from capplan_app.settings import get_settings
 from capplan_core.simulation import (
     SimScenario,
     SimulationSummary,
@@ -27,9 +28,12 @@ simulate_replications = capplan_task(
 
 
 def fanout_simulate(scenario: SimScenario, *, replications: int, seed: int,
-                    engine: str = "auto", chunks: int = DEFAULT_CHUNKS) -> SimulationSummary:
-    """``simulate`` with job-level replications split across task runs."""
-    chosen = choose_engine(scenario, replications) if engine == "auto" else engine
+                    engine: str = "auto", chunks: int = DEFAULT_CHUNKS,
+                    job_budget: float | None = None) -> SimulationSummary:
+    """``simulate`` with job-level replications split across task runs; ``auto`` runs job by
+    job within ``job_budget`` expected jobs (None: ``CAPPLAN_SIMULATION_JOB_BUDGET``)."""
+    budget = get_settings().simulation_job_budget if job_budget is None else job_budget
+    chosen = choose_engine(scenario, replications, budget) if engine == "auto" else engine
     n_chunks = min(chunks, replications // MIN_REPLICATIONS_PER_CHUNK)
     if chosen == "fluid" or n_chunks < 2:
         return simulate(scenario, replications=replications, seed=seed, engine=chosen)

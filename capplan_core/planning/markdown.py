@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from capplan_core.simulation import engine_label
+
 
 def _fmt(v: Any) -> str:
     if v is None:
@@ -51,6 +53,7 @@ def plan_markdown(summary: dict[str, Any], details: dict[str, Any] | None = None
             f"{_fmt(sim.get('max_backlog'))}, utilisation {_fmt(lo)}–{_fmt(hi)} "
             f"({sim.get('replications')} replications, {sim.get('engine')} engine)  "
         )
+        lines.append(f"**Proved by:** {engine_label(str(sim.get('engine')))}  ")
     cost = details.get("cost") or {}
     if cost:
         lines.append("**Cost:** " + ", ".join(f"{k} {_fmt(v)}" for k, v in cost.items()

@@ -17,6 +17,7 @@ from capplan_core.planning.stored_plan import (
     StoredPlan,
 )
 from capplan_core.policy import ScalingPolicy
+from capplan_core.simulation import engine_label
 
 if TYPE_CHECKING:
     from capplan_core.forecast import ForecastResult
@@ -143,6 +144,7 @@ def plan_summary(plan: StoredPlan) -> dict[str, Any]:
             "p95_wait_s": sim.p95_wait_s,
             "utilization_range": list(sim.utilization_range),
             "replications": sim.replications, "engine": sim.engine,
+            "approximate": sim.engine == "fluid", "proved_by": engine_label(sim.engine),
         }
     if plan.skipped_reason:
         out["skipped_reason"] = plan.skipped_reason

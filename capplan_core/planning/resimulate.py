@@ -17,7 +17,7 @@ from capplan_core.planning.pool_state import QueueState
 from capplan_core.planning.repository import PlanRepository
 from capplan_core.planning.stored_plan import ForecastPoint, StoredPlan
 from capplan_core.policy import ScalingPolicy
-from capplan_core.simulation import SimScenario, simulate
+from capplan_core.simulation import INTERACTIVE_JOB_BUDGET, SimScenario, engine_label, simulate
 
 Z80 = 1.2815515655446004  # standard normal quantile at 0.9
 
@@ -66,10 +66,12 @@ def resimulate_plan(store: PlanRepository, plan_id: int, *, replications: int, s
     scenario = scenario_from_stored_plan(plan, policy, store.forecast_points(plan_id),
                                          n_paths=min(replications, MAX_DEMAND_PATHS),
                                          rng=np.random.default_rng(seed))
-    s = simulate(scenario, replications=replications, seed=seed, engine=engine)
+    s = simulate(scenario, replications=replications, seed=seed, engine=engine,
+                 job_budget=INTERACTIVE_JOB_BUDGET)
     return {"plan": plan_id, "queue": plan.queue,
             "slo_achievement_rate": s.slo_achievement_rate,
             "achievement_ci95": list(s.achievement_ci95), "p95_wait_s": s.p95_wait_s,
             "mean_wait_s": s.mean_wait_s, "max_backlog": s.max_backlog,
             "utilization_range": list(s.utilization_range), "jobs": s.jobs, "engine": s.engine,
+            "engine_label": engine_label(s.engine), "approximate": s.approximate,
             "replications": s.replications}

@@ -6,9 +6,13 @@ and returns a ``SimulationSummary``.
 """
 
 from capplan_core.simulation.engine import (
+    ENGINE_LABELS,
+    FAST_JOBS_PER_S,
+    INTERACTIVE_JOB_BUDGET,
     JOB_LEVEL_BUDGET,
     choose_engine,
     chunk_bounds,
+    engine_label,
     expected_jobs,
     replicate_job_level,
     simulate,
@@ -21,7 +25,8 @@ from capplan_core.simulation.scenario import ENGINES, SimScenario, SimulationSum
 from capplan_core.simulation.stats import wilson_ci
 
 __all__ = [
-    "ENGINES", "JOB_LEVEL_BUDGET", "JobRunRecord", "ReplicationInputs", "SimScenario",
+    "ENGINES", "ENGINE_LABELS", "FAST_JOBS_PER_S", "INTERACTIVE_JOB_BUDGET", "engine_label",
+    "JOB_LEVEL_BUDGET", "JobRunRecord", "ReplicationInputs", "SimScenario",
     "SimulationSummary", "choose_engine", "draw_inputs", "expected_jobs", "replicate_job_level",
     "replication_rngs", "simulate", "simulate_chunk", "summarise_chunks", "wilson_ci",
     "chunk_bounds",

@@ -6,8 +6,12 @@ Engines, one answer:
   same seed;
 - ``fluid``: a time-stepped queue-length model with stationary Erlang C / Allen–Cunneen waits
   inside each step (``fluid``), for demand too high to simulate job by job;
-- ``auto``: ``fast`` while the expected number of jobs over all replications is at most
-  ``JOB_LEVEL_BUDGET``, else ``fluid`` (injected inputs always run job by job).
+- ``auto``: ``fast`` while the expected number of jobs over all replications is at most the
+  job budget, else ``fluid`` (injected inputs always run job by job). The budget is time
+  turned into jobs at ``FAST_JOBS_PER_S``: ``INTERACTIVE_JOB_BUDGET`` (~2 s) when a person
+  asks (``capplan simulate``, a stored plan re-simulated), ``JOB_LEVEL_BUDGET`` per simulate
+  call in the planning cycle unless the caller passes its own (``CAPPLAN_SIMULATION_JOB_BUDGET``).
+  The fluid level's answer is flagged ``approximate`` with null wait intervals.
 """
 
 from __future__ import annotations
@@ -24,7 +28,19 @@ from capplan_core.simulation.scenario import ENGINES, SimScenario, SimulationSum
 from capplan_core.simulation.simpy_engine import run_simpy
 from capplan_core.simulation.stats import RepStats, batch_units, job_level_stats, summarise
 
-JOB_LEVEL_BUDGET = 2_000_000  # expected jobs over all replications the fast engine takes on
+# The fast engine's throughput, jobs simulated per second, measured conservatively (14-17 M/s
+# on an idle core of the 2-core CI machine, 6 M/s under load, JIT warm).
+FAST_JOBS_PER_S = 6_000_000
+INTERACTIVE_BUDGET_S = 2.0
+INTERACTIVE_JOB_BUDGET = int(FAST_JOBS_PER_S * INTERACTIVE_BUDGET_S)
+# Planning cycle default: ~1/3 s of fast engine per simulate call, so a cycle of 1,000 queues
+# (up to 3 attempts each) stays within ~15 min on one core and ~2 min over the task runner.
+JOB_LEVEL_BUDGET = 2_000_000
+ENGINE_LABELS = {
+    "fast": "job-level Monte Carlo (fast engine)",
+    "simpy": "job-level Monte Carlo (SimPy engine)",
+    "fluid": "approximate: fluid level (Erlang C / Allen-Cunneen waits per 60 s step)",
+}
 JobEngine = Callable[[SimScenario, ReplicationInputs], JobRunRecord]
 _JOB_ENGINES: dict[str, JobEngine] = {"simpy": run_simpy, "fast": run_fast}
 
@@ -37,15 +53,22 @@ def expected_jobs(scenario: SimScenario) -> float:
     return float(per_path.mean()) + scenario.initial_backlog
 
 
-def choose_engine(scenario: SimScenario, replications: int) -> str:
-    """The engine ``auto`` picks: job level within the budget, fluid beyond it."""
+def choose_engine(scenario: SimScenario, replications: int,
+                  job_budget: float = JOB_LEVEL_BUDGET) -> str:
+    """The engine ``auto`` picks: job level within ``job_budget`` expected jobs over all
+    replications, fluid beyond it."""
     if scenario.arrival_times_s is not None:
         return "fast"
-    return "fast" if expected_jobs(scenario) * replications <= JOB_LEVEL_BUDGET else "fluid"
+    return "fast" if expected_jobs(scenario) * replications <= job_budget else "fluid"
+
+
+def engine_label(engine: str) -> str:
+    """What proved a result, for a person: job-level Monte Carlo, or approximate (fluid)."""
+    return ENGINE_LABELS.get(engine, f"{engine} engine")
 
 
 def simulate(scenario: SimScenario, *, replications: int, seed: int,
-             engine: str = "auto") -> SimulationSummary:
+             engine: str = "auto", job_budget: float = JOB_LEVEL_BUDGET) -> SimulationSummary:
     """Monte Carlo simulation of a scenario; same seed and engine, same result.
 
     Args:
@@ -54,6 +77,7 @@ def simulate(scenario: SimScenario, *, replications: int, seed: int,
             i-th stream of ``SeedSequence(seed).spawn(replications)``.
         seed: non-negative integer seed.
         engine: ``auto`` | ``simpy`` | ``fast`` | ``fluid``.
+        job_budget: expected jobs over all replications ``auto`` runs job by job.
 
     Raises:
         ValueError: bad replications, seed or engine, or ``fluid`` with injected inputs.
@@ -64,7 +88,7 @@ def simulate(scenario: SimScenario, *, replications: int, seed: int,
         raise ValueError(f"seed must be a non-negative integer (got {seed!r})")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES} (got {engine!r})")
-    chosen = choose_engine(scenario, replications) if engine == "auto" else engine
+    chosen = choose_engine(scenario, replications, job_budget) if engine == "auto" else engine
     if chosen == "fluid":
         if scenario.arrival_times_s is not None:
             raise ValueError("engine 'fluid' cannot replay injected arrival/service times")

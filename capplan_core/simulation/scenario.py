@@ -198,17 +198,21 @@ class SimulationSummary:
     single run when there is one replication). ``max_backlog`` is the mean over replications of
     each one's largest backlog; ``utilization_range`` the lowest and highest per-window mean
     utilisation (busy / ready worker time).
+
+    ``approximate`` is True when the fluid level answered (stationary formulas inside time
+    steps, no job-level Monte Carlo): then the wait ``_ci95`` are None, since the spread over
+    replications would miss the model's own error and, on a stationary scenario, be zero-wide.
     """
 
     slo_achievement_rate: float
     achievement_ci95: tuple[float, float]
     max_backlog: float
     p95_wait_s: float
-    p95_wait_s_ci95: tuple[float, float]
+    p95_wait_s_ci95: tuple[float, float] | None
     mean_wait_s: float
-    mean_wait_s_ci95: tuple[float, float]
+    mean_wait_s_ci95: tuple[float, float] | None
     wait_probability: float
-    wait_probability_ci95: tuple[float, float]
+    wait_probability_ci95: tuple[float, float] | None
     utilization_range: tuple[float, float]
     window_failure_rate: np.ndarray
     window_utilization: np.ndarray
@@ -216,3 +220,4 @@ class SimulationSummary:
     jobs: int
     engine: str
     replications: int
+    approximate: bool = False

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from capplan_core.simulation import SimScenario, simulate
+from capplan_core.simulation import INTERACTIVE_JOB_BUDGET, SimScenario, engine_label, simulate
 
 WARMUP_SHARE = 0.1
 
@@ -18,13 +18,17 @@ WARMUP_SHARE = 0.1
 def run_stationary(
     arrival_rate_per_s: float, mean_service_s: float, workers: int, *,
     service_scv: float | None = None, hours: float = 1.0, replications: int = 10,
-    seed: int = 0, engine: str = "auto",
+    seed: int = 0, engine: str = "auto", job_budget: float = INTERACTIVE_JOB_BUDGET,
 ) -> dict[str, Any]:
     """Simulate a constant arrival rate on a constant pool.
 
     Service is exponential, or lognormal with SCV ``service_scv`` when given. Returns
     ``mean_wait_s``, ``wait_probability``, ``wait_p95_s`` (each with a ``_ci95`` [low, high]),
-    ``utilization``, ``jobs`` simulated (warm-up included), ``engine`` and ``replications``.
+    ``utilization``, ``jobs`` simulated (warm-up included), ``engine``, ``engine_label``,
+    ``replications`` and ``approximate``. ``auto`` runs the job-level Monte Carlo within
+    ``job_budget`` expected jobs (default ~2 s of the fast engine), else the fluid level:
+    then ``approximate`` is True and the ``_ci95`` are None (closed forms, no sampling error
+    to report; their model error is not estimated here).
     """
     measured_s = hours * 3600.0
     warmup_s = WARMUP_SHARE * measured_s
@@ -36,12 +40,18 @@ def run_stationary(
         service_kind="exponential" if service_scv is None else "lognormal",
         warmup_s=warmup_s,
     )
-    s = simulate(scenario, replications=replications, seed=seed, engine=engine)
+    s = simulate(scenario, replications=replications, seed=seed, engine=engine,
+                 job_budget=job_budget)
     return {
-        "mean_wait_s": s.mean_wait_s, "mean_wait_s_ci95": list(s.mean_wait_s_ci95),
+        "mean_wait_s": s.mean_wait_s, "mean_wait_s_ci95": _listed(s.mean_wait_s_ci95),
         "wait_probability": s.wait_probability,
-        "wait_probability_ci95": list(s.wait_probability_ci95),
-        "wait_p95_s": s.p95_wait_s, "wait_p95_s_ci95": list(s.p95_wait_s_ci95),
+        "wait_probability_ci95": _listed(s.wait_probability_ci95),
+        "wait_p95_s": s.p95_wait_s, "wait_p95_s_ci95": _listed(s.p95_wait_s_ci95),
         "utilization": s.utilization_range[1],
-        "jobs": s.jobs, "engine": s.engine, "replications": s.replications,
+        "jobs": s.jobs, "engine": s.engine, "engine_label": engine_label(s.engine),
+        "approximate": s.approximate, "replications": s.replications,
     }
+
+
+def _listed(ci: tuple[float, float] | None) -> list[float] | None:
+    return None if ci is None else [float(ci[0]), float(ci[1])]

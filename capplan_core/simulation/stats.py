@@ -105,11 +105,12 @@ def wilson_ci(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def t_ci(units: np.ndarray, point: float) -> tuple[float, float]:
-    """95% t interval around ``point`` from the spread of independent ``units``."""
+def t_ci(units: np.ndarray, point: float) -> tuple[float, float] | None:
+    """95% t interval around ``point`` from the spread of independent ``units``; None with
+    fewer than two units (no spread to measure, and a zero-wide interval would claim one)."""
     k = units.size
     if k < 2:
-        return (point, point)
+        return None
     half = float(sps.t.ppf(0.975, k - 1) * units.std(ddof=1) / math.sqrt(k))
     return (point - half, point + half)
 
@@ -127,22 +128,27 @@ def summarise(rs: RepStats, scenario: SimScenario, engine: str) -> SimulationSum
     points = np.array([rs.mean_wait_s.mean(), rs.wait_prob.mean(), rs.p95_wait_s.mean()])
     units = rs.units if rs.units is not None else np.column_stack(
         (rs.mean_wait_s, rs.wait_prob, rs.p95_wait_s))
-    cis = [t_ci(units[:, i], float(points[i])) for i in range(3)]
-    prob_ci = (max(0.0, cis[1][0]), min(1.0, cis[1][1]))
+    approximate = engine == "fluid"
+    cis = [None if approximate else t_ci(units[:, i], float(points[i])) for i in range(3)]
     max_backlog = rs.window_max_backlog[:, judged].max(axis=1) if judged.any() else np.zeros(1)
     return SimulationSummary(
         slo_achievement_rate=met / n_rep,
         achievement_ci95=wilson_ci(met, n_rep),
         max_backlog=float(max_backlog.mean()),
-        p95_wait_s=float(points[2]), p95_wait_s_ci95=(max(0.0, cis[2][0]), cis[2][1]),
-        mean_wait_s=float(points[0]), mean_wait_s_ci95=(max(0.0, cis[0][0]), cis[0][1]),
-        wait_probability=float(points[1]), wait_probability_ci95=prob_ci,
+        p95_wait_s=float(points[2]), p95_wait_s_ci95=_clip(cis[2], 0.0, math.inf),
+        mean_wait_s=float(points[0]), mean_wait_s_ci95=_clip(cis[0], 0.0, math.inf),
+        wait_probability=float(points[1]), wait_probability_ci95=_clip(cis[1], 0.0, 1.0),
         utilization_range=util_range,
         window_failure_rate=rs.window_fail.mean(axis=0),
         window_utilization=util_w,
         window_max_backlog=rs.window_max_backlog.mean(axis=0),
-        jobs=int(rs.jobs.sum()), engine=engine, replications=n_rep,
+        jobs=int(rs.jobs.sum()), engine=engine, replications=n_rep, approximate=approximate,
     )
+
+
+def _clip(ci: tuple[float, float] | None, low: float,
+          high: float) -> tuple[float, float] | None:
+    return None if ci is None else (max(low, ci[0]), min(high, ci[1]))
 
 
 def _nanmean_cols(x: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from capplan_core.planning.pool_state import QueueState, pool_state
 from capplan_core.planning.window_sizing import sizing_quantile
 from capplan_core.policy import ScalingPolicy
 from capplan_core.quality.clean import clean_queue
+from capplan_core.simulation import INTERACTIVE_JOB_BUDGET, simulate
 from capplan_core.utc import utc_timestamp
 from capplan_core.whatif.scenario import (
     WhatIfError,
@@ -96,6 +98,7 @@ def _summary(side: WhatIfSide, d: Decision) -> dict[str, Any]:
         "steps": [{"execute_at": s.execute_at.isoformat(), "from_workers": s.from_workers,
                    "to_workers": s.to_workers} for s in p.steps],
         "reasons": list(d.reasons),
+        "engine": sim.engine, "approximate": bool(sim.approximate),
     }
 
 
@@ -149,7 +152,8 @@ def run_what_if(history_rows: pd.DataFrame, policy: ScalingPolicy, scenario: Wha
     now = inp.as_of.to_pydatetime()
     sides = []
     for side in (inp.baseline, inp.scenario):
-        d = plan_and_prove(side.policy, side.forecast, side.state, now=now)
+        d = plan_and_prove(side.policy, side.forecast, side.state, now=now,
+                           simulate_fn=partial(simulate, job_budget=INTERACTIVE_JOB_BUDGET))
         sides.append(_summary(side, d))
     notes = list(inp.scenario.forecast.notes[-1:])
     if scenario.workers is not None:
