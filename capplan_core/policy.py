@@ -198,7 +198,7 @@ class ScalingSpec(_Strict):
 class CalendarEvent(_Strict):
     start: AwareDatetime
     end: AwareDatetime
-    multiplier: float = _number(..., gt=0, le=1e6)
+    multiplier: float = Field(..., strict=True, gt=0, le=1e6)
     name: str = ""
 
     @model_validator(mode="after")
