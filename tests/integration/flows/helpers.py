@@ -9,6 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
+
+#: the bundled demo files: capacity-plan's defaults are the store and CAPPLAN_POLICY_PATH
+DEMO_INPUTS = {"metrics_path": str(DEMO_METRICS), "policy_path": str(DEMO_POLICIES)}
+
 
 class FlowThread:
     """Run capacity-plan in a thread, as a scheduled run would, and collect its results."""
@@ -20,7 +25,8 @@ class FlowThread:
 
         def run() -> None:
             try:
-                self.box["results"] = asyncio.run(capacity_plan(approval_poll_s=1, **params))
+                self.box["results"] = asyncio.run(capacity_plan(approval_poll_s=1, **{
+                    **DEMO_INPUTS, **params}))
             except BaseException as err:  # noqa: BLE001 - re-raised in join
                 self.box["error"] = err
 
