@@ -6,11 +6,15 @@ two days of the data); see docs/backtest.md for the model and the JSON.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from capplan_cli.output import console, err_console, fail, print_json
@@ -73,6 +77,22 @@ def result_table(r: BacktestResult) -> Table:
     return t
 
 
+@contextmanager
+def progress_bar(out: Console, label: str) -> Iterator[Callable[[str, float], None]]:
+    """A rich progress bar on ``out`` (stderr, so ``--json`` stays clean) for one policy's
+    replay, fed by ``run_backtest(progress=...)``; hidden when ``out`` is not a terminal."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=out, disable=not out.is_terminal) as bar:
+        task = bar.add_task(f"backtest {label}", total=100.0)
+
+        def tick(strategy: str, share_done: float) -> None:
+            bar.update(task, completed=100.0 * share_done,
+                       description=f"backtest {label}: {strategy}")
+
+        yield tick
+
+
 def register(app: typer.Typer) -> None:
     @app.command("backtest")
     def backtest(
@@ -106,8 +126,9 @@ def register(app: typer.Typer) -> None:
         for pol in chosen:
             rows = frame.loc[frame["queue"] == pol.queue].reset_index(drop=True)
             try:
-                r = run_backtest(rows, pol, start=start, end=end,
-                                 cadence_s=cadence_minutes * 60.0)
+                with progress_bar(err_console, pol.name) as tick:
+                    r = run_backtest(rows, pol, start=start, end=end,
+                                     cadence_s=cadence_minutes * 60.0, progress=tick)
             except BacktestError as err:
                 failed = True
                 err_console.print(f"[bold red]error:[/] policy {pol.name!r}: {err}")

@@ -16,6 +16,7 @@ from capplan_core.backtest.run import run_backtest
 from capplan_core.policy_select import select_policies
 from tasks.artifacts import artifact_key
 from tasks.common import capplan_task
+from tasks.progress import ProgressArtifact
 from tasks.stages import collect_file, load_policies_task
 
 backtest_task = capplan_task(run_backtest, name="replay", task_run_name="replay-{policy.name}")
@@ -34,7 +35,10 @@ def backtest(
     out = []
     for policy in select_policies(load_policies_task(policy_path), names=policies):
         rows = collect_file(metrics_path, policy.queue)
-        result = backtest_task(rows, policy, start=start, end=end, cadence_s=cadence_s)
+        progress = ProgressArtifact(artifact_key("backtest-progress", policy.queue),
+                                    f"Backtest of `{policy.queue}`: windows replayed")
+        result = backtest_task(rows, policy, start=start, end=end, cadence_s=cadence_s,
+                               progress=progress)
         data = result.to_dict()
         create_table_artifact(
             [{"strategy": k, **{m: v for m, v in s.items() if not isinstance(v, dict | list)}}

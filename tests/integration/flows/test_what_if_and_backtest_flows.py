@@ -64,11 +64,18 @@ def test_backtest_flow_scores_every_strategy_and_publishes_the_picture(
 ):
     from flows.backtest import backtest
 
-    out = backtest(policies=["thumbnails"], start="2026-11-19T12:00:00Z",
-                   end="2026-11-20T00:00:00Z")
+    state = backtest(policies=["thumbnails"], start="2026-11-19T12:00:00Z",
+                     end="2026-11-20T00:00:00Z", return_state=True)
+    out = state.result()
     assert len(out) == 1
     strategies = out[0]["strategies"]
-    assert set(strategies) == {"predictive", "reactive", "static_peak", "oracle"}
+    assert set(strategies) == {"predictive", "hybrid", "reactive", "static_peak", "oracle"}
+    # the progress artifact, fed by run_backtest(progress=...), ends at 100 %
+    run_id = state.state_details.flow_run_id
+    progress = [a for a in _artifacts(run_id, "backtest-progress-thumbnails")
+                if a.flow_run_id == run_id]
+    assert len(progress) == 1 and progress[0].type == "progress"
+    assert float(progress[0].data) == 100.0
     for s in strategies.values():
         assert 0.0 <= s["slo_attainment"] <= 1.0 and s["worker_hours"] > 0
     assert strategies["oracle"]["worker_hours"] <= strategies["static_peak"]["worker_hours"]

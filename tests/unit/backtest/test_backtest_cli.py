@@ -84,3 +84,36 @@ def test_what_if_bad_flags_exit_2_naming_the_flag(app, files, extra, needle) -> 
                               "--queue", "q", *extra])
     assert res.exit_code == 2, res.output
     assert needle in res.output
+
+
+def test_progress_bar_is_fed_by_the_replay_to_100_percent() -> None:
+    import io
+
+    from rich.console import Console
+
+    from capplan_core.backtest import run_backtest
+
+    out = io.StringIO()
+    term = Console(file=out, force_terminal=True, width=100)
+    shares: list[float] = []
+    frame = rows(3, constant(10.0))
+    pol = policy()
+    with backtest.progress_bar(term, "q") as tick:
+        def spy(strategy: str, share: float) -> None:
+            shares.append(share)
+            tick(strategy, share)
+
+        run_backtest(frame, pol, start=T0 + pd.Timedelta(days=2),
+                     end=T0 + pd.Timedelta(days=2, hours=2), progress=spy)
+    assert shares == sorted(shares) and shares[-1] == pytest.approx(1.0)
+    text = out.getvalue()
+    assert "backtest q: oracle" in text and "100%" in text
+
+
+def test_progress_bar_is_hidden_when_stderr_is_not_a_terminal(app, files) -> None:  # type: ignore[no-untyped-def]
+    t1 = (T0 + pd.Timedelta(days=2)).isoformat()
+    t2 = (T0 + pd.Timedelta(days=2, hours=1)).isoformat()
+    res = runner.invoke(app, _args(files, "--queue", "q", "--from", t1, "--to", t2, "--json"))
+    assert res.exit_code == 0, res.output
+    assert "backtest q" not in res.stderr
+    json.loads(res.stdout)
