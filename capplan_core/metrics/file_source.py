@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from capplan_core.metrics.schema import (
+    CLOCK_SKEW_S,
     NUMERIC_COLUMNS,
     REQUIRED_COLUMNS,
     MetricsFileError,
 )
+from capplan_core.utc import utc_timestamp
 
 
 def read_metrics_file(path: str | Path) -> pd.DataFrame:
     """Read a metrics file into a frame with a UTC ``timestamp`` column.
 
-    Values are not judged here (negative rates, duplicates, gaps are the data-quality stage's
-    job); only the schema and the parseability of each column are.
+    Values are not judged here (negative or non-finite values, future timestamps, duplicates,
+    gaps are the data-quality stage's job, per queue, so one queue's bad rows never fail the
+    others); only the schema and the parseability of each column are.
 
     Raises:
         MetricsFileError: missing file, unknown format, missing column, or unparseable values.
@@ -64,7 +68,7 @@ def validate_metrics_frame(frame: pd.DataFrame, *, source: str = "<frame>") -> p
     for col in NUMERIC_COLUMNS:
         if col not in out.columns:
             continue
-        num = pd.to_numeric(out[col], errors="coerce")
+        num = _to_float(out[col])
         bad = out.loc[num.isna() & out[col].notna(), col]
         if len(bad):
             raise MetricsFileError(
@@ -73,6 +77,23 @@ def validate_metrics_frame(frame: pd.DataFrame, *, source: str = "<frame>") -> p
             )
         out[col] = num.astype(float)
     return out
+
+
+def _float_or_nan(value: object) -> float:
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return float("nan")
+
+
+def _to_float(column: pd.Series) -> pd.Series:
+    """Numbers as floats; a number too large for a float ("1e400") becomes ``inf``, which the
+    data-quality stage refuses for its queue alone, instead of failing the whole file."""
+    num = pd.to_numeric(column, errors="coerce").astype(float)
+    retry = num.isna() & column.notna()
+    if retry.any():
+        num.loc[retry] = column.loc[retry].map(_float_or_nan)
+    return num
 
 
 _CACHE: dict[tuple[str, float], pd.DataFrame] = {}
@@ -88,12 +109,26 @@ def read_metrics_file_cached(path: str | Path) -> pd.DataFrame:
     return _CACHE[key]
 
 
-def data_end(path: str | Path) -> pd.Timestamp:
-    """For a file source, "now" is the end of its data: the newest timestamp in the file."""
+def data_end(path: str | Path, *, wall_clock: datetime | None = None,
+             skew_s: float = CLOCK_SKEW_S) -> pd.Timestamp:
+    """For a file source, "now" is the end of its data: the newest timestamp in the file that
+    is not in the future of ``wall_clock`` (default: now) by more than ``skew_s`` seconds.
+
+    A far-future row belongs to its queue's data-quality report; it must not become every
+    queue's clock (which would make all the others stale). When the whole file lies beyond
+    the wall clock (a synthetic or shifted file), there is no outlier to single out and the
+    newest timestamp is used.
+
+    Raises:
+        MetricsFileError: the file has no timestamps.
+    """
     frame = read_metrics_file_cached(path)
-    if frame["timestamp"].notna().sum() == 0:
+    ts = frame["timestamp"].dropna()
+    if ts.empty:
         raise MetricsFileError(f"metrics file {str(path)!r} has no timestamps")
-    return frame["timestamp"].max()
+    limit = utc_timestamp(wall_clock or datetime.now(UTC)) + pd.Timedelta(seconds=skew_s)
+    present = ts[ts <= limit]
+    return present.max() if len(present) else ts.max()
 
 
 def read_queue_rows(path: str | Path, queue: str) -> pd.DataFrame:

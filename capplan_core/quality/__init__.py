@@ -25,8 +25,10 @@ class Assessment:
         return self.quality.passed and not self.clean.empty
 
 
-def assess(rows: pd.DataFrame, policy: ScalingPolicy, *, now: datetime) -> Assessment:
-    """Clean one queue's raw rows to the policy's planning interval and run the expectations."""
+def assess(rows: pd.DataFrame, policy: ScalingPolicy, *, now: datetime,
+           wall_clock: datetime | None = None) -> Assessment:
+    """Clean one queue's raw rows to the policy's planning interval and run the expectations
+    (``wall_clock``, default the real one, bounds the "future" check: ``check_queue``)."""
     interval_s = policy.forecast.interval_minutes * 60.0
     clean = clean_queue(rows, queue=policy.queue, interval_s=interval_s, now=now,
                         exclude_before=policy.exclude_before)
@@ -38,4 +40,5 @@ def assess(rows: pd.DataFrame, policy: ScalingPolicy, *, now: datetime) -> Asses
             "message": f"no metrics rows for queue {policy.queue!r}",
         }])
         return Assessment(clean, report)
-    return Assessment(clean, check_queue(rows, clean, now=now, interval_s=interval_s))
+    return Assessment(clean, check_queue(rows, clean, now=now, interval_s=interval_s,
+                                         wall_clock=wall_clock))

@@ -37,10 +37,14 @@ class CleanResult:
 
 
 def invalid_row_mask(rows: pd.DataFrame) -> pd.Series:
-    """Rows no cleaning can repair: a null or negative rate/state, or a service rate <= 0."""
+    """Rows no cleaning can repair: a null, negative or infinite rate/state, a service rate
+    <= 0, or an infinite optional statistic (those may be null)."""
     bad = pd.Series(False, index=rows.index)
     for col in ("arrival_rate", "service_rate", "backlog", "workers"):
-        bad |= rows[col].isna() | (rows[col] < 0)
+        bad |= rows[col].isna() | (rows[col] < 0) | np.isinf(rows[col])
+    for col in ("service_time_p95", "service_time_scv"):
+        if col in rows.columns:
+            bad |= np.isinf(rows[col])
     bad |= rows["service_rate"] <= 0
     bad |= rows["timestamp"].isna()
     return bad

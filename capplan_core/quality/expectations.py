@@ -16,15 +16,21 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from capplan_core.metrics.schema import REQUIRED_COLUMNS
+from capplan_core.metrics.schema import (
+    CLOCK_SKEW_S,
+    MAX_FINITE,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+)
 from capplan_core.quality.clean import CleanResult
+from capplan_core.utc import utc_timestamp
 
 CRITICAL, WARNING = "critical", "warning"
 _lock = threading.Lock()
@@ -38,6 +44,7 @@ class QualityThresholds:
     coverage_warn: float = 0.97
     implied_utilization_max: float = 1.25
     outlier_share_warn: float = 0.01
+    clock_skew_s: float = CLOCK_SKEW_S  # rows newer than the run's clock by more: "future"
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,8 @@ def _batch_definition() -> Any:
     return asset.add_batch_definition_whole_dataframe("whole")
 
 
-def _raw_suite(now: datetime, interval_s: float, th: QualityThresholds) -> list[Any]:
+def _raw_suite(now: datetime, future_after: pd.Timestamp, interval_s: float,
+               th: QualityThresholds, optional_columns: tuple[str, ...]) -> list[Any]:
     import great_expectations.expectations as gxe
 
     crit = {"severity": CRITICAL}
@@ -90,8 +98,14 @@ def _raw_suite(now: datetime, interval_s: float, th: QualityThresholds) -> list[
     for col in ("arrival_rate", "service_rate", "backlog", "workers"):
         out.append(gxe.ExpectColumnValuesToNotBeNull(
             column=col, mostly=th.row_validity_mostly, meta=crit))
+        # max_value: `inf` is no measurement (it would crash sizing in int(inf))
         out.append(gxe.ExpectColumnValuesToBeBetween(
-            column=col, min_value=0, mostly=th.row_validity_mostly, meta=crit))
+            column=col, min_value=0, max_value=MAX_FINITE, mostly=th.row_validity_mostly,
+            meta=crit))
+    for col in optional_columns:  # may be null; when given, finite and >= 0
+        out.append(gxe.ExpectColumnValuesToBeBetween(
+            column=col, min_value=0, max_value=MAX_FINITE, mostly=th.row_validity_mostly,
+            meta=crit))
     out.append(gxe.ExpectColumnValuesToBeBetween(
         column="service_rate", min_value=0, strict_min=True, mostly=th.row_validity_mostly,
         meta=crit))
@@ -102,6 +116,9 @@ def _raw_suite(now: datetime, interval_s: float, th: QualityThresholds) -> list[
     fresh_after = pd.Timestamp(now) - pd.Timedelta(seconds=interval_s * th.freshness_intervals)
     out.append(gxe.ExpectColumnMaxToBeBetween(
         column="timestamp", min_value=fresh_after, meta={**crit, "label": "freshness"}))
+    # one row from the future means this source's clock is wrong: no tolerance
+    out.append(gxe.ExpectColumnValuesToBeBetween(
+        column="timestamp", max_value=future_after, meta={**crit, "label": "future"}))
     return out
 
 
@@ -160,6 +177,10 @@ def _run(frame: pd.DataFrame, expectations: list[Any]) -> list[dict[str, Any]]:
                    f"(dropped by cleaning), e.g. {sample}")
         elif r.success:
             msg = f"{label} ok"
+        elif label == "future":
+            msg = (f"future: {res.get('unexpected_count')} row(s) newer than the run's clock "
+                   f"plus the skew allowance ({pd.Timestamp(kwargs['max_value']).isoformat()}), "
+                   f"e.g. {sample}")
         elif res.get("unexpected_count") is not None:
             msg = (f"{cfg.type}({col}) failed: {res['unexpected_count']} of "
                    f"{res.get('element_count')} rows "
@@ -192,10 +213,20 @@ def check_queue(
     now: datetime,
     interval_s: float,
     thresholds: QualityThresholds | None = None,
+    wall_clock: datetime | None = None,
 ) -> QualityReport:
-    """Validate one queue's raw rows (and its cleaned series, when there is one)."""
+    """Validate one queue's raw rows (and its cleaned series, when there is one).
+
+    A row newer than ``max(now, wall_clock)`` (default wall clock: the real one) by more than
+    ``thresholds.clock_skew_s`` fails this queue ("future"): a replay's ``now`` may lie
+    before rows that are real, the wall clock never does.
+    """
     th = thresholds or QualityThresholds()
-    checks = _run(raw_rows.reset_index(drop=True), _raw_suite(now, interval_s, th))
+    clock = max(utc_timestamp(now), utc_timestamp(wall_clock or datetime.now(UTC)))
+    future_after = clock + pd.Timedelta(seconds=th.clock_skew_s)
+    optional = tuple(c for c in OPTIONAL_COLUMNS if c in raw_rows.columns)
+    checks = _run(raw_rows.reset_index(drop=True),
+                  _raw_suite(now, future_after, interval_s, th, optional))
     if clean is not None and len(clean.series):
         s = clean.series
         present = s.dropna(subset=["arrival_rate"]).copy()
