@@ -6,6 +6,7 @@ few dozen API calls, not thousands; reaching 100 % is always sent.
 
 from __future__ import annotations
 
+from typing import cast
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -15,7 +16,9 @@ class ProgressArtifact:
     """``progress(label, share_done)`` → the artifact's percentage (0–100)."""
 
     def __init__(self, key: str, description: str, step_percent: float = 2.0) -> None:
-        self.artifact_id: UUID = create_progress_artifact(0.0, key=key, description=description)
+        # sync call (no event loop here): Prefect's dispatch returns the UUID itself
+        self.artifact_id = cast(UUID, create_progress_artifact(0.0, key=key,
+                                                               description=description))
         self.step_percent = step_percent
         self.percent = 0.0
         self.updates = 0
