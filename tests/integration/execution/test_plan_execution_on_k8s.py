@@ -130,27 +130,46 @@ def test_cooldown_defers_a_step_instead_of_refusing_it(prefect_server, cluster):
 
 
 @pytest.mark.parametrize("fault", ["forbidden", "unreachable"])
-def test_forbidden_or_unreachable_changes_nothing_and_fails_clearly(
-    prefect_server, cluster, fault
+def test_forbidden_fails_the_plan_and_unreachable_defers_both_change_nothing(
+    prefect_server, cluster, fault, monkeypatch
 ):
+    import tasks.execute
     from flows.apply_step import apply_step_flow
     from tasks.execute import execute_plan
+
+    emitted: list[tuple[str, int]] = []
+    real_emit = tasks.execute.emit_plan_event
+
+    def record(what, summary, *, actor):
+        emitted.append((what, summary["id"]))
+        real_emit(what, summary, actor=actor)
+
+    monkeypatch.setattr(tasks.execute, "emit_plan_event", record)
 
     pid = _approved_plan()
     execute_plan("emails", pid)
     step2 = plan_store().get_plan(pid).steps[1]
     if fault == "forbidden":
         cluster.forbidden_namespaces.add("workers")
+        with pytest.raises(Exception, match="forbidden"):
+            apply_step_flow(plan_id=pid, step_id=step2.id)
     else:
         cluster.stop()
-    with pytest.raises(Exception, match=fault):
-        apply_step_flow(plan_id=pid, step_id=step2.id)
+        out = apply_step_flow(plan_id=pid, step_id=step2.id)
+        assert out["outcome"] == "deferred" and "unreachable" in out["reason"]
     store = plan_store()
-    assert store.get_plan(pid).steps[1].status == StepStatus.PENDING
+    plan = store.get_plan(pid)
     failed = store.audit_events(plan_id=pid, action="scale_failed")
     assert failed and failed[-1].details["kind"] == fault
-    if fault == "forbidden":
+    assert emitted == ([("failed", pid)] if fault == "forbidden" else [])
+    if fault == "forbidden":   # permanent: the step and its plan fail, the rest is cancelled
+        assert plan.status == PlanStatus.FAILED
+        assert [s.status for s in plan.steps] == [StepStatus.APPLIED, StepStatus.FAILED,
+                                                  StepStatus.CANCELLED]
         assert cluster.replicas("workers", "email-worker") == 14
+    else:                      # transient: released for a later run
+        assert plan.status == PlanStatus.APPROVED
+        assert plan.steps[1].status == StepStatus.PENDING
 
 
 def test_later_steps_become_scheduled_apply_step_runs_at_their_times(prefect_server, cluster):
