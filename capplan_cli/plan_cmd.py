@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
             print_json([public(r) for r in results])
         else:
             console.print(plans_table(results, "capplan plan"))
+        if any(r.get("status") == "failed" for r in results):
+            raise typer.Exit(1)  # the output above names each failed queue and its error
 
 
 def _configured_policy() -> Path:
