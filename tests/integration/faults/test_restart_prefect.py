@@ -1,0 +1,188 @@
+"""The Prefect server restarted while a run waits for approval (issue 12, point 10).
+
+A real ``prefect server start`` subprocess (own PREFECT_HOME, SQLite) serves a deployed
+``plan-queue`` run of a manual policy with ``approval.suspend``. The run suspends (its process
+exits), the server is killed (SIGKILL) and started again on the same database, and the
+approval is sent through the API (``resume_flow_run`` with the form's input). The resumed run
+must finish, and over the whole history: one plan per run, one approval, one ``execute`` task
+run, each step's outcome recorded at most once. Repeated ``REPS`` times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES, plan_store
+from capplan_core.planning.stored_plan import PlanStatus
+from capplan_core.policy import ScalingPolicy, parse_policies
+from tests.integration.faults.restart_services import PrefectServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPS = 5
+
+
+def _policy() -> ScalingPolicy:
+    doc = yaml.safe_load(DEMO_POLICIES.read_text())
+    emails = next(p for p in doc["policies"] if p["name"] == "emails")
+    emails["approval"] = {"suspend": True, "timeout_seconds": 3600}
+    return parse_policies({"policies": [emails]})[0]
+
+
+@pytest.fixture
+def prefect_home(tmp_path: Path) -> Iterator[PrefectServer]:
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    server = PrefectServer(home)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _runner(name: str) -> Any:
+    """A runner serving plan-queue (adding the flow creates its deployment)."""
+    from prefect.runner import Runner
+
+    from flows.plan_queue import plan_queue
+
+    runner = Runner(name=name, query_seconds=1, pause_on_shutdown=False)
+    runner.add_flow(plan_queue, name="plan-queue")
+    return runner
+
+
+def _runner_pass(runner: Any) -> None:
+    asyncio.run(asyncio.wait_for(runner.start(run_once=True), timeout=600))
+
+
+def _task_runs(run_id: Any) -> Counter[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
+            any_=[run_id])))
+    return Counter(r.name.split("-")[0] for r in runs)
+
+
+def test_server_restart_while_suspended_then_approval_resumes_and_executes_once(
+        prefect_home: PrefectServer, capplan_env: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from capplan_cli.approvals import resume_with_decision
+    from capplan_core.metrics.file_source import data_end
+    from capplan_core.utc import utc_datetime
+
+    policy = _policy()
+    as_of = utc_datetime(data_end(str(DEMO_METRICS)))
+    server_start_s = []
+    with temporary_settings(updates={PREFECT_API_URL: prefect_home.api_url}):
+        os.environ["PREFECT_API_URL"] = prefect_home.api_url  # the runner's flow processes
+        try:
+            for rep in range(REPS):
+                runner = _runner(f"suspend-{rep}")
+                run = run_deployment("plan-queue/plan-queue", timeout=0, parameters={
+                    "policy": policy.model_dump(mode="json"), "metrics_path": str(DEMO_METRICS),
+                    "as_of": as_of.isoformat(), "approval": "policy", "approval_poll_s": 1})
+                _runner_pass(runner)  # until the suspension ends the process
+                with get_client(sync_client=True) as client:
+                    state = client.read_flow_run(run.id).state
+                assert state is not None and state.name == "Suspended", state
+                store = plan_store()
+                plan = store.plan_for_flow_run(str(run.id))
+                assert plan is not None and plan.status == PlanStatus.PROPOSED
+
+                prefect_home.stop()                        # SIGKILL the whole server
+                server_start_s.append(prefect_home.start())  # same port, same database
+
+                resume_with_decision(store, plan.id, decision="approve", approver="erin")
+                _runner_pass(_runner(f"resume-{rep}"))  # the resumed run restarts, finishes
+                with get_client(sync_client=True) as client:
+                    final = client.read_flow_run(run.id).state
+                assert final is not None and final.is_completed(), final
+                got = store.get_plan(plan.id)
+                assert got.decided_by == "erin"
+                assert got.status in (PlanStatus.APPROVED, PlanStatus.APPLIED)
+                assert store.plan_for_flow_run(str(run.id)).id == plan.id  # type: ignore[union-attr]
+                assert len(store.audit_events(plan_id=plan.id, action="approved")) == 1
+                assert _task_runs(run.id)["execute"] == 1
+                step_outcomes = Counter(
+                    e.details.get("step_id") for e in store.audit_events(plan_id=plan.id)
+                    if e.action.startswith("step_") and e.action not in (
+                        "step_claimed", "step_applying"))
+                assert all(n == 1 for n in step_outcomes.values()), step_outcomes
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+    print(f"\nPrefect server restarted while suspended: {REPS} reps, restart "
+          f"{min(server_start_s):.0f}-{max(server_start_s):.0f} s, each run resumed, "
+          "1 approval, 1 execute task run, each step outcome once")
+
+
+
+PAUSED_REPS = 3
+_PAUSED_RUN = """
+import asyncio, json, sys
+from capplan_core.policy import ScalingPolicy
+from capplan_core.utc import utc_datetime
+from flows.plan_queue import plan_queue
+policy = ScalingPolicy.model_validate(json.loads(sys.argv[1]))
+asyncio.run(plan_queue(policy=policy, metrics_path=sys.argv[2], as_of=utc_datetime(sys.argv[3]),
+                       approval="policy", approval_poll_s=1))
+"""
+
+
+def test_server_restart_while_paused_then_approval_resumes_and_executes_once(
+        prefect_home: PrefectServer, capplan_env: str, tmp_path: Path) -> None:
+    """The run waits paused in its own process, polling the server, while the server is
+    SIGKILLed and restarted; the approval sent afterwards resumes it and it executes once."""
+    import json
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
+    from capplan_core.metrics.file_source import data_end
+
+    doc = yaml.safe_load(DEMO_POLICIES.read_text())
+    emails = next(p for p in doc["policies"] if p["name"] == "emails")
+    emails["approval"] = {"suspend": False, "timeout_seconds": 3600}
+    policy = parse_policies({"policies": [emails]})[0]
+    env = {**os.environ, "PREFECT_API_URL": prefect_home.api_url}
+    outcomes = []
+    with temporary_settings(updates={PREFECT_API_URL: prefect_home.api_url}):
+        for rep in range(PAUSED_REPS):
+            since = datetime.now(UTC)
+            log = (tmp_path / f"paused-{rep}.log").open("w")
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _PAUSED_RUN, json.dumps(policy.model_dump(mode="json")),
+                 str(DEMO_METRICS), data_end(str(DEMO_METRICS)).isoformat()],
+                env=env, stdout=log, stderr=subprocess.STDOUT)
+            store = plan_store()
+            plan = wait_for_paused_plan(store, policy.queue, since=since, timeout_s=600)
+            assert plan is not None and plan.flow_run_id
+            prefect_home.stop()      # the paused process keeps polling a dead server
+            prefect_home.start()
+            resume_with_decision(store, plan.id, decision="approve", approver="frank")
+            rc = proc.wait(timeout=600)
+            log.close()
+            with get_client(sync_client=True) as client:
+                final = client.read_flow_run(UUID(plan.flow_run_id)).state
+            outcomes.append((rc, final.name if final else None))
+            assert rc == 0 and final is not None and final.is_completed(), (
+                rc, final, (tmp_path / f"paused-{rep}.log").read_text()[-3000:])
+            assert len(store.audit_events(plan_id=plan.id, action="approved")) == 1
+            assert _task_runs(UUID(plan.flow_run_id))["execute"] == 1
+    print(f"\nPrefect server restarted while paused: {PAUSED_REPS} reps, outcomes {outcomes}")
