@@ -17,6 +17,7 @@ from capplan_core.execution.k8s_deployment import KubernetesDeploymentScaler
 from capplan_core.execution.k8s_keda import KedaScaledObjectScaler
 from capplan_core.execution.scaler import (
     DryRunScaler,
+    LiveReplicas,
     ReadyOutcome,
     ScaleOutcome,
     Scaler,
@@ -32,6 +33,7 @@ __all__ = [
     "KedaScaledObjectScaler",
     "KubernetesDeploymentScaler",
     "KubernetesScaler",
+    "LiveReplicas",
     "ReadyOutcome",
     "ScaleOutcome",
     "Scaler",

@@ -263,3 +263,21 @@ def test_bad_kubeconfig_is_a_config_error_on_first_use(tmp_path: Path) -> None:
     with pytest.raises(ScalerError) as info:
         scaler.get_replicas(EMAIL)
     assert info.value.kind == "config"
+
+
+@pytest.mark.parametrize("target", [EMAIL, THUMB_SO])
+def test_the_patch_carries_the_version_the_read_returned(k8s: K8sApiDouble,
+                                                         target: TargetSpec) -> None:
+    scaler = (deployment_scaler(k8s) if target.kind == "deployment" else keda_scaler(k8s))
+    live = scaler.read(target)
+    assert live.version is not None
+    writes = len(k8s.writes())
+    outcome = scaler.set_replicas(target, live.replicas + 2, expected=live)
+    assert outcome.changed and outcome.from_replicas == live.replicas
+    sent = k8s.writes()[writes]
+    assert sent.body["metadata"]["resourceVersion"] == live.version
+    # a write by someone else since ``live`` was read: 409, nothing overwritten
+    with pytest.raises(ScalerError) as err:
+        scaler.set_replicas(target, live.replicas + 5, expected=live)
+    assert err.value.kind == "conflict" and err.value.transient
+    assert scaler.read(target).replicas == live.replicas + 2

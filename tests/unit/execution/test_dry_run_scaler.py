@@ -64,3 +64,14 @@ def test_building_a_kubernetes_scaler_loads_nothing() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_dry_run_read_has_a_version_and_a_stale_one_is_a_conflict() -> None:
+    t = TargetSpec(kind="deployment", namespace="w", name="x")
+    s = DryRunScaler({"w/x": 2})
+    live = s.read(t)
+    s.set_replicas(t, 3, expected=live)
+    with pytest.raises(ScalerError) as err:
+        s.set_replicas(t, 5, expected=live)
+    assert err.value.kind == "conflict" and s.get_replicas(t) == 3
+    assert s.read(t).version != live.version
