@@ -69,7 +69,7 @@ def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan",
     result = apply_step(store, scaler, policy, plan_id, step_id, now=datetime.now(UTC),
                         actor=actor, run_id=_run_id(), max_workers=limits.get("max_workers"),
                         wait_ready_s=0.0 if dry else READY_TIMEOUT_S, cooldown_scope_plan=dry,
-                        lease_s=lease_s,
+                        lease_s=lease_s, lease_wait_s=10.0,
                         hook=self_kill_hook(os.environ.get("CAPPLAN_FAULT_KILL_AT")))
     if result.plan_failed:
         emit_plan_event("failed", plan_summary(store.get_plan(plan_id)), actor=actor)

@@ -35,6 +35,7 @@ class DueRun:
     run_id: str
     actor: str = "capplan"
     lease_s: float = 60.0
+    lease_wait_s: float = 10.0
     wait_ready_s: float = 0.0
     cooldown_scope_plan: bool = False
     retry: RetryPolicy | None = None
@@ -70,7 +71,8 @@ def apply_due(
             store, scaler_for(plan, step_id), policy, plan_id, step_id, now=clock(),
             actor=run.actor, run_id=run.run_id, max_workers=limits.get("max_workers"),
             wait_ready_s=run.wait_ready_s, cooldown_scope_plan=run.cooldown_scope_plan,
-            lease_s=run.lease_s, retry=run.retry, hook=run.hook)
+            lease_s=run.lease_s, retry=run.retry, hook=run.hook,
+            lease_wait_s=run.lease_wait_s)
         out.append({"plan_id": plan_id, **public_outcome(result),
                     "plan_failed": result.plan_failed})
     return out

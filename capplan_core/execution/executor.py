@@ -20,6 +20,7 @@ bounded number of times, reading back before each retry.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -57,8 +58,12 @@ def apply_step(
     max_workers: int | None = None, wait_ready_s: float = 0.0,
     cooldown_scope_plan: bool = False, lease_s: float = DEFAULT_LEASE_S,
     retry: RetryPolicy | None = None, hook: Callable[[str], None] | None = None,
+    lease_wait_s: float = 0.0,
 ) -> StepResult:
     """Apply one step of an approved plan, or record why not (see the module doc).
+
+    ``lease_wait_s``: how long to wait for another run's lease on the same target before
+    deferring (runs on one target serialize; the holder needs only a read and a write).
 
     ``run_id`` names this run's claims and leases (a fresh one if None); ``hook(point)`` is
     called at :data:`HOOK_POINTS` (fault injection). Never raises for a scaler fault: the
@@ -77,9 +82,11 @@ def apply_step(
                run_id or f"run-{uuid.uuid4().hex[:12]}", lease_s, retry or RetryPolicy(),
                hook, max_workers, cooldown_scope_plan)
     key = target_lock_key(policy.target)
-    if not store.acquire_target_lease(key, holder=run.run_id, now=now, lease_s=lease_s):
+    taken_at = _take_target(store, key, run.run_id, now, lease_s, lease_wait_s, run.retry)
+    if taken_at is None:
         return StepResult(step_id, "deferred", f"another run is writing to {key}",
                           retry_after_s=lease_s)
+    run.now = taken_at
     try:
         result = run_claimed(run)
     finally:
@@ -94,6 +101,21 @@ def apply_step(
         except ScalerError as err:  # the step is applied; only the wait failed
             result.details["ready_error"] = str(err)
     return result
+
+
+def _take_target(store: PlanRepository, key: str, run_id: str, now: datetime, lease_s: float,
+                 wait_s: float, retry: RetryPolicy | None) -> datetime | None:
+    """Take the target lease, polling up to ``wait_s`` seconds; the time it was taken at
+    (``now`` plus the wait), or None."""
+    sleep = (retry or RetryPolicy()).sleep
+    started = time.monotonic()
+    while True:
+        at = now + timedelta(seconds=time.monotonic() - started)
+        if store.acquire_target_lease(key, holder=run_id, now=at, lease_s=lease_s):
+            return at
+        if time.monotonic() - started >= wait_s:
+            return None
+        sleep(0.05)
 
 
 def steps_in_window(

@@ -25,8 +25,8 @@ TRANSIENT = {
     "429": (("PATCH", 429), "unreachable"),
     "500": (("PATCH", 500), "unreachable"),
     "503": (("PATCH", 503), "unreachable"),
-    "timeout-before-write": (Fault("PATCH", "delay_before", 0.9), "unreachable"),
-    "timeout-after-write-landed": (Fault("PATCH", "delay_after", 0.9), "unreachable"),
+    "timeout-before-write": (Fault("PATCH", "delay_before", 0.7), "unreachable"),
+    "timeout-after-write-landed": (Fault("PATCH", "delay_after", 0.7), "unreachable"),
     "dropped-after-write-landed": (Fault("PATCH", "drop_after"), "unreachable"),
 }
 PERMANENT = {"403": "forbidden", "404": "not_found", "422": "invalid"}

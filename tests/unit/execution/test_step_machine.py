@@ -274,3 +274,16 @@ def test_apply_due_reports_public_outcomes_and_a_finished_step_as_noop() -> None
     assert apply_due(store, lambda _p, _s: scaler, clock=lambda: now, run=DueRun("b")) == []
     out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=now)
     assert out.outcome == "already-applied"
+
+
+def test_runs_on_one_target_serialize_a_waiting_run_goes_once_the_lease_is_free() -> None:
+    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
+    pid = _plan(store, policy, (4, 8))
+    key = target_lock_key(policy.target)
+    assert store.acquire_target_lease(key, holder="other", now=T0, lease_s=60)
+    # the other run finishes while this one waits (its pause releases the lease)
+    waits = RetryPolicy(sleep=lambda _s: store.release_target_lease(key, holder="other"))
+    scaler = FaultyScaler({KEY: 4})
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
+                     retry=waits, lease_wait_s=5.0)
+    assert out.outcome == "applied" and len(scaler.actions) == 1
