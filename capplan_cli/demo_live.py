@@ -50,6 +50,10 @@ def _line(kind: str, data: dict[str, Any], started: float) -> str | None:
 
 
 def run_live_demo(*, as_json: bool) -> None:
+    # what happens is printed below; Prefect's per-task INFO lines and its temporary server's
+    # telemetry would drown it (set before Prefect is first imported; explicit values win)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from capplan_app.live.harness import HarnessError
     from capplan_app.live.loop import ClosedLoop, LoopSpec
 

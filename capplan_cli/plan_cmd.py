@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
 from capplan_app.settings import get_settings
 from capplan_cli.output import console, fail, plans_table, print_json
@@ -36,7 +37,14 @@ def register(app: typer.Typer) -> None:
         names = [n.strip() for n in policies.split(",") if n.strip()] if policies else None
         policy = policy or _configured_policy()
         check_inputs(metrics, policy, names)
-        results = run_capacity_plan(metrics, policy, names=names, as_of=as_of, approval="none")
+        try:
+            results = run_capacity_plan(metrics, policy, names=names, as_of=as_of, approval="none")
+        except Exception as err:  # a store error was retried by the store tasks first
+            db = _store_error(err)
+            if db is None:
+                raise
+            fail(f"the plan store is unreachable ({type(db).__name__}): "
+                 f"{str(db).strip().splitlines()[0]}; nothing was planned", code=1)
         if as_json:
             print_json([public(r) for r in results])
         else:
@@ -50,3 +58,12 @@ def _configured_policy() -> Path:
     if not configured:
         fail("--policy: no policy file given and CAPPLAN_POLICY_PATH is not set")
     return Path(configured)
+
+
+def _store_error(err: BaseException | None) -> BaseException | None:
+    """The database error behind ``err`` (itself or a cause), or None."""
+    while err is not None:
+        if isinstance(err, DBAPIError):
+            return err.orig or err
+        err = err.__cause__
+    return None

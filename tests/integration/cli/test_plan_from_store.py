@@ -77,3 +77,19 @@ def test_plan_without_policy_or_setting_exits_2_naming_the_setting(capplan_env, 
     res = CliRunner().invoke(app, ["plan", "--json"])
     assert res.exit_code == 2
     assert "CAPPLAN_POLICY_PATH" in res.output
+
+
+def test_unreachable_store_fails_the_cycle_clearly_and_plans_nothing(
+    prefect_server, capplan_env, tmp_path, monkeypatch
+):
+    from capplan_app.settings import get_settings
+
+    monkeypatch.setenv("CAPPLAN_DATABASE_URL",
+                       "postgresql+psycopg://postgres@127.0.0.1:1/capplan_nowhere")
+    get_settings.cache_clear()
+    res = CliRunner().invoke(app, ["plan", "--policy", str(_policies(tmp_path)), "--json"])
+    assert res.exit_code == 1, res.output
+    said = " ".join(res.output.split())                      # rich wraps long lines
+    assert "the plan store is unreachable (OperationalError)" in said
+    assert "Connection refused; nothing was planned" in said
+    assert "[" not in res.stdout.split("error:")[0]          # no plan JSON printed
