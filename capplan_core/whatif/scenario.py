@@ -101,6 +101,9 @@ def changed_policy(policy: ScalingPolicy, s: WhatIfScenario) -> ScalingPolicy:
         _deep_update(doc, ("slo", "wait_seconds"), s.slo_wait_s)
     if s.safety_margin is not None:
         _deep_update(doc, ("scaling", "safety_margin"), s.safety_margin)
+        # a margin only counts outside target_attainment sizing (which adds none on top):
+        # asking for one asks for the quantile x (1 + margin) rule
+        _deep_update(doc, ("slo", "target_attainment"), None)
     if s.failure_mtbf_s is not None:
         _deep_update(doc, ("simulation", "mtbf_seconds"), s.failure_mtbf_s)
     if s.workers is not None:

@@ -51,3 +51,14 @@ def test_propose_without_target_attainment_keeps_quantile_and_margin() -> None:
     assert w["demand_quantile"] == 0.9
     assert w["demand_per_s"] == float(fc.quantile(0.9)[0])
     assert w["safety_margin"] == 0.2
+
+
+def test_what_if_safety_margin_override_takes_effect_under_target_attainment() -> None:
+    from capplan_core.whatif.scenario import changed_policy, parse_scenario
+
+    pol = _policy(target_attainment=0.99)
+    changed = changed_policy(pol, parse_scenario({"policy": "emails", "safety_margin": 0.5}))
+    assert changed.slo.target_attainment is None and changed.scaling.safety_margin == 0.5
+    fc = _forecast()
+    w = propose(changed, fc, STATE, first_attempt(fc), now=T0).windows[0]
+    assert (w["demand_quantile"], w["safety_margin"]) == (0.9, 0.5)
