@@ -287,3 +287,20 @@ def test_runs_on_one_target_serialize_a_waiting_run_goes_once_the_lease_is_free(
     out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
                      retry=waits, lease_wait_s=5.0)
     assert out.outcome == "applied" and len(scaler.actions) == 1
+
+
+def test_a_replayed_plan_runs_on_its_own_clock_and_expires_days_later() -> None:
+    stored_at = T0 + timedelta(days=3)   # ``capplan demo``: planned as of the data's end
+    store, policy = InMemoryPlanStore(clock=lambda: stored_at), _policy()
+    pid = _plan(store, policy, (4, 8), (8, 10), spacing_min=30,
+                expires_at=T0 + timedelta(hours=1))
+    scaler = FaultyScaler({KEY: 4})
+    soon = stored_at + timedelta(minutes=1)     # approved a minute after it was stored
+    first = apply_due(store, lambda _p, _s: scaler, clock=lambda: soon, run=DueRun("a"))
+    assert [d["outcome"] for d in first] == ["applied"]   # step 2 is 30 plan-minutes away
+    late = stored_at + timedelta(days=2)        # apply-due run at the wall clock days later
+    again = apply_due(store, lambda _p, _s: scaler, clock=lambda: late, run=DueRun("b"))
+    assert [d["outcome"] for d in again] == ["expired"]
+    assert scaler.replicas[KEY] == 8 and len(scaler.actions) == 1
+    assert [s.status for s in store.get_plan(pid).steps] == [StepStatus.APPLIED,
+                                                              StepStatus.EXPIRED]
