@@ -68,7 +68,10 @@ REFUSED_EXIT = 3
 def _record_decision(plan_id: int, decision: str, approver: str, comment: str,
             max_workers: int | None, apply_hours: float | None) -> None:
     if decision == "approve":
-        refusal = approval_refusal(plan_store(), plan_id, max_workers)
+        try:
+            refusal = approval_refusal(plan_store(), plan_id, max_workers)
+        except StoreError as err:  # e.g. no such plan
+            fail(str(err), code=1)
         if refusal is not None:
             fail(refusal, code=REFUSED_EXIT)
     try:
