@@ -19,6 +19,7 @@ from capplan_core.execution.executor import (
     cancel_outside_window,
     planned_live_replicas,
 )
+from capplan_core.execution.ordering import replay_offset
 from capplan_core.planning.records import plan_summary
 from tasks.common import capplan_io_task
 from tasks.events import emit_plan_event
@@ -91,7 +92,8 @@ def execute_plan(policy_name: str, plan_id: int, apply_hours: float | None = Non
     logger.info("plan %s step %s: %s (%s)", plan_id, first.id, result.outcome, result.reason)
     scheduled = []
     for st in later:
-        at = max(st.execute_at, datetime.now(UTC) + timedelta(seconds=5))
+        # a replay's steps come due on its own clock (see capplan_core.execution.ordering)
+        at = max(st.execute_at + replay_offset(plan), datetime.now(UTC) + timedelta(seconds=5))
         run_id = schedule_apply_step(plan_id, st.id, at)
         note = ("apply-step deployment" if run_id else
                 "not scheduled: no apply-step deployment on this Prefect server "
