@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from rq import Queue
+
+try:
+    from rq import Queue
+except ModuleNotFoundError as err:  # rq is the 'live' extra, not a runtime dependency
+    raise ModuleNotFoundError(
+        "the live demo needs RQ: install capplan with the 'live' extra "
+        "(pip install 'capplan[live]'; bin/setup installs it)", name=err.name) from err
 
 
 @dataclass(frozen=True)
