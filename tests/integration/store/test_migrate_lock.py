@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from capplan_core.store.db import alembic_config, migrate, open_store, schema_revisions
 from capplan_core.store.errors import SchemaBehind
 from tests.conftest import PG_ADMIN_URL, require_service
+from tests.service_helpers import scratch_database
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
@@ -28,15 +29,8 @@ REPO = Path(__file__).resolve().parents[3]
 def empty_pg_url() -> Iterator[str]:
     """A new, empty PostgreSQL database (dropped after the test)."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
-    name = f"capplan_mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    open_store.cache_clear()
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(PG_ADMIN_URL, "capplan_mig") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -46,16 +40,26 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("empty_pg_url"))
 
 
+def empty_pg_url_go_file() -> Path:
+    return Path(tempfile.mkdtemp(prefix="capplan-migrate-")) / "go"
+
+
 def test_processes_migrating_an_empty_database_at_once_all_succeed(empty_pg_url: str) -> None:
     n = 6
-    # every process imports first, then all start migrating at the same instant
-    code = ("import sys, time; from capplan_core.store.db import migrate; "
-            "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); migrate(sys.argv[1])")
+    # every process imports first and says so; then all start migrating at the same instant
+    # (when the go-file appears), so the race is between migrations, not imports
+    go = empty_pg_url_go_file()
+    code = ("import os, sys, time; from capplan_core.store.db import migrate; "
+            "print('ready', flush=True)\n"
+            "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
+            "migrate(sys.argv[1])")
     started = time.monotonic()
-    start_at = str(time.time() + 45)
-    procs = [subprocess.Popen([sys.executable, "-c", code, empty_pg_url, start_at], cwd=REPO,
+    procs = [subprocess.Popen([sys.executable, "-c", code, empty_pg_url, str(go)], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(n)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    go.touch()
     outcomes = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
     elapsed_s = time.monotonic() - started
     assert [rc for rc, _ in outcomes] == [0] * n, [err[-800:] for _, err in outcomes]
