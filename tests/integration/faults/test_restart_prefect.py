@@ -27,7 +27,9 @@ from tests.integration.faults.restart_services import PrefectServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPS = 5
+# CI runs fewer repetitions than the documented runs (docs/reliability.md): set
+# CAPPLAN_FAULT_REPS to repeat more.
+REPS = int(os.environ.get("CAPPLAN_FAULT_REPS", "2"))
 
 
 def _policy() -> ScalingPolicy:
@@ -128,7 +130,7 @@ def test_server_restart_while_suspended_then_approval_resumes_and_executes_once(
 
 
 
-PAUSED_REPS = 3
+PAUSED_REPS = int(os.environ.get("CAPPLAN_FAULT_REPS", "2"))
 _PAUSED_RUN = """
 import asyncio, json, sys
 from capplan_core.policy import ScalingPolicy
