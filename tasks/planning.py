@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from capplan_app.bootstrap import live_workers
+from capplan_app.bootstrap import live_workers, plan_store
+from capplan_core.execution.scaler import ScalerError
 from capplan_core.forecast import ForecastResult
 from capplan_core.planning.decide import Attempt, Judgement, propose, simulate_proposal
 from capplan_core.planning.decide import decide as decide_attempt
@@ -28,7 +29,14 @@ def read_pool_state(assessment: Assessment, policy: ScalingPolicy, live: bool) -
     state = pool_state(assessment.clean)
     if not live:
         return state
-    workers, source = live_workers(policy, state.current_workers)
+    try:
+        workers, source = live_workers(policy, state.current_workers)
+    except ScalerError as err:
+        # nothing is planned for this queue; the audit and the run say which scaler failed
+        plan_store().audit("scaler_read_failed", actor="capplan", queue=policy.queue,
+                           details={"target": policy.target.model_dump(), "kind": err.kind,
+                                    "error": str(err), "transient": err.transient})
+        raise
     return pool_state(assessment.clean, live_workers=workers, replica_source=source)
 
 
