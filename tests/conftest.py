@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,20 +32,10 @@ def require_service(name: str, host: str, port: int) -> None:
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
-    from sqlalchemy import create_engine, text
+    from tests.service_helpers import scratch_database
 
-    name = f"capplan_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    from capplan_core.store.db import open_store
-
-    open_store.cache_clear()
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(PG_ADMIN_URL, "capplan_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from capplan_core.store.errors import DecisionConflict
+from capplan_core.planning.approval_cap import cap_problem
+from capplan_core.store.errors import CapRefused, DecisionConflict, StalePlan
 
 
 class PlanStatus(StrEnum):
@@ -63,9 +64,14 @@ STEP_FINAL = frozenset({StepStatus.APPLIED, StepStatus.NOOP, StepStatus.REFUSED,
 STEP_LEASED = frozenset({StepStatus.CLAIMED, StepStatus.APPLYING})
 
 
+def _allowed(transitions: dict[str, frozenset[str]], status: str, to: str) -> bool:
+    """True when ``transitions`` lets something in ``status`` move to ``to``."""
+    return to in transitions.get(status, frozenset())
+
+
 def step_may_move(status: str, to: StepStatus) -> bool:
     """True when :data:`STEP_TRANSITIONS` lets a step in ``status`` move to ``to``."""
-    return to in STEP_TRANSITIONS.get(status, frozenset())
+    return _allowed(STEP_TRANSITIONS, status, to)
 
 
 # Which statuses a plan may move to from each status.
@@ -90,11 +96,28 @@ LIVE = (PlanStatus.APPROVED, PlanStatus.APPLIED)
 
 def check_transition(plan_id: int, status: str, decided_by: str | None, to: PlanStatus) -> None:
     """Raise :class:`DecisionConflict` unless a plan in ``status`` may move to ``to``."""
-    if to not in PLAN_TRANSITIONS.get(status, frozenset()):
+    if not _allowed(PLAN_TRANSITIONS, status, to):
         who = f" by {decided_by}" if decided_by else ""
         raise DecisionConflict(
             f"plan {plan_id} is already {status}{who}; cannot mark it {to.value}"
         )
+
+
+def check_approvable(plan_id: int, queue: str, current_workers: int | None, cap: int | None,
+                     newer: tuple[int, str] | None) -> None:
+    """Raise unless a plan may be approved now.
+
+    ``newer`` is the (id, status) of a newer plan of the same queue, if any: approving a plan
+    that is not its queue's newest raises :class:`StalePlan`. An approver's ``cap`` (workers)
+    below the current count or at 0 raises :class:`CapRefused`.
+    """
+    if newer is not None:
+        raise StalePlan(
+            f"plan {plan_id} is no longer the newest plan of queue {queue!r}: "
+            f"plan {newer[0]} ({newer[1]}) is newer; decide on that one")
+    problem = cap_problem(cap, current_workers)
+    if problem is not None:
+        raise CapRefused(f"plan {plan_id}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -108,7 +131,9 @@ class StepDraft:
 
 
 @dataclass(frozen=True)
-class SimulationDraft:
+class SimulationFigures:
+    """A plan's simulated outcome: the fields a draft and a stored simulation share."""
+
     slo_achievement_rate: float
     max_backlog: float
     p95_wait_s: float
@@ -116,6 +141,11 @@ class SimulationDraft:
     replications: int
     engine: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SimulationDraft(SimulationFigures):
+    """A plan's simulation as :meth:`PlanRepository.create_plan` takes it."""
 
 
 @dataclass(frozen=True)
@@ -183,14 +213,8 @@ class StepClaim:
 
 
 @dataclass(frozen=True)
-class StoredSimulation:
-    slo_achievement_rate: float
-    max_backlog: float
-    p95_wait_s: float
-    utilization_range: tuple[float, float]
-    replications: int
-    engine: str
-    details: dict[str, Any] = field(default_factory=dict)
+class StoredSimulation(SimulationFigures):
+    """A plan's simulation as the repository returns it."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from capplan_core.planning.approval_cap import cap_problem, capped_steps
+from capplan_core.planning.approval_cap import capped_steps
+from capplan_core.planning.expiry import expire_overdue_plans
 from capplan_core.planning.stored_plan import (
     CANCELS_STEPS,
     DECISIONS,
@@ -29,6 +30,7 @@ from capplan_core.planning.stored_plan import (
     StoredPlan,
     StoredSimulation,
     StoredStep,
+    check_approvable,
     check_transition,
     step_may_move,
 )
@@ -36,7 +38,7 @@ from capplan_core.policy import ScalingPolicy
 
 if TYPE_CHECKING:
     from capplan_core.planning.repository import PlanRepository
-from capplan_core.store.errors import CapRefused, DecisionConflict, StalePlan, StoreError
+from capplan_core.store.errors import DecisionConflict, StoreError
 
 
 class InMemoryPlanStore:
@@ -142,13 +144,8 @@ class InMemoryPlanStore:
         cap = (details or {}).get("max_workers")
         if to == PlanStatus.APPROVED:
             newer = self.newer_plan(plan_id)
-            if newer is not None:
-                raise StalePlan(
-                    f"plan {plan_id} is no longer the newest plan of queue {plan.queue!r}: "
-                    f"plan {newer.id} ({newer.status}) is newer; decide on that one")
-            problem = cap_problem(cap, plan.current_workers)
-            if problem is not None:
-                raise CapRefused(f"plan {plan_id}: {problem}")
+            check_approvable(plan_id, plan.queue, plan.current_workers, cap,
+                             None if newer is None else (newer.id, newer.status))
         check_transition(plan_id, plan.status, plan.decided_by, to)
         changed = replace(plan, status=to)
         if to == PlanStatus.APPROVED and cap is not None:
@@ -175,17 +172,7 @@ class InMemoryPlanStore:
                      if p.flow_run_id == flow_run_id), None)
 
     def expire_undecided(self, now: datetime, *, actor: str = "capplan") -> list[int]:
-        expired = []
-        for plan in self.list_plans(status=PlanStatus.PROPOSED, limit=1000):
-            deadline = plan.details.get("approval_deadline")
-            if deadline and datetime.fromisoformat(deadline) <= now:
-                try:
-                    self.transition(plan.id, PlanStatus.EXPIRED, actor=actor,
-                                    comment="no decision before the approval deadline")
-                except DecisionConflict:
-                    continue
-                expired.append(plan.id)
-        return expired
+        return expire_overdue_plans(self, now, actor=actor)
 
     def current_plan(self, queue: str) -> StoredPlan | None:
         return next((p for p in reversed(self.plans.values())

@@ -18,13 +18,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from capplan_core.planning.approval_cap import cap_problem
+from capplan_core.planning.expiry import expire_overdue_plans
 from capplan_core.planning.stored_plan import (
     CANCELS_STEPS,
     DECISIONS,
     LIVE,
     PlanDraft,
     StoredPlan,
+    check_approvable,
     check_transition,
 )
 from capplan_core.policy import ScalingPolicy
@@ -225,13 +226,8 @@ class PlanStore(MetricsRepository, ExecutionRepository, OpsRepository):
     @staticmethod
     def _check_approvable(s: Session, plan: CapacityPlanRow, cap: int | None) -> None:
         newer = newer_plan_row(s, plan)
-        if newer is not None:
-            raise StalePlan(
-                f"plan {plan.id} is no longer the newest plan of queue {plan.queue!r}: plan "
-                f"{newer.id} ({newer.status}) is newer; decide on that one")
-        problem = cap_problem(cap, plan.current_workers)
-        if problem is not None:
-            raise CapRefused(f"plan {plan.id}: {problem}")
+        check_approvable(plan.id, plan.queue, plan.current_workers, cap,
+                         None if newer is None else (newer.id, newer.status))
 
     def plan_for_flow_run(self, flow_run_id: str) -> StoredPlan | None:
         """The plan a (child) flow run made; a resumed, suspended run finds its plan here."""
@@ -248,17 +244,7 @@ class PlanStore(MetricsRepository, ExecutionRepository, OpsRepository):
         A suspended run releases its process, so nothing waits on its timeout: this sweep
         (run at the start of every capacity-plan cycle) is what expires such plans.
         """
-        expired = []
-        for plan in self.list_plans(status=PlanStatus.PROPOSED, limit=1000):
-            deadline = plan.details.get("approval_deadline")
-            if deadline and datetime.fromisoformat(deadline) <= now:
-                try:
-                    self.transition(plan.id, PlanStatus.EXPIRED, actor=actor,
-                                    comment="no decision before the approval deadline")
-                except DecisionConflict:
-                    continue
-                expired.append(plan.id)
-        return expired
+        return expire_overdue_plans(self, now, actor=actor)
 
     def current_plan(self, queue: str) -> StoredPlan | None:
         """The live (approved or applied) plan of a queue, if any."""

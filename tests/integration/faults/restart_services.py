@@ -14,25 +14,19 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+
+from tests.service_helpers import free_port, scratch_database
 
 PG_VERSION = sorted(os.listdir("/etc/postgresql"))[-1] if os.path.isdir("/etc/postgresql") \
     else "15"
 PG_CLUSTER = "capplanfaults"
 PG_PORT = 5439
 PG_ADMIN = f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, *, up: bool = True, timeout_s: float = 60) -> None:
@@ -84,16 +78,8 @@ def restart_pg() -> float:
 def private_pg_url() -> Iterator[str]:
     """A fresh database on the private cluster, dropped after the test."""
     ensure_pg_cluster()
-    name = f"capplan_faults_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    admin.dispose()
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(PG_ADMIN, "capplan_faults") as url:
+        yield url
 
 
 # -- Redis -----------------------------------------------------------------------------------

@@ -5,45 +5,31 @@ the audit is complete. Each case runs many times; the figures go to docs/reliabi
 from __future__ import annotations
 
 import json
+import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from exec_harness import (
     NAMESPACE,
-    Forker,
     Tally,
     check_history,
     make_plan,
     run_due,
 )
-from k8s_double import K8sApiDouble
 
 from capplan_core.planning.stored_plan import StepStatus
-from capplan_core.store.db import open_store
 from capplan_core.store.repo import PlanStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RUNS = 10
 THREAD_REPETITIONS = 20
-PROCESS_REPETITIONS = 10
+# CI runs fewer process repetitions than the documented runs (docs/reliability.md): set
+# CAPPLAN_FAULT_REPS to repeat more.
+PROCESS_REPETITIONS = int(os.environ.get("CAPPLAN_FAULT_REPS", "4"))
 COOLDOWN_REPETITIONS = 10
 MOVES = [(4, 6), (6, 9), (9, 12)]
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[K8sApiDouble]:
-    k8s = K8sApiDouble()
-    k8s.start()
-    yield k8s
-    k8s.stop()
-
-
-@pytest.fixture(scope="module")
-def store(pg_url: str) -> PlanStore:
-    return open_store(pg_url)
 
 
 def _threads(store: PlanStore, url: str, tag: str) -> list[list[dict]]:
@@ -94,13 +80,6 @@ def test_cooldown_holds_across_ten_concurrent_runs(store, double) -> None:
     row = tally.record()
     assert (row["double_applied"], row["lost"], row["audit_gaps"]) == (0, 0, 0)
     assert row["cluster_writes"] == COOLDOWN_REPETITIONS
-
-
-@pytest.fixture(scope="module")
-def forker() -> Iterator[Forker]:
-    f = Forker()
-    yield f
-    f.close()
 
 
 def test_ten_processes_write_each_due_step_exactly_once(store, double, pg_url, forker,

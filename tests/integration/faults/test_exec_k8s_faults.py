@@ -5,15 +5,11 @@ PostgreSQL, each case repeated; the figures go to docs/reliability.md."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from exec_harness import NAMESPACE, Tally, check_history, make_plan, run_due
 from k8s_double import Fault, K8sApiDouble
 
 from capplan_core.planning.stored_plan import PlanStatus, StepStatus
-from capplan_core.store.db import open_store
-from capplan_core.store.repo import PlanStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,19 +26,6 @@ TRANSIENT = {
     "dropped-after-write-landed": (Fault("PATCH", "drop_after"), "unreachable"),
 }
 PERMANENT = {"403": "forbidden", "404": "not_found", "422": "invalid"}
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[K8sApiDouble]:
-    k8s = K8sApiDouble()
-    k8s.start()
-    yield k8s
-    k8s.stop()
-
-
-@pytest.fixture(scope="module")
-def store(pg_url: str) -> PlanStore:
-    return open_store(pg_url)
 
 
 def _inject(double: K8sApiDouble, fault: object) -> None:

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,43 +18,19 @@ import yaml
 from exec_harness import (
     LEASE_S,
     NAMESPACE,
-    Forker,
     Tally,
     check_history,
     make_plan,
     run_due,
 )
-from k8s_double import K8sApiDouble
 
 from capplan_core.planning.stored_plan import StepStatus
-from capplan_core.store.db import open_store
-from capplan_core.store.repo import PlanStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPETITIONS = 10
 MOVES = [(3, 5), (5, 8)]
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def double() -> Iterator[K8sApiDouble]:
-    k8s = K8sApiDouble()
-    k8s.start()
-    yield k8s
-    k8s.stop()
-
-
-@pytest.fixture(scope="module")
-def store(pg_url: str) -> PlanStore:
-    return open_store(pg_url)
-
-
-@pytest.fixture(scope="module")
-def forker() -> Iterator[Forker]:
-    f = Forker()
-    yield f
-    f.close()
 
 
 @pytest.mark.parametrize("point", ["claimed", "applying", "written"])

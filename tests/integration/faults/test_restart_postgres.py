@@ -28,7 +28,7 @@ from capplan_core.store.models import (
 )
 from capplan_core.store.repo import PlanStore
 from tests.integration.faults.restart_services import private_pg_url, restart_pg  # noqa: F401
-from tests.integration.store.test_plans_per_queue import POLICY, _draft
+from tests.integration.store.plan_seed import POLICY, emails_draft
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,7 +70,7 @@ def test_restarts_while_storing_plans_leave_no_half_stored_or_duplicate_plan(
         k = 0
         while not stop.is_set():
             key = f"run-{k:04d}"
-            plan_id, failed = _store_retrying(store, _draft(run=key))
+            plan_id, failed = _store_retrying(store, emails_draft(run=key))
             stored[key] = plan_id
             faults.append(failed)
             k += 1
@@ -87,7 +87,7 @@ def test_restarts_while_storing_plans_leave_no_half_stored_or_duplicate_plan(
         stop.set()
         t.join(timeout=120)
     # the next cycle succeeds at once
-    next_id, next_failed = _store_retrying(store, _draft(run="after-restarts"), attempts=1)
+    next_id, next_failed = _store_retrying(store, emails_draft(run="after-restarts"), attempts=1)
     stored["after-restarts"] = next_id
 
     n = len(stored)
@@ -113,7 +113,7 @@ def test_restart_between_store_and_approval_then_approval_succeeds_first_time(
     store = open_store(private_pg_url)
     store.upsert_policies([POLICY])
     for rep in range(STORE_THEN_APPROVE_REPS):
-        plan_id, _ = _store_retrying(store, _draft(run=f"rep-{rep}"))
+        plan_id, _ = _store_retrying(store, emails_draft(run=f"rep-{rep}"))
         restart_pg()
         plan = store.transition(plan_id, PlanStatus.APPROVED, actor="alice")  # one attempt
         assert plan.status == PlanStatus.APPROVED and len(plan.steps) == 3

@@ -21,6 +21,7 @@ from capplan_app.live.harness import (
     start_supervisord,
     stop_supervisord,
 )
+from tests.service_helpers import delete_tagged
 
 LIVE_REDIS_URL = os.environ.get("CAPPLAN_TEST_REDIS_LIVE", "redis://127.0.0.1:6379/9")
 
@@ -45,12 +46,7 @@ def live_redis(tid: str) -> Iterator[redis_lib.Redis]:
     """Connection to the live-test db; afterwards every key and set member with ``tid`` goes."""
     r = require_redis()
     yield r
-    for key in list(r.scan_iter(match=f"*{tid}*", count=1000)):
-        r.delete(key)
-    for set_key in ("rq:queues", "rq:workers"):
-        members = [m for m in r.smembers(set_key) if tid.encode() in m]
-        if members:
-            r.srem(set_key, *members)
+    delete_tagged(r, tid)
     r.close()
 
 

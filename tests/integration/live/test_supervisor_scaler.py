@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +17,9 @@ from capplan_app.live.loadgen import LoadGenerator, RateStep
 from capplan_core.execution import Scaler, ScalerError
 from capplan_core.execution.supervisor import SupervisorScaler
 from capplan_core.policy import TargetSpec
+from tests.service_helpers import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def wait_until(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def scaler_for(sup: Supervisord, password: str | None = None) -> SupervisorScaler:

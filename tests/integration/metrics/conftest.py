@@ -7,13 +7,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
+
+from tests.service_helpers import delete_tagged, wait_until
 
 HERE = Path(__file__).parent
 REDIS_METRICS_URL = os.environ.get("CAPPLAN_TEST_REDIS_METRICS", "redis://127.0.0.1:6379/7")
@@ -24,15 +25,6 @@ def require_redis(host: str = "127.0.0.1", port: int = 6379) -> None:
         s.settimeout(2)
         if s.connect_ex((host, port)) != 0:
             pytest.fail(f"Redis is not reachable at {host}:{port}; start it", pytrace=False)
-
-
-def wait_until(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
 
 
 @pytest.fixture
@@ -53,12 +45,7 @@ def redis(redis_url: str, tid: str) -> Iterator[redis_lib.Redis]:
     r = redis_lib.Redis.from_url(redis_url)
     wait_until(lambda: bool(r.ping()), 10, "Redis PING")
     yield r
-    for key in list(r.scan_iter(match=f"*{tid}*", count=1000)):
-        r.delete(key)
-    for set_key in ("rq:queues", "rq:workers"):
-        members = [m for m in r.smembers(set_key) if tid.encode() in m]
-        if members:
-            r.srem(set_key, *members)
+    delete_tagged(r, tid)
     r.close()
 
 

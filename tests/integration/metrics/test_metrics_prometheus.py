@@ -6,22 +6,17 @@ The Prometheus binary comes from the distribution (``apt-get install prometheus`
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import httpx
 import pytest
-from conftest import wait_until
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from capplan_core.metrics.prometheus_source import PrometheusSource, reduce_matrix
 from capplan_core.metrics.rates import snapshots_to_metrics
+from tests.service_helpers import free_port, prometheus_scraping, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,12 +33,6 @@ FAST = {  # 1 s scrapes: rate over 5 s instead of the default 1 m
                          '(rate(capplan_job_duration_seconds_bucket{queue="{queue}"}[5s])))'),
     "wait_p95": "",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -75,36 +64,8 @@ def exporter() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def prometheus(exporter: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus binary not found (bin/services installs it: "
-                    "apt-get install -y prometheus)")
-    tmp = tmp_path_factory.mktemp("prom")
-    cfg = tmp / "prometheus.yml"
-    cfg.write_text(f"""global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-scrape_configs:
-  - job_name: test
-    static_configs: [{{targets: ['127.0.0.1:{exporter}']}}]
-""")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, f"--config.file={cfg}", f"--storage.tsdb.path={tmp / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=(Path(tmp) / "log").open("w"))
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(ready, 30, "Prometheus ready")
+    with prometheus_scraping(f"127.0.0.1:{exporter}", tmp_path_factory.mktemp("prom")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def test_prometheus_source_reads_known_rates_quantiles_and_gauges(prometheus: str) -> None:

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from conftest import HERE, wait_until
+from conftest import HERE
 from rq import Queue
 
 from capplan_core.metrics.rates import snapshots_to_metrics, window_metrics
 from capplan_core.metrics.rq_source import RQSource
+from tests.service_helpers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ops_prometheus import binary
+
+from tests.service_helpers import binary
 
 pytestmark = pytest.mark.integration
 

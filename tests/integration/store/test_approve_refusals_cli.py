@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from capplan_app.bootstrap import plan_store
 from capplan_cli.main import app
 from capplan_cli.plans import REFUSED_EXIT
-from tests.integration.store.test_plans_per_queue import POLICY, _draft
+from tests.integration.store.plan_seed import POLICY, emails_draft
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def test_cli_refuses_a_stale_plan_and_a_bad_cap_with_exit_code_3(capplan_env: str) -> None:
     store = plan_store()
     store.upsert_policies([POLICY])
-    old, new = store.create_plan(_draft()), store.create_plan(_draft())
+    old, new = store.create_plan(emails_draft()), store.create_plan(emails_draft())
     runner = CliRunner()
     stale = runner.invoke(app, ["plans", "approve", str(old), "--by", "alice"])
     assert stale.exit_code == REFUSED_EXIT == 3

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from capplan_core.planning.stored_plan import (
-    ForecastPoint,
-    PlanDraft,
     PlanStatus,
-    QualityDraft,
-    SimulationDraft,
-    StepDraft,
 )
-from capplan_core.policy import parse_policies
-from capplan_core.store.db import open_store
 from capplan_core.store.errors import CapRefused, DecisionConflict, StalePlan
 from capplan_core.store.models import (
     AuditEventRow,
@@ -31,40 +23,9 @@ from capplan_core.store.models import (
     SimulationResultRow,
 )
 from capplan_core.store.repo import PlanStore
+from tests.integration.store.plan_seed import emails_draft, forecast_points
 
 pytestmark = pytest.mark.integration
-
-T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
-POLICY = parse_policies({"policies": [{
-    "name": "emails", "queue": "emails", "mode": "manual",
-    "target": {"namespace": "workers", "name": "email-worker"},
-    "slo": {"wait_p95_seconds": 30}}]})[0]
-
-
-def _points(n: int = 4) -> list[ForecastPoint]:
-    return [ForecastPoint("emails", T0 + timedelta(minutes=15 * i), 2.0 + i, 1.5, 3.5 + i, 0.8,
-                          "ewma") for i in range(n)]
-
-
-def _draft(run: str | None = None, **kw: object) -> PlanDraft:
-    base = PlanDraft(
-        policy_name="emails", queue="emails", mode="manual", current_workers=10,
-        target_workers=20, confidence=0.9, slo_achievable=True, as_of=T0, flow_run_id=run,
-        steps=[StepDraft(T0, 10, 15, "ramp"), StepDraft(T0 + timedelta(minutes=5), 15, 20, "ramp"),
-               StepDraft(T0 + timedelta(hours=2), 20, 12, "after peak")],
-        simulation=SimulationDraft(0.95, 40.0, 9.5, (0.5, 0.8), 100, "fast"),
-        details={"policy": "emails"}, forecast=_points(),
-        quality=QualityDraft("emails", True, {"checks": []}))
-    return replace(base, **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(store_url: str) -> PlanStore:
-    open_store.cache_clear()
-    s = open_store(store_url)
-    s.upsert_policies([POLICY])
-    return s
-
 
 def _count(store: PlanStore, model: type) -> int:
     with store.session() as s:
@@ -73,7 +34,7 @@ def _count(store: PlanStore, model: type) -> int:
 
 # -- point 5: one live plan per queue --------------------------------------------------------
 def test_database_refuses_a_second_live_plan_of_a_queue(store: PlanStore) -> None:
-    a, b = store.create_plan(_draft()), store.create_plan(_draft())
+    a, b = store.create_plan(emails_draft()), store.create_plan(emails_draft())
     store.transition(b, PlanStatus.APPROVED, actor="alice")
     with pytest.raises(IntegrityError), store.session() as s, s.begin():
         # bypass the store's rules: the partial unique index alone must refuse it
@@ -84,28 +45,28 @@ def test_database_refuses_a_second_live_plan_of_a_queue(store: PlanStore) -> Non
 
 
 def test_newer_plan_supersedes_older_proposed_ones_audited(store: PlanStore) -> None:
-    first = store.create_plan(_draft())
-    second = store.create_plan(_draft())
-    third = store.create_plan(_draft())
+    first = store.create_plan(emails_draft())
+    second = store.create_plan(emails_draft())
+    third = store.create_plan(emails_draft())
     statuses = {p.id: p.status for p in store.list_plans(queue="emails")}
     assert statuses == {first: "superseded", second: "superseded", third: "proposed"}
     assert all(s.status == "cancelled" for s in store.get_plan(first).steps)
     sup = store.audit_events(action="superseded")
     assert [(e.plan_id, e.details["by_plan"]) for e in sup] == [(first, second), (second, third)]
     # a skipped plan (no data) does not supersede the plan waiting for a decision
-    store.create_plan(_draft(skipped_reason="no usable history", steps=[], forecast=[]))
+    store.create_plan(emails_draft(skipped_reason="no usable history", steps=[], forecast=[]))
     assert store.get_plan(third).status == "proposed"
     assert store.newer_plan(third) is None
 
 
 def test_approving_a_plan_that_is_not_the_newest_is_refused_with_the_reason(
         store: PlanStore) -> None:
-    old = store.create_plan(_draft())
+    old = store.create_plan(emails_draft())
     store.transition(old, PlanStatus.APPROVED, actor="alice")
-    newer = store.create_plan(_draft())
+    newer = store.create_plan(emails_draft())
     store.transition(newer, PlanStatus.REJECTED, actor="bob")
-    older_proposed = store.create_plan(_draft())
-    newest = store.create_plan(_draft())
+    older_proposed = store.create_plan(emails_draft())
+    newest = store.create_plan(emails_draft())
     with pytest.raises(StalePlan, match=rf"plan {newest} \(proposed\) is newer"):
         store.transition(older_proposed, PlanStatus.APPROVED, actor="carol")
     assert store.current_plan("emails").id == old  # type: ignore[union-attr]
@@ -117,7 +78,7 @@ def test_approving_a_plan_that_is_not_the_newest_is_refused_with_the_reason(
 @pytest.mark.parametrize("to", [PlanStatus.APPROVED, PlanStatus.REJECTED])
 def test_ten_threads_deciding_one_plan_exactly_one_wins(store: PlanStore,
                                                         to: PlanStatus) -> None:
-    plan_id = store.create_plan(_draft())
+    plan_id = store.create_plan(emails_draft())
     barrier = threading.Barrier(10)
     won: list[str] = []
     conflicts: list[str] = []
@@ -148,13 +109,13 @@ def test_ten_threads_deciding_one_plan_exactly_one_wins(store: PlanStore,
 
 # -- point 6: idempotent storage ------------------------------------------------------------
 def test_storing_the_same_runs_plan_twice_returns_the_same_plan(store: PlanStore) -> None:
-    first = store.create_plan(_draft(run="run-a"))
-    again = store.create_plan(_draft(run="run-a"))
+    first = store.create_plan(emails_draft(run="run-a"))
+    again = store.create_plan(emails_draft(run="run-a"))
     assert again == first
     assert [_count(store, m) for m in (CapacityPlanRow, ScalingStepRow, SimulationResultRow,
                                        ForecastPointRow, DataQualityReportRow)] == [1, 3, 1, 4, 1]
     # another queue or another run is another plan
-    other = store.create_plan(_draft(run="run-b"))
+    other = store.create_plan(emails_draft(run="run-b"))
     assert other != first and _count(store, CapacityPlanRow) == 2
     assert [p.predicted_rate for p in store.forecast_points(first)] == [2.0, 3.0, 4.0, 5.0]
 
@@ -165,7 +126,7 @@ def test_concurrent_retries_of_one_store_make_one_plan(store: PlanStore) -> None
 
     def put() -> None:
         barrier.wait()
-        ids.append(store.create_plan(_draft(run="run-race")))
+        ids.append(store.create_plan(emails_draft(run="run-race")))
 
     threads = [threading.Thread(target=put) for _ in range(6)]
     for t in threads:
@@ -177,19 +138,19 @@ def test_concurrent_retries_of_one_store_make_one_plan(store: PlanStore) -> None
 
 
 def test_a_failure_in_the_middle_stores_nothing(store: PlanStore) -> None:
-    before = store.create_plan(_draft(run="run-0"))
-    bad = _points()
+    before = store.create_plan(emails_draft(run="run-0"))
+    bad = forecast_points()
     bad[2] = replace(bad[2], predicted_rate=None)  # type: ignore[arg-type]  # NOT NULL
     with pytest.raises(IntegrityError):
-        store.create_plan(_draft(run="run-1", forecast=bad))
+        store.create_plan(emails_draft(run="run-1", forecast=bad))
     assert [_count(store, m) for m in (CapacityPlanRow, ScalingStepRow, SimulationResultRow,
                                        ForecastPointRow, DataQualityReportRow)] == [1, 3, 1, 4, 1]
     # nothing half-done: the earlier plan was not superseded by the failed one
     assert store.get_plan(before).status == "proposed"
     assert store.audit_events(action="superseded") == []
     # the retry after the fault stores the whole plan once
-    fixed = store.create_plan(_draft(run="run-1"))
-    assert store.create_plan(_draft(run="run-1")) == fixed
+    fixed = store.create_plan(emails_draft(run="run-1"))
+    assert store.create_plan(emails_draft(run="run-1")) == fixed
     assert _count(store, ForecastPointRow) == 8
 
 
@@ -198,7 +159,7 @@ def test_a_failure_in_the_middle_stores_nothing(store: PlanStore) -> None:
                                           (0, "never scales the pool to zero")])
 def test_a_cap_below_the_current_count_or_zero_is_refused(store: PlanStore, cap: int,
                                                           why: str) -> None:
-    plan_id = store.create_plan(_draft())
+    plan_id = store.create_plan(emails_draft())
     with pytest.raises(CapRefused, match=why):
         store.transition(plan_id, PlanStatus.APPROVED, actor="alice",
                          details={"max_workers": cap})
@@ -209,7 +170,7 @@ def test_a_cap_below_the_current_count_or_zero_is_refused(store: PlanStore, cap:
 
 def test_a_cap_between_current_and_target_clips_and_recomputes_later_steps(
         store: PlanStore) -> None:
-    plan_id = store.create_plan(_draft())
+    plan_id = store.create_plan(emails_draft())
     plan = store.transition(plan_id, PlanStatus.APPROVED, actor="alice",
                             details={"max_workers": 13})
     assert [(s.from_workers, s.to_workers) for s in plan.steps] == [(10, 13), (13, 13), (13, 12)]
@@ -217,7 +178,7 @@ def test_a_cap_between_current_and_target_clips_and_recomputes_later_steps(
     assert plan.steps[1].explanation["planned"] == {"from_workers": 15, "to_workers": 20}
     assert store.approval_limits(plan_id)["max_workers"] == 13
     # a cap at or above the peak changes nothing
-    other = store.create_plan(_draft())
+    other = store.create_plan(emails_draft())
     plan = store.transition(other, PlanStatus.APPROVED, actor="bob", details={"max_workers": 20})
     assert [(s.from_workers, s.to_workers) for s in plan.steps] == [(10, 15), (15, 20), (20, 12)]
     assert _count(store, AuditEventRow) >= 3

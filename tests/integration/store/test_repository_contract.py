@@ -6,7 +6,7 @@ SQLite and on the real PostgreSQL; the domain objects that come back must agree.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,19 +21,12 @@ from capplan_core.planning.stored_plan import (
     StepStatus,
     StoredPlan,
 )
-from capplan_core.policy import parse_policies
 from capplan_core.store.db import open_store
 from capplan_core.store.errors import CapRefused, DecisionConflict, StalePlan, StoreError
 from capplan_core.store.memory import InMemoryPlanStore
+from tests.integration.store.plan_seed import POLICY, T0
 
 pytestmark = pytest.mark.integration
-
-T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
-POLICY = parse_policies({"policies": [{
-    "name": "emails", "queue": "emails", "mode": "manual",
-    "target": {"namespace": "workers", "name": "email-worker"},
-    "slo": {"wait_p95_seconds": 30}}]})[0]
-
 
 def _draft(to: int, run: str | None = None) -> PlanDraft:
     return PlanDraft(flow_run_id=run,

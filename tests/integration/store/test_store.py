@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -14,19 +14,10 @@ from capplan_core.planning.stored_plan import (
     StepDraft,
     StepStatus,
 )
-from capplan_core.policy import parse_policies
-from capplan_core.store.db import open_store
 from capplan_core.store.errors import DecisionConflict, StoreError
+from tests.integration.store.plan_seed import POLICY, T0
 
 pytestmark = pytest.mark.integration
-
-T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
-POLICY = parse_policies({"policies": [{
-    "name": "emails", "queue": "emails", "mode": "manual",
-    "target": {"namespace": "workers", "name": "email-worker"},
-    "slo": {"wait_p95_seconds": 30},
-}]})[0]
-
 
 def _plan(**kw) -> PlanDraft:
     base = dict(
@@ -40,14 +31,6 @@ def _plan(**kw) -> PlanDraft:
     )
     base.update(kw)
     return PlanDraft(**base)
-
-
-@pytest.fixture
-def store(store_url):
-    open_store.cache_clear()
-    s = open_store(store_url)
-    s.upsert_policies([POLICY])
-    return s
 
 
 def test_plan_round_trips_with_steps_and_simulation(store):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from execution_plans import KEY, T0, emails_policy, seed_plan
 
 from capplan_core.execution import DryRunScaler
 from capplan_core.execution.executor import (
@@ -13,42 +14,14 @@ from capplan_core.execution.executor import (
     due_steps,
     planned_live_replicas,
 )
-from capplan_core.planning.stored_plan import PlanDraft, PlanStatus, StepDraft, StepStatus
-from capplan_core.policy import ScalingPolicy
+from capplan_core.planning.stored_plan import PlanStatus, StepStatus
 from capplan_core.store.errors import DecisionConflict
 from capplan_core.store.memory import InMemoryPlanStore
 
-T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
-KEY = "workers/email-worker"
-
-
-def _policy(cooldown_s: int = 0) -> ScalingPolicy:
-    return ScalingPolicy.model_validate({
-        "name": "emails", "queue": "emails",
-        "target": {"kind": "deployment", "namespace": "workers", "name": "email-worker"},
-        "slo": {"wait_p95_seconds": 30},
-        "scaling": {"min_workers": 2, "max_workers": 40, "max_step": 10,
-                    "cooldown_seconds": cooldown_s}})
-
-
-def _approved(store: InMemoryPlanStore, policy: ScalingPolicy, *moves: tuple[int, int],
-              approve: bool = True) -> int:
-    store.upsert_policies([policy])
-    pid = store.create_plan(PlanDraft(
-        policy_name=policy.name, queue=policy.queue, mode="manual",
-        current_workers=moves[0][0], target_workers=moves[-1][1], confidence=0.95,
-        slo_achievable=True, as_of=T0,
-        steps=[StepDraft(T0 + timedelta(minutes=30 * i), a, b, "test")
-               for i, (a, b) in enumerate(moves)],
-        details={"policy": policy.name}))
-    if approve:
-        store.transition(pid, PlanStatus.APPROVED, actor="alice")
-    return pid
-
 
 def test_step_is_applied_once_and_audited() -> None:
-    store, policy = InMemoryPlanStore(), _policy()
-    pid = _approved(store, policy, (4, 8))
+    store, policy = InMemoryPlanStore(), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
     step = store.get_plan(pid).steps[0]
     scaler = DryRunScaler({KEY: 4})
     first = apply_step(store, scaler, policy, pid, step.id, now=T0, actor="capplan")
@@ -61,8 +34,8 @@ def test_step_is_applied_once_and_audited() -> None:
 
 
 def test_a_plan_not_approved_has_its_step_cancelled() -> None:
-    store, policy = InMemoryPlanStore(), _policy()
-    pid = _approved(store, policy, (4, 8), approve=False)
+    store, policy = InMemoryPlanStore(), emails_policy()
+    pid = seed_plan(store, policy, (4, 8), approve=False)
     step = store.get_plan(pid).steps[0]
     out = apply_step(store, DryRunScaler({KEY: 4}), policy, pid, step.id, now=T0, actor="c")
     assert out.outcome == "cancelled" and out.reason == f"plan {pid} is proposed"
@@ -70,9 +43,9 @@ def test_a_plan_not_approved_has_its_step_cancelled() -> None:
 
 
 def test_newer_approved_plan_supersedes_and_its_steps_are_cancelled() -> None:
-    store, policy = InMemoryPlanStore(), _policy()
-    old = _approved(store, policy, (4, 8), (8, 6))
-    new = _approved(store, policy, (4, 9))
+    store, policy = InMemoryPlanStore(), emails_policy()
+    old = seed_plan(store, policy, (4, 8), (8, 6))
+    new = seed_plan(store, policy, (4, 9))
     assert store.get_plan(old).status == PlanStatus.SUPERSEDED
     assert {s.status for s in store.get_plan(old).steps} == {StepStatus.CANCELLED}
     assert store.current_plan("emails").id == new
@@ -81,8 +54,8 @@ def test_newer_approved_plan_supersedes_and_its_steps_are_cancelled() -> None:
 
 
 def test_cooldown_defers_the_second_step_with_retry_time() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy(cooldown_s=300)
-    pid = _approved(store, policy, (4, 8), (8, 10))
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy(cooldown_s=300)
+    pid = seed_plan(store, policy, (4, 8), (8, 10))
     s1, s2 = store.get_plan(pid).steps
     scaler = DryRunScaler({KEY: 4})
     apply_step(store, scaler, policy, pid, s1.id, now=T0, actor="c")
@@ -93,8 +66,8 @@ def test_cooldown_defers_the_second_step_with_retry_time() -> None:
 
 
 def test_drift_refuses_instead_of_overwriting() -> None:
-    store, policy = InMemoryPlanStore(), _policy()
-    pid = _approved(store, policy, (4, 8))
+    store, policy = InMemoryPlanStore(), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
     step = store.get_plan(pid).steps[0]
     scaler = DryRunScaler({KEY: 12})   # someone else scaled to 12
     out = apply_step(store, scaler, policy, pid, step.id, now=T0, actor="c")
@@ -104,8 +77,8 @@ def test_drift_refuses_instead_of_overwriting() -> None:
 
 
 def test_apply_hours_cancels_the_later_steps() -> None:
-    store, policy = InMemoryPlanStore(), _policy()
-    pid = _approved(store, policy, (4, 8), (8, 10), (10, 6))   # at 0, 30 and 60 min
+    store, policy = InMemoryPlanStore(), emails_policy()
+    pid = seed_plan(store, policy, (4, 8), (8, 10), (10, 6))   # at 0, 30 and 60 min
     run = cancel_outside_window(store, pid, apply_hours=0.75, actor="alice")
     assert [s.seq for s in run] == [0, 1]
     assert [s.status for s in store.get_plan(pid).steps] == [
@@ -113,8 +86,8 @@ def test_apply_hours_cancels_the_later_steps() -> None:
 
 
 def test_due_steps_are_pending_steps_of_approved_plans_whose_time_came() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _approved(store, policy, (4, 8), (8, 10), (10, 6))
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8), (8, 10), (10, 6))
     steps = store.get_plan(pid).steps
     now = T0 + timedelta(minutes=45)
     assert due_steps(store.list_plans(), now) == [(pid, steps[0].id), (pid, steps[1].id)]
@@ -123,8 +96,8 @@ def test_due_steps_are_pending_steps_of_approved_plans_whose_time_came() -> None
 
 
 def test_dry_run_live_count_is_the_target_of_the_last_done_step() -> None:
-    store, policy = InMemoryPlanStore(), _policy()
-    pid = _approved(store, policy, (4, 8), (8, 10), (10, 6))
+    store, policy = InMemoryPlanStore(), emails_policy()
+    pid = seed_plan(store, policy, (4, 8), (8, 10), (10, 6))
     s = store.get_plan(pid).steps
     assert planned_live_replicas(s, s[1].id, 4) == 4
     store.mark_step(s[0].id, StepStatus.APPLIED, actor="c", details={})

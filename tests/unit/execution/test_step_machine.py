@@ -3,9 +3,10 @@ write, take-over and read-back, transient and permanent faults, order and stalen
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from execution_plans import KEY, T0, emails_policy, seed_plan
 from faulty_scaler import FaultyScaler
 
 from capplan_core.execution.due import DueRun, apply_due
@@ -15,42 +16,14 @@ from capplan_core.execution.write import RetryPolicy
 from capplan_core.planning.stored_plan import (
     STEP_FINAL,
     STEP_TRANSITIONS,
-    PlanDraft,
     PlanStatus,
-    StepDraft,
     StepStatus,
 )
 from capplan_core.policy import ScalingPolicy
 from capplan_core.store.errors import DecisionConflict
 from capplan_core.store.memory import InMemoryPlanStore
 
-T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
-KEY = "workers/email-worker"
 NO_WAIT = RetryPolicy(attempts=3, backoff_s=0.0, sleep=lambda _s: None)
-
-
-def _policy(cooldown_s: int = 0) -> ScalingPolicy:
-    return ScalingPolicy.model_validate({
-        "name": "emails", "queue": "emails",
-        "target": {"kind": "deployment", "namespace": "workers", "name": "email-worker"},
-        "slo": {"wait_p95_seconds": 30},
-        "scaling": {"min_workers": 2, "max_workers": 40, "max_step": 10,
-                    "cooldown_seconds": cooldown_s},
-        "forecast": {"interval_minutes": 15}})
-
-
-def _plan(store: InMemoryPlanStore, policy: ScalingPolicy, *moves: tuple[int, int],
-          spacing_min: int = 30, expires_at: datetime | None = None) -> int:
-    store.upsert_policies([policy])
-    pid = store.create_plan(PlanDraft(
-        policy_name=policy.name, queue=policy.queue, mode="manual",
-        current_workers=moves[0][0], target_workers=moves[-1][1], confidence=0.9,
-        slo_achievable=True, as_of=T0, expires_at=expires_at,
-        steps=[StepDraft(T0 + timedelta(minutes=spacing_min * i), a, b, "test")
-               for i, (a, b) in enumerate(moves)],
-        details={"policy": policy.name}))
-    store.transition(pid, PlanStatus.APPROVED, actor="alice")
-    return pid
 
 
 def _actions(store: InMemoryPlanStore, pid: int) -> list[str]:
@@ -60,16 +33,16 @@ def _actions(store: InMemoryPlanStore, pid: int) -> list[str]:
 def test_final_statuses_have_no_way_out_and_pending_cannot_jump_to_applied() -> None:
     assert all(s not in STEP_TRANSITIONS for s in STEP_FINAL)
     assert StepStatus.APPLIED not in STEP_TRANSITIONS[StepStatus.PENDING]
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    step = store.get_plan(_plan(store, policy, (4, 8))).steps[0]
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    step = store.get_plan(seed_plan(store, policy, (4, 8))).steps[0]
     with pytest.raises(DecisionConflict, match="cannot move pending -> applying"):
         store.move_step(step.id, StepStatus.PENDING, StepStatus.APPLYING, run_id="r",
                         actor="c", details={})
 
 
 def test_intent_is_recorded_before_the_write_and_the_outcome_after() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8))
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
     seen: list[tuple[str, list[str]]] = []
     hook = lambda point: seen.append((point, _actions(store, pid)))  # noqa: E731
     scaler = FaultyScaler({KEY: 4})
@@ -87,8 +60,8 @@ def test_intent_is_recorded_before_the_write_and_the_outcome_after() -> None:
 
 
 def test_a_claimed_step_is_not_taken_while_its_lease_runs_then_is_taken_over() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8))
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
     step = store.get_plan(pid).steps[0]
     assert store.claim_step(step.id, run_id="a", now=T0, lease_s=60, actor="c") is not None
     assert store.claim_step(step.id, run_id="b", now=T0 + timedelta(seconds=59), lease_s=60,
@@ -100,19 +73,25 @@ def test_a_claimed_step_is_not_taken_while_its_lease_runs_then_is_taken_over() -
     assert _actions(store, pid) == ["step_claimed", "step_taken_over"]
 
 
-def test_a_killed_runs_write_that_landed_is_recovered_not_written_again() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8))
+def _killed_at(point: str) -> tuple[InMemoryPlanStore, ScalingPolicy, int, int, FaultyScaler]:
+    """A 4 -> 8 step whose first run (``dead``, lease 30 s) was killed at hook ``point``;
+    returns the store, policy, plan id, step id and scaler it left behind."""
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
     sid = store.get_plan(pid).steps[0].id
     scaler = FaultyScaler({KEY: 4})
 
-    def die_after_write(point: str) -> None:
-        if point == "written":
+    def die(at: str) -> None:
+        if at == point:
             raise SystemExit("killed")
 
     with pytest.raises(SystemExit):
-        apply_step(store, scaler, policy, pid, sid, now=T0, run_id="dead", lease_s=30,
-                   hook=die_after_write)
+        apply_step(store, scaler, policy, pid, sid, now=T0, run_id="dead", lease_s=30, hook=die)
+    return store, policy, pid, sid, scaler
+
+
+def test_a_killed_runs_write_that_landed_is_recovered_not_written_again() -> None:
+    store, policy, pid, sid, scaler = _killed_at("written")
     assert store.get_plan(pid).steps[0].status == StepStatus.APPLYING
     early = apply_step(store, scaler, policy, pid, sid, now=T0 + timedelta(seconds=10),
                        run_id="next")
@@ -126,18 +105,7 @@ def test_a_killed_runs_write_that_landed_is_recovered_not_written_again() -> Non
 
 
 def test_a_killed_run_that_never_wrote_is_written_once_by_the_next() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8))
-    sid = store.get_plan(pid).steps[0].id
-    scaler = FaultyScaler({KEY: 4})
-
-    def die_before_write(point: str) -> None:
-        if point == "applying":
-            raise SystemExit("killed")
-
-    with pytest.raises(SystemExit):
-        apply_step(store, scaler, policy, pid, sid, now=T0, run_id="dead", lease_s=30,
-                   hook=die_before_write)
+    store, policy, pid, sid, scaler = _killed_at("applying")
     out = apply_step(store, scaler, policy, pid, sid, now=T0 + timedelta(seconds=31),
                      run_id="next")
     assert out.outcome == "applied" and "recovered" not in out.details
@@ -147,8 +115,8 @@ def test_a_killed_run_that_never_wrote_is_written_once_by_the_next() -> None:
 
 @pytest.mark.parametrize("fault", ["unreachable", "conflict"])
 def test_a_transient_fault_is_read_back_then_retried(fault: str) -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8))
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
     scaler = FaultyScaler({KEY: 4}, write_faults=[fault])
     out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
                      retry=NO_WAIT)
@@ -157,8 +125,8 @@ def test_a_transient_fault_is_read_back_then_retried(fault: str) -> None:
 
 
 def test_a_timeout_after_the_patch_landed_is_not_written_twice() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8))
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
     scaler = FaultyScaler({KEY: 4}, write_faults=["unreachable+landed"])
     out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
                      retry=NO_WAIT)
@@ -167,8 +135,8 @@ def test_a_timeout_after_the_patch_landed_is_not_written_twice() -> None:
 
 
 def test_a_conflict_whose_reread_shows_another_count_is_drift_not_overwritten() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8))
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
     scaler = FaultyScaler({KEY: 4})
 
     def someone_else(point: str) -> None:
@@ -185,8 +153,8 @@ def test_a_conflict_whose_reread_shows_another_count_is_drift_not_overwritten() 
 
 @pytest.mark.parametrize("fault", ["forbidden", "not_found", "invalid"])
 def test_a_permanent_fault_fails_the_step_and_the_plan_at_once(fault: str) -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8), (8, 10))
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8), (8, 10))
     scaler = FaultyScaler({KEY: 4}, write_faults=[fault])
     out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
                      retry=NO_WAIT)
@@ -198,8 +166,8 @@ def test_a_permanent_fault_fails_the_step_and_the_plan_at_once(fault: str) -> No
 
 
 def test_transient_faults_to_the_end_leave_the_step_for_a_later_run_to_read_back() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8))
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
     sid = store.get_plan(pid).steps[0].id
     scaler = FaultyScaler({KEY: 4}, write_faults=["unreachable"] * 3)
     out = apply_step(store, scaler, policy, pid, sid, now=T0, retry=NO_WAIT)
@@ -211,8 +179,8 @@ def test_transient_faults_to_the_end_leave_the_step_for_a_later_run_to_read_back
 
 
 def test_another_writer_on_the_target_defers_the_step() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8))
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
     assert store.acquire_target_lease(target_lock_key(policy.target), holder="other", now=T0,
                                       lease_s=60)
     out = apply_step(store, FaultyScaler({KEY: 4}), policy, pid,
@@ -223,8 +191,8 @@ def test_another_writer_on_the_target_defers_the_step() -> None:
 
 def test_steps_apply_in_order_and_a_late_step_shifts_the_later_ones() -> None:
     clock = {"now": T0}
-    store, policy = InMemoryPlanStore(clock=lambda: clock["now"]), _policy(cooldown_s=300)
-    pid = _plan(store, policy, (4, 8), (8, 10), (10, 12), spacing_min=5)
+    store, policy = InMemoryPlanStore(clock=lambda: clock["now"]), emails_policy(cooldown_s=300)
+    pid = seed_plan(store, policy, (4, 8), (8, 10), (10, 12), spacing_min=5)
     s1, s2, s3 = store.get_plan(pid).steps
     scaler = FaultyScaler({KEY: 4})
     assert apply_step(store, scaler, policy, pid, s2.id, now=T0).outcome == "deferred"
@@ -248,14 +216,14 @@ def test_steps_apply_in_order_and_a_late_step_shifts_the_later_ones() -> None:
 
 
 def test_a_step_past_its_window_or_of_an_expired_plan_expires_unapplied() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8))
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
     scaler = FaultyScaler({KEY: 4})
     late = T0 + timedelta(minutes=15)
     out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=late)
     assert out.outcome == "expired" and "window passed" in out.reason
     assert scaler.actions == [] and store.get_plan(pid).steps[0].status == StepStatus.EXPIRED
-    gone = _plan(store, policy, (4, 8), expires_at=T0 + timedelta(minutes=2))
+    gone = seed_plan(store, policy, (4, 8), expires_at=T0 + timedelta(minutes=2))
     plan = store.get_plan(gone)
     assert stale_reason(plan, plan.steps[0], T0 + timedelta(minutes=3), 900) == (
         f"plan {gone} expired at {plan.expires_at.isoformat()}")
@@ -265,8 +233,8 @@ def test_a_step_past_its_window_or_of_an_expired_plan_expires_unapplied() -> Non
 
 
 def test_apply_due_reports_public_outcomes_and_a_finished_step_as_noop() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8), (8, 10), spacing_min=1)
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8), (8, 10), spacing_min=1)
     scaler = FaultyScaler({KEY: 4})
     now = T0 + timedelta(minutes=2)
     first = apply_due(store, lambda _p, _s: scaler, clock=lambda: now, run=DueRun("a"))
@@ -277,8 +245,8 @@ def test_apply_due_reports_public_outcomes_and_a_finished_step_as_noop() -> None
 
 
 def test_runs_on_one_target_serialize_a_waiting_run_goes_once_the_lease_is_free() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), _policy()
-    pid = _plan(store, policy, (4, 8))
+    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
     key = target_lock_key(policy.target)
     assert store.acquire_target_lease(key, holder="other", now=T0, lease_s=60)
     # the other run finishes while this one waits (its pause releases the lease)
@@ -291,8 +259,8 @@ def test_runs_on_one_target_serialize_a_waiting_run_goes_once_the_lease_is_free(
 
 def test_a_replayed_plan_runs_on_its_own_clock_and_expires_days_later() -> None:
     stored_at = T0 + timedelta(days=3)   # ``capplan demo``: planned as of the data's end
-    store, policy = InMemoryPlanStore(clock=lambda: stored_at), _policy()
-    pid = _plan(store, policy, (4, 8), (8, 10), spacing_min=30,
+    store, policy = InMemoryPlanStore(clock=lambda: stored_at), emails_policy()
+    pid = seed_plan(store, policy, (4, 8), (8, 10), spacing_min=30,
                 expires_at=T0 + timedelta(hours=1))
     scaler = FaultyScaler({KEY: 4})
     soon = stored_at + timedelta(minutes=1)     # approved a minute after it was stored
