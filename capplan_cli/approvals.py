@@ -47,6 +47,21 @@ def resume_with_decision(
     return plan.flow_run_id
 
 
+def _form_ready(client: Any, flow_run_id: Any, state: Any) -> bool:
+    """Whether the paused run has saved its approval form: Prefect sets the Paused state first
+    and saves the form's schema after, so a decision sent in between has no form to meet."""
+    import httpx
+    from prefect.input.run_input import keyset_from_paused_state
+
+    try:
+        client.read_flow_run_input(flow_run_id, keyset_from_paused_state(state)["schema"])
+    except httpx.HTTPStatusError as err:
+        if err.response.status_code == 404:
+            return False
+        raise
+    return True
+
+
 def wait_for_paused_plan(
     store: PlanRepository, queue: str, *, since: datetime, timeout_s: float = 300,
     stop: Callable[[], bool] = lambda: False,
@@ -69,7 +84,9 @@ def wait_for_paused_plan(
             if plan.flow_run_id:
                 with get_client(sync_client=True) as client:
                     run = client.read_flow_run(UUID(plan.flow_run_id))
-                if run.state is not None and run.state.is_paused():
+                    ready = run.state is not None and run.state.is_paused() \
+                        and _form_ready(client, run.id, run.state)
+                if ready:
                     return plan
         if stop():
             return None
