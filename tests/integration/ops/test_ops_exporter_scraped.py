@@ -89,8 +89,18 @@ def fill(store: PlanStore) -> int:
     return new_a
 
 
+def _reset_clock() -> None:
+    """The store's history is laid out relative to the time the test runs, not the time this
+    module was collected (a full suite collects it many minutes earlier)."""
+    global NOW, A1, A2, FC_START
+    NOW = datetime.now(UTC).replace(microsecond=0)
+    A1, A2 = NOW - timedelta(hours=2), NOW - timedelta(minutes=30)
+    FC_START = NOW - timedelta(minutes=60)
+
+
 @pytest.fixture
 def exporter(store_url: str, tmp_path: Path) -> Iterator[tuple[str, int]]:
+    _reset_clock()
     open_store.cache_clear()
     plan_id = fill(open_store(store_url))
     port = free_port()
@@ -149,7 +159,9 @@ def test_prometheus_scrapes_the_exporter_and_sees_the_stores_numbers(
         assert float(query(prom, waits.format("bucket", ',le="300"'))[0]["value"][1]) == 1.0
         oldest = float(query(prom, "capplan_plan_awaiting_approval_oldest_age_seconds")
                        [0]["value"][1])
-        assert 1790 - 5 < oldest < 1790 + 300  # b, proposed at A2 + 10 s; not advisory c
+        # b, proposed at A2 + 10 s (not advisory c); A2 is fixed at collection time
+        expected_oldest = (datetime.now(UTC) - (A2 + timedelta(seconds=10))).total_seconds()
+        assert expected_oldest - 120 < oldest <= expected_oldest + 5
 
         assert values_by(prom, "capplan_forecast_plan_id", "queue") == {"a": float(plan_id)}
         assert values_by(prom, "capplan_forecast_windows_compared", "queue") == {"a": 3.0}
