@@ -1,0 +1,131 @@
+"""One task run plans a chunk of queues: the per-queue stages of many queues per task run.
+
+``plan-chunk`` runs :func:`capplan_core.planning.batch.plan_many` over its queues — collect,
+clean + data quality, forecast, pool state, plan → simulate → decide — then stores each
+queue's plan (or its skip) and publishes that queue's artifacts, one queue at a time. A queue
+that fails is recorded as failed with the stage and the error named, and the chunk goes on;
+only a store failure fails the task run (it is retried; storing is keyed by flow run + queue,
+so a retry writes nothing twice).
+
+The task run's name lists its queues, its result has one entry per queue, and each queue keeps
+its artifacts (``data-quality-<queue>``, ``forecast-table-<queue>``, ``plan-<queue>``,
+``simulation-<queue>``), so every queue's stages stay visible while the cycle makes one task
+run per chunk instead of a dozen per queue. Chunks run on the flow's task runner: threads, a
+``ProcessPoolTaskRunner``, or a Dask cluster through prefect-dask's ``DaskTaskRunner``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger
+from prefect.runtime import task_run
+
+from capplan_app.bootstrap import live_workers, plan_store
+from capplan_core.execution.scaler import ScalerError
+from capplan_core.metrics.file_source import read_metrics_file_cached
+from capplan_core.metrics.history import no_metrics_reason, read_history
+from capplan_core.planning.batch import QueueOutcome, plan_many
+from capplan_core.policy import ScalingPolicy
+from tasks.artifacts import publish_forecast, publish_plan, publish_quality
+from tasks.common import capplan_io_task
+from tasks.stages import store_plan, store_skipped
+from tasks.summary import plan_view
+
+NAME_LIMIT = 300  # characters of queue names in a task run's name
+
+
+def chunk_run_name() -> str:
+    """``plan-chunk-<n>: q1,q2,…`` — the queues this task run plans."""
+    params = task_run.parameters
+    names = ",".join(p.queue for p in params.get("policies", []))
+    if len(names) > NAME_LIMIT:
+        names = names[:NAME_LIMIT].rsplit(",", 1)[0] + ",…"
+    return f"plan-chunk-{params.get('index', 0)}: {names}"
+
+
+def rows_reader(metrics_path: str | None, policies: list[ScalingPolicy],
+                now: datetime) -> Callable[[ScalingPolicy], pd.DataFrame]:
+    """Each queue's raw rows: the chunk's queues split out of the file in one pass (offline),
+    or its span of stored history (``queue_metrics``) up to ``now``."""
+    if not metrics_path:
+        store = plan_store()
+        return lambda policy: read_history(store, policy, now)
+    frame = read_metrics_file_cached(metrics_path)
+    wanted = frame.loc[frame["queue"].isin([p.queue for p in policies])]
+    groups = {str(q): g.reset_index(drop=True) for q, g in wanted.groupby("queue", sort=False)}
+    empty = frame.iloc[:0]
+    return lambda policy: groups.get(policy.queue, empty)
+
+
+def audited_live_count(policy: ScalingPolicy, measured: int) -> tuple[int, str]:
+    """The scaler's count; a scaler that cannot be read is audited, and fails that queue."""
+    try:
+        return live_workers(policy, measured)
+    except ScalerError as err:
+        plan_store().audit("scaler_read_failed", actor="capplan", queue=policy.queue,
+                           details={"target": policy.target.model_dump(), "kind": err.kind,
+                                    "error": str(err), "transient": err.transient})
+        raise
+
+
+def _failed(outcome: QueueOutcome) -> dict[str, Any]:
+    p = outcome.policy
+    return {"queue": p.queue, "policy": p.name, "mode": p.mode.value, "status": "failed",
+            "failed_stage": outcome.failed_stage,
+            "error": f"{outcome.failed_stage}: {outcome.error}"}
+
+
+def store_outcome(outcome: QueueOutcome, as_of: datetime, *,
+                  forecast_artifacts: bool = True) -> dict[str, Any]:
+    """Store one queue's plan (or skip) and publish its artifacts; the plan as users see it."""
+    p = outcome.policy
+    if outcome.status == "failed":
+        return _failed(outcome)
+    quality = outcome.assessment.quality.as_dict() if outcome.assessment is not None else None
+    if outcome.assessment is not None:
+        publish_quality.fn(outcome.assessment)
+    if outcome.status == "skipped":
+        plan_id = store_skipped.fn(p, outcome.reason or "not planned", as_of, quality)
+        return plan_view(plan_store().get_plan(plan_id))
+    assert outcome.decision is not None and outcome.state is not None
+    assert outcome.forecast is not None and outcome.assessment is not None
+    if forecast_artifacts:
+        publish_forecast.fn(outcome.assessment, outcome.forecast)
+    plan_id = store_plan.fn(p, outcome.decision, outcome.state, outcome.forecast,
+                            outcome.assessment, as_of)
+    summary = plan_view(plan_store().get_plan(plan_id))
+    publish_plan.fn(summary, summary.get("details", {}), summary.get("explanation", []))
+    return summary
+
+
+@capplan_io_task(name="plan-chunk", task_run_name=chunk_run_name)
+def plan_chunk(
+    policies: list[ScalingPolicy], metrics_path: str | None, as_of: datetime, index: int = 0,
+    forecast_artifacts: bool = True,
+) -> list[dict[str, Any]]:
+    """Plan, store and publish each queue of the chunk; one result per queue, in order."""
+    logger = get_run_logger()
+    live = not metrics_path
+    results: list[dict[str, Any]] = []
+    outcomes = plan_many(
+        policies, rows_reader(metrics_path, policies, as_of), as_of,
+        from_file=not live, live_count=audited_live_count if live else None,
+        no_rows_reason=no_metrics_reason)
+    for outcome in outcomes:
+        result = store_outcome(outcome, as_of, forecast_artifacts=forecast_artifacts)
+        result["stage_seconds"] = outcome.stage_seconds
+        if outcome.status == "failed":
+            logger.error("queue %s failed at %s: %s", outcome.queue, outcome.failed_stage,
+                         outcome.error)
+        elif outcome.status == "skipped":
+            logger.warning("queue %s not planned: %s", outcome.queue, outcome.reason)
+        else:
+            logger.info("queue %s planned: %s → %s workers, confidence %.2f", outcome.queue,
+                        result.get("current_workers"), result.get("target_workers"),
+                        result.get("confidence") or 0.0)
+        results.append(result)
+    return results
