@@ -16,10 +16,11 @@ class ApprovalError(RuntimeError):
 
 
 def resume_with_decision(
-    store: PlanRepository, plan_id: int, *, decision: str, approver: str, comment: str = "",
-    max_workers: int | None = None, apply_hours: float | None = None,
+    store: PlanRepository, plan_id: int, *, decision: str, approver: str, code: str,
+    comment: str = "", max_workers: int | None = None, apply_hours: float | None = None,
 ) -> str:
-    """Send the decision to the paused run of ``plan_id``; returns its flow run id."""
+    """Send the decision, with the approver's approval code, to the paused run of
+    ``plan_id``; returns its flow run id. The run checks the code before storing anything."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
@@ -38,13 +39,30 @@ def resume_with_decision(
         state = run.state.name if run.state else "unknown"
         raise ApprovalError(f"plan {plan_id}: its flow run {plan.flow_run_id} is {state}, "
                             "not paused for approval")
-    form: dict[str, Any] = {"decision": decision, "approver": approver, "comment": comment}
+    form: dict[str, Any] = {"decision": decision, "approver": approver, "comment": comment,
+                            "approval_code": code}
     if max_workers is not None:
         form["max_workers"] = max_workers
     if apply_hours is not None:
         form["apply_hours"] = apply_hours
     resume_flow_run(UUID(plan.flow_run_id), run_input=form)
     return plan.flow_run_id
+
+
+def await_outcome(store: PlanRepository, plan_id: int, *, refusals_before: int,
+                  timeout_s: float = 60) -> tuple[str, str | None]:
+    """Wait until the run has taken or refused a sent decision: ("decided", None) when the
+    plan left ``proposed``, ("refused", reason) for a new ``decision_refused`` audit, or
+    ("pending", None) when neither happened within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if store.get_plan(plan_id).status != PlanStatus.PROPOSED:
+            return "decided", None
+        refusals = store.audit_events(plan_id=plan_id, action="decision_refused")
+        if len(refusals) > refusals_before:
+            return "refused", str(refusals[-1].details.get("reason"))
+        time.sleep(0.5)
+    return "pending", None
 
 
 def _form_ready(client: Any, flow_run_id: Any, state: Any) -> bool:

@@ -10,12 +10,16 @@ from typing import Any
 import typer
 
 from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES, plan_store
+from capplan_app.secrets import store_prefect_secret
 from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
 from capplan_cli.output import console, plans_table, print_json
 from capplan_cli.runner import check_inputs, public, run_capacity_plan
+from capplan_core.planning.approver_auth import approval_code, new_approver_key
 from capplan_core.policy import Mode, load_policies
 
-DEMO_APPROVER = "demo-user"
+DEMO_APPROVER = "demo-user"  # listed in data/demo/policies.yaml approval.approvers
+DEMO_KEY_BLOCK = f"capplan-approver-{DEMO_APPROVER}"
+DEMO_OPERATOR = "capplan-demo"  # applies the demo policies and requests the cycle
 
 
 def _ui_hint() -> str:
@@ -64,15 +68,22 @@ def register(app: typer.Typer) -> None:
             run_live_demo(as_json=as_json)
             return
         check_inputs(DEMO_METRICS, DEMO_POLICIES, None)
-        manual = [p for p in load_policies(DEMO_POLICIES) if p.mode == Mode.MANUAL]
+        policies = load_policies(DEMO_POLICIES)
+        manual = [p for p in policies if p.mode == Mode.MANUAL]
+        store = plan_store()
+        # the demo is its own operator: it applies the bundled policies (a new version only
+        # when they changed) and gives its approver a fresh key in a Prefect Secret block
+        store.apply_policies(policies, actor=DEMO_OPERATOR, comment="capplan demo")
+        demo_key = new_approver_key()
+        store_prefect_secret(DEMO_KEY_BLOCK, demo_key)
         started = datetime.now(UTC)
         box: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                box["results"] = run_capacity_plan(DEMO_METRICS, DEMO_POLICIES, names=None,
-                                                   as_of=None, approval="policy",
-                                                   approval_poll_s=2)
+                box["results"] = run_capacity_plan(
+                    DEMO_METRICS, None, names=[p.name for p in policies], as_of=None,
+                    approval="policy", approval_poll_s=2, requested_by=DEMO_OPERATOR)
             except BaseException as err:  # noqa: BLE001 - reported below
                 box["error"] = err
 
@@ -80,7 +91,6 @@ def register(app: typer.Typer) -> None:
                       "decide → approve → execute, on data/demo (dry-run scaler, embedded "
                       "store)")
         worker = start_worker(run)
-        store = plan_store()
         for policy in manual:
             plan = wait_for_paused_plan(store, policy.queue, since=started, timeout_s=900,
                                         stop=lambda: not worker.is_alive())
@@ -90,6 +100,7 @@ def register(app: typer.Typer) -> None:
                           f"approval[/] ({plan.current_workers} → {plan.target_workers} workers, "
                           f"confidence {plan.confidence:.2f}); flow run {plan.flow_run_id}")
             resume_with_decision(store, plan.id, decision="approve", approver=DEMO_APPROVER,
+                                 code=approval_code(demo_key, plan.id, "approve"),
                                  comment="approved by `capplan demo`")
             console.print(f"[green]✔ approved as '{DEMO_APPROVER}'[/] through the Prefect API "
                           "(what a person does with the form in the Prefect UI)")

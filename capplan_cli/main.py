@@ -24,7 +24,7 @@ plan_cmd.register(app)
 plans.register(app)
 
 for _optional in ("size", "simulate", "forecast", "collect", "backtest", "whatif", "metrics",
-                  "db", "exporter"):
+                  "db", "exporter", "policies", "approval_keys", "rbac"):
     # each command module registers itself; imported lazily so a broken optional module
     # cannot hide the core commands
     try:

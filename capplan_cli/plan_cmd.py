@@ -12,7 +12,6 @@ from pathlib import Path
 import typer
 from sqlalchemy.exc import DBAPIError
 
-from capplan_app.settings import get_settings
 from capplan_cli.output import console, fail, plans_table, print_json
 from capplan_cli.runner import check_inputs, public, run_capacity_plan
 
@@ -24,7 +23,8 @@ def register(app: typer.Typer) -> None:
             None, "--metrics", help="metrics file (CSV/Parquet) for offline planning; "
             "default: the history stored by collect-metrics / `capplan metrics import`"),
         policy: Path | None = typer.Option(
-            None, "--policy", help="policy YAML file (default: CAPPLAN_POLICY_PATH)"),
+            None, "--policy", help="preview the policies of this YAML file (never stored); "
+            "default: the stored policies (capplan policies apply FILE)"),
         policies: str | None = typer.Option(None, "--policies", help="comma-separated names"),
         as_of: datetime | None = typer.Option(
             None, "--as-of", help="plan as of this UTC time, a replay (default: now; with "
@@ -32,13 +32,19 @@ def register(app: typer.Typer) -> None:
             formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
                      "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
+        save: bool = typer.Option(False, "--save", help="store the plans (the stored "
+                                  "policies only); default: write nothing"),
     ) -> None:
-        """Plan and simulate each policy's queue. Never pauses, approves or scales anything."""
+        """Plan and simulate each policy's queue. Never pauses, approves or scales anything,
+        and writes nothing unless --save."""
         names = [n.strip() for n in policies.split(",") if n.strip()] if policies else None
-        policy = policy or _configured_policy()
+        if save and policy is not None:
+            fail(f"--save: {str(policy)!r} is previewed, never stored; store the policies "
+                 "with `capplan policies apply FILE`, then `capplan plan --save`")
         check_inputs(metrics, policy, names)
         try:
-            results = run_capacity_plan(metrics, policy, names=names, as_of=as_of, approval="none")
+            results = run_capacity_plan(metrics, policy, names=names, as_of=as_of,
+                                        approval="none", save=save)
         except Exception as err:  # a store error was retried by the store tasks first
             db = _store_error(err)
             if db is None:
@@ -51,13 +57,6 @@ def register(app: typer.Typer) -> None:
             console.print(plans_table(results, "capplan plan"))
         if any(r.get("status") == "failed" for r in results):
             raise typer.Exit(1)  # the output above names each failed queue and its error
-
-
-def _configured_policy() -> Path:
-    configured = get_settings().policy_path
-    if not configured:
-        fail("--policy: no policy file given and CAPPLAN_POLICY_PATH is not set")
-    return Path(configured)
 
 
 def _store_error(err: BaseException | None) -> BaseException | None:

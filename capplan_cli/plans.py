@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from capplan_app.bootstrap import plan_store
-from capplan_cli.approvals import ApprovalError, resume_with_decision
+from capplan_cli.approvals import ApprovalError, await_outcome, resume_with_decision
 from capplan_cli.output import console, fail, plans_table, print_json
+from capplan_core.planning.approver_auth import approval_code
 from capplan_core.planning.explain import stored_step_rows
 from capplan_core.planning.markdown import table
 from capplan_core.planning.records import approval_refusal, plan_summary
@@ -66,7 +69,8 @@ REFUSED_EXIT = 3
 
 
 def _record_decision(plan_id: int, decision: str, approver: str, comment: str,
-            max_workers: int | None, apply_hours: float | None) -> None:
+                     max_workers: int | None, apply_hours: float | None, code: str | None,
+                     key_env: str, wait_s: float) -> None:
     if decision == "approve":
         try:
             refusal = approval_refusal(plan_store(), plan_id, max_workers)
@@ -74,36 +78,77 @@ def _record_decision(plan_id: int, decision: str, approver: str, comment: str,
             fail(str(err), code=1)
         if refusal is not None:
             fail(refusal, code=REFUSED_EXIT)
+    code = code or _code_from_key(key_env, plan_id, decision, max_workers, apply_hours)
+    store = plan_store()
     try:
-        run_id = resume_with_decision(plan_store(), plan_id, decision=decision, approver=approver,
-                                      comment=comment, max_workers=max_workers,
+        before = len(store.audit_events(plan_id=plan_id, action="decision_refused"))
+        run_id = resume_with_decision(store, plan_id, decision=decision, approver=approver,
+                                      code=code, comment=comment, max_workers=max_workers,
                                       apply_hours=apply_hours)
     except (ApprovalError, StoreError) as err:
         fail(str(err), code=1)
     console.print(f"plan {plan_id}: sent '{decision}' by {approver} to flow run {run_id}")
+    if wait_s <= 0:
+        return
+    outcome, reason = await_outcome(store, plan_id, refusals_before=before, timeout_s=wait_s)
+    if outcome == "refused":
+        fail(f"plan {plan_id}: the run refused the decision: {reason}", code=REFUSED_EXIT)
+    if outcome == "pending":
+        console.print(f"plan {plan_id}: the run has not taken the decision within "
+                      f"{wait_s:.0f} s; see `capplan plans show {plan_id}`")
+    else:
+        console.print(f"plan {plan_id}: {store.get_plan(plan_id).status}")
+
+
+def _code_from_key(key_env: str, plan_id: int, decision: str, max_workers: int | None,
+                   apply_hours: float | None) -> str:
+    """The approval code made with the key in ``$key_env`` (the key never leaves here)."""
+    key = os.environ.get(key_env)
+    if not key:
+        fail(f"--code: no approval code given and ${key_env} (--key-env) holds no approver "
+             "key")
+    return approval_code(key, plan_id, decision, max_workers=max_workers,
+                         apply_hours=apply_hours)
+
+
+KEY_ENV_HELP = "environment variable holding your approver key (the code is made from it)"
 
 
 @plans_app.command("approve")
 def approve(
     plan_id: int = typer.Argument(...),
-    approver: str = typer.Option(..., "--by", help="your name (audited)"),
+    approver: str = typer.Option(..., "--by", help="your approver name (in the policy's "
+                                 "approval.approvers; audited)"),
     comment: str = typer.Option("", "--comment"),
     max_workers: int | None = typer.Option(
         None, "--max-workers", help="cap: at least the plan's current count, never 0"),
     apply_hours: float | None = typer.Option(None, "--apply-hours", min=0.01),
+    code: str | None = typer.Option(None, "--code", help="approval code (capplan approvals "
+                                    "code); default: made from --key-env"),
+    key_env: str = typer.Option("CAPPLAN_APPROVER_KEY", "--key-env", help=KEY_ENV_HELP),
+    wait_s: float = typer.Option(60, "--wait", min=0, help="seconds to wait for the run to "
+                                 "take or refuse the decision (0: do not wait)"),
 ) -> None:
-    """Approve a plan paused for approval (resumes its flow run with the form's input)."""
-    _record_decision(plan_id, "approve", approver, comment, max_workers, apply_hours)
+    """Approve a plan paused for approval (resumes its flow run with the form's input).
+
+    Exit 3 when the decision is refused (stale plan, cap, not an approver, wrong code)."""
+    _record_decision(plan_id, "approve", approver, comment, max_workers, apply_hours, code,
+                     key_env, wait_s)
 
 
 @plans_app.command("reject")
 def reject(
     plan_id: int = typer.Argument(...),
-    approver: str = typer.Option(..., "--by", help="your name (audited)"),
+    approver: str = typer.Option(..., "--by", help="your approver name (in the policy's "
+                                 "approval.approvers; audited)"),
     comment: str = typer.Option("", "--comment"),
+    code: str | None = typer.Option(None, "--code", help="approval code (capplan approvals "
+                                    "code); default: made from --key-env"),
+    key_env: str = typer.Option("CAPPLAN_APPROVER_KEY", "--key-env", help=KEY_ENV_HELP),
+    wait_s: float = typer.Option(60, "--wait", min=0),
 ) -> None:
     """Reject a plan paused for approval: nothing is applied."""
-    _record_decision(plan_id, "reject", approver, comment, None, None)
+    _record_decision(plan_id, "reject", approver, comment, None, None, code, key_env, wait_s)
 
 
 @plans_app.command("apply-due")

@@ -18,12 +18,21 @@ PUBLIC_KEYS = ("id", "queue", "policy", "mode", "status", "current_workers", "ta
                "decision", "note", "error", "expires_at", "as_of")
 
 
-def check_inputs(metrics: Path | None, policy: Path, names: list[str] | None) -> None:
-    """Validate the policy and metrics files (exit 2 with the field named) before any run."""
-    try:
-        policies = load_policies(policy)
-    except PolicyError as err:
-        fail(str(err))
+def check_inputs(metrics: Path | None, policy: Path | None, names: list[str] | None) -> None:
+    """Validate the policy file (or the stored policies) and the metrics file (exit 2 with the
+    field named) before any run."""
+    if policy is not None:
+        try:
+            policies = load_policies(policy)
+        except PolicyError as err:
+            fail(str(err))
+    else:
+        from capplan_app.bootstrap import plan_store
+
+        policies = [v.policy for v in plan_store().list_policies()]
+        if not policies:
+            fail("--policy: no policy file given and no policy is stored; store them with "
+                 "`capplan policies apply FILE` (or preview a file with --policy FILE)")
     try:
         select_policies(policies, names=names)
     except PolicySelectionError as err:
@@ -42,11 +51,20 @@ def public(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_capacity_plan(
-    metrics: Path | None, policy: Path, *, names: list[str] | None, as_of: datetime | None,
-    approval: Literal["policy", "none"], approval_poll_s: int = 10,
+    metrics: Path | None, policy: Path | None, *, names: list[str] | None,
+    as_of: datetime | None, approval: Literal["policy", "none"], approval_poll_s: int = 10,
+    save: bool = True, requested_by: str = "cli",
 ) -> list[dict[str, Any]]:
+    """Run capacity-plan in this process: the stored policies, or (``policy``) a preview of a
+    file's policies that stores nothing."""
     from flows.capacity_plan import capacity_plan
 
+    if policy is not None:
+        return asyncio.run(capacity_plan(
+            metrics_path=str(metrics) if metrics else None, policy_path=str(policy),
+            policies=names, as_of=as_of, approval="none", save=False,
+            requested_by=requested_by))
     return asyncio.run(capacity_plan(
-        metrics_path=str(metrics) if metrics else None, policy_path=str(policy),
-        policies=names, as_of=as_of, approval=approval, approval_poll_s=approval_poll_s))
+        metrics_path=str(metrics) if metrics else None, policies=names, as_of=as_of,
+        approval=approval, approval_poll_s=approval_poll_s, save=save,
+        requested_by=requested_by))

@@ -123,14 +123,61 @@ class TargetSpec(_Strict):
         return (self.kind, "" if self.kind == "supervisor" else self.namespace, self.name)
 
 
+#: a reference to a secret resolved at run time: a Prefect Secret block or an environment
+#: variable of the process that runs the flow (docs/security.md); never the secret itself
+SECRET_REF = r"^(env:[A-Za-z_][A-Za-z0-9_]{0,199}|prefect-secret:[a-z0-9][a-z0-9-]{0,199})$"
+SecretRef = Annotated[str, Field(pattern=SECRET_REF, description=(
+    "prefect-secret:<Secret block name> or env:<VARIABLE>, resolved at run time"))]
+#: approver names: what a Prefect Secret block name allows (capplan-approver-<name>)
+APPROVER_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+#: actors capplan itself records (auto-approval, expiry): never a person's name
+RESERVED_ACTORS = frozenset({"capplan", "capplan-auto", "capplan-demo-auto", "migration"})
+
+
+def _no_credentials(url: str | None, field: str) -> str | None:
+    """Refuse a URL that carries a password: credentials are given as ``<field>_ref``."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        has_password = parts.password is not None
+    except ValueError as err:
+        raise ValueError(f"not a URL: {err}") from None
+    if has_password:
+        raise ValueError(f"carries a password; give a URL with credentials as {field}_ref "
+                         "(prefect-secret:<block> or env:<VARIABLE>), never inline")
+    return url
+
+
 class SourceSpec(_Strict):
-    """Where the queue's metrics come from (``file`` means the metrics file given to the run)."""
+    """Where the queue's metrics come from (``file`` means the metrics file given to the run).
+
+    A URL with credentials is never written here: ``redis_url_ref``/``prometheus_url_ref``
+    name where it is kept (a Prefect Secret block or an environment variable), and it is read
+    only when the source connects.
+    """
 
     kind: Literal["file", "rq", "stream", "list", "prometheus", "celery"] = "file"
-    redis_url: str | None = None
-    prometheus_url: str | None = None
+    redis_url: str | None = Field(None, max_length=2000)
+    redis_url_ref: SecretRef | None = None
+    prometheus_url: str | None = Field(None, max_length=2000)
+    prometheus_url_ref: SecretRef | None = None
     stream_group: str | None = None
     promql: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("redis_url", "prometheus_url")
+    @classmethod
+    def _plain_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        return _no_credentials(url, str(info.field_name))
+
+    @model_validator(mode="after")
+    def _url_or_ref(self) -> SourceSpec:
+        for name in ("redis_url", "prometheus_url"):
+            if getattr(self, name) and getattr(self, f"{name}_ref"):
+                raise ValueError(f"give {name} or {name}_ref, not both")
+        return self
 
 
 class SloSpec(_Strict):
@@ -241,8 +288,32 @@ class SimulationSpec(_Strict):
 
 
 class ApprovalSpec(_Strict):
+    """Who may decide this policy's manual plans, and how long a plan waits (security.md)."""
+
     timeout_seconds: float = _seconds(3600, gt=0, le=30 * DAY_S)
     suspend: bool = Field(False, strict=True)
+    approvers: list[Annotated[str, Field(pattern=APPROVER_NAME)]] = Field(
+        default_factory=list, max_length=200, description="who may approve or reject (each "
+        "proves it with an approval code made with their own key); empty: nobody, a manual "
+        "plan can only expire")
+    require_distinct_requester: bool = Field(
+        False, strict=True, description="an approver may not be who requested the cycle or "
+        "applied the policy version the plan runs under")
+    approver_keys: dict[Annotated[str, Field(pattern=APPROVER_NAME)], SecretRef] = Field(
+        default_factory=dict, description="where an approver's key is kept, by name; default "
+        "prefect-secret:capplan-approver-<name>")
+
+    @model_validator(mode="after")
+    def _keys_of_listed_approvers(self) -> ApprovalSpec:
+        unlisted = sorted(set(self.approver_keys) - set(self.approvers))
+        if unlisted:
+            raise ValueError(f"approver_keys names {unlisted}, not in approvers")
+        if len(set(self.approvers)) != len(self.approvers):
+            raise ValueError("approvers lists a name twice")
+        reserved = sorted(set(self.approvers) & RESERVED_ACTORS)
+        if reserved:
+            raise ValueError(f"approvers may not name {reserved}: capplan's own actors")
+        return self
 
 
 class ScalingPolicy(_Strict):

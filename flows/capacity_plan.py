@@ -1,7 +1,9 @@
 """capacity-plan: collect → clean → forecast → plan → simulate → decide → approve → execute.
 
-Scheduled, it plans from the store (``queue_metrics``, written by collect-metrics) at the wall
-clock; a metrics file (``metrics_path``) is for offline planning and replays.
+Scheduled, it plans the stored policies (each at its current version, ``capplan policies
+apply``) from the store (``queue_metrics``, written by collect-metrics) at the wall clock; a
+metrics file (``metrics_path``) is for offline planning and replays. A run never carries its
+own policy: a policy file (``policy_path``) is only ever a preview that writes nothing.
 
 The parent run fans out one child run (``plan-queue``) per policy, concurrently, so a pause
 waiting for one queue's approval never holds up another queue's plan.
@@ -17,12 +19,16 @@ from prefect.runtime import flow_run
 from pydantic import Field
 from sqlalchemy.exc import DBAPIError
 
-from capplan_app.bootstrap import policy_path as resolve_policy_path
 from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
 from capplan_core.policy_select import select_policies
 from capplan_core.utc import utc_datetime
 from flows.plan_queue import plan_queue
-from tasks.stages import expire_undecided_plans, file_data_end, load_policies_task
+from tasks.stages import (
+    expire_undecided_plans,
+    file_data_end,
+    load_policies_task,
+    read_policies,
+)
 
 
 class StoreUnavailable(RuntimeError):
@@ -47,23 +53,26 @@ def plan_time(metrics_path: str | None, as_of: datetime | None) -> datetime:
 def _run_name() -> str:
     params = flow_run.parameters
     names = params.get("policies")
-    if not names:
+    if not names and params.get("policy_path"):
         try:
-            names = [p.name for p in load_policies(resolve_policy_path(params.get("policy_path")))]
+            names = [p.name for p in load_policies(params["policy_path"])]
         except (PolicyError, ValueError):
             names = ["invalid-policy-file"]
-    return "plan " + ",".join(names)
+    return "plan " + (",".join(names) if names else "all enabled policies")
+
+
+class PreviewOnly(ValueError):
+    """A policy file given to a run is a preview: nothing stored, approved or executed."""
 
 
 @flow(name="capacity-plan", flow_run_name=_run_name, log_prints=True)
 async def capacity_plan(
+    policies: Annotated[list[str] | None, Field(
+        description="policy names (stored: capplan policies apply FILE); empty: every "
+                    "enabled stored policy")] = None,
     metrics_path: Annotated[str | None, Field(
         description="metrics file (CSV/Parquet) for offline planning; empty: plan from the "
                     "stored history (queue_metrics) at the wall clock")] = None,
-    policy_path: Annotated[str | None, Field(
-        description="policy YAML file; empty: CAPPLAN_POLICY_PATH or the Prefect Variable "
-                    "'capplan-policy-path'")] = None,
-    policies: Annotated[list[str] | None, Field(description="subset of policy names")] = None,
     as_of: Annotated[datetime | None, Field(
         description="plan as of (a replay); default: now, or the metrics file's end")] = None,
     approval: Annotated[ApprovalMode, Field(
@@ -72,21 +81,44 @@ async def capacity_plan(
     child_runs: Annotated[ChildRuns, Field(
         description="'inline': child runs in this process; 'deployment': each child is a "
                     "run of the plan-queue deployment (needed for approval.suspend)")] = "inline",
+    save: Annotated[bool, Field(
+        description="store the plans; false: a preview that writes nothing")] = True,
+    requested_by: Annotated[str, Field(
+        min_length=1, max_length=200, description="who asked for this cycle (audited; an "
+        "approver must differ when the policy requires a distinct requester)")] = "schedule",
+    policy_path: Annotated[str | None, Field(
+        description="preview the policies of this YAML file instead of the stored ones; "
+                    "needs save=false and approval='none'")] = None,
 ) -> list[dict[str, Any]]:
     logger = get_run_logger()
-    all_policies = load_policies_task(resolve_policy_path(policy_path))
-    selected = select_policies(all_policies, names=policies)
+    if policy_path and (save or approval != "none"):
+        raise PreviewOnly(f"policy_path: {policy_path!r} is a preview: it needs save=false "
+                          f"and approval='none' (got save={save}, approval={approval!r}); "
+                          "store it with `capplan policies apply FILE` to plan it for real")
+    if policy_path:
+        previewed = load_policies_task(policy_path)
+        selected = select_policies(previewed, names=policies)
+        versions: dict[str, int | None] = {p.name: None for p in selected}
+    else:
+        stored = read_policies()
+        selected = select_policies([v.policy for v in stored], names=policies)
+        versions = {v.name: v.version for v in stored}
     now = plan_time(metrics_path, as_of)
-    expired = expire_undecided_plans()
-    if expired:
-        logger.warning("expired undecided plans %s", expired)
+    if save:
+        expired = expire_undecided_plans()
+        if expired:
+            logger.warning("expired undecided plans %s", expired)
     logger.info("planning %d queue(s) as of %s", len(selected), now.isoformat())
     if child_runs == "deployment":
-        return [await _start_child(p, metrics_path, now, approval, approval_poll_s)
-                for p in selected]
+        if not save or policy_path:
+            raise PreviewOnly("child_runs='deployment' plans stored policies and saves them")
+        return [await _start_child(p, versions[p.name], metrics_path, now, approval,
+                                   approval_poll_s, requested_by) for p in selected]
     outcomes = await asyncio.gather(
-        *(plan_queue(policy=p, metrics_path=metrics_path, as_of=now, approval=approval,
-                     approval_poll_s=approval_poll_s) for p in selected),
+        *(plan_queue(policy=p.name, policy_version=versions[p.name], metrics_path=metrics_path,
+                     as_of=now, approval=approval, approval_poll_s=approval_poll_s, save=save,
+                     requested_by=requested_by,
+                     preview_policy=p if policy_path else None) for p in selected),
         return_exceptions=True,
     )
     down = [out for out in outcomes if isinstance(out, DBAPIError)]
@@ -103,15 +135,16 @@ async def capacity_plan(
     return results
 
 
-async def _start_child(policy: ScalingPolicy, metrics_path: str | None, as_of: datetime,
-                       approval: str, approval_poll_s: int) -> dict[str, Any]:
+async def _start_child(policy: ScalingPolicy, version: int | None, metrics_path: str | None,
+                       as_of: datetime, approval: str, approval_poll_s: int,
+                       requested_by: str) -> dict[str, Any]:
     """Start the policy's child as a run of the plan-queue deployment (not waited for)."""
     from prefect.deployments import arun_deployment
 
     run = await arun_deployment(
         PLAN_QUEUE_DEPLOYMENT, timeout=0, flow_run_name=f"plan-{policy.name}",
-        parameters={"policy": policy.model_dump(mode="json"), "metrics_path": metrics_path,
+        parameters={"policy": policy.name, "policy_version": version, "metrics_path": metrics_path,
                     "as_of": as_of.isoformat(), "approval": approval,
-                    "approval_poll_s": approval_poll_s})
-    return {"queue": policy.queue, "policy": policy.name, "mode": policy.mode.value,
-            "status": "started", "flow_run_id": str(run.id)}
+                    "approval_poll_s": approval_poll_s, "requested_by": requested_by})
+    return {"queue": policy.queue, "policy": policy.name, "policy_version": version,
+            "mode": policy.mode.value, "status": "started", "flow_run_id": str(run.id)}

@@ -6,88 +6,150 @@ approve → execute. Each stage is a task in ``tasks/``; its logic is the core f
 """
 
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from pydantic import Field
 
 from capplan_core.metrics.history import no_metrics_reason
 from capplan_core.planning.decide import Decision, first_attempt
 from capplan_core.policy import Mode, ScalingPolicy
-from tasks.approve import approve, record_approval, wait_for_approver
+from capplan_core.quality import Assessment
+from tasks.approve import approve, decide_by_person
 from tasks.artifacts import publish_forecast, publish_plan, publish_quality
 from tasks.execute import execute_plan
 from tasks.planning import decide, plan, read_pool_state, simulate
-from tasks.stages import clean, collect, forecast, store_plan, store_skipped
+from tasks.stages import (
+    clean,
+    collect,
+    forecast,
+    preview_plan,
+    read_policy,
+    store_plan,
+    store_skipped,
+)
 from tasks.summary import find_own_plan, read_plan
 
 
-@flow(name="plan-queue", flow_run_name="plan-{policy.name}", log_prints=True)
+class PreviewOnly(ValueError):
+    """A run that carries its own policy may only preview: it stores, approves and executes
+    nothing (a run must never bring its own safety envelope)."""
+
+
+@flow(name="plan-queue", flow_run_name="plan-{policy}", log_prints=True)
 async def plan_queue(
-    policy: ScalingPolicy,
+    policy: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$",
+                                 description="policy name, read from the plan store")],
     metrics_path: str | None,
     as_of: datetime,
     approval: Literal["policy", "none"] = "policy",
-    approval_poll_s: int = 10,
+    approval_poll_s: Annotated[int, Field(ge=1, le=300)] = 10,
+    policy_version: Annotated[int | None, Field(
+        ge=1, description="the stored version to plan under; default: the current one")] = None,
+    save: Annotated[bool, Field(description="store the plan; false: a preview that writes "
+                                            "nothing")] = True,
+    requested_by: Annotated[str, Field(max_length=200)] = "schedule",
+    preview_policy: Annotated[ScalingPolicy | None, Field(
+        description="preview this policy instead of the stored one (needs save=false and "
+                    "approval='none')")] = None,
 ) -> dict[str, Any]:
     logger = get_run_logger()
-    resumed = find_own_plan(str(flow_run.id)) if approval == "policy" else None
+    if preview_policy is not None:
+        if save or approval != "none":
+            raise PreviewOnly("preview_policy: a run with its own policy is a preview; it "
+                              f"needs save=false and approval='none' (got save={save}, "
+                              f"approval={approval!r})")
+        spec, version = preview_policy, None
+    else:
+        stored = read_policy(policy, policy_version)
+        spec, version = stored.policy, stored.version
+    ctx = QueueRun(spec, version, save, requested_by)
+    resumed = find_own_plan(str(flow_run.id)) if approval == "policy" and save else None
     if resumed is not None:
         # a suspended run restarted after its approval: continue at the approval
         logger.info("resuming plan %s at its approval", resumed["id"])
-        return await approve_and_execute(policy, resumed["id"], None, resumed, approval_poll_s)
-    rows: pd.DataFrame = cast(pd.DataFrame, collect(metrics_path, policy, now=as_of))
+        return await approve_and_execute(ctx, resumed["id"], None, resumed, approval_poll_s)
+    rows: pd.DataFrame = cast(pd.DataFrame, collect(metrics_path, spec, now=as_of))
     if rows.empty and not metrics_path:  # planning from the store, nothing collected
-        reason = no_metrics_reason(policy, as_of)
-        logger.warning("queue %s not planned: %s", policy.queue, reason)
-        return read_plan(store_skipped(policy, reason, as_of, None))
-    assessment = clean(rows, policy, now=as_of)
+        reason = no_metrics_reason(spec, as_of)
+        logger.warning("queue %s not planned: %s", spec.queue, reason)
+        return ctx.skipped(reason, as_of, None)
+    assessment = clean(rows, spec, now=as_of)
     publish_quality(assessment)
     if not assessment.plannable:
-        reason = assessment.quality.reason or f"no usable metrics for queue {policy.queue!r}"
-        logger.warning("queue %s not planned: %s", policy.queue, reason)
-        return read_plan(store_skipped(policy, reason, as_of, assessment.quality.as_dict()))
+        reason = assessment.quality.reason or f"no usable metrics for queue {spec.queue!r}"
+        logger.warning("queue %s not planned: %s", spec.queue, reason)
+        return ctx.skipped(reason, as_of, assessment)
 
-    fc = forecast(assessment, policy)
+    fc = forecast(assessment, spec)
     if isinstance(fc, str):
-        logger.warning("queue %s not planned: %s", policy.queue, fc)
-        return read_plan(store_skipped(policy, fc, as_of, assessment.quality.as_dict()))
+        logger.warning("queue %s not planned: %s", spec.queue, fc)
+        return ctx.skipped(fc, as_of, assessment)
     publish_forecast(assessment, fc)
 
     # planning live (from the store) starts from the scaler's count, not the measured one
-    state = read_pool_state(assessment, policy, live=not metrics_path)
+    state = read_pool_state(assessment, spec, live=not metrics_path)
     attempt = first_attempt(fc)
-    for _ in range(policy.scaling.max_replans + 1):
-        proposal = plan(policy, fc, state, attempt, as_of, assessment)
-        simulation = simulate(policy, fc, state, proposal, attempt)
-        judgement = decide(policy, attempt, proposal, simulation)
+    for _ in range(spec.scaling.max_replans + 1):
+        proposal = plan(spec, fc, state, attempt, as_of, assessment)
+        simulation = simulate(spec, fc, state, proposal, attempt)
+        judgement = decide(spec, attempt, proposal, simulation)
         if judgement.next_attempt is None:
             break
         attempt = judgement.next_attempt
     decision = judgement.decision
 
-    plan_id = store_plan(policy, decision, state, fc, assessment, as_of)
+    if not save:
+        summary = preview_plan(spec, decision, state, fc, assessment, as_of)
+        publish_plan(summary, summary.get("details", {}), summary.get("explanation", []))
+        return summary
+    plan_id = store_plan(spec, decision, state, fc, assessment, as_of, policy_version=version)
     summary = read_plan(plan_id)
     publish_plan(summary, summary.get("details", {}), summary.get("explanation", []))
-    if approval == "none" or policy.mode == Mode.ADVISORY:
-        logger.info("plan %s for %s is advisory here: nothing is executed", plan_id, policy.queue)
+    if summary["status"] != "proposed":  # superseded: the policy changed while it planned
+        logger.warning("plan %s is %s: nothing is executed", plan_id, summary["status"])
+        return summary
+    if approval == "none" or spec.mode == Mode.ADVISORY:
+        logger.info("plan %s for %s is advisory here: nothing is executed", plan_id, spec.queue)
         return read_plan(plan_id, note="advisory: never executed" if approval != "none"
                          else "plan only (approval='none')")
-    return await approve_and_execute(policy, plan_id, decision, summary, approval_poll_s)
+    return await approve_and_execute(ctx, plan_id, decision, summary, approval_poll_s)
+
+
+@dataclass(frozen=True)
+class QueueRun:
+    """What one queue's run plans under: the policy, its stored version, and whether it
+    stores anything."""
+
+    policy: ScalingPolicy
+    version: int | None
+    save: bool
+    requested_by: str
+
+    def skipped(self, reason: str, as_of: datetime,
+                assessment: Assessment | None) -> dict[str, Any]:
+        if not self.save:
+            return preview_plan(self.policy, None, None, None, assessment, as_of,
+                                skipped_reason=reason)
+        quality = None if assessment is None else assessment.quality.as_dict()
+        return read_plan(store_skipped(self.policy, reason, as_of, quality,
+                                       policy_version=self.version))
 
 
 async def approve_and_execute(
-    policy: ScalingPolicy, plan_id: int, decision: Decision | None, summary: dict[str, Any],
+    ctx: QueueRun, plan_id: int, decision: Decision | None, summary: dict[str, Any],
     approval_poll_s: int,
 ) -> dict[str, Any]:
     """Approve by policy or wait for a person; execute what was approved."""
+    policy = ctx.policy
     approved = approve(policy, plan_id, decision, summary, str(flow_run.id))
     if approved is None:
-        answer = await wait_for_approver(policy, plan_id, summary,
-                                         poll_interval_s=approval_poll_s)
-        approved = record_approval(policy, plan_id, answer, summary)
+        approved = await decide_by_person(policy, plan_id, summary, ctx.requested_by,
+                                          poll_interval_s=approval_poll_s)
     if approved.approved:
         execute_plan(policy.name, plan_id, apply_hours=approved.apply_hours)
     return read_plan(plan_id)

@@ -1,9 +1,10 @@
 """Approve stage: by policy (auto), or a person's decision on the approval form.
 
-:func:`approve` (task) applies the policy; when a person must decide, the flow waits with
-:func:`wait_for_approver` (a pause, or with ``approval.suspend`` on a deployed run a suspension
-that releases its infrastructure; Prefect suspends flows, not tasks, so this runs in the flow)
-and :func:`record_approval` (task) stores what came back.
+:func:`approve` (task) applies the policy; when a person must decide, the flow waits in
+:func:`decide_by_person`: :func:`wait_for_approver` (a pause, or with ``approval.suspend`` on a
+deployed run a suspension that releases its infrastructure; Prefect suspends flows, not tasks,
+so this runs in the flow), :func:`authenticate_decision` (task: a listed approver's own code,
+else refused and the run waits again) and :func:`record_approval` (task) stores the decision.
 """
 
 from __future__ import annotations
@@ -20,23 +21,41 @@ from prefect.runtime import deployment as current_deployment
 from pydantic import Field, create_model
 
 from capplan_app.bootstrap import plan_store
+from capplan_app.secrets import SecretUnavailable, resolve_secret
 from capplan_core.planning.approval_rules import auto_approval
+from capplan_core.planning.approver_auth import (
+    CODE_CHARS,
+    CODE_PATTERN,
+    DecisionClaim,
+    authorization_problem,
+    code_problem,
+    key_ref,
+)
 from capplan_core.planning.decide import Decision
 from capplan_core.planning.markdown import plan_markdown
 from capplan_core.planning.stored_plan import PlanStatus
-from capplan_core.policy import Mode, ScalingPolicy
+from capplan_core.policy import APPROVER_NAME, Mode, ScalingPolicy
 from capplan_core.store.errors import CapRefused, DecisionConflict
 from tasks.common import capplan_io_task
 from tasks.events import emit_plan_event
 
 
 class ApprovalInput(RunInput):
-    """Approve or reject a capacity plan; the optional limits only ever narrow it."""
+    """Approve or reject a capacity plan; the optional limits only ever narrow it.
+
+    No field has a default decision: a person must choose. ``approval_code`` proves the
+    approver made exactly this decision (``capplan approvals code``; docs/security.md).
+    """
 
     decision: Literal["approve", "reject"] = Field(
-        description="approve applies the plan; reject applies nothing"
+        description="approve applies the plan; reject applies nothing (no default: choose)"
     )
-    approver: str = Field(min_length=1, max_length=200, description="who decides (audited)")
+    approver: str = Field(min_length=1, max_length=63, pattern=APPROVER_NAME,
+                          description="who decides: a name in the policy's approval.approvers")
+    approval_code: str = Field(
+        min_length=CODE_CHARS, max_length=CODE_CHARS, pattern=CODE_PATTERN,
+        description="from `capplan approvals code PLAN --decision ... --by NAME` with your key "
+                    "(binds this decision and these limits on this plan)")
     comment: str = Field("", max_length=2000)
     max_workers: int | None = Field(
         None, ge=1, description="optional: cap the plan's worker count lower than planned "
@@ -89,6 +108,13 @@ def approve(
     return None
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A submission that was not accepted as a decision: the run keeps waiting."""
+
+    reason: str
+
+
 def approval_form(current_workers: int | None) -> type[ApprovalInput]:
     """The approval form of one plan: ``max_workers`` may not go below its current count.
 
@@ -106,21 +132,98 @@ def approval_form(current_workers: int | None) -> type[ApprovalInput]:
 
 async def wait_for_approver(
     policy: ScalingPolicy, plan_id: int, summary: dict[str, Any], *, poll_interval_s: int = 10,
+    timeout_s: float | None = None, attempt: int = 0, refused: str | None = None,
 ) -> ApprovalInput | None:
-    """Pause (or suspend) the run until a person submits the form; None if none did in time."""
+    """Pause (or suspend) the run until a person submits the form; None if none did in time.
+
+    ``attempt`` > 0 after a refused submission: a new pause (its own input key) whose
+    description starts with why the last one was refused.
+    """
+    description = plan_markdown(summary, summary.get("details"))
+    if refused:
+        description = (f"**Previous submission refused:** {refused}\n\nStill waiting for an "
+                       f"authorized decision.\n\n{description}")
     form = approval_form(summary.get("current_workers")).with_initial_data(
-        description=plan_markdown(summary, summary.get("details")), decision="approve"
-    )
-    key = f"approve-plan-{plan_id}"
-    timeout_s = int(policy.approval.timeout_seconds)
+        description=description)
+    key = f"approve-plan-{plan_id}" + (f"-{attempt}" if attempt else "")
+    timeout = max(1, int(policy.approval.timeout_seconds if timeout_s is None else timeout_s))
     try:
         if policy.approval.suspend and current_deployment.id:
-            return await asuspend_flow_run(wait_for_input=form, timeout=timeout_s, key=key)
+            return await asuspend_flow_run(wait_for_input=form, timeout=timeout, key=key)
         return await apause_flow_run(
-            wait_for_input=form, timeout=timeout_s, poll_interval=poll_interval_s, key=key
+            wait_for_input=form, timeout=timeout, poll_interval=poll_interval_s, key=key
         )
     except FlowPauseTimeout:
         return None
+
+
+async def decide_by_person(
+    policy: ScalingPolicy, plan_id: int, summary: dict[str, Any], requested_by: str, *,
+    poll_interval_s: int = 10,
+) -> Approval:
+    """Wait for an authorized decision until the plan's approval deadline.
+
+    Each submission is authenticated (:func:`authenticate_decision`) before it is stored; a
+    refused one is audited with its reason and the run pauses again, showing the reason.
+    """
+    deadline = _approval_deadline(policy, summary)
+    attempt, refused = 0, None
+    while True:
+        left_s = (deadline - datetime.now(UTC)).total_seconds()
+        answer = None if left_s <= 0 else await wait_for_approver(
+            policy, plan_id, summary, poll_interval_s=poll_interval_s, timeout_s=left_s,
+            attempt=attempt, refused=refused)
+        if answer is None:
+            return record_approval(policy, plan_id, None, summary)
+        verdict = authenticate_decision(policy, plan_id, answer, requested_by)
+        if verdict is None:
+            return record_approval(policy, plan_id, answer, summary)
+        attempt, refused = attempt + 1, verdict.reason
+
+
+def _approval_deadline(policy: ScalingPolicy, summary: dict[str, Any]) -> datetime:
+    stored = (summary.get("details") or {}).get("approval_deadline")
+    if stored:
+        return datetime.fromisoformat(stored)
+    return datetime.now(UTC) + timedelta(seconds=policy.approval.timeout_seconds)
+
+
+@capplan_io_task(name="authenticate-decision",
+                 task_run_name="authenticate-decision-{policy.name}", retries=0)
+def authenticate_decision(policy: ScalingPolicy, plan_id: int, answer: ApprovalInput,
+                          requested_by: str) -> Refusal | None:
+    """None when the submission is an authorized approver's own decision; else the refusal
+    (audited as ``decision_refused``). Checked before anything is stored.
+
+    The approver must be listed in the plan's policy version (``approval.approvers``), not be
+    a requester when ``approval.require_distinct_requester`` (who asked for the cycle, who
+    applied that policy version), and the approval code must be the HMAC of this decision
+    under their own key (resolved from its secret reference, never logged).
+    """
+    logger = get_run_logger()
+    store = plan_store()
+    plan = store.get_plan(plan_id)
+    version = plan.details.get("policy_version")
+    applied_by = store.policy_version(policy.name, int(version)).applied_by if version else ""
+    reason = authorization_problem(policy, answer.approver, [requested_by, applied_by])
+    if reason is None:
+        try:
+            key = resolve_secret(key_ref(policy, answer.approver))
+        except SecretUnavailable as err:
+            reason = f"approver {answer.approver!r} has no key: {err}"
+        else:
+            reason = code_problem(DecisionClaim(
+                plan_id=plan_id, decision=answer.decision, approver=answer.approver,
+                code=answer.approval_code, max_workers=answer.max_workers,
+                apply_hours=answer.apply_hours), key.get_secret_value())
+    if reason is None:
+        return None
+    store.audit("decision_refused", actor=answer.approver, plan_id=plan_id, queue=policy.queue,
+                details={"decision": answer.decision, "reason": reason,
+                         "authenticated": False})
+    logger.warning("plan %s: %s by %r refused: %s", plan_id, answer.decision, answer.approver,
+                   reason)
+    return Refusal(reason)
 
 
 @capplan_io_task(name="record-approval", task_run_name="record-approval-{policy.name}",
@@ -144,7 +247,8 @@ def record_approval(policy: ScalingPolicy, plan_id: int, answer: ApprovalInput |
     try:
         store.transition(plan_id, status, actor=answer.approver, comment=answer.comment,
                          details={"max_workers": answer.max_workers,
-                                  "apply_hours": answer.apply_hours})
+                                  "apply_hours": answer.apply_hours,
+                                  "authenticated": "approval-code"})
     except (DecisionConflict, CapRefused) as err:
         # a stale plan (a newer one exists), a refused cap, or already decided: nothing runs
         store.audit("decision_refused", actor=answer.approver, plan_id=plan_id,

@@ -62,7 +62,7 @@ def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan",
     fault fails the plan and emits ``capplan.plan.failed``."""
     store = plan_store()
     plan = store.get_plan(plan_id)
-    policy = store.get_policy(plan.details["policy"])
+    policy = store.policy_for_plan(plan)
     limits = store.approval_limits(plan_id)
     dry = is_dry_run()
     scaler = bootstrap.scaler(dry_run_replicas=planned_live_replicas(plan.steps, step_id,

@@ -16,6 +16,7 @@ from capplan_core.forecast import ForecastResult, NoHistoryError, forecast_queue
 from capplan_core.metrics.file_source import data_end, read_queue_rows
 from capplan_core.metrics.history import read_history
 from capplan_core.planning.decide import Decision
+from capplan_core.planning.policy_versions import PolicyVersion
 from capplan_core.planning.pool_state import QueueState
 from capplan_core.planning.records import plan_draft, skipped_draft
 from capplan_core.policy import ScalingPolicy, load_policies
@@ -57,28 +58,70 @@ def forecast(assessment: Assessment, policy: ScalingPolicy) -> ForecastResult | 
         return f"no usable history, holding current capacity: {err}"
 
 
+@capplan_io_task(name="read-policy", task_run_name="read-policy-{name}")
+def read_policy(name: str, version: int | None = None) -> PolicyVersion:
+    """A stored policy at ``version`` (default: its current version)."""
+    store = plan_store()
+    return store.current_policy(name) if version is None else store.policy_version(name,
+                                                                                  version)
+
+
+@capplan_io_task(name="read-policies")
+def read_policies() -> list[PolicyVersion]:
+    """Every stored policy at its current version."""
+    return plan_store().list_policies()
+
+
 @capplan_io_task(name="store-plan", task_run_name="store-plan-{policy.name}")
 def store_plan(
     policy: ScalingPolicy, decision: Decision, state: QueueState, forecast: ForecastResult,
-    assessment: Assessment, as_of: datetime,
+    assessment: Assessment, as_of: datetime, policy_version: int | None = None,
 ) -> int:
     """Store the decided plan with its forecast and data-quality report in one transaction,
-    keyed by this flow run and queue: a retry returns the plan id stored first."""
-    store = plan_store()
-    store.upsert_policies([policy])
-    return store.create_plan(plan_draft(
+    keyed by this flow run and queue: a retry returns the plan id stored first. The plan
+    records ``policy_version``, the version it was made under."""
+    return plan_store().create_plan(plan_draft(
         policy, decision, forecast, state, as_of=as_of, quality=assessment.quality.as_dict(),
-        quality_passed=assessment.quality.passed, flow_run_id=_flow_run_id()))
+        quality_passed=assessment.quality.passed, flow_run_id=_flow_run_id(),
+        policy_version=policy_version))
 
 
 @capplan_io_task(name="store-skipped", task_run_name="store-skipped-{policy.name}")
 def store_skipped(policy: ScalingPolicy, reason: str, as_of: datetime,
-                  quality: dict[str, Any] | None) -> int:
+                  quality: dict[str, Any] | None, policy_version: int | None = None) -> int:
     """Store a skipped plan (and its failed quality report) once per flow run and queue."""
-    store = plan_store()
-    store.upsert_policies([policy])
-    return store.create_plan(skipped_draft(policy, reason, as_of=as_of, quality=quality,
-                                           flow_run_id=_flow_run_id()))
+    return plan_store().create_plan(skipped_draft(
+        policy, reason, as_of=as_of, quality=quality, flow_run_id=_flow_run_id(),
+        policy_version=policy_version))
+
+
+@capplan_task(name="preview-plan", task_run_name="preview-plan-{policy.name}")
+def preview_plan(
+    policy: ScalingPolicy, decision: Decision | None, state: QueueState | None,
+    forecast: ForecastResult | None, assessment: Assessment | None, as_of: datetime,
+    skipped_reason: str | None = None,
+) -> dict[str, Any]:
+    """The plan as it would be stored, built in memory: a preview writes nothing.
+
+    The same draft the store would take, read back through the in-memory repository, so a
+    preview shows exactly what a stored plan shows (its id is null, its status ``preview``).
+    """
+    from capplan_core.store.memory import InMemoryPlanStore
+    from tasks.summary import plan_view
+
+    scratch = InMemoryPlanStore()
+    scratch.apply_policies([policy], actor="preview")
+    quality = None if assessment is None else assessment.quality.as_dict()
+    if skipped_reason is not None or decision is None or state is None or forecast is None:
+        draft = skipped_draft(policy, skipped_reason or "not planned", as_of=as_of,
+                              quality=quality)
+    else:
+        draft = plan_draft(policy, decision, forecast, state, as_of=as_of,
+                           quality=quality or {}, quality_passed=None)
+    view = plan_view(scratch.get_plan(scratch.create_plan(draft)),
+                     note="preview: nothing stored (capplan plan --save stores plans)")
+    view.update(id=None, status="preview" if skipped_reason is None else "skipped")
+    return view
 
 
 def _flow_run_id() -> str | None:

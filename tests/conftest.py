@@ -47,8 +47,11 @@ def sqlite_url(tmp_path: Path) -> str:
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'capplan.db'}"
-    base = request.getfixturevalue("pg_url")
-    # each test gets its own schema-free database state: truncate everything
+    return fresh_pg_store_url(request.getfixturevalue("pg_url"))
+
+
+def fresh_pg_store_url(base: str) -> str:
+    """The session's PostgreSQL database, migrated, with every table emptied."""
     from sqlalchemy import create_engine, text
 
     from capplan_core.store.db import migrate
@@ -69,6 +72,9 @@ def prefect_server() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
+        from tests.approvers import save_approver_keys
+
+        save_approver_keys()  # each test approver's own key, in its Prefect Secret block
         yield
 
 

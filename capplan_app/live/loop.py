@@ -214,10 +214,16 @@ class ClosedLoop:
         return report
 
     def _cycle(self, policy_path: Path) -> list[dict[str, Any]]:
+        from capplan_app.bootstrap import plan_store
+        from capplan_core.policy import load_policies
         from flows.capacity_plan import capacity_plan
 
-        results = asyncio.run(capacity_plan(policy_path=str(policy_path), approval="policy",
-                                            approval_poll_s=1))
+        # the loop's policy is applied like an operator's (a new version only if it changed)
+        policies = load_policies(policy_path)
+        plan_store().apply_policies(policies, actor="capplan-live")
+        results = asyncio.run(capacity_plan(policies=[p.name for p in policies],
+                                            approval="policy", approval_poll_s=1,
+                                            requested_by="capplan-live"))
         for r in results:
             self.on_event("plan", {"id": r.get("id"), "status": r.get("status"),
                                    "from": r.get("current_workers"),

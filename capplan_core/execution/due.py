@@ -65,7 +65,7 @@ def apply_due(
     approved = store.list_plans(status=PlanStatus.APPROVED, limit=1000)
     for plan_id, step_id in due_steps(approved, clock()):
         plan = store.get_plan(plan_id)
-        policy = store.get_policy(str(plan.details["policy"]))
+        policy = store.policy_for_plan(plan)
         limits = store.approval_limits(plan_id)
         result = apply_step(
             store, scaler_for(plan, step_id), policy, plan_id, step_id, now=clock(),

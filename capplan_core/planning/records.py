@@ -47,7 +47,7 @@ def _jsonable(v: Any) -> Any:
 def plan_draft(
     policy: ScalingPolicy, decision: Decision, forecast: ForecastResult, state: QueueState,
     *, as_of: datetime, quality: dict[str, Any], flow_run_id: str | None = None,
-    quality_passed: bool | None = None,
+    quality_passed: bool | None = None, policy_version: int | None = None,
 ) -> PlanDraft:
     """The plan to store, with its forecast points and (when ``quality_passed`` is given) its
     data-quality report, so the store writes them all in one transaction."""
@@ -82,7 +82,8 @@ def plan_draft(
             }),
         ),
         details=_jsonable({
-            "policy": policy.name, "reasons": decision.reasons, "auto_allowed": p.auto_allowed,
+            "policy": policy.name, "policy_version": policy_version,
+            "reasons": decision.reasons, "auto_allowed": p.auto_allowed,
             "cost": p.cost,
             "attempts": decision.history, "model": forecast.model,
             "forecast_notes": forecast.notes, "recent_anomaly": forecast.recent_anomaly,
@@ -97,7 +98,7 @@ def plan_draft(
 
 def skipped_draft(
     policy: ScalingPolicy, reason: str, *, as_of: datetime, quality: dict[str, Any] | None = None,
-    flow_run_id: str | None = None,
+    flow_run_id: str | None = None, policy_version: int | None = None,
 ) -> PlanDraft:
     """A skipped plan (holds current capacity); its failed quality report, if any, with it."""
     return PlanDraft(
@@ -105,7 +106,8 @@ def skipped_draft(
         current_workers=None, target_workers=None, confidence=None, slo_achievable=None,
         as_of=as_of, skipped_reason=reason, flow_run_id=flow_run_id,
         quality=None if quality is None else QualityDraft(policy.queue, False, quality),
-        details=_jsonable({"policy": policy.name, "quality": quality or {}}),
+        details=_jsonable({"policy": policy.name, "policy_version": policy_version,
+                           "quality": quality or {}}),
     )
 
 
@@ -124,6 +126,7 @@ def plan_summary(plan: StoredPlan) -> dict[str, Any]:
     """The domain-named JSON of a stored plan (``plan --json``, ``plans show --json``)."""
     out: dict[str, Any] = {
         "id": plan.id, "queue": plan.queue, "policy": plan.policy_name,
+        "policy_version": plan.details.get("policy_version"),
         "mode": plan.mode, "status": plan.status, "current_workers": plan.current_workers,
         "target_workers": plan.target_workers, "confidence": plan.confidence,
         "slo_achievable": plan.slo_achievable,

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
+from capplan_core.planning.policy_versions import PolicyChange, PolicyVersion
 from capplan_core.planning.stored_plan import (
     AuditEntry,
     ForecastPoint,
@@ -26,12 +27,29 @@ from capplan_core.policy import ScalingPolicy
 
 
 class PlanRepository(Protocol):
-    # -- policies
-    def upsert_policies(self, policies: Iterable[ScalingPolicy]) -> dict[str, int]:
-        """Insert or update policies by name; returns name -> id."""
+    # -- policies (versioned: capplan_core.planning.policy_versions)
+    def apply_policies(self, policies: Iterable[ScalingPolicy], *, actor: str,
+                       comment: str = "") -> list[PolicyChange]:
+        """Store a new version of each policy whose spec changed (audited, one transaction);
+        a change supersedes that policy's proposed and live plans. Raises ``PolicyError``
+        when two policies would share a queue or a target."""
         ...
 
-    def get_policy(self, name: str) -> ScalingPolicy: ...
+    def current_policy(self, name: str) -> PolicyVersion: ...
+
+    def get_policy(self, name: str) -> ScalingPolicy:
+        """The current version of a policy."""
+        ...
+
+    def policy_version(self, name: str, version: int) -> PolicyVersion: ...
+
+    def list_policies(self) -> list[PolicyVersion]: ...
+
+    def policy_history(self, name: str) -> list[PolicyVersion]: ...
+
+    def policy_for_plan(self, plan: StoredPlan) -> ScalingPolicy:
+        """The policy version ``plan`` was made under: its steps execute under it."""
+        ...
 
     # -- plans
     def create_plan(self, draft: PlanDraft) -> int:

@@ -62,7 +62,7 @@ def resimulate_plan(store: PlanRepository, plan_id: int, *, replications: int, s
         KeyError: the plan names no policy.
     """
     plan = store.get_plan(plan_id)
-    policy = store.get_policy(plan.details["policy"])
+    policy = store.policy_for_plan(plan)
     scenario = scenario_from_stored_plan(plan, policy, store.forecast_points(plan_id),
                                          n_paths=min(replications, MAX_DEMAND_PATHS),
                                          rng=np.random.default_rng(seed))

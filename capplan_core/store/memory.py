@@ -15,6 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from capplan_core.planning.approval_cap import capped_steps
 from capplan_core.planning.expiry import expire_overdue_plans
+from capplan_core.planning.policy_versions import (
+    PolicyChange,
+    PolicyVersion,
+    check_policy_set,
+    policy_digest,
+)
 from capplan_core.planning.stored_plan import (
     CANCELS_STEPS,
     DECISIONS,
@@ -47,6 +53,7 @@ class InMemoryPlanStore:
     def __init__(self, clock: Any = None) -> None:
         self._now = clock or (lambda: datetime.now(UTC))
         self.policies: dict[str, ScalingPolicy] = {}
+        self.versions: dict[str, list[PolicyVersion]] = {}
         self.plans: dict[int, StoredPlan] = {}
         self.events: list[AuditEntry] = []
         self.forecasts: dict[int | None, list[ForecastPoint]] = {}
@@ -56,16 +63,65 @@ class InMemoryPlanStore:
         self._lock = threading.RLock()
 
     # -- policies
-    def upsert_policies(self, policies: Iterable[ScalingPolicy]) -> dict[str, int]:
-        for p in policies:
-            self.policies[p.name] = p
-        names = list(self.policies)
-        return {p: names.index(p) + 1 for p in names}
+    def apply_policies(self, policies: Iterable[ScalingPolicy], *, actor: str,
+                       comment: str = "") -> list[PolicyChange]:
+        policies = list(policies)
+        with self._lock:
+            check_policy_set(self.policies.values(), policies)
+            return [self._apply_one(p, actor, comment) for p in policies]
+
+    def _apply_one(self, p: ScalingPolicy, actor: str, comment: str) -> PolicyChange:
+        history = self.versions.setdefault(p.name, [])
+        digest = policy_digest(p)
+        if history and history[-1].sha256 == digest:
+            return PolicyChange(p.name, history[-1].version, history[-1].version, False)
+        previous = history[-1].version if history else None
+        version = (previous or 0) + 1
+        history.append(PolicyVersion(p.name, version, p, digest, actor, self._now(), comment))
+        self.policies[p.name] = p
+        superseded = []
+        for plan in list(self.plans.values()):
+            if plan.policy_name == p.name and plan.status in (PlanStatus.PROPOSED, *LIVE):
+                self.plans[plan.id] = _cancel_pending(replace(plan,
+                                                              status=PlanStatus.SUPERSEDED))
+                self.audit("superseded", actor=actor, plan_id=plan.id, queue=plan.queue,
+                           details={"reason": f"policy {p.name!r} changed to version "
+                                              f"{version}", "was": plan.status,
+                                    "policy_version": version})
+                superseded.append(plan.id)
+        self.audit("policy_applied", actor=actor, queue=p.queue, details={
+            "policy": p.name, "version": version, "previous": previous, "sha256": digest,
+            "comment": comment, "superseded_plans": superseded})
+        return PolicyChange(p.name, version, previous, True, tuple(superseded))
+
+    def current_policy(self, name: str) -> PolicyVersion:
+        if name not in self.versions:
+            raise StoreError(f"no policy named {name!r}; apply it first "
+                             "(capplan policies apply FILE)")
+        return self.versions[name][-1]
 
     def get_policy(self, name: str) -> ScalingPolicy:
-        if name not in self.policies:
+        return self.current_policy(name).policy
+
+    def policy_version(self, name: str, version: int) -> PolicyVersion:
+        found = [v for v in self.versions.get(name, []) if v.version == version]
+        if not found:
+            raise StoreError(f"policy {name!r} has no version {version}")
+        return found[0]
+
+    def list_policies(self) -> list[PolicyVersion]:
+        return [self.versions[n][-1] for n in sorted(self.versions)]
+
+    def policy_history(self, name: str) -> list[PolicyVersion]:
+        if name not in self.versions:
             raise StoreError(f"no policy named {name!r}")
-        return self.policies[name]
+        return list(self.versions[name])
+
+    def policy_for_plan(self, plan: StoredPlan) -> ScalingPolicy:
+        if plan.policy_name is None:
+            raise StoreError(f"plan {plan.id} names no policy")
+        return self.policy_version(plan.policy_name,
+                                   int(plan.details.get("policy_version") or 1)).policy
 
     # -- plans
     def create_plan(self, draft: PlanDraft) -> int:
@@ -74,7 +130,8 @@ class InMemoryPlanStore:
                 if (p.flow_run_id, p.queue) == (draft.flow_run_id, draft.queue):
                     return p.id
         if draft.policy_name not in self.policies:
-            raise StoreError(f"no policy named {draft.policy_name!r}; upsert policies first")
+            raise StoreError(f"no policy named {draft.policy_name!r}; apply it first "
+                             "(capplan policies apply FILE)")
         plan_id = len(self.plans) + 1
         steps = []
         for i, st in enumerate(draft.steps):
@@ -102,7 +159,16 @@ class InMemoryPlanStore:
         if draft.quality is not None:
             q = draft.quality
             self.save_quality_report(q.queue, q.passed, dict(q.report))
-        if not draft.skipped_reason:
+        made_under = draft.details.get("policy_version")
+        current = self.versions[draft.policy_name][-1].version
+        if not draft.skipped_reason and made_under is not None and int(made_under) != current:
+            self.plans[plan_id] = _cancel_pending(replace(self.plans[plan_id],
+                                                          status=PlanStatus.SUPERSEDED))
+            self.audit("superseded", actor="capplan", plan_id=plan_id, queue=draft.queue,
+                       details={"reason": f"made under policy version {made_under}; the "
+                                          f"policy is at version {current} now",
+                                "policy_version": made_under})
+        elif not draft.skipped_reason:
             for old in list(self.plans.values()):
                 if old.queue == draft.queue and old.id < plan_id and \
                         old.status == PlanStatus.PROPOSED:

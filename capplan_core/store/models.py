@@ -74,8 +74,26 @@ class ScalingPolicyRow(Base):
     slo_targets: Mapped[dict[str, Any]]
     scaling_constraints: Mapped[dict[str, Any]]
     spec: Mapped[dict[str, Any]]
+    # the current version (policy_version.version of this name; migration 0005)
+    version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PolicyVersionRow(Base):
+    """Every applied version of a policy, with who applied it and when (migration 0005)."""
+
+    __tablename__ = "policy_version"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_policy_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]]
+    sha256: Mapped[str] = mapped_column(String(64))
+    applied_by: Mapped[str] = mapped_column(String(200))
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)
+    comment: Mapped[str] = mapped_column(Text, default="")
 
 
 # the statuses of PlanStatus LIVE, as SQL for the partial unique index (migration 0003)
@@ -94,6 +112,8 @@ class CapacityPlanRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     policy_id: Mapped[int] = mapped_column(ForeignKey("scaling_policy.id"), index=True)
+    # the policy version the plan was made under; its steps execute under it (migration 0005)
+    policy_version: Mapped[int | None] = mapped_column(Integer)
     queue: Mapped[str] = mapped_column(String(200), index=True)
     current_workers: Mapped[int | None] = mapped_column(Integer)
     target_workers: Mapped[int | None] = mapped_column(Integer)

@@ -34,6 +34,7 @@ def insert_plan(s: Session, rec: PlanDraft, policy_id: int) -> CapacityPlanRow:
         confidence=rec.confidence, slo_achievable=rec.slo_achievable, status=status,
         as_of=rec.as_of, expires_at=rec.expires_at, flow_run_id=rec.flow_run_id,
         skipped_reason=rec.skipped_reason, details=rec.details,
+        policy_version=rec.details.get("policy_version"),
     )
     for i, st in enumerate(rec.steps):
         plan.steps.append(ScalingStepRow(
@@ -75,6 +76,18 @@ def supersede_proposed(s: Session, plan: CapacityPlanRow) -> list[int]:
                             queue=old.queue, details={"by_plan": plan.id,
                                                       "reason": "a newer plan was proposed"}))
     return [o.id for o in older]
+
+
+def supersede_outdated(s: Session, plan: CapacityPlanRow, made_under: int, current: int) -> None:
+    """A plan made under a policy version that changed while it was planned is superseded
+    at once (audited): nothing executes under a version that is no longer the policy."""
+    plan.status = PlanStatus.SUPERSEDED
+    _cancel_pending(plan)
+    s.add(AuditEventRow(actor="capplan", action="superseded", plan_id=plan.id, queue=plan.queue,
+                        details={"reason": f"made under policy version {made_under}; the "
+                                           f"policy is at version {current} now",
+                                 "policy_version": made_under}))
+    s.flush()
 
 
 def supersede_live(s: Session, plan: CapacityPlanRow) -> None:

@@ -10,7 +10,6 @@ adapter: reads return the frozen domain objects of :mod:`capplan_core.planning.s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +48,10 @@ from capplan_core.store.plan_writes import (
     insert_plan,
     newer_plan_row,
     supersede_live,
+    supersede_outdated,
     supersede_proposed,
 )
+from capplan_core.store.policy_repo import PolicyRepository
 from capplan_core.store.rows import plan_from_row
 
 _WITH_CHILDREN = (selectinload(CapacityPlanRow.steps), selectinload(CapacityPlanRow.simulation))
@@ -59,7 +60,7 @@ _WITH_CHILDREN = (selectinload(CapacityPlanRow.steps), selectinload(CapacityPlan
 __all__ = ["CapRefused", "DecisionConflict", "PlanStore", "StalePlan", "StoreError"]
 
 
-class PlanStore(MetricsRepository, ExecutionRepository, OpsRepository):
+class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRepository):
     """Repository over one database. Build with :func:`capplan_core.store.db.open_store`."""
 
     def __init__(self, engine: Engine) -> None:
@@ -68,35 +69,6 @@ class PlanStore(MetricsRepository, ExecutionRepository, OpsRepository):
 
     def session(self) -> Session:
         return self._session()
-
-    # -- policies -------------------------------------------------------------------------
-    def upsert_policies(self, policies: Iterable[ScalingPolicy]) -> dict[str, int]:
-        """Insert or update policies by name; returns name -> id."""
-        ids: dict[str, int] = {}
-        with self._session.begin() as s:
-            for p in policies:
-                spec = p.model_dump(mode="json")
-                row = s.scalar(select(ScalingPolicyRow).where(ScalingPolicyRow.name == p.name))
-                if row is None:
-                    row = ScalingPolicyRow(name=p.name)
-                    s.add(row)
-                row.enabled = p.enabled
-                row.mode = p.mode.value
-                row.queue = p.queue
-                row.target = spec["target"]
-                row.slo_targets = spec["slo"]
-                row.scaling_constraints = spec["scaling"]
-                row.spec = spec
-                s.flush()
-                ids[p.name] = row.id
-        return ids
-
-    def get_policy(self, name: str) -> ScalingPolicy:
-        with self.session() as s:
-            row = s.scalar(select(ScalingPolicyRow).where(ScalingPolicyRow.name == name))
-            if row is None:
-                raise StoreError(f"no policy named {name!r}")
-            return ScalingPolicy.model_validate(row.spec)
 
     # -- plans ----------------------------------------------------------------------------
     def create_plan(self, rec: PlanDraft) -> int:
@@ -116,10 +88,14 @@ class PlanStore(MetricsRepository, ExecutionRepository, OpsRepository):
                 pol = s.scalar(select(ScalingPolicyRow)
                                .where(ScalingPolicyRow.name == rec.policy_name))
                 if pol is None:
-                    raise StoreError(f"no policy named {rec.policy_name!r}; "
-                                     "upsert policies first")
+                    raise StoreError(f"no policy named {rec.policy_name!r}; apply it first "
+                                     "(capplan policies apply FILE)")
                 plan = insert_plan(s, rec, pol.id)
-                if plan.status == PlanStatus.PROPOSED:
+                made_under = rec.details.get("policy_version")
+                if made_under is not None and int(made_under) != pol.version \
+                        and plan.status == PlanStatus.PROPOSED:
+                    supersede_outdated(s, plan, int(made_under), pol.version)
+                elif plan.status == PlanStatus.PROPOSED:
                     supersede_proposed(s, plan)
                 return plan.id
         except IntegrityError:
@@ -228,6 +204,14 @@ class PlanStore(MetricsRepository, ExecutionRepository, OpsRepository):
         newer = newer_plan_row(s, plan)
         check_approvable(plan.id, plan.queue, plan.current_workers, cap,
                          None if newer is None else (newer.id, newer.status))
+
+    def policy_for_plan(self, plan: StoredPlan) -> ScalingPolicy:
+        """The policy version ``plan`` was made under (its steps execute under it); a plan
+        stored before versions existed (migration 0005) uses version 1."""
+        name = plan.policy_name
+        if name is None:
+            raise StoreError(f"plan {plan.id} names no policy")
+        return self.policy_version(name, int(plan.details.get("policy_version") or 1)).policy
 
     def plan_for_flow_run(self, flow_run_id: str) -> StoredPlan | None:
         """The plan a (child) flow run made; a resumed, suspended run finds its plan here."""

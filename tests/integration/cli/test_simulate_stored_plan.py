@@ -20,7 +20,7 @@ def _store_plan(workers_after: int) -> int:
     policy = parse_policies({"policies": [{
         "name": "q", "queue": "q", "target": {"name": "w"}, "slo": {"wait_p95_seconds": 5},
         "scaling": {"startup_seconds": 0}}]})[0]
-    store.upsert_policies([policy])
+    store.apply_policies([policy], actor="test")
     pid = store.create_plan(PlanDraft(
         policy_name="q", queue="q", mode="manual", current_workers=2,
         target_workers=workers_after, confidence=None, slo_achievable=None, as_of=T0,

@@ -42,7 +42,7 @@ def _approved_plan(decision: str | None = "approve", cooldown_s: float = 0) -> i
         "target": {"namespace": "workers", "name": "email-worker"},
         "slo": {"wait_p95_seconds": 30},
         "scaling": {"max_workers": 50, "max_step": 10, "cooldown_seconds": cooldown_s}}]})[0]
-    store.upsert_policies([policy])
+    store.apply_policies([policy], actor="test")
     pid = store.create_plan(PlanDraft(
         policy_name="emails", queue="emails", mode="manual", current_workers=10,
         target_workers=18, confidence=0.95, slo_achievable=True, as_of=T0,

@@ -55,7 +55,7 @@ def make_plan(store: PlanRepository, double: K8sApiDouble, name: str,
         "slo": {"wait_p95_seconds": 30},
         "scaling": {"min_workers": 1, "max_workers": 100, "max_step": 10,
                     "cooldown_seconds": cooldown_s}})
-    store.upsert_policies([policy])
+    store.apply_policies([policy], actor="test")
     now = datetime.now(UTC)
     pid = store.create_plan(PlanDraft(
         policy_name=name, queue=name, mode="manual", current_workers=moves[0][0],

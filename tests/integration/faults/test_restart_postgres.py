@@ -61,7 +61,7 @@ def test_restarts_while_storing_plans_leave_no_half_stored_or_duplicate_plan(
         private_pg_url: str) -> None:  # noqa: F811
     open_store.cache_clear()
     store = open_store(private_pg_url)
-    store.upsert_policies([POLICY])
+    store.apply_policies([POLICY], actor="test")
     stored: dict[str, int] = {}
     faults: list[int] = []
     stop = threading.Event()
@@ -111,7 +111,7 @@ def test_restart_between_store_and_approval_then_approval_succeeds_first_time(
         private_pg_url: str) -> None:  # noqa: F811
     open_store.cache_clear()
     store = open_store(private_pg_url)
-    store.upsert_policies([POLICY])
+    store.apply_policies([POLICY], actor="test")
     for rep in range(STORE_THEN_APPROVE_REPS):
         plan_id, _ = _store_retrying(store, emails_draft(run=f"rep-{rep}"))
         restart_pg()

@@ -80,20 +80,22 @@ def test_server_restart_while_suspended_then_approval_resumes_and_executes_once(
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from capplan_cli.approvals import resume_with_decision
     from capplan_core.metrics.file_source import data_end
     from capplan_core.utc import utc_datetime
+    from tests.approvers import decide, save_approver_keys, with_approvers
 
-    policy = _policy()
+    policy = with_approvers([_policy()])[0]
+    plan_store().apply_policies([policy], actor="test")
     as_of = utc_datetime(data_end(str(DEMO_METRICS)))
     server_start_s = []
     with temporary_settings(updates={PREFECT_API_URL: prefect_home.api_url}):
         os.environ["PREFECT_API_URL"] = prefect_home.api_url  # the runner's flow processes
+        save_approver_keys(["erin"])
         try:
             for rep in range(REPS):
                 runner = _runner(f"suspend-{rep}")
                 run = run_deployment("plan-queue/plan-queue", timeout=0, parameters={
-                    "policy": policy.model_dump(mode="json"), "metrics_path": str(DEMO_METRICS),
+                    "policy": policy.name, "metrics_path": str(DEMO_METRICS),
                     "as_of": as_of.isoformat(), "approval": "policy", "approval_poll_s": 1})
                 _runner_pass(runner)  # until the suspension ends the process
                 with get_client(sync_client=True) as client:
@@ -106,7 +108,7 @@ def test_server_restart_while_suspended_then_approval_resumes_and_executes_once(
                 prefect_home.stop()                        # SIGKILL the whole server
                 server_start_s.append(prefect_home.start())  # same port, same database
 
-                resume_with_decision(store, plan.id, decision="approve", approver="erin")
+                decide(store, plan.id, "approve", "erin")
                 _runner_pass(_runner(f"resume-{rep}"))  # the resumed run restarts, finishes
                 with get_client(sync_client=True) as client:
                     final = client.read_flow_run(run.id).state
@@ -133,11 +135,9 @@ def test_server_restart_while_suspended_then_approval_resumes_and_executes_once(
 PAUSED_REPS = int(os.environ.get("CAPPLAN_FAULT_REPS", "2"))
 _PAUSED_RUN = """
 import asyncio, json, sys
-from capplan_core.policy import ScalingPolicy
 from capplan_core.utc import utc_datetime
 from flows.plan_queue import plan_queue
-policy = ScalingPolicy.model_validate(json.loads(sys.argv[1]))
-asyncio.run(plan_queue(policy=policy, metrics_path=sys.argv[2], as_of=utc_datetime(sys.argv[3]),
+asyncio.run(plan_queue(policy=sys.argv[1], metrics_path=sys.argv[2], as_of=utc_datetime(sys.argv[3]),
                        approval="policy", approval_poll_s=1))
 """
 
@@ -146,7 +146,6 @@ def test_server_restart_while_paused_then_approval_resumes_and_executes_once(
         prefect_home: PrefectServer, capplan_env: str, tmp_path: Path) -> None:
     """The run waits paused in its own process, polling the server, while the server is
     SIGKILLed and restarted; the approval sent afterwards resumes it and it executes once."""
-    import json
     import subprocess
     import sys
     from datetime import UTC, datetime
@@ -155,21 +154,26 @@ def test_server_restart_while_paused_then_approval_resumes_and_executes_once(
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
+    from capplan_cli.approvals import wait_for_paused_plan
     from capplan_core.metrics.file_source import data_end
+    from tests.approvers import decide
 
     doc = yaml.safe_load(DEMO_POLICIES.read_text())
     emails = next(p for p in doc["policies"] if p["name"] == "emails")
     emails["approval"] = {"suspend": False, "timeout_seconds": 3600}
-    policy = parse_policies({"policies": [emails]})[0]
+    from tests.approvers import save_approver_keys, with_approvers
+
+    policy = with_approvers(parse_policies({"policies": [emails]}))[0]
+    plan_store().apply_policies([policy], actor="test")
     env = {**os.environ, "PREFECT_API_URL": prefect_home.api_url}
     outcomes = []
     with temporary_settings(updates={PREFECT_API_URL: prefect_home.api_url}):
+        save_approver_keys(["frank"])
         for rep in range(PAUSED_REPS):
             since = datetime.now(UTC)
             log = (tmp_path / f"paused-{rep}.log").open("w")
             proc = subprocess.Popen(
-                [sys.executable, "-c", _PAUSED_RUN, json.dumps(policy.model_dump(mode="json")),
+                [sys.executable, "-c", _PAUSED_RUN, policy.name,
                  str(DEMO_METRICS), data_end(str(DEMO_METRICS)).isoformat()],
                 env=env, stdout=log, stderr=subprocess.STDOUT)
             store = plan_store()
@@ -177,7 +181,7 @@ def test_server_restart_while_paused_then_approval_resumes_and_executes_once(
             assert plan is not None and plan.flow_run_id
             prefect_home.stop()      # the paused process keeps polling a dead server
             prefect_home.start()
-            resume_with_decision(store, plan.id, decision="approve", approver="frank")
+            decide(store, plan.id, "approve", "frank")
             rc = proc.wait(timeout=600)
             log.close()
             with get_client(sync_client=True) as client:

@@ -11,16 +11,24 @@ from uuid import UUID
 
 from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
 
-#: the bundled demo files: capacity-plan's defaults are the store and CAPPLAN_POLICY_PATH
-DEMO_INPUTS = {"metrics_path": str(DEMO_METRICS), "policy_path": str(DEMO_POLICIES)}
+#: the bundled demo metrics: capacity-plan's default is the store
+DEMO_INPUTS = {"metrics_path": str(DEMO_METRICS)}
 
 
 class FlowThread:
-    """Run capacity-plan in a thread, as a scheduled run would, and collect its results."""
+    """Run capacity-plan in a thread, as a scheduled run would, and collect its results.
 
-    def __init__(self, **params: Any) -> None:
+    ``policy_path`` (default: the demo policies) is applied to the store first, as an
+    operator would (`capplan policies apply`), with the test approvers; the run plans the
+    stored policies by name.
+    """
+
+    def __init__(self, policy_path: str | None = None, **params: Any) -> None:
         from flows.capacity_plan import capacity_plan
+        from tests.approvers import apply_policy_file
 
+        names = apply_policy_file(policy_path or DEMO_POLICIES)
+        params.setdefault("policies", names)
         self.box: dict[str, Any] = {}
 
         def run() -> None:

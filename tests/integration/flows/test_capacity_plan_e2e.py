@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from capplan_app.bootstrap import plan_store
-from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
+from capplan_cli.approvals import wait_for_paused_plan
 from capplan_core.planning.stored_plan import PlanStatus, StepStatus
+from tests.approvers import decide
 from tests.integration.flows.helpers import FlowThread, state_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -21,7 +22,7 @@ def test_demo_cycle_pauses_manual_auto_executes_advisory_never_and_bad_rows_repo
                                 stop=lambda: not run.alive())
     assert plan is not None, "the manual queue's run never paused"
     assert plan.status == PlanStatus.PROPOSED
-    resume_with_decision(store, plan.id, decision="approve", approver="alice",
+    decide(store, plan.id, "approve", "alice",
                          comment="looks right")
     results = run.join()
 
@@ -82,7 +83,7 @@ def test_rejection_applies_nothing(prefect_server, capplan_env):
     plan = wait_for_paused_plan(store, "emails", since=run.started, timeout_s=600,
                                 stop=lambda: not run.alive())
     assert plan is not None
-    resume_with_decision(store, plan.id, decision="reject", approver="bob", comment="not today")
+    decide(store, plan.id, "reject", "bob", comment="not today")
     results = run.join()
     assert results["emails"]["status"] == "rejected"
     got = store.get_plan(plan.id)

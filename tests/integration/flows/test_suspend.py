@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES, plan_store
-from capplan_cli.approvals import resume_with_decision
 from capplan_core.planning.stored_plan import PlanStatus
 from capplan_core.policy import parse_policies
+from tests.approvers import decide
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,13 +38,15 @@ def test_suspended_approval_releases_the_run_and_resumes_to_execute(
     from capplan_core.utc import utc_datetime
     from flows.plan_queue import plan_queue
     from tasks.stages import file_data_end
+    from tests.approvers import with_approvers
 
-    policy = _policy(tmp_path)
+    policy = with_approvers([_policy(tmp_path)])[0]
+    plan_store().apply_policies([policy], actor="test")
     runner = Runner(name="test-suspend", query_seconds=1, pause_on_shutdown=False)
     runner.add_flow(plan_queue, name="plan-queue")
     as_of = utc_datetime(file_data_end(str(DEMO_METRICS)))
     run = run_deployment("plan-queue/plan-queue", timeout=0, parameters={
-        "policy": policy.model_dump(mode="json"), "metrics_path": str(DEMO_METRICS),
+        "policy": policy.name, "metrics_path": str(DEMO_METRICS),
         "as_of": as_of.isoformat(), "approval": "policy", "approval_poll_s": 1})
     asyncio.run(_runner_pass(runner))  # runs until the suspension ends the process
 
@@ -55,7 +57,7 @@ def test_suspended_approval_releases_the_run_and_resumes_to_execute(
     plan = store.plan_for_flow_run(str(run.id))
     assert plan is not None and plan.status == PlanStatus.PROPOSED
 
-    resume_with_decision(store, plan.id, decision="approve", approver="erin", comment="later")
+    decide(store, plan.id, "approve", "erin", comment="later")
     runner2 = Runner(name="test-suspend-2", query_seconds=1, pause_on_shutdown=False)
     runner2.add_flow(plan_queue, name="plan-queue")
     asyncio.run(_runner_pass(runner2))  # the resumed run restarts and finishes

@@ -62,7 +62,7 @@ def _plan(store: PlanStore, queue: str, as_of: datetime, status: str, created: d
 
 def fill(store: PlanStore) -> int:
     """Two cycles; returns the id of the plan whose forecast is compared (queue a, cycle 2)."""
-    store.upsert_policies(_policies())
+    store.apply_policies(_policies(), actor="test")
     old_a = _plan(store, "a", A1, "superseded", A1, decided_after_s=600, steps=("cancelled",))
     _plan(store, "b", A1, "skipped", A1 + timedelta(seconds=20))
     _plan(store, "c", A1, "proposed", A1 + timedelta(seconds=30))  # advisory: waits for no one

@@ -27,7 +27,7 @@ def seeded_store(url: str) -> PlanStore:
     """A fresh (uncached) store on ``url`` holding :data:`POLICY`."""
     open_store.cache_clear()
     store = open_store(url)
-    store.upsert_policies([POLICY])
+    store.apply_policies([POLICY], actor="test")
     return store
 
 

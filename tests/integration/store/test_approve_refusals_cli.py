@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def test_cli_refuses_a_stale_plan_and_a_bad_cap_with_exit_code_3(capplan_env: str) -> None:
     store = plan_store()
-    store.upsert_policies([POLICY])
+    store.apply_policies([POLICY], actor="test")
     old, new = store.create_plan(emails_draft()), store.create_plan(emails_draft())
     runner = CliRunner()
     stale = runner.invoke(app, ["plans", "approve", str(old), "--by", "alice"])

@@ -39,7 +39,7 @@ def _draft(to: int, run: str | None = None) -> PlanDraft:
 
 
 def _history(store: PlanRepository) -> dict[str, Any]:
-    store.upsert_policies([POLICY])
+    store.apply_policies([POLICY], actor="test")
     first = store.create_plan(_draft(14))
     store.save_forecast(first, [ForecastPoint("emails", T0 + timedelta(minutes=15 * i), 2.0,
                                               1.5, 2.5, 0.8, "ewma") for i in range(3)])
@@ -84,7 +84,7 @@ def test_fake_and_sql_store_agree(store_url: str) -> None:
     fake = _history(InMemoryPlanStore())
     sql = _history(open_store(store_url))
     assert fake == sql
-    assert fake["audit"] == [("approved", "alice", 1), ("step_applied", "capplan", 1),
+    assert fake["audit"] == [("policy_applied", "test", None), ("approved", "alice", 1), ("step_applied", "capplan", 1),
                              ("superseded", "capplan", 2), ("superseded", "capplan", 1),
                              ("approved", "bob", 3)]
     assert [p[0] for p in fake["plans"]] == [PlanStatus.APPROVED, PlanStatus.SUPERSEDED,

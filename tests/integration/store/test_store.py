@@ -46,10 +46,10 @@ def test_plan_round_trips_with_steps_and_simulation(store):
     assert plan.simulation.utilization_range == (0.55, 0.81)
 
 
-def test_policy_upsert_is_by_name_and_round_trips(store):
-    ids1 = store.upsert_policies([POLICY])
-    ids2 = store.upsert_policies([POLICY])
-    assert ids1 == ids2
+def test_policy_apply_is_by_name_and_round_trips(store):
+    first = store.apply_policies([POLICY], actor="test")
+    again = store.apply_policies([POLICY], actor="test")
+    assert first[0].version == again[0].version and not again[0].changed
     assert store.get_policy("emails") == POLICY
     with pytest.raises(StoreError, match="no policy named 'nope'"):
         store.get_policy("nope")

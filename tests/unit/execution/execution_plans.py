@@ -29,7 +29,7 @@ def seed_plan(store: InMemoryPlanStore, policy: ScalingPolicy, *moves: tuple[int
               approve: bool = True) -> int:
     """Store a plan of ``moves`` (from, to workers), one step every ``spacing_min`` minutes
     from :data:`T0`, approved by ``alice`` unless ``approve`` is false; returns its id."""
-    store.upsert_policies([policy])
+    store.apply_policies([policy], actor="test")
     pid = store.create_plan(PlanDraft(
         policy_name=policy.name, queue=policy.queue, mode="manual",
         current_workers=moves[0][0], target_workers=moves[-1][1], confidence=0.9,

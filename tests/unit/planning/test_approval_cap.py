@@ -46,13 +46,14 @@ def test_the_approval_form_of_a_plan_refuses_a_cap_below_its_current_count() -> 
 
     form = approval_form(10)
     assert issubclass(form, ApprovalInput)
-    assert form(decision="approve", approver="a", max_workers=12).max_workers == 12
+    assert form(decision="approve", approver="a", approval_code="0" * 16, max_workers=12).max_workers == 12
     for bad in (9, 0):
         with pytest.raises(ValidationError, match="greater than or equal to 10"):
-            form(decision="approve", approver="a", max_workers=bad)
+            form(decision="approve", approver="a", approval_code="0" * 16, max_workers=bad)
     # the schema Prefect validates a resume's input against carries the same floor
     prop = form.model_json_schema()["properties"]["max_workers"]
     assert {"type": "integer", "minimum": 10} in prop["anyOf"]
     # a plan whose current count is unknown still refuses 0
     with pytest.raises(ValidationError):
-        approval_form(None)(decision="approve", approver="a", max_workers=0)
+        approval_form(None)(decision="approve", approver="a", approval_code="0" * 16,
+                            max_workers=0)

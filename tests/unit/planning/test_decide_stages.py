@@ -97,7 +97,7 @@ def test_stored_plan_round_trips_to_the_same_summary_and_resimulates() -> None:
     policy, fc = _policy(confidence_threshold=0.5), _forecast()
     decision = plan_and_prove(policy, fc, STATE, now=T0)
     store = InMemoryPlanStore()
-    store.upsert_policies([policy])
+    store.apply_policies([policy], actor="test")
     pid = store.create_plan(plan_draft(policy, decision, fc, STATE, as_of=T0, quality={}))
     # the draft carries its forecast points: stored with the plan, once
     assert store.forecast_points(pid) == forecast_points(policy, fc)
@@ -124,7 +124,7 @@ def test_stored_plan_round_trips_to_the_same_summary_and_resimulates() -> None:
 def test_a_plan_without_stored_forecast_cannot_be_resimulated() -> None:
     policy, fc = _policy(confidence_threshold=0.5), _forecast()
     store = InMemoryPlanStore()
-    store.upsert_policies([policy])
+    store.apply_policies([policy], actor="test")
     draft = plan_draft(policy, plan_and_prove(policy, fc, STATE, now=T0), fc, STATE, as_of=T0,
                        quality={})
     pid = store.create_plan(replace(draft, forecast=()))

@@ -1,0 +1,176 @@
+"""``capplan policies``: apply a policy file as new versions, and read versions back."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+
+import typer
+
+from capplan_app.bootstrap import plan_store
+from capplan_cli.output import console, fail, print_json
+from capplan_core.planning.markdown import table
+from capplan_core.planning.policy_versions import (
+    PolicyVersion,
+    check_policy_set,
+    policy_diff,
+    policy_digest,
+    policy_yaml,
+)
+from capplan_core.policy import PolicyError, load_policies
+from capplan_core.store.errors import StoreError
+
+policies_app = typer.Typer(help="Versioned scaling policies in the plan store.",
+                           no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(policies_app, name="policies")
+
+
+def _actor(given: str | None) -> str:
+    """Who applies: --by, else $CAPPLAN_ACTOR, else the login name (audited)."""
+    return given or os.environ.get("CAPPLAN_ACTOR") or getpass.getuser()
+
+
+def _row(v: PolicyVersion) -> dict[str, object]:
+    p = v.policy
+    return {"name": v.name, "version": v.version, "queue": p.queue, "mode": p.mode.value,
+            "enabled": p.enabled,
+            "target": f"{p.target.kind}:{p.target.namespace}/{p.target.name}",
+            "approvers": ",".join(p.approval.approvers), "applied_by": v.applied_by,
+            "applied_at": v.applied_at.isoformat(timespec="seconds"), "comment": v.comment}
+
+
+@policies_app.command("apply")
+def apply(
+    path: Path = typer.Argument(..., help="policy YAML file"),
+    by: str | None = typer.Option(None, "--by", help="who applies (default $CAPPLAN_ACTOR "
+                                  "or your login name; audited)"),
+    comment: str = typer.Option("", "--comment", max=2000),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and show the diff only"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Validate FILE, show what changes, and store each changed policy as a new version.
+
+    Policies not in FILE are left as they are (disable one with `enabled: false`). A changed
+    policy supersedes its proposed and live plans. Exit 2 on an invalid file (nothing stored).
+    """
+    try:
+        policies = load_policies(path)
+    except PolicyError as err:
+        fail(str(err))
+    store = plan_store()
+    stored = {v.name: v for v in store.list_policies()}
+    try:
+        check_policy_set((v.policy for v in stored.values()), policies)
+    except PolicyError as err:
+        fail(str(err))
+    diffs = {p.name: policy_diff(stored[p.name].policy if p.name in stored else None, p,
+                                 old_label=f"{p.name} v{stored[p.name].version}"
+                                 if p.name in stored else f"{p.name} (new)",
+                                 new_label=str(path))
+             for p in policies
+             if p.name not in stored or stored[p.name].sha256 != policy_digest(p)}
+    if not as_json:
+        for name, text in diffs.items():
+            console.print(f"[bold]{name}[/]", highlight=False)
+            console.print(text, highlight=False, markup=False)
+        if not diffs:
+            console.print("no change: every policy in the file is stored as it is")
+    if dry_run:
+        if as_json:
+            print_json({"dry_run": True, "changes": sorted(diffs), "diff": diffs})
+        return
+    try:
+        changes = store.apply_policies(policies, actor=_actor(by), comment=comment)
+    except PolicyError as err:  # a concurrent apply got there first
+        fail(str(err))
+    out = [{"name": c.name, "version": c.version, "previous": c.previous, "changed": c.changed,
+            "superseded_plans": list(c.superseded_plans)} for c in changes]
+    if as_json:
+        print_json(out)
+        return
+    console.print(table([{"name": c.name, "version": c.version, "previous": c.previous,
+                          "changed": c.changed,
+                          "superseded_plans": ",".join(map(str, c.superseded_plans))}
+                         for c in changes]))
+
+
+@policies_app.command("list")
+def list_policies(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every stored policy at its current version."""
+    rows = [_row(v) for v in plan_store().list_policies()]
+    if as_json:
+        print_json(rows)
+    else:
+        console.print(table(rows) if rows else "no policy is stored "
+                      "(capplan policies apply FILE)")
+
+
+def _version(name: str, version: int | None) -> PolicyVersion:
+    store = plan_store()
+    try:
+        return store.current_policy(name) if version is None else \
+            store.policy_version(name, version)
+    except StoreError as err:
+        fail(str(err), code=1)
+
+
+@policies_app.command("show")
+def show(name: str = typer.Argument(...),
+         version: int | None = typer.Option(None, "--version", min=1),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """One policy (current version, or --version N) as YAML."""
+    v = _version(name, version)
+    if as_json:
+        print_json({**_row(v), "sha256": v.sha256, "spec": v.policy.model_dump(mode="json")})
+        return
+    console.print(f"# {v.name} version {v.version}, applied by {v.applied_by} at "
+                  f"{v.applied_at.isoformat(timespec='seconds')}", highlight=False,
+                  markup=False)
+    console.print(policy_yaml(v.policy), highlight=False, markup=False)
+
+
+@policies_app.command("history")
+def history(name: str = typer.Argument(...),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every version of a policy, oldest first, with who applied it and when."""
+    try:
+        versions = plan_store().policy_history(name)
+    except StoreError as err:
+        fail(str(err), code=1)
+    rows = [{"version": v.version, "applied_by": v.applied_by,
+             "applied_at": v.applied_at.isoformat(timespec="seconds"), "sha256": v.sha256[:12],
+             "comment": v.comment} for v in versions]
+    if as_json:
+        print_json(rows)
+    else:
+        console.print(table(rows))
+
+
+@policies_app.command("diff")
+def diff(
+    name: str = typer.Argument(...),
+    old: int | None = typer.Option(None, "--from", min=1, help="version (default: previous)"),
+    new: int | None = typer.Option(None, "--to", min=1, help="version (default: current)"),
+    file: Path | None = typer.Option(None, "--file", help="compare the current version with "
+                                     "this file's policy of that name instead"),
+) -> None:
+    """What changed between two versions (or between the current version and a file)."""
+    current = _version(name, new)
+    if file is not None:
+        try:
+            in_file = {p.name: p for p in load_policies(file)}
+        except PolicyError as err:
+            fail(str(err))
+        if name not in in_file:
+            fail(f"--file: {str(file)!r} has no policy named {name!r}")
+        text = policy_diff(current.policy, in_file[name],
+                           old_label=f"{name} v{current.version}", new_label=str(file))
+    else:
+        base = _version(name, old if old is not None else max(1, current.version - 1))
+        text = policy_diff(base.policy, current.policy, old_label=f"{name} v{base.version}",
+                           new_label=f"{name} v{current.version}")
+    console.print(text or "no difference", highlight=False, markup=False)

@@ -1,0 +1,54 @@
+"""Test approvers: listed in the policies the tests apply, each with a key of their own kept in
+a Prefect Secret block (capplan-approver-<name>), as docs/security.md sets it up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from capplan_core.planning.approver_auth import approval_code
+from capplan_core.policy import ScalingPolicy, load_policies
+
+TEST_APPROVERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gina")
+
+
+def key_for(name: str) -> str:
+    return f"test-approver-key-of-{name}-0123456789"
+
+
+def save_approver_keys(names: Iterable[str] = TEST_APPROVERS) -> None:
+    """Keep each approver's key in its Prefect Secret block (on the current Prefect API)."""
+    from capplan_app.secrets import store_prefect_secret
+
+    for name in names:
+        store_prefect_secret(f"capplan-approver-{name}", key_for(name))
+
+
+def with_approvers(policies: Iterable[ScalingPolicy],
+                   names: Iterable[str] = TEST_APPROVERS) -> list[ScalingPolicy]:
+    """The policies with ``names`` as their approvers (other approval settings kept)."""
+    return [p.model_copy(update={"approval": p.approval.model_copy(
+        update={"approvers": list(names), "approver_keys": {}})}) for p in policies]
+
+
+def apply_policy_file(path: str | Path, *, actor: str = "test") -> list[str]:
+    """Apply a policy file to the configured store, with the test approvers; its names."""
+    from capplan_app.bootstrap import plan_store
+
+    policies = with_approvers(load_policies(path))
+    plan_store().apply_policies(policies, actor=actor)
+    return [p.name for p in policies if p.enabled]
+
+
+def code(approver: str, plan_id: int, decision: str = "approve", **limits: Any) -> str:
+    return approval_code(key_for(approver), plan_id, decision, **limits)
+
+
+def decide(store: Any, plan_id: int, decision: str, approver: str, **kw: Any) -> str:
+    """Send an authenticated decision to the paused run of ``plan_id`` (as the CLI does)."""
+    from capplan_cli.approvals import resume_with_decision
+
+    limits = {k: kw[k] for k in ("max_workers", "apply_hours") if k in kw}
+    return resume_with_decision(store, plan_id, decision=decision, approver=approver,
+                                code=code(approver, plan_id, decision, **limits), **kw)
