@@ -113,21 +113,30 @@ def metric_sources(policies: list[ScalingPolicy]) -> tuple[list[MetricsSource], 
     """
     from capplan_core.metrics.sources import source_from_spec
 
+    from capplan_app.secrets import SecretUnavailable, resolve_secret
+
     s = get_settings()
     groups: dict[tuple[str, ...], tuple[SourceSpec, list[str]]] = {}
     for p in policies:
         if not p.enabled or p.source.kind == "file":
             continue
         spec = p.source
-        key = (spec.kind, spec.redis_url or "", spec.prometheus_url or "",
+        key = (spec.kind, spec.redis_url or spec.redis_url_ref or "",
+               spec.prometheus_url or spec.prometheus_url_ref or "",
                spec.stream_group or "", repr(sorted(spec.promql.items())))
         groups.setdefault(key, (spec, []))[1].append(p.queue)
     sources: list[MetricsSource] = []
     problems: list[str] = []
+    default_redis = s.redis_url.get_secret_value() if s.redis_url else None
     for spec, queues in groups.values():
-        try:
-            sources.append(source_from_spec(spec, queues, redis_url=s.redis_url))
-        except ValueError as err:
+        try:  # a secret reference is read here, when the source is built, and never kept
+            redis_url = (resolve_secret(spec.redis_url_ref).get_secret_value()
+                         if spec.redis_url_ref else default_redis)
+            prometheus_url = (resolve_secret(spec.prometheus_url_ref).get_secret_value()
+                              if spec.prometheus_url_ref else None)
+            sources.append(source_from_spec(spec, queues, redis_url=redis_url,
+                                            prometheus_url=prometheus_url))
+        except (ValueError, SecretUnavailable) as err:
             problems.append(f"queues {queues}: {err}")
     return sources, problems
 
@@ -138,7 +147,7 @@ def redis_client() -> Redis:
     if not url:
         raise ValueError("CAPPLAN_REDIS_URL is not set: collect-metrics needs Redis for its "
                          "snapshot cache")
-    return _redis_for(url)
+    return _redis_for(url.get_secret_value())
 
 
 @lru_cache(maxsize=4)

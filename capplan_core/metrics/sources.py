@@ -22,7 +22,8 @@ def source_from_spec(spec: SourceSpec, queues: Sequence[str], *,
                      ) -> MetricsSource:
     """The adapter for ``spec.kind`` over ``queues``.
 
-    URLs in ``spec`` win over the defaults given here (settings).
+    URLs in ``spec`` win over the URLs given here (settings, or the resolved
+    ``redis_url_ref``/``prometheus_url_ref`` secrets, which win over the settings).
 
     Raises:
         ValueError: ``kind`` is ``file`` (read by the file source) or a needed URL is missing;
@@ -33,12 +34,13 @@ def source_from_spec(spec: SourceSpec, queues: Sequence[str], *,
     if spec.kind == "prometheus":
         url = spec.prometheus_url or prometheus_url
         if not url:
-            raise ValueError("source.prometheus_url is required for kind 'prometheus'")
+            raise ValueError("source.prometheus_url or source.prometheus_url_ref is required "
+                             "for kind 'prometheus'")
         return PrometheusSource(url, queues, promql=spec.promql)
     url = spec.redis_url or redis_url
     if not url:
-        raise ValueError(f"source.redis_url (or CAPPLAN_REDIS_URL) is required for kind "
-                         f"{spec.kind!r}")
+        raise ValueError(f"source.redis_url, source.redis_url_ref (or CAPPLAN_REDIS_URL) is "
+                         f"required for kind {spec.kind!r}")
     redis = Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
     if spec.kind == "rq":
         return RQSource(redis, queues)

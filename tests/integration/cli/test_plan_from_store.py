@@ -61,11 +61,23 @@ def test_plan_without_metrics_plans_the_stored_history_at_the_wall_clock(
     frame["timestamp"] += (now - timedelta(minutes=1)) - frame["timestamp"].max()
     assert plan_store().record_metrics(frame_to_store_rows(frame, source="test")) == len(frame)
 
-    res = _capplan("plan", "--policy", str(_policies(tmp_path)), "--json")
+    # a preview of the file writes nothing: no policy, no plan, no quality report
+    preview = _capplan("plan", "--policy", str(_policies(tmp_path)), "--json")
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    seen = {r["policy"]: r for r in json.loads(preview.stdout[preview.stdout.index("["):])}
+    assert seen["thumbs"]["status"] == "preview" and seen["thumbs"]["id"] is None
+    assert plan_store().list_plans() == [] and plan_store().list_policies() == []
+
+    applied = _capplan("policies", "apply", str(_policies(tmp_path)), "--by", "ops", "--json")
+    assert applied.returncode == 0, applied.stderr[-3000:]
+    assert [(c["name"], c["version"]) for c in json.loads(applied.stdout)] == [
+        ("thumbs", 1), ("ghost", 1)]
+    res = _capplan("plan", "--save", "--json")
     assert res.returncode == 0, res.stderr[-3000:]
     out = {r["policy"]: r for r in json.loads(res.stdout[res.stdout.index("["):])}
 
     thumbs = out["thumbs"]
+    assert thumbs["policy_version"] == 1
     assert thumbs["status"] == "proposed", thumbs
     as_of = datetime.fromisoformat(thumbs["as_of"])
     assert abs((as_of - now).total_seconds()) < 120       # now is now, not the data's end
@@ -85,11 +97,13 @@ def test_plan_without_metrics_plans_the_stored_history_at_the_wall_clock(
     assert timedelta(days=6, hours=23) < now - since < timedelta(days=7, minutes=5)
 
 
-def test_plan_without_policy_or_setting_exits_2_naming_the_setting(capplan_env, monkeypatch):
-    monkeypatch.delenv("CAPPLAN_POLICY_PATH", raising=False)
+def test_plan_without_a_policy_file_or_stored_policies_exits_2(capplan_env, tmp_path):
     res = _capplan("plan", "--json")
     assert res.returncode == 2
-    assert "CAPPLAN_POLICY_PATH" in res.stderr
+    assert "no policy is stored" in " ".join(res.stderr.split())
+    # --save never stores a file's policies behind the operator's back
+    res = _capplan("plan", "--policy", str(_policies(tmp_path)), "--save")
+    assert res.returncode == 2 and "capplan policies apply" in " ".join(res.stderr.split())
 
 
 def test_unreachable_store_fails_the_cycle_clearly_and_plans_nothing(

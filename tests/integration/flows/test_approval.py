@@ -13,6 +13,7 @@ from capplan_app.bootstrap import DEMO_POLICIES, plan_store
 from capplan_cli.approvals import wait_for_paused_plan
 from capplan_cli.main import app
 from capplan_core.planning.stored_plan import PlanStatus, StepStatus
+from tests.approvers import key_for
 from tests.integration.flows.helpers import FlowThread, plan_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -37,7 +38,8 @@ def test_cli_approve_resumes_run_second_decision_refused_and_events_emitted(
                                 stop=lambda: not run.alive())
     assert plan is not None
     res = runner.invoke(app, ["plans", "approve", str(plan.id), "--by", "carol",
-                              "--comment", "via cli", "--max-workers", str(plan.current_workers + 1)])
+                              "--comment", "via cli", "--max-workers", str(plan.current_workers + 1)],
+                        env={"CAPPLAN_APPROVER_KEY": key_for("carol")})
     assert res.exit_code == 0, res.output
     run.join()
     got = store.get_plan(plan.id)
@@ -47,7 +49,8 @@ def test_cli_approve_resumes_run_second_decision_refused_and_events_emitted(
     for ev in store.audit_events(plan_id=plan.id, action="scale"):
         assert ev.details["to_workers"] <= plan.current_workers + 1
 
-    again = runner.invoke(app, ["plans", "reject", str(plan.id), "--by", "dave"])
+    again = runner.invoke(app, ["plans", "reject", str(plan.id), "--by", "dave"],
+                          env={"CAPPLAN_APPROVER_KEY": key_for("dave")})
     assert again.exit_code == 1
     assert f"plan {plan.id} is already" in again.output and "by carol" in again.output
     assert store.get_plan(plan.id).decided_by == "carol"
