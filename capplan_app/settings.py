@@ -29,7 +29,9 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; unset means a SQLite file under data_dir"
     )
     data_dir: Path = Field(default_factory=default_data_dir)
-    redis_url: str | None = Field(None, description="Redis for metrics sources and the cache")
+    redis_url: SecretStr | None = Field(
+        None, description="Redis for metrics sources and the cache (a secret: it may carry a "
+        "password; never logged)")
     scaler: Literal["dry-run", "kubernetes", "keda", "supervisor"] = "dry-run"
     kubeconfig: str | None = None
     kube_context: str | None = None
@@ -49,6 +51,24 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(
         True, description="migrate the plan store when a process first opens it; false: "
         "operators run `capplan db upgrade`, and a process refuses a schema that is behind")
+
+    plan_chunk_size: int = Field(
+        25, ge=1, le=1000, description="capacity-plan: at most this many queues per plan-chunk "
+        "task run (docs/scale.md)")
+    plan_concurrency: int = Field(
+        2, ge=1, le=256, description="capacity-plan: plan-chunk task runs at once (the task "
+        "runner's max workers; Dask: the LocalCluster's worker processes)")
+    task_runner: Literal["threads", "processes", "dask"] = Field(
+        "threads", description="where plan-chunk task runs execute: threads of the flow's "
+        "process, worker processes on this machine, or a Dask cluster (prefect-dask)")
+    dask_address: str | None = Field(
+        None, description="task_runner=dask: an existing Dask scheduler (tcp://host:8786); "
+        "unset: a LocalCluster, or dask_cluster_class")
+    dask_cluster_class: str | None = Field(
+        None, description="task_runner=dask without an address: the cluster class to create, "
+        "e.g. dask_kubernetes.operator.KubeCluster (the 'cluster' extra)")
+    dask_cluster_kwargs: dict[str, object] = Field(
+        default_factory=dict, description="JSON keyword arguments for that cluster class")
 
     def resolved_database_url(self) -> str:
         if self.database_url:
