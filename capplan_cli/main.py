@@ -8,6 +8,8 @@ import typer
 
 # A loaded machine can take longer than Prefect's default 20 s to start the temporary server.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Prefect retries 429/502/503 answers itself; a busy server gets more tries (default 5)
+os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "8")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from capplan_cli import demo, plan_cmd, plans  # noqa: E402

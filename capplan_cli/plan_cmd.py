@@ -6,13 +6,15 @@ with ``--metrics`` it plans offline from that file (``now`` = the file's end, or
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import typer
 from sqlalchemy.exc import DBAPIError
 
-from capplan_cli.output import console, fail, plans_table, print_json
+from capplan_cli.output import console, err_console, fail, plans_table, print_json
 from capplan_cli.runner import check_inputs, public, run_capacity_plan
 
 
@@ -43,8 +45,9 @@ def register(app: typer.Typer) -> None:
                  "with `capplan policies apply FILE`, then `capplan plan --save`")
         check_inputs(metrics, policy, names)
         try:
-            results = run_capacity_plan(metrics, policy, names=names, as_of=as_of,
-                                        approval="none", save=save)
+            with cycle_progress():
+                results = run_capacity_plan(metrics, policy, names=names, as_of=as_of,
+                                            approval="none", save=save)
         except Exception as err:  # a store error was retried by the store tasks first
             db = _store_error(err)
             if db is None:
@@ -57,6 +60,29 @@ def register(app: typer.Typer) -> None:
             console.print(plans_table(results, "capplan plan"))
         if any(r.get("status") == "failed" for r in results):
             raise typer.Exit(1)  # the output above names each failed queue and its error
+
+
+@contextmanager
+def cycle_progress() -> Iterator[None]:
+    """A progress bar (stderr) that advances as plan-chunk task runs finish; hidden off a
+    terminal, so --json and pipes see nothing of it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from tasks.batch import add_progress_listener
+
+    bar = Progress("planning queues", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err_console, disable=not err_console.is_terminal, transient=True)
+    job = bar.add_task("plan", total=None)
+
+    def advance(done: int, total: int) -> None:
+        bar.update(job, completed=done, total=total)
+
+    remove = add_progress_listener(advance)
+    try:
+        with bar:
+            yield
+    finally:
+        remove()
 
 
 def _store_error(err: BaseException | None) -> BaseException | None:

@@ -5,8 +5,12 @@ apply``) from the store (``queue_metrics``, written by collect-metrics) at the w
 metrics file (``metrics_path``) is for offline planning and replays. A run never carries its
 own policy: a policy file (``policy_path``) is only ever a preview that writes nothing.
 
-The parent run fans out one child run (``plan-queue``) per policy, concurrently, so a pause
-waiting for one queue's approval never holds up another queue's plan.
+Queues that need no approval in this run (advisory, or ``approval='none'``) are planned in
+chunks: ``plan-chunk`` task runs mapped over the task runner, each planning, storing and
+publishing a chunk of queues, with a progress artifact that advances as chunks finish. A queue
+that may pause for a person (manual, or auto that may fall back to manual) gets its own child
+run (``plan-queue``), concurrently, so a pause never holds up another queue's plan
+(docs/scale.md).
 """
 
 
@@ -19,10 +23,12 @@ from prefect.runtime import flow_run
 from pydantic import Field
 from sqlalchemy.exc import DBAPIError
 
-from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
+from capplan_app.settings import get_settings
+from capplan_core.policy import Mode, PolicyError, ScalingPolicy, load_policies
 from capplan_core.policy_select import select_policies
 from capplan_core.utc import utc_datetime
 from flows.plan_queue import plan_queue
+from tasks.batch import plan_in_chunks
 from tasks.stages import (
     expire_undecided_plans,
     file_data_end,
@@ -38,6 +44,7 @@ class StoreUnavailable(RuntimeError):
 ApprovalMode = Literal["policy", "none"]
 ChildRuns = Literal["inline", "deployment"]
 PLAN_QUEUE_DEPLOYMENT = "plan-queue/plan-queue"
+FORECAST_PICTURES_UP_TO = 50  # a larger batched cycle publishes no forecast table + picture
 
 
 def plan_time(metrics_path: str | None, as_of: datetime | None) -> datetime:
@@ -114,23 +121,38 @@ async def capacity_plan(
             raise PreviewOnly("child_runs='deployment' plans stored policies and saves them")
         return [await _start_child(p, versions[p.name], metrics_path, now, approval,
                                    approval_poll_s, requested_by) for p in selected]
+    # queues that may pause for a person keep their own child run; the rest are batched
+    batched = [p for p in selected if approval == "none" or p.mode == Mode.ADVISORY]
+    children = [p for p in selected if p not in batched]
+    settings = get_settings()
+    in_chunks = plan_in_chunks(
+        batched, metrics_path, now, chunk_size=settings.plan_chunk_size,
+        concurrency=settings.plan_concurrency, flow_run_id=str(flow_run.id),
+        versions=versions, save=save, approval=approval,
+        forecast_artifacts=len(batched) <= FORECAST_PICTURES_UP_TO) if batched else []
     outcomes = await asyncio.gather(
         *(plan_queue(policy=p.name, policy_version=versions[p.name], metrics_path=metrics_path,
                      as_of=now, approval=approval, approval_poll_s=approval_poll_s, save=save,
                      requested_by=requested_by,
-                     preview_policy=p if policy_path else None) for p in selected),
+                     preview_policy=p if policy_path else None) for p in children),
         return_exceptions=True,
     )
-    down = [out for out in outcomes if isinstance(out, DBAPIError)]
+    by_queue = dict(zip([p.queue for p in batched],
+                        [r.pop("exception", None) or r for r in in_chunks], strict=True))
+    by_queue.update(zip([p.queue for p in children], outcomes, strict=True))
+    down = [out for out in by_queue.values() if isinstance(out, DBAPIError)]
     if down:  # the store is down (after its tasks' retries): fail the cycle, plan nothing
         raise StoreUnavailable(f"the plan store failed during the cycle: {down[0]}") from down[0]
     results: list[dict[str, Any]] = []
-    for p, out in zip(selected, outcomes, strict=True):
+    for p in selected:
+        out = by_queue[p.queue]
         if isinstance(out, BaseException):
             logger.error("queue %s failed: %s", p.queue, out)
             results.append({"queue": p.queue, "policy": p.name, "mode": p.mode.value,
                             "status": "failed", "error": f"{type(out).__name__}: {out}"})
         else:
+            if out.get("status") == "failed":
+                logger.error("queue %s failed: %s", p.queue, out.get("error"))
             results.append(out)
     return results
 

@@ -32,7 +32,7 @@ from capplan_core.planning.batch import QueueOutcome, plan_many
 from capplan_core.policy import ScalingPolicy
 from tasks.artifacts import publish_forecast, publish_plan, publish_quality
 from tasks.common import capplan_io_task
-from tasks.stages import store_plan, store_skipped
+from tasks.stages import preview_plan, store_plan, store_skipped
 from tasks.summary import plan_view
 
 NAME_LIMIT = 300  # characters of queue names in a task run's name
@@ -79,25 +79,38 @@ def _failed(outcome: QueueOutcome) -> dict[str, Any]:
             "error": f"{outcome.failed_stage}: {outcome.error}"}
 
 
-def store_outcome(outcome: QueueOutcome, as_of: datetime, *,
+def store_outcome(outcome: QueueOutcome, as_of: datetime, *, version: int | None = None,
+                  save: bool = True, approval: str = "none",
                   forecast_artifacts: bool = True) -> dict[str, Any]:
-    """Store one queue's plan (or skip) and publish its artifacts; the plan as users see it."""
+    """Store one queue's plan (or skip) under its policy ``version`` and publish its
+    artifacts; the plan as users see it. ``save=False``: a preview that writes nothing."""
     p = outcome.policy
     if outcome.status == "failed":
         return _failed(outcome)
-    quality = outcome.assessment.quality.as_dict() if outcome.assessment is not None else None
-    if outcome.assessment is not None:
-        publish_quality.fn(outcome.assessment)
+    assessment = outcome.assessment
+    quality = assessment.quality.as_dict() if assessment is not None else None
+    if assessment is not None:
+        publish_quality.fn(assessment)
     if outcome.status == "skipped":
-        plan_id = store_skipped.fn(p, outcome.reason or "not planned", as_of, quality)
+        reason = outcome.reason or "not planned"
+        if not save:
+            return preview_plan.fn(p, None, None, None, assessment, as_of,
+                                   skipped_reason=reason)
+        plan_id = store_skipped.fn(p, reason, as_of, quality, policy_version=version)
         return plan_view(plan_store().get_plan(plan_id))
     assert outcome.decision is not None and outcome.state is not None
-    assert outcome.forecast is not None and outcome.assessment is not None
+    assert outcome.forecast is not None and assessment is not None
     if forecast_artifacts:
-        publish_forecast.fn(outcome.assessment, outcome.forecast)
-    plan_id = store_plan.fn(p, outcome.decision, outcome.state, outcome.forecast,
-                            outcome.assessment, as_of)
-    summary = plan_view(plan_store().get_plan(plan_id))
+        publish_forecast.fn(assessment, outcome.forecast)
+    if not save:
+        summary = preview_plan.fn(p, outcome.decision, outcome.state, outcome.forecast,
+                                  assessment, as_of)
+    else:
+        plan_id = store_plan.fn(p, outcome.decision, outcome.state, outcome.forecast,
+                                assessment, as_of, policy_version=version)
+        summary = plan_view(plan_store().get_plan(plan_id), note=(
+            "plan only (approval='none')" if approval == "none"
+            else "advisory: never executed"))
     publish_plan.fn(summary, summary.get("details", {}), summary.get("explanation", []))
     return summary
 
@@ -105,18 +118,23 @@ def store_outcome(outcome: QueueOutcome, as_of: datetime, *,
 @capplan_io_task(name="plan-chunk", task_run_name=chunk_run_name)
 def plan_chunk(
     policies: list[ScalingPolicy], metrics_path: str | None, as_of: datetime, index: int = 0,
+    versions: list[int | None] | None = None, save: bool = True, approval: str = "none",
     forecast_artifacts: bool = True,
 ) -> list[dict[str, Any]]:
-    """Plan, store and publish each queue of the chunk; one result per queue, in order."""
+    """Plan, store (or preview) and publish each queue of the chunk; one result per queue,
+    in order. Only queues that need no approval in this run are batched (advisory, or
+    ``approval='none'``): a queue that may pause for a person keeps its own plan-queue run."""
     logger = get_run_logger()
     live = not metrics_path
+    vers = versions or [None] * len(policies)
     results: list[dict[str, Any]] = []
     outcomes = plan_many(
         policies, rows_reader(metrics_path, policies, as_of), as_of,
         from_file=not live, live_count=audited_live_count if live else None,
         no_rows_reason=no_metrics_reason)
-    for outcome in outcomes:
-        result = store_outcome(outcome, as_of, forecast_artifacts=forecast_artifacts)
+    for outcome, version in zip(outcomes, vers, strict=True):
+        result = store_outcome(outcome, as_of, version=version, save=save, approval=approval,
+                               forecast_artifacts=forecast_artifacts)
         result["stage_seconds"] = outcome.stage_seconds
         if outcome.status == "failed":
             logger.error("queue %s failed at %s: %s", outcome.queue, outcome.failed_stage,
@@ -129,3 +147,68 @@ def plan_chunk(
                         result.get("confidence") or 0.0)
         results.append(result)
     return results
+
+
+# -- the fan-out over chunks, called by the flow ---------------------------------------------
+ProgressListener = Callable[[int, int], None]
+_listeners: list[ProgressListener] = []
+
+
+def add_progress_listener(listener: ProgressListener) -> Callable[[], None]:
+    """Also tell ``listener(queues_done, queues_total)`` in this process (the CLI's bar) as
+    chunks finish; returns the function that removes it."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+def progress_key(flow_run_id: str | None) -> str:
+    return "cycle-progress-" + (flow_run_id or "local")[:8].lower()
+
+
+def plan_in_chunks(
+    policies: list[ScalingPolicy], metrics_path: str | None, as_of: datetime, *,
+    chunk_size: int, concurrency: int = 2, forecast_artifacts: bool = True,
+    flow_run_id: str | None = None, versions: dict[str, int | None] | None = None,
+    save: bool = True, approval: str = "none",
+) -> list[dict[str, Any]]:
+    """Map ``plan-chunk`` over the policies in chunks; one result per policy, in order.
+
+    A chunk that still fails after its retries (the store is down) fails its queues, each
+    named with the error. A progress artifact advances as chunks finish (and any listener in
+    this process is told).
+    """
+    from prefect import unmapped
+    from prefect.futures import as_completed
+
+    from capplan_app.task_runners import PLAN_CHUNK_TAG
+    from capplan_core.planning.batch import chunk_size_for, chunked
+    from tasks.progress import ProgressArtifact
+
+    size = chunk_size_for(len(policies), max_chunk=chunk_size, workers=concurrency)
+    chunks = chunked(policies, size)
+    total = len(policies)
+    progress = ProgressArtifact(progress_key(flow_run_id),
+                                f"capacity-plan: {total} queue(s) in {len(chunks)} chunk(s)",
+                                step_percent=0.0)
+    futures = plan_chunk.with_options(tags=[PLAN_CHUNK_TAG]).map(
+        chunks, metrics_path=unmapped(metrics_path), as_of=unmapped(as_of),
+        index=list(range(len(chunks))),
+        versions=[[(versions or {}).get(p.name) for p in c] for c in chunks],
+        save=unmapped(save), approval=unmapped(approval),
+        forecast_artifacts=unmapped(forecast_artifacts))
+    position = {f.task_run_id: i for i, f in enumerate(futures)}
+    by_chunk: dict[int, list[dict[str, Any]]] = {}
+    done = 0
+    for future in as_completed(list(futures)):
+        i = position[future.task_run_id]
+        try:
+            by_chunk[i] = future.result()
+        except Exception as err:  # the chunk's retries are spent: its queues failed, named
+            by_chunk[i] = [{"queue": p.queue, "policy": p.name, "mode": p.mode.value,
+                            "status": "failed", "error": f"{type(err).__name__}: {err}",
+                            "exception": err} for p in chunks[i]]
+        done += len(chunks[i])
+        progress(f"{done}/{total} queues", done / total)
+        for listener in list(_listeners):
+            listener(done, total)
+    return [r for i in range(len(chunks)) for r in by_chunk[i]]
