@@ -228,6 +228,10 @@ class ScalingSpec(_Strict):
         "scale-up absorbs a later one when holding the extra workers early costs less, and a "
         "scale-down must save more than two actions (down and back up)")
     max_replans: int = _count(3, ge=0, le=20)
+    strategy: Literal["predictive", "hybrid"] = Field(
+        "predictive", description="predictive: capplan sets the worker count; hybrid: capplan "
+        "sets a floor (KEDA minReplicaCount) and the rate trigger's target per replica to what "
+        "the floor carries within the SLO, and the autoscaler reacts above it")
     budget_per_hour: float | None = _number(None, gt=0, description="max worker cost per hour")
     auto_max_change: int = _count(20, ge=0, le=MAX_WORKERS,
                                   description="auto-approve only up to this change")
@@ -269,6 +273,9 @@ class ForecastSpec(_Strict):
     nowcast_half_life_hours: float = _number(
         3.0, ge=0, le=24 * 7, description="when the last hour's demand runs off the forecast, "
         "correct the forecast's level, fading with this half-life over the horizon (0 = off)")
+    interval_calibration: Literal["pooled", "regime"] = Field(
+        "pooled", description="pooled: one conformal error distribution; regime: also per "
+        "regime (Mondays/Saturdays vs other days, peak vs off-peak) from a two-week replay")
     events: list[CalendarEvent] = Field(default_factory=list)
 
 

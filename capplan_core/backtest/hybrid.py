@@ -35,28 +35,12 @@ from capplan_core.backtest.predictive import (
 )
 from capplan_core.backtest.replay import Observation
 from capplan_core.backtest.strategies import ReactiveSpec, clamp_workers
-from capplan_core.planning.window_sizing import sizing_quantile, slo_terms_from_policy
+from capplan_core.planning.window_sizing import (
+    capacity_at_slo,
+    sizing_quantile,
+    slo_terms_from_policy,
+)
 from capplan_core.policy import ScalingPolicy
-from capplan_core.queueing.sizing import SloTerms, failing_terms
-
-BISECTIONS = 30
-
-
-def capacity_at_slo(workers: int, mean_service_s: float, terms: SloTerms,
-                    service_scv: float = 1.0) -> float:
-    """The largest arrival rate (jobs/s) ``workers`` serve within every SLO term (bisection;
-    every term is monotone in the rate)."""
-    if workers <= 0:
-        return 0.0
-    lo, hi = 0.0, workers / mean_service_s
-
-    def meets(lam: float) -> bool:
-        return not failing_terms(lam, mean_service_s, workers, terms, service_scv=service_scv)
-
-    for _ in range(BISECTIONS):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if meets(mid) else (lo, mid)
-    return lo
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,21 @@ capplan sets ``spec.minReplicaCount`` to the planned worker count — the predic
 and KEDA keeps reacting to the queue above it, up to ``spec.maxReplicaCount``. Readiness is
 read from the Deployment the ScaledObject targets (``spec.scaleTargetRef.name``).
 
+With ``scaling.strategy: hybrid`` capplan also writes the rate trigger's target per replica
+with the floor (``HybridRateTarget``): the trigger named ``capplan-rate`` (a ``prometheus``
+trigger's ``threshold``, any other type's ``targetValue``) gets ``capacity_at_slo(floor) /
+floor`` — the most demand the floor carries within the SLO, per replica — so KEDA wants no
+more than the floor while the floor carries the measured rate, and scales in proportion to a
+surprise above it (docs/backtest.md, "hybrid"). Both fields go in one merge patch.
+
 RBAC needed (see ``deployments/rbac.yaml``): get/patch ``scaledobjects.keda.sh``, get
 ``deployments/status``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from capplan_core.execution.k8s_common import (
@@ -26,7 +35,9 @@ from capplan_core.execution.scaler import (
     check_replicas,
     target_key,
 )
-from capplan_core.policy import TargetSpec
+from capplan_core.planning.window_sizing import hybrid_target_per_replica, slo_terms_from_policy
+from capplan_core.policy import ScalingPolicy, TargetSpec
+from capplan_core.queueing.sizing import SloTerms
 
 KEDA_GROUP = "keda.sh"
 KEDA_VERSION = "v1alpha1"
@@ -34,6 +45,58 @@ KEDA_PLURAL = "scaledobjects"
 #: KEDA's documented defaults when the fields are absent.
 KEDA_DEFAULT_MIN_REPLICAS = 0
 KEDA_DEFAULT_MAX_REPLICAS = 100
+#: the trigger whose per-replica target a hybrid floor sets, and the key per trigger type
+RATE_TRIGGER_NAME = "capplan-rate"
+TARGET_KEY_BY_TYPE = {"prometheus": "threshold"}
+DEFAULT_TARGET_KEY = "targetValue"
+
+#: (target, floor) -> the rate trigger's target per replica (jobs/s), or None: floor only
+TriggerTarget = Callable[[TargetSpec, int], "float | None"]
+
+
+@dataclass
+class HybridRateTarget:
+    """The rate trigger's target per replica for targets whose policy asks for ``hybrid``.
+
+    ``observe`` records, per target, the SLO terms and the service time measured when it was
+    planned (the planning cycle calls it); a target never observed, or whose policy is
+    ``predictive``, gets None (only the floor moves)."""
+
+    _known: dict[str, tuple[float, SloTerms, float]] = field(default_factory=dict)
+
+    def observe(self, policy: ScalingPolicy, mean_service_s: float,
+                service_scv: float = 1.0) -> None:
+        if not mean_service_s > 0:
+            raise ValueError(f"mean_service_s must be > 0, got {mean_service_s!r}")
+        key = target_key(policy.target)
+        if policy.scaling.strategy != "hybrid":
+            self._known.pop(key, None)
+            return
+        self._known[key] = (float(mean_service_s), slo_terms_from_policy(policy, 0.0),
+                            float(service_scv))
+
+    def __call__(self, target: TargetSpec, floor: int) -> float | None:
+        known = self._known.get(target_key(target))
+        if known is None or floor < 1:
+            return None
+        mean_s, terms, scv = known
+        return hybrid_target_per_replica(floor, mean_s, terms, scv)
+
+
+def _rate_trigger(obj: dict[str, Any], target: TargetSpec) -> tuple[list[Any], int, str]:
+    """The ScaledObject's triggers, the index of ``capplan-rate`` and its target key."""
+    triggers = list((obj.get("spec") or {}).get("triggers") or [])
+    for i, trig in enumerate(triggers):
+        if isinstance(trig, dict) and trig.get("name") == RATE_TRIGGER_NAME:
+            return triggers, i, TARGET_KEY_BY_TYPE.get(str(trig.get("type")), DEFAULT_TARGET_KEY)
+    raise ScalerError("invalid", f"ScaledObject {target_key(target)}: the policy asks for the "
+                      f"hybrid strategy but no trigger is named {RATE_TRIGGER_NAME!r}; name the "
+                      "arrival-rate trigger so capplan can set its target with the floor",
+                      target=target_key(target))
+
+
+def _target_text(value: float) -> str:
+    return f"{value:.6g}"
 
 
 class KedaScaledObjectScaler(KubernetesScalerBase):
@@ -41,8 +104,15 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
 
     Works for ``kind: scaledobject`` targets, and for ``kind: deployment`` targets when the
     ScaledObject is named like the Deployment (``CAPPLAN_SCALER=keda``).
-    Arguments are those of :class:`~capplan_core.execution.k8s_common.KubernetesScalerBase`.
+    Arguments are those of :class:`~capplan_core.execution.k8s_common.KubernetesScalerBase`,
+    plus ``trigger_target`` (e.g. a :class:`HybridRateTarget`): when it gives a value for a
+    target and floor, the rate trigger's target moves with the floor.
     """
+
+    def __init__(self, *args: Any, trigger_target: TriggerTarget | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.trigger_target = trigger_target
 
     def _custom(self) -> Any:
         from kubernetes.client import CustomObjectsApi
@@ -75,8 +145,9 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
 
     def set_replicas(self, target: TargetSpec, replicas: int, *,
                      expected: LiveReplicas | None = None) -> ScaleOutcome:
-        """Patch ``spec.minReplicaCount`` at the ``resourceVersion`` of ``expected`` (or of the
-        read made here); no request is sent when it already equals it.
+        """Patch ``spec.minReplicaCount`` (and, with ``trigger_target``, the rate trigger's
+        target) at the ``resourceVersion`` of ``expected`` (or of the read made here); no
+        request is sent when both already hold.
 
         Raises:
             ScalerError: ``invalid`` when ``replicas`` exceeds ``spec.maxReplicaCount`` (capplan
@@ -87,18 +158,30 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
         before = self._floor(obj) if expected is None else expected.replicas
         rv = ((obj.get("metadata") or {}).get("resourceVersion") if expected is None
               else expected.version)
-        if before == replicas:
+        spec_patch: dict[str, Any] = {}
+        if before != replicas:
+            spec_patch["minReplicaCount"] = replicas
+        per_replica = self.trigger_target(target, replicas) if self.trigger_target else None
+        if per_replica is not None:
+            triggers, i, key = _rate_trigger(obj, target)
+            meta = dict(triggers[i].get("metadata") or {})
+            if meta.get(key) != _target_text(per_replica):
+                meta[key] = _target_text(per_replica)
+                triggers[i] = {**triggers[i], "metadata": meta}
+                spec_patch["triggers"] = triggers  # a merge patch replaces the whole list
+        field_name = "spec.minReplicaCount" + (
+            f" + triggers[{RATE_TRIGGER_NAME}]" if per_replica is not None else "")
+        if not spec_patch:
             return ScaleOutcome(kind="scaledobject", namespace=target.namespace,
                                 name=target.name, from_replicas=before, to_replicas=replicas,
-                                changed=False, replica_field="spec.minReplicaCount",
-                                resource_version=rv)
+                                changed=False, replica_field=field_name, resource_version=rv)
         ceiling = int((obj.get("spec") or {}).get("maxReplicaCount", KEDA_DEFAULT_MAX_REPLICAS))
         if replicas > ceiling:
             raise ScalerError(
                 "invalid", f"ScaledObject {target_key(target)}: floor {replicas} would exceed "
                 f"its maxReplicaCount {ceiling}; raise maxReplicaCount or lower the policy's "
                 "max_workers", target=target_key(target))
-        body: dict[str, Any] = {"spec": {"minReplicaCount": replicas}}
+        body: dict[str, Any] = {"spec": spec_patch}
         if rv:
             body["metadata"] = {"resourceVersion": rv}
         with k8s_errors("patch KEDA ScaledObject", target_key(target)):
@@ -115,7 +198,7 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
             patched, dict) else None
         return ScaleOutcome(kind="scaledobject", namespace=target.namespace, name=target.name,
                             from_replicas=before, to_replicas=replicas, changed=True,
-                            replica_field="spec.minReplicaCount", resource_version=new_rv)
+                            replica_field=field_name, resource_version=new_rv)
 
     def scale_target_name(self, target: TargetSpec) -> str:
         """Name of the Deployment the ScaledObject scales (``spec.scaleTargetRef``)."""

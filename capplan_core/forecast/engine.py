@@ -27,6 +27,7 @@ from capplan_core.forecast.prep import (
     prepare_history,
     to_utc_index,
 )
+from capplan_core.forecast.regimes import regime_factors
 from capplan_core.forecast.result import ForecastResult, NoHistoryError, central_bounds
 from capplan_core.forecast.selection import choose
 from capplan_core.policy import ForecastSpec
@@ -131,18 +132,27 @@ def forecast_queue(
     scale = extend_scale(choice.calibration.scale, model.sigma_h(total), total)[offset:]
     # level-dependent error scale: peaks get wider intervals than troughs (intervals.py)
     scale = np.maximum(scale * choice.calibration.level_factor(mean), floor)
+    timestamps = pd.date_range(first, periods=n_out, freq=pd.Timedelta(seconds=step_s))
+    # per regime (switch days, peaks): widen or narrow where the replay says (regimes.py)
+    one_step_scale = float(scale[0]) if len(scale) else 0.0  # the nowcast's noise threshold
+    regimes = regime_factors(
+        model, y, index, choice.calibration, horizon=min(total, len(choice.calibration.scale)),
+        day_steps=day, weekly=bool(week)) if spec.interval_calibration == "regime" else None
+    if regimes is not None:
+        scale = np.maximum(scale * regimes.for_windows(timestamps, mean), floor)
+        notes.append("intervals calibrated per regime: " + ", ".join(
+            f"{k} x{v['factor']}" for k, v in regimes.describe().items()))  # type: ignore[index]
     nc = nowcast_factors(
         model, y, prep.values, recent_steps=max(1, int(round(RECENT_S / step_s))),
         offset=offset, n_out=n_out, step_s=step_s,
         half_life_s=spec.nowcast_half_life_hours * 3600.0,
-        one_step_scale=float(scale[0]) if len(scale) else 0.0)
+        one_step_scale=one_step_scale)
     if nc is not None and nc.ratio != 1.0:
         notes.append(f"nowcast: the last hour ran at {nc.ratio:.3f}x the forecast; level "
                      f"corrected (x{nc.factors[0]:.3f} next window, half-life "
                      f"{spec.nowcast_half_life_hours:g} h)")
         # the mean moves; the spread stays: the calibration's errors already saw the surprise
         mean = mean * nc.factors
-    timestamps = pd.date_range(first, periods=n_out, freq=pd.Timedelta(seconds=step_s))
     mult = event_multipliers(timestamps, step_s, spec.events)
     if np.any(mult != 1.0):
         notes.append(f"calendar events adjust {int(np.sum(mult != 1.0))} window(s)")

@@ -19,7 +19,7 @@ import pandas as pd
 from capplan_core.forecast.ets import fit_ets, run_filter
 from capplan_core.forecast.models import ForecastModel
 
-HALF_LIFE_DAYS = 14.0  # older cycles count half as much per two weeks
+HALF_LIFE_DAYS = 7.0  # older cycles count half as much per week
 MIN_MUL_PROFILE = 0.05  # multiplicative only if no slot falls below 5% of the mean
 
 

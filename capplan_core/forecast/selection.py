@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from capplan_core.forecast.combination import SIZES, Combination, parse_combination
 from capplan_core.forecast.evaluation import (
     EvaluationPlan,
     EvaluationScore,
@@ -43,6 +44,18 @@ SHORT_WIDEN = 1.5  # interval widening when history is under a day
 MAX_AUTO_HW_SEASON = 288  # auto skips Holt-Winters with longer seasons (slow to fit)
 
 
+def model_family(name: str) -> str:
+    """A model's family; a combination's is its members' when they share one, else the
+    family of any seasonal member ("seasonal"), else "combination"."""
+    members = parse_combination(name)
+    if not members:
+        return MODELS[name].family
+    families = {MODELS[m].family for m in members}
+    if len(families) == 1:
+        return families.pop()
+    return "seasonal" if "seasonal" in families else "combination"
+
+
 @dataclass
 class Choice:
     """The selected model (fitted on all data), its calibration and the selection record."""
@@ -63,6 +76,14 @@ def candidate_names(
     notes: list[str] = []
     seasonal_ok = bool(day_steps) and n >= 2 * int(day_steps or 0)
     short = day_steps is not None and n < day_steps
+    members = parse_combination(requested)
+    if members and not all(m in MODELS for m in members):
+        raise ValueError(f"model {requested!r}: unknown member model")
+    if members and not short:
+        if any(MODELS[m].family == "seasonal" for m in members) and not seasonal_ok:
+            notes.append(f"model {requested!r} needs two full days of history: using holt")
+            return ["holt"], notes
+        return members, notes
     if short:
         if requested not in ("auto", "ewma"):
             notes.append(f"model {requested!r} needs more history: using ewma")
@@ -148,6 +169,12 @@ def choose(
         return Choice(model, gaussian_calibration(model.sigma_h(n), SHORT_WIDEN), selection,
                       notes)
     best, best_cal = min(scores, key=lambda s: s[0].mase)
+    forced = len(names) if parse_combination(requested) else None
+    for sc in _combinations([s[0] for s in scores], scale, forced):
+        cal = calibrate(sc.errors, levels, floor, sc.forecasts)
+        selection.append(_entry(sc, cal))
+        if sc.mase < best.mase or forced:
+            best, best_cal = sc, cal
     window = _window(plan, stamp)
     for e in selection:
         e["chosen"] = e["model"] == best.model
@@ -158,6 +185,32 @@ def choose(
     if short:
         best_cal = replace(best_cal, scale=best_cal.scale * SHORT_WIDEN)
     return Choice(model, best_cal, selection, notes)
+
+
+def _combinations(
+    scores: list[EvaluationScore], scale: float, forced: int | None
+) -> list[EvaluationScore]:
+    """The mean of the best 2 and 3 candidates, scored on the same origins (combination.py);
+    with ``forced`` only the mean of that many (a combination asked for by name)."""
+    # a combination asked for by name keeps its members' order (and so its name)
+    ranked = list(scores) if forced else sorted(scores, key=lambda s: s.mase)
+    actual = ranked[0].errors + ranked[0].forecasts
+    out = []
+    for k in (forced,) if forced else SIZES:
+        if k is None or len(ranked) < k or k < 2:
+            continue
+        top = ranked[:k]
+        fc = np.mean([s.forecasts for s in top], axis=0)
+        err = actual - fc
+        mae = float(np.mean(np.abs(err)))
+        denom = np.abs(actual) + np.abs(fc)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sm = np.where(denom > 0, 2 * np.abs(err) / denom, 0.0)
+        safe = scale if np.isfinite(scale) and scale > 0 else max(mae, 1e-12)
+        model = Combination([s.fitted for s in top])
+        out.append(EvaluationScore(model.name, model, err, fc, model.sigma_h(err.shape[1]),
+                                   mae / safe, float(100 * np.mean(sm))))
+    return out
 
 
 def _fit_first(

@@ -14,7 +14,9 @@ from capplan_core.execution import (
     ScalerError,
     build_scaler,
 )
-from capplan_core.policy import TargetSpec
+from capplan_core.execution.k8s_keda import HybridRateTarget
+from capplan_core.planning.window_sizing import capacity_at_slo, slo_terms_from_policy
+from capplan_core.policy import ScalingPolicy, TargetSpec
 
 EMAIL = TargetSpec(kind="deployment", namespace="workers", name="email-worker")
 REPORT = TargetSpec(kind="deployment", namespace="batch", name="report-worker")
@@ -281,3 +283,71 @@ def test_the_patch_carries_the_version_the_read_returned(k8s: K8sApiDouble,
         scaler.set_replicas(target, live.replicas + 5, expected=live)
     assert err.value.kind == "conflict" and err.value.transient
     assert scaler.read(target).replicas == live.replicas + 2
+
+
+def _hybrid_policy(strategy: str) -> ScalingPolicy:
+    return ScalingPolicy.model_validate({
+        "name": "thumbs", "queue": "thumbnails",
+        "target": {"kind": "scaledobject", "namespace": "workers", "name": "thumbnail-so"},
+        "slo": {"wait_p95_seconds": 30}, "scaling": {"max_workers": 40, "strategy": strategy}})
+
+
+def _with_rate_trigger(k8s: K8sApiDouble) -> None:
+    with k8s._lock:
+        k8s.scaledobjects[("workers", "thumbnail-so")]["spec"]["triggers"].append(
+            {"type": "prometheus", "name": "capplan-rate",
+             "metadata": {"query": "sum(rate(jobs_enqueued_total[1m]))", "threshold": "1"}})
+
+
+def test_keda_hybrid_moves_the_floor_and_the_rate_target_in_one_patch(
+        k8s: K8sApiDouble) -> None:
+    _with_rate_trigger(k8s)
+    targets = HybridRateTarget()
+    targets.observe(_hybrid_policy("hybrid"), mean_service_s=2.0)
+    scaler = KedaScaledObjectScaler(k8s.api_client(), request_timeout_s=FAST,
+                                    poll_interval_s=0.01, trigger_target=targets)
+    outcome = scaler.set_replicas(THUMB_SO, 12)
+    assert outcome.changed and outcome.to_replicas == 12
+    (patch,) = k8s.writes()
+    assert patch.body["spec"]["minReplicaCount"] == 12
+    redis, rate = patch.body["spec"]["triggers"]
+    assert redis == {"type": "redis", "metadata": {"listName": "thumbnail-so",
+                                                   "listLength": "10"}}  # untouched
+    # 12 workers of 2-s jobs carry 5.90 jobs/s within p95 wait <= 30 s: 0.492 per replica
+    per_replica = float(rate["metadata"]["threshold"])
+    expected = capacity_at_slo(12, 2.0, slo_terms_from_policy(_hybrid_policy("hybrid"), 0)) / 12
+    assert per_replica == pytest.approx(expected, rel=1e-5)
+    assert 0.49 < per_replica < 0.5  # below a worker's 0.5 jobs/s: the SLO's headroom
+    assert rate["metadata"]["query"] == "sum(rate(jobs_enqueued_total[1m]))"
+    stored = k8s.scaledobjects[("workers", "thumbnail-so")]["spec"]
+    assert stored["minReplicaCount"] == 12
+    assert stored["triggers"][1]["metadata"]["threshold"] == rate["metadata"]["threshold"]
+    # the same floor again: nothing to write; a new floor moves both again
+    assert scaler.set_replicas(THUMB_SO, 12).changed is False
+    scaler.set_replicas(THUMB_SO, 20)
+    last = k8s.writes()[-1].body["spec"]
+    assert last["minReplicaCount"] == 20
+    assert float(last["triggers"][1]["metadata"]["threshold"]) > per_replica  # pooling gains
+    assert len(k8s.writes()) == 2
+
+
+def test_keda_predictive_policy_moves_the_floor_only(k8s: K8sApiDouble) -> None:
+    _with_rate_trigger(k8s)
+    targets = HybridRateTarget()
+    targets.observe(_hybrid_policy("predictive"), mean_service_s=2.0)
+    scaler = KedaScaledObjectScaler(k8s.api_client(), request_timeout_s=FAST,
+                                    poll_interval_s=0.01, trigger_target=targets)
+    scaler.set_replicas(THUMB_SO, 9)
+    (patch,) = k8s.writes()
+    assert patch.body["spec"] == {"minReplicaCount": 9}
+
+
+def test_keda_hybrid_without_a_named_rate_trigger_is_invalid(k8s: K8sApiDouble) -> None:
+    targets = HybridRateTarget()
+    targets.observe(_hybrid_policy("hybrid"), mean_service_s=2.0)
+    scaler = KedaScaledObjectScaler(k8s.api_client(), request_timeout_s=FAST,
+                                    poll_interval_s=0.01, trigger_target=targets)
+    with pytest.raises(ScalerError) as info:
+        scaler.set_replicas(THUMB_SO, 9)
+    assert info.value.kind == "invalid" and "capplan-rate" in str(info.value)
+    assert k8s.writes() == []

@@ -6,14 +6,14 @@ import numpy as np
 from helpers_forecast import seasonal_rates, series
 
 from capplan_core.forecast import forecast_queue
-from capplan_core.forecast.selection import MODELS
+from capplan_core.forecast.selection import model_family
 from capplan_core.policy import ForecastSpec
 
 SPEC = ForecastSpec(horizon_hours=6, seasonality=["daily", "weekly"])
 
 
 def _family(name: str) -> str:
-    return MODELS[name].family
+    return model_family(name)
 
 
 def test_pure_level_picks_a_level_model() -> None:
@@ -59,3 +59,22 @@ def test_backtest_coverage_is_near_nominal_for_the_chosen_model() -> None:
     res = forecast_queue(seasonal_rates(21, weekly=True), SPEC, queue="q")
     cov = next(e for e in res.selection if e["chosen"])["coverage"]
     assert abs(cov[0.8] - 0.8) < 0.08 and abs(cov[0.95] - 0.95) < 0.05, cov
+
+
+def test_a_combination_is_scored_like_a_model_and_asked_for_by_name() -> None:
+    from capplan_core.forecast.combination import parse_combination
+
+    hist = seasonal_rates(15, weekly=True)
+    res = forecast_queue(hist, SPEC, queue="q")
+    scored = {e["model"]: e for e in res.selection}
+    combos = [m for m in scored if parse_combination(m)]
+    assert len(combos) == 2 and {len(parse_combination(m) or []) for m in combos} == {2, 3}
+    # the backtest reuses a chosen name between re-selections: the same members, combined
+    spec = SPEC.model_copy(update={"model": "mean(mstl+seasonal_naive)"})
+    again = forecast_queue(hist, spec, queue="q")
+    assert again.model == "mean(mstl+seasonal_naive)"
+    only = {k: forecast_queue(hist, SPEC.model_copy(update={"model": k}), queue="q").mean
+            for k in ("mstl", "seasonal_naive")}
+    # the mean of the two (the nowcast moves all three alike or not at all)
+    np.testing.assert_allclose(again.mean, (only["mstl"] + only["seasonal_naive"]) / 2,
+                               rtol=0.05)
