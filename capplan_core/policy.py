@@ -399,6 +399,8 @@ def _format_validation_error(err: ValidationError, raw: Any) -> str:
             where = f"policy {pname!r}: " + ".".join(str(x) for x in loc[2:])
         value = e.get("input")
         shown = "" if isinstance(value, dict) else f" (got {_shown(value)})"
+        if loc and str(loc[-1]).endswith(("_url", "_url_ref")):
+            shown = ""  # a URL may carry a password: never echo it
         msg = str(e["msg"]).removeprefix("Value error, ")
         lines.append(f"{where}: {msg}{shown}")
     return "invalid policy: " + "; ".join(lines)

@@ -54,7 +54,7 @@ class ApprovalInput(RunInput):
                           description="who decides: a name in the policy's approval.approvers")
     approval_code: str = Field(
         min_length=CODE_CHARS, max_length=CODE_CHARS, pattern=CODE_PATTERN,
-        description="from `capplan approvals code PLAN --decision ... --by NAME` with your key "
+        description="from `capplan approvals code PLAN --decision approve|reject` with your key "
                     "(binds this decision and these limits on this plan)")
     comment: str = Field("", max_length=2000)
     max_workers: int | None = Field(
