@@ -82,9 +82,12 @@ def calm(policy: ScalingPolicy, rows: pd.DataFrame, start: pd.Timestamp | None) 
     return ScalingPolicy.model_validate(doc)
 
 
-def rows_of(label: str, config: str, r: BacktestResult,
-            only: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+def rows_of(label: str, config: str, r: BacktestResult, only: tuple[str, ...] | None = None,
+            baseline: BacktestResult | None = None) -> list[dict[str, Any]]:
+    """Summary rows; ``x_reactive`` is worker-hours / those of the reactive baseline replayed
+    in the same process (``baseline``'s, or this run's own)."""
     d = r.to_dict()
+    base = (baseline or r).to_dict()["strategies"]["reactive"]["worker_hours"]
     out = []
     for name, s in d["strategies"].items():
         if only is not None and name not in only:
@@ -93,6 +96,7 @@ def rows_of(label: str, config: str, r: BacktestResult,
                     "strategy": name, "windows": len(d["windows"]),
                     "slo_attainment": s["slo_attainment"], "worker_hours": s["worker_hours"],
                     "x_oracle": s["worker_hours_vs_oracle"],
+                    "x_reactive": s["worker_hours"] / base if base else float("nan"),
                     "changes_per_window": s["changes_per_window"],
                     "actions_per_day": s["actions_per_day"], "wait_p95_s": s["wait_p95_s"],
                     "worst_backlog": s["worst_backlog"], "runtime_s": d["runtime_s"]})
@@ -100,14 +104,14 @@ def rows_of(label: str, config: str, r: BacktestResult,
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    head = ("| data | config | strategy | SLO met | x oracle | changes/window | actions/day "
-            "| worker-h | p95 wait s | worst backlog |")
-    lines = [head, "|" + "---|" * 10]
+    head = ("| data | config | strategy | SLO met | x oracle | x reactive | changes/window "
+            "| actions/day | worker-h | p95 wait s | worst backlog |")
+    lines = [head, "|" + "---|" * 11]
     for r in rows:
         p95 = "overload" if r["wait_p95_s"] is None else f"{r['wait_p95_s']:.1f}"
         lines.append(
             f"| {r['data']} | {r['config']} | {r['strategy']} | {r['slo_attainment']:.1%} | "
-            f"{r['x_oracle']:.3f} | {r['changes_per_window']:.0%} | "
+            f"{r['x_oracle']:.3f} | {r['x_reactive']:.3f} | {r['changes_per_window']:.0%} | "
             f"{r['actions_per_day']:.1f} | {r['worker_hours']:.0f} | {p95} | "
             f"{r['worst_backlog']:.0f} |")
     return "\n".join(lines)
@@ -146,7 +150,7 @@ def main() -> None:
         shipped = run_backtest(rows, pol, start=start, end=end)
         tuned = run_backtest(rows, calm(pol, rows, start or shipped.start), start=start, end=end)
         table += rows_of(label, "shipped", shipped)
-        table += rows_of(label, "calm", tuned, only=FORECAST_DRIVEN)
+        table += rows_of(label, "calm", tuned, only=FORECAST_DRIVEN, baseline=shipped)
         print(f"{label}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         if args.figures:
             name = label.replace("/", "-").replace(" ", "_")
