@@ -25,8 +25,9 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CAPPLAN_", extra="ignore")
 
-    database_url: str | None = Field(
-        None, description="SQLAlchemy URL; unset means a SQLite file under data_dir"
+    database_url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL; unset means a SQLite file under data_dir (a "
+        "secret: it may carry a password; never printed)"
     )
     data_dir: Path = Field(default_factory=default_data_dir)
     redis_url: SecretStr | None = Field(
@@ -72,7 +73,7 @@ class Settings(BaseSettings):
 
     def resolved_database_url(self) -> str:
         if self.database_url:
-            return self.database_url
+            return self.database_url.get_secret_value()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{self.data_dir / 'capplan.db'}"
 
