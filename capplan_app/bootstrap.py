@@ -24,10 +24,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_ROOT / "data" / "demo"
 DEMO_METRICS = DEMO_DIR / "metrics.csv.gz"
 DEMO_POLICIES = DEMO_DIR / "policies.yaml"
-POLICY_PATH_VARIABLE = "capplan-policy-path"
 
-__all__ = ["DEMO_METRICS", "DEMO_POLICIES", "POLICY_PATH_VARIABLE", "Settings", "get_settings",
-           "is_dry_run", "live_workers", "metric_sources", "plan_store", "policy_path",
+__all__ = ["DEMO_METRICS", "DEMO_POLICIES", "Settings", "get_settings",
+           "is_dry_run", "live_workers", "metric_sources", "plan_store",
            "redis_client", "scaler"]
 
 
@@ -83,24 +82,6 @@ def live_workers(policy: ScalingPolicy, measured_workers: int) -> tuple[int, str
             f"{get_settings().scaler} scaler")
 
 
-def policy_path(explicit: str | None = None) -> str:
-    """The policy file: ``explicit``, else ``CAPPLAN_POLICY_PATH``, else the Prefect Variable
-    ``capplan-policy-path``; raises ``ValueError`` naming all three when none is set."""
-    if explicit:
-        return explicit
-    configured = get_settings().policy_path
-    if configured:
-        return configured
-    from prefect.variables import Variable
-
-    # _sync: also called from async flows, where get() would otherwise return a coroutine
-    value = Variable.get(POLICY_PATH_VARIABLE, default=None, _sync=True)  # type: ignore[call-overload]
-    if value:
-        return str(value)
-    raise ValueError("no policy file: pass policy_path, set CAPPLAN_POLICY_PATH, or set the "
-                     f"Prefect Variable {POLICY_PATH_VARIABLE!r}")
-
-
 def is_dry_run() -> bool:
     return get_settings().scaler == "dry-run"
 
@@ -111,9 +92,8 @@ def metric_sources(policies: list[ScalingPolicy]) -> tuple[list[MetricsSource], 
     Returns the sources and, for policies whose source cannot be built, why (named).
     File-sourced policies are skipped: files are imported, not polled.
     """
-    from capplan_core.metrics.sources import source_from_spec
-
     from capplan_app.secrets import SecretUnavailable, resolve_secret
+    from capplan_core.metrics.sources import source_from_spec
 
     s = get_settings()
     groups: dict[tuple[str, ...], tuple[SourceSpec, list[str]]] = {}

@@ -47,8 +47,6 @@ class Settings(BaseSettings):
         "the fast engine runs ~6 M jobs/s")
     metrics_retention_days: float = Field(
         35, gt=0, le=3650, description="collect-metrics deletes queue_metrics rows older than this")
-    policy_path: str | None = Field(
-        None, description="policy YAML the scheduled flows read when no policy_path is given")
     migrate_on_start: bool = Field(
         True, description="migrate the plan store when a process first opens it; false: "
         "operators run `capplan db upgrade`, and a process refuses a schema that is behind")
