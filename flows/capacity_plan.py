@@ -65,7 +65,19 @@ def _run_name() -> str:
             names = [p.name for p in load_policies(params["policy_path"])]
         except (PolicyError, ValueError):
             names = ["invalid-policy-file"]
-    return "plan " + (",".join(names) if names else "all enabled policies")
+    return "plan " + (_listed(names) if names else "all enabled policies")
+
+
+RUN_NAME_LIMIT = 200  # characters of policy names: a name is an indexed column in Prefect's
+# database, and PostgreSQL refuses index rows over ~2.7 kB (1,000 names are ~6 kB)
+
+
+def _listed(names: list[str]) -> str:
+    text = ",".join(names)
+    if len(text) <= RUN_NAME_LIMIT:
+        return text
+    shown = text[:RUN_NAME_LIMIT].rsplit(",", 1)[0]
+    return f"{shown},… ({len(names)} policies)"
 
 
 class PreviewOnly(ValueError):

@@ -19,7 +19,7 @@ from prefect_dask import DaskTaskRunner
 from bench import synthetic_queues as syn
 from capplan_app.settings import get_settings
 from capplan_app.task_runners import dask_runner_options
-from tasks.batch import progress_key
+from tasks.batch import add_progress_listener, progress_key
 from tests.prefect_pg import prefect_on_postgres
 
 pytestmark = [pytest.mark.integration]
@@ -85,8 +85,15 @@ def test_20_queues_on_prefect_on_postgres(env, pg_prefect, metrics_20, monkeypat
 
     monkeypatch.setenv("CAPPLAN_PLAN_CHUNK_SIZE", "5")
     get_settings.cache_clear()
-    out = cycle(ThreadPoolTaskRunner(max_workers=2), 20, metrics_20)
+    seen: list[tuple[int, int]] = []
+    remove = add_progress_listener(lambda done, total: seen.append((done, total)))
+    try:
+        out = cycle(ThreadPoolTaskRunner(max_workers=2), 20, metrics_20)
+    finally:
+        remove()
     results = out["results"]
+    # the CLI's bar is told as each chunk of 5 finishes
+    assert sorted(seen) == [(5, 20), (10, 20), (15, 20), (20, 20)]
     assert [r["queue"] for r in results] == [syn.queue_name(i) for i in range(20)]
     assert {r["status"] for r in results} == {"proposed"}
     assert {r["policy_version"] for r in results} == {1}
