@@ -80,3 +80,12 @@ def test_credentials_are_references_never_inline(source, message) -> None:
                                       "slo": {"wait_p95_seconds": 30}, "source": source}]})
     assert message in str(err.value)
     assert "hunter2" not in str(err.value) and ":pw@" not in str(err.value)
+
+
+def test_the_approval_form_has_no_default_decision() -> None:
+    from tasks.approve import approval_form
+
+    schema = approval_form(4).model_json_schema()
+    assert "default" not in schema["properties"]["decision"]
+    assert {"decision", "approver", "approval_code"} <= set(schema["required"])
+    assert schema["properties"]["decision"]["enum"] == ["approve", "reject"]
