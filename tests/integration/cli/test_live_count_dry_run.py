@@ -57,13 +57,16 @@ def test_second_cycle_starts_from_the_count_the_first_wrote(prefect_server, capp
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump({"policies": [policy]}))
 
-    first = asyncio.run(capacity_plan(policy_path=str(path), approval_poll_s=1))[0]
+    from capplan_core.policy import load_policies
+
+    plan_store().apply_policies(load_policies(path), actor="test")
+    first = asyncio.run(capacity_plan(policies=["steady"], approval_poll_s=1))[0]
     assert first["current_workers"] == 2 and first["target_workers"] > 2, first
     assert first["steps"][0]["status"] == "applied", first
     wrote = first["steps"][0]["to_workers"]
     assert plan_store().last_written_workers("steady") == wrote
 
-    second = asyncio.run(capacity_plan(policy_path=str(path), approval_poll_s=1))[0]
+    second = asyncio.run(capacity_plan(policies=["steady"], approval_poll_s=1))[0]
     assert second["current_workers"] == wrote, second            # not the measured 2
     stored = plan_store().get_plan(second["id"])
     state = stored.details["state"]
