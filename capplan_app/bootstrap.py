@@ -15,6 +15,7 @@ from capplan_app.settings import Settings, get_settings
 if TYPE_CHECKING:
     from redis import Redis
 
+    from capplan_core.execution.k8s_keda import TriggerTarget
     from capplan_core.execution.scaler import Scaler
     from capplan_core.metrics.snapshot import MetricsSource
     from capplan_core.policy import ScalingPolicy, SourceSpec
@@ -41,7 +42,7 @@ def plan_store() -> PlanStore:
     return open_store(s.resolved_database_url(), s.migrate_on_start)
 
 
-def scaler(*, dry_run_replicas: int) -> Scaler:
+def scaler(*, dry_run_replicas: int, trigger_target: TriggerTarget | None = None) -> Scaler:
     """The scaler named by ``CAPPLAN_SCALER``.
 
     The dry-run scaler has no cluster to read: its "live" count is ``dry_run_replicas``, which
@@ -60,7 +61,8 @@ def scaler(*, dry_run_replicas: int) -> Scaler:
         return build_scaler("supervisor", supervisor_url=s.supervisor_url,
                             supervisor_username=s.supervisor_username,
                             supervisor_password=s.supervisor_password)
-    return build_scaler(s.scaler, s.kubeconfig, s.kube_context)
+    return build_scaler(s.scaler, s.kubeconfig, s.kube_context,
+                        trigger_target=trigger_target)
 
 
 def live_workers(policy: ScalingPolicy, measured_workers: int) -> tuple[int, str]:

@@ -173,12 +173,16 @@ def apply_due(
     from capplan_core.execution.due import DueRun, self_kill_hook
     from capplan_core.execution.due import apply_due as run_due
     from capplan_core.execution.executor import planned_live_replicas
+    from capplan_core.execution.k8s_keda import plan_trigger_target
     from capplan_core.execution.scaler import Scaler
     from capplan_core.planning.stored_plan import StoredPlan
 
     def scaler_for(plan: StoredPlan, step_id: int) -> Scaler:
+        # a hybrid policy's ScaledObject also gets the rate target that goes with the floor
+        policy = plan_store().policy_for_plan(plan)
         return scaler(dry_run_replicas=planned_live_replicas(plan.steps, step_id,
-                                                             plan.current_workers or 0))
+                                                             plan.current_workers or 0),
+                      trigger_target=plan_trigger_target(policy, plan.details.get("state")))
 
     dry = is_dry_run()
     run = DueRun(run_id=f"cli-{os.getpid()}-{uuid.uuid4().hex[:8]}", actor="capplan",

@@ -13,8 +13,9 @@ from capplan_core.metrics.schema import MetricsFileError
 from capplan_core.policy import PolicyError, load_policies
 from capplan_core.policy_select import PolicySelectionError, select_policies
 
-PUBLIC_KEYS = ("id", "queue", "policy", "policy_version", "mode", "status", "current_workers", "target_workers",
-               "confidence", "slo_achievable", "steps", "simulation", "skipped_reason",
+PUBLIC_KEYS = ("id", "queue", "policy", "policy_version", "mode", "status", "current_workers",
+               "target_workers", "confidence", "slo_achievable", "steps", "simulation",
+               "skipped_reason",
                "decision", "note", "error", "expires_at", "as_of")
 
 

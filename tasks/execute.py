@@ -19,6 +19,7 @@ from capplan_core.execution.executor import (
     cancel_outside_window,
     planned_live_replicas,
 )
+from capplan_core.execution.k8s_keda import plan_trigger_target
 from capplan_core.execution.ordering import replay_offset
 from capplan_core.planning.records import plan_summary
 from tasks.common import capplan_io_task
@@ -65,8 +66,11 @@ def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan",
     policy = store.policy_for_plan(plan)
     limits = store.approval_limits(plan_id)
     dry = is_dry_run()
+    # a hybrid policy's ScaledObject also gets the rate target that goes with the floor
     scaler = bootstrap.scaler(dry_run_replicas=planned_live_replicas(plan.steps, step_id,
-                                                         plan.current_workers or 0))
+                                                         plan.current_workers or 0),
+                              trigger_target=plan_trigger_target(policy,
+                                                                 plan.details.get("state")))
     result = apply_step(store, scaler, policy, plan_id, step_id, now=datetime.now(UTC),
                         actor=actor, run_id=_run_id(), max_workers=limits.get("max_workers"),
                         wait_ready_s=0.0 if dry else READY_TIMEOUT_S, cooldown_scope_plan=dry,

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from capplan_core.execution.k8s_common import DEFAULT_REQUEST_TIMEOUT_S, ClientProvider
 from capplan_core.execution.k8s_deployment import KubernetesDeploymentScaler
-from capplan_core.execution.k8s_keda import KedaScaledObjectScaler
+from capplan_core.execution.k8s_keda import KedaScaledObjectScaler, TriggerTarget
 from capplan_core.execution.scaler import (
     DryRunScaler,
     LiveReplicas,
@@ -114,6 +114,7 @@ def build_scaler(
     supervisor_url: str | None = None,
     supervisor_username: str | None = None,
     supervisor_password: SecretStr | str | None = None,
+    trigger_target: TriggerTarget | None = None,
 ) -> Scaler:
     """Build the scaler named by ``kind`` (``CAPPLAN_SCALER``).
 
@@ -128,6 +129,8 @@ def build_scaler(
         api_client: use this client instead of loading credentials (tests).
         request_timeout_s: (connect, read) seconds per API call.
         poll_interval_s: seconds between readiness polls.
+        trigger_target: for ScaledObjects of a ``hybrid`` policy, the rate trigger's target
+            per replica that moves with the floor (:func:`k8s_keda.plan_trigger_target`).
 
     Raises:
         ScalerError: ``invalid`` for an unknown ``kind``; ``config`` for ``supervisor``
@@ -152,7 +155,8 @@ def build_scaler(
                                             request_timeout_s=request_timeout_s,
                                             poll_interval_s=poll_interval_s)
     keda = KedaScaledObjectScaler(loader=shared.get, request_timeout_s=request_timeout_s,
-                                  poll_interval_s=poll_interval_s)
+                                  poll_interval_s=poll_interval_s,
+                                  trigger_target=trigger_target)
     if kind == "deployment":
         return deployment
     if kind == "keda":

@@ -83,6 +83,21 @@ class HybridRateTarget:
         return hybrid_target_per_replica(floor, mean_s, terms, scv)
 
 
+def plan_trigger_target(policy: ScalingPolicy,
+                        state: dict[str, Any] | None) -> HybridRateTarget | None:
+    """The trigger target a step of a plan carries out, from the policy version the plan was
+    made under and the pool state stored on it (``details["state"]``): None unless the policy
+    asks for ``hybrid`` and the plan measured a service time."""
+    if policy.scaling.strategy != "hybrid":
+        return None
+    mean_s = (state or {}).get("mean_service_s")
+    if not isinstance(mean_s, int | float) or not mean_s > 0:
+        return None
+    target = HybridRateTarget()
+    target.observe(policy, float(mean_s), float((state or {}).get("service_scv") or 1.0))
+    return target
+
+
 def _rate_trigger(obj: dict[str, Any], target: TargetSpec) -> tuple[list[Any], int, str]:
     """The ScaledObject's triggers, the index of ``capplan-rate`` and its target key."""
     triggers = list((obj.get("spec") or {}).get("triggers") or [])

@@ -351,3 +351,25 @@ def test_keda_hybrid_without_a_named_rate_trigger_is_invalid(k8s: K8sApiDouble) 
         scaler.set_replicas(THUMB_SO, 9)
     assert info.value.kind == "invalid" and "capplan-rate" in str(info.value)
     assert k8s.writes() == []
+
+
+def test_a_step_of_a_hybrid_plan_carries_the_rate_target_through_the_factory(
+        k8s: K8sApiDouble) -> None:
+    """What apply-step builds: the plan's stored pool state and policy version give the
+    trigger target; the scaler from the factory patches the floor and the target together."""
+    from capplan_core.execution.factory import build_scaler
+    from capplan_core.execution.k8s_keda import plan_trigger_target
+
+    _with_rate_trigger(k8s)
+    state = {"mean_service_s": 2.0, "service_scv": 1.0, "current_workers": 4}
+    assert plan_trigger_target(_hybrid_policy("predictive"), state) is None
+    assert plan_trigger_target(_hybrid_policy("hybrid"), {"mean_service_s": None}) is None
+    scaler = build_scaler("keda", api_client=k8s.api_client(), request_timeout_s=FAST,
+                          poll_interval_s=0.01,
+                          trigger_target=plan_trigger_target(_hybrid_policy("hybrid"), state))
+    scaler.set_replicas(THUMB_SO, 12)
+    (patch,) = k8s.writes()
+    expected = capacity_at_slo(12, 2.0, slo_terms_from_policy(_hybrid_policy("hybrid"), 0)) / 12
+    assert patch.body["spec"]["minReplicaCount"] == 12
+    assert float(patch.body["spec"]["triggers"][1]["metadata"]["threshold"]) == \
+        pytest.approx(expected, rel=1e-5)
