@@ -73,11 +73,21 @@ def _plans(results: list[dict[str, Any]]) -> dict[str, tuple]:
                          r["simulation"]) for r in results}
 
 
-async def _task_run_names(run_id: str) -> list[str]:
-    async with get_client() as client:
-        runs = await client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
-    return sorted(r.name for r in runs)
+async def _task_run_names(run_id: str, *, at_least: int = 0,
+                          timeout_s: float = 60) -> list[str]:
+    """The run's task run names; waits for ``at_least`` of them (Prefect records task runs
+    from their events, a moment after the flow returns)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+        if len(runs) >= at_least or time.monotonic() > deadline:
+            return sorted(r.name for r in runs)
+        await asyncio.sleep(0.5)
 
 
 def test_20_queues_on_prefect_on_postgres(env, pg_prefect, metrics_20, monkeypatch):
@@ -100,7 +110,7 @@ def test_20_queues_on_prefect_on_postgres(env, pg_prefect, metrics_20, monkeypat
     assert {r["note"] for r in results} == {"plan only (approval='none')"}
     assert all(r["target_workers"] >= 1 and r["steps"] is not None for r in results)
 
-    names = asyncio.run(_task_run_names(out["id"]))
+    names = asyncio.run(_task_run_names(out["id"], at_least=6))
     # the whole cycle's footprint: 2 store tasks and one task run per chunk of 5 queues
     assert [n.rsplit("-", 1)[0] for n in names if not n.startswith("plan-chunk")] == [
         "expire-undecided", "read-policies"]
