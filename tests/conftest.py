@@ -11,6 +11,11 @@ import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Prefect's own default (5), before capplan_cli.main raises it to 8 for real use: the test
+# process outlives the private Prefect servers some tests start and stop, and its log and
+# event workers retry batches for a stopped server with exponential backoff, which at 8
+# retries kept the session's teardown draining them for minutes
+os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "5")
 
 PG_ADMIN_URL = os.environ.get("CAPPLAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CAPPLAN_TEST_REDIS", "redis://127.0.0.1:6379/0")
