@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 import yaml
 
-from capplan_cli.output import console, fail
+from capplan_cli.output import console
+from capplan_cli.runner import file_or_stored_policies
 from capplan_core.execution.rbac import render_rbac
-from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
 
 rbac_app = typer.Typer(help="Least-privilege RBAC from the policies.", no_args_is_help=True)
 
@@ -29,18 +29,7 @@ def render(
 ) -> None:
     """Write a ServiceAccount, and per target namespace a Role + RoleBinding that may read
     and scale exactly the policies' targets (resourceNames), nothing else."""
-    policies: list[ScalingPolicy]
-    if policy is not None:
-        try:
-            policies = load_policies(policy)
-        except PolicyError as err:
-            fail(str(err))
-    else:
-        from capplan_app.bootstrap import plan_store
-
-        policies = [v.policy for v in plan_store().list_policies()]
-        if not policies:
-            fail("--policy: no policy file given and no policy is stored")
+    policies = file_or_stored_policies(policy)
     text = ("# rendered by `capplan rbac render` from the policies' targets; do not edit\n"
             + yaml.safe_dump_all(render_rbac(policies, service_account=service_account,
                                              service_account_namespace=namespace),

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from capplan_cli.output import fail
 from capplan_core.metrics.file_source import read_metrics_file_cached
 from capplan_core.metrics.schema import MetricsFileError
-from capplan_core.policy import PolicyError, load_policies
+from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
 from capplan_core.policy_select import PolicySelectionError, select_policies
 
 PUBLIC_KEYS = ("id", "queue", "policy", "policy_version", "mode", "status", "current_workers",
@@ -19,21 +19,27 @@ PUBLIC_KEYS = ("id", "queue", "policy", "policy_version", "mode", "status", "cur
                "decision", "note", "error", "expires_at", "as_of")
 
 
+def file_or_stored_policies(policy: Path | None) -> list[ScalingPolicy]:
+    """The policies of ``--policy FILE``, else every stored policy at its current version;
+    exit 2 naming the field for a bad file or when neither gives a policy."""
+    if policy is not None:
+        try:
+            return load_policies(policy)
+        except PolicyError as err:
+            fail(str(err))
+    from capplan_app.bootstrap import plan_store
+
+    policies = [v.policy for v in plan_store().list_policies()]
+    if not policies:
+        fail("--policy: no policy file given and no policy is stored; store them with "
+             "`capplan policies apply FILE` (or preview a file with --policy FILE)")
+    return policies
+
+
 def check_inputs(metrics: Path | None, policy: Path | None, names: list[str] | None) -> None:
     """Validate the policy file (or the stored policies) and the metrics file (exit 2 with the
     field named) before any run."""
-    if policy is not None:
-        try:
-            policies = load_policies(policy)
-        except PolicyError as err:
-            fail(str(err))
-    else:
-        from capplan_app.bootstrap import plan_store
-
-        policies = [v.policy for v in plan_store().list_policies()]
-        if not policies:
-            fail("--policy: no policy file given and no policy is stored; store them with "
-                 "`capplan policies apply FILE` (or preview a file with --policy FILE)")
+    policies = file_or_stored_policies(policy)
     try:
         select_policies(policies, names=names)
     except PolicySelectionError as err:
