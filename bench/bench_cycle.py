@@ -94,7 +94,10 @@ def own_peak_mib() -> float:
 
 # -- one queue, one process ------------------------------------------------------------------
 def part_one(n_warm: int = 20) -> dict[str, Any]:
+    from capplan_app.runtime import limit_blas_threads
     from capplan_core.planning.batch import plan_one
+
+    limit_blas_threads()  # as the plan-chunk task does
 
     now = syn.END.to_pydatetime()
     rows = [syn.queue_rows(i) for i in range(n_warm + 1)]
@@ -123,10 +126,12 @@ def part_one(n_warm: int = 20) -> dict[str, Any]:
 # -- the baseline: the cycle's work without Prefect, one process ------------------------------
 def part_baseline(metrics: str, every: int, n: int) -> dict[str, Any]:
     from capplan_app.bootstrap import plan_store
+    from capplan_app.runtime import limit_blas_threads
     from capplan_core.metrics.file_source import read_metrics_file_cached
     from capplan_core.planning.batch import plan_many
     from capplan_core.planning.records import plan_draft
 
+    limit_blas_threads()  # the same work as a plan-chunk task, which does this
     store = plan_store()
     versions = {v.name: v for v in store.list_policies()}
     pols = [versions[syn.queue_name(i)].policy for i in range(0, n, every)]

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         "e.g. dask_kubernetes.operator.KubeCluster (the 'cluster' extra)")
     dask_cluster_kwargs: dict[str, object] = Field(
         default_factory=dict, description="JSON keyword arguments for that cluster class")
+    blas_threads: int = Field(
+        1, ge=1, le=256, description="threads of the BLAS/OpenMP libraries (OpenBLAS) in a "
+        "process that plans queues: the per-queue fits are tiny, so more threads only contend "
+        "(docs/scale.md)")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -64,11 +64,8 @@ def run_capacity_plan(
 ) -> list[dict[str, Any]]:
     """Run capacity-plan in this process: the stored policies, or (``policy``) a preview of a
     file's policies that stores nothing."""
-    from capplan_app.task_runners import plan_task_runner
-    from flows.capacity_plan import capacity_plan as cycle
-
-    # plan-chunk task runs on CAPPLAN_TASK_RUNNER (threads, processes or Dask)
-    capacity_plan = cycle.with_options(task_runner=plan_task_runner())
+    # the flow's own runner follows CAPPLAN_TASK_RUNNER (threads, processes or Dask)
+    from flows.capacity_plan import capacity_plan
     if policy is not None:
         return asyncio.run(capacity_plan(
             metrics_path=str(metrics) if metrics else None, policy_path=str(policy),

@@ -24,6 +24,7 @@ from pydantic import Field
 from sqlalchemy.exc import DBAPIError
 
 from capplan_app.settings import get_settings
+from capplan_app.task_runners import SettingsTaskRunner
 from capplan_core.policy import Mode, PolicyError, ScalingPolicy, load_policies
 from capplan_core.policy_select import select_policies
 from capplan_core.utc import utc_datetime
@@ -84,7 +85,10 @@ class PreviewOnly(ValueError):
     """A policy file given to a run is a preview: nothing stored, approved or executed."""
 
 
-@flow(name="capacity-plan", flow_run_name=_run_name, log_prints=True)
+# plan-chunk task runs on CAPPLAN_TASK_RUNNER (threads, processes or Dask), read when a run
+# starts: the same for a deployed run and `capplan plan`
+@flow(name="capacity-plan", flow_run_name=_run_name, log_prints=True,
+      task_runner=SettingsTaskRunner())
 async def capacity_plan(
     policies: Annotated[list[str] | None, Field(
         description="policy names (stored: capplan policies apply FILE); empty: every "

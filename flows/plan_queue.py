@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import Field
 
+from capplan_app.runtime import limit_blas_threads
 from capplan_core.metrics.history import no_metrics_reason
 from capplan_core.planning.decide import Decision, first_attempt
 from capplan_core.policy import Mode, ScalingPolicy
@@ -58,6 +59,7 @@ async def plan_queue(
                     "approval='none')")] = None,
 ) -> dict[str, Any]:
     logger = get_run_logger()
+    limit_blas_threads()  # one BLAS thread: the fits are tiny (capplan_app.runtime)
     if preview_policy is not None:
         if save or approval != "none":
             raise PreviewOnly("preview_policy: a run with its own policy is a preview; it "

@@ -25,6 +25,7 @@ from prefect import get_run_logger
 from prefect.runtime import task_run
 
 from capplan_app.bootstrap import live_workers, plan_store
+from capplan_app.runtime import limit_blas_threads
 from capplan_core.execution.scaler import ScalerError
 from capplan_core.metrics.file_source import read_metrics_file_cached
 from capplan_core.metrics.history import no_metrics_reason, read_history
@@ -125,6 +126,7 @@ def plan_chunk(
     in order. Only queues that need no approval in this run are batched (advisory, or
     ``approval='none'``): a queue that may pause for a person keeps its own plan-queue run."""
     logger = get_run_logger()
+    limit_blas_threads()  # tiny fits: one BLAS thread per planning process (capplan_app.runtime)
     live = not metrics_path
     vers = versions or [None] * len(policies)
     results: list[dict[str, Any]] = []
@@ -177,10 +179,11 @@ def plan_in_chunks(
     named with the error. A progress artifact advances as chunks finish (and any listener in
     this process is told).
     """
-    from prefect import unmapped
+    from prefect import get_run_logger, unmapped
+    from prefect.context import FlowRunContext
     from prefect.futures import as_completed
 
-    from capplan_app.task_runners import PLAN_CHUNK_TAG
+    from capplan_app.task_runners import PLAN_CHUNK_TAG, runner_name
     from capplan_core.planning.batch import chunk_size_for, chunked
     from tasks.progress import ProgressArtifact
 
@@ -190,6 +193,9 @@ def plan_in_chunks(
     progress = ProgressArtifact(progress_key(flow_run_id),
                                 f"capacity-plan: {total} queue(s) in {len(chunks)} chunk(s)",
                                 step_percent=0.0)
+    context = FlowRunContext.get()
+    get_run_logger().info("%d queue(s) in %d plan-chunk task run(s) on %s", total, len(chunks),
+                          runner_name(context.task_runner if context else None))
     futures = plan_chunk.with_options(tags=[PLAN_CHUNK_TAG]).map(
         chunks, metrics_path=unmapped(metrics_path), as_of=unmapped(as_of),
         index=list(range(len(chunks))),

@@ -6,6 +6,7 @@ artifacts and result stay its own. The Dask run gives exactly the local runner's
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect_dask import DaskTaskRunner
 
 from bench import synthetic_queues as syn
 from capplan_app.settings import get_settings
-from capplan_app.task_runners import dask_runner_options
 from tasks.batch import add_progress_listener, progress_key
 from tests.prefect_pg import prefect_on_postgres
 
@@ -58,9 +57,8 @@ def env(pg_prefect, capplan_env, monkeypatch):
 
 
 def cycle(runner: Any, n: int, metrics: Path) -> dict[str, Any]:
-    """capacity-plan on the first ``n`` stored synthetic policies, plan only, stored."""
-    import asyncio
-
+    """capacity-plan on the first ``n`` stored synthetic policies, plan only, stored;
+    ``runner`` None: the flow's own runner (CAPPLAN_TASK_RUNNER, as a deployed run)."""
     from prefect.client.schemas.filters import FlowRunFilterName
 
     from capplan_app.bootstrap import plan_store
@@ -68,7 +66,8 @@ def cycle(runner: Any, n: int, metrics: Path) -> dict[str, Any]:
 
     plan_store().apply_policies(syn.policies(20), actor="test")
     names = [syn.queue_name(i) for i in range(n)]
-    results = asyncio.run(capacity_plan.with_options(task_runner=runner)(
+    flow = capacity_plan if runner is None else capacity_plan.with_options(task_runner=runner)
+    results = asyncio.run(flow(
         policies=names, metrics_path=str(metrics), as_of=AS_OF, approval="none", save=True))
 
     async def newest_run() -> str:
@@ -90,7 +89,6 @@ async def _task_run_names(run_id: str, *, at_least: int = 0,
                           timeout_s: float = 60) -> list[str]:
     """The run's task run names; waits for ``at_least`` of them (Prefect records task runs
     from their events, a moment after the flow returns)."""
-    import asyncio
     import time
 
     deadline = time.monotonic() + timeout_s
@@ -103,8 +101,26 @@ async def _task_run_names(run_id: str, *, at_least: int = 0,
         await asyncio.sleep(0.5)
 
 
+async def _run_log(run_id: str, containing: str, *, timeout_s: float = 60) -> list[str]:
+    """The run's log messages; waits for one containing ``containing`` (logs are shipped
+    to the server in the background)."""
+    import time
+
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        async with get_client() as client:
+            logs = await client.read_logs(log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        messages = [log.message for log in logs]
+        if any(containing in m for m in messages) or time.monotonic() > deadline:
+            return messages
+        await asyncio.sleep(0.5)
+
+
 def test_20_queues_on_prefect_on_postgres(env, pg_prefect, metrics_20, monkeypatch):
-    import asyncio
+
 
     monkeypatch.setenv("CAPPLAN_PLAN_CHUNK_SIZE", "5")
     get_settings.cache_clear()
@@ -156,7 +172,12 @@ def test_dask_local_cluster_plans_exactly_what_the_local_runner_plans(env, metri
     monkeypatch.setenv("CAPPLAN_PLAN_CHUNK_SIZE", "3")
     get_settings.cache_clear()
     local = cycle(ThreadPoolTaskRunner(max_workers=2), 6, metrics_20)
-    dask = cycle(DaskTaskRunner(**dask_runner_options(get_settings())), 6, metrics_20)
+    # Dask as a deployed run gets it: the flow's own runner, from CAPPLAN_TASK_RUNNER
+    monkeypatch.setenv("CAPPLAN_TASK_RUNNER", "dask")
+    get_settings.cache_clear()
+    dask = cycle(None, 6, metrics_20)
     assert local["id"] != dask["id"]
     assert {r["status"] for r in dask["results"]} == {"proposed"}
     assert _plans(dask["results"]) == _plans(local["results"])
+    assert any("plan-chunk task run(s) on DaskTaskRunner" in m
+               for m in asyncio.run(_run_log(dask["id"], "plan-chunk task run(s) on")))
