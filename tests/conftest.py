@@ -94,3 +94,28 @@ def capplan_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     get_settings.cache_clear()
     yield url
     get_settings.cache_clear()
+
+
+# -- parallel runs (pytest-xdist, bin/test: -n 2 --dist loadgroup) ------------------------------
+# One group per test file, so a file's module fixtures (a Prefect server on PostgreSQL, a
+# supervisord, a Dask cluster) start once, on one worker. Files that share a fixed resource
+# join one group and run one after another on the same worker: the collectors' tests read and
+# write Redis database 7 as a whole (RQ's registries), and the restart tests own the private
+# PostgreSQL cluster on port 5439 (one file today, named here so a second one stays with it).
+SHARED_RESOURCE_GROUPS: dict[str, tuple[str, ...]] = {
+    "redis-db7": ("tests/integration/metrics/", "tests/integration/collect/"),
+    "pg-5439": ("tests/integration/faults/test_restart_postgres.py",),
+}
+
+
+def xdist_group_for(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    for group, prefixes in SHARED_RESOURCE_GROUPS.items():
+        if path.startswith(prefixes):
+            return group
+    return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group_for(item.nodeid)))
