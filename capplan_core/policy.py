@@ -202,6 +202,19 @@ class SloSpec(_Strict):
         None, gt=0, lt=1, description="share of planning windows that must meet the SLO; when "
         "set, each window is sized to this quantile of the forecast demand and the safety "
         "margin is not added on top (no double counting)")
+    attainment_mode: Literal["per_window", "pooled"] = Field(
+        "per_window", description="how target_attainment is met: per_window sizes every "
+        "window to that demand quantile; pooled spends it as a risk budget over the horizon "
+        "(the fewest worker-hours whose expected share of windows meeting the SLO is "
+        "target_attainment, no window below 1 - 10 x (1 - target_attainment)); needs "
+        "target_attainment")
+
+    @model_validator(mode="after")
+    def _pooled_needs_target(self) -> SloSpec:
+        if self.attainment_mode == "pooled" and self.target_attainment is None:
+            raise ValueError("attainment_mode 'pooled' needs slo.target_attainment (the share "
+                             "of windows the risk budget is spent to)")
+        return self
 
 
 class ScalingSpec(_Strict):

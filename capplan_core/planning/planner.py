@@ -16,8 +16,14 @@ import numpy as np
 
 from capplan_core.planning.constraints import constraint_text
 from capplan_core.planning.cost import plan_cost
+from capplan_core.planning.pooled_sizing import DemandDistribution, capacity_fn, window_floor
 from capplan_core.planning.scheduler import RawStep, schedule_steps
-from capplan_core.planning.window_sizing import WindowNeed, budget_cap_workers, window_needs
+from capplan_core.planning.window_sizing import (
+    WindowNeed,
+    budget_cap_workers,
+    met_probabilities,
+    window_needs,
+)
 from capplan_core.policy import Mode, ScalingPolicy
 
 
@@ -41,6 +47,9 @@ class PlanInput:
     # the quantile demand_per_s was read at; None = policy.forecast.demand_quantile. Only a
     # demand at slo.target_attainment is sized without the safety margin (window_sizing).
     demand_quantile: float | None = None
+    # the demand's predictive distribution per window (pooled_sizing.distribution_from_
+    # forecast); used only by slo.attainment_mode: pooled, which sizes without it per window
+    demand_distribution: DemandDistribution | None = None
 
 
 @dataclass(frozen=True)
@@ -103,14 +112,7 @@ def plan_capacity(inp: PlanInput) -> PlanProposal:
     """
     demand, extra = _validate(inp)
     policy, sc = inp.policy, inp.policy.scaling
-    needs = window_needs(
-        policy, now=inp.now, window_starts=list(inp.window_starts), demand_per_s=demand,
-        extra_workers=extra, current_backlog=inp.current_backlog,
-        mean_service_s=inp.mean_service_s, service_scv=inp.service_scv,
-        demand_quantile=inp.demand_quantile)
-    raw_steps, holds = schedule_steps(
-        [w.needed_workers for w in needs], list(inp.window_starts), now=inp.now,
-        current_workers=inp.current_workers, scaling=sc, last_scale_at=inp.last_scale_at)
+    needs, raw_steps, holds = _sized_and_scheduled(inp, demand, extra)
     steps = [_planned(s, needs, sc.startup_seconds) for s in raw_steps]
     schedule = [(w.start, _commanded_at(w.start, inp.current_workers, steps)) for w in needs]
     target = max([n for _, n in schedule] + [s.to_workers for s in steps])
@@ -131,6 +133,74 @@ def plan_capacity(inp: PlanInput) -> PlanProposal:
         auto_allowed=auto_allowed,
         expires_at=inp.now + timedelta(seconds=sc.plan_expiry_seconds), as_of=inp.now,
         windows=windows)
+
+
+POOLED_BISECTIONS = 6     # spending the held surplus: resolution (target − floor) / 64
+
+
+def _sized_and_scheduled(inp: PlanInput, demand: list[float], extra: list[int]
+                         ) -> tuple[list[WindowNeed], list[RawStep], dict[int, str]]:
+    """Window needs and the steps that carry them out.
+
+    Pooled attainment counts what the pool will really have: the scheduler holds levels
+    above a window's need (dwell, hysteresis, cooldown, step merging), and those held
+    workers raise that window's P(met) beyond what its sizing paid for — a second cushion on
+    top of the risk budget. So the budget is spent on the *scheduled* counts: the allocation's
+    mean P(met) is lowered (bisection between the window floor and the target) to the
+    cheapest plan whose scheduled counts still reach ``target_attainment`` on average."""
+    policy, sc = inp.policy, inp.policy.scaling
+    capacity = capacity_fn(inp.mean_service_s, inp.service_scv)
+
+    def plan_at(pooled_target: float | None
+                ) -> tuple[list[WindowNeed], list[RawStep], dict[int, str]]:
+        needs = window_needs(
+            policy, now=inp.now, window_starts=list(inp.window_starts), demand_per_s=demand,
+            extra_workers=extra, current_backlog=inp.current_backlog,
+            mean_service_s=inp.mean_service_s, service_scv=inp.service_scv,
+            demand_quantile=inp.demand_quantile, distribution=inp.demand_distribution,
+            pooled_target=pooled_target, capacity=capacity)
+        raw, holds = schedule_steps(
+            [w.needed_workers for w in needs], list(inp.window_starts), now=inp.now,
+            current_workers=inp.current_workers, scaling=sc, last_scale_at=inp.last_scale_at)
+        return needs, raw, holds
+
+    best = plan_at(None)
+    dist, target = inp.demand_distribution, policy.slo.target_attainment
+    if dist is None or target is None or best[0][0].met_probability is None:
+        return best
+
+    def scheduled(raw: list[RawStep]) -> list[int]:
+        out = []
+        for t in inp.window_starts:
+            n = inp.current_workers
+            for st in raw:
+                if st.execute_at <= t:
+                    n = st.to_workers
+            out.append(n)
+        return out
+
+    def attainment(plan: tuple[list[WindowNeed], list[RawStep], dict[int, str]]) -> float:
+        ps = met_probabilities(policy, plan[0], scheduled(plan[1]), dist,
+                               current_backlog=inp.current_backlog,
+                               mean_service_s=inp.mean_service_s,
+                               service_scv=inp.service_scv, capacity=capacity)
+        return float(np.mean(ps))
+
+    if attainment(best) <= target + 1e-9:
+        return best
+    best_cost = sum(scheduled(best[1]))
+    lo, hi = window_floor(target), float(target)
+    for _ in range(POOLED_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        cand = plan_at(mid)
+        if attainment(cand) >= target - 1e-9:
+            hi = mid
+            cost = sum(scheduled(cand[1]))
+            if cost <= best_cost:
+                best, best_cost = cand, cost
+        else:
+            lo = mid
+    return best
 
 
 def _commanded_at(t: datetime, current: int, steps: list[PlannedStep]) -> int:
@@ -192,12 +262,18 @@ def _planned(s: RawStep, needs: list[WindowNeed], startup_s: float) -> PlannedSt
         "needed_workers": w.needed_workers, "binding_term": w.binding_term,
         "covers_windows": [needs[j].start for j in s.covers],
         "constraints": constraints, "startup_lead_s": startup_s if s.direction == "up" else 0.0,
-        "late_by_s": late_by_s,
+        "late_by_s": late_by_s, "attainment_mode": w.attainment_mode,
+        "met_probability": w.met_probability,
     }
     verb = "scale up" if s.direction == "up" else "scale down"
     text = (f"{verb} {s.from_workers}→{s.to_workers} for window {w.start:%Y-%m-%d %H:%M}: "
             f"demand {w.demand_per_s:.3g} jobs/s (q{w.demand_quantile:g}) needs "
-            f"{w.model_workers} workers, +{w.margin_workers} margin, +{w.extra_workers} extra")
+            f"{w.model_workers} workers, ")
+    if w.met_probability is not None:
+        text += (f"{w.margin_workers:+d} pooled risk budget (P(met) "
+                 f"{w.met_probability:.3f}), +{w.extra_workers} extra")
+    else:
+        text += f"+{w.margin_workers} margin, +{w.extra_workers} extra"
     if constraints:
         text += "; " + ", ".join(constraint_text(c) for c in constraints)
     if s.direction == "up" and startup_s and late_by_s == 0:
@@ -219,4 +295,5 @@ def _window_row(w: WindowNeed, scheduled: int, hold: str | None) -> dict[str, An
         "wanted_workers": w.wanted_workers, "needed_workers": w.needed_workers,
         "scheduled_workers": scheduled, "binding_term": w.binding_term,
         "constraints": "; ".join(constraints), "note": hold or "",
+        "attainment_mode": w.attainment_mode, "met_probability": w.met_probability,
     }

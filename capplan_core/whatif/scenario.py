@@ -104,6 +104,7 @@ def changed_policy(policy: ScalingPolicy, s: WhatIfScenario) -> ScalingPolicy:
         # a margin only counts outside target_attainment sizing (which adds none on top):
         # asking for one asks for the quantile x (1 + margin) rule
         _deep_update(doc, ("slo", "target_attainment"), None)
+        _deep_update(doc, ("slo", "attainment_mode"), "per_window")  # pooled needs a target
     if s.failure_mtbf_s is not None:
         _deep_update(doc, ("simulation", "mtbf_seconds"), s.failure_mtbf_s)
     if s.workers is not None:
