@@ -145,5 +145,8 @@ def test_no_flapping_when_the_demo_is_replayed(demo_reports) -> None:  # type: i
                           if x[2] > x[1] and y[2] < y[1]
                           and (y[0] - x[0]).total_seconds() < pol.scaling.min_dwell_seconds]
         assert ups_then_downs == [], name
-        assert r.strategies[name].slo_attainment == 1.0
+        # pooled attainment spends the 0.99 target as a budget: 191 of 192 windows (was 192
+        # of 192 when every window was sized to the 99 % quantile, at 1.26x the oracle)
+        assert r.strategies[name].slo_attainment >= pol.slo.target_attainment
+        assert r.strategies[name].worker_hours < 1.20 * r.strategies["oracle"].worker_hours
         assert r.strategies[name].actions_per_day < r.strategies["reactive"].actions_per_day
