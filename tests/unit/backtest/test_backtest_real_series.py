@@ -42,6 +42,27 @@ def test_calm_plans_meet_the_goal_on_a_real_monday(taylor_monday) -> None:  # ty
         assert s[name].worker_hours < 0.85 * s["reactive"].worker_hours, name
 
 
+@pytest.fixture(scope="module")
+def taylor_monday_pooled():  # type: ignore[no-untyped-def]
+    rows = taylor_rows()
+    start = TAYLOR_START + pd.Timedelta(days=77)
+    return run_backtest(rows, calm(taylor_policy(), rows, start, "pooled"), start=start,
+                        end=start + pd.Timedelta(days=2))
+
+
+def test_pooled_attainment_keeps_the_goal_on_a_real_monday(taylor_monday,  # type: ignore[no-untyped-def]
+                                                           taylor_monday_pooled) -> None:
+    # the risk budget may not cost the real series its goal, nor cost more than per-window
+    _, per_window = taylor_monday
+    s = taylor_monday_pooled.strategies
+    p = s["predictive"]
+    assert p.slo_attainment >= 0.99
+    assert p.worker_hours <= 1.10 * s["oracle"].worker_hours
+    assert p.changes_per_window <= 0.30
+    assert p.worker_hours < 0.85 * s["reactive"].worker_hours
+    assert p.worker_hours <= per_window.strategies["predictive"].worker_hours
+
+
 def test_shipped_margins_cost_more_and_churn(taylor_monday) -> None:  # type: ignore[no-untyped-def]
     shipped, tuned = taylor_monday
     a, b = shipped.strategies["predictive"], tuned.strategies["predictive"]
@@ -51,18 +72,23 @@ def test_shipped_margins_cost_more_and_churn(taylor_monday) -> None:  # type: ig
     assert b.actions_per_day < a.actions_per_day / 2
 
 
-def test_calm_plans_on_elec_equip_beat_reactive() -> None:
-    # statsmodels' elec_equip (Eurostat), one year compressed into a day, 2014-15: the bench
-    # measured 100 % of windows at 1.110x the oracle, 3 % changed; reactive 100 % at 1.310x
+def test_pooled_plans_on_elec_equip_meet_the_goal() -> None:
+    # statsmodels' elec_equip (Eurostat), one year compressed into a day, 2014-15, with the
+    # demo's emails policy: the bench measured (2026-12-02) pooled 100 % of windows at
+    # 1.071x the oracle, 7 % changed, 7.0 actions a day; reactive 100 % at 1.310x, 3.5 a day.
+    # (Sized per window to the 99 % quantile with emails' old scale_down_min_drop 3 it was
+    # 100 % at 1.110x, 3 % changed: min_drop 2 takes more, smaller scale-downs.)
     from bench.bench_backtest import elec_policy
     from bench.real_series import elec_equip_rows
 
     rows, _ = elec_equip_rows()
     pol = elec_policy()
-    s = run_backtest(rows, calm(pol, rows, None)).strategies
+    assert pol.slo.attainment_mode == "pooled"
+    s = run_backtest(rows, calm(pol, rows, None, "pooled")).strategies
     oracle_wh = s["oracle"].worker_hours
-    assert s["predictive"].slo_attainment == 1.0
-    assert s["predictive"].worker_hours <= 1.12 * oracle_wh
+    assert s["predictive"].slo_attainment >= 0.99
+    assert s["predictive"].slo_attainment >= s["reactive"].slo_attainment
+    assert s["predictive"].worker_hours <= 1.10 * oracle_wh
     assert s["predictive"].changes_per_window <= 0.10
-    assert s["predictive"].worker_hours < 0.9 * s["reactive"].worker_hours
-    assert s["predictive"].actions_per_day <= s["reactive"].actions_per_day
+    assert s["predictive"].worker_hours < 0.85 * s["reactive"].worker_hours
+    assert s["predictive"].actions_per_day <= 8.0
