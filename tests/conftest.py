@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.service_helpers import metrics_redis_url
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Prefect's own default (5), before capplan_cli.main raises it to 8 for real use: the test
@@ -19,6 +21,10 @@ os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "5")
 
 PG_ADMIN_URL = os.environ.get("CAPPLAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CAPPLAN_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# bin/test runs two pytest-xdist workers, each test file on one of them (--dist loadfile); the
+# collectors' tests read Redis database 7 as a whole (RQ's registries), so each worker gets
+# its own: 7 on gw0, 8 on gw1 (tests/service_helpers.py::metrics_redis_url)
+os.environ.setdefault("CAPPLAN_CELERY_BROKER", metrics_redis_url())
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -95,27 +101,3 @@ def capplan_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     yield url
     get_settings.cache_clear()
 
-
-# -- parallel runs (pytest-xdist, bin/test: -n 2 --dist loadgroup) ------------------------------
-# One group per test file, so a file's module fixtures (a Prefect server on PostgreSQL, a
-# supervisord, a Dask cluster) start once, on one worker. Files that share a fixed resource
-# join one group and run one after another on the same worker: the collectors' tests read and
-# write Redis database 7 as a whole (RQ's registries), and the restart tests own the private
-# PostgreSQL cluster on port 5439 (one file today, named here so a second one stays with it).
-SHARED_RESOURCE_GROUPS: dict[str, tuple[str, ...]] = {
-    "redis-db7": ("tests/integration/metrics/", "tests/integration/collect/"),
-    "pg-5439": ("tests/integration/faults/test_restart_postgres.py",),
-}
-
-
-def xdist_group_for(nodeid: str) -> str:
-    path = nodeid.split("::", 1)[0]
-    for group, prefixes in SHARED_RESOURCE_GROUPS.items():
-        if path.startswith(prefixes):
-            return group
-    return path
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group_for(item.nodeid)))

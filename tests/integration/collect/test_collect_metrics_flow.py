@@ -13,9 +13,10 @@ from capplan_app.bootstrap import plan_store
 from capplan_app.settings import get_settings
 from capplan_core.metrics import instrument
 from tests.conftest import require_service
+from tests.service_helpers import metrics_redis_url
 
 pytestmark = [pytest.mark.integration]
-REDIS = "redis://127.0.0.1:6379/7"
+REDIS = metrics_redis_url()  # database 7, or this xdist worker's own
 
 
 @pytest.fixture

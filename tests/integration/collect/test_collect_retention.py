@@ -12,9 +12,10 @@ import yaml
 from capplan_app.bootstrap import plan_store
 from capplan_app.settings import get_settings
 from tests.conftest import require_service
+from tests.service_helpers import metrics_redis_url
 
 pytestmark = [pytest.mark.integration]
-REDIS = "redis://127.0.0.1:6379/7"
+REDIS = metrics_redis_url()  # database 7, or this xdist worker's own
 
 
 def _row(queue: str, at: datetime) -> dict:

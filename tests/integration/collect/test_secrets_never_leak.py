@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from capplan_app.bootstrap import plan_store
 from capplan_app.settings import get_settings
 from capplan_core.metrics import instrument
-from tests.service_helpers import free_port, wait_until
+from tests.service_helpers import free_port, metrics_redis_url, wait_until
 
 pytestmark = [pytest.mark.integration]
 PLANTED = f"planted-{uuid.uuid4().hex}"
@@ -53,7 +53,7 @@ def test_a_planted_password_is_in_no_store_row_parameter_log_or_artifact(
     from flows.capacity_plan import capacity_plan
     from flows.collect_metrics import collect_metrics
 
-    monkeypatch.setenv("CAPPLAN_REDIS_URL", "redis://127.0.0.1:6379/7")  # the snapshot cache
+    monkeypatch.setenv("CAPPLAN_REDIS_URL", metrics_redis_url())  # the snapshot cache
     monkeypatch.setenv("CAPPLAN_TEST_LOCKED_REDIS", locked_redis)
     get_settings.cache_clear()
     store_prefect_secret("capplan-test-locked-redis", locked_redis)
@@ -106,4 +106,4 @@ def test_a_planted_password_is_in_no_store_row_parameter_log_or_artifact(
     assert runs and logs and artifacts
     assert found == {"store": 0, "parameters": 0, "logs": 0, "artifacts": 0}
     # the settings never print the cache URL either
-    assert "6379/7" not in repr(get_settings())
+    assert metrics_redis_url().split("//")[-1] not in repr(get_settings())

@@ -12,15 +12,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.service_helpers import free_port, scratch_database
+from tests.service_helpers import PrefectServerProcess, free_port, scratch_database
 
 PG_VERSION = sorted(os.listdir("/etc/postgresql"))[-1] if os.path.isdir("/etc/postgresql") \
     else "15"
@@ -119,44 +117,13 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 
 # -- Prefect server --------------------------------------------------------------------------
-class PrefectServer:
-    """``prefect server start`` as a subprocess with its own home and SQLite database."""
+class PrefectServer(PrefectServerProcess):
+    """A private ``prefect server start`` with its own home and SQLite database, killed with
+    SIGKILL (a crash) by ``stop()``, which returns once its port is closed."""
 
     def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api"
-
-    def start(self, timeout_s: float = 180) -> float:
-        t0 = time.monotonic()
-        env = {**os.environ, "PREFECT_HOME": str(self.home),
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "PREFECT_UI_ENABLED": "false"}
-        env.pop("PREFECT_API_URL", None)
-        log = (self.home / "server.log").open("ab")
-        prefect = Path(sys.executable).with_name("prefect")
-        self.proc = subprocess.Popen(
-            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited: see {self.home / 'server.log'}")
-            try:
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                    return time.monotonic() - t0
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"prefect server not healthy within {timeout_s:.0f} s")
+        super().__init__(home, kill_signal=9)
 
     def stop(self) -> None:
-        if self.proc is not None:
-            os.killpg(self.proc.pid, 9)  # its own session: the server and its children
-            self.proc.wait(timeout=60)
-            self.proc = None
+        super().stop()
         wait_port(self.port, up=False)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from tests.service_helpers import delete_tagged, wait_until
+from tests.service_helpers import delete_tagged, metrics_redis_url, wait_until
 
 HERE = Path(__file__).parent
-REDIS_METRICS_URL = os.environ.get("CAPPLAN_TEST_REDIS_METRICS", "redis://127.0.0.1:6379/7")
+REDIS_METRICS_URL = metrics_redis_url()  # database 7, or this xdist worker's own
 
 
 def require_redis(host: str = "127.0.0.1", port: int = 6379) -> None:

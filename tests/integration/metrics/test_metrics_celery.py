@@ -34,7 +34,8 @@ def test_celery_backlog_counts_priority_sublists(redis, tid) -> None:
 
 def test_celery_workers_from_heartbeat_events(redis, tid) -> None:
     q = f"celery-{tid}"
-    channel = f"/7.celeryev/worker.heartbeat.{tid}"
+    db = redis.connection_pool.connection_kwargs["db"]  # kombu prefixes channels with it
+    channel = f"/{db}.celeryev/worker.heartbeat.{tid}"
 
     def publish() -> None:
         for _ in range(6):

@@ -157,7 +157,7 @@ def test_celery_source_against_live_workers(redis, redis_url, tid, tmp_path, wor
             time.sleep(0.7)
         print(f"saturated: tasks missing from the list (prefetched) per poll: {gaps}")
 
-        # workers: heartbeats every 2 s. Meanwhile a node on db 8 of the same server beats
+        # workers: heartbeats every 2 s. Meanwhile a node on another db of the same server beats
         # too: pub/sub is server-wide, a raw "*celeryev*" subscriber sees it, the source not.
         seen_raw: set[str] = set()
         listening = threading.Event()
@@ -174,7 +174,8 @@ def test_celery_source_against_live_workers(redis, redis_url, tid, tmp_path, wor
             ps.close()
 
         def other_db_node() -> None:
-            other = make_app(redis_url.rsplit("/", 1)[0] + "/8", q)
+            base, db = redis_url.rsplit("/", 1)
+            other = make_app(f"{base}/{int(db) + 2}", q)  # not the other xdist worker's db
             with other.events.default_dispatcher(hostname=f"z-{tid}@elsewhere") as disp:
                 for _ in range(5):
                     disp.send("worker-heartbeat", active=0, processed=0)

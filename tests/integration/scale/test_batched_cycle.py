@@ -25,23 +25,10 @@ pytestmark = [pytest.mark.integration]
 AS_OF = syn.END.to_pydatetime()
 
 
-def _restart_event_workers() -> None:
-    """Drain and drop this process's Prefect event and log workers: they are singletons bound
-    to the API they first talked to (the session's test server, earlier in the suite), and
-    task runs are recorded from their events. Fresh ones bind to the current server."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    EventsWorker.drain_all(timeout=30)
-    APILogWorker.drain_all(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def pg_prefect(tmp_path_factory):
     with prefect_on_postgres(tmp_path_factory.mktemp("prefect-pg")) as server:
-        _restart_event_workers()
         yield server
-        _restart_event_workers()  # deliver to this server before it stops
 
 
 @pytest.fixture(scope="module")
