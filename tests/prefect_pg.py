@@ -32,8 +32,9 @@ class PrefectOnPostgres(PrefectServerProcess):
     """``prefect server start`` on a PostgreSQL database; ``start()`` waits until healthy."""
 
     def __init__(self, home: Path, database_url: str, *, workers: int = 1) -> None:
+        self.database_url = asyncpg_url(database_url)
         super().__init__(home, env={
-            "PREFECT_API_DATABASE_CONNECTION_URL": asyncpg_url(database_url),
+            "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url,
             "PREFECT_SERVER_UI_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"},
             args=("--workers", str(workers), "--no-ui"))
 
