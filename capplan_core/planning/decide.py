@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -107,12 +107,14 @@ def simulate_proposal(
     attempt: Attempt, *, engine: str = "auto", simulate_fn: SimulateFn = simulate,
     paths: np.ndarray | None = None,
 ) -> SimulationSummary:
-    """Monte Carlo of the proposal over the forecast's demand paths (seed + attempt - 1)."""
+    """Monte Carlo of the proposal over the forecast's demand paths (seed + attempt - 1),
+    judged from the plan's now: the past minutes of its first window are warm-up."""
     sim = policy.simulation
     scenario = plan_scenario(
         policy, state, [(st.execute_at, st.to_workers) for st in proposal.steps],
         start=forecast.timestamps[0].to_pydatetime(), window_s=forecast.interval_s,
         demand_paths=demand_paths(policy, forecast) if paths is None else paths,
+        judged_from=proposal.as_of,
     )
     return simulate_fn(scenario, replications=sim.replications,
                        seed=sim.seed + attempt.number - 1, engine=engine)
@@ -135,9 +137,11 @@ def decide(
                                   "extra_workers": list(attempt.extra_workers)})
     next_attempt: Attempt | None = None
     if confidence < threshold and attempt.number <= policy.scaling.max_replans:
-        failing = np.asarray(simulation.window_failure_rate) > FAILING_WINDOW_SHARE
+        # help only windows a worker added now can still reach (ready before they end)
+        reachable = _reachable_windows(proposal, policy.scaling.startup_seconds)
+        failing = (np.asarray(simulation.window_failure_rate) > FAILING_WINDOW_SHARE) & reachable
         if not failing.any():
-            failing = np.ones(len(attempt.extra_workers), dtype=bool)
+            failing = reachable
         bump = np.maximum(1, np.ceil(0.1 * np.asarray([w for _, w in proposal.schedule])))
         extra = np.asarray(attempt.extra_workers, dtype=int)
         new_extra = extra + np.where(failing, bump.astype(int), 0)
@@ -154,6 +158,16 @@ def decide(
                         slo_achievable=proposal.slo_achievable and confidence >= threshold,
                         attempts=attempt.number, reasons=reasons, history=list(history))
     return Judgement(decision, next_attempt)
+
+
+def _reachable_windows(proposal: PlanProposal, startup_s: float) -> np.ndarray:
+    """Windows that end after the earliest moment a worker added now is ready."""
+    starts = [t for t, _ in proposal.schedule]
+    if len(starts) < 2:
+        return np.ones(len(starts), dtype=bool)
+    window = starts[1] - starts[0]
+    ready = proposal.as_of + timedelta(seconds=startup_s)
+    return np.asarray([t + window > ready for t in starts], dtype=bool)
 
 
 def plan_and_prove(

@@ -29,11 +29,14 @@ def service_kind(service_scv: float) -> Literal["exponential", "lognormal"]:
 def plan_scenario(
     policy: ScalingPolicy, state: QueueState, steps: Iterable[tuple[datetime, int]], *,
     start: datetime, window_s: float, demand_paths: np.ndarray,
+    judged_from: datetime | None = None,
 ) -> SimScenario:
     """The scenario of a plan: ``steps`` are (execute_at, to_workers) from ``start``.
 
     ``demand_paths`` has one row per path and one column per window of ``window_s`` seconds;
-    the horizon is their number of windows.
+    the horizon is their number of windows. ``judged_from`` (the plan's now, inside its first
+    window): only what happens from then on is judged; the minutes of the first window already
+    past are played as warm-up (nobody can change them any more).
     """
     sim = policy.simulation
     return SimScenario(
@@ -53,4 +56,13 @@ def plan_scenario(
         slo_wait_s=policy.slo.wait_seconds,
         slo_wait_quantile=policy.slo.wait_quantile,
         slo_max_backlog=policy.slo.max_backlog,
+        warmup_s=_elapsed_s(start, judged_from, window_s * demand_paths.shape[1]),
     )
+
+
+def _elapsed_s(start: datetime, judged_from: datetime | None, horizon_s: float) -> float:
+    """Seconds from ``start`` to ``judged_from``, within [0, horizon)."""
+    if judged_from is None:
+        return 0.0
+    elapsed = (judged_from - start).total_seconds()
+    return elapsed if 0.0 < elapsed < horizon_s else 0.0
