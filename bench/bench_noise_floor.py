@@ -9,7 +9,7 @@ the Poisson noise of that window, which no forecast can. This benchmark replays,
 same last two days the backtest scores, a planner that knows λ(t) exactly and only not the
 noise: each window's count Λ is Poisson(λ̄ · 900), so with c workers the window meets the SLO
 with probability P(Λ / 900 ≤ λ_max(c)), where λ_max(c) is the largest rate c workers serve
-within the policy's SLO (exact queueing, ``required_workers``). It sizes
+within the policy's SLO (exact queueing, ``pooled_sizing.capacity_fn``). It sizes
 
 - ``per_window``: each window to P(met) ≥ q;
 - ``pooled``: the cheapest counts whose mean P(met) over the period is ≥ q (the greedy
@@ -40,9 +40,9 @@ from capplan_core.backtest.replay import replay  # noqa: E402
 from capplan_core.backtest.scoring import score_replay  # noqa: E402
 from capplan_core.backtest.strategies import ScheduleController, oracle_workers  # noqa: E402
 from capplan_core.metrics.file_source import read_metrics_file  # noqa: E402
+from capplan_core.planning.pooled_sizing import capacity_fn  # noqa: E402
 from capplan_core.planning.window_sizing import slo_terms_from_policy  # noqa: E402
 from capplan_core.policy import ScalingPolicy, load_policies  # noqa: E402
-from capplan_core.queueing.sizing import required_workers  # noqa: E402
 
 DEMO_END = pd.Timestamp("2026-11-20T12:00:00Z")   # the demo data's end
 WINDOW_FLOOR = 0.90                               # pooled: no window below this P(met)
@@ -65,27 +65,18 @@ class FloorRow:
     oracle_mean_workers: float
 
 
-def _max_rate_per_s(c: int, service_rate: float, scv: float, policy: ScalingPolicy) -> float:
-    """Largest arrival rate c workers serve within the policy's SLO (bisection on λ)."""
-    terms = slo_terms_from_policy(policy, 0.0)
-    lo, hi = 0.0, c * service_rate
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        r = required_workers(mid, 1.0 / service_rate, terms, service_scv=scv,
-                             max_workers=policy.scaling.max_workers)
-        lo, hi = (mid, hi) if r.workers <= c else (lo, mid)
-    return lo
-
-
 def met_probability(trace: DemandTrace, policy: ScalingPolicy) -> tuple[np.ndarray, np.ndarray]:
     """(counts 1..max_workers, P[window, count] that the window meets the SLO)."""
     counts = np.arange(1, policy.scaling.max_workers + 1)
+    terms = slo_terms_from_policy(policy, 0.0)
     p = np.zeros((len(trace), len(counts)))
     for i, start in enumerate(trace.starts):
         mean_jobs = reports_true_rate_per_s(start, trace.window_s) * trace.window_s
+        # λ_max(c): the largest rate c workers serve within the SLO (the planner's own)
+        capacity = capacity_fn(1.0 / float(trace.service_rate_per_s[i]),
+                               float(trace.service_scv[i]))
         for j, c in enumerate(counts):
-            served = _max_rate_per_s(int(c), float(trace.service_rate_per_s[i]),
-                                     float(trace.service_scv[i]), policy) * trace.window_s
+            served = capacity(int(c), terms) * trace.window_s
             p[i, j] = stats.poisson.cdf(math.floor(served), mean_jobs)
     return counts, p
 
