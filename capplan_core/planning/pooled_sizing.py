@@ -9,7 +9,7 @@ counts c_i that (greedily) minimise the worker-hours Σ c_i · window_s subject 
     mean_i P_i(c_i) >= target_attainment,   P_i(c_i) >= window_floor(target) for every i,
 
 with P_i(c) = F_i(λ_max(c)): λ_max(c) is the largest arrival rate c workers serve within every
-SLO term (exact Erlang C / Allen–Cunneen, ``window_sizing.capacity_at_slo``) and F_i the
+SLO term (exact Erlang C / Allen–Cunneen, ``queueing.sizing.capacity_at_slo``) and F_i the
 forecast's predictive distribution of window i's demand (:class:`DemandDistribution`, its
 quantiles interpolated). The floor (a window's miss risk at most ``FLOOR_RISK_FACTOR`` times
 the budget: 0.90 at a 0.99 target) keeps any window from being left knowingly hopeless.
@@ -34,10 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from capplan_core.forecast.result import ForecastResult
-from capplan_core.queueing.sizing import SloTerms, failing_terms
+from capplan_core.queueing.sizing import SloTerms, capacity_at_slo
 
 FLOOR_RISK_FACTOR = 10.0          # a window may carry at most 10x the average miss risk
-CAPACITY_REL_TOL = 1e-7           # bisection stops at this relative width of λ_max
 
 
 def window_floor(target_attainment: float) -> float:
@@ -129,25 +128,10 @@ def capacity_fn(mean_service_s: float, service_scv: float) -> Callable[[int, Slo
     def capacity(c: int, terms: SloTerms) -> float:
         key = (c, terms)
         if key not in cache:
-            cache[key] = _capacity(c, terms, mean_service_s, service_scv)
+            cache[key] = capacity_at_slo(c, mean_service_s, terms, service_scv)
         return cache[key]
 
     return capacity
-
-
-def _capacity(c: int, terms: SloTerms, mean_service_s: float, service_scv: float) -> float:
-    if c <= 0:
-        return 0.0
-    lo, hi = 0.0, c / mean_service_s
-    if not failing_terms(hi * (1 - 1e-12), mean_service_s, c, terms, service_scv=service_scv):
-        return hi
-    while hi - lo > CAPACITY_REL_TOL * hi:
-        mid = 0.5 * (lo + hi)
-        if failing_terms(mid, mean_service_s, c, terms, service_scv=service_scv):
-            hi = mid
-        else:
-            lo = mid
-    return lo
 
 
 def pooled_allocation(

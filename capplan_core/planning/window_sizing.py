@@ -33,10 +33,13 @@ from capplan_core.planning.pooled_sizing import (
     window_floor,
 )
 from capplan_core.policy import ScalingPolicy
-from capplan_core.queueing.sizing import SloTerms, failing_terms, required_workers
+from capplan_core.queueing.sizing import (
+    SloTerms,
+    capacity_at_slo,
+    required_workers,
+)
 
 SIZING_SEARCH_LIMIT = 1_000_000  # workers; far above any pool, so "feasible" means "found"
-BISECTIONS = 30
 
 
 @dataclass(frozen=True)
@@ -227,23 +230,6 @@ def _clamp(wanted: int, min_workers: int, max_workers: int,
                             "unit": "workers", "limit": budget_cap})
         n = budget_cap
     return n, constraints
-
-
-def capacity_at_slo(workers: int, mean_service_s: float, terms: SloTerms,
-                    service_scv: float = 1.0) -> float:
-    """The largest arrival rate (jobs/s) ``workers`` serve within every SLO term (bisection;
-    every term is monotone in the rate)."""
-    if workers <= 0:
-        return 0.0
-    lo, hi = 0.0, workers / mean_service_s
-
-    def meets(lam: float) -> bool:
-        return not failing_terms(lam, mean_service_s, workers, terms, service_scv=service_scv)
-
-    for _ in range(BISECTIONS):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if meets(mid) else (lo, mid)
-    return lo
 
 
 def hybrid_target_per_replica(floor: int, mean_service_s: float, terms: SloTerms,

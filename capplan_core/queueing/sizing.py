@@ -192,6 +192,26 @@ def required_workers(
     return _result(lam, mu, hi, terms, service_scv, arrival_scv, binding=binding, feasible=True)
 
 
+CAPACITY_BISECTIONS = 30   # λ_max to 2^-30 of the pool's full service rate
+
+
+def capacity_at_slo(workers: int, mean_service_s: float, terms: SloTerms,
+                    service_scv: float = 1.0) -> float:
+    """The largest arrival rate (jobs/s) ``workers`` serve within every SLO term (bisection;
+    every term is monotone in the rate): the inverse of :func:`required_workers`."""
+    if workers <= 0:
+        return 0.0
+    lo, hi = 0.0, workers / mean_service_s
+
+    def meets(lam: float) -> bool:
+        return not failing_terms(lam, mean_service_s, workers, terms, service_scv=service_scv)
+
+    for _ in range(CAPACITY_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if meets(mid) else (lo, mid)
+    return lo
+
+
 def _infeasible(lam: float, mean_service_s: float, max_workers: int, terms: SloTerms,
                 service_scv: float, arrival_scv: float) -> SizingResult:
     mu = 1.0 / mean_service_s
