@@ -31,7 +31,7 @@ from capplan_core.forecast import ForecastResult, NoHistoryError, forecast_queue
 from capplan_core.planning.decide import plan_and_prove
 from capplan_core.planning.planner import PlanInput, plan_capacity
 from capplan_core.planning.pool_state import QueueState
-from capplan_core.planning.pooled_sizing import distribution_from_forecast
+from capplan_core.planning.pooled_sizing import distribution_for
 from capplan_core.planning.window_sizing import sizing_quantile
 from capplan_core.policy import ScalingPolicy
 from capplan_core.quality.clean import clean_queue, latest_state
@@ -137,8 +137,7 @@ def plan_from_forecast(policy: ScalingPolicy, cf: CycleForecast, obs: Observatio
         service_scv=cf.service_scv,
         window_starts=[s.to_pydatetime() for s in fc.timestamps], window_s=fc.interval_s,
         demand_per_s=fc.quantile(demand_quantile), demand_quantile=demand_quantile,
-        demand_distribution=(distribution_from_forecast(fc)
-                             if policy.slo.attainment_mode == "pooled" else None),
+        demand_distribution=distribution_for(policy, fc),
         last_scale_at=last))
     return PlanRecord(obs.t, fc.model, [(s.execute_at, int(s.to_workers))
                                         for s in proposal.steps])

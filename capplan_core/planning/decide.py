@@ -24,7 +24,7 @@ from capplan_core.forecast import ForecastResult
 from capplan_core.planning.plan_scenario import MAX_DEMAND_PATHS, plan_scenario
 from capplan_core.planning.planner import PlanInput, PlanProposal, plan_capacity
 from capplan_core.planning.pool_state import QueueState
-from capplan_core.planning.pooled_sizing import distribution_from_forecast
+from capplan_core.planning.pooled_sizing import distribution_for
 from capplan_core.planning.window_sizing import sizing_quantile
 from capplan_core.policy import ScalingPolicy
 from capplan_core.simulation import SimulationSummary, simulate
@@ -94,8 +94,7 @@ def propose(
         window_starts=[t.to_pydatetime() for t in forecast.timestamps],
         window_s=forecast.interval_s,
         demand_per_s=forecast.quantile(quantile), demand_quantile=quantile,
-        demand_distribution=(distribution_from_forecast(forecast)
-                             if policy.slo.attainment_mode == "pooled" else None),
+        demand_distribution=distribution_for(policy, forecast),
         extra_workers=np.asarray(attempt.extra_workers, dtype=int),
         last_scale_at=last_scale_at, anomaly=forecast.recent_anomaly,
         data_quality_warning=data_quality_warning,

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from capplan_core.forecast.result import ForecastResult
+from capplan_core.policy import ScalingPolicy
 from capplan_core.queueing.sizing import SloTerms, capacity_at_slo
 
 FLOOR_RISK_FACTOR = 10.0          # a window may carry at most 10x the average miss risk
@@ -105,6 +106,14 @@ def distribution_from_forecast(forecast: ForecastResult) -> DemandDistribution:
     levels = np.arange(1, z.size + 1) / (z.size + 1)
     values = np.maximum(mean[None, :] + scale[None, :] * z[:, None], 0.0)
     return DemandDistribution(levels=levels, values_per_s=values)
+
+
+def distribution_for(policy: ScalingPolicy, forecast: ForecastResult) -> DemandDistribution | None:
+    """What a plan passes as ``PlanInput.demand_distribution``: the forecast's distribution
+    when the policy pools its attainment, else None (per-window sizing needs none)."""
+    if policy.slo.attainment_mode != "pooled":
+        return None
+    return distribution_from_forecast(forecast)
 
 
 @dataclass(frozen=True)
@@ -223,6 +232,7 @@ def expected_attainment(dist: DemandDistribution, workers: Sequence[int],
 
 
 __all__ = [
-    "DemandDistribution", "PooledAllocation", "capacity_fn", "distribution_from_forecast",
+    "DemandDistribution", "PooledAllocation", "capacity_fn", "distribution_for",
+    "distribution_from_forecast",
     "expected_attainment", "pooled_allocation", "window_floor",
 ]
