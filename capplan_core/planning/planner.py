@@ -8,6 +8,7 @@ says whether the plan may be approved automatically. Pure: no I/O, no Prefect, n
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -170,14 +171,7 @@ def _sized_and_scheduled(inp: PlanInput, demand: list[float], extra: list[int]
         return best
 
     def scheduled(raw: list[RawStep]) -> list[int]:
-        out = []
-        for t in inp.window_starts:
-            n = inp.current_workers
-            for st in raw:
-                if st.execute_at <= t:
-                    n = st.to_workers
-            out.append(n)
-        return out
+        return [_commanded_at(t, inp.current_workers, raw) for t in inp.window_starts]
 
     def attainment(plan: tuple[list[WindowNeed], list[RawStep], dict[int, str]]) -> float:
         ps = met_probabilities(policy, plan[0], scheduled(plan[1]), dist,
@@ -203,7 +197,9 @@ def _sized_and_scheduled(inp: PlanInput, demand: list[float], extra: list[int]
     return best
 
 
-def _commanded_at(t: datetime, current: int, steps: list[PlannedStep]) -> int:
+def _commanded_at(t: datetime, current: int,
+                  steps: Sequence[PlannedStep] | Sequence[RawStep]) -> int:
+    """The count commanded at ``t``: the last step executed by then, else ``current``."""
     n = current
     for s in steps:
         if s.execute_at <= t:
