@@ -60,7 +60,8 @@ def plan_task_runner(settings: Settings | None = None) -> Any:
 class SettingsTaskRunner(TaskRunner[Any]):
     """The task runner the settings name, chosen when a run starts (not when its flow is
     imported): each run enters ``duplicate()``, which builds :func:`plan_task_runner` from
-    the settings of the process that runs the flow, and every submission goes to it."""
+    the settings of the process that runs the flow (a worker starts each flow run in a
+    process of its own), and every submission goes to it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -80,7 +81,6 @@ class SettingsTaskRunner(TaskRunner[Any]):
         return type(self)()
 
     def __enter__(self) -> SettingsTaskRunner:
-        get_settings.cache_clear()  # a long-lived worker process: read the settings now
         self._inner = plan_task_runner()
         self._inner.__enter__()
         super().__enter__()
