@@ -14,6 +14,7 @@ import re
 import typer
 
 from capplan_cli.output import console, fail
+from capplan_cli.prefect_guard import require_server
 from capplan_core.planning.approver_auth import DEFAULT_KEY_REF, approval_code, new_approver_key
 from capplan_core.policy import APPROVER_NAME
 
@@ -53,6 +54,7 @@ def add_key(
     ``capplan-approver-NAME`` (replacing an old one). Give the printed key to the approver."""
     if not re.fullmatch(APPROVER_NAME, name):
         fail(f"name: {name!r} must be lower-case letters, digits and '-' (at most 63)")
+    require_server("capplan approvals add-key")  # a temporary server would lose the key
     from capplan_app.secrets import store_prefect_secret
 
     key = new_approver_key()

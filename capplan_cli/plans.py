@@ -9,6 +9,7 @@ import typer
 from capplan_app.bootstrap import plan_store
 from capplan_cli.approvals import ApprovalError, await_outcome, resume_with_decision
 from capplan_cli.output import console, fail, plans_table, print_json
+from capplan_cli.prefect_guard import require_server
 from capplan_core.planning.approver_auth import approval_code
 from capplan_core.planning.explain import stored_step_rows
 from capplan_core.planning.markdown import table
@@ -78,6 +79,8 @@ def _record_decision(plan_id: int, decision: str, approver: str, comment: str,
             fail(str(err), code=1)
         if refusal is not None:
             fail(refusal, code=REFUSED_EXIT)
+    # the paused run lives on the real server; a temporary one knows no such run
+    require_server(f"capplan plans {decision}")
     code = code or _code_from_key(key_env, plan_id, decision, max_workers, apply_hours)
     store = plan_store()
     try:
