@@ -67,49 +67,58 @@ def register(app: typer.Typer) -> None:
 
             run_live_demo(as_json=as_json)
             return
-        check_inputs(DEMO_METRICS, DEMO_POLICIES, None)
-        policies = load_policies(DEMO_POLICIES)
-        manual = [p for p in policies if p.mode == Mode.MANUAL]
-        store = plan_store()
-        # the demo is its own operator: it applies the bundled policies (a new version only
-        # when they changed) and gives its approver a fresh key in a Prefect Secret block
-        store.apply_policies(policies, actor=DEMO_OPERATOR, comment="capplan demo")
-        demo_key = new_approver_key()
-        store_prefect_secret(DEMO_KEY_BLOCK, demo_key)
-        started = datetime.now(UTC)
-        box: dict[str, Any] = {}
+        from capplan_app.demo_store import demo_settings
 
-        def run() -> None:
-            try:
-                box["results"] = run_capacity_plan(
-                    DEMO_METRICS, None, names=[p.name for p in policies], as_of=None,
-                    approval="policy", approval_poll_s=2, requested_by=DEMO_OPERATOR)
-            except BaseException as err:  # noqa: BLE001 - reported below
-                box["error"] = err
+        # the demo's own store and the dry-run scaler, never the user's (issue 21)
+        with demo_settings("capplan", SCALER="dry-run") as url:
+            _replay_demo(as_json, url)
 
-        console.print("[bold]capplan demo[/]: collect → clean → forecast → plan → simulate → "
-                      "decide → approve → execute, on data/demo (dry-run scaler, embedded "
-                      "store)")
-        worker = start_worker(run)
-        for policy in manual:
-            plan = wait_for_paused_plan(store, policy.queue, since=started, timeout_s=900,
-                                        stop=lambda: not worker.is_alive())
-            if plan is None:
-                continue  # skipped (e.g. by data quality) or already decided
-            console.print(f"\n[yellow]⏸ plan {plan.id} for '{policy.queue}' is paused for "
-                          f"approval[/] ({plan.current_workers} → {plan.target_workers} workers, "
-                          f"confidence {plan.confidence:.2f}); flow run {plan.flow_run_id}")
-            resume_with_decision(store, plan.id, decision="approve", approver=DEMO_APPROVER,
-                                 code=approval_code(demo_key, plan.id, "approve"),
-                                 comment="approved by `capplan demo`")
-            console.print(f"[green]✔ approved as '{DEMO_APPROVER}'[/] through the Prefect API "
-                          "(what a person does with the form in the Prefect UI)")
-        worker.join()
-        if "error" in box:
-            raise box["error"]
-        results = [public(r) for r in box["results"]]
-        if as_json:
-            print_json(results)
-        else:
-            console.print(plans_table(results, "capplan demo — plans"))
-            console.print("Details: `capplan plans show ID`. " + _ui_hint())
+
+def _replay_demo(as_json: bool, store_url: str) -> None:
+    check_inputs(DEMO_METRICS, DEMO_POLICIES, None)
+    policies = load_policies(DEMO_POLICIES)
+    manual = [p for p in policies if p.mode == Mode.MANUAL]
+    store = plan_store()
+    # the demo is its own operator: it applies the bundled policies (a new version only
+    # when they changed) and gives its approver a fresh key in a Prefect Secret block
+    store.apply_policies(policies, actor=DEMO_OPERATOR, comment="capplan demo")
+    demo_key = new_approver_key()
+    store_prefect_secret(DEMO_KEY_BLOCK, demo_key)
+    started = datetime.now(UTC)
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["results"] = run_capacity_plan(
+                DEMO_METRICS, None, names=[p.name for p in policies], as_of=None,
+                approval="policy", approval_poll_s=2, requested_by=DEMO_OPERATOR)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            box["error"] = err
+
+    console.print("[bold]capplan demo[/]: collect → clean → forecast → plan → simulate → "
+                  "decide → approve → execute, on data/demo (dry-run scaler); the demo's own "
+                  f"store: {store_url} (your default store is untouched)", highlight=False)
+    worker = start_worker(run)
+    for policy in manual:
+        plan = wait_for_paused_plan(store, policy.queue, since=started, timeout_s=900,
+                                    stop=lambda: not worker.is_alive())
+        if plan is None:
+            continue  # skipped (e.g. by data quality) or already decided
+        console.print(f"\n[yellow]⏸ plan {plan.id} for '{policy.queue}' is paused for "
+                      f"approval[/] ({plan.current_workers} → {plan.target_workers} workers, "
+                      f"confidence {plan.confidence:.2f}); flow run {plan.flow_run_id}")
+        resume_with_decision(store, plan.id, decision="approve", approver=DEMO_APPROVER,
+                             code=approval_code(demo_key, plan.id, "approve"),
+                             comment="approved by `capplan demo`")
+        console.print(f"[green]✔ approved as '{DEMO_APPROVER}'[/] through the Prefect API "
+                      "(what a person does with the form in the Prefect UI)")
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    results = [public(r) for r in box["results"]]
+    if as_json:
+        print_json(results)
+    else:
+        console.print(plans_table(results, "capplan demo — plans"))
+        console.print(f"Details: `CAPPLAN_DATABASE_URL={store_url} capplan plans show ID`. "
+                      + _ui_hint(), highlight=False)

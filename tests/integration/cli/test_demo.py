@@ -45,10 +45,12 @@ def test_worker_and_main_thread_import_prefect_without_deadlock(delay_s: float) 
 
 
 def test_demo_finishes_and_approves_the_manual_plan_without_noise(tmp_path: Path) -> None:
-    env = {**os.environ, "CAPPLAN_DATA_DIR": str(tmp_path), "CAPPLAN_DATABASE_URL": "",
+    # the user's own store and scaler, which the demo must leave alone (issue 21)
+    user_store = tmp_path / "mine.db"
+    env = {**os.environ, "CAPPLAN_DATA_DIR": str(tmp_path),
+           "CAPPLAN_DATABASE_URL": f"sqlite:///{user_store}", "CAPPLAN_SCALER": "supervisor",
            "PREFECT_HOME": str(tmp_path / "prefect")}
     env.pop("PREFECT_API_URL", None)
-    env.pop("CAPPLAN_DATABASE_URL")
     res = subprocess.run([str(Path(sys.executable).parent / "capplan"), "demo", "--json"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -59,3 +61,12 @@ def test_demo_finishes_and_approves_the_manual_plan_without_noise(tmp_path: Path
     assert results["emails"]["decision"]["by"] == "demo-user"
     assert results["reports"]["status"] == "proposed"      # advisory: never executed
     assert results["legacy-sync"]["status"] == "skipped"   # stale data
+    # the demo wrote into a store of its own, said where, and never opened the user's
+    demo_store = tmp_path / "demo" / "capplan.db"
+    assert demo_store.exists()
+    assert f"sqlite:///{demo_store}" in res.stdout.replace("\n", "")
+    assert not user_store.exists()
+    from capplan_core.store.db import open_store
+
+    demo_plans = open_store(f"sqlite:///{demo_store}").list_plans(queue="emails")
+    assert [p.id for p in demo_plans][:1] == [results["emails"]["id"]]

@@ -1,0 +1,50 @@
+"""The demos' own store: never the one a user then runs capplan for real.
+
+``capplan demo`` applies the bundled policies and stores plans; ``capplan demo --live`` adds a
+policy and three days of history per run. Both write into a SQLite file of their own under
+``<data dir>/demo/`` (``CAPPLAN_DATA_DIR``), whatever ``CAPPLAN_DATABASE_URL`` says, and the
+replay demo scales only the dry-run scaler whatever ``CAPPLAN_SCALER`` says.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from capplan_app.settings import get_settings
+
+
+def demo_store_path(name: str) -> Path:
+    """``<data dir>/demo/<name>.db`` (the directory is created)."""
+    folder = get_settings().data_dir / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.db"
+
+
+@contextmanager
+def demo_settings(name: str, **overrides: str) -> Iterator[str]:
+    """Point this process's capplan settings at the demo store ``name`` (plus ``overrides``,
+    ``CAPPLAN_*`` variables without the prefix, e.g. ``SCALER="dry-run"``) and yield its URL;
+    the previous environment is restored afterwards."""
+    url = f"sqlite:///{demo_store_path(name)}"
+    values = {"CAPPLAN_DATABASE_URL": url,
+              **{f"CAPPLAN_{k.upper()}": v for k, v in overrides.items()}}
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield url
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+
+
+def browse_hint(url: str) -> str:
+    """How to look at the demo's plans afterwards."""
+    return f"CAPPLAN_DATABASE_URL={url} capplan plans list"
