@@ -199,21 +199,21 @@ class SloSpec(_Strict):
                                            description="drain current backlog within")
     max_utilization: float | None = _number(None, gt=0, lt=1)
     target_attainment: float | None = _number(
-        None, gt=0, lt=1, description="share of planning windows that must meet the SLO; when "
-        "set, each window is sized to this quantile of the forecast demand and the safety "
-        "margin is not added on top (no double counting)")
-    attainment_mode: Literal["per_window", "pooled"] = Field(
-        "per_window", description="how target_attainment is met: per_window sizes every "
-        "window to that demand quantile; pooled spends it as a risk budget over the horizon "
-        "(the fewest worker-hours whose expected share of windows meeting the SLO is "
-        "target_attainment, no window below 1 - 10 x (1 - target_attainment)); needs "
-        "target_attainment")
+        None, gt=0, lt=1, description="share of planning windows that must meet the SLO (the "
+        "safety margin is not added on top: no double counting); unset: derived, max(0.99, "
+        "wait_quantile), unless forecast.demand_quantile or scaling.safety_margin is set "
+        "(then each window is sized to that quantile x (1 + margin))")
+    attainment_mode: Literal["per_window", "pooled"] | None = Field(
+        None, description="how target_attainment is met: per_window sizes every window to "
+        "that demand quantile; pooled spends it as a risk budget over the horizon (the fewest "
+        "worker-hours whose expected share of windows meeting the SLO is target_attainment, "
+        "no window below 1 - 10 x (1 - target_attainment)); unset: pooled wherever there is "
+        "a target (planning/defaults.py)")
 
     @model_validator(mode="after")
     def _pooled_needs_target(self) -> SloSpec:
-        if self.attainment_mode == "pooled" and self.target_attainment is None:
-            raise ValueError("attainment_mode 'pooled' needs slo.target_attainment (the share "
-                             "of windows the risk budget is spent to)")
+        # the derived target needs no field; only a policy on the legacy rule (demand_quantile
+        # or safety_margin set, no target) cannot pool: checked on the whole policy
         return self
 
 
@@ -222,24 +222,28 @@ class ScalingSpec(_Strict):
 
     min_workers: int = _count(1, ge=0, le=MAX_WORKERS)
     max_workers: int = _count(100, ge=1, le=MAX_WORKERS)
-    max_step: int = _count(10, ge=1, le=MAX_WORKERS,
-                           description="max workers added or removed per action")
+    max_step: int = _count(MAX_WORKERS, ge=1, le=MAX_WORKERS,
+                           description="max workers added or removed per action (default: no "
+                           "limit beyond min/max workers)")
     cooldown_seconds: float = _seconds(300, ge=0, le=7 * DAY_S)
-    safety_margin: float = _number(0.1, ge=0, le=5)
+    safety_margin: float | None = _number(
+        None, ge=0, le=5, description="demand headroom of the legacy sizing rule (0.1 when "
+        "unset); setting it without slo.target_attainment selects that rule")
     startup_seconds: float = _seconds(60, ge=0, le=DAY_S)
     confidence_threshold: float = _number(0.85, gt=0, le=1)
     scale_down_windows: int = _count(2, ge=1, le=10_000,
                                      description="windows demand must stay low")
     scale_down_min_drop: int = _count(1, ge=1, le=MAX_WORKERS,
                                       description="min workers a scale-down removes")
-    min_dwell_seconds: float = _seconds(
-        1800, ge=0, le=7 * DAY_S, description="no scale-down within this long after the last "
+    min_dwell_seconds: float | None = _seconds(
+        None, ge=0, le=7 * DAY_S, description="no scale-down within this long after the last "
         "action, and a scale-down only to a level no window due within this long after it "
-        "exceeds")
-    action_cost_worker_hours: float = _number(
-        0.0, ge=0, le=1e6, description="what one scaling action costs, in worker-hours: a "
+        "exceeds; unset: two planning windows, at least 1800 s")
+    action_cost_worker_hours: float | None = _number(
+        None, ge=0, le=1e6, description="what one scaling action costs, in worker-hours: a "
         "scale-up absorbs a later one when holding the extra workers early costs less, and a "
-        "scale-down must save more than two actions (down and back up)")
+        "scale-down must save more than two actions (down and back up); unset: 5 minutes of "
+        "the plan's typical pool; 0: off")
     max_replans: int = _count(3, ge=0, le=20)
     strategy: Literal["predictive", "hybrid"] = Field(
         "predictive", description="predictive: capplan sets the worker count; hybrid: capplan "
@@ -281,8 +285,9 @@ class ForecastSpec(_Strict):
     horizon_hours: float = _number(6, gt=0, le=24 * 7)
     interval_minutes: int = _count(15, ge=1, le=24 * 60)
     seasonality: list[Seasonality] = Field(default_factory=_daily_only)
-    demand_quantile: float = _number(0.9, gt=0, lt=1,
-                                     description="size to this demand quantile")
+    demand_quantile: float | None = _number(
+        None, gt=0, lt=1, description="legacy sizing: size each window to this demand "
+        "quantile (0.9 when unset); setting it without slo.target_attainment selects the rule")
     nowcast_half_life_hours: float = _number(
         3.0, ge=0, le=24 * 7, description="when the last hour's demand runs off the forecast, "
         "correct the forecast's level, fading with this half-life over the horizon (0 = off)")
@@ -361,6 +366,12 @@ class ScalingPolicy(_Strict):
                       s.max_utilization)
         ):
             raise ValueError("slo needs at least one term (e.g. wait_p95_seconds)")
+        legacy = self.forecast.demand_quantile is not None or \
+            self.scaling.safety_margin is not None
+        if s.attainment_mode == "pooled" and s.target_attainment is None and legacy:
+            raise ValueError("attainment_mode 'pooled' needs slo.target_attainment when "
+                             "forecast.demand_quantile or scaling.safety_margin is set (the "
+                             "share of windows the risk budget is spent to)")
         return self
 
 

@@ -15,17 +15,21 @@ from typing import Any
 
 import numpy as np
 
+from capplan_core.planning import defaults
 from capplan_core.planning.constraints import constraint_text
 from capplan_core.planning.cost import plan_cost
 from capplan_core.planning.pooled_sizing import DemandDistribution, capacity_fn, window_floor
 from capplan_core.planning.scheduler import RawStep, schedule_steps
 from capplan_core.planning.window_sizing import (
+    SIZING_SEARCH_LIMIT,
     WindowNeed,
     budget_cap_workers,
     met_probabilities,
+    slo_terms_from_policy,
     window_needs,
 )
-from capplan_core.policy import Mode, ScalingPolicy
+from capplan_core.policy import Mode, ScalingPolicy, ScalingSpec
+from capplan_core.queueing.sizing import required_workers
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class PlanProposal:
     expires_at: datetime
     as_of: datetime
     windows: list[dict[str, Any]] = field(default_factory=list)   # per-window explanation
+    settings: dict[str, Any] = field(default_factory=dict)   # derived defaults it used
 
 
 def _validate(inp: PlanInput) -> tuple[list[float], list[int]]:
@@ -112,8 +117,10 @@ def plan_capacity(inp: PlanInput) -> PlanProposal:
         ValueError: inconsistent input (lengths, negative or non-finite values), named.
     """
     demand, extra = _validate(inp)
-    policy, sc = inp.policy, inp.policy.scaling
-    needs, raw_steps, holds = _sized_and_scheduled(inp, demand, extra)
+    policy = inp.policy
+    typical = _typical_workers(inp, demand)
+    sc = defaults.resolved_scaling(policy, typical)
+    needs, raw_steps, holds = _sized_and_scheduled(inp, demand, extra, sc)
     steps = [_planned(s, needs, sc.startup_seconds) for s in raw_steps]
     schedule = [(w.start, _commanded_at(w.start, inp.current_workers, steps)) for w in needs]
     target = max([n for _, n in schedule] + [s.to_workers for s in steps])
@@ -133,13 +140,26 @@ def plan_capacity(inp: PlanInput) -> PlanProposal:
         steps=steps, slo_achievable=achievable, reasons=reasons, cost=cost,
         auto_allowed=auto_allowed,
         expires_at=inp.now + timedelta(seconds=sc.plan_expiry_seconds), as_of=inp.now,
-        windows=windows)
+        windows=windows, settings=defaults.described(policy, typical))
+
+
+def _typical_workers(inp: PlanInput, demand: list[float]) -> float:
+    """The plan's usual pool size (for the derived action cost): the workers the SLO needs
+    at the median demand of the windows that have any (closed hours excluded)."""
+    busy = sorted(d for d in demand if d > 0)
+    if not busy:
+        return 1.0
+    terms = slo_terms_from_policy(inp.policy, 0.0)
+    need = required_workers(busy[len(busy) // 2], inp.mean_service_s, terms,
+                            service_scv=inp.service_scv, max_workers=SIZING_SEARCH_LIMIT)
+    return defaults.typical_workers([need.workers])
 
 
 POOLED_BISECTIONS = 6     # spending the held surplus: resolution (target − floor) / 64
 
 
-def _sized_and_scheduled(inp: PlanInput, demand: list[float], extra: list[int]
+def _sized_and_scheduled(inp: PlanInput, demand: list[float], extra: list[int],
+                         sc: ScalingSpec,
                          ) -> tuple[list[WindowNeed], list[RawStep], dict[int, str]]:
     """Window needs and the steps that carry them out.
 
@@ -148,8 +168,9 @@ def _sized_and_scheduled(inp: PlanInput, demand: list[float], extra: list[int]
     workers raise that window's P(met) beyond what its sizing paid for — a second cushion on
     top of the risk budget. So the budget is spent on the *scheduled* counts: the allocation's
     mean P(met) is lowered (bisection between the window floor and the target) to the
-    cheapest plan whose scheduled counts still reach ``target_attainment`` on average."""
-    policy, sc = inp.policy, inp.policy.scaling
+    cheapest plan whose scheduled counts still reach ``target_attainment`` on average.
+    ``sc``: the policy's scaling with its derived fields filled in (``defaults``)."""
+    policy = inp.policy
     capacity = capacity_fn(inp.mean_service_s, inp.service_scv)
 
     def plan_at(pooled_target: float | None
@@ -166,7 +187,7 @@ def _sized_and_scheduled(inp: PlanInput, demand: list[float], extra: list[int]
         return needs, raw, holds
 
     best = plan_at(None)
-    dist, target = inp.demand_distribution, policy.slo.target_attainment
+    dist, target = inp.demand_distribution, defaults.target_attainment(policy)
     if dist is None or target is None or best[0][0].met_probability is None:
         return best
 

@@ -111,7 +111,9 @@ def distribution_from_forecast(forecast: ForecastResult) -> DemandDistribution:
 def distribution_for(policy: ScalingPolicy, forecast: ForecastResult) -> DemandDistribution | None:
     """What a plan passes as ``PlanInput.demand_distribution``: the forecast's distribution
     when the policy pools its attainment, else None (per-window sizing needs none)."""
-    if policy.slo.attainment_mode != "pooled":
+    from capplan_core.planning.defaults import attainment_mode
+
+    if attainment_mode(policy) != "pooled":
         return None
     return distribution_from_forecast(forecast)
 

@@ -28,6 +28,16 @@ from datetime import datetime, timedelta
 from capplan_core.policy import ScalingSpec
 
 
+def _dwell_s(sc: ScalingSpec) -> float:
+    """The dwell; a spec whose dwell was not resolved (``planning/defaults.py``) gets 30 min."""
+    return 1800.0 if sc.min_dwell_seconds is None else float(sc.min_dwell_seconds)
+
+
+def _action_cost(sc: ScalingSpec) -> float:
+    """The cost of an action; unresolved (None): off."""
+    return 0.0 if sc.action_cost_worker_hours is None else float(sc.action_cost_worker_hours)
+
+
 @dataclass(frozen=True)
 class RawStep:
     """A step before its human-readable reason is written."""
@@ -57,7 +67,7 @@ def schedule_steps(
 ) -> tuple[list[RawStep], dict[int, str]]:
     """Steps (in time order) and, per window, why a possible scale-down was held back."""
     cooldown = timedelta(seconds=scaling.cooldown_seconds)
-    dwell = timedelta(seconds=scaling.min_dwell_seconds)
+    dwell = timedelta(seconds=_dwell_s(scaling))
     earliest = now if last_scale_at is None else max(now, last_scale_at + cooldown)
     down_earliest = now if last_scale_at is None else max(now, last_scale_at + dwell)
     st = _State(workers=int(current_workers), earliest=earliest, down_earliest=down_earliest)
@@ -82,7 +92,7 @@ def _scale_up(st: _State, i: int, needs: list[int], due_up: list[datetime], now:
     covers = [j for j in range(i, len(needs)) if j == i or due_up[j] < execute_at + cooldown]
     level = max(needs[j] for j in covers)
     merged = _merge_later_ups(covers, level, needs, due_up, execute_at,
-                              sc.action_cost_worker_hours)
+                              _action_cost(sc))
     to = min(st.workers + sc.max_step, max(level, merged))
     adj: list[dict[str, object]] = []
     if level > needs[i]:
@@ -91,7 +101,7 @@ def _scale_up(st: _State, i: int, needs: list[int], due_up: list[datetime], now:
     if merged > level:
         adj.append({"constraint": "merge", "change": merged - level, "unit": "workers",
                     "why": "holding them early costs less than a later scale-up "
-                           f"(action_cost_worker_hours={sc.action_cost_worker_hours:g})"})
+                           f"(action_cost_worker_hours={_action_cost(sc):g})"})
         level = merged
     if to < level:
         adj.append({"constraint": "max_step", "change": to - level, "unit": "workers",
@@ -101,7 +111,7 @@ def _scale_up(st: _State, i: int, needs: list[int], due_up: list[datetime], now:
                     "unit": "s", "why": "delayed until the cooldown after the last action"})
     st.steps.append(RawStep(execute_at, st.workers, to, i, "up", covers, adj))
     st.workers, st.earliest, st.splitting_down = to, execute_at + cooldown, False
-    st.down_earliest = execute_at + timedelta(seconds=sc.min_dwell_seconds)
+    st.down_earliest = execute_at + timedelta(seconds=_dwell_s(sc))
 
 
 def _merge_later_ups(covers: list[int], level: int, needs: list[int],
@@ -129,7 +139,7 @@ def _scale_down(st: _State, i: int, needs: list[int], starts: list[datetime],
                 due_up: list[datetime], now: datetime, sc: ScalingSpec) -> bool:
     """Emit a scale-down at window i if hysteresis allows; False (and a hold note) if not."""
     cooldown = timedelta(seconds=sc.cooldown_seconds)
-    dwell = timedelta(seconds=sc.min_dwell_seconds)
+    dwell = timedelta(seconds=_dwell_s(sc))
     execute_at = max(st.earliest, now, starts[i], st.down_earliest)
     k = sc.scale_down_windows
     if i + k > len(needs):
@@ -143,9 +153,9 @@ def _scale_down(st: _State, i: int, needs: list[int], starts: list[datetime],
     level = max(needs[j] for j in covers)
     drop = st.workers - level
     if drop > 0 and not _saves_enough(drop, level, covers, needs, due_up, starts, execute_at,
-                                      sc.action_cost_worker_hours):
+                                      _action_cost(sc)):
         st.holds[i] = (f"action cost: removing {drop} worker(s) until the need rises again "
-                       f"saves less than two actions of {sc.action_cost_worker_hours:g} "
+                       f"saves less than two actions of {_action_cost(sc):g} "
                        "worker-hours")
         return False
     # the rest of a scale-down split by max_step goes ahead even if smaller than min_drop

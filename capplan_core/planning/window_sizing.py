@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from capplan_core.planning import defaults
 from capplan_core.planning.pooled_sizing import (
     DemandDistribution,
     capacity_fn,
@@ -89,21 +90,22 @@ def slo_terms_from_policy(policy: ScalingPolicy, current_backlog: float) -> SloT
 
 
 def sizing_quantile(policy: ScalingPolicy) -> float:
-    """The forecast-demand quantile each window is sized to: ``slo.target_attainment`` when
-    set (a window sized to the q-quantile of a calibrated forecast meets its demand with
-    probability q), else ``forecast.demand_quantile``."""
-    target = policy.slo.target_attainment
-    return policy.forecast.demand_quantile if target is None else float(target)
+    """The forecast-demand quantile each window is sized to: the attainment target (set, or
+    derived from the SLO: ``defaults.target_attainment``; a window sized to the q-quantile of
+    a calibrated forecast meets its demand with probability q), else the legacy
+    ``forecast.demand_quantile``."""
+    target = defaults.target_attainment(policy)
+    return defaults.demand_quantile(policy) if target is None else float(target)
 
 
 def sizing_margin(policy: ScalingPolicy, demand_quantile: float | None = None) -> float:
-    """The safety margin added on top of the demand: 0 when the demand is at the SLO's
-    ``target_attainment`` quantile (``demand_quantile`` None: assumed to be
-    :func:`sizing_quantile`), else ``scaling.safety_margin``."""
-    target = policy.slo.target_attainment
+    """The safety margin added on top of the demand: 0 when the demand is at the attainment
+    target's quantile (``demand_quantile`` None: assumed to be :func:`sizing_quantile`), else
+    the legacy ``scaling.safety_margin``."""
+    target = defaults.target_attainment(policy)
     q = sizing_quantile(policy) if demand_quantile is None else demand_quantile
     return 0.0 if target is not None and abs(q - target) < 1e-12 else \
-        policy.scaling.safety_margin
+        defaults.safety_margin(policy)
 
 
 def budget_cap_workers(policy: ScalingPolicy) -> int | None:
@@ -135,7 +137,7 @@ def window_needs(
     no_backlog = replace(terms, current_backlog=0.0)
     drain_until = now + timedelta(seconds=policy.slo.drain_seconds or 0.0)
     cap = budget_cap_workers(policy)
-    quantile = policy.forecast.demand_quantile if demand_quantile is None else demand_quantile
+    quantile = defaults.demand_quantile(policy) if demand_quantile is None else demand_quantile
     margin = sizing_margin(policy, quantile)
     # the current backlog must drain in the first window and any window starting before
     # its drain deadline; later windows start with no backlog
@@ -178,8 +180,8 @@ def _pooled(policy: ScalingPolicy, quantile: float, dist: DemandDistribution | N
             ) -> list[tuple[int, float]] | None:
     """(workers, P(met)) per window from the pooled risk budget, or None when the policy
     does not pool (or no distribution was given, or the demand is not at the target)."""
-    target = policy.slo.target_attainment
-    if (policy.slo.attainment_mode != "pooled" or dist is None or target is None
+    target = defaults.target_attainment(policy)
+    if (defaults.attainment_mode(policy) != "pooled" or dist is None or target is None
             or abs(quantile - target) > 1e-12):
         return None
     if dist.windows != len(window_terms):

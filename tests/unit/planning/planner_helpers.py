@@ -23,7 +23,8 @@ def policy(*, mode: str = "manual", slo: dict[str, Any] | None = None,
     sc = {"min_workers": 1, "max_workers": 100, "max_step": 50, "cooldown_seconds": 300,
           "safety_margin": 0.25, "startup_seconds": 120, "scale_down_windows": 2,
           "scale_down_min_drop": 1, "auto_max_change": 100, "plan_expiry_seconds": 1800,
-          "min_dwell_seconds": 0}   # the dwell has its own tests (test_calm_plans.py)
+          "min_dwell_seconds": 0,   # the dwell has its own tests (test_calm_plans.py)
+          "action_cost_worker_hours": 0}   # so has the action cost (derived when unset)
     sc.update(scaling)
     doc = {"name": "emails", "queue": "emails", "mode": mode, "target": {"name": "w"},
            "slo": slo or {"max_utilization": 0.5}, "scaling": sc,

@@ -13,6 +13,7 @@ from capplan_core.backtest import run_backtest
 from capplan_core.backtest.predictive import CycleForecaster, plan_from_forecast
 from capplan_core.backtest.replay import Observation
 from capplan_core.metrics.file_source import read_metrics_file
+from capplan_core.planning import defaults
 from capplan_core.planning.window_sizing import sizing_margin, sizing_quantile, window_needs
 from capplan_core.policy import load_policies
 from tests.unit.planning.planner_helpers import NOW, moves, plan, policy, starts
@@ -114,7 +115,7 @@ def _opposite_within(steps: list[tuple[pd.Timestamp, int, int]], dwell_s: float)
 def test_no_flapping_in_the_demo_plans(queue: str) -> None:
     # issue 15: the reports plan went 3->4 and back 4->3 seventeen minutes later
     pol, rows = _demo(queue)
-    dwell = pol.scaling.min_dwell_seconds
+    dwell = defaults.dwell_seconds(pol)     # unset in the demo: derived, 2 windows >= 30 min
     assert dwell >= 1800
     ts = pd.to_datetime(rows["timestamp"], utc=True)
     fc = CycleForecaster(pol, rows)
@@ -143,7 +144,7 @@ def test_no_flapping_when_the_demo_is_replayed(demo_reports) -> None:  # type: i
         acts = [(pd.Timestamp(t), a, b) for t, a, b in r.actions[name]]
         ups_then_downs = [(x, y) for x, y in zip(acts, acts[1:], strict=False)
                           if x[2] > x[1] and y[2] < y[1]
-                          and (y[0] - x[0]).total_seconds() < pol.scaling.min_dwell_seconds]
+                          and (y[0] - x[0]).total_seconds() < defaults.dwell_seconds(pol)]
         assert ups_then_downs == [], name
         # pooled attainment spends the 0.99 target as a budget: 191 of 192 windows (was 192
         # of 192 when every window was sized to the 99 % quantile, at 1.26x the oracle)

@@ -35,8 +35,10 @@ def _policy(**scaling: object) -> ScalingPolicy:
     return ScalingPolicy.model_validate({
         "name": "emails", "queue": "emails", "target": {"name": "email-worker"},
         "slo": {"wait_p95_seconds": 2},
+        # the legacy sizing (q0.9 + 10 %) these loop mechanics were written on: the derived
+        # default (0.99, pooled) meets 0.999 at once and never re-plans (issue 22)
         "scaling": {"min_workers": 1, "max_workers": 60, "max_step": 60, "startup_seconds": 0,
-                    "cooldown_seconds": 0, **scaling},
+                    "cooldown_seconds": 0, "safety_margin": 0.1, **scaling},
         "simulation": {"replications": 40, "seed": 7}})
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import capplan_core.planning.planner as planner_mod
 from capplan_core.forecast import ForecastResult
+from capplan_core.planning import defaults
 from capplan_core.planning.decide import first_attempt, propose
 from capplan_core.planning.pool_state import QueueState
 from capplan_core.planning.pooled_sizing import (
@@ -128,7 +129,8 @@ def _plans(**scaling: object):  # type: ignore[no-untyped-def]
     dist = distribution_from_forecast(fc)
     q = fc.quantile(0.99)
     kw = {"demand_quantile": 0.99, "demand_distribution": dist}
-    per = plan(policy(slo={"max_utilization": 0.5, "target_attainment": 0.99}, **scaling),
+    per = plan(policy(slo={"max_utilization": 0.5, "target_attainment": 0.99,
+                           "attainment_mode": "per_window"}, **scaling),
                list(q), current=15, **kw)
     pooled = plan(_pooled_policy(**scaling), list(q), current=15, **kw)
     return per, pooled, dist
@@ -178,7 +180,8 @@ def test_production_propose_pools_when_the_policy_says_so() -> None:
     pol = _pooled_policy()
     p = propose(pol, fc, state, first_attempt(fc), now=fc.timestamps[0].to_pydatetime())
     assert {w["attainment_mode"] for w in p.windows} == {"pooled"}
-    per = propose(policy(slo={"max_utilization": 0.5, "target_attainment": 0.99}), fc, state,
+    per = propose(policy(slo={"max_utilization": 0.5, "target_attainment": 0.99,
+                             "attainment_mode": "per_window"}), fc, state,
                   first_attempt(fc), now=fc.timestamps[0].to_pydatetime())
     assert sum(n for _, n in p.schedule) < sum(n for _, n in per.schedule)
 
@@ -189,7 +192,9 @@ def _doc(**slo: object) -> dict:  # type: ignore[type-arg]
 
 
 def test_attainment_mode_default_and_values() -> None:
-    assert parse_policies(_doc())[0].slo.attainment_mode == "per_window"
+    # issue 22: unset, it is derived: pooled wherever there is a target (set or derived)
+    bare = parse_policies(_doc())[0]
+    assert bare.slo.attainment_mode is None and defaults.attainment_mode(bare) == "pooled"
     pol = parse_policies(_doc(target_attainment=0.99, attainment_mode="pooled"))[0]
     assert pol.slo.attainment_mode == "pooled"
 
@@ -203,10 +208,14 @@ def test_attainment_mode_rejects_an_unknown_value_naming_field_and_value() -> No
 
 
 def test_pooled_without_target_attainment_is_refused() -> None:
+    # without a target the derived one is pooled (issue 22); refused only on the legacy rule
+    assert parse_policies(_doc(attainment_mode="pooled"))[0].slo.target_attainment is None
+    doc = _doc(attainment_mode="pooled")
+    doc["policies"][0]["scaling"] = {"safety_margin": 0.1}
     with pytest.raises(PolicyError) as err:
-        parse_policies(_doc(attainment_mode="pooled"))
+        parse_policies(doc)
     msg = str(err.value)
-    assert "policy 'emails': slo" in msg
+    assert "policy 'emails'" in msg
     assert "attainment_mode 'pooled' needs slo.target_attainment" in msg
 
 
