@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from capplan_core.retention import RetentionLimits
 
 
 def default_data_dir() -> Path:
@@ -46,7 +49,18 @@ class Settings(BaseSettings):
         "simulate call runs job by job before the fluid level (approximate) takes over; "
         "the fast engine runs ~6 M jobs/s")
     metrics_retention_days: float = Field(
-        35, gt=0, le=3650, description="collect-metrics deletes queue_metrics rows older than this")
+        35, ge=1, le=3650, description="collect-metrics and prune delete queue_metrics rows "
+        "older than this (days)")
+    plan_retention_days: float = Field(
+        30, ge=1, le=36500, description="prune deletes plans (steps, simulation results, "
+        "forecast points) and data-quality reports older than this (days); a proposed or live "
+        "plan, one with open steps and each queue's newest plan are kept")
+    audit_retention_days: float = Field(
+        365, ge=1, le=36500, description="prune deletes audit rows older than this (days); at "
+        "least plan_retention_days")
+    flow_run_retention_days: float = Field(
+        14, ge=1, le=36500, description="prune deletes Prefect's finished flow runs (completed, "
+        "failed, cancelled, crashed) that ended longer ago than this (days)")
     migrate_on_start: bool = Field(
         True, description="migrate the plan store when a process first opens it; false: "
         "operators run `capplan db upgrade`, and a process refuses a schema that is behind")
@@ -72,6 +86,24 @@ class Settings(BaseSettings):
         1, ge=1, le=256, description="threads of the BLAS/OpenMP libraries (OpenBLAS) in a "
         "process that plans queues: the per-queue fits are tiny, so more threads only contend "
         "(docs/scale.md)")
+
+    @model_validator(mode="after")
+    def _audit_outlives_plans(self) -> Settings:
+        if self.audit_retention_days < self.plan_retention_days:
+            raise ValueError(
+                f"audit_retention_days ({self.audit_retention_days:g}) must be >= "
+                f"plan_retention_days ({self.plan_retention_days:g}): audit rows are kept "
+                "longer than the plans they describe")
+        return self
+
+    def retention_limits(self) -> RetentionLimits:
+        """The retention limits (days) as the core's :class:`RetentionLimits`."""
+        from capplan_core.retention import RetentionLimits
+
+        return RetentionLimits(plans_days=self.plan_retention_days,
+                               audit_days=self.audit_retention_days,
+                               metrics_days=self.metrics_retention_days,
+                               flow_runs_days=self.flow_run_retention_days)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -54,3 +54,50 @@ def current(as_json: bool = typer.Option(False, "--json")) -> None:
     else:
         console.print(f"current {now or 'none'}, head {head}"
                       + ("" if now == head else ": run `capplan db upgrade`"))
+
+
+@db_app.command("prune")
+def prune(
+    dry_run: bool = typer.Option(False, "--dry-run", help="count what would go, delete nothing"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Delete plans, audit rows and metrics past their retention (CAPPLAN_*_RETENTION_DAYS),
+    and Prefect's finished flow runs when PREFECT_API_URL is set. Live plans, plans with open
+    steps and each queue's newest plan are kept."""
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from capplan_app.bootstrap import plan_store
+    from capplan_app.prefect_api import configured_api_url
+    from capplan_app.settings import get_settings
+    from capplan_core.retention import cutoffs
+
+    try:
+        limits = get_settings().retention_limits()
+    except ValidationError as err:
+        fail(f"retention settings: {err}")
+    cut = cutoffs(datetime.now(UTC), limits)
+    try:
+        report = plan_store().prune(cut, dry_run=dry_run).as_dict()
+    except SQLAlchemyError as err:
+        fail(f"prune failed: {err}", code=1)
+    if configured_api_url():
+        from capplan_app.prefect_retention import prune_flow_runs
+
+        report["flow_runs"] = prune_flow_runs(cut.flow_runs, dry_run=dry_run)
+    else:
+        report["flow_runs"] = {"skipped": "PREFECT_API_URL is not set (no Prefect server to "
+                                          "prune)"}
+    if as_json:
+        print_json(report)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in report["pruned"].items())
+    console.print(f"{verb}: {counts}; kept {report['plans_kept_old']} old plan(s) that are "
+                  "live, have open steps or are their queue's newest", highlight=False)
+    runs = report["flow_runs"]
+    console.print(f"Prefect flow runs: {runs['skipped']}" if "skipped" in runs
+                  else f"Prefect flow runs {verb}: {runs['flow_runs']} (ended before "
+                       f"{runs['older_than']})", highlight=False)

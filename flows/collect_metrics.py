@@ -23,7 +23,7 @@ def collect_metrics(
     interval_s: Annotated[int, Field(ge=1, le=3600, description="collection interval")] = 60,
     snapshot_ttl_s: Annotated[int, Field(ge=60, le=86_400)] = 600,
     retention_days: Annotated[float | None, Field(
-        gt=0, le=3650, description="delete rows older than this; empty: "
+        ge=1, le=3650, description="delete rows older than this (days); empty: "
                                    "CAPPLAN_METRICS_RETENTION_DAYS (35)")] = None,
 ) -> dict[str, Any]:
     known = (load_policies_task(policy_path) if policy_path

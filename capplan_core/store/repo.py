@@ -52,6 +52,7 @@ from capplan_core.store.plan_writes import (
     supersede_proposed,
 )
 from capplan_core.store.policy_repo import PolicyRepository
+from capplan_core.store.retention_repo import RetentionRepository
 from capplan_core.store.rows import plan_from_row
 
 _WITH_CHILDREN = (selectinload(CapacityPlanRow.steps), selectinload(CapacityPlanRow.simulation))
@@ -60,7 +61,8 @@ _WITH_CHILDREN = (selectinload(CapacityPlanRow.steps), selectinload(CapacityPlan
 __all__ = ["CapRefused", "DecisionConflict", "PlanStore", "StalePlan", "StoreError"]
 
 
-class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRepository):
+class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRepository,
+                RetentionRepository):
     """Repository over one database. Build with :func:`capplan_core.store.db.open_store`."""
 
     def __init__(self, engine: Engine) -> None:
