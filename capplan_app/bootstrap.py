@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from capplan_core.execution.k8s_keda import TriggerTarget
     from capplan_core.execution.scaler import Scaler
     from capplan_core.metrics.snapshot import MetricsSource
+    from capplan_core.planning.stored_plan import StoredPlan
     from capplan_core.policy import ScalingPolicy, SourceSpec
     from capplan_core.store.repo import PlanStore
 
@@ -28,7 +29,7 @@ DEMO_POLICIES = DEMO_DIR / "policies.yaml"
 
 __all__ = ["DEMO_METRICS", "DEMO_POLICIES", "Settings", "get_settings",
            "is_dry_run", "live_workers", "metric_sources", "plan_store",
-           "redis_client", "scaler"]
+           "redis_client", "scaler", "step_scaler"]
 
 
 def plan_store() -> PlanStore:
@@ -63,6 +64,18 @@ def scaler(*, dry_run_replicas: int, trigger_target: TriggerTarget | None = None
                             supervisor_password=s.supervisor_password)
     return build_scaler(s.scaler, s.kubeconfig, s.kube_context,
                         trigger_target=trigger_target)
+
+
+def step_scaler(plan: StoredPlan, step_id: int) -> Scaler:
+    """The scaler for one step of ``plan``: a dry run's "live" count is what the plan expects
+    just before that step, and a hybrid policy's ScaledObject also gets its rate target."""
+    from capplan_core.execution.executor import planned_live_replicas
+    from capplan_core.execution.k8s_keda import plan_trigger_target
+
+    policy = plan_store().policy_for_plan(plan)
+    return scaler(dry_run_replicas=planned_live_replicas(plan.steps, step_id,
+                                                         plan.current_workers or 0),
+                  trigger_target=plan_trigger_target(policy, plan.details.get("state")))
 
 
 def live_workers(policy: ScalingPolicy, measured_workers: int) -> tuple[int, str]:

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
         "process that plans queues: the per-queue fits are tiny, so more threads only contend "
         "(docs/scale.md)")
 
+    fault_kill_at: Literal["", "claimed", "applying", "written"] = Field(
+        "", description="fault injection for the reliability suite only: the executing "
+        "process SIGKILLs itself at this point of a step (docs/reliability.md); empty: never")
+
     @model_validator(mode="after")
     def _audit_outlives_plans(self) -> Settings:
         if self.audit_retention_days < self.plan_retention_days:

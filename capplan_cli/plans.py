@@ -160,40 +160,33 @@ def apply_due(
                                  "reason}"),
     lease_seconds: float = typer.Option(
         60.0, "--lease-seconds", min=1.0, max=3600.0,
-        help="how long this run holds a step and its target; a killed run's step is taken "
-        "over (and read back) after this"),
+        help="how long this run holds a step and its target (on the store's clock; renewed "
+        "before every write); a killed run's step is taken over (and read back) after this"),
 ) -> None:
     """Apply every due step of approved plans, in order, in this process (no Prefect server
-    needed; with the apply-step deployment, Prefect does the same per step).
+    needed; deployed, the apply-due sweeper does the same every minute).
 
-    Safe to run concurrently with itself and with apply-step runs: each step is claimed with a
-    lease and each target has one writer at a time. Exit code 1 when a step failed."""
+    "Due" is on the store's clock, and a step is never applied before its time. Safe to run
+    concurrently with itself and with apply-step runs: each step is claimed with a lease and
+    each target has one writer at a time. Exit code 1 when a step failed."""
+    import math
     import os
     import uuid
-    from datetime import UTC, datetime
 
-    from capplan_app.bootstrap import is_dry_run, scaler
+    from capplan_app.bootstrap import is_dry_run, step_scaler
+    from capplan_app.settings import get_settings
     from capplan_core.execution.due import DueRun, self_kill_hook
     from capplan_core.execution.due import apply_due as run_due
-    from capplan_core.execution.executor import planned_live_replicas
-    from capplan_core.execution.k8s_keda import plan_trigger_target
-    from capplan_core.execution.scaler import Scaler
-    from capplan_core.planning.stored_plan import StoredPlan
 
-    def scaler_for(plan: StoredPlan, step_id: int) -> Scaler:
-        # a hybrid policy's ScaledObject also gets the rate target that goes with the floor
-        policy = plan_store().policy_for_plan(plan)
-        return scaler(dry_run_replicas=planned_live_replicas(plan.steps, step_id,
-                                                             plan.current_workers or 0),
-                      trigger_target=plan_trigger_target(policy, plan.details.get("state")))
-
+    if not math.isfinite(lease_seconds):
+        fail(f"--lease-seconds: {lease_seconds!r} must be a finite number of seconds")
     dry = is_dry_run()
     run = DueRun(run_id=f"cli-{os.getpid()}-{uuid.uuid4().hex[:8]}", actor="capplan",
                  lease_s=lease_seconds, wait_ready_s=0.0 if dry else 300.0,
                  cooldown_scope_plan=dry,
                  # fault injection for the reliability suite (docs/reliability.md)
-                 hook=self_kill_hook(os.environ.get("CAPPLAN_FAULT_KILL_AT")))
-    done = run_due(plan_store(), scaler_for, clock=lambda: datetime.now(UTC), run=run)
+                 hook=self_kill_hook(get_settings().fault_kill_at))
+    done = run_due(plan_store(), step_scaler, run=run)
     if as_json:
         print_json([{k: d[k] for k in ("plan_id", "step_id", "outcome", "reason")}
                     for d in done])

@@ -8,13 +8,14 @@ a permanent fault (forbidden, not found, invalid) fails the step and the plan, e
 """
 
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
+from pydantic import Field
 
 from capplan_app.bootstrap import plan_store
-from capplan_core.execution.executor import DEFAULT_LEASE_S
+from capplan_core.execution.executor import DEFAULT_LEASE_S, MAX_LEASE_S, MIN_LEASE_S
 from capplan_core.planning.records import plan_summary
 from tasks.events import emit_plan_event
 from tasks.execute import apply_one_step, schedule_apply_step
@@ -38,8 +39,13 @@ def _request_replan(policy_name: str) -> str | None:
 
 
 @flow(name="apply-step", flow_run_name="apply-plan-{plan_id}-step-{step_id}", log_prints=True)
-def apply_step_flow(plan_id: int, step_id: int,
-                    lease_s: float = DEFAULT_LEASE_S) -> dict[str, Any]:
+def apply_step_flow(
+    plan_id: Annotated[int, Field(ge=1)], step_id: Annotated[int, Field(ge=1)],
+    lease_s: Annotated[float, Field(
+        ge=MIN_LEASE_S, le=MAX_LEASE_S, allow_inf_nan=False,
+        description="how long this run holds the step and its target (s, the store's "
+                    "clock), renewed before every write")] = DEFAULT_LEASE_S,
+) -> dict[str, Any]:
     logger = get_run_logger()
     store = plan_store()
     result = apply_one_step(plan_id, step_id, lease_s=lease_s)
@@ -51,8 +57,9 @@ def apply_step_flow(plan_id: int, step_id: int,
     out: dict[str, Any] = {"plan_id": plan_id, "step_id": step_id, "outcome": result.outcome,
                            "reason": result.reason}
     if result.outcome == "deferred" and result.retry_after_s is not None:
-        at = datetime.now(UTC) + timedelta(seconds=result.retry_after_s + 1)
-        out["rescheduled_run"] = schedule_apply_step(plan_id, step_id, at)
+        at = store.now() + timedelta(seconds=result.retry_after_s + 1)
+        out["rescheduled_run"] = schedule_apply_step(plan_id, step_id, at,
+                                                     attempt=f"at-{int(at.timestamp())}")
     elif result.outcome == "refused" and result.details.get("guard") == "refuse-drift":
         out["replan_run"] = _request_replan(plan.details["policy"])
         logger.warning("drift on %s: %s; re-plan requested (%s)", plan.queue, result.reason,

@@ -15,7 +15,7 @@ run (``plan-queue``), concurrently, so a pause never holds up another queue's pl
 
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
@@ -27,13 +27,12 @@ from capplan_app.settings import get_settings
 from capplan_app.task_runners import SettingsTaskRunner
 from capplan_core.policy import Mode, PolicyError, ScalingPolicy, load_policies
 from capplan_core.policy_select import select_policies
-from capplan_core.utc import utc_datetime
 from flows.plan_queue import plan_queue
 from tasks.batch import plan_in_chunks
 from tasks.stages import (
     expire_undecided_plans,
-    file_data_end,
     load_policies_task,
+    plan_time,
     read_policies,
 )
 
@@ -46,16 +45,6 @@ ApprovalMode = Literal["policy", "none"]
 ChildRuns = Literal["inline", "deployment"]
 PLAN_QUEUE_DEPLOYMENT = "plan-queue/plan-queue"
 FORECAST_PICTURES_UP_TO = 50  # a larger batched cycle publishes no forecast table + picture
-
-
-def plan_time(metrics_path: str | None, as_of: datetime | None) -> datetime:
-    """"Now" of the cycle: ``as_of`` (a replay), else the metrics file's end (offline), else
-    the wall clock (planning from the store)."""
-    if as_of is not None:
-        return utc_datetime(as_of)
-    if metrics_path:
-        return utc_datetime(file_data_end(metrics_path))
-    return datetime.now(UTC)
 
 
 def _run_name() -> str:
@@ -97,7 +86,9 @@ async def capacity_plan(
         description="metrics file (CSV/Parquet) for offline planning; empty: plan from the "
                     "stored history (queue_metrics) at the wall clock")] = None,
     as_of: Annotated[datetime | None, Field(
-        description="plan as of (a replay); default: now, or the metrics file's end")] = None,
+        description="plan as of this time: previews only (save=false; a run that saves "
+                    "plans plans at the wall clock); default: now, or for a preview of a "
+                    "metrics file its end")] = None,
     approval: Annotated[ApprovalMode, Field(
         description="'policy': follow each policy's mode; 'none': plan only")] = "policy",
     approval_poll_s: Annotated[int, Field(ge=1, le=300)] = 10,
@@ -114,6 +105,7 @@ async def capacity_plan(
                     "needs save=false and approval='none'")] = None,
 ) -> list[dict[str, Any]]:
     logger = get_run_logger()
+    now = plan_time(metrics_path, as_of, save=save)  # refuses as_of when saving
     if policy_path and (save or approval != "none"):
         raise PreviewOnly(f"policy_path: {policy_path!r} is a preview: it needs save=false "
                           f"and approval='none' (got save={save}, approval={approval!r}); "
@@ -126,7 +118,6 @@ async def capacity_plan(
         stored = read_policies()
         selected = select_policies([v.policy for v in stored], names=policies)
         versions = {v.name: v.version for v in stored}
-    now = plan_time(metrics_path, as_of)
     if save:
         expired = expire_undecided_plans()
         if expired:
@@ -148,7 +139,8 @@ async def capacity_plan(
         forecast_artifacts=len(batched) <= FORECAST_PICTURES_UP_TO) if batched else []
     outcomes = await asyncio.gather(
         *(plan_queue(policy=p.name, policy_version=versions[p.name], metrics_path=metrics_path,
-                     as_of=now, approval=approval, approval_poll_s=approval_poll_s, save=save,
+                     as_of=None if save else now, approval=approval,
+                     approval_poll_s=approval_poll_s, save=save,
                      requested_by=requested_by,
                      preview_policy=p if policy_path else None) for p in children),
         return_exceptions=True,
@@ -182,7 +174,7 @@ async def _start_child(policy: ScalingPolicy, version: int | None, metrics_path:
     run = await arun_deployment(
         PLAN_QUEUE_DEPLOYMENT, timeout=0, flow_run_name=f"plan-{policy.name}",
         parameters={"policy": policy.name, "policy_version": version, "metrics_path": metrics_path,
-                    "as_of": as_of.isoformat(), "approval": approval,
+                    "approval": approval,
                     "approval_poll_s": approval_poll_s, "requested_by": requested_by})
     return {"queue": policy.queue, "policy": policy.name, "policy_version": version,
             "mode": policy.mode.value, "status": "started", "flow_run_id": str(run.id)}

@@ -17,23 +17,26 @@ from pydantic import Field
 
 from capplan_app.runtime import limit_blas_threads
 from capplan_core.metrics.history import no_metrics_reason
-from capplan_core.planning.decide import Decision, first_attempt
-from capplan_core.policy import Mode, ScalingPolicy
+from capplan_core.planning.decide import first_attempt
+from capplan_core.policy import ScalingPolicy
 from capplan_core.quality import Assessment
-from tasks.approve import approve, decide_by_person
+from tasks.approval_runs import request_approval
+from tasks.approve import approve
 from tasks.artifacts import publish_forecast, publish_plan, publish_quality
 from tasks.execute import execute_plan
 from tasks.planning import decide, plan, read_pool_state, simulate
 from tasks.stages import (
+    NotAReplay,
     clean,
     collect,
     forecast,
+    plan_time,
     preview_plan,
     read_policy,
     store_plan,
     store_skipped,
 )
-from tasks.summary import find_own_plan, read_plan
+from tasks.summary import read_plan
 
 
 class PreviewOnly(ValueError):
@@ -45,8 +48,10 @@ class PreviewOnly(ValueError):
 async def plan_queue(
     policy: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$",
                                  description="policy name, read from the plan store")],
-    metrics_path: str | None,
-    as_of: datetime,
+    metrics_path: str | None = None,
+    as_of: Annotated[datetime | None, Field(
+        description="plan as of this time: previews only (save=false); default: the wall "
+                    "clock, or an offline metrics file's end for a preview")] = None,
     approval: Literal["policy", "none"] = "policy",
     approval_poll_s: Annotated[int, Field(ge=1, le=300)] = 10,
     policy_version: Annotated[int | None, Field(
@@ -69,12 +74,10 @@ async def plan_queue(
     else:
         stored = read_policy(policy, policy_version)
         spec, version = stored.policy, stored.version
+    if save and as_of is not None:
+        raise NotAReplay(as_of)
+    as_of = plan_time(metrics_path, as_of, save=save)
     ctx = QueueRun(spec, version, save, requested_by)
-    resumed = find_own_plan(str(flow_run.id)) if approval == "policy" and save else None
-    if resumed is not None:
-        # a suspended run restarted after its approval: continue at the approval
-        logger.info("resuming plan %s at its approval", resumed["id"])
-        return await approve_and_execute(ctx, resumed["id"], None, resumed, approval_poll_s)
     rows: pd.DataFrame = cast(pd.DataFrame, collect(metrics_path, spec, now=as_of))
     if rows.empty and not metrics_path:  # planning from the store, nothing collected
         reason = no_metrics_reason(spec, as_of)
@@ -115,11 +118,17 @@ async def plan_queue(
     if summary["status"] != "proposed":  # superseded: the policy changed while it planned
         logger.warning("plan %s is %s: nothing is executed", plan_id, summary["status"])
         return summary
-    if approval == "none" or spec.mode == Mode.ADVISORY:
-        logger.info("plan %s for %s is advisory here: nothing is executed", plan_id, spec.queue)
-        return read_plan(plan_id, note="advisory: never executed" if approval != "none"
-                         else "plan only (approval='none')")
-    return await approve_and_execute(ctx, plan_id, decision, summary, approval_poll_s)
+    if approval == "none":
+        return read_plan(plan_id, note="plan only (approval='none')")
+    # the policy decides; a person, if needed, decides in the plan's own approve-plan run:
+    # this run (and the cycle) never waits for one
+    outcome = approve(spec, plan_id, decision, summary, str(flow_run.id))
+    if outcome.execute:
+        execute_plan(spec.name, plan_id)
+    elif outcome.ask_person:
+        run = request_approval(plan_id, requested_by, approval_poll_s)
+        return read_plan(plan_id, note=f"{outcome.reason}; waiting in approval run {run}")
+    return read_plan(plan_id, note=outcome.reason)
 
 
 @dataclass(frozen=True)
@@ -140,18 +149,3 @@ class QueueRun:
         quality = None if assessment is None else assessment.quality.as_dict()
         return read_plan(store_skipped(self.policy, reason, as_of, quality,
                                        policy_version=self.version))
-
-
-async def approve_and_execute(
-    ctx: QueueRun, plan_id: int, decision: Decision | None, summary: dict[str, Any],
-    approval_poll_s: int,
-) -> dict[str, Any]:
-    """Approve by policy or wait for a person; execute what was approved."""
-    policy = ctx.policy
-    approved = approve(policy, plan_id, decision, summary, str(flow_run.id))
-    if approved is None:
-        approved = await decide_by_person(policy, plan_id, summary, ctx.requested_by,
-                                          poll_interval_s=approval_poll_s)
-    if approved.approved:
-        execute_plan(policy.name, plan_id, apply_hours=approved.apply_hours)
-    return read_plan(plan_id)

@@ -10,7 +10,7 @@ else refused and the run waits again) and :func:`record_approval` (task) stores 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from prefect import get_run_logger
@@ -22,7 +22,7 @@ from pydantic import Field, create_model
 
 from capplan_app.bootstrap import plan_store
 from capplan_app.secrets import SecretUnavailable, resolve_secret
-from capplan_core.planning.approval_rules import auto_approval
+from capplan_core.planning.approval_rules import Verdict, policy_verdict
 from capplan_core.planning.approver_auth import (
     CODE_CHARS,
     CODE_PATTERN,
@@ -36,6 +36,7 @@ from capplan_core.planning.markdown import plan_markdown
 from capplan_core.planning.stored_plan import PlanStatus
 from capplan_core.policy import APPROVER_NAME, Mode, ScalingPolicy
 from capplan_core.store.errors import CapRefused, DecisionConflict
+from tasks.approval_runs import WaitEnded, watched
 from tasks.common import capplan_io_task
 from tasks.events import emit_plan_event
 
@@ -76,36 +77,60 @@ class Approval:
     max_workers: int | None = None
     apply_hours: float | None = None
     refused: str | None = None  # why a decision was refused (stale plan, cap), if it was
+    ended: str | None = None    # why the wait ended without a decision (superseded, cancelled)
+
+
+@dataclass(frozen=True)
+class PolicyOutcome:
+    """What the policy did with a new plan: ``execute`` it now, ``ask_person``, or neither
+    (recorded, advisory, held); ``reason`` says which and why."""
+
+    verdict: Verdict
+    reason: str
+    execute: bool = False
+    ask_person: bool = False
 
 
 @capplan_io_task(name="approve", task_run_name="approve-{policy.name}", retries=0)
-def approve(
-    policy: ScalingPolicy, plan_id: int, decision: Decision | None, summary: dict[str, Any],
-    flow_run_id: str,
-) -> Approval | None:
-    """Approve by policy (auto), or return None: a person must decide.
-
-    ``decision`` is None when a suspended run restarts after its approval: the plan is
-    already past this step, so nothing is recorded again.
-    """
+def approve(policy: ScalingPolicy, plan_id: int, decision: Decision,
+            summary: dict[str, Any], flow_run_id: str) -> PolicyOutcome:
+    """Apply the policy to a new plan (:func:`~capplan_core.planning.approval_rules.
+    policy_verdict`): approve it as capplan, record it, hold it, or leave it for a person
+    (with its approval deadline on the store's clock). Audited; events say what happened."""
     logger = get_run_logger()
-    if decision is None:
-        return None
     store = plan_store()
-    deadline = datetime.now(UTC) + timedelta(seconds=policy.approval.timeout_seconds)
+    now = store.now()
+    v = policy_verdict(policy, decision, now=now)
+    if v.alert:
+        store.audit("slo_alert", actor="capplan", plan_id=plan_id, queue=policy.queue,
+                    details={"alert": v.alert, "confidence": decision.confidence,
+                             "slo_achievable": decision.slo_achievable})
+        emit_plan_event("slo-alert", summary, actor="capplan", reason=v.alert)
+        logger.warning("plan %s: %s", plan_id, v.alert)
+    if v.verdict in (Verdict.APPROVE, Verdict.APPROVE_CAPPED, Verdict.RECORD):
+        details = {"max_workers": v.cap} if v.cap is not None else None
+        store.transition(plan_id, PlanStatus.APPROVED, actor=AUTO_ACTOR, comment=v.reason,
+                         details=details)
+        if v.verdict == Verdict.RECORD:  # no step: nothing left to apply
+            store.transition(plan_id, PlanStatus.APPLIED, actor="capplan", comment=v.reason)
+        emit_plan_event("approved", summary, actor=AUTO_ACTOR, reason=v.reason)
+        logger.info("plan %s %s", plan_id, v.reason)
+        return PolicyOutcome(v.verdict, v.reason, execute=v.verdict != Verdict.RECORD)
+    if v.verdict == Verdict.HOLD:
+        store.transition(plan_id, PlanStatus.HELD, actor="capplan", comment=v.reason)
+        emit_plan_event("held", summary, actor="capplan", reason=v.reason)
+        logger.warning("plan %s %s", plan_id, v.reason)
+        return PolicyOutcome(v.verdict, v.reason)
+    if v.verdict == Verdict.ADVISORY:
+        return PolicyOutcome(v.verdict, v.reason)
+    deadline = now + timedelta(seconds=policy.approval.timeout_seconds)
     store.set_flow_run(plan_id, flow_run_id, approval_deadline=deadline)
     if policy.mode == Mode.AUTO:
-        ok, why = auto_approval(policy, decision, summary["current_workers"])
-        if ok:
-            store.transition(plan_id, PlanStatus.APPROVED, actor=AUTO_ACTOR, comment=why)
-            emit_plan_event("approved", summary, actor=AUTO_ACTOR)
-            logger.info("plan %s %s", plan_id, why)
-            return Approval(True, AUTO_ACTOR)
         store.audit("auto_fallback_manual", actor="capplan", plan_id=plan_id,
-                    queue=policy.queue, details={"reason": why})
-        logger.warning("plan %s falls back to manual approval: %s", plan_id, why)
-    emit_plan_event("awaiting-approval", summary, actor="capplan")
-    return None
+                    queue=policy.queue, details={"reason": v.reason})
+        logger.warning("plan %s %s", plan_id, v.reason)
+    emit_plan_event("awaiting-approval", summary, actor="capplan", reason=v.reason)
+    return PolicyOutcome(v.verdict, v.reason, ask_person=True)
 
 
 @dataclass(frozen=True)
@@ -137,7 +162,10 @@ async def wait_for_approver(
     """Pause (or suspend) the run until a person submits the form; None if none did in time.
 
     ``attempt`` > 0 after a refused submission: a new pause (its own input key) whose
-    description starts with why the last one was refused.
+    description starts with why the last one was refused. While paused, the wait is watched
+    every ``poll_interval_s``: when the plan stops waiting (a newer plan superseded it, it
+    expired, it was decided elsewhere) or the run is being cancelled, the pause ends at once
+    and :class:`~tasks.approval_runs.WaitEnded` says why.
     """
     description = plan_markdown(summary, summary.get("details"))
     if refused:
@@ -150,9 +178,9 @@ async def wait_for_approver(
     try:
         if policy.approval.suspend and current_deployment.id:
             return await asuspend_flow_run(wait_for_input=form, timeout=timeout, key=key)
-        return await apause_flow_run(
-            wait_for_input=form, timeout=timeout, poll_interval=poll_interval_s, key=key
-        )
+        return await watched(apause_flow_run(
+            wait_for_input=form, timeout=timeout, poll_interval=poll_interval_s, key=key),
+            plan_id, poll_interval_s=poll_interval_s)
     except FlowPauseTimeout:
         return None
 
@@ -161,18 +189,23 @@ async def decide_by_person(
     policy: ScalingPolicy, plan_id: int, summary: dict[str, Any], requested_by: str, *,
     poll_interval_s: int = 10,
 ) -> Approval:
-    """Wait for an authorized decision until the plan's approval deadline.
+    """Wait for an authorized decision until the plan's approval deadline (store's clock).
 
     Each submission is authenticated (:func:`authenticate_decision`) before it is stored; a
-    refused one is audited with its reason and the run pauses again, showing the reason.
+    refused one is audited with its reason and the run pauses again, showing the reason. A
+    wait that ends without a decision (superseded, cancelled) returns ``ended``.
     """
-    deadline = _approval_deadline(policy, summary)
+    store = plan_store()
+    deadline = _approval_deadline(policy, summary, store.now())
     attempt, refused = 0, None
     while True:
-        left_s = (deadline - datetime.now(UTC)).total_seconds()
-        answer = None if left_s <= 0 else await wait_for_approver(
-            policy, plan_id, summary, poll_interval_s=poll_interval_s, timeout_s=left_s,
-            attempt=attempt, refused=refused)
+        left_s = (deadline - store.now()).total_seconds()
+        try:
+            answer = None if left_s <= 0 else await wait_for_approver(
+                policy, plan_id, summary, poll_interval_s=poll_interval_s, timeout_s=left_s,
+                attempt=attempt, refused=refused)
+        except WaitEnded as ended:
+            return Approval(False, "capplan", ended=str(ended))
         if answer is None:
             return record_approval(policy, plan_id, None, summary)
         verdict = authenticate_decision(policy, plan_id, answer, requested_by)
@@ -181,11 +214,12 @@ async def decide_by_person(
         attempt, refused = attempt + 1, verdict.reason
 
 
-def _approval_deadline(policy: ScalingPolicy, summary: dict[str, Any]) -> datetime:
+def _approval_deadline(policy: ScalingPolicy, summary: dict[str, Any],
+                       now: datetime) -> datetime:
     stored = (summary.get("details") or {}).get("approval_deadline")
     if stored:
         return datetime.fromisoformat(stored)
-    return datetime.now(UTC) + timedelta(seconds=policy.approval.timeout_seconds)
+    return now + timedelta(seconds=policy.approval.timeout_seconds)
 
 
 @capplan_io_task(name="authenticate-decision",

@@ -7,9 +7,11 @@ from typing import Any
 from prefect.events import emit_event
 
 
-def emit_plan_event(what: str, summary: dict[str, Any], *, actor: str) -> None:
+def emit_plan_event(what: str, summary: dict[str, Any], *, actor: str,
+                    reason: str | None = None) -> None:
     """Emit ``capplan.plan.<what>`` (awaiting-approval, approved, rejected, expired, applied,
-    failed) about resource ``capplan.plan.<id>``."""
+    failed, held, cancelled, superseded, slo-alert) about resource ``capplan.plan.<id>``;
+    ``reason`` (why, with the numbers) goes into the payload."""
     emit_event(
         event=f"capplan.plan.{what}",
         resource={
@@ -25,5 +27,6 @@ def emit_plan_event(what: str, summary: dict[str, Any], *, actor: str) -> None:
             "target_workers": summary.get("target_workers"),
             "confidence": summary.get("confidence"),
             "slo_achievable": summary.get("slo_achievable"),
+            "reason": reason,
         },
     )

@@ -1,26 +1,26 @@
-"""Execute stage: apply the first step now, schedule later steps as apply-step runs."""
+"""Execute stage: apply a step only when it is due; later steps become scheduled apply-step
+runs at their time (and the apply-due sweeper applies whatever is due and left behind)."""
 
 from __future__ import annotations
 
-import os
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import get_run_logger
 
 from capplan_app import bootstrap
 from capplan_app.bootstrap import is_dry_run, plan_store
-from capplan_core.execution.due import self_kill_hook
+from capplan_app.settings import get_settings
+from capplan_core.execution.due import DueRun, apply_due, self_kill_hook
 from capplan_core.execution.executor import (
     DEFAULT_LEASE_S,
     StepResult,
     apply_step,
     cancel_outside_window,
-    planned_live_replicas,
+    not_due_yet,
 )
-from capplan_core.execution.k8s_keda import plan_trigger_target
-from capplan_core.execution.ordering import replay_offset
+from capplan_core.execution.ordering import effective_execute_at
 from capplan_core.planning.records import plan_summary
 from tasks.common import capplan_io_task
 from tasks.events import emit_plan_event
@@ -29,8 +29,10 @@ APPLY_STEP_DEPLOYMENT = "apply-step/apply-step"
 READY_TIMEOUT_S = 300.0
 
 
-def schedule_apply_step(plan_id: int, step_id: int, at: datetime) -> str | None:
-    """A scheduled run of the apply-step deployment; None when it is not deployed here."""
+def schedule_apply_step(plan_id: int, step_id: int, at: datetime,
+                        attempt: int | str = 0) -> str | None:
+    """A scheduled run of the apply-step deployment at ``at``; None when it is not deployed
+    here. One run per (step, ``attempt``): a retried caller gets the run made first."""
     from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
@@ -39,7 +41,8 @@ def schedule_apply_step(plan_id: int, step_id: int, at: datetime) -> str | None:
         # called from sync code, so a FlowRun (not the coroutine of the async overload)
         run: FlowRun = run_deployment(  # type: ignore[assignment]
             APPLY_STEP_DEPLOYMENT, parameters={"plan_id": plan_id, "step_id": step_id},
-            scheduled_time=at, timeout=0, flow_run_name=f"apply-plan-{plan_id}-step-{step_id}")
+            scheduled_time=at, timeout=0, flow_run_name=f"apply-plan-{plan_id}-step-{step_id}",
+            idempotency_key=f"apply-plan-{plan_id}-step-{step_id}-{attempt}")
     except ObjectNotFound:
         return None
     return str(run.id)
@@ -66,45 +69,70 @@ def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan",
     policy = store.policy_for_plan(plan)
     limits = store.approval_limits(plan_id)
     dry = is_dry_run()
-    # a hybrid policy's ScaledObject also gets the rate target that goes with the floor
-    scaler = bootstrap.scaler(dry_run_replicas=planned_live_replicas(plan.steps, step_id,
-                                                         plan.current_workers or 0),
-                              trigger_target=plan_trigger_target(policy,
-                                                                 plan.details.get("state")))
-    result = apply_step(store, scaler, policy, plan_id, step_id, now=datetime.now(UTC),
-                        actor=actor, run_id=_run_id(), max_workers=limits.get("max_workers"),
+    scaler = bootstrap.step_scaler(plan, step_id)
+    result = apply_step(store, scaler, policy, plan_id, step_id, actor=actor, run_id=_run_id(),
+                        max_workers=limits.get("max_workers"),
                         wait_ready_s=0.0 if dry else READY_TIMEOUT_S, cooldown_scope_plan=dry,
                         lease_s=lease_s, lease_wait_s=10.0,
-                        hook=self_kill_hook(os.environ.get("CAPPLAN_FAULT_KILL_AT")))
+                        hook=self_kill_hook(get_settings().fault_kill_at))
     if result.plan_failed:
         emit_plan_event("failed", plan_summary(store.get_plan(plan_id)), actor=actor)
     return result
 
 
-@capplan_io_task(name="execute", task_run_name="execute-{policy_name}-plan-{plan_id}", retries=0)
+@capplan_io_task(name="execute", task_run_name="execute-{policy_name}-plan-{plan_id}",
+                 retries=2)
 def execute_plan(policy_name: str, plan_id: int, apply_hours: float | None = None,
                  actor: str = "capplan") -> dict[str, Any]:
-    """First step now; each later step becomes a scheduled apply-step run at its time."""
+    """Apply the plan's first step if it is due now (on the store's clock); every other step
+    (and a first step not yet due, or deferred) becomes a scheduled apply-step run at its
+    time. Safe to retry: applied steps answer ``already-applied``, and a scheduled run per
+    step is created once (its idempotency key). The apply-due sweeper applies anything due
+    that a lost run left behind."""
     logger = get_run_logger()
     store = plan_store()
     run = cancel_outside_window(store, plan_id, apply_hours=apply_hours, actor=actor)
     plan = store.get_plan(plan_id)
-    if not run:
-        return {"plan_id": plan_id, "applied": [], "scheduled": []}
-    first, later = run[0], run[1:]
-    result = apply_one_step(plan_id, first.id, actor)
-    logger.info("plan %s step %s: %s (%s)", plan_id, first.id, result.outcome, result.reason)
-    scheduled = []
-    for st in later:
-        # a replay's steps come due on its own clock (see capplan_core.execution.ordering)
-        at = max(st.execute_at + replay_offset(plan), datetime.now(UTC) + timedelta(seconds=5))
-        run_id = schedule_apply_step(plan_id, st.id, at)
+    applied: list[dict[str, Any]] = []
+    scheduled: list[dict[str, Any]] = []
+    for i, st in enumerate(run):
+        wait_s = not_due_yet(plan, st.id, store.now())
+        if i == 0 and wait_s is None:
+            result = apply_one_step(plan_id, st.id, actor)
+            logger.info("plan %s step %s: %s (%s)", plan_id, st.id, result.outcome,
+                        result.reason)
+            applied.append(result.__dict__)
+            if result.outcome != "deferred" or result.retry_after_s is None:
+                continue
+            wait_s = result.retry_after_s  # a deferred first step is retried at its time
+        at = store.now() + timedelta(seconds=max(wait_s or 0.0, 0.0) + 1.0)
+        if i > 0:  # a later step: at its own time (a late first step shifts it then)
+            at = max(effective_execute_at(plan.steps, st.id), at)
+        run_id = schedule_apply_step(plan_id, st.id, at, attempt=len(applied) if i == 0 else 0)
         note = ("apply-step deployment" if run_id else
-                "not scheduled: no apply-step deployment on this Prefect server "
-                "(deploy prefect.yaml, or run `capplan plans apply-due`)")
+                "not scheduled: no apply-step deployment on this Prefect server; the "
+                "apply-due sweeper (or `capplan plans apply-due`) applies it when due")
         store.audit("step_scheduled", actor=actor, plan_id=plan_id, queue=plan.queue,
                     details={"step_id": st.id, "execute_at": st.execute_at.isoformat(),
-                             "to_workers": st.to_workers, "flow_run_id": run_id,
-                             "scheduler": note})
-        scheduled.append({"step_id": st.id, "flow_run_id": run_id})
-    return {"plan_id": plan_id, "applied": [result.__dict__], "scheduled": scheduled}
+                             "run_at": at.isoformat(), "to_workers": st.to_workers,
+                             "flow_run_id": run_id, "scheduler": note})
+        scheduled.append({"step_id": st.id, "flow_run_id": run_id, "at": at.isoformat()})
+    return {"plan_id": plan_id, "applied": applied, "scheduled": scheduled}
+
+
+@capplan_io_task(name="apply-due-steps", retries=0)
+def apply_due_steps(lease_s: float = DEFAULT_LEASE_S, actor: str = "capplan") -> list[
+        dict[str, Any]]:
+    """Apply every due, open step of the approved plans (:func:`~capplan_core.execution.due.
+    apply_due`), each claimed on the store's clock: safe beside apply-step runs and itself.
+    A plan that failed emits ``capplan.plan.failed``."""
+    store = plan_store()
+    dry = is_dry_run()
+    run = DueRun(run_id=_run_id(), actor=actor, lease_s=lease_s,
+                 wait_ready_s=0.0 if dry else READY_TIMEOUT_S, cooldown_scope_plan=dry,
+                 hook=self_kill_hook(get_settings().fault_kill_at))
+    done = apply_due(store, bootstrap.step_scaler, run=run)
+    for d in done:
+        if d["plan_failed"]:
+            emit_plan_event("failed", plan_summary(store.get_plan(d["plan_id"])), actor=actor)
+    return done

@@ -21,6 +21,7 @@ from capplan_core.planning.pool_state import QueueState
 from capplan_core.planning.records import plan_draft, skipped_draft
 from capplan_core.policy import ScalingPolicy, load_policies
 from capplan_core.quality import Assessment, assess
+from capplan_core.utc import utc_datetime
 from tasks.common import capplan_io_task, capplan_task
 
 load_policies_task = capplan_io_task(load_policies, name="load-policies", retries=0)
@@ -124,6 +125,31 @@ def preview_plan(
     return view
 
 
+class NotAReplay(ValueError):
+    """A run that saves plans plans at the wall clock: ``as_of`` is for previews."""
+
+    def __init__(self, as_of: datetime) -> None:
+        super().__init__(
+            f"as_of: {as_of.isoformat()!r} is refused for a run that saves plans: a saved plan "
+            "is made at the wall clock, so that it can be executed; as_of is for previews "
+            "(save=false) and backtests")
+
+
+def plan_time(metrics_path: str | None, as_of: datetime | None, *, save: bool) -> datetime:
+    """"Now" of a run. A run that saves plans plans at the wall clock, always (its plans can
+    be executed; :class:`NotAReplay` for ``as_of``). A preview plans at ``as_of``, else at
+    the metrics file's end (offline), else at the wall clock."""
+    if save:
+        if as_of is not None:
+            raise NotAReplay(as_of)
+        return datetime.now(UTC)
+    if as_of is not None:
+        return utc_datetime(as_of)
+    if metrics_path:
+        return utc_datetime(file_data_end(metrics_path))
+    return datetime.now(UTC)
+
+
 def _flow_run_id() -> str | None:
     """The id of the flow run storing the plan: the idempotency key of its store."""
     run_id = flow_run.id
@@ -132,5 +158,7 @@ def _flow_run_id() -> str | None:
 
 @capplan_io_task(name="expire-undecided")
 def expire_undecided_plans() -> list[int]:
-    """Expire manual plans whose approval deadline passed while their run was suspended."""
-    return plan_store().expire_undecided(datetime.now(UTC))
+    """Expire plans whose approval deadline passed (on the store's clock) without a decision:
+    their run was suspended, killed, or never started."""
+    store = plan_store()
+    return store.expire_undecided(store.now())

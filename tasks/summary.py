@@ -8,6 +8,7 @@ from capplan_app.bootstrap import plan_store
 from capplan_core.planning.explain import stored_step_rows
 from capplan_core.planning.records import plan_summary
 from capplan_core.planning.stored_plan import PlanStatus, StoredPlan
+from capplan_core.policy import ScalingPolicy
 from tasks.common import capplan_io_task
 
 
@@ -32,3 +33,16 @@ def find_own_plan(flow_run_id: str) -> dict[str, Any] | None:
     if plan is None or plan.status != PlanStatus.PROPOSED:
         return None
     return plan_view(plan)
+
+
+@capplan_io_task(name="plan-policy", task_run_name="plan-policy-{plan_id}")
+def plan_policy(plan_id: int) -> ScalingPolicy:
+    """The policy version the plan was made under (it is decided and executed under it)."""
+    store = plan_store()
+    return store.policy_for_plan(store.get_plan(plan_id))
+
+
+@capplan_io_task(name="link-approval-run", task_run_name="link-approval-run-{plan_id}")
+def link_approval_run(plan_id: int, flow_run_id: str) -> None:
+    """Point the plan at the run that waits for its decision (a person resumes that run)."""
+    plan_store().set_flow_run(plan_id, flow_run_id)

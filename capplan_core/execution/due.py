@@ -12,7 +12,6 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from capplan_core.execution.executor import (
@@ -52,24 +51,24 @@ def public_outcome(result: StepResult) -> dict[str, Any]:
 
 
 def apply_due(
-    store: PlanRepository, scaler_for: Callable[[StoredPlan, int], Scaler], *,
-    clock: Callable[[], datetime], run: DueRun,
+    store: PlanRepository, scaler_for: Callable[[StoredPlan, int], Scaler], *, run: DueRun,
 ) -> list[dict[str, Any]]:
     """Apply each open, due step of every approved plan (plan by plan, step by step) and
-    return ``{plan_id, step_id, outcome, reason, plan_failed}`` per step.
+    return ``{plan_id, step_id, outcome, reason, plan_failed}`` per step. "Due" is on the
+    store's clock (``store.now()``), as in :func:`apply_step`.
 
     ``scaler_for(plan, step_id)`` gives the scaler for a step (a dry run's live count depends
     on the plan's progress, so it is asked per step, with the plan as stored now).
     """
     out = []
     approved = store.list_plans(status=PlanStatus.APPROVED, limit=1000)
-    for plan_id, step_id in due_steps(approved, clock()):
+    for plan_id, step_id in due_steps(approved, store.now()):
         plan = store.get_plan(plan_id)
         policy = store.policy_for_plan(plan)
         limits = store.approval_limits(plan_id)
         result = apply_step(
-            store, scaler_for(plan, step_id), policy, plan_id, step_id, now=clock(),
-            actor=run.actor, run_id=run.run_id, max_workers=limits.get("max_workers"),
+            store, scaler_for(plan, step_id), policy, plan_id, step_id, actor=run.actor,
+            run_id=run.run_id, max_workers=limits.get("max_workers"),
             wait_ready_s=run.wait_ready_s, cooldown_scope_plan=run.cooldown_scope_plan,
             lease_s=run.lease_s, retry=run.retry, hook=run.hook,
             lease_wait_s=run.lease_wait_s)

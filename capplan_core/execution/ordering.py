@@ -10,9 +10,9 @@
   ``expires_at`` has passed, or when ``now`` is one planning window (the policy's
   ``forecast.interval_minutes``) or more past its effective time: the window it was sized for
   is over, and the next plan owns the queue.
-* **Replays:** a plan made as of a time more than :data:`REPLAY_AFTER` before it was stored
-  (``capplan demo``, a backtest replay) runs on its own clock: wall time minus that gap, so
-  its steps come due and go stale as they would have then. Live plans run on the wall clock.
+* **One clock:** ``now`` is the store's clock (``PlanRepository.now``). A saved plan is made
+  at the wall clock (a run that saves plans refuses ``as_of``), so there is no replay clock:
+  a plan found days after it was made has expired, whatever time it was made "as of".
 """
 
 from __future__ import annotations
@@ -30,25 +30,12 @@ from capplan_core.planning.stored_plan import (
 )
 from capplan_core.utc import utc_datetime
 
-#: A plan whose ``as_of`` is this much older than its ``created_at`` is a replay.
-REPLAY_AFTER = timedelta(hours=1)
 #: Steps ``apply-due`` looks at: open ones (a claimed/applying one may have a dead owner).
 OPEN_STATUSES = frozenset({StepStatus.PENDING}) | STEP_LEASED
 
 
-def replay_offset(plan: StoredPlan) -> timedelta:
-    """How far the plan's clock runs behind the wall clock: ``created_at - as_of`` for a
-    replay (see the module doc), else zero."""
-    if plan.as_of is None:
-        return timedelta(0)
-    gap = utc_datetime(plan.created_at) - utc_datetime(plan.as_of)
-    return gap if gap > REPLAY_AFTER else timedelta(0)
-
-
-def effective_execute_at(steps: Sequence[StoredStep], step_id: int,
-                         offset: timedelta = timedelta(0)) -> datetime:
-    """``execute_at`` of ``step_id`` shifted by how late the steps before it were done
-    (``applied_at`` is wall time; ``offset`` turns it into the plan's time).
+def effective_execute_at(steps: Sequence[StoredStep], step_id: int) -> datetime:
+    """``execute_at`` of ``step_id`` shifted by how late the steps before it were done.
 
     The shift is carried from step to step: if step k was done ``d`` after its effective
     time, steps k+1, k+2, ... move by ``d`` too. Raises ``ValueError`` for an unknown step.
@@ -59,7 +46,7 @@ def effective_execute_at(steps: Sequence[StoredStep], step_id: int,
         if st.id == step_id:
             return effective
         if st.status in (StepStatus.APPLIED, StepStatus.NOOP) and st.applied_at is not None:
-            late = utc_datetime(st.applied_at) - offset - effective
+            late = utc_datetime(st.applied_at) - effective
             if late > timedelta(0):
                 shift += late
     raise ValueError(f"no step {step_id} in this plan")
@@ -78,14 +65,13 @@ def blocking_step(steps: Sequence[StoredStep], step_id: int) -> StoredStep | Non
 def stale_reason(plan: StoredPlan, step: StoredStep, now: datetime,
                  window_s: float) -> str | None:
     """Why ``step`` must not be applied any more (it becomes ``expired``), or None.
-    ``now`` is wall time."""
-    offset = replay_offset(plan)
-    now = utc_datetime(now) - offset
+    ``now`` is the store's clock."""
+    now = utc_datetime(now)
     if plan.status in (PlanStatus.SUPERSEDED, PlanStatus.EXPIRED):
         return f"plan {plan.id} is {plan.status}"
     if plan.expires_at is not None and utc_datetime(plan.expires_at) < now:
         return f"plan {plan.id} expired at {plan.expires_at.isoformat()}"
-    effective = effective_execute_at(plan.steps, step.id, offset)
+    effective = effective_execute_at(plan.steps, step.id)
     if now >= effective + timedelta(seconds=window_s):
         return (f"its window passed: due at {effective.isoformat()}, one planning window "
                 f"({window_s:.0f} s) ago or more")
@@ -94,15 +80,13 @@ def stale_reason(plan: StoredPlan, step: StoredStep, now: datetime,
 
 def due_steps(plans: Iterable[StoredPlan], now: datetime) -> list[tuple[int, int]]:
     """(plan id, step id) of every open step of an approved plan whose time has come (on the
-    plan's clock), in plan and step order (claimed/applying ones too: their owner may be
+    store's clock), in plan and step order (claimed/applying ones too: their owner may be
     dead)."""
     out = []
     for plan in plans:
         if plan.status != PlanStatus.APPROVED:
             continue
-        offset = replay_offset(plan)
-        plan_now = utc_datetime(now) - offset
         out += [(plan.id, st.id) for st in sorted(plan.steps, key=lambda s: s.seq)
                 if st.status in OPEN_STATUSES
-                and effective_execute_at(plan.steps, st.id, offset) <= plan_now]
+                and effective_execute_at(plan.steps, st.id) <= utc_datetime(now)]
     return out

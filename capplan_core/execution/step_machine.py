@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from capplan_core.execution.guard import GuardAction, GuardDecision, check_step
@@ -59,7 +59,6 @@ class StepRun:
     policy: ScalingPolicy
     plan_id: int
     step_id: int
-    now: datetime
     actor: str
     run_id: str
     lease_s: float
@@ -72,11 +71,23 @@ class StepRun:
         if self.hook is not None:
             self.hook(name)
 
+    def now(self) -> datetime:
+        """The store's clock: the one clock of claims, leases, staleness and cooldown."""
+        return self.store.now()
+
     def move(self, frm: StepStatus, to: StepStatus, details: dict[str, Any],
-             action: str | None = None, lease_until: datetime | None = None) -> bool:
+             action: str | None = None, renew: bool = False, lease_ended: bool = False) -> bool:
         return self.store.move_step(self.step_id, frm, to, run_id=self.run_id,
                                     actor=self.actor, details=details, action=action,
-                                    lease_until=lease_until)
+                                    lease_s=self.lease_s if renew else None,
+                                    lease_ended=lease_ended)
+
+    def still_holds(self) -> bool:
+        """Fencing before a cluster write: renew this run's claim on the step and its lease on
+        the target; False when either was lost (taken over after it ran out)."""
+        return (self.store.renew_claim(self.step_id, run_id=self.run_id, lease_s=self.lease_s)
+                and self.store.acquire_target_lease(target_lock_key(self.policy.target),
+                                                    holder=self.run_id, lease_s=self.lease_s))
 
 
 def find_step(plan: StoredPlan, step_id: int) -> StoredStep:
@@ -89,7 +100,7 @@ def find_step(plan: StoredPlan, step_id: int) -> StoredStep:
 def run_claimed(run: StepRun) -> StepResult:
     """Claim the step (or take it over) and carry it to an outcome under the target lease."""
     store, policy = run.store, run.policy
-    claim = store.claim_step(run.step_id, run_id=run.run_id, now=run.now, lease_s=run.lease_s,
+    claim = store.claim_step(run.step_id, run_id=run.run_id, lease_s=run.lease_s,
                              actor=run.actor)
     if claim is None:
         st = find_step(store.get_plan(run.plan_id), run.step_id)
@@ -118,7 +129,7 @@ def run_claimed(run: StepRun) -> StepResult:
             run.move(status, StepStatus.APPLIED, details)
             return StepResult(run.step_id, "applied", details["reason"], details)
     window_s = policy.forecast.interval_minutes * 60.0
-    stale = stale_reason(plan, step, run.now, window_s)
+    stale = stale_reason(plan, step, run.now(), window_s)
     if stale is not None:
         run.move(status, StepStatus.EXPIRED, {**base, "reason": stale})
         return StepResult(run.step_id, "expired", stale, base)
@@ -141,7 +152,7 @@ def _guard_and_write(run: StepRun, status: StepStatus, step: StoredStep, to: int
     last_at = store.last_scale_at(queue, plan_id=plan_id if run.cooldown_scope_plan else None)
 
     def guard(live_count: int) -> GuardDecision:
-        return check_step(_CappedStep(to), live_count, step.from_workers, last_at, run.now,
+        return check_step(_CappedStep(to), live_count, step.from_workers, last_at, run.now(),
                           policy, max_workers=run.max_workers)
 
     verdict = guard(live.replicas)
@@ -157,16 +168,19 @@ def _guard_and_write(run: StepRun, status: StepStatus, step: StoredStep, to: int
                           verdict.retry_after_s)
     if verdict.refused:
         return _refuse(run, status, verdict, details)
-    if not run.move(status, StepStatus.APPLYING, details, action="step_applying",
-                    lease_until=run.now + timedelta(seconds=run.lease_s)):
+    if not run.move(status, StepStatus.APPLYING, details, action="step_applying", renew=True):
         return StepResult(run.step_id, "deferred", "lost the claim before the write",
                           details, run.lease_s)
     run.point("applying")
-    wrote = write_step(run.scaler, policy.target, to, live, recheck=guard, retry=run.retry)
+    wrote = write_step(run.scaler, policy.target, to, live, recheck=guard, retry=run.retry,
+                       fence=run.still_holds)
     details.update(wrote.details())
+    if wrote.outcome == "lost-claim":
+        return _lost_claim(run, details, bool(wrote.faults))
     if wrote.outcome == "applied":
         run.point("written")
-        run.move(StepStatus.APPLYING, StepStatus.APPLIED, details)
+        if not run.move(StepStatus.APPLYING, StepStatus.APPLIED, details):
+            return _lost_claim(run, details, wrote.scale is not None)
         if wrote.scale is not None:
             store.audit("scale", actor=run.actor, plan_id=plan_id, queue=queue,
                         details=details)
@@ -182,6 +196,18 @@ def _guard_and_write(run: StepRun, status: StepStatus, step: StoredStep, to: int
         return _fail(run, StepStatus.APPLYING, wrote.reason, details)
     _release(run, StepStatus.APPLYING, {**details, "reason": wrote.reason}, "step_in_doubt")
     return StepResult(run.step_id, "deferred", wrote.reason, details, run.lease_s)
+
+
+def _lost_claim(run: StepRun, details: dict[str, Any], wrote: bool) -> StepResult:
+    """This run's claim ran out and another run took the step over: record nothing as
+    applied (the run holding the step now reads the target back and records the outcome).
+    A write this run made is audited as unconfirmed, so the trail still shows it."""
+    why = ("lost the claim on the step during the write; the run that took it over reads "
+           "the target back and records the outcome")
+    if wrote:
+        run.store.audit("scale_unconfirmed", actor=run.actor, plan_id=run.plan_id,
+                        queue=run.policy.queue, details={**details, "reason": why})
+    return StepResult(run.step_id, "deferred", why, {**details, "lost_claim": True})
 
 
 def _read_or_release(run: StepRun, status: StepStatus,
@@ -217,7 +243,7 @@ def _release(run: StepRun, status: StepStatus, details: dict[str, Any], action: 
         run.move(StepStatus.CLAIMED, StepStatus.PENDING, details, action=action)
     else:
         run.move(StepStatus.APPLYING, StepStatus.APPLYING, details, action=action,
-                 lease_until=run.now)
+                 lease_ended=True)
 
 
 def _refuse(run: StepRun, status: StepStatus, verdict: GuardDecision,

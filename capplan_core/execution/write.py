@@ -32,8 +32,9 @@ class RetryPolicy:
 @dataclass
 class WriteResult:
     """How the write ended: ``applied`` (``landed_after`` names the fault the write landed
-    through, if any), ``refused`` (the re-check said no), ``failed`` (a permanent fault) or
-    ``in_doubt`` (transient faults to the end; the read-back could not settle it)."""
+    through, if any), ``refused`` (the re-check said no), ``failed`` (a permanent fault),
+    ``in_doubt`` (transient faults to the end; the read-back could not settle it) or
+    ``lost-claim`` (the fence said this run no longer holds the step: nothing more written)."""
 
     outcome: str
     live: LiveReplicas
@@ -61,9 +62,13 @@ def _fault(err: ScalerError, attempt: int) -> dict[str, Any]:
 def write_step(
     scaler: Scaler, target: TargetSpec, to: int, live: LiveReplicas, *,
     recheck: Callable[[int], GuardDecision], retry: RetryPolicy,
+    fence: Callable[[], bool] = lambda: True,
 ) -> WriteResult:
     """Write ``to`` replicas at ``live.version``; see the module doc. ``recheck(live_count)``
-    runs the guard again after a conflict (only ``APPLY`` lets the write go on)."""
+    runs the guard again after a conflict (only ``APPLY`` lets the write go on).
+    ``fence()`` is asked before every write attempt (it renews the caller's claim and lease);
+    False stops at once with ``lost-claim``: a run that no longer holds the step never
+    writes."""
     faults: list[dict[str, Any]] = []
     known: LiveReplicas | None = live
     for attempt in range(1, retry.attempts + 2):
@@ -80,6 +85,9 @@ def write_step(
                                    verdict=verdict)
         if attempt > retry.attempts:
             break
+        if not fence():
+            return WriteResult("lost-claim", known, "lost the claim before a write attempt",
+                               faults=faults)
         try:
             scale = scaler.set_replicas(target, to, expected=known)
             after = LiveReplicas(to, scale.resource_version or known.version)

@@ -93,29 +93,42 @@ class PlanRepository(Protocol):
         """The live (approved or applied) plan of a queue, if any."""
         ...
 
+    # -- the one clock
+    def now(self) -> datetime:
+        """The store's clock (UTC): the database's on PostgreSQL. Claims, leases, due checks
+        and expiry read this one clock, never a worker's own (docs/reliability.md)."""
+        ...
+
     # -- steps and audit
     def mark_step(self, step_id: int, status: StepStatus, *, actor: str,
                   details: dict[str, Any]) -> bool:
         """Record a pending step's outcome once; False if it had left ``pending``."""
         ...
 
-    def claim_step(self, step_id: int, *, run_id: str, now: datetime, lease_s: float,
+    def claim_step(self, step_id: int, *, run_id: str, lease_s: float,
                    actor: str) -> StepClaim | None:
-        """``pending -> claimed`` for ``run_id`` until ``now + lease_s``, or take over a
-        claimed/applying step whose lease ran out; None when held by another run or final."""
+        """``pending -> claimed`` for ``run_id`` until the store's now + ``lease_s``, or take
+        over a claimed/applying step whose lease ran out; None when held by another run or
+        final."""
+        ...
+
+    def renew_claim(self, step_id: int, *, run_id: str, lease_s: float) -> bool:
+        """Extend ``run_id``'s claim on a claimed/applying step to the store's now +
+        ``lease_s``; False when the step is no longer held by ``run_id`` (taken over, or
+        final): the fencing check before every cluster write."""
         ...
 
     def move_step(self, step_id: int, frm: StepStatus, to: StepStatus, *, run_id: str,
                   actor: str, details: dict[str, Any], action: str | None = None,
-                  lease_until: datetime | None = None) -> bool:
+                  lease_s: float | None = None, lease_ended: bool = False) -> bool:
         """One compare-and-set transition of a step held by ``run_id``, audited with it;
-        False when the step is no longer ``frm`` under ``run_id``."""
+        False when the step is no longer ``frm`` under ``run_id``. ``lease_s`` renews the
+        lease from the store's now; ``lease_ended`` ends it (a step given up in doubt)."""
         ...
 
-    def acquire_target_lease(self, target: str, *, holder: str, now: datetime,
-                             lease_s: float) -> bool:
-        """Take or renew the one-writer lease on a scaling target; False while another
-        holder's lease runs."""
+    def acquire_target_lease(self, target: str, *, holder: str, lease_s: float) -> bool:
+        """Take or renew the one-writer lease on a scaling target until the store's now +
+        ``lease_s``; False while another holder's lease runs."""
         ...
 
     def release_target_lease(self, target: str, *, holder: str) -> bool: ...

@@ -27,6 +27,8 @@ class PlanStatus(StrEnum):
     SUPERSEDED = "superseded"
     FAILED = "failed"
     SKIPPED = "skipped"
+    HELD = "held"            # nobody can approve it: the pool is held at its count
+    CANCELLED = "cancelled"  # its approval run was cancelled in Prefect
 
 
 class StepStatus(StrEnum):
@@ -78,15 +80,17 @@ def step_may_move(status: str, to: StepStatus) -> bool:
 PLAN_TRANSITIONS: dict[str, frozenset[str]] = {
     PlanStatus.PROPOSED: frozenset({
         PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED,
-        PlanStatus.FAILED,
+        PlanStatus.FAILED, PlanStatus.HELD, PlanStatus.CANCELLED,
     }),
     PlanStatus.APPROVED: frozenset({PlanStatus.APPLIED, PlanStatus.SUPERSEDED, PlanStatus.FAILED}),
     PlanStatus.APPLIED: frozenset({PlanStatus.SUPERSEDED}),
 }
 # Statuses that are a person's (or the policy's) decision on a plan, made once.
-DECISIONS = frozenset({PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED})
+DECISIONS = frozenset({PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED,
+                       PlanStatus.HELD, PlanStatus.CANCELLED})
 # Statuses that cancel a plan's pending steps.
-CANCELS_STEPS = frozenset({PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED})
+CANCELS_STEPS = frozenset({PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED,
+                           PlanStatus.HELD, PlanStatus.CANCELLED})
 # A queue's live plans: at most one at a time, enforced by the partial unique index
 # ``uq_plan_live_per_queue`` (migration 0003). A plan whose steps are being applied stays
 # ``approved`` until none is pending (there is no separate applying/partially-applied plan

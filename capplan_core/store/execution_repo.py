@@ -10,10 +10,10 @@ PostgreSQL, no advisory locks.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import Engine, and_, exists, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,7 +32,6 @@ from capplan_core.store.models import (
     ScalingStepRow,
     StepStatus,
     TargetLeaseRow,
-    utcnow,
 )
 from capplan_core.store.rows import audit_from_row, step_from_row
 
@@ -41,9 +40,21 @@ class ExecutionRepository:
     """Mixed into :class:`capplan_core.store.repo.PlanStore` (shares its session factory)."""
 
     _session: sessionmaker[Session]
+    engine: Engine
 
     def session(self) -> Session:
         return self._session()
+
+    # -- the one clock ----------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The database's clock: ``clock_timestamp()`` on PostgreSQL (the statement's time,
+        shared by every worker that talks to this database); SQLite is embedded, so its clock
+        is this host's."""
+        if self.engine.dialect.name != "postgresql":
+            return datetime.now(UTC)
+        with self._session() as s:
+            value = s.execute(text("SELECT clock_timestamp()")).scalar_one()
+        return value.astimezone(UTC)
 
     def mark_step(
         self, step_id: int, status: StepStatus, *, actor: str, details: dict[str, Any]
@@ -59,12 +70,13 @@ class ExecutionRepository:
 
     # -- the step state machine ---------------------------------------------------------
     def claim_step(
-        self, step_id: int, *, run_id: str, now: datetime, lease_s: float, actor: str
+        self, step_id: int, *, run_id: str, lease_s: float, actor: str
     ) -> StepClaim | None:
-        """Claim a pending step for ``run_id`` until ``now + lease_s``, or take over a
-        claimed/applying step whose lease has run out, or that ``run_id`` itself holds (a
-        retried task) (audited ``step_claimed`` / ``step_taken_over``). None when another run
-        holds it or it is final."""
+        """Claim a pending step for ``run_id`` until the database's now + ``lease_s``, or
+        take over a claimed/applying step whose lease has run out, or that ``run_id`` itself
+        holds (a retried task) (audited ``step_claimed`` / ``step_taken_over``). None when
+        another run holds it or it is final."""
+        now = self.now()
         with self.session() as s:
             row = s.get(ScalingStepRow, step_id)
             if row is None:
@@ -92,27 +104,45 @@ class ExecutionRepository:
             return StepClaim(step_from_row(got), run_id, until, was,
                              None if was == StepStatus.PENDING else owner)
 
+    def renew_claim(self, step_id: int, *, run_id: str, lease_s: float) -> bool:
+        """Extend ``run_id``'s lease on its claimed/applying step (no audit row: a renewal
+        changes no state); False when another run took it over or it is final."""
+        until = self.now() + timedelta(seconds=lease_s)
+        with self._session.begin() as s:
+            done = s.execute(update(ScalingStepRow)
+                             .where(ScalingStepRow.id == step_id,
+                                    ScalingStepRow.status.in_(STEP_LEASED),
+                                    ScalingStepRow.claimed_by == run_id)
+                             .values(lease_until=until)
+                             .execution_options(synchronize_session=False))
+            return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
     def move_step(
         self, step_id: int, frm: StepStatus, to: StepStatus, *, run_id: str, actor: str,
-        details: dict[str, Any], action: str | None = None, lease_until: datetime | None = None,
+        details: dict[str, Any], action: str | None = None, lease_s: float | None = None,
+        lease_ended: bool = False,
     ) -> bool:
         """Compare-and-set one step transition held by ``run_id``, audited in the same
         transaction (``action``, default ``step_<to>``). False when the step is no longer
         ``frm`` under ``run_id``. Raises :class:`DecisionConflict` for a move the table
-        forbids. A final status clears the lease; the last final step applies the plan."""
+        forbids. A final status clears the lease; the last final step applies the plan.
+        ``lease_s`` renews the lease from the database's now; ``lease_ended`` ends it."""
         with self.session() as s:
             plan_id = s.scalar(select(ScalingStepRow.plan_id).where(ScalingStepRow.id == step_id))
         if plan_id is None:
             raise StoreError(f"no step with id {step_id}")
+        now = self.now()
+        until = (now if lease_ended else
+                 None if lease_s is None else now + timedelta(seconds=lease_s))
         return self._cas(step_id, plan_id, frm, to, owner=run_id, actor=actor,
                          action=action or f"step_{to.value}", details=details,
-                         new_owner=run_id, lease_until=lease_until)
+                         new_owner=run_id, lease_until=until, now=now)
 
     def _cas(
         self, step_id: int, plan_id: int, frm: StepStatus, to: StepStatus, *,
         owner: str | None, actor: str, action: str, details: dict[str, Any],
         new_owner: str | None = None, lease_until: datetime | None = None,
-        lease_expired_before: datetime | None = None,
+        lease_expired_before: datetime | None = None, now: datetime | None = None,
     ) -> bool:
         direct = owner is None and frm == StepStatus.PENDING and to in STEP_FINAL
         if not (direct or step_may_move(frm, to)):
@@ -125,7 +155,7 @@ class ExecutionRepository:
             if lease_until is not None:
                 values["lease_until"] = lease_until
         if to in STEP_FINAL:
-            values["applied_at"] = utcnow()
+            values["applied_at"] = now or self.now()
         where = [ScalingStepRow.id == step_id, ScalingStepRow.status == frm]
         where.append(ScalingStepRow.claimed_by.is_(None) if owner is None
                      else ScalingStepRow.claimed_by == owner)
@@ -151,10 +181,10 @@ class ExecutionRepository:
             return True
 
     # -- one writer per target ------------------------------------------------------------
-    def acquire_target_lease(self, target: str, *, holder: str, now: datetime,
-                             lease_s: float) -> bool:
-        """Take (or renew) the lease on ``target`` until ``now + lease_s``; False when
-        another holder's lease is still running."""
+    def acquire_target_lease(self, target: str, *, holder: str, lease_s: float) -> bool:
+        """Take (or renew) the lease on ``target`` until the database's now + ``lease_s``;
+        False when another holder's lease is still running."""
+        now = self.now()
         until = now + timedelta(seconds=lease_s)
         with self._session.begin() as s:
             got = s.execute(update(TargetLeaseRow)
@@ -180,7 +210,7 @@ class ExecutionRepository:
             done = s.execute(update(TargetLeaseRow)
                              .where(TargetLeaseRow.target == target,
                                     TargetLeaseRow.holder == holder)
-                             .values(lease_until=utcnow() - timedelta(seconds=1))
+                             .values(lease_until=self.now() - timedelta(seconds=1))
                              .execution_options(synchronize_session=False))
             return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 

@@ -244,6 +244,10 @@ class InMemoryPlanStore:
         return next((p for p in reversed(self.plans.values())
                      if p.queue == queue and p.status in LIVE), None)
 
+    # -- the one clock
+    def now(self) -> datetime:
+        return self._now()  # type: ignore[no-any-return]
+
     # -- steps and audit
     def mark_step(self, step_id: int, status: StepStatus, *, actor: str,
                   details: dict[str, Any]) -> bool:
@@ -251,9 +255,10 @@ class InMemoryPlanStore:
             return self._cas(step_id, StepStatus.PENDING, status, owner=None, actor=actor,
                              action=f"step_{status.value}", details=details)
 
-    def claim_step(self, step_id: int, *, run_id: str, now: datetime, lease_s: float,
+    def claim_step(self, step_id: int, *, run_id: str, lease_s: float,
                    actor: str) -> StepClaim | None:
         with self._lock:
+            now = self.now()
             _, step = self._find_step(step_id)
             if step.status == StepStatus.PENDING:
                 to = StepStatus.CLAIMED
@@ -271,13 +276,26 @@ class InMemoryPlanStore:
             return StepClaim(self._find_step(step_id)[1], run_id, until, was,
                              None if was == StepStatus.PENDING else owner)
 
+    def renew_claim(self, step_id: int, *, run_id: str, lease_s: float) -> bool:
+        with self._lock:
+            plan, step = self._find_step(step_id)
+            if step.status not in STEP_LEASED or step.claimed_by != run_id:
+                return False
+            renewed = replace(step, lease_until=self.now() + timedelta(seconds=lease_s))
+            self.plans[plan.id] = replace(plan, steps=tuple(
+                renewed if s.id == step_id else s for s in plan.steps))
+            return True
+
     def move_step(self, step_id: int, frm: StepStatus, to: StepStatus, *, run_id: str,
                   actor: str, details: dict[str, Any], action: str | None = None,
-                  lease_until: datetime | None = None) -> bool:
+                  lease_s: float | None = None, lease_ended: bool = False) -> bool:
         with self._lock:
+            now = self.now()
+            until = (now if lease_ended else
+                     None if lease_s is None else now + timedelta(seconds=lease_s))
             return self._cas(step_id, frm, to, owner=run_id, actor=actor,
                              action=action or f"step_{to.value}", details=details,
-                             new_owner=run_id, lease_until=lease_until)
+                             new_owner=run_id, lease_until=until)
 
     def _find_step(self, step_id: int) -> tuple[StoredPlan, StoredStep]:
         for plan in self.plans.values():
@@ -313,9 +331,9 @@ class InMemoryPlanStore:
         self.plans[plan.id] = plan
         return True
 
-    def acquire_target_lease(self, target: str, *, holder: str, now: datetime,
-                             lease_s: float) -> bool:
+    def acquire_target_lease(self, target: str, *, holder: str, lease_s: float) -> bool:
         with self._lock:
+            now = self.now()
             held = self.target_leases.get(target)
             if held is not None and held[0] != holder and held[1] >= now:
                 return False

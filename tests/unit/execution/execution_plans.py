@@ -40,3 +40,19 @@ def seed_plan(store: InMemoryPlanStore, policy: ScalingPolicy, *moves: tuple[int
     if approve:
         store.transition(pid, PlanStatus.APPROVED, actor="alice")
     return pid
+
+
+class Clock:
+    """The store's clock in a test: ``clock()`` is now; ``clock.at = t`` moves it."""
+
+    def __init__(self, at: datetime = T0) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def store_at(at: datetime = T0) -> tuple[InMemoryPlanStore, Clock]:
+    """An in-memory store whose clock starts at ``at`` (move it with ``clock.at = ...``)."""
+    clock = Clock(at)
+    return InMemoryPlanStore(clock=clock), clock

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from execution_plans import KEY, T0, emails_policy, seed_plan
+from execution_plans import KEY, T0, emails_policy, seed_plan, store_at
 
 from capplan_core.execution import DryRunScaler
 from capplan_core.execution.executor import (
@@ -20,12 +20,12 @@ from capplan_core.store.memory import InMemoryPlanStore
 
 
 def test_step_is_applied_once_and_audited() -> None:
-    store, policy = InMemoryPlanStore(), emails_policy()
+    (store, _), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     step = store.get_plan(pid).steps[0]
     scaler = DryRunScaler({KEY: 4})
-    first = apply_step(store, scaler, policy, pid, step.id, now=T0, actor="capplan")
-    again = apply_step(store, scaler, policy, pid, step.id, now=T0, actor="capplan")
+    first = apply_step(store, scaler, policy, pid, step.id, actor="capplan")
+    again = apply_step(store, scaler, policy, pid, step.id, actor="capplan")
     assert (first.outcome, again.outcome) == ("applied", "already-applied")
     assert scaler.replicas[KEY] == 8 and len(scaler.actions) == 1
     assert store.get_plan(pid).status == PlanStatus.APPLIED   # its only step is done
@@ -34,10 +34,10 @@ def test_step_is_applied_once_and_audited() -> None:
 
 
 def test_a_plan_not_approved_has_its_step_cancelled() -> None:
-    store, policy = InMemoryPlanStore(), emails_policy()
+    (store, _), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8), approve=False)
     step = store.get_plan(pid).steps[0]
-    out = apply_step(store, DryRunScaler({KEY: 4}), policy, pid, step.id, now=T0, actor="c")
+    out = apply_step(store, DryRunScaler({KEY: 4}), policy, pid, step.id, actor="c")
     assert out.outcome == "cancelled" and out.reason == f"plan {pid} is proposed"
     assert store.get_plan(pid).steps[0].status == StepStatus.CANCELLED
 
@@ -54,23 +54,23 @@ def test_newer_approved_plan_supersedes_and_its_steps_are_cancelled() -> None:
 
 
 def test_cooldown_defers_the_second_step_with_retry_time() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy(cooldown_s=300)
-    pid = seed_plan(store, policy, (4, 8), (8, 10))
+    (store, clock), policy = store_at(T0), emails_policy(cooldown_s=300)
+    pid = seed_plan(store, policy, (4, 8), (8, 10), spacing_min=1)
     s1, s2 = store.get_plan(pid).steps
     scaler = DryRunScaler({KEY: 4})
-    apply_step(store, scaler, policy, pid, s1.id, now=T0, actor="c")
-    out = apply_step(store, scaler, policy, pid, s2.id, now=T0 + timedelta(seconds=100),
-                     actor="c")
+    apply_step(store, scaler, policy, pid, s1.id, actor="c")
+    clock.at = T0 + timedelta(seconds=100)   # step 2 is due (at +60 s), the cooldown is not
+    out = apply_step(store, scaler, policy, pid, s2.id, actor="c")
     assert out.outcome == "deferred" and out.retry_after_s == pytest.approx(200.0)
     assert store.get_plan(pid).steps[1].status == StepStatus.PENDING
 
 
 def test_drift_refuses_instead_of_overwriting() -> None:
-    store, policy = InMemoryPlanStore(), emails_policy()
+    (store, _), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     step = store.get_plan(pid).steps[0]
     scaler = DryRunScaler({KEY: 12})   # someone else scaled to 12
-    out = apply_step(store, scaler, policy, pid, step.id, now=T0, actor="c")
+    out = apply_step(store, scaler, policy, pid, step.id, actor="c")
     assert out.outcome == "refused" and out.details["guard"] == "refuse-drift"
     assert scaler.replicas[KEY] == 12 and scaler.actions == []
     assert len(store.audit_events(plan_id=pid, action="drift")) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from execution_plans import KEY, T0, emails_policy, seed_plan
+from execution_plans import KEY, T0, emails_policy, seed_plan, store_at
 from faulty_scaler import FaultyScaler
 
 from capplan_core.execution.due import DueRun, apply_due
@@ -22,6 +22,7 @@ from capplan_core.planning.stored_plan import (
 from capplan_core.policy import ScalingPolicy
 from capplan_core.store.errors import DecisionConflict
 from capplan_core.store.memory import InMemoryPlanStore
+from execution_plans import Clock
 
 NO_WAIT = RetryPolicy(attempts=3, backoff_s=0.0, sleep=lambda _s: None)
 
@@ -33,7 +34,7 @@ def _actions(store: InMemoryPlanStore, pid: int) -> list[str]:
 def test_final_statuses_have_no_way_out_and_pending_cannot_jump_to_applied() -> None:
     assert all(s not in STEP_TRANSITIONS for s in STEP_FINAL)
     assert StepStatus.APPLIED not in STEP_TRANSITIONS[StepStatus.PENDING]
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    (store, clock), policy = store_at(T0), emails_policy()
     step = store.get_plan(seed_plan(store, policy, (4, 8))).steps[0]
     with pytest.raises(DecisionConflict, match="cannot move pending -> applying"):
         store.move_step(step.id, StepStatus.PENDING, StepStatus.APPLYING, run_id="r",
@@ -41,12 +42,12 @@ def test_final_statuses_have_no_way_out_and_pending_cannot_jump_to_applied() -> 
 
 
 def test_intent_is_recorded_before_the_write_and_the_outcome_after() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     seen: list[tuple[str, list[str]]] = []
     hook = lambda point: seen.append((point, _actions(store, pid)))  # noqa: E731
     scaler = FaultyScaler({KEY: 4})
-    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id,
                      run_id="r1", hook=hook)
     assert out.outcome == "applied" and scaler.replicas[KEY] == 8
     assert seen == [("claimed", ["step_claimed"]),
@@ -60,23 +61,24 @@ def test_intent_is_recorded_before_the_write_and_the_outcome_after() -> None:
 
 
 def test_a_claimed_step_is_not_taken_while_its_lease_runs_then_is_taken_over() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     step = store.get_plan(pid).steps[0]
-    assert store.claim_step(step.id, run_id="a", now=T0, lease_s=60, actor="c") is not None
-    assert store.claim_step(step.id, run_id="b", now=T0 + timedelta(seconds=59), lease_s=60,
-                            actor="c") is None
-    later = store.claim_step(step.id, run_id="b", now=T0 + timedelta(seconds=61), lease_s=60,
-                             actor="c")
+    assert store.claim_step(step.id, run_id="a", lease_s=60, actor="c") is not None
+    clock.at = T0 + timedelta(seconds=59)
+    assert store.claim_step(step.id, run_id="b", lease_s=60, actor="c") is None
+    clock.at = T0 + timedelta(seconds=61)
+    later = store.claim_step(step.id, run_id="b", lease_s=60, actor="c")
     assert later is not None and later.taken_over_from == "a"
     assert later.step.claimed_by == "b"
     assert _actions(store, pid) == ["step_claimed", "step_taken_over"]
 
 
-def _killed_at(point: str) -> tuple[InMemoryPlanStore, ScalingPolicy, int, int, FaultyScaler]:
+def _killed_at(point: str) -> tuple[InMemoryPlanStore, Clock, ScalingPolicy, int, int,
+                                    FaultyScaler]:
     """A 4 -> 8 step whose first run (``dead``, lease 30 s) was killed at hook ``point``;
-    returns the store, policy, plan id, step id and scaler it left behind."""
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    returns the store, its clock, policy, plan id, step id and scaler it left behind."""
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     sid = store.get_plan(pid).steps[0].id
     scaler = FaultyScaler({KEY: 4})
@@ -86,18 +88,18 @@ def _killed_at(point: str) -> tuple[InMemoryPlanStore, ScalingPolicy, int, int, 
             raise SystemExit("killed")
 
     with pytest.raises(SystemExit):
-        apply_step(store, scaler, policy, pid, sid, now=T0, run_id="dead", lease_s=30, hook=die)
-    return store, policy, pid, sid, scaler
+        apply_step(store, scaler, policy, pid, sid, run_id="dead", lease_s=30, hook=die)
+    return store, clock, policy, pid, sid, scaler
 
 
 def test_a_killed_runs_write_that_landed_is_recovered_not_written_again() -> None:
-    store, policy, pid, sid, scaler = _killed_at("written")
+    store, clock, policy, pid, sid, scaler = _killed_at("written")
     assert store.get_plan(pid).steps[0].status == StepStatus.APPLYING
-    early = apply_step(store, scaler, policy, pid, sid, now=T0 + timedelta(seconds=10),
-                       run_id="next")
+    clock.at = T0 + timedelta(seconds=10)
+    early = apply_step(store, scaler, policy, pid, sid, run_id="next")
     assert early.outcome == "deferred"   # the dead run's target lease still runs
-    out = apply_step(store, scaler, policy, pid, sid, now=T0 + timedelta(seconds=31),
-                     run_id="next")
+    clock.at = T0 + timedelta(seconds=31)
+    out = apply_step(store, scaler, policy, pid, sid, run_id="next")
     assert out.outcome == "applied" and out.details["recovered"] is True
     assert scaler.write_calls == 1 and len(scaler.actions) == 1
     assert _actions(store, pid) == ["step_claimed", "step_applying", "step_taken_over",
@@ -105,9 +107,9 @@ def test_a_killed_runs_write_that_landed_is_recovered_not_written_again() -> Non
 
 
 def test_a_killed_run_that_never_wrote_is_written_once_by_the_next() -> None:
-    store, policy, pid, sid, scaler = _killed_at("applying")
-    out = apply_step(store, scaler, policy, pid, sid, now=T0 + timedelta(seconds=31),
-                     run_id="next")
+    store, clock, policy, pid, sid, scaler = _killed_at("applying")
+    clock.at = T0 + timedelta(seconds=31)
+    out = apply_step(store, scaler, policy, pid, sid, run_id="next")
     assert out.outcome == "applied" and "recovered" not in out.details
     assert scaler.replicas[KEY] == 8 and len(scaler.actions) == 1
     assert _actions(store, pid).count("step_applying") == 2
@@ -115,27 +117,27 @@ def test_a_killed_run_that_never_wrote_is_written_once_by_the_next() -> None:
 
 @pytest.mark.parametrize("fault", ["unreachable", "conflict"])
 def test_a_transient_fault_is_read_back_then_retried(fault: str) -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     scaler = FaultyScaler({KEY: 4}, write_faults=[fault])
-    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id,
                      retry=NO_WAIT)
     assert out.outcome == "applied" and scaler.write_calls == 2 and len(scaler.actions) == 1
     assert [f["kind"] for f in out.details["faults"]] == [fault]
 
 
 def test_a_timeout_after_the_patch_landed_is_not_written_twice() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     scaler = FaultyScaler({KEY: 4}, write_faults=["unreachable+landed"])
-    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id,
                      retry=NO_WAIT)
     assert out.outcome == "applied" and out.details["landed_after"] == "unreachable"
     assert scaler.write_calls == 1 and len(scaler.actions) == 1
 
 
 def test_a_conflict_whose_reread_shows_another_count_is_drift_not_overwritten() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     scaler = FaultyScaler({KEY: 4})
 
@@ -143,7 +145,7 @@ def test_a_conflict_whose_reread_shows_another_count_is_drift_not_overwritten() 
         if point == "applying":  # kubectl scale between the guard's read and the patch
             scaler.set_replicas(policy.target, 6)
 
-    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id,
                      retry=NO_WAIT, hook=someone_else)
     assert out.outcome == "refused" and out.details["guard"] == "refuse-drift"
     assert scaler.replicas[KEY] == 6
@@ -153,10 +155,10 @@ def test_a_conflict_whose_reread_shows_another_count_is_drift_not_overwritten() 
 
 @pytest.mark.parametrize("fault", ["forbidden", "not_found", "invalid"])
 def test_a_permanent_fault_fails_the_step_and_the_plan_at_once(fault: str) -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8), (8, 10))
     scaler = FaultyScaler({KEY: 4}, write_faults=[fault])
-    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id,
                      retry=NO_WAIT)
     assert out.outcome == "failed" and out.plan_failed and fault in out.reason
     assert scaler.write_calls == 1 and scaler.actions == []
@@ -166,108 +168,112 @@ def test_a_permanent_fault_fails_the_step_and_the_plan_at_once(fault: str) -> No
 
 
 def test_transient_faults_to_the_end_leave_the_step_for_a_later_run_to_read_back() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     sid = store.get_plan(pid).steps[0].id
     scaler = FaultyScaler({KEY: 4}, write_faults=["unreachable"] * 3)
-    out = apply_step(store, scaler, policy, pid, sid, now=T0, retry=NO_WAIT)
+    out = apply_step(store, scaler, policy, pid, sid, retry=NO_WAIT)
     assert out.outcome == "deferred" and scaler.write_calls == 3
     assert store.get_plan(pid).steps[0].status == StepStatus.APPLYING   # in doubt
-    again = apply_step(store, scaler, policy, pid, sid, now=T0 + timedelta(seconds=1),
-                       retry=NO_WAIT)
+    clock.at = T0 + timedelta(seconds=1)
+    again = apply_step(store, scaler, policy, pid, sid, retry=NO_WAIT)
     assert again.outcome == "applied" and len(scaler.actions) == 1
 
 
 def test_another_writer_on_the_target_defers_the_step() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
-    assert store.acquire_target_lease(target_lock_key(policy.target), holder="other", now=T0,
+    assert store.acquire_target_lease(target_lock_key(policy.target), holder="other",
                                       lease_s=60)
     out = apply_step(store, FaultyScaler({KEY: 4}), policy, pid,
-                     store.get_plan(pid).steps[0].id, now=T0)
+                     store.get_plan(pid).steps[0].id)
     assert out.outcome == "deferred" and "another run" in out.reason
     assert store.get_plan(pid).steps[0].status == StepStatus.PENDING
 
 
 def test_steps_apply_in_order_and_a_late_step_shifts_the_later_ones() -> None:
-    clock = {"now": T0}
-    store, policy = InMemoryPlanStore(clock=lambda: clock["now"]), emails_policy(cooldown_s=300)
+    (store, clock), policy = store_at(T0), emails_policy(cooldown_s=300)
     pid = seed_plan(store, policy, (4, 8), (8, 10), (10, 12), spacing_min=5)
     s1, s2, s3 = store.get_plan(pid).steps
     scaler = FaultyScaler({KEY: 4})
-    assert apply_step(store, scaler, policy, pid, s2.id, now=T0).outcome == "deferred"
-    clock["now"] = T0 + timedelta(minutes=1)   # step 1 a minute late
-    assert apply_step(store, scaler, policy, pid, s1.id, now=clock["now"]).outcome == "applied"
+    assert apply_step(store, scaler, policy, pid, s2.id).outcome == "deferred"
+    clock.at = T0 + timedelta(minutes=1)   # step 1 a minute late
+    assert apply_step(store, scaler, policy, pid, s1.id).outcome == "applied"
     steps = store.get_plan(pid).steps
     assert effective_execute_at(steps, s3.id) == s3.execute_at + timedelta(minutes=1)
-    # step 2 at its time is inside the cooldown: deferred, not drift
-    at2 = T0 + timedelta(minutes=5)
-    out2 = apply_step(store, scaler, policy, pid, s2.id, now=at2)
+    # step 2 at its planned time: its time moved a minute with step 1, so it waits (no drift)
+    clock.at = T0 + timedelta(minutes=5)
+    out2 = apply_step(store, scaler, policy, pid, s2.id)
     assert out2.outcome == "deferred" and out2.retry_after_s == pytest.approx(60.0)
     # step 3 comes due while step 2 waits: it waits too (never drift)
-    assert apply_step(store, scaler, policy, pid, s3.id,
-                      now=T0 + timedelta(minutes=11)).outcome == "deferred"
-    clock["now"] = T0 + timedelta(minutes=6)
-    assert apply_step(store, scaler, policy, pid, s2.id, now=clock["now"]).outcome == "applied"
-    clock["now"] = T0 + timedelta(minutes=11)
-    assert apply_step(store, scaler, policy, pid, s3.id, now=clock["now"]).outcome == "applied"
+    clock.at = T0 + timedelta(minutes=11)
+    assert apply_step(store, scaler, policy, pid, s3.id).outcome == "deferred"
+    clock.at = T0 + timedelta(minutes=6)
+    assert apply_step(store, scaler, policy, pid, s2.id).outcome == "applied"
+    clock.at = T0 + timedelta(minutes=11)
+    assert apply_step(store, scaler, policy, pid, s3.id).outcome == "applied"
     assert scaler.replicas[KEY] == 12 and len(scaler.actions) == 3
     assert store.audit_events(plan_id=pid, action="drift") == []
 
 
 def test_a_step_past_its_window_or_of_an_expired_plan_expires_unapplied() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     scaler = FaultyScaler({KEY: 4})
-    late = T0 + timedelta(minutes=15)
-    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=late)
+    clock.at = T0 + timedelta(minutes=15)
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id)
     assert out.outcome == "expired" and "window passed" in out.reason
     assert scaler.actions == [] and store.get_plan(pid).steps[0].status == StepStatus.EXPIRED
+    (store, clock) = store_at(T0)   # the store's clock never runs backwards
     gone = seed_plan(store, policy, (4, 8), expires_at=T0 + timedelta(minutes=2))
     plan = store.get_plan(gone)
     assert stale_reason(plan, plan.steps[0], T0 + timedelta(minutes=3), 900) == (
         f"plan {gone} expired at {plan.expires_at.isoformat()}")
-    out = apply_step(store, scaler, policy, gone, plan.steps[0].id,
-                     now=T0 + timedelta(minutes=3))
+    clock.at = T0 + timedelta(minutes=3)
+    out = apply_step(store, scaler, policy, gone, plan.steps[0].id)
     assert out.outcome == "expired" and scaler.actions == []
 
 
 def test_apply_due_reports_public_outcomes_and_a_finished_step_as_noop() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8), (8, 10), spacing_min=1)
     scaler = FaultyScaler({KEY: 4})
-    now = T0 + timedelta(minutes=2)
-    first = apply_due(store, lambda _p, _s: scaler, clock=lambda: now, run=DueRun("a"))
-    assert [(d["plan_id"], d["outcome"]) for d in first] == [(pid, "applied"), (pid, "applied")]
-    assert apply_due(store, lambda _p, _s: scaler, clock=lambda: now, run=DueRun("b")) == []
-    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=now)
+    clock.at = T0 + timedelta(minutes=2)
+    first = apply_due(store, lambda _p, _s: scaler, run=DueRun("a"))
+    # step 1 done 2 min late shifts step 2 to T0 + 3 min: not due yet, so not applied early
+    assert [(d["plan_id"], d["outcome"]) for d in first] == [(pid, "applied"), (pid, "deferred")]
+    assert "not due until" in first[1]["reason"]
+    assert apply_due(store, lambda _p, _s: scaler, run=DueRun("b")) == []
+    clock.at = T0 + timedelta(minutes=3)
+    assert [d["outcome"] for d in apply_due(store, lambda _p, _s: scaler,
+                                             run=DueRun("b"))] == ["applied"]
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id)
     assert out.outcome == "already-applied"
 
 
 def test_runs_on_one_target_serialize_a_waiting_run_goes_once_the_lease_is_free() -> None:
-    store, policy = InMemoryPlanStore(clock=lambda: T0), emails_policy()
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     key = target_lock_key(policy.target)
-    assert store.acquire_target_lease(key, holder="other", now=T0, lease_s=60)
+    assert store.acquire_target_lease(key, holder="other", lease_s=60)
     # the other run finishes while this one waits (its pause releases the lease)
     waits = RetryPolicy(sleep=lambda _s: store.release_target_lease(key, holder="other"))
     scaler = FaultyScaler({KEY: 4})
-    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, now=T0,
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id,
                      retry=waits, lease_wait_s=5.0)
     assert out.outcome == "applied" and len(scaler.actions) == 1
 
 
-def test_a_replayed_plan_runs_on_its_own_clock_and_expires_days_later() -> None:
-    stored_at = T0 + timedelta(days=3)   # ``capplan demo``: planned as of the data's end
-    store, policy = InMemoryPlanStore(clock=lambda: stored_at), emails_policy()
+def test_a_plan_found_days_after_it_was_made_expires_whatever_its_as_of() -> None:
+    (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8), (8, 10), spacing_min=30,
-                expires_at=T0 + timedelta(hours=1))
+                    expires_at=T0 + timedelta(hours=1))
     scaler = FaultyScaler({KEY: 4})
-    soon = stored_at + timedelta(minutes=1)     # approved a minute after it was stored
-    first = apply_due(store, lambda _p, _s: scaler, clock=lambda: soon, run=DueRun("a"))
-    assert [d["outcome"] for d in first] == ["applied"]   # step 2 is 30 plan-minutes away
-    late = stored_at + timedelta(days=2)        # apply-due run at the wall clock days later
-    again = apply_due(store, lambda _p, _s: scaler, clock=lambda: late, run=DueRun("b"))
+    clock.at = T0 + timedelta(minutes=1)
+    first = apply_due(store, lambda _p, _s: scaler, run=DueRun("a"))
+    assert [d["outcome"] for d in first] == ["applied"]   # step 2 is 29 minutes away
+    clock.at = T0 + timedelta(days=2)        # an apply-due run days later
+    again = apply_due(store, lambda _p, _s: scaler, run=DueRun("b"))
     assert [d["outcome"] for d in again] == ["expired"]
     assert scaler.replicas[KEY] == 8 and len(scaler.actions) == 1
     assert [s.status for s in store.get_plan(pid).steps] == [StepStatus.APPLIED,

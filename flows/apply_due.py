@@ -1,0 +1,48 @@
+"""apply-due: the sweeper that makes sure nothing approved is orphaned (every minute).
+
+An approved plan's steps are normally applied by the execute stage (a step due now) and by
+scheduled apply-step runs (later steps). Runs get lost: a worker killed mid-step, a crashed
+execute, a deferred first step, a scheduled run that never started. This flow applies whatever
+is due and not applied (each step claimed on the store's clock, so it is safe beside
+apply-step runs and itself), expires what is stale, expires plans whose approval deadline
+passed, and marks ``cancelled`` the plans whose approval run ended without a decision.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger
+from pydantic import Field
+
+from capplan_core.execution.executor import DEFAULT_LEASE_S, MAX_LEASE_S, MIN_LEASE_S
+from tasks.approval_runs import cancel_orphaned_approvals
+from tasks.common import capplan_io_task
+from tasks.execute import apply_due_steps
+from tasks.stages import expire_undecided_plans
+
+cancel_orphans = capplan_io_task(cancel_orphaned_approvals, name="cancel-orphaned-approvals")
+
+
+@flow(name="apply-due", log_prints=True)
+def apply_due_flow(
+    lease_s: Annotated[float, Field(
+        ge=MIN_LEASE_S, le=MAX_LEASE_S, allow_inf_nan=False,
+        description="how long this run holds a step and its target (s, the store's clock), "
+                    "renewed before every write")] = DEFAULT_LEASE_S,
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    expired = expire_undecided_plans()
+    cancelled = cancel_orphans()
+    done = apply_due_steps(lease_s)
+    for d in done:
+        logger.info("plan %s step %s: %s — %s", d["plan_id"], d["step_id"], d["outcome"],
+                    d["reason"])
+    if expired or cancelled:
+        logger.warning("expired undecided plans %s; cancelled plans whose approval run ended "
+                       "without a decision %s", expired, cancelled)
+    failed = [d for d in done if d["outcome"] == "failed"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} step(s) failed: " + "; ".join(
+            f"plan {d['plan_id']} step {d['step_id']}: {d['reason']}" for d in failed))
+    return {"steps": done, "expired_plans": expired, "cancelled_plans": cancelled}
