@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from capplan_core.forecast.anomaly import RECENT_WINDOWS, detect_anomalies
-from capplan_core.forecast.intervals import extend_scale
+from capplan_core.forecast.intervals import Calibration, extend_scale
+from capplan_core.forecast.models import ForecastModel
 from capplan_core.forecast.nowcast import RECENT_S, nowcast_factors
+from capplan_core.forecast.opening import opening_hours
 from capplan_core.forecast.prep import (
     DAY_S,
     WEEK_S,
@@ -92,13 +96,92 @@ def forecast_queue(
     prep = prepare_history(history, step_s, exclude, spec.events)
     if len(prep.values) == 0:
         raise NoHistoryError(f"queue {queue!r}: no arrival-rate history to forecast from")
-    notes: list[str] = []
+    last = prep.index[-1]
+    first = pd.Timestamp(start) if start is not None else last + pd.Timedelta(seconds=step_s)
+    first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
+    offset = max(0, int(round((first - last).total_seconds() / step_s)) - 1)
+    n_out = max(1, math.ceil(spec.horizon_hours * 3600 / step_s - 1e-9))
+    total = offset + n_out
+    clock = pd.date_range(last + pd.Timedelta(seconds=step_s), periods=total,
+                          freq=pd.Timedelta(seconds=step_s))
+    timestamps = clock[offset:]
     day, week = season_steps(step_s, spec.seasonality)
+    hours = opening_hours(prep.index, prep.values, step_s)
+    open_day = hours.open_day_steps() if hours is not None else None
+    notes: list[str] = []
+    if hours is not None and open_day:
+        # open-time series: the open windows end to end (opening.py)
+        hist_open = ~hours.closed_at(prep.index)
+        fut_open = ~hours.closed_at(clock)
+        notes.append(hours.describe() + f"; forecast on open time ({open_day} windows a day)")
+        week_o = open_day * hours.open_days_per_period() if week and \
+            hours.period > hours.day_steps else None
+        # the nowcast reads the last half hour only when it runs straight into the horizon
+        nowcast_ok = bool(hist_open[-1] and fut_open[: offset + 1].all())
+        fit = _fit_and_forecast(
+            prep.index[hist_open], prep.values[hist_open], step_s, spec, lv, queue,
+            day=open_day, week=week_o, offset=int(fut_open[:offset].sum()),
+            n_out=max(1, int(fut_open[offset:].sum())), nowcast_ok=nowcast_ok,
+            history=history, exclude=exclude)
+        k = int(fut_open[offset:].sum())
+        mean, scale = np.zeros(n_out), np.zeros(n_out)
+        mean[fut_open[offset:]] = fit.mean[:k]
+        scale[fut_open[offset:]] = fit.scale[:k]
+    else:
+        fit = _fit_and_forecast(prep.index, prep.values, step_s, spec, lv, queue, day=day,
+                                week=week, offset=offset, n_out=n_out, nowcast_ok=True,
+                                history=history, exclude=exclude)
+        mean, scale = fit.mean, fit.scale
+        if hours is not None:
+            notes.append(hours.describe() + "; closed windows forecast at zero")
+            shut = hours.closed_at(timestamps)
+            mean, scale = np.where(shut, 0.0, mean), np.where(shut, 0.0, scale)
+    notes += fit.notes
+    mult = event_multipliers(timestamps, step_s, spec.events)
+    if np.any(mult != 1.0):
+        notes.append(f"calendar events adjust {int(np.sum(mult != 1.0))} window(s)")
+    mean, scale = mean * mult, scale * mult
+    cal = fit.calibration
+    model = fit.model
+    selection = fit.selection
+    recent = fit.recent
+    anomalies = fit.anomalies
+    return ForecastResult(
+        queue=queue, model=model.name, interval_s=step_s, timestamps=timestamps,
+        mean=np.maximum(mean, 0.0), bounds=central_bounds(np.maximum(mean, 0.0), scale,
+                                                          cal.z_sorted, lv),
+        selection=selection, recent_anomaly=recent, anomalies=anomalies, notes=notes,
+        scale=scale, z_sorted=cal.z_sorted, path_correlation=cal.path_correlation,
+    )
+
+
+@dataclass
+class _Fit:
+    """The chosen model's forecast of ``n_out`` windows after ``offset`` (work time)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    model: ForecastModel
+    calibration: Calibration
+    selection: list[dict[str, Any]]
+    notes: list[str]
+    recent: bool
+    anomalies: list[pd.Timestamp]
+
+
+def _fit_and_forecast(
+    index: pd.DatetimeIndex, raw: np.ndarray, step_s: float, spec: ForecastSpec,
+    lv: tuple[float, ...], queue: str, *, day: int | None, week: int | None, offset: int,
+    n_out: int, nowcast_ok: bool, history: pd.Series, exclude: pd.Series | None,
+) -> _Fit:
+    """Anomalies, gap filling, model choice, calibration and nowcast on one regular series
+    (the clock's, or the open-time series of ``opening.py``)."""
+    notes: list[str] = []
     hour = max(1, int(round(3600 / step_s)))
-    report = detect_anomalies(prep.values, day, hour)
-    values = prep.values.copy()
+    report = detect_anomalies(raw, day, hour)
+    values = raw.copy()
     values[report.flags] = np.nan
-    missing = int(np.sum(~np.isfinite(prep.values)))
+    missing = int(np.sum(~np.isfinite(raw)))
     if missing:
         notes.append(f"{missing} missing window(s) filled before fitting")
     if report.flags.any():
@@ -106,18 +189,10 @@ def forecast_queue(
     y = fill_gaps(values, day if day and len(values) > day else None)
     if not np.isfinite(y).any():
         raise NoHistoryError(f"queue {queue!r}: no arrival-rate history to forecast from")
-
-    last = prep.index[-1]
-    first = pd.Timestamp(start) if start is not None else last + pd.Timedelta(seconds=step_s)
-    first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
-    offset = max(0, int(round((first - last).total_seconds() / step_s)) - 1)
-    n_out = max(1, math.ceil(spec.horizon_hours * 3600 / step_s - 1e-9))
     total = offset + n_out
-
     recent_level = float(np.mean(np.abs(y[-(day or 96):])))
     short = bool(day) and len(y) < int(day or 0)
     floor = max(recent_level * (SHORT_RELATIVE_SCALE if short else MIN_RELATIVE_SCALE), 1e-9)
-    index = prep.index
 
     def stamp(i: int) -> str:
         t = index[i] if i < len(index) else index[-1] + pd.Timedelta(seconds=step_s) * (
@@ -132,41 +207,31 @@ def forecast_queue(
     scale = extend_scale(choice.calibration.scale, model.sigma_h(total), total)[offset:]
     # level-dependent error scale: peaks get wider intervals than troughs (intervals.py)
     scale = np.maximum(scale * choice.calibration.level_factor(mean), floor)
-    timestamps = pd.date_range(first, periods=n_out, freq=pd.Timedelta(seconds=step_s))
-    # per regime (switch days, peaks): widen or narrow where the replay says (regimes.py)
+    work_ts = pd.date_range(index[-1] + pd.Timedelta(seconds=step_s * (offset + 1)),
+                            periods=n_out, freq=pd.Timedelta(seconds=step_s))
     one_step_scale = float(scale[0]) if len(scale) else 0.0  # the nowcast's noise threshold
     regimes = regime_factors(
         model, y, index, choice.calibration, horizon=min(total, len(choice.calibration.scale)),
         day_steps=day, weekly=bool(week)) if spec.interval_calibration == "regime" else None
     if regimes is not None:
-        scale = np.maximum(scale * regimes.for_windows(timestamps, mean), floor)
+        scale = np.maximum(scale * regimes.for_windows(work_ts, mean), floor)
         notes.append("intervals calibrated per regime: " + ", ".join(
             f"{k} x{v['factor']}" for k, v in regimes.describe().items()))  # type: ignore[index]
     nc = nowcast_factors(
-        model, y, prep.values, recent_steps=max(1, int(round(RECENT_S / step_s))),
+        model, y, raw, recent_steps=max(1, int(round(RECENT_S / step_s))),
         offset=offset, n_out=n_out, step_s=step_s,
         half_life_s=spec.nowcast_half_life_hours * 3600.0,
-        one_step_scale=one_step_scale)
+        one_step_scale=one_step_scale) if nowcast_ok else None
     if nc is not None and nc.ratio != 1.0:
         notes.append(f"nowcast: the last hour ran at {nc.ratio:.3f}x the forecast; level "
                      f"corrected (x{nc.factors[0]:.3f} next window, half-life "
                      f"{spec.nowcast_half_life_hours:g} h)")
         # the mean moves; the spread stays: the calibration's errors already saw the surprise
         mean = mean * nc.factors
-    mult = event_multipliers(timestamps, step_s, spec.events)
-    if np.any(mult != 1.0):
-        notes.append(f"calendar events adjust {int(np.sum(mult != 1.0))} window(s)")
-    mean, scale = mean * mult, scale * mult
-    cal = choice.calibration
     anomalies = [pd.Timestamp(t) for t in index[report.flags]]
     excluded = _recent_excluded(history, exclude, step_s)
     horizon_recent = index[-1] - pd.Timedelta(seconds=step_s * (RECENT_WINDOWS - 1))
     recent = report.recent or any(t >= horizon_recent for t in excluded)
     anomalies = sorted(set(anomalies) | set(excluded))
-    return ForecastResult(
-        queue=queue, model=model.name, interval_s=step_s, timestamps=timestamps,
-        mean=np.maximum(mean, 0.0), bounds=central_bounds(np.maximum(mean, 0.0), scale,
-                                                          cal.z_sorted, lv),
-        selection=choice.selection, recent_anomaly=recent, anomalies=anomalies, notes=notes,
-        scale=scale, z_sorted=cal.z_sorted, path_correlation=cal.path_correlation,
-    )
+    return _Fit(mean, scale, model, choice.calibration, choice.selection, notes, recent,
+                anomalies)

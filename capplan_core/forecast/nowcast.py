@@ -33,6 +33,7 @@ from capplan_core.forecast.models import ForecastModel
 RATIO_LIMITS = (0.2, 5.0)
 RECENT_S = 1800.0     # how far back "the demand that just came" reaches
 FULL_S = 3600.0       # windows starting within this get the full correction (two re-plans)
+QUIET_SHARE = 0.2     # no correction from a half hour expected below 20 % of the horizon's mean
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,17 @@ def nowcast_factors(
     actual, expected = float(np.nanmean(recent)), float(np.mean(f_prev[:k]))
     if expected <= 0 or not np.isfinite(expected):
         return None
+    q_new = model.forecast_mean(offset + n_out)[offset:]
+    if expected < QUIET_SHARE * float(np.mean(q_new)):
+        # the last half hour was a trough (a night before the morning ramp): its ratio says
+        # nothing about the busy windows ahead, which come from the season (issue 22)
+        return None
     if abs(actual - expected) <= max(one_step_scale, 0.0):
         return Nowcast(np.ones(n_out), 1.0, actual, expected)
     ratio = float(np.clip(actual / expected, *RATIO_LIMITS))
     if ratio == 1.0:
         return Nowcast(np.ones(n_out), 1.0, actual, expected)
     q_old = f_prev[k + offset: k + offset + n_out]
-    q_new = model.forecast_mean(offset + n_out)[offset:]
     lead_s = (offset + np.arange(n_out)) * step_s     # from the data's end to each window
     w = np.power(0.5, np.maximum(0.0, lead_s - FULL_S) / half_life_s)
     with np.errstate(divide="ignore", invalid="ignore"):

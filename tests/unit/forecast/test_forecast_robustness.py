@@ -183,10 +183,24 @@ def test_explicit_models_all_run() -> None:
         assert res.model == name
 
 
-def test_multiplicative_holt_winters_falls_back_on_zeros() -> None:
+def test_closed_nights_are_left_out_and_multiplicative_holt_winters_fits_open_time() -> None:
+    # issue 22: a night closed every day is opening hours (forecast/opening.py): the model is
+    # fitted on the open windows only, so even multiplicative Holt-Winters fits
     hist = seasonal_rates(4, weekly=False)
     night = (hist.index.hour >= 1) & (hist.index.hour < 4)
-    hist[night] = 0.0  # every night: a regime, not an anomaly, so the zeros stay in the fit
+    hist[night] = 0.0
+    res = forecast_queue(hist, SPEC.model_copy(update={"model": "holt_winters_mul"}), queue="q")
+    _sane(res)
+    assert res.model == "holt_winters_mul"
+    assert any("opening hours learned from history" in n for n in res.notes)
+    shut = (res.timestamps.hour >= 1) & (res.timestamps.hour < 4)
+    assert np.all(res.mean[shut] == 0) and np.all(res.mean[~shut] > 0)
+
+
+def test_multiplicative_holt_winters_falls_back_on_zeros() -> None:
+    hist = seasonal_rates(4, weekly=False)
+    night = (hist.index.hour >= 1) & (hist.index.hour < 4) & (hist.index.day != hist.index[0].day)
+    hist[night] = 0.0  # most nights, not all: no opening hours, so the zeros stay in the fit
     res = forecast_queue(hist, SPEC.model_copy(update={"model": "holt_winters_mul"}), queue="q")
     _sane(res)
     assert res.model == "moving_average"
