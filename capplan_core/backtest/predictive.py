@@ -31,7 +31,11 @@ from capplan_core.forecast import ForecastResult, NoHistoryError, forecast_queue
 from capplan_core.planning.decide import plan_and_prove
 from capplan_core.planning.planner import PlanInput, plan_capacity
 from capplan_core.planning.pool_state import QueueState
-from capplan_core.planning.pooled_sizing import distribution_for
+from capplan_core.planning.pooled_sizing import (
+    DemandDistribution,
+    distribution_for,
+    distribution_from_forecast,
+)
 from capplan_core.planning.window_sizing import sizing_quantile
 from capplan_core.policy import ScalingPolicy
 from capplan_core.quality.clean import clean_queue, latest_state
@@ -108,11 +112,16 @@ class CycleForecaster:
 
 @dataclass
 class PlanRecord:
-    """One cycle's plan: when it was made and its steps (execute_at, to_workers)."""
+    """One cycle's plan: when it was made and its steps (execute_at, to_workers); with the
+    forecast's demand distribution per window, to read each window's P(met) afterwards."""
 
     at: pd.Timestamp
     model: str
     steps: list[tuple[datetime, int]]
+    starts: pd.DatetimeIndex | None = None
+    distribution: DemandDistribution | None = None
+    mean_service_s: float = 1.0
+    service_scv: float = 1.0
 
 
 def plan_from_forecast(policy: ScalingPolicy, cf: CycleForecast, obs: Observation,
@@ -130,7 +139,9 @@ def plan_from_forecast(policy: ScalingPolicy, cf: CycleForecast, obs: Observatio
         decision = plan_and_prove(policy, fc, state, now=obs.t.to_pydatetime(),
                                   last_scale_at=last, engine=prove_engine)
         return PlanRecord(obs.t, fc.model, [(s.execute_at, int(s.to_workers))
-                                            for s in decision.proposal.steps])
+                                            for s in decision.proposal.steps],
+                          fc.timestamps, distribution_from_forecast(fc), cf.mean_service_s,
+                          cf.service_scv)
     proposal = plan_capacity(PlanInput(
         policy=policy, now=obs.t.to_pydatetime(), current_workers=obs.commanded,
         current_backlog=obs.backlog, mean_service_s=cf.mean_service_s,
@@ -140,7 +151,9 @@ def plan_from_forecast(policy: ScalingPolicy, cf: CycleForecast, obs: Observatio
         demand_distribution=distribution_for(policy, fc),
         last_scale_at=last))
     return PlanRecord(obs.t, fc.model, [(s.execute_at, int(s.to_workers))
-                                        for s in proposal.steps])
+                                        for s in proposal.steps],
+                      fc.timestamps, distribution_from_forecast(fc), cf.mean_service_s,
+                      cf.service_scv)
 
 
 @dataclass

@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from capplan_core.backtest.calibration import calibration_summary, window_met_probability
 from capplan_core.backtest.demand import DemandTrace, demand_trace
 from capplan_core.backtest.hybrid import HybridController, HybridSpec
 from capplan_core.backtest.predictive import CycleForecaster, PlanRecord, PredictiveController
+from capplan_core.backtest.rate_oracle import rate_oracle_workers
 from capplan_core.backtest.replay import DEFAULT_TICK_S, Controller, Replay, replay
 from capplan_core.backtest.scoring import StrategyScore, score_replay
 from capplan_core.backtest.strategies import (
@@ -30,7 +32,7 @@ from capplan_core.backtest.strategies import (
 )
 from capplan_core.policy import ScalingPolicy
 
-STRATEGIES = ("predictive", "hybrid", "reactive", "static_peak", "oracle")
+STRATEGIES = ("predictive", "hybrid", "reactive", "static_peak", "oracle", "rate_oracle")
 DEFAULT_PERIOD_S = 2 * 86_400.0     # the last two days when no start is given
 MIN_HISTORY_S = 86_400.0            # history the first cycle needs before the period
 
@@ -58,6 +60,9 @@ class BacktestResult:
     actions: dict[str, list[tuple[pd.Timestamp, int, int]]] = field(default_factory=dict)
     runtime_s: float = 0.0
     seed: int = 0
+    # predictive: each scored window's P(met) under the plan in force (calibration.py)
+    met_probability: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    calibration: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -72,6 +77,8 @@ class BacktestResult:
         """The documented JSON (docs/backtest.md) as plain Python values; inf -> None."""
         oracle_wh = self.strategies["oracle"].worker_hours if "oracle" in self.strategies \
             else None
+        rate_wh = self.strategies["rate_oracle"].worker_hours \
+            if "rate_oracle" in self.strategies else None
         strategies = {}
         for name, s in self.strategies.items():
             strategies[name] = {
@@ -83,6 +90,8 @@ class BacktestResult:
                 "changes_per_window": s.changes_per_window,
                 "actions_per_day": s.actions_per_day,
                 "worker_hours_vs_oracle": (s.worker_hours / oracle_wh) if oracle_wh else None,
+                "worker_hours_vs_rate_oracle": (s.worker_hours / rate_wh) if rate_wh else None,
+                "windows_with_demand": s.windows_with_demand,
             }
         windows = []
         for i, t in enumerate(self.trace.starts):
@@ -98,13 +107,15 @@ class BacktestResult:
                 "meets_slo": {n: s.windows[i].meets_slo for n, s in self.strategies.items()},
                 "wait_p95_s": {n: _num(s.windows[i].wait_p95_s)
                                for n, s in self.strategies.items()},
+                "met_probability": (_num(float(self.met_probability[i]))
+                                    if i < len(self.met_probability) else None),
             })
         return {
             "policy": self.policy, "queue": self.queue, "start": self.start.isoformat(),
             "end": self.end.isoformat(), "window_s": self.window_s, "cadence_s": self.cadence_s,
             "tick_s": self.tick_s, "seed": self.seed, "plans": len(self.plan_log),
             "runtime_s": round(self.runtime_s, 3), "strategies": strategies,
-            "windows": windows, "notes": list(self.notes),
+            "windows": windows, "calibration": self.calibration, "notes": list(self.notes),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -185,6 +196,7 @@ def run_backtest(
     except ValueError as err:
         raise BacktestError(str(err)) from None
     oracle = oracle_workers(trace, policy)
+    rate_oracle = rate_oracle_workers(trace, policy)
     peak = int(oracle[warm_n:].max())
     forecaster = CycleForecaster(policy, frame_rows_for_queue)
     predictive = PredictiveController(policy, forecaster, trace.starts[0], cadence_s,
@@ -196,6 +208,7 @@ def run_backtest(
         ReactiveController(policy, reactive or ReactiveSpec(), trace.initial_workers),
         ScheduleController("static_peak", np.full(len(trace), peak), window_s, trace.starts[0]),
         ScheduleController("oracle", oracle, window_s, trace.starts[0]),
+        ScheduleController("rate_oracle", rate_oracle, window_s, trace.starts[0]),
     ]
     replays = {}
     for k, c in enumerate(controllers):
@@ -203,6 +216,11 @@ def run_backtest(
         replays[c.name] = replay(trace, c, tick_s=tick_s, on_window=tick)
     scores = {n: score_replay(trace, r, policy, first_window=warm_n) for n, r in replays.items()}
     scored = _scored_trace(trace, warm_n)
+    ready = {n: _per_window(r, r.ready, warm_n, np.min) for n, r in replays.items()}
+    busy = scored.arrival_rate_per_s > 0
+    p_met = window_met_probability(predictive.plans, scored.starts,
+                                   ready["predictive"].astype(int), policy)
+    met = np.asarray([w.meets_slo for w in scores["predictive"].windows])
     notes = list(trace.notes)
     if not predictive.plans:
         notes.append("the predictive strategy made no plan (no usable history)")
@@ -210,7 +228,8 @@ def run_backtest(
         policy=policy.name, queue=policy.queue, window_s=window_s, cadence_s=cadence_s,
         tick_s=next(iter(replays.values())).tick_s, trace=scored, strategies=scores,
         workers={n: _per_window(r, r.commanded, warm_n, np.mean) for n, r in replays.items()},
-        ready_min={n: _per_window(r, r.ready, warm_n, np.min) for n, r in replays.items()},
+        ready_min=ready, met_probability=p_met,
+        calibration=calibration_summary(p_met, met, busy, scored.starts),
         backlog_start={n: _per_window(r, r.backlog_start, warm_n, _first)
                        for n, r in replays.items()},
         plan_log=list(predictive.plans), runtime_s=time.perf_counter() - t0, seed=seed,

@@ -153,17 +153,18 @@ class StrategyScore:
     """A strategy's scores over the scored windows (see docs/backtest.md)."""
 
     name: str
-    slo_attainment: float          # share of windows meeting the SLO
+    slo_attainment: float          # share of the windows with demand meeting the SLO
     wait_p95_s: float              # 95th percentile of all job waits (inf: >5% overloaded)
     worst_backlog: float           # jobs
     worker_hours: float
     cost: float                    # worker_hours x worker_hour price
     violation_cost: float          # missed window-hours x violation_hour price
     scaling_actions: int
-    windows_missed: int
+    windows_missed: int            # windows with demand that missed the SLO
     windows: list[WindowScore]
     windows_changed: int = 0       # scored windows in which the replica count changed
     days: float = 0.0              # length of the scored period
+    windows_with_demand: int = 0   # scored windows with arrivals: what attainment counts
 
     @property
     def changes_per_window(self) -> float:
@@ -189,11 +190,16 @@ def score_replay(trace: DemandTrace, rep: Replay, policy: ScalingPolicy,
     actions = sum(1 for a in rep.actions if a[0] >= t0)
     changed = {int((a[0] - t0).total_seconds() // trace.window_s) for a in rep.actions
                if a[0] >= t0}
-    missed = sum(1 for w in wins if not w.meets_slo)
+    # a window without demand has no job to keep waiting: only windows with demand count
+    # (a call centre's closed nights and weekends would otherwise inflate attainment)
+    busy = trace.arrival_rate_per_s[first_window:] > 0
+    missed = sum(1 for w, b in zip(wins, busy, strict=True) if b and not w.meets_slo)
+    n_busy = int(busy.sum())
     return StrategyScore(
-        name=rep.name, slo_attainment=(len(wins) - missed) / max(1, len(wins)),
+        name=rep.name, slo_attainment=(n_busy - missed) / max(1, n_busy),
         wait_p95_s=p95, worst_backlog=max((w.peak_backlog for w in wins), default=0.0),
         worker_hours=wh, cost=wh * policy.cost.worker_hour,
         violation_cost=missed * trace.window_s / 3600.0 * policy.cost.violation_hour,
         scaling_actions=actions, windows_missed=missed, windows=wins,
-        windows_changed=len(changed), days=len(wins) * trace.window_s / 86_400.0)
+        windows_changed=len(changed), days=len(wins) * trace.window_s / 86_400.0,
+        windows_with_demand=n_busy)

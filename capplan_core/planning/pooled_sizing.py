@@ -77,8 +77,11 @@ class DemandDistribution:
 
     def cdf(self, window: int, rate_per_s: float) -> float:
         """P(demand of ``window`` <= ``rate_per_s``): 0 below the lowest quantile, the highest
-        level above the highest one, linear in between (flat stretches: the highest level)."""
+        level above the highest one, linear in between (flat stretches: the highest level);
+        1 for a window with no demand at any level (closed hours)."""
         col = self.values_per_s[:, window]
+        if col[-1] <= 0.0 and rate_per_s >= 0.0:
+            return 1.0      # no demand at any level (a closed window): certain to be met
         if rate_per_s < col[0]:
             return 0.0
         k = int(np.searchsorted(col, rate_per_s, side="right")) - 1   # col[k] <= rate

@@ -107,7 +107,7 @@ def test_progress_bar_is_fed_by_the_replay_to_100_percent() -> None:
                      end=T0 + pd.Timedelta(days=2, hours=2), progress=spy)
     assert shares == sorted(shares) and shares[-1] == pytest.approx(1.0)
     text = out.getvalue()
-    assert "backtest q: oracle" in text and "100%" in text
+    assert "backtest q: rate_oracle" in text and "100%" in text   # the last strategy
 
 
 def test_progress_bar_is_hidden_when_stderr_is_not_a_terminal(app, files) -> None:  # type: ignore[no-untyped-def]

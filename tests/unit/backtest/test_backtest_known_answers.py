@@ -38,7 +38,8 @@ def test_constant_demand_predictive_costs_within_a_few_percent_of_the_oracle(
 
 def test_json_lets_anyone_recompute_the_scores(constant_result) -> None:  # type: ignore[no-untyped-def]
     doc = json.loads(constant_result.to_json())
-    assert set(doc["strategies"]) == {"predictive", "hybrid", "reactive", "static_peak", "oracle"}
+    assert set(doc["strategies"]) == {"predictive", "hybrid", "reactive", "static_peak", "oracle",
+                                      "rate_oracle"}
     for name, s in doc["strategies"].items():
         for key in ("slo_attainment", "worker_hours", "scaling_actions", "cost", "wait_p95_s",
                     "changes_per_window", "actions_per_day",

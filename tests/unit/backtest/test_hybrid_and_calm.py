@@ -49,7 +49,9 @@ STEP_SCORES = {
     # foreseen daily 5 -> 20 jobs/s step: the floor is up before 12:00, reactive a poll late
     "daily_step_result": ((1.0, 151.75), (0.975, 194.56), (1.0, 150.25)),
     # unforeseen step: reactive's rule above the floor catches it as fast as reactive alone
-    "surprise_step_result": ((0.9688, 169.64), (0.9688, 178.56), (0.9062, 178.53)),
+    # issue 22: the derived action cost (5 min of the pool) holds a surprise's extra workers
+    # a little longer: hybrid 169.64 -> 174.11, predictive 178.53 -> 183.00 (still <= reactive)
+    "surprise_step_result": ((0.9688, 174.11), (0.9688, 178.56), (0.9062, 183.00)),
 }
 
 
@@ -149,7 +151,7 @@ def test_progress_is_reported_per_window_up_to_one() -> None:
     r = run_backtest(frame, policy(), start=start, end=start + HOUR,
                      progress=lambda name, share: seen.append((name, share)))
     windows = len(r.trace) + 2                      # scored + two warm-up windows
-    assert len(seen) == 5 * windows
+    assert len(seen) == len(r.strategies) * windows     # six, with the rate oracle
     assert [n for n, _ in seen[::windows]] == list(r.strategies)
     shares = [s for _, s in seen]
     assert shares == sorted(shares) and shares[-1] == pytest.approx(1.0)
