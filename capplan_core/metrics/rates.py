@@ -8,6 +8,11 @@ Each interval between two consecutive snapshots is judged on its own:
   source says its records are complete over the interval, and arrivals follow by conservation
   ``arrived = completed + Δbacklog + Δin_progress``; a negative result means jobs vanished
   (flush, deletion) and the interval is unknown;
+* records that expire before they are read (RQ's ``result_ttl`` shorter than the time between
+  polls, or 0) undercount completions: the workers' own job counters (RQ's per-worker
+  ``successful_job_count`` + ``failed_job_count``) count them instead when every worker is
+  accounted for, else the interval is unknown; either way the row is ``partial`` and says why
+  (its per-job timings come only from the records still there);
 * a rate over several intervals is Σ known jobs / Σ known seconds, flagged ``partial`` when some
   intervals were unknown.
 
@@ -17,6 +22,7 @@ Without per-job service times, the mean service time is estimated by Little's la
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -88,16 +94,75 @@ def _counter_delta(a: float | None, b: float | None) -> tuple[float | None, bool
     return b - a, False
 
 
-def _segment(a: QueueSnapshot, b: QueueSnapshot, jobs: Sequence[JobSample]
-             ) -> tuple[float | None, float | None, list[str]]:
-    """(arrivals, completions, notes) between snapshots ``a`` and ``b`` (jobs, None = unknown)."""
-    notes: list[str] = []
+def worker_completions(a: QueueSnapshot, b: QueueSnapshot) -> float | None:
+    """Jobs the queue's workers completed between ``a`` and ``b``, from their own counters;
+    None unless every worker is accounted for (one alive at ``a`` that is missing at ``b``, a
+    counter that went down, or one first seen at ``b`` but born before ``a`` is unknown)."""
+    if a.worker_counts is None or b.worker_counts is None:
+        return None
+    at_a = {w: (born, n) for w, born, n, _ in a.worker_counts}
+    unmatched = {w for w, _, _, alive in a.worker_counts if alive}
+    total = 0.0
+    for w, born, n, _ in b.worker_counts:
+        prev = at_a.get(w)
+        if prev is not None and abs(prev[0] - born) <= 1e-3:
+            if n < prev[1]:
+                return None
+            total += n - prev[1]
+            unmatched.discard(w)
+        elif born > a.recorded_at_s:  # started since the previous poll: it counted from 0
+            total += n
+        else:
+            return None  # first seen now, but running before: its count at ``a`` is unknown
+    return None if unmatched else total
+
+
+#: completions the registries may lag the workers' counters by without a loss being claimed:
+#: the two are read a moment apart, so a job finishing in between is in one and not the other
+_LAG_JOBS, _LAG_SHARE = 2.0, 0.02
+
+
+def _completions(a: QueueSnapshot, b: QueueSnapshot, jobs: Sequence[JobSample]
+                 ) -> tuple[float | None, list[str], bool]:
+    """(completions between ``a`` and ``b``, notes, whether job records were missed)."""
     t0, t1 = a.recorded_at_s, b.recorded_at_s
     done, reset = _counter_delta(a.completed_total, b.completed_total)
     if reset:
-        notes.append("completed counter reset")
-    elif done is None and b.jobs_complete_since_s is not None and b.jobs_complete_since_s <= t0:
-        done = float(sum(1 for j in jobs if t0 < j.ended_at_s <= t1))
+        return None, ["completed counter reset"], False
+    if done is not None:
+        return done, [], False
+    records = None
+    if b.jobs_complete_since_s is not None and b.jobs_complete_since_s <= t0:
+        records = float(sum(1 for j in jobs if t0 < j.ended_at_s <= t1))
+    counted = worker_completions(a, b)
+    if records is not None and (counted is None
+                                or counted <= records + max(_LAG_JOBS, _LAG_SHARE * counted)):
+        return records, [], False
+    if records is None and b.jobs_complete_since_s is None:
+        return None, [], False  # a source without complete job records: nothing to miss
+    gap = t1 - t0
+    if b.result_ttl_s is not None and b.result_ttl_s < gap:
+        # RQ's expiry is a whole second (its clock floored + result_ttl): round up to it
+        missing = (f"job results expire before they are counted (result_ttl "
+                   f"{math.ceil(b.result_ttl_s - 1e-6):.0f} s < {gap:.0f} s between polls)")
+    else:
+        missing = "the job registries do not cover the whole interval"
+    if counted is None:  # records is None here
+        return None, [missing + "; completions unknown (the workers' job counters do not "
+                      "cover every worker)"], True
+    if records is not None:
+        missing = (f"{counted - records:.0f} of {counted:.0f} completed jobs were missing from "
+                   "RQ's job registries (results expired before they were read, or "
+                   "result_ttl=0)")
+    return counted, [missing + "; completions counted from the workers' job counters, job "
+                     "timings from the records still there"], True
+
+
+def _segment(a: QueueSnapshot, b: QueueSnapshot, jobs: Sequence[JobSample]
+             ) -> tuple[float | None, float | None, list[str], bool]:
+    """(arrivals, completions, notes, job records missed) between snapshots ``a`` and ``b``
+    (jobs, None = unknown)."""
+    done, notes, missed = _completions(a, b, jobs)
     arrived, reset = _counter_delta(a.enqueued_total, b.enqueued_total)
     if reset:
         notes.append("enqueued counter reset")
@@ -108,7 +173,7 @@ def _segment(a: QueueSnapshot, b: QueueSnapshot, jobs: Sequence[JobSample]
         if arrived < 0:
             notes.append("jobs vanished between polls (flush or deletion): interval unknown")
             arrived = None
-    return arrived, done, notes
+    return arrived, done, notes, missed
 
 
 def _rate(parts: list[tuple[float | None, float]]) -> tuple[float | None, bool]:
@@ -183,8 +248,10 @@ def window_metrics(snapshots: Sequence[QueueSnapshot]) -> MetricsRow:
     jobs = list(jobs_by_id.values())
     arr_parts: list[tuple[float | None, float]] = []
     done_parts: list[tuple[float | None, float]] = []
+    missed = False
     for a, b in zip(run, run[1:], strict=False):
-        arrived, done, seg_notes = _segment(a, b, jobs)
+        arrived, done, seg_notes, seg_missed = _segment(a, b, jobs)
+        missed = missed or seg_missed
         dt = b.recorded_at_s - a.recorded_at_s
         arr_parts.append((arrived, dt))
         done_parts.append((done, dt))
@@ -200,7 +267,7 @@ def window_metrics(snapshots: Sequence[QueueSnapshot]) -> MetricsRow:
     service = [j.service_s for j in in_window if j.service_s is not None]
     wait = [j.wait_s for j in in_window if j.wait_s is not None]
     return _row(cur, run, arrival, completion, service, wait, in_window, notes,
-                partial=p1 or p2)
+                partial=p1 or p2 or missed)
 
 
 def _row(cur: QueueSnapshot, run: list[QueueSnapshot] | None, arrival: float | None,

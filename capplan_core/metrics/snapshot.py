@@ -56,6 +56,13 @@ class QueueSnapshot:
         arrival_rate_per_s / completion_rate_per_s: rates the source computed itself.
         service_time_mean_s / service_time_p95_s / service_time_scv / wait_p95_s: summaries the
             source computed itself (Prometheus histograms).
+        worker_counts: per worker of the queue, ``(worker, born_at_s, completed, alive)``: the
+            jobs it has completed since it was born (RQ's ``successful_job_count`` +
+            ``failed_job_count``), and whether it still runs (a worker that stopped since the
+            previous poll is reported once more, dead, with its last count). None when the
+            source keeps no such counters or they cannot be attributed to this queue.
+        result_ttl_s: the shortest time the source keeps a completed job's record, as read on
+            the records themselves (RQ: registry expiry − ``ended_at``); None when unknown.
         notes: what the source could not see, in plain words.
         error: set when this queue could not be read (all data fields then None).
     """
@@ -77,6 +84,8 @@ class QueueSnapshot:
     service_time_p95_s: float | None = None
     service_time_scv: float | None = None
     wait_p95_s: float | None = None
+    worker_counts: tuple[tuple[str, float, float, bool], ...] | None = None
+    result_ttl_s: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     error: str | None = None
 
@@ -92,6 +101,8 @@ class QueueSnapshot:
         d["recorded_at"] = self.recorded_at.isoformat()
         d["jobs"] = [asdict(j) for j in self.jobs]
         d["notes"] = list(self.notes)
+        if self.worker_counts is not None:
+            d["worker_counts"] = [list(w) for w in self.worker_counts]
         for k, v in d.items():
             if isinstance(v, float) and not math.isfinite(v):
                 d[k] = None
@@ -105,6 +116,9 @@ class QueueSnapshot:
         kw["recorded_at"] = ensure_utc(datetime.fromisoformat(str(d["recorded_at"])))
         kw["jobs"] = tuple(JobSample(**j) for j in d.get("jobs") or ())
         kw["notes"] = tuple(d.get("notes") or ())
+        if d.get("worker_counts") is not None:
+            kw["worker_counts"] = tuple((str(w), float(b), float(n), bool(a))
+                                        for w, b, n, a in d["worker_counts"])
         return cls(**kw)
 
 
