@@ -54,6 +54,10 @@ def check_inputs(metrics: Path | None, policy: Path | None, names: list[str] | N
 
 def public(result: dict[str, Any]) -> dict[str, Any]:
     out = {k: result[k] for k in PUBLIC_KEYS if k in result}
+    # what the plan stands on: rows cleaning dropped, per column and reason (issue 22)
+    details = result.get("details") or {}
+    if "dropped_rows" in details:
+        out["dropped_rows"] = details["dropped_rows"]
     return out
 
 

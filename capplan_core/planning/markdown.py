@@ -33,6 +33,14 @@ def _replica_note(state: dict[str, Any]) -> list[str]:
             f"measured {state.get('measured_workers')}  "]
 
 
+def dropped_rows_line(dropped: list[dict[str, Any]]) -> str:
+    """What cleaning dropped before planning: how many rows, which column, why."""
+    if not dropped:
+        return "**Rows dropped by cleaning:** none  "
+    return "**Rows dropped by cleaning:** " + "; ".join(
+        f"{d['rows']} ({d['column']}: {d['reason']})" for d in dropped) + "  "
+
+
 def plan_markdown(summary: dict[str, Any], details: dict[str, Any] | None = None) -> str:
     """The plan as a person decides on it: current → target, steps, confidence, cost, why."""
     details = details or {}
@@ -60,6 +68,7 @@ def plan_markdown(summary: dict[str, Any], details: dict[str, Any] | None = None
                                                if not isinstance(v, dict | list)) + "  ")
     for r in details.get("reasons") or []:
         lines.append(f"- {r}")
+    lines.append(dropped_rows_line(details.get("dropped_rows") or []))
     lines += ["", "#### Steps", table(summary.get("steps", []),
                                       ["execute_at", "from_workers", "to_workers", "reason"])]
     return "\n".join(lines)

@@ -92,6 +92,8 @@ def plan_draft(
             "schedule": [(t, w) for t, w in p.schedule],
             "quality_warnings": [c["message"] for c in quality.get("checks", [])
                                  if not c["success"] and c["severity"] == "warning"],
+            "dropped_rows": quality.get("dropped_rows", []),
+            "settings": p.settings,
         }),
     )
 
@@ -107,7 +109,8 @@ def skipped_draft(
         as_of=as_of, skipped_reason=reason, flow_run_id=flow_run_id,
         quality=None if quality is None else QualityDraft(policy.queue, False, quality),
         details=_jsonable({"policy": policy.name, "policy_version": policy_version,
-                           "quality": quality or {}}),
+                           "quality": quality or {},
+                           "dropped_rows": (quality or {}).get("dropped_rows", [])}),
     )
 
 

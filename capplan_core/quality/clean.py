@@ -50,6 +50,29 @@ def invalid_row_mask(rows: pd.DataFrame) -> pd.Series:
     return bad
 
 
+def dropped_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Why the rows :func:`invalid_row_mask` drops were dropped: per column and reason, how
+    many (a row with two bad columns is counted under each), so a plan can say what it stands
+    on (issue 22: an ``inf`` arrival rate was dropped without a word)."""
+    out: list[dict[str, Any]] = []
+
+    def add(column: str, reason: str, mask: pd.Series) -> None:
+        n = int(mask.sum())
+        if n:
+            out.append({"column": column, "reason": reason, "rows": n})
+
+    for col in ("arrival_rate", "service_rate", "backlog", "workers"):
+        add(col, "null", rows[col].isna())
+        add(col, "non-finite (inf)", np.isinf(rows[col]))
+        add(col, "negative", rows[col] < 0)
+    for col in ("service_time_p95", "service_time_scv"):
+        if col in rows.columns:
+            add(col, "non-finite (inf)", np.isinf(rows[col]))
+    add("service_rate", "zero (no worker completes anything)", rows["service_rate"] == 0)
+    add("timestamp", "null", rows["timestamp"].isna())
+    return out
+
+
 def robust_outliers(
     values: pd.Series, window: int = 5, limit: float = ROBUST_Z_LIMIT, level_floor: float = 0.05
 ) -> pd.Series:
@@ -80,14 +103,21 @@ def clean_queue(
     report: dict[str, Any] = {"rows_in": int(len(rows))}
     bad = invalid_row_mask(rows)
     report["rows_dropped_invalid"] = int(bad.sum())
+    report["dropped_rows"] = dropped_rows(rows) if bad.any() else []
     kept = rows.loc[~bad].sort_values("timestamp", kind="stable")
     dup = kept["timestamp"].duplicated(keep="last")
     report["rows_dropped_duplicate"] = int(dup.sum())
+    if dup.any():
+        report["dropped_rows"].append({"column": "timestamp", "reason": "duplicate (the last "
+                                       "report kept)", "rows": int(dup.sum())})
     kept = kept.loc[~dup]
     kept = kept.loc[kept["timestamp"] <= pd.Timestamp(now)]
     if exclude_before is not None:
         before = kept["timestamp"] < pd.Timestamp(exclude_before)
         report["rows_dropped_exclude_before"] = int(before.sum())
+        if before.any():
+            report["dropped_rows"].append({"column": "timestamp", "reason": "before the "
+                                           "policy's exclude_before", "rows": int(before.sum())})
         kept = kept.loc[~before]
 
     freq = pd.Timedelta(seconds=interval_s)

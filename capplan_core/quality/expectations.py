@@ -51,6 +51,8 @@ class QualityThresholds:
 class QualityReport:
     queue: str
     checks: list[dict[str, Any]] = field(default_factory=list)
+    # rows cleaning dropped: [{"column", "reason", "rows"}] (clean.dropped_rows)
+    dropped_rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def critical_failures(self) -> list[dict[str, Any]]:
@@ -73,7 +75,7 @@ class QualityReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"queue": self.queue, "passed": self.passed, "reason": self.reason,
-                "checks": self.checks}
+                "checks": self.checks, "dropped_rows": self.dropped_rows}
 
 
 @lru_cache(maxsize=1)
@@ -236,4 +238,6 @@ def check_queue(
         present["outlier"] = present["outlier"].astype(bool)
         checks += _run(present.reset_index(drop=True), _series_suite(len(s), th))
     return QualityReport(queue=str(raw_rows["queue"].iloc[0]) if len(raw_rows) else "?",
-                         checks=checks)
+                         checks=checks,
+                         dropped_rows=list((clean.report if clean else {}).get(
+                             "dropped_rows", [])))

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from capplan_core.planning.planner import PlanInput, plan_capacity
+from capplan_core.planning.window_sizing import sizing_quantile
 from capplan_core.whatif import WhatIfError, parse_scenario, run_what_if, what_if_inputs
 from tests.unit.backtest.synthetic import T0, constant, policy, rows
 
@@ -15,12 +16,13 @@ AS_OF = T0 + pd.Timedelta(days=2)
 
 def _plan_target(side) -> int:  # type: ignore[no-untyped-def]
     fc = side.forecast
+    q = sizing_quantile(side.policy)      # the policy's sizing quantile, set or derived
     return plan_capacity(PlanInput(
         policy=side.policy, now=AS_OF.to_pydatetime(),
         current_workers=side.state.current_workers, current_backlog=side.state.current_backlog,
         mean_service_s=side.state.mean_service_s, service_scv=side.state.service_scv,
         window_starts=[t.to_pydatetime() for t in fc.timestamps], window_s=fc.interval_s,
-        demand_per_s=fc.quantile(side.policy.forecast.demand_quantile))).target_workers
+        demand_per_s=fc.quantile(q), demand_quantile=q)).target_workers
 
 
 def test_spike_scenario_needs_more_workers_than_the_baseline() -> None:

@@ -1,0 +1,77 @@
+"""Opening hours (issue 22): a call centre open on weekdays 07:00-21:05, closed otherwise.
+
+Data: bench/shapes.py's synthetic bank call centre (5-minute Poisson counts, 180-s calls, 80 %
+answered within 20 s), two weeks of history; plans are made on the third week's Wednesday
+from the rows before each moment only, with the policy a user writes (SLO, bounds, max_step,
+startup 300 s).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bench.shapes import CALL_START, _call_profile, call_centre_policy, call_centre_rows
+from capplan_core.backtest.predictive import CycleForecaster, PlanRecord, plan_from_forecast
+from capplan_core.backtest.replay import Observation
+from capplan_core.planning.window_sizing import sizing_quantile
+
+WEDNESDAY = CALL_START + pd.Timedelta(days=16)
+OPENING = WEDNESDAY + pd.Timedelta(hours=7)
+
+
+@pytest.fixture(scope="module")
+def forecaster() -> CycleForecaster:
+    return CycleForecaster(call_centre_policy(), call_centre_rows(3))
+
+
+def _plan(fc: CycleForecaster, at: pd.Timestamp, workers: int) -> PlanRecord:
+    pol = fc.policy
+    cf = fc.at(at)
+    assert cf is not None
+    obs = Observation(at, 0.0, 0.0, 0.0, workers, workers, None)
+    return plan_from_forecast(pol, cf, obs, sizing_quantile(pol))
+
+
+def test_workers_are_ready_at_the_opening_taking_startup_into_account(forecaster) -> None:  # type: ignore[no-untyped-def]
+    startup = pd.Timedelta(seconds=call_centre_policy().scaling.startup_seconds)
+    rec = _plan(forecaster, WEDNESDAY + pd.Timedelta(hours=5), workers=0)
+    first_at, first_to = rec.steps[0]
+    # nothing during the night; the first agents are started so they are ready at 07:00
+    assert pd.Timestamp(first_at) == OPENING - startup
+    assert first_to >= 10
+    # before 09:15 the pool reaches the ramp's need (the issue's plan held 1 agent until then)
+    by_915 = max(w for t, w in rec.steps if pd.Timestamp(t) <= OPENING + pd.Timedelta(hours=2))
+    assert by_915 >= 100
+
+
+def test_workers_are_released_after_the_closing(forecaster) -> None:  # type: ignore[no-untyped-def]
+    rec = _plan(forecaster, WEDNESDAY + pd.Timedelta(hours=20, minutes=30), workers=60)
+    closing = WEDNESDAY + pd.Timedelta(hours=21, minutes=15)    # the 21:00-21:15 window ends
+    downs = [(pd.Timestamp(t), w) for t, w in rec.steps]
+    assert downs[-1][1] == 0                                    # min_workers: 0
+    assert closing <= downs[-1][0] <= closing + pd.Timedelta(minutes=30)
+    assert all(w > 0 for t, w in downs if t < closing)          # open windows keep agents
+
+
+def test_the_morning_ramp_comes_from_the_season_not_the_night(forecaster) -> None:  # type: ignore[no-untyped-def]
+    cf = forecaster.at(OPENING)           # the half hour before was closed: zeros
+    assert cf is not None
+    fc = cf.forecast
+    assert not any(n.startswith("nowcast") for n in fc.notes)
+    assert any("opening hours learned from history" in n for n in fc.notes)
+    hours = fc.timestamps.hour + fc.timestamps.minute / 60.0 + 7.5 / 60.0
+    true = _call_profile(hours.to_numpy())
+    busy = (hours >= 9.0) & (hours < 13.0)
+    ratio = fc.mean[busy] / true[busy]
+    assert ratio.min() > 0.8 and ratio.max() < 1.25             # the season's level, not 0.2x
+
+
+def test_closed_windows_are_forecast_at_zero_with_no_spread(forecaster) -> None:  # type: ignore[no-untyped-def]
+    cf = forecaster.at(WEDNESDAY + pd.Timedelta(hours=18))
+    assert cf is not None
+    fc = cf.forecast
+    closed = fc.timestamps >= WEDNESDAY + pd.Timedelta(hours=21, minutes=15)
+    assert closed.any()
+    assert (fc.mean[closed] == 0).all() and (fc.quantile(0.99)[closed] == 0).all()
+    assert (fc.mean[~closed] > 0).all()
