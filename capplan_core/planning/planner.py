@@ -199,7 +199,8 @@ def _sized_and_scheduled(inp: PlanInput, demand: list[float], extra: list[int],
                                current_backlog=inp.current_backlog,
                                mean_service_s=inp.mean_service_s,
                                service_scv=inp.service_scv, capacity=capacity)
-        return float(np.mean(ps))
+        busy = dist.busy            # closed windows (certain) do not count (issue 22)
+        return float(np.mean(np.asarray(ps)[busy])) if busy.any() else 1.0
 
     if attainment(best) <= target + 1e-9:
         return best

@@ -75,6 +75,12 @@ class DemandDistribution:
     def windows(self) -> int:
         return int(self.values_per_s.shape[1])
 
+    @property
+    def busy(self) -> np.ndarray:
+        """Windows with any demand at some level: the ones an attainment target counts (a
+        closed window is met for certain and must not lower the others' share)."""
+        return np.asarray(self.values_per_s[-1] > 0.0, dtype=bool)
+
     def cdf(self, window: int, rate_per_s: float) -> float:
         """P(demand of ``window`` <= ``rate_per_s``): 0 below the lowest quantile, the highest
         level above the highest one, linear in between (flat stretches: the highest level);
@@ -130,9 +136,14 @@ class PooledAllocation:
     target_attainment: float
     window_floor: float
 
+    busy: list[bool] | None = None    # windows with demand (None: all)
+
     @property
     def expected_attainment(self) -> float:
-        return float(np.mean(self.met_probability)) if self.met_probability else 1.0
+        """The mean P(met) over the windows with demand."""
+        ps = [p for p, b in zip(self.met_probability, self.busy or [True] * len(
+            self.met_probability), strict=True) if b]
+        return float(np.mean(ps)) if ps else 1.0
 
 
 def capacity_fn(mean_service_s: float, service_scv: float) -> Callable[[int, SloTerms], float]:
@@ -179,11 +190,14 @@ def pooled_allocation(
         c = _least_meeting(meets_floor, min_workers, max_workers)
         workers.append(c)
         probs.append(p(i, c))
-    need = target_attainment * n
-    total = sum(probs)
+    # the target is a share of the windows with demand: closed ones (P = 1) do not count
+    busy = dist.busy
+    need = target_attainment * int(busy.sum())
+    total = sum(pr for pr, b in zip(probs, busy, strict=True) if b)
     heap: list[tuple[float, int]] = []
     for i in range(n):
-        _push(heap, i, workers[i], probs[i], p, max_workers)
+        if busy[i]:
+            _push(heap, i, workers[i], probs[i], p, max_workers)
     while total < need - 1e-12 and heap:
         neg_gain, i = heapq.heappop(heap)
         c = workers[i] + 1
@@ -191,7 +205,8 @@ def pooled_allocation(
         total += new_p - probs[i]
         workers[i], probs[i] = c, new_p
         _push(heap, i, c, new_p, p, max_workers)
-    return PooledAllocation(workers, probs, float(target_attainment), floor)
+    return PooledAllocation(workers, probs, float(target_attainment), floor,
+                            [bool(b) for b in busy])
 
 
 def _push(heap: list[tuple[float, int]], i: int, c: int, p_now: float,
@@ -232,7 +247,9 @@ def expected_attainment(dist: DemandDistribution, workers: Sequence[int],
                         service_scv: float) -> float:
     """mean_i P_i(workers_i): the expected share of windows meeting the SLO."""
     cap = capacity_fn(mean_service_s, service_scv)
-    ps = [dist.cdf(i, cap(int(c), terms_per_window[i])) for i, c in enumerate(workers)]
+    busy = dist.busy
+    ps = [dist.cdf(i, cap(int(c), terms_per_window[i])) for i, c in enumerate(workers)
+          if busy[i]]
     return float(np.mean(ps)) if ps else 1.0
 
 
