@@ -94,6 +94,13 @@ def plan_draft(
                                  if not c["success"] and c["severity"] == "warning"],
             "dropped_rows": quality.get("dropped_rows", []),
             "settings": p.settings,
+            "strategy": policy.scaling.strategy,
+            "strategy_why": (
+                "scaling.strategy: hybrid — a planned floor (KEDA minReplicaCount) with the "
+                "autoscaler reacting above it to what the forecast did not know"
+                if policy.scaling.strategy == "hybrid" else
+                "scaling.strategy: predictive — capplan sets the count; bench/bench_rolling.py "
+                "chooses per queue from the previous week's backtest (docs/backtest.md)"),
         }),
     )
 
