@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +198,8 @@ def base_env(tmp: Path, db_url: str) -> dict[str, str]:
 
 
 def part_embedded(n: int, tmp: Path) -> dict[str, Any]:
-    metrics = syn.write_metrics(tmp / f"metrics-{n}.parquet", n)
+    # `capplan plan --save` plans at the wall clock: the history ends now
+    metrics = syn.write_metrics(tmp / f"metrics-{n}.parquet", n, end=datetime.now(UTC))
     env = base_env(tmp, f"sqlite:///{tmp / 'embedded.db'}")
     store_policies(env, tmp, n)
     with PeakRSS(os.getpid()) as mon:
@@ -210,7 +212,7 @@ def part_server(n: int, tmp: Path, runner: str, every: int) -> dict[str, Any]:
     from tests.prefect_pg import PG_ADMIN_URL, PrefectOnPostgres
     from tests.service_helpers import scratch_database
 
-    metrics = syn.write_metrics(tmp / f"metrics-{n}.parquet", n)
+    metrics = syn.write_metrics(tmp / f"metrics-{n}.parquet", n, end=datetime.now(UTC))
     with scratch_database(PG_ADMIN_URL, "bench_store") as store_url, \
             scratch_database(PG_ADMIN_URL, "bench_prefect") as prefect_url:
         server = PrefectOnPostgres(tmp / "prefect-server", prefect_url)

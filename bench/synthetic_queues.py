@@ -12,6 +12,7 @@ Policies are the demo's ``thumbnails`` policy (auto) renamed per queue, with a d
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +56,15 @@ def metrics_frame(n: int, **kw: object) -> pd.DataFrame:
                      ignore_index=True)
 
 
-def write_metrics(path: Path, n: int) -> Path:
-    """All ``n`` queues in one metrics file (Parquet), as ``capplan plan --metrics`` reads."""
-    metrics_frame(n).to_parquet(path, index=False)
+def write_metrics(path: Path, n: int, *, end: datetime | None = None) -> Path:
+    """All ``n`` queues in one metrics file (Parquet), as ``capplan plan --metrics`` reads;
+    with ``end``, shifted to end then (``capplan plan --save`` plans at the wall clock)."""
+    frame = metrics_frame(n)
+    if end is not None:
+        from capplan_core.metrics.transfer import shifted_to_end
+
+        frame = shifted_to_end(frame, end)
+    frame.to_parquet(path, index=False)
     return path
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -33,24 +32,6 @@ def _ui_hint() -> str:
             "http://127.0.0.1:4200/runs")
 
 
-def start_worker(target: Callable[[], None]) -> threading.Thread:
-    """Start ``target`` in a daemon thread, after importing what both threads use.
-
-    The flow (and Prefect with it) and the Prefect client the waiting side uses are imported
-    here, in the calling thread, first: two threads importing Prefect's modules for the first
-    time at once deadlock on Python's per-module import locks, and Prefect reports it as
-    "Failed to initialize plugins: deadlock detected by _ModuleLock(...)".
-    """
-    import prefect.client.orchestration  # noqa: F401 - see docstring
-    import prefect.flow_runs  # noqa: F401
-
-    import flows.capacity_plan  # noqa: F401
-
-    worker = threading.Thread(target=target, name="capacity-plan", daemon=True)
-    worker.start()
-    return worker
-
-
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
@@ -75,50 +56,72 @@ def register(app: typer.Typer) -> None:
 
 
 def _replay_demo(as_json: bool, store_url: str) -> None:
+    from tasks.approval_runs import join_local_approval_runs, local_approval_running
+    from tasks.summary import plan_view
+
     check_inputs(DEMO_METRICS, DEMO_POLICIES, None)
     policies = load_policies(DEMO_POLICIES)
-    manual = [p for p in policies if p.mode == Mode.MANUAL]
+    manual = {p.queue for p in policies if p.mode == Mode.MANUAL}
     store = plan_store()
     # the demo is its own operator: it applies the bundled policies (a new version only
     # when they changed) and gives its approver a fresh key in a Prefect Secret block
     store.apply_policies(policies, actor=DEMO_OPERATOR, comment="capplan demo")
     demo_key = new_approver_key()
     store_prefect_secret(DEMO_KEY_BLOCK, demo_key)
-    started = datetime.now(UTC)
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["results"] = run_capacity_plan(
-                DEMO_METRICS, None, names=[p.name for p in policies], as_of=None,
-                approval="policy", approval_poll_s=2, requested_by=DEMO_OPERATOR)
-        except BaseException as err:  # noqa: BLE001 - reported below
-            box["error"] = err
-
+    metrics = _recent_demo_metrics()
     console.print("[bold]capplan demo[/]: collect → clean → forecast → plan → simulate → "
-                  "decide → approve → execute, on data/demo (dry-run scaler); the demo's own "
+                  "decide → approve → execute, on data/demo replayed as if collected up to "
+                  "now (dry-run scaler); the demo's own "
                   f"store: {store_url} (your default store is untouched)", highlight=False)
-    worker = start_worker(run)
-    for policy in manual:
-        plan = wait_for_paused_plan(store, policy.queue, since=started, timeout_s=900,
-                                    stop=lambda: not worker.is_alive())
+    started = datetime.now(UTC)
+    # the cycle plans at the wall clock and never waits for a person: a plan that needs one
+    # waits in its own approve-plan run (here a thread of this process)
+    results = run_capacity_plan(metrics, None, names=[p.name for p in policies], as_of=None,
+                                approval="policy", approval_poll_s=2,
+                                requested_by=DEMO_OPERATOR)
+    for r in results:
+        if r.get("queue") not in manual or r.get("status") != "proposed":
+            continue
+        plan = wait_for_paused_plan(store, r["queue"], since=started, timeout_s=300,
+                                    stop=lambda pid=r["id"]: not local_approval_running(pid))
         if plan is None:
-            continue  # skipped (e.g. by data quality) or already decided
-        console.print(f"\n[yellow]⏸ plan {plan.id} for '{policy.queue}' is paused for "
+            continue  # decided or ended another way
+        console.print(f"\n[yellow]⏸ plan {plan.id} for '{plan.queue}' is paused for "
                       f"approval[/] ({plan.current_workers} → {plan.target_workers} workers, "
-                      f"confidence {plan.confidence:.2f}); flow run {plan.flow_run_id}")
+                      f"confidence {plan.confidence:.2f}) in its own flow run "
+                      f"{plan.flow_run_id}; the cycle itself has finished")
         resume_with_decision(store, plan.id, decision="approve", approver=DEMO_APPROVER,
                              code=approval_code(demo_key, plan.id, "approve"),
                              comment="approved by `capplan demo`")
         console.print(f"[green]✔ approved as '{DEMO_APPROVER}'[/] through the Prefect API "
                       "(what a person does with the form in the Prefect UI)")
-    worker.join()
-    if "error" in box:
-        raise box["error"]
-    results = [public(r) for r in box["results"]]
+    join_local_approval_runs(timeout_s=300)
+    final = [public(_final_view(store, r, plan_view)) if r.get("id") else public(r)
+             for r in results]
     if as_json:
-        print_json(results)
+        print_json(final)
     else:
-        console.print(plans_table(results, "capplan demo — plans"))
+        console.print(plans_table(final, "capplan demo — plans"))
+        console.print("Steps are applied when they are due, never before: a later step waits "
+                      "for its time (`capplan plans apply-due` applies what is due; deployed, "
+                      "the apply-due sweeper does it every minute).")
         console.print(f"Details: `CAPPLAN_DATABASE_URL={store_url} capplan plans show ID`. "
                       + _ui_hint(), highlight=False)
+
+
+def _final_view(store: Any, result: dict[str, Any], view: Any) -> dict[str, Any]:
+    """The plan as stored now; the cycle's note only while its status is what it was."""
+    plan = store.get_plan(result["id"])
+    return view(plan, result.get("note") if plan.status == result.get("status") else None)
+
+
+def _recent_demo_metrics() -> Path:
+    """The bundled 14 days of metrics, shifted to end now (as if collect-metrics had been
+    running), written next to the demo's store: a saved plan is made at the wall clock."""
+    from capplan_app.demo_store import demo_store_path
+    from capplan_core.metrics.file_source import read_metrics_file
+    from capplan_core.metrics.transfer import shifted_to_end, write_metrics_frame
+
+    out = demo_store_path("capplan").parent / "metrics-now.csv.gz"
+    write_metrics_frame(shifted_to_end(read_metrics_file(DEMO_METRICS), datetime.now(UTC)), out)
+    return out

@@ -1,7 +1,9 @@
 """``capplan plan``: plan every policy, without approving or executing.
 
 Without ``--metrics`` it plans from the store's history (``queue_metrics``) at the wall clock;
-with ``--metrics`` it plans offline from that file (``now`` = the file's end, or ``--as-of``).
+with ``--metrics`` it previews offline from that file (``now`` = the file's end, or
+``--as-of``). ``--save`` always plans at the wall clock (a saved plan can be executed), so it
+refuses ``--as-of``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ def register(app: typer.Typer) -> None:
             "default: the stored policies (capplan policies apply FILE)"),
         policies: str | None = typer.Option(None, "--policies", help="comma-separated names"),
         as_of: datetime | None = typer.Option(
-            None, "--as-of", help="plan as of this UTC time, a replay (default: now; with "
-            "--metrics, the end of the file's data)",
+            None, "--as-of", help="preview as of this UTC time (default: now; with "
+            "--metrics, the end of the file's data); refused with --save: a saved plan is "
+            "made at the wall clock",
             formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
                      "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
@@ -40,6 +43,10 @@ def register(app: typer.Typer) -> None:
         """Plan and simulate each policy's queue. Never pauses, approves or scales anything,
         and writes nothing unless --save."""
         names = [n.strip() for n in policies.split(",") if n.strip()] if policies else None
+        if save and as_of is not None:
+            fail(f"--as-of: {as_of.isoformat()!r} is refused with --save: a saved plan is made "
+                 "at the wall clock, so that it can be executed; --as-of is for previews "
+                 "(without --save) and backtests")
         if save and policy is not None:
             fail(f"--save: {str(policy)!r} is previewed, never stored; store the policies "
                  "with `capplan policies apply FILE`, then `capplan plan --save`")

@@ -142,7 +142,10 @@ def start_approval_run(plan_id: int, *, requested_by: str, approval_poll_s: int)
     try:
         run: FlowRun = run_deployment(  # type: ignore[assignment]
             APPROVE_PLAN_DEPLOYMENT, parameters=params, timeout=0,
-            flow_run_name=f"approve-plan-{plan_id}", idempotency_key=f"approve-plan-{plan_id}")
+            flow_run_name=f"approve-plan-{plan_id}", idempotency_key=f"approve-plan-{plan_id}",
+            # a run of its own, not a subflow: it outlives the cycle, and only a top-level run
+            # can suspend (approval.suspend)
+            as_subflow=False)
         return str(run.id)
     except ObjectNotFound:
         if deployment.id:
@@ -184,6 +187,19 @@ def _start_local(plan_id: int, params: dict[str, Any]) -> None:
     with _local_lock:
         _local_runs[plan_id] = thread
     thread.start()
+
+
+def local_approval_running(plan_id: int) -> bool:
+    """True while this process's approve-plan thread for ``plan_id`` runs."""
+    with _local_lock:
+        thread = _local_runs.get(plan_id)
+    return thread is not None and thread.is_alive()
+
+
+def local_approval_runs_alive() -> bool:
+    """True while any approve-plan thread of this process runs."""
+    with _local_lock:
+        return any(t.is_alive() for t in _local_runs.values())
 
 
 def join_local_approval_runs(timeout_s: float = 600.0) -> list[int]:

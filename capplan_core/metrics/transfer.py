@@ -232,3 +232,15 @@ def export_metrics_file(store: MetricsHistoryReader, queue: str, path: str | Pat
     """Write one queue's stored rows to ``path`` (see :func:`write_metrics_frame`)."""
     _file_kind(Path(path))
     return write_metrics_frame(export_frame(store, queue, since=since, until=until), path)
+
+
+def shifted_to_end(frame: pd.DataFrame, end: datetime) -> pd.DataFrame:
+    """``frame`` with every timestamp moved by the same whole number of minutes, so that its
+    newest timestamp is ``end`` floored to the minute: a recorded history replayed as if it
+    had been collected up to now (``capplan demo``, tests of the live loop). Nothing else
+    changes: gaps, bad rows and each queue's lag behind the others stay as they were."""
+    ts = pd.to_datetime(frame["timestamp"], utc=True)
+    target = pd.Timestamp(end).tz_convert("UTC").floor("min")
+    out = frame.copy()
+    out["timestamp"] = ts + (target - ts.max()).floor("min")
+    return out

@@ -1,11 +1,12 @@
 """The Prefect server restarted while a run waits for approval (issue 12, point 10).
 
-A real ``prefect server start`` subprocess (own PREFECT_HOME, SQLite) serves a deployed
-``plan-queue`` run of a manual policy with ``approval.suspend``. The run suspends (its process
-exits), the server is killed (SIGKILL) and started again on the same database, and the
-approval is sent through the API (``resume_flow_run`` with the form's input). The resumed run
-must finish, and over the whole history: one plan per run, one approval, one ``execute`` task
-run, each step's outcome recorded at most once. Repeated ``REPS`` times.
+A real ``prefect server start`` subprocess (own PREFECT_HOME, SQLite) serves the deployed
+``approve-plan`` run of a manual plan with ``approval.suspend`` (the planning run that made the
+plan has long finished). The run suspends (its process exits), the server is killed (SIGKILL)
+and started again on the same database, and the approval is sent through the API
+(``resume_flow_run`` with the form's input). The resumed run must finish, and over the whole
+history: one approval, one ``execute`` task run, each step's outcome recorded at most once, no
+step applied before its time. Repeated ``REPS`` times.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES, plan_store
+from capplan_app.bootstrap import DEMO_POLICIES, plan_store
 from capplan_core.planning.stored_plan import PlanStatus
 from capplan_core.policy import ScalingPolicy, parse_policies
 from tests.integration.faults.restart_services import PrefectServer
@@ -50,13 +51,13 @@ def prefect_home(tmp_path: Path) -> Iterator[PrefectServer]:
 
 
 def _runner(name: str) -> Any:
-    """A runner serving plan-queue (adding the flow creates its deployment)."""
+    """A runner serving approve-plan (adding the flow creates its deployment)."""
     from prefect.runner import Runner
 
-    from flows.plan_queue import plan_queue
+    from flows.approve_plan import approve_plan
 
     runner = Runner(name=name, query_seconds=1, pause_on_shutdown=False)
-    runner.add_flow(plan_queue, name="plan-queue")
+    runner.add_flow(approve_plan, name="approve-plan")
     return runner
 
 
@@ -76,34 +77,37 @@ def _task_runs(run_id: Any) -> Counter[str]:
 
 def test_server_restart_while_suspended_then_approval_resumes_and_executes_once(
         prefect_home: PrefectServer, capplan_env: str) -> None:
+    from uuid import UUID
+
     from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from capplan_core.metrics.file_source import data_end
-    from capplan_core.utc import utc_datetime
+    from flows.plan_queue import plan_queue
     from tests.approvers import decide, save_approver_keys, with_approvers
+    from tests.integration.flows.helpers import recent_demo_metrics
+    from tests.invariants import assert_applied_only_when_due
 
     policy = with_approvers([_policy()])[0]
     plan_store().apply_policies([policy], actor="test")
-    as_of = utc_datetime(data_end(str(DEMO_METRICS)))
     server_start_s = []
     with temporary_settings(updates={PREFECT_API_URL: prefect_home.api_url}):
         os.environ["PREFECT_API_URL"] = prefect_home.api_url  # the runner's flow processes
         save_approver_keys(["erin"])
         try:
             for rep in range(REPS):
-                runner = _runner(f"suspend-{rep}")
-                run = run_deployment("plan-queue/plan-queue", timeout=0, parameters={
-                    "policy": policy.name, "metrics_path": str(DEMO_METRICS),
-                    "as_of": as_of.isoformat(), "approval": "policy", "approval_poll_s": 1})
-                _runner_pass(runner)  # until the suspension ends the process
-                with get_client(sync_client=True) as client:
-                    state = client.read_flow_run(run.id).state
-                assert state is not None and state.name == "Suspended", state
+                runner = _runner(f"suspend-{rep}")  # creates the approve-plan deployment
+                planned = asyncio.run(plan_queue(
+                    policy=policy.name, metrics_path=recent_demo_metrics(),
+                    approval="policy", approval_poll_s=1))
+                assert planned["status"] == "proposed", planned
+                _runner_pass(runner)  # its approve-plan run, until the suspension ends it
                 store = plan_store()
-                plan = store.plan_for_flow_run(str(run.id))
-                assert plan is not None and plan.status == PlanStatus.PROPOSED
+                plan = store.get_plan(planned["id"])
+                run_id = UUID(plan.flow_run_id)
+                with get_client(sync_client=True) as client:
+                    state = client.read_flow_run(run_id).state
+                assert state is not None and state.name == "Suspended", state
+                assert plan.status == PlanStatus.PROPOSED
 
                 prefect_home.stop()                        # SIGKILL the whole server
                 server_start_s.append(prefect_home.start())  # same port, same database
@@ -111,19 +115,19 @@ def test_server_restart_while_suspended_then_approval_resumes_and_executes_once(
                 decide(store, plan.id, "approve", "erin")
                 _runner_pass(_runner(f"resume-{rep}"))  # the resumed run restarts, finishes
                 with get_client(sync_client=True) as client:
-                    final = client.read_flow_run(run.id).state
+                    final = client.read_flow_run(run_id).state
                 assert final is not None and final.is_completed(), final
                 got = store.get_plan(plan.id)
                 assert got.decided_by == "erin"
                 assert got.status in (PlanStatus.APPROVED, PlanStatus.APPLIED)
-                assert store.plan_for_flow_run(str(run.id)).id == plan.id  # type: ignore[union-attr]
                 assert len(store.audit_events(plan_id=plan.id, action="approved")) == 1
-                assert _task_runs(run.id)["execute"] == 1
+                assert _task_runs(run_id)["execute"] == 1
                 step_outcomes = Counter(
                     e.details.get("step_id") for e in store.audit_events(plan_id=plan.id)
                     if e.action.startswith("step_") and e.action not in (
-                        "step_claimed", "step_applying"))
+                        "step_claimed", "step_applying", "step_scheduled"))
                 assert all(n == 1 for n in step_outcomes.values()), step_outcomes
+                assert_applied_only_when_due(store, plan.id)
         finally:
             os.environ.pop("PREFECT_API_URL", None)
     print(f"\nPrefect server restarted while suspended: {REPS} reps, restart "
@@ -133,12 +137,14 @@ def test_server_restart_while_suspended_then_approval_resumes_and_executes_once(
 
 
 PAUSED_REPS = int(os.environ.get("CAPPLAN_FAULT_REPS", "2"))
+# the planning run ends at once; the plan waits paused in its approve-plan run (a thread)
 _PAUSED_RUN = """
-import asyncio, json, sys
-from capplan_core.utc import utc_datetime
+import asyncio, sys
 from flows.plan_queue import plan_queue
-asyncio.run(plan_queue(policy=sys.argv[1], metrics_path=sys.argv[2], as_of=utc_datetime(sys.argv[3]),
-                       approval="policy", approval_poll_s=1))
+from tasks.approval_runs import join_local_approval_runs
+asyncio.run(plan_queue(policy=sys.argv[1], metrics_path=sys.argv[2], approval="policy",
+                       approval_poll_s=1))
+sys.exit(1 if join_local_approval_runs(600) else 0)
 """
 
 
@@ -155,8 +161,8 @@ def test_server_restart_while_paused_then_approval_resumes_and_executes_once(
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from capplan_cli.approvals import wait_for_paused_plan
-    from capplan_core.metrics.file_source import data_end
     from tests.approvers import decide
+    from tests.integration.flows.helpers import recent_demo_metrics
 
     doc = yaml.safe_load(DEMO_POLICIES.read_text())
     emails = next(p for p in doc["policies"] if p["name"] == "emails")
@@ -173,8 +179,7 @@ def test_server_restart_while_paused_then_approval_resumes_and_executes_once(
             since = datetime.now(UTC)
             log = (tmp_path / f"paused-{rep}.log").open("w")
             proc = subprocess.Popen(
-                [sys.executable, "-c", _PAUSED_RUN, policy.name,
-                 str(DEMO_METRICS), data_end(str(DEMO_METRICS)).isoformat()],
+                [sys.executable, "-c", _PAUSED_RUN, policy.name, recent_demo_metrics()],
                 env=env, stdout=log, stderr=subprocess.STDOUT)
             store = plan_store()
             plan = wait_for_paused_plan(store, policy.queue, since=since, timeout_s=600)

@@ -6,13 +6,29 @@ import asyncio
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
 
-#: the bundled demo metrics: capacity-plan's default is the store
-DEMO_INPUTS = {"metrics_path": str(DEMO_METRICS)}
+_RECENT: dict[str, str] = {}
+
+
+def recent_demo_metrics() -> str:
+    """The bundled demo metrics shifted to end at the current minute (once per process), as
+    if collect-metrics had been running: a run that saves plans plans at the wall clock."""
+    if "path" not in _RECENT:
+        import tempfile
+
+        from capplan_core.metrics.file_source import read_metrics_file
+        from capplan_core.metrics.transfer import shifted_to_end, write_metrics_frame
+
+        out = Path(tempfile.mkdtemp(prefix="capplan-demo-now-")) / "metrics.csv.gz"
+        write_metrics_frame(shifted_to_end(read_metrics_file(DEMO_METRICS),
+                                           datetime.now(UTC)), out)
+        _RECENT["path"] = str(out)
+    return _RECENT["path"]
 
 
 class FlowThread:
@@ -34,7 +50,7 @@ class FlowThread:
         def run() -> None:
             try:
                 self.box["results"] = asyncio.run(capacity_plan(approval_poll_s=1, **{
-                    **DEMO_INPUTS, **params}))
+                    "metrics_path": recent_demo_metrics(), **params}))
             except BaseException as err:  # noqa: BLE001 - re-raised in join
                 self.box["error"] = err
 
@@ -43,14 +59,27 @@ class FlowThread:
         self.thread.start()
 
     def alive(self) -> bool:
-        return self.thread.is_alive()
+        """The cycle, or an approve-plan run it started here, is still running."""
+        from tasks.approval_runs import local_approval_runs_alive
+
+        return self.thread.is_alive() or local_approval_runs_alive()
 
     def join(self, timeout_s: float = 600) -> dict[str, dict[str, Any]]:
+        """The cycle's result per queue, read back from the store after the cycle and every
+        approve-plan run it started in this process have finished."""
+        from tasks.approval_runs import join_local_approval_runs
+        from tasks.summary import plan_view
+
         self.thread.join(timeout_s)
         assert not self.thread.is_alive(), "capacity-plan did not finish"
         if "error" in self.box:
             raise self.box["error"]
-        return {r["queue"]: r for r in self.box["results"]}
+        assert join_local_approval_runs(timeout_s) == [], "an approve-plan run did not finish"
+        from capplan_app.bootstrap import plan_store
+
+        store = plan_store()
+        return {r["queue"]: (plan_view(store.get_plan(r["id"])) if r.get("id") else r)
+                for r in self.box["results"]}
 
 
 def state_names(flow_run_id: str) -> list[str]:

@@ -36,6 +36,19 @@ def metrics_20(tmp_path_factory) -> Path:
     return syn.write_metrics(tmp_path_factory.mktemp("metrics") / "m.parquet", 20)
 
 
+@pytest.fixture(scope="module")
+def metrics_20_now(metrics_20: Path) -> Path:
+    """The same metrics shifted to end now: a cycle that saves plans plans at the wall clock."""
+    from datetime import UTC, datetime
+
+    from capplan_core.metrics.file_source import read_metrics_file
+    from capplan_core.metrics.transfer import shifted_to_end, write_metrics_frame
+
+    out = metrics_20.with_name("m-now.parquet")
+    write_metrics_frame(shifted_to_end(read_metrics_file(metrics_20), datetime.now(UTC)), out)
+    return out
+
+
 @pytest.fixture
 def env(pg_prefect, capplan_env, monkeypatch):
     # worker processes (Dask) read the API and the store from the environment
@@ -43,8 +56,9 @@ def env(pg_prefect, capplan_env, monkeypatch):
     return capplan_env
 
 
-def cycle(runner: Any, n: int, metrics: Path) -> dict[str, Any]:
-    """capacity-plan on the first ``n`` stored synthetic policies, plan only, stored;
+def cycle(runner: Any, n: int, metrics: Path, *, save: bool = True) -> dict[str, Any]:
+    """capacity-plan on the first ``n`` stored synthetic policies, plan only: stored at the
+    wall clock (``save``), or a preview as of the synthetic data's end;
     ``runner`` None: the flow's own runner (CAPPLAN_TASK_RUNNER, as a deployed run)."""
     from prefect.client.schemas.filters import FlowRunFilterName
 
@@ -55,7 +69,8 @@ def cycle(runner: Any, n: int, metrics: Path) -> dict[str, Any]:
     names = [syn.queue_name(i) for i in range(n)]
     flow = capacity_plan if runner is None else capacity_plan.with_options(task_runner=runner)
     results = asyncio.run(flow(
-        policies=names, metrics_path=str(metrics), as_of=AS_OF, approval="none", save=True))
+        policies=names, metrics_path=str(metrics), as_of=None if save else AS_OF,
+        approval="none", save=save))
 
     async def newest_run() -> str:
         async with get_client() as client:
@@ -106,15 +121,13 @@ async def _run_log(run_id: str, containing: str, *, timeout_s: float = 60) -> li
         await asyncio.sleep(0.5)
 
 
-def test_20_queues_on_prefect_on_postgres(env, pg_prefect, metrics_20, monkeypatch):
-
-
+def test_20_queues_on_prefect_on_postgres(env, pg_prefect, metrics_20_now, monkeypatch):
     monkeypatch.setenv("CAPPLAN_PLAN_CHUNK_SIZE", "5")
     get_settings.cache_clear()
     seen: list[tuple[int, int]] = []
     remove = add_progress_listener(lambda done, total: seen.append((done, total)))
     try:
-        out = cycle(ThreadPoolTaskRunner(max_workers=2), 20, metrics_20)
+        out = cycle(ThreadPoolTaskRunner(max_workers=2), 20, metrics_20_now)
     finally:
         remove()
     results = out["results"]
@@ -158,13 +171,14 @@ def test_dask_local_cluster_plans_exactly_what_the_local_runner_plans(env, metri
                                                                      monkeypatch):
     monkeypatch.setenv("CAPPLAN_PLAN_CHUNK_SIZE", "3")
     get_settings.cache_clear()
-    local = cycle(ThreadPoolTaskRunner(max_workers=2), 6, metrics_20)
+    # previews as of the data's end: both runs plan at the same "now"
+    local = cycle(ThreadPoolTaskRunner(max_workers=2), 6, metrics_20, save=False)
     # Dask as a deployed run gets it: the flow's own runner, from CAPPLAN_TASK_RUNNER
     monkeypatch.setenv("CAPPLAN_TASK_RUNNER", "dask")
     get_settings.cache_clear()
-    dask = cycle(None, 6, metrics_20)
+    dask = cycle(None, 6, metrics_20, save=False)
     assert local["id"] != dask["id"]
-    assert {r["status"] for r in dask["results"]} == {"proposed"}
+    assert {r["status"] for r in dask["results"]} == {"preview"}
     assert _plans(dask["results"]) == _plans(local["results"])
     assert any("plan-chunk task run(s) on DaskTaskRunner" in m
                for m in asyncio.run(_run_log(dask["id"], "plan-chunk task run(s) on")))

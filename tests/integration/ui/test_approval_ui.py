@@ -1,8 +1,9 @@
 """What a person does in the Prefect UI, in a real browser (Debian's Chromium driven by
 Playwright), against a real Prefect server with its API auth on and the plan store on
-PostgreSQL: log in, open the paused ``plan-emails`` run, read the plan in the pause
-description, submit the approval form; an unauthorized submission is refused and the run keeps
-waiting; an authorized one resumes it and its first step is applied.
+PostgreSQL: log in, open the paused ``approve-plan-<id>`` run (the plan's own run: the planning
+run has long finished), read the plan in the pause description, submit the approval form; an
+unauthorized submission is refused and the run keeps waiting; an authorized one resumes it and
+its steps are applied when due (never before).
 
 An unauthenticated client cannot even reach the form: the server refuses it with 401.
 Screenshots go to ``CAPPLAN_UI_SHOTS`` (default: the test's tmp dir); docs/images has one.
@@ -22,11 +23,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
-from capplan_core.metrics.file_source import data_end
-from capplan_core.planning.stored_plan import PlanStatus, StepStatus
+from capplan_app.bootstrap import DEMO_POLICIES
+from capplan_core.planning.stored_plan import PlanStatus
 from tests.approvers import code
+from tests.integration.flows.helpers import recent_demo_metrics
 from tests.integration.ui.auth_server import AuthPrefectServer
+from tests.invariants import assert_applied_only_when_due
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,12 +37,14 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
+# the planning run ends at once; the plan waits in its approve-plan run (a thread here)
 _PLAN_RUN = """
 import asyncio, sys
-from capplan_core.utc import utc_datetime
 from flows.plan_queue import plan_queue
-asyncio.run(plan_queue(policy="emails", metrics_path=sys.argv[1], as_of=utc_datetime(sys.argv[2]),
-                       approval="policy", approval_poll_s=1, requested_by="ops"))
+from tasks.approval_runs import join_local_approval_runs
+asyncio.run(plan_queue(policy="emails", metrics_path=sys.argv[1], approval="policy",
+                       approval_poll_s=1, requested_by="ops"))
+sys.exit(1 if join_local_approval_runs(600) else 0)
 """
 
 
@@ -87,8 +91,7 @@ def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_r
            "PREFECT_API_AUTH_STRING": AUTH, "PREFECT_LOGGING_LEVEL": "WARNING"}
     since = datetime.now(UTC)
     log = (tmp_path / "plan-run.log").open("w")
-    run = subprocess.Popen([sys.executable, "-c", _PLAN_RUN, str(DEMO_METRICS),
-                            data_end(str(DEMO_METRICS)).isoformat()],
+    run = subprocess.Popen([sys.executable, "-c", _PLAN_RUN, recent_demo_metrics()],
                            env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         with _as_admin(auth_server):
@@ -119,7 +122,7 @@ def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_r
 
             def open_form() -> None:
                 page.goto(run_page)
-                expect(page.get_by_text("plan-emails").first).to_be_visible()
+                expect(page.get_by_text(f"approve-plan-{plan.id}").first).to_be_visible()
                 expect(page.get_by_text("Paused").first).to_be_visible()
                 page.get_by_role("button", name="Resume").first.click()
                 expect(page.get_by_text(f"Plan {plan.id} for queue").first).to_be_visible()
@@ -170,7 +173,7 @@ def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_r
     got = store.get_plan(plan.id)
     assert got.decided_by == "alice"
     assert got.status in (PlanStatus.APPROVED, PlanStatus.APPLIED)
-    assert got.steps[0].status == StepStatus.APPLIED
+    assert_applied_only_when_due(store, plan.id)
     assert [e.actor for e in store.audit_events(plan_id=plan.id, action="decision_refused")] \
         == ["mallory"]
     get_settings.cache_clear()

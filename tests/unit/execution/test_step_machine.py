@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from execution_plans import KEY, T0, emails_policy, seed_plan, store_at
+from execution_plans import KEY, T0, Clock, emails_policy, seed_plan, store_at
 from faulty_scaler import FaultyScaler
 
 from capplan_core.execution.due import DueRun, apply_due
@@ -22,7 +22,6 @@ from capplan_core.planning.stored_plan import (
 from capplan_core.policy import ScalingPolicy
 from capplan_core.store.errors import DecisionConflict
 from capplan_core.store.memory import InMemoryPlanStore
-from execution_plans import Clock
 
 NO_WAIT = RetryPolicy(attempts=3, backoff_s=0.0, sleep=lambda _s: None)
 
@@ -34,7 +33,7 @@ def _actions(store: InMemoryPlanStore, pid: int) -> list[str]:
 def test_final_statuses_have_no_way_out_and_pending_cannot_jump_to_applied() -> None:
     assert all(s not in STEP_TRANSITIONS for s in STEP_FINAL)
     assert StepStatus.APPLIED not in STEP_TRANSITIONS[StepStatus.PENDING]
-    (store, clock), policy = store_at(T0), emails_policy()
+    (store, _clock), policy = store_at(T0), emails_policy()
     step = store.get_plan(seed_plan(store, policy, (4, 8))).steps[0]
     with pytest.raises(DecisionConflict, match="cannot move pending -> applying"):
         store.move_step(step.id, StepStatus.PENDING, StepStatus.APPLYING, run_id="r",
@@ -42,7 +41,7 @@ def test_final_statuses_have_no_way_out_and_pending_cannot_jump_to_applied() -> 
 
 
 def test_intent_is_recorded_before_the_write_and_the_outcome_after() -> None:
-    (store, clock), policy = store_at(T0), emails_policy()
+    (store, _clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     seen: list[tuple[str, list[str]]] = []
     hook = lambda point: seen.append((point, _actions(store, pid)))  # noqa: E731
@@ -117,7 +116,7 @@ def test_a_killed_run_that_never_wrote_is_written_once_by_the_next() -> None:
 
 @pytest.mark.parametrize("fault", ["unreachable", "conflict"])
 def test_a_transient_fault_is_read_back_then_retried(fault: str) -> None:
-    (store, clock), policy = store_at(T0), emails_policy()
+    (store, _clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     scaler = FaultyScaler({KEY: 4}, write_faults=[fault])
     out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id,
@@ -127,7 +126,7 @@ def test_a_transient_fault_is_read_back_then_retried(fault: str) -> None:
 
 
 def test_a_timeout_after_the_patch_landed_is_not_written_twice() -> None:
-    (store, clock), policy = store_at(T0), emails_policy()
+    (store, _clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     scaler = FaultyScaler({KEY: 4}, write_faults=["unreachable+landed"])
     out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id,
@@ -137,7 +136,7 @@ def test_a_timeout_after_the_patch_landed_is_not_written_twice() -> None:
 
 
 def test_a_conflict_whose_reread_shows_another_count_is_drift_not_overwritten() -> None:
-    (store, clock), policy = store_at(T0), emails_policy()
+    (store, _clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     scaler = FaultyScaler({KEY: 4})
 
@@ -155,7 +154,7 @@ def test_a_conflict_whose_reread_shows_another_count_is_drift_not_overwritten() 
 
 @pytest.mark.parametrize("fault", ["forbidden", "not_found", "invalid"])
 def test_a_permanent_fault_fails_the_step_and_the_plan_at_once(fault: str) -> None:
-    (store, clock), policy = store_at(T0), emails_policy()
+    (store, _clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8), (8, 10))
     scaler = FaultyScaler({KEY: 4}, write_faults=[fault])
     out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id,
@@ -181,7 +180,7 @@ def test_transient_faults_to_the_end_leave_the_step_for_a_later_run_to_read_back
 
 
 def test_another_writer_on_the_target_defers_the_step() -> None:
-    (store, clock), policy = store_at(T0), emails_policy()
+    (store, _clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     assert store.acquire_target_lease(target_lock_key(policy.target), holder="other",
                                       lease_s=60)
@@ -252,7 +251,7 @@ def test_apply_due_reports_public_outcomes_and_a_finished_step_as_noop() -> None
 
 
 def test_runs_on_one_target_serialize_a_waiting_run_goes_once_the_lease_is_free() -> None:
-    (store, clock), policy = store_at(T0), emails_policy()
+    (store, _clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     key = target_lock_key(policy.target)
     assert store.acquire_target_lease(key, holder="other", lease_s=60)

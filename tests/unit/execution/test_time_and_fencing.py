@@ -39,7 +39,7 @@ def test_a_step_due_in_two_hours_is_not_applied_now_but_at_its_time() -> None:
 
 
 def test_due_is_read_from_the_store_clock_not_the_callers() -> None:
-    (store, clock), policy = store_at(T0 - timedelta(minutes=5)), emails_policy()
+    (store, _clock), policy = store_at(T0 - timedelta(minutes=5)), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     plan = store.get_plan(pid)
     assert not_due_yet(plan, plan.steps[0].id, store.now()) == pytest.approx(300.0)
