@@ -125,13 +125,17 @@ def forecast_queue(
             history=history, exclude=exclude)
         k = int(fut_open[offset:].sum())
         mean, scale = np.zeros(n_out), np.zeros(n_out)
+        moved = np.zeros(n_out, dtype=bool)
         mean[fut_open[offset:]] = fit.mean[:k]
         scale[fut_open[offset:]] = fit.scale[:k]
+        if fit.moved is not None:
+            moved[fut_open[offset:]] = fit.moved[:k]
     else:
         fit = _fit_and_forecast(prep.index, prep.values, step_s, spec, lv, queue, day=day,
                                 week=week, offset=offset, n_out=n_out, nowcast_ok=True,
                                 history=history, exclude=exclude)
         mean, scale = fit.mean, fit.scale
+        moved = fit.moved if fit.moved is not None else np.zeros(n_out, dtype=bool)
         if hours is not None:
             notes.append(hours.describe() + "; closed windows forecast at zero")
             shut = hours.closed_at(timestamps)
@@ -152,7 +156,34 @@ def forecast_queue(
                                                           cal.z_sorted, lv),
         selection=selection, recent_anomaly=recent, anomalies=anomalies, notes=notes,
         scale=scale, z_sorted=cal.z_sorted, path_correlation=cal.path_correlation,
+        uncertain=uncertain_windows(timestamps, mean, step_s, weekly=bool(week), moved=moved),
     )
+
+
+SWITCH_DAYS = (0, 5)       # Monday, Saturday: the first day of the weekdays and the weekend
+RAMP_S = 2 * 3600.0        # the first two hours after a closed period
+NOWCAST_MOVED = 0.05       # a nowcast factor further than this from 1 flags its window
+
+
+def uncertain_windows(timestamps: pd.DatetimeIndex, mean: np.ndarray, step_s: float, *,
+                      weekly: bool, moved: np.ndarray) -> np.ndarray:
+    """Windows whose calibration rests on thin evidence: the errors behind the intervals come
+    from a day or so of origins, which rarely include a switch day (Mondays and Saturdays,
+    with a weekly season) or the first hours after a closed period (no same-day evidence
+    yet); and a level the nowcast moves by more than ``NOWCAST_MOVED`` is a surprise in
+    progress (``moved``)."""
+    out = np.asarray(moved, dtype=bool).copy()
+    if weekly:
+        out |= np.isin(timestamps.dayofweek, SWITCH_DAYS)
+    closed = np.asarray(mean) <= 0
+    ramp = int(round(RAMP_S / step_s))
+    last_closed: int | None = None
+    for i, c in enumerate(closed):
+        if c:
+            last_closed = i
+        elif last_closed is not None and i - last_closed <= ramp:
+            out[i] = True
+    return out & ~closed
 
 
 @dataclass
@@ -167,6 +198,7 @@ class _Fit:
     notes: list[str]
     recent: bool
     anomalies: list[pd.Timestamp]
+    moved: np.ndarray | None = None     # per window: the nowcast moved it > NOWCAST_MOVED
 
 
 def _fit_and_forecast(
@@ -234,4 +266,5 @@ def _fit_and_forecast(
     recent = report.recent or any(t >= horizon_recent for t in excluded)
     anomalies = sorted(set(anomalies) | set(excluded))
     return _Fit(mean, scale, model, choice.calibration, choice.selection, notes, recent,
-                anomalies)
+                anomalies, np.abs(nc.factors - 1.0) > NOWCAST_MOVED if nc is not None
+                else np.zeros(n_out, dtype=bool))

@@ -52,6 +52,10 @@ class ForecastResult:
     scale: np.ndarray = field(default_factory=lambda: np.zeros(0))
     z_sorted: np.ndarray = field(default_factory=normal_z_sample)
     path_correlation: float = 0.0
+    # windows whose error distribution rests on thin evidence (a switch day, the first
+    # hours after a closed period, a level the nowcast is correcting): pooled sizing takes
+    # no extra risk there (issue 22); None: none flagged
+    uncertain: np.ndarray | None = None
 
     def _z_quantile(self, q: np.ndarray | float) -> np.ndarray:
         z = self.z_sorted

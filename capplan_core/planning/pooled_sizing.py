@@ -56,6 +56,9 @@ class DemandDistribution:
 
     levels: np.ndarray
     values_per_s: np.ndarray
+    # windows whose calibration is uncertain (ForecastResult.uncertain): the budget takes no
+    # extra risk there, each is planned at least at the target itself; None: none
+    uncertain: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         lv = np.asarray(self.levels, dtype=float).ravel()
@@ -114,7 +117,10 @@ def distribution_from_forecast(forecast: ForecastResult) -> DemandDistribution:
         scale = np.zeros_like(mean)
     levels = np.arange(1, z.size + 1) / (z.size + 1)
     values = np.maximum(mean[None, :] + scale[None, :] * z[:, None], 0.0)
-    return DemandDistribution(levels=levels, values_per_s=values)
+    unsure = forecast.uncertain
+    return DemandDistribution(levels=levels, values_per_s=values,
+                              uncertain=None if unsure is None or len(unsure) != mean.size
+                              else np.asarray(unsure, dtype=bool))
 
 
 def distribution_for(policy: ScalingPolicy, forecast: ForecastResult) -> DemandDistribution | None:
@@ -164,11 +170,14 @@ def pooled_allocation(
     mean_service_s: float, service_scv: float, target_attainment: float,
     min_workers: int, max_workers: int,
     capacity: Callable[[int, SloTerms], float] | None = None, floor: float | None = None,
+    uncertain_floor: float | None = None,
 ) -> PooledAllocation:
     """The cheapest counts (greedy marginal allocation) whose mean P(met) reaches
     ``target_attainment`` with every window at least at :func:`window_floor` (see the module
     docstring). Counts stay within [min_workers, max_workers]; a window that cannot reach its
-    floor within ``max_workers`` gets ``max_workers``. ``floor`` None: window_floor(target)."""
+    floor within ``max_workers`` gets ``max_workers``. ``floor`` None: window_floor(target).
+    A window the distribution marks ``uncertain`` starts at ``uncertain_floor`` (None: the
+    target) instead: less of the budget is spent where calibration is uncertain."""
     n = dist.windows
     if len(terms_per_window) != n:
         raise ValueError(f"terms_per_window has {len(terms_per_window)} entries for {n} windows")
@@ -183,9 +192,13 @@ def pooled_allocation(
 
     workers: list[int] = []
     probs: list[float] = []
-    least = min(floor, top) - 1e-12
+    unsure = dist.uncertain if dist.uncertain is not None else np.zeros(n, dtype=bool)
     for i in range(n):
-        def meets_floor(c: int, i: int = i) -> bool:
+        # where calibration is uncertain the window takes no more risk than the target
+        sure_floor = target_attainment if uncertain_floor is None else uncertain_floor
+        least = min(max(floor, sure_floor) if unsure[i] else floor, top) - 1e-12
+
+        def meets_floor(c: int, i: int = i, least: float = least) -> bool:
             return p(i, c) >= least
         c = _least_meeting(meets_floor, min_workers, max_workers)
         workers.append(c)

@@ -197,7 +197,7 @@ def _pooled(policy: ScalingPolicy, quantile: float, dist: DemandDistribution | N
                               target_attainment=float(target if pooled_target is None
                                                       else pooled_target),
                               min_workers=sc.min_workers, max_workers=upper,
-                              capacity=capacity, floor=floor)
+                              capacity=capacity, floor=floor, uncertain_floor=float(target))
     top = float(dist.levels[-1])
     short = alloc.expected_attainment < float(target) - 1e-9
     out = []

@@ -75,3 +75,16 @@ def test_closed_windows_are_forecast_at_zero_with_no_spread(forecaster) -> None:
     assert closed.any()
     assert (fc.mean[closed] == 0).all() and (fc.quantile(0.99)[closed] == 0).all()
     assert (fc.mean[~closed] > 0).all()
+
+
+def test_the_first_hours_after_closing_take_no_extra_risk(forecaster) -> None:  # type: ignore[no-untyped-def]
+    # issue 22: spend less of the budget where calibration is uncertain — the morning after
+    # a closed night has no same-day evidence, so those windows are planned at the target
+    cf = forecaster.at(WEDNESDAY + pd.Timedelta(hours=5))
+    assert cf is not None
+    fc = cf.forecast
+    assert fc.uncertain is not None
+    ramp = (fc.timestamps >= OPENING) & (fc.timestamps < OPENING + pd.Timedelta(hours=2))
+    assert fc.uncertain[ramp].all()
+    assert not fc.uncertain[fc.mean <= 0].any()
+    assert not fc.uncertain[fc.timestamps >= OPENING + pd.Timedelta(hours=2, minutes=15)].any()

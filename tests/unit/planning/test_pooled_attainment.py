@@ -6,6 +6,7 @@ jobs/s exactly and every probability below is worked out by hand from the quanti
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -226,3 +227,18 @@ def test_what_if_margin_override_of_a_pooled_policy_goes_back_to_per_window() ->
     changed = changed_policy(pol, parse_scenario({"policy": "emails", "safety_margin": 0.3}))
     assert changed.slo.target_attainment is None
     assert changed.slo.attainment_mode == "per_window"
+
+
+def test_uncertain_windows_are_planned_at_least_at_the_target() -> None:
+    fc = _forecast(DEMAND, 0.6)
+    plain = distribution_from_forecast(fc)
+    unsure = np.zeros(len(DEMAND), dtype=bool)
+    unsure[[0, 5]] = True
+    marked = distribution_from_forecast(replace(fc, uncertain=unsure))
+    kw = {"mean_service_s": 1.0, "service_scv": 1.0, "target_attainment": 0.99,
+          "min_workers": 1, "max_workers": 100}
+    a = pooled_allocation(plain, [TERMS] * len(DEMAND), **kw)
+    b = pooled_allocation(marked, [TERMS] * len(DEMAND), **kw)
+    assert min(a.met_probability) < 0.99
+    assert b.met_probability[0] >= 0.99 - 1e-9 and b.met_probability[5] >= 0.99 - 1e-9
+    assert b.expected_attainment >= 0.99 - 1e-9
