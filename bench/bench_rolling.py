@@ -93,8 +93,9 @@ def cases(wanted: set[str]) -> Iterator[Case]:
     if "elec" in wanted:
         rows, _ = elec_equip_rows()
         days = int((pd.to_datetime(rows["timestamp"]).max() - ELEC_DAY0).days)
+        # every 7-day week after the first, and the last part-week (6 days of 20)
         yield "elec", rows, elec_minimal(), [ELEC_DAY0 + WEEK * k
-                                              for k in range(1, days // 7)]
+                                              for k in range(1, (days + 6) // 7)]
     if "calls" in wanted:
         yield "calls", call_centre_rows(5), call_centre_policy(), [
             CALL_START + WEEK * k for k in range(1, 5)]
@@ -165,7 +166,10 @@ def main() -> None:
             prev = None
             for start in starts:
                 t0 = time.perf_counter()
-                r = run_backtest(rows, pol, start=start, end=start + WEEK)
+                last = pd.to_datetime(rows["timestamp"]).max()
+                stop = min(start + WEEK,
+                           last + pd.Timedelta(minutes=pol.forecast.interval_minutes))
+                r = run_backtest(rows, pol, start=start, end=stop)
                 row = week_row(series, start, r)
                 row["chosen"], row["why"] = choose(prev)
                 prev = row

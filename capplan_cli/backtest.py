@@ -67,12 +67,13 @@ def result_table(r: BacktestResult) -> Table:
     t = Table(title=f"backtest {r.policy} ({r.queue}) {d['start']} .. {d['end']}, "
                     f"{len(d['windows'])} windows")
     for col in ("strategy", "SLO met", "p95 wait (s)", "worst backlog", "worker-h",
-                "x oracle", "cost", "actions"):
+                "x oracle", "x rate oracle", "cost", "actions"):
         t.add_column(col, justify="left" if col == "strategy" else "right")
     for name, s in d["strategies"].items():
         t.add_row(name, f"{s['slo_attainment']:.1%}", _fmt(s["wait_p95_s"], ".1f"),
                   _fmt(s["worst_backlog"], ".0f", "-"), f"{s['worker_hours']:.1f}",
-                  _fmt(s["worker_hours_vs_oracle"], ".2f", "-"), f"{s['cost']:.2f}",
+                  _fmt(s["worker_hours_vs_oracle"], ".2f", "-"),
+                  _fmt(s.get("worker_hours_vs_rate_oracle"), ".2f", "-"), f"{s['cost']:.2f}",
                   str(s["scaling_actions"]))
     return t
 
