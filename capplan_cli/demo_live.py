@@ -1,20 +1,29 @@
 """``capplan demo --live``: the closed loop on real ``rq worker`` processes, as it happens.
 
 supervisord (started here, in a temporary directory) runs 8 workers, 2 of them up; a load
-generator enqueues 2 jobs/s and steps to 8 jobs/s at the next minute boundary about a minute
-away; three earlier days with that step are written into the store; metrics are collected every
-5 s and ``capacity-plan`` runs in ``auto`` mode every 15 s, from the store, scaling the group
-through the supervisor scaler. Everything stops on its own after ~2-3 minutes.
+generator enqueues 2 jobs/s and steps to 8 jobs/s at the first minute boundary at least a
+minute away; four earlier days with that step are written into the demo's own store
+(``<data dir>/demo/live.db``); metrics are collected every 5 s, ``capacity-plan`` runs in
+``auto`` mode every 15 s from the store, and each approved step is applied at its time through
+the supervisor scaler. Everything stops on its own after ~2-3 minutes; SIGTERM or Ctrl-C ends
+it early and cleanly (the current planning cycle finishes, then the load, the workers and
+supervisord stop); a second signal stops at once, still stopping supervisord.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import typer
 
 from capplan_cli.output import console, fail, print_json
 
@@ -25,8 +34,8 @@ def _line(kind: str, data: dict[str, Any], started: float) -> str | None:
     t = f"[dim]{time.time() - started:6.1f}s[/]"
     if kind == "start":
         return (f"{t} supervisord group [bold]{data['group']}[/] ({data['workers']} workers up), "
-                f"queue {data['queue']}; {data['backfilled']} rows of earlier days in the store; "
-                f"the load steps 2 → 8 jobs/s at {data['step_at']}")
+                f"queue {data['queue']}; {data['backfilled']} rows of {data['days']} earlier "
+                f"days in the store; the load steps 2 → 8 jobs/s at {data['step_at']}")
     if kind == "workers":
         return f"{t} [bold cyan]workers RUNNING: {data['running']}[/]"
     if kind == "measured":
@@ -41,12 +50,40 @@ def _line(kind: str, data: dict[str, Any], started: float) -> str | None:
         return (f"{t} [green]plan {data['id']}[/] {data['status']}: {data['from']} → "
                 f"{data['to']} workers; steps: {steps}"
                 + (f" [red]{data['reason']}[/]" if data.get("reason") else ""))
+    if kind == "step":
+        return (f"{t} [bold]plan {data['plan_id']} step {data['step_id']}: {data['outcome']}"
+                f"[/] — {data['reason']}")
     if kind == "collect-error":
         return f"{t} [red]collect: {data['error']}[/]"
+    if kind == "stopping":
+        return (f"{t} [yellow]{data['signal']}: stopping — the current planning cycle "
+                "finishes, then the load, the workers and supervisord stop (send it again to "
+                "stop at once)[/]")
     if kind == "done":
         return (f"{t} p95 wait of jobs after the step: {data['wait_p95_s']:.2f} s "
                 f"({data['jobs_measured']} jobs)")
     return None
+
+
+@contextmanager
+def stop_on_signals(stop: Callable[[str], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT call ``stop(name)`` once; a second one raises KeyboardInterrupt
+    (the caller's ``finally`` blocks still run). The previous handlers come back after."""
+    seen: list[str] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if seen:
+            raise KeyboardInterrupt(f"{name} again")
+        seen.append(name)
+        stop(name)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def run_live_demo(*, as_json: bool) -> None:
@@ -54,6 +91,15 @@ def run_live_demo(*, as_json: bool) -> None:
     # telemetry would drown it (set before Prefect is first imported; explicit values win)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    from capplan_app.demo_store import demo_settings
+
+    # the demo's own store: its policy and history never reach the user's (issue 21)
+    with demo_settings("live") as store_url:
+        _run(as_json, store_url)
+
+
+def _run(as_json: bool, store_url: str) -> None:
     from capplan_app.live.harness import HarnessError
     from capplan_app.live.loop import ClosedLoop, LoopSpec
 
@@ -64,29 +110,62 @@ def run_live_demo(*, as_json: bool) -> None:
     def show(kind: str, data: dict[str, Any]) -> None:
         line = _line(kind, data, started)
         if line and not as_json:
-            console.print(line)
+            console.print(line, highlight=False)
 
     if not as_json:
         console.print(f"[bold]capplan demo --live[/]: real rq workers under supervisord on "
                       f"{redis_url}; SLO p95 wait ≤ {spec.slo_wait_p95_s:g} s; "
-                      f"{datetime.now(UTC):%H:%M:%S} UTC")
+                      f"{datetime.now(UTC):%H:%M:%S} UTC; the demo's own store: {store_url}",
+                      highlight=False)
     with tempfile.TemporaryDirectory(prefix="capplan-live-") as tmp:
+        loop = ClosedLoop(spec, Path(tmp), redis_url, show)
+
+        def stop(name: str) -> None:
+            show("stopping", {"signal": name})
+            loop.stop(name)
+
         try:
-            report = ClosedLoop(spec, Path(tmp), redis_url, show).run()
+            with stop_on_signals(stop):
+                report = loop.run()
         except (HarnessError, OSError) as err:
             fail(f"the live demo could not start supervisord or reach Redis at {redis_url}: "
                  f"{err}", code=1)
+        except KeyboardInterrupt as err:  # a second signal: loop.run() stopped supervisord
+            name = str(err).removesuffix(" again") or "SIGINT"
+            console.print(f"\nstopped at once by {name}; supervisord and its workers are "
+                          "stopped", highlight=False)
+            signum = getattr(signal, name, signal.SIGINT)
+            raise typer.Exit(128 + int(signum)) from None
+    _summary(report, spec, as_json, store_url, time.time() - started)
+
+
+def _summary(report: Any, spec: Any, as_json: bool, store_url: str, took_s: float) -> None:
     before = report.workers_at(report.step_at - 1.0)
+    first_up = next((t for t, w in report.workers if w > spec.start_workers), None)
     out = {"workers_at_start": report.workers[0][1] if report.workers else None,
            "workers_before_step": before, "workers_at_end": report.workers[-1][1]
-           if report.workers else None, "wait_p95_after_step_s": report.wait_p95_s,
-           "slo_wait_p95_s": spec.slo_wait_p95_s, "cycles": len(report.cycles),
-           "jobs_enqueued": report.enqueued}
+           if report.workers else None,
+           "scaled_up_s_before_step": None if first_up is None
+           else round(report.step_at - first_up, 1),
+           "wait_p95_after_step_s": report.wait_p95_s, "slo_wait_p95_s": spec.slo_wait_p95_s,
+           "cycles": len(report.cycles), "jobs_enqueued": report.enqueued,
+           "stopped": report.stopped, "took_s": round(took_s, 1), "store": store_url}
     if as_json:
         print_json(out)
-        return
-    verdict = "[green]within[/]" if report.wait_p95_s <= spec.slo_wait_p95_s else "[red]above[/]"
-    console.print(f"\nworkers {out['workers_at_start']} → {before} before the step → "
-                  f"{out['workers_at_end']} at the end; p95 wait after the step "
-                  f"{report.wait_p95_s:.2f} s, {verdict} the SLO; {out['cycles']} planning "
-                  f"cycles. Plans: `capplan plans list`.")
+    elif report.stopped:
+        console.print(f"\nstopped by {report.stopped} after {took_s:.0f} s; supervisord and "
+                      f"its workers are stopped. Plans: CAPPLAN_DATABASE_URL={store_url} "
+                      "capplan plans list", highlight=False)
+    else:
+        ok = report.wait_p95_s <= spec.slo_wait_p95_s
+        verdict = "[green]within[/]" if ok else "[red]above[/]"
+        ahead = ("" if out["scaled_up_s_before_step"] is None
+                 else f" ({out['scaled_up_s_before_step']:g} s before the step)")
+        console.print(f"\nworkers {out['workers_at_start']} → {before} before the step{ahead} "
+                      f"→ {out['workers_at_end']} at the end; p95 wait after the step "
+                      f"{report.wait_p95_s:.2f} s, {verdict} the SLO; {out['cycles']} planning "
+                      f"cycles in {took_s:.0f} s. Plans: CAPPLAN_DATABASE_URL={store_url} "
+                      "capplan plans list", highlight=False)
+    if report.stopped:
+        signum = getattr(signal, report.stopped, None)
+        raise typer.Exit(128 + int(signum) if signum is not None else 1)

@@ -4,7 +4,9 @@ Used by the live tests' fixtures and by ``capplan demo --live``: :func:`start_su
 writes a config into a directory (an ``[inet_http_server]`` on a free localhost port with basic
 auth, a ``[program:rqw]`` group of ``numprocs`` rq workers, none started), launches supervisord
 and waits until it answers; :func:`stop_supervisord` stops it (workers get SIGTERM: a warm
-shutdown) and kills and reports any process left behind.
+shutdown) and kills and reports any process left behind. Started from the main thread,
+supervisord also gets SIGTERM when the process that started it dies, even by SIGKILL (Linux's
+parent-death signal), so a killed demo leaves no pool running behind it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import xmlrpc.client
@@ -86,8 +89,11 @@ def start_supervisord(
     queue = queue or f"q_{tid}"
     conf = workdir / "supervisord.conf"
     conf.write_text(_config(workdir, port, user, password, queue, tid, redis_url, numprocs))
-    proc = subprocess.Popen([str(VENV_BIN / "supervisord"), "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    command = [str(VENV_BIN / "supervisord"), "-c", str(conf)]
+    if threading.current_thread() is threading.main_thread() and sys.platform == "linux":
+        # the signal follows the thread that forks: only the main thread outlives the pool
+        command = [sys.executable, "-c", _PARENT_DEATH_EXEC, str(os.getpid()), *command]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     sup = Supervisord(url=f"http://127.0.0.1:{port}/RPC2", username=user, password=password,
                       group=GROUP, numprocs=numprocs, queue=queue, redis_url=redis_url,
@@ -128,9 +134,20 @@ def stop_supervisord(sup: Supervisord) -> list[str]:
     return left
 
 
+#: exec argv[2:] with SIGTERM as its parent-death signal (prctl PR_SET_PDEATHSIG = 1), unless
+#: the parent argv[1] is already gone
+_PARENT_DEATH_EXEC = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(0)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n")
+
+
 def orphans(tid: str) -> list[str]:
     """``ps`` lines of live processes whose command line carries ``tid``."""
-    out = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True,
+    # -ww: never cut the command line to the terminal width (COLUMNS), where the tid is
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,stat,args"], capture_output=True, text=True,
                          check=True).stdout
     return [line for line in out.splitlines()[1:]
             if tid in line and line.split()[1][:1] != "Z"]

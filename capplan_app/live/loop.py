@@ -2,11 +2,19 @@
 
 supervisord runs a group of real ``rq worker`` processes on the local Redis; the load generator
 steps the arrival rate at a minute boundary; the store holds earlier days' history with the same
-step at the same time of day (so the forecast knows it is coming); collect-metrics' core polls
-the queue every few seconds; ``capacity-plan`` runs in ``auto`` mode every ``plan_every_s`` from
-the store at the wall clock, and scales through the supervisor scaler. Compression: 1-minute
-windows, a 30 s startup lead, cycles every 15 s (the daily season stays 24 h: the backfill puts
-the step at the same time of day on earlier days).
+step at the same time of day (so the forecast knows it is coming; :mod:`.scenario`);
+collect-metrics' core polls the queue every few seconds; ``capacity-plan`` runs in ``auto``
+mode every ``plan_every_s`` from the store at the wall clock; and, as the deployed
+``apply-due`` sweeper does every minute, the loop applies each approved step when it is due
+(every ``apply_every_s``), through the supervisor scaler. Compression: 1-minute windows, a
+30 s startup lead, cycles every 15 s (the daily season stays 24 h: the backfill puts the step
+at the same time of day on earlier days).
+
+Four threads: the caller's waits for the end (or :meth:`ClosedLoop.stop`, which a signal
+handler may call); the planning cycles, the sweeper and the watcher (workers sampled every
+second, metrics collected) run beside it and are joined before supervisord stops. Planning
+runs outside the main thread, so Prefect never installs its SIGTERM handler there: a signal
+reaches the caller's handler, the current cycle finishes, and everything stops.
 
 Used by ``capplan demo --live`` and ``tests/integration/live/test_closed_loop.py``; events are
 reported as they happen through ``on_event``.
@@ -22,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,31 +40,14 @@ import yaml
 from capplan_app.live.harness import Supervisord, start_supervisord, stop_supervisord
 from capplan_app.live.loadgen import LoadGenerator, RateStep
 from capplan_app.live.measure import job_waits_s
+from capplan_app.live.scenario import LoopSpec, backfill_rows, live_policy, step_time
 from capplan_core.policy import ScalingPolicy
 
+__all__ = ["ClosedLoop", "LoopReport", "LoopSpec", "backfill_rows", "live_policy"]
+
 Event = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class LoopSpec:
-    """The compressed scenario (rates in jobs/s, times in seconds)."""
-
-    job_s: float = 0.5
-    low_rate_per_s: float = 2.0
-    high_rate_per_s: float = 8.0
-    numprocs: int = 8
-    start_workers: int = 2
-    step_lead_s: float = 50.0  # the step is the first minute boundary at least this far ahead
-    after_step_s: float = 40.0
-    settle_s: float = 5.0  # waits are measured for jobs enqueued this long after the step on
-    collect_every_s: float = 5.0
-    plan_every_s: float = 15.0
-    history_days: int = 3
-    high_minutes: int = 15  # how long the step lasts on the earlier days
-    slo_wait_p95_s: float = 2.0
-    startup_s: float = 30.0
-    replications: int = 100
-    seed: int = 7
+#: how long a stop waits for a planning cycle in progress to end
+CYCLE_JOIN_S = 120.0
 
 
 @dataclass
@@ -64,9 +55,11 @@ class LoopReport:
     step_at: float  # epoch seconds of the rate step
     workers: list[tuple[float, int]] = field(default_factory=list)  # (epoch s, RUNNING)
     cycles: list[list[dict[str, Any]]] = field(default_factory=list)  # each cycle's results
+    applied: list[dict[str, Any]] = field(default_factory=list)  # the sweeper's outcomes
     waits_after_step_s: list[float] = field(default_factory=list)
     collected_rows: int = 0
     enqueued: int = 0
+    stopped: str | None = None  # why the loop ended early (a signal), None when it ran out
 
     def workers_at(self, t: float) -> int:
         """RUNNING processes at epoch ``t`` (the last sample at or before it)."""
@@ -77,48 +70,6 @@ class LoopReport:
     def wait_p95_s(self) -> float:
         return float(np.percentile(self.waits_after_step_s, 95)) if self.waits_after_step_s \
             else float("nan")
-
-
-def live_policy(spec: LoopSpec, queue: str, group: str, redis_url: str) -> dict[str, Any]:
-    """The policy of the compressed loop (a ``policies:`` list item)."""
-    return {
-        "name": f"live-{queue}", "queue": queue, "mode": "auto",
-        "target": {"kind": "supervisor", "name": group},
-        "source": {"kind": "rq", "redis_url": redis_url},
-        "slo": {"wait_p95_seconds": spec.slo_wait_p95_s},
-        "scaling": {"min_workers": spec.start_workers, "max_workers": spec.numprocs,
-                    "max_step": spec.numprocs, "cooldown_seconds": 0, "safety_margin": 0.2,
-                    "startup_seconds": spec.startup_s, "confidence_threshold": 0.8,
-                    "scale_down_windows": 30, "auto_max_change": spec.numprocs},
-        # seasonal naive: "the same as this time yesterday" is the scenario; with 3 days of
-        # 1-minute history (a 1440-step season) the rolling-origin choice of `auto` prefers a
-        # moving average, which cannot see a step that happens once a day
-        "forecast": {"model": "seasonal_naive", "horizon_hours": 0.25, "interval_minutes": 1,
-                     "seasonality": ["daily"]},
-        "simulation": {"replications": spec.replications, "seed": spec.seed},
-    }
-
-
-def backfill_rows(spec: LoopSpec, queue: str, step_at: datetime, until: datetime
-                  ) -> list[dict[str, Any]]:
-    """1-minute rows for ``history_days`` before ``until``: the low rate, and the high rate for
-    ``high_minutes`` from ``step_at``'s time of day on each earlier day (workers sized to it)."""
-    start = (until - timedelta(days=spec.history_days)).replace(second=0, microsecond=0)
-    step_tod = step_at - step_at.replace(hour=0, minute=0, second=0, microsecond=0)
-    rng = np.random.default_rng(spec.seed)
-    rows, t = [], start
-    while t < until:
-        tod = t - t.replace(hour=0, minute=0, second=0, microsecond=0)
-        high = timedelta(0) <= tod - step_tod < timedelta(minutes=spec.high_minutes)
-        rate = spec.high_rate_per_s if high else spec.low_rate_per_s
-        rows.append({"queue_name": queue, "recorded_at": t,
-                     "arrival_rate": max(0.0, rate * (1 + 0.03 * rng.standard_normal())),
-                     "service_rate": 1.0 / spec.job_s, "backlog": 0.0,
-                     "workers": float(6 if high else spec.start_workers),
-                     "extra": {"service_time_p95": spec.job_s, "service_time_scv": 0.02,
-                               "source": "backfill"}})
-        t += timedelta(minutes=1)
-    return rows
 
 
 @contextmanager
@@ -140,6 +91,16 @@ def _env(values: dict[str, str]) -> Iterator[None]:
         get_settings.cache_clear()
 
 
+def _import_before_threads() -> None:
+    """Import what the threads use here, first: two threads importing Prefect's modules for
+    the first time at once deadlock on Python's per-module import locks."""
+    import prefect.client.orchestration  # noqa: F401
+    import prefect.flow_runs  # noqa: F401
+
+    import capplan_core.execution.due  # noqa: F401
+    import flows.capacity_plan  # noqa: F401
+
+
 class ClosedLoop:
     """Run the scenario once in ``workdir`` against Redis ``redis_url`` (a db of its own)."""
 
@@ -148,7 +109,17 @@ class ClosedLoop:
         self.spec, self.workdir, self.redis_url = spec, workdir, redis_url
         self.on_event = on_event or (lambda kind, data: None)
         self.tid = tid or f"live{uuid.uuid4().hex[:8]}"
+        self.leftovers: list[str] = []  # processes stop_supervisord had to kill
         self._stop = threading.Event()
+        self._why: str | None = None
+        self._errors: list[BaseException] = []
+
+    def stop(self, why: str = "stopped") -> None:
+        """End the loop early (safe from a signal handler): the current planning cycle
+        finishes, then the load, the workers and supervisord stop."""
+        if not self._stop.is_set():
+            self._why = why
+            self._stop.set()
 
     def run(self) -> LoopReport:
         sup = start_supervisord(self.workdir, self.tid, self.redis_url,
@@ -161,7 +132,7 @@ class ClosedLoop:
                 return self._run(sup)
         finally:
             self._stop.set()
-            stop_supervisord(sup)
+            self.leftovers = stop_supervisord(sup)
 
     def _run(self, sup: Supervisord) -> LoopReport:
         from redis import Redis
@@ -170,6 +141,7 @@ class ClosedLoop:
         from capplan_app.bootstrap import plan_store, scaler
 
         spec = self.spec
+        _import_before_threads()
         policy_doc = live_policy(spec, sup.queue, sup.group, self.redis_url)
         policy = ScalingPolicy.model_validate(policy_doc)
         policy_path = self.workdir / "live-policy.yaml"
@@ -178,12 +150,11 @@ class ClosedLoop:
         sc.set_replicas(policy.target, spec.start_workers)
         sc.wait_ready(policy.target, spec.start_workers, timeout_s=20)
         now = datetime.now(UTC)
-        step_dt = (now + timedelta(seconds=spec.step_lead_s + 59.999)).replace(
-            second=0, microsecond=0)
-        store = plan_store()
-        written = store.record_metrics(backfill_rows(spec, sup.queue, step_dt, now))
+        step_dt = step_time(spec, now)
+        written = plan_store().record_metrics(backfill_rows(spec, sup.queue, step_dt, now))
         self.on_event("start", {"queue": sup.queue, "group": sup.group, "backfilled": written,
-                                "workers": spec.start_workers, "step_at": step_dt.isoformat()})
+                                "workers": spec.start_workers, "step_at": step_dt.isoformat(),
+                                "days": spec.history_days})
         report = LoopReport(step_at=step_dt.timestamp())
         redis = Redis.from_url(self.redis_url)
         gen = LoadGenerator(Queue(sup.queue, connection=redis),
@@ -191,27 +162,50 @@ class ClosedLoop:
                              RateStep(step_dt.timestamp() - time.time(), spec.high_rate_per_s)],
                             job_s=spec.job_s, rng=np.random.default_rng(spec.seed),
                             result_ttl_s=900)
-        watcher = threading.Thread(target=self._watch, args=(sup, policy, report),
-                                   name="capplan-live-watch", daemon=True)
+        threads = [threading.Thread(target=self._guard(target), args=args, name=name,
+                                    daemon=True)
+                   for name, target, args in (
+                       ("capplan-live-watch", self._watch, (sup, policy, report)),
+                       ("capplan-live-apply", self._sweep, (report,)),
+                       ("capplan-live-plan", self._cycles, (policy_path, report)))]
         gen.start()
-        watcher.start()
+        for t in threads:
+            t.start()
         try:
-            end = report.step_at + spec.after_step_s
-            while time.time() < end:
-                cycle_started = time.time()
-                report.cycles.append(self._cycle(policy_path))
-                time.sleep(max(0.0, min(end, cycle_started + spec.plan_every_s) - time.time()))
+            self._stop.wait(max(0.0, report.step_at + spec.after_step_s - time.time()))
         finally:
-            gen.stop()
             self._stop.set()
-            watcher.join(10)
+            for t in reversed(threads):  # the planning cycle first: it may take a while
+                t.join(CYCLE_JOIN_S if t.name == "capplan-live-plan" else 30)
+            gen.stop()
+        report.stopped = self._why
+        if self._errors:
+            raise self._errors[0]
         report.enqueued = gen.enqueued
-        first = report.step_at + spec.settle_s
         report.waits_after_step_s = job_waits_s(redis, gen.job_id_prefix, gen.enqueued,
-                                                since=first, until=time.time())
+                                                since=report.step_at + spec.settle_s,
+                                                until=time.time())
         self.on_event("done", {"wait_p95_s": report.wait_p95_s,
-                               "jobs_measured": len(report.waits_after_step_s)})
+                               "jobs_measured": len(report.waits_after_step_s),
+                               "stopped": report.stopped})
         return report
+
+    def _guard(self, target: Callable[..., None]) -> Callable[..., None]:
+        """``target`` whose exception ends the loop and is raised by :meth:`run`."""
+        def run(*args: Any) -> None:
+            try:
+                target(*args)
+            except BaseException as err:  # noqa: BLE001 - re-raised by run()
+                self._errors.append(err)
+                self.stop(f"{type(err).__name__}: {err}")
+        return run
+
+    def _cycles(self, policy_path: Path, report: LoopReport) -> None:
+        """A planning cycle every ``plan_every_s`` until the loop stops."""
+        while not self._stop.is_set():
+            started = time.time()
+            report.cycles.append(self._cycle(policy_path))
+            self._stop.wait(max(0.0, started + self.spec.plan_every_s - time.time()))
 
     def _cycle(self, policy_path: Path) -> list[dict[str, Any]]:
         from capplan_app.bootstrap import plan_store
@@ -233,6 +227,21 @@ class ClosedLoop:
                                              for s in r.get("steps") or []],
                                    "reason": r.get("skipped_reason") or r.get("error")})
         return results
+
+    def _sweep(self, report: LoopReport) -> None:
+        """Apply every due step of the approved plans, every ``apply_every_s`` (what the
+        deployed apply-due sweeper does every minute): a step applies at its time."""
+        from capplan_app.bootstrap import plan_store, step_scaler
+        from capplan_core.execution.due import DueRun, apply_due
+
+        run = DueRun(run_id=f"live-sweeper-{self.tid}", actor="capplan-live",
+                     wait_ready_s=20.0)
+        while not self._stop.wait(self.spec.apply_every_s):
+            for done in apply_due(plan_store(), step_scaler, run=run):
+                if done["outcome"] == "deferred":
+                    continue  # e.g. its target busy with the cycle's own execute: next sweep
+                report.applied.append({**done, "at": time.time()})
+                self.on_event("step", done)
 
     def _watch(self, sup: Supervisord, policy: ScalingPolicy, report: LoopReport) -> None:
         """Sample RUNNING workers every second; collect metrics every ``collect_every_s``."""

@@ -1,14 +1,16 @@
 """The closed loop on real workers, time-compressed (under 3 minutes).
 
 supervisord runs 8 real ``rq worker`` processes (2 started) on the local Redis; the load
-generator steps 2 → 8 jobs/s (0.5 s per job) at a minute boundary ~1 minute in; the store holds
-3 earlier days with the same step at the same time of day; collect-metrics' core polls the
-queue every 5 s; ``capacity-plan`` runs in ``auto`` mode every 15 s, from the store at the wall
-clock, scaling through the supervisor scaler (``CAPPLAN_SCALER=supervisor``).
+generator steps 2 → 8 jobs/s (0.5 s per job) at a minute boundary 1-2 minutes in; the store
+holds 4 earlier days with the same step at the same time of day; collect-metrics' core polls
+the queue every 5 s; ``capacity-plan`` runs in ``auto`` mode every 15 s, from the store at the
+wall clock, and the loop's sweeper applies each approved step at its time, scaling through the
+supervisor scaler (``CAPPLAN_SCALER=supervisor``).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -28,18 +30,22 @@ def test_the_pool_scales_up_before_the_step_and_holds_the_slo(
 ) -> None:
     spec = LoopSpec()
     events: list[tuple[str, dict]] = []
-    report = ClosedLoop(spec, tmp_path, LIVE_REDIS_URL, lambda k, d: events.append((k, d)),
-                        tid=tid).run()
+    loop = ClosedLoop(spec, tmp_path, LIVE_REDIS_URL, lambda k, d: events.append((k, d)),
+                      tid=tid)
+    report = loop.run()
     plans = [r for cycle in report.cycles for r in cycle]
     summary = (f"workers {report.workers[0][1]}→{report.workers_at(report.step_at)} at the "
                f"step, p95 wait after {report.wait_p95_s:.2f} s over "
                f"{len(report.waits_after_step_s)} jobs; plans "
                f"{[(p.get('id'), p.get('status'), p.get('current_workers'), p.get('target_workers')) for p in plans]}")
     print(summary)
+    assert report.stopped is None and loop.leftovers == [], (report.stopped, loop.leftovers)
 
     # every cycle planned from the store (no skipped or failed queue)
     assert len(report.cycles) >= 3, summary
     assert all(p["status"] in ("approved", "applied") for p in plans), summary
+    # the first plan already saw the step coming (the earlier days' step, at the same phase)
+    assert plans[0]["target_workers"] > spec.start_workers, summary
     # running worker processes increased BEFORE the step
     assert report.workers[0][1] == spec.start_workers
     before = report.workers_at(report.step_at - 1.0)
@@ -47,18 +53,31 @@ def test_the_pool_scales_up_before_the_step_and_holds_the_slo(
     first_up = next(t for t, w in report.workers if w > spec.start_workers)
     print(f"workers first above {spec.start_workers} {report.step_at - first_up:.0f} s before "
           f"the step; {len(report.workers)} samples; loop {report.workers[-1][0] - report.workers[0][0]:.0f} s")
-    # later cycles keep the count the first one set: no re-plan away from it
-    assert all(p["current_workers"] == p["target_workers"] == before for p in plans[1:]), summary
+
+    store = plan_store()
+    scales = store.audit_events(action="scale")
+    assert scales and scales[0].plan_id is not None, summary
+    # the scale-up was applied at its time: not before its execute_at (the step's window
+    # minus the startup lead), within a minute of it, and before the step
+    up = store.get_plan(scales[0].plan_id)
+    applied = [st for st in up.steps if st.status == "applied"]
+    assert applied, up
+    step = applied[0]
+    assert step.applied_at is not None
+    assert step.execute_at <= step.applied_at <= step.execute_at + timedelta(seconds=60), step
+    assert step.applied_at.timestamp() < report.step_at, step
+    # plans made once the pool was scaled keep its count: no re-plan away from it
+    settled = [p for p in plans if p["id"] is not None and store.get_plan(p["id"]).created_at
+               > step.applied_at + timedelta(seconds=2)]
+    assert settled, summary
+    assert all(p["current_workers"] == p["target_workers"] == before for p in settled), summary
     # the measured p95 wait after the step stays within the SLO
     assert len(report.waits_after_step_s) > 100, summary
     assert report.wait_p95_s <= spec.slo_wait_p95_s, summary
 
-    store = plan_store()
-    scales = store.audit_events(action="scale")
     # later cycles do not fight the first: each scale moves to a new count, never back down
     # while the step is on, and never to the count it already has
     counts = [_move(e.details) for e in scales]
-    assert counts, summary
     assert all(a != b for a, b in counts), counts
     assert all(b > a for a, b in counts), counts              # no drift loop, no flapping
     assert len({b for _, b in counts}) == len(counts), counts  # no re-scale to the same count
