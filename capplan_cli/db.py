@@ -77,7 +77,10 @@ def prune(
     try:
         limits = get_settings().retention_limits()
     except ValidationError as err:
-        fail(f"retention settings: {err}")
+        fail("settings: " + "; ".join(
+            (f"CAPPLAN_{str(e['loc'][0]).upper()}: {e['msg']} (got {e['input']!r})"
+             if e["loc"] else e["msg"].removeprefix("Value error, "))
+            for e in err.errors()))
     cut = cutoffs(datetime.now(UTC), limits)
     try:
         report = plan_store().prune(cut, dry_run=dry_run).as_dict()

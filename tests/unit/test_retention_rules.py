@@ -76,3 +76,29 @@ def test_an_old_final_plan_with_nothing_open_goes(status: str) -> None:
 
 def test_open_steps_are_the_ones_a_run_may_still_act_on() -> None:
     assert set(OPEN_STEP_STATUSES) == {"pending", "claimed", "applying"}
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"CAPPLAN_PLAN_RETENTION_DAYS": "0.5"},
+     "CAPPLAN_PLAN_RETENTION_DAYS: Input should be greater than or equal to 1 (got '0.5')"),
+    ({"CAPPLAN_AUDIT_RETENTION_DAYS": "7"},
+     "audit_retention_days (7) must be >= plan_retention_days (30)"),
+])
+def test_db_prune_refuses_a_bad_limit_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path,
+                                                env: dict[str, str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    from capplan_app.settings import get_settings
+    from capplan_cli.main import app
+
+    monkeypatch.setenv("CAPPLAN_DATA_DIR", str(tmp_path))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    get_settings.cache_clear()
+    try:
+        res = CliRunner().invoke(app, ["db", "prune", "--dry-run"])
+    finally:
+        get_settings.cache_clear()
+    assert res.exit_code == 2
+    assert message in " ".join(res.output.split())
+    assert not (tmp_path / "capplan.db").exists()  # nothing opened
