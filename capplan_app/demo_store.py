@@ -1,9 +1,11 @@
 """The demos' own store: never the one a user then runs capplan for real.
 
 ``capplan demo`` applies the bundled policies and stores plans; ``capplan demo --live`` adds a
-policy and three days of history per run. Both write into a SQLite file of their own under
+policy and four days of history per run. Both write into a SQLite file of their own under
 ``<data dir>/demo/`` (``CAPPLAN_DATA_DIR``), whatever ``CAPPLAN_DATABASE_URL`` says, and the
-replay demo scales only the dry-run scaler whatever ``CAPPLAN_SCALER`` says.
+replay demo scales only the dry-run scaler whatever ``CAPPLAN_SCALER`` says. The live demo's
+store starts empty each run: each run's policy scales a supervisord group named ``rqw`` of its
+own, and a store holding an earlier run's policy would refuse a second policy for that target.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ def demo_store_path(name: str) -> Path:
 
 
 @contextmanager
-def demo_settings(name: str, **overrides: str) -> Iterator[str]:
+def demo_settings(name: str, *, fresh: bool = False, **overrides: str) -> Iterator[str]:
     """Point this process's capplan settings at the demo store ``name`` (plus ``overrides``,
     ``CAPPLAN_*`` variables without the prefix, e.g. ``SCALER="dry-run"``) and yield its URL;
-    the previous environment is restored afterwards."""
-    url = f"sqlite:///{demo_store_path(name)}"
+    the previous environment is restored afterwards. ``fresh``: delete the store first."""
+    path = demo_store_path(name)
+    if fresh:
+        for stale in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+            stale.unlink(missing_ok=True)
+    url = f"sqlite:///{path}"
     values = {"CAPPLAN_DATABASE_URL": url,
               **{f"CAPPLAN_{k.upper()}": v for k, v in overrides.items()}}
     old = {k: os.environ.get(k) for k in values}

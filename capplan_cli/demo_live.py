@@ -3,11 +3,12 @@
 supervisord (started here, in a temporary directory) runs 8 workers, 2 of them up; a load
 generator enqueues 2 jobs/s and steps to 8 jobs/s at the first minute boundary at least a
 minute away; four earlier days with that step are written into the demo's own store
-(``<data dir>/demo/live.db``); metrics are collected every 5 s, ``capacity-plan`` runs in
-``auto`` mode every 15 s from the store, and each approved step is applied at its time through
-the supervisor scaler. Everything stops on its own after ~2-3 minutes; SIGTERM or Ctrl-C ends
-it early and cleanly (the current planning cycle finishes, then the load, the workers and
-supervisord stop); a second signal stops at once, still stopping supervisord.
+(``<data dir>/demo/live.db``, emptied at the start of each run); metrics are collected every
+5 s, ``capacity-plan`` runs in ``auto`` mode every 15 s from the store, and each approved step
+is applied at its time through the supervisor scaler. Everything stops on its own after ~2-3
+minutes; SIGTERM or Ctrl-C ends it early and cleanly (the current planning cycle finishes, then
+the load, the workers and supervisord stop); a second signal stops at once, still stopping
+supervisord.
 """
 
 from __future__ import annotations
@@ -94,8 +95,9 @@ def run_live_demo(*, as_json: bool) -> None:
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from capplan_app.demo_store import demo_settings
 
-    # the demo's own store: its policy and history never reach the user's (issue 21)
-    with demo_settings("live") as store_url:
+    # the demo's own store, empty each run: its policy and history never reach the user's,
+    # and no earlier run's policy claims the same supervisord group (issue 21)
+    with demo_settings("live", fresh=True) as store_url:
         _run(as_json, store_url)
 
 

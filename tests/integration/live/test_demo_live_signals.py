@@ -3,6 +3,7 @@ pool behind (issue 21: SIGTERM printed ``TerminationSignal`` and the demo kept r
 SIGKILL its supervisord had started two more rq workers, which were left behind).
 
 Each case starts the demo as a new user would (its own data dir, a temporary Prefect server),
+after an earlier run (whose policy, in the demo's store, names the same supervisord group),
 signals it, and then looks for any supervisord or rq worker process of it.
 """
 
@@ -81,9 +82,22 @@ def _alive(pid: int) -> bool:
     return bool(st) and not st.startswith("Z")
 
 
+def _earlier_run(tmp: Path) -> None:
+    """The demo's store as an earlier run left it: a policy on the same supervisord group."""
+    from capplan_app.live.scenario import LoopSpec, live_policy
+    from capplan_core.policy import ScalingPolicy
+    from capplan_core.store.db import open_store
+
+    (tmp / "demo").mkdir()
+    policy = live_policy(LoopSpec(), "q_liveearlier", "rqw", LIVE_REDIS_URL)
+    open_store(f"sqlite:///{tmp / 'demo' / 'live.db'}").apply_policies(
+        [ScalingPolicy.model_validate(policy)], actor="an earlier run")
+
+
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
     r = require_redis()
+    _earlier_run(tmp_path)  # a second run in a row must start from an empty store
     d = Demo(tmp_path)
     try:
         yield d
