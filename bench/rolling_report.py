@@ -16,12 +16,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 GOAL_MET, GOAL_X, GOAL_X_RATE, CALM = 0.99, 1.10, 1.05, 0.30
 SMALL_POOL = 20
 
 
 def load(paths: list[Path]) -> list[dict[str, Any]]:
-    return [json.loads(line) for p in paths for line in p.read_text().splitlines() if line]
+    """The weeks of every file, in series then week order, each week's strategy chosen again
+    from the previous week of its series (a series may have been split over processes)."""
+    from bench.bench_rolling import choose
+
+    rows = [json.loads(line) for p in paths for line in p.read_text().splitlines() if line]
+    order = list(dict.fromkeys(r["series"] for r in rows))
+    rows.sort(key=lambda r: (order.index(r["series"]), r["week"]))
+    prev: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        r["chosen"], r["why"] = choose(prev.get(r["series"]))
+        prev[r["series"]] = r
+    return rows
 
 
 def goal(r: dict[str, Any], name: str) -> str:

@@ -113,9 +113,14 @@ def forecast_queue(
         # open-time series: the open windows end to end (opening.py)
         hist_open = ~hours.closed_at(prep.index)
         fut_open = ~hours.closed_at(clock)
-        notes.append(hours.describe() + f"; forecast on open time ({open_day} windows a day)")
-        week_o = open_day * hours.open_days_per_period() if week and \
+        # a week with closed days is a weekly pattern by itself: its open-time week season
+        # is used (once two weeks of history allow it) even if the policy asks for daily only
+        weekly_calendar = hours.period > hours.day_steps and \
+            hours.open_days_per_period() < hours.period // hours.day_steps
+        week_o = open_day * hours.open_days_per_period() if (week or weekly_calendar) and \
             hours.period > hours.day_steps else None
+        notes.append(hours.describe() + f"; forecast on open time ({open_day} windows a day"
+                     + (f", {week_o} a week" if week_o else "") + ")")
         # the nowcast reads the last half hour only when it runs straight into the horizon
         nowcast_ok = bool(hist_open[-1] and fut_open[: offset + 1].all())
         fit = _fit_and_forecast(

@@ -88,3 +88,13 @@ def test_the_first_hours_after_closing_take_no_extra_risk(forecaster) -> None:  
     assert fc.uncertain[ramp].all()
     assert not fc.uncertain[fc.mean <= 0].any()
     assert not fc.uncertain[fc.timestamps >= OPENING + pd.Timedelta(hours=2, minutes=15)].any()
+
+
+def test_a_week_with_closed_days_brings_the_weekly_season_on_open_time(forecaster) -> None:  # type: ignore[no-untyped-def]
+    # the policy asks for a daily season only; closed weekends are a weekly pattern by
+    # themselves, so with two weeks of history the open-time week (5 x 57 windows) is used
+    cf = forecaster.at(WEDNESDAY + pd.Timedelta(hours=9))
+    assert cf is not None
+    assert call_centre_policy().forecast.seasonality == ["daily"]
+    assert any("forecast on open time (57 windows a day, 285 a week)" in n
+               for n in cf.forecast.notes)
