@@ -20,7 +20,6 @@ from capplan_core.execution.executor import (
     cancel_outside_window,
     not_due_yet,
 )
-from capplan_core.execution.ordering import effective_execute_at
 from capplan_core.planning.records import plan_summary
 from tasks.common import capplan_io_task
 from tasks.events import emit_plan_event
@@ -96,18 +95,17 @@ def execute_plan(policy_name: str, plan_id: int, apply_hours: float | None = Non
     applied: list[dict[str, Any]] = []
     scheduled: list[dict[str, Any]] = []
     for i, st in enumerate(run):
-        wait_s = not_due_yet(plan, st.id, store.now())
-        if i == 0 and wait_s is None:
+        now = store.now()
+        at = max(st.execute_at, now + timedelta(seconds=1))  # at its time, never before
+        if i == 0 and not_due_yet(plan, st.id, now) is None:
             result = apply_one_step(plan_id, st.id, actor)
             logger.info("plan %s step %s: %s (%s)", plan_id, st.id, result.outcome,
                         result.reason)
             applied.append(result.__dict__)
             if result.outcome != "deferred" or result.retry_after_s is None:
                 continue
-            wait_s = result.retry_after_s  # a deferred first step is retried at its time
-        at = store.now() + timedelta(seconds=max(wait_s or 0.0, 0.0) + 1.0)
-        if i > 0:  # a later step: at its own time (a late first step shifts it then)
-            at = max(effective_execute_at(plan.steps, st.id), at)
+            # a deferred first step is retried at its retry time (and swept up if lost)
+            at = store.now() + timedelta(seconds=result.retry_after_s + 1.0)
         run_id = schedule_apply_step(plan_id, st.id, at, attempt=len(applied) if i == 0 else 0)
         note = ("apply-step deployment" if run_id else
                 "not scheduled: no apply-step deployment on this Prefect server; the "

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from capplan_core.execution.ordering import blocking_step, due_steps, effective_execute_at
+from capplan_core.execution.ordering import blocking_step, due_steps
 from capplan_core.execution.scaler import Scaler, ScalerError
 from capplan_core.execution.step_machine import (
     StepResult,
@@ -74,11 +74,11 @@ def check_lease_s(lease_s: float) -> float:
 
 
 def not_due_yet(plan: StoredPlan, step_id: int, now: datetime) -> float | None:
-    """Seconds until ``step_id`` is due (its ``execute_at``, shifted by how late the steps
-    before it were done), or None when it is due at ``now``. ``execute_at`` already includes
-    the startup lead of a scale-up; a step is never applied before it."""
-    due_at = effective_execute_at(plan.steps, step_id)
-    wait_s = (due_at - now).total_seconds()
+    """Seconds until ``step_id`` is due (its own ``execute_at``), or None when it is due at
+    ``now``. ``execute_at`` already includes the startup lead of a scale-up; a step is never
+    applied before it. (A late earlier step does not postpone it: order and the cooldown guard
+    keep the steps apart, and the window it was sized for does not move.)"""
+    wait_s = (find_step(plan, step_id).execute_at - now).total_seconds()
     return wait_s if wait_s > 0 else None
 
 
@@ -116,7 +116,7 @@ def apply_step(
                           retry_after_s=max(policy.scaling.cooldown_seconds, 30.0))
     wait_s = not_due_yet(plan, step_id, store.now())
     if wait_s is not None:
-        due_at = effective_execute_at(plan.steps, step_id)
+        due_at = step.execute_at
         return StepResult(step_id, "deferred", f"not due until {due_at.isoformat()} "
                           f"(in {wait_s:.0f} s); a step is never applied early",
                           {"due_at": due_at.isoformat(), "not_due": True},

@@ -3,9 +3,11 @@
 * **Order:** a step is not applied while an earlier step of its plan is still open
   (``pending``, ``claimed`` or ``applying``): the later step's ``from_workers`` assumes the
   earlier one happened.
+* **Due:** a step is due at its own ``execute_at`` (which includes a scale-up's startup lead)
+  and never applied before it; the steps before it must be done first, and the cooldown guard
+  keeps actions apart.
 * **Shift:** a step applied late (a cooldown deferral, a slow run) shifts every later step's
-  effective time by its lateness, so the plan keeps its spacing and a deferral never turns the
-  later steps into drift.
+  effective time by its lateness for staleness: a late chain does not expire its later steps.
 * **Staleness:** a step is stale — ``expired``, never applied late — when its plan's
   ``expires_at`` has passed, or when ``now`` is one planning window (the policy's
   ``forecast.interval_minutes``) or more past its effective time: the window it was sized for
@@ -79,14 +81,13 @@ def stale_reason(plan: StoredPlan, step: StoredStep, now: datetime,
 
 
 def due_steps(plans: Iterable[StoredPlan], now: datetime) -> list[tuple[int, int]]:
-    """(plan id, step id) of every open step of an approved plan whose time has come (on the
-    store's clock), in plan and step order (claimed/applying ones too: their owner may be
-    dead)."""
+    """(plan id, step id) of every open step of an approved plan whose time (its own
+    ``execute_at``) has come on the store's clock, in plan and step order (claimed/applying
+    ones too: their owner may be dead)."""
     out = []
     for plan in plans:
         if plan.status != PlanStatus.APPROVED:
             continue
         out += [(plan.id, st.id) for st in sorted(plan.steps, key=lambda s: s.seq)
-                if st.status in OPEN_STATUSES
-                and effective_execute_at(plan.steps, st.id) <= utc_datetime(now)]
+                if st.status in OPEN_STATUSES and utc_datetime(st.execute_at) <= utc_datetime(now)]
     return out

@@ -74,7 +74,7 @@ def run_due(store: PlanRepository, url: str, run_id: str, *,
     k8s = scaler(url)
     run = DueRun(run_id=run_id, actor=run_id, lease_s=LEASE_S, retry=FAST_RETRY,
                  hook=self_kill_hook(hook_at))
-    return apply_due(store, lambda _p, _s: k8s, clock=lambda: datetime.now(UTC), run=run)
+    return apply_due(store, lambda _p, _s: k8s, run=run)
 
 
 def _forked_run(db_url: str, k8s_url: str, run_id: str, kill_at: str | None,

@@ -109,7 +109,8 @@ def test_a_waiting_approval_blocks_nobody_and_the_next_cycle_supersedes_it(
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
-    paused = wait_for_paused_plan(store, "emails", since=old.created_at, timeout_s=120)
+    paused = wait_for_paused_plan(store, "emails", since=store.get_plan(newer).created_at
+                                  - timedelta(seconds=1), timeout_s=120)
     assert paused is not None and paused.id == newer
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(UUID(paused.flow_run_id), Cancelling(message="by ops"),
