@@ -8,7 +8,6 @@ apply-step runs and itself), expires what is stale, expires plans whose approval
 passed, and marks ``cancelled`` the plans whose approval run ended without a decision.
 """
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 

@@ -11,7 +11,6 @@ when the plan stops waiting (a newer plan of its queue superseded it, or it expi
 the run is cancelled in Prefect (then the plan is marked ``cancelled``).
 """
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 
