@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _replay_demo(as_json: bool, store_url: str) -> None:
-    from tasks.approval_runs import join_local_approval_runs, local_approval_running
+    from tasks.approval_runs import join_local_approval_runs
     from tasks.summary import plan_view
 
     check_inputs(DEMO_METRICS, DEMO_POLICIES, None)
@@ -83,7 +84,7 @@ def _replay_demo(as_json: bool, store_url: str) -> None:
         if r.get("queue") not in manual or r.get("status") != "proposed":
             continue
         plan = wait_for_paused_plan(store, r["queue"], since=started, timeout_s=300,
-                                    stop=lambda pid=r["id"]: not local_approval_running(pid))
+                                    stop=partial(_not_running, int(r["id"])))
         if plan is None:
             continue  # decided or ended another way
         console.print(f"\n[yellow]⏸ plan {plan.id} for '{plan.queue}' is paused for "
@@ -107,6 +108,12 @@ def _replay_demo(as_json: bool, store_url: str) -> None:
                       "the apply-due sweeper does it every minute).")
         console.print(f"Details: `CAPPLAN_DATABASE_URL={store_url} capplan plans show ID`. "
                       + _ui_hint(), highlight=False)
+
+
+def _not_running(plan_id: int) -> bool:
+    from tasks.approval_runs import local_approval_running
+
+    return not local_approval_running(plan_id)
 
 
 def _final_view(store: Any, result: dict[str, Any], view: Any) -> dict[str, Any]:

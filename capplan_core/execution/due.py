@@ -18,12 +18,15 @@ from capplan_core.execution.executor import (
     StepResult,
     apply_step,
 )
-from capplan_core.execution.ordering import due_steps
+from capplan_core.execution.ordering import RESOLVE_STATUSES, due_steps, stranded_steps
 from capplan_core.execution.scaler import Scaler
 from capplan_core.execution.write import RetryPolicy
 from capplan_core.planning.repository import PlanRepository
 from capplan_core.planning.stored_plan import PlanStatus, StoredPlan
 
+#: How many of the newest plans of each ended status the sweeper looks through for steps a
+#: dead run left claimed or in doubt.
+RESOLVE_LOOKBACK = 200
 OUTCOMES = ("applied", "noop", "deferred", "refused", "expired", "cancelled", "failed")
 
 
@@ -53,16 +56,22 @@ def public_outcome(result: StepResult) -> dict[str, Any]:
 def apply_due(
     store: PlanRepository, scaler_for: Callable[[StoredPlan, int], Scaler], *, run: DueRun,
 ) -> list[dict[str, Any]]:
-    """Apply each open, due step of every approved plan (plan by plan, step by step) and
-    return ``{plan_id, step_id, outcome, reason, plan_failed}`` per step. "Due" is on the
-    store's clock (``store.now()``), as in :func:`apply_step`.
+    """Apply each open, due step of every approved plan (plan by plan, step by step), and
+    resolve the steps a dead run left claimed or in doubt on plans no longer approved
+    (:func:`~capplan_core.execution.ordering.stranded_steps`); return ``{plan_id, step_id,
+    outcome, reason, plan_failed}`` per step. "Due" is on the store's clock
+    (``store.now()``), as in :func:`apply_step`.
 
     ``scaler_for(plan, step_id)`` gives the scaler for a step (a dry run's live count depends
     on the plan's progress, so it is asked per step, with the plan as stored now).
     """
     out = []
+    now = store.now()
     approved = store.list_plans(status=PlanStatus.APPROVED, limit=1000)
-    for plan_id, step_id in due_steps(approved, store.now()):
+    ended = [p for status in RESOLVE_STATUSES
+             for p in store.list_plans(status=status, limit=RESOLVE_LOOKBACK)]
+    # stranded steps first: their read-back must see the target before any new write
+    for plan_id, step_id in stranded_steps(ended, now) + due_steps(approved, now):
         plan = store.get_plan(plan_id)
         policy = store.policy_for_plan(plan)
         limits = store.approval_limits(plan_id)

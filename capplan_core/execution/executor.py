@@ -43,7 +43,13 @@ from capplan_core.execution.step_machine import (
 )
 from capplan_core.execution.write import RetryPolicy
 from capplan_core.planning.repository import PlanRepository
-from capplan_core.planning.stored_plan import STEP_FINAL, StepStatus, StoredPlan, StoredStep
+from capplan_core.planning.stored_plan import (
+    STEP_FINAL,
+    PlanStatus,
+    StepStatus,
+    StoredPlan,
+    StoredStep,
+)
 from capplan_core.policy import ScalingPolicy
 
 __all__ = ["DEFAULT_LEASE_S", "MAX_LEASE_S", "MIN_LEASE_S", "RetryPolicy", "StepResult",
@@ -109,12 +115,15 @@ def apply_step(
     step = find_step(plan, step_id)
     if step.status in STEP_FINAL:
         return StepResult(step_id, f"already-{step.status}", "a step never runs twice")
-    blocker = blocking_step(plan.steps, step_id)
+    # a step of a plan that is no longer approved is only ever resolved (read back if it was
+    # being written, then cancelled or expired), never applied: order and time do not matter
+    blocker = blocking_step(plan.steps, step_id) if plan.status == PlanStatus.APPROVED else None
     if blocker is not None:
         return StepResult(step_id, "deferred", f"earlier step {blocker.id} of plan {plan_id} "
                           f"is still {blocker.status}; steps apply in order",
                           retry_after_s=max(policy.scaling.cooldown_seconds, 30.0))
-    wait_s = not_due_yet(plan, step_id, store.now())
+    wait_s = (not_due_yet(plan, step_id, store.now())
+              if plan.status == PlanStatus.APPROVED else None)
     if wait_s is not None:
         due_at = step.execute_at
         return StepResult(step_id, "deferred", f"not due until {due_at.isoformat()} "

@@ -91,3 +91,24 @@ def due_steps(plans: Iterable[StoredPlan], now: datetime) -> list[tuple[int, int
         out += [(plan.id, st.id) for st in sorted(plan.steps, key=lambda s: s.seq)
                 if st.status in OPEN_STATUSES and utc_datetime(st.execute_at) <= utc_datetime(now)]
     return out
+
+
+#: Plans whose leased steps the sweeper resolves: a run died holding one of their steps after
+#: the plan stopped being live (superseded, failed, expired, ...).
+RESOLVE_STATUSES = (PlanStatus.SUPERSEDED, PlanStatus.FAILED, PlanStatus.EXPIRED,
+                    PlanStatus.APPLIED)
+
+
+def stranded_steps(plans: Iterable[StoredPlan], now: datetime) -> list[tuple[int, int]]:
+    """(plan id, step id) of the claimed or applying steps, whose lease has run out, of plans
+    that are no longer approved: a run died holding them. They are never applied; the
+    sweeper takes them over to read the target back and close them (applied if the dead
+    run's write landed, else expired or cancelled), so no step is left in doubt."""
+    out = []
+    for plan in plans:
+        if plan.status == PlanStatus.APPROVED:
+            continue
+        out += [(plan.id, st.id) for st in sorted(plan.steps, key=lambda s: s.seq)
+                if st.status in STEP_LEASED and st.lease_until is not None
+                and utc_datetime(st.lease_until) < utc_datetime(now)]
+    return out

@@ -114,7 +114,8 @@ def run_claimed(run: StepRun) -> StepResult:
     plan, step = store.get_plan(run.plan_id), claim.step
     to = step.to_workers if run.max_workers is None else min(step.to_workers, run.max_workers)
     base: dict[str, Any] = {
-        "run_id": run.run_id, "from_workers": step.from_workers, "to_workers": to,
+        "step_id": run.step_id, "run_id": run.run_id, "from_workers": step.from_workers,
+        "to_workers": to,
         "execute_at": step.execute_at.isoformat(), "scaler": type(run.scaler).__name__,
         "target": policy.target.model_dump()}
     if claim.was == StepStatus.APPLYING:

@@ -163,3 +163,34 @@ def test_the_apply_step_and_apply_due_flows_refuse_a_bad_lease_parameter(bad: fl
                        (apply_due_flow, {"lease_s": bad})):
         with pytest.raises(ParameterTypeError, match="lease_s"):
             fl.validate_parameters(params)
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_a_step_left_in_doubt_on_a_superseded_plan_is_read_back_and_closed(
+        landed: bool) -> None:
+    from capplan_core.execution.due import DueRun, apply_due
+    from capplan_core.planning.stored_plan import PlanStatus
+
+    (store, clock), policy = store_at(T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
+    sid = store.get_plan(pid).steps[0].id
+    scaler = FaultyScaler({KEY: 4})
+
+    def die(point: str) -> None:
+        if point == ("written" if landed else "applying"):
+            raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        apply_step(store, scaler, policy, pid, sid, run_id="dead", lease_s=30, hook=die)
+    newer = seed_plan(store, policy, (8 if landed else 4, 9))   # approved: supersedes pid
+    assert store.get_plan(pid).status == PlanStatus.SUPERSEDED
+    assert store.get_plan(pid).steps[0].status == StepStatus.APPLYING   # left in doubt
+    clock.at = T0 + timedelta(seconds=31)
+    done = apply_due(store, lambda _p, _s: scaler, run=DueRun("sweeper"))
+    closed = [d for d in done if d["plan_id"] == pid]
+    assert [d["outcome"] for d in closed] == ["applied" if landed else "expired"]
+    assert store.get_plan(pid).steps[0].status == (StepStatus.APPLIED if landed
+                                                   else StepStatus.EXPIRED)
+    # read back, never written again: 8 was written once (by the dead run) or never
+    assert sum(1 for a in scaler.actions if a.to_replicas == 8) == (1 if landed else 0)
+    assert store.get_plan(newer).status == PlanStatus.APPLIED   # the newer plan went on

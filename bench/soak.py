@@ -1,0 +1,222 @@
+"""Soak the deployed loop over a compressed day, with faults, and check it at every moment.
+
+    .venv/bin/python bench/soak.py --minutes 60            # docs/soak.md's run
+    .venv/bin/python bench/soak.py --minutes 4 --cycle-s 60 --json   # CI's short run
+
+The whole deployed stack runs on this machine (bench/soak_stack.py): a private PostgreSQL
+cluster holding capplan's store and Prefect's database, a private Redis, ``prefect server
+start`` on that PostgreSQL, supervisord running real ``rq worker`` processes for two queues,
+and prefect.yaml's deployments (a cycle every ``--cycle-s``, collection every
+``--collect-s``, the apply-due sweeper every minute) run by a ``prefect worker`` on a process
+work pool. Demand rises and falls over the run (1-minute windows; the store holds four earlier
+days with the same shape). The ``live`` queue's policy is ``auto``; the ``gated`` queue's is
+``manual``, and a scripted approver approves some plans at once, some late, rejects some and
+ignores some (they expire or are superseded).
+
+Faults are injected on a schedule: an rq worker SIGKILLed, the Prefect worker SIGKILLed
+mid-step, the Prefect server, PostgreSQL and Redis restarted. An independent checker
+(bench/soak_check.py) reads the store, supervisord, Redis and Prefect's API throughout and
+prints one JSON report: steps early / late / duplicated, plans by status and orphaned, cycle
+lateness, each queue's SLO attainment, RSS and row counts at the start and the end, and each
+fault with the seconds until the loop recovered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.soak_stack import APPROVER, SoakConfig, Stack  # noqa: E402
+
+#: (share of the run, fault): when each fault is injected
+FAULTS: tuple[tuple[float, str], ...] = (
+    (0.12, "kill-rq-worker"), (0.25, "kill-worker-mid-step"), (0.42, "restart-prefect"),
+    (0.57, "restart-postgres"), (0.72, "restart-redis"), (0.86, "kill-rq-worker"))
+
+
+def log(kind: str, data: dict[str, Any]) -> None:
+    print(json.dumps({"t": datetime.now(UTC).strftime("%H:%M:%S"), "event": kind, **data},
+                     default=str), file=sys.stderr, flush=True)
+
+
+def prepare(stack: Stack) -> tuple[str, datetime]:
+    """Policies, the approver's key, the pools at 2 workers, the earlier days' history."""
+    from bench.soak_load import backfill, policies
+    from capplan_app.bootstrap import scaler
+    from capplan_app.secrets import store_prefect_secret
+    from capplan_core.planning.approver_auth import new_approver_key
+    from capplan_core.policy import parse_policies
+    from capplan_core.store.db import open_store
+
+    pols = parse_policies({"policies": policies(stack)})
+    open_store(stack.store_url).apply_policies(pols, actor="soak-operator")
+    key = new_approver_key()
+    store_prefect_secret(f"capplan-approver-{APPROVER}", key)
+    sc = scaler(dry_run_replicas=0)
+    for p in pols:
+        sc.set_replicas(p.target, 2)
+    start = datetime.now(UTC)
+    log("backfilled", {"rows": backfill(stack, start)})
+    return key, start
+
+
+def inject(stack: Stack, kind: str, checker: Any) -> dict[str, Any]:
+    """Inject one fault; returns what happened and how long recovery took (s)."""
+    t0 = time.monotonic()
+    out: dict[str, Any] = {"fault": kind, "at": datetime.now(UTC).isoformat()}
+    if kind == "kill-rq-worker":
+        out["pid"] = stack.kill_rq_worker("live")
+        out["recovered_s"] = _until(lambda: _group_up(stack, "live") >= _last_up(checker), 60)
+    elif kind == "kill-worker-mid-step":
+        out.update(_kill_mid_step(stack))
+    elif kind == "restart-prefect":
+        out["restart_s"] = round(stack.restart_prefect(), 1)
+        out["recovered_s"] = _until(lambda: _next_run_completes(t0), 300)
+    elif kind == "restart-postgres":
+        out["restart_s"] = round(stack.restart_postgres(), 1)
+        out["recovered_s"] = _until(lambda: _next_run_completes(t0), 300)
+    elif kind == "restart-redis":
+        out["restart_s"] = round(stack.restart_redis(), 1)
+        out["recovered_s"] = _until(lambda: _group_up(stack, "live") >= 1, 120)
+    out["took_s"] = round(time.monotonic() - t0, 1)
+    log("fault", out)
+    return out
+
+
+def _kill_mid_step(stack: Stack) -> dict[str, Any]:
+    """Restart the worker armed to SIGKILL its flow-run process right after a step's intent
+    (``applying``) is recorded, wait for that, SIGKILL the worker too, start a clean one, and
+    wait until the step is final (taken over and read back)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(stack.store_url, pool_pre_ping=True)
+
+    def applying() -> list[int]:
+        with engine.connect() as c:
+            return [r[0] for r in c.execute(text(
+                "SELECT id FROM scaling_step WHERE status = 'applying'"))]
+
+    stack.kill_worker()
+    stack.start_worker(CAPPLAN_FAULT_KILL_AT="applying")
+    t0 = time.monotonic()
+    hit = _until(lambda: bool(applying()), stack.cfg.cycle_s * 2 + 120)
+    caught = applying()
+    stack.kill_worker()
+    stack.start_worker()
+    out: dict[str, Any] = {"killed_mid_step": bool(caught), "steps": caught,
+                           "armed_for_s": hit}
+    if caught:
+        def final() -> bool:
+            with engine.connect() as c:
+                return all(r[0] != "applying" for r in c.execute(text(
+                    "SELECT status FROM scaling_step WHERE id = ANY(:ids)"), {"ids": caught}))
+        out["recovered_s"] = _until(final, 300)
+    out["since_armed_s"] = round(time.monotonic() - t0, 1)
+    engine.dispose()
+    return out
+
+
+def _until(cond: Callable[[], bool], timeout_s: float) -> float | None:
+    """Seconds until ``cond()`` held (errors count as not yet), None if it never did."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        try:
+            if cond():
+                return round(time.monotonic() - t0, 1)
+        except Exception:  # noqa: BLE001, S110 - a service still restarting
+            pass
+        time.sleep(1.0)
+    return None
+
+
+def _group_up(stack: Stack, group: str) -> int:
+    infos = stack.supervisor().supervisor.getAllProcessInfo()
+    return sum(1 for i in infos if i["group"] == group and i["statename"] == "RUNNING")
+
+
+def _last_up(checker: Any) -> int:
+    return int(checker.samples[-1]["live"]) if checker.samples else 1
+
+
+def _next_run_completes(since_monotonic: float) -> bool:
+    """A capplan flow run that started after the fault has completed."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
+
+    since = datetime.now(UTC).timestamp() - (time.monotonic() - since_monotonic)
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type={"any_": ["COMPLETED"]})), limit=50,
+            sort="END_TIME_DESC")
+    return any(r.start_time and r.start_time.timestamp() > since for r in runs)
+
+
+def run(cfg: SoakConfig, workdir: Path, faults: bool) -> dict[str, Any]:
+    stack = Stack(workdir, cfg)
+    try:
+        stack.start()
+        os.environ.update(stack.env())   # before anything imports Prefect or reads settings
+        from bench.soak_check import Checker
+        from bench.soak_load import Approver, Load
+
+        key, start = prepare(stack)
+        stack.deploy()
+        stack.start_worker()
+        load, checker = Load(stack, start), Checker(stack, start)
+        approver = Approver(stack, key, log)
+        rows_start, rss_start = checker.row_counts(), stack.rss_mib()
+        load.run()
+        approver.run()
+        log("started", {"minutes": cfg.minutes, "cycle_s": cfg.cycle_s, "api": stack.api_url,
+                        "workdir": str(workdir)})
+        end = time.monotonic() + cfg.minutes * 60
+        schedule = [(time.monotonic() + share * cfg.minutes * 60, kind)
+                    for share, kind in (FAULTS if faults else ())]
+        injected: list[dict[str, Any]] = []
+        while time.monotonic() < end:
+            checker.sample(load)
+            if schedule and time.monotonic() >= schedule[0][0]:
+                injected.append(inject(stack, schedule.pop(0)[1], checker))
+            time.sleep(5.0)
+        load.stop()
+        approver.stop()
+        time.sleep(min(60.0, cfg.sweep_s + 10))   # the last due steps, the last sweep
+        report = checker.report(load, injected, rows_start, rss_start)
+        report["approver"] = dict(__import__("collections").Counter(
+            m.split(" ")[0] for m in approver.decided.values()))
+        (workdir / "report.json").write_text(json.dumps(report, indent=2, default=str))
+        return report
+    finally:
+        stack.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--cycle-s", type=int, default=300)
+    ap.add_argument("--collect-s", type=int, default=20)
+    ap.add_argument("--no-faults", action="store_true")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--json", action="store_true", help="print only the JSON report")
+    a = ap.parse_args()
+    cfg = SoakConfig(minutes=a.minutes, cycle_s=a.cycle_s, collect_s=a.collect_s,
+                     approval_timeout_s=min(240.0, 0.8 * a.cycle_s),
+                     horizon_hours=max(0.25, min(1.0, 2 * a.cycle_s / 3600)))
+    workdir = a.workdir or Path(tempfile.mkdtemp(prefix="capplan-soak-"))
+    report = run(cfg, workdir, faults=not a.no_faults)
+    print(json.dumps(report, indent=None if a.json else 2, default=str))
+
+
+if __name__ == "__main__":
+    main()

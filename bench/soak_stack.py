@@ -1,0 +1,314 @@
+"""The deployed stack the soak runs, all on this machine and all real (bench/soak.py):
+
+- a private PostgreSQL cluster (port 5439, the restart tests' own: restarting it hurts no one
+  else) holding capplan's store and Prefect's database;
+- a private Redis (no persistence) holding the RQ queues;
+- ``prefect server start`` on that PostgreSQL, restartable on the same port;
+- supervisord running two groups of real ``rq worker`` processes, one per queue;
+- the deployments of ``prefect.yaml`` (the soak's schedules: a cycle every ``cycle_s``,
+  collection every ``collect_s``, the apply-due sweeper every minute), deployed with
+  ``prefect deploy --all`` onto a process work pool, and a ``prefect worker`` running them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import xmlrpc.client
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from capplan_app.live.harness import HERE as JOBS_DIR  # noqa: E402
+from capplan_app.live.harness import free_port  # noqa: E402
+from tests.integration.faults.restart_services import (  # noqa: E402
+    PG_ADMIN,
+    PrivateRedis,
+    ensure_pg_cluster,
+    restart_pg,
+    wait_port,
+)
+from tests.prefect_pg import asyncpg_url  # noqa: E402
+from tests.service_helpers import PrefectServerProcess, scratch_database  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+POOL = "soak"
+APPROVER = "soak-approver"
+QUEUES = {"live": "auto", "gated": "manual"}   # queue -> its policy's mode
+
+
+@dataclass
+class SoakConfig:
+    """The compressed day (times in seconds, rates in jobs/s)."""
+
+    minutes: float = 60.0
+    cycle_s: int = 300
+    collect_s: int = 20
+    sweep_s: int = 60
+    job_s: float = 0.5
+    low_rate: float = 2.0
+    high_rate: float = 9.0
+    numprocs: int = 10
+    slo_wait_p95_s: float = 5.0
+    startup_s: float = 30.0
+    horizon_hours: float = 0.5
+    approval_timeout_s: float = 240.0
+    history_days: int = 4
+    seed: int = 21
+
+
+@dataclass
+class Stack:
+    """Handles on the running services and what the soak and the checker need."""
+
+    workdir: Path
+    cfg: SoakConfig
+    store_url: str = ""
+    prefect_db_url: str = ""
+    redis: PrivateRedis | None = None
+    prefect: PrefectServerProcess | None = None
+    supervisord: subprocess.Popen[bytes] | None = None
+    supervisor_url: str = ""
+    supervisor_password: str = ""
+    worker: subprocess.Popen[bytes] | None = None
+    worker_env: dict[str, str] = field(default_factory=dict)
+    tid: str = field(default_factory=lambda: f"soak{uuid.uuid4().hex[:8]}")
+    _dbs: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    # -- the pieces ---------------------------------------------------------------------
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        ensure_pg_cluster()
+        self.store_url = self._dbs.enter_context(scratch_database(PG_ADMIN, "soak_store"))
+        self.prefect_db_url = self._dbs.enter_context(scratch_database(PG_ADMIN, "soak_prefect"))
+        self.redis = PrivateRedis()
+        self.redis.start()
+        self.prefect = PrefectServerProcess(
+            self.workdir / "prefect-home", kill_signal=9, args=("--no-ui",),
+            env={"PREFECT_API_DATABASE_CONNECTION_URL": asyncpg_url(self.prefect_db_url),
+                 "PREFECT_SERVER_UI_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"})
+        self.prefect.start()
+        self._start_supervisord()
+
+    @property
+    def api_url(self) -> str:
+        assert self.prefect is not None
+        return self.prefect.api_url
+
+    def queue(self, name: str) -> str:
+        return f"soak_{name}_{self.tid}"
+
+    def env(self) -> dict[str, str]:
+        """capplan's and Prefect's settings for every process of the stack."""
+        assert self.redis is not None
+        return {"PREFECT_API_URL": self.api_url, "CAPPLAN_DATABASE_URL": self.store_url,
+                "CAPPLAN_REDIS_URL": self.redis.url, "CAPPLAN_SCALER": "supervisor",
+                "CAPPLAN_SUPERVISOR_URL": self.supervisor_url,
+                "CAPPLAN_SUPERVISOR_USERNAME": "capplan",
+                "CAPPLAN_SUPERVISOR_PASSWORD": self.supervisor_password,
+                "CAPPLAN_HOME": str(ROOT), "CAPPLAN_DATA_DIR": str(self.workdir / "data"),
+                "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+                "PREFECT_LOGGING_LEVEL": "INFO", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "GX_ANALYTICS_ENABLED": "false", "MPLBACKEND": "Agg",
+                "CAPPLAN_BLAS_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+    def supervisor(self) -> Any:
+        from supervisor.xmlrpc import SupervisorTransport
+
+        transport = SupervisorTransport("capplan", self.supervisor_password,
+                                        self.supervisor_url)
+        return xmlrpc.client.ServerProxy(self.supervisor_url, transport=transport)
+
+    def _start_supervisord(self) -> None:
+        assert self.redis is not None
+        port = free_port()
+        self.supervisor_password = f"pw-{uuid.uuid4().hex}"
+        self.supervisor_url = f"http://127.0.0.1:{port}/RPC2"
+        programs = "".join(_program(name, self.queue(name), self.redis.url, self.tid,
+                                    self.cfg.numprocs, self.workdir) for name in QUEUES)
+        conf = self.workdir / "supervisord.conf"
+        conf.write_text(f"""[supervisord]
+nodaemon=true
+logfile={self.workdir}/supervisord.log
+pidfile={self.workdir}/supervisord.pid
+childlogdir={self.workdir}
+
+[inet_http_server]
+port=127.0.0.1:{port}
+username=capplan
+password={self.supervisor_password}
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+{programs}""")
+        self.supervisord = subprocess.Popen([str(VENV_BIN / "supervisord"), "-c", str(conf)],
+                                            stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_port(port, timeout_s=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, xmlrpc.client.Error):
+                if self.supervisor().supervisor.getState()["statename"] == "RUNNING":
+                    return
+            time.sleep(0.2)
+        raise RuntimeError("supervisord did not answer")
+
+    # -- Prefect: pool, approver key, deployments, worker ---------------------------------
+    def deploy(self) -> None:
+        """The work pool, the approver's key, and prefect.yaml's deployments with the soak's
+        schedules, through `prefect deploy --all` as an operator would."""
+        env = {**os.environ, **self.env()}
+        run = [str(VENV_BIN / "prefect"), "--no-prompt"]
+        subprocess.run([*run, "work-pool", "create", POOL, "--type", "process"], env=env,
+                       check=True, capture_output=True, cwd=ROOT)
+        spec = self.workdir / "prefect.yaml"
+        spec.write_text(yaml.safe_dump(soak_deployments(self.cfg), sort_keys=False))
+        done = subprocess.run([*run, "deploy", "--all", "--prefect-file", str(spec)], env=env,
+                              capture_output=True, text=True, cwd=ROOT)
+        if done.returncode != 0:
+            raise RuntimeError(f"prefect deploy failed: {done.stdout[-2000:]}"
+                               f"{done.stderr[-2000:]}")
+
+    def start_worker(self, **extra_env: str) -> None:
+        env = {**os.environ, **self.env(), **extra_env}
+        log = (self.workdir / "worker.log").open("ab")
+        self.worker = subprocess.Popen(
+            [str(VENV_BIN / "prefect"), "worker", "start", "--pool", POOL, "--type",
+             "process", "--limit", "6"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, start_new_session=True)
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker and every flow-run process it started (its session)."""
+        if self.worker is not None and self.worker.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.worker.pid, signal.SIGKILL)
+            self.worker.wait(timeout=30)
+        self.worker = None
+
+    # -- faults --------------------------------------------------------------------------
+    def restart_prefect(self) -> float:
+        assert self.prefect is not None
+        self.prefect.stop()
+        wait_port(self.prefect.port, up=False)
+        return self.prefect.start()
+
+    def restart_postgres(self) -> float:
+        return restart_pg()
+
+    def restart_redis(self) -> float:
+        assert self.redis is not None
+        t0 = time.monotonic()
+        self.redis.stop()
+        self.redis.start()
+        return time.monotonic() - t0
+
+    def kill_rq_worker(self, group: str) -> int:
+        """SIGKILL one running rq worker of ``group`` (supervisord restarts it); its pid."""
+        infos = [i for i in self.supervisor().supervisor.getAllProcessInfo()
+                 if i["group"] == group and i["statename"] == "RUNNING" and i["pid"]]
+        if not infos:
+            return 0
+        pid = int(infos[-1]["pid"])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def rss_mib(self) -> dict[str, float]:
+        """Resident memory of the Prefect server's and the worker's process sessions."""
+        return {"prefect_server": _session_rss_mib(self.prefect.proc.pid
+                                                   if self.prefect and self.prefect.proc
+                                                   else 0),
+                "worker": _session_rss_mib(self.worker.pid if self.worker else 0)}
+
+    # -- the end ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        self.kill_worker()
+        if self.supervisord is not None and self.supervisord.poll() is None:
+            self.supervisord.send_signal(signal.SIGTERM)
+            try:
+                self.supervisord.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.supervisord.pid, signal.SIGKILL)
+        _kill_tagged(self.tid)
+        if self.prefect is not None:
+            self.prefect.stop()
+        if self.redis is not None:
+            self.redis.stop()
+        self._dbs.close()
+
+
+def soak_deployments(cfg: SoakConfig) -> dict[str, Any]:
+    """prefect.yaml with the soak's work pool and schedules (the deployments are its own)."""
+    doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    pool = {"name": POOL, "work_queue_name": "default"}
+    wanted = {"capacity-plan", "approve-plan", "apply-due", "apply-step", "collect-metrics",
+              "plan-queue"}
+    deployments = []
+    for d in doc["deployments"]:
+        if d["name"] not in wanted:
+            continue
+        d = {**d, "work_pool": pool}
+        if d["name"] == "capacity-plan":
+            d["schedules"] = [{"interval": cfg.cycle_s, "active": True}]
+            d["parameters"] = {**d.get("parameters", {}), "approval_poll_s": 2}
+        elif d["name"] == "collect-metrics":
+            d["schedules"] = [{"interval": cfg.collect_s, "active": True}]
+            d["parameters"] = {"interval_s": cfg.collect_s}
+        elif d["name"] == "apply-due":
+            d["schedules"] = [{"interval": cfg.sweep_s, "active": True}]
+        deployments.append(d)
+    doc["deployments"] = deployments
+    doc.pop("definitions", None)
+    return doc
+
+
+def _program(name: str, queue: str, redis_url: str, tid: str, numprocs: int,
+             workdir: Path) -> str:
+    return f"""
+[program:{name}]
+command={VENV_BIN}/rq worker --url {redis_url} --path {JOBS_DIR}
+    --name %(program_name)s_%(process_num)02d_{tid} --logging_level WARNING {queue}
+numprocs={numprocs}
+process_name=%(program_name)s_%(process_num)02d
+directory={JOBS_DIR}
+environment=PYTHONPATH="{JOBS_DIR}"
+autostart=false
+autorestart=true
+startsecs=1
+startretries=1000
+stopsignal=TERM
+stopwaitsecs=15
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile={workdir}/%(program_name)s_%(process_num)02d.log
+"""
+
+
+def _session_rss_mib(sid: int) -> float:
+    """Summed RSS (MiB) of the live processes of session ``sid``."""
+    if not sid:
+        return 0.0
+    out = subprocess.run(["ps", "-eo", "sid=,rss="], capture_output=True, text=True).stdout
+    kib = sum(int(rss) for s, rss in (line.split() for line in out.splitlines() if line.strip())
+              if int(s) == sid)
+    return round(kib / 1024, 1)
+
+
+def _kill_tagged(tid: str) -> None:
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True,
+                         text=True).stdout
+    for line in out.splitlines()[1:]:
+        if tid in line:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(line.split()[0]), signal.SIGKILL)
