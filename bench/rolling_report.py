@@ -95,8 +95,33 @@ def tables(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def readme_table(rows: list[dict[str, Any]]) -> str:
+    """One line per series: every week's predictive figures, then its worst week."""
+    out = ["| series | weeks | predictive, every week: SLO met / x oracle | worst week: SLO "
+           "met, x oracle, x rate oracle, changed (oracle) | reactive that week | chosen "
+           "strategy that week | goal (worst week, chosen) |", "|---" * 7 + "|"]
+    for series in dict.fromkeys(r["series"] for r in rows):
+        mine = [r for r in rows if r["series"] == series]
+        weeks = ", ".join(f"{r['predictive']['attainment']:.1%} / {r['predictive']['x_oracle']:.3f}"
+                          for r in mine)
+        w = min(mine, key=lambda r: (r["predictive"]["attainment"],
+                                     -r["predictive"]["x_oracle"]))
+        p, c = w["predictive"], w[w["chosen"]]
+        out.append(
+            f"| {series} | {len(mine)} | {weeks} | {w['week']}: {p['attainment']:.1%}, "
+            f"{p['x_oracle']:.3f}x, {p['x_rate_oracle']:.3f}x, {p['changes']:.0%} "
+            f"({w['oracle']['changes']:.0%}) | {w['reactive']['attainment']:.1%} at "
+            f"{w['reactive']['x_oracle']:.3f}x | {w['chosen']}: {c['attainment']:.1%} at "
+            f"{c['x_oracle']:.3f}x | predictive {goal(w, 'predictive')}; {w['chosen']} "
+            f"{goal(w, w['chosen'])} |")
+    return "\n".join(out)
+
+
 def main() -> None:
-    print(tables(load([Path(p) for p in sys.argv[1:]])))
+    rows = load([Path(p) for p in sys.argv[1:]])
+    print(tables(rows))
+    print()
+    print(readme_table(rows))
 
 
 if __name__ == "__main__":
