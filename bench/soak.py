@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,10 +40,16 @@ sys.path.insert(0, str(ROOT))
 
 from bench.soak_stack import APPROVER, SoakConfig, Stack  # noqa: E402
 
-#: (share of the run, fault): when each fault is injected
-FAULTS: tuple[tuple[float, str], ...] = (
-    (0.12, "kill-rq-worker"), (0.25, "kill-worker-mid-step"), (0.42, "restart-prefect"),
-    (0.57, "restart-postgres"), (0.72, "restart-redis"), (0.86, "kill-rq-worker"))
+#: (share of the run, fault): when each fault is injected (each after the one before it has
+#: recovered). The long run kills the Prefect worker armed to die mid-step; the short one
+#: (CI) kills it right after a cycle completed, so no cycle is left holding its slot.
+FAULTS_LONG: tuple[tuple[float, str], ...] = (
+    (0.10, "kill-rq-worker"), (0.20, "kill-worker-mid-step"), (0.40, "restart-prefect"),
+    (0.55, "restart-postgres"), (0.70, "restart-redis"), (0.82, "kill-worker"),
+    (0.90, "kill-rq-worker"))
+FAULTS_SHORT: tuple[tuple[float, str], ...] = (
+    (0.10, "kill-rq-worker"), (0.25, "restart-prefect"), (0.40, "restart-postgres"),
+    (0.55, "restart-redis"), (0.70, "kill-worker"))
 
 
 def log(kind: str, data: dict[str, Any]) -> None:
@@ -80,6 +87,13 @@ def inject(stack: Stack, kind: str, checker: Any) -> dict[str, Any]:
         out["recovered_s"] = _until(lambda: _group_up(stack, "live") >= _last_up(checker), 60)
     elif kind == "kill-worker-mid-step":
         out.update(_kill_mid_step(stack))
+    elif kind == "kill-worker":   # right after a cycle completed: no cycle in flight
+        out["waited_for_cycle_s"] = _until(lambda: _next_run_completes(t0, "capacity-plan"),
+                                           stack.cfg.cycle_s * 3)
+        stack.kill_worker()
+        stack.start_worker()
+        t1 = time.monotonic()
+        out["recovered_s"] = _until(lambda: _next_run_completes(t1), 300)
     elif kind == "restart-prefect":
         out["restart_s"] = round(stack.restart_prefect(), 1)
         out["recovered_s"] = _until(lambda: _next_run_completes(t0), 300)
@@ -149,17 +163,44 @@ def _last_up(checker: Any) -> int:
     return int(checker.samples[-1]["live"]) if checker.samples else 1
 
 
-def _next_run_completes(since_monotonic: float) -> bool:
-    """A capplan flow run that started after the fault has completed."""
+def _next_run_completes(since_monotonic: float, deployment: str | None = None) -> bool:
+    """A capplan flow run (of ``deployment``, if given) that started after the fault has
+    completed."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+    )
 
     since = datetime.now(UTC).timestamp() - (time.monotonic() - since_monotonic)
+    only = (DeploymentFilter(name=DeploymentFilterName(any_=[deployment]))
+            if deployment else None)
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
             state=FlowRunFilterState(type={"any_": ["COMPLETED"]})), limit=50,
-            sort="END_TIME_DESC")
+            sort="END_TIME_DESC", deployment_filter=only)
     return any(r.start_time and r.start_time.timestamp() > since for r in runs)
+
+
+class Faults:
+    """Injects the scheduled faults one after another in a thread of its own, so the
+    checker keeps sampling while a fault waits for its recovery."""
+
+    def __init__(self, stack: Stack, checker: Any, schedule: list[tuple[float, str]]) -> None:
+        self.stack, self.checker, self.schedule = stack, checker, schedule
+        self.injected: list[dict[str, Any]] = []
+        self.thread = threading.Thread(target=self._run, daemon=True, name="soak-faults")
+
+    def _run(self) -> None:
+        for at, kind in self.schedule:
+            time.sleep(max(0.0, at - time.monotonic()))
+            try:
+                self.injected.append(inject(self.stack, kind, self.checker))
+            except Exception as err:  # noqa: BLE001 - reported as a fault not recovered
+                self.injected.append({"fault": kind, "error": f"{type(err).__name__}: {err}",
+                                      "recovered_s": None})
 
 
 def run(cfg: SoakConfig, workdir: Path, faults: bool) -> dict[str, Any]:
@@ -181,14 +222,15 @@ def run(cfg: SoakConfig, workdir: Path, faults: bool) -> dict[str, Any]:
         log("started", {"minutes": cfg.minutes, "cycle_s": cfg.cycle_s, "api": stack.api_url,
                         "workdir": str(workdir)})
         end = time.monotonic() + cfg.minutes * 60
-        schedule = [(time.monotonic() + share * cfg.minutes * 60, kind)
-                    for share, kind in (FAULTS if faults else ())]
-        injected: list[dict[str, Any]] = []
+        chosen = FAULTS_LONG if cfg.minutes >= 15 else FAULTS_SHORT
+        injector = Faults(stack, checker, [(time.monotonic() + share * cfg.minutes * 60, kind)
+                                           for share, kind in (chosen if faults else ())])
+        injector.thread.start()
         while time.monotonic() < end:
             checker.sample(load)
-            if schedule and time.monotonic() >= schedule[0][0]:
-                injected.append(inject(stack, schedule.pop(0)[1], checker))
             time.sleep(5.0)
+        injector.thread.join(timeout=max(0.0, end + 600 - time.monotonic()))
+        injected = injector.injected
         load.stop()
         approver.stop()
         time.sleep(min(60.0, cfg.sweep_s + 10))   # the last due steps, the last sweep
@@ -211,7 +253,8 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print only the JSON report")
     a = ap.parse_args()
     cfg = SoakConfig(minutes=a.minutes, cycle_s=a.cycle_s, collect_s=a.collect_s,
-                     approval_timeout_s=min(240.0, 0.8 * a.cycle_s),
+                     # a person has most of a cycle; the next cycle's plan supersedes theirs
+                     approval_timeout_s=max(90.0, min(240.0, 0.8 * a.cycle_s)),
                      horizon_hours=max(0.25, min(1.0, 2 * a.cycle_s / 3600)))
     workdir = a.workdir or Path(tempfile.mkdtemp(prefix="capplan-soak-"))
     report = run(cfg, workdir, faults=not a.no_faults)

@@ -100,9 +100,26 @@ class Checker:
                 self.waits[name][job_id] = (enq, parse_rq_time(started))
 
     # -- the end ---------------------------------------------------------------------------
+    def dump(self) -> None:
+        """Every plan and step, and the audit trail, into the workdir (for a post-mortem)."""
+        import json
+
+        out = self.stack.workdir
+        for name, query in (
+                ("plans", "SELECT id, queue, status, created_at, decided_by, decision_comment, "
+                          "current_workers, target_workers FROM capacity_plan ORDER BY id"),
+                ("steps", "SELECT plan_id, id, seq, status, execute_at, applied_at, "
+                          "from_workers, to_workers, claimed_by FROM scaling_step ORDER BY id"),
+                ("audit", "SELECT id, at, actor, action, plan_id, details FROM audit_event "
+                          "ORDER BY id")):
+            rows = [list(r) for r in self._sql(query)]
+            (out / f"{name}.json").write_text(json.dumps(rows, default=str))
+
     def report(self, load: Any, faults: list[dict[str, Any]], rows_start: dict[str, int],
                rss_start: dict[str, float]) -> dict[str, Any]:
         self.sample(load)
+        with contextlib.suppress(Exception):
+            self.dump()
         return {
             "minutes": self.stack.cfg.minutes, "cycle_s": self.stack.cfg.cycle_s,
             "steps": self._steps(), "plans": self._plans(), "cycles": self._cycles(),

@@ -128,7 +128,8 @@ class Load:
 
 @dataclass
 class Approver:
-    """Decides each ``gated`` plan that waits for a person, in turn: approves at once,
+    """Decides each plan that waits for a person (the ``gated`` queue's, and the ``live``
+    queue's when its auto policy falls back to a person), in turn: approves at once,
     approves late (half the approval timeout later), rejects, and ignores (it expires or is
     superseded). Every decision goes through the Prefect API with an approval code, as
     ``capplan plans approve`` does."""
@@ -158,8 +159,7 @@ class Approver:
         seen: dict[int, float] = {}
         while not self._stop.wait(2.0):
             with contextlib.suppress(Exception):  # a restarting store or server: next round
-                for plan in store.list_plans(queue=self.stack.queue("gated"),
-                                             status="proposed", limit=5):
+                for plan in store.list_plans(status="proposed", limit=10):
                     if plan.id in self.decided or not plan.details.get("approval_deadline"):
                         continue
                     seen.setdefault(plan.id, time.time())

@@ -118,6 +118,9 @@ class Stack:
                 "CAPPLAN_SUPERVISOR_PASSWORD": self.supervisor_password,
                 "CAPPLAN_HOME": str(ROOT), "CAPPLAN_DATA_DIR": str(self.workdir / "data"),
                 "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+                # heartbeats every 30 s: deployments/prefect/automation-crash-zombie-runs.yaml crashes a run
+                # silent for 90 s, which frees its deployment's concurrency slot
+                "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
                 "PREFECT_LOGGING_LEVEL": "INFO", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 "GX_ANALYTICS_ENABLED": "false", "MPLBACKEND": "Agg",
                 "CAPPLAN_BLAS_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -171,6 +174,11 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         run = [str(VENV_BIN / "prefect"), "--no-prompt"]
         subprocess.run([*run, "work-pool", "create", POOL, "--type", "process"], env=env,
                        check=True, capture_output=True, cwd=ROOT)
+        made = subprocess.run([*run, "automation", "create", "--from-file",
+                               str(ROOT / "deployments/prefect/automation-crash-zombie-runs.yaml")], env=env,
+                              capture_output=True, text=True, cwd=ROOT)
+        if made.returncode != 0:
+            raise RuntimeError(f"prefect automation create failed: {made.stdout[-2000:]}")
         spec = self.workdir / "prefect.yaml"
         spec.write_text(yaml.safe_dump(soak_deployments(self.cfg), sort_keys=False))
         done = subprocess.run([*run, "deploy", "--all", "--prefect-file", str(spec)], env=env,
