@@ -24,6 +24,17 @@ RECENT_WINDOWS = 4  # "recent" = the last four planning windows
 class AnomalyReport:
     flags: np.ndarray  # bool per window
     recent: bool  # a flagged window among the last RECENT_WINDOWS
+    expected: np.ndarray | None = None  # per window: the slot median plus the local level
+    z: np.ndarray | None = None         # per window: the robust z-score of the residual
+
+    def recent_worst(self) -> int | None:
+        """Index of the most extreme flagged window among the last ``RECENT_WINDOWS`` (the
+        one a person is told about), or None."""
+        if not self.recent or self.z is None:
+            return None
+        n = len(self.flags)
+        tail = [i for i in range(max(0, n - RECENT_WINDOWS), n) if self.flags[i]]
+        return max(tail, key=lambda i: abs(float(self.z[i]))) if tail else None  # type: ignore[index]
 
 
 def _slot_median(y: np.ndarray, day_steps: int) -> np.ndarray:
@@ -72,4 +83,5 @@ def detect_anomalies(
     z = np.zeros(n)
     z[ok] = (resid[ok] - med) / local[ok]
     flags = np.abs(z) > z_limit
-    return AnomalyReport(flags, bool(flags[-RECENT_WINDOWS:].any()))
+    return AnomalyReport(flags, bool(flags[-RECENT_WINDOWS:].any()), expected=base + level,
+                         z=z)

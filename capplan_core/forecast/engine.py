@@ -18,7 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capplan_core.forecast.anomaly import RECENT_WINDOWS, detect_anomalies
+from capplan_core.forecast.anomaly import (
+    RECENT_WINDOWS,
+    Z_LIMIT,
+    AnomalyReport,
+    detect_anomalies,
+)
 from capplan_core.forecast.intervals import Calibration, extend_scale
 from capplan_core.forecast.models import ForecastModel
 from capplan_core.forecast.nowcast import RECENT_S, nowcast_factors
@@ -155,7 +160,7 @@ def forecast_queue(
     selection = fit.selection
     recent = fit.recent
     anomalies = fit.anomalies
-    return ForecastResult(
+    return ForecastResult(anomaly_note=fit.anomaly_note,
         queue=queue, model=model.name, interval_s=step_s, timestamps=timestamps,
         mean=np.maximum(mean, 0.0), bounds=central_bounds(np.maximum(mean, 0.0), scale,
                                                           cal.z_sorted, lv),
@@ -204,6 +209,7 @@ class _Fit:
     recent: bool
     anomalies: list[pd.Timestamp]
     moved: np.ndarray | None = None     # per window: the nowcast moved it > NOWCAST_MOVED
+    anomaly_note: str | None = None     # the recent anomaly, with its numbers
 
 
 def _fit_and_forecast(
@@ -272,4 +278,20 @@ def _fit_and_forecast(
     anomalies = sorted(set(anomalies) | set(excluded))
     return _Fit(mean, scale, model, choice.calibration, choice.selection, notes, recent,
                 anomalies, np.abs(nc.factors - 1.0) > NOWCAST_MOVED if nc is not None
-                else np.zeros(n_out, dtype=bool))
+                else np.zeros(n_out, dtype=bool),
+                anomaly_note=_anomaly_note(report, raw, index, excluded, horizon_recent))
+
+
+def _anomaly_note(report: AnomalyReport, raw: np.ndarray, index: pd.DatetimeIndex,
+                  excluded: list[pd.Timestamp], horizon_recent: pd.Timestamp) -> str | None:
+    """Which recent window was anomalous, with the numbers a person needs to judge it."""
+    i = report.recent_worst()
+    if i is not None and report.expected is not None and report.z is not None:
+        return (f"{raw[i]:.3g} jobs/s in the window at {index[i]:%Y-%m-%d %H:%M} UTC "
+                f"against {max(0.0, float(report.expected[i])):.3g} expected "
+                f"(robust z {float(report.z[i]):+.1f}, limit {Z_LIMIT:g})")
+    late = [t for t in excluded if t >= horizon_recent]
+    if late:
+        return (f"the window at {max(late):%Y-%m-%d %H:%M} UTC was an outlier the cleaning "
+                "stage kept out")
+    return None

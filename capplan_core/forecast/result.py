@@ -56,6 +56,9 @@ class ForecastResult:
     # hours after a closed period, a level the nowcast is correcting): pooled sizing takes
     # no extra risk there (issue 22); None: none flagged
     uncertain: np.ndarray | None = None
+    # the recent anomaly (when ``recent_anomaly``), with its numbers: what a person asked to
+    # approve instead of auto is told (issue 21)
+    anomaly_note: str | None = None
 
     def _z_quantile(self, q: np.ndarray | float) -> np.ndarray:
         z = self.z_sorted

@@ -97,6 +97,7 @@ def propose(
         demand_distribution=distribution_for(policy, forecast),
         extra_workers=np.asarray(attempt.extra_workers, dtype=int),
         last_scale_at=last_scale_at, anomaly=forecast.recent_anomaly,
+        anomaly_note=forecast.anomaly_note,
         data_quality_warning=data_quality_warning,
     ))
 

@@ -49,6 +49,7 @@ class PlanInput:
     last_scale_at: datetime | None = None
     anomaly: bool = False
     data_quality_warning: bool = False
+    anomaly_note: str | None = None   # which recent window was anomalous, with the numbers
     # the quantile demand_per_s was read at; None = policy.forecast.demand_quantile. Only a
     # demand at slo.target_attainment is sized without the safety margin (window_sizing).
     demand_quantile: float | None = None
@@ -253,7 +254,8 @@ def _auto_limits(inp: PlanInput, schedule: list[tuple[datetime, int]],
                  steps: list[PlannedStep]) -> tuple[bool, list[str]]:
     reasons: list[str] = []
     if inp.anomaly:
-        reasons.append("recent demand anomaly: auto approval downgraded to manual")
+        what = f" ({inp.anomaly_note})" if inp.anomaly_note else ""
+        reasons.append(f"recent demand anomaly{what}: auto approval downgraded to manual")
     if inp.data_quality_warning:
         reasons.append("data-quality warning: auto approval downgraded to manual")
     counts = [n for _, n in schedule] + [s.to_workers for s in steps]

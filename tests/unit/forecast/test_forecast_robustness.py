@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,29 @@ def test_recent_burst_sets_recent_anomaly() -> None:
     burst.iloc[-3:] *= 6
     res = forecast_queue(burst, SPEC, queue="q")
     assert res.recent_anomaly and burst.index[-1] in res.anomalies
+    # the numbers a person asked to approve instead of auto is told (issue 21)
+    note = res.anomaly_note or ""
+    worst = max(range(len(burst) - 3, len(burst)), key=lambda i: burst.iloc[i])
+    assert f"{burst.iloc[worst]:.3g} jobs/s" in note or "jobs/s in the window" in note, note
+    assert "expected" in note and "robust z +" in note and "limit 5" in note, note
+    assert f"{burst.index[len(burst) - 1]:%Y-%m-%d}" in note
+
+
+def test_a_recent_anomaly_names_its_numbers_in_the_auto_limits() -> None:
+    from capplan_core.planning.planner import _auto_limits
+
+    hist = seasonal_rates(8, weekly=False)
+    burst = hist.copy()
+    burst.iloc[-2:] *= 6
+    res = forecast_queue(burst, SPEC, queue="q")
+    assert res.anomaly_note is not None
+    inp = SimpleNamespace(anomaly=True, anomaly_note=res.anomaly_note,
+                          data_quality_warning=False, current_workers=4,
+                          policy=SimpleNamespace(scaling=SimpleNamespace(auto_max_change=20),
+                                                 mode="auto"))
+    _, reasons = _auto_limits(inp, [(None, 4)], [])  # type: ignore[arg-type]
+    assert reasons == [f"recent demand anomaly ({res.anomaly_note}): auto approval "
+                       "downgraded to manual"]
 
 
 def test_excluded_points_count_as_recent_anomalies() -> None:
