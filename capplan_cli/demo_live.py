@@ -13,6 +13,7 @@ supervisord.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -102,7 +103,9 @@ def run_live_demo(*, as_json: bool) -> None:
 
 
 def _run(as_json: bool, store_url: str) -> None:
-    from capplan_app.live.harness import HarnessError
+    from redis.exceptions import RedisError
+
+    from capplan_app.live.harness import HarnessError, forget_redis_keys
     from capplan_app.live.loop import ClosedLoop, LoopSpec
 
     redis_url = os.environ.get("CAPPLAN_REDIS_URL") or DEFAULT_REDIS
@@ -128,7 +131,11 @@ def _run(as_json: bool, store_url: str) -> None:
 
         try:
             with stop_on_signals(stop):
-                report = loop.run()
+                try:
+                    report = loop.run()
+                finally:  # the demo's queue is gone with it: so are its keys
+                    with contextlib.suppress(RedisError):
+                        forget_redis_keys(redis_url, loop.tid)
         except (HarnessError, OSError) as err:
             fail(f"the live demo could not start supervisord or reach Redis at {redis_url}: "
                  f"{err}", code=1)

@@ -134,6 +134,26 @@ def stop_supervisord(sup: Supervisord) -> list[str]:
     return left
 
 
+def forget_redis_keys(redis_url: str, tid: str) -> int:
+    """Delete every Redis key whose name carries ``tid`` (the loop's queue, its RQ registries
+    and job records, the workers' keys, the snapshot cache) and ``tid``'s members of RQ's
+    registry sets; how many keys went. RQ keeps an emptied queue's registries for ever."""
+    from redis import Redis
+
+    r = Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        keys = list(r.scan_iter(match=f"*{tid}*", count=1000))
+        if keys:
+            r.delete(*keys)
+        for set_key in ("rq:queues", "rq:workers"):
+            members = [m for m in r.smembers(set_key) if tid.encode() in m]
+            if members:
+                r.srem(set_key, *members)
+        return len(keys)
+    finally:
+        r.close()
+
+
 #: exec argv[2:] with SIGTERM as its parent-death signal (prctl PR_SET_PDEATHSIG = 1), unless
 #: the parent argv[1] is already gone
 _PARENT_DEATH_EXEC = (

@@ -175,9 +175,11 @@ class ClosedLoop:
             self._stop.wait(max(0.0, report.step_at + spec.after_step_s - time.time()))
         finally:
             self._stop.set()
-            for t in reversed(threads):  # the planning cycle first: it may take a while
-                t.join(CYCLE_JOIN_S if t.name == "capplan-live-plan" else 30)
-            gen.stop()
+            try:
+                gen.stop()  # no job arrives once the loop is over, even if a join is cut short
+            finally:
+                for t in reversed(threads):  # the planning cycle first: it may take a while
+                    t.join(CYCLE_JOIN_S if t.name == "capplan-live-plan" else 30)
         report.stopped = self._why
         if self._errors:
             raise self._errors[0]

@@ -142,6 +142,10 @@ def test_a_signal_ends_the_demo_and_stops_its_pool(demo: Demo, sig: signal.Signa
     assert "Traceback" not in demo.text, demo.text
     assert not _alive(sups[0]), "supervisord still runs"
     assert orphans(tid) == [], orphans(tid)
+    # and no Redis key of its queue is left (RQ keeps an emptied queue's registries for ever)
+    r = require_redis()
+    assert list(r.scan_iter(match=f"*{tid}*")) == []
+    assert not [m for m in r.smembers("rq:queues") if tid.encode() in m]
 
 
 def test_a_killed_demo_leaves_no_pool_behind(demo: Demo) -> None:
