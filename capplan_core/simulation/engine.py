@@ -12,6 +12,10 @@ Engines, one answer:
   asks (``capplan simulate``, a stored plan re-simulated), ``JOB_LEVEL_BUDGET`` per simulate
   call in the planning cycle unless the caller passes its own (``CAPPLAN_SIMULATION_JOB_BUDGET``).
   The fluid level's answer is flagged ``approximate`` with null wait intervals.
+
+Shared pools (``scenario.classes``) run job by job only (the fluid level has no classes):
+``auto`` picks ``fast`` whatever the budget, ``fluid`` is refused; the summary's ``classes``
+holds each class's waits (``class_stats``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from capplan_core.simulation.class_stats import class_batch_units, class_job_stats
+from capplan_core.simulation.fast_classes import run_fast_classes
 from capplan_core.simulation.fast_engine import run_fast
 from capplan_core.simulation.fluid import run_fluid
 from capplan_core.simulation.records import JobRunRecord
@@ -42,7 +48,15 @@ ENGINE_LABELS = {
     "fluid": "approximate: fluid level (Erlang C / Allen-Cunneen waits per 60 s step)",
 }
 JobEngine = Callable[[SimScenario, ReplicationInputs], JobRunRecord]
-_JOB_ENGINES: dict[str, JobEngine] = {"simpy": run_simpy, "fast": run_fast}
+
+
+def _run_fast_any(scenario: SimScenario, inputs: ReplicationInputs) -> JobRunRecord:
+    if scenario.classes:
+        return run_fast_classes(scenario, inputs)
+    return run_fast(scenario, inputs)
+
+
+_JOB_ENGINES: dict[str, JobEngine] = {"simpy": run_simpy, "fast": _run_fast_any}
 
 
 def expected_jobs(scenario: SimScenario) -> float:
@@ -56,8 +70,8 @@ def expected_jobs(scenario: SimScenario) -> float:
 def choose_engine(scenario: SimScenario, replications: int,
                   job_budget: float = JOB_LEVEL_BUDGET) -> str:
     """The engine ``auto`` picks: job level within ``job_budget`` expected jobs over all
-    replications, fluid beyond it."""
-    if scenario.arrival_times_s is not None:
+    replications, fluid beyond it (a shared pool always runs job by job)."""
+    if scenario.arrival_times_s is not None or scenario.classes:
         return "fast"
     return "fast" if expected_jobs(scenario) * replications <= job_budget else "fluid"
 
@@ -92,6 +106,8 @@ def simulate(scenario: SimScenario, *, replications: int, seed: int,
     if chosen == "fluid":
         if scenario.arrival_times_s is not None:
             raise ValueError("engine 'fluid' cannot replay injected arrival/service times")
+        if scenario.classes:
+            raise ValueError("engine 'fluid' has no job classes: use 'fast' or 'simpy'")
         return summarise(run_fluid(scenario, replications, int(seed)), scenario, "fluid")
     return summarise(_run_job_level(scenario, replications, int(seed), _JOB_ENGINES[chosen]),
                      scenario, chosen)
@@ -108,6 +124,10 @@ def _run_job_level(scenario: SimScenario, replications: int, seed: int,
     points = np.zeros((n, 3))
     jobs = np.zeros(n, dtype=np.int64)
     waits = np.empty(0)
+    n_cls = len(scenario.classes)
+    cls_points, cls_fail = np.zeros((n, n_cls, 4)), np.zeros((n, n_cls), dtype=bool)
+    cls_jobs = np.zeros(n_cls, dtype=np.int64)
+    kept: list[np.ndarray] = []
     rngs = replication_rngs(seed, replications)[start:stop]
     for i, rng in enumerate(rngs):
         inputs = draw_inputs(scenario, rng, start + i)
@@ -115,9 +135,19 @@ def _run_job_level(scenario: SimScenario, replications: int, seed: int,
         fail[i], backlog[i], util[i], points[i], waits = job_level_stats(scenario, inputs,
                                                                          record)
         jobs[i] = inputs.arrival_times_s.size
+        if n_cls:
+            fail_any, cls_fail[i], cls_points[i], kept = class_job_stats(scenario, inputs,
+                                                                         record)
+            fail[i] |= fail_any
+            cls_jobs += np.bincount(np.asarray(inputs.job_class), minlength=n_cls)
+    single = replications == 1
     return RepStats(window_fail=fail, window_max_backlog=backlog, window_util=util,
                     mean_wait_s=points[:, 0], wait_prob=points[:, 1], p95_wait_s=points[:, 2],
-                    jobs=jobs, units=batch_units(waits) if replications == 1 else None)
+                    jobs=jobs, units=batch_units(waits) if single else None,
+                    class_points=cls_points if n_cls else None,
+                    class_fail=cls_fail if n_cls else None,
+                    class_jobs=cls_jobs if n_cls else None,
+                    class_units=class_batch_units(scenario, kept) if n_cls and single else None)
 
 
 def chunk_bounds(replications: int, chunks: int) -> list[tuple[int, int]]:
@@ -153,6 +183,13 @@ def summarise_chunks(chunks: list[RepStats], scenario: SimScenario,
         wait_prob=np.concatenate([c.wait_prob for c in chunks]),
         p95_wait_s=np.concatenate([c.p95_wait_s for c in chunks]),
         jobs=np.concatenate([c.jobs for c in chunks]), units=None)
+    if scenario.classes:
+        merged.class_points = np.concatenate([c.class_points for c in chunks
+                                              if c.class_points is not None])
+        merged.class_fail = np.concatenate([c.class_fail for c in chunks
+                                            if c.class_fail is not None])
+        merged.class_jobs = np.sum([c.class_jobs for c in chunks if c.class_jobs is not None],
+                                   axis=0)
     return summarise(merged, scenario, engine)
 
 

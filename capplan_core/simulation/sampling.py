@@ -8,6 +8,9 @@ Arrivals: a non-homogeneous Poisson process with a piecewise-constant rate: expo
 at each window's rate, restarted at each window edge (exact by memorylessness; Ross,
 *Simulation*, 5th ed., §5.5).
 Lognormal service fitted to mean m and SCV s: σ² = ln(1 + s), μ = ln m − σ²/2.
+Shared pools (``scenario.classes``): each class's arrivals are drawn in class order (its own
+Poisson process on its own demand path), then merged in time order; ``job_class`` says whose
+each job is, and each job's work comes from its class's distribution.
 """
 
 from __future__ import annotations
@@ -25,12 +28,16 @@ from capplan_core.simulation.scenario import SimScenario
 class ReplicationInputs:
     """Arrival times (s, sorted; the first ``n_backlog`` are the initial backlog at 0), the
     work of each job (s) and ``failure_draws_s[slot, k]``: the up-time before the k-th failure
-    of a worker slot (empty second axis when workers never fail)."""
+    of a worker slot (empty second axis when workers never fail). Shared pools only:
+    ``job_class`` (each job's class index) and ``pick_u`` (uniforms for the ``weighted``
+    discipline's choices)."""
 
     arrival_times_s: np.ndarray
     service_times_s: np.ndarray
     n_backlog: int
     failure_draws_s: np.ndarray
+    job_class: np.ndarray | None = None
+    pick_u: np.ndarray | None = None
 
 
 @njit(cache=True)
@@ -70,15 +77,21 @@ def arrival_times(rates_per_s: np.ndarray, edges_s: np.ndarray,
 
 def service_times(scenario: SimScenario, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` service times (s) from the scenario's service distribution."""
-    m, scv = scenario.mean_service_s, scenario.service_scv
-    if scenario.service_kind == "exponential":
-        return rng.exponential(m, n)
-    if scenario.service_kind == "lognormal":
+    return draw_service(scenario.service_kind, scenario.mean_service_s, scenario.service_scv,
+                        scenario.service_samples_s, n, rng)
+
+
+def draw_service(kind: str, mean_s: float, scv: float, samples_s: np.ndarray | None, n: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """``n`` service times (s): exponential, lognormal (mean, SCV) or resampled samples."""
+    if kind == "exponential":
+        return rng.exponential(mean_s, n)
+    if kind == "lognormal":
         if scv == 0.0:
-            return np.full(n, m)
+            return np.full(n, mean_s)
         sigma2 = math.log1p(scv)
-        return rng.lognormal(math.log(m) - sigma2 / 2.0, math.sqrt(sigma2), n)
-    samples = np.asarray(scenario.service_samples_s, dtype=float)
+        return rng.lognormal(math.log(mean_s) - sigma2 / 2.0, math.sqrt(sigma2), n)
+    samples = np.asarray(samples_s, dtype=float)
     return samples[rng.integers(0, samples.size, n)]
 
 
@@ -96,6 +109,8 @@ def failure_draws(scenario: SimScenario, rng: np.random.Generator) -> np.ndarray
 def draw_inputs(scenario: SimScenario, rng: np.random.Generator,
                 replication: int) -> ReplicationInputs:
     """The random inputs of replication ``replication`` (demand path ``replication % n_paths``)."""
+    if scenario.classes:
+        return draw_class_inputs(scenario, rng, replication)
     n_backlog = scenario.initial_backlog
     if scenario.arrival_times_s is not None and scenario.service_times_s is not None:
         arrivals = np.asarray(scenario.arrival_times_s, dtype=float)
@@ -107,6 +122,34 @@ def draw_inputs(scenario: SimScenario, rng: np.random.Generator,
     times = np.concatenate((np.zeros(n_backlog), arrivals)) if n_backlog else arrivals
     return ReplicationInputs(arrival_times_s=times, service_times_s=services,
                              n_backlog=n_backlog, failure_draws_s=failure_draws(scenario, rng))
+
+
+def draw_class_inputs(scenario: SimScenario, rng: np.random.Generator,
+                      replication: int) -> ReplicationInputs:
+    """Random inputs of a shared pool's replication: per class (in order) its arrivals, then
+    its service times (backlog jobs first), merged by arrival time (ties: class order)."""
+    edges = scenario.window_edges_s
+    times, works, owner = [], [], []
+    for k, c in enumerate(scenario.classes):
+        path = c.rates_per_s[replication % c.rates_per_s.shape[0]]
+        arr = arrival_times(path, edges, rng)
+        nb = int(c.initial_backlog)
+        times.append(np.concatenate((np.zeros(nb), arr)))
+        works.append(draw_service(c.service_kind, c.mean_service_s, c.service_scv,
+                                  c.service_samples_s, nb + arr.size, rng))
+        owner.append(np.full(nb + arr.size, k, dtype=np.int64))
+    t, s, o = np.concatenate(times), np.concatenate(works), np.concatenate(owner)
+    backlog = np.zeros(t.size, dtype=bool)
+    start = 0
+    for k, c in enumerate(scenario.classes):
+        backlog[start:start + int(c.initial_backlog)] = True
+        start += times[k].size
+    order = np.lexsort((o, t, ~backlog))  # backlog first (class order), then time, class
+    pick_u = rng.random(max(t.size, 1)) if scenario.discipline == "weighted" else None
+    return ReplicationInputs(arrival_times_s=t[order], service_times_s=s[order],
+                             n_backlog=scenario.initial_backlog,
+                             failure_draws_s=failure_draws(scenario, rng),
+                             job_class=o[order], pick_u=pick_u)
 
 
 def replication_rngs(seed: int, replications: int) -> list[np.random.Generator]:

@@ -11,6 +11,11 @@ to the head of the queue; ``initial_backlog`` jobs wait at time 0.
 A window fails its SLO when more than ``1 − slo_wait_quantile`` of the jobs arriving in it wait
 longer than ``slo_wait_s`` (i.e. their empirical wait quantile exceeds it), or when the backlog
 (jobs waiting, not in service) exceeds ``slo_max_backlog`` at any time in it.
+
+Shared pools: ``classes`` (``classes.JobClass``) lists several queues served in the
+``discipline``'s order, each with its own demand, service and SLO (a window also fails when a
+class misses its own); build such a scenario with ``classes.class_scenario``. Without classes
+the model above is unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from functools import cached_property
 from typing import Literal
 
 import numpy as np
+
+from capplan_core.simulation.class_stats import ClassSummary
+from capplan_core.simulation.classes import JobClass, check_classes
 
 ServiceKind = Literal["exponential", "lognormal", "empirical"]
 EngineName = Literal["auto", "simpy", "fast", "fluid"]
@@ -65,6 +73,8 @@ class SimScenario:
     warmup_s: float = 0.0
     arrival_times_s: np.ndarray | None = None
     service_times_s: np.ndarray | None = None
+    classes: tuple[JobClass, ...] = ()
+    discipline: str = "strict"
 
     def __post_init__(self) -> None:
         _finite("horizon_s", self.horizon_s, low=0, low_open=True)
@@ -113,6 +123,8 @@ class SimScenario:
         if self.warmup_s >= self.horizon_s:
             raise ValueError(f"warmup_s must be < horizon_s (got {self.warmup_s!r})")
         self._check_injection()
+        object.__setattr__(self, "classes", tuple(self.classes))
+        check_classes(self)
 
     def _check_injection(self) -> None:
         a, s = self.arrival_times_s, self.service_times_s
@@ -197,7 +209,8 @@ class SimulationSummary:
     replications; their ``_ci95`` are t intervals over replications (over batch means of the
     single run when there is one replication). ``max_backlog`` is the mean over replications of
     each one's largest backlog; ``utilization_range`` the lowest and highest per-window mean
-    utilisation (busy / ready worker time).
+    utilisation (busy / ready worker time). ``classes`` holds each class's own waits for a
+    shared pool (``class_stats.ClassSummary``; empty without classes).
 
     ``approximate`` is True when the fluid level answered (stationary formulas inside time
     steps, no job-level Monte Carlo): then the wait ``_ci95`` are None, since the spread over
@@ -221,3 +234,4 @@ class SimulationSummary:
     engine: str
     replications: int
     approximate: bool = False
+    classes: tuple[ClassSummary, ...] = ()

@@ -11,7 +11,9 @@ with the fast engine (so both give the same answer from the same inputs):
 - a worker draws its next time to failure (``failure_draws_s[slot, k]``) whenever it becomes
   ready; a failed worker's job goes back to the head of the queue; a failed worker that was
   leaving leaves, the others restart after ``restart_s``;
-- arrivals stop at the horizon; the run goes on until the queue is empty (or ``stop_s``).
+- arrivals stop at the horizon; the run goes on until the queue is empty (or ``stop_s``);
+- a shared pool (``scenario.classes``) keeps one FIFO per class and a freed worker takes the
+  head of the class its discipline picks (``class_queues.ClassQueues``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from capplan_core.simulation.class_queues import ClassQueues
 from capplan_core.simulation.records import (
     BUSY,
     DOWN,
@@ -53,7 +56,11 @@ class PoolModel:
         self.failures_used = [0] * n_slots
         self.job_of = [-1] * n_slots
         self.service: list[simpy.Process | None] = [None] * n_slots
-        self.queue: deque[int] = deque()
+        self.queue: deque[int] | ClassQueues = deque()
+        if inputs.job_class is not None:
+            weights = np.array([c.weight for c in scenario.classes], dtype=float)
+            self.queue = ClassQueues(inputs.job_class, len(scenario.classes),
+                                     scenario.discipline, weights, inputs.pick_u)
         self.waits_s = np.zeros(n_jobs)
         self.queued_at_s = np.zeros(n_jobs)
         self.trace: list[tuple[float, int, int, int]] = []  # (time, backlog, busy, ready)

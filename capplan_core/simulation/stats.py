@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+from capplan_core.simulation.class_stats import ClassSummary, summarise_classes
 from capplan_core.simulation.records import JobRunRecord
 from capplan_core.simulation.sampling import ReplicationInputs
 from capplan_core.simulation.scenario import SimScenario, SimulationSummary
@@ -38,6 +39,10 @@ class RepStats:
     p95_wait_s: np.ndarray
     jobs: np.ndarray
     units: np.ndarray | None = None
+    class_points: np.ndarray | None = None  # (R, K, 4) per class: see class_stats
+    class_fail: np.ndarray | None = None  # (R, K) the class missed its SLO in some window
+    class_jobs: np.ndarray | None = None  # (K,) jobs of each class over all replications
+    class_units: np.ndarray | None = None  # (B, K, 4) batch values of a single replication
 
 
 def judged_windows(scenario: SimScenario) -> np.ndarray:
@@ -131,6 +136,10 @@ def summarise(rs: RepStats, scenario: SimScenario, engine: str) -> SimulationSum
     approximate = engine == "fluid"
     cis = [None if approximate else t_ci(units[:, i], float(points[i])) for i in range(3)]
     max_backlog = rs.window_max_backlog[:, judged].max(axis=1) if judged.any() else np.zeros(1)
+    classes: tuple[ClassSummary, ...] = ()
+    if rs.class_points is not None and rs.class_fail is not None and rs.class_jobs is not None:
+        classes = summarise_classes(scenario, rs.class_points, rs.class_fail, rs.class_jobs,
+                                    rs.class_units)
     return SimulationSummary(
         slo_achievement_rate=met / n_rep,
         achievement_ci95=wilson_ci(met, n_rep),
@@ -143,6 +152,7 @@ def summarise(rs: RepStats, scenario: SimScenario, engine: str) -> SimulationSum
         window_utilization=util_w,
         window_max_backlog=rs.window_max_backlog.mean(axis=0),
         jobs=int(rs.jobs.sum()), engine=engine, replications=n_rep, approximate=approximate,
+        classes=classes,
     )
 
 
