@@ -37,11 +37,9 @@ probability 1 and ``math.inf`` waits, never NaN.
 
 from __future__ import annotations
 
+import cmath
 import math
-from collections.abc import Sequence
-
-import numpy as np
-from scipy.optimize import brentq
+from collections.abc import Callable, Sequence
 
 from capplan_core.queueing import erlang
 from capplan_core.queueing.laplace import invert_euler
@@ -106,10 +104,11 @@ def conditional_tail(nu_per_s: float, sigma_above: float, sigma_upto: float, t_s
         return math.exp(-nu_per_s * (1.0 - sigma_upto) * t_s)
     a = nu_per_s * sigma_above
 
-    def transform(s: np.ndarray) -> np.ndarray:
+    def transform(s: complex) -> complex:
         w = s + a + nu_per_s
-        root = np.sqrt(w * w - 4.0 * a * nu_per_s)
-        root = np.where((root * np.conj(w)).real >= 0.0, root, -root)  # |β| <= 1
+        root = cmath.sqrt(w * w - 4.0 * a * nu_per_s)
+        if (root * w.conjugate()).real < 0.0:  # the root with |β| <= 1
+            root = -root
         beta = 2.0 * nu_per_s / (w + root)
         return 4.0 * nu_per_s / ((root - s - a + nu_per_s) * (w + root)
                                  * (1.0 - sigma_upto * beta))
@@ -165,9 +164,46 @@ def quantile_from_law(c_wait: float, nu_per_s: float, sigma_above: float, sigma_
     hi = mean_s * max(1.0, math.log(1.0 / target))
     while conditional_tail(nu_per_s, sigma_above, sigma_upto, hi) > target:
         hi *= 2.0
-    return float(brentq(
-        lambda t: conditional_tail(nu_per_s, sigma_above, sigma_upto, t) - target,
-        0.0, hi, xtol=1e-12 * hi, rtol=1e-12))
+    return decreasing_root(
+        lambda t: conditional_tail(nu_per_s, sigma_above, sigma_upto, t) - target, 0.0, hi)
+
+
+ROOT_REL_TOL = 1e-12
+
+
+def decreasing_root(f: Callable[[float], float], lo: float, hi: float) -> float:
+    """The t in [lo, hi] where a decreasing f crosses 0 (f(lo) > 0 >= f(hi)), to ROOT_REL_TOL.
+
+    The Illinois variant of regula falsi (Dowell & Jarratt, BIT 11, 1971), halving the
+    interval whenever a step gains less than half of it, so it never does worse than bisection.
+    """
+    f_lo, f_hi = f(lo), f(hi)
+    side = 0
+    while hi - lo > ROOT_REL_TOL * hi:
+        width = hi - lo
+        t = hi - f_hi * (hi - lo) / (f_hi - f_lo) if f_hi != f_lo else 0.5 * (lo + hi)
+        if not lo < t < hi:
+            t = 0.5 * (lo + hi)
+        f_t = f(t)
+        if f_t == 0.0:
+            return t
+        if f_t > 0.0:
+            lo, f_lo = t, f_t
+            f_hi = f_hi / 2.0 if side == 1 else f_hi
+            side = 1
+        else:
+            hi, f_hi = t, f_t
+            f_lo = f_lo / 2.0 if side == -1 else f_lo
+            side = -1
+        if hi - lo > 0.5 * width:
+            mid = 0.5 * (lo + hi)
+            f_mid = f(mid)
+            if f_mid > 0.0:
+                lo, f_lo = mid, f_mid
+            else:
+                hi, f_hi = mid, f_mid
+            side = 0
+    return 0.5 * (lo + hi)
 
 
 def _check_class(k: int, n_classes: int) -> None:
