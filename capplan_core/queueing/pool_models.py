@@ -17,23 +17,26 @@ Models (``model`` names them; ``exact`` is True only for the first):
   with loads ρ_i = λ_i·E[S_i]/c; W_FCFS is Allen–Cunneen's G/G/c wait for the mixed service
   time (``erlang``), C is Erlang C on the total load a = Σ λ_i·E[S_i]. Here that is Davis's
   law with ν = c / (E[S̄]·(c_a² + c_s²)/2): the exact law when every class is the same M/M/c.
-- ``approx: round-robin polling fixed point``, ``approx: weighted polling fixed point`` (capplan's
-  heuristic; its error against simulation is measured in docs/shared-pools.md): while every worker
-  is busy and class j has work waiting, it gets the share s_j = ω_j / (ω_j + Σ_{i≠j} ω_i·p_i) of the
-  pool's work, where ω_i = w_i·E[S_i] (a turn serves one job; w_i = 1 for round robin) and p_i =
-  min(1, ρ_i/s_i) is the chance class i has work waiting (a damped fixed-point iteration). Round
-  robin uses s_j as it is (one cycle of turns per class-j job) unless that is below ρ_j (unstable at
-  a total load under 1, which no work-conserving order does); the weighted random pick always keeps
-  the floor s_j >= 1 − Σ_{i≠j} ρ_i: the others cannot take more than the work they bring. The raw
-  waits C/(ν·(s_j − ρ_j)) are scaled so that Σ ρ_j·W_j = ρ·W_FCFS, Kleinrock's conservation law for
-  work-conserving non-preemptive disciplines (L. Kleinrock, "A conservation law for a wide class of
-  queueing disciplines", Naval Res. Logistics Quarterly 12, 1965, 181–192), and each class gets the
-  Davis law of a priority class with the work σ_above = h_j ahead of it that reproduces its mean,
-  h_j clipped to [0, ρ − ρ_j]: strict orders are the extreme points of what such disciplines achieve
-  (A. Federgruen and H. Groenevelt, "M/G/c queueing systems with multiple customer classes",
-  Management Science 34(9), 1988, 1121–1138), so every class stays between its highest- and
-  lowest-priority waits. A pool whose total load reaches 1 is unstable for every class here
-  (conservative: a class under its fair share would stay stable).
+- ``approx: round-robin polling fixed point``, ``approx: weighted polling fixed point``
+  (capplan's heuristic; its error against simulation is measured in docs/shared-pools.md): while
+  every worker is busy and class j has work waiting, it gets the share s_j = ω_j / (ω_j +
+  Σ_{i≠j} ω_i·p_i) of the pool's work, where ω_i = w_i·E[S_i] (a turn serves one job; w_i = 1
+  for round robin) and p_i = min(1, ρ_i/s_i) is the chance class i has work waiting (a damped
+  fixed-point iteration). Round robin uses s_j as it is (one cycle of turns per class-j job)
+  unless that is below ρ_j (unstable at a total load under 1, which no work-conserving order
+  does); the weighted random pick always keeps the floor s_j >= 1 − Σ_{i≠j} ρ_i (the others
+  cannot take more than the work they bring). Each class then waits as an M/M/1 queue served at
+  its share, W_j = C/(ν·(s_j − ρ_j)), except that the classes closest to their share (where that
+  estimate is least reliable) absorb what Kleinrock's conservation law requires, Σ ρ_j·W_j =
+  ρ·W_FCFS for work-conserving non-preemptive disciplines (L. Kleinrock, "A conservation law for
+  a wide class of queueing disciplines", Naval Res. Logistics Quarterly 12, 1965, 181–192): W_j
+  is scaled by 1 − u_j + u_j·k with u_j = (min_i (s_i − ρ_i) / (s_j − ρ_j))², k solving the law.
+  Each class gets the Davis law of a priority class with the work σ_above = h_j ahead of it that
+  reproduces its mean, h_j clipped to [0, ρ − ρ_j]: strict orders are the extreme points of what
+  such disciplines achieve (A. Federgruen and H. Groenevelt, "M/G/c queueing systems with
+  multiple customer classes", Management Science 34(9), 1988, 1121–1138), so every class stays
+  between its highest- and lowest-priority waits. A pool whose total load reaches 1 is unstable
+  for every class here (conservative: a class under its fair share would stay stable).
   One class under any discipline is FCFS: Erlang C (exact) or Allen–Cunneen.
 """
 
@@ -53,6 +56,7 @@ ALLEN_CUNNEEN_MODEL = "approx: G/G/c Allen-Cunneen"
 POLLING_MODELS = {"round_robin": "approx: round-robin polling fixed point",
                   "weighted": "approx: weighted polling fixed point"}
 FIXED_POINT_ROUNDS = 200
+RESIDUAL_POWER = 2.0  # how sharply the conservation correction goes to the class at its share
 
 
 @dataclass(frozen=True)
@@ -152,14 +156,20 @@ def polling_loads_ahead(rho: Sequence[float], turns: Sequence[float], c_wait: fl
         return [1.0] * len(rho)
     shares = polling_shares(rho, turns, floor=floor)
     gaps = [s - r for s, r in zip(shares, rho, strict=True)]
-    if c_wait == 0.0 or min(gaps) <= 1e-9:
-        return [total - r for r in rho]   # a class at its share: lowest priority at once
-    raw = [c_wait / g for g in gaps]                     # waits × ν
-    target = total * c_wait / (1.0 - total)             # ρ·W_FCFS × ν, conserved
-    scale = target / sum(r * w for r, w in zip(rho, raw, strict=True))
+    if c_wait == 0.0 or min(gaps) <= 1e-12:
+        return [total - r for r in rho]   # no margin anywhere: lowest priority for all
+    raw = [c_wait / g for g in gaps]                     # M/M/1 at the share, times ν
+    pull = [(min(gaps) / g) ** RESIDUAL_POWER for g in gaps]
+    conserved = total * c_wait / (1.0 - total)          # ρ·W_FCFS times ν (Kleinrock)
+    kept = sum(r * w * (1.0 - u) for r, w, u in zip(rho, raw, pull, strict=True))
+    scale = (conserved - kept) / sum(r * w * u for r, w, u in zip(rho, raw, pull, strict=True))
+    waits = [max(w * (1.0 - u + u * scale), 0.0) for w, u in zip(raw, pull, strict=True)]
     out = []
-    for r, w in zip(rho, raw, strict=True):
-        x = c_wait / (scale * w)                        # (1 − h)(1 − h − ρ_j)
+    for r, w in zip(rho, waits, strict=True):
+        if w <= 0.0:
+            out.append(0.0)
+            continue
+        x = c_wait / w                                   # (1 − h)(1 − h − ρ_j)
         h = 1.0 - (r + math.sqrt(r * r + 4.0 * x)) / 2.0
         out.append(min(max(h, 0.0), total - r))
     return out

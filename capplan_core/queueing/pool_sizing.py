@@ -12,9 +12,13 @@ Per-class SLO terms (a ``SloTerms`` each; any left ``None`` does not constrain):
   round robin / weighted) drains within drain_s at the work rate they leave free,
   c − Σ λ_i·E[S_i] (in worker-seconds per second);
 - max_utilization applies to the pool: Σ λ_i·E[S_i] / c <= it.
-Every class also needs its own stability. Under the exact model every term is monotone in c
-(C falls, ν and the free rate grow), so the least c is found by galloping up from a count that
-certainly misses (the pool's load minus one) and bisecting, as ``sizing.required_workers``.
+Every class also needs its own stability. Under strict priority (exact, or Buzen–Bondi) every
+term is monotone in c (C falls, ν and the free rate grow), so the least c is found by
+galloping up from a count that certainly misses (the pool's load minus one) and bisecting, as
+``sizing.required_workers``. The round-robin and weighted approximations are heuristics that
+are not always monotone in c (rarely, by a few per cent, near a class's share), so for them a
+count "meets" only when it and the next ``SETTLE_COUNTS`` counts all do: the answer never sits
+on an isolated dip, and one worker fewer still misses.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from capplan_core.queueing.pool_models import (
 from capplan_core.queueing.sizing import TERM_ORDER, SloTerms, _lower_bound
 
 DISCIPLINES: tuple[str, ...] = ("strict", "round_robin", "weighted")
+SETTLE_COUNTS = 2
 
 
 @dataclass(frozen=True)
@@ -205,10 +210,15 @@ def required_workers_priority(
     """
     _check(classes, mean_service_s, service_scv, arrival_scv, discipline)
 
-    def misses(c: int) -> bool:
+    def misses_at(c: int) -> bool:
         r = evaluate_pool(classes, mean_service_s, c, discipline=discipline,
                           service_scv=service_scv, arrival_scv=arrival_scv)
         return not all(x.meets_slo for x in r.classes)
+
+    settle = 0 if discipline == "strict" or len(classes) == 1 else SETTLE_COUNTS
+
+    def misses(c: int) -> bool:
+        return any(misses_at(c + i) for i in range(settle + 1))
 
     work = _work(_loads(classes, mean_service_s, service_scv))
     lo = _lower_bound(work, 1.0)
