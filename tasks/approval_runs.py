@@ -84,7 +84,10 @@ async def watched(pause: Awaitable[T], plan_id: int, *, poll_interval_s: float) 
             done, _ = await asyncio.wait({waiting}, timeout=poll_interval_s)
             if done:
                 return waiting.result()
-            why = await asyncio.to_thread(waiting_ended, plan_id, flow_run.id)
+            try:
+                why = await asyncio.to_thread(waiting_ended, plan_id, flow_run.id)
+            except Exception:  # noqa: BLE001 - the store or the server is restarting:
+                continue       # the pause itself goes on; look again at the next poll
             if why:
                 raise WaitEnded(why)
     finally:

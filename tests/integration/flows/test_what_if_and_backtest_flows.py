@@ -69,7 +69,8 @@ def test_backtest_flow_scores_every_strategy_and_publishes_the_picture(
     out = state.result()
     assert len(out) == 1
     strategies = out[0]["strategies"]
-    assert set(strategies) == {"predictive", "hybrid", "reactive", "static_peak", "oracle"}
+    assert set(strategies) == {"predictive", "hybrid", "reactive", "static_peak", "oracle",
+                               "rate_oracle"}
     # the progress artifact, fed by run_backtest(progress=...), ends at 100 %
     run_id = state.state_details.flow_run_id
     progress = [a for a in _artifacts(run_id, "backtest-progress-thumbnails")
