@@ -27,8 +27,7 @@ from scipy import stats as sps
 
 from bench.ciw_pool import CiwClass, run_ciw
 from capplan_core.queueing import PoolClass, SloTerms, evaluate_pool, required_workers_priority
-from capplan_core.simulation import simulate
-from capplan_core.simulation.classes import JobClass, class_scenario
+from capplan_core.simulation import JobClass, class_scenario, simulate
 
 REPLICATIONS = 10
 JOBS_PER_REPLICATION = 40_000

@@ -46,7 +46,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from capplan_core.queueing import erlang
+import capplan_core.queueing.erlang as erlang
 from capplan_core.queueing.priority import conditional_tail, quantile_from_law
 
 EXACT_MODEL = "exact: M/M/c non-preemptive priority (Cobham 1954; Davis 1966)"

@@ -41,7 +41,7 @@ import cmath
 import math
 from collections.abc import Callable, Sequence
 
-from capplan_core.queueing import erlang
+import capplan_core.queueing.erlang as erlang
 from capplan_core.queueing.laplace import invert_euler
 
 

@@ -5,6 +5,8 @@ SimPy reference engine, the compiled fast engine (same answer) or the fluid leve
 and returns a ``SimulationSummary``.
 """
 
+from capplan_core.simulation.class_summary import ClassSummary
+from capplan_core.simulation.classes import DISCIPLINES, JobClass
 from capplan_core.simulation.engine import (
     ENGINE_LABELS,
     FAST_JOBS_PER_S,
@@ -21,10 +23,11 @@ from capplan_core.simulation.engine import (
 )
 from capplan_core.simulation.records import JobRunRecord
 from capplan_core.simulation.sampling import ReplicationInputs, draw_inputs, replication_rngs
-from capplan_core.simulation.scenario import ENGINES, SimScenario, SimulationSummary
+from capplan_core.simulation.scenario import ENGINES, SimScenario, SimulationSummary, class_scenario
 from capplan_core.simulation.stats import wilson_ci
 
 __all__ = [
+    "ClassSummary", "DISCIPLINES", "JobClass", "class_scenario",
     "ENGINES", "ENGINE_LABELS", "FAST_JOBS_PER_S", "INTERACTIVE_JOB_BUDGET", "engine_label",
     "JOB_LEVEL_BUDGET", "JobRunRecord", "ReplicationInputs", "SimScenario",
     "SimulationSummary", "choose_engine", "draw_inputs", "expected_jobs", "replicate_job_level",

@@ -16,8 +16,9 @@ service always finishes, i.e. non-preemptive):
   non-empty one; for such an order, "the first non-empty one" is class j with probability
   w_j / Σ w over the non-empty classes). Draw d uses ``ReplicationInputs.pick_u[d mod n]``.
 
-The scenario's own ``rates_per_s`` must be the classes' total (``class_scenario`` builds it);
-its pool-level fields (``mean_service_s``, ``service_scv``) then only describe the mix.
+The scenario's own ``rates_per_s`` must be the classes' total (``scenario.class_scenario``
+builds it); its pool-level fields (``mean_service_s``, ``service_scv``) then only describe the
+mix.
 """
 
 from __future__ import annotations
@@ -25,12 +26,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from capplan_core.simulation.scenario import SimScenario
 
 Discipline = Literal["strict", "round_robin", "weighted"]
 DISCIPLINES: tuple[str, ...] = ("strict", "round_robin", "weighted")
@@ -110,12 +108,11 @@ def _positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number > 0 (got {value!r})")
 
 
-def check_classes(scenario: SimScenario) -> None:
-    """Validate a scenario's classes against the scenario (called by ``SimScenario``)."""
-    classes, n_w = scenario.classes, scenario.n_windows
-    if scenario.discipline not in DISCIPLINES:
-        raise ValueError(f"discipline must be one of {DISCIPLINES} "
-                         f"(got {scenario.discipline!r})")
+def check_classes(classes: Sequence[JobClass], discipline: str, n_windows: int,
+                  rates_per_s: np.ndarray, initial_backlog: int, injected: bool) -> None:
+    """Validate a scenario's classes against its other fields (called by ``SimScenario``)."""
+    if discipline not in DISCIPLINES:
+        raise ValueError(f"discipline must be one of {DISCIPLINES} (got {discipline!r})")
     if not classes:
         return
     names = [c.name for c in classes]
@@ -125,20 +122,20 @@ def check_classes(scenario: SimScenario) -> None:
     if len(n_paths) > 1:
         raise ValueError("every class needs the same number of demand paths, or one")
     for c in classes:
-        if c.rates_per_s.shape[1] != n_w:
-            raise ValueError(f"class {c.name!r}: rates_per_s needs {n_w} windows "
+        if c.rates_per_s.shape[1] != n_windows:
+            raise ValueError(f"class {c.name!r}: rates_per_s needs {n_windows} windows "
                              f"(got {c.rates_per_s.shape[1]})")
-    if scenario.arrival_times_s is not None:
+    if injected:
         raise ValueError("arrival_times_s/service_times_s cannot be injected with classes")
     total = total_rates(classes)
-    if scenario.rates_per_s.shape != total.shape or not np.allclose(
-            scenario.rates_per_s, total, rtol=1e-9, atol=1e-12):
+    if rates_per_s.shape != total.shape or not np.allclose(rates_per_s, total, rtol=1e-9,
+                                                           atol=1e-12):
         raise ValueError("rates_per_s must be the sum of the classes' rates_per_s "
                          "(use class_scenario to build it)")
     backlog = sum(int(c.initial_backlog) for c in classes)
-    if scenario.initial_backlog != backlog:
+    if initial_backlog != backlog:
         raise ValueError(f"initial_backlog must be the classes' total {backlog} "
-                         f"(got {scenario.initial_backlog})")
+                         f"(got {initial_backlog})")
 
 
 def total_rates(classes: Sequence[JobClass]) -> np.ndarray:
@@ -158,20 +155,3 @@ def mixed_service(classes: Sequence[JobClass]) -> tuple[float, float]:
     mean = float(p @ m)
     second = float(p @ (m * m * (1.0 + scv)))
     return mean, max(0.0, second / mean**2 - 1.0)
-
-
-def class_scenario(classes: Sequence[JobClass], *, discipline: str = "strict",
-                   **scenario_fields: Any) -> SimScenario:
-    """A ``SimScenario`` for a shared pool: ``rates_per_s`` and ``initial_backlog`` are the
-    classes' totals, the pool-level service fields the mix's (see ``mixed_service``)."""
-    from capplan_core.simulation.scenario import SimScenario
-
-    classes = tuple(classes)
-    if not classes:
-        raise ValueError("classes must list at least one JobClass")
-    mean_s, scv = mixed_service(classes)
-    return SimScenario(
-        rates_per_s=total_rates(classes), classes=classes, discipline=discipline,
-        initial_backlog=sum(int(c.initial_backlog) for c in classes),
-        mean_service_s=mean_s, service_scv=scv,
-        service_kind="exponential" if scv == 1.0 else "lognormal", **scenario_fields)

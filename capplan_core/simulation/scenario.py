@@ -14,7 +14,7 @@ longer than ``slo_wait_s`` (i.e. their empirical wait quantile exceeds it), or w
 
 Shared pools: ``classes`` (``classes.JobClass``) lists several queues served in the
 ``discipline``'s order, each with its own demand, service and SLO (a window also fails when a
-class misses its own); build such a scenario with ``classes.class_scenario``. Without classes
+class misses its own); build such a scenario with ``class_scenario``. Without classes
 the model above is unchanged.
 """
 
@@ -23,12 +23,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from capplan_core.simulation.class_stats import ClassSummary
-from capplan_core.simulation.classes import JobClass, check_classes
+from capplan_core.simulation.class_summary import ClassSummary
+from capplan_core.simulation.classes import JobClass, check_classes, mixed_service, total_rates
 
 ServiceKind = Literal["exponential", "lognormal", "empirical"]
 EngineName = Literal["auto", "simpy", "fast", "fluid"]
@@ -124,7 +124,8 @@ class SimScenario:
             raise ValueError(f"warmup_s must be < horizon_s (got {self.warmup_s!r})")
         self._check_injection()
         object.__setattr__(self, "classes", tuple(self.classes))
-        check_classes(self)
+        check_classes(self.classes, self.discipline, self.n_windows, self.rates_per_s,
+                      self.initial_backlog, self.arrival_times_s is not None)
 
     def _check_injection(self) -> None:
         a, s = self.arrival_times_s, self.service_times_s
@@ -235,3 +236,18 @@ class SimulationSummary:
     replications: int
     approximate: bool = False
     classes: tuple[ClassSummary, ...] = ()
+
+
+def class_scenario(classes: list[JobClass] | tuple[JobClass, ...], *,
+                   discipline: str = "strict", **scenario_fields: Any) -> SimScenario:
+    """A ``SimScenario`` for a shared pool: ``rates_per_s`` and ``initial_backlog`` are the
+    classes' totals, the pool-level service fields the mix's (``classes.mixed_service``)."""
+    classes = tuple(classes)
+    if not classes:
+        raise ValueError("classes must list at least one JobClass")
+    mean_s, scv = mixed_service(classes)
+    return SimScenario(
+        rates_per_s=total_rates(classes), classes=classes, discipline=discipline,
+        initial_backlog=sum(int(c.initial_backlog) for c in classes),
+        mean_service_s=mean_s, service_scv=scv,
+        service_kind="exponential" if scv == 1.0 else "lognormal", **scenario_fields)

@@ -13,14 +13,15 @@ from capplan_core.queueing.priority import (
     cobham_mean_waits_s,
 )
 from capplan_core.simulation import (
+    JobClass,
     SimScenario,
+    class_scenario,
     replicate_job_level,
     simulate,
     simulate_chunk,
     summarise_chunks,
 )
 from capplan_core.simulation.class_queues import ClassQueues
-from capplan_core.simulation.classes import JobClass, class_scenario
 from capplan_core.simulation.engine import choose_engine
 from capplan_core.simulation.fast_classes import run_fast_classes
 from capplan_core.simulation.sampling import ReplicationInputs
