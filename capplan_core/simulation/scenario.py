@@ -245,6 +245,13 @@ def class_scenario(classes: list[JobClass] | tuple[JobClass, ...], *,
     classes = tuple(classes)
     if not classes:
         raise ValueError("classes must list at least one JobClass")
+    horizon_s, window_s = scenario_fields.get("horizon_s"), scenario_fields.get("window_s")
+    if isinstance(horizon_s, int | float) and isinstance(window_s, int | float) and window_s > 0:
+        n_windows = max(1, math.ceil(horizon_s / window_s - 1e-9))
+        for c in classes:
+            if c.rates_per_s.shape[1] != n_windows:
+                raise ValueError(f"class {c.name!r}: rates_per_s needs {n_windows} windows "
+                                 f"(got {c.rates_per_s.shape[1]})")
     mean_s, scv = mixed_service(classes)
     return SimScenario(
         rates_per_s=total_rates(classes), classes=classes, discipline=discipline,
