@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 
 from redis import Redis
 
-from capplan_core.metrics import instrument
-from capplan_core.metrics.cache import RedisSnapshots
+from capplan_adapters.metrics import instrument
+from capplan_adapters.metrics.cache import RedisSnapshots
+from capplan_adapters.metrics.list_source import ListSource
+from capplan_adapters.metrics.rq_source import RQSource
 from capplan_core.metrics.collect import collect_once
-from capplan_core.metrics.list_source import ListSource
-from capplan_core.metrics.rq_source import RQSource
 
 
 def setup(r: Redis, tag: str, n: int) -> tuple[list[str], list[str]]:

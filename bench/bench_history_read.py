@@ -33,8 +33,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine, text
 
-from capplan_core.store.db import make_engine, migrate
-from capplan_core.store.repo import PlanStore
+from capplan_adapters.store.db import make_engine, migrate
+from capplan_adapters.store.repo import PlanStore
 
 ADMIN_URL = os.environ.get("CAPPLAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 END = datetime(2026, 11, 29, tzinfo=UTC)

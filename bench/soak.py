@@ -60,11 +60,11 @@ def log(kind: str, data: dict[str, Any]) -> None:
 def prepare(stack: Stack) -> tuple[str, datetime]:
     """Policies, the approver's key, the pools at 2 workers, the earlier days' history."""
     from bench.soak_load import backfill, policies
+    from capplan_adapters.store.db import open_store
     from capplan_app.bootstrap import scaler
     from capplan_app.secrets import store_prefect_secret
     from capplan_core.planning.approver_auth import new_approver_key
     from capplan_core.policy import parse_policies
-    from capplan_core.store.db import open_store
 
     pols = parse_policies({"policies": policies(stack)})
     open_store(stack.store_url).apply_policies(pols, actor="soak-operator")

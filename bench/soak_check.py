@@ -85,7 +85,7 @@ class Checker:
         restart loses them)."""
         from redis import Redis
 
-        from capplan_core.metrics.rq_source import parse_rq_time
+        from capplan_adapters.metrics.rq_source import parse_rq_time
 
         assert self.stack.redis is not None
         r = Redis.from_url(self.stack.redis.url, socket_timeout=2)

@@ -33,7 +33,7 @@ def demand(cfg: SoakConfig, start: datetime, at: datetime) -> float:
 def backfill(stack: Stack, start: datetime) -> int:
     """1-minute rows of the earlier ``history_days`` (plus two hours) for both queues, with
     the same rise and fall at the same time of day: the forecast sees the day coming."""
-    from capplan_core.store.db import open_store
+    from capplan_adapters.store.db import open_store
 
     cfg = stack.cfg
     rng = np.random.default_rng(cfg.seed)
@@ -153,7 +153,7 @@ class Approver:
             self._thread.join(30)
 
     def _loop(self) -> None:
-        from capplan_core.store.db import open_store
+        from capplan_adapters.store.db import open_store
 
         store = open_store(self.stack.store_url)
         seen: dict[int, float] = {}

@@ -15,12 +15,12 @@ from capplan_app.settings import Settings, get_settings
 if TYPE_CHECKING:
     from redis import Redis
 
-    from capplan_core.execution.k8s_keda import TriggerTarget
+    from capplan_adapters.scalers.k8s_keda import TriggerTarget
+    from capplan_adapters.store.repo import PlanStore
     from capplan_core.execution.scaler import Scaler
     from capplan_core.metrics.snapshot import MetricsSource
     from capplan_core.planning.stored_plan import StoredPlan
     from capplan_core.policy import ScalingPolicy, SourceSpec
-    from capplan_core.store.repo import PlanStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_ROOT / "data" / "demo"
@@ -35,9 +35,9 @@ __all__ = ["DEMO_METRICS", "DEMO_POLICIES", "Settings", "get_settings",
 def plan_store() -> PlanStore:
     """The plan store named by ``CAPPLAN_DATABASE_URL`` (SQLite under the data dir if unset).
 
-    Migrated and built once per process and URL (:func:`capplan_core.store.db.open_store`).
+    Migrated and built once per process and URL (:func:`capplan_adapters.store.db.open_store`).
     """
-    from capplan_core.store.db import open_store
+    from capplan_adapters.store.db import open_store
 
     s = get_settings()
     return open_store(s.resolved_database_url(), s.migrate_on_start)
@@ -50,7 +50,7 @@ def scaler(*, dry_run_replicas: int, trigger_target: TriggerTarget | None = None
     the caller sets to what the plan expects at that point (a dry run of a plan that went as
     planned).
     """
-    from capplan_core.execution.factory import build_scaler
+    from capplan_adapters.scalers.factory import build_scaler
 
     s = get_settings()
     if s.scaler == "dry-run":
@@ -69,8 +69,8 @@ def scaler(*, dry_run_replicas: int, trigger_target: TriggerTarget | None = None
 def step_scaler(plan: StoredPlan, step_id: int) -> Scaler:
     """The scaler for one step of ``plan``: a dry run's "live" count is what the plan expects
     just before that step, and a hybrid policy's ScaledObject also gets its rate target."""
+    from capplan_adapters.scalers.k8s_keda import plan_trigger_target
     from capplan_core.execution.executor import planned_live_replicas
-    from capplan_core.execution.k8s_keda import plan_trigger_target
 
     policy = plan_store().policy_for_plan(plan)
     return scaler(dry_run_replicas=planned_live_replicas(plan.steps, step_id,
@@ -107,8 +107,8 @@ def metric_sources(policies: list[ScalingPolicy]) -> tuple[list[MetricsSource], 
     Returns the sources and, for policies whose source cannot be built, why (named).
     File-sourced policies are skipped: files are imported, not polled.
     """
+    from capplan_adapters.metrics.sources import source_from_spec
     from capplan_app.secrets import SecretUnavailable, resolve_secret
-    from capplan_core.metrics.sources import source_from_spec
 
     s = get_settings()
     groups: dict[tuple[str, ...], tuple[SourceSpec, list[str]]] = {}

@@ -87,9 +87,9 @@ def register(app: typer.Typer) -> None:
         if group is not None and kind != "stream":
             fail(f"--group applies to --kind stream only (got --kind {kind!r})")
         redis = _connect(redis_url)
-        from capplan_core.metrics.list_source import ListSource
-        from capplan_core.metrics.rq_source import RQSource
-        from capplan_core.metrics.stream_source import StreamSource
+        from capplan_adapters.metrics.list_source import ListSource
+        from capplan_adapters.metrics.rq_source import RQSource
+        from capplan_adapters.metrics.stream_source import StreamSource
 
         source: Any
         if kind == "rq":

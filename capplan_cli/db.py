@@ -28,7 +28,7 @@ def upgrade() -> None:
     """Migrate the plan store (CAPPLAN_DATABASE_URL) to the newest schema."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from capplan_core.store.db import migrate, schema_revisions
+    from capplan_adapters.store.db import migrate, schema_revisions
 
     url = _url()
     try:
@@ -46,7 +46,7 @@ def upgrade() -> None:
 @db_app.command("current")
 def current(as_json: bool = typer.Option(False, "--json")) -> None:
     """The schema revision of the database and the one this capplan needs."""
-    from capplan_core.store.db import schema_revisions
+    from capplan_adapters.store.db import schema_revisions
 
     now, head = schema_revisions(_url())
     if as_json:

@@ -11,10 +11,10 @@ from capplan_cli.approvals import ApprovalError, await_outcome, resume_with_deci
 from capplan_cli.output import console, fail, plans_table, print_json
 from capplan_cli.prefect_guard import require_server
 from capplan_core.planning.approver_auth import approval_code
+from capplan_core.planning.errors import StoreError
 from capplan_core.planning.explain import stored_step_rows
 from capplan_core.planning.markdown import table
 from capplan_core.planning.records import approval_refusal, plan_summary
-from capplan_core.store.errors import StoreError
 
 plans_app = typer.Typer(help="Stored capacity plans.", no_args_is_help=True)
 

@@ -10,6 +10,7 @@ import typer
 
 from capplan_app.bootstrap import plan_store
 from capplan_cli.output import console, fail, print_json
+from capplan_core.planning.errors import StoreError
 from capplan_core.planning.markdown import table
 from capplan_core.planning.policy_versions import (
     PolicyVersion,
@@ -19,7 +20,6 @@ from capplan_core.planning.policy_versions import (
     policy_yaml,
 )
 from capplan_core.policy import PolicyError, load_policies
-from capplan_core.store.errors import StoreError
 
 policies_app = typer.Typer(help="Versioned scaling policies in the plan store.",
                            no_args_is_help=True)

@@ -94,8 +94,8 @@ def register(app: typer.Typer) -> None:
 def _simulate_stored(plan_id: int, replications: int, seed: int, engine: str,
                      as_json: bool) -> None:
     from capplan_app.bootstrap import plan_store
+    from capplan_core.planning.errors import StoreError
     from capplan_core.planning.resimulate import resimulate_plan
-    from capplan_core.store.errors import StoreError
 
     try:
         out = resimulate_plan(plan_store(), plan_id, replications=replications, seed=seed,

@@ -3,7 +3,7 @@
 The limits (:class:`RetentionLimits`, days) come from the settings (``CAPPLAN_*_RETENTION_DAYS``);
 :func:`cutoffs` turns them into instants for a given ``now``; :func:`plan_keep_reason` is the
 one rule deciding whether an old plan may go. The store applies it
-(:mod:`capplan_core.store.retention_repo`); the ``prune`` flow and ``capplan db prune`` call
+(:mod:`capplan_adapters.store.retention_repo`); the ``prune`` flow and ``capplan db prune`` call
 the store and, for Prefect's runs, the Prefect client.
 
 A plan older than its limit is still kept while it matters to a running system:

@@ -18,6 +18,7 @@ from capplan_core.execution.executor import DEFAULT_LEASE_S, MAX_LEASE_S, MIN_LE
 from tasks.approval_runs import cancel_orphaned_approvals
 from tasks.common import capplan_io_task
 from tasks.execute import apply_due_steps
+from tasks.restore import restore_check
 from tasks.stages import expire_undecided_plans
 
 cancel_orphans = capplan_io_task(cancel_orphaned_approvals, name="cancel-orphaned-approvals")
@@ -31,6 +32,7 @@ def apply_due_flow(
                     "renewed before every write")] = DEFAULT_LEASE_S,
 ) -> dict[str, Any]:
     logger = get_run_logger()
+    restore_check("apply-due")  # a restored store is settled before anything is applied
     expired = expire_undecided_plans()
     cancelled = cancel_orphans()
     done = apply_due_steps(lease_s)

@@ -19,6 +19,7 @@ from capplan_core.execution.executor import DEFAULT_LEASE_S, MAX_LEASE_S, MIN_LE
 from capplan_core.planning.records import plan_summary
 from tasks.events import emit_plan_event
 from tasks.execute import apply_one_step, schedule_apply_step
+from tasks.restore import restore_check
 
 CAPACITY_PLAN_DEPLOYMENT = "capacity-plan/capacity-plan"
 
@@ -48,6 +49,7 @@ def apply_step_flow(
 ) -> dict[str, Any]:
     logger = get_run_logger()
     store = plan_store()
+    restore_check("apply-step")  # a restored store is settled before the step is applied
     result = apply_one_step(plan_id, step_id, lease_s=lease_s)
     if result.outcome == "failed":  # the task emitted capplan.plan.failed
         raise RuntimeError(f"plan {plan_id} step {step_id} failed: {result.reason}; the plan "

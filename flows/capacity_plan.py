@@ -29,6 +29,7 @@ from capplan_core.policy import Mode, PolicyError, ScalingPolicy, load_policies
 from capplan_core.policy_select import select_policies
 from flows.plan_queue import plan_queue
 from tasks.batch import plan_in_chunks
+from tasks.restore import restore_check
 from tasks.stages import (
     expire_undecided_plans,
     load_policies_task,
@@ -119,6 +120,7 @@ async def capacity_plan(
         selected = select_policies([v.policy for v in stored], names=policies)
         versions = {v.name: v.version for v in stored}
     if save:
+        restore_check("capacity-plan")  # a restored store is settled before planning
         expired = expire_undecided_plans()
         if expired:
             logger.warning("expired undecided plans %s", expired)

@@ -24,8 +24,8 @@ from uuid import UUID
 from prefect import get_run_logger
 
 from capplan_app.bootstrap import plan_store
+from capplan_core.planning.errors import DecisionConflict, StoreError
 from capplan_core.planning.stored_plan import PlanStatus
-from capplan_core.store.errors import DecisionConflict, StoreError
 from tasks.common import capplan_io_task
 
 T = TypeVar("T")

@@ -32,10 +32,10 @@ from capplan_core.planning.approver_auth import (
     key_ref,
 )
 from capplan_core.planning.decide import Decision
+from capplan_core.planning.errors import CapRefused, DecisionConflict
 from capplan_core.planning.markdown import plan_markdown
 from capplan_core.planning.stored_plan import PlanStatus
 from capplan_core.policy import APPROVER_NAME, Mode, ScalingPolicy
-from capplan_core.store.errors import CapRefused, DecisionConflict
 from tasks.approval_runs import WaitEnded, watched
 from tasks.common import capplan_io_task
 from tasks.events import emit_plan_event

@@ -5,8 +5,8 @@ from typing import Any
 
 from prefect import get_run_logger
 
+from capplan_adapters.metrics.cache import RedisSnapshots
 from capplan_app.bootstrap import get_settings, metric_sources, plan_store, redis_client
-from capplan_core.metrics.cache import RedisSnapshots
 from capplan_core.metrics.collect import collect_once
 from capplan_core.policy import ScalingPolicy
 from tasks.common import capplan_io_task

@@ -107,7 +107,7 @@ def preview_plan(
     The same draft the store would take, read back through the in-memory repository, so a
     preview shows exactly what a stored plan shows (its id is null, its status ``preview``).
     """
-    from capplan_core.store.memory import InMemoryPlanStore
+    from capplan_adapters.store.memory import InMemoryPlanStore
     from tasks.summary import plan_view
 
     scratch = InMemoryPlanStore()

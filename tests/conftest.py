@@ -65,8 +65,8 @@ def fresh_pg_store_url(base: str) -> str:
     """The session's PostgreSQL database, migrated, with every table emptied."""
     from sqlalchemy import create_engine, text
 
-    from capplan_core.store.db import migrate
-    from capplan_core.store.models import Base
+    from capplan_adapters.store.db import migrate
+    from capplan_adapters.store.models import Base
 
     migrate(base)
     eng = create_engine(base)

@@ -142,7 +142,7 @@ def _admin_sql(admin_url: str, sql: str) -> None:
 @contextmanager
 def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
     """A new, empty database on the server of ``admin_url``; yields its URL, drops it after."""
-    from capplan_core.store.db import open_store
+    from capplan_adapters.store.db import open_store
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     _admin_sql(admin_url, f'CREATE DATABASE "{name}"')

@@ -247,8 +247,8 @@ class ClosedLoop:
 
     def _watch(self, sup: Supervisord, policy: ScalingPolicy, report: LoopReport) -> None:
         """Sample RUNNING workers every second; collect metrics every ``collect_every_s``."""
+        from capplan_adapters.metrics.cache import RedisSnapshots
         from capplan_app.bootstrap import metric_sources, plan_store, redis_client
-        from capplan_core.metrics.cache import RedisSnapshots
         from capplan_core.metrics.collect import collect_once
 
         store = plan_store()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis import Redis
 
-from capplan_core.metrics.rq_source import parse_rq_time
+from capplan_adapters.metrics.rq_source import parse_rq_time
 
 
 def job_waits_s(redis: Redis, job_id_prefix: str, count: int, *, since: float,

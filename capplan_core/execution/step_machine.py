@@ -17,6 +17,7 @@ from capplan_core.execution.guard import GuardAction, GuardDecision, check_step
 from capplan_core.execution.ordering import stale_reason
 from capplan_core.execution.scaler import LiveReplicas, Scaler, ScalerError
 from capplan_core.execution.write import RetryPolicy, write_step
+from capplan_core.planning.errors import DecisionConflict
 from capplan_core.planning.repository import PlanRepository
 from capplan_core.planning.stored_plan import (
     STEP_FINAL,
@@ -26,7 +27,6 @@ from capplan_core.planning.stored_plan import (
     StoredStep,
 )
 from capplan_core.policy import ScalingPolicy, TargetSpec
-from capplan_core.store.errors import DecisionConflict
 
 
 @dataclass(frozen=True)

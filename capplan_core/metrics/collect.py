@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from capplan_core.metrics.cache import MemorySnapshots, SnapshotStore
 from capplan_core.metrics.rates import MetricsRow, snapshots_to_metrics
 from capplan_core.metrics.snapshot import MetricsSource, QueueSnapshot, ensure_utc
+from capplan_core.metrics.snapshot_store import MemorySnapshots, SnapshotStore
 
 StoreWriter = Callable[[list[dict[str, Any]]], Any]
 

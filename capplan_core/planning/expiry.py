@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from capplan_core.planning.errors import DecisionConflict
 from capplan_core.planning.stored_plan import PlanStatus
-from capplan_core.store.errors import DecisionConflict
 
 if TYPE_CHECKING:
     from capplan_core.planning.repository import PlanRepository

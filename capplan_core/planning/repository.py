@@ -1,10 +1,10 @@
 """The plan repository port: what the core needs from a plan store.
 
-Implemented by :class:`capplan_core.store.repo.PlanStore` (SQLAlchemy, PostgreSQL or SQLite)
-and by :class:`capplan_core.store.memory.InMemoryPlanStore` (unit tests). Every method returns
+Implemented by :class:`capplan_adapters.store.repo.PlanStore` (SQLAlchemy, PostgreSQL or SQLite)
+and by :class:`capplan_adapters.store.memory.InMemoryPlanStore` (unit tests). Every method returns
 frozen domain objects from :mod:`capplan_core.planning.stored_plan`, never database rows.
-Errors: :class:`~capplan_core.store.errors.StoreError` for unknown ids,
-:class:`~capplan_core.store.errors.DecisionConflict` for a transition the state machine refuses.
+Errors: :class:`~capplan_core.planning.errors.StoreError` for unknown ids,
+:class:`~capplan_core.planning.errors.DecisionConflict` for a transition the state machine refuses.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ class PlanRepository(Protocol):
         """Move a plan along :data:`~capplan_core.planning.stored_plan.PLAN_TRANSITIONS`,
         audited in the same write; an approval supersedes the queue's older live plans.
 
-        Approving raises :class:`~capplan_core.store.errors.StalePlan` if a newer plan of the
-        queue exists and :class:`~capplan_core.store.errors.CapRefused` for a refused
+        Approving raises :class:`~capplan_core.planning.errors.StalePlan` if a newer plan of the
+        queue exists and :class:`~capplan_core.planning.errors.CapRefused` for a refused
         ``details["max_workers"]``; an allowed cap clips the steps
         (:func:`capplan_core.planning.approval_cap.capped_steps`)."""
         ...

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from capplan_core.planning.approval_cap import cap_problem
-from capplan_core.store.errors import CapRefused, DecisionConflict, StalePlan
+from capplan_core.planning.errors import CapRefused, DecisionConflict, StalePlan
 
 
 class PlanStatus(StrEnum):

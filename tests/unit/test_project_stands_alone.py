@@ -96,3 +96,27 @@ def test_the_domain_package_never_imports_prefect() -> None:
         if name == "prefect" or name.startswith(("prefect.", "prefect_"))
     ]
     assert offenders == [], "capplan_core must not import Prefect:\n" + "\n".join(offenders)
+
+
+#: the clients of the outside world: they live in capplan_adapters, never in the domain
+OUTSIDE_WORLD = ("sqlalchemy", "alembic", "kubernetes", "redis", "httpx", "xmlrpc", "psycopg",
+                 "rq", "celery", "kombu", "supervisor", "requests", "urllib3",
+                 "capplan_adapters", "capplan_app", "capplan_cli", "tasks", "flows")
+
+
+def test_the_domain_imports_no_client_of_the_outside_world() -> None:
+    modules = sorted((ROOT / "capplan_core").rglob("*.py"))
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in modules
+        for name in sorted(_imported_modules(path))
+        if name.split(".")[0] in OUTSIDE_WORLD
+    ]
+    assert offenders == [], ("capplan_core is the domain: adapters (store, scalers, metric "
+                             "sources) live in capplan_adapters:\n" + "\n".join(offenders))
+
+
+def test_the_rule_sees_a_lazy_client_import(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from redis import Redis\n    import sqlalchemy.orm\n")
+    assert {"redis", "sqlalchemy.orm"} <= _imported_modules(module)

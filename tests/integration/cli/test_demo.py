@@ -39,7 +39,7 @@ def test_demo_finishes_and_approves_the_manual_plan_without_noise(tmp_path: Path
     assert demo_store.exists()
     assert f"sqlite:///{demo_store}" in res.stdout.replace("\n", "")
     assert not user_store.exists()
-    from capplan_core.store.db import open_store
+    from capplan_adapters.store.db import open_store
 
     demo_plans = open_store(f"sqlite:///{demo_store}").list_plans(queue="emails")
     assert [p.id for p in demo_plans][:1] == [results["emails"]["id"]]

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from redis import Redis
 
+from capplan_adapters.metrics import instrument
 from capplan_app.bootstrap import plan_store
 from capplan_app.settings import get_settings
-from capplan_core.metrics import instrument
 from tests.conftest import require_service
 from tests.service_helpers import metrics_redis_url
 

@@ -15,9 +15,9 @@ import yaml
 from redis import Redis
 from sqlalchemy import create_engine, text
 
+from capplan_adapters.metrics import instrument
 from capplan_app.bootstrap import plan_store
 from capplan_app.settings import get_settings
-from capplan_core.metrics import instrument
 from tests.service_helpers import free_port, metrics_redis_url, wait_until
 
 pytestmark = [pytest.mark.integration]

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 from k8s_double import K8sApiDouble
 
-from capplan_core.execution import (
+from capplan_adapters.scalers import (
     KedaScaledObjectScaler,
     KubernetesDeploymentScaler,
     KubernetesScaler,
-    ScalerError,
     build_scaler,
 )
-from capplan_core.execution.k8s_keda import HybridRateTarget
+from capplan_adapters.scalers.k8s_keda import HybridRateTarget
+from capplan_core.execution import ScalerError
 from capplan_core.planning.window_sizing import capacity_at_slo, slo_terms_from_policy
 from capplan_core.policy import ScalingPolicy, TargetSpec
 
@@ -357,8 +357,8 @@ def test_a_step_of_a_hybrid_plan_carries_the_rate_target_through_the_factory(
         k8s: K8sApiDouble) -> None:
     """What apply-step builds: the plan's stored pool state and policy version give the
     trigger target; the scaler from the factory patches the floor and the target together."""
-    from capplan_core.execution.factory import build_scaler
-    from capplan_core.execution.k8s_keda import plan_trigger_target
+    from capplan_adapters.scalers.factory import build_scaler
+    from capplan_adapters.scalers.k8s_keda import plan_trigger_target
 
     _with_rate_trigger(k8s)
     state = {"mean_service_s": 2.0, "service_scv": 1.0, "current_workers": 4}

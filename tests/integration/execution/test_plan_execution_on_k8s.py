@@ -183,7 +183,7 @@ def test_later_steps_become_scheduled_apply_step_runs_at_their_times(prefect_ser
     pid = _approved_plan()
     future = datetime.now(UTC) + timedelta(hours=1)
     with store._session.begin() as s:  # move the later steps into the future
-        from capplan_core.store.models import ScalingStepRow
+        from capplan_adapters.store.models import ScalingStepRow
 
         for i, st in enumerate(s.query(ScalingStepRow).filter_by(plan_id=pid)
                                .order_by(ScalingStepRow.seq)):

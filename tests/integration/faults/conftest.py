@@ -9,8 +9,8 @@ import pytest
 from exec_harness import Forker
 from k8s_double import K8sApiDouble
 
-from capplan_core.store.db import open_store
-from capplan_core.store.repo import PlanStore
+from capplan_adapters.store.db import open_store
+from capplan_adapters.store.repo import PlanStore
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,13 @@ from typing import Any
 import kubernetes.client  # noqa: F401  (imported here so forked runs start warm)
 from k8s_double import K8sApiDouble
 
+from capplan_adapters.scalers.k8s_deployment import KubernetesDeploymentScaler
+from capplan_adapters.store.db import PlanStore, make_engine
 from capplan_core.execution.due import DueRun, apply_due, self_kill_hook
-from capplan_core.execution.k8s_deployment import KubernetesDeploymentScaler
 from capplan_core.execution.write import RetryPolicy
 from capplan_core.planning.repository import PlanRepository
 from capplan_core.planning.stored_plan import PlanDraft, PlanStatus, StepDraft, StepStatus
 from capplan_core.policy import ScalingPolicy
-from capplan_core.store.db import PlanStore, make_engine
 
 NAMESPACE = "faults"
 #: short leases and pauses so a killed run's step is taken over within a second

@@ -18,8 +18,8 @@ from exec_harness import (
     run_due,
 )
 
+from capplan_adapters.store.repo import PlanStore
 from capplan_core.planning.stored_plan import StepStatus
-from capplan_core.store.repo import PlanStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -17,16 +17,16 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from capplan_core.planning.stored_plan import PlanDraft, PlanStatus
-from capplan_core.store.db import open_store
-from capplan_core.store.models import (
+from capplan_adapters.store.db import open_store
+from capplan_adapters.store.models import (
     CapacityPlanRow,
     DataQualityReportRow,
     ForecastPointRow,
     ScalingStepRow,
     SimulationResultRow,
 )
-from capplan_core.store.repo import PlanStore
+from capplan_adapters.store.repo import PlanStore
+from capplan_core.planning.stored_plan import PlanDraft, PlanStatus
 from tests.integration.faults.restart_services import private_pg_url, restart_pg  # noqa: F401
 from tests.integration.store.plan_seed import POLICY, emails_draft
 

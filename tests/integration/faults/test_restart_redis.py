@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from capplan_core.metrics import instrument
-from capplan_core.metrics.cache import RedisSnapshots
+from capplan_adapters.metrics import instrument
+from capplan_adapters.metrics.cache import RedisSnapshots
+from capplan_adapters.metrics.list_source import ListSource
+from capplan_adapters.store.db import open_store
 from capplan_core.metrics.collect import collect_once
-from capplan_core.metrics.list_source import ListSource
 from capplan_core.metrics.snapshot import QueueSnapshot
-from capplan_core.store.db import open_store
 from tests.integration.faults.restart_services import PrivateRedis, private_redis  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

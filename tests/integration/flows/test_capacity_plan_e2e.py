@@ -58,7 +58,7 @@ def test_demo_cycle_pauses_manual_auto_executes_advisory_never_and_bad_rows_repo
     # the bad rows of emails were reported by the data-quality stage
     from sqlalchemy import select
 
-    from capplan_core.store.models import DataQualityReportRow
+    from capplan_adapters.store.models import DataQualityReportRow
 
     with store.session() as s:
         rep = s.scalars(select(DataQualityReportRow).where(

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from capplan_core.store.db import open_store
-from capplan_core.store.models import CapacityPlanRow
+from capplan_adapters.store.db import open_store
+from capplan_adapters.store.models import CapacityPlanRow
 from tests.integration.store.plan_seed import POLICY, emails_draft
 from tests.service_helpers import PrefectServerProcess
 

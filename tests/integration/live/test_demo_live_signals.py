@@ -84,9 +84,9 @@ def _alive(pid: int) -> bool:
 
 def _earlier_run(tmp: Path) -> None:
     """The demo's store as an earlier run left it: a policy on the same supervisord group."""
+    from capplan_adapters.store.db import open_store
     from capplan_app.live.scenario import LoopSpec, live_policy
     from capplan_core.policy import ScalingPolicy
-    from capplan_core.store.db import open_store
 
     (tmp / "demo").mkdir()
     policy = live_policy(LoopSpec(), "q_liveearlier", "rqw", LIVE_REDIS_URL)

@@ -12,10 +12,10 @@ import redis as redis_lib
 from pydantic import SecretStr
 from rq import Queue, Worker
 
+from capplan_adapters.scalers.supervisor import SupervisorScaler
 from capplan_app.live.harness import BROKEN_GROUP, Supervisord, free_port
 from capplan_app.live.loadgen import LoadGenerator, RateStep
 from capplan_core.execution import Scaler, ScalerError
-from capplan_core.execution.supervisor import SupervisorScaler
 from capplan_core.policy import TargetSpec
 from tests.service_helpers import wait_until
 

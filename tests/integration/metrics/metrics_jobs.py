@@ -32,7 +32,7 @@ def stream_consumer(url: str, stream: str, group: str, name: str, service_s: flo
 
 def list_worker(url: str, queue: str, worker_id: str, service_s: float, stop_key: str) -> None:
     """A plain-list worker following capplan's instrumentation convention."""
-    from capplan_core.metrics import instrument
+    from capplan_adapters.metrics import instrument
 
     r = redis.Redis.from_url(url)
     last_beat = 0.0

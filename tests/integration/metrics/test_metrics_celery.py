@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from capplan_core.metrics.celery_source import PRIORITY_SEP, CelerySource, heartbeat_hostname
+from capplan_adapters.metrics.celery_source import PRIORITY_SEP, CelerySource, heartbeat_hostname
 
 pytestmark = pytest.mark.integration
 

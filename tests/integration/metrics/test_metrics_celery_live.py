@@ -31,7 +31,7 @@ import redis as redis_lib
 from celery_app import TASK, make_app
 from conftest import HERE
 
-from capplan_core.metrics.celery_source import PRIORITY_SEP, CelerySource, heartbeat_hostname
+from capplan_adapters.metrics.celery_source import PRIORITY_SEP, CelerySource, heartbeat_hostname
 from tests.service_helpers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

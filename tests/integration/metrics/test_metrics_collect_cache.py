@@ -9,11 +9,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from capplan_adapters.metrics import instrument
+from capplan_adapters.metrics.cache import RedisSnapshots, cache_snapshot, latest_snapshot
+from capplan_adapters.metrics.list_source import ListSource
 from capplan_cli.collect import register
-from capplan_core.metrics import instrument
-from capplan_core.metrics.cache import RedisSnapshots, cache_snapshot, latest_snapshot
 from capplan_core.metrics.collect import collect_once
-from capplan_core.metrics.list_source import ListSource
 
 pytestmark = pytest.mark.integration
 

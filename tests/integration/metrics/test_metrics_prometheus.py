@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from capplan_core.metrics.prometheus_source import PrometheusSource, reduce_matrix
+from capplan_adapters.metrics.prometheus_source import PrometheusSource, reduce_matrix
 from capplan_core.metrics.rates import snapshots_to_metrics
 from tests.service_helpers import free_port, prometheus_scraping, wait_until
 

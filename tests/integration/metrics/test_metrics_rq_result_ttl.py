@@ -22,9 +22,9 @@ import pytest
 from conftest import HERE
 from rq import Queue
 
-from capplan_core.metrics.cache import RedisSnapshots
+from capplan_adapters.metrics.cache import RedisSnapshots
+from capplan_adapters.metrics.rq_source import RQSource
 from capplan_core.metrics.collect import collect_once
-from capplan_core.metrics.rq_source import RQSource
 from tests.service_helpers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

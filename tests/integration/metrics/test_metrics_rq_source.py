@@ -16,8 +16,8 @@ import pytest
 from conftest import HERE
 from rq import Queue
 
+from capplan_adapters.metrics.rq_source import RQSource
 from capplan_core.metrics.rates import snapshots_to_metrics, window_metrics
-from capplan_core.metrics.rq_source import RQSource
 from tests.service_helpers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from conftest import spawn_python
 
-from capplan_core.metrics import instrument
-from capplan_core.metrics.list_source import ListSource
+from capplan_adapters.metrics import instrument
+from capplan_adapters.metrics.list_source import ListSource
+from capplan_adapters.metrics.stream_source import StreamSource
 from capplan_core.metrics.rates import window_metrics
-from capplan_core.metrics.stream_source import StreamSource
 from tests.service_helpers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

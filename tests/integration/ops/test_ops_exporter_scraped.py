@@ -19,11 +19,11 @@ import pytest
 from ops_prometheus import query, values_by
 from sqlalchemy import update
 
+from capplan_adapters.store.db import open_store
+from capplan_adapters.store.models import CapacityPlanRow, ScalingStepRow
+from capplan_adapters.store.repo import PlanStore
 from capplan_core.planning.stored_plan import ForecastPoint, PlanDraft, StepDraft
 from capplan_core.policy import parse_policies
-from capplan_core.store.db import open_store
-from capplan_core.store.models import CapacityPlanRow, ScalingStepRow
-from capplan_core.store.repo import PlanStore
 from tests.service_helpers import answers_ok, free_port, prometheus_scraping, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

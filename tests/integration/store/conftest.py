@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from capplan_core.store.repo import PlanStore
+from capplan_adapters.store.repo import PlanStore
 from tests.integration.store.plan_seed import seeded_store
 
 

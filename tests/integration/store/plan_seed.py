@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from capplan_adapters.store.db import open_store
+from capplan_adapters.store.repo import PlanStore
 from capplan_core.planning.stored_plan import (
     ForecastPoint,
     PlanDraft,
@@ -13,8 +15,6 @@ from capplan_core.planning.stored_plan import (
     StepDraft,
 )
 from capplan_core.policy import parse_policies
-from capplan_core.store.db import open_store
-from capplan_core.store.repo import PlanStore
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 POLICY = parse_policies({"policies": [{

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from capplan_adapters.store.db import open_store
 from capplan_core.metrics.file_source import read_metrics_file
 from capplan_core.metrics.transfer import (
     MetricsImportError,
     export_metrics_file,
     import_metrics_file,
 )
-from capplan_core.store.db import open_store
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def cli(store_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 def count_rows(store_url: str) -> int:
     from sqlalchemy import func, select
 
-    from capplan_core.store.models import QueueMetricsRow
+    from capplan_adapters.store.models import QueueMetricsRow
 
     with open_store(store_url).session() as s:
         return int(s.scalar(select(func.count()).select_from(QueueMetricsRow)) or 0)

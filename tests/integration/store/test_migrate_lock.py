@@ -16,8 +16,8 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from typer.testing import CliRunner
 
-from capplan_core.store.db import alembic_config, migrate, open_store, schema_revisions
-from capplan_core.store.errors import SchemaBehind
+from capplan_adapters.store.db import alembic_config, migrate, open_store, schema_revisions
+from capplan_core.planning.errors import SchemaBehind
 from tests.conftest import PG_ADMIN_URL, require_service
 from tests.service_helpers import scratch_database
 
@@ -49,7 +49,7 @@ def test_processes_migrating_an_empty_database_at_once_all_succeed(empty_pg_url:
     # every process imports first and says so; then all start migrating at the same instant
     # (when the go-file appears), so the race is between migrations, not imports
     go = empty_pg_url_go_file()
-    code = ("import os, sys, time; from capplan_core.store.db import migrate; "
+    code = ("import os, sys, time; from capplan_adapters.store.db import migrate; "
             "print('ready', flush=True)\n"
             "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
             "migrate(sys.argv[1])")

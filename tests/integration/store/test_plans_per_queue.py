@@ -10,11 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from capplan_core.planning.stored_plan import (
-    PlanStatus,
-)
-from capplan_core.store.errors import CapRefused, DecisionConflict, StalePlan
-from capplan_core.store.models import (
+from capplan_adapters.store.models import (
     AuditEventRow,
     CapacityPlanRow,
     DataQualityReportRow,
@@ -22,7 +18,11 @@ from capplan_core.store.models import (
     ScalingStepRow,
     SimulationResultRow,
 )
-from capplan_core.store.repo import PlanStore
+from capplan_adapters.store.repo import PlanStore
+from capplan_core.planning.errors import CapRefused, DecisionConflict, StalePlan
+from capplan_core.planning.stored_plan import (
+    PlanStatus,
+)
 from tests.integration.store.plan_seed import emails_draft, forecast_points
 
 pytestmark = pytest.mark.integration

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from capplan_adapters.store.db import open_store
+from capplan_adapters.store.memory import InMemoryPlanStore
+from capplan_core.planning.errors import StoreError
 from capplan_core.planning.policy_versions import policy_diff
 from capplan_core.planning.repository import PlanRepository
 from capplan_core.planning.stored_plan import PlanDraft, PlanStatus, StepDraft, StepStatus
 from capplan_core.policy import PolicyError, ScalingPolicy, parse_policies
-from capplan_core.store.db import open_store
-from capplan_core.store.errors import StoreError
-from capplan_core.store.memory import InMemoryPlanStore
 
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
 

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from capplan_adapters.store.db import open_store
+from capplan_adapters.store.memory import InMemoryPlanStore
+from capplan_core.planning.errors import CapRefused, DecisionConflict, StalePlan, StoreError
 from capplan_core.planning.repository import PlanRepository
 from capplan_core.planning.stored_plan import (
     ForecastPoint,
@@ -21,9 +24,6 @@ from capplan_core.planning.stored_plan import (
     StepStatus,
     StoredPlan,
 )
-from capplan_core.store.db import open_store
-from capplan_core.store.errors import CapRefused, DecisionConflict, StalePlan, StoreError
-from capplan_core.store.memory import InMemoryPlanStore
 from tests.integration.store.plan_seed import POLICY, T0
 
 pytestmark = pytest.mark.integration

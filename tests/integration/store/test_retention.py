@@ -9,10 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from capplan_core.planning.stored_plan import ForecastPoint
-from capplan_core.policy import parse_policies
-from capplan_core.retention import RetentionLimits, cutoffs
-from capplan_core.store.models import (
+from capplan_adapters.store.models import (
     AuditEventRow,
     CapacityPlanRow,
     DataQualityReportRow,
@@ -21,7 +18,10 @@ from capplan_core.store.models import (
     ScalingStepRow,
     SimulationResultRow,
 )
-from capplan_core.store.repo import PlanStore
+from capplan_adapters.store.repo import PlanStore
+from capplan_core.planning.stored_plan import ForecastPoint
+from capplan_core.policy import parse_policies
+from capplan_core.retention import RetentionLimits, cutoffs
 from tests.integration.store.plan_seed import emails_draft
 
 pytestmark = pytest.mark.integration

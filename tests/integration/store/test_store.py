@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from capplan_core.planning.errors import DecisionConflict, StoreError
 from capplan_core.planning.stored_plan import (
     ForecastPoint,
     PlanDraft,
@@ -14,7 +15,6 @@ from capplan_core.planning.stored_plan import (
     StepDraft,
     StepStatus,
 )
-from capplan_core.store.errors import DecisionConflict, StoreError
 from tests.integration.store.plan_seed import POLICY, T0
 
 pytestmark = pytest.mark.integration

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from capplan_adapters.store.memory import InMemoryPlanStore
 from capplan_core.planning.stored_plan import PlanDraft, PlanStatus, StepDraft
 from capplan_core.policy import ScalingPolicy
-from capplan_core.store.memory import InMemoryPlanStore
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 KEY = "workers/email-worker"

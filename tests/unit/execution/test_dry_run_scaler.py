@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from capplan_core.execution import DryRunScaler, Scaler, ScalerError, build_scaler
+from capplan_adapters.scalers import build_scaler
+from capplan_core.execution import DryRunScaler, Scaler, ScalerError
 from capplan_core.policy import TargetSpec
 
 EMAIL = TargetSpec(namespace="workers", name="email-worker")
@@ -58,7 +59,7 @@ def test_build_scaler_unknown_kind_names_the_choices() -> None:
 
 
 def test_building_a_kubernetes_scaler_loads_nothing() -> None:
-    code = ("import sys; from capplan_core.execution import build_scaler;"
+    code = ("import sys; from capplan_adapters.scalers import build_scaler;"
             "build_scaler('kubernetes', '/nonexistent/kubeconfig');"
             "print('kubernetes' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

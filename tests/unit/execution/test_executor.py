@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from execution_plans import KEY, T0, emails_policy, seed_plan, store_at
 
+from capplan_adapters.store.memory import InMemoryPlanStore
 from capplan_core.execution import DryRunScaler
 from capplan_core.execution.executor import (
     apply_step,
@@ -14,9 +15,8 @@ from capplan_core.execution.executor import (
     due_steps,
     planned_live_replicas,
 )
+from capplan_core.planning.errors import DecisionConflict
 from capplan_core.planning.stored_plan import PlanStatus, StepStatus
-from capplan_core.store.errors import DecisionConflict
-from capplan_core.store.memory import InMemoryPlanStore
 
 
 def test_step_is_applied_once_and_audited() -> None:

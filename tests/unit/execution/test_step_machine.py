@@ -9,10 +9,12 @@ import pytest
 from execution_plans import KEY, T0, Clock, emails_policy, seed_plan, store_at
 from faulty_scaler import FaultyScaler
 
+from capplan_adapters.store.memory import InMemoryPlanStore
 from capplan_core.execution.due import DueRun, apply_due
 from capplan_core.execution.executor import apply_step, target_lock_key
 from capplan_core.execution.ordering import effective_execute_at, stale_reason
 from capplan_core.execution.write import RetryPolicy
+from capplan_core.planning.errors import DecisionConflict
 from capplan_core.planning.stored_plan import (
     STEP_FINAL,
     STEP_TRANSITIONS,
@@ -20,8 +22,6 @@ from capplan_core.planning.stored_plan import (
     StepStatus,
 )
 from capplan_core.policy import ScalingPolicy
-from capplan_core.store.errors import DecisionConflict
-from capplan_core.store.memory import InMemoryPlanStore
 
 NO_WAIT = RetryPolicy(attempts=3, backoff_s=0.0, sleep=lambda _s: None)
 

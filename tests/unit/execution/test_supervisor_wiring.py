@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from capplan_adapters.scalers.factory import build_scaler
+from capplan_adapters.scalers.supervisor import SupervisorScaler
 from capplan_app import bootstrap
 from capplan_app.settings import get_settings
-from capplan_core.execution.factory import build_scaler
 from capplan_core.execution.scaler import DryRunScaler, ScalerError
-from capplan_core.execution.supervisor import SupervisorScaler
 from capplan_core.policy import TargetSpec
 
 GROUP = TargetSpec(kind="supervisor", name="rqworkers")

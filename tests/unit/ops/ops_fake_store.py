@@ -1,4 +1,4 @@
-"""An in-memory stand-in for the store's read-only ops queries (capplan_core.store.ops_repo)."""
+"""An in-memory stand-in for the store's read-only ops queries (capplan_adapters.store.ops_repo)."""
 
 from __future__ import annotations
 

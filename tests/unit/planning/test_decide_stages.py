@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from capplan_adapters.store.memory import InMemoryPlanStore
 from capplan_core.forecast import ForecastResult
 from capplan_core.planning.decide import (
     Attempt,
@@ -24,7 +25,6 @@ from capplan_core.planning.pool_state import QueueState
 from capplan_core.planning.records import forecast_points, plan_draft, plan_summary
 from capplan_core.planning.resimulate import resimulate_plan, scenario_from_stored_plan
 from capplan_core.policy import ScalingPolicy
-from capplan_core.store.memory import InMemoryPlanStore
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 N = 8

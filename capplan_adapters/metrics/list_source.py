@@ -14,7 +14,7 @@ from typing import Any
 
 from redis import Redis
 
-from capplan_core.metrics import instrument
+from capplan_adapters.metrics import instrument
 from capplan_core.metrics.snapshot import JobSample, QueueSnapshot, ensure_utc
 
 

@@ -1,6 +1,6 @@
 """Versioned policies in the plan store (``scaling_policy`` + ``policy_version``).
 
-Mixed into :class:`capplan_core.store.repo.PlanStore`. ``apply_policies`` is one transaction:
+Mixed into :class:`capplan_adapters.store.repo.PlanStore`. ``apply_policies`` is one transaction:
 each changed policy gets a new version (who, when, digest), its proposed and live plans are
 superseded (audited, pending steps cancelled), and the change is audited; an unchanged spec
 writes nothing. See :mod:`capplan_core.planning.policy_versions`.
@@ -13,6 +13,15 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from capplan_adapters.store.models import (
+    AuditEventRow,
+    CapacityPlanRow,
+    PlanStatus,
+    PolicyVersionRow,
+    ScalingPolicyRow,
+    StepStatus,
+)
+from capplan_core.planning.errors import StoreError
 from capplan_core.planning.policy_versions import (
     PolicyChange,
     PolicyVersion,
@@ -21,15 +30,6 @@ from capplan_core.planning.policy_versions import (
     policy_document,
 )
 from capplan_core.policy import ScalingPolicy
-from capplan_core.store.errors import StoreError
-from capplan_core.store.models import (
-    AuditEventRow,
-    CapacityPlanRow,
-    PlanStatus,
-    PolicyVersionRow,
-    ScalingPolicyRow,
-    StepStatus,
-)
 
 #: plan statuses a policy change supersedes: not yet decided, or live
 SUPERSEDED_BY_POLICY_CHANGE = (PlanStatus.PROPOSED, PlanStatus.APPROVED, PlanStatus.APPLIED)

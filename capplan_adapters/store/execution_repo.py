@@ -17,15 +17,7 @@ from sqlalchemy import Engine, and_, exists, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from capplan_core.planning.stored_plan import (
-    STEP_FINAL,
-    STEP_LEASED,
-    AuditEntry,
-    StepClaim,
-    step_may_move,
-)
-from capplan_core.store.errors import DecisionConflict, StoreError
-from capplan_core.store.models import (
+from capplan_adapters.store.models import (
     AuditEventRow,
     CapacityPlanRow,
     PlanStatus,
@@ -33,11 +25,19 @@ from capplan_core.store.models import (
     StepStatus,
     TargetLeaseRow,
 )
-from capplan_core.store.rows import audit_from_row, step_from_row
+from capplan_adapters.store.rows import audit_from_row, step_from_row
+from capplan_core.planning.errors import DecisionConflict, StoreError
+from capplan_core.planning.stored_plan import (
+    STEP_FINAL,
+    STEP_LEASED,
+    AuditEntry,
+    StepClaim,
+    step_may_move,
+)
 
 
 class ExecutionRepository:
-    """Mixed into :class:`capplan_core.store.repo.PlanStore` (shares its session factory)."""
+    """Mixed into :class:`capplan_adapters.store.repo.PlanStore` (shares its session factory)."""
 
     _session: sessionmaker[Session]
     engine: Engine

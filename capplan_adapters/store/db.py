@@ -13,8 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
-from capplan_core.store.errors import SchemaBehind
-from capplan_core.store.repo import PlanStore
+from capplan_adapters.store.repo import PlanStore
+from capplan_core.planning.errors import SchemaBehind
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from capplan_core.execution.k8s_common import (
+from capplan_adapters.scalers.k8s_common import (
     MERGE_PATCH,
     KubernetesScalerBase,
     k8s_errors,
 )
-from capplan_core.execution.k8s_deployment import wait_deployment_ready
+from capplan_adapters.scalers.k8s_deployment import wait_deployment_ready
 from capplan_core.execution.scaler import (
     LiveReplicas,
     ReadyOutcome,
@@ -119,7 +119,7 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
 
     Works for ``kind: scaledobject`` targets, and for ``kind: deployment`` targets when the
     ScaledObject is named like the Deployment (``CAPPLAN_SCALER=keda``).
-    Arguments are those of :class:`~capplan_core.execution.k8s_common.KubernetesScalerBase`,
+    Arguments are those of :class:`~capplan_adapters.scalers.k8s_common.KubernetesScalerBase`,
     plus ``trigger_target`` (e.g. a :class:`HybridRateTarget`): when it gives a value for a
     target and floor, the rate trigger's target moves with the floor.
     """

@@ -3,7 +3,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from capplan_core.store.models import Base
+from capplan_adapters.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from capplan_adapters.store.models import (
+    AuditEventRow,
+    CapacityPlanRow,
+    ScalingStepRow,
+    SimulationResultRow,
+)
 from capplan_core.planning.stored_plan import (
     AuditEntry,
     StoredPlan,
     StoredSimulation,
     StoredStep,
-)
-from capplan_core.store.models import (
-    AuditEventRow,
-    CapacityPlanRow,
-    ScalingStepRow,
-    SimulationResultRow,
 )
 
 

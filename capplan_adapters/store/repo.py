@@ -31,10 +31,9 @@ from capplan_core.policy import ScalingPolicy
 
 if TYPE_CHECKING:
     from capplan_core.planning.repository import PlanRepository
-from capplan_core.store.errors import CapRefused, DecisionConflict, StalePlan, StoreError
-from capplan_core.store.execution_repo import ExecutionRepository
-from capplan_core.store.metrics_repo import MetricsRepository
-from capplan_core.store.models import (
+from capplan_adapters.store.execution_repo import ExecutionRepository
+from capplan_adapters.store.metrics_repo import MetricsRepository
+from capplan_adapters.store.models import (
     AuditEventRow,
     CapacityPlanRow,
     PlanStatus,
@@ -42,8 +41,8 @@ from capplan_core.store.models import (
     StepStatus,
     utcnow,
 )
-from capplan_core.store.ops_repo import OpsRepository
-from capplan_core.store.plan_writes import (
+from capplan_adapters.store.ops_repo import OpsRepository
+from capplan_adapters.store.plan_writes import (
     apply_cap,
     insert_plan,
     newer_plan_row,
@@ -51,9 +50,10 @@ from capplan_core.store.plan_writes import (
     supersede_outdated,
     supersede_proposed,
 )
-from capplan_core.store.policy_repo import PolicyRepository
-from capplan_core.store.retention_repo import RetentionRepository
-from capplan_core.store.rows import plan_from_row
+from capplan_adapters.store.policy_repo import PolicyRepository
+from capplan_adapters.store.retention_repo import RetentionRepository
+from capplan_adapters.store.rows import plan_from_row
+from capplan_core.planning.errors import CapRefused, DecisionConflict, StalePlan, StoreError
 
 _WITH_CHILDREN = (selectinload(CapacityPlanRow.steps), selectinload(CapacityPlanRow.simulation))
 
@@ -63,7 +63,7 @@ __all__ = ["CapRefused", "DecisionConflict", "PlanStore", "StalePlan", "StoreErr
 
 class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRepository,
                 RetentionRepository):
-    """Repository over one database. Build with :func:`capplan_core.store.db.open_store`."""
+    """Repository over one database. Build with :func:`capplan_adapters.store.db.open_store`."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 from redis import Redis
 
-from capplan_core.metrics.celery_source import CelerySource
-from capplan_core.metrics.list_source import ListSource
-from capplan_core.metrics.prometheus_source import PrometheusSource
-from capplan_core.metrics.rq_source import RQSource
+from capplan_adapters.metrics.celery_source import CelerySource
+from capplan_adapters.metrics.list_source import ListSource
+from capplan_adapters.metrics.prometheus_source import PrometheusSource
+from capplan_adapters.metrics.rq_source import RQSource
+from capplan_adapters.metrics.stream_source import StreamSource
 from capplan_core.metrics.snapshot import MetricsSource
-from capplan_core.metrics.stream_source import StreamSource
 from capplan_core.policy import SourceSpec
 
 REDIS_KINDS = ("rq", "stream", "list", "celery")

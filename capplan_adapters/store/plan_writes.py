@@ -1,4 +1,4 @@
-"""The writes inside one plan transaction of :class:`capplan_core.store.repo.PlanStore`.
+"""The writes inside one plan transaction of :class:`capplan_adapters.store.repo.PlanStore`.
 
 Each function works on an open session; the caller owns the transaction, so a plan, its
 steps, simulation, forecast and quality report, and every audit row commit or fail together.
@@ -11,9 +11,7 @@ from dataclasses import asdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from capplan_core.planning.approval_cap import capped_steps
-from capplan_core.planning.stored_plan import LIVE, PlanDraft
-from capplan_core.store.models import (
+from capplan_adapters.store.models import (
     AuditEventRow,
     CapacityPlanRow,
     DataQualityReportRow,
@@ -23,6 +21,8 @@ from capplan_core.store.models import (
     SimulationResultRow,
     StepStatus,
 )
+from capplan_core.planning.approval_cap import capped_steps
+from capplan_core.planning.stored_plan import LIVE, PlanDraft
 
 
 def insert_plan(s: Session, rec: PlanDraft, policy_id: int) -> CapacityPlanRow:

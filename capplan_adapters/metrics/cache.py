@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import Protocol
 
 from redis import Redis
 
-from capplan_core.metrics.rates import mean_and_scv, quantile
 from capplan_core.metrics.snapshot import QueueSnapshot
+from capplan_core.metrics.snapshot_store import MemorySnapshots, SnapshotStore, summarised
+
+__all__ = ["DEFAULT_TTL_S", "SNAPSHOT_PREFIX", "MemorySnapshots", "RedisSnapshots",
+           "SnapshotStore", "cache_snapshot", "latest_snapshot", "snapshot_key", "summarised"]
 
 SNAPSHOT_PREFIX = "capplan:snapshot:"
 DEFAULT_TTL_S = 600
@@ -36,21 +37,6 @@ def cache_snapshot(redis: Redis, snap: QueueSnapshot, *, ttl_s: int = DEFAULT_TT
     redis.set(snapshot_key(snap.queue, prefix), json.dumps(summarised(snap).to_dict()), ex=ttl_s)
 
 
-def summarised(snap: QueueSnapshot) -> QueueSnapshot:
-    """``snap`` with its job timings folded into the summary fields, and the jobs dropped."""
-    if not snap.jobs:
-        return snap
-    service = sorted(j.service_s for j in snap.jobs if j.service_s is not None)
-    wait = sorted(j.wait_s for j in snap.jobs if j.wait_s is not None)
-    mean, scv = mean_and_scv(service)
-    return replace(
-        snap, jobs=(),
-        service_time_mean_s=snap.service_time_mean_s if mean is None else mean,
-        service_time_p95_s=quantile(service, 0.95) if service else snap.service_time_p95_s,
-        service_time_scv=snap.service_time_scv if scv is None else scv,
-        wait_p95_s=quantile(wait, 0.95) if wait else snap.wait_p95_s)
-
-
 def latest_snapshot(redis: Redis, queue: str, *, prefix: str = SNAPSHOT_PREFIX
                     ) -> QueueSnapshot | None:
     """The cached latest snapshot of ``queue``, or None when absent or expired."""
@@ -58,32 +44,6 @@ def latest_snapshot(redis: Redis, queue: str, *, prefix: str = SNAPSHOT_PREFIX
     if raw is None:
         return None
     return QueueSnapshot.from_dict(json.loads(raw))
-
-
-class SnapshotStore(Protocol):
-    """Where the collector keeps the previous snapshot of each queue."""
-
-    def get(self, queue: str) -> QueueSnapshot | None: ...
-
-    def put(self, snap: QueueSnapshot) -> None: ...
-
-    def get_many(self, queues: Sequence[str]) -> dict[str, QueueSnapshot]: ...
-
-
-class MemorySnapshots:
-    """In-process previous snapshots (a long-running collector, tests)."""
-
-    def __init__(self) -> None:
-        self._snaps: dict[str, QueueSnapshot] = {}
-
-    def get(self, queue: str) -> QueueSnapshot | None:
-        return self._snaps.get(queue)
-
-    def put(self, snap: QueueSnapshot) -> None:
-        self._snaps[snap.queue] = snap
-
-    def get_many(self, queues: Sequence[str]) -> dict[str, QueueSnapshot]:
-        return {q: s for q in queues if (s := self._snaps.get(q)) is not None}
 
 
 class RedisSnapshots:

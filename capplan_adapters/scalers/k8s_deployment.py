@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from capplan_core.execution.k8s_common import (
+from capplan_adapters.scalers.k8s_common import (
     MERGE_PATCH,
     KubernetesScalerBase,
     deployment_ready_state,
@@ -32,7 +32,7 @@ from capplan_core.policy import TargetSpec
 class KubernetesDeploymentScaler(KubernetesScalerBase):
     """``Scaler`` for ``kind: deployment`` targets.
 
-    Arguments are those of :class:`~capplan_core.execution.k8s_common.KubernetesScalerBase`.
+    Arguments are those of :class:`~capplan_adapters.scalers.k8s_common.KubernetesScalerBase`.
     """
 
     @staticmethod

@@ -6,7 +6,7 @@ Create Date: 2026-11-26 20:32:28.442313
 """
 from alembic import op
 import sqlalchemy as sa
-import capplan_core.store.models
+import capplan_adapters.store.models
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import postgresql
@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table('data_quality_report',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('queue', sa.String(length=200), nullable=False),
-    sa.Column('created_at', capplan_core.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('passed', sa.Boolean(), nullable=False),
     sa.Column('report', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.PrimaryKeyConstraint('id')
@@ -37,7 +37,7 @@ def upgrade() -> None:
     sa.Column('service_rate', sa.Float(), nullable=True),
     sa.Column('backlog', sa.Float(), nullable=True),
     sa.Column('workers', sa.Float(), nullable=True),
-    sa.Column('recorded_at', capplan_core.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('extra', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('queue_name', 'recorded_at', name='uq_metrics_queue_time')
@@ -55,8 +55,8 @@ def upgrade() -> None:
     sa.Column('slo_targets', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('scaling_constraints', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('spec', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', capplan_core.store.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', capplan_core.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
@@ -73,12 +73,12 @@ def upgrade() -> None:
     sa.Column('slo_achievable', sa.Boolean(), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('mode', sa.String(length=20), nullable=False),
-    sa.Column('created_at', capplan_core.store.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('as_of', capplan_core.store.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('expires_at', capplan_core.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('as_of', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('flow_run_id', sa.String(length=64), nullable=True),
     sa.Column('decided_by', sa.String(length=200), nullable=True),
-    sa.Column('decided_at', capplan_core.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('decision_comment', sa.Text(), nullable=True),
     sa.Column('skipped_reason', sa.Text(), nullable=True),
     sa.Column('details', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
@@ -91,7 +91,7 @@ def upgrade() -> None:
 
     op.create_table('audit_event',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', capplan_core.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=False),
     sa.Column('action', sa.String(length=50), nullable=False),
     sa.Column('plan_id', sa.Integer(), nullable=True),
@@ -109,13 +109,13 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('plan_id', sa.Integer(), nullable=True),
     sa.Column('queue_name', sa.String(length=200), nullable=False),
-    sa.Column('forecast_time', capplan_core.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('forecast_time', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('predicted_rate', sa.Float(), nullable=False),
     sa.Column('confidence_lower', sa.Float(), nullable=False),
     sa.Column('confidence_upper', sa.Float(), nullable=False),
     sa.Column('level', sa.Float(), nullable=False),
     sa.Column('model', sa.String(length=50), nullable=False),
-    sa.Column('created_at', capplan_core.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['plan_id'], ['capacity_plan.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
@@ -127,13 +127,13 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('plan_id', sa.Integer(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
-    sa.Column('execute_at', capplan_core.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('execute_at', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('from_workers', sa.Integer(), nullable=False),
     sa.Column('to_workers', sa.Integer(), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('confidence', sa.Float(), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('applied_at', capplan_core.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('applied_at', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('explanation', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['plan_id'], ['capacity_plan.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),

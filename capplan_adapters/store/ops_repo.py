@@ -1,6 +1,6 @@
 """Read-only queries for the operators' metrics (``capplan exporter``): counts and recent plans.
 
-Mixed into :class:`capplan_core.store.repo.PlanStore`. Nothing here writes. Every method
+Mixed into :class:`capplan_adapters.store.repo.PlanStore`. Nothing here writes. Every method
 returns plain values or :class:`capplan_core.ops_metrics.PlanFact` records, never rows.
 """
 
@@ -12,8 +12,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from capplan_core.ops_metrics import AWAITING, PlanFact
-from capplan_core.store.models import (
+from capplan_adapters.store.models import (
     AuditEventRow,
     CapacityPlanRow,
     ForecastPointRow,
@@ -21,6 +20,7 @@ from capplan_core.store.models import (
     ScalingPolicyRow,
     ScalingStepRow,
 )
+from capplan_core.ops_metrics import AWAITING, PlanFact
 
 
 class OpsRepository:

@@ -1,6 +1,6 @@
 """Pruning the plan store (SQLite and PostgreSQL) under :mod:`capplan_core.retention`'s rules.
 
-Mixed into :class:`capplan_core.store.repo.PlanStore`. Old plans are read in batches of ids,
+Mixed into :class:`capplan_adapters.store.repo.PlanStore`. Old plans are read in batches of ids,
 judged one by one by :func:`~capplan_core.retention.plan_keep_reason`, and each batch of
 prunable plans goes in one short transaction (steps, simulation, forecast points, then the
 plan; its audit rows stay, their ``plan_id`` moved into ``details``). A plan the rule lets go
@@ -17,15 +17,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from capplan_core.retention import (
-    KEEP_STATUSES,
-    OPEN_STEP_STATUSES,
-    Cutoffs,
-    PlanFacts,
-    PruneReport,
-    plan_keep_reason,
-)
-from capplan_core.store.models import (
+from capplan_adapters.store.models import (
     AuditEventRow,
     CapacityPlanRow,
     DataQualityReportRow,
@@ -34,6 +26,14 @@ from capplan_core.store.models import (
     ScalingStepRow,
     SimulationResultRow,
     StepStatus,
+)
+from capplan_core.retention import (
+    KEEP_STATUSES,
+    OPEN_STEP_STATUSES,
+    Cutoffs,
+    PlanFacts,
+    PruneReport,
+    plan_keep_reason,
 )
 
 #: plans judged and deleted per transaction

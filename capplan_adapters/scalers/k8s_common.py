@@ -48,7 +48,7 @@ class KubernetesScalerBase:
 
     Args:
         api_client: an explicit ``kubernetes.client.ApiClient`` (tests), or
-        loader: builds one on first use (see :func:`capplan_core.execution.build_scaler`).
+        loader: builds one on first use (see :func:`capplan_adapters.scalers.build_scaler`).
         request_timeout_s: (connect, read) seconds per API call.
         poll_interval_s: seconds between readiness polls in ``wait_ready``.
         clock, sleep: injected so readiness tests run without waiting.

@@ -12,9 +12,7 @@ import pandas as pd
 from sqlalchemy import Connection, DateTime, delete, func, select, type_coerce
 from sqlalchemy.orm import Session, sessionmaker
 
-from capplan_core.metrics.schema import OPTIONAL_COLUMNS
-from capplan_core.planning.stored_plan import ForecastPoint, StepStatus
-from capplan_core.store.models import (
+from capplan_adapters.store.models import (
     METRICS_HISTORY_COLUMNS,
     CapacityPlanRow,
     DataQualityReportRow,
@@ -22,11 +20,13 @@ from capplan_core.store.models import (
     QueueMetricsRow,
     ScalingStepRow,
 )
+from capplan_core.metrics.schema import OPTIONAL_COLUMNS
+from capplan_core.planning.stored_plan import ForecastPoint, StepStatus
 from capplan_core.utc import utc_datetime
 
 
 class MetricsRepository:
-    """Mixed into :class:`capplan_core.store.repo.PlanStore` (shares its session factory)."""
+    """Mixed into :class:`capplan_adapters.store.repo.PlanStore` (shares its session factory)."""
 
     _session: sessionmaker[Session]
 

@@ -9,7 +9,7 @@ A step's claim (``claimed_by``, ``lease_until``) and the one-writer-per-target l
 """
 from alembic import op
 import sqlalchemy as sa
-import capplan_core.store.models
+import capplan_adapters.store.models
 
 revision = '0002'
 down_revision = '0001'
@@ -21,13 +21,13 @@ def upgrade() -> None:
     with op.batch_alter_table('scaling_step', schema=None) as batch_op:
         batch_op.add_column(sa.Column('claimed_by', sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column(
-            'lease_until', capplan_core.store.models.UTCDateTime(timezone=True), nullable=True))
+            'lease_until', capplan_adapters.store.models.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index('ix_scaling_step_status', ['status'], unique=False)
     op.create_table(
         'target_lease',
         sa.Column('target', sa.String(length=300), nullable=False),
         sa.Column('holder', sa.String(length=100), nullable=False),
-        sa.Column('lease_until', capplan_core.store.models.UTCDateTime(timezone=True),
+        sa.Column('lease_until', capplan_adapters.store.models.UTCDateTime(timezone=True),
                   nullable=False),
         sa.PrimaryKeyConstraint('target'),
     )

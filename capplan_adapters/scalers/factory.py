@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import SecretStr
 
-from capplan_core.execution.k8s_common import DEFAULT_REQUEST_TIMEOUT_S, ClientProvider
-from capplan_core.execution.k8s_deployment import KubernetesDeploymentScaler
-from capplan_core.execution.k8s_keda import KedaScaledObjectScaler, TriggerTarget
+from capplan_adapters.scalers.k8s_common import DEFAULT_REQUEST_TIMEOUT_S, ClientProvider
+from capplan_adapters.scalers.k8s_deployment import KubernetesDeploymentScaler
+from capplan_adapters.scalers.k8s_keda import KedaScaledObjectScaler, TriggerTarget
 from capplan_core.execution.scaler import (
     DryRunScaler,
     LiveReplicas,
@@ -143,7 +143,7 @@ def build_scaler(
             raise ScalerError("config", "the supervisor scaler needs a supervisord URL "
                               "(CAPPLAN_SUPERVISOR_URL: http://host:port/RPC2 or "
                               "unix:///path.sock)")
-        from capplan_core.execution.supervisor import SupervisorScaler
+        from capplan_adapters.scalers.supervisor import SupervisorScaler
 
         return SupervisorScaler(supervisor_url, supervisor_username, supervisor_password)
     if kind not in SCALER_KINDS:

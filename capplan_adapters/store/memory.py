@@ -44,7 +44,7 @@ from capplan_core.policy import ScalingPolicy
 
 if TYPE_CHECKING:
     from capplan_core.planning.repository import PlanRepository
-from capplan_core.store.errors import DecisionConflict, StoreError
+from capplan_core.planning.errors import DecisionConflict, StoreError
 
 
 class InMemoryPlanStore:
