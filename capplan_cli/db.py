@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from capplan_cli import db_backup
 from capplan_cli.output import console, fail, print_json
 
 db_app = typer.Typer(help="The plan store's schema.", no_args_is_help=True)
@@ -15,6 +16,7 @@ db_app = typer.Typer(help="The plan store's schema.", no_args_is_help=True)
 
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
+    db_backup.register(db_app)  # backup, backups, restore, verify, backup-setup (pgBackRest)
 
 
 def _url() -> str:
