@@ -215,7 +215,14 @@ def restore(cluster: Cluster, repo: Repo, to: datetime | None, *,
     stopped_s = time.monotonic() - t0
     repo.run(*args)
     restored_s = time.monotonic() - t0
-    cluster.ctl("start")
+    started = cluster.ctl("start", check=False)
+    if started.returncode != 0:
+        log = started.stderr + started.stdout
+        if "before configured recovery target was reached" in log:
+            raise BackupError(f"the archived WAL ends before {pg_target(to) if to else 'it'}: "
+                              "restore to an earlier time, or --latest (the cluster is down; "
+                              "restore again)")
+        raise BackupError(f"the restored cluster did not start: {log.strip()[-2000:]}")
     wait_accepting(cluster, timeout_s)
     deadline = time.monotonic() + timeout_s
     while cluster.sql("SELECT pg_is_in_recovery()") != "f":
@@ -258,14 +265,21 @@ def restore_scratch(repo: Repo, workdir: Path, checks: dict[str, str], *,
     repo.run("restore", f"--pg1-path={data}", "--type=default", "--archive-mode=off")
     (data / "postgresql.conf").write_text(
         f"listen_addresses = ''\nunix_socket_directories = '{workdir}'\nport = 5999\n"
-        "archive_mode = off\nmax_connections = 20\nshared_buffers = 32MB\n")
+        # max_connections and the like stay at their defaults: recovery refuses settings lower
+        # than the primary's
+        "archive_mode = off\nshared_buffers = 32MB\n")
     (data / "pg_hba.conf").write_text("local all all trust\n")
     (data / "pg_ident.conf").write_text("")
     for f in ("postgresql.conf", "pg_hba.conf", "pg_ident.conf"):
         shutil.chown(data / f, PG_OWNER, PG_OWNER)
     restored_s = time.monotonic() - t0
-    _run(_as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(workdir / "scratch.log"),
-                    "-w", "-t", str(int(timeout_s)), "start"]))
+    log = workdir / "scratch.log"
+    started = _run(_as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
+                              "-t", str(int(timeout_s)), "start"]), check=False)
+    if started.returncode != 0:
+        tail = log.read_text()[-1500:] if log.exists() else ""
+        shutil.rmtree(data, ignore_errors=True)
+        raise BackupError(f"the scratch restore did not start: {tail}")
     results: dict[str, str] = {}
     try:
         deadline = time.monotonic() + timeout_s
