@@ -63,7 +63,7 @@ def prepare(stack: Stack) -> tuple[str, datetime]:
     from capplan_adapters.store.db import open_store
     from capplan_app.bootstrap import scaler
     from capplan_app.secrets import store_prefect_secret
-    from capplan_core.planning.approver_auth import new_approver_key
+    from capplan_core.approval.auth import new_approver_key
     from capplan_core.policy import parse_policies
 
     pols = parse_policies({"policies": policies(stack)})

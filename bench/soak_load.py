@@ -173,7 +173,7 @@ class Approver:
 
     def _decide(self, store: Any, plan_id: int, move: str) -> None:
         from capplan_cli.approvals import ApprovalError, resume_with_decision
-        from capplan_core.planning.approver_auth import approval_code
+        from capplan_core.approval.auth import approval_code
 
         decision = "reject" if move == "reject" else "approve"
         try:

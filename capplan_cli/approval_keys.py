@@ -15,7 +15,7 @@ import typer
 
 from capplan_cli.output import console, fail
 from capplan_cli.prefect_guard import require_server
-from capplan_core.planning.approver_auth import DEFAULT_KEY_REF, approval_code, new_approver_key
+from capplan_core.approval.auth import DEFAULT_KEY_REF, approval_code, new_approver_key
 from capplan_core.policy import APPROVER_NAME
 
 approvals_app = typer.Typer(help="Approver keys and approval codes.", no_args_is_help=True)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from capplan_core.approval.refusals import already_decided
 from capplan_core.planning.repository import PlanRepository
 from capplan_core.planning.stored_plan import PlanStatus, StoredPlan
 
@@ -28,8 +29,7 @@ def resume_with_decision(
 
     plan = store.get_plan(plan_id)
     if plan.status != PlanStatus.PROPOSED:
-        who = f" by {plan.decided_by}" if plan.decided_by else ""
-        raise ApprovalError(f"plan {plan_id} is already {plan.status}{who}: "
+        raise ApprovalError(f"{already_decided(plan_id, plan.status, plan.decided_by)}: "
                             "a plan takes one decision")
     if not plan.flow_run_id:
         raise ApprovalError(f"plan {plan_id} ({plan.mode}) is not waiting for approval")

@@ -14,7 +14,7 @@ from capplan_app.secrets import store_prefect_secret
 from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
 from capplan_cli.output import console, plans_table, print_json
 from capplan_cli.runner import check_inputs, public, run_capacity_plan
-from capplan_core.planning.approver_auth import approval_code, new_approver_key
+from capplan_core.approval.auth import approval_code, new_approver_key
 from capplan_core.policy import Mode, load_policies
 
 DEMO_APPROVER = "demo-user"  # listed in data/demo/policies.yaml approval.approvers

@@ -10,11 +10,12 @@ from capplan_app.bootstrap import plan_store
 from capplan_cli.approvals import ApprovalError, await_outcome, resume_with_decision
 from capplan_cli.output import console, fail, plans_table, print_json
 from capplan_cli.prefect_guard import require_server
-from capplan_core.planning.approver_auth import approval_code
+from capplan_core.approval.auth import approval_code
+from capplan_core.approval.service import why_refused
 from capplan_core.planning.errors import StoreError
 from capplan_core.planning.explain import stored_step_rows
 from capplan_core.planning.markdown import table
-from capplan_core.planning.records import approval_refusal, plan_summary
+from capplan_core.planning.records import plan_summary
 
 plans_app = typer.Typer(help="Stored capacity plans.", no_args_is_help=True)
 
@@ -74,7 +75,7 @@ def _record_decision(plan_id: int, decision: str, approver: str, comment: str,
                      key_env: str, wait_s: float) -> None:
     if decision == "approve":
         try:
-            refusal = approval_refusal(plan_store(), plan_id, max_workers)
+            refusal = why_refused(plan_store(), plan_id, max_workers)
         except StoreError as err:  # e.g. no such plan
             fail(str(err), code=1)
         if refusal is not None:

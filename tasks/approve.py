@@ -1,15 +1,17 @@
-"""Approve stage: by policy (auto), or a person's decision on the approval form.
+"""Approve stage, the Prefect side: the approval form, the pause, thin tasks and the events.
 
-:func:`approve` (task) applies the policy; when a person must decide, the flow waits in
+The rules and the use cases are the domain's (:mod:`capplan_core.approval`): :func:`approve`
+(task) applies the policy (``service.apply_policy``); when a person must decide, the plan's
+approve-plan run waits in
 :func:`decide_by_person`: :func:`wait_for_approver` (a pause, or with ``approval.suspend`` on a
 deployed run a suspension that releases its infrastructure; Prefect suspends flows, not tasks,
 so this runs in the flow), :func:`authenticate_decision` (task: a listed approver's own code,
-else refused and the run waits again) and :func:`record_approval` (task) stores the decision.
+else refused and the run waits again; ``service.authenticate``) and :func:`record_approval`
+(task, ``service.record_decision``) stores the decision.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -22,20 +24,20 @@ from pydantic import Field, create_model
 
 from capplan_app.bootstrap import plan_store
 from capplan_app.secrets import SecretUnavailable, resolve_secret
-from capplan_core.planning.approval_rules import Verdict, policy_verdict
-from capplan_core.planning.approver_auth import (
-    CODE_CHARS,
-    CODE_PATTERN,
-    DecisionClaim,
-    authorization_problem,
-    code_problem,
-    key_ref,
+from capplan_core.approval.auth import CODE_CHARS, CODE_PATTERN, key_ref
+from capplan_core.approval.service import (
+    AUTO_ACTOR,
+    Approval,
+    PolicyOutcome,
+    Refusal,
+    Submission,
+    apply_policy,
+    authenticate,
+    record_decision,
 )
 from capplan_core.planning.decide import Decision
-from capplan_core.planning.errors import CapRefused, DecisionConflict
 from capplan_core.planning.markdown import plan_markdown
-from capplan_core.planning.stored_plan import PlanStatus
-from capplan_core.policy import APPROVER_NAME, Mode, ScalingPolicy
+from capplan_core.policy import APPROVER_NAME, ScalingPolicy
 from tasks.approval_runs import WaitEnded, watched
 from tasks.common import capplan_io_task
 from tasks.events import emit_plan_event
@@ -67,77 +69,20 @@ class ApprovalInput(RunInput):
     )
 
 
-AUTO_ACTOR = "capplan-auto"
-
-
-@dataclass(frozen=True)
-class Approval:
-    approved: bool
-    actor: str
-    max_workers: int | None = None
-    apply_hours: float | None = None
-    refused: str | None = None  # why a decision was refused (stale plan, cap), if it was
-    ended: str | None = None    # why the wait ended without a decision (superseded, cancelled)
-
-
-@dataclass(frozen=True)
-class PolicyOutcome:
-    """What the policy did with a new plan: ``execute`` it now, ``ask_person``, or neither
-    (recorded, advisory, held); ``reason`` says which and why."""
-
-    verdict: Verdict
-    reason: str
-    execute: bool = False
-    ask_person: bool = False
-
-
 @capplan_io_task(name="approve", task_run_name="approve-{policy.name}", retries=0)
 def approve(policy: ScalingPolicy, plan_id: int, decision: Decision,
             summary: dict[str, Any], flow_run_id: str) -> PolicyOutcome:
-    """Apply the policy to a new plan (:func:`~capplan_core.planning.approval_rules.
-    policy_verdict`): approve it as capplan, record it, hold it, or leave it for a person
-    (with its approval deadline on the store's clock). Audited; events say what happened."""
+    """Apply the policy to a new plan (:func:`capplan_core.approval.service.apply_policy`):
+    recorded, approved as capplan, held, or left for a person; the events say which."""
     logger = get_run_logger()
-    store = plan_store()
-    now = store.now()
-    v = policy_verdict(policy, decision, now=now)
-    if v.alert:
-        store.audit("slo_alert", actor="capplan", plan_id=plan_id, queue=policy.queue,
-                    details={"alert": v.alert, "confidence": decision.confidence,
-                             "slo_achievable": decision.slo_achievable})
-        emit_plan_event("slo-alert", summary, actor="capplan", reason=v.alert)
-        logger.warning("plan %s: %s", plan_id, v.alert)
-    if v.verdict in (Verdict.APPROVE, Verdict.APPROVE_CAPPED, Verdict.RECORD):
-        details = {"max_workers": v.cap} if v.cap is not None else None
-        store.transition(plan_id, PlanStatus.APPROVED, actor=AUTO_ACTOR, comment=v.reason,
-                         details=details)
-        if v.verdict == Verdict.RECORD:  # no step: nothing left to apply
-            store.transition(plan_id, PlanStatus.APPLIED, actor="capplan", comment=v.reason)
-        emit_plan_event("approved", summary, actor=AUTO_ACTOR, reason=v.reason)
-        logger.info("plan %s %s", plan_id, v.reason)
-        return PolicyOutcome(v.verdict, v.reason, execute=v.verdict != Verdict.RECORD)
-    if v.verdict == Verdict.HOLD:
-        store.transition(plan_id, PlanStatus.HELD, actor="capplan", comment=v.reason)
-        emit_plan_event("held", summary, actor="capplan", reason=v.reason)
-        logger.warning("plan %s %s", plan_id, v.reason)
-        return PolicyOutcome(v.verdict, v.reason)
-    if v.verdict == Verdict.ADVISORY:
-        return PolicyOutcome(v.verdict, v.reason)
-    deadline = now + timedelta(seconds=policy.approval.timeout_seconds)
-    store.set_flow_run(plan_id, flow_run_id, approval_deadline=deadline)
-    if policy.mode == Mode.AUTO:
-        store.audit("auto_fallback_manual", actor="capplan", plan_id=plan_id,
-                    queue=policy.queue, details={"reason": v.reason})
-        logger.warning("plan %s %s", plan_id, v.reason)
-    emit_plan_event("awaiting-approval", summary, actor="capplan", reason=v.reason)
-    return PolicyOutcome(v.verdict, v.reason, ask_person=True)
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A submission that was not accepted as a decision: the run keeps waiting."""
-
-    reason: str
+    out = apply_policy(plan_store(), policy, plan_id, decision, flow_run_id)
+    for what, reason in out.events:
+        emit_plan_event(what, summary, actor=AUTO_ACTOR if what == "approved" else "capplan",
+                        reason=reason)
+    if out.alert:
+        logger.warning("plan %s: %s", plan_id, out.alert)
+    (logger.info if out.execute else logger.warning)("plan %s %s", plan_id, out.reason)
+    return out
 
 
 def approval_form(current_workers: int | None) -> type[ApprovalInput]:
@@ -226,71 +171,43 @@ def _approval_deadline(policy: ScalingPolicy, summary: dict[str, Any],
                  task_run_name="authenticate-decision-{policy.name}", retries=0)
 def authenticate_decision(policy: ScalingPolicy, plan_id: int, answer: ApprovalInput,
                           requested_by: str) -> Refusal | None:
-    """None when the submission is an authorized approver's own decision; else the refusal
-    (audited as ``decision_refused``). Checked before anything is stored.
+    """None when the submission is an authorized approver's own decision; else the refusal,
+    audited (:func:`capplan_core.approval.service.authenticate`; the key is resolved from its
+    secret reference and never logged)."""
+    refusal = authenticate(plan_store(), policy, plan_id, submission(answer), requested_by,
+                           approver_key=lambda name: _approver_key(policy, name))
+    if refusal is not None:
+        get_run_logger().warning("plan %s: %s by %r refused: %s", plan_id, answer.decision,
+                                 answer.approver, refusal.reason)
+    return refusal
 
-    The approver must be listed in the plan's policy version (``approval.approvers``), not be
-    a requester when ``approval.require_distinct_requester`` (who asked for the cycle, who
-    applied that policy version), and the approval code must be the HMAC of this decision
-    under their own key (resolved from its secret reference, never logged).
-    """
-    logger = get_run_logger()
-    store = plan_store()
-    plan = store.get_plan(plan_id)
-    version = plan.details.get("policy_version")
-    applied_by = store.policy_version(policy.name, int(version)).applied_by if version else ""
-    reason = authorization_problem(policy, answer.approver, [requested_by, applied_by])
-    if reason is None:
-        try:
-            key = resolve_secret(key_ref(policy, answer.approver))
-        except SecretUnavailable as err:
-            reason = f"approver {answer.approver!r} has no key: {err}"
-        else:
-            reason = code_problem(DecisionClaim(
-                plan_id=plan_id, decision=answer.decision, approver=answer.approver,
-                code=answer.approval_code, max_workers=answer.max_workers,
-                apply_hours=answer.apply_hours), key.get_secret_value())
-    if reason is None:
-        return None
-    store.audit("decision_refused", actor=answer.approver, plan_id=plan_id, queue=policy.queue,
-                details={"decision": answer.decision, "reason": reason,
-                         "authenticated": False})
-    logger.warning("plan %s: %s by %r refused: %s", plan_id, answer.decision, answer.approver,
-                   reason)
-    return Refusal(reason)
+
+def _approver_key(policy: ScalingPolicy, approver: str) -> str:
+    try:
+        return resolve_secret(key_ref(policy, approver)).get_secret_value()
+    except SecretUnavailable as err:
+        raise LookupError(str(err)) from err
+
+
+def submission(answer: ApprovalInput) -> Submission:
+    """The form's answer as the approval service takes it."""
+    return Submission(decision=answer.decision, approver=answer.approver,
+                      code=answer.approval_code, comment=answer.comment,
+                      max_workers=answer.max_workers, apply_hours=answer.apply_hours)
 
 
 @capplan_io_task(name="record-approval", task_run_name="record-approval-{policy.name}",
                  retries=0)
 def record_approval(policy: ScalingPolicy, plan_id: int, answer: ApprovalInput | None,
                     summary: dict[str, Any]) -> Approval:
-    """Store the person's decision (audited, once), or expire the plan when none came."""
+    """Store the person's decision (audited, once), or expire the plan when none came
+    (:func:`capplan_core.approval.service.record_decision`)."""
     logger = get_run_logger()
-    store = plan_store()
-    if answer is None:
-        try:
-            store.transition(plan_id, PlanStatus.EXPIRED, actor="capplan",
-                             comment=f"no decision within {policy.approval.timeout_seconds:.0f} s")
-        except DecisionConflict as err:  # superseded by a newer plan while it waited
-            logger.warning("plan %s not waiting any more: %s", plan_id, err)
-            return Approval(False, "capplan", refused=str(err))
-        emit_plan_event("expired", summary, actor="capplan")
-        logger.warning("plan %s expired waiting for approval", plan_id)
-        return Approval(False, "capplan")
-    status = PlanStatus.APPROVED if answer.decision == "approve" else PlanStatus.REJECTED
-    try:
-        store.transition(plan_id, status, actor=answer.approver, comment=answer.comment,
-                         details={"max_workers": answer.max_workers,
-                                  "apply_hours": answer.apply_hours,
-                                  "authenticated": "approval-code"})
-    except (DecisionConflict, CapRefused) as err:
-        # a stale plan (a newer one exists), a refused cap, or already decided: nothing runs
-        store.audit("decision_refused", actor=answer.approver, plan_id=plan_id,
-                    queue=policy.queue, details={"decision": answer.decision,
-                                                 "reason": str(err)})
-        logger.warning("plan %s: %s refused: %s", plan_id, answer.decision, err)
-        return Approval(False, answer.approver, refused=str(err))
-    emit_plan_event(status.value, summary, actor=answer.approver)
-    logger.info("plan %s %s by %s", plan_id, status.value, answer.approver)
-    return Approval(status == PlanStatus.APPROVED, answer.approver, answer.max_workers,
-                    answer.apply_hours)
+    out = record_decision(plan_store(), policy, plan_id,
+                          None if answer is None else submission(answer))
+    if out.event is not None:
+        emit_plan_event(out.event, summary, actor=out.actor)
+        logger.info("plan %s %s by %s", plan_id, out.event, out.actor)
+    elif out.refused is not None:
+        logger.warning("plan %s: decision refused: %s", plan_id, out.refused)
+    return out

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from capplan_core.planning.approver_auth import approval_code
+from capplan_core.approval.auth import approval_code
 from capplan_core.policy import ScalingPolicy, load_policies
 
 TEST_APPROVERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gina")

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from capplan_core.planning.approval_cap import capped_steps
+from capplan_core.approval.cap import capped_steps
 from capplan_core.planning.expiry import expire_overdue_plans
 from capplan_core.planning.policy_versions import (
     PolicyChange,

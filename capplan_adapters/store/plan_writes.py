@@ -21,7 +21,7 @@ from capplan_adapters.store.models import (
     SimulationResultRow,
     StepStatus,
 )
-from capplan_core.planning.approval_cap import capped_steps
+from capplan_core.approval.cap import capped_steps
 from capplan_core.planning.stored_plan import LIVE, PlanDraft
 
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from capplan_core.planning.approval_cap import cap_problem
 from capplan_core.planning.stored_plan import (
     ForecastPoint,
     PlanDraft,
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
     from capplan_core.forecast import ForecastResult
     from capplan_core.planning.decide import Decision
     from capplan_core.planning.pool_state import QueueState
-    from capplan_core.planning.repository import PlanRepository
 
 STORED_FORECAST_LEVEL = 0.8  # the band kept with a plan (re-simulation reads it back)
 
@@ -165,18 +163,3 @@ def plan_summary(plan: StoredPlan) -> dict[str, Any]:
         out["decision"] = {"by": plan.decided_by, "comment": plan.decision_comment,
                            "at": plan.decided_at.isoformat() if plan.decided_at else None}
     return out
-
-
-def approval_refusal(store: PlanRepository, plan_id: int, max_workers: int | None) -> str | None:
-    """Why approving ``plan_id`` (with the cap ``max_workers``) would be refused; None if not.
-
-    The same rules the store applies in the approval's transaction, checked up front so the
-    CLI can say why before it resumes the run: a newer plan of the queue, or a refused cap.
-    """
-    plan = store.get_plan(plan_id)
-    newer = store.newer_plan(plan_id)
-    if newer is not None:
-        return (f"plan {plan_id} is no longer the newest plan of queue {plan.queue!r}: plan "
-                f"{newer.id} ({newer.status}) is newer; decide on that one")
-    problem = cap_problem(max_workers, plan.current_workers)
-    return None if problem is None else f"plan {plan_id}: {problem}"

@@ -82,7 +82,7 @@ class PlanRepository(Protocol):
         Approving raises :class:`~capplan_core.planning.errors.StalePlan` if a newer plan of the
         queue exists and :class:`~capplan_core.planning.errors.CapRefused` for a refused
         ``details["max_workers"]``; an allowed cap clips the steps
-        (:func:`capplan_core.planning.approval_cap.capped_steps`)."""
+        (:func:`capplan_core.approval.cap.capped_steps`)."""
         ...
 
     def plan_for_flow_run(self, flow_run_id: str) -> StoredPlan | None: ...

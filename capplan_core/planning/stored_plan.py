@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from capplan_core.planning.approval_cap import cap_problem
+from capplan_core.approval.refusals import already_decided, cap_refusal, stale_plan_problem
 from capplan_core.planning.errors import CapRefused, DecisionConflict, StalePlan
 
 
@@ -101,10 +101,8 @@ LIVE = (PlanStatus.APPROVED, PlanStatus.APPLIED)
 def check_transition(plan_id: int, status: str, decided_by: str | None, to: PlanStatus) -> None:
     """Raise :class:`DecisionConflict` unless a plan in ``status`` may move to ``to``."""
     if not _allowed(PLAN_TRANSITIONS, status, to):
-        who = f" by {decided_by}" if decided_by else ""
         raise DecisionConflict(
-            f"plan {plan_id} is already {status}{who}; cannot mark it {to.value}"
-        )
+            f"{already_decided(plan_id, status, decided_by)}; cannot mark it {to.value}")
 
 
 def check_approvable(plan_id: int, queue: str, current_workers: int | None, cap: int | None,
@@ -113,15 +111,15 @@ def check_approvable(plan_id: int, queue: str, current_workers: int | None, cap:
 
     ``newer`` is the (id, status) of a newer plan of the same queue, if any: approving a plan
     that is not its queue's newest raises :class:`StalePlan`. An approver's ``cap`` (workers)
-    below the current count or at 0 raises :class:`CapRefused`.
+    below the current count or at 0 raises :class:`CapRefused`. The wording is
+    :mod:`capplan_core.approval.refusals`'.
     """
-    if newer is not None:
-        raise StalePlan(
-            f"plan {plan_id} is no longer the newest plan of queue {queue!r}: "
-            f"plan {newer[0]} ({newer[1]}) is newer; decide on that one")
-    problem = cap_problem(cap, current_workers)
-    if problem is not None:
-        raise CapRefused(f"plan {plan_id}: {problem}")
+    stale = stale_plan_problem(plan_id, queue, newer)
+    if stale is not None:
+        raise StalePlan(stale)
+    refused = cap_refusal(plan_id, cap, current_workers)
+    if refused is not None:
+        raise CapRefused(refused)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from capplan_core.planning.approval_cap import cap_problem, capped_steps
+from capplan_core.approval.cap import cap_problem, capped_steps
 
 
 def test_no_cap_and_caps_at_or_above_the_current_count_are_allowed() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from capplan_core.planning.approval_rules import Verdict, falling_behind, policy_verdict
+from capplan_core.approval.rules import Verdict, falling_behind, policy_verdict
 from capplan_core.policy import ScalingPolicy
 
 NOW = datetime(2026, 12, 6, 15, 18, tzinfo=UTC)

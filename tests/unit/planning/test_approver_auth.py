@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from capplan_core.planning.approver_auth import (
+from capplan_core.approval.auth import (
     DecisionClaim,
     approval_code,
     authorization_problem,
