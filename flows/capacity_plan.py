@@ -31,6 +31,7 @@ from flows.plan_queue import plan_queue
 from tasks.batch import plan_in_chunks
 from tasks.restore import restore_check
 from tasks.stages import (
+    PreviewOnly,
     expire_undecided_plans,
     load_policies_task,
     plan_time,
@@ -69,10 +70,6 @@ def _listed(names: list[str]) -> str:
         return text
     shown = text[:RUN_NAME_LIMIT].rsplit(",", 1)[0]
     return f"{shown},… ({len(names)} policies)"
-
-
-class PreviewOnly(ValueError):
-    """A policy file given to a run is a preview: nothing stored, approved or executed."""
 
 
 # plan-chunk task runs on CAPPLAN_TASK_RUNNER (threads, processes or Dask), read when a run

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from capplan_app.runtime import limit_blas_threads
 from capplan_core.metrics.history import no_metrics_reason
+from capplan_core.planning import pipeline
 from capplan_core.planning.decide import first_attempt
 from capplan_core.policy import ScalingPolicy
 from capplan_core.quality import Assessment
@@ -27,6 +28,7 @@ from tasks.execute import execute_plan
 from tasks.planning import decide, plan, read_pool_state, simulate
 from tasks.stages import (
     NotAReplay,
+    PreviewOnly,
     clean,
     collect,
     forecast,
@@ -37,11 +39,6 @@ from tasks.stages import (
     store_skipped,
 )
 from tasks.summary import read_plan
-
-
-class PreviewOnly(ValueError):
-    """A run that carries its own policy may only preview: it stores, approves and executes
-    nothing (a run must never bring its own safety envelope)."""
 
 
 @flow(name="plan-queue", flow_run_name="plan-{policy}", log_prints=True)
@@ -79,16 +76,17 @@ async def plan_queue(
     as_of = plan_time(metrics_path, as_of, save=save)
     ctx = QueueRun(spec, version, save, requested_by)
     rows: pd.DataFrame = cast(pd.DataFrame, collect(metrics_path, spec, now=as_of))
-    if rows.empty and not metrics_path:  # planning from the store, nothing collected
-        reason = no_metrics_reason(spec, as_of)
-        logger.warning("queue %s not planned: %s", spec.queue, reason)
-        return ctx.skipped(reason, as_of, None)
+    skip = pipeline.nothing_collected(rows, spec, as_of, from_file=bool(metrics_path),
+                                      no_rows_reason=no_metrics_reason)
+    if skip is not None:
+        logger.warning("queue %s not planned: %s", spec.queue, skip)
+        return ctx.skipped(skip, as_of, None)
     assessment = clean(rows, spec, now=as_of)
     publish_quality(assessment)
-    if not assessment.plannable:
-        reason = assessment.quality.reason or f"no usable metrics for queue {spec.queue!r}"
-        logger.warning("queue %s not planned: %s", spec.queue, reason)
-        return ctx.skipped(reason, as_of, assessment)
+    skip = pipeline.quality_skip(assessment, spec)
+    if skip is not None:
+        logger.warning("queue %s not planned: %s", spec.queue, skip)
+        return ctx.skipped(skip, as_of, assessment)
 
     fc = forecast(assessment, spec)
     if isinstance(fc, str):

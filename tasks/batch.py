@@ -20,20 +20,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import pandas as pd
 from prefect import get_run_logger
 from prefect.runtime import task_run
 
-from capplan_app.bootstrap import live_workers, plan_store
+from capplan_app.bootstrap import plan_store
 from capplan_app.runtime import limit_blas_threads
-from capplan_core.execution.scaler import ScalerError
-from capplan_core.metrics.file_source import read_metrics_file_cached
-from capplan_core.metrics.history import no_metrics_reason, read_history
-from capplan_core.planning.batch import QueueOutcome, plan_many
+from capplan_core.metrics.history import no_metrics_reason
+from capplan_core.planning.batch import plan_many
+from capplan_core.planning.pipeline import QueueOutcome
 from capplan_core.policy import ScalingPolicy
 from tasks.artifacts import publish_forecast, publish_plan, publish_quality
 from tasks.common import capplan_io_task
-from tasks.stages import preview_plan, store_plan, store_skipped
+from tasks.planning import audited_live_count
+from tasks.stages import preview_plan, rows_reader, store_plan, store_skipped
 from tasks.summary import plan_view
 
 NAME_LIMIT = 300  # characters of queue names in a task run's name
@@ -46,31 +45,6 @@ def chunk_run_name() -> str:
     if len(names) > NAME_LIMIT:
         names = names[:NAME_LIMIT].rsplit(",", 1)[0] + ",…"
     return f"plan-chunk-{params.get('index', 0)}: {names}"
-
-
-def rows_reader(metrics_path: str | None, policies: list[ScalingPolicy],
-                now: datetime) -> Callable[[ScalingPolicy], pd.DataFrame]:
-    """Each queue's raw rows: the chunk's queues split out of the file in one pass (offline),
-    or its span of stored history (``queue_metrics``) up to ``now``."""
-    if not metrics_path:
-        store = plan_store()
-        return lambda policy: read_history(store, policy, now)
-    frame = read_metrics_file_cached(metrics_path)
-    wanted = frame.loc[frame["queue"].isin([p.queue for p in policies])]
-    groups = {str(q): g.reset_index(drop=True) for q, g in wanted.groupby("queue", sort=False)}
-    empty = frame.iloc[:0]
-    return lambda policy: groups.get(policy.queue, empty)
-
-
-def audited_live_count(policy: ScalingPolicy, measured: int) -> tuple[int, str]:
-    """The scaler's count; a scaler that cannot be read is audited, and fails that queue."""
-    try:
-        return live_workers(policy, measured)
-    except ScalerError as err:
-        plan_store().audit("scaler_read_failed", actor="capplan", queue=policy.queue,
-                           details={"target": policy.target.model_dump(), "kind": err.kind,
-                                    "error": str(err), "transient": err.transient})
-        raise
 
 
 def _failed(outcome: QueueOutcome) -> dict[str, Any]:

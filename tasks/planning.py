@@ -8,10 +8,11 @@ from datetime import datetime
 from capplan_app.bootstrap import live_workers, plan_store
 from capplan_core.execution.scaler import ScalerError
 from capplan_core.forecast import ForecastResult
+from capplan_core.planning import pipeline
 from capplan_core.planning.decide import Attempt, Judgement, propose, simulate_proposal
 from capplan_core.planning.decide import decide as decide_attempt
 from capplan_core.planning.planner import PlanProposal
-from capplan_core.planning.pool_state import QueueState, pool_state
+from capplan_core.planning.pool_state import QueueState
 from capplan_core.policy import ScalingPolicy
 from capplan_core.quality import Assessment
 from capplan_core.simulation import SimulationSummary
@@ -19,25 +20,23 @@ from tasks.common import capplan_io_task, capplan_task
 from tasks.simulate import fanout_simulate
 
 
-@capplan_io_task(name="pool-state", task_run_name="pool-state-{policy.name}")
-def read_pool_state(assessment: Assessment, policy: ScalingPolicy, live: bool) -> QueueState:
-    """Workers, backlog and service time now, from the newest cleaned intervals.
-
-    ``live``: the plan starts from the count the scaler reads (the dry-run scaler: the last
-    count capplan wrote), and the measured count is kept beside it.
-    """
-    state = pool_state(assessment.clean)
-    if not live:
-        return state
+def audited_live_count(policy: ScalingPolicy, measured: int) -> tuple[int, str]:
+    """The count the scaler reads (the dry-run scaler: the last count capplan wrote); a
+    scaler that cannot be read is audited (``scaler_read_failed``) and fails that queue."""
     try:
-        workers, source = live_workers(policy, state.current_workers)
+        return live_workers(policy, measured)
     except ScalerError as err:
-        # nothing is planned for this queue; the audit and the run say which scaler failed
         plan_store().audit("scaler_read_failed", actor="capplan", queue=policy.queue,
                            details={"target": policy.target.model_dump(), "kind": err.kind,
                                     "error": str(err), "transient": err.transient})
         raise
-    return pool_state(assessment.clean, live_workers=workers, replica_source=source)
+
+
+@capplan_io_task(name="pool-state", task_run_name="pool-state-{policy.name}")
+def read_pool_state(assessment: Assessment, policy: ScalingPolicy, live: bool) -> QueueState:
+    """Workers, backlog and service time now (:func:`capplan_core.planning.pipeline.pool`);
+    ``live``: from the count the scaler reads, the measured count kept beside it."""
+    return pipeline.pool(assessment, policy, audited_live_count if live else None)
 
 
 @capplan_task(name="plan", task_run_name="plan-{policy.name}-attempt-{attempt.number}")

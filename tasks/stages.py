@@ -5,6 +5,7 @@ Thin wrappers over capplan_core; the store comes from :mod:`capplan_app.bootstra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,15 +13,17 @@ import pandas as pd
 from prefect.runtime import flow_run
 
 from capplan_app.bootstrap import plan_store
-from capplan_core.forecast import ForecastResult, NoHistoryError, forecast_queue
-from capplan_core.metrics.file_source import data_end, read_queue_rows
+from capplan_core.forecast import ForecastResult
+from capplan_core.metrics.file_source import data_end, read_metrics_file_cached, read_queue_rows
 from capplan_core.metrics.history import read_history
+from capplan_core.planning import pipeline
 from capplan_core.planning.decide import Decision
 from capplan_core.planning.policy_versions import PolicyVersion
 from capplan_core.planning.pool_state import QueueState
 from capplan_core.planning.records import plan_draft, skipped_draft
+from capplan_core.planning.stored_plan import as_stored
 from capplan_core.policy import ScalingPolicy, load_policies
-from capplan_core.quality import Assessment, assess
+from capplan_core.quality import Assessment
 from capplan_core.utc import utc_datetime
 from tasks.common import capplan_io_task, capplan_task
 
@@ -28,35 +31,34 @@ load_policies_task = capplan_io_task(load_policies, name="load-policies", retrie
 file_data_end = capplan_io_task(data_end, name="data-end")
 
 
+def rows_reader(metrics_path: str | None, policies: list[ScalingPolicy],
+                now: datetime) -> Callable[[ScalingPolicy], pd.DataFrame]:
+    """Each queue's raw rows: the queues split out of the file in one pass (offline), or
+    their span of stored history (``queue_metrics``) up to ``now``."""
+    if not metrics_path:
+        store = plan_store()
+        return lambda policy: read_history(store, policy, now)
+    frame = read_metrics_file_cached(metrics_path)
+    wanted = frame.loc[frame["queue"].isin([p.queue for p in policies])]
+    groups = {str(q): g.reset_index(drop=True) for q, g in wanted.groupby("queue", sort=False)}
+    empty = frame.iloc[:0]
+    return lambda policy: groups.get(policy.queue, empty)
+
+
 @capplan_io_task(name="collect", task_run_name="collect-{policy.name}")
 def collect(metrics_path: str | None, policy: ScalingPolicy, now: datetime) -> pd.DataFrame:
     """The raw metrics rows of the policy's queue: from the store (``queue_metrics``, the span
     its forecaster needs, up to ``now``), or from ``metrics_path`` for offline planning."""
-    if metrics_path:
-        return read_queue_rows(metrics_path, policy.queue)
-    return read_history(plan_store(), policy, now)
+    return rows_reader(metrics_path, [policy], now)(policy)
 
 
-@capplan_task(name="clean", task_run_name="clean-{policy.name}")
-def clean(rows: pd.DataFrame, policy: ScalingPolicy, now: datetime) -> Assessment:
-    """Rows cleaned to the planning interval, with the data-quality report."""
-    return assess(rows, policy, now=now)
-
+# the pipeline's stages (capplan_core.planning.pipeline), each a task of its own
+clean = capplan_task(pipeline.clean, name="clean", task_run_name="clean-{policy.name}")
+forecast = capplan_task(pipeline.forecast, name="forecast",
+                        task_run_name="forecast-{policy.name}")
 
 # the what-if and backtest flows read one queue's rows without a policy run name
 collect_file = capplan_io_task(read_queue_rows, name="collect", task_run_name="collect-{queue}")
-
-
-@capplan_task(name="forecast", task_run_name="forecast-{policy.name}")
-def forecast(assessment: Assessment, policy: ScalingPolicy) -> ForecastResult | str:
-    """The forecast, or (no usable history) the reason the plan holds current capacity."""
-    series = assessment.clean.series
-    try:
-        return forecast_queue(series["arrival_rate"], policy.forecast, queue=policy.queue,
-                              levels=(0.8, 0.95), exclude=series["outlier"].astype(bool),
-                              seed=policy.simulation.seed)
-    except NoHistoryError as err:
-        return f"no usable history, holding current capacity: {err}"
 
 
 @capplan_io_task(name="read-policy", task_run_name="read-policy-{name}")
@@ -104,14 +106,12 @@ def preview_plan(
 ) -> dict[str, Any]:
     """The plan as it would be stored, built in memory: a preview writes nothing.
 
-    The same draft the store would take, read back through the in-memory repository, so a
-    preview shows exactly what a stored plan shows (its id is null, its status ``preview``).
+    The same draft the store would take, turned into the plan a store keeps
+    (:func:`~capplan_core.planning.stored_plan.as_stored`), so a preview shows exactly what a
+    stored plan shows (its id is null, its status ``preview``).
     """
-    from capplan_adapters.store.memory import InMemoryPlanStore
     from tasks.summary import plan_view
 
-    scratch = InMemoryPlanStore()
-    scratch.apply_policies([policy], actor="preview")
     quality = None if assessment is None else assessment.quality.as_dict()
     if skipped_reason is not None or decision is None or state is None or forecast is None:
         draft = skipped_draft(policy, skipped_reason or "not planned", as_of=as_of,
@@ -119,10 +119,15 @@ def preview_plan(
     else:
         draft = plan_draft(policy, decision, forecast, state, as_of=as_of,
                            quality=quality or {}, quality_passed=None)
-    view = plan_view(scratch.get_plan(scratch.create_plan(draft)),
+    view = plan_view(as_stored(draft, plan_id=0, first_step_id=1, created_at=as_of),
                      note="preview: nothing stored (capplan plan --save stores plans)")
     view.update(id=None, status="preview" if skipped_reason is None else "skipped")
     return view
+
+
+class PreviewOnly(ValueError):
+    """A run that carries its own policy (a file, or an object) may only preview: it stores,
+    approves and executes nothing (a run must never bring its own safety envelope)."""
 
 
 class NotAReplay(ValueError):

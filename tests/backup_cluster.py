@@ -68,7 +68,7 @@ class ArchivedCluster:
                 "CAPPLAN_BACKUP_ARCHIVE_TIMEOUT_S": str(self.archive_timeout_s)}
 
     # -- making it ready ---------------------------------------------------------------------
-    def ensure(self, *, fresh_repo: bool = True) -> dict[str, Any]:
+    def ensure(self, *, fresh_repo: bool = True, remake: bool = True) -> dict[str, Any]:
         """Create (once) and start the cluster, and archive its WAL into a fresh repository.
         Returns :func:`setup`'s report."""
         if shutil.which("pg_createcluster") is None or shutil.which("pgbackrest") is None:
@@ -81,14 +81,15 @@ class ArchivedCluster:
             if made.returncode != 0:
                 raise ClusterUnavailable(f"pg_createcluster failed: {made.stderr}")
         cluster = self.cluster
-        if not cluster.data_dir.is_dir() or not any(cluster.data_dir.iterdir()):
-            raise ClusterUnavailable(f"{cluster.data_dir} is empty: an earlier run destroyed it "
-                                     "and did not restore it; drop the cluster "
-                                     f"(pg_dropcluster {PG_VERSION} {self.name} --stop)")
         if not cluster.accepts_connections():
             started = _run("pg_ctlcluster", PG_VERSION, self.name, "start")
             if started.returncode != 0:
-                raise ClusterUnavailable(f"cannot start {self.name}: {started.stderr}")
+                if not remake:
+                    raise ClusterUnavailable(f"cannot start {self.name}: {started.stderr}")
+                # an earlier run destroyed its data and did not restore it: the cluster is
+                # this module's own, so it is made again
+                _run("pg_dropcluster", PG_VERSION, self.name, "--stop")
+                return self.ensure(fresh_repo=fresh_repo, remake=False)
         if fresh_repo and self.base.exists():
             shutil.rmtree(self.base / "repo", ignore_errors=True)
         return setup(cluster, self.repo)

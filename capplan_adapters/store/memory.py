@@ -34,8 +34,8 @@ from capplan_core.planning.stored_plan import (
     StepClaim,
     StepStatus,
     StoredPlan,
-    StoredSimulation,
     StoredStep,
+    as_stored,
     check_approvable,
     check_transition,
     step_may_move,
@@ -133,27 +133,10 @@ class InMemoryPlanStore:
             raise StoreError(f"no policy named {draft.policy_name!r}; apply it first "
                              "(capplan policies apply FILE)")
         plan_id = len(self.plans) + 1
-        steps = []
-        for i, st in enumerate(draft.steps):
-            steps.append(StoredStep(
-                id=self._next_step_id, plan_id=plan_id, seq=i, execute_at=st.execute_at,
-                from_workers=st.from_workers, to_workers=st.to_workers, reason=st.reason,
-                confidence=st.confidence, status=StepStatus.PENDING, applied_at=None,
-                explanation=dict(st.explanation)))
-            self._next_step_id += 1
-        sim = draft.simulation
-        self.plans[plan_id] = StoredPlan(
-            id=plan_id, queue=draft.queue, mode=draft.mode,
-            status=PlanStatus.SKIPPED if draft.skipped_reason else PlanStatus.PROPOSED,
-            current_workers=draft.current_workers, target_workers=draft.target_workers,
-            confidence=draft.confidence, slo_achievable=draft.slo_achievable,
-            created_at=self._now(), as_of=draft.as_of, expires_at=draft.expires_at,
-            flow_run_id=draft.flow_run_id, decided_by=None, decided_at=None,
-            decision_comment=None, skipped_reason=draft.skipped_reason,
-            details=dict(draft.details), steps=tuple(steps),
-            simulation=None if sim is None else StoredSimulation(
-                sim.slo_achievement_rate, sim.max_backlog, sim.p95_wait_s,
-                sim.utilization_range, sim.replications, sim.engine, dict(sim.details)))
+        self.plans[plan_id] = as_stored(draft, plan_id=plan_id,
+                                        first_step_id=self._next_step_id,
+                                        created_at=self._now())
+        self._next_step_id += len(draft.steps)
         if draft.forecast:
             self.save_forecast(plan_id, draft.forecast)
         if draft.quality is not None:

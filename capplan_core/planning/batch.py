@@ -1,9 +1,11 @@
 """Plan many queues in one process: the per-queue pipeline without the orchestrator.
 
-:func:`plan_one` runs one policy's pure stages in pipeline order — clean + data quality →
-forecast → pool state → plan → simulate → decide (re-plan until confident) — and returns a
-:class:`QueueOutcome` that says how far it got: ``planned`` (with its decision), ``skipped``
-(the reason, as the per-queue flow records it) or ``failed`` (the stage and the error, named).
+:func:`plan_one` runs one policy's stages (:mod:`capplan_core.planning.pipeline`, the same
+functions the per-queue flow runs as tasks) in pipeline order — collect → clean + data quality
+→ forecast → pool state → plan → simulate → decide (re-plan until confident) — and returns a
+:class:`~capplan_core.planning.pipeline.QueueOutcome` that says how far it got: ``planned``
+(with its decision), ``skipped`` (the pipeline's reason) or ``failed`` (the stage and the
+error, named).
 :func:`plan_many` runs it over a batch, one queue at a time, so one queue's failure never
 touches another, and reports progress after each queue.
 
@@ -17,61 +19,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
-import pandas as pd
-
-from capplan_core.forecast import ForecastResult, NoHistoryError, forecast_queue
-from capplan_core.planning.decide import Decision, SimulateFn, plan_and_prove
-from capplan_core.planning.pool_state import QueueState, pool_state
+from capplan_core.forecast import ForecastResult
+from capplan_core.planning import pipeline
+from capplan_core.planning.decide import SimulateFn, plan_and_prove
+from capplan_core.planning.pipeline import (
+    LiveCount,
+    NoRowsReason,
+    QueueOutcome,
+    ReadRows,
+)
+from capplan_core.planning.pool_state import QueueState
 from capplan_core.policy import ScalingPolicy
-from capplan_core.quality import Assessment, assess
+from capplan_core.quality import Assessment
 from capplan_core.simulation import simulate
 
-Status = Literal["planned", "skipped", "failed"]
-FORECAST_LEVELS = (0.8, 0.95)
+__all__ = ["QueueOutcome", "chunk_size_for", "chunked", "plan_many", "plan_one"]
 
-# (policy) -> rows of its queue (the metrics-file columns); an empty frame: nothing collected
-ReadRows = Callable[[ScalingPolicy], pd.DataFrame]
-# (policy, measured workers) -> (the scaler's live count, where it came from)
-LiveCount = Callable[[ScalingPolicy, int], tuple[int, str]]
 # (queues done, queues in the batch, the outcome just finished)
-Progress = Callable[[int, int, "QueueOutcome"], None]
-
-
-@dataclass(frozen=True)
-class QueueOutcome:
-    """How far one queue's pipeline got, with what each stage produced."""
-
-    policy: ScalingPolicy
-    status: Status
-    assessment: Assessment | None = None
-    forecast: ForecastResult | None = None
-    state: QueueState | None = None
-    decision: Decision | None = None
-    reason: str | None = None        # why a skipped queue was not planned
-    failed_stage: str | None = None  # the stage that raised, for a failed queue
-    error: str | None = None         # "ErrorType: message", for a failed queue
-    exception: BaseException | None = field(default=None, repr=False, compare=False)
-    stage_seconds: dict[str, float] = field(default_factory=dict, compare=False)
-
-    @property
-    def queue(self) -> str:
-        return self.policy.queue
-
-
-def forecast_for(assessment: Assessment, policy: ScalingPolicy) -> ForecastResult | str:
-    """The policy's forecast of the cleaned arrival rate (outliers excluded, the policy's
-    simulation seed), or — no usable history — the reason the plan holds current capacity."""
-    series = assessment.clean.series
-    try:
-        return forecast_queue(series["arrival_rate"], policy.forecast, queue=policy.queue,
-                              levels=FORECAST_LEVELS, exclude=series["outlier"].astype(bool),
-                              seed=policy.simulation.seed)
-    except NoHistoryError as err:
-        return f"no usable history, holding current capacity: {err}"
+Progress = Callable[[int, int, QueueOutcome], None]
 
 
 class _Stages:
@@ -110,27 +77,24 @@ def plan_one(
     state: QueueState | None = None
     try:
         rows = read_rows(policy)
-        if rows.empty and not from_file:
-            reason = (no_rows_reason(policy, now) if no_rows_reason is not None
-                      else f"no metrics collected for queue {policy.queue}")
-            return QueueOutcome(policy, "skipped", reason=reason, stage_seconds=stages.done())
+        skip = pipeline.nothing_collected(rows, policy, now, from_file=from_file,
+                                          no_rows_reason=no_rows_reason)
+        if skip is not None:
+            return QueueOutcome(policy, "skipped", reason=skip, stage_seconds=stages.done())
         stages.enter("clean")
-        assessment = assess(rows, policy, now=now)
-        if not assessment.plannable:
-            reason = assessment.quality.reason or f"no usable metrics for queue {policy.queue!r}"
-            return QueueOutcome(policy, "skipped", assessment=assessment, reason=reason,
+        assessment = pipeline.clean(rows, policy, now)
+        skip = pipeline.quality_skip(assessment, policy)
+        if skip is not None:
+            return QueueOutcome(policy, "skipped", assessment=assessment, reason=skip,
                                 stage_seconds=stages.done())
         stages.enter("forecast")
-        got = forecast_for(assessment, policy)
+        got = pipeline.forecast(assessment, policy)
         if isinstance(got, str):
             return QueueOutcome(policy, "skipped", assessment=assessment, reason=got,
                                 stage_seconds=stages.done())
         fc = got
         stages.enter("pool-state")
-        state = pool_state(assessment.clean)
-        if live_count is not None:
-            workers, source = live_count(policy, state.current_workers)
-            state = pool_state(assessment.clean, live_workers=workers, replica_source=source)
+        state = pipeline.pool(assessment, policy, live_count)
         stages.enter("plan-simulate-decide")
         decision = plan_and_prove(policy, fc, state, now=now,
                                   data_quality_warning=bool(assessment.quality.warnings),
@@ -148,7 +112,7 @@ def plan_many(
     policies: Iterable[ScalingPolicy], read_rows: ReadRows, now: datetime, *,
     progress: Progress | None = None, from_file: bool = False,
     live_count: LiveCount | None = None, simulate_fn: SimulateFn = simulate,
-    engine: str = "auto", no_rows_reason: Callable[[ScalingPolicy, datetime], str] | None = None,
+    engine: str = "auto", no_rows_reason: NoRowsReason | None = None,
 ) -> Iterator[QueueOutcome]:
     """:func:`plan_one` for each policy in order, yielding each outcome as it is ready (so a
     caller can store it at once); ``progress(done, total, outcome)`` after each queue."""

@@ -269,3 +269,28 @@ class ForecastPoint:
     confidence_upper: float
     level: float
     model: str
+
+
+def as_stored(draft: PlanDraft, *, plan_id: int, first_step_id: int,
+              created_at: datetime) -> StoredPlan:
+    """The plan ``draft`` becomes when a store keeps it: ``proposed`` (``skipped`` with a
+    reason), its steps ``pending`` and numbered in order. The in-memory store keeps exactly
+    this; a preview shows it without storing anything."""
+    steps = tuple(StoredStep(
+        id=first_step_id + i, plan_id=plan_id, seq=i, execute_at=st.execute_at,
+        from_workers=st.from_workers, to_workers=st.to_workers, reason=st.reason,
+        confidence=st.confidence, status=StepStatus.PENDING, applied_at=None,
+        explanation=dict(st.explanation)) for i, st in enumerate(draft.steps))
+    sim = draft.simulation
+    return StoredPlan(
+        id=plan_id, queue=draft.queue, mode=draft.mode,
+        status=PlanStatus.SKIPPED if draft.skipped_reason else PlanStatus.PROPOSED,
+        current_workers=draft.current_workers, target_workers=draft.target_workers,
+        confidence=draft.confidence, slo_achievable=draft.slo_achievable,
+        created_at=created_at, as_of=draft.as_of, expires_at=draft.expires_at,
+        flow_run_id=draft.flow_run_id, decided_by=None, decided_at=None,
+        decision_comment=None, skipped_reason=draft.skipped_reason,
+        details=dict(draft.details), steps=steps,
+        simulation=None if sim is None else StoredSimulation(
+            sim.slo_achievement_rate, sim.max_backlog, sim.p95_wait_s, sim.utilization_range,
+            sim.replications, sim.engine, dict(sim.details)))

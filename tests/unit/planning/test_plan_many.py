@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from bench.synthetic_queues import END, policy, queue_rows
-from capplan_core.planning.batch import chunk_size_for, chunked, forecast_for, plan_many
+from capplan_core.planning.batch import chunk_size_for, chunked, plan_many
 from capplan_core.planning.decide import plan_and_prove
+from capplan_core.planning.pipeline import forecast as forecast_for
 from capplan_core.planning.pool_state import pool_state
 from capplan_core.quality import assess
 
