@@ -48,9 +48,9 @@ def upgrade() -> None:
 @db_app.command("current")
 def current(as_json: bool = typer.Option(False, "--json")) -> None:
     """The schema revision of the database and the one this capplan needs."""
-    from capplan_adapters.store.db import schema_revisions
+    from capplan_adapters.store.db import code_head, database_revision
 
-    now, head = schema_revisions(_url())
+    now, head = database_revision(_url()), code_head()   # plain SQL: no Alembic to load
     if as_json:
         print_json({"current": now, "head": head, "up_to_date": now == head})
     else:

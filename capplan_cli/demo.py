@@ -10,12 +10,8 @@ from typing import Any
 import typer
 
 from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES, plan_store
-from capplan_app.secrets import store_prefect_secret
-from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
 from capplan_cli.output import console, plans_table, print_json
 from capplan_cli.runner import check_inputs, public, run_capacity_plan
-from capplan_core.approval.auth import approval_code, new_approver_key
-from capplan_core.policy import Mode, load_policies
 
 DEMO_APPROVER = "demo-user"  # listed in data/demo/policies.yaml approval.approvers
 DEMO_KEY_BLOCK = f"capplan-approver-{DEMO_APPROVER}"
@@ -57,6 +53,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _replay_demo(as_json: bool, store_url: str) -> None:
+    from capplan_app.secrets import store_prefect_secret
+    from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
+    from capplan_core.approval.auth import approval_code, new_approver_key
+    from capplan_core.policy import Mode, load_policies
     from tasks.approval_runs import join_local_approval_runs
     from tasks.summary import plan_view
 

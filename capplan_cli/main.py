@@ -1,8 +1,17 @@
-"""The ``capplan`` command line."""
+"""The ``capplan`` command line.
+
+Each command lives in a module of its own that registers itself on the app. The ``capplan``
+program (:func:`run`) imports only the module of the command asked for (``capplan plans
+list`` never loads the forecasting or simulation libraries); ``capplan``, ``--help`` or an
+unknown command import them all, so the help lists every command. :data:`COMMANDS` maps each
+top-level command to its module, and a test checks the map against what the modules really
+register. ``from capplan_cli.main import app`` gives the whole app (tests, embedding).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 
@@ -12,28 +21,46 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "8")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from capplan_cli import demo, plan_cmd, plans  # noqa: E402
+#: top-level command -> the module (in capplan_cli) that registers it
+COMMANDS: dict[str, str] = {
+    "demo": "demo", "plan": "plan_cmd", "plans": "plans", "size": "size",
+    "simulate": "simulate", "forecast": "forecast", "collect": "collect",
+    "backtest": "backtest", "what-if": "whatif", "metrics": "metrics", "db": "db",
+    "exporter": "exporter", "policies": "policies", "approvals": "approval_keys",
+    "rbac": "rbac",
+}
 
-app = typer.Typer(
-    name="capplan",
-    help="Predictive capacity planner for queue worker pools (Prefect-orchestrated).",
-    no_args_is_help=True,
-    add_completion=False,
-)
 
-demo.register(app)
-plan_cmd.register(app)
-plans.register(app)
+def modules_for(argv: list[str]) -> list[str]:
+    """The command modules a command line needs: the named command's, or all of them."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first in COMMANDS:
+        return [COMMANDS[first]]
+    return list(dict.fromkeys(COMMANDS.values()))
 
-for _optional in ("size", "simulate", "forecast", "collect", "backtest", "whatif", "metrics",
-                  "db", "exporter", "policies", "approval_keys", "rbac"):
-    # each command module registers itself; imported lazily so a broken optional module
-    # cannot hide the core commands
-    try:
-        __import__(f"capplan_cli.{_optional}", fromlist=["register"]).register(app)
-    except ModuleNotFoundError as err:
-        if err.name != f"capplan_cli.{_optional}":
-            raise
+
+def build_app(modules: list[str]) -> typer.Typer:
+    app = typer.Typer(
+        name="capplan",
+        help="Predictive capacity planner for queue worker pools (Prefect-orchestrated).",
+        no_args_is_help=True,
+        add_completion=False,
+    )
+    for name in modules:
+        __import__(f"capplan_cli.{name}", fromlist=["register"]).register(app)
+    return app
+
+
+def run() -> None:
+    """The ``capplan`` program: the app with only the command line's module loaded."""
+    build_app(modules_for(sys.argv[1:]))()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # every command, for importers (CliRunner in the tests)
+        return build_app(list(dict.fromkeys(COMMANDS.values())))
+    raise AttributeError(name)
+
 
 if __name__ == "__main__":
-    app()
+    run()

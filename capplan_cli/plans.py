@@ -11,9 +11,7 @@ from capplan_cli.approvals import ApprovalError, await_outcome, resume_with_deci
 from capplan_cli.output import console, fail, plans_table, print_json
 from capplan_cli.prefect_guard import require_server
 from capplan_core.approval.auth import approval_code
-from capplan_core.approval.service import why_refused
 from capplan_core.planning.errors import StoreError
-from capplan_core.planning.explain import stored_step_rows
 from capplan_core.planning.markdown import table
 from capplan_core.planning.records import plan_summary
 
@@ -49,6 +47,8 @@ def show(plan_id: int = typer.Argument(..., help="plan id"),
         plan = store.get_plan(plan_id)
     except StoreError as err:
         fail(str(err))
+    from capplan_core.planning.explain import stored_step_rows
+
     summary = plan_summary(plan)
     summary["explanation"] = stored_step_rows(plan)
     summary["audit"] = [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action,
@@ -75,6 +75,8 @@ def _record_decision(plan_id: int, decision: str, approver: str, comment: str,
                      key_env: str, wait_s: float) -> None:
     if decision == "approve":
         try:
+            from capplan_core.approval.service import why_refused
+
             refusal = why_refused(plan_store(), plan_id, max_workers)
         except StoreError as err:  # e.g. no such plan
             fail(str(err), code=1)

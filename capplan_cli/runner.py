@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from capplan_cli.output import fail
-from capplan_core.metrics.file_source import read_metrics_file_cached
-from capplan_core.metrics.schema import MetricsFileError
 from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
 from capplan_core.policy_select import PolicySelectionError, select_policies
 
@@ -46,6 +44,9 @@ def check_inputs(metrics: Path | None, policy: Path | None, names: list[str] | N
         fail(f"--policies: {err}")
     if metrics is None:  # planning from the store
         return
+    from capplan_core.metrics.file_source import read_metrics_file_cached
+    from capplan_core.metrics.schema import MetricsFileError
+
     try:
         read_metrics_file_cached(metrics)
     except MetricsFileError as err:

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
-
 #: a cycle counts its plans as skipped, failed, or else planned
 SKIPPED, FAILED = "skipped", "failed"
 DECIDED = ("approved", "rejected", "expired")
@@ -152,6 +150,8 @@ def oldest_awaiting_age_s(oldest_created_at: datetime | None, now: datetime) -> 
 
 def bucket_counts(values: Sequence[float], bounds: Sequence[float]) -> list[int]:
     """Cumulative counts per upper bound (Prometheus ``le`` buckets; ``+Inf`` last)."""
+    import numpy as np
+
     if list(bounds) != sorted(bounds):
         raise ValueError(f"bucket bounds must be increasing, got {list(bounds)}")
     arr = np.asarray(values, dtype=float)
@@ -171,6 +171,8 @@ def forecast_error(
     observation; its observed rate is their mean. ``interval_s`` defaults to the median spacing
     of the forecast times; a single-point forecast without ``interval_s`` compares nothing.
     """
+    import numpy as np
+
     pts = sorted(forecast)
     if interval_s is None:
         if len(pts) < 2:

@@ -10,10 +10,10 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from capplan_core.engine_labels import engine_label
 from capplan_core.forecast import ForecastResult
 from capplan_core.planning.markdown import plan_markdown, table
 from capplan_core.quality import Assessment
-from capplan_core.simulation import engine_label
 from tasks.common import capplan_task
 
 

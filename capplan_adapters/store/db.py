@@ -2,21 +2,51 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from capplan_adapters.store.repo import PlanStore
 from capplan_core.planning.errors import SchemaBehind
 
+if TYPE_CHECKING:  # Alembic loads only when a migration is needed (CLI start-up)
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_REVISION = re.compile(r"^(down_)?revision\s*=\s*['\"]?([^'\"\s]+)['\"]?", re.MULTILINE)
+
+
+def code_head() -> str:
+    """The newest migration's revision, read from the migration files (without Alembic):
+    the one revision no other revision names as its ``down_revision``."""
+    revisions: set[str] = set()
+    downs: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        for down, rev in _REVISION.findall(path.read_text()):
+            (downs if down else revisions).add(rev)
+    heads = revisions - downs
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
+
+
+def database_revision(url: str) -> str | None:
+    """The revision the database at ``url`` is at (None: not migrated yet), read with plain
+    SQL from Alembic's own ``alembic_version`` table."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:  # no such table: an empty database
+        return None
+    finally:
+        engine.dispose()
 
 
 def make_engine(url: str) -> Engine:
@@ -48,6 +78,8 @@ def make_engine(url: str) -> Engine:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -69,6 +101,8 @@ def migrate(url: str) -> None:
     after, also on failure), so pods starting together on an empty database do not race. A
     process that waited finds the schema at head and does nothing.
     """
+    from alembic import command
+
     with _migrate_lock:
         if not url.startswith("postgresql"):
             command.upgrade(alembic_config(url), "head")
@@ -87,6 +121,9 @@ def migrate(url: str) -> None:
 
 def schema_revisions(url: str) -> tuple[str | None, str]:
     """(the database's current revision or None if unmigrated, the code's head revision)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     engine = create_engine(url, poolclass=NullPool)
     try:
@@ -115,7 +152,8 @@ def open_store(url: str, migrate_on_start: bool = True) -> PlanStore:
     (:class:`SchemaBehind` otherwise, naming ``capplan db upgrade``).
     """
     if migrate_on_start:
-        migrate(url)
+        if database_revision(url) != code_head():   # at head already: no Alembic needed
+            migrate(url)
     else:
         check_schema(url)
     return PlanStore(make_engine(url))

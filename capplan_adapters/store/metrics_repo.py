@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import Connection, DateTime, delete, func, select, type_coerce
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +21,10 @@ from capplan_adapters.store.models import (
 from capplan_core.metrics.schema import OPTIONAL_COLUMNS
 from capplan_core.planning.stored_plan import ForecastPoint, StepStatus
 from capplan_core.utc import utc_datetime
+
+if TYPE_CHECKING:  # pandas and numpy load only when history is read (CLI start-up)
+    import numpy as np
+    import pandas as pd
 
 
 class MetricsRepository:
@@ -91,6 +93,8 @@ class MetricsRepository:
             span["since"] = utc_datetime(since)
         if until is not None:
             span["until"] = utc_datetime(until)
+        import pandas as pd
+
         with self.session() as s:
             conn = s.connection()
             if conn.dialect.name == "postgresql":
@@ -196,24 +200,34 @@ def _read_postgres(conn: Connection, span: dict[str, Any]
 
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in microseconds since 1970
-_ROW = np.dtype([("fields", ">i2"), ("t_len", ">i4"), ("t", ">i8"),
-                 *((f, t) for c in _NUMBERS for f, t in ((f"{c}_len", ">i4"), (c, ">f8")))])
+
+
+def _row_dtype() -> np.dtype[np.void]:
+    """One binary COPY row: the field count, then each field's length and value."""
+    import numpy as np
+
+    return np.dtype([("fields", ">i2"), ("t_len", ">i4"), ("t", ">i8"),
+                     *((f, t) for c in _NUMBERS
+                       for f, t in ((f"{c}_len", ">i4"), (c, ">f8")))])
 
 
 def _decode_binary_copy(data: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Rows of PostgreSQL's binary COPY format with the fixed layout of :data:`_ROW`.
+    """Rows of PostgreSQL's binary COPY format with the fixed layout of :func:`_row_dtype`.
 
     Raises:
         ValueError: the data is not that layout (a NULL or a wider field slipped in).
     """
+    import numpy as np
+
+    row = _row_dtype()
     if not data.startswith(_COPY_SIGNATURE):
         raise ValueError("not a PostgreSQL binary COPY stream")
     ext = int.from_bytes(data[15:19], "big")
     body = data[19 + ext:-2]  # after the header extension, before the -1 trailer
-    if len(body) % _ROW.itemsize:
+    if len(body) % row.itemsize:
         raise ValueError(f"binary COPY body of {len(body)} bytes is not whole rows of "
-                         f"{_ROW.itemsize}")
-    rows = np.frombuffer(body, dtype=_ROW)
+                         f"{row.itemsize}")
+    rows = np.frombuffer(body, dtype=row)
     lengths = [rows["t_len"], *(rows[f"{c}_len"] for c in _NUMBERS)]
     if len(rows) and ((rows["fields"] != 1 + len(_NUMBERS)).any()
                       or any((ln != 8).any() for ln in lengths)):
@@ -225,6 +239,8 @@ def _decode_binary_copy(data: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]
 def _read_generic(conn: Connection, span: dict[str, Any]
                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Any other database (SQLite): plain cursor rows into one numpy array per column."""
+    import numpy as np
+
     m = QueueMetricsRow
     q = select(type_coerce(m.recorded_at, DateTime(timezone=True)),
                *(getattr(m, c) for c in _NUMBERS)).where(m.queue_name == span["queue"])

@@ -12,11 +12,13 @@ actions taken for this window.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capplan_core.planning.constraints import constraint_text
-from capplan_core.planning.planner import PlannedStep, PlanProposal
 from capplan_core.planning.stored_plan import StoredPlan
+
+if TYPE_CHECKING:  # showing a stored plan never loads the planner (CLI start-up)
+    from capplan_core.planning.planner import PlannedStep, PlanProposal
 
 WINDOW_COLUMNS = [
     "window_start", "demand_per_s", "demand_quantile", "margin", "arrival_rate_per_s",

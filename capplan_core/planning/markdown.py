@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from capplan_core.simulation import engine_label
+from capplan_core.engine_labels import engine_label
 
 
 def _fmt(v: Any) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from capplan_core.engine_labels import engine_label
 from capplan_core.planning.stored_plan import (
     ForecastPoint,
     PlanDraft,
@@ -16,7 +15,6 @@ from capplan_core.planning.stored_plan import (
     StoredPlan,
 )
 from capplan_core.policy import ScalingPolicy
-from capplan_core.simulation import engine_label
 
 if TYPE_CHECKING:
     from capplan_core.forecast import ForecastResult
@@ -27,6 +25,8 @@ STORED_FORECAST_LEVEL = 0.8  # the band kept with a plan (re-simulation reads it
 
 
 def _jsonable(v: Any) -> Any:
+    import numpy as np  # here, not at import: showing a plan needs no numpy
+
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in v.items()}
     if isinstance(v, list | tuple):

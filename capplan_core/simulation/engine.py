@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from capplan_core.engine_labels import ENGINE_LABELS, engine_label  # noqa: F401 - re-exported
 from capplan_core.simulation.class_stats import class_batch_units, class_job_stats
 from capplan_core.simulation.fast_classes import run_fast_classes
 from capplan_core.simulation.fast_engine import run_fast
@@ -42,11 +43,6 @@ INTERACTIVE_JOB_BUDGET = int(FAST_JOBS_PER_S * INTERACTIVE_BUDGET_S)
 # Planning cycle default: ~1/3 s of fast engine per simulate call, so a cycle of 1,000 queues
 # (up to 3 attempts each) stays within ~15 min on one core and ~2 min over the task runner.
 JOB_LEVEL_BUDGET = 2_000_000
-ENGINE_LABELS = {
-    "fast": "job-level Monte Carlo (fast engine)",
-    "simpy": "job-level Monte Carlo (SimPy engine)",
-    "fluid": "approximate: fluid level (Erlang C / Allen-Cunneen waits per 60 s step)",
-}
 JobEngine = Callable[[SimScenario, ReplicationInputs], JobRunRecord]
 
 
@@ -74,11 +70,6 @@ def choose_engine(scenario: SimScenario, replications: int,
     if scenario.arrival_times_s is not None or scenario.classes:
         return "fast"
     return "fast" if expected_jobs(scenario) * replications <= job_budget else "fluid"
-
-
-def engine_label(engine: str) -> str:
-    """What proved a result, for a person: job-level Monte Carlo, or approximate (fluid)."""
-    return ENGINE_LABELS.get(engine, f"{engine} engine")
 
 
 def simulate(scenario: SimScenario, *, replications: int, seed: int,
