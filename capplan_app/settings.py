@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         "process that plans queues: the per-queue fits are tiny, so more threads only contend "
         "(docs/scale.md)")
 
+    actor: str | None = Field(
+        None, min_length=1, max_length=200, description="who `capplan policies apply` records "
+        "as applying a version when --by is not given (default: the login name)")
     fault_kill_at: Literal["", "claimed", "applying", "written"] = Field(
         "", description="fault injection for the reliability suite only: the executing "
         "process SIGKILLs itself at this point of a step (docs/reliability.md); empty: never")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import os
 from pathlib import Path
 
 import typer
@@ -31,7 +30,9 @@ def register(app: typer.Typer) -> None:
 
 def _actor(given: str | None) -> str:
     """Who applies: --by, else $CAPPLAN_ACTOR, else the login name (audited)."""
-    return given or os.environ.get("CAPPLAN_ACTOR") or getpass.getuser()
+    from capplan_app.settings import get_settings
+
+    return given or get_settings().actor or getpass.getuser()
 
 
 def _row(v: PolicyVersion) -> dict[str, object]:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from capplan_app.bootstrap import plan_store
 from capplan_cli.main import app
+
+pytestmark = pytest.mark.integration
 
 runner = CliRunner()
 

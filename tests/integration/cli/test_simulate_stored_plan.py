@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from typer.testing import CliRunner
 
 from capplan_app.bootstrap import plan_store
 from capplan_cli.main import app
 from capplan_core.planning.stored_plan import ForecastPoint, PlanDraft, StepDraft
 from capplan_core.policy import parse_policies
+
+pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 

@@ -18,6 +18,8 @@ from capplan_core.execution import ScalerError
 from capplan_core.planning.window_sizing import capacity_at_slo, slo_terms_from_policy
 from capplan_core.policy import ScalingPolicy, TargetSpec
 
+pytestmark = pytest.mark.integration
+
 EMAIL = TargetSpec(kind="deployment", namespace="workers", name="email-worker")
 REPORT = TargetSpec(kind="deployment", namespace="batch", name="report-worker")
 THUMB_SO = TargetSpec(kind="scaledobject", namespace="workers", name="thumbnail-so")

@@ -17,6 +17,8 @@ from capplan_core.planning.repository import PlanRepository
 from capplan_core.planning.stored_plan import PlanDraft, PlanStatus, StepDraft, StepStatus
 from capplan_core.policy import PolicyError, ScalingPolicy, parse_policies
 
+pytestmark = pytest.mark.integration
+
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
 
 
