@@ -29,8 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from capplan_app.live.harness import HERE as JOBS_DIR  # noqa: E402
-from capplan_app.live.harness import free_port  # noqa: E402
+from capplan_app.live.harness import free_port, rq_program  # noqa: E402
 from tests.integration.faults.restart_services import (  # noqa: E402
     PG_ADMIN,
     PrivateRedis,
@@ -137,8 +136,10 @@ class Stack:
         port = free_port()
         self.supervisor_password = f"pw-{uuid.uuid4().hex}"
         self.supervisor_url = f"http://127.0.0.1:{port}/RPC2"
-        programs = "".join(_program(name, self.queue(name), self.redis.url, self.tid,
-                                    self.cfg.numprocs, self.workdir) for name in QUEUES)
+        # a Redis restart makes the workers exit until it is back: keep restarting them
+        programs = "".join("\n" + rq_program(name, self.queue(name), self.redis.url, self.tid,
+                                             self.cfg.numprocs, self.workdir,
+                                             start_retries=1000) for name in QUEUES)
         conf = self.workdir / "supervisord.conf"
         conf.write_text(f"""[supervisord]
 nodaemon=true
@@ -278,29 +279,6 @@ def soak_deployments(cfg: SoakConfig) -> dict[str, Any]:
     doc["deployments"] = deployments
     doc.pop("definitions", None)
     return doc
-
-
-def _program(name: str, queue: str, redis_url: str, tid: str, numprocs: int,
-             workdir: Path) -> str:
-    return f"""
-[program:{name}]
-command={VENV_BIN}/rq worker --url {redis_url} --path {JOBS_DIR}
-    --name %(program_name)s_%(process_num)02d_{tid} --logging_level WARNING {queue}
-numprocs={numprocs}
-process_name=%(program_name)s_%(process_num)02d
-directory={JOBS_DIR}
-environment=PYTHONPATH="{JOBS_DIR}"
-autostart=false
-autorestart=true
-startsecs=1
-startretries=1000
-stopsignal=TERM
-stopwaitsecs=15
-stopasgroup=true
-killasgroup=true
-redirect_stderr=true
-stdout_logfile={workdir}/%(program_name)s_%(process_num)02d.log
-"""
 
 
 def _session_rss_mib(sid: int) -> float:

@@ -93,7 +93,7 @@ def live_workers(policy: ScalingPolicy, measured_workers: int) -> tuple[int, str
         if written is None:
             return measured_workers, "measured (dry run, nothing written yet)"
         return written, "dry run: last count capplan wrote"
-    return (scaler(dry_run_replicas=measured_workers).get_replicas(policy.target),
+    return (scaler(dry_run_replicas=measured_workers).read(policy.target).replicas,
             f"{get_settings().scaler} scaler")
 
 

@@ -10,12 +10,11 @@ own, and a store holding an earlier run's policy would refuse a second policy fo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from capplan_app.settings import get_settings
+from capplan_app.settings import get_settings, settings_environment
 
 
 def demo_store_path(name: str) -> Path:
@@ -37,18 +36,8 @@ def demo_settings(name: str, *, fresh: bool = False, **overrides: str) -> Iterat
     url = f"sqlite:///{path}"
     values = {"CAPPLAN_DATABASE_URL": url,
               **{f"CAPPLAN_{k.upper()}": v for k, v in overrides.items()}}
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    get_settings.cache_clear()
-    try:
+    with settings_environment(values):
         yield url
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
 
 
 def browse_hint(url: str) -> str:

@@ -6,6 +6,9 @@ arguments, not this object; only :mod:`capplan_app.bootstrap` and the entry poin
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -122,3 +125,22 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+@contextmanager
+def settings_environment(values: dict[str, str]) -> Iterator[None]:
+    """Set ``CAPPLAN_*`` (or any) environment variables for this process while the context
+    lasts, with the cached settings re-read on entry and on exit (the demos' own stores, the
+    live loop's scaler); the previous environment is restored afterwards."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()

@@ -9,15 +9,14 @@ passed, and marks ``cancelled`` the plans whose approval run ended without a dec
 """
 
 
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow, get_run_logger
-from pydantic import Field
 
-from capplan_core.execution.executor import DEFAULT_LEASE_S, MAX_LEASE_S, MIN_LEASE_S
+from capplan_core.execution.executor import DEFAULT_LEASE_S
 from tasks.approval_runs import cancel_orphaned_approvals
 from tasks.common import capplan_io_task
-from tasks.execute import apply_due_steps
+from tasks.execute import LeaseSeconds, apply_due_steps
 from tasks.restore import restore_check
 from tasks.stages import expire_undecided_plans
 
@@ -26,10 +25,7 @@ cancel_orphans = capplan_io_task(cancel_orphaned_approvals, name="cancel-orphane
 
 @flow(name="apply-due", log_prints=True)
 def apply_due_flow(
-    lease_s: Annotated[float, Field(
-        ge=MIN_LEASE_S, le=MAX_LEASE_S, allow_inf_nan=False,
-        description="how long this run holds a step and its target (s, the store's clock), "
-                    "renewed before every write")] = DEFAULT_LEASE_S,
+    lease_s: LeaseSeconds = DEFAULT_LEASE_S,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     restore_check("apply-due")  # a restored store is settled before anything is applied

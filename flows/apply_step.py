@@ -15,10 +15,10 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from capplan_app.bootstrap import plan_store
-from capplan_core.execution.executor import DEFAULT_LEASE_S, MAX_LEASE_S, MIN_LEASE_S
+from capplan_core.execution.executor import DEFAULT_LEASE_S
 from capplan_core.planning.records import plan_summary
 from tasks.events import emit_plan_event
-from tasks.execute import apply_one_step, schedule_apply_step
+from tasks.execute import LeaseSeconds, apply_one_step, schedule_apply_step
 from tasks.restore import restore_check
 
 CAPACITY_PLAN_DEPLOYMENT = "capacity-plan/capacity-plan"
@@ -42,10 +42,7 @@ def _request_replan(policy_name: str) -> str | None:
 @flow(name="apply-step", flow_run_name="apply-plan-{plan_id}-step-{step_id}", log_prints=True)
 def apply_step_flow(
     plan_id: Annotated[int, Field(ge=1)], step_id: Annotated[int, Field(ge=1)],
-    lease_s: Annotated[float, Field(
-        ge=MIN_LEASE_S, le=MAX_LEASE_S, allow_inf_nan=False,
-        description="how long this run holds the step and its target (s, the store's "
-                    "clock), renewed before every write")] = DEFAULT_LEASE_S,
+    lease_s: LeaseSeconds = DEFAULT_LEASE_S,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     store = plan_store()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import get_run_logger
+from pydantic import Field
 
 from capplan_app import bootstrap
 from capplan_app.bootstrap import is_dry_run, plan_store
@@ -15,6 +16,8 @@ from capplan_app.settings import get_settings
 from capplan_core.execution.due import DueRun, apply_due, self_kill_hook
 from capplan_core.execution.executor import (
     DEFAULT_LEASE_S,
+    MAX_LEASE_S,
+    MIN_LEASE_S,
     StepResult,
     apply_step,
     cancel_outside_window,
@@ -25,6 +28,11 @@ from tasks.common import capplan_io_task
 from tasks.events import emit_plan_event
 
 APPLY_STEP_DEPLOYMENT = "apply-step/apply-step"
+#: the ``lease_s`` run parameter of the flows that apply steps (validated where it enters)
+LeaseSeconds = Annotated[float, Field(
+    ge=MIN_LEASE_S, le=MAX_LEASE_S, allow_inf_nan=False,
+    description="how long this run holds a step and its target (s, the store's clock), "
+                "renewed before every write")]
 READY_TIMEOUT_S = 300.0
 
 

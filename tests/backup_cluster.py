@@ -122,11 +122,13 @@ class ArchivedCluster:
     def switch_wal(self) -> None:
         switch_wal(self.cluster)
 
-    def wait_archived(self, timeout_s: float = 60) -> None:
-        """Until the segment current now has been archived (a restore reaches this point)."""
+    def wait_archived(self, timeout_s: float = 60, *, switch: bool = True) -> None:
+        """Until the segment current now has been archived (a restore reaches this point).
+        ``switch``: close it now; else wait for ``archive_timeout`` to close it."""
         cluster = self.cluster
         wanted = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")
-        switch_wal(cluster)
+        if switch:
+            switch_wal(cluster)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             last = cluster.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")

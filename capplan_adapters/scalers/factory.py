@@ -49,7 +49,7 @@ class KubernetesScaler:
         return self.keda if target.kind == "scaledobject" else self.deployment
 
     def get_replicas(self, target: TargetSpec) -> int:
-        return self._for(target).get_replicas(target)
+        return self._for(target).read(target).replicas
 
     def read(self, target: TargetSpec) -> LiveReplicas:
         return self._for(target).read(target)

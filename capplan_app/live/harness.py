@@ -173,6 +173,30 @@ def orphans(tid: str) -> list[str]:
             if tid in line and line.split()[1][:1] != "Z"]
 
 
+def rq_program(name: str, queue: str, redis_url: str, tid: str, numprocs: int, log_dir: Path,
+               *, start_retries: int = 3) -> str:
+    """A supervisord ``[program:NAME]`` of ``numprocs`` real ``rq worker`` processes on
+    ``queue``, none started (capplan's scaler starts them); names and logs carry ``tid``."""
+    return f"""[program:{name}]
+command={VENV_BIN}/rq worker --url {redis_url} --path {HERE}
+    --name %(program_name)s_%(process_num)02d_{tid} --logging_level WARNING {queue}
+numprocs={numprocs}
+process_name=%(program_name)s_%(process_num)02d
+directory={HERE}
+environment=PYTHONPATH="{HERE}"
+autostart=false
+autorestart=true
+startsecs=1
+startretries={start_retries}
+stopsignal=TERM
+stopwaitsecs=15
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile={log_dir}/%(program_name)s_%(process_num)02d.log
+"""
+
+
 def _config(tmp: Path, port: int, user: str, password: str, queue: str, tid: str,
             redis_url: str, numprocs: int) -> str:
     return f"""
@@ -196,23 +220,7 @@ serverurl=http://127.0.0.1:{port}
 username={user}
 password={password}
 
-[program:{GROUP}]
-command={VENV_BIN}/rq worker --url {redis_url} --path {HERE}
-    --name %(program_name)s_%(process_num)02d_{tid} --logging_level WARNING {queue}
-numprocs={numprocs}
-process_name=%(program_name)s_%(process_num)02d
-directory={HERE}
-environment=PYTHONPATH="{HERE}"
-autostart=false
-autorestart=true
-startsecs=1
-stopsignal=TERM
-stopwaitsecs=15
-stopasgroup=true
-killasgroup=true
-redirect_stderr=true
-stdout_logfile={tmp}/%(program_name)s_%(process_num)02d.log
-
+{rq_program(GROUP, queue, redis_url, tid, numprocs, tmp)}
 # A group whose second process cannot start (no such command): for the roll-back test.
 [group:{BROKEN_GROUP}]
 programs=mxa,mxb

@@ -23,12 +23,10 @@ reported as they happen through ``on_event``.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +39,7 @@ from capplan_app.live.harness import Supervisord, start_supervisord, stop_superv
 from capplan_app.live.loadgen import LoadGenerator, RateStep
 from capplan_app.live.measure import job_waits_s
 from capplan_app.live.scenario import LoopSpec, backfill_rows, live_policy, step_time
+from capplan_app.settings import settings_environment
 from capplan_core.policy import ScalingPolicy
 
 __all__ = ["ClosedLoop", "LoopReport", "LoopSpec", "backfill_rows", "live_policy"]
@@ -70,25 +69,6 @@ class LoopReport:
     def wait_p95_s(self) -> float:
         return float(np.percentile(self.waits_after_step_s, 95)) if self.waits_after_step_s \
             else float("nan")
-
-
-@contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    """capplan's settings for the loop (the flows read them), restored afterwards."""
-    from capplan_app.settings import get_settings
-
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
 
 
 def _import_before_threads() -> None:
@@ -125,10 +105,11 @@ class ClosedLoop:
         sup = start_supervisord(self.workdir, self.tid, self.redis_url,
                                 numprocs=self.spec.numprocs)
         try:
-            with _env({"CAPPLAN_SCALER": "supervisor", "CAPPLAN_SUPERVISOR_URL": sup.url,
-                       "CAPPLAN_SUPERVISOR_USERNAME": sup.username,
-                       "CAPPLAN_SUPERVISOR_PASSWORD": sup.password,
-                       "CAPPLAN_REDIS_URL": self.redis_url}):
+            with settings_environment({
+                    "CAPPLAN_SCALER": "supervisor", "CAPPLAN_SUPERVISOR_URL": sup.url,
+                    "CAPPLAN_SUPERVISOR_USERNAME": sup.username,
+                    "CAPPLAN_SUPERVISOR_PASSWORD": sup.password,
+                    "CAPPLAN_REDIS_URL": self.redis_url}):
                 return self._run(sup)
         finally:
             self._stop.set()

@@ -1,7 +1,7 @@
 """The ``Scaler`` port, its result records and error, and the in-memory ``DryRunScaler``.
 
-A scaler moves the replica count of one Kubernetes target (``TargetSpec``). Every adapter keeps
-the same promises:
+A scaler moves the worker count of one target (``TargetSpec``: a Kubernetes Deployment, a KEDA
+ScaledObject's floor, a supervisord program group). Every adapter keeps the same promises:
 
 * ``read`` returns the live count with the object's version (Kubernetes ``resourceVersion``);
   ``set_replicas(..., expected=that_read)`` writes only if the object is still at that version
@@ -100,14 +100,12 @@ class ReadyOutcome:
 
 @runtime_checkable
 class Scaler(Protocol):
-    """Port through which the executor reads and moves a target's replica count."""
-
-    def get_replicas(self, target: TargetSpec) -> int:
-        """Live replica count (for KEDA: the ScaledObject's ``minReplicaCount`` floor)."""
-        ...
+    """Port through which the executor reads and moves a target's worker count. A target is
+    a Kubernetes Deployment, a KEDA ScaledObject (its ``minReplicaCount`` floor) or a
+    supervisord program group (its processes up); one read method, one write method."""
 
     def read(self, target: TargetSpec) -> LiveReplicas:
-        """Live replica count and the version it was read at."""
+        """Live worker count and the version it was read at."""
         ...
 
     def set_replicas(self, target: TargetSpec, replicas: int, *,

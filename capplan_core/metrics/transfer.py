@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from capplan_core.metrics.file_source import validate_metrics_frame
+from capplan_core.metrics.history import HistoryReader
 from capplan_core.metrics.schema import (
     NUMERIC_COLUMNS,
     OPTIONAL_COLUMNS,
@@ -47,12 +48,6 @@ class MetricsImportError(MetricsFileError):
 
 class MetricsWriter(Protocol):
     def record_metrics(self, rows: Iterable[dict[str, Any]]) -> int: ...
-
-
-class MetricsHistoryReader(Protocol):
-    def metrics_history(
-        self, queue: str, since: datetime | None, until: datetime | None = None
-    ) -> pd.DataFrame: ...
 
 
 @dataclass(frozen=True)
@@ -201,7 +196,7 @@ def import_metrics_file(store: MetricsWriter, path: str | Path) -> ImportResult:
                         queues=queues)
 
 
-def export_frame(store: MetricsHistoryReader, queue: str, *, since: datetime | None = None,
+def export_frame(store: HistoryReader, queue: str, *, since: datetime | None = None,
                  until: datetime | None = None) -> pd.DataFrame:
     """One queue's stored rows in the file format; optional columns only when any is set."""
     frame = store.metrics_history(queue, since, until)
@@ -227,7 +222,7 @@ def write_metrics_frame(frame: pd.DataFrame, path: str | Path) -> int:
     return len(frame)
 
 
-def export_metrics_file(store: MetricsHistoryReader, queue: str, path: str | Path, *,
+def export_metrics_file(store: HistoryReader, queue: str, path: str | Path, *,
                         since: datetime | None = None, until: datetime | None = None) -> int:
     """Write one queue's stored rows to ``path`` (see :func:`write_metrics_frame`)."""
     _file_kind(Path(path))
