@@ -46,6 +46,12 @@ def build_app(modules: list[str]) -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
     )
+
+    @app.callback()
+    def _group() -> None:
+        """Keeps the app a group of commands when only one command module is loaded (Typer
+        would otherwise make that single command the whole program and refuse its name)."""
+
     for name in modules:
         __import__(f"capplan_cli.{name}", fromlist=["register"]).register(app)
     return app

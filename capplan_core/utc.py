@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:  # pandas is imported only when a pandas value is at hand (CLI start-up)
     import pandas as pd
@@ -21,4 +21,4 @@ def utc_datetime(t: datetime | pd.Timestamp | str) -> datetime:
     """``t`` as a timezone-aware UTC ``datetime`` (naive input is taken as UTC)."""
     if isinstance(t, datetime) and type(t).__module__ == "datetime":  # not a pd.Timestamp
         return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-    return utc_timestamp(t).to_pydatetime()
+    return cast(datetime, utc_timestamp(t).to_pydatetime())

@@ -36,11 +36,11 @@ from capplan_core.backtest.predictive import (
 from capplan_core.backtest.replay import Observation
 from capplan_core.backtest.strategies import ReactiveSpec, clamp_workers
 from capplan_core.planning.window_sizing import (
-    capacity_at_slo,
     sizing_quantile,
     slo_terms_from_policy,
 )
 from capplan_core.policy import ScalingPolicy
+from capplan_core.queueing.sizing import capacity_at_slo
 
 
 @dataclass(frozen=True)

@@ -245,7 +245,7 @@ def _progress_of(progress: Callable[[str, float], None], name: str, k: int,
 
 
 def _first(a: np.ndarray, axis: int) -> np.ndarray:
-    return np.take(a, 0, axis=axis)
+    return np.asarray(np.take(a, 0, axis=axis))
 
 
 def _per_window(rep: Replay, values: np.ndarray, first: int, how: Any) -> np.ndarray:

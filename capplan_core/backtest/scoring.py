@@ -45,7 +45,7 @@ class TickModel:
 
     @property
     def stable(self) -> np.ndarray:
-        return (self.lam == 0) | (self.ready * self.mu > self.lam)
+        return np.asarray((self.lam == 0) | (self.ready * self.mu > self.lam))
 
     def erlang(self) -> np.ndarray:
         return np.array([_erlang_c(int(c), round(a, 12)) for c, a in

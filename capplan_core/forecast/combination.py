@@ -65,7 +65,7 @@ class Combination(ForecastModel):
         return self
 
     def _mean(self, horizon: int) -> np.ndarray:
-        return np.mean([m.forecast_mean(horizon) for m in self.members], axis=0)
+        return np.asarray(np.mean([m.forecast_mean(horizon) for m in self.members], axis=0))
 
     def sigma_h(self, horizon: int) -> np.ndarray:
         return np.asarray(np.mean([m.sigma_h(horizon) for m in self.members], axis=0))

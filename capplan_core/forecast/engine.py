@@ -64,7 +64,8 @@ def _check_levels(levels: Sequence[float]) -> tuple[float, ...]:
     return out
 
 
-def _recent_excluded(history: pd.Series, exclude: pd.Series | None, step_s: float) -> list:
+def _recent_excluded(history: pd.Series, exclude: pd.Series | None,
+                     step_s: float) -> list[pd.Timestamp]:
     if exclude is None or not len(exclude) or not len(history):
         return []
     ex = pd.Series(np.asarray(exclude, dtype=bool), index=to_utc_index(exclude.index))
@@ -240,7 +241,7 @@ def _fit_and_forecast(
     def stamp(i: int) -> str:
         t = index[i] if i < len(index) else index[-1] + pd.Timedelta(seconds=step_s) * (
             i - len(index) + 1)
-        return t.isoformat()
+        return str(t.isoformat())
 
     choice = choose(spec.model, y, horizon=total, day_steps=day, week_steps=week, levels=lv,
                     floor=floor, stamp=stamp, seasonal=bool(spec.seasonality))

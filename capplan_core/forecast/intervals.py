@@ -52,7 +52,7 @@ def level_factor(level: np.ndarray, ref: float, weight: float) -> np.ndarray:
     if weight <= 0 or not ref > 0 or not np.isfinite(ref):
         return np.ones_like(f)
     g = (1.0 - weight) + weight * np.nan_to_num(f, nan=ref) / ref
-    return np.maximum(g, MIN_LEVEL_FACTOR)
+    return np.asarray(np.maximum(g, MIN_LEVEL_FACTOR))
 
 
 def _smooth(x: np.ndarray, width: int) -> np.ndarray:
@@ -77,7 +77,7 @@ def _scale_from_sums(ssq: np.ndarray, cnt: np.ndarray, floor: float) -> np.ndarr
     if not np.isfinite(msq).all():
         msq = np.where(np.isfinite(msq), msq, np.nanmean(msq) if np.isfinite(msq).any() else 0.0)
     width = max(3, len(msq) // 8)
-    return np.maximum(np.sqrt(np.maximum(_smooth(msq, width), 0.0)), floor)
+    return np.asarray(np.maximum(np.sqrt(np.maximum(_smooth(msq, width), 0.0)), floor))
 
 
 def extend_scale(scale: np.ndarray, sigma_h: np.ndarray, horizon: int) -> np.ndarray:

@@ -61,7 +61,7 @@ class ForecastModel(ABC):
         return self.sigma * np.sqrt(1.0 + np.concatenate([[0.0], np.cumsum(c * c)]))
 
     def forecast_mean(self, horizon: int) -> np.ndarray:
-        return np.maximum(self._mean(horizon), 0.0)
+        return np.asarray(np.maximum(self._mean(horizon), 0.0))
 
     def predict(self, horizon: int, levels: tuple[float, ...] = (0.8, 0.95)) -> Prediction:
         """Mean and Gaussian central intervals at each level."""
@@ -78,7 +78,7 @@ class ForecastModel(ABC):
         eps = rng.standard_normal((n_paths, horizon)) * self.sigma
         kernel = np.concatenate([[1.0], self.error_weights(horizon)])
         err = fftconvolve(eps, kernel[None, :], axes=1)[:, :horizon]
-        return np.maximum(self._mean(horizon)[None, :] + err, 0.0)
+        return np.asarray(np.maximum(self._mean(horizon)[None, :] + err, 0.0))
 
 
 def _rms(x: np.ndarray) -> float:
@@ -125,7 +125,7 @@ class SeasonalNaive(ForecastModel):
 
     def error_weights(self, horizon: int) -> np.ndarray:
         j = np.arange(1, horizon)
-        return (j % self.m == 0).astype(float)
+        return np.asarray((j % self.m == 0).astype(float))
 
 
 class MovingAverage(ForecastModel):

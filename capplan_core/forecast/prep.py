@@ -112,7 +112,7 @@ def remove_events(
     events: Sequence[CalendarEvent],
 ) -> np.ndarray:
     """Undo past events: divide the history inside each event window by its multiplier."""
-    return values / event_multipliers(index, interval_s, events)
+    return np.asarray(values / event_multipliers(index, interval_s, events))
 
 
 def fill_gaps(values: np.ndarray, season_steps: int | None = None) -> np.ndarray:

@@ -94,7 +94,7 @@ class ForecastResult:
         u = np.clip(norm.cdf(g), 1e-9, 1 - 1e-9)
         scale = self.scale if len(self.scale) == n else np.zeros(n)
         paths = self.mean[None, :] + scale[None, :] * self._z_quantile(u)
-        return np.maximum(paths, 0.0)
+        return np.asarray(np.maximum(paths, 0.0))
 
     def to_frame(self) -> pd.DataFrame:
         """One row per window: ``mean`` and ``lower_NN``/``upper_NN`` per level (jobs/s)."""

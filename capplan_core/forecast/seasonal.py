@@ -97,9 +97,9 @@ class ProfileEts(ForecastModel):
                 prof = seasonal_components(y, self.per, day, multiplicative=True)
             if min(float(np.min(p)) for p in prof) >= MIN_MUL_PROFILE:
                 self.profiles, self.multiplicative = prof, True
-                return y / self._seasonal(np.arange(len(y)))
+                return np.asarray(y / self._seasonal(np.arange(len(y))))
         self.profiles = seasonal_components(y, self.per, day)
-        return y - self._seasonal(np.arange(len(y)))
+        return np.asarray(y - self._seasonal(np.arange(len(y))))
 
     def _seasonal(self, t: np.ndarray) -> np.ndarray:
         if self.multiplicative:
@@ -128,12 +128,12 @@ class ProfileEts(ForecastModel):
     def _mean(self, horizon: int) -> np.ndarray:
         seas = self._seasonal(self.n_obs + np.arange(horizon))
         level = self.ets.forecast(horizon)
-        return level * seas if self.multiplicative else level + seas
+        return np.asarray(level * seas if self.multiplicative else level + seas)
 
     def sigma_h(self, horizon: int) -> np.ndarray:
         base = super().sigma_h(horizon)
         if self.multiplicative:  # errors of the adjusted series, back in jobs/s
-            return base * self._seasonal(self.n_obs + np.arange(horizon))
+            return np.asarray(base * self._seasonal(self.n_obs + np.arange(horizon)))
         return base
 
     def error_weights(self, horizon: int) -> np.ndarray:

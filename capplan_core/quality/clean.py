@@ -33,7 +33,7 @@ class CleanResult:
 
     @property
     def empty(self) -> bool:
-        return self.series["arrival_rate"].notna().sum() == 0
+        return bool(self.series["arrival_rate"].notna().sum() == 0)
 
 
 def invalid_row_mask(rows: pd.DataFrame) -> pd.Series:

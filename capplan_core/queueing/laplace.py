@@ -47,4 +47,4 @@ def invert_euler(transform: Callable[[complex], complex], t: float, m: int = EUL
         raise ValueError(f"t must be finite and > 0 (got {t!r})")
     beta, eta = _euler_nodes(m)
     total = math.fsum(e * transform(b / t).real for b, e in zip(beta, eta, strict=True))
-    return 10.0 ** (m / 3.0) / t * total
+    return float(10.0 ** (m / 3.0) / t * total)

@@ -5,16 +5,15 @@ SimPy reference engine, the compiled fast engine (same answer) or the fluid leve
 and returns a ``SimulationSummary``.
 """
 
+from capplan_core.engine_labels import ENGINE_LABELS, engine_label
 from capplan_core.simulation.class_summary import ClassSummary
 from capplan_core.simulation.classes import DISCIPLINES, JobClass
 from capplan_core.simulation.engine import (
-    ENGINE_LABELS,
     FAST_JOBS_PER_S,
     INTERACTIVE_JOB_BUDGET,
     JOB_LEVEL_BUDGET,
     choose_engine,
     chunk_bounds,
-    engine_label,
     expected_jobs,
     replicate_job_level,
     simulate,

@@ -24,7 +24,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from capplan_core.engine_labels import ENGINE_LABELS, engine_label  # noqa: F401 - re-exported
 from capplan_core.simulation.class_stats import class_batch_units, class_job_stats
 from capplan_core.simulation.fast_classes import run_fast_classes
 from capplan_core.simulation.fast_engine import run_fast

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from capplan_core.simulation.class_stats import ClassSummary, summarise_classes
+from capplan_core.simulation.class_stats import summarise_classes
+from capplan_core.simulation.class_summary import ClassSummary
 from capplan_core.simulation.records import JobRunRecord
 from capplan_core.simulation.sampling import ReplicationInputs
 from capplan_core.simulation.scenario import SimScenario, SimulationSummary

@@ -41,3 +41,14 @@ def test_starting_a_command_that_runs_no_flow_loads_no_heavy_library(argv: list[
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]", f"capplan {' '.join(argv)} loads {out} before it runs"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_each_command_answers_to_its_name_when_only_its_module_is_loaded(command: str) -> None:
+    # one command alone on a Typer app would become the whole program and refuse its own
+    # name ("Got unexpected extra argument(s) (demo)"): the program must stay a group
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(build_app(modules_for([command])), [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: capplan " + command in " ".join(result.output.split())

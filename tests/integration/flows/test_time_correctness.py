@@ -59,6 +59,21 @@ def _cycle(names: list[str], **params: Any) -> dict[str, dict[str, Any]]:
     return {r["queue"]: r for r in results}
 
 
+def _measured_workers(queue: str) -> int:
+    """The pool a cycle run now measures for ``queue`` from the recent demo metrics."""
+    from datetime import UTC, datetime
+
+    from capplan_core.metrics.file_source import read_metrics_file
+    from capplan_core.planning import pipeline
+    from capplan_core.policy import parse_policies
+
+    doc = yaml.safe_load(DEMO_POLICIES.read_text())
+    policy = next(p for p in parse_policies(doc) if p.queue == queue)
+    rows = read_metrics_file(recent_demo_metrics())
+    rows = rows[rows["queue"] == queue]
+    return pipeline.pool(pipeline.clean(rows, policy, datetime.now(UTC)), policy).current_workers
+
+
 def _wait(cond: Any, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
@@ -158,11 +173,14 @@ def test_capplan_plan_save_refuses_as_of(capplan_env) -> None:
 def test_a_plan_that_changes_nothing_is_recorded_and_never_paused(
     prefect_server, capplan_env, tmp_path
 ):
-    # the measured pool is 27 workers; bounds of exactly 27 leave nothing to change
-    names = _policies(tmp_path, emails={"scaling": {"min_workers": 27, "max_workers": 27}})
+    # bounds of exactly the measured pool leave nothing to change (the count the newest
+    # intervals give moves by one with the minute the cycle runs at, so it is read first)
+    workers = _measured_workers("emails")
+    names = _policies(tmp_path, emails={"scaling": {"min_workers": workers,
+                                                    "max_workers": workers}})
     out = _cycle(names)["emails"]
     plan = plan_store().get_plan(out["id"])
-    assert plan.steps == () and plan.current_workers == 27
+    assert plan.steps == () and plan.current_workers == workers
     assert plan.status == PlanStatus.APPLIED, out
     assert "changes nothing" in (plan.decision_comment or "")
     assert "Paused" not in state_names(plan.flow_run_id)

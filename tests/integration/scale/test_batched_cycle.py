@@ -140,9 +140,10 @@ def test_20_queues_on_prefect_on_postgres(env, pg_prefect, metrics_20_now, monke
     assert all(r["target_workers"] >= 1 and r["steps"] is not None for r in results)
 
     names = asyncio.run(_task_run_names(out["id"], at_least=6))
-    # the whole cycle's footprint: 2 store tasks and one task run per chunk of 5 queues
+    # the whole cycle's footprint: 3 store tasks (one settles a store restored from a
+    # backup) and one task run per chunk of 5 queues
     assert [n.rsplit("-", 1)[0] for n in names if not n.startswith("plan-chunk")] == [
-        "expire-undecided", "read-policies"]
+        "expire-undecided", "read-policies", "restore-check-capacity"]
     assert [n for n in names if n.startswith("plan-chunk")] == sorted(f"plan-chunk-{i}: " + ",".join(syn.queue_name(j)
                                                          for j in range(5 * i, 5 * i + 5))
                            for i in range(4))
