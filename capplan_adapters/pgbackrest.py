@@ -130,11 +130,15 @@ def setup(cluster: Cluster, repo: Repo) -> dict[str, Any]:
         lock_path=repo.lock_path, stanza=repo.stanza, pg_data=cluster.data_dir,
         pg_port=cluster.port))
     archive = cluster.conf_dir / "conf.d" / f"capplan-archive-{repo.stanza}.conf"
-    archive.write_text(render("postgresql-archive.conf", config=repo.config,
-                              stanza=repo.stanza, archive_timeout_s=repo.archive_timeout_s))
+    wanted = render("postgresql-archive.conf", config=repo.config, stanza=repo.stanza,
+                    archive_timeout_s=repo.archive_timeout_s)
     t0 = time.monotonic()
-    cluster.ctl("restart", "-m", "fast")
-    wait_accepting(cluster, 60)
+    if (not archive.exists() or archive.read_text() != wanted
+            or not cluster.accepts_connections()
+            or cluster.sql("SHOW archive_mode") != "on"):
+        archive.write_text(wanted)
+        cluster.ctl("restart", "-m", "fast")    # archive_mode takes a restart
+        wait_accepting(cluster, 60)
     repo.run("stanza-create")
     repo.run("check")
     return {"stanza": repo.stanza, "config": str(repo.config), "archive_settings": str(archive),

@@ -28,6 +28,7 @@ def register(db_app: typer.Typer) -> None:
     db_app.command("backups")(backups_cmd)
     db_app.command("restore")(restore_cmd)
     db_app.command("verify")(verify_cmd)
+    db_app.command("settle-prefect")(settle_prefect_cmd)
 
 
 def _target() -> tuple[Any, Any]:
@@ -201,3 +202,42 @@ def _scratch_checks(prefect_db: str | None) -> dict[str, str]:
     if prefect_db:
         checks["prefect_flow_runs"] = f"{prefect_db}: SELECT count(*) FROM flow_run"
     return checks or {"databases": "postgres: SELECT count(*) FROM pg_database"}
+
+
+def settle_prefect_cmd(
+    restored_to: str | None = typer.Option(
+        None, "--restored-to", help="the restore point (ISO-8601 with a time zone); default: "
+        "the one the store's newest store_restored audit row names"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """After Prefect's database was restored (and its servers restarted): mark Crashed the
+    flow runs the restore left pending, running or cancelling, so the concurrency slots they
+    held are released (else every capacity-plan, apply-due and collect-metrics run is
+    cancelled for good). Paused runs waiting for an approval are left alone."""
+    from capplan_app.prefect_api import configured_api_url
+    from capplan_app.prefect_restore import crash_runs_in_flight
+
+    if not configured_api_url():
+        fail("PREFECT_API_URL is not set: point it at the restored Prefect server")
+    when = _restore_point() if restored_to is None else parse_target(restored_to, False)
+    if when is None:
+        fail("--restored-to: give a time")
+    crashed = crash_runs_in_flight(when)
+    if as_json:
+        print_json({"restored_to": when.isoformat(), "crashed": crashed})
+    else:
+        console.print(f"{len(crashed)} flow run(s) in flight at {when.isoformat()} marked "
+                      "Crashed", highlight=False)
+
+
+def _restore_point() -> datetime:
+    from capplan_app import bootstrap
+    from capplan_core.recovery import RESTORED_ACTION
+
+    events = bootstrap.plan_store().audit_events(action=RESTORED_ACTION)
+    restore = (events[-1].details.get("restore") or {}) if events else {}
+    raw = restore.get("replayed_up_to") or (events[-1].details.get("newest_kept_at")
+                                            if events else None)
+    if not raw:
+        fail("the store holds no restore to take the restore point from: give --restored-to")
+    return datetime.fromisoformat(str(raw).replace(" ", "T", 1))

@@ -97,6 +97,63 @@ async def watched(pause: Awaitable[T], plan_id: int, *, poll_interval_s: float) 
                 await waiting
 
 
+def api_outage(err: BaseException) -> bool:
+    """Whether ``err`` is Prefect's API being away (unreachable, or answering 5xx while its
+    database is down or restored) rather than a refusal: a wait outlasts it."""
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    if isinstance(err, httpx.TransportError):
+        return True
+    return isinstance(err, PrefectHTTPStatusError) and err.response.status_code >= 500
+
+
+#: :func:`outlast_api_outage`'s answer when the run is running again without a decision (the
+#: server's database was restored to before the pause): the caller pauses again.
+PAUSE_AGAIN = object()
+
+
+async def outlast_api_outage(form: Any, key: str, deadline_s: float, *,
+                             poll_interval_s: float) -> Any:
+    """Wait on after Prefect's own pause loop died of an API outage (:func:`api_outage`).
+
+    Until ``deadline_s`` (event-loop clock) the run's state is read every
+    ``poll_interval_s``, errors of a still-absent API ignored: Paused, it goes on waiting;
+    Running with the form's answer stored (resumed meanwhile), the answer; Running without one
+    (the server's database was restored to before this pause), :data:`PAUSE_AGAIN`; any other
+    state ends the wait (:class:`WaitEnded`). Past the deadline, FlowPauseTimeout as Prefect's
+    pause would. The approval form and its key are the pause's own (``key``), so a decision
+    submitted once the API is back resumes the run as if nothing had happened.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.input.actions import aread_flow_run_input
+    from prefect.input.run_input import keyset_from_paused_state
+    from prefect.runtime import flow_run
+    from prefect.states import Paused
+
+    loop = asyncio.get_running_loop()
+    run_id = UUID(str(flow_run.id))
+    keyset = keyset_from_paused_state(Paused(pause_key=key))
+    while loop.time() < deadline_s:
+        await asyncio.sleep(min(poll_interval_s, max(0.0, deadline_s - loop.time())))
+        try:
+            async with get_client() as client:
+                state = (await client.read_flow_run(run_id)).state
+            if state is None or state.is_paused():
+                continue
+            if state.is_running():
+                value = await aread_flow_run_input(keyset["response"], flow_run_id=run_id)
+                return PAUSE_AGAIN if value is None else form(**value)
+        except Exception as err:
+            if api_outage(err):
+                continue
+            raise
+        raise WaitEnded(f"the approval run left its pause while Prefect's API was away: "
+                        f"{state.name}" + (f" ({state.message})" if state.message else ""))
+    raise FlowPauseTimeout("Flow run was paused and never resumed.")
+
+
 def leave_pause(flow_run_id: Any) -> None:
     """Take this run out of its Paused state (to Running), so it can end with a reason."""
     from prefect.client.orchestration import get_client

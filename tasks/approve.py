@@ -12,6 +12,7 @@ else refused and the run waits again; ``service.authenticate``) and :func:`recor
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -38,7 +39,7 @@ from capplan_core.approval.service import (
 from capplan_core.planning.decide import Decision
 from capplan_core.planning.markdown import plan_markdown
 from capplan_core.policy import APPROVER_NAME, ScalingPolicy
-from tasks.approval_runs import WaitEnded, watched
+from tasks.approval_runs import PAUSE_AGAIN, WaitEnded, api_outage, outlast_api_outage, watched
 from tasks.common import capplan_io_task
 from tasks.events import emit_plan_event
 
@@ -123,11 +124,39 @@ async def wait_for_approver(
     try:
         if policy.approval.suspend and current_deployment.id:
             return await asuspend_flow_run(wait_for_input=form, timeout=timeout, key=key)
-        return await watched(apause_flow_run(
-            wait_for_input=form, timeout=timeout, poll_interval=poll_interval_s, key=key),
-            plan_id, poll_interval_s=poll_interval_s)
+        return await _paused(form, key, plan_id, timeout, poll_interval_s)
     except FlowPauseTimeout:
         return None
+
+
+async def _paused(form: Any, key: str, plan_id: int, timeout_s: int,
+                  poll_interval_s: int) -> ApprovalInput:
+    """Prefect's pause, watched, outlasting an outage of Prefect's API: its own poll loop
+    dies on the first 5xx or refused connection (its database down or being restored), and
+    without this the plan would stay proposed with nobody waiting on its form."""
+    loop = asyncio.get_running_loop()
+    deadline_s = loop.time() + timeout_s
+    pause: Any = apause_flow_run(wait_for_input=form, timeout=timeout_s,
+                                 poll_interval=poll_interval_s, key=key)
+    while True:
+        try:
+            answer = await watched(pause, plan_id, poll_interval_s=poll_interval_s)
+        except Exception as err:
+            if not api_outage(err):
+                raise
+            get_run_logger().warning(
+                "plan %s: Prefect's API failed while the run waits for approval (%s): "
+                "waiting on until it answers", plan_id, type(err).__name__)
+            answer = await watched(outlast_api_outage(
+                form, key, deadline_s, poll_interval_s=poll_interval_s), plan_id,
+                poll_interval_s=poll_interval_s)
+        if answer is not PAUSE_AGAIN:
+            return answer
+        left_s = max(1, int(deadline_s - loop.time()))
+        get_run_logger().warning("plan %s: the restored Prefect database had not seen the "
+                                 "pause: pausing again", plan_id)
+        pause = apause_flow_run(wait_for_input=form, timeout=left_s,
+                                poll_interval=poll_interval_s, key=key)
 
 
 async def decide_by_person(
