@@ -26,13 +26,13 @@ from capplan_adapters.store.models import (
     TargetLeaseRow,
 )
 from capplan_adapters.store.rows import audit_from_row, step_from_row
-from capplan_core.planning.errors import DecisionConflict, StoreError
+from capplan_core.planning import plan_rules as rules
+from capplan_core.planning.errors import StoreError
 from capplan_core.planning.stored_plan import (
     STEP_FINAL,
     STEP_LEASED,
     AuditEntry,
     StepClaim,
-    step_may_move,
 )
 
 
@@ -144,16 +144,8 @@ class ExecutionRepository:
         new_owner: str | None = None, lease_until: datetime | None = None,
         lease_expired_before: datetime | None = None, now: datetime | None = None,
     ) -> bool:
-        direct = owner is None and frm == StepStatus.PENDING and to in STEP_FINAL
-        if not (direct or step_may_move(frm, to)):
-            raise DecisionConflict(f"step {step_id} cannot move {frm.value} -> {to.value}")
-        values: dict[str, Any] = {"status": to}
-        if to in STEP_FINAL or to == StepStatus.PENDING:
-            values.update(claimed_by=None, lease_until=None)
-        else:
-            values["claimed_by"] = new_owner
-            if lease_until is not None:
-                values["lease_until"] = lease_until
+        rules.check_step_move(step_id, frm, to, owner=owner)
+        values = rules.moved_step_fields(to, new_owner=new_owner, lease_until=lease_until)
         if to in STEP_FINAL:
             values["applied_at"] = now or self.now()
         where = [ScalingStepRow.id == step_id, ScalingStepRow.status == frm]
@@ -167,10 +159,11 @@ class ExecutionRepository:
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 return False
             queue = s.scalar(select(CapacityPlanRow.queue).where(CapacityPlanRow.id == plan_id))
-            s.add(AuditEventRow(actor=actor, action=action, plan_id=plan_id, queue=queue,
-                                details={"step_id": step_id, "from_status": frm.value,
-                                         "to_status": to.value, **details}))
-            if to in STEP_FINAL:
+            a = rules.step_audit(plan_id, queue or "", step_id, frm.value, to.value,
+                                 action=action, actor=actor, details=details)
+            s.add(AuditEventRow(actor=a.actor, action=a.action, plan_id=a.plan_id,
+                                queue=queue, details=a.details))
+            if to in STEP_FINAL:   # rules.plan_done, as one conditional UPDATE
                 open_steps = exists().where(and_(ScalingStepRow.plan_id == plan_id,
                                                  ScalingStepRow.status.not_in(STEP_FINAL)))
                 s.execute(update(CapacityPlanRow)

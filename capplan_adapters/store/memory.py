@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from capplan_core.approval.cap import capped_steps
+from capplan_core.planning import plan_rules as rules
 from capplan_core.planning.expiry import expire_overdue_plans
 from capplan_core.planning.policy_versions import (
     PolicyChange,
@@ -22,8 +22,6 @@ from capplan_core.planning.policy_versions import (
     policy_digest,
 )
 from capplan_core.planning.stored_plan import (
-    CANCELS_STEPS,
-    DECISIONS,
     LIVE,
     STEP_FINAL,
     STEP_LEASED,
@@ -36,15 +34,12 @@ from capplan_core.planning.stored_plan import (
     StoredPlan,
     StoredStep,
     as_stored,
-    check_approvable,
-    check_transition,
-    step_may_move,
 )
 from capplan_core.policy import ScalingPolicy
 
 if TYPE_CHECKING:
     from capplan_core.planning.repository import PlanRepository
-from capplan_core.planning.errors import DecisionConflict, StoreError
+from capplan_core.planning.errors import StoreError
 
 
 class InMemoryPlanStore:
@@ -81,13 +76,9 @@ class InMemoryPlanStore:
         self.policies[p.name] = p
         superseded = []
         for plan in list(self.plans.values()):
-            if plan.policy_name == p.name and plan.status in (PlanStatus.PROPOSED, *LIVE):
-                self.plans[plan.id] = _cancel_pending(replace(plan,
-                                                              status=PlanStatus.SUPERSEDED))
-                self.audit("superseded", actor=actor, plan_id=plan.id, queue=plan.queue,
-                           details={"reason": f"policy {p.name!r} changed to version "
-                                              f"{version}", "was": plan.status,
-                                    "policy_version": version})
+            if plan.policy_name == p.name and plan.status in rules.SUPERSEDED_BY_POLICY_CHANGE:
+                self._apply(rules.superseded_by_policy_change(
+                    plan.id, plan.queue, str(plan.status), p.name, version, actor))
                 superseded.append(plan.id)
         self.audit("policy_applied", actor=actor, queue=p.queue, details={
             "policy": p.name, "version": version, "previous": previous, "sha256": digest,
@@ -144,22 +135,15 @@ class InMemoryPlanStore:
             self.save_quality_report(q.queue, q.passed, dict(q.report))
         made_under = draft.details.get("policy_version")
         current = self.versions[draft.policy_name][-1].version
-        if not draft.skipped_reason and made_under is not None and int(made_under) != current:
-            self.plans[plan_id] = _cancel_pending(replace(self.plans[plan_id],
-                                                          status=PlanStatus.SUPERSEDED))
-            self.audit("superseded", actor="capplan", plan_id=plan_id, queue=draft.queue,
-                       details={"reason": f"made under policy version {made_under}; the "
-                                          f"policy is at version {current} now",
-                                "policy_version": made_under})
+        if made_under is not None and rules.outdated(made_under, current,
+                                                     bool(draft.skipped_reason)):
+            self._apply(rules.superseded_as_outdated(plan_id, draft.queue, int(made_under),
+                                                     current))
         elif not draft.skipped_reason:
             for old in list(self.plans.values()):
                 if old.queue == draft.queue and old.id < plan_id and \
                         old.status == PlanStatus.PROPOSED:
-                    self.plans[old.id] = _cancel_pending(replace(old,
-                                                                 status=PlanStatus.SUPERSEDED))
-                    self.audit("superseded", actor="capplan", plan_id=old.id, queue=old.queue,
-                               details={"by_plan": plan_id,
-                                        "reason": "a newer plan was proposed"})
+                    self._apply(rules.superseded_by_newer(old.id, old.queue, plan_id))
         return plan_id
 
     def newer_plan(self, plan_id: int) -> StoredPlan | None:
@@ -190,31 +174,35 @@ class InMemoryPlanStore:
                    comment: str | None = None,
                    details: dict[str, Any] | None = None) -> StoredPlan:
         plan = self.get_plan(plan_id)
-        cap = (details or {}).get("max_workers")
+        newer = self.newer_plan(plan_id) if to == PlanStatus.APPROVED else None
+        change = rules.transition(rules.PlanFacts.of(plan), to, actor=actor, comment=comment,
+                                  details=details,
+                                  newer=None if newer is None else (newer.id, newer.status))
         if to == PlanStatus.APPROVED:
-            newer = self.newer_plan(plan_id)
-            check_approvable(plan_id, plan.queue, plan.current_workers, cap,
-                             None if newer is None else (newer.id, newer.status))
-        check_transition(plan_id, plan.status, plan.decided_by, to)
-        changed = replace(plan, status=to)
-        if to == PlanStatus.APPROVED and cap is not None:
-            changed = _capped(changed, int(cap))
-        if to in DECISIONS:
-            changed = replace(changed, decided_by=actor, decided_at=self._now(),
-                              decision_comment=comment)
-        if to in CANCELS_STEPS:
-            changed = _cancel_pending(changed)
-        if to == PlanStatus.APPROVED:
-            for old in list(self.plans.values()):
-                if old.queue == plan.queue and old.id != plan.id and old.status in LIVE:
-                    self.plans[old.id] = _cancel_pending(replace(old,
-                                                                 status=PlanStatus.SUPERSEDED))
-                    self.audit("superseded", actor="capplan", plan_id=old.id, queue=old.queue,
-                               details={"by_plan": plan.id})
-        self.plans[plan_id] = changed
-        self.audit(to.value, actor=actor, plan_id=plan_id, queue=plan.queue,
-                   details={"comment": comment, **(details or {})})
-        return changed
+            live = [(p.id, p.queue) for p in self.plans.values()
+                    if p.queue == plan.queue and p.status in LIVE]
+            for old in rules.live_to_supersede(rules.PlanFacts.of(plan), live):
+                self._apply(old)
+        return self._apply(change)
+
+    def _apply(self, change: rules.PlanUpdate) -> StoredPlan:
+        """Apply one of :mod:`capplan_core.planning.plan_rules`' updates, with its audit row."""
+        plan = replace(self.get_plan(change.plan_id), status=change.status)
+        steps = list(plan.steps)
+        for e in change.step_edits:
+            steps[e.index] = replace(steps[e.index], from_workers=e.from_workers,
+                                     to_workers=e.to_workers, explanation=e.explanation)
+        if change.cancel_pending:
+            steps = [replace(st, status=StepStatus.CANCELLED)
+                     if st.status == StepStatus.PENDING else st for st in steps]
+        plan = replace(plan, steps=tuple(steps))
+        if change.decided_by is not None:
+            plan = replace(plan, decided_by=change.decided_by, decided_at=self._now(),
+                           decision_comment=change.decision_comment)
+        self.plans[plan.id] = plan
+        a = change.audit
+        self.audit(a.action, actor=a.actor, plan_id=a.plan_id, queue=a.queue, details=a.details)
+        return plan
 
     def plan_for_flow_run(self, flow_run_id: str) -> StoredPlan | None:
         return next((p for p in reversed(self.plans.values())
@@ -290,26 +278,20 @@ class InMemoryPlanStore:
     def _cas(self, step_id: int, frm: StepStatus, to: StepStatus, *, owner: str | None,
              actor: str, action: str, details: dict[str, Any], new_owner: str | None = None,
              lease_until: datetime | None = None) -> bool:
-        direct = owner is None and frm == StepStatus.PENDING and to in STEP_FINAL
-        if not (direct or step_may_move(frm, to)):
-            raise DecisionConflict(f"step {step_id} cannot move {frm.value} -> {to.value}")
+        rules.check_step_move(step_id, frm, to, owner=owner)
         plan, step = self._find_step(step_id)
         if step.status != frm or step.claimed_by != owner:
             return False
-        if to in STEP_FINAL or to == StepStatus.PENDING:
-            moved = replace(step, status=to, claimed_by=None, lease_until=None)
-        else:
-            moved = replace(step, status=to, claimed_by=new_owner,
-                            lease_until=lease_until or step.lease_until)
+        moved = replace(step, **rules.moved_step_fields(to, new_owner=new_owner,
+                                                        lease_until=lease_until))
         if to in STEP_FINAL:
             moved = replace(moved, applied_at=self._now())
         steps = tuple(moved if s.id == step_id else s for s in plan.steps)
         plan = replace(plan, steps=steps)
-        self.audit(action, actor=actor, plan_id=plan.id, queue=plan.queue,
-                   details={"step_id": step_id, "from_status": frm.value,
-                            "to_status": to.value, **details})
-        if to in STEP_FINAL and plan.status == PlanStatus.APPROVED and all(
-                s.status in STEP_FINAL for s in steps):
+        a = rules.step_audit(plan.id, plan.queue, step_id, frm.value, to.value, action=action,
+                             actor=actor, details=details)
+        self.audit(a.action, actor=a.actor, plan_id=a.plan_id, queue=a.queue, details=a.details)
+        if to in STEP_FINAL and rules.plan_done(plan.status, [s.status for s in steps]):
             plan = replace(plan, status=PlanStatus.APPLIED)
         self.plans[plan.id] = plan
         return True
@@ -366,27 +348,6 @@ class InMemoryPlanStore:
         self.quality_reports.append((queue, passed, report))
         return len(self.quality_reports)
 
-
-def _capped(plan: StoredPlan, max_workers: int) -> StoredPlan:
-    if not plan.steps:
-        return plan
-    capped = capped_steps(plan.steps[0].from_workers,
-                          [(s.from_workers, s.to_workers) for s in plan.steps], max_workers)
-    steps = []
-    for s, (frm, to) in zip(plan.steps, capped, strict=True):
-        if (frm, to) != (s.from_workers, s.to_workers):
-            s = replace(s, from_workers=frm, to_workers=to, explanation={
-                **s.explanation, "planned": {"from_workers": s.from_workers,
-                                             "to_workers": s.to_workers},
-                "capped_by": max_workers})
-        steps.append(s)
-    return replace(plan, steps=tuple(steps))
-
-
-def _cancel_pending(plan: StoredPlan) -> StoredPlan:
-    return replace(plan, steps=tuple(
-        replace(s, status=StepStatus.CANCELLED) if s.status == StepStatus.PENDING else s
-        for s in plan.steps))
 
 
 if TYPE_CHECKING:  # mypy checks the fake against the port

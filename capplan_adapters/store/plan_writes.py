@@ -20,8 +20,9 @@ from capplan_adapters.store.models import (
     ScalingStepRow,
     SimulationResultRow,
     StepStatus,
+    utcnow,
 )
-from capplan_core.approval.cap import capped_steps
+from capplan_core.planning import plan_rules as rules
 from capplan_core.planning.stored_plan import LIVE, PlanDraft
 
 
@@ -58,10 +59,25 @@ def insert_plan(s: Session, rec: PlanDraft, policy_id: int) -> CapacityPlanRow:
     return plan
 
 
-def _cancel_pending(plan: CapacityPlanRow) -> None:
-    for st in plan.steps:
-        if st.status == StepStatus.PENDING:
-            st.status = StepStatus.CANCELLED
+def apply_update(s: Session, plan: CapacityPlanRow, change: rules.PlanUpdate) -> None:
+    """Apply one of :mod:`capplan_core.planning.plan_rules`' updates to ``plan`` in this
+    transaction, with its audit row (the decision is stamped on the store's clock)."""
+    plan.status = change.status
+    steps = sorted(plan.steps, key=lambda st: st.seq)
+    for e in change.step_edits:
+        st = steps[e.index]
+        st.from_workers, st.to_workers, st.explanation = (e.from_workers, e.to_workers,
+                                                          e.explanation)
+    if change.cancel_pending:
+        for st in steps:
+            if st.status == StepStatus.PENDING:
+                st.status = StepStatus.CANCELLED
+    if change.decided_by is not None:
+        plan.decided_by, plan.decided_at = change.decided_by, utcnow()
+        plan.decision_comment = change.decision_comment
+    a = change.audit
+    s.add(AuditEventRow(actor=a.actor, action=a.action, plan_id=a.plan_id, queue=a.queue,
+                        details=a.details))
 
 
 def supersede_proposed(s: Session, plan: CapacityPlanRow) -> list[int]:
@@ -70,37 +86,35 @@ def supersede_proposed(s: Session, plan: CapacityPlanRow) -> list[int]:
         CapacityPlanRow.queue == plan.queue, CapacityPlanRow.id < plan.id,
         CapacityPlanRow.status == PlanStatus.PROPOSED).with_for_update()))
     for old in older:
-        old.status = PlanStatus.SUPERSEDED
-        _cancel_pending(old)
-        s.add(AuditEventRow(actor="capplan", action="superseded", plan_id=old.id,
-                            queue=old.queue, details={"by_plan": plan.id,
-                                                      "reason": "a newer plan was proposed"}))
+        apply_update(s, old, rules.superseded_by_newer(old.id, old.queue, plan.id))
     return [o.id for o in older]
 
 
 def supersede_outdated(s: Session, plan: CapacityPlanRow, made_under: int, current: int) -> None:
     """A plan made under a policy version that changed while it was planned is superseded
     at once (audited): nothing executes under a version that is no longer the policy."""
-    plan.status = PlanStatus.SUPERSEDED
-    _cancel_pending(plan)
-    s.add(AuditEventRow(actor="capplan", action="superseded", plan_id=plan.id, queue=plan.queue,
-                        details={"reason": f"made under policy version {made_under}; the "
-                                           f"policy is at version {current} now",
-                                 "policy_version": made_under}))
+    apply_update(s, plan, rules.superseded_as_outdated(plan.id, plan.queue, made_under, current))
     s.flush()
 
 
 def supersede_live(s: Session, plan: CapacityPlanRow) -> None:
     """Supersede the queue's other live plans (audited), before ``plan`` becomes live."""
-    for old in s.scalars(select(CapacityPlanRow).where(
-            CapacityPlanRow.queue == plan.queue, CapacityPlanRow.id != plan.id,
-            CapacityPlanRow.status.in_(LIVE)).with_for_update()):
-        old.status = PlanStatus.SUPERSEDED
-        _cancel_pending(old)
-        s.add(AuditEventRow(actor="capplan", action="superseded", plan_id=old.id,
-                            queue=old.queue, details={"by_plan": plan.id}))
+    live = list(s.scalars(select(CapacityPlanRow).where(
+        CapacityPlanRow.queue == plan.queue, CapacityPlanRow.id != plan.id,
+        CapacityPlanRow.status.in_(LIVE)).with_for_update()))
+    by_id = {old.id: old for old in live}
+    for change in rules.live_to_supersede(plan_facts(plan), [(o.id, o.queue) for o in live]):
+        apply_update(s, by_id[change.plan_id], change)
     # the partial unique index checks each row as it is written: old ones first
     s.flush()
+
+
+def plan_facts(plan: CapacityPlanRow) -> rules.PlanFacts:
+    """What the plan rules read of a plan row."""
+    return rules.PlanFacts(plan.id, plan.queue, str(plan.status), plan.decided_by,
+                           plan.current_workers,
+                           tuple((st.from_workers, st.to_workers, dict(st.explanation or {}))
+                                 for st in sorted(plan.steps, key=lambda st: st.seq)))
 
 
 def newer_plan_row(s: Session, plan: CapacityPlanRow) -> CapacityPlanRow | None:
@@ -109,21 +123,3 @@ def newer_plan_row(s: Session, plan: CapacityPlanRow) -> CapacityPlanRow | None:
         CapacityPlanRow.queue == plan.queue, CapacityPlanRow.id > plan.id,
         CapacityPlanRow.status != PlanStatus.SKIPPED,
     ).order_by(CapacityPlanRow.id.desc()).limit(1))
-
-
-def apply_cap(plan: CapacityPlanRow, max_workers: int) -> None:
-    """Clip the plan's steps to the approver's cap; later steps start from the capped counts.
-
-    Raises ValueError (the reason) when the cap is refused. The planned counts stay in each
-    changed step's ``explanation["planned"]``.
-    """
-    steps = sorted(plan.steps, key=lambda st: st.seq)
-    start = steps[0].from_workers if steps else (plan.current_workers or 0)
-    capped = capped_steps(start, [(st.from_workers, st.to_workers) for st in steps], max_workers)
-    for st, (frm, to) in zip(steps, capped, strict=True):
-        if (frm, to) != (st.from_workers, st.to_workers):
-            st.explanation = {**(st.explanation or {}),
-                              "planned": {"from_workers": st.from_workers,
-                                          "to_workers": st.to_workers},
-                              "capped_by": max_workers}
-            st.from_workers, st.to_workers = frm, to

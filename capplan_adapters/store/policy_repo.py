@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from capplan_adapters.store.models import (
     AuditEventRow,
     CapacityPlanRow,
-    PlanStatus,
     PolicyVersionRow,
     ScalingPolicyRow,
-    StepStatus,
 )
+from capplan_adapters.store.plan_writes import apply_update
+from capplan_core.planning import plan_rules as rules
 from capplan_core.planning.errors import StoreError
 from capplan_core.planning.policy_versions import (
     PolicyChange,
@@ -32,7 +32,6 @@ from capplan_core.planning.policy_versions import (
 from capplan_core.policy import ScalingPolicy
 
 #: plan statuses a policy change supersedes: not yet decided, or live
-SUPERSEDED_BY_POLICY_CHANGE = (PlanStatus.PROPOSED, PlanStatus.APPROVED, PlanStatus.APPLIED)
 
 
 def _version(row: PolicyVersionRow) -> PolicyVersion:
@@ -98,18 +97,10 @@ class PolicyRepository:
                               actor: str) -> list[int]:
         plans = list(s.scalars(select(CapacityPlanRow).where(
             CapacityPlanRow.policy_id == row.id,
-            CapacityPlanRow.status.in_(SUPERSEDED_BY_POLICY_CHANGE)).with_for_update()))
+            CapacityPlanRow.status.in_(rules.SUPERSEDED_BY_POLICY_CHANGE)).with_for_update()))
         for plan in plans:
-            was = plan.status
-            plan.status = PlanStatus.SUPERSEDED
-            for st in plan.steps:
-                if st.status == StepStatus.PENDING:
-                    st.status = StepStatus.CANCELLED
-            s.add(AuditEventRow(actor=actor, action="superseded", plan_id=plan.id,
-                                queue=plan.queue, details={
-                                    "reason": f"policy {row.name!r} changed to version "
-                                              f"{version}", "was": was,
-                                    "policy_version": version}))
+            apply_update(s, plan, rules.superseded_by_policy_change(
+                plan.id, plan.queue, str(plan.status), row.name, version, actor))
         return [p.id for p in plans]
 
     def current_policy(self, name: str) -> PolicyVersion:

@@ -17,15 +17,12 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from capplan_core.planning import plan_rules as rules
 from capplan_core.planning.expiry import expire_overdue_plans
 from capplan_core.planning.stored_plan import (
-    CANCELS_STEPS,
-    DECISIONS,
     LIVE,
     PlanDraft,
     StoredPlan,
-    check_approvable,
-    check_transition,
 )
 from capplan_core.policy import ScalingPolicy
 
@@ -34,18 +31,16 @@ if TYPE_CHECKING:
 from capplan_adapters.store.execution_repo import ExecutionRepository
 from capplan_adapters.store.metrics_repo import MetricsRepository
 from capplan_adapters.store.models import (
-    AuditEventRow,
     CapacityPlanRow,
     PlanStatus,
     ScalingPolicyRow,
-    StepStatus,
-    utcnow,
 )
 from capplan_adapters.store.ops_repo import OpsRepository
 from capplan_adapters.store.plan_writes import (
-    apply_cap,
+    apply_update,
     insert_plan,
     newer_plan_row,
+    plan_facts,
     supersede_live,
     supersede_outdated,
     supersede_proposed,
@@ -175,37 +170,19 @@ class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRep
                                 .with_for_update())
                 if plan is None:
                     raise StoreError(f"no plan with id {plan_id}")
+                newer = newer_plan_row(s, plan) if to == PlanStatus.APPROVED else None
+                change = rules.transition(
+                    plan_facts(plan), to, actor=actor, comment=comment, details=details,
+                    newer=None if newer is None else (newer.id, newer.status))
                 if to == PlanStatus.APPROVED:
-                    self._check_approvable(s, plan, (details or {}).get("max_workers"))
-                check_transition(plan_id, plan.status, plan.decided_by, to)
-                if to == PlanStatus.APPROVED:
-                    cap = (details or {}).get("max_workers")
-                    if cap is not None:
-                        apply_cap(plan, int(cap))
                     supersede_live(s, plan)
-                plan.status = to
-                if to in DECISIONS:
-                    plan.decided_by, plan.decided_at = actor, utcnow()
-                    plan.decision_comment = comment
-                if to in CANCELS_STEPS:
-                    for st in plan.steps:
-                        if st.status == StepStatus.PENDING:
-                            st.status = StepStatus.CANCELLED
-                s.add(AuditEventRow(actor=actor, action=to.value, plan_id=plan.id,
-                                    queue=plan.queue,
-                                    details={"comment": comment, **(details or {})}))
+                apply_update(s, plan, change)
                 s.flush()
                 return plan_from_row(plan)
         except IntegrityError as err:
             # the partial unique index: another plan of the queue went live at the same time
             raise DecisionConflict(f"plan {plan_id}: another plan of its queue became live "
                                    f"at the same time ({err.orig})") from err
-
-    @staticmethod
-    def _check_approvable(s: Session, plan: CapacityPlanRow, cap: int | None) -> None:
-        newer = newer_plan_row(s, plan)
-        check_approvable(plan.id, plan.queue, plan.current_workers, cap,
-                         None if newer is None else (newer.id, newer.status))
 
     def policy_for_plan(self, plan: StoredPlan) -> ScalingPolicy:
         """The policy version ``plan`` was made under (its steps execute under it); a plan
