@@ -56,13 +56,27 @@ TARGET_ATTAINMENT = 0.99
 
 
 def taylor_policy() -> ScalingPolicy:
-    doc = {"name": "taylor", "queue": "taylor", "target": {"name": "w"},
-           "slo": {"wait_p95_seconds": 60},
-           "scaling": {"min_workers": 1, "max_workers": 3000, "max_step": 300,
-                       "cooldown_seconds": 300, "safety_margin": 0.1, "startup_seconds": 60},
-           "forecast": {"model": "auto", "horizon_hours": 6, "interval_minutes": 30,
-                        "seasonality": ["daily", "weekly"]},
-           "cost": {"worker_hour": 0.5, "violation_hour": 100}}
+    doc = {
+        "name": "taylor",
+        "queue": "taylor",
+        "target": {"name": "w"},
+        "slo": {"wait_p95_seconds": 60},
+        "scaling": {
+            "min_workers": 1,
+            "max_workers": 3000,
+            "max_step": 300,
+            "cooldown_seconds": 300,
+            "safety_margin": 0.1,
+            "startup_seconds": 60,
+        },
+        "forecast": {
+            "model": "auto",
+            "horizon_hours": 6,
+            "interval_minutes": 30,
+            "seasonality": ["daily", "weekly"],
+        },
+        "cost": {"worker_hour": 0.5, "violation_hour": 100},
+    }
     return parse_policies({"policies": [doc]})[0]
 
 
@@ -74,8 +88,12 @@ def elec_policy() -> ScalingPolicy:
     return ScalingPolicy.model_validate(doc)
 
 
-def calm(policy: ScalingPolicy, rows: pd.DataFrame, start: pd.Timestamp | None,
-         attainment_mode: str = "per_window") -> ScalingPolicy:
+def calm(
+    policy: ScalingPolicy,
+    rows: pd.DataFrame,
+    start: pd.Timestamp | None,
+    attainment_mode: str = "per_window",
+) -> ScalingPolicy:
     """The policy sized to the SLO's target attainment (per window, or ``pooled``), with a
     cost per scaling action."""
     ts = pd.to_datetime(rows["timestamp"], utc=True)
@@ -85,12 +103,18 @@ def calm(policy: ScalingPolicy, rows: pd.DataFrame, start: pd.Timestamp | None,
     doc["slo"]["target_attainment"] = TARGET_ATTAINMENT
     doc["slo"]["attainment_mode"] = attainment_mode
     doc["scaling"]["action_cost_worker_hours"] = round(
-        max(pool, 1.0) * ACTION_COST_POOL_MINUTES / 60.0, 2)
+        max(pool, 1.0) * ACTION_COST_POOL_MINUTES / 60.0, 2
+    )
     return ScalingPolicy.model_validate(doc)
 
 
-def rows_of(label: str, config: str, r: BacktestResult, only: tuple[str, ...] | None = None,
-            baseline: BacktestResult | None = None) -> list[dict[str, Any]]:
+def rows_of(
+    label: str,
+    config: str,
+    r: BacktestResult,
+    only: tuple[str, ...] | None = None,
+    baseline: BacktestResult | None = None,
+) -> list[dict[str, Any]]:
     """Summary rows; ``x_reactive`` is worker-hours / those of the reactive baseline replayed
     in the same process (``baseline``'s, or this run's own)."""
     d = r.to_dict()
@@ -99,20 +123,31 @@ def rows_of(label: str, config: str, r: BacktestResult, only: tuple[str, ...] | 
     for name, s in d["strategies"].items():
         if only is not None and name not in only:
             continue
-        out.append({"data": label, "config": config if name in FORECAST_DRIVEN else "-",
-                    "strategy": name, "windows": len(d["windows"]),
-                    "slo_attainment": s["slo_attainment"], "worker_hours": s["worker_hours"],
-                    "x_oracle": s["worker_hours_vs_oracle"],
-                    "x_reactive": s["worker_hours"] / base if base else float("nan"),
-                    "changes_per_window": s["changes_per_window"],
-                    "actions_per_day": s["actions_per_day"], "wait_p95_s": s["wait_p95_s"],
-                    "worst_backlog": s["worst_backlog"], "runtime_s": d["runtime_s"]})
+        out.append(
+            {
+                "data": label,
+                "config": config if name in FORECAST_DRIVEN else "-",
+                "strategy": name,
+                "windows": len(d["windows"]),
+                "slo_attainment": s["slo_attainment"],
+                "worker_hours": s["worker_hours"],
+                "x_oracle": s["worker_hours_vs_oracle"],
+                "x_reactive": s["worker_hours"] / base if base else float("nan"),
+                "changes_per_window": s["changes_per_window"],
+                "actions_per_day": s["actions_per_day"],
+                "wait_p95_s": s["wait_p95_s"],
+                "worst_backlog": s["worst_backlog"],
+                "runtime_s": d["runtime_s"],
+            }
+        )
     return out
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    head = ("| data | config | strategy | SLO met | x oracle | x reactive | changes/window "
-            "| actions/day | worker-h | p95 wait s | worst backlog |")
+    head = (
+        "| data | config | strategy | SLO met | x oracle | x reactive | changes/window "
+        "| actions/day | worker-h | p95 wait s | worst backlog |"
+    )
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         p95 = "overload" if r["wait_p95_s"] is None else f"{r['wait_p95_s']:.1f}"
@@ -120,7 +155,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {r['data']} | {r['config']} | {r['strategy']} | {r['slo_attainment']:.1%} | "
             f"{r['x_oracle']:.3f} | {r['x_reactive']:.3f} | {r['changes_per_window']:.0%} | "
             f"{r['actions_per_day']:.1f} | {r['worker_hours']:.0f} | {p95} | "
-            f"{r['worst_backlog']:.0f} |")
+            f"{r['worst_backlog']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -140,8 +176,15 @@ def cases(quick: bool) -> list[tuple[str, pd.DataFrame, ScalingPolicy, Any, Any]
     out.append(("elec_equip 2014-15", elec, elec_policy(), None, None))
     if not quick:
         crash = years.index(2008)
-        out.append(("elec_equip 2008-09", elec, elec_policy(),
-                    ELEC_DAY0 + pd.Timedelta(days=crash), ELEC_DAY0 + pd.Timedelta(days=crash + 2)))
+        out.append(
+            (
+                "elec_equip 2008-09",
+                elec,
+                elec_policy(),
+                ELEC_DAY0 + pd.Timedelta(days=crash),
+                ELEC_DAY0 + pd.Timedelta(days=crash + 2),
+            )
+        )
     return out
 
 
@@ -156,8 +199,9 @@ def main() -> None:
         t0 = time.perf_counter()
         shipped = run_backtest(rows, pol, start=start, end=end)
         tuned = run_backtest(rows, calm(pol, rows, start or shipped.start), start=start, end=end)
-        pooled = run_backtest(rows, calm(pol, rows, start or shipped.start, "pooled"),
-                              start=start, end=end)
+        pooled = run_backtest(
+            rows, calm(pol, rows, start or shipped.start, "pooled"), start=start, end=end
+        )
         table += rows_of(label, "shipped", shipped)
         table += rows_of(label, "calm", tuned, only=FORECAST_DRIVEN, baseline=shipped)
         table += rows_of(label, "pooled", pooled, only=FORECAST_DRIVEN, baseline=shipped)

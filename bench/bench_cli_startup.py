@@ -23,9 +23,21 @@ ROOT = Path(__file__).resolve().parents[1]
 CAPPLAN = str(Path(sys.executable).parent / "capplan")
 TARGET_S = 1.5
 COMMANDS = (
-    ["plans", "list"], ["plans", "show", "1"], ["policies", "list"], ["db", "current"],
-    ["size", "--arrival-rate", "5", "--mean-service-time", "2", "--slo-wait", "10",
-     "--slo-quantile", "0.95"],
+    ["plans", "list"],
+    ["plans", "show", "1"],
+    ["policies", "list"],
+    ["db", "current"],
+    [
+        "size",
+        "--arrival-rate",
+        "5",
+        "--mean-service-time",
+        "2",
+        "--slo-wait",
+        "10",
+        "--slo-quantile",
+        "0.95",
+    ],
     ["approvals", "code", "1", "--decision", "approve"],
     ["--help"],
 )
@@ -49,8 +61,10 @@ def main() -> None:
         env.pop("CAPPLAN_DATABASE_URL", None)
         subprocess.run([CAPPLAN, "db", "upgrade"], env=env, capture_output=True, check=True)
         base = _time([sys.executable, "-c", "pass"], env, runs)
-        print(f"baseline `python -c pass`: {base:.2f} s (median of {runs}); load "
-              f"{os.getloadavg()[0]:.1f}")
+        print(
+            f"baseline `python -c pass`: {base:.2f} s (median of {runs}); load "
+            f"{os.getloadavg()[0]:.1f}"
+        )
         print(f"| command | median s | x baseline | < {TARGET_S} s |")
         print("|---|---|---|---|")
         for cmd in COMMANDS:

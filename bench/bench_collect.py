@@ -37,8 +37,9 @@ def setup(r: Redis, tag: str, n: int) -> tuple[list[str], list[str]]:
         p.set(instrument.key(q, "enqueued"), 1000)
         p.set(instrument.key(q, "completed"), 990)
         p.set(instrument.key(q, "inflight"), 2)
-        p.lpush(instrument.key(q, "samples"),
-                *[f"{now - j:.6f},0.2{j % 10},0.01" for j in range(1000)])
+        p.lpush(
+            instrument.key(q, "samples"), *[f"{now - j:.6f},0.2{j % 10},0.01" for j in range(1000)]
+        )
         p.zadd(instrument.key(q, "workers"), {f"w1-{tag}": now, f"w2-{tag}": now})
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for q in rqs:
@@ -47,8 +48,10 @@ def setup(r: Redis, tag: str, n: int) -> tuple[list[str], list[str]]:
         for j in range(20):
             jid = f"{q}-d{j}"
             p.zadd(f"rq:finished:{q}", {jid: now + 500})
-            p.hset(f"rq:job:{jid}", mapping={
-                "enqueued_at": stamp, "started_at": stamp, "ended_at": stamp})
+            p.hset(
+                f"rq:job:{jid}",
+                mapping={"enqueued_at": stamp, "started_at": stamp, "ended_at": stamp},
+            )
         p.sadd(f"rq:workers:{q}", f"rq:worker:{q}-w")
         p.hset(f"rq:worker:{q}-w", "last_heartbeat", stamp)
     p.execute()
@@ -106,8 +109,12 @@ def main() -> None:
         plain = timed(lambda: usrc.poll(datetime.now(UTC), pipelined=False), args.cycles, more)
         cache = RedisSnapshots(r, prefix=f"capplan:snapshot:{tag}:")
         # a Prefect flow run is a fresh process each minute: new source, previous from the cache
-        cycle = lambda: collect_once([ListSource(r, lists)], None, datetime.now(UTC),  # noqa: E731
-                                     previous=cache)
+        cycle = lambda: collect_once(  # noqa: E731
+            [ListSource(r, lists)],
+            None,
+            datetime.now(UTC),
+            previous=cache,
+        )
         timed(cycle, 1)
         stateless = timed(cycle, args.cycles, more)
         rsrc = RQSource(r, rqs)
@@ -115,19 +122,31 @@ def main() -> None:
         rq_steady = timed(lambda: rsrc.poll(datetime.now(UTC)), args.cycles)
         med_p, med_u = statistics.median(piped), statistics.median(plain)
         print(f"queues per source: {args.queues}  (Redis {r.info('server')['redis_version']})")
-        print(f"list source, first cycle:    {cold[0] * 1000:8.1f} ms pipelined, "
-              f"{cold_u[0] * 1000:8.1f} ms un-pipelined (200 samples/queue)")
-        print(f"list source, pipelined:      median {med_p * 1000:8.1f} ms / cycle "
-              f"({args.jobs} new samples/queue)")
+        print(
+            f"list source, first cycle:    {cold[0] * 1000:8.1f} ms pipelined, "
+            f"{cold_u[0] * 1000:8.1f} ms un-pipelined (200 samples/queue)"
+        )
+        print(
+            f"list source, pipelined:      median {med_p * 1000:8.1f} ms / cycle "
+            f"({args.jobs} new samples/queue)"
+        )
         print(f"list source, un-pipelined:   median {med_u * 1000:8.1f} ms / cycle")
-        print(f"pipelined speed-up:          {med_u / med_p:8.1f} x (steady), "
-              f"{cold_u[0] / cold[0]:.1f} x (first cycle)")
-        print(f"collect_once, fresh process: median {statistics.median(stateless) * 1000:8.1f} ms"
-              " / cycle (list source + Redis snapshot cache)")
-        print(f"rq source, first cycle:      {rq_first[0] * 1000:8.1f} ms "
-              f"({args.queues * 20} job hashes)")
-        print(f"rq source, steady state:     median {statistics.median(rq_steady) * 1000:8.1f} ms"
-              " / cycle")
+        print(
+            f"pipelined speed-up:          {med_u / med_p:8.1f} x (steady), "
+            f"{cold_u[0] / cold[0]:.1f} x (first cycle)"
+        )
+        print(
+            f"collect_once, fresh process: median {statistics.median(stateless) * 1000:8.1f} ms"
+            " / cycle (list source + Redis snapshot cache)"
+        )
+        print(
+            f"rq source, first cycle:      {rq_first[0] * 1000:8.1f} ms "
+            f"({args.queues * 20} job hashes)"
+        )
+        print(
+            f"rq source, steady state:     median {statistics.median(rq_steady) * 1000:8.1f} ms"
+            " / cycle"
+        )
     finally:
         cleanup(r, tag)
 

@@ -114,14 +114,17 @@ def part_one(n_warm: int = 20) -> dict[str, Any]:
         stages.append(out.stage_seconds)
         assert out.status == "planned", (p.queue, out.status, out.error, out.reason)
     assert first.status == "planned"
-    by_stage = {k: round(statistics.median(s[k] for s in stages) * 1000, 1)
-                for k in stages[0]}
-    return {"first_call_ms": round(first_s * 1000), "warm_n": n_warm,
-            "warm_median_ms": round(statistics.median(times) * 1000),
-            "warm_p90_ms": round(sorted(times)[int(0.9 * len(times)) - 1] * 1000),
-            "warm_max_ms": round(max(times) * 1000), "stage_median_ms": by_stage,
-            "engine": first.decision.simulation.engine if first.decision else None,
-            "peak_rss_mib": round(own_peak_mib())}
+    by_stage = {k: round(statistics.median(s[k] for s in stages) * 1000, 1) for k in stages[0]}
+    return {
+        "first_call_ms": round(first_s * 1000),
+        "warm_n": n_warm,
+        "warm_median_ms": round(statistics.median(times) * 1000),
+        "warm_p90_ms": round(sorted(times)[int(0.9 * len(times)) - 1] * 1000),
+        "warm_max_ms": round(max(times) * 1000),
+        "stage_median_ms": by_stage,
+        "engine": first.decision.simulation.engine if first.decision else None,
+        "peak_rss_mib": round(own_peak_mib()),
+    }
 
 
 # -- the baseline: the cycle's work without Prefect, one process ------------------------------
@@ -145,21 +148,35 @@ def part_baseline(metrics: str, every: int, n: int) -> dict[str, Any]:
     for out in plan_many(pols, lambda p: groups[p.queue], now, from_file=True):
         assert out.status == "planned", (out.queue, out.error, out.reason)
         assert out.decision and out.forecast and out.state and out.assessment
-        pid = store.create_plan(plan_draft(
-            out.policy, out.decision, out.forecast, out.state, as_of=now,
-            quality=out.assessment.quality.as_dict(), quality_passed=True,
-            flow_run_id=f"baseline-{int(t0)}", policy_version=versions[out.queue].version))
+        pid = store.create_plan(
+            plan_draft(
+                out.policy,
+                out.decision,
+                out.forecast,
+                out.state,
+                as_of=now,
+                quality=out.assessment.quality.as_dict(),
+                quality_passed=True,
+                flow_run_id=f"baseline-{int(t0)}",
+                policy_version=versions[out.queue].version,
+            )
+        )
         store.get_plan(pid)
         planned += 1
     wall = time.perf_counter() - t0
-    return {"queues": planned, "wall_s": round(wall, 1),
-            "cpu_s": round(time.process_time() - cpu0, 1),
-            "per_queue_ms": round(wall / planned * 1000), "peak_rss_mib": round(own_peak_mib())}
+    return {
+        "queues": planned,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(time.process_time() - cpu0, 1),
+        "per_queue_ms": round(wall / planned * 1000),
+        "peak_rss_mib": round(own_peak_mib()),
+    }
 
 
 # -- a cycle through the CLI -----------------------------------------------------------------
-def run_cycle(n: int, metrics: Path, env: dict[str, str], monitor: PeakRSS,
-              log: Path) -> dict[str, Any]:
+def run_cycle(
+    n: int, metrics: Path, env: dict[str, str], monitor: PeakRSS, log: Path
+) -> dict[str, Any]:
     names = ",".join(syn.queue_name(i) for i in range(n))
     cmd = [CAPPLAN, "plan", "--save", "--metrics", str(metrics), "--policies", names, "--json"]
     t0 = time.perf_counter()
@@ -175,25 +192,38 @@ def run_cycle(n: int, metrics: Path, env: dict[str, str], monitor: PeakRSS,
     statuses: dict[str, int] = {}
     for r in results:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-    return {"queues": n, "exit": proc.returncode, "wall_s": round(wall, 1),
-            "statuses": statuses, "planned": statuses.get("proposed", 0),
-            "failed": statuses.get("failed", 0),
-            "failed_examples": [r.get("error") for r in results
-                                if r["status"] == "failed"][:3]}
+    return {
+        "queues": n,
+        "exit": proc.returncode,
+        "wall_s": round(wall, 1),
+        "statuses": statuses,
+        "planned": statuses.get("proposed", 0),
+        "failed": statuses.get("failed", 0),
+        "failed_examples": [r.get("error") for r in results if r["status"] == "failed"][:3],
+    }
 
 
 def store_policies(env: dict[str, str], tmp: Path, n: int) -> None:
     pol = syn.write_policies(tmp / f"policies-{n}.yaml", n)
-    subprocess.run([CAPPLAN, "policies", "apply", str(pol), "--by", "bench"], env=env,
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [CAPPLAN, "policies", "apply", str(pol), "--by", "bench"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def base_env(tmp: Path, db_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CAPPLAN_"))}
-    env.update(CAPPLAN_DATABASE_URL=db_url, CAPPLAN_DATA_DIR=str(tmp),
-               GX_ANALYTICS_ENABLED="false", MPLBACKEND="Agg",
-               PREFECT_HOME=str(tmp / "prefect-home"), PREFECT_LOGGING_LEVEL="WARNING",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.update(
+        CAPPLAN_DATABASE_URL=db_url,
+        CAPPLAN_DATA_DIR=str(tmp),
+        GX_ANALYTICS_ENABLED="false",
+        MPLBACKEND="Agg",
+        PREFECT_HOME=str(tmp / "prefect-home"),
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )
     return env
 
 
@@ -204,8 +234,12 @@ def part_embedded(n: int, tmp: Path) -> dict[str, Any]:
     store_policies(env, tmp, n)
     with PeakRSS(os.getpid()) as mon:
         out = run_cycle(n, metrics, env, mon, tmp / "embedded.log")
-    return {**out, "prefect": "embedded default (temporary server, SQLite)",
-            "runner": "threads (default)", "peak_rss_mib": round(mon.peak)}
+    return {
+        **out,
+        "prefect": "embedded default (temporary server, SQLite)",
+        "runner": "threads (default)",
+        "peak_rss_mib": round(mon.peak),
+    }
 
 
 def part_server(n: int, tmp: Path, runner: str, every: int) -> dict[str, Any]:
@@ -213,14 +247,19 @@ def part_server(n: int, tmp: Path, runner: str, every: int) -> dict[str, Any]:
     from tests.service_helpers import scratch_database
 
     metrics = syn.write_metrics(tmp / f"metrics-{n}.parquet", n, end=datetime.now(UTC))
-    with scratch_database(PG_ADMIN_URL, "bench_store") as store_url, \
-            scratch_database(PG_ADMIN_URL, "bench_prefect") as prefect_url:
+    with (
+        scratch_database(PG_ADMIN_URL, "bench_store") as store_url,
+        scratch_database(PG_ADMIN_URL, "bench_prefect") as prefect_url,
+    ):
         server = PrefectOnPostgres(tmp / "prefect-server", prefect_url)
         started_s = server.start()
         try:
             env = base_env(tmp, store_url)
-            env.update(PREFECT_API_URL=server.api_url, CAPPLAN_TASK_RUNNER=runner,
-                       CAPPLAN_PLAN_CONCURRENCY="2")
+            env.update(
+                PREFECT_API_URL=server.api_url,
+                CAPPLAN_TASK_RUNNER=runner,
+                CAPPLAN_PLAN_CONCURRENCY="2",
+            )
             store_policies(env, tmp, n)
             assert server.proc is not None
             with PeakRSS(server.proc.pid) as mon:
@@ -229,13 +268,23 @@ def part_server(n: int, tmp: Path, runner: str, every: int) -> dict[str, Any]:
             server.stop()
         base = subprocess.run(
             [PY, __file__, "--part-baseline", str(metrics), str(every), str(n)],
-            env=env, capture_output=True, text=True, check=True)
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         baseline = json.loads(base.stdout.strip().splitlines()[-1])
     scaled = baseline["wall_s"] * n / baseline["queues"]
-    return {**out, "prefect": "server on PostgreSQL", "server_start_s": round(started_s, 1),
-            "runner": runner, "peak_rss_mib": round(mon.peak), "baseline": baseline,
-            "baseline_wall_s_all_queues": round(scaled, 1),
-            "overhead_ratio": round(out["wall_s"] / scaled, 2)}
+    return {
+        **out,
+        "prefect": "server on PostgreSQL",
+        "server_start_s": round(started_s, 1),
+        "runner": runner,
+        "peak_rss_mib": round(mon.peak),
+        "baseline": baseline,
+        "baseline_wall_s_all_queues": round(scaled, 1),
+        "overhead_ratio": round(out["wall_s"] / scaled, 2),
+    }
 
 
 def main() -> None:
@@ -261,16 +310,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-cycle-") as d:
         tmp = Path(d)
         if "one" in parts:
-            done = subprocess.run([PY, __file__, "--part-one"], capture_output=True, text=True,
-                                  check=True, env={**os.environ, "GX_ANALYTICS_ENABLED": "false"})
+            done = subprocess.run(
+                [PY, __file__, "--part-one"],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "GX_ANALYTICS_ENABLED": "false"},
+            )
             report["one_queue"] = json.loads(done.stdout.strip().splitlines()[-1])
             print("one queue:", report["one_queue"], flush=True)
         if "embedded" in parts:
             report["embedded"] = part_embedded(args.queues_embedded, tmp)
             print("embedded:", report["embedded"], flush=True)
         if "server" in parts:
-            report["server"] = part_server(args.queues_server, tmp, args.runner,
-                                           args.baseline_every)
+            report["server"] = part_server(
+                args.queues_server, tmp, args.runner, args.baseline_every
+            )
             print("server:", report["server"], flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

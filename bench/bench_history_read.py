@@ -78,9 +78,12 @@ def secondary_indexes(url: str) -> list[tuple[str, str]]:
     """(name, definition) of queue_metrics' indexes other than the primary key."""
     eng = create_engine(url)
     with eng.connect() as c:
-        rows = c.execute(text(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'queue_metrics' "
-            "AND indexname <> 'queue_metrics_pkey'")).all()
+        rows = c.execute(
+            text(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'queue_metrics' "
+                "AND indexname <> 'queue_metrics_pkey'"
+            )
+        ).all()
     eng.dispose()
     return [(r[0], r[1]) for r in rows]
 
@@ -90,45 +93,64 @@ def fill(url: str, queues: int, days: int, step_s: int) -> dict[str, float]:
     indexes = secondary_indexes(url)
     eng = create_engine(url, isolation_level="AUTOCOMMIT")
     with eng.connect() as c:
-        c.execute(text("ALTER TABLE queue_metrics DROP CONSTRAINT IF EXISTS "
-                       "uq_metrics_queue_time"))
+        c.execute(text("ALTER TABLE queue_metrics DROP CONSTRAINT IF EXISTS uq_metrics_queue_time"))
         for name, _ in indexes:
             c.execute(text(f"DROP INDEX IF EXISTS {name}"))
         t0 = time.perf_counter()
         start = END - timedelta(days=days)
         for d in range(days):
             day = start + timedelta(days=d)
-            c.execute(FILL_DAY, {"start": day, "stop": day + timedelta(days=1), "step": step_s,
-                                 "queues": queues})
+            c.execute(
+                FILL_DAY,
+                {"start": day, "stop": day + timedelta(days=1), "step": step_s, "queues": queues},
+            )
             print(f"  day {d + 1}/{days} loaded, {time.perf_counter() - t0:.0f} s", flush=True)
         load_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        c.execute(text("ALTER TABLE queue_metrics ADD CONSTRAINT uq_metrics_queue_time "
-                       "UNIQUE (queue_name, recorded_at)"))
+        c.execute(
+            text(
+                "ALTER TABLE queue_metrics ADD CONSTRAINT uq_metrics_queue_time "
+                "UNIQUE (queue_name, recorded_at)"
+            )
+        )
         for name, definition in indexes:
             if name != "uq_metrics_queue_time":
                 c.execute(text(definition))
         index_s = time.perf_counter() - t1
         c.execute(text("VACUUM ANALYZE queue_metrics"))  # visibility map: index-only scans
         rows = c.execute(text("SELECT count(*) FROM queue_metrics")).scalar_one()
-        size = c.execute(text(
-            "SELECT pg_total_relation_size('queue_metrics'), pg_relation_size('queue_metrics')"
-        )).one()
+        size = c.execute(
+            text(
+                "SELECT pg_total_relation_size('queue_metrics'), pg_relation_size('queue_metrics')"
+            )
+        ).one()
     eng.dispose()
-    return {"load_s": load_s, "index_s": index_s, "rows": float(rows),
-            "total_bytes": float(size[0]), "table_bytes": float(size[1])}
+    return {
+        "load_s": load_s,
+        "index_s": index_s,
+        "rows": float(rows),
+        "total_bytes": float(size[0]),
+        "table_bytes": float(size[1]),
+    }
 
 
 def sizes(url: str) -> dict[str, float]:
     eng = create_engine(url)
     with eng.connect() as c:
         rows = c.execute(text("SELECT count(*) FROM queue_metrics")).scalar_one()
-        size = c.execute(text(
-            "SELECT pg_total_relation_size('queue_metrics'), pg_relation_size('queue_metrics')"
-        )).one()
+        size = c.execute(
+            text(
+                "SELECT pg_total_relation_size('queue_metrics'), pg_relation_size('queue_metrics')"
+            )
+        ).one()
     eng.dispose()
-    return {"load_s": float("nan"), "index_s": float("nan"), "rows": float(rows),
-            "total_bytes": float(size[0]), "table_bytes": float(size[1])}
+    return {
+        "load_s": float("nan"),
+        "index_s": float("nan"),
+        "rows": float(rows),
+        "total_bytes": float(size[0]),
+        "table_bytes": float(size[1]),
+    }
 
 
 def time_calls(store: PlanStore, queue: str, since: datetime, repeat: int) -> tuple[float, int]:
@@ -143,10 +165,12 @@ def time_calls(store: PlanStore, queue: str, since: datetime, repeat: int) -> tu
     return statistics.median(times), n
 
 
-EXPLAIN_SQL = ("EXPLAIN (ANALYZE, BUFFERS) SELECT recorded_at, arrival_rate, service_rate, "
-               "backlog, workers, service_time_p95, service_time_scv FROM queue_metrics "
-               "WHERE queue_name = :q AND recorded_at >= :since AND recorded_at <= :until "
-               "ORDER BY recorded_at")
+EXPLAIN_SQL = (
+    "EXPLAIN (ANALYZE, BUFFERS) SELECT recorded_at, arrival_rate, service_rate, "
+    "backlog, workers, service_time_p95, service_time_scv FROM queue_metrics "
+    "WHERE queue_name = :q AND recorded_at >= :since AND recorded_at <= :until "
+    "ORDER BY recorded_at"
+)
 
 
 def explain(url: str, queue: str, since: datetime, *, seq: bool) -> list[str]:
@@ -156,8 +180,9 @@ def explain(url: str, queue: str, since: datetime, *, seq: bool) -> list[str]:
             c.execute(text("SET enable_indexscan = off"))
             c.execute(text("SET enable_bitmapscan = off"))
             c.execute(text("SET enable_indexonlyscan = off"))
-        lines = [r[0] for r in c.execute(text(EXPLAIN_SQL),
-                                         {"q": queue, "since": since, "until": END})]
+        lines = [
+            r[0] for r in c.execute(text(EXPLAIN_SQL), {"q": queue, "since": since, "until": END})
+        ]
     eng.dispose()
     return lines
 
@@ -170,11 +195,19 @@ def main() -> None:
     ap.add_argument("--read-days", type=int, default=28)
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--seq-repeat", type=int, default=3)
-    ap.add_argument("--keep", action="store_true",
-                    help=f"load into (and keep) the database {KEPT_DB}, replacing it")
-    ap.add_argument("--reuse", nargs="?", const=KEPT_DB, metavar="DB",
-                    help=f"time an existing database again (default {KEPT_DB}; same "
-                    "--queues/--days/--interval-s), without loading; migrated to head first")
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help=f"load into (and keep) the database {KEPT_DB}, replacing it",
+    )
+    ap.add_argument(
+        "--reuse",
+        nargs="?",
+        const=KEPT_DB,
+        metavar="DB",
+        help=f"time an existing database again (default {KEPT_DB}; same "
+        "--queues/--days/--interval-s), without loading; migrated to head first",
+    )
     args = ap.parse_args()
 
     if args.reuse:
@@ -190,18 +223,24 @@ def main() -> None:
         else:
             migrate(url)
             stats = fill(url, args.queues, args.days, args.interval_s)
-        print(f"loaded {stats['rows']:,.0f} rows in {stats['load_s']:.0f} s, indexes "
-              f"{stats['index_s']:.0f} s; table {stats['table_bytes'] / 2**30:.2f} GiB, "
-              f"with indexes {stats['total_bytes'] / 2**30:.2f} GiB")
+        print(
+            f"loaded {stats['rows']:,.0f} rows in {stats['load_s']:.0f} s, indexes "
+            f"{stats['index_s']:.0f} s; table {stats['table_bytes'] / 2**30:.2f} GiB, "
+            f"with indexes {stats['total_bytes'] / 2**30:.2f} GiB"
+        )
         queue = f"q{args.queues // 2:04d}"
         since = END - timedelta(days=args.read_days)
         # the index timings first: a full scan before them would evict the index's pages
         index_plan = explain(url, queue, since, seq=False)
         index_ms, n = time_calls(PlanStore(make_engine(url)), queue, since, args.repeat)
         seq_plan = explain(url, queue, since, seq=True)
-        off = create_engine(url, connect_args={
-            "options": "-c enable_indexscan=off -c enable_bitmapscan=off "
-                       "-c enable_indexonlyscan=off"})
+        off = create_engine(
+            url,
+            connect_args={
+                "options": "-c enable_indexscan=off -c enable_bitmapscan=off "
+                "-c enable_indexonlyscan=off"
+            },
+        )
         seq_ms, n_seq = time_calls(PlanStore(off), queue, since, args.seq_repeat)
         off.dispose()
         if n != n_seq:
@@ -212,14 +251,18 @@ def main() -> None:
         sql_ms = [ln.split(":")[1].strip() for ln in index_plan if "Execution Time" in ln]
         seq_sql_ms = [ln.split(":")[1].strip() for ln in seq_plan if "Execution Time" in ln]
         print(f"\nplan node: {used}")
-        print(f"\n| stored rows | queue rows read | metrics_history, index (median of "
-              f"{args.repeat}) | same, seq scan (median of {args.seq_repeat}) | ratio | "
-              f"SQL only, index | SQL only, seq scan |")
+        print(
+            f"\n| stored rows | queue rows read | metrics_history, index (median of "
+            f"{args.repeat}) | same, seq scan (median of {args.seq_repeat}) | ratio | "
+            f"SQL only, index | SQL only, seq scan |"
+        )
         print("|---|---|---|---|---|---|---|")
-        print(f"| {stats['rows']:,.0f} ({args.queues} queues × {args.days} d, "
-              f"{args.interval_s} s) | {n:,} | {index_ms:.1f} ms | {seq_ms:.0f} ms | "
-              f"{seq_ms / index_ms:.0f}× | {sql_ms[0] if sql_ms else '?'} | "
-              f"{seq_sql_ms[0] if seq_sql_ms else '?'} |")
+        print(
+            f"| {stats['rows']:,.0f} ({args.queues} queues × {args.days} d, "
+            f"{args.interval_s} s) | {n:,} | {index_ms:.1f} ms | {seq_ms:.0f} ms | "
+            f"{seq_ms / index_ms:.0f}× | {sql_ms[0] if sql_ms else '?'} | "
+            f"{seq_sql_ms[0] if seq_sql_ms else '?'} |"
+        )
     finally:
         if args.keep:
             print(f"kept database {name}: {url}")

@@ -44,8 +44,8 @@ from capplan_core.planning.pooled_sizing import capacity_fn  # noqa: E402
 from capplan_core.planning.window_sizing import slo_terms_from_policy  # noqa: E402
 from capplan_core.policy import ScalingPolicy, load_policies  # noqa: E402
 
-DEMO_END = pd.Timestamp("2026-11-20T12:00:00Z")   # the demo data's end
-WINDOW_FLOOR = 0.90                               # pooled: no window below this P(met)
+DEMO_END = pd.Timestamp("2026-11-20T12:00:00Z")  # the demo data's end
+WINDOW_FLOOR = 0.90  # pooled: no window below this P(met)
 
 
 def reports_true_rate_per_s(window_start: pd.Timestamp, window_s: float) -> float:
@@ -73,8 +73,9 @@ def met_probability(trace: DemandTrace, policy: ScalingPolicy) -> tuple[np.ndarr
     for i, start in enumerate(trace.starts):
         mean_jobs = reports_true_rate_per_s(start, trace.window_s) * trace.window_s
         # λ_max(c): the largest rate c workers serve within the SLO (the planner's own)
-        capacity = capacity_fn(1.0 / float(trace.service_rate_per_s[i]),
-                               float(trace.service_scv[i]))
+        capacity = capacity_fn(
+            1.0 / float(trace.service_rate_per_s[i]), float(trace.service_scv[i])
+        )
         for j, c in enumerate(counts):
             served = capacity(int(c), terms) * trace.window_s
             p[i, j] = stats.poisson.cdf(math.floor(served), mean_jobs)
@@ -100,8 +101,13 @@ def noise_floor(targets: tuple[float, ...] = (0.99, 0.995)) -> list[FloorRow]:
     policy = {p.name: p for p in load_policies(ROOT / "data/demo/policies.yaml")}["reports"]
     rows = frame.loc[frame["queue"] == policy.queue].reset_index(drop=True)
     window_s = policy.forecast.interval_minutes * 60.0
-    trace = demand_trace(rows, queue=policy.queue, start=DEMO_END - pd.Timedelta(days=2),
-                         end=DEMO_END, window_s=window_s)
+    trace = demand_trace(
+        rows,
+        queue=policy.queue,
+        start=DEMO_END - pd.Timedelta(days=2),
+        end=DEMO_END,
+        window_s=window_s,
+    )
     oracle = oracle_workers(trace, policy)
 
     def score(name: str, schedule: np.ndarray) -> tuple[float, float]:
@@ -113,11 +119,21 @@ def noise_floor(targets: tuple[float, ...] = (0.99, 0.995)) -> list[FloorRow]:
     counts, p = met_probability(trace, policy)
     out = []
     for target in targets:
-        for sizing, schedule in (("per_window", per_window(counts, p, target)),
-                                 ("pooled", pooled(counts, p, target))):
+        for sizing, schedule in (
+            ("per_window", per_window(counts, p, target)),
+            ("pooled", pooled(counts, p, target)),
+        ):
             met, wh = score(f"{sizing} {target}", schedule)
-            out.append(FloorRow(sizing, target, met, wh / oracle_wh, float(schedule.mean()),
-                                float(oracle.mean())))
+            out.append(
+                FloorRow(
+                    sizing,
+                    target,
+                    met,
+                    wh / oracle_wh,
+                    float(schedule.mean()),
+                    float(oracle.mean()),
+                )
+            )
     return out
 
 
@@ -125,8 +141,10 @@ def main() -> None:
     print("| sizing (true rate known) | target | SLO met | x oracle | mean workers (oracle) |")
     print("|---|---|---|---|---|")
     for r in noise_floor():
-        print(f"| {r.sizing} | {r.target} | {r.slo_attainment:.1%} | {r.x_oracle:.3f} | "
-              f"{r.mean_workers:.2f} ({r.oracle_mean_workers:.2f}) |")
+        print(
+            f"| {r.sizing} | {r.target} | {r.slo_attainment:.1%} | {r.x_oracle:.3f} | "
+            f"{r.mean_workers:.2f} ({r.oracle_mean_workers:.2f}) |"
+        )
 
 
 if __name__ == "__main__":

@@ -54,22 +54,62 @@ class Case:
 
 CASES = (
     Case("strict-2-light", "strict", (CaseClass("high", 2.0, 0.5), CaseClass("low", 4.0, 4.0))),
-    Case("strict-2-busy", "strict", (CaseClass("high", 12.0, 0.1, mean_service_s=2.0),
-                                     CaseClass("low", 24.0, 2.0, 0.99, mean_service_s=2.0))),
-    Case("strict-3", "strict", (CaseClass("high", 1.0, 0.5, mean_service_s=2.0),
-                                CaseClass("default", 3.0, 5.0, mean_service_s=2.0),
-                                CaseClass("low", 1.5, 30.0, 0.99, mean_service_s=2.0))),
-    Case("strict-unequal", "strict", (CaseClass("high", 6.0, 0.3, mean_service_s=0.5),
-                                      CaseClass("low", 2.0, 10.0, mean_service_s=3.0))),
-    Case("strict-lognormal", "strict", (CaseClass("high", 8.0, 0.5, service_scv=2.0),
-                                        CaseClass("low", 10.0, 5.0, service_scv=2.0))),
+    Case(
+        "strict-2-busy",
+        "strict",
+        (
+            CaseClass("high", 12.0, 0.1, mean_service_s=2.0),
+            CaseClass("low", 24.0, 2.0, 0.99, mean_service_s=2.0),
+        ),
+    ),
+    Case(
+        "strict-3",
+        "strict",
+        (
+            CaseClass("high", 1.0, 0.5, mean_service_s=2.0),
+            CaseClass("default", 3.0, 5.0, mean_service_s=2.0),
+            CaseClass("low", 1.5, 30.0, 0.99, mean_service_s=2.0),
+        ),
+    ),
+    Case(
+        "strict-unequal",
+        "strict",
+        (
+            CaseClass("high", 6.0, 0.3, mean_service_s=0.5),
+            CaseClass("low", 2.0, 10.0, mean_service_s=3.0),
+        ),
+    ),
+    Case(
+        "strict-lognormal",
+        "strict",
+        (
+            CaseClass("high", 8.0, 0.5, service_scv=2.0),
+            CaseClass("low", 10.0, 5.0, service_scv=2.0),
+        ),
+    ),
     Case("rr-2", "round_robin", (CaseClass("a", 3.0, 1.0), CaseClass("b", 9.0, 2.0))),
-    Case("rr-3", "round_robin", (CaseClass("a", 2.0, 1.0, 0.9), CaseClass("b", 3.0, 2.0, 0.9),
-                                 CaseClass("c", 4.0, 2.0, 0.9))),
-    Case("rr-unequal", "round_robin", (CaseClass("a", 4.0, 2.0, mean_service_s=0.5),
-                                       CaseClass("b", 2.0, 5.0, mean_service_s=2.0))),
-    Case("weighted-2", "weighted", (CaseClass("a", 2.0, 0.5, weight=3.0),
-                                    CaseClass("b", 6.0, 2.0, weight=1.0))),
+    Case(
+        "rr-3",
+        "round_robin",
+        (
+            CaseClass("a", 2.0, 1.0, 0.9),
+            CaseClass("b", 3.0, 2.0, 0.9),
+            CaseClass("c", 4.0, 2.0, 0.9),
+        ),
+    ),
+    Case(
+        "rr-unequal",
+        "round_robin",
+        (
+            CaseClass("a", 4.0, 2.0, mean_service_s=0.5),
+            CaseClass("b", 2.0, 5.0, mean_service_s=2.0),
+        ),
+    ),
+    Case(
+        "weighted-2",
+        "weighted",
+        (CaseClass("a", 2.0, 0.5, weight=3.0), CaseClass("b", 6.0, 2.0, weight=1.0)),
+    ),
 )
 
 
@@ -80,9 +120,17 @@ class ClassEstimate:
 
 
 def pool_classes(case: Case) -> list[PoolClass]:
-    return [PoolClass(c.name, c.rate_per_s, SloTerms(wait_s=c.wait_s, wait_quantile=c.quantile),
-                      mean_service_s=c.mean_service_s, service_scv=c.service_scv,
-                      weight=c.weight) for c in case.classes]
+    return [
+        PoolClass(
+            c.name,
+            c.rate_per_s,
+            SloTerms(wait_s=c.wait_s, wait_quantile=c.quantile),
+            mean_service_s=c.mean_service_s,
+            service_scv=c.service_scv,
+            weight=c.weight,
+        )
+        for c in case.classes
+    ]
 
 
 def horizon_s(case: Case, jobs: int) -> tuple[float, float]:
@@ -97,36 +145,62 @@ def _t_ci(values: np.ndarray) -> ClassEstimate:
     return ClassEstimate(point, (point - half, point + half))
 
 
-def run_capplan(case: Case, workers: int, reps: int, jobs: int,
-                seed: int) -> tuple[list[ClassEstimate], float]:
+def run_capplan(
+    case: Case, workers: int, reps: int, jobs: int, seed: int
+) -> tuple[list[ClassEstimate], float]:
     warm, end = horizon_s(case, jobs)
     sc = class_scenario(
-        [JobClass(c.name, np.array([c.rate_per_s]), mean_service_s=c.mean_service_s,
-                  service_scv=c.service_scv,
-                  service_kind="exponential" if c.service_scv == 1.0 else "lognormal",
-                  slo_wait_s=c.wait_s, slo_wait_quantile=c.quantile, weight=c.weight)
-         for c in case.classes],
-        discipline=case.discipline, horizon_s=end, window_s=end, initial_workers=workers,
-        warmup_s=warm)
+        [
+            JobClass(
+                c.name,
+                np.array([c.rate_per_s]),
+                mean_service_s=c.mean_service_s,
+                service_scv=c.service_scv,
+                service_kind="exponential" if c.service_scv == 1.0 else "lognormal",
+                slo_wait_s=c.wait_s,
+                slo_wait_quantile=c.quantile,
+                weight=c.weight,
+            )
+            for c in case.classes
+        ],
+        discipline=case.discipline,
+        horizon_s=end,
+        window_s=end,
+        initial_workers=workers,
+        warmup_s=warm,
+    )
     t0 = time.perf_counter()
     s = simulate(sc, replications=reps, seed=seed, engine="fast")
     took = time.perf_counter() - t0
-    return [ClassEstimate(c.wait_quantile_s, c.wait_quantile_s_ci95 or (math.nan, math.nan))
-            for c in s.classes], took
+    return [
+        ClassEstimate(c.wait_quantile_s, c.wait_quantile_s_ci95 or (math.nan, math.nan))
+        for c in s.classes
+    ], took
 
 
-def run_ciw_case(case: Case, workers: int, reps: int, jobs: int,
-                 seed: int) -> tuple[list[ClassEstimate], float]:
+def run_ciw_case(
+    case: Case, workers: int, reps: int, jobs: int, seed: int
+) -> tuple[list[ClassEstimate], float]:
     warm, end = horizon_s(case, jobs)
-    classes = [CiwClass(c.rate_per_s, c.mean_service_s, c.service_scv, c.weight)
-               for c in case.classes]
+    classes = [
+        CiwClass(c.rate_per_s, c.mean_service_s, c.service_scv, c.weight) for c in case.classes
+    ]
     q = np.zeros((reps, len(case.classes)))
     t0 = time.perf_counter()
     for r in range(reps):
-        waits = run_ciw(classes, workers, case.discipline, warmup_s=warm, end_s=end,
-                        cut_s=2.0 * end, seed=seed + r)
-        q[r] = [np.quantile(w, c.quantile) if w.size else 0.0
-                for w, c in zip(waits, case.classes, strict=True)]
+        waits = run_ciw(
+            classes,
+            workers,
+            case.discipline,
+            warmup_s=warm,
+            end_s=end,
+            cut_s=2.0 * end,
+            seed=seed + r,
+        )
+        q[r] = [
+            np.quantile(w, c.quantile) if w.size else 0.0
+            for w, c in zip(waits, case.classes, strict=True)
+        ]
     took = time.perf_counter() - t0
     return [_t_ci(q[:, k]) for k in range(len(case.classes))], took
 
@@ -151,8 +225,10 @@ class CaseResult:
 
     def passed(self, sim: str) -> bool:
         runs = self.ciw if sim == "ciw" else self.capplan
-        return verdicts(self.case, runs[self.workers])[0] and verdicts(
-            self.case, runs[self.workers - 1])[1]
+        return (
+            verdicts(self.case, runs[self.workers])[0]
+            and verdicts(self.case, runs[self.workers - 1])[1]
+        )
 
 
 def run_case(case: Case, reps: int, jobs: int, seed: int) -> CaseResult:
@@ -175,9 +251,11 @@ def _fmt(e: ClassEstimate) -> str:
 
 def table(results: list[CaseResult]) -> str:
     """One markdown row per case, class and count."""
-    rows = ["| case | order, model | class: rate/s, service s (SCV), SLO | workers | "
-            "predicted | Ciw: quantile [95% CI] | capplan: quantile [95% CI] | verdict |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| case | order, model | class: rate/s, service s (SCV), SLO | workers | "
+        "predicted | Ciw: quantile [95% CI] | capplan: quantile [95% CI] | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         for c in (r.workers, r.workers - 1):
             for k, cc in enumerate(r.case.classes):
@@ -185,17 +263,20 @@ def table(results: list[CaseResult]) -> str:
                 ok_cap = verdicts(r.case, r.capplan[c])
                 verdict = ""
                 if k == 0:
-                    good = (ok_ciw[0] and ok_cap[0]) if c == r.workers else (
-                        ok_ciw[1] and ok_cap[1])
-                    verdict = ("all meet" if c == r.workers else "one misses") if good else (
-                        "**FAILS**")
+                    good = (
+                        (ok_ciw[0] and ok_cap[0]) if c == r.workers else (ok_ciw[1] and ok_cap[1])
+                    )
+                    verdict = (
+                        ("all meet" if c == r.workers else "one misses") if good else ("**FAILS**")
+                    )
                 rows.append(
                     f"| {r.case.name if k == 0 and c == r.workers else ''} "
                     f"| {r.case.discipline + ', ' + r.model if k == 0 and c == r.workers else ''}"
                     f" | {cc.name}: {cc.rate_per_s:g}, {cc.mean_service_s:g} "
                     f"({cc.service_scv:g}), p{cc.quantile * 100:g} <= {cc.wait_s:g} s "
                     f"| {c if k == 0 else ''} | {r.predicted[c][k]:.3g} "
-                    f"| {_fmt(r.ciw[c][k])} | {_fmt(r.capplan[c][k])} | {verdict} |")
+                    f"| {_fmt(r.ciw[c][k])} | {_fmt(r.capplan[c][k])} | {verdict} |"
+                )
     return "\n".join(rows)
 
 
@@ -213,24 +294,41 @@ def main(argv: list[str]) -> int:
     for case in chosen:
         results.append(run_case(case, reps, jobs, a.seed))
         r = results[-1]
-        print(f"{case.name}: N={r.workers} ciw {'ok' if r.passed('ciw') else 'FAIL'} "
-              f"capplan {'ok' if r.passed('capplan') else 'FAIL'} "
-              f"(Ciw {r.ciw_s:.1f} s, capplan {r.capplan_s:.2f} s)", file=sys.stderr)
+        print(
+            f"{case.name}: N={r.workers} ciw {'ok' if r.passed('ciw') else 'FAIL'} "
+            f"capplan {'ok' if r.passed('capplan') else 'FAIL'} "
+            f"(Ciw {r.ciw_s:.1f} s, capplan {r.capplan_s:.2f} s)",
+            file=sys.stderr,
+        )
     print(table(results))
     ciw_s, cap_s = sum(r.ciw_s for r in results), sum(r.capplan_s for r in results)
     passed = sum(r.passed("ciw") and r.passed("capplan") for r in results)
-    print(f"\n{passed}/{len(results)} cases pass in both simulators; {reps} replications of "
-          f"~{jobs:,} jobs per count; Ciw {ciw_s:.1f} s, capplan fast engine {cap_s:.2f} s: "
-          f"capplan's engine takes {cap_s / ciw_s:.4f} of Ciw's time "
-          f"({ciw_s / cap_s:.0f}x faster)")
+    print(
+        f"\n{passed}/{len(results)} cases pass in both simulators; {reps} replications of "
+        f"~{jobs:,} jobs per count; Ciw {ciw_s:.1f} s, capplan fast engine {cap_s:.2f} s: "
+        f"capplan's engine takes {cap_s / ciw_s:.4f} of Ciw's time "
+        f"({ciw_s / cap_s:.0f}x faster)"
+    )
     if a.json:
         with open(a.json, "w") as f:
-            json.dump([{"case": r.case.name, "workers": r.workers, "model": r.model,
-                        "ciw_s": r.ciw_s, "capplan_s": r.capplan_s,
+            json.dump(
+                [
+                    {
+                        "case": r.case.name,
+                        "workers": r.workers,
+                        "model": r.model,
+                        "ciw_s": r.ciw_s,
+                        "capplan_s": r.capplan_s,
                         "passed": r.passed("ciw") and r.passed("capplan"),
                         "ciw": {c: [e.__dict__ for e in v] for c, v in r.ciw.items()},
                         "capplan": {c: [e.__dict__ for e in v] for c, v in r.capplan.items()},
-                        "predicted": r.predicted} for r in results], f, indent=1)
+                        "predicted": r.predicted,
+                    }
+                    for r in results
+                ],
+                f,
+                indent=1,
+            )
     return 0 if passed == len(results) else 1
 
 

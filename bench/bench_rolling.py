@@ -65,22 +65,39 @@ def taylor_minimal() -> ScalingPolicy:
 
 
 def elec_minimal() -> ScalingPolicy:
-    return minimal({"name": "elec", "queue": "elec", "target": {"name": "w"},
-                    "slo": {"wait_p95_seconds": 30},
-                    "scaling": {"min_workers": 2, "max_workers": 200, "startup_seconds": 60},
-                    "forecast": {"interval_minutes": 15}})
+    return minimal(
+        {
+            "name": "elec",
+            "queue": "elec",
+            "target": {"name": "w"},
+            "slo": {"wait_p95_seconds": 30},
+            "scaling": {"min_workers": 2, "max_workers": 200, "startup_seconds": 60},
+            "forecast": {"interval_minutes": 15},
+        }
+    )
 
 
 def demo_minimal(pol: ScalingPolicy) -> ScalingPolicy:
     """The demo policy cut to its SLO terms, bounds, startup and forecast window."""
-    slo = pol.slo.model_dump(exclude_none=True, exclude={"target_attainment",
-                                                         "attainment_mode"})
+    slo = pol.slo.model_dump(exclude_none=True, exclude={"target_attainment", "attainment_mode"})
     sc = pol.scaling
-    return minimal({"name": pol.name, "queue": pol.queue, "target": {"name": "w"}, "slo": slo,
-                    "scaling": {"min_workers": sc.min_workers, "max_workers": sc.max_workers,
-                                "startup_seconds": sc.startup_seconds},
-                    "forecast": {"interval_minutes": pol.forecast.interval_minutes,
-                                 "seasonality": list(pol.forecast.seasonality)}})
+    return minimal(
+        {
+            "name": pol.name,
+            "queue": pol.queue,
+            "target": {"name": "w"},
+            "slo": slo,
+            "scaling": {
+                "min_workers": sc.min_workers,
+                "max_workers": sc.max_workers,
+                "startup_seconds": sc.startup_seconds,
+            },
+            "forecast": {
+                "interval_minutes": pol.forecast.interval_minutes,
+                "seasonality": list(pol.forecast.seasonality),
+            },
+        }
+    )
 
 
 Case = tuple[str, pd.DataFrame, ScalingPolicy, list[pd.Timestamp]]
@@ -94,14 +111,26 @@ def cases(wanted: set[str]) -> Iterator[Case]:
         rows, _ = elec_equip_rows()
         days = int((pd.to_datetime(rows["timestamp"]).max() - ELEC_DAY0).days)
         # every 7-day week after the first, and the last part-week (6 days of 20)
-        yield "elec", rows, elec_minimal(), [ELEC_DAY0 + WEEK * k
-                                              for k in range(1, (days + 6) // 7)]
+        yield (
+            "elec",
+            rows,
+            elec_minimal(),
+            [ELEC_DAY0 + WEEK * k for k in range(1, (days + 6) // 7)],
+        )
     if "calls" in wanted:
-        yield "calls", call_centre_rows(5), call_centre_policy(), [
-            CALL_START + WEEK * k for k in range(1, 5)]
+        yield (
+            "calls",
+            call_centre_rows(5),
+            call_centre_policy(),
+            [CALL_START + WEEK * k for k in range(1, 5)],
+        )
     if "heatwave" in wanted:
-        yield "heatwave", heatwave_rows(), heatwave_policy(), [
-            TAYLOR_START + pd.Timedelta(days=12) + WEEK * k for k in range(2)]
+        yield (
+            "heatwave",
+            heatwave_rows(),
+            heatwave_policy(),
+            [TAYLOR_START + pd.Timedelta(days=12) + WEEK * k for k in range(2)],
+        )
     if any(w.startswith("demo") for w in wanted):
         frame = read_metrics_file(ROOT / "data/demo/metrics.csv.gz")
         end = pd.to_datetime(frame["timestamp"]).max().floor("15min")
@@ -118,23 +147,32 @@ def week_row(series: str, start: pd.Timestamp, r: Any) -> dict[str, Any]:
 
     def strat(name: str) -> dict[str, Any]:
         x = s[name]
-        return {"attainment": x["slo_attainment"], "x_oracle": x["worker_hours_vs_oracle"],
-                "x_rate_oracle": x["worker_hours_vs_rate_oracle"],
-                "changes": x["changes_per_window"], "actions_per_day": x["actions_per_day"],
-                "worker_hours": x["worker_hours"], "missed": x["windows_missed"],
-                "x_reactive": x["worker_hours"] / react["worker_hours"]
-                if react["worker_hours"] else None}
+        return {
+            "attainment": x["slo_attainment"],
+            "x_oracle": x["worker_hours_vs_oracle"],
+            "x_rate_oracle": x["worker_hours_vs_rate_oracle"],
+            "changes": x["changes_per_window"],
+            "actions_per_day": x["actions_per_day"],
+            "worker_hours": x["worker_hours"],
+            "missed": x["windows_missed"],
+            "x_reactive": x["worker_hours"] / react["worker_hours"]
+            if react["worker_hours"]
+            else None,
+        }
 
     oracle_mean = float(r.workers["oracle"].mean())
-    return {"series": series, "week": f"{start:%Y-%m-%d}",
-            "split": "tune" if (series, f"{start:%Y-%m-%d}") in TUNE_WEEKS else "confirm",
-            "windows": len(d["windows"]), "windows_with_demand":
-                s["predictive"]["windows_with_demand"],
-            "oracle_mean_workers": oracle_mean, "runtime_s": d["runtime_s"],
-            **{n: strat(n) for n in ("predictive", "hybrid", "reactive", "oracle",
-                                     "rate_oracle")},
-            "calibration": d["calibration"],
-            "models": sorted({p.model for p in r.plan_log})}
+    return {
+        "series": series,
+        "week": f"{start:%Y-%m-%d}",
+        "split": "tune" if (series, f"{start:%Y-%m-%d}") in TUNE_WEEKS else "confirm",
+        "windows": len(d["windows"]),
+        "windows_with_demand": s["predictive"]["windows_with_demand"],
+        "oracle_mean_workers": oracle_mean,
+        "runtime_s": d["runtime_s"],
+        **{n: strat(n) for n in ("predictive", "hybrid", "reactive", "oracle", "rate_oracle")},
+        "calibration": d["calibration"],
+        "models": sorted({p.model for p in r.plan_log}),
+    }
 
 
 def choose(prev: dict[str, Any] | None) -> tuple[str, str]:
@@ -143,15 +181,20 @@ def choose(prev: dict[str, Any] | None) -> tuple[str, str]:
         return "predictive", "no earlier week: the default"
     p, h = prev["predictive"], prev["hybrid"]
     if p["attainment"] < GOAL <= h["attainment"]:
-        return "hybrid", (f"last week predictive met {p['attainment']:.1%} < 99 %, hybrid "
-                          f"{h['attainment']:.1%}")
+        return "hybrid", (
+            f"last week predictive met {p['attainment']:.1%} < 99 %, hybrid {h['attainment']:.1%}"
+        )
     if h["attainment"] >= p["attainment"] and h["worker_hours"] <= 1.01 * p["worker_hours"]:
-        return "hybrid", (f"last week hybrid met {h['attainment']:.1%} >= "
-                          f"{p['attainment']:.1%} at {h['worker_hours'] / p['worker_hours']:.3f}x"
-                          " predictive's worker-hours")
-    return "predictive", (f"last week predictive {p['attainment']:.1%} at "
-                          f"{p['x_oracle']:.3f}x, hybrid {h['attainment']:.1%} at "
-                          f"{h['x_oracle']:.3f}x")
+        return "hybrid", (
+            f"last week hybrid met {h['attainment']:.1%} >= "
+            f"{p['attainment']:.1%} at {h['worker_hours'] / p['worker_hours']:.3f}x"
+            " predictive's worker-hours"
+        )
+    return "predictive", (
+        f"last week predictive {p['attainment']:.1%} at "
+        f"{p['x_oracle']:.3f}x, hybrid {h['attainment']:.1%} at "
+        f"{h['x_oracle']:.3f}x"
+    )
 
 
 def main() -> None:
@@ -159,8 +202,11 @@ def main() -> None:
     ap.add_argument("--series", default="taylor,elec,calls,heatwave,demo")
     ap.add_argument("--out", type=Path, default=Path("rolling.jsonl"))
     ap.add_argument("--figures", type=Path)
-    ap.add_argument("--weeks", default=":", help="a slice of each series' weeks, e.g. 5: "
-                    "(to split a long series over processes)")
+    ap.add_argument(
+        "--weeks",
+        default=":",
+        help="a slice of each series' weeks, e.g. 5: (to split a long series over processes)",
+    )
     args = ap.parse_args()
     wanted = {w.strip() for w in args.series.split(",") if w.strip()}
     with args.out.open("a") as out:
@@ -171,8 +217,7 @@ def main() -> None:
             for start in starts[chosen]:
                 t0 = time.perf_counter()
                 last = pd.to_datetime(rows["timestamp"]).max()
-                stop = min(start + WEEK,
-                           last + pd.Timedelta(minutes=pol.forecast.interval_minutes))
+                stop = min(start + WEEK, last + pd.Timedelta(minutes=pol.forecast.interval_minutes))
                 r = run_backtest(rows, pol, start=start, end=stop)
                 row = week_row(series, start, r)
                 row["chosen"], row["why"] = choose(prev)
@@ -180,13 +225,17 @@ def main() -> None:
                 out.write(json.dumps(row) + "\n")
                 out.flush()
                 p = row["predictive"]
-                print(f"{series} {row['week']}: predictive {p['attainment']:.1%} "
-                      f"{p['x_oracle']:.3f}x oracle {p['x_rate_oracle']:.3f}x rate "
-                      f"{p['changes']:.0%} changed; hybrid {row['hybrid']['attainment']:.1%} "
-                      f"{row['hybrid']['x_oracle']:.3f}x; reactive "
-                      f"{row['reactive']['attainment']:.1%} "
-                      f"{row['reactive']['x_oracle']:.3f}x "
-                      f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+                print(
+                    f"{series} {row['week']}: predictive {p['attainment']:.1%} "
+                    f"{p['x_oracle']:.3f}x oracle {p['x_rate_oracle']:.3f}x rate "
+                    f"{p['changes']:.0%} changed; hybrid {row['hybrid']['attainment']:.1%} "
+                    f"{row['hybrid']['x_oracle']:.3f}x; reactive "
+                    f"{row['reactive']['attainment']:.1%} "
+                    f"{row['reactive']['x_oracle']:.3f}x "
+                    f"({time.perf_counter() - t0:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 if args.figures:
                     name = f"{series.replace('/', '-')}-{row['week']}"
                     r.figure(args.figures / f"rolling-{name}.png")

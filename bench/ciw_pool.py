@@ -89,8 +89,16 @@ def _class_discipline(discipline: str, classes: list[CiwClass], holder: dict[str
     return pick
 
 
-def run_ciw(classes: list[CiwClass], workers: int, discipline: str, *, warmup_s: float,
-            end_s: float, cut_s: float, seed: int) -> list[np.ndarray]:
+def run_ciw(
+    classes: list[CiwClass],
+    workers: int,
+    discipline: str,
+    *,
+    warmup_s: float,
+    end_s: float,
+    cut_s: float,
+    seed: int,
+) -> list[np.ndarray]:
     """One replication: each class's waits (s) for jobs arriving in [warmup_s, end_s)."""
     kw: dict[str, Any] = {}
     holder: dict[str, Any] = {}
@@ -99,10 +107,14 @@ def run_ciw(classes: list[CiwClass], workers: int, discipline: str, *, warmup_s:
     else:
         kw["service_disciplines"] = [_class_discipline(discipline, classes, holder)]
     network = ciw.create_network(
-        arrival_distributions={k: [_StopAfter(ciw.dists.Exponential(c.rate_per_s), end_s)]
-                               for k, c in enumerate(classes)},
+        arrival_distributions={
+            k: [_StopAfter(ciw.dists.Exponential(c.rate_per_s), end_s)]
+            for k, c in enumerate(classes)
+        },
         service_distributions={k: [_service(c)] for k, c in enumerate(classes)},
-        number_of_servers=[workers], **kw)
+        number_of_servers=[workers],
+        **kw,
+    )
     ciw.seed(seed)
     sim = ciw.Simulation(network, node_class=None if discipline == "strict" else _PoolNode)
     if discipline != "strict":

@@ -45,8 +45,13 @@ from bench.soak_stack import APPROVER, SoakConfig  # noqa: E402
 
 
 def log(kind: str, data: dict[str, Any]) -> None:
-    print(json.dumps({"t": datetime.now(UTC).strftime("%H:%M:%S"), "event": kind, **data},
-                     default=str), file=sys.stderr, flush=True)
+    print(
+        json.dumps(
+            {"t": datetime.now(UTC).strftime("%H:%M:%S"), "event": kind, **data}, default=str
+        ),
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _count(url: str, query: str, **params: Any) -> int:
@@ -61,8 +66,11 @@ def _start_cycle(api_url: str) -> str:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        run = run_deployment("capacity-plan/capacity-plan", timeout=0,
-                             flow_run_name="dr-drill: plan after the restore")
+        run = run_deployment(
+            "capacity-plan/capacity-plan",
+            timeout=0,
+            flow_run_name="dr-drill: plan after the restore",
+        )
     return str(getattr(run, "id", run))
 
 
@@ -82,9 +90,14 @@ def _resume_one(stack: DrillStack, key: str, plan_ids: list[int]) -> dict[str, A
     store = open_store(stack.store_url)
     plan_id = plan_ids[0]
     with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
-        run_id = resume_with_decision(store, plan_id, decision="approve", approver=APPROVER,
-                                      code=approval_code(key, plan_id, "approve"),
-                                      comment="dr drill: approved after the restore")
+        run_id = resume_with_decision(
+            store,
+            plan_id,
+            decision="approve",
+            approver=APPROVER,
+            code=approval_code(key, plan_id, "approve"),
+            comment="dr drill: approved after the restore",
+        )
 
         def done() -> bool:
             with get_client(sync_client=True) as client:
@@ -94,9 +107,12 @@ def _resume_one(stack: DrillStack, key: str, plan_ids: list[int]) -> dict[str, A
         took = wait_until(done, 240)
         with get_client(sync_client=True) as client:
             final = client.read_flow_run(UUID(run_id)).state
-    return {"resumed": plan_id, "finished_s": None if took is None else round(took, 1),
-            "state": final.name if final else None,
-            "plan_status": store.get_plan(plan_id).status}
+    return {
+        "resumed": plan_id,
+        "finished_s": None if took is None else round(took, 1),
+        "state": final.name if final else None,
+        "plan_status": store.get_plan(plan_id).status,
+    }
 
 
 def _prepare_loop(stack: DrillStack, cfg: SoakConfig, loop_kind: str) -> tuple[str, Any, Any]:
@@ -114,8 +130,7 @@ def _prepare_loop(stack: DrillStack, cfg: SoakConfig, loop_kind: str) -> tuple[s
         stack.start_worker()
         _start_cycle(stack.api_url)
         return key, load, None
-    loop = InProcessLoop(cycle_s=cfg.cycle_s, sweep_s=cfg.sweep_s, collect_s=cfg.collect_s,
-                         log=log)
+    loop = InProcessLoop(cycle_s=cfg.cycle_s, sweep_s=cfg.sweep_s, collect_s=cfg.collect_s, log=log)
     loop.start()
     return key, load, loop
 
@@ -127,9 +142,16 @@ def _paused(url: str, api_url: str) -> bool:
     return bool(waiting_paused(url, api_url))
 
 
-def run(cfg: SoakConfig, workdir: Path, *, loop_kind: str, backup_first: bool,
-        after_backup_s: float, settle_s: float, archived_first: bool = False
-        ) -> dict[str, Any]:
+def run(
+    cfg: SoakConfig,
+    workdir: Path,
+    *,
+    loop_kind: str,
+    backup_first: bool,
+    after_backup_s: float,
+    settle_s: float,
+    archived_first: bool = False,
+) -> dict[str, Any]:
     """The drill (module doc). ``backup_first``: the base backup as soon as the loop starts
     (else once it has planned); ``archived_first``: before the disaster, wait until the WAL of
     a plan paused for approval is archived (by ``archive_timeout``, never a forced switch), so
@@ -145,7 +167,7 @@ def run(cfg: SoakConfig, workdir: Path, *, loop_kind: str, backup_first: bool,
     phases = out["phases_s"]
     try:
         stack.start()
-        os.environ.update(stack.env())   # before anything imports Prefect or reads settings
+        os.environ.update(stack.env())  # before anything imports Prefect or reads settings
         probe = Probe(stack.store_url)
         probe.start()
         key, load, loop = _prepare_loop(stack, cfg, loop_kind)
@@ -161,36 +183,51 @@ def run(cfg: SoakConfig, workdir: Path, *, loop_kind: str, backup_first: bool,
         if backup_first:
             take_backup()
         t = time.monotonic()
-        wait_until(lambda: _count(url, "SELECT count(*) FROM capacity_plan") >= 2,
-                   cfg.cycle_s * 3 + 180)
+        wait_until(
+            lambda: _count(url, "SELECT count(*) FROM capacity_plan") >= 2, cfg.cycle_s * 3 + 180
+        )
         phases["until_planned"] = round(time.monotonic() - t, 1)
         if not backup_first:
             take_backup()
         t = time.monotonic()
         wait_until(lambda: _paused(url, stack.api_url), max(after_backup_s, 60.0))
-        if archived_first:   # the archiver (archive_timeout, no forced switch) passes here
+        if archived_first:  # the archiver (archive_timeout, no forced switch) passes here
             stack.archived.wait_archived(stack.archived.archive_timeout_s + 30, switch=False)
         time.sleep(max(0.0, after_backup_s - (time.monotonic() - t)))  # the loop runs on
         phases["loop_after_backup"] = round(time.monotonic() - t, 1)
 
         before = dr_check.snapshot(url, stack.api_url)
-        lost_at = stack.archived.destroy_data_dir()         # the disaster
+        lost_at = stack.archived.destroy_data_dir()  # the disaster
         t_lost = time.monotonic()
-        log("destroyed", {"at": lost_at, "plans": len(before.plans),
-                          "waiting": sorted(before.waiting)})
+        log(
+            "destroyed",
+            {"at": lost_at, "plans": len(before.plans), "waiting": sorted(before.waiting)},
+        )
 
         done = subprocess.run(
-            [sys.executable, "-m", "capplan_cli.main", "db", "restore", "--latest", "--yes",
-             "--json"], env={**os.environ, **stack.backup_env()}, capture_output=True,
-            text=True, cwd=ROOT, timeout=900)
+            [
+                sys.executable,
+                "-m",
+                "capplan_cli.main",
+                "db",
+                "restore",
+                "--latest",
+                "--yes",
+                "--json",
+            ],
+            env={**os.environ, **stack.backup_env()},
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=900,
+        )
         phases["restore_command"] = round(time.monotonic() - t_lost, 1)
         if done.returncode != 0:
             raise RuntimeError(f"capplan db restore failed: {done.stderr[-3000:]}")
         out["restore"] = json.loads(done.stdout)
         t = time.monotonic()
-        stack.restart_prefect()                 # its lease storage starts empty
-        restored_to = datetime.fromisoformat(
-            out["restore"]["replayed_up_to"].replace(" ", "T", 1))
+        stack.restart_prefect()  # its lease storage starts empty
+        restored_to = datetime.fromisoformat(out["restore"]["replayed_up_to"].replace(" ", "T", 1))
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
@@ -208,34 +245,46 @@ def run(cfg: SoakConfig, workdir: Path, *, loop_kind: str, backup_first: bool,
         else:
             out["cycle_run"] = _start_cycle(stack.api_url)
         t = time.monotonic()
-        planned = wait_until(lambda: _count(
-            url, "SELECT count(*) FROM capacity_plan WHERE created_at > :at",
-            at=restored_at) > 0, 540, poll_s=0.5)
-        phases["until_planned_again"] = None if planned is None else round(
-            time.monotonic() - t, 1)
+        planned = wait_until(
+            lambda: (
+                _count(
+                    url, "SELECT count(*) FROM capacity_plan WHERE created_at > :at", at=restored_at
+                )
+                > 0
+            ),
+            540,
+            poll_s=0.5,
+        )
+        phases["until_planned_again"] = None if planned is None else round(time.monotonic() - t, 1)
         rto_s = None if planned is None else round(time.monotonic() - t_lost, 1)
         log("planned again", {"rto_s": rto_s})
 
-        time.sleep(settle_s)                                # the sweeper runs again
+        time.sleep(settle_s)  # the sweeper runs again
         audit = dr_check.restore_audit(url)
         twice = dr_check.steps_applied_twice(url, before, audit["id"] if audit else 0)
         final_look = dr_check.approvals(url, before, stack.api_url)
         lost = dr_check.plans_lost(url, before)
         newest = newest_probe(url, before=lost_at)
-        out.update({
-            "rto_s": rto_s,
-            "rpo_s": None if newest is None else round((lost_at - newest).total_seconds(), 1),
-            "plans_lost": len(lost), "steps_applied_twice": twice["count"],
-            "approvals_resumable": len(first_look["resumable"]),
-            "approvals_expired": len(final_look["expired"]),
-            "approvals_waiting_at_loss": len(before.waiting),
-            "approvals": {"after_restore": first_look, "at_end": final_look},
-            "plans_before": len(before.plans), "plans_lost_ids": lost,
-            "steps": twice, "store_restored_audit": audit,
-            "probe": {"written": probe.written, "failed": probe.failed},
-            "loop_runs": dict(loop.runs) if loop else None,
-            "loop_failures": dict(loop.failures) if loop else None,
-            "drill_s": round(time.monotonic() - t_start, 1)})
+        out.update(
+            {
+                "rto_s": rto_s,
+                "rpo_s": None if newest is None else round((lost_at - newest).total_seconds(), 1),
+                "plans_lost": len(lost),
+                "steps_applied_twice": twice["count"],
+                "approvals_resumable": len(first_look["resumable"]),
+                "approvals_expired": len(final_look["expired"]),
+                "approvals_waiting_at_loss": len(before.waiting),
+                "approvals": {"after_restore": first_look, "at_end": final_look},
+                "plans_before": len(before.plans),
+                "plans_lost_ids": lost,
+                "steps": twice,
+                "store_restored_audit": audit,
+                "probe": {"written": probe.written, "failed": probe.failed},
+                "loop_runs": dict(loop.runs) if loop else None,
+                "loop_failures": dict(loop.failures) if loop else None,
+                "drill_s": round(time.monotonic() - t_start, 1),
+            }
+        )
         (workdir / "report.json").write_text(json.dumps(out, indent=2, default=str))
         return out
     finally:
@@ -250,30 +299,51 @@ def run(cfg: SoakConfig, workdir: Path, *, loop_kind: str, backup_first: bool,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--short", action="store_true",
-                    help="CI's version: the loop in this process, about 3 minutes")
-    ap.add_argument("--loop", choices=("deployed", "inprocess"), default=None,
-                    help="deployed: prefect.yaml's deployments run by a prefect worker (the "
-                         "default); inprocess: the same flows called from this process")
+    ap.add_argument(
+        "--short",
+        action="store_true",
+        help="CI's version: the loop in this process, about 3 minutes",
+    )
+    ap.add_argument(
+        "--loop",
+        choices=("deployed", "inprocess"),
+        default=None,
+        help="deployed: prefect.yaml's deployments run by a prefect worker (the "
+        "default); inprocess: the same flows called from this process",
+    )
     ap.add_argument("--minutes", type=float, default=20.0, help="the compressed day's length")
     ap.add_argument("--cycle-s", type=int, default=120)
-    ap.add_argument("--after-backup-s", type=float, default=180.0,
-                    help="how long the loop runs between the base backup and the disaster")
+    ap.add_argument(
+        "--after-backup-s",
+        type=float,
+        default=180.0,
+        help="how long the loop runs between the base backup and the disaster",
+    )
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", action="store_true", help="print only the JSON report")
     a = ap.parse_args()
     if a.short:
         a.minutes, a.cycle_s, a.after_backup_s = 4.0, 45, 10.0
     loop_kind = a.loop or ("inprocess" if a.short else "deployed")
-    cfg = SoakConfig(minutes=a.minutes, cycle_s=a.cycle_s, collect_s=10 if a.short else 20,
-                     sweep_s=20 if a.short else 60,
-                     # a person has the time of a few cycles: a plan waits through the restore
-                     approval_timeout_s=max(300.0, 4.0 * a.cycle_s),
-                     horizon_hours=max(0.25, min(1.0, 2 * a.cycle_s / 3600)))
+    cfg = SoakConfig(
+        minutes=a.minutes,
+        cycle_s=a.cycle_s,
+        collect_s=10 if a.short else 20,
+        sweep_s=20 if a.short else 60,
+        # a person has the time of a few cycles: a plan waits through the restore
+        approval_timeout_s=max(300.0, 4.0 * a.cycle_s),
+        horizon_hours=max(0.25, min(1.0, 2 * a.cycle_s / 3600)),
+    )
     workdir = a.workdir or Path(tempfile.mkdtemp(prefix="capplan-dr-"))
-    report = run(cfg, workdir, loop_kind=loop_kind, backup_first=a.short,
-                 archived_first=a.short, after_backup_s=a.after_backup_s,
-                 settle_s=20.0 if a.short else 70.0)
+    report = run(
+        cfg,
+        workdir,
+        loop_kind=loop_kind,
+        backup_first=a.short,
+        archived_first=a.short,
+        after_backup_s=a.after_backup_s,
+        settle_s=20.0 if a.short else 70.0,
+    )
     print(json.dumps(report, indent=None if a.json else 2, default=str))
 
 

@@ -37,16 +37,23 @@ class InProcessLoop:
         from flows.collect_metrics import collect_metrics
 
         def cycle() -> Any:
-            return asyncio.run(capacity_plan(approval="policy", approval_poll_s=2,
-                                             requested_by="dr-drill"))
+            return asyncio.run(
+                capacity_plan(approval="policy", approval_poll_s=2, requested_by="dr-drill")
+            )
 
         for name, every, body, wake in (
-                ("collect-metrics", float(self.collect_s),
-                 lambda: collect_metrics(interval_s=self.collect_s), None),
-                ("capacity-plan", self.cycle_s, cycle, self._kick),
-                ("apply-due", self.sweep_s, apply_due_flow, None)):
-            t = threading.Thread(target=self._every, args=(name, every, body, wake),
-                                 daemon=True, name=f"dr-{name}")
+            (
+                "collect-metrics",
+                float(self.collect_s),
+                lambda: collect_metrics(interval_s=self.collect_s),
+                None,
+            ),
+            ("capacity-plan", self.cycle_s, cycle, self._kick),
+            ("apply-due", self.sweep_s, apply_due_flow, None),
+        ):
+            t = threading.Thread(
+                target=self._every, args=(name, every, body, wake), daemon=True, name=f"dr-{name}"
+            )
             t.start()
             self._threads.append(t)
 
@@ -60,16 +67,19 @@ class InProcessLoop:
         for t in self._threads:
             t.join(120)
 
-    def _every(self, name: str, every_s: float, body: Callable[[], Any],
-               wake: threading.Event | None) -> None:
+    def _every(
+        self, name: str, every_s: float, body: Callable[[], Any], wake: threading.Event | None
+    ) -> None:
         while not self._stop.is_set():
             try:
                 body()
                 self.runs[name] += 1
             except Exception as err:  # noqa: BLE001 - the database is gone: next round
                 self.failures[name] += 1
-                self.log("flow failed", {"flow": name, "error": f"{type(err).__name__}: "
-                                                               f"{str(err)[:200]}"})
+                self.log(
+                    "flow failed",
+                    {"flow": name, "error": f"{type(err).__name__}: {str(err)[:200]}"},
+                )
             if wake is None:
                 self._stop.wait(every_s)
             else:

@@ -29,8 +29,7 @@ DR_PORT = 5442
 class DrillStack(Stack):
     """The soak's stack, with both databases on the drill's archived cluster."""
 
-    archived: ArchivedCluster = field(default_factory=lambda: ArchivedCluster(DR_CLUSTER,
-                                                                                DR_PORT))
+    archived: ArchivedCluster = field(default_factory=lambda: ArchivedCluster(DR_CLUSTER, DR_PORT))
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -41,9 +40,15 @@ class DrillStack(Stack):
         self.redis = PrivateRedis()
         self.redis.start()
         self.prefect = PrefectServerProcess(
-            self.workdir / "prefect-home", kill_signal=9, args=("--no-ui",),
-            env={"PREFECT_API_DATABASE_CONNECTION_URL": asyncpg_url(self.prefect_db_url),
-                 "PREFECT_SERVER_UI_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"})
+            self.workdir / "prefect-home",
+            kill_signal=9,
+            args=("--no-ui",),
+            env={
+                "PREFECT_API_DATABASE_CONNECTION_URL": asyncpg_url(self.prefect_db_url),
+                "PREFECT_SERVER_UI_ENABLED": "false",
+                "PREFECT_LOGGING_LEVEL": "WARNING",
+            },
+        )
         self.prefect.start()
         self._start_supervisord()
 
@@ -77,8 +82,12 @@ class Probe:
 
         engine = create_engine(self.url)
         with engine.begin() as c:
-            c.execute(text("CREATE TABLE IF NOT EXISTS dr_probe (id bigserial PRIMARY KEY, "
-                           "at timestamptz NOT NULL DEFAULT clock_timestamp())"))
+            c.execute(
+                text(
+                    "CREATE TABLE IF NOT EXISTS dr_probe (id bigserial PRIMARY KEY, "
+                    "at timestamptz NOT NULL DEFAULT clock_timestamp())"
+                )
+            )
         engine.dispose()
         self._thread = threading.Thread(target=self._run, daemon=True, name="dr-probe")
         self._thread.start()
@@ -112,8 +121,9 @@ def newest_probe(url: str, *, before: datetime) -> datetime | None:
     engine = create_engine(url)
     try:
         with engine.connect() as c:
-            value: Any = c.execute(text("SELECT max(at) FROM dr_probe WHERE at < :before"),
-                                   {"before": before}).scalar_one()
+            value: Any = c.execute(
+                text("SELECT max(at) FROM dr_probe WHERE at < :before"), {"before": before}
+            ).scalar_one()
             return value  # type: ignore[no-any-return]
     finally:
         engine.dispose()

@@ -17,22 +17,29 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-TAYLOR_START = pd.Timestamp("2000-06-05T00:00:00Z")     # a Monday
+TAYLOR_START = pd.Timestamp("2000-06-05T00:00:00Z")  # a Monday
 TAYLOR_JOBS_PER_S_PER_MW = 1.2e-3
-TAYLOR_SERVICE_RATE = 0.05                              # 20-s jobs
+TAYLOR_SERVICE_RATE = 0.05  # 20-s jobs
 ELEC_DAY0 = pd.Timestamp("2026-01-01T00:00:00Z")
 ELEC_JOBS_PER_S_AT_INDEX_100 = 8.0
 ELEC_SERVICE_RATE = 0.5
 
 
-def _rows(idx: pd.DatetimeIndex, rate: np.ndarray, queue: str, mu: float,
-          utilization: float = 0.8) -> pd.DataFrame:
+def _rows(
+    idx: pd.DatetimeIndex, rate: np.ndarray, queue: str, mu: float, utilization: float = 0.8
+) -> pd.DataFrame:
     n = len(idx)
-    return pd.DataFrame({
-        "timestamp": idx, "queue": queue, "arrival_rate": rate,
-        "service_rate": np.full(n, mu), "backlog": np.zeros(n),
-        "workers": np.ceil(rate / mu / utilization), "service_time_scv": np.ones(n),
-    })
+    return pd.DataFrame(
+        {
+            "timestamp": idx,
+            "queue": queue,
+            "arrival_rate": rate,
+            "service_rate": np.full(n, mu),
+            "backlog": np.zeros(n),
+            "workers": np.ceil(rate / mu / utilization),
+            "service_time_scv": np.ones(n),
+        }
+    )
 
 
 def taylor_rows() -> pd.DataFrame:

@@ -43,21 +43,33 @@ def goal(r: dict[str, Any], name: str) -> str:
     cost_ok = s["x_rate_oracle"] <= GOAL_X_RATE if small else s["x_oracle"] <= GOAL_X
     calm_ok = s["changes"] <= max(CALM, r["oracle"]["changes"])
     beats = s["attainment"] >= react["attainment"] and s["worker_hours"] < react["worker_hours"]
-    misses = [w for w, ok in (("SLO", s["attainment"] >= GOAL_MET), ("cost", cost_ok),
-                              ("calm", calm_ok), ("vs reactive", beats)) if not ok]
+    misses = [
+        w
+        for w, ok in (
+            ("SLO", s["attainment"] >= GOAL_MET),
+            ("cost", cost_ok),
+            ("calm", calm_ok),
+            ("vs reactive", beats),
+        )
+        if not ok
+    ]
     return "met" if not misses else "not: " + ", ".join(misses)
 
 
 def week_line(r: dict[str, Any], name: str) -> str:
     s = r[name]
-    return (f"| {r['series']} | {r['week']} | {r['split']} | {name} | {s['attainment']:.1%} | "
-            f"{s['x_oracle']:.3f} | {s['x_rate_oracle']:.3f} | {s['changes']:.0%} "
-            f"({r['oracle']['changes']:.0%}) | {r['reactive']['attainment']:.1%} / "
-            f"{r['reactive']['x_oracle']:.3f} | {s['x_reactive']:.3f} | {goal(r, name)} |")
+    return (
+        f"| {r['series']} | {r['week']} | {r['split']} | {name} | {s['attainment']:.1%} | "
+        f"{s['x_oracle']:.3f} | {s['x_rate_oracle']:.3f} | {s['changes']:.0%} "
+        f"({r['oracle']['changes']:.0%}) | {r['reactive']['attainment']:.1%} / "
+        f"{r['reactive']['x_oracle']:.3f} | {s['x_reactive']:.3f} | {goal(r, name)} |"
+    )
 
 
-HEAD = ("| series | week | split | strategy | SLO met | x oracle | x rate oracle | changed "
-        "(oracle) | reactive met / x oracle | x reactive | goal |\n" + "|---" * 11 + "|")
+HEAD = (
+    "| series | week | split | strategy | SLO met | x oracle | x rate oracle | changed "
+    "(oracle) | reactive met / x oracle | x reactive | goal |\n" + "|---" * 11 + "|"
+)
 
 
 def tables(rows: list[dict[str, Any]]) -> str:
@@ -72,9 +84,14 @@ def tables(rows: list[dict[str, Any]]) -> str:
         for name in ("predictive", "hybrid"):
             worst = min(mine, key=lambda r: (r[name]["attainment"], -r[name]["x_oracle"]))
             out.append(week_line(worst, name))
-    out += ["", "### Calibration of P(met) (predictive, all weeks of a series)", "",
-            "| series | windows | mean P(met) | observed | Brier | over-confident bins "
-            "| switch days: P / observed | steady days: P / observed |", "|---" * 8 + "|"]
+    out += [
+        "",
+        "### Calibration of P(met) (predictive, all weeks of a series)",
+        "",
+        "| series | windows | mean P(met) | observed | Brier | over-confident bins "
+        "| switch days: P / observed | steady days: P / observed |",
+        "|---" * 8 + "|",
+    ]
     for series in dict.fromkeys(r["series"] for r in rows):
         mine = [r["calibration"] for r in rows if r["series"] == series]
         n = sum(b["windows"] for c in mine for b in c["bins"])
@@ -88,24 +105,32 @@ def tables(rows: list[dict[str, Any]]) -> str:
             w = sum(p["windows"] for p in parts)
             if not w:
                 return "-"
-            return (f"{sum(p['mean_p_met'] * p['windows'] for p in parts) / w:.3f} / "
-                    f"{sum(p['observed'] * p['windows'] for p in parts) / w:.3f} ({w})")
-        out.append(f"| {series} | {n} | {mp / max(n, 1):.4f} | {ob / max(n, 1):.4f} | "
-                   f"{br / max(n, 1):.4f} | {over} | {regime('switch')} | {regime('steady')} |")
+            return (
+                f"{sum(p['mean_p_met'] * p['windows'] for p in parts) / w:.3f} / "
+                f"{sum(p['observed'] * p['windows'] for p in parts) / w:.3f} ({w})"
+            )
+
+        out.append(
+            f"| {series} | {n} | {mp / max(n, 1):.4f} | {ob / max(n, 1):.4f} | "
+            f"{br / max(n, 1):.4f} | {over} | {regime('switch')} | {regime('steady')} |"
+        )
     return "\n".join(out)
 
 
 def readme_table(rows: list[dict[str, Any]]) -> str:
     """One line per series: every week's predictive figures, then its worst week."""
-    out = ["| series | weeks | predictive, every week: SLO met / x oracle | worst week: SLO "
-           "met, x oracle, x rate oracle, changed (oracle) | reactive that week | chosen "
-           "strategy that week | goal (worst week, chosen) |", "|---" * 7 + "|"]
+    out = [
+        "| series | weeks | predictive, every week: SLO met / x oracle | worst week: SLO "
+        "met, x oracle, x rate oracle, changed (oracle) | reactive that week | chosen "
+        "strategy that week | goal (worst week, chosen) |",
+        "|---" * 7 + "|",
+    ]
     for series in dict.fromkeys(r["series"] for r in rows):
         mine = [r for r in rows if r["series"] == series]
-        weeks = ", ".join(f"{r['predictive']['attainment']:.1%} / {r['predictive']['x_oracle']:.3f}"
-                          for r in mine)
-        w = min(mine, key=lambda r: (r["predictive"]["attainment"],
-                                     -r["predictive"]["x_oracle"]))
+        weeks = ", ".join(
+            f"{r['predictive']['attainment']:.1%} / {r['predictive']['x_oracle']:.3f}" for r in mine
+        )
+        w = min(mine, key=lambda r: (r["predictive"]["attainment"], -r["predictive"]["x_oracle"]))
         p, c = w["predictive"], w[w["chosen"]]
         out.append(
             f"| {series} | {len(mine)} | {weeks} | {w['week']}: {p['attainment']:.1%}, "
@@ -113,7 +138,8 @@ def readme_table(rows: list[dict[str, Any]]) -> str:
             f"({w['oracle']['changes']:.0%}) | {w['reactive']['attainment']:.1%} at "
             f"{w['reactive']['x_oracle']:.3f}x | {w['chosen']}: {c['attainment']:.1%} at "
             f"{c['x_oracle']:.3f}x | predictive {goal(w, 'predictive')}; {w['chosen']} "
-            f"{goal(w, w['chosen'])} |")
+            f"{goal(w, w['chosen'])} |"
+        )
     return "\n".join(out)
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from capplan_core.policy import ScalingPolicy, parse_policies
 
-CALL_START = pd.Timestamp("2026-01-05T00:00:00Z")     # a Monday
+CALL_START = pd.Timestamp("2026-01-05T00:00:00Z")  # a Monday
 CALL_SECONDS = 180.0
 OPEN_H, CLOSE_H = 7.0, 21.0 + 5.0 / 60.0
 
@@ -47,25 +47,33 @@ def call_centre_rows(weeks: int = 4, seed: int = 0) -> pd.DataFrame:
     counts = rng.poisson(rate * 300.0)
     n = len(idx)
     mu = 1.0 / CALL_SECONDS
-    return pd.DataFrame({
-        "timestamp": idx, "queue": "calls", "arrival_rate": counts / 300.0,
-        "service_rate": np.full(n, mu), "backlog": np.zeros(n),
-        "workers": np.where(open_, np.ceil(rate / mu / 0.85), 0.0),
-        "service_time_scv": np.ones(n),
-    })
+    return pd.DataFrame(
+        {
+            "timestamp": idx,
+            "queue": "calls",
+            "arrival_rate": counts / 300.0,
+            "service_rate": np.full(n, mu),
+            "backlog": np.zeros(n),
+            "workers": np.where(open_, np.ceil(rate / mu / 0.85), 0.0),
+            "service_time_scv": np.ones(n),
+        }
+    )
 
 
 def call_centre_policy() -> ScalingPolicy:
     """The SLO, bounds, a max_step and a startup time: nothing tuned."""
-    doc = {"name": "calls", "queue": "calls", "target": {"name": "agents"},
-           "slo": {"wait_seconds": 20, "wait_quantile": 0.8},
-           "scaling": {"min_workers": 0, "max_workers": 400, "max_step": 60,
-                       "startup_seconds": 300},
-           "forecast": {"interval_minutes": 15}}
+    doc = {
+        "name": "calls",
+        "queue": "calls",
+        "target": {"name": "agents"},
+        "slo": {"wait_seconds": 20, "wait_quantile": 0.8},
+        "scaling": {"min_workers": 0, "max_workers": 400, "max_step": 60, "startup_seconds": 300},
+        "forecast": {"interval_minutes": 15},
+    }
     return parse_policies({"policies": [doc]})[0]
 
 
-HEAT_FIRST_DAY = 12        # days of Taylor before the heatwave
+HEAT_FIRST_DAY = 12  # days of Taylor before the heatwave
 HEAT_DAYS = 4
 HEAT_LIFT = 0.40
 
@@ -78,7 +86,7 @@ def heatwave_rows() -> pd.DataFrame:
     rate = rows["arrival_rate"].to_numpy(dtype=float).copy()
     lo, hi = float(np.min(rate[: HEAT_FIRST_DAY * 48])), float(np.max(rate[: HEAT_FIRST_DAY * 48]))
     wave = slice(HEAT_FIRST_DAY * 48, (HEAT_FIRST_DAY + HEAT_DAYS) * 48)
-    shape = (rate[wave] - lo) / max(hi - lo, 1e-9)            # 0 at the trough, 1 at the peak
+    shape = (rate[wave] - lo) / max(hi - lo, 1e-9)  # 0 at the trough, 1 at the peak
     rate[wave] = rate[wave] * (1.0 + 0.08 + (HEAT_LIFT - 0.08) * np.clip(shape, 0.0, 1.0))
     rows["arrival_rate"] = rate
     rows["workers"] = np.ceil(rate / rows["service_rate"].to_numpy() / 0.8)
@@ -86,8 +94,12 @@ def heatwave_rows() -> pd.DataFrame:
 
 
 def heatwave_policy() -> ScalingPolicy:
-    doc = {"name": "taylor", "queue": "taylor", "target": {"name": "w"},
-           "slo": {"wait_p95_seconds": 60},
-           "scaling": {"min_workers": 1, "max_workers": 3000, "startup_seconds": 60},
-           "forecast": {"interval_minutes": 30, "seasonality": ["daily", "weekly"]}}
+    doc = {
+        "name": "taylor",
+        "queue": "taylor",
+        "target": {"name": "w"},
+        "slo": {"wait_p95_seconds": 60},
+        "scaling": {"min_workers": 1, "max_workers": 3000, "startup_seconds": 60},
+        "forecast": {"interval_minutes": 30, "seasonality": ["daily", "weekly"]},
+    }
     return parse_policies({"policies": [doc]})[0]

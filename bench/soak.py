@@ -44,17 +44,31 @@ from bench.soak_stack import APPROVER, SoakConfig, Stack  # noqa: E402
 #: recovered). The long run kills the Prefect worker armed to die mid-step; the short one
 #: (CI) kills it right after a cycle completed, so no cycle is left holding its slot.
 FAULTS_LONG: tuple[tuple[float, str], ...] = (
-    (0.10, "kill-rq-worker"), (0.20, "kill-worker-mid-step"), (0.40, "restart-prefect"),
-    (0.55, "restart-postgres"), (0.70, "restart-redis"), (0.82, "kill-worker"),
-    (0.90, "kill-rq-worker"))
+    (0.10, "kill-rq-worker"),
+    (0.20, "kill-worker-mid-step"),
+    (0.40, "restart-prefect"),
+    (0.55, "restart-postgres"),
+    (0.70, "restart-redis"),
+    (0.82, "kill-worker"),
+    (0.90, "kill-rq-worker"),
+)
 FAULTS_SHORT: tuple[tuple[float, str], ...] = (
-    (0.10, "kill-rq-worker"), (0.25, "restart-prefect"), (0.40, "restart-postgres"),
-    (0.55, "restart-redis"), (0.70, "kill-worker"))
+    (0.10, "kill-rq-worker"),
+    (0.25, "restart-prefect"),
+    (0.40, "restart-postgres"),
+    (0.55, "restart-redis"),
+    (0.70, "kill-worker"),
+)
 
 
 def log(kind: str, data: dict[str, Any]) -> None:
-    print(json.dumps({"t": datetime.now(UTC).strftime("%H:%M:%S"), "event": kind, **data},
-                     default=str), file=sys.stderr, flush=True)
+    print(
+        json.dumps(
+            {"t": datetime.now(UTC).strftime("%H:%M:%S"), "event": kind, **data}, default=str
+        ),
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def prepare(stack: Stack) -> tuple[str, datetime]:
@@ -87,9 +101,10 @@ def inject(stack: Stack, kind: str, checker: Any) -> dict[str, Any]:
         out["recovered_s"] = _until(lambda: _group_up(stack, "live") >= _last_up(checker), 60)
     elif kind == "kill-worker-mid-step":
         out.update(_kill_mid_step(stack))
-    elif kind == "kill-worker":   # right after a cycle completed: no cycle in flight
-        out["waited_for_cycle_s"] = _until(lambda: _next_run_completes(t0, "capacity-plan"),
-                                           stack.cfg.cycle_s * 3)
+    elif kind == "kill-worker":  # right after a cycle completed: no cycle in flight
+        out["waited_for_cycle_s"] = _until(
+            lambda: _next_run_completes(t0, "capacity-plan"), stack.cfg.cycle_s * 3
+        )
         stack.kill_worker()
         stack.start_worker()
         t1 = time.monotonic()
@@ -118,8 +133,10 @@ def _kill_mid_step(stack: Stack) -> dict[str, Any]:
 
     def applying() -> list[int]:
         with engine.connect() as c:
-            return [r[0] for r in c.execute(text(
-                "SELECT id FROM scaling_step WHERE status = 'applying'"))]
+            return [
+                r[0]
+                for r in c.execute(text("SELECT id FROM scaling_step WHERE status = 'applying'"))
+            ]
 
     stack.kill_worker()
     stack.start_worker(CAPPLAN_FAULT_KILL_AT="applying")
@@ -128,13 +145,19 @@ def _kill_mid_step(stack: Stack) -> dict[str, Any]:
     caught = applying()
     stack.kill_worker()
     stack.start_worker()
-    out: dict[str, Any] = {"killed_mid_step": bool(caught), "steps": caught,
-                           "armed_for_s": hit}
+    out: dict[str, Any] = {"killed_mid_step": bool(caught), "steps": caught, "armed_for_s": hit}
     if caught:
+
         def final() -> bool:
             with engine.connect() as c:
-                return all(r[0] != "applying" for r in c.execute(text(
-                    "SELECT status FROM scaling_step WHERE id = ANY(:ids)"), {"ids": caught}))
+                return all(
+                    r[0] != "applying"
+                    for r in c.execute(
+                        text("SELECT status FROM scaling_step WHERE id = ANY(:ids)"),
+                        {"ids": caught},
+                    )
+                )
+
         out["recovered_s"] = _until(final, 300)
     out["since_armed_s"] = round(time.monotonic() - t0, 1)
     engine.dispose()
@@ -175,12 +198,14 @@ def _next_run_completes(since_monotonic: float, deployment: str | None = None) -
     )
 
     since = datetime.now(UTC).timestamp() - (time.monotonic() - since_monotonic)
-    only = (DeploymentFilter(name=DeploymentFilterName(any_=[deployment]))
-            if deployment else None)
+    only = DeploymentFilter(name=DeploymentFilterName(any_=[deployment])) if deployment else None
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type={"any_": ["COMPLETED"]})), limit=50,
-            sort="END_TIME_DESC", deployment_filter=only)
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type={"any_": ["COMPLETED"]})),
+            limit=50,
+            sort="END_TIME_DESC",
+            deployment_filter=only,
+        )
     return any(r.start_time and r.start_time.timestamp() > since for r in runs)
 
 
@@ -199,15 +224,16 @@ class Faults:
             try:
                 self.injected.append(inject(self.stack, kind, self.checker))
             except Exception as err:  # noqa: BLE001 - reported as a fault not recovered
-                self.injected.append({"fault": kind, "error": f"{type(err).__name__}: {err}",
-                                      "recovered_s": None})
+                self.injected.append(
+                    {"fault": kind, "error": f"{type(err).__name__}: {err}", "recovered_s": None}
+                )
 
 
 def run(cfg: SoakConfig, workdir: Path, faults: bool) -> dict[str, Any]:
     stack = Stack(workdir, cfg)
     try:
         stack.start()
-        os.environ.update(stack.env())   # before anything imports Prefect or reads settings
+        os.environ.update(stack.env())  # before anything imports Prefect or reads settings
         from bench.soak_check import Checker
         from bench.soak_load import Approver, Load
 
@@ -219,12 +245,25 @@ def run(cfg: SoakConfig, workdir: Path, faults: bool) -> dict[str, Any]:
         rows_start, rss_start = checker.row_counts(), stack.rss_mib()
         load.run()
         approver.run()
-        log("started", {"minutes": cfg.minutes, "cycle_s": cfg.cycle_s, "api": stack.api_url,
-                        "workdir": str(workdir)})
+        log(
+            "started",
+            {
+                "minutes": cfg.minutes,
+                "cycle_s": cfg.cycle_s,
+                "api": stack.api_url,
+                "workdir": str(workdir),
+            },
+        )
         end = time.monotonic() + cfg.minutes * 60
         chosen = FAULTS_LONG if cfg.minutes >= 15 else FAULTS_SHORT
-        injector = Faults(stack, checker, [(time.monotonic() + share * cfg.minutes * 60, kind)
-                                           for share, kind in (chosen if faults else ())])
+        injector = Faults(
+            stack,
+            checker,
+            [
+                (time.monotonic() + share * cfg.minutes * 60, kind)
+                for share, kind in (chosen if faults else ())
+            ],
+        )
         injector.thread.start()
         while time.monotonic() < end:
             checker.sample(load)
@@ -233,10 +272,11 @@ def run(cfg: SoakConfig, workdir: Path, faults: bool) -> dict[str, Any]:
         injected = injector.injected
         load.stop()
         approver.stop()
-        time.sleep(min(60.0, cfg.sweep_s + 10))   # the last due steps, the last sweep
+        time.sleep(min(60.0, cfg.sweep_s + 10))  # the last due steps, the last sweep
         report = checker.report(load, injected, rows_start, rss_start)
-        report["approver"] = dict(__import__("collections").Counter(
-            m.split(" ")[0] for m in approver.decided.values()))
+        report["approver"] = dict(
+            __import__("collections").Counter(m.split(" ")[0] for m in approver.decided.values())
+        )
         (workdir / "report.json").write_text(json.dumps(report, indent=2, default=str))
         return report
     finally:
@@ -252,10 +292,14 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", action="store_true", help="print only the JSON report")
     a = ap.parse_args()
-    cfg = SoakConfig(minutes=a.minutes, cycle_s=a.cycle_s, collect_s=a.collect_s,
-                     # a person has most of a cycle; the next cycle's plan supersedes theirs
-                     approval_timeout_s=max(90.0, min(240.0, 0.8 * a.cycle_s)),
-                     horizon_hours=max(0.25, min(1.0, 2 * a.cycle_s / 3600)))
+    cfg = SoakConfig(
+        minutes=a.minutes,
+        cycle_s=a.cycle_s,
+        collect_s=a.collect_s,
+        # a person has most of a cycle; the next cycle's plan supersedes theirs
+        approval_timeout_s=max(90.0, min(240.0, 0.8 * a.cycle_s)),
+        horizon_hours=max(0.25, min(1.0, 2 * a.cycle_s / 3600)),
+    )
     workdir = a.workdir or Path(tempfile.mkdtemp(prefix="capplan-soak-"))
     report = run(cfg, workdir, faults=not a.no_faults)
     print(json.dumps(report, indent=None if a.json else 2, default=str))

@@ -37,19 +37,27 @@ def backfill(stack: Stack, start: datetime) -> int:
 
     cfg = stack.cfg
     rng = np.random.default_rng(cfg.seed)
-    first = (start - timedelta(days=cfg.history_days, hours=2)).replace(second=0,
-                                                                        microsecond=0)
+    first = (start - timedelta(days=cfg.history_days, hours=2)).replace(second=0, microsecond=0)
     rows: list[dict[str, Any]] = []
     t = first
     while t < start - timedelta(minutes=1):
-        rate = demand(cfg, start, t)   # the same time of day as the soak
+        rate = demand(cfg, start, t)  # the same time of day as the soak
         for name in QUEUES:
-            rows.append({"queue_name": stack.queue(name), "recorded_at": t,
-                         "arrival_rate": max(0.0, rate * (1 + 0.03 * rng.standard_normal())),
-                         "service_rate": 1.0 / cfg.job_s, "backlog": 0.0,
-                         "workers": float(math.ceil(rate * cfg.job_s / 0.7)),
-                         "extra": {"service_time_p95": cfg.job_s, "service_time_scv": 0.02,
-                                   "source": "soak-backfill"}})
+            rows.append(
+                {
+                    "queue_name": stack.queue(name),
+                    "recorded_at": t,
+                    "arrival_rate": max(0.0, rate * (1 + 0.03 * rng.standard_normal())),
+                    "service_rate": 1.0 / cfg.job_s,
+                    "backlog": 0.0,
+                    "workers": float(math.ceil(rate * cfg.job_s / 0.7)),
+                    "extra": {
+                        "service_time_p95": cfg.job_s,
+                        "service_time_scv": 0.02,
+                        "source": "soak-backfill",
+                    },
+                }
+            )
         t += timedelta(minutes=1)
     return open_store(stack.store_url).record_metrics(rows)
 
@@ -58,21 +66,34 @@ def policies(stack: Stack) -> list[dict[str, Any]]:
     cfg = stack.cfg
     out = []
     for name, mode in QUEUES.items():
-        out.append({
-            "name": f"soak-{name}", "queue": stack.queue(name), "mode": mode,
-            "target": {"kind": "supervisor", "name": name},
-            "source": {"kind": "rq", "redis_url": stack.redis.url if stack.redis else ""},
-            "slo": {"wait_p95_seconds": cfg.slo_wait_p95_s},
-            "scaling": {"min_workers": 1, "max_workers": cfg.numprocs,
-                        "cooldown_seconds": 60, "startup_seconds": cfg.startup_s,
-                        "min_dwell_seconds": 180,
-                        "confidence_threshold": 0.8, "auto_max_change": cfg.numprocs,
-                        "plan_expiry_seconds": cfg.horizon_hours * 3600},
-            "forecast": {"model": "seasonal_naive", "horizon_hours": cfg.horizon_hours,
-                         "interval_minutes": 1, "seasonality": ["daily"]},
-            "simulation": {"replications": 60, "seed": cfg.seed},
-            "approval": {"approvers": [APPROVER],
-                         "timeout_seconds": cfg.approval_timeout_s}})
+        out.append(
+            {
+                "name": f"soak-{name}",
+                "queue": stack.queue(name),
+                "mode": mode,
+                "target": {"kind": "supervisor", "name": name},
+                "source": {"kind": "rq", "redis_url": stack.redis.url if stack.redis else ""},
+                "slo": {"wait_p95_seconds": cfg.slo_wait_p95_s},
+                "scaling": {
+                    "min_workers": 1,
+                    "max_workers": cfg.numprocs,
+                    "cooldown_seconds": 60,
+                    "startup_seconds": cfg.startup_s,
+                    "min_dwell_seconds": 180,
+                    "confidence_threshold": 0.8,
+                    "auto_max_change": cfg.numprocs,
+                    "plan_expiry_seconds": cfg.horizon_hours * 3600,
+                },
+                "forecast": {
+                    "model": "seasonal_naive",
+                    "horizon_hours": cfg.horizon_hours,
+                    "interval_minutes": 1,
+                    "seasonality": ["daily"],
+                },
+                "simulation": {"replications": 60, "seed": cfg.seed},
+                "approval": {"approvers": [APPROVER], "timeout_seconds": cfg.approval_timeout_s},
+            }
+        )
     return out
 
 
@@ -91,8 +112,9 @@ class Load:
     def run(self) -> None:
         for name in QUEUES:
             self.enqueued[name] = []
-            t = threading.Thread(target=self._one, args=(name,), daemon=True,
-                                 name=f"soak-load-{name}")
+            t = threading.Thread(
+                target=self._one, args=(name,), daemon=True, name=f"soak-load-{name}"
+            )
             t.start()
             self._threads.append(t)
 
@@ -116,10 +138,16 @@ class Load:
             job_id = f"{queue_name}-{n}"
             n += 1
             try:
-                q = Queue(queue_name, connection=Redis.from_url(self.stack.redis.url,
-                                                                 socket_timeout=2))
-                q.enqueue("live_jobs.work", self.stack.cfg.job_s, job_id=job_id,
-                          result_ttl=3600, failure_ttl=3600)
+                q = Queue(
+                    queue_name, connection=Redis.from_url(self.stack.redis.url, socket_timeout=2)
+                )
+                q.enqueue(
+                    "live_jobs.work",
+                    self.stack.cfg.job_s,
+                    job_id=job_id,
+                    result_ttl=3600,
+                    failure_ttl=3600,
+                )
             except Exception:  # noqa: BLE001 - Redis restarting: the job is lost, counted
                 self.lost += 1
                 continue
@@ -177,10 +205,15 @@ class Approver:
 
         decision = "reject" if move == "reject" else "approve"
         try:
-            resume_with_decision(store, plan_id, decision=decision, approver=APPROVER,
-                                 code=approval_code(self.key, plan_id, decision),
-                                 comment=f"soak: {move}")
-        except ApprovalError as err:   # not paused yet, or no longer waiting
+            resume_with_decision(
+                store,
+                plan_id,
+                decision=decision,
+                approver=APPROVER,
+                code=approval_code(self.key, plan_id, decision),
+                comment=f"soak: {move}",
+            )
+        except ApprovalError as err:  # not paused yet, or no longer waiting
             if "already" in str(err):
                 self.decided[plan_id] = f"{move} (too late: {err})"
             return

@@ -43,7 +43,7 @@ from tests.service_helpers import PrefectServerProcess, scratch_database  # noqa
 VENV_BIN = Path(sys.executable).parent
 POOL = "soak"
 APPROVER = "soak-approver"
-QUEUES = {"live": "auto", "gated": "manual"}   # queue -> its policy's mode
+QUEUES = {"live": "auto", "gated": "manual"}  # queue -> its policy's mode
 
 
 @dataclass
@@ -93,9 +93,15 @@ class Stack:
         self.redis = PrivateRedis()
         self.redis.start()
         self.prefect = PrefectServerProcess(
-            self.workdir / "prefect-home", kill_signal=9, args=("--no-ui",),
-            env={"PREFECT_API_DATABASE_CONNECTION_URL": asyncpg_url(self.prefect_db_url),
-                 "PREFECT_SERVER_UI_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"})
+            self.workdir / "prefect-home",
+            kill_signal=9,
+            args=("--no-ui",),
+            env={
+                "PREFECT_API_DATABASE_CONNECTION_URL": asyncpg_url(self.prefect_db_url),
+                "PREFECT_SERVER_UI_ENABLED": "false",
+                "PREFECT_LOGGING_LEVEL": "WARNING",
+            },
+        )
         self.prefect.start()
         self._start_supervisord()
 
@@ -110,25 +116,33 @@ class Stack:
     def env(self) -> dict[str, str]:
         """capplan's and Prefect's settings for every process of the stack."""
         assert self.redis is not None
-        return {"PREFECT_API_URL": self.api_url, "CAPPLAN_DATABASE_URL": self.store_url,
-                "CAPPLAN_REDIS_URL": self.redis.url, "CAPPLAN_SCALER": "supervisor",
-                "CAPPLAN_SUPERVISOR_URL": self.supervisor_url,
-                "CAPPLAN_SUPERVISOR_USERNAME": "capplan",
-                "CAPPLAN_SUPERVISOR_PASSWORD": self.supervisor_password,
-                "CAPPLAN_HOME": str(ROOT), "CAPPLAN_DATA_DIR": str(self.workdir / "data"),
-                "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
-                # heartbeats every 30 s: deployments/prefect/automation-crash-zombie-runs.yaml crashes a run
-                # silent for 90 s, which frees its deployment's concurrency slot
-                "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
-                "PREFECT_LOGGING_LEVEL": "INFO", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "GX_ANALYTICS_ENABLED": "false", "MPLBACKEND": "Agg",
-                "CAPPLAN_BLAS_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        return {
+            "PREFECT_API_URL": self.api_url,
+            "CAPPLAN_DATABASE_URL": self.store_url,
+            "CAPPLAN_REDIS_URL": self.redis.url,
+            "CAPPLAN_SCALER": "supervisor",
+            "CAPPLAN_SUPERVISOR_URL": self.supervisor_url,
+            "CAPPLAN_SUPERVISOR_USERNAME": "capplan",
+            "CAPPLAN_SUPERVISOR_PASSWORD": self.supervisor_password,
+            "CAPPLAN_HOME": str(ROOT),
+            "CAPPLAN_DATA_DIR": str(self.workdir / "data"),
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+            # heartbeats every 30 s: deployments/prefect/automation-crash-zombie-runs.yaml crashes a run
+            # silent for 90 s, which frees its deployment's concurrency slot
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "GX_ANALYTICS_ENABLED": "false",
+            "MPLBACKEND": "Agg",
+            "CAPPLAN_BLAS_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+        }
 
     def supervisor(self) -> Any:
         from supervisor.xmlrpc import SupervisorTransport
 
-        transport = SupervisorTransport("capplan", self.supervisor_password,
-                                        self.supervisor_url)
+        transport = SupervisorTransport("capplan", self.supervisor_password, self.supervisor_url)
         return xmlrpc.client.ServerProxy(self.supervisor_url, transport=transport)
 
     def _start_supervisord(self) -> None:
@@ -137,9 +151,19 @@ class Stack:
         self.supervisor_password = f"pw-{uuid.uuid4().hex}"
         self.supervisor_url = f"http://127.0.0.1:{port}/RPC2"
         # a Redis restart makes the workers exit until it is back: keep restarting them
-        programs = "".join("\n" + rq_program(name, self.queue(name), self.redis.url, self.tid,
-                                             self.cfg.numprocs, self.workdir,
-                                             start_retries=1000) for name in QUEUES)
+        programs = "".join(
+            "\n"
+            + rq_program(
+                name,
+                self.queue(name),
+                self.redis.url,
+                self.tid,
+                self.cfg.numprocs,
+                self.workdir,
+                start_retries=1000,
+            )
+            for name in QUEUES
+        )
         conf = self.workdir / "supervisord.conf"
         conf.write_text(f"""[supervisord]
 nodaemon=true
@@ -155,9 +179,12 @@ password={self.supervisor_password}
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 {programs}""")
-        self.supervisord = subprocess.Popen([str(VENV_BIN / "supervisord"), "-c", str(conf)],
-                                            stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL, start_new_session=True)
+        self.supervisord = subprocess.Popen(
+            [str(VENV_BIN / "supervisord"), "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         wait_port(port, timeout_s=30)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -173,28 +200,61 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         schedules, through `prefect deploy --all` as an operator would."""
         env = {**os.environ, **self.env()}
         run = [str(VENV_BIN / "prefect"), "--no-prompt"]
-        subprocess.run([*run, "work-pool", "create", POOL, "--type", "process"], env=env,
-                       check=True, capture_output=True, cwd=ROOT)
-        made = subprocess.run([*run, "automation", "create", "--from-file",
-                               str(ROOT / "deployments/prefect/automation-crash-zombie-runs.yaml")], env=env,
-                              capture_output=True, text=True, cwd=ROOT)
+        subprocess.run(
+            [*run, "work-pool", "create", POOL, "--type", "process"],
+            env=env,
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
+        made = subprocess.run(
+            [
+                *run,
+                "automation",
+                "create",
+                "--from-file",
+                str(ROOT / "deployments/prefect/automation-crash-zombie-runs.yaml"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         if made.returncode != 0:
             raise RuntimeError(f"prefect automation create failed: {made.stdout[-2000:]}")
         spec = self.workdir / "prefect.yaml"
         spec.write_text(yaml.safe_dump(soak_deployments(self.cfg), sort_keys=False))
-        done = subprocess.run([*run, "deploy", "--all", "--prefect-file", str(spec)], env=env,
-                              capture_output=True, text=True, cwd=ROOT)
+        done = subprocess.run(
+            [*run, "deploy", "--all", "--prefect-file", str(spec)],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"prefect deploy failed: {done.stdout[-2000:]}"
-                               f"{done.stderr[-2000:]}")
+            raise RuntimeError(f"prefect deploy failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
 
     def start_worker(self, **extra_env: str) -> None:
         env = {**os.environ, **self.env(), **extra_env}
         log = (self.workdir / "worker.log").open("ab")
         self.worker = subprocess.Popen(
-            [str(VENV_BIN / "prefect"), "worker", "start", "--pool", POOL, "--type",
-             "process", "--limit", "6"], env=env, stdout=log, stderr=subprocess.STDOUT,
-            cwd=ROOT, start_new_session=True)
+            [
+                str(VENV_BIN / "prefect"),
+                "worker",
+                "start",
+                "--pool",
+                POOL,
+                "--type",
+                "process",
+                "--limit",
+                "6",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
 
     def kill_worker(self) -> None:
         """SIGKILL the worker and every flow-run process it started (its session)."""
@@ -223,8 +283,11 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
     def kill_rq_worker(self, group: str) -> int:
         """SIGKILL one running rq worker of ``group`` (supervisord restarts it); its pid."""
-        infos = [i for i in self.supervisor().supervisor.getAllProcessInfo()
-                 if i["group"] == group and i["statename"] == "RUNNING" and i["pid"]]
+        infos = [
+            i
+            for i in self.supervisor().supervisor.getAllProcessInfo()
+            if i["group"] == group and i["statename"] == "RUNNING" and i["pid"]
+        ]
         if not infos:
             return 0
         pid = int(infos[-1]["pid"])
@@ -234,10 +297,12 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
     def rss_mib(self) -> dict[str, float]:
         """Resident memory of the Prefect server's and the worker's process sessions."""
-        return {"prefect_server": _session_rss_mib(self.prefect.proc.pid
-                                                   if self.prefect and self.prefect.proc
-                                                   else 0),
-                "worker": _session_rss_mib(self.worker.pid if self.worker else 0)}
+        return {
+            "prefect_server": _session_rss_mib(
+                self.prefect.proc.pid if self.prefect and self.prefect.proc else 0
+            ),
+            "worker": _session_rss_mib(self.worker.pid if self.worker else 0),
+        }
 
     # -- the end ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -260,8 +325,14 @@ def soak_deployments(cfg: SoakConfig) -> dict[str, Any]:
     """prefect.yaml with the soak's work pool and schedules (the deployments are its own)."""
     doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     pool = {"name": POOL, "work_queue_name": "default"}
-    wanted = {"capacity-plan", "approve-plan", "apply-due", "apply-step", "collect-metrics",
-              "plan-queue"}
+    wanted = {
+        "capacity-plan",
+        "approve-plan",
+        "apply-due",
+        "apply-step",
+        "collect-metrics",
+        "plan-queue",
+    }
     deployments = []
     for d in doc["deployments"]:
         if d["name"] not in wanted:
@@ -286,14 +357,16 @@ def _session_rss_mib(sid: int) -> float:
     if not sid:
         return 0.0
     out = subprocess.run(["ps", "-eo", "sid=,rss="], capture_output=True, text=True).stdout
-    kib = sum(int(rss) for s, rss in (line.split() for line in out.splitlines() if line.strip())
-              if int(s) == sid)
+    kib = sum(
+        int(rss)
+        for s, rss in (line.split() for line in out.splitlines() if line.strip())
+        if int(s) == sid
+    )
     return round(kib / 1024, 1)
 
 
 def _kill_tagged(tid: str) -> None:
-    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
     for line in out.splitlines()[1:]:
         if tid in line:
             with contextlib.suppress(ProcessLookupError, ValueError):

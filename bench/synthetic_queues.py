@@ -34,12 +34,18 @@ def queue_name(i: int) -> str:
     return f"q{i:04d}"
 
 
-def queue_rows(i: int, *, end: pd.Timestamp = END, days: int = DAYS,
-               seed: int = SEED) -> pd.DataFrame:
+def queue_rows(
+    i: int, *, end: pd.Timestamp = END, days: int = DAYS, seed: int = SEED
+) -> pd.DataFrame:
     """One queue's rows (metrics-file columns), 5-minute intervals ending at ``end``."""
     rng = np.random.default_rng([seed, i])
-    ts = pd.date_range(end=end, periods=days * 24 * 60 // STEP_MIN, freq=f"{STEP_MIN}min",
-                       inclusive="left", tz="UTC")
+    ts = pd.date_range(
+        end=end,
+        periods=days * 24 * 60 // STEP_MIN,
+        freq=f"{STEP_MIN}min",
+        inclusive="left",
+        tz="UTC",
+    )
     base = rng.uniform(0.5, 12.0)
     peak = rng.uniform(0, 24)
     rate = base * _daily(ts, peak) * rng.lognormal(0, 0.08, len(ts))
@@ -52,8 +58,10 @@ def queue_rows(i: int, *, end: pd.Timestamp = END, days: int = DAYS,
 
 
 def metrics_frame(n: int, **kw: object) -> pd.DataFrame:
-    return pd.concat([queue_rows(i, **kw) for i in range(n)],  # type: ignore[arg-type]
-                     ignore_index=True)
+    return pd.concat(
+        [queue_rows(i, **kw) for i in range(n)],  # type: ignore[arg-type]
+        ignore_index=True,
+    )
 
 
 def write_metrics(path: Path, n: int, *, end: datetime | None = None) -> Path:

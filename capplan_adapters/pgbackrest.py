@@ -51,15 +51,16 @@ class Cluster:
             cols = line.split()
             if cols[:2] == [version, name]:
                 return cls(version, name, int(cols[2]), Path(cols[5]))
-        raise BackupError(f"no PostgreSQL cluster {spec!r} (pg_lsclusters lists "
-                          f"{[' '.join(c.split()[:2]) for c in listed]})")
+        raise BackupError(
+            f"no PostgreSQL cluster {spec!r} (pg_lsclusters lists "
+            f"{[' '.join(c.split()[:2]) for c in listed]})"
+        )
 
     @property
     def conf_dir(self) -> Path:
         return Path("/etc/postgresql") / self.version / self.name
 
-    def ctl(self, action: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[
-            str]:
+    def ctl(self, action: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return _run(["pg_ctlcluster", self.version, self.name, action, *extra], check=check)
 
     def accepts_connections(self) -> bool:
@@ -69,8 +70,9 @@ class Cluster:
 
     def sql(self, query: str, database: str = "postgres") -> str:
         """One value from ``psql`` as the owner (trust or peer auth on the local socket)."""
-        return _run(_as_owner(["psql", "-p", str(self.port), "-d", database, "-Atqc",
-                               query])).stdout.strip()
+        return _run(
+            _as_owner(["psql", "-p", str(self.port), "-d", database, "-Atqc", query])
+        ).stdout.strip()
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,9 @@ class Repo:
     archive_timeout_s: int = 30
 
     def command(self, *args: str) -> list[str]:
-        return _as_owner(["pgbackrest", f"--config={self.config}", f"--stanza={self.stanza}",
-                          *args])
+        return _as_owner(
+            ["pgbackrest", f"--config={self.config}", f"--stanza={self.stanza}", *args]
+        )
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return _run(self.command(*args), check=check)
@@ -104,18 +107,25 @@ class BackupInfo:
     wal_stop: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "type": self.kind, "started": self.started.isoformat(),
-                "stopped": self.stopped.isoformat(),
-                "duration_s": (self.stopped - self.started).total_seconds(),
-                "size_bytes": self.size_bytes, "repo_bytes": self.repo_bytes,
-                "wal_start": self.wal_start, "wal_stop": self.wal_stop}
+        return {
+            "label": self.label,
+            "type": self.kind,
+            "started": self.started.isoformat(),
+            "stopped": self.stopped.isoformat(),
+            "duration_s": (self.stopped - self.started).total_seconds(),
+            "size_bytes": self.size_bytes,
+            "repo_bytes": self.repo_bytes,
+            "wal_start": self.wal_start,
+            "wal_stop": self.wal_stop,
+        }
 
 
 # -- setup -------------------------------------------------------------------------------------
 def render(template: str, **values: Any) -> str:
     """A template of ``deployments/backup`` with its ``${name}`` placeholders filled in."""
     return Template((TEMPLATES / template).read_text()).substitute(
-        {k: str(v) for k, v in values.items()})
+        {k: str(v) for k, v in values.items()}
+    )
 
 
 def setup(cluster: Cluster, repo: Repo) -> dict[str, Any]:
@@ -125,25 +135,43 @@ def setup(cluster: Cluster, repo: Repo) -> dict[str, Any]:
     for d in (repo.repo_path, repo.log_path, repo.lock_path, repo.config.parent):
         d.mkdir(parents=True, exist_ok=True)
         shutil.chown(d, PG_OWNER, PG_OWNER)
-    repo.config.write_text(render(
-        "pgbackrest.conf", repo_path=repo.repo_path, log_path=repo.log_path,
-        lock_path=repo.lock_path, stanza=repo.stanza, pg_data=cluster.data_dir,
-        pg_port=cluster.port))
+    repo.config.write_text(
+        render(
+            "pgbackrest.conf",
+            repo_path=repo.repo_path,
+            log_path=repo.log_path,
+            lock_path=repo.lock_path,
+            stanza=repo.stanza,
+            pg_data=cluster.data_dir,
+            pg_port=cluster.port,
+        )
+    )
     archive = cluster.conf_dir / "conf.d" / f"capplan-archive-{repo.stanza}.conf"
-    wanted = render("postgresql-archive.conf", config=repo.config, stanza=repo.stanza,
-                    archive_timeout_s=repo.archive_timeout_s)
+    wanted = render(
+        "postgresql-archive.conf",
+        config=repo.config,
+        stanza=repo.stanza,
+        archive_timeout_s=repo.archive_timeout_s,
+    )
     t0 = time.monotonic()
-    if (not archive.exists() or archive.read_text() != wanted
-            or not cluster.accepts_connections()
-            or cluster.sql("SHOW archive_mode") != "on"):
+    if (
+        not archive.exists()
+        or archive.read_text() != wanted
+        or not cluster.accepts_connections()
+        or cluster.sql("SHOW archive_mode") != "on"
+    ):
         archive.write_text(wanted)
-        cluster.ctl("restart", "-m", "fast")    # archive_mode takes a restart
+        cluster.ctl("restart", "-m", "fast")  # archive_mode takes a restart
         wait_accepting(cluster, 60)
     repo.run("stanza-create")
     repo.run("check")
-    return {"stanza": repo.stanza, "config": str(repo.config), "archive_settings": str(archive),
-            "cluster": f"{cluster.version}/{cluster.name}", "restart_s":
-                round(time.monotonic() - t0, 1)}
+    return {
+        "stanza": repo.stanza,
+        "config": str(repo.config),
+        "archive_settings": str(archive),
+        "cluster": f"{cluster.version}/{cluster.name}",
+        "restart_s": round(time.monotonic() - t0, 1),
+    }
 
 
 # -- backup and what the repository holds -----------------------------------------------------
@@ -161,23 +189,33 @@ def backups(repo: Repo) -> list[BackupInfo]:
     out = []
     for stanza in raw:
         for b in stanza.get("backup", []):
-            out.append(BackupInfo(
-                label=b["label"], kind=b["type"],
-                started=datetime.fromtimestamp(b["timestamp"]["start"], UTC),
-                stopped=datetime.fromtimestamp(b["timestamp"]["stop"], UTC),
-                size_bytes=int(b["info"]["size"]),
-                repo_bytes=int(b["info"]["repository"]["size"]),
-                wal_start=b["archive"]["start"], wal_stop=b["archive"]["stop"]))
+            out.append(
+                BackupInfo(
+                    label=b["label"],
+                    kind=b["type"],
+                    started=datetime.fromtimestamp(b["timestamp"]["start"], UTC),
+                    stopped=datetime.fromtimestamp(b["timestamp"]["stop"], UTC),
+                    size_bytes=int(b["info"]["size"]),
+                    repo_bytes=int(b["info"]["repository"]["size"]),
+                    wal_start=b["archive"]["start"],
+                    wal_stop=b["archive"]["stop"],
+                )
+            )
     return out
 
 
 def archived_up_to(cluster: Cluster) -> dict[str, Any]:
     """The archiver's progress on the running cluster: the last segment archived and when."""
-    row = cluster.sql("SELECT coalesce(last_archived_wal, ''), coalesce(last_archived_time::text, "
-                      "''), failed_count FROM pg_stat_archiver")
+    row = cluster.sql(
+        "SELECT coalesce(last_archived_wal, ''), coalesce(last_archived_time::text, "
+        "''), failed_count FROM pg_stat_archiver"
+    )
     wal, at, failed = row.split("|")
-    return {"last_archived_wal": wal or None, "last_archived_at": at or None,
-            "failed_count": int(failed)}
+    return {
+        "last_archived_wal": wal or None,
+        "last_archived_at": at or None,
+        "failed_count": int(failed),
+    }
 
 
 def switch_wal(cluster: Cluster) -> None:
@@ -193,8 +231,9 @@ def pg_target(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
-def restore(cluster: Cluster, repo: Repo, to: datetime | None, *,
-            timeout_s: float = 600) -> dict[str, Any]:
+def restore(
+    cluster: Cluster, repo: Repo, to: datetime | None, *, timeout_s: float = 600
+) -> dict[str, Any]:
     """Stop the cluster, restore it from the repository to ``to`` (None: the latest point
     the archived WAL reaches), start it and wait until it accepts writes (promoted onto a new
     timeline). Works on a data directory that is gone, empty or damaged (``--delta``).
@@ -223,9 +262,11 @@ def restore(cluster: Cluster, repo: Repo, to: datetime | None, *,
     if started.returncode != 0:
         log = started.stderr + started.stdout
         if "before configured recovery target was reached" in log:
-            raise BackupError(f"the archived WAL ends before {pg_target(to) if to else 'it'}: "
-                              "restore to an earlier time, or --latest (the cluster is down; "
-                              "restore again)")
+            raise BackupError(
+                f"the archived WAL ends before {pg_target(to) if to else 'it'}: "
+                "restore to an earlier time, or --latest (the cluster is down; "
+                "restore again)"
+            )
         raise BackupError(f"the restored cluster did not start: {log.strip()[-2000:]}")
     wait_accepting(cluster, timeout_s)
     deadline = time.monotonic() + timeout_s
@@ -235,11 +276,16 @@ def restore(cluster: Cluster, repo: Repo, to: datetime | None, *,
         time.sleep(0.2)
     replayed = cluster.sql("SELECT pg_last_xact_replay_timestamp()")
     timeline = cluster.sql("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")
-    return {"target": "latest" if to is None else to.isoformat(), "delta": delta,
-            "stop_s": round(stopped_s, 1), "restore_s": round(restored_s - stopped_s, 1),
-            "start_s": round(time.monotonic() - t0 - restored_s, 1),
-            "total_s": round(time.monotonic() - t0, 1),
-            "replayed_up_to": replayed or None, "timeline": int(timeline, 16)}
+    return {
+        "target": "latest" if to is None else to.isoformat(),
+        "delta": delta,
+        "stop_s": round(stopped_s, 1),
+        "restore_s": round(restored_s - stopped_s, 1),
+        "start_s": round(time.monotonic() - t0 - restored_s, 1),
+        "total_s": round(time.monotonic() - t0, 1),
+        "replayed_up_to": replayed or None,
+        "timeline": int(timeline, 16),
+    }
 
 
 # -- is the backup usable? --------------------------------------------------------------------
@@ -251,8 +297,9 @@ def verify(repo: Repo) -> dict[str, Any]:
     return {"ok": done.returncode == 0, "output": lines[-20:]}
 
 
-def restore_scratch(repo: Repo, workdir: Path, checks: dict[str, str], *,
-                    pg_version: str, timeout_s: float = 600) -> dict[str, Any]:
+def restore_scratch(
+    repo: Repo, workdir: Path, checks: dict[str, str], *, pg_version: str, timeout_s: float = 600
+) -> dict[str, Any]:
     """Restore the newest backup, with the archived WAL to its end, into a scratch data
     directory under ``workdir``, start a private PostgreSQL on it (its own socket, no TCP,
     no archiving), run ``checks`` (name -> ``database: SQL`` returning one value), stop it and
@@ -271,15 +318,30 @@ def restore_scratch(repo: Repo, workdir: Path, checks: dict[str, str], *,
         f"listen_addresses = ''\nunix_socket_directories = '{workdir}'\nport = 5999\n"
         # max_connections and the like stay at their defaults: recovery refuses settings lower
         # than the primary's
-        "archive_mode = off\nshared_buffers = 32MB\n")
+        "archive_mode = off\nshared_buffers = 32MB\n"
+    )
     (data / "pg_hba.conf").write_text("local all all trust\n")
     (data / "pg_ident.conf").write_text("")
     for f in ("postgresql.conf", "pg_hba.conf", "pg_ident.conf"):
         shutil.chown(data / f, PG_OWNER, PG_OWNER)
     restored_s = time.monotonic() - t0
     log = workdir / "scratch.log"
-    started = _run(_as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
-                              "-t", str(int(timeout_s)), "start"]), check=False)
+    started = _run(
+        _as_owner(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                str(int(timeout_s)),
+                "start",
+            ]
+        ),
+        check=False,
+    )
     if started.returncode != 0:
         tail = log.read_text()[-1500:] if log.exists() else ""
         shutil.rmtree(data, ignore_errors=True)
@@ -295,16 +357,23 @@ def restore_scratch(repo: Repo, workdir: Path, checks: dict[str, str], *,
             database, _, query = spec.partition(":")
             results[name] = _psql_scratch(workdir, database.strip(), query.strip())
     finally:
-        _run(_as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-             check=False)
+        _run(
+            _as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+            check=False,
+        )
         shutil.rmtree(data, ignore_errors=True)
-    return {"ok": True, "restore_s": round(restored_s, 1),
-            "total_s": round(time.monotonic() - t0, 1), "checks": results}
+    return {
+        "ok": True,
+        "restore_s": round(restored_s, 1),
+        "total_s": round(time.monotonic() - t0, 1),
+        "checks": results,
+    }
 
 
 def _psql_scratch(socket_dir: Path, database: str, query: str) -> str:
-    return _run(_as_owner(["psql", "-h", str(socket_dir), "-p", "5999", "-d", database,
-                           "-Atqc", query])).stdout.strip()
+    return _run(
+        _as_owner(["psql", "-h", str(socket_dir), "-p", "5999", "-d", database, "-Atqc", query])
+    ).stdout.strip()
 
 
 # -- waiting and running -----------------------------------------------------------------------
@@ -312,8 +381,10 @@ def wait_accepting(cluster: Cluster, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not cluster.accepts_connections():
         if time.monotonic() > deadline:
-            raise BackupError(f"cluster {cluster.name} not accepting connections on port "
-                              f"{cluster.port} after {timeout_s:.0f} s")
+            raise BackupError(
+                f"cluster {cluster.name} not accepting connections on port "
+                f"{cluster.port} after {timeout_s:.0f} s"
+            )
         time.sleep(0.1)
 
 
@@ -321,8 +392,10 @@ def wait_closed(cluster: Cluster, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while cluster.accepts_connections():
         if time.monotonic() > deadline:
-            raise BackupError(f"cluster {cluster.name} still listens on {cluster.port}: stop "
-                              "it (pg_ctlcluster ... stop) before restoring")
+            raise BackupError(
+                f"cluster {cluster.name} still listens on {cluster.port}: stop "
+                "it (pg_ctlcluster ... stop) before restoring"
+            )
         time.sleep(0.1)
 
 
@@ -335,9 +408,12 @@ def _run(cmd: list[str], *, check: bool = True) -> subprocess.CompletedProcess[s
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd="/tmp")
     except FileNotFoundError as err:
-        raise BackupError(f"{cmd[0]} is not installed (bin/services installs pgbackrest): "
-                          f"{err}") from None
+        raise BackupError(
+            f"{cmd[0]} is not installed (bin/services installs pgbackrest): {err}"
+        ) from None
     if check and done.returncode != 0:
-        raise BackupError(f"{' '.join(cmd)} failed ({done.returncode}): "
-                          f"{(done.stderr or done.stdout).strip()[-2000:]}")
+        raise BackupError(
+            f"{' '.join(cmd)} failed ({done.returncode}): "
+            f"{(done.stderr or done.stdout).strip()[-2000:]}"
+        )
     return done

@@ -63,14 +63,18 @@ ScalerFor = Callable[[StoredPlan, int], Scaler]
 def store_mark(engine: Engine) -> StoreMark:
     """The store's own mark: lineage (PostgreSQL) and highest ids."""
     with engine.connect() as c:
-        ids = {k: int(c.execute(text(f"SELECT coalesce(max(id), 0) FROM {t}")).scalar_one())
-               for k, t in _TABLES.items()}
+        ids = {
+            k: int(c.execute(text(f"SELECT coalesce(max(id), 0) FROM {t}")).scalar_one())
+            for k, t in _TABLES.items()
+        }
         lineage = None
         if engine.dialect.name == "postgresql":
-            sysid = c.execute(text("SELECT system_identifier FROM pg_control_system()")
-                              ).scalar_one()
-            tli = c.execute(text("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")
-                            ).scalar_one()
+            sysid = c.execute(
+                text("SELECT system_identifier FROM pg_control_system()")
+            ).scalar_one()
+            tli = c.execute(
+                text("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")
+            ).scalar_one()
             lineage = f"{sysid}:{int(tli, 16)}"
     return StoreMark(lineage, ids["plan_id"], ids["step_id"], ids["audit_id"])
 
@@ -89,12 +93,19 @@ def move_ids_past(engine: Engine, mark: StoreMark, margin: int = ID_MARGIN) -> d
     out = {}
     with engine.begin() as c:
         for key, table in _TABLES.items():
-            seq = str(c.execute(text(f"SELECT pg_get_serial_sequence('{table}', 'id')")
-                                ).scalar_one())
+            seq = str(
+                c.execute(text(f"SELECT pg_get_serial_sequence('{table}', 'id')")).scalar_one()
+            )
             floor = int(getattr(mark, key)) + margin
-            out[table] = int(c.execute(text(
-                f"SELECT setval('{seq}', greatest(last_value, :floor)) FROM {seq}"),
-                {"floor": floor}).scalar_one()) + 1
+            out[table] = (
+                int(
+                    c.execute(
+                        text(f"SELECT setval('{seq}', greatest(last_value, :floor)) FROM {seq}"),
+                        {"floor": floor},
+                    ).scalar_one()
+                )
+                + 1
+            )
     return out
 
 
@@ -146,9 +157,15 @@ def _write_outside(path: Path, doc: dict[str, Any]) -> None:
 
 
 # -- the check ---------------------------------------------------------------------------------
-def check_restore(store: PlanRepository, engine: Engine, data_dir: Path,
-                  scaler_for: ScalerFor, *, noticed_by: str,
-                  restore_report: dict[str, Any] | None = None) -> dict[str, Any]:
+def check_restore(
+    store: PlanRepository,
+    engine: Engine,
+    data_dir: Path,
+    scaler_for: ScalerFor,
+    *,
+    noticed_by: str,
+    restore_report: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Notice a restore of the store and settle it (module doc); a no-op otherwise.
 
     ``restore_report``: given by ``capplan db restore``, which knows it restored (the
@@ -160,32 +177,49 @@ def check_restore(store: PlanRepository, engine: Engine, data_dir: Path,
         seen = StoreMark.from_dict(outside["mark"]) if outside.get("mark") else None
         found = store_mark(engine)
         why = went_back(seen, found) or (
-            "capplan db restore restored the store" if restore_report is not None else None)
+            "capplan db restore restored the store" if restore_report is not None else None
+        )
         restored_id = outside.get("pending_restore")
         if why is not None or seen is None:
             # a restore (or a mark never kept here): the store's own audit says whether one is
             # noticed already, or still being settled
-            events = (store.audit_events(action=RESTORED_ACTION)
-                      + store.audit_events(action=RECOVERED_ACTION))
+            events = store.audit_events(action=RESTORED_ACTION) + store.audit_events(
+                action=RECOVERED_ACTION
+            )
             if why is not None and not already_noticed(events, found):
                 moved = move_ids_past(engine, found if seen is None else seen.ahead_of(found))
-                store.audit(RESTORED_ACTION, actor=ACTOR, details=restored_details(
-                    found=found, seen=seen, why=why, fence=store.now(),
-                    newest_kept=newest_row_at(engine), noticed_by=noticed_by,
-                    extra={"next_ids": moved, "restore": restore_report}))
+                store.audit(
+                    RESTORED_ACTION,
+                    actor=ACTOR,
+                    details=restored_details(
+                        found=found,
+                        seen=seen,
+                        why=why,
+                        fence=store.now(),
+                        newest_kept=newest_row_at(engine),
+                        noticed_by=noticed_by,
+                        extra={"next_ids": moved, "restore": restore_report},
+                    ),
+                )
                 events = store.audit_events(action=RESTORED_ACTION) + events
             pending = pending_restore(events)
             restored_id = None if pending is None else pending.id
         settled = None
         if restored_id is not None:
-            entry = next(e for e in store.audit_events(action=RESTORED_ACTION)
-                         if e.id == restored_id)
+            entry = next(
+                e for e in store.audit_events(action=RESTORED_ACTION) if e.id == restored_id
+            )
             settled = settle_restore(store, scaler_for, entry)
             if not settled["held_back"]:
                 restored_id = None
-        _write_outside(path, {"mark": store_mark(engine).as_dict(),
-                              "pending_restore": restored_id,
-                              "checked_by": noticed_by})
+        _write_outside(
+            path,
+            {
+                "mark": store_mark(engine).as_dict(),
+                "pending_restore": restored_id,
+                "checked_by": noticed_by,
+            },
+        )
     return {"restored": why is not None, "reason": why, "settled": settled}
 
 
@@ -198,8 +232,7 @@ def settle_restore(store: PlanRepository, scaler_for: ScalerFor, entry: Any) -> 
     run_id = f"restore-check-{uuid.uuid4().hex[:12]}"
     counts: Counter[str] = Counter()
     held_back: list[int] = []
-    for plan, step in in_doubt(store.list_plans(status=PlanStatus.APPROVED, limit=10_000),
-                               fence):
+    for plan, step in in_doubt(store.list_plans(status=PlanStatus.APPROVED, limit=10_000), fence):
         claim = store.claim_step(step.id, run_id=run_id, lease_s=60.0, actor=ACTOR)
         if claim is None:
             now_status = next(s.status for s in store.get_plan(plan.id).steps if s.id == step.id)
@@ -213,22 +246,40 @@ def settle_restore(store: PlanRepository, scaler_for: ScalerFor, entry: Any) -> 
         except ScalerError:
             live = None
         verdict = settle(claim.step, held, live, fence)
-        store.move_step(step.id, held, verdict.status, run_id=run_id, actor=ACTOR, details={
-            "step_id": step.id, "reason": verdict.reason, "live_before": live,
-            "from_workers": step.from_workers, "to_workers": step.to_workers,
-            "restore_audit_id": entry.id}, lease_ended=True)
+        store.move_step(
+            step.id,
+            held,
+            verdict.status,
+            run_id=run_id,
+            actor=ACTOR,
+            details={
+                "step_id": step.id,
+                "reason": verdict.reason,
+                "live_before": live,
+                "from_workers": step.from_workers,
+                "to_workers": step.to_workers,
+                "restore_audit_id": entry.id,
+            },
+            lease_ended=True,
+        )
         counts[verdict.status.value] += 1
     now = store.now()
     expired = []
-    for plan_id in overdue_approvals(store.list_plans(status=PlanStatus.PROPOSED, limit=10_000),
-                                     now):
+    for plan_id in overdue_approvals(
+        store.list_plans(status=PlanStatus.PROPOSED, limit=10_000), now
+    ):
         with contextlib.suppress(DecisionConflict):
-            store.transition(plan_id, PlanStatus.EXPIRED, actor=ACTOR,
-                             comment=expiry_comment(now))
+            store.transition(plan_id, PlanStatus.EXPIRED, actor=ACTOR, comment=expiry_comment(now))
             expired.append(plan_id)
-    out = {"restore_audit_id": entry.id, "fence_at": fence.isoformat(), "steps": dict(counts),
-           "held_back": held_back, "plans_expired": expired}
+    out = {
+        "restore_audit_id": entry.id,
+        "fence_at": fence.isoformat(),
+        "steps": dict(counts),
+        "held_back": held_back,
+        "plans_expired": expired,
+    }
     if not held_back:
-        store.audit(RECOVERED_ACTION, actor=ACTOR, details={
-            **out, "lineage": entry.details.get("lineage")})
+        store.audit(
+            RECOVERED_ACTION, actor=ACTOR, details={**out, "lineage": entry.details.get("lineage")}
+        )
     return out

@@ -27,9 +27,19 @@ DEMO_DIR = REPO_ROOT / "data" / "demo"
 DEMO_METRICS = DEMO_DIR / "metrics.csv.gz"
 DEMO_POLICIES = DEMO_DIR / "policies.yaml"
 
-__all__ = ["DEMO_METRICS", "DEMO_POLICIES", "Settings", "get_settings",
-           "is_dry_run", "live_workers", "metric_sources", "plan_store",
-           "redis_client", "scaler", "step_scaler"]
+__all__ = [
+    "DEMO_METRICS",
+    "DEMO_POLICIES",
+    "Settings",
+    "get_settings",
+    "is_dry_run",
+    "live_workers",
+    "metric_sources",
+    "plan_store",
+    "redis_client",
+    "scaler",
+    "step_scaler",
+]
 
 
 def plan_store() -> PlanStore:
@@ -57,13 +67,17 @@ def scaler(*, dry_run_replicas: int, trigger_target: TriggerTarget | None = None
         return build_scaler("dry-run", default_replicas=dry_run_replicas)
     if s.scaler == "supervisor":
         if not s.supervisor_url:
-            raise ValueError("CAPPLAN_SCALER=supervisor needs CAPPLAN_SUPERVISOR_URL "
-                             "(http://host:port/RPC2 or unix:///path.sock)")
-        return build_scaler("supervisor", supervisor_url=s.supervisor_url,
-                            supervisor_username=s.supervisor_username,
-                            supervisor_password=s.supervisor_password)
-    return build_scaler(s.scaler, s.kubeconfig, s.kube_context,
-                        trigger_target=trigger_target)
+            raise ValueError(
+                "CAPPLAN_SCALER=supervisor needs CAPPLAN_SUPERVISOR_URL "
+                "(http://host:port/RPC2 or unix:///path.sock)"
+            )
+        return build_scaler(
+            "supervisor",
+            supervisor_url=s.supervisor_url,
+            supervisor_username=s.supervisor_username,
+            supervisor_password=s.supervisor_password,
+        )
+    return build_scaler(s.scaler, s.kubeconfig, s.kube_context, trigger_target=trigger_target)
 
 
 def step_scaler(plan: StoredPlan, step_id: int) -> Scaler:
@@ -73,9 +87,10 @@ def step_scaler(plan: StoredPlan, step_id: int) -> Scaler:
     from capplan_core.execution.executor import planned_live_replicas
 
     policy = plan_store().policy_for_plan(plan)
-    return scaler(dry_run_replicas=planned_live_replicas(plan.steps, step_id,
-                                                         plan.current_workers or 0),
-                  trigger_target=plan_trigger_target(policy, plan.details.get("state")))
+    return scaler(
+        dry_run_replicas=planned_live_replicas(plan.steps, step_id, plan.current_workers or 0),
+        trigger_target=plan_trigger_target(policy, plan.details.get("state")),
+    )
 
 
 def live_workers(policy: ScalingPolicy, measured_workers: int) -> tuple[int, str]:
@@ -93,8 +108,10 @@ def live_workers(policy: ScalingPolicy, measured_workers: int) -> tuple[int, str
         if written is None:
             return measured_workers, "measured (dry run, nothing written yet)"
         return written, "dry run: last count capplan wrote"
-    return (scaler(dry_run_replicas=measured_workers).read(policy.target).replicas,
-            f"{get_settings().scaler} scaler")
+    return (
+        scaler(dry_run_replicas=measured_workers).read(policy.target).replicas,
+        f"{get_settings().scaler} scaler",
+    )
 
 
 def is_dry_run() -> bool:
@@ -116,21 +133,32 @@ def metric_sources(policies: list[ScalingPolicy]) -> tuple[list[MetricsSource], 
         if not p.enabled or p.source.kind == "file":
             continue
         spec = p.source
-        key = (spec.kind, spec.redis_url or spec.redis_url_ref or "",
-               spec.prometheus_url or spec.prometheus_url_ref or "",
-               spec.stream_group or "", repr(sorted(spec.promql.items())))
+        key = (
+            spec.kind,
+            spec.redis_url or spec.redis_url_ref or "",
+            spec.prometheus_url or spec.prometheus_url_ref or "",
+            spec.stream_group or "",
+            repr(sorted(spec.promql.items())),
+        )
         groups.setdefault(key, (spec, []))[1].append(p.queue)
     sources: list[MetricsSource] = []
     problems: list[str] = []
     default_redis = s.redis_url.get_secret_value() if s.redis_url else None
     for spec, queues in groups.values():
         try:  # a secret reference is read here, when the source is built, and never kept
-            redis_url = (resolve_secret(spec.redis_url_ref).get_secret_value()
-                         if spec.redis_url_ref else default_redis)
-            prometheus_url = (resolve_secret(spec.prometheus_url_ref).get_secret_value()
-                              if spec.prometheus_url_ref else None)
-            sources.append(source_from_spec(spec, queues, redis_url=redis_url,
-                                            prometheus_url=prometheus_url))
+            redis_url = (
+                resolve_secret(spec.redis_url_ref).get_secret_value()
+                if spec.redis_url_ref
+                else default_redis
+            )
+            prometheus_url = (
+                resolve_secret(spec.prometheus_url_ref).get_secret_value()
+                if spec.prometheus_url_ref
+                else None
+            )
+            sources.append(
+                source_from_spec(spec, queues, redis_url=redis_url, prometheus_url=prometheus_url)
+            )
         except (ValueError, SecretUnavailable) as err:
             problems.append(f"queues {queues}: {err}")
     return sources, problems
@@ -140,8 +168,9 @@ def redis_client() -> Redis:
     """The cache Redis (``CAPPLAN_REDIS_URL``); raises if it is not configured."""
     url = get_settings().redis_url
     if not url:
-        raise ValueError("CAPPLAN_REDIS_URL is not set: collect-metrics needs Redis for its "
-                         "snapshot cache")
+        raise ValueError(
+            "CAPPLAN_REDIS_URL is not set: collect-metrics needs Redis for its snapshot cache"
+        )
     return _redis_for(url.get_secret_value())
 
 

@@ -34,8 +34,10 @@ def demo_settings(name: str, *, fresh: bool = False, **overrides: str) -> Iterat
         for stale in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
             stale.unlink(missing_ok=True)
     url = f"sqlite:///{path}"
-    values = {"CAPPLAN_DATABASE_URL": url,
-              **{f"CAPPLAN_{k.upper()}": v for k, v in overrides.items()}}
+    values = {
+        "CAPPLAN_DATABASE_URL": url,
+        **{f"CAPPLAN_{k.upper()}": v for k, v in overrides.items()},
+    }
     with settings_environment(values):
         yield url
 

@@ -35,4 +35,5 @@ def require_prefect_server(command: str) -> str:
         "would start a temporary server that stops when this command ends, and lose what it "
         f"did. Set it to your server's API, e.g. `export PREFECT_API_URL={EXAMPLE_API_URL}` "
         f"(or `prefect config set PREFECT_API_URL={EXAMPLE_API_URL}`), in every process that "
-        "talks to Prefect (CLI and worker)")
+        "talks to Prefect (CLI and worker)"
+    )

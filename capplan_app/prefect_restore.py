@@ -23,8 +23,10 @@ from typing import Any
 from capplan_core.utc import utc_datetime
 
 IN_FLIGHT = ("PENDING", "RUNNING", "CANCELLING")
-REASON = ("restored from backup: this run was in flight at the restore point and its process "
-          "did not survive; crashed so its concurrency slot is released")
+REASON = (
+    "restored from backup: this run was in flight at the restore point and its process "
+    "did not survive; crashed so its concurrency slot is released"
+)
 PAGE = 200
 
 
@@ -38,12 +40,11 @@ def crash_runs_in_flight(restored_to: datetime) -> list[dict[str, Any]]:
     from prefect.states import Crashed
 
     cutoff = utc_datetime(restored_to)
-    flt = FlowRunFilter(state=FlowRunFilterState(type={"any_": [StateType(s)
-                                                                 for s in IN_FLIGHT]}))
+    flt = FlowRunFilter(state=FlowRunFilterState(type={"any_": [StateType(s) for s in IN_FLIGHT]}))
     crashed: list[dict[str, Any]] = []
     with get_client(sync_client=True) as client:
         found: dict[Any, Any] = {}
-        while True:   # read them all first: crashing one moves it out of the filter
+        while True:  # read them all first: crashing one moves it out of the filter
             runs = client.read_flow_runs(flow_run_filter=flt, limit=PAGE, offset=len(found))
             found.update((r.id, r) for r in runs)
             if len(runs) < PAGE:

@@ -28,12 +28,15 @@ def _filters(older_than: datetime) -> list[Any]:
     )
     from prefect.client.schemas.objects import StateType
 
-    state = FlowRunFilterState(type=FlowRunFilterStateType(
-        any_=[StateType(s) for s in FINISHED]))
-    return [FlowRunFilter(state=state, end_time=FlowRunFilterEndTime(before_=older_than)),
-            FlowRunFilter(state=state, end_time=FlowRunFilterEndTime(is_null_=True),
-                          expected_start_time=FlowRunFilterExpectedStartTime(
-                              before_=older_than))]
+    state = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in FINISHED]))
+    return [
+        FlowRunFilter(state=state, end_time=FlowRunFilterEndTime(before_=older_than)),
+        FlowRunFilter(
+            state=state,
+            end_time=FlowRunFilterEndTime(is_null_=True),
+            expected_start_time=FlowRunFilterExpectedStartTime(before_=older_than),
+        ),
+    ]
 
 
 def prune_flow_runs(older_than: datetime, *, dry_run: bool = False) -> dict[str, Any]:
@@ -54,8 +57,11 @@ def prune_flow_runs(older_than: datetime, *, dry_run: bool = False) -> dict[str,
                 continue
             seen: set[Any] = set()
             while True:
-                runs = [r for r in client.read_flow_runs(flow_run_filter=flt, limit=PAGE)
-                        if r.id not in seen]
+                runs = [
+                    r
+                    for r in client.read_flow_runs(flow_run_filter=flt, limit=PAGE)
+                    if r.id not in seen
+                ]
                 if not runs:
                     break
                 for run in runs:

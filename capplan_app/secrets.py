@@ -25,13 +25,16 @@ def resolve_secret(ref: str) -> SecretStr:
     """The secret ``ref`` names. Raises :class:`SecretUnavailable` naming the reference."""
     kind, _, name = ref.partition(":")
     if not name:
-        raise SecretUnavailable(f"{ref!r} is not a secret reference (prefect-secret:<block> "
-                                "or env:<VARIABLE>)")
+        raise SecretUnavailable(
+            f"{ref!r} is not a secret reference (prefect-secret:<block> or env:<VARIABLE>)"
+        )
     if kind == "env":
         value = os.environ.get(name)
         if not value:
-            raise SecretUnavailable(f"secret {ref}: the environment variable {name} is not set "
-                                    "in the process running the flow")
+            raise SecretUnavailable(
+                f"secret {ref}: the environment variable {name} is not set "
+                "in the process running the flow"
+            )
         return SecretStr(value)
     if kind == "prefect-secret":
         from prefect.blocks.system import Secret
@@ -39,8 +42,9 @@ def resolve_secret(ref: str) -> SecretStr:
         try:
             block: Secret = Secret.load(name, _sync=True)  # type: ignore[call-arg,assignment]
         except ValueError as err:  # Prefect: "Unable to find block document named ..."
-            raise SecretUnavailable(f"secret {ref}: no Prefect Secret block named {name!r} "
-                                    f"({type(err).__name__})") from None
+            raise SecretUnavailable(
+                f"secret {ref}: no Prefect Secret block named {name!r} ({type(err).__name__})"
+            ) from None
         value = block.get()
         return SecretStr(value if isinstance(value, str) else str(value))
     raise SecretUnavailable(f"{ref!r}: unknown secret kind {kind!r} (prefect-secret or env)")

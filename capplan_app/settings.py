@@ -32,70 +32,118 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CAPPLAN_", extra="ignore")
 
     database_url: SecretStr | None = Field(
-        None, description="SQLAlchemy URL; unset means a SQLite file under data_dir (a "
-        "secret: it may carry a password; never printed)"
+        None,
+        description="SQLAlchemy URL; unset means a SQLite file under data_dir (a "
+        "secret: it may carry a password; never printed)",
     )
     data_dir: Path = Field(default_factory=default_data_dir)
     redis_url: SecretStr | None = Field(
-        None, description="Redis for metrics sources and the cache (a secret: it may carry a "
-        "password; never logged)")
+        None,
+        description="Redis for metrics sources and the cache (a secret: it may carry a "
+        "password; never logged)",
+    )
     scaler: Literal["dry-run", "kubernetes", "keda", "supervisor"] = "dry-run"
     kubeconfig: str | None = None
     kube_context: str | None = None
     supervisor_url: str | None = Field(
-        None, description="supervisord XML-RPC: http://host:port/RPC2 or unix:///path.sock")
+        None, description="supervisord XML-RPC: http://host:port/RPC2 or unix:///path.sock"
+    )
     supervisor_username: str | None = None
     supervisor_password: SecretStr | None = None
     snapshot_ttl_s: int = Field(600, ge=1)
     simulation_job_budget: int = Field(
-        2_000_000, ge=0, description="planning cycle: expected jobs (all replications) a "
+        2_000_000,
+        ge=0,
+        description="planning cycle: expected jobs (all replications) a "
         "simulate call runs job by job before the fluid level (approximate) takes over; "
-        "the fast engine runs ~6 M jobs/s")
+        "the fast engine runs ~6 M jobs/s",
+    )
     metrics_retention_days: float = Field(
-        35, ge=1, le=3650, description="collect-metrics and prune delete queue_metrics rows "
-        "older than this (days)")
+        35,
+        ge=1,
+        le=3650,
+        description="collect-metrics and prune delete queue_metrics rows older than this (days)",
+    )
     plan_retention_days: float = Field(
-        30, ge=1, le=36500, description="prune deletes plans (steps, simulation results, "
+        30,
+        ge=1,
+        le=36500,
+        description="prune deletes plans (steps, simulation results, "
         "forecast points) and data-quality reports older than this (days); a proposed or live "
-        "plan, one with open steps and each queue's newest plan are kept")
+        "plan, one with open steps and each queue's newest plan are kept",
+    )
     audit_retention_days: float = Field(
-        365, ge=1, le=36500, description="prune deletes audit rows older than this (days); at "
-        "least plan_retention_days")
+        365,
+        ge=1,
+        le=36500,
+        description="prune deletes audit rows older than this (days); at least plan_retention_days",
+    )
     flow_run_retention_days: float = Field(
-        14, ge=1, le=36500, description="prune deletes Prefect's finished flow runs (completed, "
-        "failed, cancelled, crashed) that ended longer ago than this (days)")
+        14,
+        ge=1,
+        le=36500,
+        description="prune deletes Prefect's finished flow runs (completed, "
+        "failed, cancelled, crashed) that ended longer ago than this (days)",
+    )
     migrate_on_start: bool = Field(
-        True, description="migrate the plan store when a process first opens it; false: "
-        "operators run `capplan db upgrade`, and a process refuses a schema that is behind")
+        True,
+        description="migrate the plan store when a process first opens it; false: "
+        "operators run `capplan db upgrade`, and a process refuses a schema that is behind",
+    )
 
     plan_chunk_size: int = Field(
-        25, ge=1, le=1000, description="capacity-plan: at most this many queues per plan-chunk "
-        "task run (docs/scale.md)")
+        25,
+        ge=1,
+        le=1000,
+        description="capacity-plan: at most this many queues per plan-chunk "
+        "task run (docs/scale.md)",
+    )
     plan_concurrency: int = Field(
-        2, ge=1, le=256, description="capacity-plan: plan-chunk task runs at once (the task "
-        "runner's max workers; Dask: the LocalCluster's worker processes)")
+        2,
+        ge=1,
+        le=256,
+        description="capacity-plan: plan-chunk task runs at once (the task "
+        "runner's max workers; Dask: the LocalCluster's worker processes)",
+    )
     task_runner: Literal["threads", "processes", "dask"] = Field(
-        "threads", description="where plan-chunk task runs execute: threads of the flow's "
-        "process, worker processes on this machine, or a Dask cluster (prefect-dask)")
+        "threads",
+        description="where plan-chunk task runs execute: threads of the flow's "
+        "process, worker processes on this machine, or a Dask cluster (prefect-dask)",
+    )
     dask_address: str | None = Field(
-        None, description="task_runner=dask: an existing Dask scheduler (tcp://host:8786); "
-        "unset: a LocalCluster, or dask_cluster_class")
+        None,
+        description="task_runner=dask: an existing Dask scheduler (tcp://host:8786); "
+        "unset: a LocalCluster, or dask_cluster_class",
+    )
     dask_cluster_class: str | None = Field(
-        None, description="task_runner=dask without an address: the cluster class to create, "
-        "e.g. dask_kubernetes.operator.KubeCluster (the 'cluster' extra)")
+        None,
+        description="task_runner=dask without an address: the cluster class to create, "
+        "e.g. dask_kubernetes.operator.KubeCluster (the 'cluster' extra)",
+    )
     dask_cluster_kwargs: dict[str, object] = Field(
-        default_factory=dict, description="JSON keyword arguments for that cluster class")
+        default_factory=dict, description="JSON keyword arguments for that cluster class"
+    )
     blas_threads: int = Field(
-        1, ge=1, le=256, description="threads of the BLAS/OpenMP libraries (OpenBLAS) in a "
+        1,
+        ge=1,
+        le=256,
+        description="threads of the BLAS/OpenMP libraries (OpenBLAS) in a "
         "process that plans queues: the per-queue fits are tiny, so more threads only contend "
-        "(docs/scale.md)")
+        "(docs/scale.md)",
+    )
 
     actor: str | None = Field(
-        None, min_length=1, max_length=200, description="who `capplan policies apply` records "
-        "as applying a version when --by is not given (default: the login name)")
+        None,
+        min_length=1,
+        max_length=200,
+        description="who `capplan policies apply` records "
+        "as applying a version when --by is not given (default: the login name)",
+    )
     fault_kill_at: Literal["", "claimed", "applying", "written"] = Field(
-        "", description="fault injection for the reliability suite only: the executing "
-        "process SIGKILLs itself at this point of a step (docs/reliability.md); empty: never")
+        "",
+        description="fault injection for the reliability suite only: the executing "
+        "process SIGKILLs itself at this point of a step (docs/reliability.md); empty: never",
+    )
 
     @model_validator(mode="after")
     def _audit_outlives_plans(self) -> Settings:
@@ -103,17 +151,20 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"audit_retention_days ({self.audit_retention_days:g}) must be >= "
                 f"plan_retention_days ({self.plan_retention_days:g}): audit rows are kept "
-                "longer than the plans they describe")
+                "longer than the plans they describe"
+            )
         return self
 
     def retention_limits(self) -> RetentionLimits:
         """The retention limits (days) as the core's :class:`RetentionLimits`."""
         from capplan_core.retention import RetentionLimits
 
-        return RetentionLimits(plans_days=self.plan_retention_days,
-                               audit_days=self.audit_retention_days,
-                               metrics_days=self.metrics_retention_days,
-                               flow_runs_days=self.flow_run_retention_days)
+        return RetentionLimits(
+            plans_days=self.plan_retention_days,
+            audit_days=self.audit_retention_days,
+            metrics_days=self.metrics_retention_days,
+            flow_runs_days=self.flow_run_retention_days,
+        )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -34,11 +34,18 @@ def dask_runner_options(settings: Settings) -> dict[str, Any]:
     if settings.dask_address:
         return {"address": settings.dask_address}
     if settings.dask_cluster_class:
-        return {"cluster_class": settings.dask_cluster_class,
-                "cluster_kwargs": dict(settings.dask_cluster_kwargs)}
-    return {"cluster_kwargs": {"n_workers": settings.plan_concurrency,
-                               "threads_per_worker": 1, "processes": True,
-                               "dashboard_address": None}}
+        return {
+            "cluster_class": settings.dask_cluster_class,
+            "cluster_kwargs": dict(settings.dask_cluster_kwargs),
+        }
+    return {
+        "cluster_kwargs": {
+            "n_workers": settings.plan_concurrency,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+        }
+    }
 
 
 def plan_task_runner(settings: Settings | None = None) -> Any:
@@ -94,13 +101,18 @@ class SettingsTaskRunner(TaskRunner[Any]):
             self._inner = None
             super().__exit__(*exc)
 
-    def submit(self, task: Any, parameters: dict[str, Any],
-               wait_for: Iterable[Any] | None = None,
-               dependencies: dict[str, set[Any]] | None = None) -> Any:
+    def submit(
+        self,
+        task: Any,
+        parameters: dict[str, Any],
+        wait_for: Iterable[Any] | None = None,
+        dependencies: dict[str, set[Any]] | None = None,
+    ) -> Any:
         return self.inner.submit(task, parameters, wait_for, dependencies)
 
-    def map(self, task: Any, parameters: dict[str, Any],
-            wait_for: Iterable[Any] | None = None) -> Any:
+    def map(
+        self, task: Any, parameters: dict[str, Any], wait_for: Iterable[Any] | None = None
+    ) -> Any:
         return self.inner.map(task, parameters, wait_for)
 
     def cancel_all(self) -> None:

@@ -29,11 +29,13 @@ def register(app: typer.Typer) -> None:
 def code(
     plan_id: int = typer.Argument(..., help="the plan you decide"),
     decision: str = typer.Option(..., "--decision", help="approve or reject"),
-    max_workers: int | None = typer.Option(None, "--max-workers", min=1,
-                                           help="the same cap you enter in the form"),
+    max_workers: int | None = typer.Option(
+        None, "--max-workers", min=1, help="the same cap you enter in the form"
+    ),
     apply_hours: float | None = typer.Option(None, "--apply-hours", min=0.01),
-    key_env: str = typer.Option("CAPPLAN_APPROVER_KEY", "--key-env",
-                                help="environment variable holding your approver key"),
+    key_env: str = typer.Option(
+        "CAPPLAN_APPROVER_KEY", "--key-env", help="environment variable holding your approver key"
+    ),
 ) -> None:
     """Print the approval code for one decision on one plan (paste it into the form)."""
     if decision not in ("approve", "reject"):
@@ -41,8 +43,9 @@ def code(
     key = os.environ.get(key_env)
     if not key:
         fail(f"--key-env: ${key_env} holds no approver key")
-    typer.echo(approval_code(key, plan_id, decision, max_workers=max_workers,
-                             apply_hours=apply_hours))
+    typer.echo(
+        approval_code(key, plan_id, decision, max_workers=max_workers, apply_hours=apply_hours)
+    )
 
 
 @approvals_app.command("add-key")
@@ -60,7 +63,9 @@ def add_key(
     key = new_approver_key()
     block = DEFAULT_KEY_REF.format(name=name).removeprefix("prefect-secret:")
     store_prefect_secret(block, key)
-    console.print(f"stored a new key for approver {name!r} in the Prefect Secret block "
-                  f"{block!r}", highlight=False)
+    console.print(
+        f"stored a new key for approver {name!r} in the Prefect Secret block {block!r}",
+        highlight=False,
+    )
     if show:
         typer.echo(key)

@@ -17,8 +17,15 @@ class ApprovalError(RuntimeError):
 
 
 def resume_with_decision(
-    store: PlanRepository, plan_id: int, *, decision: str, approver: str, code: str,
-    comment: str = "", max_workers: int | None = None, apply_hours: float | None = None,
+    store: PlanRepository,
+    plan_id: int,
+    *,
+    decision: str,
+    approver: str,
+    code: str,
+    comment: str = "",
+    max_workers: int | None = None,
+    apply_hours: float | None = None,
 ) -> str:
     """Send the decision, with the approver's approval code, to the paused run of
     ``plan_id``; returns its flow run id. The run checks the code before storing anything."""
@@ -29,18 +36,24 @@ def resume_with_decision(
 
     plan = store.get_plan(plan_id)
     if plan.status != PlanStatus.PROPOSED:
-        raise ApprovalError(f"{already_decided(plan_id, plan.status, plan.decided_by)}: "
-                            "a plan takes one decision")
+        raise ApprovalError(
+            f"{already_decided(plan_id, plan.status, plan.decided_by)}: a plan takes one decision"
+        )
     if not plan.flow_run_id:
         raise ApprovalError(f"plan {plan_id} ({plan.mode}) is not waiting for approval")
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(plan.flow_run_id))
     if run.state is None or not run.state.is_paused():
         state = run.state.name if run.state else "unknown"
-        raise ApprovalError(f"plan {plan_id}: its flow run {plan.flow_run_id} is {state}, "
-                            "not paused for approval")
-    form: dict[str, Any] = {"decision": decision, "approver": approver, "comment": comment,
-                            "approval_code": code}
+        raise ApprovalError(
+            f"plan {plan_id}: its flow run {plan.flow_run_id} is {state}, not paused for approval"
+        )
+    form: dict[str, Any] = {
+        "decision": decision,
+        "approver": approver,
+        "comment": comment,
+        "approval_code": code,
+    }
     if max_workers is not None:
         form["max_workers"] = max_workers
     if apply_hours is not None:
@@ -49,8 +62,9 @@ def resume_with_decision(
     return plan.flow_run_id
 
 
-def await_outcome(store: PlanRepository, plan_id: int, *, refusals_before: int,
-                  timeout_s: float = 60) -> tuple[str, str | None]:
+def await_outcome(
+    store: PlanRepository, plan_id: int, *, refusals_before: int, timeout_s: float = 60
+) -> tuple[str, str | None]:
     """Wait until the run has taken or refused a sent decision: ("decided", None) when the
     plan left ``proposed``, ("refused", reason) for a new ``decision_refused`` audit, or
     ("pending", None) when neither happened within ``timeout_s``."""
@@ -81,7 +95,11 @@ def _form_ready(client: Any, flow_run_id: Any, state: Any) -> bool:
 
 
 def wait_for_paused_plan(
-    store: PlanRepository, queue: str, *, since: datetime, timeout_s: float = 300,
+    store: PlanRepository,
+    queue: str,
+    *,
+    since: datetime,
+    timeout_s: float = 300,
     stop: Callable[[], bool] = lambda: False,
 ) -> StoredPlan | None:
     """Wait until the plan of ``queue`` created after ``since`` is paused awaiting approval.
@@ -102,8 +120,11 @@ def wait_for_paused_plan(
             if plan.flow_run_id:
                 with get_client(sync_client=True) as client:
                     run = client.read_flow_run(UUID(plan.flow_run_id))
-                    ready = run.state is not None and run.state.is_paused() \
+                    ready = (
+                        run.state is not None
+                        and run.state.is_paused()
                         and _form_ready(client, run.id, run.state)
+                    )
                 if ready:
                     return plan
         if stop():

@@ -64,17 +64,34 @@ def _fmt(v: Any, spec: str, none: str = "overload") -> str:
 
 def result_table(r: BacktestResult) -> Table:
     d = r.to_dict()
-    t = Table(title=f"backtest {r.policy} ({r.queue}) {d['start']} .. {d['end']}, "
-                    f"{len(d['windows'])} windows")
-    for col in ("strategy", "SLO met", "p95 wait (s)", "worst backlog", "worker-h",
-                "x oracle", "x rate oracle", "cost", "actions"):
+    t = Table(
+        title=f"backtest {r.policy} ({r.queue}) {d['start']} .. {d['end']}, "
+        f"{len(d['windows'])} windows"
+    )
+    for col in (
+        "strategy",
+        "SLO met",
+        "p95 wait (s)",
+        "worst backlog",
+        "worker-h",
+        "x oracle",
+        "x rate oracle",
+        "cost",
+        "actions",
+    ):
         t.add_column(col, justify="left" if col == "strategy" else "right")
     for name, s in d["strategies"].items():
-        t.add_row(name, f"{s['slo_attainment']:.1%}", _fmt(s["wait_p95_s"], ".1f"),
-                  _fmt(s["worst_backlog"], ".0f", "-"), f"{s['worker_hours']:.1f}",
-                  _fmt(s["worker_hours_vs_oracle"], ".2f", "-"),
-                  _fmt(s.get("worker_hours_vs_rate_oracle"), ".2f", "-"), f"{s['cost']:.2f}",
-                  str(s["scaling_actions"]))
+        t.add_row(
+            name,
+            f"{s['slo_attainment']:.1%}",
+            _fmt(s["wait_p95_s"], ".1f"),
+            _fmt(s["worst_backlog"], ".0f", "-"),
+            f"{s['worker_hours']:.1f}",
+            _fmt(s["worker_hours_vs_oracle"], ".2f", "-"),
+            _fmt(s.get("worker_hours_vs_rate_oracle"), ".2f", "-"),
+            f"{s['cost']:.2f}",
+            str(s["scaling_actions"]),
+        )
     return t
 
 
@@ -82,14 +99,19 @@ def result_table(r: BacktestResult) -> Table:
 def progress_bar(out: Console, label: str) -> Iterator[Callable[[str, float], None]]:
     """A rich progress bar on ``out`` (stderr, so ``--json`` stays clean) for one policy's
     replay, fed by ``run_backtest(progress=...)``; hidden when ``out`` is not a terminal."""
-    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=out, disable=not out.is_terminal) as bar:
         task = bar.add_task(f"backtest {label}", total=100.0)
 
         def tick(strategy: str, share_done: float) -> None:
-            bar.update(task, completed=100.0 * share_done,
-                       description=f"backtest {label}: {strategy}")
+            bar.update(
+                task, completed=100.0 * share_done, description=f"backtest {label}: {strategy}"
+            )
 
         yield tick
 
@@ -102,13 +124,17 @@ def register(app: typer.Typer) -> None:
         queue: str | None = typer.Option(None, "--queue", help="backtest this queue's policy"),
         policies: str | None = typer.Option(None, "--policies", help="comma-separated names"),
         date_from: str | None = typer.Option(
-            None, "--from", help="period start, ISO-8601 UTC (default: 2 days before --to)"),
+            None, "--from", help="period start, ISO-8601 UTC (default: 2 days before --to)"
+        ),
         date_to: str | None = typer.Option(
-            None, "--to", help="period end, ISO-8601 UTC (default: end of the data)"),
+            None, "--to", help="period end, ISO-8601 UTC (default: end of the data)"
+        ),
         cadence_minutes: float = typer.Option(
-            30.0, "--cadence-minutes", help="planning cycle of the predictive strategy"),
+            30.0, "--cadence-minutes", help="planning cycle of the predictive strategy"
+        ),
         figure: Path | None = typer.Option(
-            None, "--figure", help="write the picture here (one file per policy)"),
+            None, "--figure", help="write the picture here (one file per policy)"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Score capplan's plans against static-peak, reactive-autoscaler and oracle baselines."""
@@ -128,8 +154,14 @@ def register(app: typer.Typer) -> None:
             rows = frame.loc[frame["queue"] == pol.queue].reset_index(drop=True)
             try:
                 with progress_bar(err_console, pol.name) as tick:
-                    r = run_backtest(rows, pol, start=start, end=end,
-                                     cadence_s=cadence_minutes * 60.0, progress=tick)
+                    r = run_backtest(
+                        rows,
+                        pol,
+                        start=start,
+                        end=end,
+                        cadence_s=cadence_minutes * 60.0,
+                        progress=tick,
+                    )
             except BacktestError as err:
                 failed = True
                 err_console.print(f"[bold red]error:[/] policy {pol.name!r}: {err}")

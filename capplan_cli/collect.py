@@ -17,8 +17,15 @@ import typer
 from capplan_cli.output import console, fail, print_json
 
 KINDS = ("rq", "stream", "list")
-FIELDS = ("arrival_rate", "completion_rate", "service_time_mean_s", "service_time_p95_s",
-          "wait_p95_s", "backlog", "workers")
+FIELDS = (
+    "arrival_rate",
+    "completion_rate",
+    "service_time_mean_s",
+    "service_time_p95_s",
+    "wait_p95_s",
+    "backlog",
+    "workers",
+)
 
 
 def _positive(flag: str, value: float) -> None:
@@ -54,14 +61,26 @@ def watch(source: Any, queue: str, window_s: float, every_s: float) -> dict[str,
             break
         time.sleep(min(every_s, left))
     row = window_metrics([s for s in snaps if s.queue == queue])
-    out: dict[str, Any] = {"queue": queue, "source": row.source,
-                           "window_s": row.interval_s, "error": snaps[-1].error,
-                           "exists": snaps[-1].exists}
+    out: dict[str, Any] = {
+        "queue": queue,
+        "source": row.source,
+        "window_s": row.interval_s,
+        "error": snaps[-1].error,
+        "exists": snaps[-1].exists,
+    }
     out.update({f: getattr(row, f) for f in FIELDS})
-    out.update({"wait_p50_s": row.wait_p50_s, "wait_p99_s": row.wait_p99_s,
-                "wait_mean_s": row.wait_mean_s, "service_time_scv": row.service_time_scv,
-                "in_progress": row.in_progress, "samples": row.samples,
-                "partial": row.partial, "notes": list(row.notes)})
+    out.update(
+        {
+            "wait_p50_s": row.wait_p50_s,
+            "wait_p99_s": row.wait_p99_s,
+            "wait_mean_s": row.wait_mean_s,
+            "service_time_scv": row.service_time_scv,
+            "in_progress": row.in_progress,
+            "samples": row.samples,
+            "partial": row.partial,
+            "notes": list(row.notes),
+        }
+    )
     return out
 
 
@@ -74,7 +93,8 @@ def register(app: typer.Typer) -> None:
         window: float = typer.Option(..., "--window", help="seconds to watch the queue"),
         every: float = typer.Option(1.0, "--every", help="seconds between polls"),
         group: str | None = typer.Option(
-            None, "--group", help="stream consumer group (default: the stream's only group)"),
+            None, "--group", help="stream consumer group (default: the stream's only group)"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Watch one queue for --window seconds and print its measured rates and times."""

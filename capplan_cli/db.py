@@ -50,12 +50,14 @@ def current(as_json: bool = typer.Option(False, "--json")) -> None:
     """The schema revision of the database and the one this capplan needs."""
     from capplan_adapters.store.db import code_head, database_revision
 
-    now, head = database_revision(_url()), code_head()   # plain SQL: no Alembic to load
+    now, head = database_revision(_url()), code_head()  # plain SQL: no Alembic to load
     if as_json:
         print_json({"current": now, "head": head, "up_to_date": now == head})
     else:
-        console.print(f"current {now or 'none'}, head {head}"
-                      + ("" if now == head else ": run `capplan db upgrade`"))
+        console.print(
+            f"current {now or 'none'}, head {head}"
+            + ("" if now == head else ": run `capplan db upgrade`")
+        )
 
 
 @db_app.command("prune")
@@ -79,10 +81,17 @@ def prune(
     try:
         limits = get_settings().retention_limits()
     except ValidationError as err:
-        fail("settings: " + "; ".join(
-            (f"CAPPLAN_{str(e['loc'][0]).upper()}: {e['msg']} (got {e['input']!r})"
-             if e["loc"] else e["msg"].removeprefix("Value error, "))
-            for e in err.errors()))
+        fail(
+            "settings: "
+            + "; ".join(
+                (
+                    f"CAPPLAN_{str(e['loc'][0]).upper()}: {e['msg']} (got {e['input']!r})"
+                    if e["loc"]
+                    else e["msg"].removeprefix("Value error, ")
+                )
+                for e in err.errors()
+            )
+        )
     cut = cutoffs(datetime.now(UTC), limits)
     try:
         report = plan_store().prune(cut, dry_run=dry_run).as_dict()
@@ -93,16 +102,21 @@ def prune(
 
         report["flow_runs"] = prune_flow_runs(cut.flow_runs, dry_run=dry_run)
     else:
-        report["flow_runs"] = {"skipped": "PREFECT_API_URL is not set (no Prefect server to "
-                                          "prune)"}
+        report["flow_runs"] = {"skipped": "PREFECT_API_URL is not set (no Prefect server to prune)"}
     if as_json:
         print_json(report)
         return
     verb = "would delete" if dry_run else "deleted"
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in report["pruned"].items())
-    console.print(f"{verb}: {counts}; kept {report['plans_kept_old']} old plan(s) that are "
-                  "live, have open steps or are their queue's newest", highlight=False)
+    console.print(
+        f"{verb}: {counts}; kept {report['plans_kept_old']} old plan(s) that are "
+        "live, have open steps or are their queue's newest",
+        highlight=False,
+    )
     runs = report["flow_runs"]
-    console.print(f"Prefect flow runs: {runs['skipped']}" if "skipped" in runs
-                  else f"Prefect flow runs {verb}: {runs['flow_runs']} (ended before "
-                       f"{runs['older_than']})", highlight=False)
+    console.print(
+        f"Prefect flow runs: {runs['skipped']}"
+        if "skipped" in runs
+        else f"Prefect flow runs {verb}: {runs['flow_runs']} (ended before {runs['older_than']})",
+        highlight=False,
+    )

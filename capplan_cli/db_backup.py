@@ -92,9 +92,11 @@ def backups_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
         print_json(rows)
         return
     for b in rows:
-        console.print(f"{b['label']}  {b['type']:4}  {b['stopped']}  {b['size_bytes']} B "
-                      f"({b['repo_bytes']} B stored)  WAL {b['wal_start']}..{b['wal_stop']}",
-                      highlight=False)
+        console.print(
+            f"{b['label']}  {b['type']:4}  {b['stopped']}  {b['size_bytes']} B "
+            f"({b['repo_bytes']} B stored)  WAL {b['wal_start']}..{b['wal_stop']}",
+            highlight=False,
+        )
 
 
 def parse_target(to: str | None, latest: bool) -> datetime | None:
@@ -115,10 +117,15 @@ def parse_target(to: str | None, latest: bool) -> datetime | None:
 
 
 def restore_cmd(
-    to: str | None = typer.Option(None, "--to", help="restore to this moment (ISO-8601 with "
-                                  "a time zone): every transaction committed by then"),
-    latest: bool = typer.Option(False, "--latest", help="restore to the newest moment the "
-                                "archived WAL reaches"),
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        help="restore to this moment (ISO-8601 with "
+        "a time zone): every transaction committed by then",
+    ),
+    latest: bool = typer.Option(
+        False, "--latest", help="restore to the newest moment the archived WAL reaches"
+    ),
     yes: bool = typer.Option(False, "--yes", help="replace the cluster's data (required)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -147,19 +154,33 @@ def _settle_store(report: dict[str, Any]) -> dict[str, Any]:
 
     settings = get_settings()
     if settings.database_url is None or not settings.resolved_database_url().startswith(
-            "postgresql"):
-        return {"skipped": "CAPPLAN_DATABASE_URL does not name a PostgreSQL store: run any "
-                           "capplan flow (or this command) with it to settle the store"}
+        "postgresql"
+    ):
+        return {
+            "skipped": "CAPPLAN_DATABASE_URL does not name a PostgreSQL store: run any "
+            "capplan flow (or this command) with it to settle the store"
+        }
     store = bootstrap.plan_store()
-    return check_restore(store, store.engine, settings.data_dir, bootstrap.step_scaler,
-                         noticed_by="capplan db restore", restore_report=report)
+    return check_restore(
+        store,
+        store.engine,
+        settings.data_dir,
+        bootstrap.step_scaler,
+        noticed_by="capplan db restore",
+        restore_report=report,
+    )
 
 
 def verify_cmd(
-    scratch: bool = typer.Option(False, "--scratch", help="also restore the newest backup "
-                                 "into a scratch cluster and read capplan's tables there"),
-    prefect_db: str | None = typer.Option(None, "--prefect-db", help="the Prefect database's "
-                                          "name, also read in the scratch cluster"),
+    scratch: bool = typer.Option(
+        False,
+        "--scratch",
+        help="also restore the newest backup "
+        "into a scratch cluster and read capplan's tables there",
+    ),
+    prefect_db: str | None = typer.Option(
+        None, "--prefect-db", help="the Prefect database's name, also read in the scratch cluster"
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Is the backup usable? ``pgbackrest verify`` reads every backup file and WAL segment
@@ -174,8 +195,9 @@ def verify_cmd(
         checks = _scratch_checks(prefect_db)
         try:
             with tempfile.TemporaryDirectory(prefix="capplan-verify-") as tmp:
-                out["scratch"] = restore_scratch(repo, Path(tmp), checks,
-                                                 pg_version=cluster.version)
+                out["scratch"] = restore_scratch(
+                    repo, Path(tmp), checks, pg_version=cluster.version
+                )
         except BackupError as err:
             out["scratch"] = {"ok": False, "error": str(err)}
             ok = False
@@ -196,9 +218,13 @@ def _scratch_checks(prefect_db: str | None) -> dict[str, str]:
     url = get_settings().resolved_database_url()
     if url.startswith("postgresql"):
         db = make_url(url).database
-        checks.update({"store_schema": f"{db}: SELECT version_num FROM alembic_version",
-                       "store_plans": f"{db}: SELECT count(*) FROM capacity_plan",
-                       "store_newest_audit": f"{db}: SELECT max(at) FROM audit_event"})
+        checks.update(
+            {
+                "store_schema": f"{db}: SELECT version_num FROM alembic_version",
+                "store_plans": f"{db}: SELECT count(*) FROM capacity_plan",
+                "store_newest_audit": f"{db}: SELECT max(at) FROM audit_event",
+            }
+        )
     if prefect_db:
         checks["prefect_flow_runs"] = f"{prefect_db}: SELECT count(*) FROM flow_run"
     return checks or {"databases": "postgres: SELECT count(*) FROM pg_database"}
@@ -206,8 +232,11 @@ def _scratch_checks(prefect_db: str | None) -> dict[str, str]:
 
 def settle_prefect_cmd(
     restored_to: str | None = typer.Option(
-        None, "--restored-to", help="the restore point (ISO-8601 with a time zone); default: "
-        "the one the store's newest store_restored audit row names"),
+        None,
+        "--restored-to",
+        help="the restore point (ISO-8601 with a time zone); default: "
+        "the one the store's newest store_restored audit row names",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """After Prefect's database was restored (and its servers restarted): mark Crashed the
@@ -226,8 +255,10 @@ def settle_prefect_cmd(
     if as_json:
         print_json({"restored_to": when.isoformat(), "crashed": crashed})
     else:
-        console.print(f"{len(crashed)} flow run(s) in flight at {when.isoformat()} marked "
-                      "Crashed", highlight=False)
+        console.print(
+            f"{len(crashed)} flow run(s) in flight at {when.isoformat()} marked Crashed",
+            highlight=False,
+        )
 
 
 def _restore_point() -> datetime:
@@ -236,8 +267,9 @@ def _restore_point() -> datetime:
 
     events = bootstrap.plan_store().audit_events(action=RESTORED_ACTION)
     restore = (events[-1].details.get("restore") or {}) if events else {}
-    raw = restore.get("replayed_up_to") or (events[-1].details.get("newest_kept_at")
-                                            if events else None)
+    raw = restore.get("replayed_up_to") or (
+        events[-1].details.get("newest_kept_at") if events else None
+    )
     if not raw:
         fail("the store holds no restore to take the restore point from: give --restored-to")
     return datetime.fromisoformat(str(raw).replace(" ", "T", 1))

@@ -23,10 +23,12 @@ def _ui_hint() -> str:
 
     if PREFECT_API_URL.value():
         return f"Prefect UI: {PREFECT_UI_URL.value()}/runs (flow 'capacity-plan')"
-    return ("This demo ran on a temporary Prefect server that stops with it. To browse the runs, "
-            "artifacts and the approval form in the Prefect UI: `prefect server start`, then "
-            "`PREFECT_API_URL=http://127.0.0.1:4200/api capplan demo` and open "
-            "http://127.0.0.1:4200/runs")
+    return (
+        "This demo ran on a temporary Prefect server that stops with it. To browse the runs, "
+        "artifacts and the approval form in the Prefect UI: `prefect server start`, then "
+        "`PREFECT_API_URL=http://127.0.0.1:4200/api capplan demo` and open "
+        "http://127.0.0.1:4200/runs"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -34,8 +36,11 @@ def register(app: typer.Typer) -> None:
     def demo(
         as_json: bool = typer.Option(False, "--json"),
         live: bool = typer.Option(
-            False, "--live", help="scale real rq workers under supervisord on the local Redis "
-            "(CAPPLAN_REDIS_URL, default redis://127.0.0.1:6379/9), a few minutes"),
+            False,
+            "--live",
+            help="scale real rq workers under supervisord on the local Redis "
+            "(CAPPLAN_REDIS_URL, default redis://127.0.0.1:6379/9), a few minutes",
+        ),
     ) -> None:
         """Plan the bundled demo queues: pause for the manual queue, approve it as a demo user.
 
@@ -70,44 +75,72 @@ def _replay_demo(as_json: bool, store_url: str) -> None:
     demo_key = new_approver_key()
     store_prefect_secret(DEMO_KEY_BLOCK, demo_key)
     metrics = _recent_demo_metrics()
-    console.print("[bold]capplan demo[/]: collect → clean → forecast → plan → simulate → "
-                  "decide → approve → execute, on data/demo replayed as if collected up to "
-                  "now (dry-run scaler); the demo's own "
-                  f"store: {store_url} (your default store is untouched)", highlight=False)
+    console.print(
+        "[bold]capplan demo[/]: collect → clean → forecast → plan → simulate → "
+        "decide → approve → execute, on data/demo replayed as if collected up to "
+        "now (dry-run scaler); the demo's own "
+        f"store: {store_url} (your default store is untouched)",
+        highlight=False,
+    )
     started = datetime.now(UTC)
     # the cycle plans at the wall clock and never waits for a person: a plan that needs one
     # waits in its own approve-plan run (here a thread of this process)
-    results = run_capacity_plan(metrics, None, names=[p.name for p in policies], as_of=None,
-                                approval="policy", approval_poll_s=2,
-                                requested_by=DEMO_OPERATOR)
+    results = run_capacity_plan(
+        metrics,
+        None,
+        names=[p.name for p in policies],
+        as_of=None,
+        approval="policy",
+        approval_poll_s=2,
+        requested_by=DEMO_OPERATOR,
+    )
     for r in results:
         if r.get("queue") not in manual or r.get("status") != "proposed":
             continue
-        plan = wait_for_paused_plan(store, r["queue"], since=started, timeout_s=300,
-                                    stop=partial(_not_running, int(r["id"])))
+        plan = wait_for_paused_plan(
+            store,
+            r["queue"],
+            since=started,
+            timeout_s=300,
+            stop=partial(_not_running, int(r["id"])),
+        )
         if plan is None:
             continue  # decided or ended another way
-        console.print(f"\n[yellow]⏸ plan {plan.id} for '{plan.queue}' is paused for "
-                      f"approval[/] ({plan.current_workers} → {plan.target_workers} workers, "
-                      f"confidence {plan.confidence:.2f}) in its own flow run "
-                      f"{plan.flow_run_id}; the cycle itself has finished")
-        resume_with_decision(store, plan.id, decision="approve", approver=DEMO_APPROVER,
-                             code=approval_code(demo_key, plan.id, "approve"),
-                             comment="approved by `capplan demo`")
-        console.print(f"[green]✔ approved as '{DEMO_APPROVER}'[/] through the Prefect API "
-                      "(what a person does with the form in the Prefect UI)")
+        console.print(
+            f"\n[yellow]⏸ plan {plan.id} for '{plan.queue}' is paused for "
+            f"approval[/] ({plan.current_workers} → {plan.target_workers} workers, "
+            f"confidence {plan.confidence:.2f}) in its own flow run "
+            f"{plan.flow_run_id}; the cycle itself has finished"
+        )
+        resume_with_decision(
+            store,
+            plan.id,
+            decision="approve",
+            approver=DEMO_APPROVER,
+            code=approval_code(demo_key, plan.id, "approve"),
+            comment="approved by `capplan demo`",
+        )
+        console.print(
+            f"[green]✔ approved as '{DEMO_APPROVER}'[/] through the Prefect API "
+            "(what a person does with the form in the Prefect UI)"
+        )
     join_local_approval_runs(timeout_s=300)
-    final = [public(_final_view(store, r, plan_view)) if r.get("id") else public(r)
-             for r in results]
+    final = [
+        public(_final_view(store, r, plan_view)) if r.get("id") else public(r) for r in results
+    ]
     if as_json:
         print_json(final)
     else:
         console.print(plans_table(final, "capplan demo — plans"))
-        console.print("Steps are applied when they are due, never before: a later step waits "
-                      "for its time (`capplan plans apply-due` applies what is due; deployed, "
-                      "the apply-due sweeper does it every minute).")
-        console.print(f"Details: `CAPPLAN_DATABASE_URL={store_url} capplan plans show ID`. "
-                      + _ui_hint(), highlight=False)
+        console.print(
+            "Steps are applied when they are due, never before: a later step waits "
+            "for its time (`capplan plans apply-due` applies what is due; deployed, "
+            "the apply-due sweeper does it every minute)."
+        )
+        console.print(
+            f"Details: `CAPPLAN_DATABASE_URL={store_url} capplan plans show ID`. " + _ui_hint(),
+            highlight=False,
+        )
 
 
 def _not_running(plan_id: int) -> bool:

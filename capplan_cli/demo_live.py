@@ -35,35 +35,49 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/9"
 def _line(kind: str, data: dict[str, Any], started: float) -> str | None:
     t = f"[dim]{time.time() - started:6.1f}s[/]"
     if kind == "start":
-        return (f"{t} supervisord group [bold]{data['group']}[/] ({data['workers']} workers up), "
-                f"queue {data['queue']}; {data['backfilled']} rows of {data['days']} earlier "
-                f"days in the store; the load steps 2 → 8 jobs/s at {data['step_at']}")
+        return (
+            f"{t} supervisord group [bold]{data['group']}[/] ({data['workers']} workers up), "
+            f"queue {data['queue']}; {data['backfilled']} rows of {data['days']} earlier "
+            f"days in the store; the load steps 2 → 8 jobs/s at {data['step_at']}"
+        )
     if kind == "workers":
         return f"{t} [bold cyan]workers RUNNING: {data['running']}[/]"
     if kind == "measured":
         wait = data.get("wait_p95_s")
         rate = data.get("arrival_rate")
-        return (f"{t} measured: arrivals {rate if rate is None else f'{rate:.2f}'} jobs/s, "
-                f"backlog {data.get('backlog')}, workers {data.get('workers')}, p95 wait "
-                f"{'—' if wait is None else f'{wait:.2f} s'}")
+        return (
+            f"{t} measured: arrivals {rate if rate is None else f'{rate:.2f}'} jobs/s, "
+            f"backlog {data.get('backlog')}, workers {data.get('workers')}, p95 wait "
+            f"{'—' if wait is None else f'{wait:.2f} s'}"
+        )
     if kind == "plan":
-        steps = ", ".join(f"{at[11:19]} {a}→{b} ({st})"
-                          for at, a, b, st in data["steps"]) or "no change"
-        return (f"{t} [green]plan {data['id']}[/] {data['status']}: {data['from']} → "
-                f"{data['to']} workers; steps: {steps}"
-                + (f" [red]{data['reason']}[/]" if data.get("reason") else ""))
+        steps = (
+            ", ".join(f"{at[11:19]} {a}→{b} ({st})" for at, a, b, st in data["steps"])
+            or "no change"
+        )
+        return (
+            f"{t} [green]plan {data['id']}[/] {data['status']}: {data['from']} → "
+            f"{data['to']} workers; steps: {steps}"
+            + (f" [red]{data['reason']}[/]" if data.get("reason") else "")
+        )
     if kind == "step":
-        return (f"{t} [bold]plan {data['plan_id']} step {data['step_id']}: {data['outcome']}"
-                f"[/] — {data['reason']}")
+        return (
+            f"{t} [bold]plan {data['plan_id']} step {data['step_id']}: {data['outcome']}"
+            f"[/] — {data['reason']}"
+        )
     if kind == "collect-error":
         return f"{t} [red]collect: {data['error']}[/]"
     if kind == "stopping":
-        return (f"{t} [yellow]{data['signal']}: stopping — the current planning cycle "
-                "finishes, then the load, the workers and supervisord stop (send it again to "
-                "stop at once)[/]")
+        return (
+            f"{t} [yellow]{data['signal']}: stopping — the current planning cycle "
+            "finishes, then the load, the workers and supervisord stop (send it again to "
+            "stop at once)[/]"
+        )
     if kind == "done":
-        return (f"{t} p95 wait of jobs after the step: {data['wait_p95_s']:.2f} s "
-                f"({data['jobs_measured']} jobs)")
+        return (
+            f"{t} p95 wait of jobs after the step: {data['wait_p95_s']:.2f} s "
+            f"({data['jobs_measured']} jobs)"
+        )
     return None
 
 
@@ -118,10 +132,12 @@ def _run(as_json: bool, store_url: str) -> None:
             console.print(line, highlight=False)
 
     if not as_json:
-        console.print(f"[bold]capplan demo --live[/]: real rq workers under supervisord on "
-                      f"{redis_url}; SLO p95 wait ≤ {spec.slo_wait_p95_s:g} s; "
-                      f"{datetime.now(UTC):%H:%M:%S} UTC; the demo's own store: {store_url}",
-                      highlight=False)
+        console.print(
+            f"[bold]capplan demo --live[/]: real rq workers under supervisord on "
+            f"{redis_url}; SLO p95 wait ≤ {spec.slo_wait_p95_s:g} s; "
+            f"{datetime.now(UTC):%H:%M:%S} UTC; the demo's own store: {store_url}",
+            highlight=False,
+        )
     with tempfile.TemporaryDirectory(prefix="capplan-live-") as tmp:
         loop = ClosedLoop(spec, Path(tmp), redis_url, show)
 
@@ -137,12 +153,16 @@ def _run(as_json: bool, store_url: str) -> None:
                     with contextlib.suppress(RedisError):
                         forget_redis_keys(redis_url, loop.tid)
         except (HarnessError, OSError) as err:
-            fail(f"the live demo could not start supervisord or reach Redis at {redis_url}: "
-                 f"{err}", code=1)
+            fail(
+                f"the live demo could not start supervisord or reach Redis at {redis_url}: {err}",
+                code=1,
+            )
         except KeyboardInterrupt as err:  # a second signal: loop.run() stopped supervisord
             name = str(err).removesuffix(" again") or "SIGINT"
-            console.print(f"\nstopped at once by {name}; supervisord and its workers are "
-                          "stopped", highlight=False)
+            console.print(
+                f"\nstopped at once by {name}; supervisord and its workers are stopped",
+                highlight=False,
+            )
             signum = getattr(signal, name, signal.SIGINT)
             raise typer.Exit(128 + int(signum)) from None
     _summary(report, spec, as_json, store_url, time.time() - started)
@@ -151,30 +171,46 @@ def _run(as_json: bool, store_url: str) -> None:
 def _summary(report: Any, spec: Any, as_json: bool, store_url: str, took_s: float) -> None:
     before = report.workers_at(report.step_at - 1.0)
     first_up = next((t for t, w in report.workers if w > spec.start_workers), None)
-    out = {"workers_at_start": report.workers[0][1] if report.workers else None,
-           "workers_before_step": before, "workers_at_end": report.workers[-1][1]
-           if report.workers else None,
-           "scaled_up_s_before_step": None if first_up is None
-           else round(report.step_at - first_up, 1),
-           "wait_p95_after_step_s": report.wait_p95_s, "slo_wait_p95_s": spec.slo_wait_p95_s,
-           "cycles": len(report.cycles), "jobs_enqueued": report.enqueued,
-           "stopped": report.stopped, "took_s": round(took_s, 1), "store": store_url}
+    out = {
+        "workers_at_start": report.workers[0][1] if report.workers else None,
+        "workers_before_step": before,
+        "workers_at_end": report.workers[-1][1] if report.workers else None,
+        "scaled_up_s_before_step": None
+        if first_up is None
+        else round(report.step_at - first_up, 1),
+        "wait_p95_after_step_s": report.wait_p95_s,
+        "slo_wait_p95_s": spec.slo_wait_p95_s,
+        "cycles": len(report.cycles),
+        "jobs_enqueued": report.enqueued,
+        "stopped": report.stopped,
+        "took_s": round(took_s, 1),
+        "store": store_url,
+    }
     if as_json:
         print_json(out)
     elif report.stopped:
-        console.print(f"\nstopped by {report.stopped} after {took_s:.0f} s; supervisord and "
-                      f"its workers are stopped. Plans: CAPPLAN_DATABASE_URL={store_url} "
-                      "capplan plans list", highlight=False)
+        console.print(
+            f"\nstopped by {report.stopped} after {took_s:.0f} s; supervisord and "
+            f"its workers are stopped. Plans: CAPPLAN_DATABASE_URL={store_url} "
+            "capplan plans list",
+            highlight=False,
+        )
     else:
         ok = report.wait_p95_s <= spec.slo_wait_p95_s
         verdict = "[green]within[/]" if ok else "[red]above[/]"
-        ahead = ("" if out["scaled_up_s_before_step"] is None
-                 else f" ({out['scaled_up_s_before_step']:g} s before the step)")
-        console.print(f"\nworkers {out['workers_at_start']} → {before} before the step{ahead} "
-                      f"→ {out['workers_at_end']} at the end; p95 wait after the step "
-                      f"{report.wait_p95_s:.2f} s, {verdict} the SLO; {out['cycles']} planning "
-                      f"cycles in {took_s:.0f} s. Plans: CAPPLAN_DATABASE_URL={store_url} "
-                      "capplan plans list", highlight=False)
+        ahead = (
+            ""
+            if out["scaled_up_s_before_step"] is None
+            else f" ({out['scaled_up_s_before_step']:g} s before the step)"
+        )
+        console.print(
+            f"\nworkers {out['workers_at_start']} → {before} before the step{ahead} "
+            f"→ {out['workers_at_end']} at the end; p95 wait after the step "
+            f"{report.wait_p95_s:.2f} s, {verdict} the SLO; {out['cycles']} planning "
+            f"cycles in {took_s:.0f} s. Plans: CAPPLAN_DATABASE_URL={store_url} "
+            "capplan plans list",
+            highlight=False,
+        )
     if report.stopped:
         signum = getattr(signal, report.stopped, None)
         raise typer.Exit(128 + int(signum) if signum is not None else 1)

@@ -31,66 +31,112 @@ CYCLE_OUTCOMES = ("planned", "skipped", "failed", "missing")
 class OpsCollector(Collector):
     """Builds every ``capplan_*`` metric from one pass over the store."""
 
-    def __init__(self, store: Any, *, max_gap_s: float = 900.0, plans_limit: int = 5000,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        store: Any,
+        *,
+        max_gap_s: float = 900.0,
+        plans_limit: int = 5000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.store, self.max_gap_s, self.plans_limit, self.clock = (
-            store, max_gap_s, plans_limit, clock)
+            store,
+            max_gap_s,
+            plans_limit,
+            clock,
+        )
 
     def collect(self) -> Iterator[Any]:
         started = time.perf_counter()
-        up = GaugeMetricFamily("capplan_exporter_store_up",
-                               "1 if the last scrape read the store, 0 if it failed")
+        up = GaugeMetricFamily(
+            "capplan_exporter_store_up", "1 if the last scrape read the store, 0 if it failed"
+        )
         try:
             families = list(self._families(self.clock()))
         except Exception as err:  # a scrape reports a broken store instead of failing
             up.add_metric([], 0.0)
             yield up
-            yield _gauge("capplan_exporter_scrape_duration_seconds",
-                         "time spent reading the store for this scrape",
-                         time.perf_counter() - started)
+            yield _gauge(
+                "capplan_exporter_scrape_duration_seconds",
+                "time spent reading the store for this scrape",
+                time.perf_counter() - started,
+            )
             _log_error(err)
             return
         up.add_metric([], 1.0)
         yield from families
         yield up
-        yield _gauge("capplan_exporter_scrape_duration_seconds",
-                     "time spent reading the store for this scrape", time.perf_counter() - started)
+        yield _gauge(
+            "capplan_exporter_scrape_duration_seconds",
+            "time spent reading the store for this scrape",
+            time.perf_counter() - started,
+        )
 
     def _families(self, now: datetime) -> Iterator[Any]:
         facts = self.store.recent_plan_facts(self.plans_limit)
         found = ops.cycles(facts, max_gap_s=self.max_gap_s)
         yield from _cycle_families(found, self.store.enabled_policy_queues())
-        yield _by_label("capplan_plans", "stored plans by status", "status",
-                        self.store.plan_status_counts(), [s.value for s in PlanStatus])
-        yield _by_label("capplan_steps", "stored scaling steps by status", "status",
-                        self.store.step_status_counts(), [s.value for s in StepStatus])
-        yield _by_label("capplan_audit_events", "stored audit events of the execution stage",
-                        "action", self.store.audit_action_counts(EXECUTION_ACTIONS),
-                        EXECUTION_ACTIONS)
+        yield _by_label(
+            "capplan_plans",
+            "stored plans by status",
+            "status",
+            self.store.plan_status_counts(),
+            [s.value for s in PlanStatus],
+        )
+        yield _by_label(
+            "capplan_steps",
+            "stored scaling steps by status",
+            "status",
+            self.store.step_status_counts(),
+            [s.value for s in StepStatus],
+        )
+        yield _by_label(
+            "capplan_audit_events",
+            "stored audit events of the execution stage",
+            "action",
+            self.store.audit_action_counts(EXECUTION_ACTIONS),
+            EXECUTION_ACTIONS,
+        )
         yield _approval_histogram(ops.approval_waits(self.store.decided_plan_facts()))
-        yield _gauge("capplan_plan_awaiting_approval_oldest_age_seconds",
-                     "age of the oldest plan waiting for a person (proposed, with an approval "
-                     "deadline; 0 when none)",
-                     ops.oldest_awaiting_age_s(self.store.oldest_awaiting_created_at(), now))
+        yield _gauge(
+            "capplan_plan_awaiting_approval_oldest_age_seconds",
+            "age of the oldest plan waiting for a person (proposed, with an approval "
+            "deadline; 0 when none)",
+            ops.oldest_awaiting_age_s(self.store.oldest_awaiting_created_at(), now),
+        )
         yield from self._forecast_families(now)
 
     def _forecast_families(self, now: datetime) -> Iterator[Any]:
-        mae = GaugeMetricFamily("capplan_forecast_mae_jobs_per_second",
-                                "newest plan's forecast vs observed arrivals: mean absolute "
-                                "error over the windows that have passed", labels=["queue"])
-        mape = GaugeMetricFamily("capplan_forecast_mape_ratio",
-                                 "newest plan's forecast vs observed arrivals: mean absolute "
-                                 "percentage error as a ratio", labels=["queue"])
-        windows = GaugeMetricFamily("capplan_forecast_windows_compared",
-                                    "forecast windows that have passed and hold observations",
-                                    labels=["queue"])
-        plan_id = GaugeMetricFamily("capplan_forecast_plan_id",
-                                    "id of the plan whose forecast is compared", labels=["queue"])
+        mae = GaugeMetricFamily(
+            "capplan_forecast_mae_jobs_per_second",
+            "newest plan's forecast vs observed arrivals: mean absolute "
+            "error over the windows that have passed",
+            labels=["queue"],
+        )
+        mape = GaugeMetricFamily(
+            "capplan_forecast_mape_ratio",
+            "newest plan's forecast vs observed arrivals: mean absolute "
+            "percentage error as a ratio",
+            labels=["queue"],
+        )
+        windows = GaugeMetricFamily(
+            "capplan_forecast_windows_compared",
+            "forecast windows that have passed and hold observations",
+            labels=["queue"],
+        )
+        plan_id = GaugeMetricFamily(
+            "capplan_forecast_plan_id",
+            "id of the plan whose forecast is compared",
+            labels=["queue"],
+        )
         forecasts = {q: fc for q, fc in self.store.newest_forecasts().items() if fc[1]}
         # from the first window to now, or a day past the last window, whichever is earlier
-        observed = self.store.arrival_rates({
-            q: (pts[0][0], min(pts[-1][0] + timedelta(days=1), now))
-            for q, (_, pts) in forecasts.items()})
+        observed = self.store.arrival_rates(
+            {
+                q: (pts[0][0], min(pts[-1][0] + timedelta(days=1), now))
+                for q, (_, pts) in forecasts.items()
+            }
+        )
         for queue, (pid, points) in sorted(forecasts.items()):
             err = ops.forecast_error(points, observed[queue], now)
             plan_id.add_metric([queue], float(pid))
@@ -104,34 +150,50 @@ class OpsCollector(Collector):
 
 def _cycle_families(found: list[ops.CycleSummary], enabled: set[str]) -> Iterator[Any]:
     newest = found[0] if found else None
-    counts = {"planned": 0, "skipped": 0, "failed": 0,
-              "missing": len(ops.missing_queues(newest, enabled))}
+    counts = {
+        "planned": 0,
+        "skipped": 0,
+        "failed": 0,
+        "missing": len(ops.missing_queues(newest, enabled)),
+    }
     if newest is not None:
         counts.update(planned=newest.planned, skipped=newest.skipped, failed=newest.failed)
-        yield _gauge("capplan_cycle_duration_seconds",
-                     "newest cycle: first plan stored to last plan stored",
-                     newest.duration_s)
-        yield _gauge("capplan_cycle_last_timestamp_seconds",
-                     "newest cycle: when its last plan was stored (unix time)",
-                     newest.finished_at.timestamp())
-    yield _by_label("capplan_cycle_queues", "newest cycle: queues by outcome", "outcome",
-                    counts, CYCLE_OUTCOMES)
+        yield _gauge(
+            "capplan_cycle_duration_seconds",
+            "newest cycle: first plan stored to last plan stored",
+            newest.duration_s,
+        )
+        yield _gauge(
+            "capplan_cycle_last_timestamp_seconds",
+            "newest cycle: when its last plan was stored (unix time)",
+            newest.finished_at.timestamp(),
+        )
+    yield _by_label(
+        "capplan_cycle_queues", "newest cycle: queues by outcome", "outcome", counts, CYCLE_OUTCOMES
+    )
     ok = ops.last_successful(found)
     if ok is not None:
-        yield _gauge("capplan_cycle_last_success_timestamp_seconds",
-                     "newest cycle with a stored plan and no failed plan: when it ended "
-                     "(unix time)", ok.finished_at.timestamp())
+        yield _gauge(
+            "capplan_cycle_last_success_timestamp_seconds",
+            "newest cycle with a stored plan and no failed plan: when it ended (unix time)",
+            ok.finished_at.timestamp(),
+        )
 
 
 def _approval_histogram(waits: dict[str, list[float]]) -> HistogramMetricFamily:
-    h = HistogramMetricFamily("capplan_plan_approval_wait_seconds",
-                              "decided plans: decided_at - created_at, by decision",
-                              labels=["decision"])
+    h = HistogramMetricFamily(
+        "capplan_plan_approval_wait_seconds",
+        "decided plans: decided_at - created_at, by decision",
+        labels=["decision"],
+    )
     for decision, values in sorted(waits.items()):
         counts = ops.bucket_counts(values, APPROVAL_WAIT_BUCKETS_S)
         les = [_le(b) for b in APPROVAL_WAIT_BUCKETS_S] + ["+Inf"]
-        h.add_metric([decision], [(le, float(n)) for le, n in zip(les, counts, strict=True)],
-                     sum_value=float(sum(values)))
+        h.add_metric(
+            [decision],
+            [(le, float(n)) for le, n in zip(les, counts, strict=True)],
+            sum_value=float(sum(values)),
+        )
     return h
 
 
@@ -143,8 +205,9 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)
 
 
-def _by_label(name: str, doc: str, label: str, counts: dict[str, int],
-              known: Any) -> GaugeMetricFamily:
+def _by_label(
+    name: str, doc: str, label: str, counts: dict[str, int], known: Any
+) -> GaugeMetricFamily:
     g = GaugeMetricFamily(name, doc, labels=[label])
     for key in sorted(set(known) | set(counts)):
         g.add_metric([key], float(counts.get(key, 0)))
@@ -157,8 +220,9 @@ def _log_error(err: Exception) -> None:
     err_console.print(f"[red]scrape failed:[/] {type(err).__name__}: {str(err).splitlines()[0]}")
 
 
-def build_registry(store: Any, *, max_gap_s: float = 900.0,
-                   plans_limit: int = 5000) -> CollectorRegistry:
+def build_registry(
+    store: Any, *, max_gap_s: float = 900.0, plans_limit: int = 5000
+) -> CollectorRegistry:
     """A private registry holding only the capplan collector."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(OpsCollector(store, max_gap_s=max_gap_s, plans_limit=plans_limit))
@@ -169,10 +233,14 @@ def exporter_cmd(
     port: int = typer.Option(9477, "--port", min=1, max=65535, help="TCP port for /metrics"),
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
     cycle_gap_s: float = typer.Option(
-        900.0, "--cycle-gap-s", min=1.0,
-        help="plans stored further apart than this belong to different cycles (s)"),
-    plans_limit: int = typer.Option(5000, "--plans-limit", min=1,
-                                    help="newest plans read to find cycles"),
+        900.0,
+        "--cycle-gap-s",
+        min=1.0,
+        help="plans stored further apart than this belong to different cycles (s)",
+    ),
+    plans_limit: int = typer.Option(
+        5000, "--plans-limit", min=1, help="newest plans read to find cycles"
+    ),
 ) -> None:
     """Serve the planner's own metrics for Prometheus at http://HOST:PORT/metrics."""
     from prometheus_client import start_http_server

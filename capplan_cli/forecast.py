@@ -43,8 +43,9 @@ def parse_levels(value: str) -> tuple[float, ...]:
             v = float("nan")
         v = v / 100 if v >= 1 else v
         if not 0 < v < 1:
-            fail(f"--levels: each level must be a percentage in (0, 100), got {part!r} "
-                 f"in {value!r}")
+            fail(
+                f"--levels: each level must be a percentage in (0, 100), got {part!r} in {value!r}"
+            )
         out.append(v)
     if not out:
         fail(f"--levels: give at least one level, got {value!r}")
@@ -65,9 +66,14 @@ def result_json(result: ForecastResult) -> dict[str, Any]:
             e["coverage"] = {f"{round(float(k) * 100)}": v for k, v in e["coverage"].items()}
         selection.append(e)
     return {
-        "queue": result.queue, "model": result.model, "interval_s": result.interval_s,
-        "points": points, "selection": selection, "recent_anomaly": result.recent_anomaly,
-        "anomalies": [t.isoformat() for t in result.anomalies], "notes": result.notes,
+        "queue": result.queue,
+        "model": result.model,
+        "interval_s": result.interval_s,
+        "points": points,
+        "selection": selection,
+        "recent_anomaly": result.recent_anomaly,
+        "anomalies": [t.isoformat() for t in result.anomalies],
+        "notes": result.notes,
     }
 
 
@@ -80,8 +86,11 @@ def _history(metrics: Path, queue: str) -> pd.Series:
     if rows.empty:
         known = ", ".join(sorted(map(str, frame["queue"].unique()))[:20])
         fail(f"--queue: no rows for queue {queue!r} in {str(metrics)!r} (queues: {known})")
-    return pd.Series(rows["arrival_rate"].to_numpy(dtype=float),
-                     index=pd.DatetimeIndex(rows["timestamp"]), name="arrival_rate")
+    return pd.Series(
+        rows["arrival_rate"].to_numpy(dtype=float),
+        index=pd.DatetimeIndex(rows["timestamp"]),
+        name="arrival_rate",
+    )
 
 
 def _print_table(result: ForecastResult) -> None:
@@ -98,8 +107,13 @@ def _print_table(result: ForecastResult) -> None:
         sel.add_column(col)
     for e in result.selection:
         cov = ", ".join(f"{round(k * 100)}%: {v:.2f}" for k, v in e.get("coverage", {}).items())
-        sel.add_row(e["model"], str(e.get("mase", e.get("error", ""))), str(e.get("smape", "")),
-                    cov, "yes" if e.get("chosen") else "")
+        sel.add_row(
+            e["model"],
+            str(e.get("mase", e.get("error", ""))),
+            str(e.get("smape", "")),
+            cov,
+            "yes" if e.get("chosen") else "",
+        )
     console.print(sel)
     for note in result.notes:
         console.print(f"note: {note}")
@@ -113,10 +127,12 @@ def register(app: typer.Typer) -> None:
         horizon: str = typer.Option("24h", "--horizon", help="e.g. 6h, 24h, 7d (max 7d)"),
         model: str = typer.Option("auto", "--model", help=f"one of {', '.join(MODEL_NAMES)}"),
         levels: str = typer.Option("80,95", "--levels", help="interval levels, e.g. 80,95"),
-        interval: str | None = typer.Option(None, "--interval",
-                                            help="forecast interval, e.g. 15m (default: input's)"),
-        seasonality: str = typer.Option("daily,weekly", "--seasonality",
-                                        help="daily, weekly or both"),
+        interval: str | None = typer.Option(
+            None, "--interval", help="forecast interval, e.g. 15m (default: input's)"
+        ),
+        seasonality: str = typer.Option(
+            "daily,weekly", "--seasonality", help="daily, weekly or both"
+        ),
         figure: Path | None = typer.Option(None, "--figure", help="also write a PNG chart"),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
@@ -137,9 +153,12 @@ def register(app: typer.Typer) -> None:
             step_s = infer_interval_s(pd.DatetimeIndex(history.index).sort_values()) or 900.0
         if horizon_s < step_s:
             fail(f"--horizon: shorter than one interval ({step_s:g} s), got {horizon!r}")
-        spec = ForecastSpec(model=model, horizon_hours=horizon_s / 3600,
-                            interval_minutes=int(np.clip(round(step_s / 60), 1, 1440)),
-                            seasonality=seas)  # type: ignore[arg-type]
+        spec = ForecastSpec(
+            model=model,
+            horizon_hours=horizon_s / 3600,
+            interval_minutes=int(np.clip(round(step_s / 60), 1, 1440)),
+            seasonality=seas,
+        )  # type: ignore[arg-type]
         try:
             result = forecast_queue(history, spec, queue=queue, levels=lv, interval_s=step_s)
         except NoHistoryError as err:

@@ -23,10 +23,20 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 #: top-level command -> the module (in capplan_cli) that registers it
 COMMANDS: dict[str, str] = {
-    "demo": "demo", "plan": "plan_cmd", "plans": "plans", "size": "size",
-    "simulate": "simulate", "forecast": "forecast", "collect": "collect",
-    "backtest": "backtest", "what-if": "whatif", "metrics": "metrics", "db": "db",
-    "exporter": "exporter", "policies": "policies", "approvals": "approval_keys",
+    "demo": "demo",
+    "plan": "plan_cmd",
+    "plans": "plans",
+    "size": "size",
+    "simulate": "simulate",
+    "forecast": "forecast",
+    "collect": "collect",
+    "backtest": "backtest",
+    "what-if": "whatif",
+    "metrics": "metrics",
+    "db": "db",
+    "exporter": "exporter",
+    "policies": "policies",
+    "approvals": "approval_keys",
     "rbac": "rbac",
 }
 

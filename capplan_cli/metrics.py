@@ -15,8 +15,9 @@ import typer
 
 from capplan_cli.output import console, fail, print_json
 
-metrics_app = typer.Typer(help="Import metrics files into the store, export them back.",
-                          no_args_is_help=True)
+metrics_app = typer.Typer(
+    help="Import metrics files into the store, export them back.", no_args_is_help=True
+)
 
 
 def _store() -> Any:
@@ -57,13 +58,18 @@ def import_cmd(
     except MetricsFileError as err:
         fail(str(err))
     except SQLAlchemyError as err:
-        fail(f"the store refused the import, nothing was written: {type(err).__name__}: "
-             f"{str(err).splitlines()[0]}", code=1)
+        fail(
+            f"the store refused the import, nothing was written: {type(err).__name__}: "
+            f"{str(err).splitlines()[0]}",
+            code=1,
+        )
     if as_json:
         print_json(result.to_json())
         return
-    console.print(f"{file}: {result.written} rows written, {result.skipped} already stored; "
-                  f"queues: {', '.join(result.queues) or '(none)'}")
+    console.print(
+        f"{file}: {result.written} rows written, {result.skipped} already stored; "
+        f"queues: {', '.join(result.queues) or '(none)'}"
+    )
 
 
 @metrics_app.command("export")
@@ -81,8 +87,11 @@ def export_cmd(
         fail(f"{file}: unknown format (use .csv, .csv.gz, .parquet)")
     frame = export_frame(_store(), queue, since=start)
     if frame.empty:
-        fail(f"no metrics collected for queue {queue!r}"
-             + (f" since {start.isoformat()}" if start else ""), code=1)
+        fail(
+            f"no metrics collected for queue {queue!r}"
+            + (f" since {start.isoformat()}" if start else ""),
+            code=1,
+        )
     try:
         n = write_metrics_frame(frame, file)
     except (MetricsFileError, OSError) as err:

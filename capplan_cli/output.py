@@ -32,13 +32,18 @@ def plans_table(results: list[dict[str, Any]], title: str = "Plans") -> Table:
         sim = r.get("simulation") or {}
         conf = r.get("confidence")
         t.add_row(
-            str(r.get("id", "")), str(r.get("queue")), str(r.get("mode")), str(r.get("status")),
-            "" if r.get("target_workers") is None
+            str(r.get("id", "")),
+            str(r.get("queue")),
+            str(r.get("mode")),
+            str(r.get("status")),
+            ""
+            if r.get("target_workers") is None
             else f"{r.get('current_workers')} → {r.get('target_workers')}",
             "" if conf is None else f"{conf:.2f}",
-            "" if r.get("slo_achievable") is None else ("ok" if r["slo_achievable"] else "NOT met")
-            + (f", p95 wait {sim['p95_wait_s']:.1f}s" if sim.get("p95_wait_s") is not None
-               else ""),
+            ""
+            if r.get("slo_achievable") is None
+            else ("ok" if r["slo_achievable"] else "NOT met")
+            + (f", p95 wait {sim['p95_wait_s']:.1f}s" if sim.get("p95_wait_s") is not None else ""),
             str(len(r.get("steps") or [])),
             _short(r.get("skipped_reason") or r.get("error") or r.get("note") or ""),
         )

@@ -24,43 +24,68 @@ def register(app: typer.Typer) -> None:
     @app.command("plan")
     def plan(
         metrics: Path | None = typer.Option(
-            None, "--metrics", help="metrics file (CSV/Parquet) for offline planning; "
-            "default: the history stored by collect-metrics / `capplan metrics import`"),
+            None,
+            "--metrics",
+            help="metrics file (CSV/Parquet) for offline planning; "
+            "default: the history stored by collect-metrics / `capplan metrics import`",
+        ),
         policy: Path | None = typer.Option(
-            None, "--policy", help="preview the policies of this YAML file (never stored); "
-            "default: the stored policies (capplan policies apply FILE)"),
+            None,
+            "--policy",
+            help="preview the policies of this YAML file (never stored); "
+            "default: the stored policies (capplan policies apply FILE)",
+        ),
         policies: str | None = typer.Option(None, "--policies", help="comma-separated names"),
         as_of: datetime | None = typer.Option(
-            None, "--as-of", help="preview as of this UTC time (default: now; with "
+            None,
+            "--as-of",
+            help="preview as of this UTC time (default: now; with "
             "--metrics, the end of the file's data); refused with --save: a saved plan is "
             "made at the wall clock",
-            formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
-                     "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
+            formats=[
+                "%Y-%m-%dT%H:%M:%SZ",
+                "%Y-%m-%dT%H:%M:%S%z",
+                "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%d",
+            ],
+        ),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
-        save: bool = typer.Option(False, "--save", help="store the plans (the stored "
-                                  "policies only); default: write nothing"),
+        save: bool = typer.Option(
+            False,
+            "--save",
+            help="store the plans (the stored policies only); default: write nothing",
+        ),
     ) -> None:
         """Plan and simulate each policy's queue. Never pauses, approves or scales anything,
         and writes nothing unless --save."""
         names = [n.strip() for n in policies.split(",") if n.strip()] if policies else None
         if save and as_of is not None:
-            fail(f"--as-of: {as_of.isoformat()!r} is refused with --save: a saved plan is made "
-                 "at the wall clock, so that it can be executed; --as-of is for previews "
-                 "(without --save) and backtests")
+            fail(
+                f"--as-of: {as_of.isoformat()!r} is refused with --save: a saved plan is made "
+                "at the wall clock, so that it can be executed; --as-of is for previews "
+                "(without --save) and backtests"
+            )
         if save and policy is not None:
-            fail(f"--save: {str(policy)!r} is previewed, never stored; store the policies "
-                 "with `capplan policies apply FILE`, then `capplan plan --save`")
+            fail(
+                f"--save: {str(policy)!r} is previewed, never stored; store the policies "
+                "with `capplan policies apply FILE`, then `capplan plan --save`"
+            )
         check_inputs(metrics, policy, names)
         try:
             with cycle_progress():
-                results = run_capacity_plan(metrics, policy, names=names, as_of=as_of,
-                                            approval="none", save=save)
+                results = run_capacity_plan(
+                    metrics, policy, names=names, as_of=as_of, approval="none", save=save
+                )
         except Exception as err:  # a store error was retried by the store tasks first
             db = _store_error(err)
             if db is None:
                 raise
-            fail(f"the plan store is unreachable ({type(db).__name__}): "
-                 f"{str(db).strip().splitlines()[0]}; nothing was planned", code=1)
+            fail(
+                f"the plan store is unreachable ({type(db).__name__}): "
+                f"{str(db).strip().splitlines()[0]}; nothing was planned",
+                code=1,
+            )
         if as_json:
             print_json([public(r) for r in results])
         else:
@@ -77,8 +102,15 @@ def cycle_progress() -> Iterator[None]:
 
     from tasks.batch import add_progress_listener
 
-    bar = Progress("planning queues", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err_console, disable=not err_console.is_terminal, transient=True)
+    bar = Progress(
+        "planning queues",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not err_console.is_terminal,
+        transient=True,
+    )
     job = bar.add_task("plan", total=None)
 
     def advance(done: int, total: int) -> None:

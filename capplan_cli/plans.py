@@ -30,8 +30,9 @@ def list_plans(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The newest plans, newest first."""
-    rows = [plan_summary(p)
-            for p in plan_store().list_plans(queue=queue, status=status, limit=limit)]
+    rows = [
+        plan_summary(p) for p in plan_store().list_plans(queue=queue, status=status, limit=limit)
+    ]
     if as_json:
         print_json(rows)
     else:
@@ -39,8 +40,10 @@ def list_plans(
 
 
 @plans_app.command("show")
-def show(plan_id: int = typer.Argument(..., help="plan id"),
-         as_json: bool = typer.Option(False, "--json")) -> None:
+def show(
+    plan_id: int = typer.Argument(..., help="plan id"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """One plan with its steps, simulation and the explanation of each step."""
     store = plan_store()
     try:
@@ -51,8 +54,10 @@ def show(plan_id: int = typer.Argument(..., help="plan id"),
 
     summary = plan_summary(plan)
     summary["explanation"] = stored_step_rows(plan)
-    summary["audit"] = [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action,
-                         "details": e.details} for e in store.audit_events(plan_id=plan_id)]
+    summary["audit"] = [
+        {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "details": e.details}
+        for e in store.audit_events(plan_id=plan_id)
+    ]
     if as_json:
         print_json(summary)
         return
@@ -62,17 +67,27 @@ def show(plan_id: int = typer.Argument(..., help="plan id"),
     console.print(plan_markdown(summary, plan.details))
     if summary["explanation"]:
         console.print("\nExplanation per step:\n" + table(summary["explanation"]))
-    console.print("\nAudit:\n" + table([{k: v for k, v in a.items() if k != "details"}
-                                        for a in summary["audit"]]))
+    console.print(
+        "\nAudit:\n"
+        + table([{k: v for k, v in a.items() if k != "details"} for a in summary["audit"]])
+    )
 
 
 # exit code of a decision refused for a reason the approver can act on (stale plan, cap)
 REFUSED_EXIT = 3
 
 
-def _record_decision(plan_id: int, decision: str, approver: str, comment: str,
-                     max_workers: int | None, apply_hours: float | None, code: str | None,
-                     key_env: str, wait_s: float) -> None:
+def _record_decision(
+    plan_id: int,
+    decision: str,
+    approver: str,
+    comment: str,
+    max_workers: int | None,
+    apply_hours: float | None,
+    code: str | None,
+    key_env: str,
+    wait_s: float,
+) -> None:
     if decision == "approve":
         try:
             from capplan_core.approval.service import why_refused
@@ -88,9 +103,16 @@ def _record_decision(plan_id: int, decision: str, approver: str, comment: str,
     store = plan_store()
     try:
         before = len(store.audit_events(plan_id=plan_id, action="decision_refused"))
-        run_id = resume_with_decision(store, plan_id, decision=decision, approver=approver,
-                                      code=code, comment=comment, max_workers=max_workers,
-                                      apply_hours=apply_hours)
+        run_id = resume_with_decision(
+            store,
+            plan_id,
+            decision=decision,
+            approver=approver,
+            code=code,
+            comment=comment,
+            max_workers=max_workers,
+            apply_hours=apply_hours,
+        )
     except (ApprovalError, StoreError) as err:
         fail(str(err), code=1)
     console.print(f"plan {plan_id}: sent '{decision}' by {approver} to flow run {run_id}")
@@ -100,21 +122,22 @@ def _record_decision(plan_id: int, decision: str, approver: str, comment: str,
     if outcome == "refused":
         fail(f"plan {plan_id}: the run refused the decision: {reason}", code=REFUSED_EXIT)
     if outcome == "pending":
-        console.print(f"plan {plan_id}: the run has not taken the decision within "
-                      f"{wait_s:.0f} s; see `capplan plans show {plan_id}`")
+        console.print(
+            f"plan {plan_id}: the run has not taken the decision within "
+            f"{wait_s:.0f} s; see `capplan plans show {plan_id}`"
+        )
     else:
         console.print(f"plan {plan_id}: {store.get_plan(plan_id).status}")
 
 
-def _code_from_key(key_env: str, plan_id: int, decision: str, max_workers: int | None,
-                   apply_hours: float | None) -> str:
+def _code_from_key(
+    key_env: str, plan_id: int, decision: str, max_workers: int | None, apply_hours: float | None
+) -> str:
     """The approval code made with the key in ``$key_env`` (the key never leaves here)."""
     key = os.environ.get(key_env)
     if not key:
-        fail(f"--code: no approval code given and ${key_env} (--key-env) holds no approver "
-             "key")
-    return approval_code(key, plan_id, decision, max_workers=max_workers,
-                         apply_hours=apply_hours)
+        fail(f"--code: no approval code given and ${key_env} (--key-env) holds no approver key")
+    return approval_code(key, plan_id, decision, max_workers=max_workers, apply_hours=apply_hours)
 
 
 KEY_ENV_HELP = "environment variable holding your approver key (the code is made from it)"
@@ -123,33 +146,43 @@ KEY_ENV_HELP = "environment variable holding your approver key (the code is made
 @plans_app.command("approve")
 def approve(
     plan_id: int = typer.Argument(...),
-    approver: str = typer.Option(..., "--by", help="your approver name (in the policy's "
-                                 "approval.approvers; audited)"),
+    approver: str = typer.Option(
+        ..., "--by", help="your approver name (in the policy's approval.approvers; audited)"
+    ),
     comment: str = typer.Option("", "--comment"),
     max_workers: int | None = typer.Option(
-        None, "--max-workers", help="cap: at least the plan's current count, never 0"),
+        None, "--max-workers", help="cap: at least the plan's current count, never 0"
+    ),
     apply_hours: float | None = typer.Option(None, "--apply-hours", min=0.01),
-    code: str | None = typer.Option(None, "--code", help="approval code (capplan approvals "
-                                    "code); default: made from --key-env"),
+    code: str | None = typer.Option(
+        None, "--code", help="approval code (capplan approvals code); default: made from --key-env"
+    ),
     key_env: str = typer.Option("CAPPLAN_APPROVER_KEY", "--key-env", help=KEY_ENV_HELP),
-    wait_s: float = typer.Option(60, "--wait", min=0, help="seconds to wait for the run to "
-                                 "take or refuse the decision (0: do not wait)"),
+    wait_s: float = typer.Option(
+        60,
+        "--wait",
+        min=0,
+        help="seconds to wait for the run to take or refuse the decision (0: do not wait)",
+    ),
 ) -> None:
     """Approve a plan paused for approval (resumes its flow run with the form's input).
 
     Exit 3 when the decision is refused (stale plan, cap, not an approver, wrong code)."""
-    _record_decision(plan_id, "approve", approver, comment, max_workers, apply_hours, code,
-                     key_env, wait_s)
+    _record_decision(
+        plan_id, "approve", approver, comment, max_workers, apply_hours, code, key_env, wait_s
+    )
 
 
 @plans_app.command("reject")
 def reject(
     plan_id: int = typer.Argument(...),
-    approver: str = typer.Option(..., "--by", help="your approver name (in the policy's "
-                                 "approval.approvers; audited)"),
+    approver: str = typer.Option(
+        ..., "--by", help="your approver name (in the policy's approval.approvers; audited)"
+    ),
     comment: str = typer.Option("", "--comment"),
-    code: str | None = typer.Option(None, "--code", help="approval code (capplan approvals "
-                                    "code); default: made from --key-env"),
+    code: str | None = typer.Option(
+        None, "--code", help="approval code (capplan approvals code); default: made from --key-env"
+    ),
     key_env: str = typer.Option("CAPPLAN_APPROVER_KEY", "--key-env", help=KEY_ENV_HELP),
     wait_s: float = typer.Option(60, "--wait", min=0),
 ) -> None:
@@ -159,12 +192,17 @@ def reject(
 
 @plans_app.command("apply-due")
 def apply_due(
-    as_json: bool = typer.Option(False, "--json", help="a list of {plan_id, step_id, outcome, "
-                                 "reason}"),
+    as_json: bool = typer.Option(
+        False, "--json", help="a list of {plan_id, step_id, outcome, reason}"
+    ),
     lease_seconds: float = typer.Option(
-        60.0, "--lease-seconds", min=1.0, max=3600.0,
+        60.0,
+        "--lease-seconds",
+        min=1.0,
+        max=3600.0,
         help="how long this run holds a step and its target (on the store's clock; renewed "
-        "before every write); a killed run's step is taken over (and read back) after this"),
+        "before every write); a killed run's step is taken over (and read back) after this",
+    ),
 ) -> None:
     """Apply every due step of approved plans, in order, in this process (no Prefect server
     needed; deployed, the apply-due sweeper does the same every minute).
@@ -184,19 +222,23 @@ def apply_due(
     if not math.isfinite(lease_seconds):
         fail(f"--lease-seconds: {lease_seconds!r} must be a finite number of seconds")
     dry = is_dry_run()
-    run = DueRun(run_id=f"cli-{os.getpid()}-{uuid.uuid4().hex[:8]}", actor="capplan",
-                 lease_s=lease_seconds, wait_ready_s=0.0 if dry else 300.0,
-                 cooldown_scope_plan=dry,
-                 # fault injection for the reliability suite (docs/reliability.md)
-                 hook=self_kill_hook(get_settings().fault_kill_at))
+    run = DueRun(
+        run_id=f"cli-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+        actor="capplan",
+        lease_s=lease_seconds,
+        wait_ready_s=0.0 if dry else 300.0,
+        cooldown_scope_plan=dry,
+        # fault injection for the reliability suite (docs/reliability.md)
+        hook=self_kill_hook(get_settings().fault_kill_at),
+    )
     done = run_due(plan_store(), step_scaler, run=run)
     if as_json:
-        print_json([{k: d[k] for k in ("plan_id", "step_id", "outcome", "reason")}
-                    for d in done])
+        print_json([{k: d[k] for k in ("plan_id", "step_id", "outcome", "reason")} for d in done])
     else:
         for d in done:
-            console.print(f"plan {d['plan_id']} step {d['step_id']}: {d['outcome']} — "
-                          f"{d['reason']}")
+            console.print(
+                f"plan {d['plan_id']} step {d['step_id']}: {d['outcome']} — {d['reason']}"
+            )
         if not done:
             console.print("no steps due")
     if any(d["outcome"] == "failed" for d in done):

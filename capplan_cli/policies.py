@@ -20,8 +20,9 @@ from capplan_core.planning.policy_versions import (
 )
 from capplan_core.policy import PolicyError, load_policies
 
-policies_app = typer.Typer(help="Versioned scaling policies in the plan store.",
-                           no_args_is_help=True)
+policies_app = typer.Typer(
+    help="Versioned scaling policies in the plan store.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -37,18 +38,26 @@ def _actor(given: str | None) -> str:
 
 def _row(v: PolicyVersion) -> dict[str, object]:
     p = v.policy
-    return {"name": v.name, "version": v.version, "queue": p.queue, "mode": p.mode.value,
-            "enabled": p.enabled,
-            "target": f"{p.target.kind}:{p.target.namespace}/{p.target.name}",
-            "approvers": ",".join(p.approval.approvers), "applied_by": v.applied_by,
-            "applied_at": v.applied_at.isoformat(timespec="seconds"), "comment": v.comment}
+    return {
+        "name": v.name,
+        "version": v.version,
+        "queue": p.queue,
+        "mode": p.mode.value,
+        "enabled": p.enabled,
+        "target": f"{p.target.kind}:{p.target.namespace}/{p.target.name}",
+        "approvers": ",".join(p.approval.approvers),
+        "applied_by": v.applied_by,
+        "applied_at": v.applied_at.isoformat(timespec="seconds"),
+        "comment": v.comment,
+    }
 
 
 @policies_app.command("apply")
 def apply(
     path: Path = typer.Argument(..., help="policy YAML file"),
-    by: str | None = typer.Option(None, "--by", help="who applies (default $CAPPLAN_ACTOR "
-                                  "or your login name; audited)"),
+    by: str | None = typer.Option(
+        None, "--by", help="who applies (default $CAPPLAN_ACTOR or your login name; audited)"
+    ),
     comment: str = typer.Option("", "--comment", max=2000),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and show the diff only"),
     as_json: bool = typer.Option(False, "--json"),
@@ -68,12 +77,18 @@ def apply(
         check_policy_set((v.policy for v in stored.values()), policies)
     except PolicyError as err:
         fail(str(err))
-    diffs = {p.name: policy_diff(stored[p.name].policy if p.name in stored else None, p,
-                                 old_label=f"{p.name} v{stored[p.name].version}"
-                                 if p.name in stored else f"{p.name} (new)",
-                                 new_label=str(path))
-             for p in policies
-             if p.name not in stored or stored[p.name].sha256 != policy_digest(p)}
+    diffs = {
+        p.name: policy_diff(
+            stored[p.name].policy if p.name in stored else None,
+            p,
+            old_label=f"{p.name} v{stored[p.name].version}"
+            if p.name in stored
+            else f"{p.name} (new)",
+            new_label=str(path),
+        )
+        for p in policies
+        if p.name not in stored or stored[p.name].sha256 != policy_digest(p)
+    }
     if not as_json:
         for name, text in diffs.items():
             console.print(f"[bold]{name}[/]", highlight=False)
@@ -88,15 +103,33 @@ def apply(
         changes = store.apply_policies(policies, actor=_actor(by), comment=comment)
     except PolicyError as err:  # a concurrent apply got there first
         fail(str(err))
-    out = [{"name": c.name, "version": c.version, "previous": c.previous, "changed": c.changed,
-            "superseded_plans": list(c.superseded_plans)} for c in changes]
+    out = [
+        {
+            "name": c.name,
+            "version": c.version,
+            "previous": c.previous,
+            "changed": c.changed,
+            "superseded_plans": list(c.superseded_plans),
+        }
+        for c in changes
+    ]
     if as_json:
         print_json(out)
         return
-    console.print(table([{"name": c.name, "version": c.version, "previous": c.previous,
-                          "changed": c.changed,
-                          "superseded_plans": ",".join(map(str, c.superseded_plans))}
-                         for c in changes]))
+    console.print(
+        table(
+            [
+                {
+                    "name": c.name,
+                    "version": c.version,
+                    "previous": c.previous,
+                    "changed": c.changed,
+                    "superseded_plans": ",".join(map(str, c.superseded_plans)),
+                }
+                for c in changes
+            ]
+        )
+    )
 
 
 @policies_app.command("list")
@@ -106,45 +139,56 @@ def list_policies(as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         print_json(rows)
     else:
-        console.print(table(rows) if rows else "no policy is stored "
-                      "(capplan policies apply FILE)")
+        console.print(table(rows) if rows else "no policy is stored (capplan policies apply FILE)")
 
 
 def _version(name: str, version: int | None) -> PolicyVersion:
     store = plan_store()
     try:
-        return store.current_policy(name) if version is None else \
-            store.policy_version(name, version)
+        return (
+            store.current_policy(name) if version is None else store.policy_version(name, version)
+        )
     except StoreError as err:
         fail(str(err), code=1)
 
 
 @policies_app.command("show")
-def show(name: str = typer.Argument(...),
-         version: int | None = typer.Option(None, "--version", min=1),
-         as_json: bool = typer.Option(False, "--json")) -> None:
+def show(
+    name: str = typer.Argument(...),
+    version: int | None = typer.Option(None, "--version", min=1),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """One policy (current version, or --version N) as YAML."""
     v = _version(name, version)
     if as_json:
         print_json({**_row(v), "sha256": v.sha256, "spec": v.policy.model_dump(mode="json")})
         return
-    console.print(f"# {v.name} version {v.version}, applied by {v.applied_by} at "
-                  f"{v.applied_at.isoformat(timespec='seconds')}", highlight=False,
-                  markup=False)
+    console.print(
+        f"# {v.name} version {v.version}, applied by {v.applied_by} at "
+        f"{v.applied_at.isoformat(timespec='seconds')}",
+        highlight=False,
+        markup=False,
+    )
     console.print(policy_yaml(v.policy), highlight=False, markup=False)
 
 
 @policies_app.command("history")
-def history(name: str = typer.Argument(...),
-            as_json: bool = typer.Option(False, "--json")) -> None:
+def history(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
     """Every version of a policy, oldest first, with who applied it and when."""
     try:
         versions = plan_store().policy_history(name)
     except StoreError as err:
         fail(str(err), code=1)
-    rows = [{"version": v.version, "applied_by": v.applied_by,
-             "applied_at": v.applied_at.isoformat(timespec="seconds"), "sha256": v.sha256[:12],
-             "comment": v.comment} for v in versions]
+    rows = [
+        {
+            "version": v.version,
+            "applied_by": v.applied_by,
+            "applied_at": v.applied_at.isoformat(timespec="seconds"),
+            "sha256": v.sha256[:12],
+            "comment": v.comment,
+        }
+        for v in versions
+    ]
     if as_json:
         print_json(rows)
     else:
@@ -156,8 +200,11 @@ def diff(
     name: str = typer.Argument(...),
     old: int | None = typer.Option(None, "--from", min=1, help="version (default: previous)"),
     new: int | None = typer.Option(None, "--to", min=1, help="version (default: current)"),
-    file: Path | None = typer.Option(None, "--file", help="compare the current version with "
-                                     "this file's policy of that name instead"),
+    file: Path | None = typer.Option(
+        None,
+        "--file",
+        help="compare the current version with this file's policy of that name instead",
+    ),
 ) -> None:
     """What changed between two versions (or between the current version and a file)."""
     current = _version(name, new)
@@ -168,10 +215,18 @@ def diff(
             fail(str(err))
         if name not in in_file:
             fail(f"--file: {str(file)!r} has no policy named {name!r}")
-        text = policy_diff(current.policy, in_file[name],
-                           old_label=f"{name} v{current.version}", new_label=str(file))
+        text = policy_diff(
+            current.policy,
+            in_file[name],
+            old_label=f"{name} v{current.version}",
+            new_label=str(file),
+        )
     else:
         base = _version(name, old if old is not None else max(1, current.version - 1))
-        text = policy_diff(base.policy, current.policy, old_label=f"{name} v{base.version}",
-                           new_label=f"{name} v{current.version}")
+        text = policy_diff(
+            base.policy,
+            current.policy,
+            old_label=f"{name} v{base.version}",
+            new_label=f"{name} v{current.version}",
+        )
     console.print(text or "no difference", highlight=False, markup=False)

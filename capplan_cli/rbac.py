@@ -20,20 +20,25 @@ def register(app: typer.Typer) -> None:
 
 @rbac_app.command("render")
 def render(
-    policy: Path | None = typer.Option(None, "--policy", help="policy YAML file; default: "
-                                       "the stored policies"),
+    policy: Path | None = typer.Option(
+        None, "--policy", help="policy YAML file; default: the stored policies"
+    ),
     out: Path | None = typer.Option(None, "--out", "-o", help="write here (default stdout)"),
     service_account: str = typer.Option("capplan", "--service-account"),
-    namespace: str = typer.Option("capplan", "--namespace",
-                                  help="the ServiceAccount's namespace"),
+    namespace: str = typer.Option("capplan", "--namespace", help="the ServiceAccount's namespace"),
 ) -> None:
     """Write a ServiceAccount, and per target namespace a Role + RoleBinding that may read
     and scale exactly the policies' targets (resourceNames), nothing else."""
     policies = file_or_stored_policies(policy)
-    text = ("# rendered by `capplan rbac render` from the policies' targets; do not edit\n"
-            + yaml.safe_dump_all(render_rbac(policies, service_account=service_account,
-                                             service_account_namespace=namespace),
-                                 sort_keys=False))
+    text = (
+        "# rendered by `capplan rbac render` from the policies' targets; do not edit\n"
+        + yaml.safe_dump_all(
+            render_rbac(
+                policies, service_account=service_account, service_account_namespace=namespace
+            ),
+            sort_keys=False,
+        )
+    )
     if out is None:
         typer.echo(text, nl=False)
     else:

@@ -11,10 +11,26 @@ from capplan_cli.output import fail
 from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
 from capplan_core.policy_select import PolicySelectionError, select_policies
 
-PUBLIC_KEYS = ("id", "queue", "policy", "policy_version", "mode", "status", "current_workers",
-               "target_workers", "confidence", "slo_achievable", "steps", "simulation",
-               "skipped_reason",
-               "decision", "note", "error", "expires_at", "as_of")
+PUBLIC_KEYS = (
+    "id",
+    "queue",
+    "policy",
+    "policy_version",
+    "mode",
+    "status",
+    "current_workers",
+    "target_workers",
+    "confidence",
+    "slo_achievable",
+    "steps",
+    "simulation",
+    "skipped_reason",
+    "decision",
+    "note",
+    "error",
+    "expires_at",
+    "as_of",
+)
 
 
 def file_or_stored_policies(policy: Path | None) -> list[ScalingPolicy]:
@@ -29,8 +45,10 @@ def file_or_stored_policies(policy: Path | None) -> list[ScalingPolicy]:
 
     policies = [v.policy for v in plan_store().list_policies()]
     if not policies:
-        fail("--policy: no policy file given and no policy is stored; store them with "
-             "`capplan policies apply FILE` (or preview a file with --policy FILE)")
+        fail(
+            "--policy: no policy file given and no policy is stored; store them with "
+            "`capplan policies apply FILE` (or preview a file with --policy FILE)"
+        )
     return policies
 
 
@@ -63,20 +81,41 @@ def public(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_capacity_plan(
-    metrics: Path | None, policy: Path | None, *, names: list[str] | None,
-    as_of: datetime | None, approval: Literal["policy", "none"], approval_poll_s: int = 10,
-    save: bool = True, requested_by: str = "cli",
+    metrics: Path | None,
+    policy: Path | None,
+    *,
+    names: list[str] | None,
+    as_of: datetime | None,
+    approval: Literal["policy", "none"],
+    approval_poll_s: int = 10,
+    save: bool = True,
+    requested_by: str = "cli",
 ) -> list[dict[str, Any]]:
     """Run capacity-plan in this process: the stored policies, or (``policy``) a preview of a
     file's policies that stores nothing."""
     # the flow's own runner follows CAPPLAN_TASK_RUNNER (threads, processes or Dask)
     from flows.capacity_plan import capacity_plan
+
     if policy is not None:
-        return asyncio.run(capacity_plan(
-            metrics_path=str(metrics) if metrics else None, policy_path=str(policy),
-            policies=names, as_of=as_of, approval="none", save=False,
-            requested_by=requested_by))
-    return asyncio.run(capacity_plan(
-        metrics_path=str(metrics) if metrics else None, policies=names, as_of=as_of,
-        approval=approval, approval_poll_s=approval_poll_s, save=save,
-        requested_by=requested_by))
+        return asyncio.run(
+            capacity_plan(
+                metrics_path=str(metrics) if metrics else None,
+                policy_path=str(policy),
+                policies=names,
+                as_of=as_of,
+                approval="none",
+                save=False,
+                requested_by=requested_by,
+            )
+        )
+    return asyncio.run(
+        capacity_plan(
+            metrics_path=str(metrics) if metrics else None,
+            policies=names,
+            as_of=as_of,
+            approval=approval,
+            approval_poll_s=approval_poll_s,
+            save=save,
+            requested_by=requested_by,
+        )
+    )

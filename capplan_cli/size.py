@@ -29,8 +29,15 @@ CLASS_FORMAT = "NAME=RATE,WAIT_S[,QUANTILE]"
 CLI_DISCIPLINES = ("strict", "round_robin")
 
 
-def _check(flag: str, value: float | None, *, low: float, low_open: bool = True,
-           high: float | None = None, high_open: bool = True) -> None:
+def _check(
+    flag: str,
+    value: float | None,
+    *,
+    low: float,
+    low_open: bool = True,
+    high: float | None = None,
+    high_open: bool = True,
+) -> None:
     """Exit 2 with a message naming the flag and the value unless low (<|<=) v (<|<=) high."""
     if value is None:
         return
@@ -69,8 +76,9 @@ def parse_class(spec: str, default_quantile: float) -> PoolClass:
     return PoolClass(name.strip(), rate, SloTerms(wait_s=wait_s, wait_quantile=q))
 
 
-def size_classes(specs: list[str], mean_service_s: float, discipline: str,
-                 service_scv: float, arrival_scv: float) -> PoolSizingResult:
+def size_classes(
+    specs: list[str], mean_service_s: float, discipline: str, service_scv: float, arrival_scv: float
+) -> PoolSizingResult:
     """Parse and size a shared pool (exit 2 on bad input, 1 when no count within reach)."""
     from capplan_core.queueing import required_workers_priority
 
@@ -81,12 +89,16 @@ def size_classes(specs: list[str], mean_service_s: float, discipline: str,
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
         fail(f"--class names must be unique (got {dup!r} twice)")
-    r = required_workers_priority(classes, mean_service_s, discipline=discipline,
-                                  service_scv=service_scv, arrival_scv=arrival_scv,
-                                  max_workers=MAX_WORKERS)
+    r = required_workers_priority(
+        classes,
+        mean_service_s,
+        discipline=discipline,
+        service_scv=service_scv,
+        arrival_scv=arrival_scv,
+        max_workers=MAX_WORKERS,
+    )
     if not r.feasible:
-        fail(f"more than {MAX_WORKERS:,} workers would be needed for these --class values",
-             code=1)
+        fail(f"more than {MAX_WORKERS:,} workers would be needed for these --class values", code=1)
     return r
 
 
@@ -97,10 +109,18 @@ def classes_json(r: PoolSizingResult) -> dict[str, Any]:
         "discipline": r.discipline,
         "model": r.model,
         "exact": r.exact,
-        "classes": [{"name": c.name, "arrival_rate": c.arrival_rate_per_s,
-                     "wait_quantile": c.wait_quantile, "wait_quantile_s": c.wait_quantile_s,
-                     "mean_wait_s": c.mean_wait_s, "wait_probability": c.wait_probability,
-                     "meets_slo": c.meets_slo} for c in r.classes],
+        "classes": [
+            {
+                "name": c.name,
+                "arrival_rate": c.arrival_rate_per_s,
+                "wait_quantile": c.wait_quantile,
+                "wait_quantile_s": c.wait_quantile_s,
+                "mean_wait_s": c.mean_wait_s,
+                "wait_probability": c.wait_probability,
+                "meets_slo": c.meets_slo,
+            }
+            for c in r.classes
+        ],
     }
 
 
@@ -108,40 +128,63 @@ def _print_classes(r: PoolSizingResult) -> None:
     console.print(f"workers needed: [bold]{r.workers}[/]  ({r.discipline}; {r.model})")
     for c in r.classes:
         verdict = "meets" if c.meets_slo else "MISSES"
-        console.print(f"  {c.name:<16} {c.arrival_rate_per_s:g} jobs/s  P(wait) "
-                      f"{c.wait_probability:.4f}  mean {c.mean_wait_s:.4g} s  "
-                      f"p{c.wait_quantile * 100:g} {c.wait_quantile_s:.4g} s  {verdict}")
+        console.print(
+            f"  {c.name:<16} {c.arrival_rate_per_s:g} jobs/s  P(wait) "
+            f"{c.wait_probability:.4f}  mean {c.mean_wait_s:.4g} s  "
+            f"p{c.wait_quantile * 100:g} {c.wait_quantile_s:.4g} s  {verdict}"
+        )
     if r.binding_class is not None:
         console.print(f"  one fewer misses     {r.binding_class}: {r.binding_term}")
 
 
-def _size_single(arrival_rate: float, mean_service_time: float, slo_wait: float,
-                 slo_quantile: float, service_scv: float | None, arrival_scv: float | None,
-                 as_json: bool) -> None:
+def _size_single(
+    arrival_rate: float,
+    mean_service_time: float,
+    slo_wait: float,
+    slo_quantile: float,
+    service_scv: float | None,
+    arrival_scv: float | None,
+    as_json: bool,
+) -> None:
     from capplan_core.queueing import SloTerms, required_workers
 
     terms = SloTerms(wait_s=slo_wait, wait_quantile=slo_quantile)
     r = required_workers(
-        arrival_rate, mean_service_time, terms,
+        arrival_rate,
+        mean_service_time,
+        terms,
         service_scv=1.0 if service_scv is None else service_scv,
-        arrival_scv=1.0 if arrival_scv is None else arrival_scv, max_workers=MAX_WORKERS)
+        arrival_scv=1.0 if arrival_scv is None else arrival_scv,
+        max_workers=MAX_WORKERS,
+    )
     if not r.feasible:
-        fail(f"more than {MAX_WORKERS:,} workers would be needed for --arrival-rate "
-             f"{arrival_rate:g} and --mean-service-time {mean_service_time:g}", code=1)
-    out = {"workers": r.workers, "utilization": r.utilization,
-           "wait_probability": r.wait_probability, "mean_wait_s": r.mean_wait_s,
-           "wait_quantile_s": r.wait_quantile_s}
+        fail(
+            f"more than {MAX_WORKERS:,} workers would be needed for --arrival-rate "
+            f"{arrival_rate:g} and --mean-service-time {mean_service_time:g}",
+            code=1,
+        )
+    out = {
+        "workers": r.workers,
+        "utilization": r.utilization,
+        "wait_probability": r.wait_probability,
+        "mean_wait_s": r.mean_wait_s,
+        "wait_quantile_s": r.wait_quantile_s,
+    }
     if as_json:
         print_json(out)
         return
-    model = "M/M/c (Erlang C)" if service_scv in (None, 1.0) and arrival_scv in (
-        None, 1.0) else "G/G/c (Allen–Cunneen)"
+    model = (
+        "M/M/c (Erlang C)"
+        if service_scv in (None, 1.0) and arrival_scv in (None, 1.0)
+        else "G/G/c (Allen–Cunneen)"
+    )
     console.print(f"workers needed: [bold]{r.workers}[/]  ({model})")
     console.print(f"  utilisation          {r.utilization:.4f}")
     console.print(f"  P(wait)              {r.wait_probability:.4f}")
     console.print(f"  mean wait            {r.mean_wait_s:.4g} s")
-    console.print(f"  p{slo_quantile * 100:g} wait            {r.wait_quantile_s:.4g} s"
-                  f"  (SLO {slo_wait:g} s)")
+    console.print(
+        f"  p{slo_quantile * 100:g} wait            {r.wait_quantile_s:.4g} s  (SLO {slo_wait:g} s)"
+    )
     console.print(f"  binding term         {r.binding_term}")
 
 
@@ -149,25 +192,38 @@ def register(app: typer.Typer) -> None:
     @app.command("size")
     def size(
         arrival_rate: float | None = typer.Option(
-            None, "--arrival-rate", help="arrivals, jobs/s (one queue)"),
+            None, "--arrival-rate", help="arrivals, jobs/s (one queue)"
+        ),
         mean_service_time: float = typer.Option(
-            ..., "--mean-service-time", help="mean time one worker spends on a job, s"),
+            ..., "--mean-service-time", help="mean time one worker spends on a job, s"
+        ),
         slo_wait: float | None = typer.Option(
-            None, "--slo-wait", help="queue wait (s) the --slo-quantile of jobs must not exceed"),
+            None, "--slo-wait", help="queue wait (s) the --slo-quantile of jobs must not exceed"
+        ),
         slo_quantile: float | None = typer.Option(
-            None, "--slo-quantile", help="share of jobs that must wait at most --slo-wait "
-            "(default 0.95)"),
+            None,
+            "--slo-quantile",
+            help="share of jobs that must wait at most --slo-wait (default 0.95)",
+        ),
         job_class: list[str] | None = typer.Option(
-            None, "--class", help=f"a queue of a shared pool, {CLASS_FORMAT} (QUANTILE "
-            "default 0.95); repeat in service order"),
+            None,
+            "--class",
+            help=f"a queue of a shared pool, {CLASS_FORMAT} (QUANTILE "
+            "default 0.95); repeat in service order",
+        ),
         discipline: str = typer.Option(
-            "strict", "--discipline", help="shared pool order: strict | round_robin"),
+            "strict", "--discipline", help="shared pool order: strict | round_robin"
+        ),
         service_scv: float | None = typer.Option(
-            None, "--service-scv",
-            help="squared coefficient of variation of service times (default 1: exponential)"),
+            None,
+            "--service-scv",
+            help="squared coefficient of variation of service times (default 1: exponential)",
+        ),
         arrival_scv: float | None = typer.Option(
-            None, "--arrival-scv",
-            help="squared coefficient of variation of inter-arrival times (default 1: Poisson)"),
+            None,
+            "--arrival-scv",
+            help="squared coefficient of variation of inter-arrival times (default 1: Poisson)",
+        ),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Least number of workers meeting the wait SLO(s), with the predicted queue metrics."""
@@ -175,14 +231,23 @@ def register(app: typer.Typer) -> None:
         _check("--service-scv", service_scv, low=0, low_open=False)
         _check("--arrival-scv", arrival_scv, low=0, low_open=False)
         if job_class:
-            for flag, v in (("--arrival-rate", arrival_rate), ("--slo-wait", slo_wait),
-                            ("--slo-quantile", slo_quantile)):
+            for flag, v in (
+                ("--arrival-rate", arrival_rate),
+                ("--slo-wait", slo_wait),
+                ("--slo-quantile", slo_quantile),
+            ):
                 if v is not None:
-                    fail(f"{flag} cannot be combined with --class (got {flag} {v:g}): "
-                         f"give each queue's rate and SLO in --class {CLASS_FORMAT}")
-            r = size_classes(job_class, mean_service_time, discipline,
-                             1.0 if service_scv is None else service_scv,
-                             1.0 if arrival_scv is None else arrival_scv)
+                    fail(
+                        f"{flag} cannot be combined with --class (got {flag} {v:g}): "
+                        f"give each queue's rate and SLO in --class {CLASS_FORMAT}"
+                    )
+            r = size_classes(
+                job_class,
+                mean_service_time,
+                discipline,
+                1.0 if service_scv is None else service_scv,
+                1.0 if arrival_scv is None else arrival_scv,
+            )
             if as_json:
                 print_json(classes_json(r))
             else:
@@ -197,5 +262,12 @@ def register(app: typer.Typer) -> None:
         _check("--arrival-rate", arrival_rate, low=0)
         _check("--slo-wait", slo_wait, low=0)
         _check("--slo-quantile", q, low=0, high=1)
-        _size_single(float(arrival_rate or 0), mean_service_time, float(slo_wait or 0), q,
-                     service_scv, arrival_scv, as_json)
+        _size_single(
+            float(arrival_rate or 0),
+            mean_service_time,
+            float(slo_wait or 0),
+            q,
+            service_scv,
+            arrival_scv,
+            as_json,
+        )

@@ -16,11 +16,16 @@ from capplan_core.metrics.schema import MetricsFileError
 from capplan_core.whatif import WhatIfError, WhatIfResult, WhatIfScenario, run_what_if
 
 FLAGS = {
-    ("multiplier",): "--multiplier", ("horizon_hours",): "--horizon-hours",
-    ("slo_wait_s",): "--slo-wait", ("safety_margin",): "--safety-margin",
-    ("failure_mtbf_s",): "--failure-mtbf", ("workers",): "--workers",
-    ("spike", "size_per_s"): "--spike-size", ("spike", "at"): "--spike-at",
-    ("spike", "offset_minutes"): "--spike-at", ("spike", "duration_minutes"): "--spike-minutes",
+    ("multiplier",): "--multiplier",
+    ("horizon_hours",): "--horizon-hours",
+    ("slo_wait_s",): "--slo-wait",
+    ("safety_margin",): "--safety-margin",
+    ("failure_mtbf_s",): "--failure-mtbf",
+    ("workers",): "--workers",
+    ("spike", "size_per_s"): "--spike-size",
+    ("spike", "at"): "--spike-at",
+    ("spike", "offset_minutes"): "--spike-at",
+    ("spike", "duration_minutes"): "--spike-minutes",
     ("spike",): "--spike-at",
 }
 
@@ -80,8 +85,7 @@ def result_table(r: WhatIfResult) -> Table:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
     for row in r.table()["rows"]:
-        t.add_row(row["metric"], show(row["baseline"]), show(row["scenario"]),
-                  show(row["change"]))
+        t.add_row(row["metric"], show(row["baseline"]), show(row["scenario"]), show(row["change"]))
     return t
 
 
@@ -94,32 +98,48 @@ def register(app: typer.Typer) -> None:
         multiplier: float = typer.Option(1.0, "--multiplier", help="demand multiplier"),
         spike_size: float | None = typer.Option(None, "--spike-size", help="extra jobs/s"),
         spike_at: str | None = typer.Option(
-            None, "--spike-at", help="spike start: ISO-8601 UTC time or minutes from now"),
-        spike_minutes: float | None = typer.Option(None, "--spike-minutes",
-                                                   help="spike length, minutes (default 30)"),
+            None, "--spike-at", help="spike start: ISO-8601 UTC time or minutes from now"
+        ),
+        spike_minutes: float | None = typer.Option(
+            None, "--spike-minutes", help="spike length, minutes (default 30)"
+        ),
         slo_wait: float | None = typer.Option(None, "--slo-wait", help="wait SLO override, s"),
-        safety_margin: float | None = typer.Option(None, "--safety-margin",
-                                                   help="safety margin override (0.2 = 20%)"),
+        safety_margin: float | None = typer.Option(
+            None, "--safety-margin", help="safety margin override (0.2 = 20%)"
+        ),
         failure_mtbf: float | None = typer.Option(
-            None, "--failure-mtbf", help="mean time between worker failures, s"),
+            None, "--failure-mtbf", help="mean time between worker failures, s"
+        ),
         workers: str | None = typer.Option(
-            None, "--workers", help="hold this many workers, or 'plan' (default) to plan"),
-        horizon_hours: float | None = typer.Option(None, "--horizon-hours",
-                                                   help="planning horizon, h"),
+            None, "--workers", help="hold this many workers, or 'plan' (default) to plan"
+        ),
+        horizon_hours: float | None = typer.Option(
+            None, "--horizon-hours", help="planning horizon, h"
+        ),
         as_of: str | None = typer.Option(
-            None, "--as-of", help="plan as of this UTC time (default: end of the data)"),
+            None, "--as-of", help="plan as of this UTC time (default: end of the data)"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Plan + simulate the unchanged and the changed scenario, side by side."""
         pol = policies_to_run(policy, queue, None)
         if len(pol) > 1:
-            fail(f"--queue: {queue!r} is governed by several policies "
-                 f"{[p.name for p in pol]}; give one policy name")
-        scenario = build_scenario({
-            "policy": pol[0].name, "multiplier": multiplier, "horizon_hours": horizon_hours,
-            "spike": spike_doc(spike_size, spike_at, spike_minutes), "slo_wait_s": slo_wait,
-            "safety_margin": safety_margin, "failure_mtbf_s": failure_mtbf,
-            "workers": parse_workers(workers)})
+            fail(
+                f"--queue: {queue!r} is governed by several policies "
+                f"{[p.name for p in pol]}; give one policy name"
+            )
+        scenario = build_scenario(
+            {
+                "policy": pol[0].name,
+                "multiplier": multiplier,
+                "horizon_hours": horizon_hours,
+                "spike": spike_doc(spike_size, spike_at, spike_minutes),
+                "slo_wait_s": slo_wait,
+                "safety_margin": safety_margin,
+                "failure_mtbf_s": failure_mtbf,
+                "workers": parse_workers(workers),
+            }
+        )
         try:
             frame = read_metrics_file_cached(metrics)
             now = parse_time("--as-of", as_of) or data_end(metrics)

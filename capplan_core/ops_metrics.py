@@ -104,21 +104,27 @@ def last_successful(found: Sequence[CycleSummary]) -> CycleSummary | None:
     return next((c for c in found if c.succeeded), None)
 
 
-def _starts_new_cycle(group: list[PlanFact], seen: set[str], p: PlanFact,
-                      max_gap_s: float) -> bool:
+def _starts_new_cycle(group: list[PlanFact], seen: set[str], p: PlanFact, max_gap_s: float) -> bool:
     last = group[-1]
-    return (p.as_of != group[0].as_of
-            or p.queue in seen
-            or (last.created_at - p.created_at).total_seconds() > max_gap_s)
+    return (
+        p.as_of != group[0].as_of
+        or p.queue in seen
+        or (last.created_at - p.created_at).total_seconds() > max_gap_s
+    )
 
 
 def _summarise(group: list[PlanFact]) -> CycleSummary:
     skipped = sum(p.status == SKIPPED for p in group)
     failed = sum(p.status == FAILED for p in group)
     return CycleSummary(
-        as_of=group[0].as_of, started_at=min(p.created_at for p in group),
-        finished_at=max(p.created_at for p in group), planned=len(group) - skipped - failed,
-        skipped=skipped, failed=failed, queues=frozenset(p.queue for p in group))
+        as_of=group[0].as_of,
+        started_at=min(p.created_at for p in group),
+        finished_at=max(p.created_at for p in group),
+        planned=len(group) - skipped - failed,
+        skipped=skipped,
+        failed=failed,
+        queues=frozenset(p.queue for p in group),
+    )
 
 
 def missing_queues(cycle: CycleSummary | None, enabled_queues: set[str]) -> set[str]:
@@ -162,7 +168,8 @@ def forecast_error(
     forecast: Sequence[tuple[datetime, float]],
     observed: Sequence[tuple[datetime, float]],
     now: datetime,
-    *, interval_s: float | None = None,
+    *,
+    interval_s: float | None = None,
 ) -> ForecastError:
     """Compare forecast windows that have passed with the arrival rate observed in them.
 

@@ -61,19 +61,32 @@ def _daily_only() -> list[Seasonality]:
 class _Strict(BaseModel):
     # allow_inf_nan=False: YAML `.inf` must not slip through as a limit or SLO (it would
     # overflow timedeltas and make sizing meaningless); None already means "no limit"
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
-                              allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
-def _seconds(default: float | None, *, le: float, gt: float | None = None,
-             ge: float | None = None, description: str | None = None) -> Any:
+def _seconds(
+    default: float | None,
+    *,
+    le: float,
+    gt: float | None = None,
+    ge: float | None = None,
+    description: str | None = None,
+) -> Any:
     """A strict duration in seconds, bounded so that ``now + it`` is always a valid date."""
     return Field(default, strict=True, gt=gt, ge=ge, le=le, description=description)
 
 
-def _number(default: float | None, *, gt: float | None = None, ge: float | None = None,
-            lt: float | None = None, le: float | None = None,
-            description: str | None = None) -> Any:
+def _number(
+    default: float | None,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+    description: str | None = None,
+) -> Any:
     """A strict real number: a YAML int or float, never a bool or a string."""
     return Field(default, strict=True, gt=gt, ge=ge, lt=lt, le=le, description=description)
 
@@ -94,18 +107,28 @@ class TargetSpec(_Strict):
     @classmethod
     def _namespace_is_a_label(cls, namespace: str) -> str:
         if not re.fullmatch(DNS_LABEL, namespace):
-            raise ValueError("must be an RFC 1123 label (lower-case letters, digits and '-', "
-                             "starting and ending alphanumeric, at most 63)")
+            raise ValueError(
+                "must be an RFC 1123 label (lower-case letters, digits and '-', "
+                "starting and ending alphanumeric, at most 63)"
+            )
         return namespace
 
     @field_validator("name")
     @classmethod
     def _name_fits_kind(cls, name: str, info: ValidationInfo) -> str:
-        pattern, rule = ((SUPERVISOR_NAME, "a supervisord group name (letters, digits, "
-                          "'_', '.', '@', '-'; no space, ':' or '/')")
-                         if info.data.get("kind") == "supervisor" else
-                         (DNS_SUBDOMAIN, "a Kubernetes DNS-1123 subdomain (lower-case "
-                          "letters, digits, '-' and '.', starting and ending alphanumeric)"))
+        pattern, rule = (
+            (
+                SUPERVISOR_NAME,
+                "a supervisord group name (letters, digits, "
+                "'_', '.', '@', '-'; no space, ':' or '/')",
+            )
+            if info.data.get("kind") == "supervisor"
+            else (
+                DNS_SUBDOMAIN,
+                "a Kubernetes DNS-1123 subdomain (lower-case "
+                "letters, digits, '-' and '.', starting and ending alphanumeric)",
+            )
+        )
         if not re.fullmatch(pattern, name):
             raise ValueError(f"must be {rule}")
         return name
@@ -114,8 +137,9 @@ class TargetSpec(_Strict):
     def _key_fits_the_store(self) -> TargetSpec:
         key = f"{self.kind}:{self.namespace}/{self.name}"
         if len(key) > MAX_TARGET_KEY_CHARS:
-            raise ValueError(f"kind:namespace/name is {len(key)} characters, at most "
-                             f"{MAX_TARGET_KEY_CHARS}")
+            raise ValueError(
+                f"kind:namespace/name is {len(key)} characters, at most {MAX_TARGET_KEY_CHARS}"
+            )
         return self
 
     def key(self) -> tuple[str, str, str]:
@@ -126,8 +150,13 @@ class TargetSpec(_Strict):
 #: a reference to a secret resolved at run time: a Prefect Secret block or an environment
 #: variable of the process that runs the flow (docs/security.md); never the secret itself
 SECRET_REF = r"^(env:[A-Za-z_][A-Za-z0-9_]{0,199}|prefect-secret:[a-z0-9][a-z0-9-]{0,199})$"
-SecretRef = Annotated[str, Field(pattern=SECRET_REF, description=(
-    "prefect-secret:<Secret block name> or env:<VARIABLE>, resolved at run time"))]
+SecretRef = Annotated[
+    str,
+    Field(
+        pattern=SECRET_REF,
+        description=("prefect-secret:<Secret block name> or env:<VARIABLE>, resolved at run time"),
+    ),
+]
 #: approver names: what a Prefect Secret block name allows (capplan-approver-<name>)
 APPROVER_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 #: actors capplan itself records (auto-approval, expiry): never a person's name
@@ -146,8 +175,10 @@ def _no_credentials(url: str | None, field: str) -> str | None:
     except ValueError as err:
         raise ValueError(f"not a URL: {err}") from None
     if has_password:
-        raise ValueError(f"carries a password; give a URL with credentials as {field}_ref "
-                         "(prefect-secret:<block> or env:<VARIABLE>), never inline")
+        raise ValueError(
+            f"carries a password; give a URL with credentials as {field}_ref "
+            "(prefect-secret:<block> or env:<VARIABLE>), never inline"
+        )
     return url
 
 
@@ -193,22 +224,30 @@ class SloSpec(_Strict):
     )
     wait_quantile: float = _number(0.95, gt=0, lt=1, description="quantile of the wait SLO")
     mean_wait_seconds: float | None = _seconds(None, gt=0, le=7 * DAY_S)
-    max_backlog: float | None = _number(None, gt=0, le=1e12,
-                                        description="max expected jobs waiting")
-    drain_seconds: float | None = _seconds(None, gt=0, le=7 * DAY_S,
-                                           description="drain current backlog within")
+    max_backlog: float | None = _number(
+        None, gt=0, le=1e12, description="max expected jobs waiting"
+    )
+    drain_seconds: float | None = _seconds(
+        None, gt=0, le=7 * DAY_S, description="drain current backlog within"
+    )
     max_utilization: float | None = _number(None, gt=0, lt=1)
     target_attainment: float | None = _number(
-        None, gt=0, lt=1, description="share of planning windows that must meet the SLO (the "
+        None,
+        gt=0,
+        lt=1,
+        description="share of planning windows that must meet the SLO (the "
         "safety margin is not added on top: no double counting); unset: derived, max(0.99, "
         "wait_quantile), unless forecast.demand_quantile or scaling.safety_margin is set "
-        "(then each window is sized to that quantile x (1 + margin))")
+        "(then each window is sized to that quantile x (1 + margin))",
+    )
     attainment_mode: Literal["per_window", "pooled"] | None = Field(
-        None, description="how target_attainment is met: per_window sizes every window to "
+        None,
+        description="how target_attainment is met: per_window sizes every window to "
         "that demand quantile; pooled spends it as a risk budget over the horizon (the fewest "
         "worker-hours whose expected share of windows meeting the SLO is target_attainment, "
         "no window below 1 - 10 x (1 - target_attainment)); unset: pooled wherever there is "
-        "a target (planning/defaults.py)")
+        "a target (planning/defaults.py)",
+    )
 
     @model_validator(mode="after")
     def _pooled_needs_target(self) -> SloSpec:
@@ -222,36 +261,55 @@ class ScalingSpec(_Strict):
 
     min_workers: int = _count(1, ge=0, le=MAX_WORKERS)
     max_workers: int = _count(100, ge=1, le=MAX_WORKERS)
-    max_step: int = _count(MAX_WORKERS, ge=1, le=MAX_WORKERS,
-                           description="max workers added or removed per action (default: no "
-                           "limit beyond min/max workers)")
+    max_step: int = _count(
+        MAX_WORKERS,
+        ge=1,
+        le=MAX_WORKERS,
+        description="max workers added or removed per action (default: no "
+        "limit beyond min/max workers)",
+    )
     cooldown_seconds: float = _seconds(300, ge=0, le=7 * DAY_S)
     safety_margin: float | None = _number(
-        None, ge=0, le=5, description="demand headroom of the legacy sizing rule (0.1 when "
-        "unset); setting it without slo.target_attainment selects that rule")
+        None,
+        ge=0,
+        le=5,
+        description="demand headroom of the legacy sizing rule (0.1 when "
+        "unset); setting it without slo.target_attainment selects that rule",
+    )
     startup_seconds: float = _seconds(60, ge=0, le=DAY_S)
     confidence_threshold: float = _number(0.85, gt=0, le=1)
-    scale_down_windows: int = _count(2, ge=1, le=10_000,
-                                     description="windows demand must stay low")
-    scale_down_min_drop: int = _count(1, ge=1, le=MAX_WORKERS,
-                                      description="min workers a scale-down removes")
+    scale_down_windows: int = _count(2, ge=1, le=10_000, description="windows demand must stay low")
+    scale_down_min_drop: int = _count(
+        1, ge=1, le=MAX_WORKERS, description="min workers a scale-down removes"
+    )
     min_dwell_seconds: float | None = _seconds(
-        None, ge=0, le=7 * DAY_S, description="no scale-down within this long after the last "
+        None,
+        ge=0,
+        le=7 * DAY_S,
+        description="no scale-down within this long after the last "
         "action, and a scale-down only to a level no window due within this long after it "
-        "exceeds; unset: two planning windows, at least 1800 s")
+        "exceeds; unset: two planning windows, at least 1800 s",
+    )
     action_cost_worker_hours: float | None = _number(
-        None, ge=0, le=1e6, description="what one scaling action costs, in worker-hours: a "
+        None,
+        ge=0,
+        le=1e6,
+        description="what one scaling action costs, in worker-hours: a "
         "scale-up absorbs a later one when holding the extra workers early costs less, and a "
         "scale-down must save more than two actions (down and back up); unset: 5 minutes of "
-        "the plan's typical pool; 0: off")
+        "the plan's typical pool; 0: off",
+    )
     max_replans: int = _count(3, ge=0, le=20)
     strategy: Literal["predictive", "hybrid"] = Field(
-        "predictive", description="predictive: capplan sets the worker count; hybrid: capplan "
+        "predictive",
+        description="predictive: capplan sets the worker count; hybrid: capplan "
         "sets a floor (KEDA minReplicaCount) and the rate trigger's target per replica to what "
-        "the floor carries within the SLO, and the autoscaler reacts above it")
+        "the floor carries within the SLO, and the autoscaler reacts above it",
+    )
     budget_per_hour: float | None = _number(None, gt=0, description="max worker cost per hour")
-    auto_max_change: int = _count(20, ge=0, le=MAX_WORKERS,
-                                  description="auto-approve only up to this change")
+    auto_max_change: int = _count(
+        20, ge=0, le=MAX_WORKERS, description="auto-approve only up to this change"
+    )
     plan_expiry_seconds: float = _seconds(3600, gt=0, le=30 * DAY_S)
 
     @model_validator(mode="after")
@@ -272,28 +330,47 @@ class CalendarEvent(_Strict):
     @model_validator(mode="after")
     def _ends_after_start(self) -> CalendarEvent:
         if self.end <= self.start:
-            raise ValueError(f"event {self.name!r}: end ({self.end.isoformat()}) must be after "
-                             f"start ({self.start.isoformat()})")
+            raise ValueError(
+                f"event {self.name!r}: end ({self.end.isoformat()}) must be after "
+                f"start ({self.start.isoformat()})"
+            )
         return self
 
 
 class ForecastSpec(_Strict):
     model: Literal[
-        "auto", "naive", "seasonal_naive", "moving_average", "ewma", "holt", "holt_winters",
-        "holt_winters_mul", "mstl",
+        "auto",
+        "naive",
+        "seasonal_naive",
+        "moving_average",
+        "ewma",
+        "holt",
+        "holt_winters",
+        "holt_winters_mul",
+        "mstl",
     ] = "auto"
     horizon_hours: float = _number(6, gt=0, le=24 * 7)
     interval_minutes: int = _count(15, ge=1, le=24 * 60)
     seasonality: list[Seasonality] = Field(default_factory=_daily_only)
     demand_quantile: float | None = _number(
-        None, gt=0, lt=1, description="legacy sizing: size each window to this demand "
-        "quantile (0.9 when unset); setting it without slo.target_attainment selects the rule")
+        None,
+        gt=0,
+        lt=1,
+        description="legacy sizing: size each window to this demand "
+        "quantile (0.9 when unset); setting it without slo.target_attainment selects the rule",
+    )
     nowcast_half_life_hours: float = _number(
-        3.0, ge=0, le=24 * 7, description="when the last hour's demand runs off the forecast, "
-        "correct the forecast's level, fading with this half-life over the horizon (0 = off)")
+        3.0,
+        ge=0,
+        le=24 * 7,
+        description="when the last hour's demand runs off the forecast, "
+        "correct the forecast's level, fading with this half-life over the horizon (0 = off)",
+    )
     interval_calibration: Literal["pooled", "regime"] = Field(
-        "pooled", description="pooled: one conformal error distribution; regime: also per "
-        "regime (Mondays/Saturdays vs other days, peak vs off-peak) from a two-week replay")
+        "pooled",
+        description="pooled: one conformal error distribution; regime: also per "
+        "regime (Mondays/Saturdays vs other days, peak vs off-peak) from a two-week replay",
+    )
     events: list[CalendarEvent] = Field(default_factory=list)
 
 
@@ -305,11 +382,13 @@ class CostSpec(_Strict):
 class SimulationSpec(_Strict):
     replications: int = _count(200, ge=1, le=100_000)
     seed: int = _count(20261126, ge=0, le=2**63 - 1)
-    mtbf_seconds: float | None = _seconds(None, gt=0, le=365 * DAY_S,
-                                          description="mean time between worker failures")
+    mtbf_seconds: float | None = _seconds(
+        None, gt=0, le=365 * DAY_S, description="mean time between worker failures"
+    )
     restart_seconds: float = _seconds(30, ge=0, le=DAY_S)
-    quota_workers: int | None = _count(None, ge=1, le=MAX_WORKERS,
-                                       description="workers that can actually run")
+    quota_workers: int | None = _count(
+        None, ge=1, le=MAX_WORKERS, description="workers that can actually run"
+    )
 
 
 class ApprovalSpec(_Strict):
@@ -318,15 +397,23 @@ class ApprovalSpec(_Strict):
     timeout_seconds: float = _seconds(3600, gt=0, le=30 * DAY_S)
     suspend: bool = Field(False, strict=True)
     approvers: list[Annotated[str, Field(pattern=APPROVER_NAME)]] = Field(
-        default_factory=list, max_length=200, description="who may approve or reject (each "
+        default_factory=list,
+        max_length=200,
+        description="who may approve or reject (each "
         "proves it with an approval code made with their own key); empty: nobody, a manual "
-        "plan can only expire")
+        "plan can only expire",
+    )
     require_distinct_requester: bool = Field(
-        False, strict=True, description="an approver may not be who requested the cycle or "
-        "applied the policy version the plan runs under")
+        False,
+        strict=True,
+        description="an approver may not be who requested the cycle or "
+        "applied the policy version the plan runs under",
+    )
     approver_keys: dict[Annotated[str, Field(pattern=APPROVER_NAME)], SecretRef] = Field(
-        default_factory=dict, description="where an approver's key is kept, by name; default "
-        "prefect-secret:capplan-approver-<name>")
+        default_factory=dict,
+        description="where an approver's key is kept, by name; default "
+        "prefect-secret:capplan-approver-<name>",
+    )
 
     @model_validator(mode="after")
     def _keys_of_listed_approvers(self) -> ApprovalSpec:
@@ -355,23 +442,30 @@ class ScalingPolicy(_Strict):
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
     approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
     exclude_before: AwareDatetime | None = Field(
-        None, description="history before this instant (with a time zone) is not used")
+        None, description="history before this instant (with a time zone) is not used"
+    )
 
     @model_validator(mode="after")
     def _has_an_slo(self) -> ScalingPolicy:
         s = self.slo
         if all(
             v is None
-            for v in (s.wait_seconds, s.mean_wait_seconds, s.max_backlog, s.drain_seconds,
-                      s.max_utilization)
+            for v in (
+                s.wait_seconds,
+                s.mean_wait_seconds,
+                s.max_backlog,
+                s.drain_seconds,
+                s.max_utilization,
+            )
         ):
             raise ValueError("slo needs at least one term (e.g. wait_p95_seconds)")
-        legacy = self.forecast.demand_quantile is not None or \
-            self.scaling.safety_margin is not None
+        legacy = self.forecast.demand_quantile is not None or self.scaling.safety_margin is not None
         if s.attainment_mode == "pooled" and s.target_attainment is None and legacy:
-            raise ValueError("attainment_mode 'pooled' needs slo.target_attainment when "
-                             "forecast.demand_quantile or scaling.safety_margin is set (the "
-                             "share of windows the risk budget is spent to)")
+            raise ValueError(
+                "attainment_mode 'pooled' needs slo.target_attainment when "
+                "forecast.demand_quantile or scaling.safety_margin is set (the "
+                "share of windows the risk budget is spent to)"
+            )
         return self
 
 
@@ -389,14 +483,18 @@ class PolicySet(_Strict):
                 raise ValueError(f"duplicate policy name {p.name!r}")
             names.add(p.name)
             if p.queue in queues:
-                raise ValueError(f"policies {queues[p.queue]!r} and {p.name!r} share queue "
-                                 f"{p.queue!r}; a queue has one policy")
+                raise ValueError(
+                    f"policies {queues[p.queue]!r} and {p.name!r} share queue "
+                    f"{p.queue!r}; a queue has one policy"
+                )
             queues[p.queue] = p.name
             key = p.target.key()
             if key in targets:
-                raise ValueError(f"policies {targets[key]!r} and {p.name!r} share target "
-                                 f"{p.target.kind}:{p.target.namespace}/{p.target.name}; "
-                                 "a target has one policy")
+                raise ValueError(
+                    f"policies {targets[key]!r} and {p.name!r} share target "
+                    f"{p.target.kind}:{p.target.namespace}/{p.target.name}; "
+                    "a target has one policy"
+                )
             targets[key] = p.name
         return self
 

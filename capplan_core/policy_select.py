@@ -16,7 +16,9 @@ class PolicySelectionError(PolicyError):
 
 
 def select_policies(
-    policies: Sequence[ScalingPolicy], *, names: Sequence[str] | None = None,
+    policies: Sequence[ScalingPolicy],
+    *,
+    names: Sequence[str] | None = None,
     queue: str | None = None,
 ) -> list[ScalingPolicy]:
     """The named policies (in the order named), the policies of ``queue`` (a queue or policy
@@ -32,14 +34,17 @@ def select_policies(
         chosen = [p for p in policies if queue in (p.queue, p.name)]
         if not chosen:
             raise PolicySelectionError(
-                "queue", f"no policy governs queue {queue!r}; known queues: "
-                         f"{sorted({p.queue for p in policies})}")
+                "queue",
+                f"no policy governs queue {queue!r}; known queues: "
+                f"{sorted({p.queue for p in policies})}",
+            )
         return chosen
     if names:
         known = {p.name: p for p in policies}
         unknown = [n for n in names if n not in known]
         if unknown:
             raise PolicySelectionError(
-                "names", f"unknown policy name(s) {unknown}; known: {sorted(known)}")
+                "names", f"unknown policy name(s) {unknown}; known: {sorted(known)}"
+            )
         return [known[n] for n in dict.fromkeys(names)]
     return [p for p in policies if p.enabled]

@@ -74,13 +74,21 @@ class StoreMark:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> StoreMark:
         lineage = raw.get("lineage")
-        return cls(None if lineage is None else str(lineage), int(raw.get("plan_id", 0)),
-                   int(raw.get("step_id", 0)), int(raw.get("audit_id", 0)))
+        return cls(
+            None if lineage is None else str(lineage),
+            int(raw.get("plan_id", 0)),
+            int(raw.get("step_id", 0)),
+            int(raw.get("audit_id", 0)),
+        )
 
     def ahead_of(self, other: StoreMark) -> StoreMark:
         """The later of two marks, id by id (this lineage)."""
-        return StoreMark(self.lineage, max(self.plan_id, other.plan_id),
-                         max(self.step_id, other.step_id), max(self.audit_id, other.audit_id))
+        return StoreMark(
+            self.lineage,
+            max(self.plan_id, other.plan_id),
+            max(self.step_id, other.step_id),
+            max(self.audit_id, other.audit_id),
+        )
 
 
 def went_back(seen: StoreMark | None, found: StoreMark) -> str | None:
@@ -95,13 +103,21 @@ def went_back(seen: StoreMark | None, found: StoreMark) -> str | None:
         return None
     if seen.lineage is not None and found.lineage is not None:
         if seen.lineage == found.lineage:
-            return None   # one timeline only moves forward (emptied tables are not a restore)
-        return (f"the database's lineage changed from {seen.lineage} to {found.lineage} "
-                "(system identifier:timeline): it was restored to a point in time, or "
-                "replaced")
-    behind = [f"{name} {now} < {before}" for name, now, before in (
-        ("plan id", found.plan_id, seen.plan_id), ("step id", found.step_id, seen.step_id),
-        ("audit id", found.audit_id, seen.audit_id)) if now < before]
+            return None  # one timeline only moves forward (emptied tables are not a restore)
+        return (
+            f"the database's lineage changed from {seen.lineage} to {found.lineage} "
+            "(system identifier:timeline): it was restored to a point in time, or "
+            "replaced"
+        )
+    behind = [
+        f"{name} {now} < {before}"
+        for name, now, before in (
+            ("plan id", found.plan_id, seen.plan_id),
+            ("step id", found.step_id, seen.step_id),
+            ("audit id", found.audit_id, seen.audit_id),
+        )
+        if now < before
+    ]
     if behind:
         return "the store's newest rows are older than seen before: " + ", ".join(behind)
     return None
@@ -111,15 +127,16 @@ def already_noticed(events: Sequence[AuditEntry], found: StoreMark) -> bool:
     """True when the store already audited a restore onto ``found``'s lineage (another
     process, or ``capplan db restore``, noticed it first)."""
     return found.lineage is not None and any(
-        e.action == RESTORED_ACTION and e.details.get("lineage") == found.lineage
-        for e in events)
+        e.action == RESTORED_ACTION and e.details.get("lineage") == found.lineage for e in events
+    )
 
 
 def pending_restore(events: Sequence[AuditEntry]) -> AuditEntry | None:
     """The newest ``store_restored`` audit entry whose in-doubt steps are not yet settled
     (no ``restore_recovered`` after it), or None. ``events`` in any order."""
-    ordered = sorted((e for e in events if e.action in (RESTORED_ACTION, RECOVERED_ACTION)),
-                     key=lambda e: e.id)
+    ordered = sorted(
+        (e for e in events if e.action in (RESTORED_ACTION, RECOVERED_ACTION)), key=lambda e: e.id
+    )
     if not ordered or ordered[-1].action != RESTORED_ACTION:
         return None
     return ordered[-1]
@@ -131,15 +148,14 @@ def fence_of(entry: AuditEntry) -> datetime:
     return utc_datetime(datetime.fromisoformat(raw)) if raw else utc_datetime(entry.at)
 
 
-def in_doubt(plans: Iterable[StoredPlan], fence: datetime) -> list[tuple[StoredPlan,
-                                                                          StoredStep]]:
+def in_doubt(plans: Iterable[StoredPlan], fence: datetime) -> list[tuple[StoredPlan, StoredStep]]:
     """The open steps of approved plans due at or before ``fence``, in plan and step order:
     each may have been applied in the history the restore lost."""
     fence = utc_datetime(fence)
     out = []
     for plan in sorted(plans, key=lambda p: p.id):
         if plan.status != PlanStatus.APPROVED:
-            continue   # a plan no longer approved has its open steps resolved, never applied
+            continue  # a plan no longer approved has its open steps resolved, never applied
         for step in sorted(plan.steps, key=lambda s: s.seq):
             if step.status in OPEN_STEPS and utc_datetime(step.execute_at) <= fence:
                 out.append((plan, step))
@@ -154,8 +170,7 @@ class Settlement:
     reason: str
 
 
-def settle(step: StoredStep, held: StepStatus, live: int | None,
-           fence: datetime) -> Settlement:
+def settle(step: StoredStep, held: StepStatus, live: int | None, fence: datetime) -> Settlement:
     """The outcome of an in-doubt ``step`` the settling run now holds in ``held`` (``claimed``
     or, taken over, ``applying``), given its target's ``live`` count (None: unreadable).
     Never a write: at the target it had been applied; anywhere else it may have been, so
@@ -165,14 +180,16 @@ def settle(step: StoredStep, held: StepStatus, live: int | None,
         return Settlement(
             StepStatus.APPLIED if held == StepStatus.APPLYING else StepStatus.NOOP,
             f"{RESTORED_REASON}: the target is already at {live}, so this step (due {due}, "
-            "before the restore) had been applied; not written again")
+            "before the restore) had been applied; not written again",
+        )
     seen = "unreadable" if live is None else str(live)
     return Settlement(
         StepStatus.EXPIRED,
         f"{RESTORED_REASON}: due {due}, before the restore was noticed at "
         f"{utc_datetime(fence).isoformat()}, so it may have been applied in the history the "
         f"restore lost (live count {seen}, step {step.from_workers} -> {step.to_workers}); "
-        "not written, the next cycle plans from the live count")
+        "not written, the next cycle plans from the live count",
+    )
 
 
 def overdue_approvals(plans: Iterable[StoredPlan], now: datetime) -> list[int]:
@@ -182,27 +199,45 @@ def overdue_approvals(plans: Iterable[StoredPlan], now: datetime) -> list[int]:
     out = []
     for plan in plans:
         deadline = plan.details.get("approval_deadline")
-        if (plan.status == PlanStatus.PROPOSED and deadline
-                and utc_datetime(datetime.fromisoformat(deadline)) <= now):
+        if (
+            plan.status == PlanStatus.PROPOSED
+            and deadline
+            and utc_datetime(datetime.fromisoformat(deadline)) <= now
+        ):
             out.append(plan.id)
     return sorted(out)
 
 
 def expiry_comment(now: datetime) -> str:
-    return (f"{RESTORED_REASON}: the approval deadline passed before the store was back "
-            f"(noticed {utc_datetime(now).isoformat()})")
+    return (
+        f"{RESTORED_REASON}: the approval deadline passed before the store was back "
+        f"(noticed {utc_datetime(now).isoformat()})"
+    )
 
 
-def restored_details(*, found: StoreMark, seen: StoreMark | None, why: str, fence: datetime,
-                     newest_kept: datetime | None, noticed_by: str,
-                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def restored_details(
+    *,
+    found: StoreMark,
+    seen: StoreMark | None,
+    why: str,
+    fence: datetime,
+    newest_kept: datetime | None,
+    noticed_by: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The ``store_restored`` audit row's details: what was found, what had been seen, and
     the span of history lost (from the newest row kept to the moment it was noticed)."""
-    return {"reason": why, "lineage": found.lineage, "found": found.as_dict(),
-            "seen": None if seen is None else seen.as_dict(),
-            "fence_at": utc_datetime(fence).isoformat(),
-            "newest_kept_at": None if newest_kept is None
-            else utc_datetime(newest_kept).isoformat(),
-            "lost_span": ("history after newest_kept_at, up to the loss, is not in this store; "
-                          "steps due by fence_at are settled without writing"),
-            "noticed_by": noticed_by, **(extra or {})}
+    return {
+        "reason": why,
+        "lineage": found.lineage,
+        "found": found.as_dict(),
+        "seen": None if seen is None else seen.as_dict(),
+        "fence_at": utc_datetime(fence).isoformat(),
+        "newest_kept_at": None if newest_kept is None else utc_datetime(newest_kept).isoformat(),
+        "lost_span": (
+            "history after newest_kept_at, up to the loss, is not in this store; "
+            "steps due by fence_at are settled without writing"
+        ),
+        "noticed_by": noticed_by,
+        **(extra or {}),
+    }

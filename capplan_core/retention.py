@@ -65,13 +65,21 @@ class RetentionLimits:
     def __post_init__(self) -> None:
         for name in ("plans_days", "audit_days", "metrics_days", "flow_runs_days"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or not MIN_DAYS <= value <= MAX_DAYS:
-                raise RetentionError(f"{name}: must be a number of days in [{MIN_DAYS:g}, "
-                                     f"{MAX_DAYS:g}] (got {value!r})")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not MIN_DAYS <= value <= MAX_DAYS
+            ):
+                raise RetentionError(
+                    f"{name}: must be a number of days in [{MIN_DAYS:g}, "
+                    f"{MAX_DAYS:g}] (got {value!r})"
+                )
         if self.audit_days < self.plans_days:
-            raise RetentionError(f"audit_days ({self.audit_days:g}) must be >= plans_days "
-                                 f"({self.plans_days:g}): audit rows outlive their plans")
+            raise RetentionError(
+                f"audit_days ({self.audit_days:g}) must be >= plans_days "
+                f"({self.plans_days:g}): audit rows outlive their plans"
+            )
 
 
 @dataclass(frozen=True)
@@ -84,17 +92,18 @@ class Cutoffs:
     flow_runs: datetime
 
     def as_dict(self) -> dict[str, str]:
-        return {k: getattr(self, k).isoformat()
-                for k in ("plans", "audit", "metrics", "flow_runs")}
+        return {k: getattr(self, k).isoformat() for k in ("plans", "audit", "metrics", "flow_runs")}
 
 
 def cutoffs(now: datetime, limits: RetentionLimits) -> Cutoffs:
     """The instants before which each kind of record may go, at ``now`` (UTC-aware)."""
     now = utc_datetime(now)
-    return Cutoffs(plans=now - timedelta(days=limits.plans_days),
-                   audit=now - timedelta(days=limits.audit_days),
-                   metrics=now - timedelta(days=limits.metrics_days),
-                   flow_runs=now - timedelta(days=limits.flow_runs_days))
+    return Cutoffs(
+        plans=now - timedelta(days=limits.plans_days),
+        audit=now - timedelta(days=limits.audit_days),
+        metrics=now - timedelta(days=limits.metrics_days),
+        flow_runs=now - timedelta(days=limits.flow_runs_days),
+    )
 
 
 @dataclass(frozen=True)
@@ -147,10 +156,17 @@ class PruneReport:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: ``pruned`` holds the counts deleted (with ``dry_run``: to delete)."""
-        return {"dry_run": self.dry_run, "cutoffs": self.cutoffs.as_dict(),
-                "pruned": {
-                    "plans": self.plans, "steps": self.steps, "simulations": self.simulations,
-                    "forecast_points": self.forecast_points,
-                    "quality_reports": self.quality_reports,
-                    "audit_events": self.audit_events, "queue_metrics": self.queue_metrics},
-                "plans_kept_old": self.plans_kept_old}
+        return {
+            "dry_run": self.dry_run,
+            "cutoffs": self.cutoffs.as_dict(),
+            "pruned": {
+                "plans": self.plans,
+                "steps": self.steps,
+                "simulations": self.simulations,
+                "forecast_points": self.forecast_points,
+                "quality_reports": self.quality_reports,
+                "audit_events": self.audit_events,
+                "queue_metrics": self.queue_metrics,
+            },
+            "plans_kept_old": self.plans_kept_old,
+        }

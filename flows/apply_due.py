@@ -8,7 +8,6 @@ apply-step runs and itself), expires what is stale, expires plans whose approval
 passed, and marks ``cancelled`` the plans whose approval run ended without a decision.
 """
 
-
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -33,13 +32,20 @@ def apply_due_flow(
     cancelled = cancel_orphans()
     done = apply_due_steps(lease_s)
     for d in done:
-        logger.info("plan %s step %s: %s — %s", d["plan_id"], d["step_id"], d["outcome"],
-                    d["reason"])
+        logger.info(
+            "plan %s step %s: %s — %s", d["plan_id"], d["step_id"], d["outcome"], d["reason"]
+        )
     if expired or cancelled:
-        logger.warning("expired undecided plans %s; cancelled plans whose approval run ended "
-                       "without a decision %s", expired, cancelled)
+        logger.warning(
+            "expired undecided plans %s; cancelled plans whose approval run ended "
+            "without a decision %s",
+            expired,
+            cancelled,
+        )
     failed = [d for d in done if d["outcome"] == "failed"]
     if failed:
-        raise RuntimeError(f"{len(failed)} step(s) failed: " + "; ".join(
-            f"plan {d['plan_id']} step {d['step_id']}: {d['reason']}" for d in failed))
+        raise RuntimeError(
+            f"{len(failed)} step(s) failed: "
+            + "; ".join(f"plan {d['plan_id']} step {d['step_id']}: {d['reason']}" for d in failed)
+        )
     return {"steps": done, "expired_plans": expired, "cancelled_plans": cancelled}

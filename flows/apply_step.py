@@ -7,7 +7,6 @@ a permanent fault (forbidden, not found, invalid) fails the step and the plan, e
 ``capplan.plan.failed`` and fails this run with the reason.
 """
 
-
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -32,8 +31,11 @@ def _request_replan(policy_name: str) -> str | None:
     try:
         # called from sync code, so a FlowRun (not the coroutine of the async overload)
         run: FlowRun = run_deployment(  # type: ignore[assignment]
-            CAPACITY_PLAN_DEPLOYMENT, parameters={"policies": [policy_name]}, timeout=0,
-            flow_run_name=f"re-plan {policy_name} after drift")
+            CAPACITY_PLAN_DEPLOYMENT,
+            parameters={"policies": [policy_name]},
+            timeout=0,
+            flow_run_name=f"re-plan {policy_name} after drift",
+        )
     except ObjectNotFound:
         return None
     return str(run.id)
@@ -41,7 +43,8 @@ def _request_replan(policy_name: str) -> str | None:
 
 @flow(name="apply-step", flow_run_name="apply-plan-{plan_id}-step-{step_id}", log_prints=True)
 def apply_step_flow(
-    plan_id: Annotated[int, Field(ge=1)], step_id: Annotated[int, Field(ge=1)],
+    plan_id: Annotated[int, Field(ge=1)],
+    step_id: Annotated[int, Field(ge=1)],
     lease_s: LeaseSeconds = DEFAULT_LEASE_S,
 ) -> dict[str, Any]:
     logger = get_run_logger()
@@ -49,20 +52,27 @@ def apply_step_flow(
     restore_check("apply-step")  # a restored store is settled before the step is applied
     result = apply_one_step(plan_id, step_id, lease_s=lease_s)
     if result.outcome == "failed":  # the task emitted capplan.plan.failed
-        raise RuntimeError(f"plan {plan_id} step {step_id} failed: {result.reason}; the plan "
-                           "is marked failed")
+        raise RuntimeError(
+            f"plan {plan_id} step {step_id} failed: {result.reason}; the plan is marked failed"
+        )
     plan = store.get_plan(plan_id)
     summary = plan_summary(plan)
-    out: dict[str, Any] = {"plan_id": plan_id, "step_id": step_id, "outcome": result.outcome,
-                           "reason": result.reason}
+    out: dict[str, Any] = {
+        "plan_id": plan_id,
+        "step_id": step_id,
+        "outcome": result.outcome,
+        "reason": result.reason,
+    }
     if result.outcome == "deferred" and result.retry_after_s is not None:
         at = store.now() + timedelta(seconds=result.retry_after_s + 1)
-        out["rescheduled_run"] = schedule_apply_step(plan_id, step_id, at,
-                                                     attempt=f"at-{int(at.timestamp())}")
+        out["rescheduled_run"] = schedule_apply_step(
+            plan_id, step_id, at, attempt=f"at-{int(at.timestamp())}"
+        )
     elif result.outcome == "refused" and result.details.get("guard") == "refuse-drift":
         out["replan_run"] = _request_replan(plan.details["policy"])
-        logger.warning("drift on %s: %s; re-plan requested (%s)", plan.queue, result.reason,
-                       out["replan_run"])
+        logger.warning(
+            "drift on %s: %s; re-plan requested (%s)", plan.queue, result.reason, out["replan_run"]
+        )
     elif result.outcome in ("applied", "noop") and plan.status == "applied":
         emit_plan_event("applied", summary, actor="capplan")
     logger.info("plan %s step %s: %s — %s", plan_id, step_id, result.outcome, result.reason)

@@ -11,7 +11,6 @@ when the plan stops waiting (a newer plan of its queue superseded it, or it expi
 the run is cancelled in Prefect (then the plan is marked ``cancelled``).
 """
 
-
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
@@ -25,13 +24,23 @@ from tasks.execute import execute_plan
 from tasks.summary import link_approval_run, plan_policy, read_plan
 
 
-@flow(name="approve-plan", flow_run_name="approve-plan-{plan_id}", log_prints=True,
-      on_cancellation=[on_approval_run_cancelled])
+@flow(
+    name="approve-plan",
+    flow_run_name="approve-plan-{plan_id}",
+    log_prints=True,
+    on_cancellation=[on_approval_run_cancelled],
+)
 async def approve_plan(
     plan_id: Annotated[int, Field(ge=1, description="the plan waiting for a person")],
-    requested_by: Annotated[str, Field(max_length=200, description="who asked for the cycle "
-                                       "that made the plan (an approver must differ when "
-                                       "the policy says so)")] = "schedule",
+    requested_by: Annotated[
+        str,
+        Field(
+            max_length=200,
+            description="who asked for the cycle "
+            "that made the plan (an approver must differ when "
+            "the policy says so)",
+        ),
+    ] = "schedule",
     approval_poll_s: Annotated[int, Field(ge=1, le=300)] = 10,
 ) -> dict[str, Any] | State:
     logger = get_run_logger()
@@ -41,8 +50,9 @@ async def approve_plan(
         return read_plan(plan_id, note=f"not waiting: already {summary['status']}")
     policy = plan_policy(plan_id)
     link_approval_run(plan_id, str(flow_run.id))
-    decided = await decide_by_person(policy, plan_id, summary, requested_by,
-                                     poll_interval_s=approval_poll_s)
+    decided = await decide_by_person(
+        policy, plan_id, summary, requested_by, poll_interval_s=approval_poll_s
+    )
     if decided.ended is not None:
         logger.warning("plan %s: %s", plan_id, decided.ended)
         if "approval run was cancelled" in decided.ended:

@@ -1,6 +1,5 @@
 """backtest: replay history — capplan's plans against static, reactive and oracle baselines."""
 
-
 import base64
 import tempfile
 from datetime import datetime
@@ -25,7 +24,8 @@ backtest_task = capplan_task(run_backtest, name="replay", task_run_name="replay-
 @flow(name="backtest", log_prints=True)
 def backtest(
     metrics_path: Annotated[str, Field(description="metrics file (CSV/Parquet)")] = str(
-        DEMO_METRICS),
+        DEMO_METRICS
+    ),
     policy_path: Annotated[str, Field(description="policy YAML file")] = str(DEMO_POLICIES),
     policies: Annotated[list[str] | None, Field(description="subset of policy names")] = None,
     start: Annotated[datetime | None, Field(description="period start (UTC)")] = None,
@@ -35,20 +35,28 @@ def backtest(
     out = []
     for policy in select_policies(load_policies_task(policy_path), names=policies):
         rows = collect_file(metrics_path, policy.queue)
-        progress = ProgressArtifact(artifact_key("backtest-progress", policy.queue),
-                                    f"Backtest of `{policy.queue}`: windows replayed")
-        result = backtest_task(rows, policy, start=start, end=end, cadence_s=cadence_s,
-                               progress=progress)
+        progress = ProgressArtifact(
+            artifact_key("backtest-progress", policy.queue),
+            f"Backtest of `{policy.queue}`: windows replayed",
+        )
+        result = backtest_task(
+            rows, policy, start=start, end=end, cadence_s=cadence_s, progress=progress
+        )
         data = result.to_dict()
         create_table_artifact(
-            [{"strategy": k, **{m: v for m, v in s.items() if not isinstance(v, dict | list)}}
-             for k, s in data["strategies"].items()],
+            [
+                {"strategy": k, **{m: v for m, v in s.items() if not isinstance(v, dict | list)}}
+                for k, s in data["strategies"].items()
+            ],
             key=artifact_key("backtest", policy.queue),
-            description=f"Backtest of `{policy.queue}`: strategies scored on the same replay")
+            description=f"Backtest of `{policy.queue}`: strategies scored on the same replay",
+        )
         with tempfile.TemporaryDirectory() as tmp:
             png = result.figure(Path(tmp) / "backtest.png")
             uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
-        create_markdown_artifact(f"## Backtest of `{policy.queue}`\n\n![backtest]({uri})",
-                                 key=artifact_key("backtest-figure", policy.queue))
+        create_markdown_artifact(
+            f"## Backtest of `{policy.queue}`\n\n![backtest]({uri})",
+            key=artifact_key("backtest-figure", policy.queue),
+        )
         out.append(data)
     return out

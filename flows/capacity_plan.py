@@ -13,7 +13,6 @@ run (``plan-queue``), concurrently, so a pause never holds up another queue's pl
 (docs/scale.md).
 """
 
-
 import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -74,40 +73,71 @@ def _listed(names: list[str]) -> str:
 
 # plan-chunk task runs on CAPPLAN_TASK_RUNNER (threads, processes or Dask), read when a run
 # starts: the same for a deployed run and `capplan plan`
-@flow(name="capacity-plan", flow_run_name=_run_name, log_prints=True,
-      task_runner=SettingsTaskRunner())
+@flow(
+    name="capacity-plan", flow_run_name=_run_name, log_prints=True, task_runner=SettingsTaskRunner()
+)
 async def capacity_plan(
-    policies: Annotated[list[str] | None, Field(
-        description="policy names (stored: capplan policies apply FILE); empty: every "
-                    "enabled stored policy")] = None,
-    metrics_path: Annotated[str | None, Field(
-        description="metrics file (CSV/Parquet) for offline planning; empty: plan from the "
-                    "stored history (queue_metrics) at the wall clock")] = None,
-    as_of: Annotated[datetime | None, Field(
-        description="plan as of this time: previews only (save=false; a run that saves "
-                    "plans plans at the wall clock); default: now, or for a preview of a "
-                    "metrics file its end")] = None,
-    approval: Annotated[ApprovalMode, Field(
-        description="'policy': follow each policy's mode; 'none': plan only")] = "policy",
+    policies: Annotated[
+        list[str] | None,
+        Field(
+            description="policy names (stored: capplan policies apply FILE); empty: every "
+            "enabled stored policy"
+        ),
+    ] = None,
+    metrics_path: Annotated[
+        str | None,
+        Field(
+            description="metrics file (CSV/Parquet) for offline planning; empty: plan from the "
+            "stored history (queue_metrics) at the wall clock"
+        ),
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        Field(
+            description="plan as of this time: previews only (save=false; a run that saves "
+            "plans plans at the wall clock); default: now, or for a preview of a "
+            "metrics file its end"
+        ),
+    ] = None,
+    approval: Annotated[
+        ApprovalMode, Field(description="'policy': follow each policy's mode; 'none': plan only")
+    ] = "policy",
     approval_poll_s: Annotated[int, Field(ge=1, le=300)] = 10,
-    child_runs: Annotated[ChildRuns, Field(
-        description="'inline': child runs in this process; 'deployment': each child is a "
-                    "run of the plan-queue deployment (needed for approval.suspend)")] = "inline",
-    save: Annotated[bool, Field(
-        description="store the plans; false: a preview that writes nothing")] = True,
-    requested_by: Annotated[str, Field(
-        min_length=1, max_length=200, description="who asked for this cycle (audited; an "
-        "approver must differ when the policy requires a distinct requester)")] = "schedule",
-    policy_path: Annotated[str | None, Field(
-        description="preview the policies of this YAML file instead of the stored ones; "
-                    "needs save=false and approval='none'")] = None,
+    child_runs: Annotated[
+        ChildRuns,
+        Field(
+            description="'inline': child runs in this process; 'deployment': each child is a "
+            "run of the plan-queue deployment (needed for approval.suspend)"
+        ),
+    ] = "inline",
+    save: Annotated[
+        bool, Field(description="store the plans; false: a preview that writes nothing")
+    ] = True,
+    requested_by: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=200,
+            description="who asked for this cycle (audited; an "
+            "approver must differ when the policy requires a distinct requester)",
+        ),
+    ] = "schedule",
+    policy_path: Annotated[
+        str | None,
+        Field(
+            description="preview the policies of this YAML file instead of the stored ones; "
+            "needs save=false and approval='none'"
+        ),
+    ] = None,
 ) -> list[dict[str, Any]]:
     logger = get_run_logger()
     now = plan_time(metrics_path, as_of, save=save)  # refuses as_of when saving
     if policy_path and (save or approval != "none"):
-        raise PreviewOnly(f"policy_path: {policy_path!r} is a preview: it needs save=false "
-                          f"and approval='none' (got save={save}, approval={approval!r}); "
-                          "store it with `capplan policies apply FILE` to plan it for real")
+        raise PreviewOnly(
+            f"policy_path: {policy_path!r} is a preview: it needs save=false "
+            f"and approval='none' (got save={save}, approval={approval!r}); "
+            "store it with `capplan policies apply FILE` to plan it for real"
+        )
     if policy_path:
         previewed = load_policies_task(policy_path)
         selected = select_policies(previewed, names=policies)
@@ -125,27 +155,56 @@ async def capacity_plan(
     if child_runs == "deployment":
         if not save or policy_path:
             raise PreviewOnly("child_runs='deployment' plans stored policies and saves them")
-        return [await _start_child(p, versions[p.name], metrics_path, now, approval,
-                                   approval_poll_s, requested_by) for p in selected]
+        return [
+            await _start_child(
+                p, versions[p.name], metrics_path, now, approval, approval_poll_s, requested_by
+            )
+            for p in selected
+        ]
     # queues that may pause for a person keep their own child run; the rest are batched
     batched = [p for p in selected if approval == "none" or p.mode == Mode.ADVISORY]
     children = [p for p in selected if p not in batched]
     settings = get_settings()
-    in_chunks = plan_in_chunks(
-        batched, metrics_path, now, chunk_size=settings.plan_chunk_size,
-        concurrency=settings.plan_concurrency, flow_run_id=str(flow_run.id),
-        versions=versions, save=save, approval=approval,
-        forecast_artifacts=len(batched) <= FORECAST_PICTURES_UP_TO) if batched else []
+    in_chunks = (
+        plan_in_chunks(
+            batched,
+            metrics_path,
+            now,
+            chunk_size=settings.plan_chunk_size,
+            concurrency=settings.plan_concurrency,
+            flow_run_id=str(flow_run.id),
+            versions=versions,
+            save=save,
+            approval=approval,
+            forecast_artifacts=len(batched) <= FORECAST_PICTURES_UP_TO,
+        )
+        if batched
+        else []
+    )
     outcomes = await asyncio.gather(
-        *(plan_queue(policy=p.name, policy_version=versions[p.name], metrics_path=metrics_path,
-                     as_of=None if save else now, approval=approval,
-                     approval_poll_s=approval_poll_s, save=save,
-                     requested_by=requested_by,
-                     preview_policy=p if policy_path else None) for p in children),
+        *(
+            plan_queue(
+                policy=p.name,
+                policy_version=versions[p.name],
+                metrics_path=metrics_path,
+                as_of=None if save else now,
+                approval=approval,
+                approval_poll_s=approval_poll_s,
+                save=save,
+                requested_by=requested_by,
+                preview_policy=p if policy_path else None,
+            )
+            for p in children
+        ),
         return_exceptions=True,
     )
-    by_queue = dict(zip([p.queue for p in batched],
-                        [r.pop("exception", None) or r for r in in_chunks], strict=True))
+    by_queue = dict(
+        zip(
+            [p.queue for p in batched],
+            [r.pop("exception", None) or r for r in in_chunks],
+            strict=True,
+        )
+    )
     by_queue.update(zip([p.queue for p in children], outcomes, strict=True))
     down = [out for out in by_queue.values() if isinstance(out, DBAPIError)]
     if down:  # the store is down (after its tasks' retries): fail the cycle, plan nothing
@@ -155,8 +214,15 @@ async def capacity_plan(
         out = by_queue[p.queue]
         if isinstance(out, BaseException):
             logger.error("queue %s failed: %s", p.queue, out)
-            results.append({"queue": p.queue, "policy": p.name, "mode": p.mode.value,
-                            "status": "failed", "error": f"{type(out).__name__}: {out}"})
+            results.append(
+                {
+                    "queue": p.queue,
+                    "policy": p.name,
+                    "mode": p.mode.value,
+                    "status": "failed",
+                    "error": f"{type(out).__name__}: {out}",
+                }
+            )
         else:
             if out.get("status") == "failed":
                 logger.error("queue %s failed: %s", p.queue, out.get("error"))
@@ -164,16 +230,36 @@ async def capacity_plan(
     return results
 
 
-async def _start_child(policy: ScalingPolicy, version: int | None, metrics_path: str | None,
-                       as_of: datetime, approval: str, approval_poll_s: int,
-                       requested_by: str) -> dict[str, Any]:
+async def _start_child(
+    policy: ScalingPolicy,
+    version: int | None,
+    metrics_path: str | None,
+    as_of: datetime,
+    approval: str,
+    approval_poll_s: int,
+    requested_by: str,
+) -> dict[str, Any]:
     """Start the policy's child as a run of the plan-queue deployment (not waited for)."""
     from prefect.deployments import arun_deployment
 
     run = await arun_deployment(
-        PLAN_QUEUE_DEPLOYMENT, timeout=0, flow_run_name=f"plan-{policy.name}",
-        parameters={"policy": policy.name, "policy_version": version, "metrics_path": metrics_path,
-                    "approval": approval,
-                    "approval_poll_s": approval_poll_s, "requested_by": requested_by})
-    return {"queue": policy.queue, "policy": policy.name, "policy_version": version,
-            "mode": policy.mode.value, "status": "started", "flow_run_id": str(run.id)}
+        PLAN_QUEUE_DEPLOYMENT,
+        timeout=0,
+        flow_run_name=f"plan-{policy.name}",
+        parameters={
+            "policy": policy.name,
+            "policy_version": version,
+            "metrics_path": metrics_path,
+            "approval": approval,
+            "approval_poll_s": approval_poll_s,
+            "requested_by": requested_by,
+        },
+    )
+    return {
+        "queue": policy.queue,
+        "policy": policy.name,
+        "policy_version": version,
+        "mode": policy.mode.value,
+        "status": "started",
+        "flow_run_id": str(run.id),
+    }

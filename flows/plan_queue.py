@@ -5,7 +5,6 @@ collect (the store's history, or a metrics file offline) → clean → forecast 
 approve → execute. Each stage is a task in ``tasks/``; its logic is the core function it wraps.
 """
 
-
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast
@@ -43,30 +42,50 @@ from tasks.summary import read_plan
 
 @flow(name="plan-queue", flow_run_name="plan-{policy}", log_prints=True)
 async def plan_queue(
-    policy: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$",
-                                 description="policy name, read from the plan store")],
+    policy: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[A-Za-z0-9_.-]+$",
+            description="policy name, read from the plan store",
+        ),
+    ],
     metrics_path: str | None = None,
-    as_of: Annotated[datetime | None, Field(
-        description="plan as of this time: previews only (save=false); default: the wall "
-                    "clock, or an offline metrics file's end for a preview")] = None,
+    as_of: Annotated[
+        datetime | None,
+        Field(
+            description="plan as of this time: previews only (save=false); default: the wall "
+            "clock, or an offline metrics file's end for a preview"
+        ),
+    ] = None,
     approval: Literal["policy", "none"] = "policy",
     approval_poll_s: Annotated[int, Field(ge=1, le=300)] = 10,
-    policy_version: Annotated[int | None, Field(
-        ge=1, description="the stored version to plan under; default: the current one")] = None,
-    save: Annotated[bool, Field(description="store the plan; false: a preview that writes "
-                                            "nothing")] = True,
+    policy_version: Annotated[
+        int | None,
+        Field(ge=1, description="the stored version to plan under; default: the current one"),
+    ] = None,
+    save: Annotated[
+        bool, Field(description="store the plan; false: a preview that writes nothing")
+    ] = True,
     requested_by: Annotated[str, Field(max_length=200)] = "schedule",
-    preview_policy: Annotated[ScalingPolicy | None, Field(
-        description="preview this policy instead of the stored one (needs save=false and "
-                    "approval='none')")] = None,
+    preview_policy: Annotated[
+        ScalingPolicy | None,
+        Field(
+            description="preview this policy instead of the stored one (needs save=false and "
+            "approval='none')"
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     limit_blas_threads()  # one BLAS thread: the fits are tiny (capplan_app.runtime)
     if preview_policy is not None:
         if save or approval != "none":
-            raise PreviewOnly("preview_policy: a run with its own policy is a preview; it "
-                              f"needs save=false and approval='none' (got save={save}, "
-                              f"approval={approval!r})")
+            raise PreviewOnly(
+                "preview_policy: a run with its own policy is a preview; it "
+                f"needs save=false and approval='none' (got save={save}, "
+                f"approval={approval!r})"
+            )
         spec, version = preview_policy, None
     else:
         stored = read_policy(policy, policy_version)
@@ -76,8 +95,9 @@ async def plan_queue(
     as_of = plan_time(metrics_path, as_of, save=save)
     ctx = QueueRun(spec, version, save, requested_by)
     rows: pd.DataFrame = cast(pd.DataFrame, collect(metrics_path, spec, now=as_of))
-    skip = pipeline.nothing_collected(rows, spec, as_of, from_file=bool(metrics_path),
-                                      no_rows_reason=no_metrics_reason)
+    skip = pipeline.nothing_collected(
+        rows, spec, as_of, from_file=bool(metrics_path), no_rows_reason=no_metrics_reason
+    )
     if skip is not None:
         logger.warning("queue %s not planned: %s", spec.queue, skip)
         return ctx.skipped(skip, as_of, None)
@@ -139,11 +159,14 @@ class QueueRun:
     save: bool
     requested_by: str
 
-    def skipped(self, reason: str, as_of: datetime,
-                assessment: Assessment | None) -> dict[str, Any]:
+    def skipped(
+        self, reason: str, as_of: datetime, assessment: Assessment | None
+    ) -> dict[str, Any]:
         if not self.save:
-            return preview_plan(self.policy, None, None, None, assessment, as_of,
-                                skipped_reason=reason)
+            return preview_plan(
+                self.policy, None, None, None, assessment, as_of, skipped_reason=reason
+            )
         quality = None if assessment is None else assessment.quality.as_dict()
-        return read_plan(store_skipped(self.policy, reason, as_of, quality,
-                                       policy_version=self.version))
+        return read_plan(
+            store_skipped(self.policy, reason, as_of, quality, policy_version=self.version)
+        )

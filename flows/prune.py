@@ -18,8 +18,9 @@ from tasks.retention import prune_flow_runs, prune_store
 
 @flow(name="prune", log_prints=True)
 def prune(
-    dry_run: Annotated[bool, Field(
-        description="count what would be deleted and delete nothing")] = False,
+    dry_run: Annotated[
+        bool, Field(description="count what would be deleted and delete nothing")
+    ] = False,
 ) -> dict[str, Any]:
     store = prune_store(dry_run)
     runs = prune_flow_runs(dry_run)
@@ -29,6 +30,8 @@ def prune(
         f"## {'Would prune' if dry_run else 'Pruned'}\n\n| records | count |\n|---|---|\n"
         + "".join(f"| {k} | {v} |\n" for k, v in counts.items())
         + f"\nOld plans kept (live, open steps, newest of their queue): "
-          f"{store['plans_kept_old']}",
-        key="prune", description="retention: records deleted this run")
+        f"{store['plans_kept_old']}",
+        key="prune",
+        description="retention: records deleted this run",
+    )
     return report

@@ -50,8 +50,13 @@ def _reactive_workers(arrival: np.ndarray, service_rate: float, headroom: float)
 
 
 def _queue_frame(
-    name: str, ts: pd.DatetimeIndex, arrival: np.ndarray, service_rate: float, scv: float,
-    rng: np.random.Generator, headroom: float = 1.15,
+    name: str,
+    ts: pd.DatetimeIndex,
+    arrival: np.ndarray,
+    service_rate: float,
+    scv: float,
+    rng: np.random.Generator,
+    headroom: float = 1.15,
 ) -> pd.DataFrame:
     arrival = np.maximum(arrival, 0.0)
     workers = _reactive_workers(arrival, service_rate, headroom)
@@ -91,8 +96,9 @@ def generate(seed: int = SEED) -> pd.DataFrame:
 
     # reports: low rate, noisy (Poisson counts per minute), slow jobs; a 3-hour gap on day 7
     reports_rate = rng.poisson(0.06 * _daily(ts, 9.0) * 60) / 60.0
-    reports = _queue_frame("reports", ts, reports_rate, service_rate=1 / 30, scv=2.0, rng=rng,
-                           headroom=1.5)
+    reports = _queue_frame(
+        "reports", ts, reports_rate, service_rate=1 / 30, scv=2.0, rng=rng, headroom=1.5
+    )
     gap = (days_elapsed >= 7.25) & (days_elapsed < 7.25 + 3 / 24)
     reports = reports.loc[~gap]
 

@@ -87,7 +87,7 @@ async def watched(pause: Awaitable[T], plan_id: int, *, poll_interval_s: float) 
             try:
                 why = await asyncio.to_thread(waiting_ended, plan_id, flow_run.id)
             except Exception:  # noqa: BLE001 - the store or the server is restarting:
-                continue       # the pause itself goes on; look again at the next poll
+                continue  # the pause itself goes on; look again at the next poll
             if why:
                 raise WaitEnded(why)
     finally:
@@ -113,8 +113,9 @@ def api_outage(err: BaseException) -> bool:
 PAUSE_AGAIN = object()
 
 
-async def outlast_api_outage(form: Any, key: str, deadline_s: float, *,
-                             poll_interval_s: float) -> Any:
+async def outlast_api_outage(
+    form: Any, key: str, deadline_s: float, *, poll_interval_s: float
+) -> Any:
     """Wait on after Prefect's own pause loop died of an API outage (:func:`api_outage`).
 
     Until ``deadline_s`` (event-loop clock) the run's state is read every
@@ -149,8 +150,10 @@ async def outlast_api_outage(form: Any, key: str, deadline_s: float, *,
             if api_outage(err):
                 continue
             raise
-        raise WaitEnded(f"the approval run left its pause while Prefect's API was away: "
-                        f"{state.name}" + (f" ({state.message})" if state.message else ""))
+        raise WaitEnded(
+            f"the approval run left its pause while Prefect's API was away: "
+            f"{state.name}" + (f" ({state.message})" if state.message else "")
+        )
     raise FlowPauseTimeout("Flow run was paused and never resumed.")
 
 
@@ -178,8 +181,11 @@ def on_approval_run_cancelled(flow: Any, flow_run: Any, state: Any) -> None:
     """Prefect ``on_cancellation`` hook of approve-plan: its plan is marked cancelled."""
     plan_id = (flow_run.parameters or {}).get("plan_id")
     if plan_id is not None:
-        mark_cancelled(int(plan_id), f"approval run {flow_run.id} was cancelled"
-                       + (f": {state.message}" if getattr(state, "message", None) else ""))
+        mark_cancelled(
+            int(plan_id),
+            f"approval run {flow_run.id} was cancelled"
+            + (f": {state.message}" if getattr(state, "message", None) else ""),
+        )
 
 
 # -- starting an approval run ------------------------------------------------------------------
@@ -197,35 +203,39 @@ def start_approval_run(plan_id: int, *, requested_by: str, approval_poll_s: int)
     from prefect.exceptions import ObjectNotFound
     from prefect.runtime import deployment
 
-    params = {"plan_id": plan_id, "requested_by": requested_by,
-              "approval_poll_s": approval_poll_s}
+    params = {"plan_id": plan_id, "requested_by": requested_by, "approval_poll_s": approval_poll_s}
     try:
         run: FlowRun = run_deployment(  # type: ignore[assignment]
-            APPROVE_PLAN_DEPLOYMENT, parameters=params, timeout=0,
-            flow_run_name=f"approve-plan-{plan_id}", idempotency_key=f"approve-plan-{plan_id}",
+            APPROVE_PLAN_DEPLOYMENT,
+            parameters=params,
+            timeout=0,
+            flow_run_name=f"approve-plan-{plan_id}",
+            idempotency_key=f"approve-plan-{plan_id}",
             # a run of its own, not a subflow: it outlives the cycle, and only a top-level run
             # can suspend (approval.suspend)
-            as_subflow=False)
+            as_subflow=False,
+        )
         return str(run.id)
     except ObjectNotFound:
         if deployment.id:
             raise ApprovalRunUnavailable(
                 f"plan {plan_id} needs a person, but this Prefect server has no "
                 f"{APPROVE_PLAN_DEPLOYMENT!r} deployment: deploy prefect.yaml "
-                "(prefect deploy --all)") from None
+                "(prefect deploy --all)"
+            ) from None
     _start_local(plan_id, params)
     return "local-thread"
 
 
-@capplan_io_task(name="request-approval", task_run_name="request-approval-{plan_id}",
-                 retries=2)
+@capplan_io_task(name="request-approval", task_run_name="request-approval-{plan_id}", retries=2)
 def request_approval(plan_id: int, requested_by: str, approval_poll_s: int) -> str:
     """Start the plan's approve-plan run (:func:`start_approval_run`) and return its id. When
     none can be started, nobody could approve the plan: it is held at the current count,
     with the reason, instead of waiting for its deadline."""
     try:
-        return start_approval_run(plan_id, requested_by=requested_by,
-                                  approval_poll_s=approval_poll_s)
+        return start_approval_run(
+            plan_id, requested_by=requested_by, approval_poll_s=approval_poll_s
+        )
     except ApprovalRunUnavailable as err:
         get_run_logger().error("%s", err)
         with contextlib.suppress(DecisionConflict):
@@ -297,9 +307,11 @@ def cancel_orphaned_approvals() -> list[int]:
             state = run.state
             if state is None or state.type.value not in ENDED_RUN_STATES:
                 continue
-            why = (f"its approval run {plan.flow_run_id} is {state.name}"
-                   + (f": {state.message}" if state.message else "")
-                   + " without a decision")
+            why = (
+                f"its approval run {plan.flow_run_id} is {state.name}"
+                + (f": {state.message}" if state.message else "")
+                + " without a decision"
+            )
             if mark_cancelled(plan.id, why, actor="capplan"):
                 done.append(plan.id)
     return done

@@ -54,16 +54,25 @@ class ApprovalInput(RunInput):
     decision: Literal["approve", "reject"] = Field(
         description="approve applies the plan; reject applies nothing (no default: choose)"
     )
-    approver: str = Field(min_length=1, max_length=63, pattern=APPROVER_NAME,
-                          description="who decides: a name in the policy's approval.approvers")
+    approver: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=APPROVER_NAME,
+        description="who decides: a name in the policy's approval.approvers",
+    )
     approval_code: str = Field(
-        min_length=CODE_CHARS, max_length=CODE_CHARS, pattern=CODE_PATTERN,
+        min_length=CODE_CHARS,
+        max_length=CODE_CHARS,
+        pattern=CODE_PATTERN,
         description="from `capplan approvals code PLAN --decision approve|reject` with your key "
-                    "(binds this decision and these limits on this plan)")
+        "(binds this decision and these limits on this plan)",
+    )
     comment: str = Field("", max_length=2000)
     max_workers: int | None = Field(
-        None, ge=1, description="optional: cap the plan's worker count lower than planned "
-        "(never below the current count, never 0)"
+        None,
+        ge=1,
+        description="optional: cap the plan's worker count lower than planned "
+        "(never below the current count, never 0)",
     )
     apply_hours: float | None = Field(
         None, gt=0, le=24 * 7, description="optional: apply only the steps in the first N hours"
@@ -71,15 +80,21 @@ class ApprovalInput(RunInput):
 
 
 @capplan_io_task(name="approve", task_run_name="approve-{policy.name}", retries=0)
-def approve(policy: ScalingPolicy, plan_id: int, decision: Decision,
-            summary: dict[str, Any], flow_run_id: str) -> PolicyOutcome:
+def approve(
+    policy: ScalingPolicy,
+    plan_id: int,
+    decision: Decision,
+    summary: dict[str, Any],
+    flow_run_id: str,
+) -> PolicyOutcome:
     """Apply the policy to a new plan (:func:`capplan_core.approval.service.apply_policy`):
     recorded, approved as capplan, held, or left for a person; the events say which."""
     logger = get_run_logger()
     out = apply_policy(plan_store(), policy, plan_id, decision, flow_run_id)
     for what, reason in out.events:
-        emit_plan_event(what, summary, actor=AUTO_ACTOR if what == "approved" else "capplan",
-                        reason=reason)
+        emit_plan_event(
+            what, summary, actor=AUTO_ACTOR if what == "approved" else "capplan", reason=reason
+        )
     if out.alert:
         logger.warning("plan %s: %s", plan_id, out.alert)
     (logger.info if out.execute else logger.warning)("plan %s %s", plan_id, out.reason)
@@ -94,16 +109,29 @@ def approval_form(current_workers: int | None) -> type[ApprovalInput]:
     """
     floor = max(1, current_workers or 1)
     return create_model(
-        "ApprovalInput", __base__=ApprovalInput,
-        max_workers=(int | None, Field(
-            None, ge=floor, description=f"optional: cap the plan's worker count lower than "
-            f"planned; at least {floor} (the current count), never 0")),
+        "ApprovalInput",
+        __base__=ApprovalInput,
+        max_workers=(
+            int | None,
+            Field(
+                None,
+                ge=floor,
+                description=f"optional: cap the plan's worker count lower than "
+                f"planned; at least {floor} (the current count), never 0",
+            ),
+        ),
     )
 
 
 async def wait_for_approver(
-    policy: ScalingPolicy, plan_id: int, summary: dict[str, Any], *, poll_interval_s: int = 10,
-    timeout_s: float | None = None, attempt: int = 0, refused: str | None = None,
+    policy: ScalingPolicy,
+    plan_id: int,
+    summary: dict[str, Any],
+    *,
+    poll_interval_s: int = 10,
+    timeout_s: float | None = None,
+    attempt: int = 0,
+    refused: str | None = None,
 ) -> ApprovalInput | None:
     """Pause (or suspend) the run until a person submits the form; None if none did in time.
 
@@ -115,10 +143,11 @@ async def wait_for_approver(
     """
     description = plan_markdown(summary, summary.get("details"))
     if refused:
-        description = (f"**Previous submission refused:** {refused}\n\nStill waiting for an "
-                       f"authorized decision.\n\n{description}")
-    form = approval_form(summary.get("current_workers")).with_initial_data(
-        description=description)
+        description = (
+            f"**Previous submission refused:** {refused}\n\nStill waiting for an "
+            f"authorized decision.\n\n{description}"
+        )
+    form = approval_form(summary.get("current_workers")).with_initial_data(description=description)
     key = f"approve-plan-{plan_id}" + (f"-{attempt}" if attempt else "")
     timeout = max(1, int(policy.approval.timeout_seconds if timeout_s is None else timeout_s))
     try:
@@ -129,15 +158,17 @@ async def wait_for_approver(
         return None
 
 
-async def _paused(form: Any, key: str, plan_id: int, timeout_s: int,
-                  poll_interval_s: int) -> ApprovalInput:
+async def _paused(
+    form: Any, key: str, plan_id: int, timeout_s: int, poll_interval_s: int
+) -> ApprovalInput:
     """Prefect's pause, watched, outlasting an outage of Prefect's API: its own poll loop
     dies on the first 5xx or refused connection (its database down or being restored), and
     without this the plan would stay proposed with nobody waiting on its form."""
     loop = asyncio.get_running_loop()
     deadline_s = loop.time() + timeout_s
-    pause: Any = apause_flow_run(wait_for_input=form, timeout=timeout_s,
-                                 poll_interval=poll_interval_s, key=key)
+    pause: Any = apause_flow_run(
+        wait_for_input=form, timeout=timeout_s, poll_interval=poll_interval_s, key=key
+    )
     while True:
         try:
             answer = await watched(pause, plan_id, poll_interval_s=poll_interval_s)
@@ -146,21 +177,32 @@ async def _paused(form: Any, key: str, plan_id: int, timeout_s: int,
                 raise
             get_run_logger().warning(
                 "plan %s: Prefect's API failed while the run waits for approval (%s): "
-                "waiting on until it answers", plan_id, type(err).__name__)
-            answer = await watched(outlast_api_outage(
-                form, key, deadline_s, poll_interval_s=poll_interval_s), plan_id,
-                poll_interval_s=poll_interval_s)
+                "waiting on until it answers",
+                plan_id,
+                type(err).__name__,
+            )
+            answer = await watched(
+                outlast_api_outage(form, key, deadline_s, poll_interval_s=poll_interval_s),
+                plan_id,
+                poll_interval_s=poll_interval_s,
+            )
         if answer is not PAUSE_AGAIN:
             return answer
         left_s = max(1, int(deadline_s - loop.time()))
-        get_run_logger().warning("plan %s: the restored Prefect database had not seen the "
-                                 "pause: pausing again", plan_id)
-        pause = apause_flow_run(wait_for_input=form, timeout=left_s,
-                                poll_interval=poll_interval_s, key=key)
+        get_run_logger().warning(
+            "plan %s: the restored Prefect database had not seen the pause: pausing again", plan_id
+        )
+        pause = apause_flow_run(
+            wait_for_input=form, timeout=left_s, poll_interval=poll_interval_s, key=key
+        )
 
 
 async def decide_by_person(
-    policy: ScalingPolicy, plan_id: int, summary: dict[str, Any], requested_by: str, *,
+    policy: ScalingPolicy,
+    plan_id: int,
+    summary: dict[str, Any],
+    requested_by: str,
+    *,
     poll_interval_s: int = 10,
 ) -> Approval:
     """Wait for an authorized decision until the plan's approval deadline (store's clock).
@@ -175,9 +217,19 @@ async def decide_by_person(
     while True:
         left_s = (deadline - store.now()).total_seconds()
         try:
-            answer = None if left_s <= 0 else await wait_for_approver(
-                policy, plan_id, summary, poll_interval_s=poll_interval_s, timeout_s=left_s,
-                attempt=attempt, refused=refused)
+            answer = (
+                None
+                if left_s <= 0
+                else await wait_for_approver(
+                    policy,
+                    plan_id,
+                    summary,
+                    poll_interval_s=poll_interval_s,
+                    timeout_s=left_s,
+                    attempt=attempt,
+                    refused=refused,
+                )
+            )
         except WaitEnded as ended:
             return Approval(False, "capplan", ended=str(ended))
         if answer is None:
@@ -188,26 +240,38 @@ async def decide_by_person(
         attempt, refused = attempt + 1, verdict.reason
 
 
-def _approval_deadline(policy: ScalingPolicy, summary: dict[str, Any],
-                       now: datetime) -> datetime:
+def _approval_deadline(policy: ScalingPolicy, summary: dict[str, Any], now: datetime) -> datetime:
     stored = (summary.get("details") or {}).get("approval_deadline")
     if stored:
         return datetime.fromisoformat(stored)
     return now + timedelta(seconds=policy.approval.timeout_seconds)
 
 
-@capplan_io_task(name="authenticate-decision",
-                 task_run_name="authenticate-decision-{policy.name}", retries=0)
-def authenticate_decision(policy: ScalingPolicy, plan_id: int, answer: ApprovalInput,
-                          requested_by: str) -> Refusal | None:
+@capplan_io_task(
+    name="authenticate-decision", task_run_name="authenticate-decision-{policy.name}", retries=0
+)
+def authenticate_decision(
+    policy: ScalingPolicy, plan_id: int, answer: ApprovalInput, requested_by: str
+) -> Refusal | None:
     """None when the submission is an authorized approver's own decision; else the refusal,
     audited (:func:`capplan_core.approval.service.authenticate`; the key is resolved from its
     secret reference and never logged)."""
-    refusal = authenticate(plan_store(), policy, plan_id, submission(answer), requested_by,
-                           approver_key=lambda name: _approver_key(policy, name))
+    refusal = authenticate(
+        plan_store(),
+        policy,
+        plan_id,
+        submission(answer),
+        requested_by,
+        approver_key=lambda name: _approver_key(policy, name),
+    )
     if refusal is not None:
-        get_run_logger().warning("plan %s: %s by %r refused: %s", plan_id, answer.decision,
-                                 answer.approver, refusal.reason)
+        get_run_logger().warning(
+            "plan %s: %s by %r refused: %s",
+            plan_id,
+            answer.decision,
+            answer.approver,
+            refusal.reason,
+        )
     return refusal
 
 
@@ -220,20 +284,26 @@ def _approver_key(policy: ScalingPolicy, approver: str) -> str:
 
 def submission(answer: ApprovalInput) -> Submission:
     """The form's answer as the approval service takes it."""
-    return Submission(decision=answer.decision, approver=answer.approver,
-                      code=answer.approval_code, comment=answer.comment,
-                      max_workers=answer.max_workers, apply_hours=answer.apply_hours)
+    return Submission(
+        decision=answer.decision,
+        approver=answer.approver,
+        code=answer.approval_code,
+        comment=answer.comment,
+        max_workers=answer.max_workers,
+        apply_hours=answer.apply_hours,
+    )
 
 
-@capplan_io_task(name="record-approval", task_run_name="record-approval-{policy.name}",
-                 retries=0)
-def record_approval(policy: ScalingPolicy, plan_id: int, answer: ApprovalInput | None,
-                    summary: dict[str, Any]) -> Approval:
+@capplan_io_task(name="record-approval", task_run_name="record-approval-{policy.name}", retries=0)
+def record_approval(
+    policy: ScalingPolicy, plan_id: int, answer: ApprovalInput | None, summary: dict[str, Any]
+) -> Approval:
     """Store the person's decision (audited, once), or expire the plan when none came
     (:func:`capplan_core.approval.service.record_decision`)."""
     logger = get_run_logger()
-    out = record_decision(plan_store(), policy, plan_id,
-                          None if answer is None else submission(answer))
+    out = record_decision(
+        plan_store(), policy, plan_id, None if answer is None else submission(answer)
+    )
     if out.event is not None:
         emit_plan_event(out.event, summary, actor=out.actor)
         logger.info("plan %s %s by %s", plan_id, out.event, out.actor)

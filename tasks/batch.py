@@ -49,14 +49,25 @@ def chunk_run_name() -> str:
 
 def _failed(outcome: QueueOutcome) -> dict[str, Any]:
     p = outcome.policy
-    return {"queue": p.queue, "policy": p.name, "mode": p.mode.value, "status": "failed",
-            "failed_stage": outcome.failed_stage,
-            "error": f"{outcome.failed_stage}: {outcome.error}"}
+    return {
+        "queue": p.queue,
+        "policy": p.name,
+        "mode": p.mode.value,
+        "status": "failed",
+        "failed_stage": outcome.failed_stage,
+        "error": f"{outcome.failed_stage}: {outcome.error}",
+    }
 
 
-def store_outcome(outcome: QueueOutcome, as_of: datetime, *, version: int | None = None,
-                  save: bool = True, approval: str = "none",
-                  forecast_artifacts: bool = True) -> dict[str, Any]:
+def store_outcome(
+    outcome: QueueOutcome,
+    as_of: datetime,
+    *,
+    version: int | None = None,
+    save: bool = True,
+    approval: str = "none",
+    forecast_artifacts: bool = True,
+) -> dict[str, Any]:
     """Store one queue's plan (or skip) under its policy ``version`` and publish its
     artifacts; the plan as users see it. ``save=False``: a preview that writes nothing."""
     p = outcome.policy
@@ -69,8 +80,7 @@ def store_outcome(outcome: QueueOutcome, as_of: datetime, *, version: int | None
     if outcome.status == "skipped":
         reason = outcome.reason or "not planned"
         if not save:
-            return preview_plan.fn(p, None, None, None, assessment, as_of,
-                                   skipped_reason=reason)
+            return preview_plan.fn(p, None, None, None, assessment, as_of, skipped_reason=reason)
         plan_id = store_skipped.fn(p, reason, as_of, quality, policy_version=version)
         return plan_view(plan_store().get_plan(plan_id))
     assert outcome.decision is not None and outcome.state is not None
@@ -78,22 +88,38 @@ def store_outcome(outcome: QueueOutcome, as_of: datetime, *, version: int | None
     if forecast_artifacts:
         publish_forecast.fn(assessment, outcome.forecast)
     if not save:
-        summary = preview_plan.fn(p, outcome.decision, outcome.state, outcome.forecast,
-                                  assessment, as_of)
+        summary = preview_plan.fn(
+            p, outcome.decision, outcome.state, outcome.forecast, assessment, as_of
+        )
     else:
-        plan_id = store_plan.fn(p, outcome.decision, outcome.state, outcome.forecast,
-                                assessment, as_of, policy_version=version)
-        summary = plan_view(plan_store().get_plan(plan_id), note=(
-            "plan only (approval='none')" if approval == "none"
-            else "advisory: never executed"))
+        plan_id = store_plan.fn(
+            p,
+            outcome.decision,
+            outcome.state,
+            outcome.forecast,
+            assessment,
+            as_of,
+            policy_version=version,
+        )
+        summary = plan_view(
+            plan_store().get_plan(plan_id),
+            note=(
+                "plan only (approval='none')" if approval == "none" else "advisory: never executed"
+            ),
+        )
     publish_plan.fn(summary, summary.get("details", {}), summary.get("explanation", []))
     return summary
 
 
 @capplan_io_task(name="plan-chunk", task_run_name=chunk_run_name)
 def plan_chunk(
-    policies: list[ScalingPolicy], metrics_path: str | None, as_of: datetime, index: int = 0,
-    versions: list[int | None] | None = None, save: bool = True, approval: str = "none",
+    policies: list[ScalingPolicy],
+    metrics_path: str | None,
+    as_of: datetime,
+    index: int = 0,
+    versions: list[int | None] | None = None,
+    save: bool = True,
+    approval: str = "none",
     forecast_artifacts: bool = True,
 ) -> list[dict[str, Any]]:
     """Plan, store (or preview) and publish each queue of the chunk; one result per queue,
@@ -105,22 +131,37 @@ def plan_chunk(
     vers = versions or [None] * len(policies)
     results: list[dict[str, Any]] = []
     outcomes = plan_many(
-        policies, rows_reader(metrics_path, policies, as_of), as_of,
-        from_file=not live, live_count=audited_live_count if live else None,
-        no_rows_reason=no_metrics_reason)
+        policies,
+        rows_reader(metrics_path, policies, as_of),
+        as_of,
+        from_file=not live,
+        live_count=audited_live_count if live else None,
+        no_rows_reason=no_metrics_reason,
+    )
     for outcome, version in zip(outcomes, vers, strict=True):
-        result = store_outcome(outcome, as_of, version=version, save=save, approval=approval,
-                               forecast_artifacts=forecast_artifacts)
+        result = store_outcome(
+            outcome,
+            as_of,
+            version=version,
+            save=save,
+            approval=approval,
+            forecast_artifacts=forecast_artifacts,
+        )
         result["stage_seconds"] = outcome.stage_seconds
         if outcome.status == "failed":
-            logger.error("queue %s failed at %s: %s", outcome.queue, outcome.failed_stage,
-                         outcome.error)
+            logger.error(
+                "queue %s failed at %s: %s", outcome.queue, outcome.failed_stage, outcome.error
+            )
         elif outcome.status == "skipped":
             logger.warning("queue %s not planned: %s", outcome.queue, outcome.reason)
         else:
-            logger.info("queue %s planned: %s → %s workers, confidence %.2f", outcome.queue,
-                        result.get("current_workers"), result.get("target_workers"),
-                        result.get("confidence") or 0.0)
+            logger.info(
+                "queue %s planned: %s → %s workers, confidence %.2f",
+                outcome.queue,
+                result.get("current_workers"),
+                result.get("target_workers"),
+                result.get("confidence") or 0.0,
+            )
         results.append(result)
     return results
 
@@ -142,10 +183,17 @@ def progress_key(flow_run_id: str | None) -> str:
 
 
 def plan_in_chunks(
-    policies: list[ScalingPolicy], metrics_path: str | None, as_of: datetime, *,
-    chunk_size: int, concurrency: int = 2, forecast_artifacts: bool = True,
-    flow_run_id: str | None = None, versions: dict[str, int | None] | None = None,
-    save: bool = True, approval: str = "none",
+    policies: list[ScalingPolicy],
+    metrics_path: str | None,
+    as_of: datetime,
+    *,
+    chunk_size: int,
+    concurrency: int = 2,
+    forecast_artifacts: bool = True,
+    flow_run_id: str | None = None,
+    versions: dict[str, int | None] | None = None,
+    save: bool = True,
+    approval: str = "none",
 ) -> list[dict[str, Any]]:
     """Map ``plan-chunk`` over the policies in chunks; one result per policy, in order.
 
@@ -164,18 +212,28 @@ def plan_in_chunks(
     size = chunk_size_for(len(policies), max_chunk=chunk_size, workers=concurrency)
     chunks = chunked(policies, size)
     total = len(policies)
-    progress = ProgressArtifact(progress_key(flow_run_id),
-                                f"capacity-plan: {total} queue(s) in {len(chunks)} chunk(s)",
-                                step_percent=0.0)
+    progress = ProgressArtifact(
+        progress_key(flow_run_id),
+        f"capacity-plan: {total} queue(s) in {len(chunks)} chunk(s)",
+        step_percent=0.0,
+    )
     context = FlowRunContext.get()
-    get_run_logger().info("%d queue(s) in %d plan-chunk task run(s) on %s", total, len(chunks),
-                          runner_name(context.task_runner if context else None))
+    get_run_logger().info(
+        "%d queue(s) in %d plan-chunk task run(s) on %s",
+        total,
+        len(chunks),
+        runner_name(context.task_runner if context else None),
+    )
     futures = plan_chunk.with_options(tags=[PLAN_CHUNK_TAG]).map(
-        chunks, metrics_path=unmapped(metrics_path), as_of=unmapped(as_of),
+        chunks,
+        metrics_path=unmapped(metrics_path),
+        as_of=unmapped(as_of),
         index=list(range(len(chunks))),
         versions=[[(versions or {}).get(p.name) for p in c] for c in chunks],
-        save=unmapped(save), approval=unmapped(approval),
-        forecast_artifacts=unmapped(forecast_artifacts))
+        save=unmapped(save),
+        approval=unmapped(approval),
+        forecast_artifacts=unmapped(forecast_artifacts),
+    )
     position = {f.task_run_id: i for i, f in enumerate(futures)}
     by_chunk: dict[int, list[dict[str, Any]]] = {}
     done = 0
@@ -184,9 +242,17 @@ def plan_in_chunks(
         try:
             by_chunk[i] = future.result()
         except Exception as err:  # the chunk's retries are spent: its queues failed, named
-            by_chunk[i] = [{"queue": p.queue, "policy": p.name, "mode": p.mode.value,
-                            "status": "failed", "error": f"{type(err).__name__}: {err}",
-                            "exception": err} for p in chunks[i]]
+            by_chunk[i] = [
+                {
+                    "queue": p.queue,
+                    "policy": p.name,
+                    "mode": p.mode.value,
+                    "status": "failed",
+                    "error": f"{type(err).__name__}: {err}",
+                    "exception": err,
+                }
+                for p in chunks[i]
+            ]
         done += len(chunks[i])
         progress(f"{done}/{total} queues", done / total)
         for listener in list(_listeners):

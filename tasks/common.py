@@ -18,12 +18,15 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _PURE: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
-_IO: dict[str, Any] = {**_PURE, "retries": 3, "retry_delay_seconds": [1, 5, 15],
-                       "retry_jitter_factor": 0.5}
+_IO: dict[str, Any] = {
+    **_PURE,
+    "retries": 3,
+    "retry_delay_seconds": [1, 5, 15],
+    "retry_jitter_factor": 0.5,
+}
 
 
-def _with(defaults: dict[str, Any], fn: Callable[P, R] | None,
-          options: dict[str, Any]) -> Any:
+def _with(defaults: dict[str, Any], fn: Callable[P, R] | None, options: dict[str, Any]) -> Any:
     make = task(**{**defaults, **options})
     return make if fn is None else make(fn)
 
@@ -31,8 +34,7 @@ def _with(defaults: dict[str, Any], fn: Callable[P, R] | None,
 @overload
 def capplan_task(fn: Callable[P, R], /, **options: Any) -> Task[P, R]: ...
 @overload
-def capplan_task(fn: None = None, /, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]:
-    ...
+def capplan_task(fn: None = None, /, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def capplan_task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """A Prefect task for pure computation: no cache, no persisted result, no retries."""
     return _with(_PURE, fn, options)
@@ -41,8 +43,9 @@ def capplan_task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
 @overload
 def capplan_io_task(fn: Callable[P, R], /, **options: Any) -> Task[P, R]: ...
 @overload
-def capplan_io_task(fn: None = None, /,
-                    **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def capplan_io_task(
+    fn: None = None, /, **options: Any
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def capplan_io_task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """A Prefect task for I/O: like :func:`capplan_task`, retried 3 times with backoff."""
     return _with(_IO, fn, options)

@@ -7,8 +7,9 @@ from typing import Any
 from prefect.events import emit_event
 
 
-def emit_plan_event(what: str, summary: dict[str, Any], *, actor: str,
-                    reason: str | None = None) -> None:
+def emit_plan_event(
+    what: str, summary: dict[str, Any], *, actor: str, reason: str | None = None
+) -> None:
     """Emit ``capplan.plan.<what>`` (awaiting-approval, approved, rejected, expired, applied,
     failed, held, cancelled, superseded, slo-alert) about resource ``capplan.plan.<id>``;
     ``reason`` (why, with the numbers) goes into the payload."""

@@ -29,15 +29,22 @@ from tasks.events import emit_plan_event
 
 APPLY_STEP_DEPLOYMENT = "apply-step/apply-step"
 #: the ``lease_s`` run parameter of the flows that apply steps (validated where it enters)
-LeaseSeconds = Annotated[float, Field(
-    ge=MIN_LEASE_S, le=MAX_LEASE_S, allow_inf_nan=False,
-    description="how long this run holds a step and its target (s, the store's clock), "
-                "renewed before every write")]
+LeaseSeconds = Annotated[
+    float,
+    Field(
+        ge=MIN_LEASE_S,
+        le=MAX_LEASE_S,
+        allow_inf_nan=False,
+        description="how long this run holds a step and its target (s, the store's clock), "
+        "renewed before every write",
+    ),
+]
 READY_TIMEOUT_S = 300.0
 
 
-def schedule_apply_step(plan_id: int, step_id: int, at: datetime,
-                        attempt: int | str = 0) -> str | None:
+def schedule_apply_step(
+    plan_id: int, step_id: int, at: datetime, attempt: int | str = 0
+) -> str | None:
     """A scheduled run of the apply-step deployment at ``at``; None when it is not deployed
     here. One run per (step, ``attempt``): a retried caller gets the run made first."""
     from prefect.client.schemas.objects import FlowRun
@@ -47,9 +54,13 @@ def schedule_apply_step(plan_id: int, step_id: int, at: datetime,
     try:
         # called from sync code, so a FlowRun (not the coroutine of the async overload)
         run: FlowRun = run_deployment(  # type: ignore[assignment]
-            APPLY_STEP_DEPLOYMENT, parameters={"plan_id": plan_id, "step_id": step_id},
-            scheduled_time=at, timeout=0, flow_run_name=f"apply-plan-{plan_id}-step-{step_id}",
-            idempotency_key=f"apply-plan-{plan_id}-step-{step_id}-{attempt}")
+            APPLY_STEP_DEPLOYMENT,
+            parameters={"plan_id": plan_id, "step_id": step_id},
+            scheduled_time=at,
+            timeout=0,
+            flow_run_name=f"apply-plan-{plan_id}-step-{step_id}",
+            idempotency_key=f"apply-plan-{plan_id}-step-{step_id}-{attempt}",
+        )
     except ObjectNotFound:
         return None
     return str(run.id)
@@ -65,10 +76,10 @@ def _run_id() -> str:
 # Retries re-run the whole step, which is safe: the step is claimed in the store, a retry
 # takes its own claim back (same run id) or finds it final; transient cluster faults are
 # retried inside apply_step, reading back before each retry.
-@capplan_io_task(name="apply-step", task_run_name="apply-plan-{plan_id}-step-{step_id}",
-                 retries=2)
-def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan",
-                   lease_s: float = DEFAULT_LEASE_S) -> StepResult:
+@capplan_io_task(name="apply-step", task_run_name="apply-plan-{plan_id}-step-{step_id}", retries=2)
+def apply_one_step(
+    plan_id: int, step_id: int, actor: str = "capplan", lease_s: float = DEFAULT_LEASE_S
+) -> StepResult:
     """Apply one step (see :func:`capplan_core.execution.executor.apply_step`); a permanent
     fault fails the plan and emits ``capplan.plan.failed``."""
     store = plan_store()
@@ -77,20 +88,30 @@ def apply_one_step(plan_id: int, step_id: int, actor: str = "capplan",
     limits = store.approval_limits(plan_id)
     dry = is_dry_run()
     scaler = bootstrap.step_scaler(plan, step_id)
-    result = apply_step(store, scaler, policy, plan_id, step_id, actor=actor, run_id=_run_id(),
-                        max_workers=limits.get("max_workers"),
-                        wait_ready_s=0.0 if dry else READY_TIMEOUT_S, cooldown_scope_plan=dry,
-                        lease_s=lease_s, lease_wait_s=10.0,
-                        hook=self_kill_hook(get_settings().fault_kill_at))
+    result = apply_step(
+        store,
+        scaler,
+        policy,
+        plan_id,
+        step_id,
+        actor=actor,
+        run_id=_run_id(),
+        max_workers=limits.get("max_workers"),
+        wait_ready_s=0.0 if dry else READY_TIMEOUT_S,
+        cooldown_scope_plan=dry,
+        lease_s=lease_s,
+        lease_wait_s=10.0,
+        hook=self_kill_hook(get_settings().fault_kill_at),
+    )
     if result.plan_failed:
         emit_plan_event("failed", plan_summary(store.get_plan(plan_id)), actor=actor)
     return result
 
 
-@capplan_io_task(name="execute", task_run_name="execute-{policy_name}-plan-{plan_id}",
-                 retries=2)
-def execute_plan(policy_name: str, plan_id: int, apply_hours: float | None = None,
-                 actor: str = "capplan") -> dict[str, Any]:
+@capplan_io_task(name="execute", task_run_name="execute-{policy_name}-plan-{plan_id}", retries=2)
+def execute_plan(
+    policy_name: str, plan_id: int, apply_hours: float | None = None, actor: str = "capplan"
+) -> dict[str, Any]:
     """Apply the plan's first step if it is due now (on the store's clock); every other step
     (and a first step not yet due, or deferred) becomes a scheduled apply-step run at its
     time. Safe to retry: applied steps answer ``already-applied``, and a scheduled run per
@@ -107,36 +128,54 @@ def execute_plan(policy_name: str, plan_id: int, apply_hours: float | None = Non
         at = max(st.execute_at, now + timedelta(seconds=1))  # at its time, never before
         if i == 0 and not_due_yet(plan, st.id, now) is None:
             result = apply_one_step(plan_id, st.id, actor)
-            logger.info("plan %s step %s: %s (%s)", plan_id, st.id, result.outcome,
-                        result.reason)
+            logger.info("plan %s step %s: %s (%s)", plan_id, st.id, result.outcome, result.reason)
             applied.append(result.__dict__)
             if result.outcome != "deferred" or result.retry_after_s is None:
                 continue
             # a deferred first step is retried at its retry time (and swept up if lost)
             at = store.now() + timedelta(seconds=result.retry_after_s + 1.0)
         run_id = schedule_apply_step(plan_id, st.id, at, attempt=len(applied) if i == 0 else 0)
-        note = ("apply-step deployment" if run_id else
-                "not scheduled: no apply-step deployment on this Prefect server; the "
-                "apply-due sweeper (or `capplan plans apply-due`) applies it when due")
-        store.audit("step_scheduled", actor=actor, plan_id=plan_id, queue=plan.queue,
-                    details={"step_id": st.id, "execute_at": st.execute_at.isoformat(),
-                             "run_at": at.isoformat(), "to_workers": st.to_workers,
-                             "flow_run_id": run_id, "scheduler": note})
+        note = (
+            "apply-step deployment"
+            if run_id
+            else "not scheduled: no apply-step deployment on this Prefect server; the "
+            "apply-due sweeper (or `capplan plans apply-due`) applies it when due"
+        )
+        store.audit(
+            "step_scheduled",
+            actor=actor,
+            plan_id=plan_id,
+            queue=plan.queue,
+            details={
+                "step_id": st.id,
+                "execute_at": st.execute_at.isoformat(),
+                "run_at": at.isoformat(),
+                "to_workers": st.to_workers,
+                "flow_run_id": run_id,
+                "scheduler": note,
+            },
+        )
         scheduled.append({"step_id": st.id, "flow_run_id": run_id, "at": at.isoformat()})
     return {"plan_id": plan_id, "applied": applied, "scheduled": scheduled}
 
 
 @capplan_io_task(name="apply-due-steps", retries=0)
-def apply_due_steps(lease_s: float = DEFAULT_LEASE_S, actor: str = "capplan") -> list[
-        dict[str, Any]]:
+def apply_due_steps(
+    lease_s: float = DEFAULT_LEASE_S, actor: str = "capplan"
+) -> list[dict[str, Any]]:
     """Apply every due, open step of the approved plans (:func:`~capplan_core.execution.due.
     apply_due`), each claimed on the store's clock: safe beside apply-step runs and itself.
     A plan that failed emits ``capplan.plan.failed``."""
     store = plan_store()
     dry = is_dry_run()
-    run = DueRun(run_id=_run_id(), actor=actor, lease_s=lease_s,
-                 wait_ready_s=0.0 if dry else READY_TIMEOUT_S, cooldown_scope_plan=dry,
-                 hook=self_kill_hook(get_settings().fault_kill_at))
+    run = DueRun(
+        run_id=_run_id(),
+        actor=actor,
+        lease_s=lease_s,
+        wait_ready_s=0.0 if dry else READY_TIMEOUT_S,
+        cooldown_scope_plan=dry,
+        hook=self_kill_hook(get_settings().fault_kill_at),
+    )
     done = apply_due(store, bootstrap.step_scaler, run=run)
     for d in done:
         if d["plan_failed"]:

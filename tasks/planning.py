@@ -26,9 +26,17 @@ def audited_live_count(policy: ScalingPolicy, measured: int) -> tuple[int, str]:
     try:
         return live_workers(policy, measured)
     except ScalerError as err:
-        plan_store().audit("scaler_read_failed", actor="capplan", queue=policy.queue,
-                           details={"target": policy.target.model_dump(), "kind": err.kind,
-                                    "error": str(err), "transient": err.transient})
+        plan_store().audit(
+            "scaler_read_failed",
+            actor="capplan",
+            queue=policy.queue,
+            details={
+                "target": policy.target.model_dump(),
+                "kind": err.kind,
+                "error": str(err),
+                "transient": err.transient,
+            },
+        )
         raise
 
 
@@ -40,23 +48,42 @@ def read_pool_state(assessment: Assessment, policy: ScalingPolicy, live: bool) -
 
 
 @capplan_task(name="plan", task_run_name="plan-{policy.name}-attempt-{attempt.number}")
-def plan(policy: ScalingPolicy, forecast: ForecastResult, state: QueueState, attempt: Attempt,
-         now: datetime, assessment: Assessment) -> PlanProposal:
+def plan(
+    policy: ScalingPolicy,
+    forecast: ForecastResult,
+    state: QueueState,
+    attempt: Attempt,
+    now: datetime,
+    assessment: Assessment,
+) -> PlanProposal:
     """Size each window for the SLO (plus the attempt's extra workers) and schedule steps."""
-    return propose(policy, forecast, state, attempt, now=now,
-                   data_quality_warning=bool(assessment.quality.warnings))
+    return propose(
+        policy,
+        forecast,
+        state,
+        attempt,
+        now=now,
+        data_quality_warning=bool(assessment.quality.warnings),
+    )
 
 
 @capplan_task(name="simulate", task_run_name="simulate-{policy.name}-attempt-{attempt.number}")
-def simulate(policy: ScalingPolicy, forecast: ForecastResult, state: QueueState,
-             proposal: PlanProposal, attempt: Attempt) -> SimulationSummary:
+def simulate(
+    policy: ScalingPolicy,
+    forecast: ForecastResult,
+    state: QueueState,
+    proposal: PlanProposal,
+    attempt: Attempt,
+) -> SimulationSummary:
     """Monte Carlo of the proposal, replications fanned out over the task runner."""
-    return simulate_proposal(policy, forecast, state, proposal, attempt,
-                             simulate_fn=fanout_simulate)
+    return simulate_proposal(
+        policy, forecast, state, proposal, attempt, simulate_fn=fanout_simulate
+    )
 
 
 @capplan_task(name="decide", task_run_name="decide-{policy.name}-attempt-{attempt.number}")
-def decide(policy: ScalingPolicy, attempt: Attempt, proposal: PlanProposal,
-           simulation: SimulationSummary) -> Judgement:
+def decide(
+    policy: ScalingPolicy, attempt: Attempt, proposal: PlanProposal, simulation: SimulationSummary
+) -> Judgement:
     """Keep the plan, or add workers where the simulation failed and try again."""
     return decide_attempt(policy, attempt, proposal, simulation)

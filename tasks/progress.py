@@ -17,8 +17,12 @@ class ProgressArtifact:
 
     def __init__(self, key: str, description: str, step_percent: float = 2.0) -> None:
         # sync even when called from an async flow's code: the UUID itself, not a coroutine
-        self.artifact_id = cast(UUID, create_progress_artifact(
-            0.0, key=key, description=description, _sync=True))  # type: ignore[call-arg]
+        self.artifact_id = cast(
+            UUID,
+            create_progress_artifact(  # type: ignore[call-arg]
+                0.0, key=key, description=description, _sync=True
+            ),
+        )
         self.step_percent = step_percent
         self.percent = 0.0
         self.updates = 0
@@ -30,7 +34,11 @@ class ProgressArtifact:
             return
         if percent <= self.percent:
             return
-        update_progress_artifact(self.artifact_id, percent,  # type: ignore[call-arg]
-                                 description=f"{self._description} ({label})", _sync=True)
+        update_progress_artifact(  # type: ignore[call-arg]
+            self.artifact_id,
+            percent,
+            description=f"{self._description} ({label})",
+            _sync=True,
+        )
         self.percent = percent
         self.updates += 1

@@ -25,9 +25,13 @@ def restore_check(noticed_by: str) -> dict[str, Any]:
     """Notice a restore of the store and settle it before anything else runs (a no-op
     otherwise); ``noticed_by`` names the caller in the audit."""
     store = plan_store()
-    result = check_restore(store, store.engine, get_settings().data_dir, bootstrap.step_scaler,
-                           noticed_by=noticed_by)
+    result = check_restore(
+        store, store.engine, get_settings().data_dir, bootstrap.step_scaler, noticed_by=noticed_by
+    )
     if result["restored"] or result["settled"]:
-        get_run_logger().warning("the store was restored from a backup: %s; settled: %s",
-                                 result["reason"] or "noticed earlier", result["settled"])
+        get_run_logger().warning(
+            "the store was restored from a backup: %s; settled: %s",
+            result["reason"] or "noticed earlier",
+            result["settled"],
+        )
     return result

@@ -19,5 +19,6 @@ def prune_store(dry_run: bool = False) -> dict[str, Any]:
 @capplan_io_task(name="prune-flow-runs")
 def prune_flow_runs(dry_run: bool = False) -> dict[str, Any]:
     """Prefect's finished flow runs older than CAPPLAN_FLOW_RUN_RETENTION_DAYS."""
-    return _prune_flow_runs(cutoffs(datetime.now(UTC), get_settings().retention_limits())
-                            .flow_runs, dry_run=dry_run)
+    return _prune_flow_runs(
+        cutoffs(datetime.now(UTC), get_settings().retention_limits()).flow_runs, dry_run=dry_run
+    )

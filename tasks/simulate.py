@@ -23,13 +23,21 @@ MIN_REPLICATIONS_PER_CHUNK = 25
 DEFAULT_CHUNKS = 4
 
 simulate_replications = capplan_task(
-    simulate_chunk, name="simulate-replications",
-    task_run_name="simulate-replications-{start}-{stop}")
+    simulate_chunk,
+    name="simulate-replications",
+    task_run_name="simulate-replications-{start}-{stop}",
+)
 
 
-def fanout_simulate(scenario: SimScenario, *, replications: int, seed: int,
-                    engine: str = "auto", chunks: int = DEFAULT_CHUNKS,
-                    job_budget: float | None = None) -> SimulationSummary:
+def fanout_simulate(
+    scenario: SimScenario,
+    *,
+    replications: int,
+    seed: int,
+    engine: str = "auto",
+    chunks: int = DEFAULT_CHUNKS,
+    job_budget: float | None = None,
+) -> SimulationSummary:
     """``simulate`` with job-level replications split across task runs; ``auto`` runs job by
     job within ``job_budget`` expected jobs (None: ``CAPPLAN_SIMULATION_JOB_BUDGET``)."""
     budget = get_settings().simulation_job_budget if job_budget is None else job_budget
@@ -38,8 +46,9 @@ def fanout_simulate(scenario: SimScenario, *, replications: int, seed: int,
     if chosen == "fluid" or n_chunks < 2:
         return simulate(scenario, replications=replications, seed=seed, engine=chosen)
     futures = [
-        simulate_replications.submit(scenario, replications=replications, seed=seed,
-                                     engine=chosen, start=a, stop=b)
+        simulate_replications.submit(
+            scenario, replications=replications, seed=seed, engine=chosen, start=a, stop=b
+        )
         for a, b in chunk_bounds(replications, n_chunks)
     ]
     return summarise_chunks([f.result() for f in futures], scenario, chosen)

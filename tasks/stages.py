@@ -31,8 +31,9 @@ load_policies_task = capplan_io_task(load_policies, name="load-policies", retrie
 file_data_end = capplan_io_task(data_end, name="data-end")
 
 
-def rows_reader(metrics_path: str | None, policies: list[ScalingPolicy],
-                now: datetime) -> Callable[[ScalingPolicy], pd.DataFrame]:
+def rows_reader(
+    metrics_path: str | None, policies: list[ScalingPolicy], now: datetime
+) -> Callable[[ScalingPolicy], pd.DataFrame]:
     """Each queue's raw rows: the queues split out of the file in one pass (offline), or
     their span of stored history (``queue_metrics``) up to ``now``."""
     if not metrics_path:
@@ -54,8 +55,7 @@ def collect(metrics_path: str | None, policy: ScalingPolicy, now: datetime) -> p
 
 # the pipeline's stages (capplan_core.planning.pipeline), each a task of its own
 clean = capplan_task(pipeline.clean, name="clean", task_run_name="clean-{policy.name}")
-forecast = capplan_task(pipeline.forecast, name="forecast",
-                        task_run_name="forecast-{policy.name}")
+forecast = capplan_task(pipeline.forecast, name="forecast", task_run_name="forecast-{policy.name}")
 
 # the what-if and backtest flows read one queue's rows without a policy run name
 collect_file = capplan_io_task(read_queue_rows, name="collect", task_run_name="collect-{queue}")
@@ -65,8 +65,7 @@ collect_file = capplan_io_task(read_queue_rows, name="collect", task_run_name="c
 def read_policy(name: str, version: int | None = None) -> PolicyVersion:
     """A stored policy at ``version`` (default: its current version)."""
     store = plan_store()
-    return store.current_policy(name) if version is None else store.policy_version(name,
-                                                                                  version)
+    return store.current_policy(name) if version is None else store.policy_version(name, version)
 
 
 @capplan_io_task(name="read-policies")
@@ -77,31 +76,61 @@ def read_policies() -> list[PolicyVersion]:
 
 @capplan_io_task(name="store-plan", task_run_name="store-plan-{policy.name}")
 def store_plan(
-    policy: ScalingPolicy, decision: Decision, state: QueueState, forecast: ForecastResult,
-    assessment: Assessment, as_of: datetime, policy_version: int | None = None,
+    policy: ScalingPolicy,
+    decision: Decision,
+    state: QueueState,
+    forecast: ForecastResult,
+    assessment: Assessment,
+    as_of: datetime,
+    policy_version: int | None = None,
 ) -> int:
     """Store the decided plan with its forecast and data-quality report in one transaction,
     keyed by this flow run and queue: a retry returns the plan id stored first. The plan
     records ``policy_version``, the version it was made under."""
-    return plan_store().create_plan(plan_draft(
-        policy, decision, forecast, state, as_of=as_of, quality=assessment.quality.as_dict(),
-        quality_passed=assessment.quality.passed, flow_run_id=_flow_run_id(),
-        policy_version=policy_version))
+    return plan_store().create_plan(
+        plan_draft(
+            policy,
+            decision,
+            forecast,
+            state,
+            as_of=as_of,
+            quality=assessment.quality.as_dict(),
+            quality_passed=assessment.quality.passed,
+            flow_run_id=_flow_run_id(),
+            policy_version=policy_version,
+        )
+    )
 
 
 @capplan_io_task(name="store-skipped", task_run_name="store-skipped-{policy.name}")
-def store_skipped(policy: ScalingPolicy, reason: str, as_of: datetime,
-                  quality: dict[str, Any] | None, policy_version: int | None = None) -> int:
+def store_skipped(
+    policy: ScalingPolicy,
+    reason: str,
+    as_of: datetime,
+    quality: dict[str, Any] | None,
+    policy_version: int | None = None,
+) -> int:
     """Store a skipped plan (and its failed quality report) once per flow run and queue."""
-    return plan_store().create_plan(skipped_draft(
-        policy, reason, as_of=as_of, quality=quality, flow_run_id=_flow_run_id(),
-        policy_version=policy_version))
+    return plan_store().create_plan(
+        skipped_draft(
+            policy,
+            reason,
+            as_of=as_of,
+            quality=quality,
+            flow_run_id=_flow_run_id(),
+            policy_version=policy_version,
+        )
+    )
 
 
 @capplan_task(name="preview-plan", task_run_name="preview-plan-{policy.name}")
 def preview_plan(
-    policy: ScalingPolicy, decision: Decision | None, state: QueueState | None,
-    forecast: ForecastResult | None, assessment: Assessment | None, as_of: datetime,
+    policy: ScalingPolicy,
+    decision: Decision | None,
+    state: QueueState | None,
+    forecast: ForecastResult | None,
+    assessment: Assessment | None,
+    as_of: datetime,
     skipped_reason: str | None = None,
 ) -> dict[str, Any]:
     """The plan as it would be stored, built in memory: a preview writes nothing.
@@ -114,13 +143,21 @@ def preview_plan(
 
     quality = None if assessment is None else assessment.quality.as_dict()
     if skipped_reason is not None or decision is None or state is None or forecast is None:
-        draft = skipped_draft(policy, skipped_reason or "not planned", as_of=as_of,
-                              quality=quality)
+        draft = skipped_draft(policy, skipped_reason or "not planned", as_of=as_of, quality=quality)
     else:
-        draft = plan_draft(policy, decision, forecast, state, as_of=as_of,
-                           quality=quality or {}, quality_passed=None)
-    view = plan_view(as_stored(draft, plan_id=0, first_step_id=1, created_at=as_of),
-                     note="preview: nothing stored (capplan plan --save stores plans)")
+        draft = plan_draft(
+            policy,
+            decision,
+            forecast,
+            state,
+            as_of=as_of,
+            quality=quality or {},
+            quality_passed=None,
+        )
+    view = plan_view(
+        as_stored(draft, plan_id=0, first_step_id=1, created_at=as_of),
+        note="preview: nothing stored (capplan plan --save stores plans)",
+    )
     view.update(id=None, status="preview" if skipped_reason is None else "skipped")
     return view
 
@@ -137,11 +174,12 @@ class NotAReplay(ValueError):
         super().__init__(
             f"as_of: {as_of.isoformat()!r} is refused for a run that saves plans: a saved plan "
             "is made at the wall clock, so that it can be executed; as_of is for previews "
-            "(save=false) and backtests")
+            "(save=false) and backtests"
+        )
 
 
 def plan_time(metrics_path: str | None, as_of: datetime | None, *, save: bool) -> datetime:
-    """"Now" of a run. A run that saves plans plans at the wall clock, always (its plans can
+    """ "Now" of a run. A run that saves plans plans at the wall clock, always (its plans can
     be executed; :class:`NotAReplay` for ``as_of``). A preview plans at ``as_of``, else at
     the metrics file's end (offline), else at the wall clock."""
     if save:

@@ -25,11 +25,20 @@ def save_approver_keys(names: Iterable[str] = TEST_APPROVERS) -> None:
         store_prefect_secret(f"capplan-approver-{name}", key_for(name))
 
 
-def with_approvers(policies: Iterable[ScalingPolicy],
-                   names: Iterable[str] = TEST_APPROVERS) -> list[ScalingPolicy]:
+def with_approvers(
+    policies: Iterable[ScalingPolicy], names: Iterable[str] = TEST_APPROVERS
+) -> list[ScalingPolicy]:
     """The policies with ``names`` as their approvers (other approval settings kept)."""
-    return [p.model_copy(update={"approval": p.approval.model_copy(
-        update={"approvers": list(names), "approver_keys": {}})}) for p in policies]
+    return [
+        p.model_copy(
+            update={
+                "approval": p.approval.model_copy(
+                    update={"approvers": list(names), "approver_keys": {}}
+                )
+            }
+        )
+        for p in policies
+    ]
 
 
 def apply_policy_file(path: str | Path, *, actor: str = "test") -> list[str]:
@@ -50,5 +59,11 @@ def decide(store: Any, plan_id: int, decision: str, approver: str, **kw: Any) ->
     from capplan_cli.approvals import resume_with_decision
 
     limits = {k: kw[k] for k in ("max_workers", "apply_hours") if k in kw}
-    return resume_with_decision(store, plan_id, decision=decision, approver=approver,
-                                code=code(approver, plan_id, decision, **limits), **kw)
+    return resume_with_decision(
+        store,
+        plan_id,
+        decision=decision,
+        approver=approver,
+        code=code(approver, plan_id, decision, **limits),
+        **kw,
+    )

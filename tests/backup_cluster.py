@@ -24,8 +24,7 @@ from typing import Any
 
 from capplan_adapters.pgbackrest import Cluster, Repo, restore, setup, switch_wal
 
-PG_VERSION = sorted(os.listdir("/etc/postgresql"))[-1] if os.path.isdir("/etc/postgresql") \
-    else "15"
+PG_VERSION = sorted(os.listdir("/etc/postgresql"))[-1] if os.path.isdir("/etc/postgresql") else "15"
 BASE = Path("/var/tmp/capplan-backup")
 
 
@@ -50,8 +49,14 @@ class ArchivedCluster:
 
     @property
     def repo(self) -> Repo:
-        return Repo(self.stanza, self.base / "pgbackrest.conf", self.base / "repo",
-                    self.base / "log", self.base / "lock", self.archive_timeout_s)
+        return Repo(
+            self.stanza,
+            self.base / "pgbackrest.conf",
+            self.base / "repo",
+            self.base / "log",
+            self.base / "lock",
+            self.archive_timeout_s,
+        )
 
     @property
     def cluster(self) -> Cluster:
@@ -60,24 +65,36 @@ class ArchivedCluster:
     def env(self) -> dict[str, str]:
         """``CAPPLAN_BACKUP_*`` for ``capplan db backup|restore|verify``."""
         r = self.repo
-        return {"CAPPLAN_BACKUP_CLUSTER": f"{PG_VERSION}/{self.name}",
-                "CAPPLAN_BACKUP_STANZA": self.stanza, "CAPPLAN_BACKUP_CONFIG": str(r.config),
-                "CAPPLAN_BACKUP_REPO_PATH": str(r.repo_path),
-                "CAPPLAN_BACKUP_LOG_PATH": str(r.log_path),
-                "CAPPLAN_BACKUP_LOCK_PATH": str(r.lock_path),
-                "CAPPLAN_BACKUP_ARCHIVE_TIMEOUT_S": str(self.archive_timeout_s)}
+        return {
+            "CAPPLAN_BACKUP_CLUSTER": f"{PG_VERSION}/{self.name}",
+            "CAPPLAN_BACKUP_STANZA": self.stanza,
+            "CAPPLAN_BACKUP_CONFIG": str(r.config),
+            "CAPPLAN_BACKUP_REPO_PATH": str(r.repo_path),
+            "CAPPLAN_BACKUP_LOG_PATH": str(r.log_path),
+            "CAPPLAN_BACKUP_LOCK_PATH": str(r.lock_path),
+            "CAPPLAN_BACKUP_ARCHIVE_TIMEOUT_S": str(self.archive_timeout_s),
+        }
 
     # -- making it ready ---------------------------------------------------------------------
     def ensure(self, *, fresh_repo: bool = True, remake: bool = True) -> dict[str, Any]:
         """Create (once) and start the cluster, and archive its WAL into a fresh repository.
         Returns :func:`setup`'s report."""
         if shutil.which("pg_createcluster") is None or shutil.which("pgbackrest") is None:
-            raise ClusterUnavailable("pg_createcluster and pgbackrest are needed (bin/services "
-                                     "installs pgbackrest)")
+            raise ClusterUnavailable(
+                "pg_createcluster and pgbackrest are needed (bin/services installs pgbackrest)"
+            )
         listed = _run("pg_lsclusters", "-h").stdout
         if not any(line.split()[:2] == [PG_VERSION, self.name] for line in listed.splitlines()):
-            made = _run("pg_createcluster", PG_VERSION, self.name, "--port", str(self.port), "--",
-                        "--auth-local=trust", "--auth-host=trust")
+            made = _run(
+                "pg_createcluster",
+                PG_VERSION,
+                self.name,
+                "--port",
+                str(self.port),
+                "--",
+                "--auth-local=trust",
+                "--auth-host=trust",
+            )
             if made.returncode != 0:
                 raise ClusterUnavailable(f"pg_createcluster failed: {made.stderr}")
         cluster = self.cluster

@@ -19,7 +19,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # retries kept the session's teardown draining them for minutes
 os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "5")
 
-PG_ADMIN_URL = os.environ.get("CAPPLAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "CAPPLAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("CAPPLAN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 # bin/test runs two pytest-xdist workers, each test file on one of them (--dist loadfile); the
 # collectors' tests read Redis database 7 as a whole (RQ's registries), so each worker gets
@@ -35,8 +37,9 @@ def _reachable(host: str, port: int) -> bool:
 
 def require_service(name: str, host: str, port: int) -> None:
     if not _reachable(host, port):
-        pytest.fail(f"{name} is not reachable at {host}:{port}; start it (bin/services)",
-                    pytrace=False)
+        pytest.fail(
+            f"{name} is not reachable at {host}:{port}; start it (bin/services)", pytrace=False
+        )
 
 
 @pytest.fixture(scope="session")
@@ -100,4 +103,3 @@ def capplan_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     get_settings.cache_clear()
     yield url
     get_settings.cache_clear()
-

@@ -13,8 +13,10 @@ def assert_applied_only_when_due(store: Any, plan_id: int) -> None:
     pending has been scheduled (an apply-step run, or the apply-due sweeper) at or after its
     time, and every cluster write happened at or after the step's time."""
     plan = store.get_plan(plan_id)
-    scheduled = {e.details["step_id"]: e.details
-                 for e in store.audit_events(plan_id=plan_id, action="step_scheduled")}
+    scheduled = {
+        e.details["step_id"]: e.details
+        for e in store.audit_events(plan_id=plan_id, action="step_scheduled")
+    }
     for st in plan.steps:
         if st.status in (StepStatus.APPLIED, StepStatus.NOOP):
             assert st.applied_at >= st.execute_at, (st, "applied before it was due")

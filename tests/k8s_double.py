@@ -112,8 +112,9 @@ def json_patch(doc: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]
     """RFC 6902, the ``add``/``replace``/``test`` subset."""
     doc = copy.deepcopy(doc)
     for op in ops:
-        *parents, last = [p.replace("~1", "/").replace("~0", "~")
-                          for p in op["path"].lstrip("/").split("/")]
+        *parents, last = [
+            p.replace("~1", "/").replace("~0", "~") for p in op["path"].lstrip("/").split("/")
+        ]
         node = doc
         for p in parents:
             node = node.setdefault(p, {})
@@ -163,37 +164,62 @@ class K8sApiDouble:
         with self._lock:
             labels = {"app": name}
             dep = {
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": name, "namespace": namespace, "generation": 1,
-                             "resourceVersion": self._next_rv(), "uid": f"uid-{name}",
-                             "labels": labels},
-                "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                         "template": {"metadata": {"labels": labels},
-                                      "spec": {"containers": [{"name": "worker",
-                                                               "image": "worker:1"}]}}},
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "generation": 1,
+                    "resourceVersion": self._next_rv(),
+                    "uid": f"uid-{name}",
+                    "labels": labels,
+                },
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": "worker", "image": "worker:1"}]},
+                    },
+                },
                 "status": {},
             }
             self.deployments[(namespace, name)] = dep
             self._converge(dep)
             return dep
 
-    def add_scaledobject(self, namespace: str, name: str, deployment: str, *,
-                         min_replicas: int | None = 1, max_replicas: int | None = 50,
-                         target_kind: str | None = None) -> dict[str, Any]:
+    def add_scaledobject(
+        self,
+        namespace: str,
+        name: str,
+        deployment: str,
+        *,
+        min_replicas: int | None = 1,
+        max_replicas: int | None = 50,
+        target_kind: str | None = None,
+    ) -> dict[str, Any]:
         with self._lock:
-            spec: dict[str, Any] = {"scaleTargetRef": {"name": deployment},
-                                    "triggers": [{"type": "redis", "metadata": {
-                                        "listName": name, "listLength": "10"}}]}
+            spec: dict[str, Any] = {
+                "scaleTargetRef": {"name": deployment},
+                "triggers": [{"type": "redis", "metadata": {"listName": name, "listLength": "10"}}],
+            }
             if target_kind:
                 spec["scaleTargetRef"]["kind"] = target_kind
             if min_replicas is not None:
                 spec["minReplicaCount"] = min_replicas
             if max_replicas is not None:
                 spec["maxReplicaCount"] = max_replicas
-            obj = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-                   "metadata": {"name": name, "namespace": namespace,
-                                "resourceVersion": self._next_rv(), "generation": 1},
-                   "spec": spec}
+            obj = {
+                "apiVersion": "keda.sh/v1alpha1",
+                "kind": "ScaledObject",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "resourceVersion": self._next_rv(),
+                    "generation": 1,
+                },
+                "spec": spec,
+            }
             self.scaledobjects[(namespace, name)] = obj
             return obj
 
@@ -217,8 +243,13 @@ class K8sApiDouble:
     @staticmethod
     def _converge(dep: dict[str, Any]) -> None:
         n = dep["spec"]["replicas"]
-        dep["status"] = {"observedGeneration": dep["metadata"]["generation"], "replicas": n,
-                         "readyReplicas": n, "availableReplicas": n, "updatedReplicas": n}
+        dep["status"] = {
+            "observedGeneration": dep["metadata"]["generation"],
+            "replicas": n,
+            "readyReplicas": n,
+            "availableReplicas": n,
+            "updatedReplicas": n,
+        }
 
     def scale_externally(self, namespace: str, name: str, replicas: int) -> None:
         """Another writer (kubectl, an HPA) changes the Deployment's replicas."""
@@ -233,8 +264,17 @@ class K8sApiDouble:
         dep["spec"]["replicas"] = replicas
         dep["metadata"]["generation"] += 1
         dep["metadata"]["resourceVersion"] = self._next_rv()
-        self.changes.append(Change("Deployment", key[0], key[1], "spec.replicas", before,
-                                   replicas, dep["metadata"]["resourceVersion"]))
+        self.changes.append(
+            Change(
+                "Deployment",
+                key[0],
+                key[1],
+                "spec.replicas",
+                before,
+                replicas,
+                dep["metadata"]["resourceVersion"],
+            )
+        )
         if self.ready_after_polls == 0:
             self._converge(dep)
         else:
@@ -264,8 +304,12 @@ class K8sApiDouble:
             raise ApiError(404, "NotFound", f"the server could not find {path}")
         ns, name = m.group(1), m.group(2)
         if ns in self.forbidden_namespaces:
-            raise ApiError(403, "Forbidden", f'User "system:serviceaccount:capplan:capplan"'
-                           f' cannot {method.lower()} resource in namespace "{ns}"')
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'User "system:serviceaccount:capplan:capplan"'
+                f' cannot {method.lower()} resource in namespace "{ns}"',
+            )
         if self.fail_next and self.fail_next[0][0] in ("*", method):
             status = self.fail_next.pop(0)[1]
             raise ApiError(status, "Injected", f"injected fault {status}")
@@ -275,8 +319,9 @@ class K8sApiDouble:
             return self._keda(method, (ns, name), ctype, body)
         return self._deployment(method, (ns, name), m.group(3) or "", ctype, body)
 
-    def _deployment(self, method: str, key: tuple[str, str], sub: str, ctype: str | None,
-                    body: Any) -> tuple[int, Any]:
+    def _deployment(
+        self, method: str, key: tuple[str, str], sub: str, ctype: str | None, body: Any
+    ) -> tuple[int, Any]:
         dep = self.deployments.get(key)
         if dep is None:
             raise ApiError(404, "NotFound", f'deployments.apps "{key[1]}" not found')
@@ -298,11 +343,16 @@ class K8sApiDouble:
     @staticmethod
     def _scale(dep: dict[str, Any]) -> dict[str, Any]:
         md = dep["metadata"]
-        return {"apiVersion": "autoscaling/v1", "kind": "Scale",
-                "metadata": {k: md[k] for k in ("name", "namespace", "resourceVersion", "uid")},
-                "spec": {"replicas": dep["spec"]["replicas"]},
-                "status": {"replicas": dep["status"].get("replicas", 0),
-                           "selector": f"app={md['name']}"}}
+        return {
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": {k: md[k] for k in ("name", "namespace", "resourceVersion", "uid")},
+            "spec": {"replicas": dep["spec"]["replicas"]},
+            "status": {
+                "replicas": dep["status"].get("replicas", 0),
+                "selector": f"app={md['name']}",
+            },
+        }
 
     def _patched(self, current: dict[str, Any], ctype: str | None, body: Any) -> dict[str, Any]:
         base = (ctype or "").split(";")[0].strip()
@@ -315,12 +365,17 @@ class K8sApiDouble:
         else:
             raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {ctype!r}")
         if want_rv is not None and want_rv != current["metadata"]["resourceVersion"]:
-            raise ApiError(409, "Conflict", "the object has been modified; please apply your "
-                           "changes to the latest version and try again")
+            raise ApiError(
+                409,
+                "Conflict",
+                "the object has been modified; please apply your "
+                "changes to the latest version and try again",
+            )
         return dict(new)
 
-    def _keda(self, method: str, key: tuple[str, str], ctype: str | None,
-              body: Any) -> tuple[int, Any]:
+    def _keda(
+        self, method: str, key: tuple[str, str], ctype: str | None, body: Any
+    ) -> tuple[int, Any]:
         obj = self.scaledobjects.get(key)
         if obj is None:
             raise ApiError(404, "NotFound", f'scaledobjects.keda.sh "{key[1]}" not found')
@@ -329,10 +384,17 @@ class K8sApiDouble:
             new["metadata"]["resourceVersion"] = self._next_rv()
             before = int(obj["spec"].get("minReplicaCount", 0))
             if int(new["spec"].get("minReplicaCount", 0)) != before:
-                self.changes.append(Change("ScaledObject", key[0], key[1],
-                                           "spec.minReplicaCount", before,
-                                           int(new["spec"].get("minReplicaCount", 0)),
-                                           new["metadata"]["resourceVersion"]))
+                self.changes.append(
+                    Change(
+                        "ScaledObject",
+                        key[0],
+                        key[1],
+                        "spec.minReplicaCount",
+                        before,
+                        int(new["spec"].get("minReplicaCount", 0)),
+                        new["metadata"]["resourceVersion"],
+                    )
+                )
             self.scaledobjects[key] = obj = new
             floor = int(obj["spec"].get("minReplicaCount", 0))
             dkey = (key[0], obj["spec"]["scaleTargetRef"]["name"])
@@ -349,8 +411,9 @@ class K8sApiDouble:
         self._server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
         self._server.daemon_threads = True
         self._port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self.url
 
@@ -392,9 +455,16 @@ def _make_handler(double: K8sApiDouble) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = raw.decode("utf-8", "replace")
             ctype = self.headers.get("Content-Type")
-            double.requests.append(RecordedRequest(self.command, parts.path, parts.query,
-                                                   ctype, body,
-                                                   self.headers.get("Authorization")))
+            double.requests.append(
+                RecordedRequest(
+                    self.command,
+                    parts.path,
+                    parts.query,
+                    ctype,
+                    body,
+                    self.headers.get("Authorization"),
+                )
+            )
             if double.delay_s:
                 time.sleep(double.delay_s)
             fault = double.take_fault(self.command)
@@ -403,9 +473,18 @@ def _make_handler(double: K8sApiDouble) -> type[BaseHTTPRequestHandler]:
             try:
                 status, payload = double.handle(self.command, parts.path, ctype, body)
             except ApiError as err:
-                status, payload = err.status, {
-                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": err.message, "reason": err.reason, "code": err.status}
+                status, payload = (
+                    err.status,
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Failure",
+                        "message": err.message,
+                        "reason": err.reason,
+                        "code": err.status,
+                    },
+                )
             if fault is not None and fault.kind == "drop_after":
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)

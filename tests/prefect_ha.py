@@ -42,19 +42,22 @@ def guide_env(database_url: str, redis_port: int, proxy_api_url: str) -> dict[st
         if line.strip() and not line.lstrip().startswith("#"):
             key, _, value = line.partition("=")
             env[key.strip()] = value.strip()
-    env.update({
-        "PREFECT_API_DATABASE_CONNECTION_URL": asyncpg_url(database_url),
-        "PREFECT_REDIS_MESSAGING_HOST": "127.0.0.1",
-        "PREFECT_REDIS_MESSAGING_PORT": str(redis_port),
-        "PREFECT_SERVER_DOCKET_URL": f"redis://127.0.0.1:{redis_port}/1",
-        "PREFECT_UI_API_URL": proxy_api_url})
+    env.update(
+        {
+            "PREFECT_API_DATABASE_CONNECTION_URL": asyncpg_url(database_url),
+            "PREFECT_REDIS_MESSAGING_HOST": "127.0.0.1",
+            "PREFECT_REDIS_MESSAGING_PORT": str(redis_port),
+            "PREFECT_SERVER_DOCKET_URL": f"redis://127.0.0.1:{redis_port}/1",
+            "PREFECT_UI_API_URL": proxy_api_url,
+        }
+    )
     return env
 
 
 @dataclass
 class PrefectHA:
     workdir: Path
-    database_url: str                      # the Prefect database (SQLAlchemy URL)
+    database_url: str  # the Prefect database (SQLAlchemy URL)
     n_servers: int = 2
     redis: PrivateRedis = field(default_factory=PrivateRedis)
     servers: list[PrefectServerProcess] = field(default_factory=list)
@@ -75,9 +78,11 @@ class PrefectHA:
         return self.workdir / "haproxy.sock"
 
     def env(self) -> dict[str, str]:
-        return {**guide_env(self.database_url, self.redis.port, self.api_url),
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "PREFECT_LOGGING_LEVEL": "WARNING"}
+        return {
+            **guide_env(self.database_url, self.redis.port, self.api_url),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
 
     # -- start -----------------------------------------------------------------------------
     def start(self, timeout_s: float = 240) -> dict[str, float]:
@@ -90,14 +95,25 @@ class PrefectHA:
         self.redis.start()
         env = {**os.environ, **self.env(), "PREFECT_HOME": str(self.workdir / "migrate")}
         env.pop("PREFECT_API_URL", None)
-        subprocess.run([str(PREFECT), "server", "database", "upgrade", "-y"], env=env,
-                       check=True, capture_output=True, timeout=timeout_s)
+        subprocess.run(
+            [str(PREFECT), "server", "database", "upgrade", "-y"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=timeout_s,
+        )
         took["migrate_s"] = round(time.monotonic() - t0, 1)
         for i in range(self.n_servers):
             server = PrefectServerProcess(
-                self.workdir / f"api{i + 1}", kill_signal=9, args=("--no-services",),
-                env={**self.env(), "PREFECT_UI_ENABLED": "true",
-                     "PREFECT_SERVER_UI_ENABLED": "true"})
+                self.workdir / f"api{i + 1}",
+                kill_signal=9,
+                args=("--no-services",),
+                env={
+                    **self.env(),
+                    "PREFECT_UI_ENABLED": "true",
+                    "PREFECT_SERVER_UI_ENABLED": "true",
+                },
+            )
             self.servers.append(server)
             took[f"api{i + 1}_s"] = round(server.start(timeout_s), 1)
         self.start_services()
@@ -115,23 +131,34 @@ class PrefectHA:
         env.pop("PREFECT_API_URL", None)
         (self.workdir / "services").mkdir(exist_ok=True)
         log = (self.workdir / "services.log").open("ab")
-        self.services = subprocess.Popen([str(PREFECT), "server", "services", "start"],
-                                         env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+        self.services = subprocess.Popen(
+            [str(PREFECT), "server", "services", "start"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def _start_haproxy(self) -> None:
-        servers = "\n".join(f"    server api{i + 1} 127.0.0.1:{s.port} check"
-                            for i, s in enumerate(self.servers))
+        servers = "\n".join(
+            f"    server api{i + 1} 127.0.0.1:{s.port} check" for i, s in enumerate(self.servers)
+        )
         cfg = self.workdir / "haproxy.cfg"
-        cfg.write_text(Template((HA_DIR / "haproxy.cfg").read_text()).substitute(
-            stats_socket=self.stats_socket, bind=f"127.0.0.1:{self.port}", servers=servers))
-        check = subprocess.run([_haproxy(), "-c", "-f", str(cfg)], capture_output=True,
-                               text=True)
+        cfg.write_text(
+            Template((HA_DIR / "haproxy.cfg").read_text()).substitute(
+                stats_socket=self.stats_socket, bind=f"127.0.0.1:{self.port}", servers=servers
+            )
+        )
+        check = subprocess.run([_haproxy(), "-c", "-f", str(cfg)], capture_output=True, text=True)
         if check.returncode != 0:
             raise RuntimeError(f"haproxy -c refused {cfg}: {check.stdout}{check.stderr}")
         log = (self.workdir / "haproxy.log").open("ab")
-        self.haproxy = subprocess.Popen([_haproxy(), "-db", "-f", str(cfg)], stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.haproxy = subprocess.Popen(
+            [_haproxy(), "-db", "-f", str(cfg)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_port(self.port, timeout_s=30)
 
     # -- faults ----------------------------------------------------------------------------
@@ -153,10 +180,16 @@ class PrefectHA:
             raw = b""
             while chunk := s.recv(65536):
                 raw += chunk
-        rows = [line.split(",") for line in raw.decode().splitlines() if line and
-                not line.startswith("#")]
-        return {r[1]: r[17].split(" ")[0] for r in rows
-                if r[0] == "prefect_api" and r[1].startswith("api")}
+        rows = [
+            line.split(",")
+            for line in raw.decode().splitlines()
+            if line and not line.startswith("#")
+        ]
+        return {
+            r[1]: r[17].split(" ")[0]
+            for r in rows
+            if r[0] == "prefect_api" and r[1].startswith("api")
+        }
 
     # -- stop ------------------------------------------------------------------------------
     def stop(self) -> None:

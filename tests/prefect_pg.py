@@ -17,8 +17,9 @@ from pathlib import Path
 
 from tests.service_helpers import PrefectServerProcess, rebind_prefect_workers, scratch_database
 
-PG_ADMIN_URL = os.environ.get("CAPPLAN_TEST_PG",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "CAPPLAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 # Prefect's own client retries (429, 502 and 503 are always retried; 5 times by default)
 CLIENT_SETTINGS = {"PREFECT_CLIENT_MAX_RETRIES": "8"}
 
@@ -33,15 +34,21 @@ class PrefectOnPostgres(PrefectServerProcess):
 
     def __init__(self, home: Path, database_url: str, *, workers: int = 1) -> None:
         self.database_url = asyncpg_url(database_url)
-        super().__init__(home, env={
-            "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url,
-            "PREFECT_SERVER_UI_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"},
-            args=("--workers", str(workers), "--no-ui"))
+        super().__init__(
+            home,
+            env={
+                "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url,
+                "PREFECT_SERVER_UI_ENABLED": "false",
+                "PREFECT_LOGGING_LEVEL": "WARNING",
+            },
+            args=("--workers", str(workers), "--no-ui"),
+        )
 
 
 @contextmanager
-def prefect_on_postgres(home: Path, *, admin_url: str = PG_ADMIN_URL,
-                        workers: int = 1) -> Iterator[PrefectOnPostgres]:
+def prefect_on_postgres(
+    home: Path, *, admin_url: str = PG_ADMIN_URL, workers: int = 1
+) -> Iterator[PrefectOnPostgres]:
     """A Prefect server on a scratch PostgreSQL database, with this process's Prefect client
     pointed at it (``PREFECT_API_URL``), and its event and log workers bound to it, while the
     context lasts."""
@@ -51,10 +58,12 @@ def prefect_on_postgres(home: Path, *, admin_url: str = PG_ADMIN_URL,
         server = PrefectOnPostgres(home, db_url, workers=workers)
         server.start()
         try:
-            with temporary_settings(updates={
+            with temporary_settings(
+                updates={
                     PREFECT_API_URL: server.api_url,
-                    PREFECT_CLIENT_MAX_RETRIES: int(CLIENT_SETTINGS[
-                        "PREFECT_CLIENT_MAX_RETRIES"])}):
+                    PREFECT_CLIENT_MAX_RETRIES: int(CLIENT_SETTINGS["PREFECT_CLIENT_MAX_RETRIES"]),
+                }
+            ):
                 rebind_prefect_workers()
                 try:
                     yield server

@@ -44,13 +44,22 @@ class PrefectServerProcess:
     session (the server and its workers): SIGTERM, then SIGKILL after 30 s, or SIGKILL at once
     (``kill_signal=9``, a crash)."""
 
-    def __init__(self, home: Path, *, env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = (), drop_env: tuple[str, ...] = (),
-                 kill_signal: int = 15) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        drop_env: tuple[str, ...] = (),
+        kill_signal: int = 15,
+    ) -> None:
         self.home = home
         self.port = free_port()
-        self.env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
-                    **(env or {})}
+        self.env = {
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            **(env or {}),
+        }
         self.args = args
         self.drop_env = ("PREFECT_API_URL", *drop_env)
         self.kill_signal = kill_signal
@@ -74,8 +83,21 @@ class PrefectServerProcess:
         log = (self.home / "server.log").open("ab")
         prefect = Path(sys.executable).with_name("prefect")
         self.proc = subprocess.Popen(
-            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port),
-             *self.args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(prefect),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                *self.args,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -83,8 +105,9 @@ class PrefectServerProcess:
             if answers_ok(f"{self.api_url}/health", timeout_s=2):
                 return time.monotonic() - t0
             time.sleep(0.5)
-        raise TimeoutError(f"prefect server not healthy within {timeout_s:.0f} s: "
-                           f"see {self.home / 'server.log'}")
+        raise TimeoutError(
+            f"prefect server not healthy within {timeout_s:.0f} s: see {self.home / 'server.log'}"
+        )
 
     def stop(self) -> None:
         if self.proc is None:
@@ -110,8 +133,9 @@ def rebind_prefect_workers() -> None:
     APILogWorker.drain_all(timeout=30)
 
 
-def wait_until(pred: Callable[[], bool], timeout_s: float, what: str, *,
-               poll_s: float = 0.1) -> None:
+def wait_until(
+    pred: Callable[[], bool], timeout_s: float, what: str, *, poll_s: float = 0.1
+) -> None:
     """Poll ``pred`` every ``poll_s`` seconds; fail the test if it is not true in ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -184,12 +208,20 @@ scrape_configs:
     port = free_port()
     log = (tmp / "prometheus.log").open("w")
     proc = subprocess.Popen(
-        [binary("prometheus"), f"--config.file={cfg}", f"--storage.tsdb.path={tmp / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=log)
+        [
+            binary("prometheus"),
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={tmp / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: answers_ok(f"{url}/-/ready", timeout_s=1), 60, "Prometheus ready",
-                   poll_s=0.2)
+        wait_until(
+            lambda: answers_ok(f"{url}/-/ready", timeout_s=1), 60, "Prometheus ready", poll_s=0.2
+        )
         yield url
     finally:
         proc.terminate()

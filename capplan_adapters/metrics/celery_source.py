@@ -41,10 +41,14 @@ PRIORITY_SEP = "\x06\x16"
 # kombu's default steps are 0/3/6/9; Celery's docs recommend list(range(10)). Priority 0 is the
 # bare list; reading 1..9 covers both (an absent list has LLEN 0).
 PRIORITY_STEPS = tuple(range(1, 10))
-NOT_VISIBLE = ("celery: prefetched tasks are not in the list; arrivals, completions and run "
-               "times are not in Redis (use Prometheus)")
-WORKERS_NOTE = ("celery: workers are worker nodes (hostnames) seen in heartbeats, each running "
-                "--concurrency processes; heartbeats do not say which queues a node consumes")
+NOT_VISIBLE = (
+    "celery: prefetched tasks are not in the list; arrivals, completions and run "
+    "times are not in Redis (use Prometheus)"
+)
+WORKERS_NOTE = (
+    "celery: workers are worker nodes (hostnames) seen in heartbeats, each running "
+    "--concurrency processes; heartbeats do not say which queues a node consumes"
+)
 _ALIVE = {"worker-heartbeat", "worker-online"}
 
 
@@ -93,10 +97,18 @@ class CelerySource:
 
     name = "celery"
 
-    def __init__(self, redis: Redis, queues: Sequence[str], *,
-                 heartbeat_listen_s: float = 0.0, worker_hostname: str | None = None,
-                 priority_steps: Sequence[int] = PRIORITY_STEPS, sep: str = PRIORITY_SEP,
-                 global_keyprefix: str = "", fanout_prefix: str | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        queues: Sequence[str],
+        *,
+        heartbeat_listen_s: float = 0.0,
+        worker_hostname: str | None = None,
+        priority_steps: Sequence[int] = PRIORITY_STEPS,
+        sep: str = PRIORITY_SEP,
+        global_keyprefix: str = "",
+        fanout_prefix: str | None = None,
+    ) -> None:
         self.redis = redis
         self.queues = list(queues)
         self.heartbeat_listen_s = heartbeat_listen_s
@@ -119,8 +131,10 @@ class CelerySource:
             while (left := deadline - time.monotonic()) > 0:
                 msg: Any = ps.get_message(timeout=left)
                 ev = worker_event(msg["data"]) if msg else None
-                if ev is None or (self.worker_hostname is not None
-                                  and not fnmatch.fnmatchcase(ev[1], self.worker_hostname)):
+                if ev is None or (
+                    self.worker_hostname is not None
+                    and not fnmatch.fnmatchcase(ev[1], self.worker_hostname)
+                ):
                     continue
                 if ev[0] in _ALIVE:
                     hosts.add(ev[1])
@@ -147,7 +161,14 @@ class CelerySource:
         notes: tuple[str, ...] = (NOT_VISIBLE, f"broker-wide unacknowledged tasks: {unacked}")
         if workers is not None:
             notes += (WORKERS_NOTE,)
-        return [QueueSnapshot(queue=q, recorded_at=now, source=self.name,
-                              backlog=float(sum(replies[n * i: n * i + n])), workers=workers,
-                              notes=notes)
-                for i, q in enumerate(self.queues)]
+        return [
+            QueueSnapshot(
+                queue=q,
+                recorded_at=now,
+                source=self.name,
+                backlog=float(sum(replies[n * i : n * i + n])),
+                workers=workers,
+                notes=notes,
+            )
+            for i, q in enumerate(self.queues)
+        ]

@@ -48,8 +48,7 @@ def declare_queue(redis: Redis, queue: str) -> None:
     p.execute()
 
 
-def enqueue(redis: Redis, queue: str, payload: bytes | str, *, list_key: str | None = None
-            ) -> None:
+def enqueue(redis: Redis, queue: str, payload: bytes | str, *, list_key: str | None = None) -> None:
     """Producer: push ``payload`` onto the queue's list and count it, atomically."""
     p = redis.pipeline(transaction=True)
     p.lpush(list_key or queue, payload)
@@ -62,8 +61,15 @@ def job_started(redis: Redis, queue: str) -> None:
     redis.incr(key(queue, "inflight"))
 
 
-def job_finished(redis: Redis, queue: str, service_s: float, *, wait_s: float | None = None,
-                 ended_at_s: float | None = None, cap: int = SAMPLES_CAP) -> None:
+def job_finished(
+    redis: Redis,
+    queue: str,
+    service_s: float,
+    *,
+    wait_s: float | None = None,
+    ended_at_s: float | None = None,
+    cap: int = SAMPLES_CAP,
+) -> None:
     """Worker: a job finished after ``service_s`` seconds (after waiting ``wait_s`` in the queue).
 
     Counts the completion, records a timing sample in the capped samples list and decrements
@@ -79,8 +85,14 @@ def job_finished(redis: Redis, queue: str, service_s: float, *, wait_s: float | 
     p.execute()
 
 
-def heartbeat(redis: Redis, queue: str, worker_id: str, *, ttl_s: int = HEARTBEAT_TTL_S,
-              now_s: float | None = None) -> None:
+def heartbeat(
+    redis: Redis,
+    queue: str,
+    worker_id: str,
+    *,
+    ttl_s: int = HEARTBEAT_TTL_S,
+    now_s: float | None = None,
+) -> None:
     """Worker: "I am alive and consuming ``queue``" (call at least every ``ttl_s / 3`` s)."""
     now = time.time() if now_s is None else now_s
     p = redis.pipeline(transaction=False)

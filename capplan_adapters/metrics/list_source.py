@@ -36,10 +36,15 @@ class ListSource:
 
     name = "list"
 
-    def __init__(self, redis: Redis, queues: Sequence[str], *,
-                 list_keys: Mapping[str, str] | None = None,
-                 heartbeat_ttl_s: float = instrument.HEARTBEAT_TTL_S,
-                 max_samples_per_poll: int = 200) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        queues: Sequence[str],
+        *,
+        list_keys: Mapping[str, str] | None = None,
+        heartbeat_ttl_s: float = instrument.HEARTBEAT_TTL_S,
+        max_samples_per_poll: int = 200,
+    ) -> None:
         self.redis = redis
         self.queues = list(queues)
         self.list_keys = dict(list_keys or {})
@@ -90,20 +95,30 @@ class ListSource:
             last = self._last_completed.get(q)
             # twice the new completions (at least 20): jobs finishing between the two round
             # trips push older samples down; overlap is harmless (samples are deduplicated)
-            new = (self.max_samples if done is None or last is None or done < last
-                   else min(self.max_samples, 2 * int(done - last) + 20) if done > last else 0)
+            new = (
+                self.max_samples
+                if done is None or last is None or done < last
+                else min(self.max_samples, 2 * int(done - last) + 20)
+                if done > last
+                else 0
+            )
             wanted.append(new)
             if done is not None:
                 self._last_completed[q] = done
-        cmds = [("lrange", (k(q, "samples"), 0, n - 1)) for q, n in zip(
-            self.queues, wanted, strict=True) if n > 0]
+        cmds = [
+            ("lrange", (k(q, "samples"), 0, n - 1))
+            for q, n in zip(self.queues, wanted, strict=True)
+            if n > 0
+        ]
         samples = iter(self._run(cmds, pipelined) if cmds else [])
-        return [self._snapshot(q, now, first[3 * i: 3 * i + 3],
-                               next(samples) if wanted[i] > 0 else [])
-                for i, q in enumerate(self.queues)]
+        return [
+            self._snapshot(q, now, first[3 * i : 3 * i + 3], next(samples) if wanted[i] > 0 else [])
+            for i, q in enumerate(self.queues)
+        ]
 
-    def _snapshot(self, q: str, now: datetime, r: list[Any], raw_samples: list[Any]
-                  ) -> QueueSnapshot:
+    def _snapshot(
+        self, q: str, now: datetime, r: list[Any], raw_samples: list[Any]
+    ) -> QueueSnapshot:
         backlog, (enq, done, inflight), workers = r
         jobs = []
         for raw in raw_samples:
@@ -111,14 +126,31 @@ class ListSource:
             if parsed is not None:
                 end, service, wait = parsed
                 # the sample text (microsecond end time) identifies it across polls
-                jobs.append(JobSample(job_id=f"{end:.6f}/{service:.6f}",
-                                      ended_at_s=end, service_s=service, wait_s=wait))
+                jobs.append(
+                    JobSample(
+                        job_id=f"{end:.6f}/{service:.6f}",
+                        ended_at_s=end,
+                        service_s=service,
+                        wait_s=wait,
+                    )
+                )
         instrumented = enq is not None or done is not None
-        notes = () if instrumented else (
-            "no capplan instrumentation keys: only the backlog is visible",)
+        notes = (
+            ()
+            if instrumented
+            else ("no capplan instrumentation keys: only the backlog is visible",)
+        )
         if not instrumented and not backlog and not workers:
             return QueueSnapshot(queue=q, recorded_at=now, source=self.name, exists=False)
         return QueueSnapshot(
-            queue=q, recorded_at=now, source=self.name, backlog=float(backlog),
-            in_progress=_num(inflight), workers=float(workers),
-            enqueued_total=_num(enq), completed_total=_num(done), jobs=tuple(jobs), notes=notes)
+            queue=q,
+            recorded_at=now,
+            source=self.name,
+            backlog=float(backlog),
+            in_progress=_num(inflight),
+            workers=float(workers),
+            enqueued_total=_num(enq),
+            completed_total=_num(done),
+            jobs=tuple(jobs),
+            notes=notes,
+        )

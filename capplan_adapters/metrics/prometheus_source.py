@@ -24,13 +24,16 @@ DEFAULT_PROMQL: dict[str, str] = {
     "completion_rate": 'sum(rate(capplan_jobs_completed_total{queue="{queue}"}[1m]))',
     "service_time_mean": (
         'sum(rate(capplan_job_duration_seconds_sum{queue="{queue}"}[1m]))'
-        ' / sum(rate(capplan_job_duration_seconds_count{queue="{queue}"}[1m]))'),
+        ' / sum(rate(capplan_job_duration_seconds_count{queue="{queue}"}[1m]))'
+    ),
     "service_time_p95": (
-        'histogram_quantile(0.95, sum by (le) '
-        '(rate(capplan_job_duration_seconds_bucket{queue="{queue}"}[1m])))'),
+        "histogram_quantile(0.95, sum by (le) "
+        '(rate(capplan_job_duration_seconds_bucket{queue="{queue}"}[1m])))'
+    ),
     "wait_p95": (
-        'histogram_quantile(0.95, sum by (le) '
-        '(rate(capplan_job_wait_seconds_bucket{queue="{queue}"}[1m])))'),
+        "histogram_quantile(0.95, sum by (le) "
+        '(rate(capplan_job_wait_seconds_bucket{queue="{queue}"}[1m])))'
+    ),
     "backlog": 'sum(capplan_queue_backlog{queue="{queue}"})',
     "workers": 'sum(capplan_workers{queue="{queue}"})',
 }
@@ -50,8 +53,9 @@ def promql_for(queue: str, overrides: Mapping[str, str] | None = None) -> dict[s
     """
     unknown = set(overrides or {}) - set(DEFAULT_PROMQL)
     if unknown:
-        raise ValueError(f"promql: unknown metric(s) {sorted(unknown)}; "
-                         f"allowed: {sorted(DEFAULT_PROMQL)}")
+        raise ValueError(
+            f"promql: unknown metric(s) {sorted(unknown)}; allowed: {sorted(DEFAULT_PROMQL)}"
+        )
     exprs = {**DEFAULT_PROMQL, **(overrides or {})}
     return {k: v.replace("{queue}", queue) for k, v in exprs.items() if v}
 
@@ -84,10 +88,17 @@ class PrometheusSource:
 
     name = "prometheus"
 
-    def __init__(self, base_url: str, queues: Sequence[str], *,
-                 promql: Mapping[str, str] | None = None, window_s: float = 60.0,
-                 step_s: float = 15.0, timeout_s: float = 10.0,
-                 client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        queues: Sequence[str],
+        *,
+        promql: Mapping[str, str] | None = None,
+        window_s: float = 60.0,
+        step_s: float = 15.0,
+        timeout_s: float = 10.0,
+        client: httpx.Client | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.queues = list(queues)
         self.promql = dict(promql or {})
@@ -99,9 +110,15 @@ class PrometheusSource:
     def query_range(self, expr: str, metric: str, now: datetime) -> float | None:
         """Evaluate one expression over the window ending at ``now``."""
         end = now.timestamp()
-        resp = self.client.get(f"{self.base_url}/api/v1/query_range", params={
-            "query": expr, "start": f"{end - self.window_s:.3f}", "end": f"{end:.3f}",
-            "step": f"{self.step_s:g}"})
+        resp = self.client.get(
+            f"{self.base_url}/api/v1/query_range",
+            params={
+                "query": expr,
+                "start": f"{end - self.window_s:.3f}",
+                "end": f"{end:.3f}",
+                "step": f"{self.step_s:g}",
+            },
+        )
         try:
             body = resp.json()
         except ValueError:
@@ -120,12 +137,19 @@ class PrometheusSource:
             except (httpx.HTTPError, PrometheusError) as err:
                 out.append(failed_snapshot(q, now, self.name, f"{type(err).__name__}: {err}"))
                 continue
-            out.append(QueueSnapshot(
-                queue=q, recorded_at=now, source=self.name,
-                exists=any(x is not None for x in v.values()),
-                backlog=v.get("backlog"), workers=v.get("workers"),
-                arrival_rate_per_s=v.get("arrival_rate"),
-                completion_rate_per_s=v.get("completion_rate"),
-                service_time_mean_s=v.get("service_time_mean"),
-                service_time_p95_s=v.get("service_time_p95"), wait_p95_s=v.get("wait_p95")))
+            out.append(
+                QueueSnapshot(
+                    queue=q,
+                    recorded_at=now,
+                    source=self.name,
+                    exists=any(x is not None for x in v.values()),
+                    backlog=v.get("backlog"),
+                    workers=v.get("workers"),
+                    arrival_rate_per_s=v.get("arrival_rate"),
+                    completion_rate_per_s=v.get("completion_rate"),
+                    service_time_mean_s=v.get("service_time_mean"),
+                    service_time_p95_s=v.get("service_time_p95"),
+                    wait_p95_s=v.get("wait_p95"),
+                )
+            )
         return out

@@ -35,8 +35,7 @@ from redis import Redis
 from capplan_core.metrics.snapshot import JobSample, QueueSnapshot, ensure_utc
 
 _JOB_FIELDS = ("enqueued_at", "started_at", "ended_at")
-_WORKER_FIELDS = ("last_heartbeat", "birth", "queues", "successful_job_count",
-                  "failed_job_count")
+_WORKER_FIELDS = ("last_heartbeat", "birth", "queues", "successful_job_count", "failed_job_count")
 
 
 def parse_rq_time(raw: bytes | str | None) -> float | None:
@@ -75,9 +74,16 @@ class RQSource:
 
     name = "rq"
 
-    def __init__(self, redis: Redis, queues: Sequence[str], *, max_jobs_per_registry: int = 5000,
-                 result_ttl_s: float = 500.0, lookback_s: float = 900.0,
-                 prefix: str = "rq") -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        queues: Sequence[str],
+        *,
+        max_jobs_per_registry: int = 5000,
+        result_ttl_s: float = 500.0,
+        lookback_s: float = 900.0,
+        prefix: str = "rq",
+    ) -> None:
         self.redis = redis
         self.queues = list(queues)
         self.max_jobs = max_jobs_per_registry
@@ -94,8 +100,7 @@ class RQSource:
         for q in self.queues:
             snap = previous.get(q)
             if snap is not None and snap.worker_counts is not None:
-                self._workers[q] = {w: born for w, born, _, alive in snap.worker_counts
-                                    if alive}
+                self._workers[q] = {w: born for w, born, _, alive in snap.worker_counts if alive}
 
     def _read_state(self) -> list[Any]:
         p = self.redis.pipeline(transaction=True)
@@ -113,11 +118,10 @@ class RQSource:
         now = ensure_utc(now)
         state = self._read_state()
         known_queues = {_text(k) for k in state[0]}
-        per_q = [state[1 + 5 * i: 6 + 5 * i] for i in range(len(self.queues))]
+        per_q = [state[1 + 5 * i : 6 + 5 * i] for i in range(len(self.queues))]
         p = self.redis.pipeline(transaction=False)
         plan: list[tuple[int, str, str]] = []  # (queue index, "job"|"worker", id)
-        for i, (q, (_, _, fin, fail, members)) in enumerate(zip(self.queues, per_q,
-                                                                 strict=True)):
+        for i, (q, (_, _, fin, fail, members)) in enumerate(zip(self.queues, per_q, strict=True)):
             known = self._known.get(q, {})
             for jid in (_text(x) for x, _ in [*fin, *fail]):
                 if jid not in known:
@@ -136,12 +140,22 @@ class RQSource:
                 workers[i][ident] = reply
             elif (s := job_sample(ident, reply)) is not None:
                 fresh[i][ident] = s
-        return [self._snapshot(q, now, per_q[i], fresh[i], workers[i],
-                               f"{self.prefix}:queue:{q}" in known_queues)
-                for i, q in enumerate(self.queues)]
+        return [
+            self._snapshot(
+                q, now, per_q[i], fresh[i], workers[i], f"{self.prefix}:queue:{q}" in known_queues
+            )
+            for i, q in enumerate(self.queues)
+        ]
 
-    def _snapshot(self, q: str, now: datetime, st: list[Any], fresh: dict[str, JobSample],
-                  worker_replies: dict[str, list[Any]], exists: bool) -> QueueSnapshot:
+    def _snapshot(
+        self,
+        q: str,
+        now: datetime,
+        st: list[Any],
+        fresh: dict[str, JobSample],
+        worker_replies: dict[str, list[Any]],
+        exists: bool,
+    ) -> QueueSnapshot:
         backlog, wip, fin, fail, members = st
         expiry = {_text(j): float(score) for j, score in [*fin, *fail]}
         ids = list(expiry)
@@ -166,23 +180,34 @@ class RQSource:
         if not exists and not backlog and not wip and not ids and not live:
             return QueueSnapshot(queue=q, recorded_at=now, source=self.name, exists=False)
         return QueueSnapshot(
-            queue=q, recorded_at=now, source=self.name, backlog=float(backlog),
-            in_progress=float(wip), workers=float(live), jobs=jobs,
-            jobs_complete_since_s=complete_since, worker_counts=counts, result_ttl_s=ttl,
-            notes=tuple(dict.fromkeys(notes)))
+            queue=q,
+            recorded_at=now,
+            source=self.name,
+            backlog=float(backlog),
+            in_progress=float(wip),
+            workers=float(live),
+            jobs=jobs,
+            jobs_complete_since_s=complete_since,
+            worker_counts=counts,
+            result_ttl_s=ttl,
+            notes=tuple(dict.fromkeys(notes)),
+        )
 
 
 def _shortest_ttl(expiry: dict[str, float], samples: dict[str, JobSample]) -> float | None:
     """The shortest time a job record is kept (s): its registry expiry minus its end, over
     the jobs still readable; None when none is (or every record is kept forever)."""
-    ttls = [expiry[j] - s.ended_at_s for j, s in samples.items()
-            if j in expiry and math.isfinite(expiry[j])]
+    ttls = [
+        expiry[j] - s.ended_at_s
+        for j, s in samples.items()
+        if j in expiry and math.isfinite(expiry[j])
+    ]
     return max(0.0, min(ttls)) if ttls else None
 
 
-def _worker_counts(q: str, replies: dict[str, list[Any]], listed: set[str],
-                   before: dict[str, float]
-                   ) -> tuple[tuple[tuple[str, float, float, bool], ...] | None, int, str]:
+def _worker_counts(
+    q: str, replies: dict[str, list[Any]], listed: set[str], before: dict[str, float]
+) -> tuple[tuple[tuple[str, float, float, bool], ...] | None, int, str]:
     """(per-worker counters or None, live workers, why the counters are unusable or "")."""
     counts: list[tuple[str, float, float, bool]] = []
     live, why = 0, ""
@@ -195,8 +220,10 @@ def _worker_counts(q: str, replies: dict[str, list[Any]], listed: set[str],
         if born is None:  # the key expired (a dead worker), or not an RQ worker hash
             continue
         if alive and queues is not None and _text(queues).split(",") != [q]:
-            why = (f"worker {w} also serves {_text(queues)}: RQ's per-worker job counters "
-                   "cannot be split by queue")
+            why = (
+                f"worker {w} also serves {_text(queues)}: RQ's per-worker job counters "
+                "cannot be split by queue"
+            )
         if not alive and abs(before.get(w, math.nan) - born) > 1e-3:
             continue  # a departed worker's key now belongs to a worker born since
         counts.append((w, born, float(int(ok or 0) + int(failed or 0)), alive))
@@ -205,4 +232,3 @@ def _worker_counts(q: str, replies: dict[str, list[Any]], listed: set[str],
 
 def _text(x: bytes | str) -> str:
     return x.decode() if isinstance(x, bytes) else x
-

@@ -17,9 +17,13 @@ from capplan_core.policy import SourceSpec
 REDIS_KINDS = ("rq", "stream", "list", "celery")
 
 
-def source_from_spec(spec: SourceSpec, queues: Sequence[str], *,
-                     redis_url: str | None = None, prometheus_url: str | None = None
-                     ) -> MetricsSource:
+def source_from_spec(
+    spec: SourceSpec,
+    queues: Sequence[str],
+    *,
+    redis_url: str | None = None,
+    prometheus_url: str | None = None,
+) -> MetricsSource:
     """The adapter for ``spec.kind`` over ``queues``.
 
     URLs in ``spec`` win over the URLs given here (settings, or the resolved
@@ -34,13 +38,17 @@ def source_from_spec(spec: SourceSpec, queues: Sequence[str], *,
     if spec.kind == "prometheus":
         url = spec.prometheus_url or prometheus_url
         if not url:
-            raise ValueError("source.prometheus_url or source.prometheus_url_ref is required "
-                             "for kind 'prometheus'")
+            raise ValueError(
+                "source.prometheus_url or source.prometheus_url_ref is required "
+                "for kind 'prometheus'"
+            )
         return PrometheusSource(url, queues, promql=spec.promql)
     url = spec.redis_url or redis_url
     if not url:
-        raise ValueError(f"source.redis_url, source.redis_url_ref (or CAPPLAN_REDIS_URL) is "
-                         f"required for kind {spec.kind!r}")
+        raise ValueError(
+            f"source.redis_url, source.redis_url_ref (or CAPPLAN_REDIS_URL) is "
+            f"required for kind {spec.kind!r}"
+        )
     redis = Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
     if spec.kind == "rq":
         return RQSource(redis, queues)

@@ -47,8 +47,14 @@ class StreamSource:
 
     name = "stream"
 
-    def __init__(self, redis: Redis, queues: Sequence[str], *, group: str | None = None,
-                 consumer_idle_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        queues: Sequence[str],
+        *,
+        group: str | None = None,
+        consumer_idle_s: float = 60.0,
+    ) -> None:
         self.redis = redis
         self.queues = list(queues)
         self.group = group
@@ -69,15 +75,19 @@ class StreamSource:
             groups.append(g)
             if isinstance(g, dict):
                 p.xinfo_consumers(q, _text(_field(g, "name")))
-        second = iter(p.execute(raise_on_error=False) if any(
-            isinstance(g, dict) for g in groups) else [])
+        second = iter(
+            p.execute(raise_on_error=False) if any(isinstance(g, dict) for g in groups) else []
+        )
         out = []
         for i, q in enumerate(self.queues):
             g = groups[i]
             if isinstance(g, str):
                 missing = g.startswith("missing:")
-                out.append(QueueSnapshot(queue=q, recorded_at=now, source=self.name, exists=False)
-                           if missing else failed_snapshot(q, now, self.name, g))
+                out.append(
+                    QueueSnapshot(queue=q, recorded_at=now, source=self.name, exists=False)
+                    if missing
+                    else failed_snapshot(q, now, self.name, g)
+                )
                 continue
             consumers = next(second)
             out.append(self._snapshot(q, now, first[2 * i], g, consumers))
@@ -97,26 +107,34 @@ class StreamSource:
             return f"stream {q!r} has no consumer group {self.group!r} (groups: {names})"
         if len(groups) == 1:
             return dict(groups[0])
-        return (f"stream {q!r} has {len(groups)} consumer groups {names}; "
-                "name one (stream_group / --group)")
+        return (
+            f"stream {q!r} has {len(groups)} consumer groups {names}; "
+            "name one (stream_group / --group)"
+        )
 
-    def _snapshot(self, q: str, now: datetime, info: Mapping[Any, Any], g: Mapping[Any, Any],
-                  consumers: Any) -> QueueSnapshot:
+    def _snapshot(
+        self, q: str, now: datetime, info: Mapping[Any, Any], g: Mapping[Any, Any], consumers: Any
+    ) -> QueueSnapshot:
         if isinstance(consumers, Exception):
             return failed_snapshot(q, now, self.name, f"XINFO CONSUMERS: {consumers}")
         added = _field(info, "entries-added")
         read = _field(g, "entries-read")
         pending = float(_field(g, "pending") or 0)
         lag = _field(g, "lag")
-        live = sum(1 for c in consumers
-                   if float(_field(c, "idle") or 0) / 1000.0 < self.consumer_idle_s)
+        live = sum(
+            1 for c in consumers if float(_field(c, "idle") or 0) / 1000.0 < self.consumer_idle_s
+        )
         notes = ["streams keep no per-job timings: service time by Little's law, no wait p95"]
         if lag is None:
             notes.append("Redis cannot compute the group's lag (deletions): backlog unknown")
         return QueueSnapshot(
-            queue=q, recorded_at=now, source=self.name,
-            backlog=None if lag is None else float(lag), in_progress=pending,
+            queue=q,
+            recorded_at=now,
+            source=self.name,
+            backlog=None if lag is None else float(lag),
+            in_progress=pending,
             workers=float(live),
             enqueued_total=None if added is None else float(added),
             completed_total=None if read is None else float(read) - pending,
-            notes=tuple(notes))
+            notes=tuple(notes),
+        )

@@ -54,8 +54,9 @@ class KubernetesScaler:
     def read(self, target: TargetSpec) -> LiveReplicas:
         return self._for(target).read(target)
 
-    def set_replicas(self, target: TargetSpec, replicas: int, *,
-                     expected: LiveReplicas | None = None) -> ScaleOutcome:
+    def set_replicas(
+        self, target: TargetSpec, replicas: int, *, expected: LiveReplicas | None = None
+    ) -> ScaleOutcome:
         return self._for(target).set_replicas(target, replicas, expected=expected)
 
     def wait_ready(self, target: TargetSpec, replicas: int, timeout_s: float) -> ReadyOutcome:
@@ -63,8 +64,10 @@ class KubernetesScaler:
 
 
 def credentials_loader(
-    kubeconfig: str | None = None, context: str | None = None,
-    *, connect_retries: int = DEFAULT_CONNECT_RETRIES,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    *,
+    connect_retries: int = DEFAULT_CONNECT_RETRIES,
 ) -> Callable[[], ApiClient]:
     """A function that builds an ``ApiClient`` from the credentials described above.
 
@@ -81,13 +84,18 @@ def credentials_loader(
             if kubeconfig is None and context is None and _in_cluster():
                 k8s_config.load_incluster_config(client_configuration=cfg)
             else:
-                k8s_config.load_kube_config(config_file=kubeconfig, context=context,
-                                            client_configuration=cfg, persist_config=False)
+                k8s_config.load_kube_config(
+                    config_file=kubeconfig,
+                    context=context,
+                    client_configuration=cfg,
+                    persist_config=False,
+                )
         except (ConfigException, OSError, TypeError, ValueError) as err:
             where = kubeconfig or "the in-cluster service account or ~/.kube/config"
             ctx = f" (context {context!r})" if context else ""
-            raise ScalerError("config", f"no usable Kubernetes credentials from {where}{ctx}: "
-                              f"{err}") from err
+            raise ScalerError(
+                "config", f"no usable Kubernetes credentials from {where}{ctx}: {err}"
+            ) from err
         cfg.retries = connect_retries
         return ApiClient(configuration=cfg)
 
@@ -98,7 +106,8 @@ def _in_cluster() -> bool:
     import os
 
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
-        "/var/run/secrets/kubernetes.io/serviceaccount/token")
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )
 
 
 def build_scaler(
@@ -140,26 +149,32 @@ def build_scaler(
         return DryRunScaler(replicas, default_replicas=default_replicas)
     if kind == "supervisor":
         if not supervisor_url:
-            raise ScalerError("config", "the supervisor scaler needs a supervisord URL "
-                              "(CAPPLAN_SUPERVISOR_URL: http://host:port/RPC2 or "
-                              "unix:///path.sock)")
+            raise ScalerError(
+                "config",
+                "the supervisor scaler needs a supervisord URL "
+                "(CAPPLAN_SUPERVISOR_URL: http://host:port/RPC2 or "
+                "unix:///path.sock)",
+            )
         from capplan_adapters.scalers.supervisor import SupervisorScaler
 
         return SupervisorScaler(supervisor_url, supervisor_username, supervisor_password)
     if kind not in SCALER_KINDS:
-        raise ScalerError("invalid", f"unknown scaler kind {kind!r}; choose one of "
-                          f"{', '.join(SCALER_KINDS)}")
+        raise ScalerError(
+            "invalid", f"unknown scaler kind {kind!r}; choose one of {', '.join(SCALER_KINDS)}"
+        )
     loader = None if api_client is not None else credentials_loader(kubeconfig, context)
     shared = ClientProvider(api_client, loader)  # one client for both adapters, built once
-    deployment = KubernetesDeploymentScaler(loader=shared.get,
-                                            request_timeout_s=request_timeout_s,
-                                            poll_interval_s=poll_interval_s)
-    keda = KedaScaledObjectScaler(loader=shared.get, request_timeout_s=request_timeout_s,
-                                  poll_interval_s=poll_interval_s,
-                                  trigger_target=trigger_target)
+    deployment = KubernetesDeploymentScaler(
+        loader=shared.get, request_timeout_s=request_timeout_s, poll_interval_s=poll_interval_s
+    )
+    keda = KedaScaledObjectScaler(
+        loader=shared.get,
+        request_timeout_s=request_timeout_s,
+        poll_interval_s=poll_interval_s,
+        trigger_target=trigger_target,
+    )
     if kind == "deployment":
         return deployment
     if kind == "keda":
         return keda
     return KubernetesScaler(deployment, keda)
-

@@ -95,8 +95,11 @@ def k8s_errors(action: str, what: str) -> Iterator[None]:
     except ApiException as err:
         raise _from_api_exception(err, action, what) from err
     except ConfigException as err:
-        raise ScalerError("config", f"cannot {action} {what}: no usable Kubernetes "
-                          f"credentials ({err})", target=what) from err
+        raise ScalerError(
+            "config",
+            f"cannot {action} {what}: no usable Kubernetes credentials ({err})",
+            target=what,
+        ) from err
     except (Urllib3Error, OSError) as err:
         raise ScalerError(
             "unreachable",
@@ -111,15 +114,27 @@ def _from_api_exception(err: Any, action: str, what: str) -> ScalerError:
     detail = _short(getattr(err, "reason", "") or "")
     base = f"cannot {action} {what}: HTTP {status} {detail}".rstrip()
     if status in (401, 403):
-        return ScalerError("forbidden", f"{base}; check the service account's Role in namespace "
-                           f"{what.split('/')[0]!r} (see deployments/rbac.yaml)",
-                           target=what, status=status)
+        return ScalerError(
+            "forbidden",
+            f"{base}; check the service account's Role in namespace "
+            f"{what.split('/')[0]!r} (see deployments/rbac.yaml)",
+            target=what,
+            status=status,
+        )
     if status == 404:
-        return ScalerError("not_found", f"{base}; the object does not exist (or the API "
-                           "group is not installed)", target=what, status=status)
+        return ScalerError(
+            "not_found",
+            f"{base}; the object does not exist (or the API group is not installed)",
+            target=what,
+            status=status,
+        )
     if status == 409:
-        return ScalerError("conflict", f"{base}; it changed since it was read, re-read and "
-                           "re-check before retrying", target=what, status=status)
+        return ScalerError(
+            "conflict",
+            f"{base}; it changed since it was read, re-read and re-check before retrying",
+            target=what,
+            status=status,
+        )
     if status in (400, 415, 422):
         return ScalerError("invalid", base, target=what, status=status)
     return ScalerError("unreachable", f"{base}; API server error", target=what, status=status)
@@ -163,12 +178,21 @@ def poll_ready(
         polls += 1
         now = clock()
         if state.converged or now >= deadline:
-            msg = state.message if state.converged else (
-                f"timed out after {now - start:.1f} s: {state.message}")
-            return ReadyOutcome(namespace=namespace, name=name,
-                                desired_replicas=desired_replicas,
-                                ready_replicas=state.ready_replicas, ready=state.converged,
-                                waited_s=now - start, polls=polls, message=msg)
+            msg = (
+                state.message
+                if state.converged
+                else (f"timed out after {now - start:.1f} s: {state.message}")
+            )
+            return ReadyOutcome(
+                namespace=namespace,
+                name=name,
+                desired_replicas=desired_replicas,
+                ready_replicas=state.ready_replicas,
+                ready=state.converged,
+                waited_s=now - start,
+                polls=polls,
+                message=msg,
+            )
         sleep(min(poll_interval_s, deadline - now))
 
 
@@ -188,6 +212,8 @@ def deployment_ready_state(dep: Any, desired_replicas: int, *, floor_only: bool)
     enough = ready >= desired_replicas
     not_too_many = floor_only or total <= desired_replicas
     converged = seen and enough and not_too_many
-    msg = (f"{ready} ready / {total} running, want {'>= ' if floor_only else ''}"
-           f"{desired_replicas}" + ("" if seen else " (rollout not yet observed)"))
+    msg = (
+        f"{ready} ready / {total} running, want {'>= ' if floor_only else ''}"
+        f"{desired_replicas}" + ("" if seen else " (rollout not yet observed)")
+    )
     return ReadyState(ready_replicas=ready, converged=converged, message=msg)

@@ -42,12 +42,15 @@ class KubernetesDeploymentScaler(KubernetesScalerBase):
                 "invalid",
                 f"{target_key(target)} is a {target.kind}; scaling its Deployment directly "
                 "would fight KEDA's HPA — use the KEDA scaler (CAPPLAN_SCALER=keda or "
-                "kubernetes)", target=target_key(target))
+                "kubernetes)",
+                target=target_key(target),
+            )
 
     def _read_scale(self, target: TargetSpec) -> Any:
         with k8s_errors("read scale of Deployment", target_key(target)):
             return self._apps().read_namespaced_deployment_scale(
-                target.name, target.namespace, _request_timeout=self.request_timeout_s)
+                target.name, target.namespace, _request_timeout=self.request_timeout_s
+            )
 
     def get_replicas(self, target: TargetSpec) -> int:
         """``spec.replicas`` of the Deployment's scale subresource."""
@@ -57,11 +60,14 @@ class KubernetesDeploymentScaler(KubernetesScalerBase):
         """``spec.replicas`` and ``metadata.resourceVersion`` of the scale subresource."""
         self._check_kind(target)
         scale = self._read_scale(target)
-        return LiveReplicas(int((scale.spec.replicas if scale.spec else None) or 0),
-                            scale.metadata.resource_version if scale.metadata else None)
+        return LiveReplicas(
+            int((scale.spec.replicas if scale.spec else None) or 0),
+            scale.metadata.resource_version if scale.metadata else None,
+        )
 
-    def set_replicas(self, target: TargetSpec, replicas: int, *,
-                     expected: LiveReplicas | None = None) -> ScaleOutcome:
+    def set_replicas(
+        self, target: TargetSpec, replicas: int, *, expected: LiveReplicas | None = None
+    ) -> ScaleOutcome:
         """Patch ``spec.replicas`` at the ``resourceVersion`` of ``expected`` (or of a fresh
         read); no request is sent when the count already equals ``replicas``.
 
@@ -75,24 +81,43 @@ class KubernetesDeploymentScaler(KubernetesScalerBase):
         live = expected if expected is not None else self.read(target)
         before, rv = live.replicas, live.version
         if before == replicas:
-            return ScaleOutcome(kind=target.kind, namespace=target.namespace, name=target.name,
-                                from_replicas=before, to_replicas=replicas, changed=False,
-                                resource_version=rv)
+            return ScaleOutcome(
+                kind=target.kind,
+                namespace=target.namespace,
+                name=target.name,
+                from_replicas=before,
+                to_replicas=replicas,
+                changed=False,
+                resource_version=rv,
+            )
         body: dict[str, Any] = {"spec": {"replicas": replicas}}
         if rv:
             body["metadata"] = {"resourceVersion": rv}
         with k8s_errors("patch scale of Deployment", target_key(target)):
             patched = self._apps().patch_namespaced_deployment_scale(
-                target.name, target.namespace, body, field_manager="capplan",
-                _content_type=MERGE_PATCH, _request_timeout=self.request_timeout_s)
+                target.name,
+                target.namespace,
+                body,
+                field_manager="capplan",
+                _content_type=MERGE_PATCH,
+                _request_timeout=self.request_timeout_s,
+            )
         after = int((patched.spec.replicas if patched.spec else None) or 0)
         if after != replicas:
-            raise ScalerError("invalid", f"patched {target_key(target)} to {replicas} but the "
-                              f"API server answered {after}", target=target_key(target))
+            raise ScalerError(
+                "invalid",
+                f"patched {target_key(target)} to {replicas} but the API server answered {after}",
+                target=target_key(target),
+            )
         return ScaleOutcome(
-            kind=target.kind, namespace=target.namespace, name=target.name,
-            from_replicas=before, to_replicas=replicas, changed=True,
-            resource_version=patched.metadata.resource_version if patched.metadata else None)
+            kind=target.kind,
+            namespace=target.namespace,
+            name=target.name,
+            from_replicas=before,
+            to_replicas=replicas,
+            changed=True,
+            resource_version=patched.metadata.resource_version if patched.metadata else None,
+        )
 
     def wait_ready(self, target: TargetSpec, replicas: int, timeout_s: float) -> ReadyOutcome:
         """Poll ``status`` until ``replicas`` pods are ready (and no more remain).
@@ -101,9 +126,17 @@ class KubernetesDeploymentScaler(KubernetesScalerBase):
         """
         self._check_kind(target)
         return wait_deployment_ready(
-            self._apps, target.namespace, target.name, replicas, timeout_s,
-            floor_only=False, request_timeout_s=self.request_timeout_s,
-            poll_interval_s=self.poll_interval_s, clock=self._clock, sleep=self._sleep)
+            self._apps,
+            target.namespace,
+            target.name,
+            replicas,
+            timeout_s,
+            floor_only=False,
+            request_timeout_s=self.request_timeout_s,
+            poll_interval_s=self.poll_interval_s,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
 
 
 def wait_deployment_ready(
@@ -125,9 +158,17 @@ def wait_deployment_ready(
     def observe() -> Any:
         with k8s_errors("read status of Deployment", what):
             dep = apps().read_namespaced_deployment_status(
-                name, namespace, _request_timeout=request_timeout_s)
+                name, namespace, _request_timeout=request_timeout_s
+            )
         return deployment_ready_state(dep, replicas, floor_only=floor_only)
 
-    return poll_ready(observe, namespace=namespace, name=name, desired_replicas=replicas,
-                      timeout_s=timeout_s, poll_interval_s=poll_interval_s, clock=clock,
-                      sleep=sleep)
+    return poll_ready(
+        observe,
+        namespace=namespace,
+        name=name,
+        desired_replicas=replicas,
+        timeout_s=timeout_s,
+        poll_interval_s=poll_interval_s,
+        clock=clock,
+        sleep=sleep,
+    )

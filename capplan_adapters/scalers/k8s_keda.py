@@ -64,16 +64,20 @@ class HybridRateTarget:
 
     _known: dict[str, tuple[float, SloTerms, float]] = field(default_factory=dict)
 
-    def observe(self, policy: ScalingPolicy, mean_service_s: float,
-                service_scv: float = 1.0) -> None:
+    def observe(
+        self, policy: ScalingPolicy, mean_service_s: float, service_scv: float = 1.0
+    ) -> None:
         if not mean_service_s > 0:
             raise ValueError(f"mean_service_s must be > 0, got {mean_service_s!r}")
         key = target_key(policy.target)
         if policy.scaling.strategy != "hybrid":
             self._known.pop(key, None)
             return
-        self._known[key] = (float(mean_service_s), slo_terms_from_policy(policy, 0.0),
-                            float(service_scv))
+        self._known[key] = (
+            float(mean_service_s),
+            slo_terms_from_policy(policy, 0.0),
+            float(service_scv),
+        )
 
     def __call__(self, target: TargetSpec, floor: int) -> float | None:
         known = self._known.get(target_key(target))
@@ -83,8 +87,9 @@ class HybridRateTarget:
         return hybrid_target_per_replica(floor, mean_s, terms, scv)
 
 
-def plan_trigger_target(policy: ScalingPolicy,
-                        state: dict[str, Any] | None) -> HybridRateTarget | None:
+def plan_trigger_target(
+    policy: ScalingPolicy, state: dict[str, Any] | None
+) -> HybridRateTarget | None:
     """The trigger target a step of a plan carries out, from the policy version the plan was
     made under and the pool state stored on it (``details["state"]``): None unless the policy
     asks for ``hybrid`` and the plan measured a service time."""
@@ -104,10 +109,13 @@ def _rate_trigger(obj: dict[str, Any], target: TargetSpec) -> tuple[list[Any], i
     for i, trig in enumerate(triggers):
         if isinstance(trig, dict) and trig.get("name") == RATE_TRIGGER_NAME:
             return triggers, i, TARGET_KEY_BY_TYPE.get(str(trig.get("type")), DEFAULT_TARGET_KEY)
-    raise ScalerError("invalid", f"ScaledObject {target_key(target)}: the policy asks for the "
-                      f"hybrid strategy but no trigger is named {RATE_TRIGGER_NAME!r}; name the "
-                      "arrival-rate trigger so capplan can set its target with the floor",
-                      target=target_key(target))
+    raise ScalerError(
+        "invalid",
+        f"ScaledObject {target_key(target)}: the policy asks for the "
+        f"hybrid strategy but no trigger is named {RATE_TRIGGER_NAME!r}; name the "
+        "arrival-rate trigger so capplan can set its target with the floor",
+        target=target_key(target),
+    )
 
 
 def _target_text(value: float) -> str:
@@ -124,8 +132,9 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
     target and floor, the rate trigger's target moves with the floor.
     """
 
-    def __init__(self, *args: Any, trigger_target: TriggerTarget | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, trigger_target: TriggerTarget | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.trigger_target = trigger_target
 
@@ -137,11 +146,19 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
     def _read(self, target: TargetSpec) -> dict[str, Any]:
         with k8s_errors("read KEDA ScaledObject", target_key(target)):
             obj = self._custom().get_namespaced_custom_object(
-                KEDA_GROUP, KEDA_VERSION, target.namespace, KEDA_PLURAL, target.name,
-                _request_timeout=self.request_timeout_s)
+                KEDA_GROUP,
+                KEDA_VERSION,
+                target.namespace,
+                KEDA_PLURAL,
+                target.name,
+                _request_timeout=self.request_timeout_s,
+            )
         if not isinstance(obj, dict):
-            raise ScalerError("invalid", f"ScaledObject {target_key(target)}: unexpected "
-                              f"answer {type(obj).__name__}", target=target_key(target))
+            raise ScalerError(
+                "invalid",
+                f"ScaledObject {target_key(target)}: unexpected answer {type(obj).__name__}",
+                target=target_key(target),
+            )
         return obj
 
     @staticmethod
@@ -158,8 +175,9 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
         obj = self._read(target)
         return LiveReplicas(self._floor(obj), (obj.get("metadata") or {}).get("resourceVersion"))
 
-    def set_replicas(self, target: TargetSpec, replicas: int, *,
-                     expected: LiveReplicas | None = None) -> ScaleOutcome:
+    def set_replicas(
+        self, target: TargetSpec, replicas: int, *, expected: LiveReplicas | None = None
+    ) -> ScaleOutcome:
         """Patch ``spec.minReplicaCount`` (and, with ``trigger_target``, the rate trigger's
         target) at the ``resourceVersion`` of ``expected`` (or of the read made here); no
         request is sent when both already hold.
@@ -171,8 +189,11 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
         check_replicas(target, replicas)
         obj = self._read(target)  # the ceiling lives here; the version is the caller's
         before = self._floor(obj) if expected is None else expected.replicas
-        rv = ((obj.get("metadata") or {}).get("resourceVersion") if expected is None
-              else expected.version)
+        rv = (
+            (obj.get("metadata") or {}).get("resourceVersion")
+            if expected is None
+            else expected.version
+        )
         spec_patch: dict[str, Any] = {}
         if before != replicas:
             spec_patch["minReplicaCount"] = replicas
@@ -185,50 +206,92 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
                 triggers[i] = {**triggers[i], "metadata": meta}
                 spec_patch["triggers"] = triggers  # a merge patch replaces the whole list
         field_name = "spec.minReplicaCount" + (
-            f" + triggers[{RATE_TRIGGER_NAME}]" if per_replica is not None else "")
+            f" + triggers[{RATE_TRIGGER_NAME}]" if per_replica is not None else ""
+        )
         if not spec_patch:
-            return ScaleOutcome(kind="scaledobject", namespace=target.namespace,
-                                name=target.name, from_replicas=before, to_replicas=replicas,
-                                changed=False, replica_field=field_name, resource_version=rv)
+            return ScaleOutcome(
+                kind="scaledobject",
+                namespace=target.namespace,
+                name=target.name,
+                from_replicas=before,
+                to_replicas=replicas,
+                changed=False,
+                replica_field=field_name,
+                resource_version=rv,
+            )
         ceiling = int((obj.get("spec") or {}).get("maxReplicaCount", KEDA_DEFAULT_MAX_REPLICAS))
         if replicas > ceiling:
             raise ScalerError(
-                "invalid", f"ScaledObject {target_key(target)}: floor {replicas} would exceed "
+                "invalid",
+                f"ScaledObject {target_key(target)}: floor {replicas} would exceed "
                 f"its maxReplicaCount {ceiling}; raise maxReplicaCount or lower the policy's "
-                "max_workers", target=target_key(target))
+                "max_workers",
+                target=target_key(target),
+            )
         body: dict[str, Any] = {"spec": spec_patch}
         if rv:
             body["metadata"] = {"resourceVersion": rv}
         with k8s_errors("patch KEDA ScaledObject", target_key(target)):
             patched = self._custom().patch_namespaced_custom_object(
-                KEDA_GROUP, KEDA_VERSION, target.namespace, KEDA_PLURAL, target.name, body,
-                field_manager="capplan", _content_type=MERGE_PATCH,
-                _request_timeout=self.request_timeout_s)
+                KEDA_GROUP,
+                KEDA_VERSION,
+                target.namespace,
+                KEDA_PLURAL,
+                target.name,
+                body,
+                field_manager="capplan",
+                _content_type=MERGE_PATCH,
+                _request_timeout=self.request_timeout_s,
+            )
         after = self._floor(patched) if isinstance(patched, dict) else replicas
         if after != replicas:
-            raise ScalerError("invalid", f"patched ScaledObject {target_key(target)} floor to "
-                              f"{replicas} but the API server answered {after}",
-                              target=target_key(target))
-        new_rv = (patched.get("metadata") or {}).get("resourceVersion") if isinstance(
-            patched, dict) else None
-        return ScaleOutcome(kind="scaledobject", namespace=target.namespace, name=target.name,
-                            from_replicas=before, to_replicas=replicas, changed=True,
-                            replica_field=field_name, resource_version=new_rv)
+            raise ScalerError(
+                "invalid",
+                f"patched ScaledObject {target_key(target)} floor to "
+                f"{replicas} but the API server answered {after}",
+                target=target_key(target),
+            )
+        new_rv = (
+            (patched.get("metadata") or {}).get("resourceVersion")
+            if isinstance(patched, dict)
+            else None
+        )
+        return ScaleOutcome(
+            kind="scaledobject",
+            namespace=target.namespace,
+            name=target.name,
+            from_replicas=before,
+            to_replicas=replicas,
+            changed=True,
+            replica_field=field_name,
+            resource_version=new_rv,
+        )
 
     def scale_target_name(self, target: TargetSpec) -> str:
         """Name of the Deployment the ScaledObject scales (``spec.scaleTargetRef``)."""
         ref = (self._read(target).get("spec") or {}).get("scaleTargetRef") or {}
         kind = ref.get("kind", "Deployment")
         if kind != "Deployment" or not ref.get("name"):
-            raise ScalerError("invalid", f"ScaledObject {target_key(target)} scales "
-                              f"{kind} {ref.get('name')!r}; capplan waits on Deployments only",
-                              target=target_key(target))
+            raise ScalerError(
+                "invalid",
+                f"ScaledObject {target_key(target)} scales "
+                f"{kind} {ref.get('name')!r}; capplan waits on Deployments only",
+                target=target_key(target),
+            )
         return str(ref["name"])
 
     def wait_ready(self, target: TargetSpec, replicas: int, timeout_s: float) -> ReadyOutcome:
         """Poll the targeted Deployment until at least ``replicas`` pods are ready."""
         deployment = self.scale_target_name(target)
         return wait_deployment_ready(
-            self._apps, target.namespace, deployment, replicas, timeout_s, floor_only=True,
-            request_timeout_s=self.request_timeout_s, poll_interval_s=self.poll_interval_s,
-            clock=self._clock, sleep=self._sleep)
+            self._apps,
+            target.namespace,
+            deployment,
+            replicas,
+            timeout_s,
+            floor_only=True,
+            request_timeout_s=self.request_timeout_s,
+            poll_interval_s=self.poll_interval_s,
+            clock=self._clock,
+            sleep=self._sleep,
+        )

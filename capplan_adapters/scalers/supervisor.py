@@ -103,15 +103,19 @@ class SupervisorScaler:
     ) -> None:
         parts = urlsplit(server_url)
         if parts.scheme not in ("http", "unix"):
-            raise ScalerError("config", f"supervisord URL must be http://host:port/RPC2 or "
-                              f"unix:///path.sock (got scheme {parts.scheme!r})")
+            raise ScalerError(
+                "config",
+                f"supervisord URL must be http://host:port/RPC2 or "
+                f"unix:///path.sock (got scheme {parts.scheme!r})",
+            )
         if parts.username is not None or parts.password is not None:
-            raise ScalerError("config", "put the supervisord credentials in username/password "
-                              "settings, not in the URL")
+            raise ScalerError(
+                "config",
+                "put the supervisord credentials in username/password settings, not in the URL",
+            )
         self.server_url = server_url
         self.username = username
-        self._password = password if isinstance(password, SecretStr | None) else SecretStr(
-            password)
+        self._password = password if isinstance(password, SecretStr | None) else SecretStr(password)
         self.request_timeout_s = request_timeout_s
         self.poll_interval_s = poll_interval_s
         self._clock = clock
@@ -144,21 +148,31 @@ class SupervisorScaler:
     def _processes(self, proxy: Any, target: TargetSpec) -> list[GroupProcess]:
         infos = proxy.supervisor.getAllProcessInfo()
         found = sorted(
-            (GroupProcess(str(i["name"]), str(i["statename"]))
-             for i in infos if i.get("group") == target.name),
-            key=lambda p: (p.number, p.name))
+            (
+                GroupProcess(str(i["name"]), str(i["statename"]))
+                for i in infos
+                if i.get("group") == target.name
+            ),
+            key=lambda p: (p.number, p.name),
+        )
         if not found:
             groups = sorted({str(i.get("group")) for i in infos})
-            raise ScalerError("not_found", f"no {self._where(target)}; its groups are "
-                              f"{groups}", target=target.name)
+            raise ScalerError(
+                "not_found",
+                f"no {self._where(target)}; its groups are {groups}",
+                target=target.name,
+            )
         return found
 
     @staticmethod
     def _check_kind(target: TargetSpec) -> None:
         if target.kind != "supervisor":
-            raise ScalerError("invalid", f"{target.namespace}/{target.name} is a {target.kind}; "
-                              "the supervisor scaler only moves kind: supervisor targets",
-                              target=target.name)
+            raise ScalerError(
+                "invalid",
+                f"{target.namespace}/{target.name} is a {target.kind}; "
+                "the supervisor scaler only moves kind: supervisor targets",
+                target=target.name,
+            )
 
     # -- Scaler ---------------------------------------------------------------------------
 
@@ -179,8 +193,9 @@ class SupervisorScaler:
             procs = self._processes(proxy, target)
         return LiveReplicas(_up_count(procs), _states_version(procs))
 
-    def set_replicas(self, target: TargetSpec, replicas: int, *,
-                     expected: LiveReplicas | None = None) -> ScaleOutcome:
+    def set_replicas(
+        self, target: TargetSpec, replicas: int, *, expected: LiveReplicas | None = None
+    ) -> ScaleOutcome:
         """Start or stop processes until ``replicas`` are up; a no-op when already so.
 
         Starts/stops return without waiting (``wait=False``); use :meth:`wait_ready`. With
@@ -196,32 +211,44 @@ class SupervisorScaler:
         with self._rpc("scale", target) as proxy:
             procs = self._processes(proxy, target)
             before = _up_count(procs)
-            if expected is not None and expected.version not in (None,
-                                                                  _states_version(procs)):
-                raise ScalerError("conflict", f"{self._where(target)} changed since it was "
-                                  "read; re-read and re-check", target=target.name)
+            if expected is not None and expected.version not in (None, _states_version(procs)):
+                raise ScalerError(
+                    "conflict",
+                    f"{self._where(target)} changed since it was read; re-read and re-check",
+                    target=target.name,
+                )
             if replicas > len(procs):
                 raise ScalerError(
-                    "invalid", f"cannot run {replicas} processes of {self._where(target)}: it has "
-                    f"numprocs={len(procs)}; nothing was changed", target=target.name)
+                    "invalid",
+                    f"cannot run {replicas} processes of {self._where(target)}: it has "
+                    f"numprocs={len(procs)}; nothing was changed",
+                    target=target.name,
+                )
             if replicas != before:
                 plan = _choose(procs, replicas, self._where(target), target.name)
                 self._apply(proxy, target, plan, start=replicas > before)
-        return ScaleOutcome(kind=target.kind, namespace=target.namespace, name=target.name,
-                            from_replicas=before, to_replicas=replicas,
-                            changed=replicas != before, replica_field=REPLICA_FIELD)
+        return ScaleOutcome(
+            kind=target.kind,
+            namespace=target.namespace,
+            name=target.name,
+            from_replicas=before,
+            to_replicas=replicas,
+            changed=replicas != before,
+            replica_field=REPLICA_FIELD,
+        )
 
     def _apply(self, proxy: Any, target: TargetSpec, names: list[str], *, start: bool) -> None:
         """Start (or stop) ``names`` in order; on a failure, undo the ones done, then raise."""
-        do, undo = (("startProcess", "stopProcess") if start else ("stopProcess", "startProcess"))
+        do, undo = ("startProcess", "stopProcess") if start else ("stopProcess", "startProcess")
         done: list[str] = []
         try:
             for name in names:
                 getattr(proxy.supervisor, do)(f"{target.name}:{name}", False)
                 done.append(name)
         except (xmlrpc.client.Error, OSError, http.client.HTTPException) as err:
-            undone = _best_effort(lambda n: getattr(proxy.supervisor, undo)(
-                f"{target.name}:{n}", False), done)
+            undone = _best_effort(
+                lambda n: getattr(proxy.supervisor, undo)(f"{target.name}:{n}", False), done
+            )
             left = sorted(set(done) - set(undone))
             note = f"; COULD NOT MOVE BACK {left}" if left else "; nothing was left changed"
             action = f"{do} {names[len(done)]} of {self._where(target)}"
@@ -249,10 +276,16 @@ class SupervisorScaler:
             ready = running == replicas and moving == 0
             if ready or waited >= timeout_s:
                 return ReadyOutcome(
-                    namespace=target.namespace, name=target.name, desired_replicas=replicas,
-                    ready_replicas=running, ready=ready, waited_s=round(waited, 3), polls=polls,
+                    namespace=target.namespace,
+                    name=target.name,
+                    desired_replicas=replicas,
+                    ready_replicas=running,
+                    ready=ready,
+                    waited_s=round(waited, 3),
+                    polls=polls,
                     message=f"{running} RUNNING, {moving} starting/stopping/backoff of "
-                            f"{len(procs)} in group {target.name!r}")
+                    f"{len(procs)} in group {target.name!r}",
+                )
             self._sleep(min(self.poll_interval_s, max(timeout_s - waited, 0.0)))
 
 
@@ -273,11 +306,18 @@ def _choose(procs: list[GroupProcess], replicas: int, where: str, target: str) -
         startable = [p for p in procs if p.state in STARTABLE_STATES]
         need = replicas - len(up)
         if len(startable) < need:
-            busy = [f"{p.name}={p.state}" for p in procs if p.state not in UP_STATES
-                    and p.state not in STARTABLE_STATES]
-            raise ScalerError("conflict", f"cannot start {need} more processes of {where}: "
-                              f"only {len(startable)} are stopped ({busy}); retry later, "
-                              "nothing was changed", target=target)
+            busy = [
+                f"{p.name}={p.state}"
+                for p in procs
+                if p.state not in UP_STATES and p.state not in STARTABLE_STATES
+            ]
+            raise ScalerError(
+                "conflict",
+                f"cannot start {need} more processes of {where}: "
+                f"only {len(startable)} are stopped ({busy}); retry later, "
+                "nothing was changed",
+                target=target,
+            )
         return [p.name for p in startable[:need]]
     # A process that is not yet (or no longer) RUNNING does no work: stop those first.
     ranked = sorted(up, key=lambda p: (p.state == "RUNNING", -p.number))
@@ -316,8 +356,11 @@ def _set_timeout(transport: Any, timeout_s: float) -> None:
 
 def _from_fault(err: xmlrpc.client.Fault, action: str, target: str, note: str = "") -> ScalerError:
     kind = _FAULT_KINDS.get(int(err.faultCode), "invalid")
-    return ScalerError(kind, f"cannot {action}: supervisord fault {err.faultCode} "
-                             f"{err.faultString}{note}", target=target)
+    return ScalerError(
+        kind,
+        f"cannot {action}: supervisord fault {err.faultCode} {err.faultString}{note}",
+        target=target,
+    )
 
 
 @contextmanager
@@ -331,17 +374,33 @@ def _rpc_errors(action: str, where: str, target: str, note: str = "") -> Iterato
     except xmlrpc.client.Fault as err:
         raise _from_fault(err, f"{what}", target, note) from err
     except xmlrpc.client.ProtocolError as err:
-        kind: ScalerErrorKind = ("forbidden" if err.errcode in (401, 403) else
-                                 "unreachable" if err.errcode >= 500 else "config")
-        raise ScalerError(kind, f"cannot {what}: HTTP {err.errcode} {err.errmsg}"
-                          + (" (check the supervisord username/password settings)"
-                             if kind == "forbidden" else "") + note,
-                          target=target, status=err.errcode) from err
+        kind: ScalerErrorKind = (
+            "forbidden"
+            if err.errcode in (401, 403)
+            else "unreachable"
+            if err.errcode >= 500
+            else "config"
+        )
+        raise ScalerError(
+            kind,
+            f"cannot {what}: HTTP {err.errcode} {err.errmsg}"
+            + (" (check the supervisord username/password settings)" if kind == "forbidden" else "")
+            + note,
+            target=target,
+            status=err.errcode,
+        ) from err
     except (OSError, http.client.HTTPException) as err:
-        raise ScalerError("unreachable", f"cannot {what}: supervisord unreachable "
-                          f"({type(err).__name__}: {getattr(err, 'strerror', None) or err})"
-                          + (note or "; nothing was changed"), target=target) from err
+        raise ScalerError(
+            "unreachable",
+            f"cannot {what}: supervisord unreachable "
+            f"({type(err).__name__}: {getattr(err, 'strerror', None) or err})"
+            + (note or "; nothing was changed"),
+            target=target,
+        ) from err
     except (xmlrpc.client.ResponseError, ExpatError, ValueError) as err:
-        raise ScalerError("config", f"cannot {what}: the answer is not XML-RPC "
-                          f"({type(err).__name__}); is the URL a supervisord?",
-                          target=target) from err
+        raise ScalerError(
+            "config",
+            f"cannot {what}: the answer is not XML-RPC "
+            f"({type(err).__name__}); is the URL a supervisord?",
+            target=target,
+        ) from err

@@ -141,7 +141,8 @@ def check_schema(url: str) -> None:
         raise SchemaBehind(
             f"the database schema is at revision {current or 'none (empty database)'}, this "
             f"capplan needs {head}, and CAPPLAN_MIGRATE_ON_START is false: run "
-            "`capplan db upgrade` (or set CAPPLAN_MIGRATE_ON_START=true)")
+            "`capplan db upgrade` (or set CAPPLAN_MIGRATE_ON_START=true)"
+        )
 
 
 @lru_cache(maxsize=8)
@@ -152,7 +153,7 @@ def open_store(url: str, migrate_on_start: bool = True) -> PlanStore:
     (:class:`SchemaBehind` otherwise, naming ``capplan db upgrade``).
     """
     if migrate_on_start:
-        if database_revision(url) != code_head():   # at head already: no Alembic needed
+        if database_revision(url) != code_head():  # at head already: no Alembic needed
             migrate(url)
     else:
         check_schema(url)

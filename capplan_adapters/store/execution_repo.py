@@ -65,8 +65,16 @@ class ExecutionRepository:
             plan_id = s.scalar(select(ScalingStepRow.plan_id).where(ScalingStepRow.id == step_id))
             if plan_id is None:
                 raise StoreError(f"no step with id {step_id}")
-        return self._cas(step_id, plan_id, StepStatus.PENDING, status, owner=None,
-                         actor=actor, action=f"step_{status.value}", details=details)
+        return self._cas(
+            step_id,
+            plan_id,
+            StepStatus.PENDING,
+            status,
+            owner=None,
+            actor=actor,
+            action=f"step_{status.value}",
+            details=details,
+        )
 
     # -- the step state machine ---------------------------------------------------------
     def claim_step(
@@ -90,36 +98,62 @@ class ExecutionRepository:
             return None
         until = now + timedelta(seconds=lease_s)
         action = "step_claimed" if was == StepStatus.PENDING else "step_taken_over"
-        details = {"run_id": run_id, "lease_until": until.isoformat(), "was": was,
-                   "previous_run": owner}
-        if not self._cas(step_id, plan_id, StepStatus(was), to, owner=owner, actor=actor,
-                         action=action, details=details, new_owner=run_id, lease_until=until,
-                         lease_expired_before=None if was == StepStatus.PENDING
-                         or owner == run_id else now):
+        details = {
+            "run_id": run_id,
+            "lease_until": until.isoformat(),
+            "was": was,
+            "previous_run": owner,
+        }
+        if not self._cas(
+            step_id,
+            plan_id,
+            StepStatus(was),
+            to,
+            owner=owner,
+            actor=actor,
+            action=action,
+            details=details,
+            new_owner=run_id,
+            lease_until=until,
+            lease_expired_before=None if was == StepStatus.PENDING or owner == run_id else now,
+        ):
             return None
         with self.session() as s:
             got = s.get(ScalingStepRow, step_id)
             if got is None:  # deleted with its plan meanwhile
                 return None
-            return StepClaim(step_from_row(got), run_id, until, was,
-                             None if was == StepStatus.PENDING else owner)
+            return StepClaim(
+                step_from_row(got), run_id, until, was, None if was == StepStatus.PENDING else owner
+            )
 
     def renew_claim(self, step_id: int, *, run_id: str, lease_s: float) -> bool:
         """Extend ``run_id``'s lease on its claimed/applying step (no audit row: a renewal
         changes no state); False when another run took it over or it is final."""
         until = self.now() + timedelta(seconds=lease_s)
         with self._session.begin() as s:
-            done = s.execute(update(ScalingStepRow)
-                             .where(ScalingStepRow.id == step_id,
-                                    ScalingStepRow.status.in_(STEP_LEASED),
-                                    ScalingStepRow.claimed_by == run_id)
-                             .values(lease_until=until)
-                             .execution_options(synchronize_session=False))
+            done = s.execute(
+                update(ScalingStepRow)
+                .where(
+                    ScalingStepRow.id == step_id,
+                    ScalingStepRow.status.in_(STEP_LEASED),
+                    ScalingStepRow.claimed_by == run_id,
+                )
+                .values(lease_until=until)
+                .execution_options(synchronize_session=False)
+            )
             return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
     def move_step(
-        self, step_id: int, frm: StepStatus, to: StepStatus, *, run_id: str, actor: str,
-        details: dict[str, Any], action: str | None = None, lease_s: float | None = None,
+        self,
+        step_id: int,
+        frm: StepStatus,
+        to: StepStatus,
+        *,
+        run_id: str,
+        actor: str,
+        details: dict[str, Any],
+        action: str | None = None,
+        lease_s: float | None = None,
         lease_ended: bool = False,
     ) -> bool:
         """Compare-and-set one step transition held by ``run_id``, audited in the same
@@ -132,45 +166,96 @@ class ExecutionRepository:
         if plan_id is None:
             raise StoreError(f"no step with id {step_id}")
         now = self.now()
-        until = (now if lease_ended else
-                 None if lease_s is None else now + timedelta(seconds=lease_s))
-        return self._cas(step_id, plan_id, frm, to, owner=run_id, actor=actor,
-                         action=action or f"step_{to.value}", details=details,
-                         new_owner=run_id, lease_until=until, now=now)
+        until = (
+            now if lease_ended else None if lease_s is None else now + timedelta(seconds=lease_s)
+        )
+        return self._cas(
+            step_id,
+            plan_id,
+            frm,
+            to,
+            owner=run_id,
+            actor=actor,
+            action=action or f"step_{to.value}",
+            details=details,
+            new_owner=run_id,
+            lease_until=until,
+            now=now,
+        )
 
     def _cas(
-        self, step_id: int, plan_id: int, frm: StepStatus, to: StepStatus, *,
-        owner: str | None, actor: str, action: str, details: dict[str, Any],
-        new_owner: str | None = None, lease_until: datetime | None = None,
-        lease_expired_before: datetime | None = None, now: datetime | None = None,
+        self,
+        step_id: int,
+        plan_id: int,
+        frm: StepStatus,
+        to: StepStatus,
+        *,
+        owner: str | None,
+        actor: str,
+        action: str,
+        details: dict[str, Any],
+        new_owner: str | None = None,
+        lease_until: datetime | None = None,
+        lease_expired_before: datetime | None = None,
+        now: datetime | None = None,
     ) -> bool:
         rules.check_step_move(step_id, frm, to, owner=owner)
         values = rules.moved_step_fields(to, new_owner=new_owner, lease_until=lease_until)
         if to in STEP_FINAL:
             values["applied_at"] = now or self.now()
         where = [ScalingStepRow.id == step_id, ScalingStepRow.status == frm]
-        where.append(ScalingStepRow.claimed_by.is_(None) if owner is None
-                     else ScalingStepRow.claimed_by == owner)
+        where.append(
+            ScalingStepRow.claimed_by.is_(None)
+            if owner is None
+            else ScalingStepRow.claimed_by == owner
+        )
         if lease_expired_before is not None:
             where.append(ScalingStepRow.lease_until < lease_expired_before)
         with self._session.begin() as s:
-            done = s.execute(update(ScalingStepRow).where(*where).values(**values)
-                             .execution_options(synchronize_session=False))
+            done = s.execute(
+                update(ScalingStepRow)
+                .where(*where)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 return False
             queue = s.scalar(select(CapacityPlanRow.queue).where(CapacityPlanRow.id == plan_id))
-            a = rules.step_audit(plan_id, queue or "", step_id, frm.value, to.value,
-                                 action=action, actor=actor, details=details)
-            s.add(AuditEventRow(actor=a.actor, action=a.action, plan_id=a.plan_id,
-                                queue=queue, details=a.details))
-            if to in STEP_FINAL:   # rules.plan_done, as one conditional UPDATE
-                open_steps = exists().where(and_(ScalingStepRow.plan_id == plan_id,
-                                                 ScalingStepRow.status.not_in(STEP_FINAL)))
-                s.execute(update(CapacityPlanRow)
-                          .where(CapacityPlanRow.id == plan_id,
-                                 CapacityPlanRow.status == PlanStatus.APPROVED, ~open_steps)
-                          .values(status=PlanStatus.APPLIED)
-                          .execution_options(synchronize_session=False))
+            a = rules.step_audit(
+                plan_id,
+                queue or "",
+                step_id,
+                frm.value,
+                to.value,
+                action=action,
+                actor=actor,
+                details=details,
+            )
+            s.add(
+                AuditEventRow(
+                    actor=a.actor,
+                    action=a.action,
+                    plan_id=a.plan_id,
+                    queue=queue,
+                    details=a.details,
+                )
+            )
+            if to in STEP_FINAL:  # rules.plan_done, as one conditional UPDATE
+                open_steps = exists().where(
+                    and_(
+                        ScalingStepRow.plan_id == plan_id, ScalingStepRow.status.not_in(STEP_FINAL)
+                    )
+                )
+                s.execute(
+                    update(CapacityPlanRow)
+                    .where(
+                        CapacityPlanRow.id == plan_id,
+                        CapacityPlanRow.status == PlanStatus.APPROVED,
+                        ~open_steps,
+                    )
+                    .values(status=PlanStatus.APPLIED)
+                    .execution_options(synchronize_session=False)
+                )
             return True
 
     # -- one writer per target ------------------------------------------------------------
@@ -180,12 +265,15 @@ class ExecutionRepository:
         now = self.now()
         until = now + timedelta(seconds=lease_s)
         with self._session.begin() as s:
-            got = s.execute(update(TargetLeaseRow)
-                            .where(TargetLeaseRow.target == target,
-                                   or_(TargetLeaseRow.holder == holder,
-                                       TargetLeaseRow.lease_until < now))
-                            .values(holder=holder, lease_until=until)
-                            .execution_options(synchronize_session=False))
+            got = s.execute(
+                update(TargetLeaseRow)
+                .where(
+                    TargetLeaseRow.target == target,
+                    or_(TargetLeaseRow.holder == holder, TargetLeaseRow.lease_until < now),
+                )
+                .values(holder=holder, lease_until=until)
+                .execution_options(synchronize_session=False)
+            )
             if got.rowcount == 1:  # type: ignore[attr-defined]
                 return True
             if s.get(TargetLeaseRow, target) is not None:
@@ -200,20 +288,22 @@ class ExecutionRepository:
     def release_target_lease(self, target: str, *, holder: str) -> bool:
         """Give the lease back (only its holder can); False when ``holder`` did not hold it."""
         with self._session.begin() as s:
-            done = s.execute(update(TargetLeaseRow)
-                             .where(TargetLeaseRow.target == target,
-                                    TargetLeaseRow.holder == holder)
-                             .values(lease_until=self.now() - timedelta(seconds=1))
-                             .execution_options(synchronize_session=False))
+            done = s.execute(
+                update(TargetLeaseRow)
+                .where(TargetLeaseRow.target == target, TargetLeaseRow.holder == holder)
+                .values(lease_until=self.now() - timedelta(seconds=1))
+                .execution_options(synchronize_session=False)
+            )
             return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
     def last_scale_at(self, queue: str, *, plan_id: int | None = None) -> datetime | None:
         """When capplan last wrote a replica count for ``queue`` (optionally: in one plan)."""
         with self.session() as s:
-            q = (select(ScalingStepRow.applied_at)
-                 .join(CapacityPlanRow, ScalingStepRow.plan_id == CapacityPlanRow.id)
-                 .where(CapacityPlanRow.queue == queue,
-                        ScalingStepRow.status == StepStatus.APPLIED))
+            q = (
+                select(ScalingStepRow.applied_at)
+                .join(CapacityPlanRow, ScalingStepRow.plan_id == CapacityPlanRow.id)
+                .where(CapacityPlanRow.queue == queue, ScalingStepRow.status == StepStatus.APPLIED)
+            )
             if plan_id is not None:
                 q = q.where(ScalingStepRow.plan_id == plan_id)
             return s.scalar(q.order_by(ScalingStepRow.applied_at.desc()).limit(1))
@@ -226,12 +316,20 @@ class ExecutionRepository:
 
     # -- audit ----------------------------------------------------------------------------
     def audit(
-        self, action: str, *, actor: str, plan_id: int | None = None, queue: str | None = None,
+        self,
+        action: str,
+        *,
+        actor: str,
+        plan_id: int | None = None,
+        queue: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
         with self._session.begin() as s:
-            s.add(AuditEventRow(actor=actor, action=action, plan_id=plan_id, queue=queue,
-                                details=details or {}))
+            s.add(
+                AuditEventRow(
+                    actor=actor, action=action, plan_id=plan_id, queue=queue, details=details or {}
+                )
+            )
 
     def audit_events(
         self, *, plan_id: int | None = None, action: str | None = None

@@ -58,8 +58,9 @@ class InMemoryPlanStore:
         self._lock = threading.RLock()
 
     # -- policies
-    def apply_policies(self, policies: Iterable[ScalingPolicy], *, actor: str,
-                       comment: str = "") -> list[PolicyChange]:
+    def apply_policies(
+        self, policies: Iterable[ScalingPolicy], *, actor: str, comment: str = ""
+    ) -> list[PolicyChange]:
         policies = list(policies)
         with self._lock:
             check_policy_set(self.policies.values(), policies)
@@ -77,18 +78,32 @@ class InMemoryPlanStore:
         superseded = []
         for plan in list(self.plans.values()):
             if plan.policy_name == p.name and plan.status in rules.SUPERSEDED_BY_POLICY_CHANGE:
-                self._apply(rules.superseded_by_policy_change(
-                    plan.id, plan.queue, str(plan.status), p.name, version, actor))
+                self._apply(
+                    rules.superseded_by_policy_change(
+                        plan.id, plan.queue, str(plan.status), p.name, version, actor
+                    )
+                )
                 superseded.append(plan.id)
-        self.audit("policy_applied", actor=actor, queue=p.queue, details={
-            "policy": p.name, "version": version, "previous": previous, "sha256": digest,
-            "comment": comment, "superseded_plans": superseded})
+        self.audit(
+            "policy_applied",
+            actor=actor,
+            queue=p.queue,
+            details={
+                "policy": p.name,
+                "version": version,
+                "previous": previous,
+                "sha256": digest,
+                "comment": comment,
+                "superseded_plans": superseded,
+            },
+        )
         return PolicyChange(p.name, version, previous, True, tuple(superseded))
 
     def current_policy(self, name: str) -> PolicyVersion:
         if name not in self.versions:
-            raise StoreError(f"no policy named {name!r}; apply it first "
-                             "(capplan policies apply FILE)")
+            raise StoreError(
+                f"no policy named {name!r}; apply it first (capplan policies apply FILE)"
+            )
         return self.versions[name][-1]
 
     def get_policy(self, name: str) -> ScalingPolicy:
@@ -111,8 +126,9 @@ class InMemoryPlanStore:
     def policy_for_plan(self, plan: StoredPlan) -> ScalingPolicy:
         if plan.policy_name is None:
             raise StoreError(f"plan {plan.id} names no policy")
-        return self.policy_version(plan.policy_name,
-                                   int(plan.details.get("policy_version") or 1)).policy
+        return self.policy_version(
+            plan.policy_name, int(plan.details.get("policy_version") or 1)
+        ).policy
 
     # -- plans
     def create_plan(self, draft: PlanDraft) -> int:
@@ -121,12 +137,14 @@ class InMemoryPlanStore:
                 if (p.flow_run_id, p.queue) == (draft.flow_run_id, draft.queue):
                     return p.id
         if draft.policy_name not in self.policies:
-            raise StoreError(f"no policy named {draft.policy_name!r}; apply it first "
-                             "(capplan policies apply FILE)")
+            raise StoreError(
+                f"no policy named {draft.policy_name!r}; apply it first "
+                "(capplan policies apply FILE)"
+            )
         plan_id = len(self.plans) + 1
-        self.plans[plan_id] = as_stored(draft, plan_id=plan_id,
-                                        first_step_id=self._next_step_id,
-                                        created_at=self._now())
+        self.plans[plan_id] = as_stored(
+            draft, plan_id=plan_id, first_step_id=self._next_step_id, created_at=self._now()
+        )
         self._next_step_id += len(draft.steps)
         if draft.forecast:
             self.save_forecast(plan_id, draft.forecast)
@@ -135,52 +153,84 @@ class InMemoryPlanStore:
             self.save_quality_report(q.queue, q.passed, dict(q.report))
         made_under = draft.details.get("policy_version")
         current = self.versions[draft.policy_name][-1].version
-        if made_under is not None and rules.outdated(made_under, current,
-                                                     bool(draft.skipped_reason)):
-            self._apply(rules.superseded_as_outdated(plan_id, draft.queue, int(made_under),
-                                                     current))
+        if made_under is not None and rules.outdated(
+            made_under, current, bool(draft.skipped_reason)
+        ):
+            self._apply(
+                rules.superseded_as_outdated(plan_id, draft.queue, int(made_under), current)
+            )
         elif not draft.skipped_reason:
             for old in list(self.plans.values()):
-                if old.queue == draft.queue and old.id < plan_id and \
-                        old.status == PlanStatus.PROPOSED:
+                if (
+                    old.queue == draft.queue
+                    and old.id < plan_id
+                    and old.status == PlanStatus.PROPOSED
+                ):
                     self._apply(rules.superseded_by_newer(old.id, old.queue, plan_id))
         return plan_id
 
     def newer_plan(self, plan_id: int) -> StoredPlan | None:
         plan = self.get_plan(plan_id)
-        return next((p for p in reversed(self.plans.values())
-                     if p.queue == plan.queue and p.id > plan_id
-                     and p.status != PlanStatus.SKIPPED), None)
+        return next(
+            (
+                p
+                for p in reversed(self.plans.values())
+                if p.queue == plan.queue and p.id > plan_id and p.status != PlanStatus.SKIPPED
+            ),
+            None,
+        )
 
     def get_plan(self, plan_id: int) -> StoredPlan:
         if plan_id not in self.plans:
             raise StoreError(f"no plan with id {plan_id}")
         return self.plans[plan_id]
 
-    def list_plans(self, *, queue: str | None = None, status: str | None = None,
-                   limit: int = 50) -> list[StoredPlan]:
-        found = [p for p in reversed(self.plans.values())
-                 if (not queue or p.queue == queue) and (not status or p.status == status)]
+    def list_plans(
+        self, *, queue: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[StoredPlan]:
+        found = [
+            p
+            for p in reversed(self.plans.values())
+            if (not queue or p.queue == queue) and (not status or p.status == status)
+        ]
         return found[:limit]
 
-    def set_flow_run(self, plan_id: int, flow_run_id: str,
-                     approval_deadline: datetime | None = None) -> None:
+    def set_flow_run(
+        self, plan_id: int, flow_run_id: str, approval_deadline: datetime | None = None
+    ) -> None:
         plan = self.get_plan(plan_id)
-        details = plan.details if approval_deadline is None else {
-            **plan.details, "approval_deadline": approval_deadline.isoformat()}
+        details = (
+            plan.details
+            if approval_deadline is None
+            else {**plan.details, "approval_deadline": approval_deadline.isoformat()}
+        )
         self.plans[plan_id] = replace(plan, flow_run_id=flow_run_id, details=details)
 
-    def transition(self, plan_id: int, to: PlanStatus, *, actor: str,
-                   comment: str | None = None,
-                   details: dict[str, Any] | None = None) -> StoredPlan:
+    def transition(
+        self,
+        plan_id: int,
+        to: PlanStatus,
+        *,
+        actor: str,
+        comment: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> StoredPlan:
         plan = self.get_plan(plan_id)
         newer = self.newer_plan(plan_id) if to == PlanStatus.APPROVED else None
-        change = rules.transition(rules.PlanFacts.of(plan), to, actor=actor, comment=comment,
-                                  details=details,
-                                  newer=None if newer is None else (newer.id, newer.status))
+        change = rules.transition(
+            rules.PlanFacts.of(plan),
+            to,
+            actor=actor,
+            comment=comment,
+            details=details,
+            newer=None if newer is None else (newer.id, newer.status),
+        )
         if to == PlanStatus.APPROVED:
-            live = [(p.id, p.queue) for p in self.plans.values()
-                    if p.queue == plan.queue and p.status in LIVE]
+            live = [
+                (p.id, p.queue)
+                for p in self.plans.values()
+                if p.queue == plan.queue and p.status in LIVE
+            ]
             for old in rules.live_to_supersede(rules.PlanFacts.of(plan), live):
                 self._apply(old)
         return self._apply(change)
@@ -190,62 +240,104 @@ class InMemoryPlanStore:
         plan = replace(self.get_plan(change.plan_id), status=change.status)
         steps = list(plan.steps)
         for e in change.step_edits:
-            steps[e.index] = replace(steps[e.index], from_workers=e.from_workers,
-                                     to_workers=e.to_workers, explanation=e.explanation)
+            steps[e.index] = replace(
+                steps[e.index],
+                from_workers=e.from_workers,
+                to_workers=e.to_workers,
+                explanation=e.explanation,
+            )
         if change.cancel_pending:
-            steps = [replace(st, status=StepStatus.CANCELLED)
-                     if st.status == StepStatus.PENDING else st for st in steps]
+            steps = [
+                replace(st, status=StepStatus.CANCELLED) if st.status == StepStatus.PENDING else st
+                for st in steps
+            ]
         plan = replace(plan, steps=tuple(steps))
         if change.decided_by is not None:
-            plan = replace(plan, decided_by=change.decided_by, decided_at=self._now(),
-                           decision_comment=change.decision_comment)
+            plan = replace(
+                plan,
+                decided_by=change.decided_by,
+                decided_at=self._now(),
+                decision_comment=change.decision_comment,
+            )
         self.plans[plan.id] = plan
         a = change.audit
         self.audit(a.action, actor=a.actor, plan_id=a.plan_id, queue=a.queue, details=a.details)
         return plan
 
     def plan_for_flow_run(self, flow_run_id: str) -> StoredPlan | None:
-        return next((p for p in reversed(self.plans.values())
-                     if p.flow_run_id == flow_run_id), None)
+        return next(
+            (p for p in reversed(self.plans.values()) if p.flow_run_id == flow_run_id), None
+        )
 
     def expire_undecided(self, now: datetime, *, actor: str = "capplan") -> list[int]:
         return expire_overdue_plans(self, now, actor=actor)
 
     def current_plan(self, queue: str) -> StoredPlan | None:
-        return next((p for p in reversed(self.plans.values())
-                     if p.queue == queue and p.status in LIVE), None)
+        return next(
+            (p for p in reversed(self.plans.values()) if p.queue == queue and p.status in LIVE),
+            None,
+        )
 
     # -- the one clock
     def now(self) -> datetime:
         return self._now()  # type: ignore[no-any-return]
 
     # -- steps and audit
-    def mark_step(self, step_id: int, status: StepStatus, *, actor: str,
-                  details: dict[str, Any]) -> bool:
+    def mark_step(
+        self, step_id: int, status: StepStatus, *, actor: str, details: dict[str, Any]
+    ) -> bool:
         with self._lock:
-            return self._cas(step_id, StepStatus.PENDING, status, owner=None, actor=actor,
-                             action=f"step_{status.value}", details=details)
+            return self._cas(
+                step_id,
+                StepStatus.PENDING,
+                status,
+                owner=None,
+                actor=actor,
+                action=f"step_{status.value}",
+                details=details,
+            )
 
-    def claim_step(self, step_id: int, *, run_id: str, lease_s: float,
-                   actor: str) -> StepClaim | None:
+    def claim_step(
+        self, step_id: int, *, run_id: str, lease_s: float, actor: str
+    ) -> StepClaim | None:
         with self._lock:
             now = self.now()
             _, step = self._find_step(step_id)
             if step.status == StepStatus.PENDING:
                 to = StepStatus.CLAIMED
-            elif step.status in STEP_LEASED and (step.claimed_by == run_id or (
-                    step.lease_until is not None and step.lease_until < now)):
+            elif step.status in STEP_LEASED and (
+                step.claimed_by == run_id
+                or (step.lease_until is not None and step.lease_until < now)
+            ):
                 to = StepStatus(step.status)
             else:
                 return None
             until = now + timedelta(seconds=lease_s)
             was, owner = step.status, step.claimed_by
             action = "step_claimed" if was == StepStatus.PENDING else "step_taken_over"
-            self._cas(step_id, StepStatus(was), to, owner=owner, actor=actor, action=action,
-                      details={"run_id": run_id, "lease_until": until.isoformat(), "was": was,
-                               "previous_run": owner}, new_owner=run_id, lease_until=until)
-            return StepClaim(self._find_step(step_id)[1], run_id, until, was,
-                             None if was == StepStatus.PENDING else owner)
+            self._cas(
+                step_id,
+                StepStatus(was),
+                to,
+                owner=owner,
+                actor=actor,
+                action=action,
+                details={
+                    "run_id": run_id,
+                    "lease_until": until.isoformat(),
+                    "was": was,
+                    "previous_run": owner,
+                },
+                new_owner=run_id,
+                lease_until=until,
+            )
+            return StepClaim(
+                self._find_step(step_id)[1],
+                run_id,
+                until,
+                was,
+                None if was == StepStatus.PENDING else owner,
+            )
 
     def renew_claim(self, step_id: int, *, run_id: str, lease_s: float) -> bool:
         with self._lock:
@@ -253,20 +345,44 @@ class InMemoryPlanStore:
             if step.status not in STEP_LEASED or step.claimed_by != run_id:
                 return False
             renewed = replace(step, lease_until=self.now() + timedelta(seconds=lease_s))
-            self.plans[plan.id] = replace(plan, steps=tuple(
-                renewed if s.id == step_id else s for s in plan.steps))
+            self.plans[plan.id] = replace(
+                plan, steps=tuple(renewed if s.id == step_id else s for s in plan.steps)
+            )
             return True
 
-    def move_step(self, step_id: int, frm: StepStatus, to: StepStatus, *, run_id: str,
-                  actor: str, details: dict[str, Any], action: str | None = None,
-                  lease_s: float | None = None, lease_ended: bool = False) -> bool:
+    def move_step(
+        self,
+        step_id: int,
+        frm: StepStatus,
+        to: StepStatus,
+        *,
+        run_id: str,
+        actor: str,
+        details: dict[str, Any],
+        action: str | None = None,
+        lease_s: float | None = None,
+        lease_ended: bool = False,
+    ) -> bool:
         with self._lock:
             now = self.now()
-            until = (now if lease_ended else
-                     None if lease_s is None else now + timedelta(seconds=lease_s))
-            return self._cas(step_id, frm, to, owner=run_id, actor=actor,
-                             action=action or f"step_{to.value}", details=details,
-                             new_owner=run_id, lease_until=until)
+            until = (
+                now
+                if lease_ended
+                else None
+                if lease_s is None
+                else now + timedelta(seconds=lease_s)
+            )
+            return self._cas(
+                step_id,
+                frm,
+                to,
+                owner=run_id,
+                actor=actor,
+                action=action or f"step_{to.value}",
+                details=details,
+                new_owner=run_id,
+                lease_until=until,
+            )
 
     def _find_step(self, step_id: int) -> tuple[StoredPlan, StoredStep]:
         for plan in self.plans.values():
@@ -275,21 +391,40 @@ class InMemoryPlanStore:
                     return plan, st
         raise StoreError(f"no step with id {step_id}")
 
-    def _cas(self, step_id: int, frm: StepStatus, to: StepStatus, *, owner: str | None,
-             actor: str, action: str, details: dict[str, Any], new_owner: str | None = None,
-             lease_until: datetime | None = None) -> bool:
+    def _cas(
+        self,
+        step_id: int,
+        frm: StepStatus,
+        to: StepStatus,
+        *,
+        owner: str | None,
+        actor: str,
+        action: str,
+        details: dict[str, Any],
+        new_owner: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> bool:
         rules.check_step_move(step_id, frm, to, owner=owner)
         plan, step = self._find_step(step_id)
         if step.status != frm or step.claimed_by != owner:
             return False
-        moved = replace(step, **rules.moved_step_fields(to, new_owner=new_owner,
-                                                        lease_until=lease_until))
+        moved = replace(
+            step, **rules.moved_step_fields(to, new_owner=new_owner, lease_until=lease_until)
+        )
         if to in STEP_FINAL:
             moved = replace(moved, applied_at=self._now())
         steps = tuple(moved if s.id == step_id else s for s in plan.steps)
         plan = replace(plan, steps=steps)
-        a = rules.step_audit(plan.id, plan.queue, step_id, frm.value, to.value, action=action,
-                             actor=actor, details=details)
+        a = rules.step_audit(
+            plan.id,
+            plan.queue,
+            step_id,
+            frm.value,
+            to.value,
+            action=action,
+            actor=actor,
+            details=details,
+        )
         self.audit(a.action, actor=a.actor, plan_id=a.plan_id, queue=a.queue, details=a.details)
         if to in STEP_FINAL and rules.plan_done(plan.status, [s.status for s in steps]):
             plan = replace(plan, status=PlanStatus.APPLIED)
@@ -314,9 +449,13 @@ class InMemoryPlanStore:
             return True
 
     def last_scale_at(self, queue: str, *, plan_id: int | None = None) -> datetime | None:
-        times = [s.applied_at for p in self.plans.values()
-                 if p.queue == queue and (plan_id is None or p.id == plan_id)
-                 for s in p.steps if s.status == StepStatus.APPLIED and s.applied_at]
+        times = [
+            s.applied_at
+            for p in self.plans.values()
+            if p.queue == queue and (plan_id is None or p.id == plan_id)
+            for s in p.steps
+            if s.status == StepStatus.APPLIED and s.applied_at
+        ]
         return max(times, default=None)
 
     def approval_limits(self, plan_id: int) -> dict[str, Any]:
@@ -324,16 +463,35 @@ class InMemoryPlanStore:
             return {k: ev.details.get(k) for k in ("max_workers", "apply_hours")}
         return {}
 
-    def audit(self, action: str, *, actor: str, plan_id: int | None = None,
-              queue: str | None = None, details: dict[str, Any] | None = None) -> None:
-        self.events.append(AuditEntry(id=len(self.events) + 1, at=self._now(), actor=actor,
-                                      action=action, plan_id=plan_id, queue=queue,
-                                      details=dict(details or {})))
+    def audit(
+        self,
+        action: str,
+        *,
+        actor: str,
+        plan_id: int | None = None,
+        queue: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.events.append(
+            AuditEntry(
+                id=len(self.events) + 1,
+                at=self._now(),
+                actor=actor,
+                action=action,
+                plan_id=plan_id,
+                queue=queue,
+                details=dict(details or {}),
+            )
+        )
 
-    def audit_events(self, *, plan_id: int | None = None,
-                     action: str | None = None) -> list[AuditEntry]:
-        return [e for e in self.events if (plan_id is None or e.plan_id == plan_id)
-                and (action is None or e.action == action)]
+    def audit_events(
+        self, *, plan_id: int | None = None, action: str | None = None
+    ) -> list[AuditEntry]:
+        return [
+            e
+            for e in self.events
+            if (plan_id is None or e.plan_id == plan_id) and (action is None or e.action == action)
+        ]
 
     # -- forecasts and data quality
     def save_forecast(self, plan_id: int | None, points: Iterable[ForecastPoint]) -> int:
@@ -347,7 +505,6 @@ class InMemoryPlanStore:
     def save_quality_report(self, queue: str, passed: bool, report: dict[str, Any]) -> int:
         self.quality_reports.append((queue, passed, report))
         return len(self.quality_reports)
-
 
 
 if TYPE_CHECKING:  # mypy checks the fake against the port

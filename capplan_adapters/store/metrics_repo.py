@@ -101,18 +101,23 @@ class MetricsRepository:
                 micros, numbers = _read_postgres(conn, span)
             else:
                 micros, numbers = _read_generic(conn, span)
-        frame = pd.DataFrame({
-            "timestamp": pd.to_datetime(micros, unit="us", utc=True),
-            "queue": pd.Series([queue] * len(micros), dtype="string"),
-            **numbers,
-        })
+        frame = pd.DataFrame(
+            {
+                "timestamp": pd.to_datetime(micros, unit="us", utc=True),
+                "queue": pd.Series([queue] * len(micros), dtype="string"),
+                **numbers,
+            }
+        )
         return frame.astype({"timestamp": "datetime64[ns, UTC]"})
 
     def latest_metrics_time(self, queue: str) -> datetime | None:
         """When the queue's newest ``queue_metrics`` row was recorded (None: no rows)."""
         with self.session() as s:
-            t = s.scalar(select(func.max(QueueMetricsRow.recorded_at)).where(
-                QueueMetricsRow.queue_name == queue))
+            t = s.scalar(
+                select(func.max(QueueMetricsRow.recorded_at)).where(
+                    QueueMetricsRow.queue_name == queue
+                )
+            )
         return None if t is None else utc_datetime(t)
 
     def last_written_workers(self, queue: str) -> int | None:
@@ -121,21 +126,26 @@ class MetricsRepository:
         The dry-run scaler's "live" count: what capplan last wrote for the queue's target.
         """
         with self.session() as s:
-            q = (select(ScalingStepRow.to_workers)
-                 .join(CapacityPlanRow, CapacityPlanRow.id == ScalingStepRow.plan_id)
-                 .where(CapacityPlanRow.queue == queue,
-                        ScalingStepRow.status == StepStatus.APPLIED,
-                        ScalingStepRow.applied_at.is_not(None))
-                 .order_by(ScalingStepRow.applied_at.desc(), ScalingStepRow.id.desc())
-                 .limit(1))
+            q = (
+                select(ScalingStepRow.to_workers)
+                .join(CapacityPlanRow, CapacityPlanRow.id == ScalingStepRow.plan_id)
+                .where(
+                    CapacityPlanRow.queue == queue,
+                    ScalingStepRow.status == StepStatus.APPLIED,
+                    ScalingStepRow.applied_at.is_not(None),
+                )
+                .order_by(ScalingStepRow.applied_at.desc(), ScalingStepRow.id.desc())
+                .limit(1)
+            )
             value = s.scalar(q)
         return None if value is None else int(value)
 
     def prune_metrics(self, older_than: datetime) -> int:
         """Delete every queue_metrics row recorded before ``older_than``; returns how many."""
         with self._session.begin() as s:
-            result = s.execute(delete(QueueMetricsRow).where(
-                QueueMetricsRow.recorded_at < older_than))
+            result = s.execute(
+                delete(QueueMetricsRow).where(QueueMetricsRow.recorded_at < older_than)
+            )
             return int(getattr(result, "rowcount", 0) or 0)
 
     def save_forecast(self, plan_id: int | None, points: Iterable[ForecastPoint]) -> int:
@@ -147,12 +157,18 @@ class MetricsRepository:
     def forecast_points(self, plan_id: int) -> list[ForecastPoint]:
         with self.session() as s:
             q = select(ForecastPointRow).where(ForecastPointRow.plan_id == plan_id)
-            return [ForecastPoint(queue_name=r.queue_name, forecast_time=r.forecast_time,
-                                  predicted_rate=r.predicted_rate,
-                                  confidence_lower=r.confidence_lower,
-                                  confidence_upper=r.confidence_upper, level=r.level,
-                                  model=r.model)
-                    for r in s.scalars(q.order_by(ForecastPointRow.forecast_time))]
+            return [
+                ForecastPoint(
+                    queue_name=r.queue_name,
+                    forecast_time=r.forecast_time,
+                    predicted_rate=r.predicted_rate,
+                    confidence_lower=r.confidence_lower,
+                    confidence_upper=r.confidence_upper,
+                    level=r.level,
+                    model=r.model,
+                )
+                for r in s.scalars(q.order_by(ForecastPointRow.forecast_time))
+            ]
 
     def save_quality_report(self, queue: str, passed: bool, report: dict[str, Any]) -> int:
         with self._session.begin() as s:
@@ -160,7 +176,6 @@ class MetricsRepository:
             s.add(row)
             s.flush()
             return row.id
-
 
 
 _NUMBERS = METRICS_HISTORY_COLUMNS  # the order of the numbers in both readers
@@ -177,8 +192,9 @@ def _with_promoted_columns(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_postgres(conn: Connection, span: dict[str, Any]
-                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _read_postgres(
+    conn: Connection, span: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``COPY … TO STDOUT (FORMAT binary)`` of the span, decoded by numpy in one call.
 
     Every field is 8 bytes wide (the timestamp is PostgreSQL's int64 microseconds since
@@ -188,8 +204,10 @@ def _read_postgres(conn: Connection, span: dict[str, Any]
     """
     where = " AND ".join(f"{_SPAN_SQL[k]} %({k})s" for k in span)
     numbers = ", ".join(f"COALESCE({c}, 'NaN'::float8)" for c in _NUMBERS)
-    sql = (f"COPY (SELECT recorded_at, {numbers} FROM queue_metrics WHERE {where} "
-           f"ORDER BY recorded_at) TO STDOUT (FORMAT binary)")
+    sql = (
+        f"COPY (SELECT recorded_at, {numbers} FROM queue_metrics WHERE {where} "
+        f"ORDER BY recorded_at) TO STDOUT (FORMAT binary)"
+    )
     buf = bytearray()
     raw: Any = conn.connection.dbapi_connection  # psycopg 3
     with raw.cursor() as cur, cur.copy(sql, span) as copy:
@@ -206,9 +224,14 @@ def _row_dtype() -> np.dtype[np.void]:
     """One binary COPY row: the field count, then each field's length and value."""
     import numpy as np
 
-    return np.dtype([("fields", ">i2"), ("t_len", ">i4"), ("t", ">i8"),
-                     *((f, t) for c in _NUMBERS
-                       for f, t in ((f"{c}_len", ">i4"), (c, ">f8")))])
+    return np.dtype(
+        [
+            ("fields", ">i2"),
+            ("t_len", ">i4"),
+            ("t", ">i8"),
+            *((f, t) for c in _NUMBERS for f, t in ((f"{c}_len", ">i4"), (c, ">f8"))),
+        ]
+    )
 
 
 def _decode_binary_copy(data: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -223,27 +246,31 @@ def _decode_binary_copy(data: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]
     if not data.startswith(_COPY_SIGNATURE):
         raise ValueError("not a PostgreSQL binary COPY stream")
     ext = int.from_bytes(data[15:19], "big")
-    body = data[19 + ext:-2]  # after the header extension, before the -1 trailer
+    body = data[19 + ext : -2]  # after the header extension, before the -1 trailer
     if len(body) % row.itemsize:
-        raise ValueError(f"binary COPY body of {len(body)} bytes is not whole rows of "
-                         f"{row.itemsize}")
+        raise ValueError(
+            f"binary COPY body of {len(body)} bytes is not whole rows of {row.itemsize}"
+        )
     rows = np.frombuffer(body, dtype=row)
     lengths = [rows["t_len"], *(rows[f"{c}_len"] for c in _NUMBERS)]
-    if len(rows) and ((rows["fields"] != 1 + len(_NUMBERS)).any()
-                      or any((ln != 8).any() for ln in lengths)):
+    if len(rows) and (
+        (rows["fields"] != 1 + len(_NUMBERS)).any() or any((ln != 8).any() for ln in lengths)
+    ):
         raise ValueError("binary COPY row with an unexpected field count or width")
     micros = rows["t"].astype(np.int64) + _PG_EPOCH_US
     return micros, {c: rows[c].astype(np.float64) for c in _NUMBERS}
 
 
-def _read_generic(conn: Connection, span: dict[str, Any]
-                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _read_generic(
+    conn: Connection, span: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Any other database (SQLite): plain cursor rows into one numpy array per column."""
     import numpy as np
 
     m = QueueMetricsRow
-    q = select(type_coerce(m.recorded_at, DateTime(timezone=True)),
-               *(getattr(m, c) for c in _NUMBERS)).where(m.queue_name == span["queue"])
+    q = select(
+        type_coerce(m.recorded_at, DateTime(timezone=True)), *(getattr(m, c) for c in _NUMBERS)
+    ).where(m.queue_name == span["queue"])
     if "since" in span:
         q = q.where(m.recorded_at >= span["since"])
     if "until" in span:
@@ -254,6 +281,7 @@ def _read_generic(conn: Connection, span: dict[str, Any]
     cols = list(zip(*rows, strict=True))
     # integer microseconds since the epoch: exact, and faster than parsing datetime objects
     epoch = datetime(1970, 1, 1, tzinfo=UTC if cols[0][0].tzinfo else None)
-    micros = np.fromiter(((t - epoch) // timedelta(microseconds=1) for t in cols[0]),
-                         dtype=np.int64, count=len(rows))
+    micros = np.fromiter(
+        ((t - epoch) // timedelta(microseconds=1) for t in cols[0]), dtype=np.int64, count=len(rows)
+    )
     return micros, {c: np.array(cols[1 + i], dtype=float) for i, c in enumerate(_NUMBERS)}

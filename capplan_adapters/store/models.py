@@ -106,8 +106,13 @@ class CapacityPlanRow(Base):
         # a retried store of the same run's plan finds the first one (migration 0003)
         UniqueConstraint("flow_run_id", "queue", name="uq_plan_flow_run_queue"),
         # at most one live plan per queue, enforced by the database (migration 0003)
-        Index("uq_plan_live_per_queue", "queue", unique=True,
-              postgresql_where=text(LIVE_PLAN_SQL), sqlite_where=text(LIVE_PLAN_SQL)),
+        Index(
+            "uq_plan_live_per_queue",
+            "queue",
+            unique=True,
+            postgresql_where=text(LIVE_PLAN_SQL),
+            sqlite_where=text(LIVE_PLAN_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -190,8 +195,14 @@ class SimulationResultRow(Base):
 
 
 #: the numbers the planner reads from queue_metrics, in the covering index (migration 0004)
-METRICS_HISTORY_COLUMNS = ("arrival_rate", "service_rate", "backlog", "workers",
-                           "service_time_p95", "service_time_scv")
+METRICS_HISTORY_COLUMNS = (
+    "arrival_rate",
+    "service_rate",
+    "backlog",
+    "workers",
+    "service_time_p95",
+    "service_time_scv",
+)
 
 
 class QueueMetricsRow(Base):
@@ -200,8 +211,12 @@ class QueueMetricsRow(Base):
         UniqueConstraint("queue_name", "recorded_at", name="uq_metrics_queue_time"),
         # one queue's span by an index-only scan (migration 0004): PostgreSQL INCLUDEs the
         # numbers; SQLite has no INCLUDE, there the index is a composite of all of them
-        Index("ix_metrics_history", "queue_name", "recorded_at",
-              postgresql_include=list(METRICS_HISTORY_COLUMNS)),
+        Index(
+            "ix_metrics_history",
+            "queue_name",
+            "recorded_at",
+            postgresql_include=list(METRICS_HISTORY_COLUMNS),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -32,39 +32,49 @@ class OpsRepository:
         """How many stored plans are in each status."""
         p = CapacityPlanRow
         with self._session() as s:
-            return {st: n for st, n in s.execute(
-                select(p.status, func.count()).group_by(p.status))}
+            return {st: n for st, n in s.execute(select(p.status, func.count()).group_by(p.status))}
 
     def step_status_counts(self) -> dict[str, int]:
         """How many stored steps are in each status."""
         st = ScalingStepRow
         with self._session() as s:
-            return {status: n for status, n in s.execute(
-                select(st.status, func.count()).group_by(st.status))}
+            return {
+                status: n
+                for status, n in s.execute(select(st.status, func.count()).group_by(st.status))
+            }
 
     def audit_action_counts(self, actions: Iterable[str]) -> dict[str, int]:
         """How many audit events of each of ``actions`` are stored (0 for none)."""
         wanted = list(actions)
         a = AuditEventRow
         with self._session() as s:
-            found = dict(s.execute(select(a.action, func.count())
-                                   .where(a.action.in_(wanted)).group_by(a.action)).all())
+            found = dict(
+                s.execute(
+                    select(a.action, func.count()).where(a.action.in_(wanted)).group_by(a.action)
+                ).all()
+            )
         return {act: int(found.get(act, 0)) for act in wanted}
 
     def recent_plan_facts(self, limit: int = 5000) -> list[PlanFact]:
         """The newest ``limit`` plans (by id), newest first, as :class:`PlanFact`."""
         p = CapacityPlanRow
         with self._session() as s:
-            rows = s.execute(select(p.id, p.queue, p.status, p.created_at, p.as_of,
-                                    p.decided_at).order_by(p.id.desc()).limit(limit))
+            rows = s.execute(
+                select(p.id, p.queue, p.status, p.created_at, p.as_of, p.decided_at)
+                .order_by(p.id.desc())
+                .limit(limit)
+            )
             return [PlanFact(*r) for r in rows]
 
     def decided_plan_facts(self) -> list[PlanFact]:
         """Every plan that has a decision time (for the approval-wait histogram)."""
         p = CapacityPlanRow
         with self._session() as s:
-            rows = s.execute(select(p.id, p.queue, p.status, p.created_at, p.as_of,
-                                    p.decided_at).where(p.decided_at.is_not(None)))
+            rows = s.execute(
+                select(p.id, p.queue, p.status, p.created_at, p.as_of, p.decided_at).where(
+                    p.decided_at.is_not(None)
+                )
+            )
             return [PlanFact(*r) for r in rows]
 
     def oldest_awaiting_created_at(self) -> datetime | None:
@@ -73,26 +83,37 @@ class OpsRepository:
         plans stay ``proposed`` without waiting for anyone, so they do not count."""
         p = CapacityPlanRow
         with self._session() as s:
-            waiting = [created for created, details in s.execute(
-                select(p.created_at, p.details).where(p.status == AWAITING))
-                if (details or {}).get("approval_deadline")]
+            waiting = [
+                created
+                for created, details in s.execute(
+                    select(p.created_at, p.details).where(p.status == AWAITING)
+                )
+                if (details or {}).get("approval_deadline")
+            ]
         return min(waiting, default=None)
 
     def enabled_policy_queues(self) -> set[str]:
         with self._session() as s:
-            return set(s.scalars(select(ScalingPolicyRow.queue)
-                                 .where(ScalingPolicyRow.enabled.is_(True))))
+            return set(
+                s.scalars(select(ScalingPolicyRow.queue).where(ScalingPolicyRow.enabled.is_(True)))
+            )
 
     def newest_forecasts(self) -> dict[str, tuple[int, list[tuple[datetime, float]]]]:
         """Per queue, the newest plan that stored a forecast: (plan id, [(time, jobs/s)])."""
         f = ForecastPointRow
         with self._session() as s:
-            newest = dict(s.execute(select(f.queue_name, func.max(f.plan_id))
-                                    .where(f.plan_id.is_not(None)).group_by(f.queue_name)).all())
+            newest = dict(
+                s.execute(
+                    select(f.queue_name, func.max(f.plan_id))
+                    .where(f.plan_id.is_not(None))
+                    .group_by(f.queue_name)
+                ).all()
+            )
             if not newest:
                 return {}
             out: dict[str, tuple[int, list[tuple[datetime, float]]]] = {
-                q: (int(pid), []) for q, pid in newest.items() if pid is not None}
+                q: (int(pid), []) for q, pid in newest.items() if pid is not None
+            }
             for q, pid, t, rate in s.execute(
                 select(f.queue_name, f.plan_id, f.forecast_time, f.predicted_rate)
                 .where(f.plan_id.in_(list(newest.values())))
@@ -112,8 +133,12 @@ class OpsRepository:
         queues = sorted(spans)
         with self._session() as s:
             for i in range(0, len(queues), chunk):
-                ranges = [and_(m.queue_name == q, m.recorded_at >= spans[q][0],
-                               m.recorded_at < spans[q][1]) for q in queues[i:i + chunk]]
+                ranges = [
+                    and_(
+                        m.queue_name == q, m.recorded_at >= spans[q][0], m.recorded_at < spans[q][1]
+                    )
+                    for q in queues[i : i + chunk]
+                ]
                 for q, t, r in s.execute(
                     select(m.queue_name, m.recorded_at, m.arrival_rate)
                     .where(or_(*ranges), m.arrival_rate.is_not(None))

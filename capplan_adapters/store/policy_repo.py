@@ -36,9 +36,15 @@ from capplan_core.policy import ScalingPolicy
 
 def _version(row: PolicyVersionRow) -> PolicyVersion:
     policy = ScalingPolicy.model_validate(row.spec)
-    return PolicyVersion(name=row.name, version=row.version, policy=policy,
-                         sha256=row.sha256 or policy_digest(policy), applied_by=row.applied_by,
-                         applied_at=row.applied_at, comment=row.comment or "")
+    return PolicyVersion(
+        name=row.name,
+        version=row.version,
+        policy=policy,
+        sha256=row.sha256 or policy_digest(policy),
+        applied_by=row.applied_by,
+        applied_at=row.applied_at,
+        comment=row.comment or "",
+    )
 
 
 class PolicyRepository:
@@ -46,8 +52,9 @@ class PolicyRepository:
 
     _session: sessionmaker[Session]
 
-    def apply_policies(self, policies: Iterable[ScalingPolicy], *, actor: str,
-                       comment: str = "") -> list[PolicyChange]:
+    def apply_policies(
+        self, policies: Iterable[ScalingPolicy], *, actor: str, comment: str = ""
+    ) -> list[PolicyChange]:
         """Store a new version of each policy whose spec changed; one transaction.
 
         Raises :class:`~capplan_core.policy.PolicyError` (nothing written) when the stored
@@ -57,20 +64,28 @@ class PolicyRepository:
         changes: list[PolicyChange] = []
         with self._session.begin() as s:
             rows = {r.name: r for r in s.scalars(select(ScalingPolicyRow).with_for_update())}
-            check_policy_set((ScalingPolicy.model_validate(r.spec) for r in rows.values()),
-                             policies)
+            check_policy_set(
+                (ScalingPolicy.model_validate(r.spec) for r in rows.values()), policies
+            )
             for p in policies:
                 changes.append(self._apply_one(s, rows.get(p.name), p, actor, comment))
         return changes
 
-    def _apply_one(self, s: Session, row: ScalingPolicyRow | None, p: ScalingPolicy,
-                   actor: str, comment: str) -> PolicyChange:
+    def _apply_one(
+        self, s: Session, row: ScalingPolicyRow | None, p: ScalingPolicy, actor: str, comment: str
+    ) -> PolicyChange:
         digest = policy_digest(p)
         if row is not None:
-            current = s.scalar(select(PolicyVersionRow).where(
-                PolicyVersionRow.name == p.name, PolicyVersionRow.version == row.version))
-            stored_digest = (current.sha256 if current is not None and current.sha256
-                             else policy_digest(ScalingPolicy.model_validate(row.spec)))
+            current = s.scalar(
+                select(PolicyVersionRow).where(
+                    PolicyVersionRow.name == p.name, PolicyVersionRow.version == row.version
+                )
+            )
+            stored_digest = (
+                current.sha256
+                if current is not None and current.sha256
+                else policy_digest(ScalingPolicy.model_validate(row.spec))
+            )
             if stored_digest == digest:
                 return PolicyChange(p.name, row.version, row.version, changed=False)
         previous = None if row is None else row.version
@@ -82,25 +97,59 @@ class PolicyRepository:
         row.enabled, row.mode, row.queue, row.version = p.enabled, p.mode.value, p.queue, version
         row.target, row.slo_targets = spec["target"], spec["slo"]
         row.scaling_constraints, row.spec = spec["scaling"], spec
-        s.add(PolicyVersionRow(name=p.name, version=version, spec=spec, sha256=digest,
-                               applied_by=actor, comment=comment))
+        s.add(
+            PolicyVersionRow(
+                name=p.name,
+                version=version,
+                spec=spec,
+                sha256=digest,
+                applied_by=actor,
+                comment=comment,
+            )
+        )
         s.flush()
         superseded = self._supersede_for_policy(s, row, version, actor)
-        s.add(AuditEventRow(actor=actor, action="policy_applied", queue=p.queue, details={
-            "policy": p.name, "version": version, "previous": previous, "sha256": digest,
-            "comment": comment, "superseded_plans": superseded}))
-        return PolicyChange(p.name, version, previous, changed=True,
-                            superseded_plans=tuple(superseded))
+        s.add(
+            AuditEventRow(
+                actor=actor,
+                action="policy_applied",
+                queue=p.queue,
+                details={
+                    "policy": p.name,
+                    "version": version,
+                    "previous": previous,
+                    "sha256": digest,
+                    "comment": comment,
+                    "superseded_plans": superseded,
+                },
+            )
+        )
+        return PolicyChange(
+            p.name, version, previous, changed=True, superseded_plans=tuple(superseded)
+        )
 
     @staticmethod
-    def _supersede_for_policy(s: Session, row: ScalingPolicyRow, version: int,
-                              actor: str) -> list[int]:
-        plans = list(s.scalars(select(CapacityPlanRow).where(
-            CapacityPlanRow.policy_id == row.id,
-            CapacityPlanRow.status.in_(rules.SUPERSEDED_BY_POLICY_CHANGE)).with_for_update()))
+    def _supersede_for_policy(
+        s: Session, row: ScalingPolicyRow, version: int, actor: str
+    ) -> list[int]:
+        plans = list(
+            s.scalars(
+                select(CapacityPlanRow)
+                .where(
+                    CapacityPlanRow.policy_id == row.id,
+                    CapacityPlanRow.status.in_(rules.SUPERSEDED_BY_POLICY_CHANGE),
+                )
+                .with_for_update()
+            )
+        )
         for plan in plans:
-            apply_update(s, plan, rules.superseded_by_policy_change(
-                plan.id, plan.queue, str(plan.status), row.name, version, actor))
+            apply_update(
+                s,
+                plan,
+                rules.superseded_by_policy_change(
+                    plan.id, plan.queue, str(plan.status), row.name, version, actor
+                ),
+            )
         return [p.id for p in plans]
 
     def current_policy(self, name: str) -> PolicyVersion:
@@ -108,8 +157,9 @@ class PolicyRepository:
         with self._session() as s:
             row = s.scalar(select(ScalingPolicyRow).where(ScalingPolicyRow.name == name))
             if row is None:
-                raise StoreError(f"no policy named {name!r}; apply it first "
-                                 "(capplan policies apply FILE)")
+                raise StoreError(
+                    f"no policy named {name!r}; apply it first (capplan policies apply FILE)"
+                )
             return self._version_of(s, name, row.version)
 
     def get_policy(self, name: str) -> ScalingPolicy:
@@ -122,8 +172,11 @@ class PolicyRepository:
 
     @staticmethod
     def _version_of(s: Session, name: str, version: int) -> PolicyVersion:
-        row = s.scalar(select(PolicyVersionRow).where(PolicyVersionRow.name == name,
-                                                      PolicyVersionRow.version == version))
+        row = s.scalar(
+            select(PolicyVersionRow).where(
+                PolicyVersionRow.name == name, PolicyVersionRow.version == version
+            )
+        )
         if row is None:
             raise StoreError(f"policy {name!r} has no version {version}")
         return _version(row)
@@ -131,17 +184,27 @@ class PolicyRepository:
     def list_policies(self) -> list[PolicyVersion]:
         """Every policy at its current version, by name."""
         with self._session() as s:
-            rows = s.execute(select(PolicyVersionRow).join(
-                ScalingPolicyRow, (ScalingPolicyRow.name == PolicyVersionRow.name)
-                & (ScalingPolicyRow.version == PolicyVersionRow.version))
-                .order_by(PolicyVersionRow.name)).scalars()
+            rows = s.execute(
+                select(PolicyVersionRow)
+                .join(
+                    ScalingPolicyRow,
+                    (ScalingPolicyRow.name == PolicyVersionRow.name)
+                    & (ScalingPolicyRow.version == PolicyVersionRow.version),
+                )
+                .order_by(PolicyVersionRow.name)
+            ).scalars()
             return [_version(r) for r in rows]
 
     def policy_history(self, name: str) -> list[PolicyVersion]:
         """Every version of a policy, oldest first; :class:`StoreError` for an unknown name."""
         with self._session() as s:
-            rows = list(s.scalars(select(PolicyVersionRow).where(PolicyVersionRow.name == name)
-                                  .order_by(PolicyVersionRow.version)))
+            rows = list(
+                s.scalars(
+                    select(PolicyVersionRow)
+                    .where(PolicyVersionRow.name == name)
+                    .order_by(PolicyVersionRow.version)
+                )
+            )
         if not rows:
             raise StoreError(f"no policy named {name!r}")
         return [_version(r) for r in rows]

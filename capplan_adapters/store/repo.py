@@ -56,8 +56,9 @@ _WITH_CHILDREN = (selectinload(CapacityPlanRow.steps), selectinload(CapacityPlan
 __all__ = ["CapRefused", "DecisionConflict", "PlanStore", "StalePlan", "StoreError"]
 
 
-class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRepository,
-                RetentionRepository):
+class PlanStore(
+    PolicyRepository, MetricsRepository, ExecutionRepository, OpsRepository, RetentionRepository
+):
     """Repository over one database. Build with :func:`capplan_adapters.store.db.open_store`."""
 
     def __init__(self, engine: Engine) -> None:
@@ -82,31 +83,41 @@ class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRep
                 return found
         try:
             with self._session.begin() as s:
-                pol = s.scalar(select(ScalingPolicyRow)
-                               .where(ScalingPolicyRow.name == rec.policy_name))
+                pol = s.scalar(
+                    select(ScalingPolicyRow).where(ScalingPolicyRow.name == rec.policy_name)
+                )
                 if pol is None:
-                    raise StoreError(f"no policy named {rec.policy_name!r}; apply it first "
-                                     "(capplan policies apply FILE)")
+                    raise StoreError(
+                        f"no policy named {rec.policy_name!r}; apply it first "
+                        "(capplan policies apply FILE)"
+                    )
                 plan = insert_plan(s, rec, pol.id)
                 made_under = rec.details.get("policy_version")
-                if made_under is not None and int(made_under) != pol.version \
-                        and plan.status == PlanStatus.PROPOSED:
+                if (
+                    made_under is not None
+                    and int(made_under) != pol.version
+                    and plan.status == PlanStatus.PROPOSED
+                ):
                     supersede_outdated(s, plan, int(made_under), pol.version)
                 elif plan.status == PlanStatus.PROPOSED:
                     supersede_proposed(s, plan)
                 return plan.id
         except IntegrityError:
             # a concurrent retry of the same run stored it first: return that plan
-            found = None if rec.flow_run_id is None else self._plan_id_for(rec.flow_run_id,
-                                                                           rec.queue)
+            found = (
+                None if rec.flow_run_id is None else self._plan_id_for(rec.flow_run_id, rec.queue)
+            )
             if found is None:
                 raise
             return found
 
     def _plan_id_for(self, flow_run_id: str, queue: str) -> int | None:
         with self.session() as s:
-            return s.scalar(select(CapacityPlanRow.id).where(
-                CapacityPlanRow.flow_run_id == flow_run_id, CapacityPlanRow.queue == queue))
+            return s.scalar(
+                select(CapacityPlanRow.id).where(
+                    CapacityPlanRow.flow_run_id == flow_run_id, CapacityPlanRow.queue == queue
+                )
+            )
 
     def newer_plan(self, plan_id: int) -> StoredPlan | None:
         """The newest plan of the same queue made after ``plan_id`` (skipped ones aside)."""
@@ -120,7 +131,8 @@ class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRep
     def get_plan(self, plan_id: int) -> StoredPlan:
         with self.session() as s:
             plan = s.scalar(
-                select(CapacityPlanRow).where(CapacityPlanRow.id == plan_id)
+                select(CapacityPlanRow)
+                .where(CapacityPlanRow.id == plan_id)
                 .options(*_WITH_CHILDREN)
             )
             if plan is None:
@@ -136,11 +148,14 @@ class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRep
                 q = q.where(CapacityPlanRow.queue == queue)
             if status:
                 q = q.where(CapacityPlanRow.status == status)
-            return [plan_from_row(p)
-                    for p in s.scalars(q.order_by(CapacityPlanRow.id.desc()).limit(limit))]
+            return [
+                plan_from_row(p)
+                for p in s.scalars(q.order_by(CapacityPlanRow.id.desc()).limit(limit))
+            ]
 
-    def set_flow_run(self, plan_id: int, flow_run_id: str,
-                     approval_deadline: datetime | None = None) -> None:
+    def set_flow_run(
+        self, plan_id: int, flow_run_id: str, approval_deadline: datetime | None = None
+    ) -> None:
         """Link the plan to the run deciding it (and when an undecided plan expires)."""
         with self._session.begin() as s:
             plan = s.get(CapacityPlanRow, plan_id)
@@ -148,11 +163,15 @@ class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRep
                 raise StoreError(f"no plan with id {plan_id}")
             plan.flow_run_id = flow_run_id
             if approval_deadline is not None:
-                plan.details = {**plan.details,
-                                "approval_deadline": approval_deadline.isoformat()}
+                plan.details = {**plan.details, "approval_deadline": approval_deadline.isoformat()}
 
     def transition(
-        self, plan_id: int, to: PlanStatus, *, actor: str, comment: str | None = None,
+        self,
+        plan_id: int,
+        to: PlanStatus,
+        *,
+        actor: str,
+        comment: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> StoredPlan:
         """Move a plan to a new status, audited. Approve/reject/expire are decisions, made once.
@@ -166,14 +185,20 @@ class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRep
         """
         try:
             with self._session.begin() as s:
-                plan = s.scalar(select(CapacityPlanRow).where(CapacityPlanRow.id == plan_id)
-                                .with_for_update())
+                plan = s.scalar(
+                    select(CapacityPlanRow).where(CapacityPlanRow.id == plan_id).with_for_update()
+                )
                 if plan is None:
                     raise StoreError(f"no plan with id {plan_id}")
                 newer = newer_plan_row(s, plan) if to == PlanStatus.APPROVED else None
                 change = rules.transition(
-                    plan_facts(plan), to, actor=actor, comment=comment, details=details,
-                    newer=None if newer is None else (newer.id, newer.status))
+                    plan_facts(plan),
+                    to,
+                    actor=actor,
+                    comment=comment,
+                    details=details,
+                    newer=None if newer is None else (newer.id, newer.status),
+                )
                 if to == PlanStatus.APPROVED:
                     supersede_live(s, plan)
                 apply_update(s, plan, change)
@@ -181,8 +206,10 @@ class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRep
                 return plan_from_row(plan)
         except IntegrityError as err:
             # the partial unique index: another plan of the queue went live at the same time
-            raise DecisionConflict(f"plan {plan_id}: another plan of its queue became live "
-                                   f"at the same time ({err.orig})") from err
+            raise DecisionConflict(
+                f"plan {plan_id}: another plan of its queue became live "
+                f"at the same time ({err.orig})"
+            ) from err
 
     def policy_for_plan(self, plan: StoredPlan) -> ScalingPolicy:
         """The policy version ``plan`` was made under (its steps execute under it); a plan
@@ -195,10 +222,13 @@ class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRep
     def plan_for_flow_run(self, flow_run_id: str) -> StoredPlan | None:
         """The plan a (child) flow run made; a resumed, suspended run finds its plan here."""
         with self.session() as s:
-            row = s.scalar(select(CapacityPlanRow)
-                           .where(CapacityPlanRow.flow_run_id == flow_run_id)
-                           .options(*_WITH_CHILDREN)
-                           .order_by(CapacityPlanRow.id.desc()).limit(1))
+            row = s.scalar(
+                select(CapacityPlanRow)
+                .where(CapacityPlanRow.flow_run_id == flow_run_id)
+                .options(*_WITH_CHILDREN)
+                .order_by(CapacityPlanRow.id.desc())
+                .limit(1)
+            )
             return None if row is None else plan_from_row(row)
 
     def expire_undecided(self, now: datetime, *, actor: str = "capplan") -> list[int]:
@@ -216,7 +246,8 @@ class PlanStore(PolicyRepository, MetricsRepository, ExecutionRepository, OpsRep
                 select(CapacityPlanRow)
                 .where(CapacityPlanRow.queue == queue, CapacityPlanRow.status.in_(LIVE))
                 .options(*_WITH_CHILDREN)
-                .order_by(CapacityPlanRow.id.desc()).limit(1)
+                .order_by(CapacityPlanRow.id.desc())
+                .limit(1)
             )
             return None if row is None else plan_from_row(row)
 

@@ -77,7 +77,12 @@ class Supervisord:
 
 
 def start_supervisord(
-    workdir: Path, tid: str, redis_url: str, *, queue: str | None = None, numprocs: int = 6,
+    workdir: Path,
+    tid: str,
+    redis_url: str,
+    *,
+    queue: str | None = None,
+    numprocs: int = 6,
     startup_timeout_s: float = 20.0,
 ) -> Supervisord:
     """Write ``workdir/supervisord.conf`` and start supervisord; returns once it answers.
@@ -93,16 +98,28 @@ def start_supervisord(
     if threading.current_thread() is threading.main_thread() and sys.platform == "linux":
         # the signal follows the thread that forks: only the main thread outlives the pool
         command = [sys.executable, "-c", _PARENT_DEATH_EXEC, str(os.getpid()), *command]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    sup = Supervisord(url=f"http://127.0.0.1:{port}/RPC2", username=user, password=password,
-                      group=GROUP, numprocs=numprocs, queue=queue, redis_url=redis_url,
-                      tid=tid, proc=proc, log_dir=workdir)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    sup = Supervisord(
+        url=f"http://127.0.0.1:{port}/RPC2",
+        username=user,
+        password=password,
+        group=GROUP,
+        numprocs=numprocs,
+        queue=queue,
+        redis_url=redis_url,
+        tid=tid,
+        proc=proc,
+        log_dir=workdir,
+    )
     deadline = time.monotonic() + startup_timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise HarnessError(f"supervisord exited with {proc.returncode}: "
-                               f"{(workdir / 'supervisord.log').read_text()[-2000:]}")
+            raise HarnessError(
+                f"supervisord exited with {proc.returncode}: "
+                f"{(workdir / 'supervisord.log').read_text()[-2000:]}"
+            )
         try:
             if sup.rpc().supervisor.getState()["statename"] == "RUNNING":
                 return sup
@@ -161,20 +178,29 @@ _PARENT_DEATH_EXEC = (
     "ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)\n"
     "if os.getppid() != int(sys.argv[1]):\n"
     "    sys.exit(0)\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n")
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 def orphans(tid: str) -> list[str]:
     """``ps`` lines of live processes whose command line carries ``tid``."""
     # -ww: never cut the command line to the terminal width (COLUMNS), where the tid is
-    out = subprocess.run(["ps", "-ww", "-eo", "pid,stat,args"], capture_output=True, text=True,
-                         check=True).stdout
-    return [line for line in out.splitlines()[1:]
-            if tid in line and line.split()[1][:1] != "Z"]
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid,stat,args"], capture_output=True, text=True, check=True
+    ).stdout
+    return [line for line in out.splitlines()[1:] if tid in line and line.split()[1][:1] != "Z"]
 
 
-def rq_program(name: str, queue: str, redis_url: str, tid: str, numprocs: int, log_dir: Path,
-               *, start_retries: int = 3) -> str:
+def rq_program(
+    name: str,
+    queue: str,
+    redis_url: str,
+    tid: str,
+    numprocs: int,
+    log_dir: Path,
+    *,
+    start_retries: int = 3,
+) -> str:
     """A supervisord ``[program:NAME]`` of ``numprocs`` real ``rq worker`` processes on
     ``queue``, none started (capplan's scaler starts them); names and logs carry ``tid``."""
     return f"""[program:{name}]
@@ -197,8 +223,16 @@ stdout_logfile={log_dir}/%(program_name)s_%(process_num)02d.log
 """
 
 
-def _config(tmp: Path, port: int, user: str, password: str, queue: str, tid: str,
-            redis_url: str, numprocs: int) -> str:
+def _config(
+    tmp: Path,
+    port: int,
+    user: str,
+    password: str,
+    queue: str,
+    tid: str,
+    redis_url: str,
+    numprocs: int,
+) -> str:
     return f"""
 [supervisord]
 nodaemon=true

@@ -21,7 +21,9 @@ try:
 except ModuleNotFoundError as err:  # rq is the 'live' extra, not a runtime dependency
     raise ModuleNotFoundError(
         "the live demo needs RQ: install capplan with the 'live' extra "
-        "(pip install 'capplan[live]'; bin/setup installs it)", name=err.name) from err
+        "(pip install 'capplan[live]'; bin/setup installs it)",
+        name=err.name,
+    ) from err
 
 
 @dataclass(frozen=True)
@@ -147,9 +149,13 @@ class LoadGenerator:
                 if self._stop.wait(max(0.0, nxt - self._now())):
                     return
                 elapsed = nxt
-                self.queue.enqueue(self.func, self.job_s,
-                                   job_id=f"{self.job_id_prefix}-{self.enqueued}",
-                                   result_ttl=self.result_ttl_s, failure_ttl=300)
+                self.queue.enqueue(
+                    self.func,
+                    self.job_s,
+                    job_id=f"{self.job_id_prefix}-{self.enqueued}",
+                    result_ttl=self.result_ttl_s,
+                    failure_ttl=300,
+                )
                 self.enqueued_at.append(time.time())
         except BaseException as err:  # surfaced by stop()
             self.errors.append(err)

@@ -67,8 +67,11 @@ class LoopReport:
 
     @property
     def wait_p95_s(self) -> float:
-        return float(np.percentile(self.waits_after_step_s, 95)) if self.waits_after_step_s \
+        return (
+            float(np.percentile(self.waits_after_step_s, 95))
+            if self.waits_after_step_s
             else float("nan")
+        )
 
 
 def _import_before_threads() -> None:
@@ -84,8 +87,15 @@ def _import_before_threads() -> None:
 class ClosedLoop:
     """Run the scenario once in ``workdir`` against Redis ``redis_url`` (a db of its own)."""
 
-    def __init__(self, spec: LoopSpec, workdir: Path, redis_url: str,
-                 on_event: Event | None = None, *, tid: str | None = None) -> None:
+    def __init__(
+        self,
+        spec: LoopSpec,
+        workdir: Path,
+        redis_url: str,
+        on_event: Event | None = None,
+        *,
+        tid: str | None = None,
+    ) -> None:
         self.spec, self.workdir, self.redis_url = spec, workdir, redis_url
         self.on_event = on_event or (lambda kind, data: None)
         self.tid = tid or f"live{uuid.uuid4().hex[:8]}"
@@ -102,14 +112,17 @@ class ClosedLoop:
             self._stop.set()
 
     def run(self) -> LoopReport:
-        sup = start_supervisord(self.workdir, self.tid, self.redis_url,
-                                numprocs=self.spec.numprocs)
+        sup = start_supervisord(self.workdir, self.tid, self.redis_url, numprocs=self.spec.numprocs)
         try:
-            with settings_environment({
-                    "CAPPLAN_SCALER": "supervisor", "CAPPLAN_SUPERVISOR_URL": sup.url,
+            with settings_environment(
+                {
+                    "CAPPLAN_SCALER": "supervisor",
+                    "CAPPLAN_SUPERVISOR_URL": sup.url,
                     "CAPPLAN_SUPERVISOR_USERNAME": sup.username,
                     "CAPPLAN_SUPERVISOR_PASSWORD": sup.password,
-                    "CAPPLAN_REDIS_URL": self.redis_url}):
+                    "CAPPLAN_REDIS_URL": self.redis_url,
+                }
+            ):
                 return self._run(sup)
         finally:
             self._stop.set()
@@ -133,22 +146,37 @@ class ClosedLoop:
         now = datetime.now(UTC)
         step_dt = step_time(spec, now)
         written = plan_store().record_metrics(backfill_rows(spec, sup.queue, step_dt, now))
-        self.on_event("start", {"queue": sup.queue, "group": sup.group, "backfilled": written,
-                                "workers": spec.start_workers, "step_at": step_dt.isoformat(),
-                                "days": spec.history_days})
+        self.on_event(
+            "start",
+            {
+                "queue": sup.queue,
+                "group": sup.group,
+                "backfilled": written,
+                "workers": spec.start_workers,
+                "step_at": step_dt.isoformat(),
+                "days": spec.history_days,
+            },
+        )
         report = LoopReport(step_at=step_dt.timestamp())
         redis = Redis.from_url(self.redis_url)
-        gen = LoadGenerator(Queue(sup.queue, connection=redis),
-                            [RateStep(0, spec.low_rate_per_s),
-                             RateStep(step_dt.timestamp() - time.time(), spec.high_rate_per_s)],
-                            job_s=spec.job_s, rng=np.random.default_rng(spec.seed),
-                            result_ttl_s=900)
-        threads = [threading.Thread(target=self._guard(target), args=args, name=name,
-                                    daemon=True)
-                   for name, target, args in (
-                       ("capplan-live-watch", self._watch, (sup, policy, report)),
-                       ("capplan-live-apply", self._sweep, (report,)),
-                       ("capplan-live-plan", self._cycles, (policy_path, report)))]
+        gen = LoadGenerator(
+            Queue(sup.queue, connection=redis),
+            [
+                RateStep(0, spec.low_rate_per_s),
+                RateStep(step_dt.timestamp() - time.time(), spec.high_rate_per_s),
+            ],
+            job_s=spec.job_s,
+            rng=np.random.default_rng(spec.seed),
+            result_ttl_s=900,
+        )
+        threads = [
+            threading.Thread(target=self._guard(target), args=args, name=name, daemon=True)
+            for name, target, args in (
+                ("capplan-live-watch", self._watch, (sup, policy, report)),
+                ("capplan-live-apply", self._sweep, (report,)),
+                ("capplan-live-plan", self._cycles, (policy_path, report)),
+            )
+        ]
         gen.start()
         for t in threads:
             t.start()
@@ -165,22 +193,33 @@ class ClosedLoop:
         if self._errors:
             raise self._errors[0]
         report.enqueued = gen.enqueued
-        report.waits_after_step_s = job_waits_s(redis, gen.job_id_prefix, gen.enqueued,
-                                                since=report.step_at + spec.settle_s,
-                                                until=time.time())
-        self.on_event("done", {"wait_p95_s": report.wait_p95_s,
-                               "jobs_measured": len(report.waits_after_step_s),
-                               "stopped": report.stopped})
+        report.waits_after_step_s = job_waits_s(
+            redis,
+            gen.job_id_prefix,
+            gen.enqueued,
+            since=report.step_at + spec.settle_s,
+            until=time.time(),
+        )
+        self.on_event(
+            "done",
+            {
+                "wait_p95_s": report.wait_p95_s,
+                "jobs_measured": len(report.waits_after_step_s),
+                "stopped": report.stopped,
+            },
+        )
         return report
 
     def _guard(self, target: Callable[..., None]) -> Callable[..., None]:
         """``target`` whose exception ends the loop and is raised by :meth:`run`."""
+
         def run(*args: Any) -> None:
             try:
                 target(*args)
             except BaseException as err:  # noqa: BLE001 - re-raised by run()
                 self._errors.append(err)
                 self.stop(f"{type(err).__name__}: {err}")
+
         return run
 
     def _cycles(self, policy_path: Path, report: LoopReport) -> None:
@@ -198,17 +237,29 @@ class ClosedLoop:
         # the loop's policy is applied like an operator's (a new version only if it changed)
         policies = load_policies(policy_path)
         plan_store().apply_policies(policies, actor="capplan-live")
-        results = asyncio.run(capacity_plan(policies=[p.name for p in policies],
-                                            approval="policy", approval_poll_s=1,
-                                            requested_by="capplan-live"))
+        results = asyncio.run(
+            capacity_plan(
+                policies=[p.name for p in policies],
+                approval="policy",
+                approval_poll_s=1,
+                requested_by="capplan-live",
+            )
+        )
         for r in results:
-            self.on_event("plan", {"id": r.get("id"), "status": r.get("status"),
-                                   "from": r.get("current_workers"),
-                                   "to": r.get("target_workers"),
-                                   "steps": [(s["execute_at"], s["from_workers"],
-                                              s["to_workers"], s["status"])
-                                             for s in r.get("steps") or []],
-                                   "reason": r.get("skipped_reason") or r.get("error")})
+            self.on_event(
+                "plan",
+                {
+                    "id": r.get("id"),
+                    "status": r.get("status"),
+                    "from": r.get("current_workers"),
+                    "to": r.get("target_workers"),
+                    "steps": [
+                        (s["execute_at"], s["from_workers"], s["to_workers"], s["status"])
+                        for s in r.get("steps") or []
+                    ],
+                    "reason": r.get("skipped_reason") or r.get("error"),
+                },
+            )
         return results
 
     def _sweep(self, report: LoopReport) -> None:
@@ -217,8 +268,7 @@ class ClosedLoop:
         from capplan_app.bootstrap import plan_store, step_scaler
         from capplan_core.execution.due import DueRun, apply_due
 
-        run = DueRun(run_id=f"live-sweeper-{self.tid}", actor="capplan-live",
-                     wait_ready_s=20.0)
+        run = DueRun(run_id=f"live-sweeper-{self.tid}", actor="capplan-live", wait_ready_s=20.0)
         while not self._stop.wait(self.spec.apply_every_s):
             for done in apply_due(plan_store(), step_scaler, run=run):
                 if done["outcome"] == "deferred":
@@ -245,10 +295,14 @@ class ClosedLoop:
             if now >= next_collect:
                 next_collect = now + self.spec.collect_every_s
                 result = collect_once(
-                    sources, lambda rows: setattr(report, "collected_rows",
-                                                  report.collected_rows
-                                                  + store.record_metrics(rows)),
-                    datetime.now(UTC), previous=cache, interval_s=self.spec.collect_every_s)
+                    sources,
+                    lambda rows: setattr(
+                        report, "collected_rows", report.collected_rows + store.record_metrics(rows)
+                    ),
+                    datetime.now(UTC),
+                    previous=cache,
+                    interval_s=self.spec.collect_every_s,
+                )
                 for row in result.rows:
                     self.on_event("measured", _measured(row))
                 for err in result.errors:
@@ -258,5 +312,9 @@ class ClosedLoop:
 
 def _measured(row: dict[str, Any]) -> dict[str, Any]:
     extra = row.get("extra") or {}
-    return {"arrival_rate": row.get("arrival_rate"), "backlog": row.get("backlog"),
-            "workers": row.get("workers"), "wait_p95_s": extra.get("wait_p95_s")}
+    return {
+        "arrival_rate": row.get("arrival_rate"),
+        "backlog": row.get("backlog"),
+        "workers": row.get("workers"),
+        "wait_p95_s": extra.get("wait_p95_s"),
+    }

@@ -7,8 +7,9 @@ from redis import Redis
 from capplan_adapters.metrics.rq_source import parse_rq_time
 
 
-def job_waits_s(redis: Redis, job_id_prefix: str, count: int, *, since: float,
-                until: float) -> list[float]:
+def job_waits_s(
+    redis: Redis, job_id_prefix: str, count: int, *, since: float, until: float
+) -> list[float]:
     """Waits (s) of jobs ``{prefix}-0 … {prefix}-{count-1}`` enqueued in ``[since, until)``
     (epoch seconds). A job not started by ``until`` counts with ``until − enqueued_at`` (a
     lower bound: it waited at least that long), so a pool that falls behind cannot hide."""

@@ -51,37 +51,51 @@ class LoopSpec:
 
 def step_time(spec: LoopSpec, now: datetime) -> datetime:
     """The first minute boundary at least ``spec.step_lead_s`` after ``now``."""
-    return (now + timedelta(seconds=spec.step_lead_s + 59.999)).replace(second=0,
-                                                                         microsecond=0)
+    return (now + timedelta(seconds=spec.step_lead_s + 59.999)).replace(second=0, microsecond=0)
 
 
 def live_policy(spec: LoopSpec, queue: str, group: str, redis_url: str) -> dict[str, Any]:
     """The policy of the compressed loop (a ``policies:`` list item)."""
     return {
-        "name": f"live-{queue}", "queue": queue, "mode": "auto",
+        "name": f"live-{queue}",
+        "queue": queue,
+        "mode": "auto",
         "target": {"kind": "supervisor", "name": group},
         "source": {"kind": "rq", "redis_url": redis_url},
         "slo": {"wait_p95_seconds": spec.slo_wait_p95_s},
-        "scaling": {"min_workers": spec.start_workers, "max_workers": spec.numprocs,
-                    "max_step": spec.numprocs, "cooldown_seconds": 0, "safety_margin": 0.2,
-                    "startup_seconds": spec.startup_s, "confidence_threshold": 0.8,
-                    "scale_down_windows": 30, "auto_max_change": spec.numprocs},
+        "scaling": {
+            "min_workers": spec.start_workers,
+            "max_workers": spec.numprocs,
+            "max_step": spec.numprocs,
+            "cooldown_seconds": 0,
+            "safety_margin": 0.2,
+            "startup_seconds": spec.startup_s,
+            "confidence_threshold": 0.8,
+            "scale_down_windows": 30,
+            "auto_max_change": spec.numprocs,
+        },
         # seasonal naive: "the same as this time yesterday" is the scenario; with days of
         # 1-minute history (a 1440-step season) the rolling-origin choice of `auto` prefers a
         # moving average, which cannot see a step that happens once a day
-        "forecast": {"model": "seasonal_naive", "horizon_hours": 0.25, "interval_minutes": 1,
-                     "seasonality": ["daily"]},
+        "forecast": {
+            "model": "seasonal_naive",
+            "horizon_hours": 0.25,
+            "interval_minutes": 1,
+            "seasonality": ["daily"],
+        },
         "simulation": {"replications": spec.replications, "seed": spec.seed},
     }
 
 
-def backfill_rows(spec: LoopSpec, queue: str, step_at: datetime, until: datetime
-                  ) -> list[dict[str, Any]]:
+def backfill_rows(
+    spec: LoopSpec, queue: str, step_at: datetime, until: datetime
+) -> list[dict[str, Any]]:
     """1-minute rows from ``history_days`` (plus ``history_lead_h``) before ``until`` up to
     it: the low rate, and the high rate for ``high_minutes`` from ``step_at``'s time of day
     on each earlier day (workers sized to it)."""
     start = (until - spec.history_days * DAY - timedelta(hours=spec.history_lead_h)).replace(
-        second=0, microsecond=0)
+        second=0, microsecond=0
+    )
     step_tod = step_at - step_at.replace(hour=0, minute=0, second=0, microsecond=0)
     rng = np.random.default_rng(spec.seed)
     rows, t = [], start
@@ -89,11 +103,20 @@ def backfill_rows(spec: LoopSpec, queue: str, step_at: datetime, until: datetime
         tod = t - t.replace(hour=0, minute=0, second=0, microsecond=0)
         high = (tod - step_tod) % DAY < timedelta(minutes=spec.high_minutes)
         rate = spec.high_rate_per_s if high else spec.low_rate_per_s
-        rows.append({"queue_name": queue, "recorded_at": t,
-                     "arrival_rate": max(0.0, rate * (1 + 0.03 * rng.standard_normal())),
-                     "service_rate": 1.0 / spec.job_s, "backlog": 0.0,
-                     "workers": float(6 if high else spec.start_workers),
-                     "extra": {"service_time_p95": spec.job_s, "service_time_scv": 0.02,
-                               "source": "backfill"}})
+        rows.append(
+            {
+                "queue_name": queue,
+                "recorded_at": t,
+                "arrival_rate": max(0.0, rate * (1 + 0.03 * rng.standard_normal())),
+                "service_rate": 1.0 / spec.job_s,
+                "backlog": 0.0,
+                "workers": float(6 if high else spec.start_workers),
+                "extra": {
+                    "service_time_p95": spec.job_s,
+                    "service_time_scv": 0.02,
+                    "source": "backfill",
+                },
+            }
+        )
         t += timedelta(minutes=1)
     return rows

@@ -39,18 +39,26 @@ class DecisionClaim:
     apply_hours: float | None = None
 
 
-def _message(plan_id: int, decision: str, max_workers: int | None,
-             apply_hours: float | None) -> bytes:
+def _message(
+    plan_id: int, decision: str, max_workers: int | None, apply_hours: float | None
+) -> bytes:
     hours = "" if apply_hours is None else repr(float(apply_hours))
     workers = "" if max_workers is None else str(int(max_workers))
     return f"capplan-approval:v1:{plan_id}:{decision}:{workers}:{hours}".encode()
 
 
-def approval_code(key: str, plan_id: int, decision: str, *, max_workers: int | None = None,
-                  apply_hours: float | None = None) -> str:
+def approval_code(
+    key: str,
+    plan_id: int,
+    decision: str,
+    *,
+    max_workers: int | None = None,
+    apply_hours: float | None = None,
+) -> str:
     """The code an approver holding ``key`` gives for this decision on this plan."""
-    digest = hmac.new(key.encode(), _message(plan_id, decision, max_workers, apply_hours),
-                      hashlib.sha256).hexdigest()
+    digest = hmac.new(
+        key.encode(), _message(plan_id, decision, max_workers, apply_hours), hashlib.sha256
+    ).hexdigest()
     return digest[:CODE_CHARS]
 
 
@@ -64,8 +72,9 @@ def key_ref(policy: ScalingPolicy, approver: str) -> str:
     return policy.approval.approver_keys.get(approver, DEFAULT_KEY_REF.format(name=approver))
 
 
-def authorization_problem(policy: ScalingPolicy, approver: str,
-                          requesters: Iterable[str]) -> str | None:
+def authorization_problem(
+    policy: ScalingPolicy, approver: str, requesters: Iterable[str]
+) -> str | None:
     """Why ``approver`` may not decide a plan of ``policy`` (None: they may).
 
     Listed in ``approval.approvers``, and, with ``approval.require_distinct_requester``, not
@@ -74,22 +83,33 @@ def authorization_problem(policy: ScalingPolicy, approver: str,
     listed = policy.approval.approvers
     if approver not in listed:
         who = ", ".join(listed) if listed else "nobody (approval.approvers is empty)"
-        return (f"approver {approver!r} is not listed for policy {policy.name!r} "
-                f"(approval.approvers: {who})")
+        return (
+            f"approver {approver!r} is not listed for policy {policy.name!r} "
+            f"(approval.approvers: {who})"
+        )
     if policy.approval.require_distinct_requester:
         asked = sorted({r for r in requesters if r})
         if approver in asked:
-            return (f"approver {approver!r} requested this plan (requesters: "
-                    f"{', '.join(asked)}); policy {policy.name!r} requires a distinct approver")
+            return (
+                f"approver {approver!r} requested this plan (requesters: "
+                f"{', '.join(asked)}); policy {policy.name!r} requires a distinct approver"
+            )
     return None
 
 
 def code_problem(claim: DecisionClaim, key: str) -> str | None:
     """Why the claim's code does not prove ``key``'s holder made this decision (None: it
     does). Compared in constant time."""
-    want = approval_code(key, claim.plan_id, claim.decision, max_workers=claim.max_workers,
-                         apply_hours=claim.apply_hours)
+    want = approval_code(
+        key,
+        claim.plan_id,
+        claim.decision,
+        max_workers=claim.max_workers,
+        apply_hours=claim.apply_hours,
+    )
     if not hmac.compare_digest(want, claim.code.strip().lower()):
-        return (f"the approval code does not match approver {claim.approver!r}'s key for "
-                f"{claim.decision} on plan {claim.plan_id} with these limits")
+        return (
+            f"the approval code does not match approver {claim.approver!r}'s key for "
+            f"{claim.decision} on plan {claim.plan_id} with these limits"
+        )
     return None

@@ -21,18 +21,23 @@ def cap_problem(max_workers: int | None, current_workers: int | None) -> str | N
     if max_workers is None:
         return None
     if max_workers < 1:
-        return (f"max_workers={max_workers} is refused: a cap never scales the pool to zero "
-                "(use a value >= 1, or reject the plan)")
+        return (
+            f"max_workers={max_workers} is refused: a cap never scales the pool to zero "
+            "(use a value >= 1, or reject the plan)"
+        )
     if current_workers is not None and max_workers < current_workers:
-        return (f"max_workers={max_workers} is below the plan's current count of "
-                f"{current_workers} workers: a cap only narrows a plan's scale-up, it cannot "
-                "turn it into an unsimulated scale-down (reject the plan and re-plan, or use "
-                f"max_workers >= {current_workers})")
+        return (
+            f"max_workers={max_workers} is below the plan's current count of "
+            f"{current_workers} workers: a cap only narrows a plan's scale-up, it cannot "
+            "turn it into an unsimulated scale-down (reject the plan and re-plan, or use "
+            f"max_workers >= {current_workers})"
+        )
     return None
 
 
-def capped_steps(start_workers: int, steps: Sequence[tuple[int, int]],
-                 max_workers: int) -> list[tuple[int, int]]:
+def capped_steps(
+    start_workers: int, steps: Sequence[tuple[int, int]], max_workers: int
+) -> list[tuple[int, int]]:
     """The (from_workers, to_workers) of each step under the cap, in order.
 
     ``start_workers`` is the count before the first step. Each step's target is clipped to

@@ -11,8 +11,10 @@ def stale_plan_problem(plan_id: int, queue: str, newer: tuple[int, str] | None) 
     (``newer`` = that plan's id and status), or None."""
     if newer is None:
         return None
-    return (f"plan {plan_id} is no longer the newest plan of queue {queue!r}: plan "
-            f"{newer[0]} ({newer[1]}) is newer; decide on that one")
+    return (
+        f"plan {plan_id} is no longer the newest plan of queue {queue!r}: plan "
+        f"{newer[0]} ({newer[1]}) is newer; decide on that one"
+    )
 
 
 def cap_refusal(plan_id: int, max_workers: int | None, current_workers: int | None) -> str | None:

@@ -29,12 +29,12 @@ from capplan_core.policy import Mode, ScalingPolicy
 
 
 class Verdict(StrEnum):
-    RECORD = "record"            # changes nothing: stored as applied, no approval
-    ADVISORY = "advisory"        # never executed
-    APPROVE = "approve"          # capplan approves (auto)
+    RECORD = "record"  # changes nothing: stored as applied, no approval
+    ADVISORY = "advisory"  # never executed
+    APPROVE = "approve"  # capplan approves (auto)
     APPROVE_CAPPED = "approve-capped"  # capplan approves up to ``cap`` workers (auto)
-    ASK_PERSON = "ask-person"    # wait for an approver
-    HOLD = "hold"                # nobody can approve: hold the current count
+    ASK_PERSON = "ask-person"  # wait for an approver
+    HOLD = "hold"  # nobody can approve: hold the current count
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,8 @@ class PolicyVerdict:
 
     verdict: Verdict
     reason: str
-    cap: int | None = None       # APPROVE_CAPPED: the most workers auto may command now
-    alert: str | None = None     # a pool the plan cannot keep within its SLO
+    cap: int | None = None  # APPROVE_CAPPED: the most workers auto may command now
+    alert: str | None = None  # a pool the plan cannot keep within its SLO
 
 
 def falling_behind(decision: Decision, now: datetime, window_s: float) -> bool:
@@ -54,14 +54,18 @@ def falling_behind(decision: Decision, now: datetime, window_s: float) -> bool:
     if not steps:
         return False
     first = steps[0]
-    return (first.to_workers > first.from_workers
-            and first.execute_at <= now + timedelta(seconds=window_s))
+    return first.to_workers > first.from_workers and first.execute_at <= now + timedelta(
+        seconds=window_s
+    )
 
 
 def _auto_problems(policy: ScalingPolicy, decision: Decision) -> list[str]:
     """Why auto may not approve this plan as it is (empty: it may)."""
-    return [r for r in decision.proposal.reasons
-            if "auto approval downgraded" in r or "exceeds auto_max_change" in r]
+    return [
+        r
+        for r in decision.proposal.reasons
+        if "auto approval downgraded" in r or "exceeds auto_max_change" in r
+    ]
 
 
 def _slo_alert(policy: ScalingPolicy, decision: Decision) -> str | None:
@@ -70,39 +74,61 @@ def _slo_alert(policy: ScalingPolicy, decision: Decision) -> str | None:
     if decision.slo_achievable and decision.confidence >= threshold:
         return None
     shortfall = [r for r in decision.reasons if r.startswith("SLO not achievable")]
-    detail = shortfall[0] if shortfall else (
-        f"confidence {decision.confidence:.2f} is below the threshold {threshold:.2f} after "
-        f"{decision.attempts} attempt(s)")
-    return (f"the SLO cannot be met within the policy's limits ({detail}); applying the "
-            f"best the limits allow: {decision.proposal.current_workers} -> "
-            f"{decision.proposal.target_workers} workers")
+    detail = (
+        shortfall[0]
+        if shortfall
+        else (
+            f"confidence {decision.confidence:.2f} is below the threshold {threshold:.2f} after "
+            f"{decision.attempts} attempt(s)"
+        )
+    )
+    return (
+        f"the SLO cannot be met within the policy's limits ({detail}); applying the "
+        f"best the limits allow: {decision.proposal.current_workers} -> "
+        f"{decision.proposal.target_workers} workers"
+    )
 
 
 def policy_verdict(policy: ScalingPolicy, decision: Decision, *, now: datetime) -> PolicyVerdict:
     """Decide by policy what happens to a new plan (see the module doc)."""
     p = decision.proposal
     if not p.steps:
-        return PolicyVerdict(Verdict.RECORD, f"changes nothing ({p.current_workers} -> "
-                             f"{p.current_workers} workers over the horizon): recorded, no "
-                             "approval needed")
+        return PolicyVerdict(
+            Verdict.RECORD,
+            f"changes nothing ({p.current_workers} -> "
+            f"{p.current_workers} workers over the horizon): recorded, no "
+            "approval needed",
+        )
     if policy.mode == Mode.ADVISORY:
         return PolicyVerdict(Verdict.ADVISORY, "advisory: never executed")
     approvers = policy.approval.approvers
     if policy.mode == Mode.MANUAL:
         if approvers:
-            return PolicyVerdict(Verdict.ASK_PERSON, "manual policy: waiting for one of "
-                                 f"{', '.join(approvers)}")
-        return PolicyVerdict(Verdict.HOLD, "manual policy with no approvers "
-                             "(approval.approvers is empty): nobody can approve it, so the "
-                             f"pool is held at {p.current_workers} workers")
+            return PolicyVerdict(
+                Verdict.ASK_PERSON, f"manual policy: waiting for one of {', '.join(approvers)}"
+            )
+        return PolicyVerdict(
+            Verdict.HOLD,
+            "manual policy with no approvers "
+            "(approval.approvers is empty): nobody can approve it, so the "
+            f"pool is held at {p.current_workers} workers",
+        )
     alert = _slo_alert(policy, decision)
     problems = _auto_problems(policy, decision)
     change = max(abs(s.to_workers - p.current_workers) for s in p.steps)
     if not problems:
-        return PolicyVerdict(Verdict.APPROVE, f"auto-approved: change {change} <= "
-                             f"{policy.scaling.auto_max_change}"
-                             + ("" if alert else f", confidence {decision.confidence:.2f} >= "
-                                f"{policy.scaling.confidence_threshold:.2f}"), alert=alert)
+        return PolicyVerdict(
+            Verdict.APPROVE,
+            f"auto-approved: change {change} <= "
+            f"{policy.scaling.auto_max_change}"
+            + (
+                ""
+                if alert
+                else f", confidence {decision.confidence:.2f} >= "
+                f"{policy.scaling.confidence_threshold:.2f}"
+            ),
+            alert=alert,
+        )
     cause = "; ".join(problems)
     window_s = policy.forecast.interval_minutes * 60.0
     limit = policy.scaling.auto_max_change
@@ -112,11 +138,21 @@ def policy_verdict(policy: ScalingPolicy, decision: Decision, *, now: datetime) 
             Verdict.APPROVE_CAPPED,
             f"auto-approved up to {cap} workers (+{cap - p.current_workers}, auto_max_change "
             f"{limit}) because the pool is falling behind now; beyond auto's limits: {cause}",
-            cap=cap, alert=alert or (f"the pool needs {p.target_workers} workers and auto may "
-                                     f"add only {limit} at once ({cause})"))
+            cap=cap,
+            alert=alert
+            or (
+                f"the pool needs {p.target_workers} workers and auto may "
+                f"add only {limit} at once ({cause})"
+            ),
+        )
     if approvers:
-        return PolicyVerdict(Verdict.ASK_PERSON, f"falls back to manual approval: {cause}",
-                             alert=alert)
-    return PolicyVerdict(Verdict.HOLD, f"held at {p.current_workers} workers: {cause}, and "
-                         "the policy lists no approvers (approval.approvers) who could "
-                         "approve it", alert=alert)
+        return PolicyVerdict(
+            Verdict.ASK_PERSON, f"falls back to manual approval: {cause}", alert=alert
+        )
+    return PolicyVerdict(
+        Verdict.HOLD,
+        f"held at {p.current_workers} workers: {cause}, and "
+        "the policy lists no approvers (approval.approvers) who could "
+        "approve it",
+        alert=alert,
+    )

@@ -56,8 +56,8 @@ class Approval:
     max_workers: int | None = None
     apply_hours: float | None = None
     refused: str | None = None  # why a decision was refused (stale plan, cap), if it was
-    ended: str | None = None    # why the wait ended without a decision (superseded, cancelled)
-    event: str | None = None    # the plan event to emit (approved, rejected, expired)
+    ended: str | None = None  # why the wait ended without a decision (superseded, cancelled)
+    event: str | None = None  # the plan event to emit (approved, rejected, expired)
 
 
 @dataclass(frozen=True)
@@ -79,43 +79,75 @@ class Submission:
     apply_hours: float | None = None
 
 
-def apply_policy(store: PlanRepository, policy: ScalingPolicy, plan_id: int,
-                 decision: Decision, flow_run_id: str) -> PolicyOutcome:
+def apply_policy(
+    store: PlanRepository, policy: ScalingPolicy, plan_id: int, decision: Decision, flow_run_id: str
+) -> PolicyOutcome:
     """Apply the policy to a newly stored plan (see :func:`.rules.policy_verdict`)."""
     now = store.now()
     v = policy_verdict(policy, decision, now=now)
     events: list[tuple[str, str | None]] = []
     if v.alert:
-        store.audit("slo_alert", actor="capplan", plan_id=plan_id, queue=policy.queue,
-                    details={"alert": v.alert, "confidence": decision.confidence,
-                             "slo_achievable": decision.slo_achievable})
+        store.audit(
+            "slo_alert",
+            actor="capplan",
+            plan_id=plan_id,
+            queue=policy.queue,
+            details={
+                "alert": v.alert,
+                "confidence": decision.confidence,
+                "slo_achievable": decision.slo_achievable,
+            },
+        )
         events.append(("slo-alert", v.alert))
     if v.verdict in (Verdict.APPROVE, Verdict.APPROVE_CAPPED, Verdict.RECORD):
-        store.transition(plan_id, PlanStatus.APPROVED, actor=AUTO_ACTOR, comment=v.reason,
-                         details={"max_workers": v.cap} if v.cap is not None else None)
+        store.transition(
+            plan_id,
+            PlanStatus.APPROVED,
+            actor=AUTO_ACTOR,
+            comment=v.reason,
+            details={"max_workers": v.cap} if v.cap is not None else None,
+        )
         if v.verdict == Verdict.RECORD:  # no step: nothing left to apply
             store.transition(plan_id, PlanStatus.APPLIED, actor="capplan", comment=v.reason)
         events.append(("approved", v.reason))
-        return PolicyOutcome(v.verdict, v.reason, execute=v.verdict != Verdict.RECORD,
-                             alert=v.alert, events=tuple(events))
+        return PolicyOutcome(
+            v.verdict,
+            v.reason,
+            execute=v.verdict != Verdict.RECORD,
+            alert=v.alert,
+            events=tuple(events),
+        )
     if v.verdict == Verdict.HOLD:
         store.transition(plan_id, PlanStatus.HELD, actor="capplan", comment=v.reason)
         events.append(("held", v.reason))
         return PolicyOutcome(v.verdict, v.reason, alert=v.alert, events=tuple(events))
     if v.verdict == Verdict.ADVISORY:
         return PolicyOutcome(v.verdict, v.reason)
-    store.set_flow_run(plan_id, flow_run_id, approval_deadline=now + timedelta(
-        seconds=policy.approval.timeout_seconds))
+    store.set_flow_run(
+        plan_id,
+        flow_run_id,
+        approval_deadline=now + timedelta(seconds=policy.approval.timeout_seconds),
+    )
     if policy.mode == Mode.AUTO:
-        store.audit("auto_fallback_manual", actor="capplan", plan_id=plan_id,
-                    queue=policy.queue, details={"reason": v.reason})
+        store.audit(
+            "auto_fallback_manual",
+            actor="capplan",
+            plan_id=plan_id,
+            queue=policy.queue,
+            details={"reason": v.reason},
+        )
     events.append(("awaiting-approval", v.reason))
-    return PolicyOutcome(v.verdict, v.reason, ask_person=True, alert=v.alert,
-                         events=tuple(events))
+    return PolicyOutcome(v.verdict, v.reason, ask_person=True, alert=v.alert, events=tuple(events))
 
 
-def authenticate(store: PlanRepository, policy: ScalingPolicy, plan_id: int, sub: Submission,
-                 requested_by: str, approver_key: Callable[[str], str]) -> Refusal | None:
+def authenticate(
+    store: PlanRepository,
+    policy: ScalingPolicy,
+    plan_id: int,
+    sub: Submission,
+    requested_by: str,
+    approver_key: Callable[[str], str],
+) -> Refusal | None:
     """None when ``sub`` is an authorized approver's own decision; else the refusal, audited
     as ``decision_refused``. Checked before anything is stored.
 
@@ -135,40 +167,75 @@ def authenticate(store: PlanRepository, policy: ScalingPolicy, plan_id: int, sub
         except LookupError as err:
             reason = f"approver {sub.approver!r} has no key: {err}"
         else:
-            reason = code_problem(DecisionClaim(
-                plan_id=plan_id, decision=sub.decision, approver=sub.approver, code=sub.code,
-                max_workers=sub.max_workers, apply_hours=sub.apply_hours), key)
+            reason = code_problem(
+                DecisionClaim(
+                    plan_id=plan_id,
+                    decision=sub.decision,
+                    approver=sub.approver,
+                    code=sub.code,
+                    max_workers=sub.max_workers,
+                    apply_hours=sub.apply_hours,
+                ),
+                key,
+            )
     if reason is None:
         return None
-    store.audit("decision_refused", actor=sub.approver, plan_id=plan_id, queue=policy.queue,
-                details={"decision": sub.decision, "reason": reason, "authenticated": False})
+    store.audit(
+        "decision_refused",
+        actor=sub.approver,
+        plan_id=plan_id,
+        queue=policy.queue,
+        details={"decision": sub.decision, "reason": reason, "authenticated": False},
+    )
     return Refusal(reason)
 
 
-def record_decision(store: PlanRepository, policy: ScalingPolicy, plan_id: int,
-                    sub: Submission | None) -> Approval:
+def record_decision(
+    store: PlanRepository, policy: ScalingPolicy, plan_id: int, sub: Submission | None
+) -> Approval:
     """Store the person's (authenticated) decision once, or expire the plan when ``sub`` is
     None (no decision came). A stale plan, a refused cap or a plan decided meanwhile is
     audited ``decision_refused`` and nothing runs."""
     if sub is None:
         try:
-            store.transition(plan_id, PlanStatus.EXPIRED, actor="capplan",
-                             comment=f"no decision within {policy.approval.timeout_seconds:.0f} s")
+            store.transition(
+                plan_id,
+                PlanStatus.EXPIRED,
+                actor="capplan",
+                comment=f"no decision within {policy.approval.timeout_seconds:.0f} s",
+            )
         except DecisionConflict as err:  # superseded by a newer plan while it waited
             return Approval(False, "capplan", refused=str(err))
         return Approval(False, "capplan", event="expired")
     status = PlanStatus.APPROVED if sub.decision == "approve" else PlanStatus.REJECTED
     try:
-        store.transition(plan_id, status, actor=sub.approver, comment=sub.comment,
-                         details={"max_workers": sub.max_workers,
-                                  "apply_hours": sub.apply_hours,
-                                  "authenticated": "approval-code"})
+        store.transition(
+            plan_id,
+            status,
+            actor=sub.approver,
+            comment=sub.comment,
+            details={
+                "max_workers": sub.max_workers,
+                "apply_hours": sub.apply_hours,
+                "authenticated": "approval-code",
+            },
+        )
     except (DecisionConflict, CapRefused) as err:
-        store.audit("decision_refused", actor=sub.approver, plan_id=plan_id,
-                    queue=policy.queue, details={"decision": sub.decision, "reason": str(err)})
+        store.audit(
+            "decision_refused",
+            actor=sub.approver,
+            plan_id=plan_id,
+            queue=policy.queue,
+            details={"decision": sub.decision, "reason": str(err)},
+        )
         return Approval(False, sub.approver, refused=str(err))
-    return Approval(status == PlanStatus.APPROVED, sub.approver, sub.max_workers,
-                    sub.apply_hours, event=status.value)
+    return Approval(
+        status == PlanStatus.APPROVED,
+        sub.approver,
+        sub.max_workers,
+        sub.apply_hours,
+        event=status.value,
+    )
 
 
 def why_refused(store: PlanRepository, plan_id: int, max_workers: int | None) -> str | None:
@@ -178,6 +245,6 @@ def why_refused(store: PlanRepository, plan_id: int, max_workers: int | None) ->
     front so the CLI can say why before it resumes the run."""
     plan = store.get_plan(plan_id)
     newer = store.newer_plan(plan_id)
-    return (stale_plan_problem(plan_id, plan.queue,
-                               None if newer is None else (newer.id, str(newer.status)))
-            or cap_refusal(plan_id, max_workers, plan.current_workers))
+    return stale_plan_problem(
+        plan_id, plan.queue, None if newer is None else (newer.id, str(newer.status))
+    ) or cap_refusal(plan_id, max_workers, plan.current_workers)

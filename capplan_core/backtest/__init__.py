@@ -10,5 +10,11 @@ from capplan_core.backtest.hybrid import HybridSpec
 from capplan_core.backtest.run import STRATEGIES, BacktestError, BacktestResult, run_backtest
 from capplan_core.backtest.strategies import ReactiveSpec
 
-__all__ = ["STRATEGIES", "BacktestError", "BacktestResult", "HybridSpec", "ReactiveSpec",
-           "run_backtest"]
+__all__ = [
+    "STRATEGIES",
+    "BacktestError",
+    "BacktestResult",
+    "HybridSpec",
+    "ReactiveSpec",
+    "run_backtest",
+]

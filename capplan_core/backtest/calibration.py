@@ -47,8 +47,12 @@ class ReliabilityBin:
         return self.observed < self.mean_p - Z * se
 
 
-def window_met_probability(plans: Sequence[PlanRecord], starts: pd.DatetimeIndex,
-                           workers: np.ndarray, policy: ScalingPolicy) -> np.ndarray:
+def window_met_probability(
+    plans: Sequence[PlanRecord],
+    starts: pd.DatetimeIndex,
+    workers: np.ndarray,
+    policy: ScalingPolicy,
+) -> np.ndarray:
     """P(met) of each window under the plan in force with ``workers`` (NaN: no plan)."""
     terms = slo_terms_from_policy(policy, 0.0)
     out = np.full(len(starts), np.nan)
@@ -80,9 +84,15 @@ def reliability(p_met: np.ndarray, met: np.ndarray, busy: np.ndarray) -> list[Re
     for lo, hi in zip(EDGES, EDGES[1:], strict=False):
         sel = ok & (p_met >= lo) & (p_met < hi)
         n = int(sel.sum())
-        out.append(ReliabilityBin(lo, min(hi, 1.0), n,
-                                  float(p_met[sel].mean()) if n else float("nan"),
-                                  float(met[sel].mean()) if n else float("nan")))
+        out.append(
+            ReliabilityBin(
+                lo,
+                min(hi, 1.0),
+                n,
+                float(p_met[sel].mean()) if n else float("nan"),
+                float(met[sel].mean()) if n else float("nan"),
+            )
+        )
     return out
 
 
@@ -91,14 +101,19 @@ def regimes(starts: pd.DatetimeIndex, busy: np.ndarray) -> np.ndarray:
     or ``steady``, per window."""
     days = starts.normalize()
     had = pd.Series(busy, index=days).groupby(level=0).any()
-    after_closed = {d for d, prev in zip(had.index[1:], had.to_numpy()[:-1], strict=False)
-                    if not prev and had[d]}
-    return np.where(np.isin(starts.dayofweek, (0, 5)) | np.isin(days, list(after_closed)),
-                    "switch", "steady")
+    after_closed = {
+        d
+        for d, prev in zip(had.index[1:], had.to_numpy()[:-1], strict=False)
+        if not prev and had[d]
+    }
+    return np.where(
+        np.isin(starts.dayofweek, (0, 5)) | np.isin(days, list(after_closed)), "switch", "steady"
+    )
 
 
-def calibration_summary(p_met: np.ndarray, met: np.ndarray, busy: np.ndarray,
-                        starts: pd.DatetimeIndex) -> dict[str, object]:
+def calibration_summary(
+    p_met: np.ndarray, met: np.ndarray, busy: np.ndarray, starts: pd.DatetimeIndex
+) -> dict[str, object]:
     """The reliability bins, the Brier score and a per-regime mean P(met) vs observed."""
     ok = np.isfinite(p_met) & busy
     bins = reliability(p_met, met, busy)
@@ -107,13 +122,23 @@ def calibration_summary(p_met: np.ndarray, met: np.ndarray, busy: np.ndarray,
     for r in ("switch", "steady"):
         sel = ok & (reg == r)
         if sel.any():
-            per_regime[r] = {"windows": int(sel.sum()), "mean_p_met": float(p_met[sel].mean()),
-                             "observed": float(met[sel].mean())}
+            per_regime[r] = {
+                "windows": int(sel.sum()),
+                "mean_p_met": float(p_met[sel].mean()),
+                "observed": float(met[sel].mean()),
+            }
     return {
-        "bins": [{"lo": b.lo, "hi": b.hi, "windows": b.windows,
-                  "mean_p_met": None if b.windows == 0 else round(b.mean_p, 4),
-                  "observed": None if b.windows == 0 else round(b.observed, 4),
-                  "overconfident": b.overconfident} for b in bins],
+        "bins": [
+            {
+                "lo": b.lo,
+                "hi": b.hi,
+                "windows": b.windows,
+                "mean_p_met": None if b.windows == 0 else round(b.mean_p, 4),
+                "observed": None if b.windows == 0 else round(b.observed, 4),
+                "overconfident": b.overconfident,
+            }
+            for b in bins
+        ],
         "brier": float(np.mean((p_met[ok] - met[ok]) ** 2)) if ok.any() else None,
         "mean_p_met": float(p_met[ok].mean()) if ok.any() else None,
         "observed": float(met[ok].mean()) if ok.any() else None,

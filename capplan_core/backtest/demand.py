@@ -28,8 +28,8 @@ class DemandTrace:
     arrival_rate_per_s: np.ndarray
     service_rate_per_s: np.ndarray
     service_scv: np.ndarray
-    initial_backlog: float = 0.0          # jobs waiting at the first window's start
-    initial_workers: int = 0              # replicas running at the first window's start
+    initial_backlog: float = 0.0  # jobs waiting at the first window's start
+    initial_workers: int = 0  # replicas running at the first window's start
     prior_arrival_rate_per_s: float = 0.0  # the window before the first (what a meter shows)
     notes: list[str] = field(default_factory=list)
 
@@ -42,7 +42,11 @@ class DemandTrace:
 
 
 def demand_trace(
-    rows: pd.DataFrame, *, queue: str, start: pd.Timestamp, end: pd.Timestamp,
+    rows: pd.DataFrame,
+    *,
+    queue: str,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
     window_s: float,
 ) -> DemandTrace:
     """Per-window actual demand over [start, end) from raw metric rows of one queue.
@@ -60,8 +64,10 @@ def demand_trace(
     idx = pd.date_range(start, end, freq=freq, inclusive="left")
     period = s.reindex(idx)
     if period["arrival_rate"].notna().sum() == 0:
-        raise ValueError(f"queue {queue!r}: no arrival-rate data between {start.isoformat()} "
-                         f"and {end.isoformat()}")
+        raise ValueError(
+            f"queue {queue!r}: no arrival-rate data between {start.isoformat()} "
+            f"and {end.isoformat()}"
+        )
     notes: list[str] = []
     missing = int(period["arrival_rate"].isna().sum())
     if missing:
@@ -75,12 +81,16 @@ def demand_trace(
         scv = np.ones(len(idx))
     last = before.dropna(subset=["arrival_rate"]).tail(1)
     return DemandTrace(
-        queue=queue, window_s=float(window_s), starts=idx,
-        arrival_rate_per_s=np.maximum(lam, 0.0), service_rate_per_s=mu,
+        queue=queue,
+        window_s=float(window_s),
+        starts=idx,
+        arrival_rate_per_s=np.maximum(lam, 0.0),
+        service_rate_per_s=mu,
         service_scv=np.clip(scv, 0.0, 100.0),
         initial_backlog=float(last["backlog"].iloc[0]) if len(last) else 0.0,
         initial_workers=int(round(float(last["workers"].iloc[0]))) if len(last) else 0,
-        prior_arrival_rate_per_s=float(last["arrival_rate"].iloc[0]) if len(last)
+        prior_arrival_rate_per_s=float(last["arrival_rate"].iloc[0])
+        if len(last)
         else float(lam[0]),
         notes=notes,
     )

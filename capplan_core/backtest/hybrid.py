@@ -67,8 +67,8 @@ class HybridController:
         self._clock = CycleClock(self.start, self.cadence_s)
         self._floor = self.initial_workers()
         self._floor_changed_at: pd.Timestamp | None = None
-        self._per_replica: float | None = None     # the rate trigger's target (jobs/s)
-        self._above = 0                              # the reactive part's recommendation
+        self._per_replica: float | None = None  # the rate trigger's target (jobs/s)
+        self._above = 0  # the reactive part's recommendation
         self._last_poll: pd.Timestamp | None = None
         self._last_down: pd.Timestamp | None = None
         self._recs: deque[tuple[pd.Timestamp, int]] = deque()
@@ -102,8 +102,10 @@ class HybridController:
             return None
         key = (self._floor, *self._service)
         if key not in self._capacity:
-            self._capacity[key] = capacity_at_slo(self._floor, self._service[0], self._terms,
-                                                  self._service[1]) / self._floor
+            self._capacity[key] = (
+                capacity_at_slo(self._floor, self._service[0], self._terms, self._service[1])
+                / self._floor
+            )
         return self._capacity[key] or None
 
     def _move_floor(self, t: pd.Timestamp) -> None:
@@ -117,22 +119,23 @@ class HybridController:
         """The reactive part's replicas: max of its rate and backlog triggers."""
         sp = self.spec.reactive
         mu = obs.service_rate_per_s
-        target = self._per_replica if self._per_replica is not None else \
-            mu * sp.target_utilization
+        target = self._per_replica if self._per_replica is not None else mu * sp.target_utilization
         by_rate = obs.arrival_rate_per_s / target if target > 0 else 0.0
         b_per = sp.backlog_per_replica or max(1.0, mu * (self.policy.slo.wait_seconds or 60.0))
         return math.ceil(max(by_rate, obs.backlog / b_per) - 1e-9)
 
     def _react(self, obs: Observation) -> None:
         sp = self.spec.reactive
-        if self._last_poll is not None and (obs.t - self._last_poll).total_seconds() < \
-                sp.poll_s - 1e-9:
+        if (
+            self._last_poll is not None
+            and (obs.t - self._last_poll).total_seconds() < sp.poll_s - 1e-9
+        ):
             return
         self._last_poll = obs.t
         cur = obs.commanded
         want = self.desired_above(obs)
         if cur > 0 and abs(want / cur - 1.0) <= sp.tolerance:
-            want = min(cur, max(want, self._above))     # inside the tolerance: hold
+            want = min(cur, max(want, self._above))  # inside the tolerance: hold
         self._recs.append((obs.t, want))
         horizon = obs.t - pd.Timedelta(seconds=sp.scale_down_stabilization_s)
         while self._recs and self._recs[0][0] < horizon:
@@ -141,8 +144,9 @@ class HybridController:
             self._above = want
             return
         stable = max(r for _, r in self._recs)
-        cooled = self._last_down is None or (obs.t - self._last_down).total_seconds() >= \
-            sp.cooldown_s
+        cooled = (
+            self._last_down is None or (obs.t - self._last_down).total_seconds() >= sp.cooldown_s
+        )
         if stable < self._above and cooled:
             self._above, self._last_down = stable, obs.t
 

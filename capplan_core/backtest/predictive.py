@@ -58,7 +58,7 @@ class CycleForecaster:
     """Forecasts at planning moments from the rows strictly before them (cached per moment)."""
 
     policy: ScalingPolicy
-    rows: pd.DataFrame                    # raw metric rows of the queue (the whole history)
+    rows: pd.DataFrame  # raw metric rows of the queue (the whole history)
     reselect_s: float = DEFAULT_RESELECT_S
     _chosen: str | None = None
     _chosen_at: pd.Timestamp | None = None
@@ -79,30 +79,38 @@ class CycleForecaster:
         spec = self.policy.forecast
         if spec.model != "auto":
             return spec.model
-        stale = self._chosen_at is None or (t - self._chosen_at).total_seconds() >= \
-            self.reselect_s
+        stale = self._chosen_at is None or (t - self._chosen_at).total_seconds() >= self.reselect_s
         return "auto" if stale or self._chosen is None else self._chosen
 
     def at(self, t: pd.Timestamp) -> CycleForecast | None:
         """The forecast made at ``t``; None when there is no usable history."""
-        if t not in self._cache:      # strategies replay one after another: keep them all
+        if t not in self._cache:  # strategies replay one after another: keep them all
             self._cache[t] = self._forecast(t)
         return self._cache[t]
 
     def _forecast(self, t: pd.Timestamp) -> CycleForecast | None:
         pol = self.policy
         interval_s = pol.forecast.interval_minutes * 60.0
-        clean = clean_queue(self.history_before(t), queue=pol.queue, interval_s=interval_s,
-                            now=t.to_pydatetime(), exclude_before=pol.exclude_before)
+        clean = clean_queue(
+            self.history_before(t),
+            queue=pol.queue,
+            interval_s=interval_s,
+            now=t.to_pydatetime(),
+            exclude_before=pol.exclude_before,
+        )
         if clean.empty:
             return None
         state = latest_state(clean)
         model = self._model_for(t)
         spec = pol.forecast.model_copy(update={"model": model})
         try:
-            fc = forecast_queue(clean.series["arrival_rate"], spec, queue=pol.queue,
-                                exclude=clean.series["outlier"].astype(bool),
-                                start=t.floor(pd.Timedelta(seconds=interval_s)))
+            fc = forecast_queue(
+                clean.series["arrival_rate"],
+                spec,
+                queue=pol.queue,
+                exclude=clean.series["outlier"].astype(bool),
+                start=t.floor(pd.Timedelta(seconds=interval_s)),
+            )
         except NoHistoryError:
             return None
         if model == "auto":
@@ -124,8 +132,13 @@ class PlanRecord:
     service_scv: float = 1.0
 
 
-def plan_from_forecast(policy: ScalingPolicy, cf: CycleForecast, obs: Observation,
-                       demand_quantile: float, prove_engine: str | None = None) -> PlanRecord:
+def plan_from_forecast(
+    policy: ScalingPolicy,
+    cf: CycleForecast,
+    obs: Observation,
+    demand_quantile: float,
+    prove_engine: str | None = None,
+) -> PlanRecord:
     """``plan_capacity`` at ``obs`` from the pool the replay has, sized to ``demand_quantile``.
 
     With ``prove_engine`` the production decide loop runs instead (``plan_and_prove``: plan,
@@ -134,26 +147,49 @@ def plan_from_forecast(policy: ScalingPolicy, cf: CycleForecast, obs: Observatio
     fc = cf.forecast
     last = None if obs.last_action_at is None else obs.last_action_at.to_pydatetime()
     if prove_engine is not None:
-        state = QueueState(current_workers=obs.commanded, current_backlog=obs.backlog,
-                           mean_service_s=cf.mean_service_s, service_scv=cf.service_scv)
-        decision = plan_and_prove(policy, fc, state, now=obs.t.to_pydatetime(),
-                                  last_scale_at=last, engine=prove_engine)
-        return PlanRecord(obs.t, fc.model, [(s.execute_at, int(s.to_workers))
-                                            for s in decision.proposal.steps],
-                          fc.timestamps, distribution_from_forecast(fc), cf.mean_service_s,
-                          cf.service_scv)
-    proposal = plan_capacity(PlanInput(
-        policy=policy, now=obs.t.to_pydatetime(), current_workers=obs.commanded,
-        current_backlog=obs.backlog, mean_service_s=cf.mean_service_s,
-        service_scv=cf.service_scv,
-        window_starts=[s.to_pydatetime() for s in fc.timestamps], window_s=fc.interval_s,
-        demand_per_s=fc.quantile(demand_quantile), demand_quantile=demand_quantile,
-        demand_distribution=distribution_for(policy, fc),
-        last_scale_at=last))
-    return PlanRecord(obs.t, fc.model, [(s.execute_at, int(s.to_workers))
-                                        for s in proposal.steps],
-                      fc.timestamps, distribution_from_forecast(fc), cf.mean_service_s,
-                      cf.service_scv)
+        state = QueueState(
+            current_workers=obs.commanded,
+            current_backlog=obs.backlog,
+            mean_service_s=cf.mean_service_s,
+            service_scv=cf.service_scv,
+        )
+        decision = plan_and_prove(
+            policy, fc, state, now=obs.t.to_pydatetime(), last_scale_at=last, engine=prove_engine
+        )
+        return PlanRecord(
+            obs.t,
+            fc.model,
+            [(s.execute_at, int(s.to_workers)) for s in decision.proposal.steps],
+            fc.timestamps,
+            distribution_from_forecast(fc),
+            cf.mean_service_s,
+            cf.service_scv,
+        )
+    proposal = plan_capacity(
+        PlanInput(
+            policy=policy,
+            now=obs.t.to_pydatetime(),
+            current_workers=obs.commanded,
+            current_backlog=obs.backlog,
+            mean_service_s=cf.mean_service_s,
+            service_scv=cf.service_scv,
+            window_starts=[s.to_pydatetime() for s in fc.timestamps],
+            window_s=fc.interval_s,
+            demand_per_s=fc.quantile(demand_quantile),
+            demand_quantile=demand_quantile,
+            demand_distribution=distribution_for(policy, fc),
+            last_scale_at=last,
+        )
+    )
+    return PlanRecord(
+        obs.t,
+        fc.model,
+        [(s.execute_at, int(s.to_workers)) for s in proposal.steps],
+        fc.timestamps,
+        distribution_from_forecast(fc),
+        cf.mean_service_s,
+        cf.service_scv,
+    )
 
 
 @dataclass
@@ -169,7 +205,7 @@ class CycleClock:
             return False
         step = pd.Timedelta(seconds=self.cadence_s)
         self._next = (self._next or self.start) + step
-        while self._next <= t:      # a cadence finer than the tick
+        while self._next <= t:  # a cadence finer than the tick
             self._next += step
         return True
 
@@ -191,7 +227,7 @@ class PredictiveController:
     start_workers: int
     name: str = "predictive"
     plans: list[PlanRecord] = field(default_factory=list)
-    prove_engine: str | None = None       # replay the decide loop (Monte Carlo) on this engine
+    prove_engine: str | None = None  # replay the decide loop (Monte Carlo) on this engine
 
     def __post_init__(self) -> None:
         self._clock = CycleClock(self.start, self.cadence_s)
@@ -208,8 +244,9 @@ class PredictiveController:
         cf = self.forecaster.at(obs.t)
         if cf is None:
             return None
-        return plan_from_forecast(self.policy, cf, obs, sizing_quantile(self.policy),
-                                  self.prove_engine)
+        return plan_from_forecast(
+            self.policy, cf, obs, sizing_quantile(self.policy), self.prove_engine
+        )
 
     def command(self, obs: Observation) -> int | None:
         if self._clock.due(obs.t):

@@ -32,7 +32,7 @@ from capplan_core.planning.window_sizing import slo_terms_from_policy
 from capplan_core.policy import ScalingPolicy
 
 SMOOTH_WINDOWS = 5
-LEVELS = np.arange(1, 400) / 400.0          # the Poisson distribution's quantile grid
+LEVELS = np.arange(1, 400) / 400.0  # the Poisson distribution's quantile grid
 
 
 def smooth_rate(rate_per_s: np.ndarray) -> np.ndarray:
@@ -57,8 +57,15 @@ def rate_oracle_workers(trace: DemandTrace, policy: ScalingPolicy) -> np.ndarray
     mu = float(np.median(trace.service_rate_per_s))
     scv = float(np.median(trace.service_scv))
     sc = policy.scaling
-    alloc = pooled_allocation(dist, [terms] * len(trace), mean_service_s=1.0 / mu,
-                              service_scv=scv, target_attainment=target,
-                              min_workers=sc.min_workers, max_workers=sc.max_workers,
-                              capacity=capacity_fn(1.0 / mu, scv), floor=window_floor(target))
+    alloc = pooled_allocation(
+        dist,
+        [terms] * len(trace),
+        mean_service_s=1.0 / mu,
+        service_scv=scv,
+        target_attainment=target,
+        min_workers=sc.min_workers,
+        max_workers=sc.max_workers,
+        capacity=capacity_fn(1.0 / mu, scv),
+        floor=window_floor(target),
+    )
     return np.asarray(alloc.workers, dtype=int)

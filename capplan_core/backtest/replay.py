@@ -25,7 +25,7 @@ import pandas as pd
 from capplan_core.backtest.demand import DemandTrace
 
 DEFAULT_TICK_S = 15.0
-RATE_LAG_S = 60.0   # a rate metric (e.g. PromQL rate over 1 m) shows the last minute
+RATE_LAG_S = 60.0  # a rate metric (e.g. PromQL rate over 1 m) shows the last minute
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,11 @@ class Observation:
     """What a strategy may see at a tick: the pool and the metrics, nothing from the future."""
 
     t: pd.Timestamp
-    arrival_rate_per_s: float      # measured over the last RATE_LAG_S seconds
+    arrival_rate_per_s: float  # measured over the last RATE_LAG_S seconds
     service_rate_per_s: float
-    backlog: float                 # jobs waiting now
-    commanded: int                 # replicas last commanded
-    ready: int                     # replicas serving now
+    backlog: float  # jobs waiting now
+    commanded: int  # replicas last commanded
+    ready: int  # replicas serving now
     last_action_at: pd.Timestamp | None
 
 
@@ -61,9 +61,9 @@ class Replay:
     name: str
     tick_s: float
     ticks_per_window: int
-    commanded: np.ndarray          # replicas commanded (billed) during each tick
-    ready: np.ndarray              # replicas serving during each tick
-    backlog_start: np.ndarray      # fluid backlog at each tick start (jobs)
+    commanded: np.ndarray  # replicas commanded (billed) during each tick
+    ready: np.ndarray  # replicas serving during each tick
+    backlog_start: np.ndarray  # fluid backlog at each tick start (jobs)
     backlog_end: np.ndarray
     actions: list[tuple[pd.Timestamp, int, int]] = field(default_factory=list)
 
@@ -72,7 +72,7 @@ class Replay:
 class _Pool:
     commanded: int
     ready: int
-    pending: list[list[float]] = field(default_factory=list)   # [ready_at_s, pods]
+    pending: list[list[float]] = field(default_factory=list)  # [ready_at_s, pods]
 
     def promote(self, t_s: float) -> None:
         due = [p for p in self.pending if p[0] <= t_s + 1e-9]
@@ -84,7 +84,7 @@ class _Pool:
         if target > total:
             self.pending.append([t_s + startup_s, float(target - total)])
         excess = total - target
-        while excess > 0 and self.pending:      # newest not-ready pods go first
+        while excess > 0 and self.pending:  # newest not-ready pods go first
             take = min(excess, int(self.pending[-1][1]))
             self.pending[-1][1] -= take
             excess -= take
@@ -101,8 +101,13 @@ def tick_length_s(window_s: float, wanted_s: float = DEFAULT_TICK_S) -> float:
     return window_s / n
 
 
-def replay(trace: DemandTrace, controller: Controller, *, tick_s: float = DEFAULT_TICK_S,
-           on_window: Callable[[int, int], None] | None = None) -> Replay:
+def replay(
+    trace: DemandTrace,
+    controller: Controller,
+    *,
+    tick_s: float = DEFAULT_TICK_S,
+    on_window: Callable[[int, int], None] | None = None,
+) -> Replay:
     """Run ``controller`` over ``trace`` tick by tick; see the module docstring.
 
     ``on_window(done, total)`` is called after each window (progress reporting)."""
@@ -112,8 +117,15 @@ def replay(trace: DemandTrace, controller: Controller, *, tick_s: float = DEFAUL
     start = trace.starts[0]
     first = controller.initial_workers()
     pool = _Pool(commanded=first, ready=first)
-    out = Replay(controller.name, dt, per, np.zeros(n, dtype=int), np.zeros(n, dtype=int),
-                 np.zeros(n), np.zeros(n))
+    out = Replay(
+        controller.name,
+        dt,
+        per,
+        np.zeros(n, dtype=int),
+        np.zeros(n, dtype=int),
+        np.zeros(n),
+        np.zeros(n),
+    )
     backlog = float(trace.initial_backlog)
     lam_all, mu_all = trace.arrival_rate_per_s, trace.service_rate_per_s
     last_action: pd.Timestamp | None = None
@@ -124,8 +136,15 @@ def replay(trace: DemandTrace, controller: Controller, *, tick_s: float = DEFAUL
         seen = int(math.floor((t_s - RATE_LAG_S) / trace.window_s))
         seen_rate = trace.prior_arrival_rate_per_s if seen < 0 else float(lam_all[seen])
         t = start + pd.Timedelta(seconds=t_s)
-        obs = Observation(t, seen_rate, float(mu_all[max(seen, 0)]), backlog, pool.commanded,
-                          pool.ready, last_action)
+        obs = Observation(
+            t,
+            seen_rate,
+            float(mu_all[max(seen, 0)]),
+            backlog,
+            pool.commanded,
+            pool.ready,
+            last_action,
+        )
         target = controller.command(obs)
         if target is not None and int(target) != pool.commanded:
             out.actions.append((t, pool.commanded, int(target)))

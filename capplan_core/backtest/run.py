@@ -33,8 +33,8 @@ from capplan_core.backtest.strategies import (
 from capplan_core.policy import ScalingPolicy
 
 STRATEGIES = ("predictive", "hybrid", "reactive", "static_peak", "oracle", "rate_oracle")
-DEFAULT_PERIOD_S = 2 * 86_400.0     # the last two days when no start is given
-MIN_HISTORY_S = 86_400.0            # history the first cycle needs before the period
+DEFAULT_PERIOD_S = 2 * 86_400.0  # the last two days when no start is given
+MIN_HISTORY_S = 86_400.0  # history the first cycle needs before the period
 
 
 class BacktestError(ValueError):
@@ -50,12 +50,12 @@ class BacktestResult:
     window_s: float
     cadence_s: float
     tick_s: float
-    trace: DemandTrace                  # scored windows only
+    trace: DemandTrace  # scored windows only
     strategies: dict[str, StrategyScore]
-    workers: dict[str, np.ndarray]      # mean commanded replicas per scored window
-    ready_min: dict[str, np.ndarray]    # fewest ready replicas per scored window
+    workers: dict[str, np.ndarray]  # mean commanded replicas per scored window
+    ready_min: dict[str, np.ndarray]  # fewest ready replicas per scored window
     backlog_start: dict[str, np.ndarray]
-    plan_log: list[PlanRecord] = field(default_factory=list)   # the predictive plans
+    plan_log: list[PlanRecord] = field(default_factory=list)  # the predictive plans
     # replica changes per strategy in the scored period: (at, from, to)
     actions: dict[str, list[tuple[pd.Timestamp, int, int]]] = field(default_factory=dict)
     runtime_s: float = 0.0
@@ -75,17 +75,23 @@ class BacktestResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON (docs/backtest.md) as plain Python values; inf -> None."""
-        oracle_wh = self.strategies["oracle"].worker_hours if "oracle" in self.strategies \
+        oracle_wh = self.strategies["oracle"].worker_hours if "oracle" in self.strategies else None
+        rate_wh = (
+            self.strategies["rate_oracle"].worker_hours
+            if "rate_oracle" in self.strategies
             else None
-        rate_wh = self.strategies["rate_oracle"].worker_hours \
-            if "rate_oracle" in self.strategies else None
+        )
         strategies = {}
         for name, s in self.strategies.items():
             strategies[name] = {
-                "slo_attainment": s.slo_attainment, "windows_missed": s.windows_missed,
-                "wait_p95_s": _num(s.wait_p95_s), "worst_backlog": _num(s.worst_backlog),
-                "worker_hours": s.worker_hours, "cost": s.cost,
-                "violation_cost": s.violation_cost, "total_cost": s.cost + s.violation_cost,
+                "slo_attainment": s.slo_attainment,
+                "windows_missed": s.windows_missed,
+                "wait_p95_s": _num(s.wait_p95_s),
+                "worst_backlog": _num(s.worst_backlog),
+                "worker_hours": s.worker_hours,
+                "cost": s.cost,
+                "violation_cost": s.violation_cost,
+                "total_cost": s.cost + s.violation_cost,
                 "scaling_actions": s.scaling_actions,
                 "changes_per_window": s.changes_per_window,
                 "actions_per_day": s.actions_per_day,
@@ -95,27 +101,43 @@ class BacktestResult:
             }
         windows = []
         for i, t in enumerate(self.trace.starts):
-            windows.append({
-                "start": t.isoformat(),
-                "arrival_rate": float(self.trace.arrival_rate_per_s[i]),
-                "service_rate": float(self.trace.service_rate_per_s[i]),
-                "service_scv": float(self.trace.service_scv[i]),
-                "workers": {n: round(float(w[i]), 4) for n, w in self.workers.items()},
-                "ready_min": {n: int(w[i]) for n, w in self.ready_min.items()},
-                "backlog_start": {n: round(float(b[i]), 3)
-                                  for n, b in self.backlog_start.items()},
-                "meets_slo": {n: s.windows[i].meets_slo for n, s in self.strategies.items()},
-                "wait_p95_s": {n: _num(s.windows[i].wait_p95_s)
-                               for n, s in self.strategies.items()},
-                "met_probability": (_num(float(self.met_probability[i]))
-                                    if i < len(self.met_probability) else None),
-            })
+            windows.append(
+                {
+                    "start": t.isoformat(),
+                    "arrival_rate": float(self.trace.arrival_rate_per_s[i]),
+                    "service_rate": float(self.trace.service_rate_per_s[i]),
+                    "service_scv": float(self.trace.service_scv[i]),
+                    "workers": {n: round(float(w[i]), 4) for n, w in self.workers.items()},
+                    "ready_min": {n: int(w[i]) for n, w in self.ready_min.items()},
+                    "backlog_start": {
+                        n: round(float(b[i]), 3) for n, b in self.backlog_start.items()
+                    },
+                    "meets_slo": {n: s.windows[i].meets_slo for n, s in self.strategies.items()},
+                    "wait_p95_s": {
+                        n: _num(s.windows[i].wait_p95_s) for n, s in self.strategies.items()
+                    },
+                    "met_probability": (
+                        _num(float(self.met_probability[i]))
+                        if i < len(self.met_probability)
+                        else None
+                    ),
+                }
+            )
         return {
-            "policy": self.policy, "queue": self.queue, "start": self.start.isoformat(),
-            "end": self.end.isoformat(), "window_s": self.window_s, "cadence_s": self.cadence_s,
-            "tick_s": self.tick_s, "seed": self.seed, "plans": len(self.plan_log),
-            "runtime_s": round(self.runtime_s, 3), "strategies": strategies,
-            "windows": windows, "calibration": self.calibration, "notes": list(self.notes),
+            "policy": self.policy,
+            "queue": self.queue,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "window_s": self.window_s,
+            "cadence_s": self.cadence_s,
+            "tick_s": self.tick_s,
+            "seed": self.seed,
+            "plans": len(self.plan_log),
+            "runtime_s": round(self.runtime_s, 3),
+            "strategies": strategies,
+            "windows": windows,
+            "calibration": self.calibration,
+            "notes": list(self.notes),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -138,31 +160,48 @@ def _utc(t: Any) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def _period(rows: pd.DataFrame, window: pd.Timedelta, start: Any, end: Any,
-            warmup: pd.Timedelta) -> tuple[pd.Timestamp, pd.Timestamp]:
+def _period(
+    rows: pd.DataFrame, window: pd.Timedelta, start: Any, end: Any, warmup: pd.Timedelta
+) -> tuple[pd.Timestamp, pd.Timestamp]:
     ts = pd.to_datetime(rows["timestamp"], utc=True).dropna()
     if ts.empty:
         raise BacktestError("no metric rows for this queue")
     first, last = ts.min(), ts.max()
     stop = _utc(end).floor(window) if end is not None else last.floor(window)
-    begin = (_utc(start).ceil(window) if start is not None else
-             max(stop - pd.Timedelta(seconds=DEFAULT_PERIOD_S),
-                 (first + pd.Timedelta(seconds=MIN_HISTORY_S) + warmup).ceil(window)))
+    begin = (
+        _utc(start).ceil(window)
+        if start is not None
+        else max(
+            stop - pd.Timedelta(seconds=DEFAULT_PERIOD_S),
+            (first + pd.Timedelta(seconds=MIN_HISTORY_S) + warmup).ceil(window),
+        )
+    )
     if begin >= stop:
-        raise BacktestError(f"empty period: start {begin.isoformat()} is not before end "
-                            f"{stop.isoformat()} (data {first.isoformat()} .. "
-                            f"{last.isoformat()})")
+        raise BacktestError(
+            f"empty period: start {begin.isoformat()} is not before end "
+            f"{stop.isoformat()} (data {first.isoformat()} .. "
+            f"{last.isoformat()})"
+        )
     if begin - warmup <= first:
-        raise BacktestError(f"start {begin.isoformat()} leaves no history before it "
-                            f"(data starts {first.isoformat()})")
+        raise BacktestError(
+            f"start {begin.isoformat()} leaves no history before it "
+            f"(data starts {first.isoformat()})"
+        )
     return begin, stop
 
 
 def run_backtest(
-    frame_rows_for_queue: pd.DataFrame, policy: ScalingPolicy, *,
-    start: Any = None, end: Any = None, cadence_s: float = 1800.0, seed: int = 0,
-    reactive: ReactiveSpec | None = None, tick_s: float = DEFAULT_TICK_S,
-    hybrid: HybridSpec | None = None, prove_engine: str | None = None,
+    frame_rows_for_queue: pd.DataFrame,
+    policy: ScalingPolicy,
+    *,
+    start: Any = None,
+    end: Any = None,
+    cadence_s: float = 1800.0,
+    seed: int = 0,
+    reactive: ReactiveSpec | None = None,
+    tick_s: float = DEFAULT_TICK_S,
+    hybrid: HybridSpec | None = None,
+    prove_engine: str | None = None,
     progress: Callable[[str, float], None] | None = None,
 ) -> BacktestResult:
     """Replay [start, end) of one queue's history for every strategy in ``STRATEGIES``.
@@ -184,27 +223,45 @@ def run_backtest(
         raise BacktestError(f"cadence_s must be > 0 (got {cadence_s!r})")
     if "queue" in frame_rows_for_queue and (frame_rows_for_queue["queue"] != policy.queue).any():
         frame_rows_for_queue = frame_rows_for_queue.loc[
-            frame_rows_for_queue["queue"] == policy.queue].reset_index(drop=True)
+            frame_rows_for_queue["queue"] == policy.queue
+        ].reset_index(drop=True)
     window_s = policy.forecast.interval_minutes * 60.0
     window = pd.Timedelta(seconds=window_s)
     warm_n = max(1, math.ceil(cadence_s / window_s))
     warmup = window * warm_n
     begin, stop = _period(frame_rows_for_queue, window, start, end, warmup)
     try:
-        trace = demand_trace(frame_rows_for_queue, queue=policy.queue, start=begin - warmup,
-                             end=stop, window_s=window_s)
+        trace = demand_trace(
+            frame_rows_for_queue,
+            queue=policy.queue,
+            start=begin - warmup,
+            end=stop,
+            window_s=window_s,
+        )
     except ValueError as err:
         raise BacktestError(str(err)) from None
     oracle = oracle_workers(trace, policy)
     rate_oracle = rate_oracle_workers(trace, policy)
     peak = int(oracle[warm_n:].max())
     forecaster = CycleForecaster(policy, frame_rows_for_queue)
-    predictive = PredictiveController(policy, forecaster, trace.starts[0], cadence_s,
-                                      trace.initial_workers, prove_engine=prove_engine)
+    predictive = PredictiveController(
+        policy,
+        forecaster,
+        trace.starts[0],
+        cadence_s,
+        trace.initial_workers,
+        prove_engine=prove_engine,
+    )
     controllers: list[Controller] = [
         predictive,
-        HybridController(policy, forecaster, trace.starts[0], cadence_s, trace.initial_workers,
-                         hybrid or HybridSpec(reactive=reactive or ReactiveSpec())),
+        HybridController(
+            policy,
+            forecaster,
+            trace.starts[0],
+            cadence_s,
+            trace.initial_workers,
+            hybrid or HybridSpec(reactive=reactive or ReactiveSpec()),
+        ),
         ReactiveController(policy, reactive or ReactiveSpec(), trace.initial_workers),
         ScheduleController("static_peak", np.full(len(trace), peak), window_s, trace.starts[0]),
         ScheduleController("oracle", oracle, window_s, trace.starts[0]),
@@ -218,28 +275,39 @@ def run_backtest(
     scored = _scored_trace(trace, warm_n)
     ready = {n: _per_window(r, r.ready, warm_n, np.min) for n, r in replays.items()}
     busy = scored.arrival_rate_per_s > 0
-    p_met = window_met_probability(predictive.plans, scored.starts,
-                                   ready["predictive"].astype(int), policy)
+    p_met = window_met_probability(
+        predictive.plans, scored.starts, ready["predictive"].astype(int), policy
+    )
     met = np.asarray([w.meets_slo for w in scores["predictive"].windows])
     notes = list(trace.notes)
     if not predictive.plans:
         notes.append("the predictive strategy made no plan (no usable history)")
     return BacktestResult(
-        policy=policy.name, queue=policy.queue, window_s=window_s, cadence_s=cadence_s,
-        tick_s=next(iter(replays.values())).tick_s, trace=scored, strategies=scores,
+        policy=policy.name,
+        queue=policy.queue,
+        window_s=window_s,
+        cadence_s=cadence_s,
+        tick_s=next(iter(replays.values())).tick_s,
+        trace=scored,
+        strategies=scores,
         workers={n: _per_window(r, r.commanded, warm_n, np.mean) for n, r in replays.items()},
-        ready_min=ready, met_probability=p_met,
+        ready_min=ready,
+        met_probability=p_met,
         calibration=calibration_summary(p_met, met, busy, scored.starts),
-        backlog_start={n: _per_window(r, r.backlog_start, warm_n, _first)
-                       for n, r in replays.items()},
-        plan_log=list(predictive.plans), runtime_s=time.perf_counter() - t0, seed=seed,
-        actions={n: [a for a in r.actions if a[0] >= scored.starts[0]]
-                 for n, r in replays.items()},
-        notes=notes)
+        backlog_start={
+            n: _per_window(r, r.backlog_start, warm_n, _first) for n, r in replays.items()
+        },
+        plan_log=list(predictive.plans),
+        runtime_s=time.perf_counter() - t0,
+        seed=seed,
+        actions={n: [a for a in r.actions if a[0] >= scored.starts[0]] for n, r in replays.items()},
+        notes=notes,
+    )
 
 
-def _progress_of(progress: Callable[[str, float], None], name: str, k: int,
-                 n: int) -> Callable[[int, int], None]:
+def _progress_of(
+    progress: Callable[[str, float], None], name: str, k: int, n: int
+) -> Callable[[int, int], None]:
     # forecast-driven strategies dominate the runtime, but equal shares keep it simple
     return lambda done, total: progress(name, (k + done / max(total, 1)) / n)
 
@@ -256,7 +324,11 @@ def _per_window(rep: Replay, values: np.ndarray, first: int, how: Any) -> np.nda
 
 def _scored_trace(trace: DemandTrace, first: int) -> DemandTrace:
     return DemandTrace(
-        queue=trace.queue, window_s=trace.window_s, starts=trace.starts[first:],
+        queue=trace.queue,
+        window_s=trace.window_s,
+        starts=trace.starts[first:],
         arrival_rate_per_s=trace.arrival_rate_per_s[first:],
         service_rate_per_s=trace.service_rate_per_s[first:],
-        service_scv=trace.service_scv[first:], notes=trace.notes)
+        service_scv=trace.service_scv[first:],
+        notes=trace.notes,
+    )

@@ -39,10 +39,16 @@ def oracle_workers(trace: DemandTrace, policy: ScalingPolicy) -> np.ndarray:
     """Least workers per window meeting the SLO at the actual demand, within min/max."""
     terms = slo_terms_from_policy(policy, 0.0)
     out = []
-    for lam, mu, scv in zip(trace.arrival_rate_per_s, trace.service_rate_per_s,
-                            trace.service_scv, strict=True):
-        r = required_workers(float(lam), 1.0 / float(mu), terms, service_scv=float(scv),
-                             max_workers=policy.scaling.max_workers)
+    for lam, mu, scv in zip(
+        trace.arrival_rate_per_s, trace.service_rate_per_s, trace.service_scv, strict=True
+    ):
+        r = required_workers(
+            float(lam),
+            1.0 / float(mu),
+            terms,
+            service_scv=float(scv),
+            max_workers=policy.scaling.max_workers,
+        )
         out.append(clamp_workers(r.workers, policy))
     return np.asarray(out, dtype=int)
 
@@ -58,7 +64,7 @@ class ScheduleController:
 
     @property
     def startup_s(self) -> float:
-        return 0.0      # hindsight baselines: their workers are ready when commanded
+        return 0.0  # hindsight baselines: their workers are ready when commanded
 
     def initial_workers(self) -> int:
         return int(self.per_window[0])
@@ -72,12 +78,12 @@ class ScheduleController:
 class ReactiveSpec:
     """A KEDA/HPA-style autoscaler's settings (defaults: Kubernetes' and KEDA's own)."""
 
-    poll_s: float = 30.0                      # KEDA pollingInterval
-    target_utilization: float = 0.75          # arrival rate per replica = μ × this
+    poll_s: float = 30.0  # KEDA pollingInterval
+    target_utilization: float = 0.75  # arrival rate per replica = μ × this
     backlog_per_replica: float | None = None  # None: jobs one worker clears in the SLO wait
-    tolerance: float = 0.1                    # HPA --horizontal-pod-autoscaler-tolerance
+    tolerance: float = 0.1  # HPA --horizontal-pod-autoscaler-tolerance
     scale_down_stabilization_s: float = 300.0  # HPA behavior.scaleDown default
-    cooldown_s: float = 300.0                 # min time between scale-downs
+    cooldown_s: float = 300.0  # min time between scale-downs
 
 
 @dataclass
@@ -102,13 +108,16 @@ class ReactiveController:
         per_replica = obs.service_rate_per_s * sp.target_utilization
         by_rate = obs.arrival_rate_per_s / per_replica if per_replica > 0 else 0.0
         b_per = sp.backlog_per_replica or max(
-            1.0, obs.service_rate_per_s * (self.policy.slo.wait_seconds or 60.0))
+            1.0, obs.service_rate_per_s * (self.policy.slo.wait_seconds or 60.0)
+        )
         return math.ceil(max(by_rate, obs.backlog / b_per) - 1e-9)
 
     def command(self, obs: Observation) -> int | None:
         sp = self.spec
-        if self._last_poll is not None and (obs.t - self._last_poll).total_seconds() < \
-                sp.poll_s - 1e-9:
+        if (
+            self._last_poll is not None
+            and (obs.t - self._last_poll).total_seconds() < sp.poll_s - 1e-9
+        ):
             return None
         self._last_poll = obs.t
         cur = obs.commanded
@@ -122,8 +131,10 @@ class ReactiveController:
         if want >= cur:
             return want if want > cur else None
         want = min(cur, max(r for _, r in self._recs))
-        if want >= cur or (self._last_down is not None and (
-                obs.t - self._last_down).total_seconds() < sp.cooldown_s):
+        if want >= cur or (
+            self._last_down is not None
+            and (obs.t - self._last_down).total_seconds() < sp.cooldown_s
+        ):
             return None
         self._last_down = obs.t
         return want

@@ -48,13 +48,19 @@ def public_outcome(result: StepResult) -> dict[str, Any]:
     """``{step_id, outcome, reason}`` with ``outcome`` in :data:`OUTCOMES`."""
     if result.outcome.startswith("already-"):
         status = result.outcome.removeprefix("already-")
-        return {"step_id": result.step_id, "outcome": "noop",
-                "reason": f"already {status} (by another run); nothing done"}
+        return {
+            "step_id": result.step_id,
+            "outcome": "noop",
+            "reason": f"already {status} (by another run); nothing done",
+        }
     return {"step_id": result.step_id, "outcome": result.outcome, "reason": result.reason}
 
 
 def apply_due(
-    store: PlanRepository, scaler_for: Callable[[StoredPlan, int], Scaler], *, run: DueRun,
+    store: PlanRepository,
+    scaler_for: Callable[[StoredPlan, int], Scaler],
+    *,
+    run: DueRun,
 ) -> list[dict[str, Any]]:
     """Apply each open, due step of every approved plan (plan by plan, step by step), and
     resolve the steps a dead run left claimed or in doubt on plans no longer approved
@@ -68,21 +74,35 @@ def apply_due(
     out = []
     now = store.now()
     approved = store.list_plans(status=PlanStatus.APPROVED, limit=1000)
-    ended = [p for status in RESOLVE_STATUSES
-             for p in store.list_plans(status=status, limit=RESOLVE_LOOKBACK)]
+    ended = [
+        p
+        for status in RESOLVE_STATUSES
+        for p in store.list_plans(status=status, limit=RESOLVE_LOOKBACK)
+    ]
     # stranded steps first: their read-back must see the target before any new write
     for plan_id, step_id in stranded_steps(ended, now) + due_steps(approved, now):
         plan = store.get_plan(plan_id)
         policy = store.policy_for_plan(plan)
         limits = store.approval_limits(plan_id)
         result = apply_step(
-            store, scaler_for(plan, step_id), policy, plan_id, step_id, actor=run.actor,
-            run_id=run.run_id, max_workers=limits.get("max_workers"),
-            wait_ready_s=run.wait_ready_s, cooldown_scope_plan=run.cooldown_scope_plan,
-            lease_s=run.lease_s, retry=run.retry, hook=run.hook,
-            lease_wait_s=run.lease_wait_s)
-        out.append({"plan_id": plan_id, **public_outcome(result),
-                    "plan_failed": result.plan_failed})
+            store,
+            scaler_for(plan, step_id),
+            policy,
+            plan_id,
+            step_id,
+            actor=run.actor,
+            run_id=run.run_id,
+            max_workers=limits.get("max_workers"),
+            wait_ready_s=run.wait_ready_s,
+            cooldown_scope_plan=run.cooldown_scope_plan,
+            lease_s=run.lease_s,
+            retry=run.retry,
+            hook=run.hook,
+            lease_wait_s=run.lease_wait_s,
+        )
+        out.append(
+            {"plan_id": plan_id, **public_outcome(result), "plan_failed": result.plan_failed}
+        )
     return out
 
 

@@ -52,9 +52,21 @@ from capplan_core.planning.stored_plan import (
 )
 from capplan_core.policy import ScalingPolicy
 
-__all__ = ["DEFAULT_LEASE_S", "MAX_LEASE_S", "MIN_LEASE_S", "RetryPolicy", "StepResult",
-           "apply_step", "cancel_outside_window", "check_lease_s", "due_steps", "not_due_yet",
-           "planned_live_replicas", "steps_in_window", "target_lock_key"]
+__all__ = [
+    "DEFAULT_LEASE_S",
+    "MAX_LEASE_S",
+    "MIN_LEASE_S",
+    "RetryPolicy",
+    "StepResult",
+    "apply_step",
+    "cancel_outside_window",
+    "check_lease_s",
+    "due_steps",
+    "not_due_yet",
+    "planned_live_replicas",
+    "steps_in_window",
+    "target_lock_key",
+]
 
 #: How long a claim and a target lease last (s), on the store's clock. The claim and the
 #: target lease are renewed before every write attempt, so this must cover one guarded read
@@ -74,8 +86,10 @@ def check_lease_s(lease_s: float) -> float:
     within [:data:`MIN_LEASE_S`, :data:`MAX_LEASE_S`] (``inf`` would overflow the lease
     time; zero or less would free the claim at once)."""
     if not (math.isfinite(lease_s) and MIN_LEASE_S <= lease_s <= MAX_LEASE_S):
-        raise ValueError(f"lease_s: {lease_s!r} must be a finite number of seconds between "
-                         f"{MIN_LEASE_S:g} and {MAX_LEASE_S:g}")
+        raise ValueError(
+            f"lease_s: {lease_s!r} must be a finite number of seconds between "
+            f"{MIN_LEASE_S:g} and {MAX_LEASE_S:g}"
+        )
     return lease_s
 
 
@@ -89,11 +103,20 @@ def not_due_yet(plan: StoredPlan, step_id: int, now: datetime) -> float | None:
 
 
 def apply_step(
-    store: PlanRepository, scaler: Scaler, policy: ScalingPolicy, plan_id: int, step_id: int, *,
-    actor: str = "capplan", run_id: str | None = None,
-    max_workers: int | None = None, wait_ready_s: float = 0.0,
-    cooldown_scope_plan: bool = False, lease_s: float = DEFAULT_LEASE_S,
-    retry: RetryPolicy | None = None, hook: Callable[[str], None] | None = None,
+    store: PlanRepository,
+    scaler: Scaler,
+    policy: ScalingPolicy,
+    plan_id: int,
+    step_id: int,
+    *,
+    actor: str = "capplan",
+    run_id: str | None = None,
+    max_workers: int | None = None,
+    wait_ready_s: float = 0.0,
+    cooldown_scope_plan: bool = False,
+    lease_s: float = DEFAULT_LEASE_S,
+    retry: RetryPolicy | None = None,
+    hook: Callable[[str], None] | None = None,
     lease_wait_s: float = 0.0,
 ) -> StepResult:
     """Apply one step of an approved plan when it is due, or record why not (module doc).
@@ -119,24 +142,43 @@ def apply_step(
     # being written, then cancelled or expired), never applied: order and time do not matter
     blocker = blocking_step(plan.steps, step_id) if plan.status == PlanStatus.APPROVED else None
     if blocker is not None:
-        return StepResult(step_id, "deferred", f"earlier step {blocker.id} of plan {plan_id} "
-                          f"is still {blocker.status}; steps apply in order",
-                          retry_after_s=max(policy.scaling.cooldown_seconds, 30.0))
-    wait_s = (not_due_yet(plan, step_id, store.now())
-              if plan.status == PlanStatus.APPROVED else None)
+        return StepResult(
+            step_id,
+            "deferred",
+            f"earlier step {blocker.id} of plan {plan_id} "
+            f"is still {blocker.status}; steps apply in order",
+            retry_after_s=max(policy.scaling.cooldown_seconds, 30.0),
+        )
+    wait_s = not_due_yet(plan, step_id, store.now()) if plan.status == PlanStatus.APPROVED else None
     if wait_s is not None:
         due_at = step.execute_at
-        return StepResult(step_id, "deferred", f"not due until {due_at.isoformat()} "
-                          f"(in {wait_s:.0f} s); a step is never applied early",
-                          {"due_at": due_at.isoformat(), "not_due": True},
-                          retry_after_s=wait_s)
-    run = StepRun(store, scaler, policy, plan_id, step_id, actor,
-                  run_id or f"run-{uuid.uuid4().hex[:12]}", lease_s, retry or RetryPolicy(),
-                  hook, max_workers, cooldown_scope_plan)
+        return StepResult(
+            step_id,
+            "deferred",
+            f"not due until {due_at.isoformat()} "
+            f"(in {wait_s:.0f} s); a step is never applied early",
+            {"due_at": due_at.isoformat(), "not_due": True},
+            retry_after_s=wait_s,
+        )
+    run = StepRun(
+        store,
+        scaler,
+        policy,
+        plan_id,
+        step_id,
+        actor,
+        run_id or f"run-{uuid.uuid4().hex[:12]}",
+        lease_s,
+        retry or RetryPolicy(),
+        hook,
+        max_workers,
+        cooldown_scope_plan,
+    )
     key = target_lock_key(policy.target)
     if not _take_target(store, key, run.run_id, lease_s, lease_wait_s, run.retry):
-        return StepResult(step_id, "deferred", f"another run is writing to {key}",
-                          retry_after_s=lease_s)
+        return StepResult(
+            step_id, "deferred", f"another run is writing to {key}", retry_after_s=lease_s
+        )
     try:
         result = run_claimed(run)
     finally:
@@ -146,15 +188,26 @@ def apply_step(
         try:
             ready = scaler.wait_ready(policy.target, to, wait_ready_s)
             result.details["ready"] = asdict(ready)
-            store.audit("step_ready", actor=actor, plan_id=plan_id, queue=plan.queue,
-                        details={"step_id": step_id, **asdict(ready)})
+            store.audit(
+                "step_ready",
+                actor=actor,
+                plan_id=plan_id,
+                queue=plan.queue,
+                details={"step_id": step_id, **asdict(ready)},
+            )
         except ScalerError as err:  # the step is applied; only the wait failed
             result.details["ready_error"] = str(err)
     return result
 
 
-def _take_target(store: PlanRepository, key: str, run_id: str, lease_s: float,
-                 wait_s: float, retry: RetryPolicy | None) -> bool:
+def _take_target(
+    store: PlanRepository,
+    key: str,
+    run_id: str,
+    lease_s: float,
+    wait_s: float,
+    retry: RetryPolicy | None,
+) -> bool:
     """Take the target lease (on the store's clock), polling up to ``wait_s`` seconds."""
     sleep = (retry or RetryPolicy()).sleep
     started = time.monotonic()
@@ -174,8 +227,10 @@ def steps_in_window(
     if apply_hours is None:
         return pending, []
     cutoff = plan_start + timedelta(hours=apply_hours)
-    return ([s for s in pending if s.execute_at < cutoff],
-            [s for s in pending if s.execute_at >= cutoff])
+    return (
+        [s for s in pending if s.execute_at < cutoff],
+        [s for s in pending if s.execute_at >= cutoff],
+    )
 
 
 def cancel_outside_window(
@@ -183,11 +238,16 @@ def cancel_outside_window(
 ) -> list[StoredStep]:
     """Cancel steps beyond an approver's "first N hours"; return the steps still to run."""
     plan = store.get_plan(plan_id)
-    run, cut = steps_in_window(list(plan.steps), plan_start=plan.as_of or plan.created_at,
-                               apply_hours=apply_hours)
+    run, cut = steps_in_window(
+        list(plan.steps), plan_start=plan.as_of or plan.created_at, apply_hours=apply_hours
+    )
     for st in cut:
-        store.mark_step(st.id, StepStatus.CANCELLED, actor=actor,
-                        details={"reason": f"outside the approved first {apply_hours} h"})
+        store.mark_step(
+            st.id,
+            StepStatus.CANCELLED,
+            actor=actor,
+            details={"reason": f"outside the approved first {apply_hours} h"},
+        )
     return run
 
 

@@ -76,35 +76,46 @@ def check_step(
     to = int(step.to_workers)
     sc = policy.scaling
 
-    def verdict(action: GuardAction, reason: str, retry_after_s: float | None = None) -> (
-            GuardDecision):
+    def verdict(
+        action: GuardAction, reason: str, retry_after_s: float | None = None
+    ) -> GuardDecision:
         return GuardDecision(action, reason, live_replicas, to, retry_after_s)
 
     if to == live_replicas:
-        return verdict(GuardAction.NOOP_ALREADY_APPLIED,
-                      f"live replicas already {live_replicas}; nothing to do")
+        return verdict(
+            GuardAction.NOOP_ALREADY_APPLIED,
+            f"live replicas already {live_replicas}; nothing to do",
+        )
     ceiling = sc.max_workers if max_workers is None else min(sc.max_workers, max_workers)
     if to > ceiling:
         src = "approved limit" if ceiling != sc.max_workers else "policy max_workers"
-        return verdict(GuardAction.REFUSE_MAX_WORKERS,
-                      f"target {to} exceeds the {src} {ceiling}")
+        return verdict(GuardAction.REFUSE_MAX_WORKERS, f"target {to} exceeds the {src} {ceiling}")
     if to < sc.min_workers:
-        return verdict(GuardAction.REFUSE_MIN_WORKERS,
-                      f"target {to} is below policy min_workers {sc.min_workers}")
+        return verdict(
+            GuardAction.REFUSE_MIN_WORKERS,
+            f"target {to} is below policy min_workers {sc.min_workers}",
+        )
     if abs(live_replicas - expected_from) > drift_tolerance:
-        return verdict(GuardAction.REFUSE_DRIFT,
-                      f"live replicas {live_replicas} differ from the {expected_from} the plan "
-                      f"expected (tolerance {drift_tolerance}); someone else scaled it — re-plan")
+        return verdict(
+            GuardAction.REFUSE_DRIFT,
+            f"live replicas {live_replicas} differ from the {expected_from} the plan "
+            f"expected (tolerance {drift_tolerance}); someone else scaled it — re-plan",
+        )
     change = abs(to - live_replicas)
     if change > sc.max_step:
-        return verdict(GuardAction.REFUSE_MAX_STEP,
-                      f"change {live_replicas} -> {to} ({change} workers) exceeds policy "
-                      f"max_step {sc.max_step}")
+        return verdict(
+            GuardAction.REFUSE_MAX_STEP,
+            f"change {live_replicas} -> {to} ({change} workers) exceeds policy "
+            f"max_step {sc.max_step}",
+        )
     if last_applied_at is not None:
         since_s = (utc_datetime(now) - utc_datetime(last_applied_at)).total_seconds()
         if since_s < sc.cooldown_seconds:
             wait_s = sc.cooldown_seconds - since_s
-            return verdict(GuardAction.REFUSE_COOLDOWN,
-                          f"last scaling {since_s:.0f} s ago, cooldown is "
-                          f"{sc.cooldown_seconds:.0f} s; retry in {wait_s:.0f} s", wait_s)
+            return verdict(
+                GuardAction.REFUSE_COOLDOWN,
+                f"last scaling {since_s:.0f} s ago, cooldown is "
+                f"{sc.cooldown_seconds:.0f} s; retry in {wait_s:.0f} s",
+                wait_s,
+            )
     return verdict(GuardAction.APPLY, f"scale {live_replicas} -> {to}")

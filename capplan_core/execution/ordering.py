@@ -64,8 +64,7 @@ def blocking_step(steps: Sequence[StoredStep], step_id: int) -> StoredStep | Non
     return None
 
 
-def stale_reason(plan: StoredPlan, step: StoredStep, now: datetime,
-                 window_s: float) -> str | None:
+def stale_reason(plan: StoredPlan, step: StoredStep, now: datetime, window_s: float) -> str | None:
     """Why ``step`` must not be applied any more (it becomes ``expired``), or None.
     ``now`` is the store's clock."""
     now = utc_datetime(now)
@@ -75,8 +74,10 @@ def stale_reason(plan: StoredPlan, step: StoredStep, now: datetime,
         return f"plan {plan.id} expired at {plan.expires_at.isoformat()}"
     effective = effective_execute_at(plan.steps, step.id)
     if now >= effective + timedelta(seconds=window_s):
-        return (f"its window passed: due at {effective.isoformat()}, one planning window "
-                f"({window_s:.0f} s) ago or more")
+        return (
+            f"its window passed: due at {effective.isoformat()}, one planning window "
+            f"({window_s:.0f} s) ago or more"
+        )
     return None
 
 
@@ -88,15 +89,22 @@ def due_steps(plans: Iterable[StoredPlan], now: datetime) -> list[tuple[int, int
     for plan in plans:
         if plan.status != PlanStatus.APPROVED:
             continue
-        out += [(plan.id, st.id) for st in sorted(plan.steps, key=lambda s: s.seq)
-                if st.status in OPEN_STATUSES and utc_datetime(st.execute_at) <= utc_datetime(now)]
+        out += [
+            (plan.id, st.id)
+            for st in sorted(plan.steps, key=lambda s: s.seq)
+            if st.status in OPEN_STATUSES and utc_datetime(st.execute_at) <= utc_datetime(now)
+        ]
     return out
 
 
 #: Plans whose leased steps the sweeper resolves: a run died holding one of their steps after
 #: the plan stopped being live (superseded, failed, expired, ...).
-RESOLVE_STATUSES = (PlanStatus.SUPERSEDED, PlanStatus.FAILED, PlanStatus.EXPIRED,
-                    PlanStatus.APPLIED)
+RESOLVE_STATUSES = (
+    PlanStatus.SUPERSEDED,
+    PlanStatus.FAILED,
+    PlanStatus.EXPIRED,
+    PlanStatus.APPLIED,
+)
 
 
 def stranded_steps(plans: Iterable[StoredPlan], now: datetime) -> list[tuple[int, int]]:
@@ -108,7 +116,11 @@ def stranded_steps(plans: Iterable[StoredPlan], now: datetime) -> list[tuple[int
     for plan in plans:
         if plan.status == PlanStatus.APPROVED:
             continue
-        out += [(plan.id, st.id) for st in sorted(plan.steps, key=lambda s: s.seq)
-                if st.status in STEP_LEASED and st.lease_until is not None
-                and utc_datetime(st.lease_until) < utc_datetime(now)]
+        out += [
+            (plan.id, st.id)
+            for st in sorted(plan.steps, key=lambda s: s.seq)
+            if st.status in STEP_LEASED
+            and st.lease_until is not None
+            and utc_datetime(st.lease_until) < utc_datetime(now)
+        ]
     return out

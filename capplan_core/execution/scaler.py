@@ -108,8 +108,9 @@ class Scaler(Protocol):
         """Live worker count and the version it was read at."""
         ...
 
-    def set_replicas(self, target: TargetSpec, replicas: int, *,
-                     expected: LiveReplicas | None = None) -> ScaleOutcome:
+    def set_replicas(
+        self, target: TargetSpec, replicas: int, *, expected: LiveReplicas | None = None
+    ) -> ScaleOutcome:
         """Set the count; a no-op (no write) when it already equals ``replicas``.
 
         With ``expected`` (a :meth:`read`), no second read is made: the write carries
@@ -132,8 +133,11 @@ def check_replicas(target: TargetSpec, replicas: int) -> None:
         )
 
 
-_REPLICA_FIELD = {"deployment": "spec.replicas", "scaledobject": "spec.minReplicaCount",
-                  "supervisor": "supervisord group: processes in STARTING/RUNNING/BACKOFF"}
+_REPLICA_FIELD = {
+    "deployment": "spec.replicas",
+    "scaledobject": "spec.minReplicaCount",
+    "supervisor": "supervisord group: processes in STARTING/RUNNING/BACKOFF",
+}
 
 
 class DryRunScaler:
@@ -156,25 +160,35 @@ class DryRunScaler:
         return self.replicas.get(target_key(target), self.default_replicas)
 
     def _version(self, target: TargetSpec) -> str:
-        return str(sum(a.namespace == target.namespace and a.name == target.name
-                       for a in self.actions))
+        return str(
+            sum(a.namespace == target.namespace and a.name == target.name for a in self.actions)
+        )
 
     def read(self, target: TargetSpec) -> LiveReplicas:
         """The count and a version: how many changes this dry run made to the target."""
         return LiveReplicas(self.get_replicas(target), self._version(target))
 
-    def set_replicas(self, target: TargetSpec, replicas: int, *,
-                     expected: LiveReplicas | None = None) -> ScaleOutcome:
+    def set_replicas(
+        self, target: TargetSpec, replicas: int, *, expected: LiveReplicas | None = None
+    ) -> ScaleOutcome:
         check_replicas(target, replicas)
         if expected is not None and expected.version not in (None, self._version(target)):
-            raise ScalerError("conflict", f"{target_key(target)} changed since it was read "
-                              f"(version {expected.version})", target=target_key(target),
-                              status=409)
+            raise ScalerError(
+                "conflict",
+                f"{target_key(target)} changed since it was read (version {expected.version})",
+                target=target_key(target),
+                status=409,
+            )
         before = self.get_replicas(target)
         outcome = ScaleOutcome(
-            kind=target.kind, namespace=target.namespace, name=target.name,
-            from_replicas=before, to_replicas=replicas, changed=before != replicas,
-            dry_run=True, replica_field=_REPLICA_FIELD[target.kind],
+            kind=target.kind,
+            namespace=target.namespace,
+            name=target.name,
+            from_replicas=before,
+            to_replicas=replicas,
+            changed=before != replicas,
+            dry_run=True,
+            replica_field=_REPLICA_FIELD[target.kind],
         )
         if outcome.changed:
             self.replicas[target_key(target)] = replicas
@@ -184,7 +198,12 @@ class DryRunScaler:
     def wait_ready(self, target: TargetSpec, replicas: int, timeout_s: float) -> ReadyOutcome:
         live = self.get_replicas(target)
         return ReadyOutcome(
-            namespace=target.namespace, name=target.name, desired_replicas=replicas,
-            ready_replicas=live, ready=live >= replicas, waited_s=0.0, polls=0,
+            namespace=target.namespace,
+            name=target.name,
+            desired_replicas=replicas,
+            ready_replicas=live,
+            ready=live >= replicas,
+            waited_s=0.0,
+            polls=0,
             message="dry run: nothing to wait for",
         )

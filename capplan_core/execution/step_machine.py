@@ -75,19 +75,35 @@ class StepRun:
         """The store's clock: the one clock of claims, leases, staleness and cooldown."""
         return self.store.now()
 
-    def move(self, frm: StepStatus, to: StepStatus, details: dict[str, Any],
-             action: str | None = None, renew: bool = False, lease_ended: bool = False) -> bool:
-        return self.store.move_step(self.step_id, frm, to, run_id=self.run_id,
-                                    actor=self.actor, details=details, action=action,
-                                    lease_s=self.lease_s if renew else None,
-                                    lease_ended=lease_ended)
+    def move(
+        self,
+        frm: StepStatus,
+        to: StepStatus,
+        details: dict[str, Any],
+        action: str | None = None,
+        renew: bool = False,
+        lease_ended: bool = False,
+    ) -> bool:
+        return self.store.move_step(
+            self.step_id,
+            frm,
+            to,
+            run_id=self.run_id,
+            actor=self.actor,
+            details=details,
+            action=action,
+            lease_s=self.lease_s if renew else None,
+            lease_ended=lease_ended,
+        )
 
     def still_holds(self) -> bool:
         """Fencing before a cluster write: renew this run's claim on the step and its lease on
         the target; False when either was lost (taken over after it ran out)."""
-        return (self.store.renew_claim(self.step_id, run_id=self.run_id, lease_s=self.lease_s)
-                and self.store.acquire_target_lease(target_lock_key(self.policy.target),
-                                                    holder=self.run_id, lease_s=self.lease_s))
+        return self.store.renew_claim(
+            self.step_id, run_id=self.run_id, lease_s=self.lease_s
+        ) and self.store.acquire_target_lease(
+            target_lock_key(self.policy.target), holder=self.run_id, lease_s=self.lease_s
+        )
 
 
 def find_step(plan: StoredPlan, step_id: int) -> StoredStep:
@@ -100,33 +116,44 @@ def find_step(plan: StoredPlan, step_id: int) -> StoredStep:
 def run_claimed(run: StepRun) -> StepResult:
     """Claim the step (or take it over) and carry it to an outcome under the target lease."""
     store, policy = run.store, run.policy
-    claim = store.claim_step(run.step_id, run_id=run.run_id, lease_s=run.lease_s,
-                             actor=run.actor)
+    claim = store.claim_step(run.step_id, run_id=run.run_id, lease_s=run.lease_s, actor=run.actor)
     if claim is None:
         st = find_step(store.get_plan(run.plan_id), run.step_id)
         if st.status in STEP_FINAL:
             return StepResult(run.step_id, f"already-{st.status}", "a step never runs twice")
-        return StepResult(run.step_id, "deferred", f"step held by run {st.claimed_by} until "
-                          f"{st.lease_until.isoformat() if st.lease_until else '?'}",
-                          retry_after_s=run.lease_s)
+        return StepResult(
+            run.step_id,
+            "deferred",
+            f"step held by run {st.claimed_by} until "
+            f"{st.lease_until.isoformat() if st.lease_until else '?'}",
+            retry_after_s=run.lease_s,
+        )
     run.point("claimed")
     status = StepStatus(claim.step.status)
     plan, step = store.get_plan(run.plan_id), claim.step
     to = step.to_workers if run.max_workers is None else min(step.to_workers, run.max_workers)
     base: dict[str, Any] = {
-        "step_id": run.step_id, "run_id": run.run_id, "from_workers": step.from_workers,
+        "step_id": run.step_id,
+        "run_id": run.run_id,
+        "from_workers": step.from_workers,
         "to_workers": to,
-        "execute_at": step.execute_at.isoformat(), "scaler": type(run.scaler).__name__,
-        "target": policy.target.model_dump()}
+        "execute_at": step.execute_at.isoformat(),
+        "scaler": type(run.scaler).__name__,
+        "target": policy.target.model_dump(),
+    }
     if claim.was == StepStatus.APPLYING:
         # the run that recorded the intent died: did its write land? read before anything
         live = _read_or_release(run, status, base)
         if isinstance(live, StepResult):
             return live
         if live.replicas == to:
-            details = {**base, "live_before": live.replicas, "recovered": True,
-                       "from_run": claim.taken_over_from,
-                       "reason": "the previous run's write had landed; not written again"}
+            details = {
+                **base,
+                "live_before": live.replicas,
+                "recovered": True,
+                "from_run": claim.taken_over_from,
+                "reason": "the previous run's write had landed; not written again",
+            }
             run.move(status, StepStatus.APPLIED, details)
             return StepResult(run.step_id, "applied", details["reason"], details)
     window_s = policy.forecast.interval_minutes * 60.0
@@ -136,8 +163,11 @@ def run_claimed(run: StepRun) -> StepResult:
         return StepResult(run.step_id, "expired", stale, base)
     current = store.current_plan(plan.queue)
     if plan.status != PlanStatus.APPROVED or current is None or current.id != plan.id:
-        why = (f"plan {plan.id} is {plan.status}" if plan.status != PlanStatus.APPROVED
-               else f"plan {plan.id} is no longer current for {plan.queue}")
+        why = (
+            f"plan {plan.id} is {plan.status}"
+            if plan.status != PlanStatus.APPROVED
+            else f"plan {plan.id} is no longer current for {plan.queue}"
+        )
         run.move(status, StepStatus.CANCELLED, {**base, "reason": why})
         return StepResult(run.step_id, "cancelled", why)
     live = _read_or_release(run, status, base)
@@ -146,35 +176,55 @@ def run_claimed(run: StepRun) -> StepResult:
     return _guard_and_write(run, status, step, to, live, base)
 
 
-def _guard_and_write(run: StepRun, status: StepStatus, step: StoredStep, to: int,
-                     live: LiveReplicas, base: dict[str, Any]) -> StepResult:
+def _guard_and_write(
+    run: StepRun,
+    status: StepStatus,
+    step: StoredStep,
+    to: int,
+    live: LiveReplicas,
+    base: dict[str, Any],
+) -> StepResult:
     store, policy, plan_id = run.store, run.policy, run.plan_id
     queue = policy.queue
     last_at = store.last_scale_at(queue, plan_id=plan_id if run.cooldown_scope_plan else None)
 
     def guard(live_count: int) -> GuardDecision:
-        return check_step(_CappedStep(to), live_count, step.from_workers, last_at, run.now(),
-                          policy, max_workers=run.max_workers)
+        return check_step(
+            _CappedStep(to),
+            live_count,
+            step.from_workers,
+            last_at,
+            run.now(),
+            policy,
+            max_workers=run.max_workers,
+        )
 
     verdict = guard(live.replicas)
-    details = {**base, "live_before": live.replicas, "version_before": live.version,
-               "guard": verdict.action.value, "reason": verdict.reason}
+    details = {
+        **base,
+        "live_before": live.replicas,
+        "version_before": live.version,
+        "guard": verdict.action.value,
+        "reason": verdict.reason,
+    }
     if verdict.action == GuardAction.NOOP_ALREADY_APPLIED:
-        run.move(status, StepStatus.NOOP if status == StepStatus.CLAIMED
-                 else StepStatus.APPLIED, details)
+        run.move(
+            status, StepStatus.NOOP if status == StepStatus.CLAIMED else StepStatus.APPLIED, details
+        )
         return StepResult(run.step_id, "noop", verdict.reason, details)
     if verdict.action == GuardAction.REFUSE_COOLDOWN:
         _release(run, status, details, "guard_deferred")
-        return StepResult(run.step_id, "deferred", verdict.reason, details,
-                          verdict.retry_after_s)
+        return StepResult(run.step_id, "deferred", verdict.reason, details, verdict.retry_after_s)
     if verdict.refused:
         return _refuse(run, status, verdict, details)
     if not run.move(status, StepStatus.APPLYING, details, action="step_applying", renew=True):
-        return StepResult(run.step_id, "deferred", "lost the claim before the write",
-                          details, run.lease_s)
+        return StepResult(
+            run.step_id, "deferred", "lost the claim before the write", details, run.lease_s
+        )
     run.point("applying")
-    wrote = write_step(run.scaler, policy.target, to, live, recheck=guard, retry=run.retry,
-                       fence=run.still_holds)
+    wrote = write_step(
+        run.scaler, policy.target, to, live, recheck=guard, retry=run.retry, fence=run.still_holds
+    )
     details.update(wrote.details())
     if wrote.outcome == "lost-claim":
         return _lost_claim(run, details, bool(wrote.faults))
@@ -183,16 +233,24 @@ def _guard_and_write(run: StepRun, status: StepStatus, step: StoredStep, to: int
         if not run.move(StepStatus.APPLYING, StepStatus.APPLIED, details):
             return _lost_claim(run, details, wrote.scale is not None)
         if wrote.scale is not None:
-            store.audit("scale", actor=run.actor, plan_id=plan_id, queue=queue,
-                        details=details)
+            store.audit("scale", actor=run.actor, plan_id=plan_id, queue=queue, details=details)
         return StepResult(run.step_id, "applied", verdict.reason, details)
     if wrote.outcome == "refused" and wrote.verdict is not None:
-        details.update(live_before=wrote.live.replicas, guard=wrote.verdict.action.value,
-                       reason=wrote.reason)
+        details.update(
+            live_before=wrote.live.replicas, guard=wrote.verdict.action.value, reason=wrote.reason
+        )
         return _refuse(run, StepStatus.APPLYING, wrote.verdict, details)
-    store.audit("scale_failed", actor=run.actor, plan_id=plan_id, queue=queue,
-                details={**details, "error": wrote.reason,
-                         "kind": wrote.faults[-1]["kind"] if wrote.faults else None})
+    store.audit(
+        "scale_failed",
+        actor=run.actor,
+        plan_id=plan_id,
+        queue=queue,
+        details={
+            **details,
+            "error": wrote.reason,
+            "kind": wrote.faults[-1]["kind"] if wrote.faults else None,
+        },
+    )
     if wrote.outcome == "failed":
         return _fail(run, StepStatus.APPLYING, wrote.reason, details)
     _release(run, StepStatus.APPLYING, {**details, "reason": wrote.reason}, "step_in_doubt")
@@ -203,16 +261,24 @@ def _lost_claim(run: StepRun, details: dict[str, Any], wrote: bool) -> StepResul
     """This run's claim ran out and another run took the step over: record nothing as
     applied (the run holding the step now reads the target back and records the outcome).
     A write this run made is audited as unconfirmed, so the trail still shows it."""
-    why = ("lost the claim on the step during the write; the run that took it over reads "
-           "the target back and records the outcome")
+    why = (
+        "lost the claim on the step during the write; the run that took it over reads "
+        "the target back and records the outcome"
+    )
     if wrote:
-        run.store.audit("scale_unconfirmed", actor=run.actor, plan_id=run.plan_id,
-                        queue=run.policy.queue, details={**details, "reason": why})
+        run.store.audit(
+            "scale_unconfirmed",
+            actor=run.actor,
+            plan_id=run.plan_id,
+            queue=run.policy.queue,
+            details={**details, "reason": why},
+        )
     return StepResult(run.step_id, "deferred", why, {**details, "lost_claim": True})
 
 
-def _read_or_release(run: StepRun, status: StepStatus,
-                     base: dict[str, Any]) -> LiveReplicas | StepResult:
+def _read_or_release(
+    run: StepRun, status: StepStatus, base: dict[str, Any]
+) -> LiveReplicas | StepResult:
     """Read the live count (retrying transient faults); on failure, a result that says so
     (permanent: the step and plan fail; transient: the step is released for a later run)."""
     last: ScalerError | None = None
@@ -227,14 +293,24 @@ def _read_or_release(run: StepRun, status: StepStatus,
     if last is None:  # attempts < 1
         raise ValueError("RetryPolicy.attempts must be >= 1")
     details = {**base, "error": str(last), "kind": last.kind, "status": last.status}
-    run.store.audit("scale_failed", actor=run.actor, plan_id=run.plan_id,
-                    queue=run.policy.queue, details=details)
+    run.store.audit(
+        "scale_failed",
+        actor=run.actor,
+        plan_id=run.plan_id,
+        queue=run.policy.queue,
+        details=details,
+    )
     if not last.transient:
         return _fail(run, status, str(last), details)
-    _release(run, status, {**details, "reason": str(last)}, "step_in_doubt"
-             if status == StepStatus.APPLYING else "step_released")
-    return StepResult(run.step_id, "deferred", f"cannot read the target: {last}", details,
-                      run.lease_s)
+    _release(
+        run,
+        status,
+        {**details, "reason": str(last)},
+        "step_in_doubt" if status == StepStatus.APPLYING else "step_released",
+    )
+    return StepResult(
+        run.step_id, "deferred", f"cannot read the target: {last}", details, run.lease_s
+    )
 
 
 def _release(run: StepRun, status: StepStatus, details: dict[str, Any], action: str) -> None:
@@ -243,16 +319,17 @@ def _release(run: StepRun, status: StepStatus, details: dict[str, Any], action: 
     if status == StepStatus.CLAIMED:
         run.move(StepStatus.CLAIMED, StepStatus.PENDING, details, action=action)
     else:
-        run.move(StepStatus.APPLYING, StepStatus.APPLYING, details, action=action,
-                 lease_ended=True)
+        run.move(StepStatus.APPLYING, StepStatus.APPLYING, details, action=action, lease_ended=True)
 
 
-def _refuse(run: StepRun, status: StepStatus, verdict: GuardDecision,
-            details: dict[str, Any]) -> StepResult:
+def _refuse(
+    run: StepRun, status: StepStatus, verdict: GuardDecision, details: dict[str, Any]
+) -> StepResult:
     run.move(status, StepStatus.REFUSED, details)
     action = "drift" if verdict.action == GuardAction.REFUSE_DRIFT else "guard_refused"
-    run.store.audit(action, actor=run.actor, plan_id=run.plan_id, queue=run.policy.queue,
-                    details=details)
+    run.store.audit(
+        action, actor=run.actor, plan_id=run.plan_id, queue=run.policy.queue, details=details
+    )
     return StepResult(run.step_id, "refused", verdict.reason, details)
 
 
@@ -262,11 +339,18 @@ def _fail(run: StepRun, status: StepStatus, reason: str, details: dict[str, Any]
     store = run.store
     run.move(status, StepStatus.FAILED, {**details, "reason": reason})
     with contextlib.suppress(DecisionConflict):  # already failed by another run
-        store.transition(run.plan_id, PlanStatus.FAILED, actor=run.actor,
-                         comment=f"step {run.step_id} failed: {reason}")
+        store.transition(
+            run.plan_id,
+            PlanStatus.FAILED,
+            actor=run.actor,
+            comment=f"step {run.step_id} failed: {reason}",
+        )
     for st in store.get_plan(run.plan_id).steps:
         if st.status == StepStatus.PENDING:
-            store.mark_step(st.id, StepStatus.CANCELLED, actor=run.actor,
-                            details={"reason": f"plan {run.plan_id} failed at step "
-                                               f"{run.step_id}"})
+            store.mark_step(
+                st.id,
+                StepStatus.CANCELLED,
+                actor=run.actor,
+                details={"reason": f"plan {run.plan_id} failed at step {run.step_id}"},
+            )
     return StepResult(run.step_id, "failed", reason, details, plan_failed=True)

@@ -45,11 +45,16 @@ class WriteResult:
     verdict: GuardDecision | None = None
 
     def details(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"faults": self.faults, "live_after": self.live.replicas,
-                               "version_after": self.live.version}
+        out: dict[str, Any] = {
+            "faults": self.faults,
+            "live_after": self.live.replicas,
+            "version_after": self.live.version,
+        }
         if self.scale is not None:
-            out["outcome"] = {k: (v.isoformat() if isinstance(v, datetime) else v)
-                              for k, v in asdict(self.scale).items()}
+            out["outcome"] = {
+                k: (v.isoformat() if isinstance(v, datetime) else v)
+                for k, v in asdict(self.scale).items()
+            }
         if self.landed_after:
             out["landed_after"] = self.landed_after
         return out
@@ -60,8 +65,13 @@ def _fault(err: ScalerError, attempt: int) -> dict[str, Any]:
 
 
 def write_step(
-    scaler: Scaler, target: TargetSpec, to: int, live: LiveReplicas, *,
-    recheck: Callable[[int], GuardDecision], retry: RetryPolicy,
+    scaler: Scaler,
+    target: TargetSpec,
+    to: int,
+    live: LiveReplicas,
+    *,
+    recheck: Callable[[int], GuardDecision],
+    retry: RetryPolicy,
     fence: Callable[[], bool] = lambda: True,
 ) -> WriteResult:
     """Write ``to`` replicas at ``live.version``; see the module doc. ``recheck(live_count)``
@@ -77,17 +87,18 @@ def write_step(
             if known is None:
                 continue
             if known.replicas == to:
-                return WriteResult("applied", known, faults=faults,
-                                   landed_after=str(faults[-1]["kind"]))
+                return WriteResult(
+                    "applied", known, faults=faults, landed_after=str(faults[-1]["kind"])
+                )
             verdict = recheck(known.replicas)
             if verdict.action is not GuardAction.APPLY:
-                return WriteResult("refused", known, verdict.reason, faults=faults,
-                                   verdict=verdict)
+                return WriteResult("refused", known, verdict.reason, faults=faults, verdict=verdict)
         if attempt > retry.attempts:
             break
         if not fence():
-            return WriteResult("lost-claim", known, "lost the claim before a write attempt",
-                               faults=faults)
+            return WriteResult(
+                "lost-claim", known, "lost the claim before a write attempt", faults=faults
+            )
         try:
             scale = scaler.set_replicas(target, to, expected=known)
             after = LiveReplicas(to, scale.resource_version or known.version)
@@ -98,13 +109,21 @@ def write_step(
                 return WriteResult("failed", known, str(err), faults=faults)
             known = None
     last = faults[-1]["error"] if faults else ""
-    return WriteResult("in_doubt", known or live,
-                       f"transient faults on all {retry.attempts} attempts: {last}",
-                       faults=faults)
+    return WriteResult(
+        "in_doubt",
+        known or live,
+        f"transient faults on all {retry.attempts} attempts: {last}",
+        faults=faults,
+    )
 
 
-def _read_back(scaler: Scaler, target: TargetSpec, faults: list[dict[str, Any]],
-               attempt: int, retry: RetryPolicy) -> LiveReplicas | None:
+def _read_back(
+    scaler: Scaler,
+    target: TargetSpec,
+    faults: list[dict[str, Any]],
+    attempt: int,
+    retry: RetryPolicy,
+) -> LiveReplicas | None:
     """Read the target after a failed write (after a pause); None if the read failed too
     (then no write may follow: the caller's next attempt must read first)."""
     retry.sleep(retry.backoff_s * attempt)

@@ -25,7 +25,7 @@ class AnomalyReport:
     flags: np.ndarray  # bool per window
     recent: bool  # a flagged window among the last RECENT_WINDOWS
     expected: np.ndarray | None = None  # per window: the slot median plus the local level
-    z: np.ndarray | None = None         # per window: the robust z-score of the residual
+    z: np.ndarray | None = None  # per window: the robust z-score of the residual
 
     def recent_worst(self) -> int | None:
         """Index of the most extreme flagged window among the last ``RECENT_WINDOWS`` (the
@@ -75,13 +75,14 @@ def detect_anomalies(
     # noise grows with the rate (peaks are noisier than nights): use the local spread where
     # it is larger than the global one
     local = (
-        pd.Series(np.abs(resid - med)).rolling(max(width, (day_steps or 0) // 4), center=True,
-                                               min_periods=3).median().to_numpy()
+        pd.Series(np.abs(resid - med))
+        .rolling(max(width, (day_steps or 0) // 4), center=True, min_periods=3)
+        .median()
+        .to_numpy()
         * MAD_TO_SIGMA
     )
     local = np.where(np.isfinite(local), np.maximum(local, spread), spread)
     z = np.zeros(n)
     z[ok] = (resid[ok] - med) / local[ok]
     flags = np.abs(z) > z_limit
-    return AnomalyReport(flags, bool(flags[-RECENT_WINDOWS:].any()), expected=base + level,
-                         z=z)
+    return AnomalyReport(flags, bool(flags[-RECENT_WINDOWS:].any()), expected=base + level, z=z)

@@ -30,7 +30,7 @@ def parse_combination(name: str) -> list[str] | None:
     """The member names of ``mean(a+b)``; None for a single model's name."""
     if not (name.startswith(PREFIX) and name.endswith(")")):
         return None
-    members = name[len(PREFIX):-1].split(SEP)
+    members = name[len(PREFIX) : -1].split(SEP)
     return members if len(members) >= 2 and all(members) else None
 
 

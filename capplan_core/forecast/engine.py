@@ -64,8 +64,9 @@ def _check_levels(levels: Sequence[float]) -> tuple[float, ...]:
     return out
 
 
-def _recent_excluded(history: pd.Series, exclude: pd.Series | None,
-                     step_s: float) -> list[pd.Timestamp]:
+def _recent_excluded(
+    history: pd.Series, exclude: pd.Series | None, step_s: float
+) -> list[pd.Timestamp]:
     if exclude is None or not len(exclude) or not len(history):
         return []
     ex = pd.Series(np.asarray(exclude, dtype=bool), index=to_utc_index(exclude.index))
@@ -108,8 +109,9 @@ def forecast_queue(
     offset = max(0, int(round((first - last).total_seconds() / step_s)) - 1)
     n_out = max(1, math.ceil(spec.horizon_hours * 3600 / step_s - 1e-9))
     total = offset + n_out
-    clock = pd.date_range(last + pd.Timedelta(seconds=step_s), periods=total,
-                          freq=pd.Timedelta(seconds=step_s))
+    clock = pd.date_range(
+        last + pd.Timedelta(seconds=step_s), periods=total, freq=pd.Timedelta(seconds=step_s)
+    )
     timestamps = clock[offset:]
     day, week = season_steps(step_s, spec.seasonality)
     hours = opening_hours(prep.index, prep.values, step_s)
@@ -121,19 +123,38 @@ def forecast_queue(
         fut_open = ~hours.closed_at(clock)
         # a week with closed days is a weekly pattern by itself: its open-time week season
         # is used (once two weeks of history allow it) even if the policy asks for daily only
-        weekly_calendar = hours.period > hours.day_steps and \
-            hours.open_days_per_period() < hours.period // hours.day_steps
-        week_o = open_day * hours.open_days_per_period() if (week or weekly_calendar) and \
-            hours.period > hours.day_steps else None
-        notes.append(hours.describe() + f"; forecast on open time ({open_day} windows a day"
-                     + (f", {week_o} a week" if week_o else "") + ")")
+        weekly_calendar = (
+            hours.period > hours.day_steps
+            and hours.open_days_per_period() < hours.period // hours.day_steps
+        )
+        week_o = (
+            open_day * hours.open_days_per_period()
+            if (week or weekly_calendar) and hours.period > hours.day_steps
+            else None
+        )
+        notes.append(
+            hours.describe()
+            + f"; forecast on open time ({open_day} windows a day"
+            + (f", {week_o} a week" if week_o else "")
+            + ")"
+        )
         # the nowcast reads the last half hour only when it runs straight into the horizon
         nowcast_ok = bool(hist_open[-1] and fut_open[: offset + 1].all())
         fit = _fit_and_forecast(
-            prep.index[hist_open], prep.values[hist_open], step_s, spec, lv, queue,
-            day=open_day, week=week_o, offset=int(fut_open[:offset].sum()),
-            n_out=max(1, int(fut_open[offset:].sum())), nowcast_ok=nowcast_ok,
-            history=history, exclude=exclude)
+            prep.index[hist_open],
+            prep.values[hist_open],
+            step_s,
+            spec,
+            lv,
+            queue,
+            day=open_day,
+            week=week_o,
+            offset=int(fut_open[:offset].sum()),
+            n_out=max(1, int(fut_open[offset:].sum())),
+            nowcast_ok=nowcast_ok,
+            history=history,
+            exclude=exclude,
+        )
         k = int(fut_open[offset:].sum())
         mean, scale = np.zeros(n_out), np.zeros(n_out)
         moved = np.zeros(n_out, dtype=bool)
@@ -142,9 +163,21 @@ def forecast_queue(
         if fit.moved is not None:
             moved[fut_open[offset:]] = fit.moved[:k]
     else:
-        fit = _fit_and_forecast(prep.index, prep.values, step_s, spec, lv, queue, day=day,
-                                week=week, offset=offset, n_out=n_out, nowcast_ok=True,
-                                history=history, exclude=exclude)
+        fit = _fit_and_forecast(
+            prep.index,
+            prep.values,
+            step_s,
+            spec,
+            lv,
+            queue,
+            day=day,
+            week=week,
+            offset=offset,
+            n_out=n_out,
+            nowcast_ok=True,
+            history=history,
+            exclude=exclude,
+        )
         mean, scale = fit.mean, fit.scale
         moved = fit.moved if fit.moved is not None else np.zeros(n_out, dtype=bool)
         if hours is not None:
@@ -161,23 +194,38 @@ def forecast_queue(
     selection = fit.selection
     recent = fit.recent
     anomalies = fit.anomalies
-    return ForecastResult(anomaly_note=fit.anomaly_note,
-        queue=queue, model=model.name, interval_s=step_s, timestamps=timestamps,
-        mean=np.maximum(mean, 0.0), bounds=central_bounds(np.maximum(mean, 0.0), scale,
-                                                          cal.z_sorted, lv),
-        selection=selection, recent_anomaly=recent, anomalies=anomalies, notes=notes,
-        scale=scale, z_sorted=cal.z_sorted, path_correlation=cal.path_correlation,
+    return ForecastResult(
+        anomaly_note=fit.anomaly_note,
+        queue=queue,
+        model=model.name,
+        interval_s=step_s,
+        timestamps=timestamps,
+        mean=np.maximum(mean, 0.0),
+        bounds=central_bounds(np.maximum(mean, 0.0), scale, cal.z_sorted, lv),
+        selection=selection,
+        recent_anomaly=recent,
+        anomalies=anomalies,
+        notes=notes,
+        scale=scale,
+        z_sorted=cal.z_sorted,
+        path_correlation=cal.path_correlation,
         uncertain=uncertain_windows(timestamps, mean, step_s, weekly=bool(week), moved=moved),
     )
 
 
-SWITCH_DAYS = (0, 5)       # Monday, Saturday: the first day of the weekdays and the weekend
-RAMP_S = 2 * 3600.0        # the first two hours after a closed period
-NOWCAST_MOVED = 0.05       # a nowcast factor further than this from 1 flags its window
+SWITCH_DAYS = (0, 5)  # Monday, Saturday: the first day of the weekdays and the weekend
+RAMP_S = 2 * 3600.0  # the first two hours after a closed period
+NOWCAST_MOVED = 0.05  # a nowcast factor further than this from 1 flags its window
 
 
-def uncertain_windows(timestamps: pd.DatetimeIndex, mean: np.ndarray, step_s: float, *,
-                      weekly: bool, moved: np.ndarray) -> np.ndarray:
+def uncertain_windows(
+    timestamps: pd.DatetimeIndex,
+    mean: np.ndarray,
+    step_s: float,
+    *,
+    weekly: bool,
+    moved: np.ndarray,
+) -> np.ndarray:
     """Windows whose calibration rests on thin evidence: the errors behind the intervals come
     from a day or so of origins, which rarely include a switch day (Mondays and Saturdays,
     with a weekly season) or the first hours after a closed period (no same-day evidence
@@ -209,14 +257,25 @@ class _Fit:
     notes: list[str]
     recent: bool
     anomalies: list[pd.Timestamp]
-    moved: np.ndarray | None = None     # per window: the nowcast moved it > NOWCAST_MOVED
-    anomaly_note: str | None = None     # the recent anomaly, with its numbers
+    moved: np.ndarray | None = None  # per window: the nowcast moved it > NOWCAST_MOVED
+    anomaly_note: str | None = None  # the recent anomaly, with its numbers
 
 
 def _fit_and_forecast(
-    index: pd.DatetimeIndex, raw: np.ndarray, step_s: float, spec: ForecastSpec,
-    lv: tuple[float, ...], queue: str, *, day: int | None, week: int | None, offset: int,
-    n_out: int, nowcast_ok: bool, history: pd.Series, exclude: pd.Series | None,
+    index: pd.DatetimeIndex,
+    raw: np.ndarray,
+    step_s: float,
+    spec: ForecastSpec,
+    lv: tuple[float, ...],
+    queue: str,
+    *,
+    day: int | None,
+    week: int | None,
+    offset: int,
+    n_out: int,
+    nowcast_ok: bool,
+    history: pd.Series,
+    exclude: pd.Series | None,
 ) -> _Fit:
     """Anomalies, gap filling, model choice, calibration and nowcast on one regular series
     (the clock's, or the open-time series of ``opening.py``)."""
@@ -234,42 +293,84 @@ def _fit_and_forecast(
     if not np.isfinite(y).any():
         raise NoHistoryError(f"queue {queue!r}: no arrival-rate history to forecast from")
     total = offset + n_out
-    recent_level = float(np.mean(np.abs(y[-(day or 96):])))
+    recent_level = float(np.mean(np.abs(y[-(day or 96) :])))
     short = bool(day) and len(y) < int(day or 0)
     floor = max(recent_level * (SHORT_RELATIVE_SCALE if short else MIN_RELATIVE_SCALE), 1e-9)
 
     def stamp(i: int) -> str:
-        t = index[i] if i < len(index) else index[-1] + pd.Timedelta(seconds=step_s) * (
-            i - len(index) + 1)
+        t = (
+            index[i]
+            if i < len(index)
+            else index[-1] + pd.Timedelta(seconds=step_s) * (i - len(index) + 1)
+        )
         return str(t.isoformat())
 
-    choice = choose(spec.model, y, horizon=total, day_steps=day, week_steps=week, levels=lv,
-                    floor=floor, stamp=stamp, seasonal=bool(spec.seasonality))
+    choice = choose(
+        spec.model,
+        y,
+        horizon=total,
+        day_steps=day,
+        week_steps=week,
+        levels=lv,
+        floor=floor,
+        stamp=stamp,
+        seasonal=bool(spec.seasonality),
+    )
     notes += choice.notes
     model = choice.model
     mean = model.forecast_mean(total)[offset:]
     scale = extend_scale(choice.calibration.scale, model.sigma_h(total), total)[offset:]
     # level-dependent error scale: peaks get wider intervals than troughs (intervals.py)
     scale = np.maximum(scale * choice.calibration.level_factor(mean), floor)
-    work_ts = pd.date_range(index[-1] + pd.Timedelta(seconds=step_s * (offset + 1)),
-                            periods=n_out, freq=pd.Timedelta(seconds=step_s))
+    work_ts = pd.date_range(
+        index[-1] + pd.Timedelta(seconds=step_s * (offset + 1)),
+        periods=n_out,
+        freq=pd.Timedelta(seconds=step_s),
+    )
     one_step_scale = float(scale[0]) if len(scale) else 0.0  # the nowcast's noise threshold
-    regimes = regime_factors(
-        model, y, index, choice.calibration, horizon=min(total, len(choice.calibration.scale)),
-        day_steps=day, weekly=bool(week)) if spec.interval_calibration == "regime" else None
+    regimes = (
+        regime_factors(
+            model,
+            y,
+            index,
+            choice.calibration,
+            horizon=min(total, len(choice.calibration.scale)),
+            day_steps=day,
+            weekly=bool(week),
+        )
+        if spec.interval_calibration == "regime"
+        else None
+    )
     if regimes is not None:
         scale = np.maximum(scale * regimes.for_windows(work_ts, mean), floor)
-        notes.append("intervals calibrated per regime: " + ", ".join(
-            f"{k} x{v['factor']}" for k, v in regimes.describe().items()))  # type: ignore[index]
-    nc = nowcast_factors(
-        model, y, raw, recent_steps=max(1, int(round(RECENT_S / step_s))),
-        offset=offset, n_out=n_out, step_s=step_s,
-        half_life_s=spec.nowcast_half_life_hours * 3600.0,
-        one_step_scale=one_step_scale) if nowcast_ok else None
+        notes.append(
+            "intervals calibrated per regime: "
+            + ", ".join(
+                f"{k} x{v['factor']}"  # type: ignore[index]
+                for k, v in regimes.describe().items()
+            )
+        )
+    nc = (
+        nowcast_factors(
+            model,
+            y,
+            raw,
+            recent_steps=max(1, int(round(RECENT_S / step_s))),
+            offset=offset,
+            n_out=n_out,
+            step_s=step_s,
+            half_life_s=spec.nowcast_half_life_hours * 3600.0,
+            one_step_scale=one_step_scale,
+        )
+        if nowcast_ok
+        else None
+    )
     if nc is not None and nc.ratio != 1.0:
-        notes.append(f"nowcast: the last hour ran at {nc.ratio:.3f}x the forecast; level "
-                     f"corrected (x{nc.factors[0]:.3f} next window, half-life "
-                     f"{spec.nowcast_half_life_hours:g} h)")
+        notes.append(
+            f"nowcast: the last hour ran at {nc.ratio:.3f}x the forecast; level "
+            f"corrected (x{nc.factors[0]:.3f} next window, half-life "
+            f"{spec.nowcast_half_life_hours:g} h)"
+        )
         # the mean moves; the spread stays: the calibration's errors already saw the surprise
         mean = mean * nc.factors
     anomalies = [pd.Timestamp(t) for t in index[report.flags]]
@@ -277,22 +378,39 @@ def _fit_and_forecast(
     horizon_recent = index[-1] - pd.Timedelta(seconds=step_s * (RECENT_WINDOWS - 1))
     recent = report.recent or any(t >= horizon_recent for t in excluded)
     anomalies = sorted(set(anomalies) | set(excluded))
-    return _Fit(mean, scale, model, choice.calibration, choice.selection, notes, recent,
-                anomalies, np.abs(nc.factors - 1.0) > NOWCAST_MOVED if nc is not None
-                else np.zeros(n_out, dtype=bool),
-                anomaly_note=_anomaly_note(report, raw, index, excluded, horizon_recent))
+    return _Fit(
+        mean,
+        scale,
+        model,
+        choice.calibration,
+        choice.selection,
+        notes,
+        recent,
+        anomalies,
+        np.abs(nc.factors - 1.0) > NOWCAST_MOVED if nc is not None else np.zeros(n_out, dtype=bool),
+        anomaly_note=_anomaly_note(report, raw, index, excluded, horizon_recent),
+    )
 
 
-def _anomaly_note(report: AnomalyReport, raw: np.ndarray, index: pd.DatetimeIndex,
-                  excluded: list[pd.Timestamp], horizon_recent: pd.Timestamp) -> str | None:
+def _anomaly_note(
+    report: AnomalyReport,
+    raw: np.ndarray,
+    index: pd.DatetimeIndex,
+    excluded: list[pd.Timestamp],
+    horizon_recent: pd.Timestamp,
+) -> str | None:
     """Which recent window was anomalous, with the numbers a person needs to judge it."""
     i = report.recent_worst()
     if i is not None and report.expected is not None and report.z is not None:
-        return (f"{raw[i]:.3g} jobs/s in the window at {index[i]:%Y-%m-%d %H:%M} UTC "
-                f"against {max(0.0, float(report.expected[i])):.3g} expected "
-                f"(robust z {float(report.z[i]):+.1f}, limit {Z_LIMIT:g})")
+        return (
+            f"{raw[i]:.3g} jobs/s in the window at {index[i]:%Y-%m-%d %H:%M} UTC "
+            f"against {max(0.0, float(report.expected[i])):.3g} expected "
+            f"(robust z {float(report.z[i]):+.1f}, limit {Z_LIMIT:g})"
+        )
     late = [t for t in excluded if t >= horizon_recent]
     if late:
-        return (f"the window at {max(late):%Y-%m-%d %H:%M} UTC was an outlier the cleaning "
-                "stage kept out")
+        return (
+            f"the window at {max(late):%Y-%m-%d %H:%M} UTC was an outlier the cleaning "
+            "stage kept out"
+        )
     return None

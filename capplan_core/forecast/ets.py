@@ -73,13 +73,13 @@ class EtsFit:
 
     @property
     def sigma(self) -> float:
-        r = self.resid[min(len(self.resid) // 10, 2 * max(self.m, 1)):]
+        r = self.resid[min(len(self.resid) // 10, 2 * max(self.m, 1)) :]
         return float(np.sqrt(np.mean(r * r))) if len(r) else 0.0
 
     def forecast(self, horizon: int) -> np.ndarray:
         """Point forecasts for steps 1..horizon (H&A §8.3 forecast equations)."""
         h = np.arange(1, horizon + 1)
-        damp = np.cumsum(self.phi ** h) if self.phi > 0 else np.zeros(horizon)
+        damp = np.cumsum(self.phi**h) if self.phi > 0 else np.zeros(horizon)
         out = self.level + damp * self.trend
         if self.m > 0:
             out = out + self.season[(h - 1) % self.m]
@@ -88,9 +88,11 @@ class EtsFit:
     def error_weights(self, horizon: int) -> np.ndarray:
         """c_j with forecast variance sigma^2 (1 + sum_{j<h} c_j^2) (H&A Table 8.8)."""
         j = np.arange(1, horizon)
-        c = self.alpha + self.beta * self.phi * (1 - self.phi**j) / (1 - self.phi) if (
-            self.phi < 1 and self.beta > 0
-        ) else np.full(len(j), self.alpha)
+        c = (
+            self.alpha + self.beta * self.phi * (1 - self.phi**j) / (1 - self.phi)
+            if (self.phi < 1 and self.beta > 0)
+            else np.full(len(j), self.alpha)
+        )
         if self.m > 0:
             c = c + self.gamma * (j % self.m == 0)
         return np.asarray(c, dtype=float)
@@ -162,8 +164,9 @@ def fit_ets(y: np.ndarray, *, trend: bool, m: int = 0) -> EtsFit:
     if len(y) <= burn + 3:
         best = np.asarray(x0)
     else:
-        best = minimize(sse, np.asarray(x0), method="L-BFGS-B", bounds=bounds,
-                        options={"maxiter": 200}).x
+        best = minimize(
+            sse, np.asarray(x0), method="L-BFGS-B", bounds=bounds, options={"maxiter": 200}
+        ).x
     return run_filter(full, *unpack(best), m)
 
 

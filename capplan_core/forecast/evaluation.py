@@ -85,12 +85,13 @@ def evaluate_candidate(
         if i:
             model.refit(y[:o])
         fc[i] = model.forecast_mean(h)
-    actual = np.stack([y[o: o + h] for o in plan.origins])
+    actual = np.stack([y[o : o + h] for o in plan.origins])
     err = actual - fc
     mae = float(np.mean(np.abs(err)))
     denom = np.abs(actual) + np.abs(fc)
     with np.errstate(invalid="ignore", divide="ignore"):
         sm = np.where(denom > 0, 2 * np.abs(err) / denom, 0.0)
     safe_scale = scale if np.isfinite(scale) and scale > 0 else max(mae, 1e-12)
-    return EvaluationScore(model.name, model, err, fc, model.sigma_h(h), mae / safe_scale,
-                         float(100 * np.mean(sm)))
+    return EvaluationScore(
+        model.name, model, err, fc, model.sigma_h(h), mae / safe_scale, float(100 * np.mean(sm))
+    )

@@ -127,9 +127,7 @@ def _laplace_cost(errors: np.ndarray, sigma: np.ndarray) -> float:
     return float(np.log(max(mad, 1e-300)) + np.mean(np.log(sigma[ok])))
 
 
-def level_weight(
-    errors: np.ndarray, forecasts: np.ndarray, floor: float
-) -> tuple[float, float]:
+def level_weight(errors: np.ndarray, forecasts: np.ndarray, floor: float) -> tuple[float, float]:
     """Choose ``(w, L)`` of the level factor by backtest likelihood (``w = 0`` unless it helps).
 
     ``L`` is the mean backtest forecast; an all-zero or non-finite forecast keeps ``w = 0``.
@@ -150,7 +148,9 @@ def level_weight(
 
 
 def calibrate(
-    errors: np.ndarray, levels: tuple[float, ...], floor: float,
+    errors: np.ndarray,
+    levels: tuple[float, ...],
+    floor: float,
     forecasts: np.ndarray | None = None,
 ) -> Calibration:
     """Calibrate from backtest ``errors`` (origins x steps, actual - forecast); with the

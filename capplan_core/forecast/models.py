@@ -116,8 +116,8 @@ class SeasonalNaive(ForecastModel):
 
     def fit(self, y: np.ndarray) -> SeasonalNaive:
         self.m, self.n_obs = self.period(len(y)), len(y)
-        self.tail = y[-self.m:].copy()
-        self.sigma = _rms(y[self.m:] - y[: -self.m]) if len(y) > self.m else _rms(np.diff(y))
+        self.tail = y[-self.m :].copy()
+        self.sigma = _rms(y[self.m :] - y[: -self.m]) if len(y) > self.m else _rms(np.diff(y))
         return self
 
     def _mean(self, horizon: int) -> np.ndarray:
@@ -136,11 +136,11 @@ class MovingAverage(ForecastModel):
     def fit(self, y: np.ndarray) -> MovingAverage:
         w = max(1, self.day_steps // 8) if self.day_steps else 12
         self.window, self.n_obs = min(w, len(y)), len(y)
-        self.level = float(np.mean(y[-self.window:]))
+        self.level = float(np.mean(y[-self.window :]))
         if len(y) > self.window:
             csum = np.cumsum(np.concatenate([[0.0], y]))
-            ma = (csum[self.window:] - csum[: -self.window]) / self.window
-            self.sigma = _rms(y[self.window:] - ma[:-1])
+            ma = (csum[self.window :] - csum[: -self.window]) / self.window
+            self.sigma = _rms(y[self.window :] - ma[:-1])
         else:
             self.sigma = float(np.std(y))
         return self

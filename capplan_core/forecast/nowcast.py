@@ -31,9 +31,9 @@ import numpy as np
 from capplan_core.forecast.models import ForecastModel
 
 RATIO_LIMITS = (0.2, 5.0)
-RECENT_S = 1800.0     # how far back "the demand that just came" reaches
-FULL_S = 3600.0       # windows starting within this get the full correction (two re-plans)
-QUIET_SHARE = 0.2     # no correction from a half hour expected below 20 % of the horizon's mean
+RECENT_S = 1800.0  # how far back "the demand that just came" reaches
+FULL_S = 3600.0  # windows starting within this get the full correction (two re-plans)
+QUIET_SHARE = 0.2  # no correction from a half hour expected below 20 % of the horizon's mean
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,22 @@ class Nowcast:
     """Per-window multipliers for the forecast (1 = unchanged) and what they came from."""
 
     factors: np.ndarray
-    ratio: float           # r (1.0: no correction)
-    actual_per_s: float    # A
+    ratio: float  # r (1.0: no correction)
+    actual_per_s: float  # A
     expected_per_s: float  # P
 
 
 def nowcast_factors(
-    model: ForecastModel, y_fit: np.ndarray, y_raw: np.ndarray, *, recent_steps: int,
-    offset: int, n_out: int, step_s: float, half_life_s: float, one_step_scale: float,
+    model: ForecastModel,
+    y_fit: np.ndarray,
+    y_raw: np.ndarray,
+    *,
+    recent_steps: int,
+    offset: int,
+    n_out: int,
+    step_s: float,
+    half_life_s: float,
+    one_step_scale: float,
 ) -> Nowcast | None:
     """Multipliers for the ``n_out`` forecast windows starting ``offset`` steps after the data.
 
@@ -80,8 +88,8 @@ def nowcast_factors(
     ratio = float(np.clip(actual / expected, *RATIO_LIMITS))
     if ratio == 1.0:
         return Nowcast(np.ones(n_out), 1.0, actual, expected)
-    q_old = f_prev[k + offset: k + offset + n_out]
-    lead_s = (offset + np.arange(n_out)) * step_s     # from the data's end to each window
+    q_old = f_prev[k + offset : k + offset + n_out]
+    lead_s = (offset + np.arange(n_out)) * step_s  # from the data's end to each window
     w = np.power(0.5, np.maximum(0.0, lead_s - FULL_S) / half_life_s)
     with np.errstate(divide="ignore", invalid="ignore"):
         toward = np.where((q_new > 0) & (q_old > 0), ratio * q_old / q_new, ratio)

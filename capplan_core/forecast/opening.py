@@ -28,7 +28,7 @@ import pandas as pd
 
 from capplan_core.forecast.prep import DAY_S, WEEK_S
 
-CLOSED_SHARE = 0.02      # a slot at most 2 % of the open level is closed
+CLOSED_SHARE = 0.02  # a slot at most 2 % of the open level is closed
 MIN_CLOSED_SHARE = 0.05  # fewer closed slots than this: no calendar (a 24/7 queue)
 
 
@@ -37,9 +37,9 @@ class OpeningHours:
     """Closed slots of a repeating period (a week, or a day), on the epoch grid."""
 
     step_s: float
-    period: int                   # steps per period
-    closed: np.ndarray            # bool per slot
-    day_steps: int                # steps per day on the clock
+    period: int  # steps per period
+    closed: np.ndarray  # bool per slot
+    day_steps: int  # steps per day on the clock
 
     def closed_at(self, index: pd.DatetimeIndex) -> np.ndarray:
         """Whether each window start falls in a closed slot."""
@@ -64,12 +64,12 @@ class OpeningHours:
     def describe(self) -> str:
         share = float(self.closed.mean())
         kind = "week" if self.period * self.step_s >= WEEK_S - 1 else "day"
-        return (f"opening hours learned from history: {share:.0%} of the {kind} closed "
-                f"(zero demand)")
+        return f"opening hours learned from history: {share:.0%} of the {kind} closed (zero demand)"
 
 
-def opening_hours(index: pd.DatetimeIndex, values: np.ndarray,
-                  step_s: float) -> OpeningHours | None:
+def opening_hours(
+    index: pd.DatetimeIndex, values: np.ndarray, step_s: float
+) -> OpeningHours | None:
     """The calendar of closed slots seen in ``values`` (jobs/s per window, NaN = missing),
     or None when the queue is never closed (see the module docstring)."""
     day = int(round(DAY_S / step_s))

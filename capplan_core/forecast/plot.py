@@ -32,12 +32,18 @@ def forecast_figure(
         hist = history.dropna()
         if len(hist):
             hist = hist.iloc[-tail_windows:]
-            ax.plot(hist.index, hist.to_numpy(dtype=float), color="0.3", lw=0.8,
-                    label="history")
+            ax.plot(hist.index, hist.to_numpy(dtype=float), color="0.3", lw=0.8, label="history")
         x = result.timestamps
         for i, (level, (lo, hi)) in enumerate(sorted(result.bounds.items(), reverse=True)):
-            ax.fill_between(x, lo, hi, color="tab:blue", alpha=0.18 + 0.12 * i, lw=0,
-                            label=f"{round(level * 100)}% interval")
+            ax.fill_between(
+                x,
+                lo,
+                hi,
+                color="tab:blue",
+                alpha=0.18 + 0.12 * i,
+                lw=0,
+                label=f"{round(level * 100)}% interval",
+            )
         ax.plot(x, result.mean, color="tab:blue", lw=1.5, label=f"forecast ({result.model})")
         ax.set_title(f"{result.queue}: arrival rate forecast")
         ax.set_ylabel("arrival rate (jobs/s)")

@@ -108,7 +108,9 @@ def event_multipliers(
 
 
 def remove_events(
-    index: pd.DatetimeIndex, values: np.ndarray, interval_s: float,
+    index: pd.DatetimeIndex,
+    values: np.ndarray,
+    interval_s: float,
     events: Sequence[CalendarEvent],
 ) -> np.ndarray:
     """Undo past events: divide the history inside each event window by its multiplier."""

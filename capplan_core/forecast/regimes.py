@@ -60,12 +60,15 @@ class RegimeFactors:
         """The factor of each forecast window (by its start time and forecast level)."""
         kinds = _day_kinds(timestamps, self.weekly)
         levels = np.where(np.asarray(mean) >= self.peak_level, "peak", "offpeak")
-        return np.array([self.factors.get((k, lv), 1.0) for k, lv in zip(kinds, levels,
-                                                                          strict=True)])
+        return np.array(
+            [self.factors.get((k, lv), 1.0) for k, lv in zip(kinds, levels, strict=True)]
+        )
 
     def describe(self) -> dict[str, object]:
-        return {f"{k}/{lv}": {"factor": round(f, 3), "cells": self.cells.get((k, lv), 0)}
-                for (k, lv), f in sorted(self.factors.items())}
+        return {
+            f"{k}/{lv}": {"factor": round(f, 3), "cells": self.cells.get((k, lv), 0)}
+            for (k, lv), f in sorted(self.factors.items())
+        }
 
 
 def _day_kinds(ts: pd.DatetimeIndex, weekly: bool) -> np.ndarray:
@@ -84,8 +87,14 @@ def _ratio_quantile(r: np.ndarray) -> float:
 
 
 def regime_factors(
-    model: ForecastModel, y: np.ndarray, index: pd.DatetimeIndex, cal: Calibration,
-    *, horizon: int, day_steps: int | None, weekly: bool,
+    model: ForecastModel,
+    y: np.ndarray,
+    index: pd.DatetimeIndex,
+    cal: Calibration,
+    *,
+    horizon: int,
+    day_steps: int | None,
+    weekly: bool,
 ) -> RegimeFactors | None:
     """Factors per regime from a replay of ``model`` (fitted; its states are re-run on a
     copy) over the last ``SPAN_DAYS``; None when there is too little history for it."""
@@ -104,7 +113,7 @@ def regime_factors(
             fc[i] = m.forecast_mean(horizon)
     except (ValueError, np.linalg.LinAlgError, FloatingPointError):
         return None
-    err = np.stack([y[o: o + horizon] for o in origins]) - fc
+    err = np.stack([y[o : o + horizon] for o in origins]) - fc
     scale = extend_scale(cal.scale, m.sigma_h(horizon), horizon)[None, :]
     z = err / np.maximum(scale * cal.level_factor(fc), 1e-12)
     n = len(cal.z_sorted)
@@ -113,7 +122,7 @@ def regime_factors(
     if not (lo < 0 < hi):
         return None
     ratio = np.maximum(z / hi, z / lo).ravel()
-    stamps = np.stack([index[o: o + horizon].asi8 for o in origins]).ravel()
+    stamps = np.stack([index[o : o + horizon].asi8 for o in origins]).ravel()
     kinds = _day_kinds(pd.DatetimeIndex(stamps, tz="UTC"), weekly)
     peak_level = float(np.quantile(fc, PEAK_QUANTILE))
     levels = np.where(fc.ravel() >= peak_level, "peak", "offpeak")
@@ -122,11 +131,11 @@ def regime_factors(
     cells: dict[tuple[str, str], int] = {}
     for kind in sorted(set(kinds)):
         in_kind = kinds == kind
-        kind_factor = (_ratio_quantile(ratio[in_kind]) if in_kind.sum() >= MIN_CELLS
-                       else pooled)
+        kind_factor = _ratio_quantile(ratio[in_kind]) if in_kind.sum() >= MIN_CELLS else pooled
         for lv in ("peak", "offpeak"):
             sel = in_kind & (levels == lv)
             cells[(kind, lv)] = int(sel.sum())
-            factors[(kind, lv)] = (_ratio_quantile(ratio[sel]) if sel.sum() >= MIN_CELLS
-                                   else kind_factor)
+            factors[(kind, lv)] = (
+                _ratio_quantile(ratio[sel]) if sel.sum() >= MIN_CELLS else kind_factor
+            )
     return RegimeFactors(factors, cells, peak_level, weekly)

@@ -115,8 +115,17 @@ def central_bounds(
     it is then stretched to include it (so lower <= mean <= upper always holds).
     """
     probe = ForecastResult(
-        queue="", model="", interval_s=1.0, timestamps=pd.DatetimeIndex([]), mean=mean,
-        bounds={}, selection=[], recent_anomaly=False, anomalies=[], notes=[], scale=scale,
+        queue="",
+        model="",
+        interval_s=1.0,
+        timestamps=pd.DatetimeIndex([]),
+        mean=mean,
+        bounds={},
+        selection=[],
+        recent_anomaly=False,
+        anomalies=[],
+        notes=[],
+        scale=scale,
         z_sorted=z_sorted,
     )
     out = {}

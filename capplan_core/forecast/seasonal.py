@@ -33,7 +33,11 @@ def _circular_smooth(profile: np.ndarray, width: int) -> np.ndarray:
 
 
 def seasonal_components(
-    y: np.ndarray, periods: list[int], day_steps: int, *, multiplicative: bool = False,
+    y: np.ndarray,
+    periods: list[int],
+    day_steps: int,
+    *,
+    multiplicative: bool = False,
     iterations: int = 2,
 ) -> list[np.ndarray]:
     """One profile per period (length = period), by backfitting around a moving-average
@@ -56,12 +60,17 @@ def seasonal_components(
         total = combine(profiles)
         base = y / total if multiplicative else y - total
         trend = (
-            pd.Series(base).rolling(window, center=True, min_periods=window)
-            .mean().bfill().ffill().to_numpy()
+            pd.Series(base)
+            .rolling(window, center=True, min_periods=window)
+            .mean()
+            .bfill()
+            .ffill()
+            .to_numpy()
         )
         for i, p in enumerate(periods):
-            others = combine([q if j != i else np.full(len(q), neutral)
-                              for j, q in enumerate(profiles)])
+            others = combine(
+                [q if j != i else np.full(len(q), neutral) for j, q in enumerate(profiles)]
+            )
             d = y / np.maximum(trend * others, 1e-12) if multiplicative else y - trend - others
             num = np.bincount(t % p, weights=d * weights, minlength=p)
             den = np.bincount(t % p, weights=weights, minlength=p)
@@ -107,8 +116,9 @@ class ProfileEts(ForecastModel):
             for p, m in zip(self.profiles, self.per, strict=True):
                 out = out * p[t % m]
             return out
-        return sum((p[t % m] for p, m in zip(self.profiles, self.per, strict=True)),
-                   np.zeros(len(t)))
+        return sum(
+            (p[t % m] for p, m in zip(self.profiles, self.per, strict=True)), np.zeros(len(t))
+        )
 
     def fit(self, y: np.ndarray) -> ProfileEts:
         adjusted = self._decompose(y)
@@ -156,15 +166,21 @@ class HoltWintersMul(ForecastModel):
         if not self.day_steps or len(y) < 2 * self.day_steps:
             raise ValueError("multiplicative Holt-Winters needs two full days of history")
         return ExponentialSmoothing(
-            y, trend="add", damped_trend=True, seasonal="mul",
-            seasonal_periods=self.day_steps, initialization_method="heuristic",
+            y,
+            trend="add",
+            damped_trend=True,
+            seasonal="mul",
+            seasonal_periods=self.day_steps,
+            initialization_method="heuristic",
         )
 
     def _store(self, res, y: np.ndarray) -> HoltWintersMul:  # type: ignore[no-untyped-def]
         self.res, self.n_obs = res, len(y)
-        self.params = {k: res.params[k] for k in (
-            "smoothing_level", "smoothing_trend", "smoothing_seasonal", "damping_trend")}
-        resid = np.asarray(res.resid)[2 * int(self.day_steps or 0):]
+        self.params = {
+            k: res.params[k]
+            for k in ("smoothing_level", "smoothing_trend", "smoothing_seasonal", "damping_trend")
+        }
+        resid = np.asarray(res.resid)[2 * int(self.day_steps or 0) :]
         self.sigma = float(np.sqrt(np.mean(resid**2)))
         return self
 

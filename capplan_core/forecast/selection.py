@@ -35,8 +35,17 @@ from capplan_core.forecast.seasonal import HoltWintersMul, MstlStatsmodels, Prof
 
 MODELS: dict[str, type[ForecastModel]] = {
     cls.name: cls
-    for cls in (Naive, SeasonalNaive, MovingAverage, Ewma, Holt, HoltWinters, HoltWintersMul,
-                ProfileEts, MstlStatsmodels)
+    for cls in (
+        Naive,
+        SeasonalNaive,
+        MovingAverage,
+        Ewma,
+        Holt,
+        HoltWinters,
+        HoltWintersMul,
+        ProfileEts,
+        MstlStatsmodels,
+    )
 }
 SEASONAL_AUTO = ("seasonal_naive", "moving_average", "ewma", "holt", "holt_winters", "mstl")
 LEVEL_AUTO = ("naive", "moving_average", "ewma", "holt")
@@ -129,9 +138,16 @@ def _window(plan: EvaluationPlan, stamp: Callable[[int], str]) -> dict[str, Any]
 
 
 def choose(
-    requested: str, y: np.ndarray, *, horizon: int, day_steps: int | None,
-    week_steps: int | None, levels: tuple[float, ...], floor: float,
-    stamp: Callable[[int], str], seasonal: bool = True,
+    requested: str,
+    y: np.ndarray,
+    *,
+    horizon: int,
+    day_steps: int | None,
+    week_steps: int | None,
+    levels: tuple[float, ...],
+    floor: float,
+    stamp: Callable[[int], str],
+    seasonal: bool = True,
 ) -> Choice:
     """Backtest the candidates, pick the lowest MASE, calibrate its intervals on its errors."""
     n = len(y)
@@ -144,8 +160,11 @@ def choose(
     def make(name: str) -> Callable[[], ForecastModel]:
         return lambda: MODELS[name](day_steps, week_steps)
 
-    plan = plan_evaluation(n, horizon, _min_train(names, n, day_steps, week_steps),
-                         day_steps) if n >= 6 else None
+    plan = (
+        plan_evaluation(n, horizon, _min_train(names, n, day_steps, week_steps), day_steps)
+        if n >= 6
+        else None
+    )
     if plan is None:
         model = _fit_first(names, y, make, notes)
         notes.append("too little history to backtest: model-based intervals, widened")
@@ -166,8 +185,7 @@ def choose(
     if not scores:
         notes.append("every candidate failed: moving-average fallback")
         model = MovingAverage(day_steps, week_steps).fit(y)
-        return Choice(model, gaussian_calibration(model.sigma_h(n), SHORT_WIDEN), selection,
-                      notes)
+        return Choice(model, gaussian_calibration(model.sigma_h(n), SHORT_WIDEN), selection, notes)
     best, best_cal = min(scores, key=lambda s: s[0].mase)
     forced = len(names) if parse_combination(requested) else None
     for sc in _combinations([s[0] for s in scores], scale, forced):
@@ -208,13 +226,24 @@ def _combinations(
             sm = np.where(denom > 0, 2 * np.abs(err) / denom, 0.0)
         safe = scale if np.isfinite(scale) and scale > 0 else max(mae, 1e-12)
         model = Combination([s.fitted for s in top])
-        out.append(EvaluationScore(model.name, model, err, fc, model.sigma_h(err.shape[1]),
-                                   mae / safe, float(100 * np.mean(sm))))
+        out.append(
+            EvaluationScore(
+                model.name,
+                model,
+                err,
+                fc,
+                model.sigma_h(err.shape[1]),
+                mae / safe,
+                float(100 * np.mean(sm)),
+            )
+        )
     return out
 
 
 def _fit_first(
-    names: list[str], y: np.ndarray, make: Callable[[str], Callable[[], ForecastModel]],
+    names: list[str],
+    y: np.ndarray,
+    make: Callable[[str], Callable[[], ForecastModel]],
     notes: list[str],
 ) -> ForecastModel:
     for name in names:

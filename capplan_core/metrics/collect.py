@@ -63,9 +63,14 @@ def _poll(source: MetricsSource, now: datetime) -> tuple[list[QueueSnapshot], li
     return [s for s in snaps if s.error is None], errors
 
 
-def collect_once(sources: Sequence[MetricsSource], store_writer: StoreWriter | None,
-                 now: datetime, *, previous: SnapshotStore | None = None,
-                 interval_s: float = 60.0) -> CollectResult:
+def collect_once(
+    sources: Sequence[MetricsSource],
+    store_writer: StoreWriter | None,
+    now: datetime,
+    *,
+    previous: SnapshotStore | None = None,
+    interval_s: float = 60.0,
+) -> CollectResult:
     """Poll every source once and return (and write) one metrics row per queue.
 
     Args:
@@ -93,9 +98,13 @@ def collect_once(sources: Sequence[MetricsSource], store_writer: StoreWriter | N
         result.errors.extend(errors)
         for snap in snaps:
             if snap.queue in seen:
-                result.errors.append(CollectError(
-                    snap.source, snap.queue, "queue reported by more than one source; kept the "
-                    "first"))
+                result.errors.append(
+                    CollectError(
+                        snap.source,
+                        snap.queue,
+                        "queue reported by more than one source; kept the first",
+                    )
+                )
                 continue
             seen.add(snap.queue)
             try:
@@ -120,8 +129,9 @@ def collect_once(sources: Sequence[MetricsSource], store_writer: StoreWriter | N
     return result
 
 
-def _previous(sources: Sequence[MetricsSource], store: SnapshotStore,
-              result: CollectResult) -> dict[str, QueueSnapshot]:
+def _previous(
+    sources: Sequence[MetricsSource], store: SnapshotStore, result: CollectResult
+) -> dict[str, QueueSnapshot]:
     queues = [q for s in sources for q in getattr(s, "queues", [])]
     try:
         return store.get_many(queues)

@@ -109,8 +109,9 @@ def read_metrics_file_cached(path: str | Path) -> pd.DataFrame:
     return _CACHE[key]
 
 
-def data_end(path: str | Path, *, wall_clock: datetime | None = None,
-             skew_s: float = CLOCK_SKEW_S) -> pd.Timestamp:
+def data_end(
+    path: str | Path, *, wall_clock: datetime | None = None, skew_s: float = CLOCK_SKEW_S
+) -> pd.Timestamp:
     """For a file source, "now" is the end of its data: the newest timestamp in the file that
     is not in the future of ``wall_clock`` (default: now) by more than ``skew_s`` seconds.
 

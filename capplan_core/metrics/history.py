@@ -23,8 +23,9 @@ class HistoryReader(Protocol):
     """A store that gives one queue's stored metric rows (``queue_metrics``) for a span, in
     the metrics-file columns: what planning and ``capplan metrics export`` read."""
 
-    def metrics_history(self, queue: str, since: datetime | None,
-                        until: datetime | None = None) -> pd.DataFrame: ...
+    def metrics_history(
+        self, queue: str, since: datetime | None, until: datetime | None = None
+    ) -> pd.DataFrame: ...
 
 
 def history_span(spec: ForecastSpec) -> timedelta:

@@ -122,8 +122,9 @@ def worker_completions(a: QueueSnapshot, b: QueueSnapshot) -> float | None:
 _LAG_JOBS, _LAG_SHARE = 2.0, 0.02
 
 
-def _completions(a: QueueSnapshot, b: QueueSnapshot, jobs: Sequence[JobSample]
-                 ) -> tuple[float | None, list[str], bool]:
+def _completions(
+    a: QueueSnapshot, b: QueueSnapshot, jobs: Sequence[JobSample]
+) -> tuple[float | None, list[str], bool]:
     """(completions between ``a`` and ``b``, notes, whether job records were missed)."""
     t0, t1 = a.recorded_at_s, b.recorded_at_s
     done, reset = _counter_delta(a.completed_total, b.completed_total)
@@ -135,41 +136,67 @@ def _completions(a: QueueSnapshot, b: QueueSnapshot, jobs: Sequence[JobSample]
     if b.jobs_complete_since_s is not None and b.jobs_complete_since_s <= t0:
         records = float(sum(1 for j in jobs if t0 < j.ended_at_s <= t1))
     counted = worker_completions(a, b)
-    if records is not None and (counted is None
-                                or counted <= records + max(_LAG_JOBS, _LAG_SHARE * counted)):
+    if records is not None and (
+        counted is None or counted <= records + max(_LAG_JOBS, _LAG_SHARE * counted)
+    ):
         return records, [], False
     if records is None and b.jobs_complete_since_s is None:
         return None, [], False  # a source without complete job records: nothing to miss
     gap = t1 - t0
     if b.result_ttl_s is not None and b.result_ttl_s < gap:
         # RQ's expiry is a whole second (its clock floored + result_ttl): round up to it
-        missing = (f"job results expire before they are counted (result_ttl "
-                   f"{math.ceil(b.result_ttl_s - 1e-6):.0f} s < {gap:.0f} s between polls)")
+        missing = (
+            f"job results expire before they are counted (result_ttl "
+            f"{math.ceil(b.result_ttl_s - 1e-6):.0f} s < {gap:.0f} s between polls)"
+        )
     else:
         missing = "the job registries do not cover the whole interval"
     if counted is None:  # records is None here
-        return None, [missing + "; completions unknown (the workers' job counters do not "
-                      "cover every worker)"], True
+        return (
+            None,
+            [
+                missing + "; completions unknown (the workers' job counters do not "
+                "cover every worker)"
+            ],
+            True,
+        )
     if records is not None:
-        missing = (f"{counted - records:.0f} of {counted:.0f} completed jobs were missing from "
-                   "RQ's job registries (results expired before they were read, or "
-                   "result_ttl=0)")
-    return counted, [missing + "; completions counted from the workers' job counters, job "
-                     "timings from the records still there"], True
+        missing = (
+            f"{counted - records:.0f} of {counted:.0f} completed jobs were missing from "
+            "RQ's job registries (results expired before they were read, or "
+            "result_ttl=0)"
+        )
+    return (
+        counted,
+        [
+            missing + "; completions counted from the workers' job counters, job "
+            "timings from the records still there"
+        ],
+        True,
+    )
 
 
-def _segment(a: QueueSnapshot, b: QueueSnapshot, jobs: Sequence[JobSample]
-             ) -> tuple[float | None, float | None, list[str], bool]:
+def _segment(
+    a: QueueSnapshot, b: QueueSnapshot, jobs: Sequence[JobSample]
+) -> tuple[float | None, float | None, list[str], bool]:
     """(arrivals, completions, notes, job records missed) between snapshots ``a`` and ``b``
     (jobs, None = unknown)."""
     done, notes, missed = _completions(a, b, jobs)
     arrived, reset = _counter_delta(a.enqueued_total, b.enqueued_total)
     if reset:
         notes.append("enqueued counter reset")
-    elif arrived is None and done is not None and None not in (
-            a.backlog, b.backlog, a.in_progress, b.in_progress):
-        arrived = done + (b.backlog or 0.0) - (a.backlog or 0.0) + (b.in_progress or 0.0) - (
-            a.in_progress or 0.0)
+    elif (
+        arrived is None
+        and done is not None
+        and None not in (a.backlog, b.backlog, a.in_progress, b.in_progress)
+    ):
+        arrived = (
+            done
+            + (b.backlog or 0.0)
+            - (a.backlog or 0.0)
+            + (b.in_progress or 0.0)
+            - (a.in_progress or 0.0)
+        )
         if arrived < 0:
             notes.append("jobs vanished between polls (flush or deletion): interval unknown")
             arrived = None
@@ -212,8 +239,13 @@ def mean_and_scv(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 
 def _comparable(prev: QueueSnapshot, cur: QueueSnapshot) -> bool:
-    return (prev.queue == cur.queue and prev.source == cur.source and prev.exists
-            and prev.error is None and prev.recorded_at < cur.recorded_at)
+    return (
+        prev.queue == cur.queue
+        and prev.source == cur.source
+        and prev.exists
+        and prev.error is None
+        and prev.recorded_at < cur.recorded_at
+    )
 
 
 def window_metrics(snapshots: Sequence[QueueSnapshot]) -> MetricsRow:
@@ -266,13 +298,23 @@ def window_metrics(snapshots: Sequence[QueueSnapshot]) -> MetricsRow:
     in_window = [j for j in jobs if t_first is None or t_first < j.ended_at_s <= cur.recorded_at_s]
     service = [j.service_s for j in in_window if j.service_s is not None]
     wait = [j.wait_s for j in in_window if j.wait_s is not None]
-    return _row(cur, run, arrival, completion, service, wait, in_window, notes,
-                partial=p1 or p2 or missed)
+    return _row(
+        cur, run, arrival, completion, service, wait, in_window, notes, partial=p1 or p2 or missed
+    )
 
 
-def _row(cur: QueueSnapshot, run: list[QueueSnapshot] | None, arrival: float | None,
-         completion: float | None, service: list[float], wait: list[float],
-         in_window: list[JobSample], notes: list[str], *, partial: bool) -> MetricsRow:
+def _row(
+    cur: QueueSnapshot,
+    run: list[QueueSnapshot] | None,
+    arrival: float | None,
+    completion: float | None,
+    service: list[float],
+    wait: list[float],
+    in_window: list[JobSample],
+    notes: list[str],
+    *,
+    partial: bool,
+) -> MetricsRow:
     service.sort()
     wait.sort()
     mean_s, scv = mean_and_scv(service)
@@ -290,16 +332,25 @@ def _row(cur: QueueSnapshot, run: list[QueueSnapshot] | None, arrival: float | N
             wait_mean = sum(s.backlog or 0.0 for s in run) / len(run) / arrival
     interval = run[-1].recorded_at_s - run[0].recorded_at_s if run and len(run) > 1 else None
     return MetricsRow(
-        queue=cur.queue, recorded_at=cur.recorded_at, interval_s=interval,
-        arrival_rate=arrival, completion_rate=completion,
+        queue=cur.queue,
+        recorded_at=cur.recorded_at,
+        interval_s=interval,
+        arrival_rate=arrival,
+        completion_rate=completion,
         service_rate=(1.0 / mean_s) if mean_s else None,
         service_time_mean_s=mean_s,
         service_time_p95_s=quantile(service, 0.95) if service else cur.service_time_p95_s,
-        service_time_scv=scv, wait_mean_s=wait_mean,
+        service_time_scv=scv,
+        wait_mean_s=wait_mean,
         wait_p50_s=quantile(wait, 0.5),
         wait_p95_s=quantile(wait, 0.95) if wait else cur.wait_p95_s,
-        wait_p99_s=quantile(wait, 0.99), backlog=cur.backlog, in_progress=cur.in_progress,
-        workers=cur.workers, samples=len(in_window), partial=partial, source=cur.source,
+        wait_p99_s=quantile(wait, 0.99),
+        backlog=cur.backlog,
+        in_progress=cur.in_progress,
+        workers=cur.workers,
+        samples=len(in_window),
+        partial=partial,
+        source=cur.source,
         notes=tuple(dict.fromkeys(notes)),
     )
 

@@ -117,8 +117,9 @@ class QueueSnapshot:
         kw["jobs"] = tuple(JobSample(**j) for j in d.get("jobs") or ())
         kw["notes"] = tuple(d.get("notes") or ())
         if d.get("worker_counts") is not None:
-            kw["worker_counts"] = tuple((str(w), float(b), float(n), bool(a))
-                                        for w, b, n, a in d["worker_counts"])
+            kw["worker_counts"] = tuple(
+                (str(w), float(b), float(n), bool(a)) for w, b, n, a in d["worker_counts"]
+            )
         return cls(**kw)
 
 

@@ -24,11 +24,13 @@ def summarised(snap: QueueSnapshot) -> QueueSnapshot:
     wait = sorted(j.wait_s for j in snap.jobs if j.wait_s is not None)
     mean, scv = mean_and_scv(service)
     return replace(
-        snap, jobs=(),
+        snap,
+        jobs=(),
         service_time_mean_s=snap.service_time_mean_s if mean is None else mean,
         service_time_p95_s=quantile(service, 0.95) if service else snap.service_time_p95_s,
         service_time_scv=snap.service_time_scv if scv is None else scv,
-        wait_p95_s=quantile(wait, 0.95) if wait else snap.wait_p95_s)
+        wait_p95_s=quantile(wait, 0.95) if wait else snap.wait_p95_s,
+    )
 
 
 class SnapshotStore(Protocol):

@@ -69,8 +69,9 @@ def _file_kind(path: Path) -> str:
         return "parquet"
     if name.endswith((".csv", ".csv.gz")):
         return "csv"
-    raise MetricsFileError(f"metrics file {str(path)!r}: unknown format (use .csv, .csv.gz, "
-                           ".parquet)")
+    raise MetricsFileError(
+        f"metrics file {str(path)!r}: unknown format (use .csv, .csv.gz, .parquet)"
+    )
 
 
 def _read_raw(path: Path) -> pd.DataFrame:
@@ -124,8 +125,10 @@ def check_cells(raw: pd.DataFrame, *, source: str) -> pd.Series:
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
-        raise MetricsImportError(f"metrics file {source!r}: missing required column(s) "
-                                 f"{missing}; required: {list(REQUIRED_COLUMNS)}")
+        raise MetricsImportError(
+            f"metrics file {source!r}: missing required column(s) "
+            f"{missing}; required: {list(REQUIRED_COLUMNS)}"
+        )
     columns = [*REQUIRED_COLUMNS[:2], *(c for c in NUMERIC_COLUMNS if c in raw.columns)]
     bad = pd.Series(False, index=raw.index)
     ts = parse_timestamps(raw["timestamp"].where(~raw["timestamp"].map(_is_blank)))
@@ -142,7 +145,10 @@ def check_cells(raw: pd.DataFrame, *, source: str) -> pd.Series:
             if why:
                 raise MetricsImportError(
                     f"metrics file {source!r}: row {pos + 1}, column {column!r}: {why} "
-                    f"(got {value!r}); nothing was written", row=pos + 1, column=column)
+                    f"(got {value!r}); nothing was written",
+                    row=pos + 1,
+                    column=column,
+                )
     return ts
 
 
@@ -167,8 +173,10 @@ def frame_to_store_rows(frame: pd.DataFrame, *, source: str) -> list[dict[str, A
     optional = [c for c in OPTIONAL_COLUMNS if c in frame.columns]
     rows: list[dict[str, Any]] = []
     for rec in frame.to_dict("records"):
-        row: dict[str, Any] = {"queue_name": str(rec["queue"]),
-                               "recorded_at": rec["timestamp"].to_pydatetime()}
+        row: dict[str, Any] = {
+            "queue_name": str(rec["queue"]),
+            "recorded_at": rec["timestamp"].to_pydatetime(),
+        }
         row.update({c: _number(rec[c]) for c in STORE_COLUMNS})
         extra: dict[str, Any] = {c: _number(rec[c]) for c in optional}
         extra["source"] = source
@@ -192,16 +200,22 @@ def import_metrics_file(store: MetricsWriter, path: str | Path) -> ImportResult:
     rows = frame_to_store_rows(frame, source=f"import:{p.name}")
     written = store.record_metrics(rows)
     queues = tuple(sorted({r["queue_name"] for r in rows}))
-    return ImportResult(rows=len(rows), written=written, skipped=len(rows) - written,
-                        queues=queues)
+    return ImportResult(rows=len(rows), written=written, skipped=len(rows) - written, queues=queues)
 
 
-def export_frame(store: HistoryReader, queue: str, *, since: datetime | None = None,
-                 until: datetime | None = None) -> pd.DataFrame:
+def export_frame(
+    store: HistoryReader,
+    queue: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> pd.DataFrame:
     """One queue's stored rows in the file format; optional columns only when any is set."""
     frame = store.metrics_history(queue, since, until)
-    keep = [*REQUIRED_COLUMNS, *(c for c in OPTIONAL_COLUMNS
-                                 if c in frame.columns and frame[c].notna().any())]
+    keep = [
+        *REQUIRED_COLUMNS,
+        *(c for c in OPTIONAL_COLUMNS if c in frame.columns and frame[c].notna().any()),
+    ]
     return frame[keep].reset_index(drop=True)
 
 
@@ -222,8 +236,14 @@ def write_metrics_frame(frame: pd.DataFrame, path: str | Path) -> int:
     return len(frame)
 
 
-def export_metrics_file(store: HistoryReader, queue: str, path: str | Path, *,
-                        since: datetime | None = None, until: datetime | None = None) -> int:
+def export_metrics_file(
+    store: HistoryReader,
+    queue: str,
+    path: str | Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> int:
     """Write one queue's stored rows to ``path`` (see :func:`write_metrics_frame`)."""
     _file_kind(Path(path))
     return write_metrics_frame(export_frame(store, queue, since=since, until=until), path)

@@ -60,9 +60,14 @@ class _Stages:
 
 
 def plan_one(
-    policy: ScalingPolicy, read_rows: ReadRows, now: datetime, *,
-    from_file: bool = False, live_count: LiveCount | None = None,
-    simulate_fn: SimulateFn = simulate, engine: str = "auto",
+    policy: ScalingPolicy,
+    read_rows: ReadRows,
+    now: datetime,
+    *,
+    from_file: bool = False,
+    live_count: LiveCount | None = None,
+    simulate_fn: SimulateFn = simulate,
+    engine: str = "auto",
     no_rows_reason: Callable[[ScalingPolicy, datetime], str] | None = None,
 ) -> QueueOutcome:
     """One queue's pipeline, its failure caught and named (the stage and the error).
@@ -77,50 +82,87 @@ def plan_one(
     state: QueueState | None = None
     try:
         rows = read_rows(policy)
-        skip = pipeline.nothing_collected(rows, policy, now, from_file=from_file,
-                                          no_rows_reason=no_rows_reason)
+        skip = pipeline.nothing_collected(
+            rows, policy, now, from_file=from_file, no_rows_reason=no_rows_reason
+        )
         if skip is not None:
             return QueueOutcome(policy, "skipped", reason=skip, stage_seconds=stages.done())
         stages.enter("clean")
         assessment = pipeline.clean(rows, policy, now)
         skip = pipeline.quality_skip(assessment, policy)
         if skip is not None:
-            return QueueOutcome(policy, "skipped", assessment=assessment, reason=skip,
-                                stage_seconds=stages.done())
+            return QueueOutcome(
+                policy, "skipped", assessment=assessment, reason=skip, stage_seconds=stages.done()
+            )
         stages.enter("forecast")
         got = pipeline.forecast(assessment, policy)
         if isinstance(got, str):
-            return QueueOutcome(policy, "skipped", assessment=assessment, reason=got,
-                                stage_seconds=stages.done())
+            return QueueOutcome(
+                policy, "skipped", assessment=assessment, reason=got, stage_seconds=stages.done()
+            )
         fc = got
         stages.enter("pool-state")
         state = pipeline.pool(assessment, policy, live_count)
         stages.enter("plan-simulate-decide")
-        decision = plan_and_prove(policy, fc, state, now=now,
-                                  data_quality_warning=bool(assessment.quality.warnings),
-                                  engine=engine, simulate_fn=simulate_fn)
+        decision = plan_and_prove(
+            policy,
+            fc,
+            state,
+            now=now,
+            data_quality_warning=bool(assessment.quality.warnings),
+            engine=engine,
+            simulate_fn=simulate_fn,
+        )
     except Exception as err:  # isolate the queue: the batch goes on
         failed = stages.current
-        return QueueOutcome(policy, "failed", assessment=assessment, forecast=fc, state=state,
-                            failed_stage=failed, error=f"{type(err).__name__}: {err}",
-                            exception=err, stage_seconds=stages.done())
-    return QueueOutcome(policy, "planned", assessment=assessment, forecast=fc, state=state,
-                        decision=decision, stage_seconds=stages.done())
+        return QueueOutcome(
+            policy,
+            "failed",
+            assessment=assessment,
+            forecast=fc,
+            state=state,
+            failed_stage=failed,
+            error=f"{type(err).__name__}: {err}",
+            exception=err,
+            stage_seconds=stages.done(),
+        )
+    return QueueOutcome(
+        policy,
+        "planned",
+        assessment=assessment,
+        forecast=fc,
+        state=state,
+        decision=decision,
+        stage_seconds=stages.done(),
+    )
 
 
 def plan_many(
-    policies: Iterable[ScalingPolicy], read_rows: ReadRows, now: datetime, *,
-    progress: Progress | None = None, from_file: bool = False,
-    live_count: LiveCount | None = None, simulate_fn: SimulateFn = simulate,
-    engine: str = "auto", no_rows_reason: NoRowsReason | None = None,
+    policies: Iterable[ScalingPolicy],
+    read_rows: ReadRows,
+    now: datetime,
+    *,
+    progress: Progress | None = None,
+    from_file: bool = False,
+    live_count: LiveCount | None = None,
+    simulate_fn: SimulateFn = simulate,
+    engine: str = "auto",
+    no_rows_reason: NoRowsReason | None = None,
 ) -> Iterator[QueueOutcome]:
     """:func:`plan_one` for each policy in order, yielding each outcome as it is ready (so a
     caller can store it at once); ``progress(done, total, outcome)`` after each queue."""
     batch = list(policies)
     for i, policy in enumerate(batch, start=1):
-        outcome = plan_one(policy, read_rows, now, from_file=from_file, live_count=live_count,
-                           simulate_fn=simulate_fn, engine=engine,
-                           no_rows_reason=no_rows_reason)
+        outcome = plan_one(
+            policy,
+            read_rows,
+            now,
+            from_file=from_file,
+            live_count=live_count,
+            simulate_fn=simulate_fn,
+            engine=engine,
+            no_rows_reason=no_rows_reason,
+        )
         if progress is not None:
             progress(i, len(batch), outcome)
         yield outcome
@@ -130,11 +172,12 @@ def chunked(items: list[ScalingPolicy], size: int) -> list[list[ScalingPolicy]]:
     """Consecutive chunks of at most ``size`` items (the last may be shorter)."""
     if size < 1:
         raise ValueError(f"chunk size must be >= 1, got {size}")
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def chunk_size_for(n_queues: int, *, max_chunk: int = 25, min_chunks: int = 1,
-                   workers: int = 2) -> int:
+def chunk_size_for(
+    n_queues: int, *, max_chunk: int = 25, min_chunks: int = 1, workers: int = 2
+) -> int:
     """Queues per task run: at most ``max_chunk``, and small enough that ``workers`` task
     runs have about the same work each (at least ``min_chunks`` chunks)."""
     if n_queues <= 0:

@@ -17,7 +17,9 @@ import numpy as np
 
 
 def worker_hours(
-    starts: Sequence[datetime], window_s: float, initial_workers: int,
+    starts: Sequence[datetime],
+    window_s: float,
+    initial_workers: int,
     steps: Sequence[tuple[datetime, int]],
 ) -> float:
     """∫ replicas dt over the horizon, in worker-hours; ``steps`` are (execute_at, workers)."""
@@ -38,8 +40,13 @@ def worker_hours(
 
 
 def plan_cost(
-    *, starts: Sequence[datetime], window_s: float, current_workers: int,
-    steps: Sequence[tuple[datetime, int]], peak_workers: int, worker_hour: float,
+    *,
+    starts: Sequence[datetime],
+    window_s: float,
+    current_workers: int,
+    steps: Sequence[tuple[datetime, int]],
+    peak_workers: int,
+    worker_hour: float,
     violation_hour: float,
 ) -> dict[str, Any]:
     """Worker-hours and money of the plan, of keeping ``current_workers`` constant, and of
@@ -61,7 +68,7 @@ def plan_cost(
         "static_peak_cost": static_wh * worker_hour,
         "savings_vs_current": (current_wh - plan_wh) * worker_hour,
         "savings_vs_static_peak": (static_wh - plan_wh) * worker_hour,
-        "expected_violation_cost": None,   # filled from the simulation (with_violation_cost)
+        "expected_violation_cost": None,  # filled from the simulation (with_violation_cost)
         "net_cost": None,
     }
 
@@ -87,11 +94,14 @@ def net_cost(cost: dict[str, Any]) -> float | None:
 
 
 def with_violation_cost(
-    cost: dict[str, Any], window_failure_rate: Sequence[float] | np.ndarray, window_s: float,
+    cost: dict[str, Any],
+    window_failure_rate: Sequence[float] | np.ndarray,
+    window_s: float,
 ) -> dict[str, Any]:
     """A copy of ``cost`` with ``expected_violation_cost`` and ``net_cost`` filled in."""
     out = dict(cost)
     out["expected_violation_cost"] = violation_cost(
-        window_failure_rate, window_s, float(cost["violation_hour_price"]))
+        window_failure_rate, window_s, float(cost["violation_hour_price"])
+    )
     out["net_cost"] = net_cost(out)
     return out

@@ -80,48 +80,73 @@ def demand_paths(policy: ScalingPolicy, forecast: ForecastResult) -> np.ndarray:
 
 
 def propose(
-    policy: ScalingPolicy, forecast: ForecastResult, state: QueueState, attempt: Attempt, *,
-    now: datetime, last_scale_at: datetime | None = None, data_quality_warning: bool = False,
+    policy: ScalingPolicy,
+    forecast: ForecastResult,
+    state: QueueState,
+    attempt: Attempt,
+    *,
+    now: datetime,
+    last_scale_at: datetime | None = None,
+    data_quality_warning: bool = False,
 ) -> PlanProposal:
     """Plan to the SLO at the policy's sizing quantile (``slo.target_attainment`` when set,
     then with no safety margin on top; else ``forecast.demand_quantile``), plus the attempt's
     extra workers."""
     quantile = sizing_quantile(policy)
-    return plan_capacity(PlanInput(
-        policy=policy, now=now, current_workers=state.current_workers,
-        current_backlog=state.current_backlog, mean_service_s=state.mean_service_s,
-        service_scv=state.service_scv,
-        window_starts=[t.to_pydatetime() for t in forecast.timestamps],
-        window_s=forecast.interval_s,
-        demand_per_s=forecast.quantile(quantile), demand_quantile=quantile,
-        demand_distribution=distribution_for(policy, forecast),
-        extra_workers=np.asarray(attempt.extra_workers, dtype=int),
-        last_scale_at=last_scale_at, anomaly=forecast.recent_anomaly,
-        anomaly_note=forecast.anomaly_note,
-        data_quality_warning=data_quality_warning,
-    ))
+    return plan_capacity(
+        PlanInput(
+            policy=policy,
+            now=now,
+            current_workers=state.current_workers,
+            current_backlog=state.current_backlog,
+            mean_service_s=state.mean_service_s,
+            service_scv=state.service_scv,
+            window_starts=[t.to_pydatetime() for t in forecast.timestamps],
+            window_s=forecast.interval_s,
+            demand_per_s=forecast.quantile(quantile),
+            demand_quantile=quantile,
+            demand_distribution=distribution_for(policy, forecast),
+            extra_workers=np.asarray(attempt.extra_workers, dtype=int),
+            last_scale_at=last_scale_at,
+            anomaly=forecast.recent_anomaly,
+            anomaly_note=forecast.anomaly_note,
+            data_quality_warning=data_quality_warning,
+        )
+    )
 
 
 def simulate_proposal(
-    policy: ScalingPolicy, forecast: ForecastResult, state: QueueState, proposal: PlanProposal,
-    attempt: Attempt, *, engine: str = "auto", simulate_fn: SimulateFn = simulate,
+    policy: ScalingPolicy,
+    forecast: ForecastResult,
+    state: QueueState,
+    proposal: PlanProposal,
+    attempt: Attempt,
+    *,
+    engine: str = "auto",
+    simulate_fn: SimulateFn = simulate,
     paths: np.ndarray | None = None,
 ) -> SimulationSummary:
     """Monte Carlo of the proposal over the forecast's demand paths (seed + attempt - 1),
     judged from the plan's now: the past minutes of its first window are warm-up."""
     sim = policy.simulation
     scenario = plan_scenario(
-        policy, state, [(st.execute_at, st.to_workers) for st in proposal.steps],
-        start=forecast.timestamps[0].to_pydatetime(), window_s=forecast.interval_s,
+        policy,
+        state,
+        [(st.execute_at, st.to_workers) for st in proposal.steps],
+        start=forecast.timestamps[0].to_pydatetime(),
+        window_s=forecast.interval_s,
         demand_paths=demand_paths(policy, forecast) if paths is None else paths,
         judged_from=proposal.as_of,
     )
-    return simulate_fn(scenario, replications=sim.replications,
-                       seed=sim.seed + attempt.number - 1, engine=engine)
+    return simulate_fn(
+        scenario, replications=sim.replications, seed=sim.seed + attempt.number - 1, engine=engine
+    )
 
 
 def decide(
-    policy: ScalingPolicy, attempt: Attempt, proposal: PlanProposal,
+    policy: ScalingPolicy,
+    attempt: Attempt,
+    proposal: PlanProposal,
     simulation: SimulationSummary,
 ) -> Judgement:
     """Keep the plan (confident enough, or out of attempts) or add workers where it failed.
@@ -131,10 +156,15 @@ def decide(
     """
     threshold = policy.scaling.confidence_threshold
     confidence = float(simulation.slo_achievement_rate)
-    history = (*attempt.history, {"attempt": attempt.number,
-                                  "target_workers": proposal.target_workers,
-                                  "confidence": simulation.slo_achievement_rate,
-                                  "extra_workers": list(attempt.extra_workers)})
+    history = (
+        *attempt.history,
+        {
+            "attempt": attempt.number,
+            "target_workers": proposal.target_workers,
+            "confidence": simulation.slo_achievement_rate,
+            "extra_workers": list(attempt.extra_workers),
+        },
+    )
     next_attempt: Attempt | None = None
     if confidence < threshold and attempt.number <= policy.scaling.max_replans:
         # help only windows a worker added now can still reach (ready before they end)
@@ -146,17 +176,22 @@ def decide(
         extra = np.asarray(attempt.extra_workers, dtype=int)
         new_extra = extra + np.where(failing, bump.astype(int), 0)
         if not np.array_equal(new_extra, extra):
-            next_attempt = Attempt(attempt.number + 1,
-                                   tuple(int(x) for x in new_extra), history)
+            next_attempt = Attempt(attempt.number + 1, tuple(int(x) for x in new_extra), history)
     reasons = list(proposal.reasons)
     if confidence < threshold:
         reasons.append(
             f"simulated confidence {confidence:.2f} < threshold {threshold:.2f} after "
             f"{attempt.number} attempt(s)"
         )
-    decision = Decision(proposal=proposal, simulation=simulation, confidence=confidence,
-                        slo_achievable=proposal.slo_achievable and confidence >= threshold,
-                        attempts=attempt.number, reasons=reasons, history=list(history))
+    decision = Decision(
+        proposal=proposal,
+        simulation=simulation,
+        confidence=confidence,
+        slo_achievable=proposal.slo_achievable and confidence >= threshold,
+        attempts=attempt.number,
+        reasons=reasons,
+        history=list(history),
+    )
     return Judgement(decision, next_attempt)
 
 
@@ -185,11 +220,25 @@ def plan_and_prove(
     paths = demand_paths(policy, forecast)
     attempt = first_attempt(forecast)
     while True:
-        proposal = propose(policy, forecast, state, attempt, now=now,
-                           last_scale_at=last_scale_at,
-                           data_quality_warning=data_quality_warning)
-        simulation = simulate_proposal(policy, forecast, state, proposal, attempt, engine=engine,
-                                       simulate_fn=simulate_fn, paths=paths)
+        proposal = propose(
+            policy,
+            forecast,
+            state,
+            attempt,
+            now=now,
+            last_scale_at=last_scale_at,
+            data_quality_warning=data_quality_warning,
+        )
+        simulation = simulate_proposal(
+            policy,
+            forecast,
+            state,
+            proposal,
+            attempt,
+            engine=engine,
+            simulate_fn=simulate_fn,
+            paths=paths,
+        )
         judgement = decide(policy, attempt, proposal, simulation)
         if judgement.next_attempt is None:
             return judgement.decision

@@ -45,7 +45,8 @@ def uses_legacy_sizing(policy: ScalingPolicy) -> bool:
     """No target, and the policy sets ``demand_quantile`` or ``safety_margin``: each window is
     sized to that quantile × (1 + margin), as before issue 22."""
     return policy.slo.target_attainment is None and (
-        policy.forecast.demand_quantile is not None or policy.scaling.safety_margin is not None)
+        policy.forecast.demand_quantile is not None or policy.scaling.safety_margin is not None
+    )
 
 
 def target_attainment(policy: ScalingPolicy) -> float | None:
@@ -100,11 +101,13 @@ def action_cost(policy: ScalingPolicy, typical: float) -> float:
 
 def resolved_scaling(policy: ScalingPolicy, typical: float) -> ScalingSpec:
     """The policy's scaling section with every derived field filled in (for the scheduler)."""
-    return policy.scaling.model_copy(update={
-        "min_dwell_seconds": dwell_seconds(policy),
-        "action_cost_worker_hours": action_cost(policy, typical),
-        "safety_margin": safety_margin(policy),
-    })
+    return policy.scaling.model_copy(
+        update={
+            "min_dwell_seconds": dwell_seconds(policy),
+            "action_cost_worker_hours": action_cost(policy, typical),
+            "safety_margin": safety_margin(policy),
+        }
+    )
 
 
 def described(policy: ScalingPolicy, typical: float) -> dict[str, object]:
@@ -113,15 +116,20 @@ def described(policy: ScalingPolicy, typical: float) -> dict[str, object]:
     target = target_attainment(policy)
     return {
         "target_attainment": target,
-        "target_attainment_from": "policy" if policy.slo.target_attainment is not None
-        else ("legacy demand_quantile x (1 + safety_margin)" if target is None
-              else f"derived: max({DEFAULT_ATTAINMENT}, slo.wait_quantile)"),
+        "target_attainment_from": "policy"
+        if policy.slo.target_attainment is not None
+        else (
+            "legacy demand_quantile x (1 + safety_margin)"
+            if target is None
+            else f"derived: max({DEFAULT_ATTAINMENT}, slo.wait_quantile)"
+        ),
         "attainment_mode": attainment_mode(policy),
         "action_cost_worker_hours": action_cost(policy, typical),
-        "action_cost_from": "policy" if sc.action_cost_worker_hours is not None
-        else f"derived: {ACTION_COST_MINUTES:g} min of the typical {math.ceil(typical)} "
-             "workers",
+        "action_cost_from": "policy"
+        if sc.action_cost_worker_hours is not None
+        else f"derived: {ACTION_COST_MINUTES:g} min of the typical {math.ceil(typical)} workers",
         "min_dwell_seconds": dwell_seconds(policy),
-        "min_dwell_from": "policy" if sc.min_dwell_seconds is not None
+        "min_dwell_from": "policy"
+        if sc.min_dwell_seconds is not None
         else f"derived: {DWELL_WINDOWS} windows, at least {MIN_DWELL_S:g} s",
     }

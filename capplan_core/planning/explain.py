@@ -21,13 +21,31 @@ if TYPE_CHECKING:  # showing a stored plan never loads the planner (CLI start-up
     from capplan_core.planning.planner import PlannedStep, PlanProposal
 
 WINDOW_COLUMNS = [
-    "window_start", "demand_per_s", "demand_quantile", "margin", "arrival_rate_per_s",
-    "model_workers", "margin_workers", "extra_workers", "wanted_workers", "needed_workers",
-    "constraints", "scheduled_workers", "steps",
+    "window_start",
+    "demand_per_s",
+    "demand_quantile",
+    "margin",
+    "arrival_rate_per_s",
+    "model_workers",
+    "margin_workers",
+    "extra_workers",
+    "wanted_workers",
+    "needed_workers",
+    "constraints",
+    "scheduled_workers",
+    "steps",
 ]
 STEP_COLUMNS = [
-    "execute_at", "from_workers", "to_workers", "window_start", "demand_per_s",
-    "demand_quantile", "model_workers", "margin_workers", "extra_workers", "constraints",
+    "execute_at",
+    "from_workers",
+    "to_workers",
+    "window_start",
+    "demand_per_s",
+    "demand_quantile",
+    "model_workers",
+    "margin_workers",
+    "extra_workers",
+    "constraints",
 ]
 
 
@@ -46,21 +64,23 @@ def explanation_rows(proposal: PlanProposal) -> list[dict[str, Any]]:
         by_window.setdefault(int(s.explanation["window_index"]), []).append(s)
     rows = []
     for i, w in enumerate(proposal.windows):
-        rows.append({
-            "window_start": _t(w["window_start"]),
-            "demand_per_s": round(float(w["demand_per_s"]), 6),
-            "demand_quantile": w["demand_quantile"],
-            "margin": f"{w['safety_margin']:.0%}",
-            "arrival_rate_per_s": round(float(w["arrival_rate_per_s"]), 6),
-            "model_workers": w["model_workers"],
-            "margin_workers": w["margin_workers"],
-            "extra_workers": w["extra_workers"],
-            "wanted_workers": w["wanted_workers"],
-            "needed_workers": w["needed_workers"],
-            "constraints": w["constraints"],
-            "scheduled_workers": w["scheduled_workers"],
-            "steps": ", ".join(_step_text(s) for s in by_window.get(i, [])),
-        })
+        rows.append(
+            {
+                "window_start": _t(w["window_start"]),
+                "demand_per_s": round(float(w["demand_per_s"]), 6),
+                "demand_quantile": w["demand_quantile"],
+                "margin": f"{w['safety_margin']:.0%}",
+                "arrival_rate_per_s": round(float(w["arrival_rate_per_s"]), 6),
+                "model_workers": w["model_workers"],
+                "margin_workers": w["margin_workers"],
+                "extra_workers": w["extra_workers"],
+                "wanted_workers": w["wanted_workers"],
+                "needed_workers": w["needed_workers"],
+                "constraints": w["constraints"],
+                "scheduled_workers": w["scheduled_workers"],
+                "steps": ", ".join(_step_text(s) for s in by_window.get(i, [])),
+            }
+        )
     return rows
 
 
@@ -69,14 +89,20 @@ def step_rows(proposal: PlanProposal) -> list[dict[str, Any]]:
     rows = []
     for s in proposal.steps:
         e = s.explanation
-        rows.append({
-            "execute_at": _t(s.execute_at), "from_workers": s.from_workers,
-            "to_workers": s.to_workers, "window_start": _t(e["window_start"]),
-            "demand_per_s": round(float(e["demand_per_s"]), 6),
-            "demand_quantile": e["demand_quantile"], "model_workers": e["model_workers"],
-            "margin_workers": e["margin_workers"], "extra_workers": e["extra_workers"],
-            "constraints": "; ".join(constraint_text(c) for c in e["constraints"]),
-        })
+        rows.append(
+            {
+                "execute_at": _t(s.execute_at),
+                "from_workers": s.from_workers,
+                "to_workers": s.to_workers,
+                "window_start": _t(e["window_start"]),
+                "demand_per_s": round(float(e["demand_per_s"]), 6),
+                "demand_quantile": e["demand_quantile"],
+                "model_workers": e["model_workers"],
+                "margin_workers": e["margin_workers"],
+                "extra_workers": e["extra_workers"],
+                "constraints": "; ".join(constraint_text(c) for c in e["constraints"]),
+            }
+        )
     return rows
 
 
@@ -86,10 +112,12 @@ def stored_step_rows(plan: StoredPlan) -> list[dict[str, Any]]:
     rows = []
     for s in plan.steps:
         e = s.explanation or {}
-        row: dict[str, Any] = {"execute_at": s.execute_at.isoformat(),
-                               "from_workers": s.from_workers, "to_workers": s.to_workers}
-        row.update({k: v for k, v in e.items()
-                    if k not in row and not isinstance(v, dict | list)})
+        row: dict[str, Any] = {
+            "execute_at": s.execute_at.isoformat(),
+            "from_workers": s.from_workers,
+            "to_workers": s.to_workers,
+        }
+        row.update({k: v for k, v in e.items() if k not in row and not isinstance(v, dict | list)})
         if e.get("constraints"):
             row["constraints"] = "; ".join(constraint_text(c) for c in e["constraints"])
         rows.append(row)

@@ -28,17 +28,22 @@ def _replica_note(state: dict[str, Any]) -> list[str]:
     """A line when the plan starts from a count the scaler read that the metrics did not see."""
     if not state.get("workers_differ"):
         return []
-    return [f"**Live workers differ from measured:** the plan starts from "
-            f"{state.get('current_workers')} ({state.get('replica_source')}); the newest metrics "
-            f"measured {state.get('measured_workers')}  "]
+    return [
+        f"**Live workers differ from measured:** the plan starts from "
+        f"{state.get('current_workers')} ({state.get('replica_source')}); the newest metrics "
+        f"measured {state.get('measured_workers')}  "
+    ]
 
 
 def dropped_rows_line(dropped: list[dict[str, Any]]) -> str:
     """What cleaning dropped before planning: how many rows, which column, why."""
     if not dropped:
         return "**Rows dropped by cleaning:** none  "
-    return "**Rows dropped by cleaning:** " + "; ".join(
-        f"{d['rows']} ({d['column']}: {d['reason']})" for d in dropped) + "  "
+    return (
+        "**Rows dropped by cleaning:** "
+        + "; ".join(f"{d['rows']} ({d['column']}: {d['reason']})" for d in dropped)
+        + "  "
+    )
 
 
 def plan_markdown(summary: dict[str, Any], details: dict[str, Any] | None = None) -> str:
@@ -64,11 +69,17 @@ def plan_markdown(summary: dict[str, Any], details: dict[str, Any] | None = None
         lines.append(f"**Proved by:** {engine_label(str(sim.get('engine')))}  ")
     cost = details.get("cost") or {}
     if cost:
-        lines.append("**Cost:** " + ", ".join(f"{k} {_fmt(v)}" for k, v in cost.items()
-                                               if not isinstance(v, dict | list)) + "  ")
+        lines.append(
+            "**Cost:** "
+            + ", ".join(f"{k} {_fmt(v)}" for k, v in cost.items() if not isinstance(v, dict | list))
+            + "  "
+        )
     for r in details.get("reasons") or []:
         lines.append(f"- {r}")
     lines.append(dropped_rows_line(details.get("dropped_rows") or []))
-    lines += ["", "#### Steps", table(summary.get("steps", []),
-                                      ["execute_at", "from_workers", "to_workers", "reason"])]
+    lines += [
+        "",
+        "#### Steps",
+        table(summary.get("steps", []), ["execute_at", "from_workers", "to_workers", "reason"]),
+    ]
     return "\n".join(lines)

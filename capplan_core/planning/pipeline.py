@@ -49,9 +49,9 @@ class QueueOutcome:
     forecast: ForecastResult | None = None
     state: QueueState | None = None
     decision: Decision | None = None
-    reason: str | None = None        # why a skipped queue was not planned
+    reason: str | None = None  # why a skipped queue was not planned
     failed_stage: str | None = None  # the stage that raised, for a failed queue
-    error: str | None = None         # "ErrorType: message", for a failed queue
+    error: str | None = None  # "ErrorType: message", for a failed queue
     exception: BaseException | None = field(default=None, repr=False, compare=False)
     stage_seconds: dict[str, float] = field(default_factory=dict, compare=False)
 
@@ -61,15 +61,24 @@ class QueueOutcome:
 
 
 # -- collect ----------------------------------------------------------------------------------
-def nothing_collected(rows: pd.DataFrame, policy: ScalingPolicy, now: datetime, *,
-                      from_file: bool, no_rows_reason: NoRowsReason | None = None) -> str | None:
+def nothing_collected(
+    rows: pd.DataFrame,
+    policy: ScalingPolicy,
+    now: datetime,
+    *,
+    from_file: bool,
+    no_rows_reason: NoRowsReason | None = None,
+) -> str | None:
     """Why the queue is skipped before cleaning: planning from the store, no row was
     collected for it. A metrics file (offline) goes on to cleaning, whose report says what is
     missing."""
     if not rows.empty or from_file:
         return None
-    return (no_rows_reason(policy, now) if no_rows_reason is not None
-            else f"no metrics collected for queue {policy.queue}")
+    return (
+        no_rows_reason(policy, now)
+        if no_rows_reason is not None
+        else f"no metrics collected for queue {policy.queue}"
+    )
 
 
 # -- clean + data quality ---------------------------------------------------------------------
@@ -91,16 +100,22 @@ def forecast(assessment: Assessment, policy: ScalingPolicy) -> ForecastResult | 
     simulation seed), or — no usable history — the reason the plan holds current capacity."""
     series = assessment.clean.series
     try:
-        return forecast_queue(series["arrival_rate"], policy.forecast, queue=policy.queue,
-                              levels=FORECAST_LEVELS, exclude=series["outlier"].astype(bool),
-                              seed=policy.simulation.seed)
+        return forecast_queue(
+            series["arrival_rate"],
+            policy.forecast,
+            queue=policy.queue,
+            levels=FORECAST_LEVELS,
+            exclude=series["outlier"].astype(bool),
+            seed=policy.simulation.seed,
+        )
     except NoHistoryError as err:
         return f"no usable history, holding current capacity: {err}"
 
 
 # -- pool state -------------------------------------------------------------------------------
-def pool(assessment: Assessment, policy: ScalingPolicy,
-         live_count: LiveCount | None = None) -> QueueState:
+def pool(
+    assessment: Assessment, policy: ScalingPolicy, live_count: LiveCount | None = None
+) -> QueueState:
     """Workers, backlog and service time now, from the newest cleaned intervals; with
     ``live_count`` (planning live) the plan starts from the count the scaler reads, and the
     measured count is kept beside it."""

@@ -83,10 +83,14 @@ class PlanFacts:
 
     @classmethod
     def of(cls, plan: StoredPlan) -> PlanFacts:
-        return cls(plan.id, plan.queue, str(plan.status), plan.decided_by,
-                   plan.current_workers,
-                   tuple((s.from_workers, s.to_workers, dict(s.explanation))
-                         for s in plan.steps))
+        return cls(
+            plan.id,
+            plan.queue,
+            str(plan.status),
+            plan.decided_by,
+            plan.current_workers,
+            tuple((s.from_workers, s.to_workers, dict(s.explanation)) for s in plan.steps),
+        )
 
 
 # -- supersede --------------------------------------------------------------------------------
@@ -100,22 +104,40 @@ def superseded_by_approval(plan_id: int, queue: str, approved_id: int) -> PlanUp
     return _superseded(plan_id, queue, {"by_plan": approved_id})
 
 
-def superseded_as_outdated(plan_id: int, queue: str, made_under: int,
-                           current: int) -> PlanUpdate:
+def superseded_as_outdated(plan_id: int, queue: str, made_under: int, current: int) -> PlanUpdate:
     """A plan made under a policy version that changed while it was planned: nothing executes
     under a version that is no longer the policy."""
-    return _superseded(plan_id, queue, {
-        "reason": f"made under policy version {made_under}; the policy is at version "
-                  f"{current} now", "policy_version": made_under})
+    return _superseded(
+        plan_id,
+        queue,
+        {
+            "reason": f"made under policy version {made_under}; the policy is at version "
+            f"{current} now",
+            "policy_version": made_under,
+        },
+    )
 
 
-def superseded_by_policy_change(plan_id: int, queue: str, was: str, policy: str,
-                                version: int, actor: str) -> PlanUpdate:
+def superseded_by_policy_change(
+    plan_id: int, queue: str, was: str, policy: str, version: int, actor: str
+) -> PlanUpdate:
     """A proposed or live plan of a policy that changed: it was made under the old version."""
-    return PlanUpdate(plan_id, PlanStatus.SUPERSEDED, cancel_pending=True, audit=AuditDraft(
-        "superseded", plan_id, queue, {"reason": f"policy {policy!r} changed to version "
-                                                 f"{version}", "was": was,
-                                       "policy_version": version}, actor=actor))
+    return PlanUpdate(
+        plan_id,
+        PlanStatus.SUPERSEDED,
+        cancel_pending=True,
+        audit=AuditDraft(
+            "superseded",
+            plan_id,
+            queue,
+            {
+                "reason": f"policy {policy!r} changed to version {version}",
+                "was": was,
+                "policy_version": version,
+            },
+            actor=actor,
+        ),
+    )
 
 
 def outdated(made_under: Any, current: int, skipped: bool) -> bool:
@@ -124,14 +146,24 @@ def outdated(made_under: Any, current: int, skipped: bool) -> bool:
 
 
 def _superseded(plan_id: int, queue: str, details: dict[str, Any]) -> PlanUpdate:
-    return PlanUpdate(plan_id, PlanStatus.SUPERSEDED, cancel_pending=True,
-                      audit=AuditDraft("superseded", plan_id, queue, details))
+    return PlanUpdate(
+        plan_id,
+        PlanStatus.SUPERSEDED,
+        cancel_pending=True,
+        audit=AuditDraft("superseded", plan_id, queue, details),
+    )
 
 
 # -- decide -----------------------------------------------------------------------------------
-def transition(plan: PlanFacts, to: PlanStatus, *, actor: str, comment: str | None = None,
-               details: dict[str, Any] | None = None,
-               newer: tuple[int, str] | None = None) -> PlanUpdate:
+def transition(
+    plan: PlanFacts,
+    to: PlanStatus,
+    *,
+    actor: str,
+    comment: str | None = None,
+    details: dict[str, Any] | None = None,
+    newer: tuple[int, str] | None = None,
+) -> PlanUpdate:
     """A plan moved to ``to`` by ``actor``, audited.
 
     Approving checks that the plan is its queue's newest (``newer``: the (id, status) of a
@@ -147,11 +179,17 @@ def transition(plan: PlanFacts, to: PlanStatus, *, actor: str, comment: str | No
     check_transition(plan.id, plan.status, plan.decided_by, to)
     edits = cap_edits(plan, int(cap)) if to == PlanStatus.APPROVED and cap is not None else ()
     decided = to in DECISIONS
-    return PlanUpdate(plan.id, to, cancel_pending=to in CANCELS_STEPS,
-                      decided_by=actor if decided else None,
-                      decision_comment=comment if decided else None, step_edits=edits,
-                      audit=AuditDraft(to.value, plan.id, plan.queue,
-                                       {"comment": comment, **(details or {})}, actor=actor))
+    return PlanUpdate(
+        plan.id,
+        to,
+        cancel_pending=to in CANCELS_STEPS,
+        decided_by=actor if decided else None,
+        decision_comment=comment if decided else None,
+        step_edits=edits,
+        audit=AuditDraft(
+            to.value, plan.id, plan.queue, {"comment": comment, **(details or {})}, actor=actor
+        ),
+    )
 
 
 def cap_edits(plan: PlanFacts, max_workers: int) -> tuple[StepEdit, ...]:
@@ -161,26 +199,49 @@ def cap_edits(plan: PlanFacts, max_workers: int) -> tuple[StepEdit, ...]:
     start = plan.steps[0][0]
     capped = capped_steps(start, [(f, t) for f, t, _ in plan.steps], max_workers)
     return tuple(
-        StepEdit(i, frm, to, {**explanation, "planned": {"from_workers": f, "to_workers": t},
-                              "capped_by": max_workers})
-        for i, ((f, t, explanation), (frm, to)) in enumerate(zip(plan.steps, capped,
-                                                                  strict=True))
-        if (frm, to) != (f, t))
+        StepEdit(
+            i,
+            frm,
+            to,
+            {
+                **explanation,
+                "planned": {"from_workers": f, "to_workers": t},
+                "capped_by": max_workers,
+            },
+        )
+        for i, ((f, t, explanation), (frm, to)) in enumerate(zip(plan.steps, capped, strict=True))
+        if (frm, to) != (f, t)
+    )
 
 
 def live_to_supersede(approved: PlanFacts, live: Iterable[tuple[int, str]]) -> list[PlanUpdate]:
     """Approving ``approved`` supersedes the other live plans of its queue, ``live`` being the
     (id, queue) of the queue's live plans."""
-    return [superseded_by_approval(pid, queue, approved.id) for pid, queue in live
-            if pid != approved.id]
+    return [
+        superseded_by_approval(pid, queue, approved.id) for pid, queue in live if pid != approved.id
+    ]
 
 
 # -- steps ------------------------------------------------------------------------------------
-def step_audit(plan_id: int, queue: str, step_id: int, frm: str, to: str, *, action: str,
-               actor: str, details: dict[str, Any]) -> AuditDraft:
+def step_audit(
+    plan_id: int,
+    queue: str,
+    step_id: int,
+    frm: str,
+    to: str,
+    *,
+    action: str,
+    actor: str,
+    details: dict[str, Any],
+) -> AuditDraft:
     """The audit row of a step's move."""
-    return AuditDraft(action, plan_id, queue, {"step_id": step_id, "from_status": frm,
-                                               "to_status": to, **details}, actor=actor)
+    return AuditDraft(
+        action,
+        plan_id,
+        queue,
+        {"step_id": step_id, "from_status": frm, "to_status": to, **details},
+        actor=actor,
+    )
 
 
 def plan_done(status: str, step_statuses: Sequence[str]) -> bool:
@@ -188,8 +249,7 @@ def plan_done(status: str, step_statuses: Sequence[str]) -> bool:
     return status == PlanStatus.APPROVED and all(s in STEP_FINAL for s in step_statuses)
 
 
-def check_step_move(step_id: int, frm: StepStatus, to: StepStatus, *,
-                    owner: str | None) -> None:
+def check_step_move(step_id: int, frm: StepStatus, to: StepStatus, *, owner: str | None) -> None:
     """Raise :class:`DecisionConflict` unless a step may move ``frm`` -> ``to``: along the step
     state machine, or straight from pending to a final state when nobody holds it."""
     direct = owner is None and frm == StepStatus.PENDING and to in STEP_FINAL
@@ -197,8 +257,9 @@ def check_step_move(step_id: int, frm: StepStatus, to: StepStatus, *,
         raise DecisionConflict(f"step {step_id} cannot move {frm.value} -> {to.value}")
 
 
-def moved_step_fields(to: StepStatus, *, new_owner: str | None,
-                      lease_until: datetime | None) -> dict[str, Any]:
+def moved_step_fields(
+    to: StepStatus, *, new_owner: str | None, lease_until: datetime | None
+) -> dict[str, Any]:
     """The step's fields after a move (the store stamps ``applied_at`` on its clock when the
     state is final): a final or pending step is held by nobody; otherwise ``new_owner`` holds
     it, until ``lease_until`` when given (else the lease it had)."""

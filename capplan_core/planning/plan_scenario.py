@@ -27,8 +27,13 @@ def service_kind(service_scv: float) -> Literal["exponential", "lognormal"]:
 
 
 def plan_scenario(
-    policy: ScalingPolicy, state: QueueState, steps: Iterable[tuple[datetime, int]], *,
-    start: datetime, window_s: float, demand_paths: np.ndarray,
+    policy: ScalingPolicy,
+    state: QueueState,
+    steps: Iterable[tuple[datetime, int]],
+    *,
+    start: datetime,
+    window_s: float,
+    demand_paths: np.ndarray,
     judged_from: datetime | None = None,
 ) -> SimScenario:
     """The scenario of a plan: ``steps`` are (execute_at, to_workers) from ``start``.

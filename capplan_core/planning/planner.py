@@ -44,12 +44,12 @@ class PlanInput:
     service_scv: float
     window_starts: list[datetime]
     window_s: float
-    demand_per_s: np.ndarray            # per window, at ``demand_quantile``
+    demand_per_s: np.ndarray  # per window, at ``demand_quantile``
     extra_workers: np.ndarray | None = None
     last_scale_at: datetime | None = None
     anomaly: bool = False
     data_quality_warning: bool = False
-    anomaly_note: str | None = None   # which recent window was anomalous, with the numbers
+    anomaly_note: str | None = None  # which recent window was anomalous, with the numbers
     # the quantile demand_per_s was read at; None = policy.forecast.demand_quantile. Only a
     # demand at slo.target_attainment is sized without the safety margin (window_sizing).
     demand_quantile: float | None = None
@@ -70,8 +70,8 @@ class PlannedStep:
 @dataclass(frozen=True)
 class PlanProposal:
     current_workers: int
-    target_workers: int                 # max scheduled count over the horizon
-    schedule: list[tuple[datetime, int]]   # replicas commanded at each window start
+    target_workers: int  # max scheduled count over the horizon
+    schedule: list[tuple[datetime, int]]  # replicas commanded at each window start
     steps: list[PlannedStep]
     slo_achievable: bool
     reasons: list[str]
@@ -79,8 +79,8 @@ class PlanProposal:
     auto_allowed: bool
     expires_at: datetime
     as_of: datetime
-    windows: list[dict[str, Any]] = field(default_factory=list)   # per-window explanation
-    settings: dict[str, Any] = field(default_factory=dict)   # derived defaults it used
+    windows: list[dict[str, Any]] = field(default_factory=list)  # per-window explanation
+    settings: dict[str, Any] = field(default_factory=dict)  # derived defaults it used
 
 
 def _validate(inp: PlanInput) -> tuple[list[float], list[int]]:
@@ -92,8 +92,11 @@ def _validate(inp: PlanInput) -> tuple[list[float], list[int]]:
         raise ValueError(f"demand_per_s has {demand.size} values for {n} windows")
     if not np.all(np.isfinite(demand)) or demand.min() < 0:
         raise ValueError("demand_per_s must be finite and >= 0 in every window")
-    extra = np.zeros(n, dtype=int) if inp.extra_workers is None else np.asarray(
-        inp.extra_workers).ravel()
+    extra = (
+        np.zeros(n, dtype=int)
+        if inp.extra_workers is None
+        else np.asarray(inp.extra_workers).ravel()
+    )
     if extra.size != n or not np.all(np.isfinite(extra)) or extra.min() < 0:
         raise ValueError(f"extra_workers must hold {n} non-negative values")
     if inp.current_workers < 0:
@@ -129,19 +132,31 @@ def plan_capacity(inp: PlanInput) -> PlanProposal:
     auto_allowed, auto_reasons = _auto_limits(inp, schedule, steps)
     reasons += auto_reasons
     cost = plan_cost(
-        starts=list(inp.window_starts), window_s=inp.window_s,
+        starts=list(inp.window_starts),
+        window_s=inp.window_s,
         current_workers=inp.current_workers,
         steps=[(s.execute_at, s.to_workers) for s in steps],
         peak_workers=max(w.needed_workers for w in needs),
-        worker_hour=policy.cost.worker_hour, violation_hour=policy.cost.violation_hour)
-    windows = [_window_row(w, n, holds.get(w.index)) for w, (_, n) in zip(needs, schedule,
-                                                                          strict=True)]
+        worker_hour=policy.cost.worker_hour,
+        violation_hour=policy.cost.violation_hour,
+    )
+    windows = [
+        _window_row(w, n, holds.get(w.index)) for w, (_, n) in zip(needs, schedule, strict=True)
+    ]
     return PlanProposal(
-        current_workers=inp.current_workers, target_workers=target, schedule=schedule,
-        steps=steps, slo_achievable=achievable, reasons=reasons, cost=cost,
+        current_workers=inp.current_workers,
+        target_workers=target,
+        schedule=schedule,
+        steps=steps,
+        slo_achievable=achievable,
+        reasons=reasons,
+        cost=cost,
         auto_allowed=auto_allowed,
-        expires_at=inp.now + timedelta(seconds=sc.plan_expiry_seconds), as_of=inp.now,
-        windows=windows, settings=defaults.described(policy, typical))
+        expires_at=inp.now + timedelta(seconds=sc.plan_expiry_seconds),
+        as_of=inp.now,
+        windows=windows,
+        settings=defaults.described(policy, typical),
+    )
 
 
 def _typical_workers(inp: PlanInput, demand: list[float]) -> float:
@@ -151,17 +166,25 @@ def _typical_workers(inp: PlanInput, demand: list[float]) -> float:
     if not busy:
         return 1.0
     terms = slo_terms_from_policy(inp.policy, 0.0)
-    need = required_workers(busy[len(busy) // 2], inp.mean_service_s, terms,
-                            service_scv=inp.service_scv, max_workers=SIZING_SEARCH_LIMIT)
+    need = required_workers(
+        busy[len(busy) // 2],
+        inp.mean_service_s,
+        terms,
+        service_scv=inp.service_scv,
+        max_workers=SIZING_SEARCH_LIMIT,
+    )
     return defaults.typical_workers([need.workers])
 
 
-POOLED_BISECTIONS = 6     # spending the held surplus: resolution (target − floor) / 64
+POOLED_BISECTIONS = 6  # spending the held surplus: resolution (target − floor) / 64
 
 
-def _sized_and_scheduled(inp: PlanInput, demand: list[float], extra: list[int],
-                         sc: ScalingSpec,
-                         ) -> tuple[list[WindowNeed], list[RawStep], dict[int, str]]:
+def _sized_and_scheduled(
+    inp: PlanInput,
+    demand: list[float],
+    extra: list[int],
+    sc: ScalingSpec,
+) -> tuple[list[WindowNeed], list[RawStep], dict[int, str]]:
     """Window needs and the steps that carry them out.
 
     Pooled attainment counts what the pool will really have: the scheduler holds levels
@@ -174,17 +197,31 @@ def _sized_and_scheduled(inp: PlanInput, demand: list[float], extra: list[int],
     policy = inp.policy
     capacity = capacity_fn(inp.mean_service_s, inp.service_scv)
 
-    def plan_at(pooled_target: float | None
-                ) -> tuple[list[WindowNeed], list[RawStep], dict[int, str]]:
+    def plan_at(
+        pooled_target: float | None,
+    ) -> tuple[list[WindowNeed], list[RawStep], dict[int, str]]:
         needs = window_needs(
-            policy, now=inp.now, window_starts=list(inp.window_starts), demand_per_s=demand,
-            extra_workers=extra, current_backlog=inp.current_backlog,
-            mean_service_s=inp.mean_service_s, service_scv=inp.service_scv,
-            demand_quantile=inp.demand_quantile, distribution=inp.demand_distribution,
-            pooled_target=pooled_target, capacity=capacity)
+            policy,
+            now=inp.now,
+            window_starts=list(inp.window_starts),
+            demand_per_s=demand,
+            extra_workers=extra,
+            current_backlog=inp.current_backlog,
+            mean_service_s=inp.mean_service_s,
+            service_scv=inp.service_scv,
+            demand_quantile=inp.demand_quantile,
+            distribution=inp.demand_distribution,
+            pooled_target=pooled_target,
+            capacity=capacity,
+        )
         raw, holds = schedule_steps(
-            [w.needed_workers for w in needs], list(inp.window_starts), now=inp.now,
-            current_workers=inp.current_workers, scaling=sc, last_scale_at=inp.last_scale_at)
+            [w.needed_workers for w in needs],
+            list(inp.window_starts),
+            now=inp.now,
+            current_workers=inp.current_workers,
+            scaling=sc,
+            last_scale_at=inp.last_scale_at,
+        )
         return needs, raw, holds
 
     best = plan_at(None)
@@ -196,11 +233,17 @@ def _sized_and_scheduled(inp: PlanInput, demand: list[float], extra: list[int],
         return [_commanded_at(t, inp.current_workers, raw) for t in inp.window_starts]
 
     def attainment(plan: tuple[list[WindowNeed], list[RawStep], dict[int, str]]) -> float:
-        ps = met_probabilities(policy, plan[0], scheduled(plan[1]), dist,
-                               current_backlog=inp.current_backlog,
-                               mean_service_s=inp.mean_service_s,
-                               service_scv=inp.service_scv, capacity=capacity)
-        busy = dist.busy            # closed windows (certain) do not count (issue 22)
+        ps = met_probabilities(
+            policy,
+            plan[0],
+            scheduled(plan[1]),
+            dist,
+            current_backlog=inp.current_backlog,
+            mean_service_s=inp.mean_service_s,
+            service_scv=inp.service_scv,
+            capacity=capacity,
+        )
+        busy = dist.busy  # closed windows (certain) do not count (issue 22)
         return float(np.mean(np.asarray(ps)[busy])) if busy.any() else 1.0
 
     if attainment(best) <= target + 1e-9:
@@ -220,8 +263,9 @@ def _sized_and_scheduled(inp: PlanInput, demand: list[float], extra: list[int],
     return best
 
 
-def _commanded_at(t: datetime, current: int,
-                  steps: Sequence[PlannedStep] | Sequence[RawStep]) -> int:
+def _commanded_at(
+    t: datetime, current: int, steps: Sequence[PlannedStep] | Sequence[RawStep]
+) -> int:
     """The count commanded at ``t``: the last step executed by then, else ``current``."""
     n = current
     for s in steps:
@@ -238,20 +282,24 @@ def _slo_reasons(needs: list[WindowNeed], policy: ScalingPolicy) -> tuple[list[s
     worst = max(capped, key=lambda w: w.wanted_workers - w.needed_workers)
     by = worst.capped_by
     if by == "budget":
-        limit = (f"budget cap of {budget_cap_workers(policy)} workers "
-                 f"(budget_per_hour {policy.scaling.budget_per_hour} / worker_hour "
-                 f"{policy.cost.worker_hour})")
+        limit = (
+            f"budget cap of {budget_cap_workers(policy)} workers "
+            f"(budget_per_hour {policy.scaling.budget_per_hour} / worker_hour "
+            f"{policy.cost.worker_hour})"
+        )
     else:
         limit = f"max_workers {policy.scaling.max_workers}"
     reasons.append(
         f"SLO not achievable: {limit} is below the {worst.wanted_workers} workers the SLO "
         f"(with margin) needs at {worst.start.isoformat()} "
-        f"({len(capped)} of {len(needs)} window(s) capped)")
+        f"({len(capped)} of {len(needs)} window(s) capped)"
+    )
     return reasons, False
 
 
-def _auto_limits(inp: PlanInput, schedule: list[tuple[datetime, int]],
-                 steps: list[PlannedStep]) -> tuple[bool, list[str]]:
+def _auto_limits(
+    inp: PlanInput, schedule: list[tuple[datetime, int]], steps: list[PlannedStep]
+) -> tuple[bool, list[str]]:
     reasons: list[str] = []
     if inp.anomaly:
         what = f" ({inp.anomaly_note})" if inp.anomaly_note else ""
@@ -262,36 +310,54 @@ def _auto_limits(inp: PlanInput, schedule: list[tuple[datetime, int]],
     change = max(abs(n - inp.current_workers) for n in counts)
     limit = inp.policy.scaling.auto_max_change
     if change > limit:
-        reasons.append(f"change of {change} workers exceeds auto_max_change {limit}: "
-                       "auto approval downgraded to manual")
+        reasons.append(
+            f"change of {change} workers exceeds auto_max_change {limit}: "
+            "auto approval downgraded to manual"
+        )
     return inp.policy.mode == Mode.AUTO and not reasons, reasons
 
 
 def _planned(s: RawStep, needs: list[WindowNeed], startup_s: float) -> PlannedStep:
     w = needs[s.window_index]
     # how long after the window start the new workers are ready (startup included)
-    late_by_s = max(0.0, (s.execute_at - w.start).total_seconds() + startup_s) \
-        if s.direction == "up" else 0.0
+    late_by_s = (
+        max(0.0, (s.execute_at - w.start).total_seconds() + startup_s)
+        if s.direction == "up"
+        else 0.0
+    )
     constraints = list(w.constraints) + list(s.adjustments)
     explanation: dict[str, Any] = {
-        "direction": s.direction, "window_start": w.start, "window_index": w.index,
-        "demand_per_s": w.demand_per_s, "demand_quantile": w.demand_quantile,
-        "safety_margin": w.safety_margin, "arrival_rate_per_s": w.arrival_rate_per_s,
-        "model_workers": w.model_workers, "margin_workers": w.margin_workers,
-        "extra_workers": w.extra_workers, "wanted_workers": w.wanted_workers,
-        "needed_workers": w.needed_workers, "binding_term": w.binding_term,
+        "direction": s.direction,
+        "window_start": w.start,
+        "window_index": w.index,
+        "demand_per_s": w.demand_per_s,
+        "demand_quantile": w.demand_quantile,
+        "safety_margin": w.safety_margin,
+        "arrival_rate_per_s": w.arrival_rate_per_s,
+        "model_workers": w.model_workers,
+        "margin_workers": w.margin_workers,
+        "extra_workers": w.extra_workers,
+        "wanted_workers": w.wanted_workers,
+        "needed_workers": w.needed_workers,
+        "binding_term": w.binding_term,
         "covers_windows": [needs[j].start for j in s.covers],
-        "constraints": constraints, "startup_lead_s": startup_s if s.direction == "up" else 0.0,
-        "late_by_s": late_by_s, "attainment_mode": w.attainment_mode,
+        "constraints": constraints,
+        "startup_lead_s": startup_s if s.direction == "up" else 0.0,
+        "late_by_s": late_by_s,
+        "attainment_mode": w.attainment_mode,
         "met_probability": w.met_probability,
     }
     verb = "scale up" if s.direction == "up" else "scale down"
-    text = (f"{verb} {s.from_workers}→{s.to_workers} for window {w.start:%Y-%m-%d %H:%M}: "
-            f"demand {w.demand_per_s:.3g} jobs/s (q{w.demand_quantile:g}) needs "
-            f"{w.model_workers} workers, ")
+    text = (
+        f"{verb} {s.from_workers}→{s.to_workers} for window {w.start:%Y-%m-%d %H:%M}: "
+        f"demand {w.demand_per_s:.3g} jobs/s (q{w.demand_quantile:g}) needs "
+        f"{w.model_workers} workers, "
+    )
     if w.met_probability is not None:
-        text += (f"{w.margin_workers:+d} pooled risk budget (P(met) "
-                 f"{w.met_probability:.3f}), +{w.extra_workers} extra")
+        text += (
+            f"{w.margin_workers:+d} pooled risk budget (P(met) "
+            f"{w.met_probability:.3f}), +{w.extra_workers} extra"
+        )
     else:
         text += f"+{w.margin_workers} margin, +{w.extra_workers} extra"
     if constraints:
@@ -308,12 +374,20 @@ def _window_row(w: WindowNeed, scheduled: int, hold: str | None) -> dict[str, An
     if scheduled > w.needed_workers and hold:
         constraints.append(f"{hold.split(':')[0]} +{scheduled - w.needed_workers}")
     return {
-        "window_start": w.start, "demand_per_s": w.demand_per_s,
-        "demand_quantile": w.demand_quantile, "safety_margin": w.safety_margin,
-        "arrival_rate_per_s": w.arrival_rate_per_s, "model_workers": w.model_workers,
-        "margin_workers": w.margin_workers, "extra_workers": w.extra_workers,
-        "wanted_workers": w.wanted_workers, "needed_workers": w.needed_workers,
-        "scheduled_workers": scheduled, "binding_term": w.binding_term,
-        "constraints": "; ".join(constraints), "note": hold or "",
-        "attainment_mode": w.attainment_mode, "met_probability": w.met_probability,
+        "window_start": w.start,
+        "demand_per_s": w.demand_per_s,
+        "demand_quantile": w.demand_quantile,
+        "safety_margin": w.safety_margin,
+        "arrival_rate_per_s": w.arrival_rate_per_s,
+        "model_workers": w.model_workers,
+        "margin_workers": w.margin_workers,
+        "extra_workers": w.extra_workers,
+        "wanted_workers": w.wanted_workers,
+        "needed_workers": w.needed_workers,
+        "scheduled_workers": scheduled,
+        "binding_term": w.binding_term,
+        "constraints": "; ".join(constraints),
+        "note": hold or "",
+        "attainment_mode": w.attainment_mode,
+        "met_probability": w.met_probability,
     }

@@ -65,12 +65,20 @@ def policy_yaml(policy: ScalingPolicy | None) -> str:
     return yaml.safe_dump(policy_document(policy), sort_keys=True)
 
 
-def policy_diff(old: ScalingPolicy | None, new: ScalingPolicy | None, *,
-                old_label: str = "stored", new_label: str = "file") -> str:
+def policy_diff(
+    old: ScalingPolicy | None,
+    new: ScalingPolicy | None,
+    *,
+    old_label: str = "stored",
+    new_label: str = "file",
+) -> str:
     """A unified diff of two policy specs ("" when they are equal)."""
-    lines = difflib.unified_diff(policy_yaml(old).splitlines(keepends=True),
-                                 policy_yaml(new).splitlines(keepends=True),
-                                 fromfile=old_label, tofile=new_label)
+    lines = difflib.unified_diff(
+        policy_yaml(old).splitlines(keepends=True),
+        policy_yaml(new).splitlines(keepends=True),
+        fromfile=old_label,
+        tofile=new_label,
+    )
     return "".join(lines)
 
 
@@ -87,7 +95,12 @@ def check_policy_set(current: Iterable[ScalingPolicy], applied: Iterable[Scaling
         PolicySet(policies=union)
     except ValueError as err:  # pydantic's ValidationError is a ValueError
         msg = str(err).split("\n")
-        reason = next((m.strip().removeprefix("Value error, ") for m in msg[1:]
-                       if m.strip() and not m.strip().startswith("For further")), str(err))
-        raise PolicyError(f"invalid policy set (stored and applied together): {reason}") \
-            from None
+        reason = next(
+            (
+                m.strip().removeprefix("Value error, ")
+                for m in msg[1:]
+                if m.strip() and not m.strip().startswith("For further")
+            ),
+            str(err),
+        )
+        raise PolicyError(f"invalid policy set (stored and applied together): {reason}") from None

@@ -32,14 +32,24 @@ class QueueState:
 
     def details(self) -> dict[str, Any]:
         """The state as stored on a plan's details (JSON)."""
-        return {"current_backlog": self.current_backlog, "mean_service_s": self.mean_service_s,
-                "service_scv": self.service_scv, "current_workers": self.current_workers,
-                "measured_workers": self.measured_workers, "replica_source": self.replica_source,
-                "workers_differ": self.workers_differ}
+        return {
+            "current_backlog": self.current_backlog,
+            "mean_service_s": self.mean_service_s,
+            "service_scv": self.service_scv,
+            "current_workers": self.current_workers,
+            "measured_workers": self.measured_workers,
+            "replica_source": self.replica_source,
+            "workers_differ": self.workers_differ,
+        }
 
 
-def pool_state(clean: CleanResult, lookback_intervals: int = 8, *,
-               live_workers: int | None = None, replica_source: str | None = None) -> QueueState:
+def pool_state(
+    clean: CleanResult,
+    lookback_intervals: int = 8,
+    *,
+    live_workers: int | None = None,
+    replica_source: str | None = None,
+) -> QueueState:
     """The pool's state from the newest cleaned intervals (medians for service statistics).
 
     ``live_workers``, when given, is the count the scaler reads: the plan starts from it, and
@@ -51,9 +61,11 @@ def pool_state(clean: CleanResult, lookback_intervals: int = 8, *,
     st = latest_state(clean, lookback_intervals)
     measured = int(round(st["current_workers"]))
     live = live_workers is not None
-    return QueueState(current_workers=live_workers if live_workers is not None else measured,
-                      current_backlog=float(st["current_backlog"]),
-                      mean_service_s=float(st["mean_service_s"]),
-                      service_scv=float(st["service_scv"]),
-                      measured_workers=measured if live else None,
-                      replica_source=(replica_source or "scaler") if live else "metrics")
+    return QueueState(
+        current_workers=live_workers if live_workers is not None else measured,
+        current_backlog=float(st["current_backlog"]),
+        mean_service_s=float(st["mean_service_s"]),
+        service_scv=float(st["service_scv"]),
+        measured_workers=measured if live else None,
+        replica_source=(replica_source or "scaler") if live else "metrics",
+    )

@@ -37,7 +37,7 @@ from capplan_core.forecast.result import ForecastResult
 from capplan_core.policy import ScalingPolicy
 from capplan_core.queueing.sizing import SloTerms, capacity_at_slo
 
-FLOOR_RISK_FACTOR = 10.0          # a window may carry at most 10x the average miss risk
+FLOOR_RISK_FACTOR = 10.0  # a window may carry at most 10x the average miss risk
 
 
 def window_floor(target_attainment: float) -> float:
@@ -64,8 +64,10 @@ class DemandDistribution:
         lv = np.asarray(self.levels, dtype=float).ravel()
         vals = np.asarray(self.values_per_s, dtype=float)
         if vals.ndim != 2 or vals.shape[0] != lv.size or lv.size < 2:
-            raise ValueError(f"values_per_s must have shape (len(levels), windows) with at "
-                             f"least 2 levels, got {vals.shape} for {lv.size} levels")
+            raise ValueError(
+                f"values_per_s must have shape (len(levels), windows) with at "
+                f"least 2 levels, got {vals.shape} for {lv.size} levels"
+            )
         if not (np.all(lv > 0) and np.all(lv < 1) and np.all(np.diff(lv) > 0)):
             raise ValueError("levels must be strictly increasing and inside (0, 1)")
         if not np.all(np.isfinite(vals)) or vals.min() < 0:
@@ -90,10 +92,10 @@ class DemandDistribution:
         1 for a window with no demand at any level (closed hours)."""
         col = self.values_per_s[:, window]
         if col[-1] <= 0.0 and rate_per_s >= 0.0:
-            return 1.0      # no demand at any level (a closed window): certain to be met
+            return 1.0  # no demand at any level (a closed window): certain to be met
         if rate_per_s < col[0]:
             return 0.0
-        k = int(np.searchsorted(col, rate_per_s, side="right")) - 1   # col[k] <= rate
+        k = int(np.searchsorted(col, rate_per_s, side="right")) - 1  # col[k] <= rate
         if k >= col.size - 1:
             return float(self.levels[-1])
         lo, hi = col[k], col[k + 1]
@@ -118,9 +120,13 @@ def distribution_from_forecast(forecast: ForecastResult) -> DemandDistribution:
     levels = np.arange(1, z.size + 1) / (z.size + 1)
     values = np.maximum(mean[None, :] + scale[None, :] * z[:, None], 0.0)
     unsure = forecast.uncertain
-    return DemandDistribution(levels=levels, values_per_s=values,
-                              uncertain=None if unsure is None or len(unsure) != mean.size
-                              else np.asarray(unsure, dtype=bool))
+    return DemandDistribution(
+        levels=levels,
+        values_per_s=values,
+        uncertain=None
+        if unsure is None or len(unsure) != mean.size
+        else np.asarray(unsure, dtype=bool),
+    )
 
 
 def distribution_for(policy: ScalingPolicy, forecast: ForecastResult) -> DemandDistribution | None:
@@ -142,13 +148,18 @@ class PooledAllocation:
     target_attainment: float
     window_floor: float
 
-    busy: list[bool] | None = None    # windows with demand (None: all)
+    busy: list[bool] | None = None  # windows with demand (None: all)
 
     @property
     def expected_attainment(self) -> float:
         """The mean P(met) over the windows with demand."""
-        ps = [p for p, b in zip(self.met_probability, self.busy or [True] * len(
-            self.met_probability), strict=True) if b]
+        ps = [
+            p
+            for p, b in zip(
+                self.met_probability, self.busy or [True] * len(self.met_probability), strict=True
+            )
+            if b
+        ]
         return float(np.mean(ps)) if ps else 1.0
 
 
@@ -166,10 +177,16 @@ def capacity_fn(mean_service_s: float, service_scv: float) -> Callable[[int, Slo
 
 
 def pooled_allocation(
-    dist: DemandDistribution, terms_per_window: Sequence[SloTerms], *,
-    mean_service_s: float, service_scv: float, target_attainment: float,
-    min_workers: int, max_workers: int,
-    capacity: Callable[[int, SloTerms], float] | None = None, floor: float | None = None,
+    dist: DemandDistribution,
+    terms_per_window: Sequence[SloTerms],
+    *,
+    mean_service_s: float,
+    service_scv: float,
+    target_attainment: float,
+    min_workers: int,
+    max_workers: int,
+    capacity: Callable[[int, SloTerms], float] | None = None,
+    floor: float | None = None,
     uncertain_floor: float | None = None,
 ) -> PooledAllocation:
     """The cheapest counts (greedy marginal allocation) whose mean P(met) reaches
@@ -200,6 +217,7 @@ def pooled_allocation(
 
         def meets_floor(c: int, i: int = i, least: float = least) -> bool:
             return p(i, c) >= least
+
         c = _least_meeting(meets_floor, min_workers, max_workers)
         workers.append(c)
         probs.append(p(i, c))
@@ -218,12 +236,19 @@ def pooled_allocation(
         total += new_p - probs[i]
         workers[i], probs[i] = c, new_p
         _push(heap, i, c, new_p, p, max_workers)
-    return PooledAllocation(workers, probs, float(target_attainment), floor,
-                            [bool(b) for b in busy])
+    return PooledAllocation(
+        workers, probs, float(target_attainment), floor, [bool(b) for b in busy]
+    )
 
 
-def _push(heap: list[tuple[float, int]], i: int, c: int, p_now: float,
-          p: Callable[[int, int], float], max_workers: int) -> None:
+def _push(
+    heap: list[tuple[float, int]],
+    i: int,
+    c: int,
+    p_now: float,
+    p: Callable[[int, int], float],
+    max_workers: int,
+) -> None:
     if c >= max_workers:
         return
     gain = p(i, c + 1) - p_now
@@ -255,19 +280,28 @@ def _least_meeting(ok: Callable[[int], bool], lo: int, hi: int) -> int:
     return c
 
 
-def expected_attainment(dist: DemandDistribution, workers: Sequence[int],
-                        terms_per_window: Sequence[SloTerms], *, mean_service_s: float,
-                        service_scv: float) -> float:
+def expected_attainment(
+    dist: DemandDistribution,
+    workers: Sequence[int],
+    terms_per_window: Sequence[SloTerms],
+    *,
+    mean_service_s: float,
+    service_scv: float,
+) -> float:
     """mean_i P_i(workers_i): the expected share of windows meeting the SLO."""
     cap = capacity_fn(mean_service_s, service_scv)
     busy = dist.busy
-    ps = [dist.cdf(i, cap(int(c), terms_per_window[i])) for i, c in enumerate(workers)
-          if busy[i]]
+    ps = [dist.cdf(i, cap(int(c), terms_per_window[i])) for i, c in enumerate(workers) if busy[i]]
     return float(np.mean(ps)) if ps else 1.0
 
 
 __all__ = [
-    "DemandDistribution", "PooledAllocation", "capacity_fn", "distribution_for",
+    "DemandDistribution",
+    "PooledAllocation",
+    "capacity_fn",
+    "distribution_for",
     "distribution_from_forecast",
-    "expected_attainment", "pooled_allocation", "window_floor",
+    "expected_attainment",
+    "pooled_allocation",
+    "window_floor",
 ]

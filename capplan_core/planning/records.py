@@ -43,107 +43,178 @@ def _jsonable(v: Any) -> Any:
 
 
 def plan_draft(
-    policy: ScalingPolicy, decision: Decision, forecast: ForecastResult, state: QueueState,
-    *, as_of: datetime, quality: dict[str, Any], flow_run_id: str | None = None,
-    quality_passed: bool | None = None, policy_version: int | None = None,
+    policy: ScalingPolicy,
+    decision: Decision,
+    forecast: ForecastResult,
+    state: QueueState,
+    *,
+    as_of: datetime,
+    quality: dict[str, Any],
+    flow_run_id: str | None = None,
+    quality_passed: bool | None = None,
+    policy_version: int | None = None,
 ) -> PlanDraft:
     """The plan to store, with its forecast points and (when ``quality_passed`` is given) its
     data-quality report, so the store writes them all in one transaction."""
     p, sim = decision.proposal, decision.simulation
     expires = getattr(p, "expires_at", None) or as_of + timedelta(
-        seconds=policy.scaling.plan_expiry_seconds)
+        seconds=policy.scaling.plan_expiry_seconds
+    )
     lo, hi = sim.utilization_range
     return PlanDraft(
-        policy_name=policy.name, queue=policy.queue, mode=policy.mode.value,
-        current_workers=int(state.current_workers), target_workers=int(p.target_workers),
-        confidence=decision.confidence, slo_achievable=decision.slo_achievable, as_of=as_of,
-        expires_at=expires, flow_run_id=flow_run_id,
+        policy_name=policy.name,
+        queue=policy.queue,
+        mode=policy.mode.value,
+        current_workers=int(state.current_workers),
+        target_workers=int(p.target_workers),
+        confidence=decision.confidence,
+        slo_achievable=decision.slo_achievable,
+        as_of=as_of,
+        expires_at=expires,
+        flow_run_id=flow_run_id,
         forecast=forecast_points(policy, forecast),
-        quality=None if quality_passed is None else QualityDraft(policy.queue, quality_passed,
-                                                                 quality),
+        quality=None
+        if quality_passed is None
+        else QualityDraft(policy.queue, quality_passed, quality),
         steps=[
-            StepDraft(execute_at=s.execute_at, from_workers=int(s.from_workers),
-                       to_workers=int(s.to_workers), reason=s.reason,
-                       confidence=decision.confidence, explanation=_jsonable(s.explanation))
+            StepDraft(
+                execute_at=s.execute_at,
+                from_workers=int(s.from_workers),
+                to_workers=int(s.to_workers),
+                reason=s.reason,
+                confidence=decision.confidence,
+                explanation=_jsonable(s.explanation),
+            )
             for s in p.steps
         ],
         simulation=SimulationDraft(
             slo_achievement_rate=float(sim.slo_achievement_rate),
-            max_backlog=float(sim.max_backlog), p95_wait_s=float(sim.p95_wait_s),
-            utilization_range=(float(lo), float(hi)), replications=int(sim.replications),
+            max_backlog=float(sim.max_backlog),
+            p95_wait_s=float(sim.p95_wait_s),
+            utilization_range=(float(lo), float(hi)),
+            replications=int(sim.replications),
             engine=str(sim.engine),
-            details=_jsonable({
-                "achievement_ci95": getattr(sim, "achievement_ci95", None),
-                "mean_wait_s": getattr(sim, "mean_wait_s", None),
-                "wait_probability": getattr(sim, "wait_probability", None),
-                "window_failure_rate": sim.window_failure_rate, "jobs": sim.jobs,
-            }),
+            details=_jsonable(
+                {
+                    "achievement_ci95": getattr(sim, "achievement_ci95", None),
+                    "mean_wait_s": getattr(sim, "mean_wait_s", None),
+                    "wait_probability": getattr(sim, "wait_probability", None),
+                    "window_failure_rate": sim.window_failure_rate,
+                    "jobs": sim.jobs,
+                }
+            ),
         ),
-        details=_jsonable({
-            "policy": policy.name, "policy_version": policy_version,
-            "reasons": decision.reasons, "auto_allowed": p.auto_allowed,
-            "cost": p.cost,
-            "attempts": decision.history, "model": forecast.model,
-            "forecast_notes": forecast.notes, "recent_anomaly": forecast.recent_anomaly,
-            "selection": forecast.selection,
-            "state": state.details(),
-            "schedule": [(t, w) for t, w in p.schedule],
-            "quality_warnings": [c["message"] for c in quality.get("checks", [])
-                                 if not c["success"] and c["severity"] == "warning"],
-            "dropped_rows": quality.get("dropped_rows", []),
-            "settings": p.settings,
-            "strategy": policy.scaling.strategy,
-            "strategy_why": (
-                "scaling.strategy: hybrid — a planned floor (KEDA minReplicaCount) with the "
-                "autoscaler reacting above it to what the forecast did not know"
-                if policy.scaling.strategy == "hybrid" else
-                "scaling.strategy: predictive — capplan sets the count; bench/bench_rolling.py "
-                "chooses per queue from the previous week's backtest (docs/backtest.md)"),
-        }),
+        details=_jsonable(
+            {
+                "policy": policy.name,
+                "policy_version": policy_version,
+                "reasons": decision.reasons,
+                "auto_allowed": p.auto_allowed,
+                "cost": p.cost,
+                "attempts": decision.history,
+                "model": forecast.model,
+                "forecast_notes": forecast.notes,
+                "recent_anomaly": forecast.recent_anomaly,
+                "selection": forecast.selection,
+                "state": state.details(),
+                "schedule": [(t, w) for t, w in p.schedule],
+                "quality_warnings": [
+                    c["message"]
+                    for c in quality.get("checks", [])
+                    if not c["success"] and c["severity"] == "warning"
+                ],
+                "dropped_rows": quality.get("dropped_rows", []),
+                "settings": p.settings,
+                "strategy": policy.scaling.strategy,
+                "strategy_why": (
+                    "scaling.strategy: hybrid — a planned floor (KEDA minReplicaCount) with the "
+                    "autoscaler reacting above it to what the forecast did not know"
+                    if policy.scaling.strategy == "hybrid"
+                    else "scaling.strategy: predictive — capplan sets the count; "
+                    "bench/bench_rolling.py chooses per queue from the previous week's "
+                    "backtest (docs/backtest.md)"
+                ),
+            }
+        ),
     )
 
 
 def skipped_draft(
-    policy: ScalingPolicy, reason: str, *, as_of: datetime, quality: dict[str, Any] | None = None,
-    flow_run_id: str | None = None, policy_version: int | None = None,
+    policy: ScalingPolicy,
+    reason: str,
+    *,
+    as_of: datetime,
+    quality: dict[str, Any] | None = None,
+    flow_run_id: str | None = None,
+    policy_version: int | None = None,
 ) -> PlanDraft:
     """A skipped plan (holds current capacity); its failed quality report, if any, with it."""
     return PlanDraft(
-        policy_name=policy.name, queue=policy.queue, mode=policy.mode.value,
-        current_workers=None, target_workers=None, confidence=None, slo_achievable=None,
-        as_of=as_of, skipped_reason=reason, flow_run_id=flow_run_id,
+        policy_name=policy.name,
+        queue=policy.queue,
+        mode=policy.mode.value,
+        current_workers=None,
+        target_workers=None,
+        confidence=None,
+        slo_achievable=None,
+        as_of=as_of,
+        skipped_reason=reason,
+        flow_run_id=flow_run_id,
         quality=None if quality is None else QualityDraft(policy.queue, False, quality),
-        details=_jsonable({"policy": policy.name, "policy_version": policy_version,
-                           "quality": quality or {},
-                           "dropped_rows": (quality or {}).get("dropped_rows", [])}),
+        details=_jsonable(
+            {
+                "policy": policy.name,
+                "policy_version": policy_version,
+                "quality": quality or {},
+                "dropped_rows": (quality or {}).get("dropped_rows", []),
+            }
+        ),
     )
 
 
-def forecast_points(policy: ScalingPolicy, forecast: ForecastResult,
-                    level: float = STORED_FORECAST_LEVEL) -> list[ForecastPoint]:
+def forecast_points(
+    policy: ScalingPolicy, forecast: ForecastResult, level: float = STORED_FORECAST_LEVEL
+) -> list[ForecastPoint]:
     """The forecast a plan keeps: per window, the mean rate and the band at ``level``."""
     lower, upper = forecast.bounds[level]
-    return [ForecastPoint(queue_name=policy.queue, forecast_time=t.to_pydatetime(),
-                          predicted_rate=float(m), confidence_lower=float(lo),
-                          confidence_upper=float(hi), level=level, model=forecast.model)
-            for t, m, lo, hi in zip(forecast.timestamps, forecast.mean, lower, upper,
-                                    strict=True)]
+    return [
+        ForecastPoint(
+            queue_name=policy.queue,
+            forecast_time=t.to_pydatetime(),
+            predicted_rate=float(m),
+            confidence_lower=float(lo),
+            confidence_upper=float(hi),
+            level=level,
+            model=forecast.model,
+        )
+        for t, m, lo, hi in zip(forecast.timestamps, forecast.mean, lower, upper, strict=True)
+    ]
 
 
 def plan_summary(plan: StoredPlan) -> dict[str, Any]:
     """The domain-named JSON of a stored plan (``plan --json``, ``plans show --json``)."""
     out: dict[str, Any] = {
-        "id": plan.id, "queue": plan.queue, "policy": plan.policy_name,
+        "id": plan.id,
+        "queue": plan.queue,
+        "policy": plan.policy_name,
         "policy_version": plan.details.get("policy_version"),
-        "mode": plan.mode, "status": plan.status, "current_workers": plan.current_workers,
-        "target_workers": plan.target_workers, "confidence": plan.confidence,
+        "mode": plan.mode,
+        "status": plan.status,
+        "current_workers": plan.current_workers,
+        "target_workers": plan.target_workers,
+        "confidence": plan.confidence,
         "slo_achievable": plan.slo_achievable,
         "created_at": plan.created_at.isoformat() if plan.created_at else None,
         "as_of": plan.as_of.isoformat() if plan.as_of else None,
         "expires_at": plan.expires_at.isoformat() if plan.expires_at else None,
         "steps": [
-            {"execute_at": s.execute_at.isoformat(), "from_workers": s.from_workers,
-             "to_workers": s.to_workers, "reason": s.reason, "status": s.status}
+            {
+                "execute_at": s.execute_at.isoformat(),
+                "from_workers": s.from_workers,
+                "to_workers": s.to_workers,
+                "reason": s.reason,
+                "status": s.status,
+            }
             for s in plan.steps
         ],
         "simulation": None,
@@ -151,15 +222,21 @@ def plan_summary(plan: StoredPlan) -> dict[str, Any]:
     if plan.simulation is not None:
         sim = plan.simulation
         out["simulation"] = {
-            "slo_achievement_rate": sim.slo_achievement_rate, "max_backlog": sim.max_backlog,
+            "slo_achievement_rate": sim.slo_achievement_rate,
+            "max_backlog": sim.max_backlog,
             "p95_wait_s": sim.p95_wait_s,
             "utilization_range": list(sim.utilization_range),
-            "replications": sim.replications, "engine": sim.engine,
-            "approximate": sim.engine == "fluid", "proved_by": engine_label(sim.engine),
+            "replications": sim.replications,
+            "engine": sim.engine,
+            "approximate": sim.engine == "fluid",
+            "proved_by": engine_label(sim.engine),
         }
     if plan.skipped_reason:
         out["skipped_reason"] = plan.skipped_reason
     if plan.decided_by:
-        out["decision"] = {"by": plan.decided_by, "comment": plan.decision_comment,
-                           "at": plan.decided_at.isoformat() if plan.decided_at else None}
+        out["decision"] = {
+            "by": plan.decided_by,
+            "comment": plan.decision_comment,
+            "at": plan.decided_at.isoformat() if plan.decided_at else None,
+        }
     return out

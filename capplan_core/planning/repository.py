@@ -28,8 +28,9 @@ from capplan_core.policy import ScalingPolicy
 
 class PlanRepository(Protocol):
     # -- policies (versioned: capplan_core.planning.policy_versions)
-    def apply_policies(self, policies: Iterable[ScalingPolicy], *, actor: str,
-                       comment: str = "") -> list[PolicyChange]:
+    def apply_policies(
+        self, policies: Iterable[ScalingPolicy], *, actor: str, comment: str = ""
+    ) -> list[PolicyChange]:
         """Store a new version of each policy whose spec changed (audited, one transaction);
         a change supersedes that policy's proposed and live plans. Raises ``PolicyError``
         when two policies would share a queue or a target."""
@@ -65,17 +66,25 @@ class PlanRepository(Protocol):
 
     def get_plan(self, plan_id: int) -> StoredPlan: ...
 
-    def list_plans(self, *, queue: str | None = None, status: str | None = None,
-                   limit: int = 50) -> list[StoredPlan]:
+    def list_plans(
+        self, *, queue: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[StoredPlan]:
         """Newest first."""
         ...
 
-    def set_flow_run(self, plan_id: int, flow_run_id: str,
-                     approval_deadline: datetime | None = None) -> None: ...
+    def set_flow_run(
+        self, plan_id: int, flow_run_id: str, approval_deadline: datetime | None = None
+    ) -> None: ...
 
-    def transition(self, plan_id: int, to: PlanStatus, *, actor: str,
-                   comment: str | None = None,
-                   details: dict[str, Any] | None = None) -> StoredPlan:
+    def transition(
+        self,
+        plan_id: int,
+        to: PlanStatus,
+        *,
+        actor: str,
+        comment: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> StoredPlan:
         """Move a plan along :data:`~capplan_core.planning.stored_plan.PLAN_TRANSITIONS`,
         audited in the same write; an approval supersedes the queue's older live plans.
 
@@ -100,13 +109,15 @@ class PlanRepository(Protocol):
         ...
 
     # -- steps and audit
-    def mark_step(self, step_id: int, status: StepStatus, *, actor: str,
-                  details: dict[str, Any]) -> bool:
+    def mark_step(
+        self, step_id: int, status: StepStatus, *, actor: str, details: dict[str, Any]
+    ) -> bool:
         """Record a pending step's outcome once; False if it had left ``pending``."""
         ...
 
-    def claim_step(self, step_id: int, *, run_id: str, lease_s: float,
-                   actor: str) -> StepClaim | None:
+    def claim_step(
+        self, step_id: int, *, run_id: str, lease_s: float, actor: str
+    ) -> StepClaim | None:
         """``pending -> claimed`` for ``run_id`` until the store's now + ``lease_s``, or take
         over a claimed/applying step whose lease ran out; None when held by another run or
         final."""
@@ -118,9 +129,19 @@ class PlanRepository(Protocol):
         final): the fencing check before every cluster write."""
         ...
 
-    def move_step(self, step_id: int, frm: StepStatus, to: StepStatus, *, run_id: str,
-                  actor: str, details: dict[str, Any], action: str | None = None,
-                  lease_s: float | None = None, lease_ended: bool = False) -> bool:
+    def move_step(
+        self,
+        step_id: int,
+        frm: StepStatus,
+        to: StepStatus,
+        *,
+        run_id: str,
+        actor: str,
+        details: dict[str, Any],
+        action: str | None = None,
+        lease_s: float | None = None,
+        lease_ended: bool = False,
+    ) -> bool:
         """One compare-and-set transition of a step held by ``run_id``, audited with it;
         False when the step is no longer ``frm`` under ``run_id``. ``lease_s`` renews the
         lease from the store's now; ``lease_ended`` ends it (a step given up in doubt)."""
@@ -137,11 +158,19 @@ class PlanRepository(Protocol):
 
     def approval_limits(self, plan_id: int) -> dict[str, Any]: ...
 
-    def audit(self, action: str, *, actor: str, plan_id: int | None = None,
-              queue: str | None = None, details: dict[str, Any] | None = None) -> None: ...
+    def audit(
+        self,
+        action: str,
+        *,
+        actor: str,
+        plan_id: int | None = None,
+        queue: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None: ...
 
-    def audit_events(self, *, plan_id: int | None = None,
-                     action: str | None = None) -> list[AuditEntry]: ...
+    def audit_events(
+        self, *, plan_id: int | None = None, action: str | None = None
+    ) -> list[AuditEntry]: ...
 
     # -- forecasts and data quality
     def save_forecast(self, plan_id: int | None, points: Iterable[ForecastPoint]) -> int: ...

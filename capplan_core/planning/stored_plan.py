@@ -27,7 +27,7 @@ class PlanStatus(StrEnum):
     SUPERSEDED = "superseded"
     FAILED = "failed"
     SKIPPED = "skipped"
-    HELD = "held"            # nobody can approve it: the pool is held at its count
+    HELD = "held"  # nobody can approve it: the pool is held at its count
     CANCELLED = "cancelled"  # its approval run was cancelled in Prefect
 
 
@@ -48,20 +48,41 @@ class StepStatus(StrEnum):
 #: (``claimed -> claimed``, ``applying -> applying``), reading the live count back first.
 #: ``claimed -> pending`` releases a step a run will not apply now (cooldown, busy target).
 STEP_TRANSITIONS: dict[str, frozenset[str]] = {
-    StepStatus.PENDING: frozenset({StepStatus.CLAIMED, StepStatus.CANCELLED,
-                                   StepStatus.EXPIRED}),
-    StepStatus.CLAIMED: frozenset({
-        StepStatus.CLAIMED, StepStatus.PENDING, StepStatus.APPLYING, StepStatus.NOOP,
-        StepStatus.REFUSED, StepStatus.CANCELLED, StepStatus.EXPIRED, StepStatus.FAILED,
-    }),
-    StepStatus.APPLYING: frozenset({
-        StepStatus.APPLYING, StepStatus.APPLIED, StepStatus.FAILED, StepStatus.REFUSED,
-        StepStatus.EXPIRED, StepStatus.CANCELLED,
-    }),
+    StepStatus.PENDING: frozenset({StepStatus.CLAIMED, StepStatus.CANCELLED, StepStatus.EXPIRED}),
+    StepStatus.CLAIMED: frozenset(
+        {
+            StepStatus.CLAIMED,
+            StepStatus.PENDING,
+            StepStatus.APPLYING,
+            StepStatus.NOOP,
+            StepStatus.REFUSED,
+            StepStatus.CANCELLED,
+            StepStatus.EXPIRED,
+            StepStatus.FAILED,
+        }
+    ),
+    StepStatus.APPLYING: frozenset(
+        {
+            StepStatus.APPLYING,
+            StepStatus.APPLIED,
+            StepStatus.FAILED,
+            StepStatus.REFUSED,
+            StepStatus.EXPIRED,
+            StepStatus.CANCELLED,
+        }
+    ),
 }
 #: Statuses a step never leaves.
-STEP_FINAL = frozenset({StepStatus.APPLIED, StepStatus.NOOP, StepStatus.REFUSED,
-                        StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.EXPIRED})
+STEP_FINAL = frozenset(
+    {
+        StepStatus.APPLIED,
+        StepStatus.NOOP,
+        StepStatus.REFUSED,
+        StepStatus.FAILED,
+        StepStatus.CANCELLED,
+        StepStatus.EXPIRED,
+    }
+)
 #: Statuses that hold a lease.
 STEP_LEASED = frozenset({StepStatus.CLAIMED, StepStatus.APPLYING})
 
@@ -78,19 +99,40 @@ def step_may_move(status: str, to: StepStatus) -> bool:
 
 # Which statuses a plan may move to from each status.
 PLAN_TRANSITIONS: dict[str, frozenset[str]] = {
-    PlanStatus.PROPOSED: frozenset({
-        PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED,
-        PlanStatus.FAILED, PlanStatus.HELD, PlanStatus.CANCELLED,
-    }),
+    PlanStatus.PROPOSED: frozenset(
+        {
+            PlanStatus.APPROVED,
+            PlanStatus.REJECTED,
+            PlanStatus.EXPIRED,
+            PlanStatus.SUPERSEDED,
+            PlanStatus.FAILED,
+            PlanStatus.HELD,
+            PlanStatus.CANCELLED,
+        }
+    ),
     PlanStatus.APPROVED: frozenset({PlanStatus.APPLIED, PlanStatus.SUPERSEDED, PlanStatus.FAILED}),
     PlanStatus.APPLIED: frozenset({PlanStatus.SUPERSEDED}),
 }
 # Statuses that are a person's (or the policy's) decision on a plan, made once.
-DECISIONS = frozenset({PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.EXPIRED,
-                       PlanStatus.HELD, PlanStatus.CANCELLED})
+DECISIONS = frozenset(
+    {
+        PlanStatus.APPROVED,
+        PlanStatus.REJECTED,
+        PlanStatus.EXPIRED,
+        PlanStatus.HELD,
+        PlanStatus.CANCELLED,
+    }
+)
 # Statuses that cancel a plan's pending steps.
-CANCELS_STEPS = frozenset({PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED,
-                           PlanStatus.HELD, PlanStatus.CANCELLED})
+CANCELS_STEPS = frozenset(
+    {
+        PlanStatus.REJECTED,
+        PlanStatus.EXPIRED,
+        PlanStatus.SUPERSEDED,
+        PlanStatus.HELD,
+        PlanStatus.CANCELLED,
+    }
+)
 # A queue's live plans: at most one at a time, enforced by the partial unique index
 # ``uq_plan_live_per_queue`` (migration 0003). A plan whose steps are being applied stays
 # ``approved`` until none is pending (there is no separate applying/partially-applied plan
@@ -102,11 +144,17 @@ def check_transition(plan_id: int, status: str, decided_by: str | None, to: Plan
     """Raise :class:`DecisionConflict` unless a plan in ``status`` may move to ``to``."""
     if not _allowed(PLAN_TRANSITIONS, status, to):
         raise DecisionConflict(
-            f"{already_decided(plan_id, status, decided_by)}; cannot mark it {to.value}")
+            f"{already_decided(plan_id, status, decided_by)}; cannot mark it {to.value}"
+        )
 
 
-def check_approvable(plan_id: int, queue: str, current_workers: int | None, cap: int | None,
-                     newer: tuple[int, str] | None) -> None:
+def check_approvable(
+    plan_id: int,
+    queue: str,
+    current_workers: int | None,
+    cap: int | None,
+    newer: tuple[int, str] | None,
+) -> None:
     """Raise unless a plan may be approved now.
 
     ``newer`` is the (id, status) of a newer plan of the same queue, if any: approving a plan
@@ -271,26 +319,57 @@ class ForecastPoint:
     model: str
 
 
-def as_stored(draft: PlanDraft, *, plan_id: int, first_step_id: int,
-              created_at: datetime) -> StoredPlan:
+def as_stored(
+    draft: PlanDraft, *, plan_id: int, first_step_id: int, created_at: datetime
+) -> StoredPlan:
     """The plan ``draft`` becomes when a store keeps it: ``proposed`` (``skipped`` with a
     reason), its steps ``pending`` and numbered in order. The in-memory store keeps exactly
     this; a preview shows it without storing anything."""
-    steps = tuple(StoredStep(
-        id=first_step_id + i, plan_id=plan_id, seq=i, execute_at=st.execute_at,
-        from_workers=st.from_workers, to_workers=st.to_workers, reason=st.reason,
-        confidence=st.confidence, status=StepStatus.PENDING, applied_at=None,
-        explanation=dict(st.explanation)) for i, st in enumerate(draft.steps))
+    steps = tuple(
+        StoredStep(
+            id=first_step_id + i,
+            plan_id=plan_id,
+            seq=i,
+            execute_at=st.execute_at,
+            from_workers=st.from_workers,
+            to_workers=st.to_workers,
+            reason=st.reason,
+            confidence=st.confidence,
+            status=StepStatus.PENDING,
+            applied_at=None,
+            explanation=dict(st.explanation),
+        )
+        for i, st in enumerate(draft.steps)
+    )
     sim = draft.simulation
     return StoredPlan(
-        id=plan_id, queue=draft.queue, mode=draft.mode,
+        id=plan_id,
+        queue=draft.queue,
+        mode=draft.mode,
         status=PlanStatus.SKIPPED if draft.skipped_reason else PlanStatus.PROPOSED,
-        current_workers=draft.current_workers, target_workers=draft.target_workers,
-        confidence=draft.confidence, slo_achievable=draft.slo_achievable,
-        created_at=created_at, as_of=draft.as_of, expires_at=draft.expires_at,
-        flow_run_id=draft.flow_run_id, decided_by=None, decided_at=None,
-        decision_comment=None, skipped_reason=draft.skipped_reason,
-        details=dict(draft.details), steps=steps,
-        simulation=None if sim is None else StoredSimulation(
-            sim.slo_achievement_rate, sim.max_backlog, sim.p95_wait_s, sim.utilization_range,
-            sim.replications, sim.engine, dict(sim.details)))
+        current_workers=draft.current_workers,
+        target_workers=draft.target_workers,
+        confidence=draft.confidence,
+        slo_achievable=draft.slo_achievable,
+        created_at=created_at,
+        as_of=draft.as_of,
+        expires_at=draft.expires_at,
+        flow_run_id=draft.flow_run_id,
+        decided_by=None,
+        decided_at=None,
+        decision_comment=None,
+        skipped_reason=draft.skipped_reason,
+        details=dict(draft.details),
+        steps=steps,
+        simulation=None
+        if sim is None
+        else StoredSimulation(
+            sim.slo_achievement_rate,
+            sim.max_backlog,
+            sim.p95_wait_s,
+            sim.utilization_range,
+            sim.replications,
+            sim.engine,
+            dict(sim.details),
+        ),
+    )

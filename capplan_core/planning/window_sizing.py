@@ -52,16 +52,16 @@ class WindowNeed:
     demand_per_s: float
     demand_quantile: float
     safety_margin: float
-    arrival_rate_per_s: float          # demand · (1 + margin), what the pool is sized to
-    model_workers: int                 # queueing model at the bare demand
-    sized_workers: int                 # queueing model at demand + margin
+    arrival_rate_per_s: float  # demand · (1 + margin), what the pool is sized to
+    model_workers: int  # queueing model at the bare demand
+    sized_workers: int  # queueing model at demand + margin
     extra_workers: int
-    wanted_workers: int                # sized + extra, before min/max/budget
-    needed_workers: int                # after min/max/budget
+    wanted_workers: int  # sized + extra, before min/max/budget
+    needed_workers: int  # after min/max/budget
     binding_term: str
     drains_backlog: bool
     constraints: list[dict[str, object]] = field(default_factory=list)
-    attainment_mode: str = "per_window"   # "pooled": sized_workers from the risk budget
+    attainment_mode: str = "per_window"  # "pooled": sized_workers from the risk budget
     met_probability: float | None = None  # pooled: P(window meets the SLO | sized_workers)
 
     @property
@@ -104,8 +104,7 @@ def sizing_margin(policy: ScalingPolicy, demand_quantile: float | None = None) -
     the legacy ``scaling.safety_margin``."""
     target = defaults.target_attainment(policy)
     q = sizing_quantile(policy) if demand_quantile is None else demand_quantile
-    return 0.0 if target is not None and abs(q - target) < 1e-12 else \
-        defaults.safety_margin(policy)
+    return 0.0 if target is not None and abs(q - target) < 1e-12 else defaults.safety_margin(policy)
 
 
 def budget_cap_workers(policy: ScalingPolicy) -> int | None:
@@ -117,10 +116,18 @@ def budget_cap_workers(policy: ScalingPolicy) -> int | None:
 
 
 def window_needs(
-    policy: ScalingPolicy, *, now: datetime, window_starts: list[datetime],
-    demand_per_s: list[float], extra_workers: list[int], current_backlog: float,
-    mean_service_s: float, service_scv: float, demand_quantile: float | None = None,
-    distribution: DemandDistribution | None = None, pooled_target: float | None = None,
+    policy: ScalingPolicy,
+    *,
+    now: datetime,
+    window_starts: list[datetime],
+    demand_per_s: list[float],
+    extra_workers: list[int],
+    current_backlog: float,
+    mean_service_s: float,
+    service_scv: float,
+    demand_quantile: float | None = None,
+    distribution: DemandDistribution | None = None,
+    pooled_target: float | None = None,
     capacity: Callable[[int, SloTerms], float] | None = None,
 ) -> list[WindowNeed]:
     """Size every window and apply min/max/budget (see the module docstring).
@@ -141,63 +148,106 @@ def window_needs(
     margin = sizing_margin(policy, quantile)
     # the current backlog must drain in the first window and any window starting before
     # its drain deadline; later windows start with no backlog
-    drains_at = [terms.drain_s is not None and terms.current_backlog > 0
-                 and (i == 0 or start < drain_until) for i, start in enumerate(window_starts)]
+    drains_at = [
+        terms.drain_s is not None and terms.current_backlog > 0 and (i == 0 or start < drain_until)
+        for i, start in enumerate(window_starts)
+    ]
     window_terms = [terms if d else no_backlog for d in drains_at]
-    pooled = _pooled(policy, quantile, distribution, window_terms, mean_service_s,
-                     service_scv, cap, pooled_target, capacity)
+    pooled = _pooled(
+        policy,
+        quantile,
+        distribution,
+        window_terms,
+        mean_service_s,
+        service_scv,
+        cap,
+        pooled_target,
+        capacity,
+    )
     out: list[WindowNeed] = []
     for i, (start, demand) in enumerate(zip(window_starts, demand_per_s, strict=True)):
         t = window_terms[i]
         drains = drains_at[i]
         lam = float(demand) * (1.0 + margin)
-        bare = required_workers(float(demand), mean_service_s, t, service_scv=service_scv,
-                                max_workers=SIZING_SEARCH_LIMIT)
-        sized = required_workers(lam, mean_service_s, t, service_scv=service_scv,
-                                 max_workers=SIZING_SEARCH_LIMIT)
+        bare = required_workers(
+            float(demand),
+            mean_service_s,
+            t,
+            service_scv=service_scv,
+            max_workers=SIZING_SEARCH_LIMIT,
+        )
+        sized = required_workers(
+            lam, mean_service_s, t, service_scv=service_scv, max_workers=SIZING_SEARCH_LIMIT
+        )
         sized_workers, met_p = sized.workers, None
         if pooled is not None:
             sized_workers, met_p = pooled[i]
         extra = int(extra_workers[i])
         wanted = sized_workers + extra
         needed, constraints = _clamp(wanted, sc.min_workers, sc.max_workers, cap)
-        out.append(WindowNeed(
-            index=i, start=start, demand_per_s=float(demand),
-            demand_quantile=quantile, safety_margin=margin,
-            arrival_rate_per_s=lam, model_workers=bare.workers, sized_workers=sized_workers,
-            extra_workers=extra, wanted_workers=wanted, needed_workers=needed,
-            binding_term=sized.binding_term, drains_backlog=drains, constraints=constraints,
-            attainment_mode="pooled" if pooled is not None else "per_window",
-            met_probability=met_p,
-        ))
+        out.append(
+            WindowNeed(
+                index=i,
+                start=start,
+                demand_per_s=float(demand),
+                demand_quantile=quantile,
+                safety_margin=margin,
+                arrival_rate_per_s=lam,
+                model_workers=bare.workers,
+                sized_workers=sized_workers,
+                extra_workers=extra,
+                wanted_workers=wanted,
+                needed_workers=needed,
+                binding_term=sized.binding_term,
+                drains_backlog=drains,
+                constraints=constraints,
+                attainment_mode="pooled" if pooled is not None else "per_window",
+                met_probability=met_p,
+            )
+        )
     return out
 
 
-def _pooled(policy: ScalingPolicy, quantile: float, dist: DemandDistribution | None,
-            window_terms: list[SloTerms], mean_service_s: float, service_scv: float,
-            budget_cap: int | None, pooled_target: float | None = None,
-            capacity: Callable[[int, SloTerms], float] | None = None,
-            ) -> list[tuple[int, float]] | None:
+def _pooled(
+    policy: ScalingPolicy,
+    quantile: float,
+    dist: DemandDistribution | None,
+    window_terms: list[SloTerms],
+    mean_service_s: float,
+    service_scv: float,
+    budget_cap: int | None,
+    pooled_target: float | None = None,
+    capacity: Callable[[int, SloTerms], float] | None = None,
+) -> list[tuple[int, float]] | None:
     """(workers, P(met)) per window from the pooled risk budget, or None when the policy
     does not pool (or no distribution was given, or the demand is not at the target)."""
     target = defaults.target_attainment(policy)
-    if (defaults.attainment_mode(policy) != "pooled" or dist is None or target is None
-            or abs(quantile - target) > 1e-12):
+    if (
+        defaults.attainment_mode(policy) != "pooled"
+        or dist is None
+        or target is None
+        or abs(quantile - target) > 1e-12
+    ):
         return None
     if dist.windows != len(window_terms):
-        raise ValueError(f"demand distribution has {dist.windows} windows for "
-                         f"{len(window_terms)}")
+        raise ValueError(f"demand distribution has {dist.windows} windows for {len(window_terms)}")
     sc = policy.scaling
     upper = sc.max_workers if budget_cap is None else min(sc.max_workers, budget_cap)
     upper = max(upper, sc.min_workers)
     capacity = capacity or capacity_fn(mean_service_s, service_scv)
     floor = window_floor(float(target))
-    alloc = pooled_allocation(dist, window_terms, mean_service_s=mean_service_s,
-                              service_scv=service_scv,
-                              target_attainment=float(target if pooled_target is None
-                                                      else pooled_target),
-                              min_workers=sc.min_workers, max_workers=upper,
-                              capacity=capacity, floor=floor, uncertain_floor=float(target))
+    alloc = pooled_allocation(
+        dist,
+        window_terms,
+        mean_service_s=mean_service_s,
+        service_scv=service_scv,
+        target_attainment=float(target if pooled_target is None else pooled_target),
+        min_workers=sc.min_workers,
+        max_workers=upper,
+        capacity=capacity,
+        floor=floor,
+        uncertain_floor=float(target),
+    )
     top = float(dist.levels[-1])
     short = alloc.expected_attainment < float(target) - 1e-9
     out = []
@@ -205,37 +255,69 @@ def _pooled(policy: ScalingPolicy, quantile: float, dist: DemandDistribution | N
         # a cap that keeps a window below its floor, or the horizon below the target while
         # this window could still gain: size it as the floor (target) wants, so the clamp
         # records the cap and the SLO is reported not achievable
-        want = floor if p < min(floor, top) - 1e-9 else \
-            float(target) if short and p < min(float(target), top) - 1e-9 else None
+        want = (
+            floor
+            if p < min(floor, top) - 1e-9
+            else float(target)
+            if short and p < min(float(target), top) - 1e-9
+            else None
+        )
         if want is not None and c >= upper:
-            c = max(c, required_workers(dist.quantile(i, want), mean_service_s,
-                                        window_terms[i], service_scv=service_scv,
-                                        max_workers=SIZING_SEARCH_LIMIT).workers)
+            c = max(
+                c,
+                required_workers(
+                    dist.quantile(i, want),
+                    mean_service_s,
+                    window_terms[i],
+                    service_scv=service_scv,
+                    max_workers=SIZING_SEARCH_LIMIT,
+                ).workers,
+            )
         out.append((int(c), float(p)))
     return out
 
 
-def _clamp(wanted: int, min_workers: int, max_workers: int,
-           budget_cap: int | None) -> tuple[int, list[dict[str, object]]]:
+def _clamp(
+    wanted: int, min_workers: int, max_workers: int, budget_cap: int | None
+) -> tuple[int, list[dict[str, object]]]:
     constraints: list[dict[str, object]] = []
     n = wanted
     if n < min_workers:
-        constraints.append({"constraint": "min", "change": min_workers - n, "unit": "workers",
-                            "limit": min_workers})
+        constraints.append(
+            {
+                "constraint": "min",
+                "change": min_workers - n,
+                "unit": "workers",
+                "limit": min_workers,
+            }
+        )
         n = min_workers
     if n > max_workers:
-        constraints.append({"constraint": "max", "change": max_workers - n, "unit": "workers",
-                            "limit": max_workers})
+        constraints.append(
+            {
+                "constraint": "max",
+                "change": max_workers - n,
+                "unit": "workers",
+                "limit": max_workers,
+            }
+        )
         n = max_workers
     if budget_cap is not None and n > budget_cap:
-        constraints.append({"constraint": "budget", "change": budget_cap - n,
-                            "unit": "workers", "limit": budget_cap})
+        constraints.append(
+            {
+                "constraint": "budget",
+                "change": budget_cap - n,
+                "unit": "workers",
+                "limit": budget_cap,
+            }
+        )
         n = budget_cap
     return n, constraints
 
 
-def hybrid_target_per_replica(floor: int, mean_service_s: float, terms: SloTerms,
-                              service_scv: float = 1.0) -> float:
+def hybrid_target_per_replica(
+    floor: int, mean_service_s: float, terms: SloTerms, service_scv: float = 1.0
+) -> float:
     """The rate trigger's target per replica under a hybrid floor (jobs/s): the most demand
     the floor carries within the SLO, divided by the floor. While the measured rate is at or
     under ``floor`` × this, an autoscaler with this target wants no more than the floor."""
@@ -245,14 +327,22 @@ def hybrid_target_per_replica(floor: int, mean_service_s: float, terms: SloTerms
 
 
 def met_probabilities(
-    policy: ScalingPolicy, needs: Sequence[WindowNeed], workers: Sequence[int],
-    dist: DemandDistribution, *, current_backlog: float, mean_service_s: float,
-    service_scv: float, capacity: Callable[[int, SloTerms], float] | None = None,
+    policy: ScalingPolicy,
+    needs: Sequence[WindowNeed],
+    workers: Sequence[int],
+    dist: DemandDistribution,
+    *,
+    current_backlog: float,
+    mean_service_s: float,
+    service_scv: float,
+    capacity: Callable[[int, SloTerms], float] | None = None,
 ) -> list[float]:
     """P(window i meets the SLO | ``workers[i]``) under the demand distribution, with the
     SLO terms each window was sized to (the drain term where it drains the backlog)."""
     terms = slo_terms_from_policy(policy, current_backlog)
     no_backlog = replace(terms, current_backlog=0.0)
     cap = capacity or capacity_fn(mean_service_s, service_scv)
-    return [dist.cdf(i, cap(int(c), terms if w.drains_backlog else no_backlog))
-            for i, (w, c) in enumerate(zip(needs, workers, strict=True))]
+    return [
+        dist.cdf(i, cap(int(c), terms if w.drains_backlog else no_backlog))
+        for i, (w, c) in enumerate(zip(needs, workers, strict=True))
+    ]

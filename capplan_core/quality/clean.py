@@ -108,16 +108,26 @@ def clean_queue(
     dup = kept["timestamp"].duplicated(keep="last")
     report["rows_dropped_duplicate"] = int(dup.sum())
     if dup.any():
-        report["dropped_rows"].append({"column": "timestamp", "reason": "duplicate (the last "
-                                       "report kept)", "rows": int(dup.sum())})
+        report["dropped_rows"].append(
+            {
+                "column": "timestamp",
+                "reason": "duplicate (the last report kept)",
+                "rows": int(dup.sum()),
+            }
+        )
     kept = kept.loc[~dup]
     kept = kept.loc[kept["timestamp"] <= pd.Timestamp(now)]
     if exclude_before is not None:
         before = kept["timestamp"] < pd.Timestamp(exclude_before)
         report["rows_dropped_exclude_before"] = int(before.sum())
         if before.any():
-            report["dropped_rows"].append({"column": "timestamp", "reason": "before the "
-                                           "policy's exclude_before", "rows": int(before.sum())})
+            report["dropped_rows"].append(
+                {
+                    "column": "timestamp",
+                    "reason": "before the policy's exclude_before",
+                    "rows": int(before.sum()),
+                }
+            )
         kept = kept.loc[~before]
 
     freq = pd.Timedelta(seconds=interval_s)
@@ -142,8 +152,11 @@ def clean_queue(
     series["filled"] = short & series["arrival_rate"].notna()
     long_gap = missing & ~series["filled"]
     gaps = [
-        {"start": grp.index[0].isoformat(), "end": (grp.index[-1] + freq).isoformat(),
-         "intervals": int(len(grp))}
+        {
+            "start": grp.index[0].isoformat(),
+            "end": (grp.index[-1] + freq).isoformat(),
+            "intervals": int(len(grp)),
+        }
         for _, grp in series.loc[long_gap].groupby(run_id[long_gap])
     ]
     series["outlier"] = robust_outliers(series["arrival_rate"])

@@ -74,8 +74,13 @@ class QualityReport:
         return "data quality: " + "; ".join(c["message"] for c in self.critical_failures)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"queue": self.queue, "passed": self.passed, "reason": self.reason,
-                "checks": self.checks, "dropped_rows": self.dropped_rows}
+        return {
+            "queue": self.queue,
+            "passed": self.passed,
+            "reason": self.reason,
+            "checks": self.checks,
+            "dropped_rows": self.dropped_rows,
+        }
 
 
 @lru_cache(maxsize=1)
@@ -91,36 +96,72 @@ def _batch_definition() -> Any:
     return asset.add_batch_definition_whole_dataframe("whole")
 
 
-def _raw_suite(now: datetime, future_after: pd.Timestamp, interval_s: float,
-               th: QualityThresholds, optional_columns: tuple[str, ...]) -> list[Any]:
+def _raw_suite(
+    now: datetime,
+    future_after: pd.Timestamp,
+    interval_s: float,
+    th: QualityThresholds,
+    optional_columns: tuple[str, ...],
+) -> list[Any]:
     import great_expectations.expectations as gxe
 
     crit = {"severity": CRITICAL}
     out: list[Any] = [gxe.ExpectColumnToExist(column=c, meta=crit) for c in REQUIRED_COLUMNS]
     for col in ("arrival_rate", "service_rate", "backlog", "workers"):
-        out.append(gxe.ExpectColumnValuesToNotBeNull(
-            column=col, mostly=th.row_validity_mostly, meta=crit))
+        out.append(
+            gxe.ExpectColumnValuesToNotBeNull(column=col, mostly=th.row_validity_mostly, meta=crit)
+        )
         # max_value: `inf` is no measurement (it would crash sizing in int(inf))
-        out.append(gxe.ExpectColumnValuesToBeBetween(
-            column=col, min_value=0, max_value=MAX_FINITE, mostly=th.row_validity_mostly,
-            meta=crit))
+        out.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=col,
+                min_value=0,
+                max_value=MAX_FINITE,
+                mostly=th.row_validity_mostly,
+                meta=crit,
+            )
+        )
     for col in optional_columns:  # may be null; when given, finite and >= 0
-        out.append(gxe.ExpectColumnValuesToBeBetween(
-            column=col, min_value=0, max_value=MAX_FINITE, mostly=th.row_validity_mostly,
-            meta=crit))
-    out.append(gxe.ExpectColumnValuesToBeBetween(
-        column="service_rate", min_value=0, strict_min=True, mostly=th.row_validity_mostly,
-        meta=crit))
-    out.append(gxe.ExpectColumnValuesToBeUnique(
-        column="timestamp", mostly=th.row_validity_mostly, meta=crit))
-    out.append(gxe.ExpectColumnValuesToBeIncreasing(
-        column="timestamp", strictly=True, mostly=th.row_validity_mostly, meta=crit))
+        out.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=col,
+                min_value=0,
+                max_value=MAX_FINITE,
+                mostly=th.row_validity_mostly,
+                meta=crit,
+            )
+        )
+    out.append(
+        gxe.ExpectColumnValuesToBeBetween(
+            column="service_rate",
+            min_value=0,
+            strict_min=True,
+            mostly=th.row_validity_mostly,
+            meta=crit,
+        )
+    )
+    out.append(
+        gxe.ExpectColumnValuesToBeUnique(
+            column="timestamp", mostly=th.row_validity_mostly, meta=crit
+        )
+    )
+    out.append(
+        gxe.ExpectColumnValuesToBeIncreasing(
+            column="timestamp", strictly=True, mostly=th.row_validity_mostly, meta=crit
+        )
+    )
     fresh_after = pd.Timestamp(now) - pd.Timedelta(seconds=interval_s * th.freshness_intervals)
-    out.append(gxe.ExpectColumnMaxToBeBetween(
-        column="timestamp", min_value=fresh_after, meta={**crit, "label": "freshness"}))
+    out.append(
+        gxe.ExpectColumnMaxToBeBetween(
+            column="timestamp", min_value=fresh_after, meta={**crit, "label": "freshness"}
+        )
+    )
     # one row from the future means this source's clock is wrong: no tolerance
-    out.append(gxe.ExpectColumnValuesToBeBetween(
-        column="timestamp", max_value=future_after, meta={**crit, "label": "future"}))
+    out.append(
+        gxe.ExpectColumnValuesToBeBetween(
+            column="timestamp", max_value=future_after, meta={**crit, "label": "future"}
+        )
+    )
     return out
 
 
@@ -130,16 +171,24 @@ def _series_suite(expected_rows: int, th: QualityThresholds) -> list[Any]:
     return [
         gxe.ExpectTableRowCountToBeBetween(
             min_value=int(np.ceil(th.coverage_min * expected_rows)),
-            meta={"severity": CRITICAL, "label": "coverage"}),
+            meta={"severity": CRITICAL, "label": "coverage"},
+        ),
         gxe.ExpectTableRowCountToBeBetween(
             min_value=int(np.ceil(th.coverage_warn * expected_rows)),
-            meta={"severity": WARNING, "label": "coverage"}),
+            meta={"severity": WARNING, "label": "coverage"},
+        ),
         gxe.ExpectColumnValuesToBeInSet(
-            column="outlier", value_set=[False], mostly=1 - th.outlier_share_warn,
-            meta={"severity": WARNING, "label": "outliers"}),
+            column="outlier",
+            value_set=[False],
+            mostly=1 - th.outlier_share_warn,
+            meta={"severity": WARNING, "label": "outliers"},
+        ),
         gxe.ExpectColumnValuesToBeBetween(
-            column="implied_utilization", max_value=th.implied_utilization_max, mostly=0.98,
-            meta={"severity": WARNING, "label": "plausibility"}),
+            column="implied_utilization",
+            max_value=th.implied_utilization_max,
+            mostly=0.98,
+            meta={"severity": WARNING, "label": "plausibility"},
+        ),
     ]
 
 
@@ -175,36 +224,55 @@ def _run(frame: pd.DataFrame, expectations: list[Any]) -> list[dict[str, Any]]:
         label = meta.get("label") or cfg.type
         col = kwargs.get("column")
         if r.success and res.get("unexpected_count"):
-            msg = (f"{cfg.type}({col}): {res['unexpected_count']} bad rows within tolerance "
-                   f"(dropped by cleaning), e.g. {sample}")
+            msg = (
+                f"{cfg.type}({col}): {res['unexpected_count']} bad rows within tolerance "
+                f"(dropped by cleaning), e.g. {sample}"
+            )
         elif r.success:
             msg = f"{label} ok"
         elif label == "future":
-            msg = (f"future: {res.get('unexpected_count')} row(s) newer than the run's clock "
-                   f"plus the skew allowance ({pd.Timestamp(kwargs['max_value']).isoformat()}), "
-                   f"e.g. {sample}")
+            msg = (
+                f"future: {res.get('unexpected_count')} row(s) newer than the run's clock "
+                f"plus the skew allowance ({pd.Timestamp(kwargs['max_value']).isoformat()}), "
+                f"e.g. {sample}"
+            )
         elif res.get("unexpected_count") is not None:
-            msg = (f"{cfg.type}({col}) failed: {res['unexpected_count']} of "
-                   f"{res.get('element_count')} rows "
-                   f"({res.get('unexpected_percent', 0):.2f}%) unexpected, e.g. {sample}")
+            msg = (
+                f"{cfg.type}({col}) failed: {res['unexpected_count']} of "
+                f"{res.get('element_count')} rows "
+                f"({res.get('unexpected_percent', 0):.2f}%) unexpected, e.g. {sample}"
+            )
         elif label == "freshness":
-            msg = (f"freshness: newest row at {observed}, expected at or after "
-                   f"{pd.Timestamp(kwargs['min_value']).isoformat()}")
+            msg = (
+                f"freshness: newest row at {observed}, expected at or after "
+                f"{pd.Timestamp(kwargs['min_value']).isoformat()}"
+            )
         elif label == "coverage":
-            msg = (f"coverage: {observed} of the expected intervals present, "
-                   f"need at least {kwargs.get('min_value')}")
+            msg = (
+                f"coverage: {observed} of the expected intervals present, "
+                f"need at least {kwargs.get('min_value')}"
+            )
         else:
-            bound = {k: str(v) for k, v in kwargs.items()
-                     if k in ("min_value", "max_value") and v is not None}
+            bound = {
+                k: str(v)
+                for k, v in kwargs.items()
+                if k in ("min_value", "max_value") and v is not None
+            }
             msg = f"{label}: {cfg.type}({col or 'table'}) observed {observed!r}, expected {bound}"
-        checks.append({
-            "expectation": cfg.type, "label": label, "column": col,
-            "severity": meta.get("severity", CRITICAL), "success": bool(r.success),
-            "unexpected_count": res.get("unexpected_count"),
-            "unexpected_percent": res.get("unexpected_percent"),
-            "sample": sample, "observed": observed if not isinstance(observed, float | int)
-            else float(observed), "message": msg,
-        })
+        checks.append(
+            {
+                "expectation": cfg.type,
+                "label": label,
+                "column": col,
+                "severity": meta.get("severity", CRITICAL),
+                "success": bool(r.success),
+                "unexpected_count": res.get("unexpected_count"),
+                "unexpected_percent": res.get("unexpected_percent"),
+                "sample": sample,
+                "observed": observed if not isinstance(observed, float | int) else float(observed),
+                "message": msg,
+            }
+        )
     return checks
 
 
@@ -227,8 +295,9 @@ def check_queue(
     clock = max(utc_timestamp(now), utc_timestamp(wall_clock or datetime.now(UTC)))
     future_after = clock + pd.Timedelta(seconds=th.clock_skew_s)
     optional = tuple(c for c in OPTIONAL_COLUMNS if c in raw_rows.columns)
-    checks = _run(raw_rows.reset_index(drop=True),
-                  _raw_suite(now, future_after, interval_s, th, optional))
+    checks = _run(
+        raw_rows.reset_index(drop=True), _raw_suite(now, future_after, interval_s, th, optional)
+    )
     if clean is not None and len(clean.series):
         s = clean.series
         present = s.dropna(subset=["arrival_rate"]).copy()
@@ -237,7 +306,8 @@ def check_queue(
         present["implied_utilization"] = (implied / capacity.where(capacity > 0)).fillna(0.0)
         present["outlier"] = present["outlier"].astype(bool)
         checks += _run(present.reset_index(drop=True), _series_suite(len(s), th))
-    return QualityReport(queue=str(raw_rows["queue"].iloc[0]) if len(raw_rows) else "?",
-                         checks=checks,
-                         dropped_rows=list((clean.report if clean else {}).get(
-                             "dropped_rows", [])))
+    return QualityReport(
+        queue=str(raw_rows["queue"].iloc[0]) if len(raw_rows) else "?",
+        checks=checks,
+        dropped_rows=list((clean.report if clean else {}).get("dropped_rows", [])),
+    )

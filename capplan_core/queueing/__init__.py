@@ -22,8 +22,22 @@ from capplan_core.queueing.pool_sizing import (
 from capplan_core.queueing.sizing import SizingResult, SloTerms, failing_terms, required_workers
 
 __all__ = [
-    "ClassResult", "PoolClass", "PoolSizingResult", "SizingResult", "SloTerms", "erlang_b",
-    "erlang_c", "evaluate_pool", "failing_terms", "is_stable", "mean_queue_length",
-    "mean_wait_s", "prob_wait_exceeds", "required_workers", "required_workers_priority",
-    "utilization", "wait_probability", "wait_quantile_s",
+    "ClassResult",
+    "PoolClass",
+    "PoolSizingResult",
+    "SizingResult",
+    "SloTerms",
+    "erlang_b",
+    "erlang_c",
+    "evaluate_pool",
+    "failing_terms",
+    "is_stable",
+    "mean_queue_length",
+    "mean_wait_s",
+    "prob_wait_exceeds",
+    "required_workers",
+    "required_workers_priority",
+    "utilization",
+    "wait_probability",
+    "wait_quantile_s",
 ]

@@ -95,17 +95,19 @@ def utilization(arrival_rate_per_s: float, service_rate_per_s: float, workers: i
     return arrival_rate_per_s / (workers * service_rate_per_s)
 
 
-def wait_probability(
-    arrival_rate_per_s: float, service_rate_per_s: float, workers: int
-) -> float:
+def wait_probability(arrival_rate_per_s: float, service_rate_per_s: float, workers: int) -> float:
     """P(W > 0), the Erlang C value (the same under Allen–Cunneen)."""
     _check_rates(arrival_rate_per_s, service_rate_per_s, workers)
     return erlang_c(workers, arrival_rate_per_s / service_rate_per_s)
 
 
 def mean_wait_s(
-    arrival_rate_per_s: float, service_rate_per_s: float, workers: int, *,
-    arrival_scv: float = 1.0, service_scv: float = 1.0,
+    arrival_rate_per_s: float,
+    service_rate_per_s: float,
+    workers: int,
+    *,
+    arrival_scv: float = 1.0,
+    service_scv: float = 1.0,
 ) -> float:
     """Mean queue wait Wq (s): C/(cμ − λ) for M/M/c, times (c_a² + c_s²)/2 (Allen–Cunneen)."""
     k = _variability_factor(arrival_scv, service_scv)
@@ -118,18 +120,32 @@ def mean_wait_s(
 
 
 def mean_queue_length(
-    arrival_rate_per_s: float, service_rate_per_s: float, workers: int, *,
-    arrival_scv: float = 1.0, service_scv: float = 1.0,
+    arrival_rate_per_s: float,
+    service_rate_per_s: float,
+    workers: int,
+    *,
+    arrival_scv: float = 1.0,
+    service_scv: float = 1.0,
 ) -> float:
     """Mean number of jobs waiting Lq = λ·Wq (Little's law); ``math.inf`` when unstable."""
-    w = mean_wait_s(arrival_rate_per_s, service_rate_per_s, workers,
-                    arrival_scv=arrival_scv, service_scv=service_scv)
+    w = mean_wait_s(
+        arrival_rate_per_s,
+        service_rate_per_s,
+        workers,
+        arrival_scv=arrival_scv,
+        service_scv=service_scv,
+    )
     return 0.0 if w == 0.0 else arrival_rate_per_s * w
 
 
 def prob_wait_exceeds(
-    arrival_rate_per_s: float, service_rate_per_s: float, workers: int, t_s: float, *,
-    arrival_scv: float = 1.0, service_scv: float = 1.0,
+    arrival_rate_per_s: float,
+    service_rate_per_s: float,
+    workers: int,
+    t_s: float,
+    *,
+    arrival_scv: float = 1.0,
+    service_scv: float = 1.0,
 ) -> float:
     """P(W > t) = C·exp(−(cμ − λ)·t / k), k = (c_a² + c_s²)/2 (k = 1 for M/M/c)."""
     if not math.isfinite(t_s) or t_s < 0:
@@ -147,8 +163,13 @@ def prob_wait_exceeds(
 
 
 def wait_quantile_s(
-    arrival_rate_per_s: float, service_rate_per_s: float, workers: int, q: float, *,
-    arrival_scv: float = 1.0, service_scv: float = 1.0,
+    arrival_rate_per_s: float,
+    service_rate_per_s: float,
+    workers: int,
+    q: float,
+    *,
+    arrival_scv: float = 1.0,
+    service_scv: float = 1.0,
 ) -> float:
     """The q-quantile of the queue wait (s): the least t with P(W <= t) >= q.
 

@@ -53,8 +53,10 @@ EXACT_MODEL = "exact: M/M/c non-preemptive priority (Cobham 1954; Davis 1966)"
 EXACT_FCFS_MODEL = "exact: M/M/c (Erlang C)"
 BONDI_BUZEN_MODEL = "approx: Buzen-Bondi scaling with Allen-Cunneen"
 ALLEN_CUNNEEN_MODEL = "approx: G/G/c Allen-Cunneen"
-POLLING_MODELS = {"round_robin": "approx: round-robin polling fixed point",
-                  "weighted": "approx: weighted polling fixed point"}
+POLLING_MODELS = {
+    "round_robin": "approx: round-robin polling fixed point",
+    "weighted": "approx: weighted polling fixed point",
+}
 FIXED_POINT_ROUNDS = 200
 RESIDUAL_POWER = 2.0  # how sharply the conservation correction goes to the class at its share
 
@@ -101,19 +103,20 @@ class ClassLaw:
             return 1.0
         if self.c_wait == 0.0 or t_s <= 0.0:
             return self.c_wait
-        return self.c_wait * conditional_tail(self.nu_per_s, self.sigma_above, self.sigma_upto,
-                                              t_s)
+        return self.c_wait * conditional_tail(self.nu_per_s, self.sigma_above, self.sigma_upto, t_s)
 
     def quantile_s(self, q: float) -> float:
         """The least t with P(W <= t) >= q (s)."""
-        return quantile_from_law(self.c_wait, self.nu_per_s, self.sigma_above,
-                                 self.sigma_upto, q)
+        return quantile_from_law(self.c_wait, self.nu_per_s, self.sigma_above, self.sigma_upto, q)
 
 
 def model_name(loads: Sequence[ClassLoad], discipline: str, arrival_scv: float) -> str:
     """Which model ``class_laws`` uses, for a person: exact, or the approximation's name."""
-    one_law = (len({c.mean_service_s for c in loads}) == 1
-               and all(c.service_scv == 1.0 for c in loads) and arrival_scv == 1.0)
+    one_law = (
+        len({c.mean_service_s for c in loads}) == 1
+        and all(c.service_scv == 1.0 for c in loads)
+        and arrival_scv == 1.0
+    )
     if len(loads) == 1:
         return EXACT_FCFS_MODEL if one_law else ALLEN_CUNNEEN_MODEL
     if discipline == "strict":
@@ -121,8 +124,9 @@ def model_name(loads: Sequence[ClassLoad], discipline: str, arrival_scv: float) 
     return POLLING_MODELS[discipline]
 
 
-def class_laws(loads: Sequence[ClassLoad], workers: int, discipline: str = "strict",
-               arrival_scv: float = 1.0) -> list[ClassLaw]:
+def class_laws(
+    loads: Sequence[ClassLoad], workers: int, discipline: str = "strict", arrival_scv: float = 1.0
+) -> list[ClassLaw]:
     """Each class's wait law on ``workers`` workers (classes in priority order for strict)."""
     lam = sum(c.arrival_rate_per_s for c in loads)
     work = sum(c.arrival_rate_per_s * c.mean_service_s for c in loads)  # offered load, Erlangs
@@ -131,8 +135,9 @@ def class_laws(loads: Sequence[ClassLoad], workers: int, discipline: str = "stri
         return [ClassLaw(c_wait, 1.0, 0.0, 0.0 if lam == 0 else math.inf) for _ in loads]
     rho = [c.arrival_rate_per_s * c.mean_service_s / workers for c in loads]
     mean_s = work / lam
-    second = sum(c.arrival_rate_per_s * c.mean_service_s**2 * (1.0 + c.service_scv)
-                 for c in loads) / lam
+    second = (
+        sum(c.arrival_rate_per_s * c.mean_service_s**2 * (1.0 + c.service_scv) for c in loads) / lam
+    )
     factor = (arrival_scv + second / mean_s**2 - 1.0) / 2.0  # Allen–Cunneen (c_a² + c_s²)/2
     nu = workers / (mean_s * factor) if factor > 0 else math.inf
     if discipline == "strict" or len(loads) == 1:
@@ -141,14 +146,14 @@ def class_laws(loads: Sequence[ClassLoad], workers: int, discipline: str = "stri
             out.append(ClassLaw(c_wait, nu, above, above + r))
             above += r
         return out
-    turns = [(1.0 if discipline == "round_robin" else c.weight) * c.mean_service_s
-             for c in loads]
+    turns = [(1.0 if discipline == "round_robin" else c.weight) * c.mean_service_s for c in loads]
     ahead = polling_loads_ahead(rho, turns, c_wait, floor=discipline == "weighted")
     return [ClassLaw(c_wait, nu, h, h + r) for h, r in zip(ahead, rho, strict=True)]
 
 
-def polling_loads_ahead(rho: Sequence[float], turns: Sequence[float], c_wait: float, *,
-                        floor: bool) -> list[float]:
+def polling_loads_ahead(
+    rho: Sequence[float], turns: Sequence[float], c_wait: float, *, floor: bool
+) -> list[float]:
     """h_j, the work effectively ahead of each class under round robin / weighted (see the
     module docstring); the total load Σρ >= 1 makes every class unstable (h_j = 1)."""
     total = sum(rho)
@@ -157,10 +162,10 @@ def polling_loads_ahead(rho: Sequence[float], turns: Sequence[float], c_wait: fl
     shares = polling_shares(rho, turns, floor=floor)
     gaps = [s - r for s, r in zip(shares, rho, strict=True)]
     if c_wait == 0.0 or min(gaps) <= 1e-12:
-        return [total - r for r in rho]   # no margin anywhere: lowest priority for all
-    raw = [c_wait / g for g in gaps]                     # M/M/1 at the share, times ν
+        return [total - r for r in rho]  # no margin anywhere: lowest priority for all
+    raw = [c_wait / g for g in gaps]  # M/M/1 at the share, times ν
     pull = [(min(gaps) / g) ** RESIDUAL_POWER for g in gaps]
-    conserved = total * c_wait / (1.0 - total)          # ρ·W_FCFS times ν (Kleinrock)
+    conserved = total * c_wait / (1.0 - total)  # ρ·W_FCFS times ν (Kleinrock)
     kept = sum(r * w * (1.0 - u) for r, w, u in zip(rho, raw, pull, strict=True))
     scale = (conserved - kept) / sum(r * w * u for r, w, u in zip(rho, raw, pull, strict=True))
     waits = [max(w * (1.0 - u + u * scale), 0.0) for w, u in zip(raw, pull, strict=True)]
@@ -169,14 +174,13 @@ def polling_loads_ahead(rho: Sequence[float], turns: Sequence[float], c_wait: fl
         if w <= 0.0:
             out.append(0.0)
             continue
-        x = c_wait / w                                   # (1 − h)(1 − h − ρ_j)
+        x = c_wait / w  # (1 − h)(1 − h − ρ_j)
         h = 1.0 - (r + math.sqrt(r * r + 4.0 * x)) / 2.0
         out.append(min(max(h, 0.0), total - r))
     return out
 
 
-def polling_shares(rho: Sequence[float], turns: Sequence[float], *,
-                   floor: bool) -> list[float]:
+def polling_shares(rho: Sequence[float], turns: Sequence[float], *, floor: bool) -> list[float]:
     """s_j: class j's share of the pool's work while it has work waiting (damped fixed point
     over p_i; ``turns`` are the ω_i, ``floor`` the weighted pick's s_j >= 1 − Σ_{i≠j} ρ_i)."""
     p = [min(1.0, r) for r in rho]
@@ -185,8 +189,10 @@ def polling_shares(rho: Sequence[float], turns: Sequence[float], *,
     for _ in range(FIXED_POINT_ROUNDS):
         busy = sum(w * q for w, q in zip(turns, p, strict=True))
         shares = [w / (w + busy - w * q) for w, q in zip(turns, p, strict=True)]
-        shares = [max(s, 1.0 - (total - r)) if floor or s <= r else s
-                  for s, r in zip(shares, rho, strict=True)]
+        shares = [
+            max(s, 1.0 - (total - r)) if floor or s <= r else s
+            for s, r in zip(shares, rho, strict=True)
+        ]
         new = [min(1.0, r / s) for r, s in zip(rho, shares, strict=True)]
         if max(abs(a - b) for a, b in zip(new, p, strict=True)) < 1e-12:
             break

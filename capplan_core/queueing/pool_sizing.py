@@ -103,16 +103,27 @@ class PoolSizingResult:
     feasible: bool = True
 
 
-def _loads(classes: Sequence[PoolClass], mean_service_s: float,
-           service_scv: float) -> list[ClassLoad]:
-    return [ClassLoad(c.arrival_rate_per_s,
-                      mean_service_s if c.mean_service_s is None else c.mean_service_s,
-                      service_scv if c.service_scv is None else c.service_scv, c.weight)
-            for c in classes]
+def _loads(
+    classes: Sequence[PoolClass], mean_service_s: float, service_scv: float
+) -> list[ClassLoad]:
+    return [
+        ClassLoad(
+            c.arrival_rate_per_s,
+            mean_service_s if c.mean_service_s is None else c.mean_service_s,
+            service_scv if c.service_scv is None else c.service_scv,
+            c.weight,
+        )
+        for c in classes
+    ]
 
 
-def _check(classes: Sequence[PoolClass], mean_service_s: float, service_scv: float,
-           arrival_scv: float, discipline: str) -> None:
+def _check(
+    classes: Sequence[PoolClass],
+    mean_service_s: float,
+    service_scv: float,
+    arrival_scv: float,
+    discipline: str,
+) -> None:
     if not classes:
         raise ValueError("classes must list at least one PoolClass")
     names = [c.name for c in classes]
@@ -127,8 +138,14 @@ def _check(classes: Sequence[PoolClass], mean_service_s: float, service_scv: flo
             raise ValueError(f"{name} must be finite and >= 0 (got {v!r})")
 
 
-def _class_failures(k: int, law: ClassLaw, classes: Sequence[PoolClass],
-                    loads: Sequence[ClassLoad], workers: int, discipline: str) -> list[str]:
+def _class_failures(
+    k: int,
+    law: ClassLaw,
+    classes: Sequence[PoolClass],
+    loads: Sequence[ClassLoad],
+    workers: int,
+    discipline: str,
+) -> list[str]:
     t = classes[k].terms
     if not law.stable:
         return [n for n in TERM_ORDER if n == "stability" or _set(t, n)]
@@ -138,12 +155,14 @@ def _class_failures(k: int, law: ClassLaw, classes: Sequence[PoolClass],
     if t.mean_wait_s is not None and law.mean_wait_s > t.mean_wait_s:
         out.append("mean_wait")
     if t.max_backlog is not None and loads[k].arrival_rate_per_s * law.mean_wait_s > (
-            t.max_backlog):
+        t.max_backlog
+    ):
         out.append("max_backlog")
     if t.drain_s is not None:
         upto = k + 1 if discipline == "strict" else len(classes)
-        backlog = sum(classes[i].terms.current_backlog * loads[i].mean_service_s
-                      for i in range(upto))
+        backlog = sum(
+            classes[i].terms.current_backlog * loads[i].mean_service_s for i in range(upto)
+        )
         free = workers - sum(c.arrival_rate_per_s * c.mean_service_s for c in loads[:upto])
         if backlog > 0 and free * t.drain_s < backlog:
             out.append("drain")
@@ -153,18 +172,28 @@ def _class_failures(k: int, law: ClassLaw, classes: Sequence[PoolClass],
 
 
 def _set(t: SloTerms, term: str) -> bool:
-    return {"wait_quantile": t.wait_s is not None, "mean_wait": t.mean_wait_s is not None,
-            "max_backlog": t.max_backlog is not None, "drain": t.drain_s is not None,
-            "max_utilization": t.max_utilization is not None}.get(term, False)
+    return {
+        "wait_quantile": t.wait_s is not None,
+        "mean_wait": t.mean_wait_s is not None,
+        "max_backlog": t.max_backlog is not None,
+        "drain": t.drain_s is not None,
+        "max_utilization": t.max_utilization is not None,
+    }.get(term, False)
 
 
 def _work(loads: Sequence[ClassLoad]) -> float:
     return sum(c.arrival_rate_per_s * c.mean_service_s for c in loads)
 
 
-def evaluate_pool(classes: Sequence[PoolClass], mean_service_s: float, workers: int, *,
-                  discipline: str = "strict", service_scv: float = 1.0,
-                  arrival_scv: float = 1.0) -> PoolSizingResult:
+def evaluate_pool(
+    classes: Sequence[PoolClass],
+    mean_service_s: float,
+    workers: int,
+    *,
+    discipline: str = "strict",
+    service_scv: float = 1.0,
+    arrival_scv: float = 1.0,
+) -> PoolSizingResult:
     """Each class's predicted waits and SLO verdict on ``workers`` workers."""
     _check(classes, mean_service_s, service_scv, arrival_scv, discipline)
     if isinstance(workers, bool) or int(workers) != workers or workers < 0:
@@ -175,25 +204,42 @@ def evaluate_pool(classes: Sequence[PoolClass], mean_service_s: float, workers: 
     for k, (c, law) in enumerate(zip(classes, laws, strict=True)):
         failing = _class_failures(k, law, classes, loads, int(workers), discipline)
         w = law.mean_wait_s
-        results.append(ClassResult(
-            name=c.name, arrival_rate_per_s=c.arrival_rate_per_s,
-            wait_probability=law.wait_probability, mean_wait_s=w,
-            wait_quantile=c.terms.wait_quantile,
-            wait_quantile_s=law.quantile_s(c.terms.wait_quantile),
-            mean_queue_length=0.0 if w == 0 else c.arrival_rate_per_s * w,
-            meets_slo=not failing, failing_terms=tuple(failing)))
+        results.append(
+            ClassResult(
+                name=c.name,
+                arrival_rate_per_s=c.arrival_rate_per_s,
+                wait_probability=law.wait_probability,
+                mean_wait_s=w,
+                wait_quantile=c.terms.wait_quantile,
+                wait_quantile_s=law.quantile_s(c.terms.wait_quantile),
+                mean_queue_length=0.0 if w == 0 else c.arrival_rate_per_s * w,
+                meets_slo=not failing,
+                failing_terms=tuple(failing),
+            )
+        )
     model = model_name(loads, discipline, arrival_scv)
     work = _work(loads)
     util = 0.0 if work == 0 else (math.inf if workers == 0 else work / workers)
     return PoolSizingResult(
-        workers=int(workers), discipline=discipline, model=model,
-        exact=model in (EXACT_MODEL, EXACT_FCFS_MODEL), utilization=util,
-        classes=tuple(results), binding_class=None, binding_term="none")
+        workers=int(workers),
+        discipline=discipline,
+        model=model,
+        exact=model in (EXACT_MODEL, EXACT_FCFS_MODEL),
+        utilization=util,
+        classes=tuple(results),
+        binding_class=None,
+        binding_term="none",
+    )
 
 
 def required_workers_priority(
-    classes: Sequence[PoolClass], mean_service_s: float, *, discipline: str = "strict",
-    service_scv: float = 1.0, arrival_scv: float = 1.0, max_workers: int = 1_000_000,
+    classes: Sequence[PoolClass],
+    mean_service_s: float,
+    *,
+    discipline: str = "strict",
+    service_scv: float = 1.0,
+    arrival_scv: float = 1.0,
+    max_workers: int = 1_000_000,
 ) -> PoolSizingResult:
     """The least number of workers c for which every class meets its SLO terms.
 
@@ -211,8 +257,14 @@ def required_workers_priority(
     _check(classes, mean_service_s, service_scv, arrival_scv, discipline)
 
     def misses_at(c: int) -> bool:
-        r = evaluate_pool(classes, mean_service_s, c, discipline=discipline,
-                          service_scv=service_scv, arrival_scv=arrival_scv)
+        r = evaluate_pool(
+            classes,
+            mean_service_s,
+            c,
+            discipline=discipline,
+            service_scv=service_scv,
+            arrival_scv=arrival_scv,
+        )
         return not all(x.meets_slo for x in r.classes)
 
     settle = 0 if discipline == "strict" or len(classes) == 1 else SETTLE_COUNTS
@@ -223,34 +275,66 @@ def required_workers_priority(
     work = _work(_loads(classes, mean_service_s, service_scv))
     lo = _lower_bound(work, 1.0)
     if lo >= max_workers:
-        return _finish(classes, mean_service_s, max_workers, discipline, service_scv,
-                       arrival_scv, feasible=False)
+        return _finish(
+            classes,
+            mean_service_s,
+            max_workers,
+            discipline,
+            service_scv,
+            arrival_scv,
+            feasible=False,
+        )
     hi, step = min(max(lo + 1, int(math.floor(work)) + 1), max_workers), 1
     while misses(hi):
         if hi >= max_workers:
-            return _finish(classes, mean_service_s, max_workers, discipline, service_scv,
-                           arrival_scv, feasible=False)
+            return _finish(
+                classes,
+                mean_service_s,
+                max_workers,
+                discipline,
+                service_scv,
+                arrival_scv,
+                feasible=False,
+            )
         lo, hi = hi, min(hi + step, max_workers)
         step *= 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if misses(mid) else (lo, mid)
-    return _finish(classes, mean_service_s, hi, discipline, service_scv, arrival_scv,
-                   feasible=True)
+    return _finish(classes, mean_service_s, hi, discipline, service_scv, arrival_scv, feasible=True)
 
 
-def _finish(classes: Sequence[PoolClass], mean_service_s: float, workers: int,
-            discipline: str, service_scv: float, arrival_scv: float, *,
-            feasible: bool) -> PoolSizingResult:
+def _finish(
+    classes: Sequence[PoolClass],
+    mean_service_s: float,
+    workers: int,
+    discipline: str,
+    service_scv: float,
+    arrival_scv: float,
+    *,
+    feasible: bool,
+) -> PoolSizingResult:
     def at(c: int) -> PoolSizingResult:
-        return evaluate_pool(classes, mean_service_s, c, discipline=discipline,
-                             service_scv=service_scv, arrival_scv=arrival_scv)
+        return evaluate_pool(
+            classes,
+            mean_service_s,
+            c,
+            discipline=discipline,
+            service_scv=service_scv,
+            arrival_scv=arrival_scv,
+        )
 
     r = at(workers)
     probe = r if not feasible else (at(workers - 1) if workers > 0 else None)
     binding = next((x for x in probe.classes if x.failing_terms), None) if probe else None
     return PoolSizingResult(
-        workers=r.workers, discipline=r.discipline, model=r.model, exact=r.exact,
-        utilization=r.utilization, classes=r.classes,
+        workers=r.workers,
+        discipline=r.discipline,
+        model=r.model,
+        exact=r.exact,
+        utilization=r.utilization,
+        classes=r.classes,
         binding_class=binding.name if binding else None,
-        binding_term=binding.failing_terms[0] if binding else "none", feasible=feasible)
+        binding_term=binding.failing_terms[0] if binding else "none",
+        feasible=feasible,
+    )

@@ -45,8 +45,9 @@ import capplan_core.queueing.erlang as erlang
 from capplan_core.queueing.laplace import invert_euler
 
 
-def check_rates(arrival_rates_per_s: Sequence[float], service_rate_per_s: float,
-                workers: int) -> list[float]:
+def check_rates(
+    arrival_rates_per_s: Sequence[float], service_rate_per_s: float, workers: int
+) -> list[float]:
     """Validated class arrival rates (jobs/s, priority order); raises ValueError naming one."""
     rates = [float(r) for r in arrival_rates_per_s]
     if not rates:
@@ -58,8 +59,9 @@ def check_rates(arrival_rates_per_s: Sequence[float], service_rate_per_s: float,
     return rates
 
 
-def cumulative_loads(arrival_rates_per_s: Sequence[float], service_rate_per_s: float,
-                     workers: int) -> list[float]:
+def cumulative_loads(
+    arrival_rates_per_s: Sequence[float], service_rate_per_s: float, workers: int
+) -> list[float]:
     """σ_0 … σ_K: the load of classes 1..k on the whole pool (λ_1 + … + λ_k) / (cμ)."""
     nu = workers * service_rate_per_s
     out = [0.0]
@@ -68,15 +70,17 @@ def cumulative_loads(arrival_rates_per_s: Sequence[float], service_rate_per_s: f
     return out
 
 
-def all_busy_probability(arrival_rates_per_s: Sequence[float], service_rate_per_s: float,
-                         workers: int) -> float:
+def all_busy_probability(
+    arrival_rates_per_s: Sequence[float], service_rate_per_s: float, workers: int
+) -> float:
     """C(c, a): the chance an arrival (of any class) finds every worker busy."""
     rates = check_rates(arrival_rates_per_s, service_rate_per_s, workers)
     return erlang.erlang_c(workers, sum(rates) / service_rate_per_s)
 
 
-def cobham_mean_waits_s(arrival_rates_per_s: Sequence[float], service_rate_per_s: float,
-                        workers: int) -> list[float]:
+def cobham_mean_waits_s(
+    arrival_rates_per_s: Sequence[float], service_rate_per_s: float, workers: int
+) -> list[float]:
     """Mean queue wait of each class (s), highest priority first (Cobham's formula)."""
     rates = check_rates(arrival_rates_per_s, service_rate_per_s, workers)
     c_wait = erlang.erlang_c(workers, sum(rates) / service_rate_per_s)
@@ -110,14 +114,18 @@ def conditional_tail(nu_per_s: float, sigma_above: float, sigma_upto: float, t_s
         if (root * w.conjugate()).real < 0.0:  # the root with |β| <= 1
             root = -root
         beta = 2.0 * nu_per_s / (w + root)
-        return 4.0 * nu_per_s / ((root - s - a + nu_per_s) * (w + root)
-                                 * (1.0 - sigma_upto * beta))
+        return 4.0 * nu_per_s / ((root - s - a + nu_per_s) * (w + root) * (1.0 - sigma_upto * beta))
 
     return min(1.0, max(0.0, invert_euler(transform, t_s)))
 
 
-def class_wait_tail(arrival_rates_per_s: Sequence[float], service_rate_per_s: float,
-                    workers: int, k: int, t_s: float) -> float:
+def class_wait_tail(
+    arrival_rates_per_s: Sequence[float],
+    service_rate_per_s: float,
+    workers: int,
+    k: int,
+    t_s: float,
+) -> float:
     """P(W_k > t) for class ``k`` (0-based, 0 = highest priority); exact (Davis 1966)."""
     rates = check_rates(arrival_rates_per_s, service_rate_per_s, workers)
     _check_class(k, len(rates))
@@ -132,8 +140,9 @@ def class_wait_tail(arrival_rates_per_s: Sequence[float], service_rate_per_s: fl
     return c_wait * conditional_tail(workers * service_rate_per_s, sig[k], sig[k + 1], t_s)
 
 
-def class_wait_quantile_s(arrival_rates_per_s: Sequence[float], service_rate_per_s: float,
-                          workers: int, k: int, q: float) -> float:
+def class_wait_quantile_s(
+    arrival_rates_per_s: Sequence[float], service_rate_per_s: float, workers: int, k: int, q: float
+) -> float:
     """The q-quantile of class ``k``'s queue wait (s): the least t with P(W_k <= t) >= q.
 
     0 when P(wait) <= 1 − q; ``math.inf`` when classes 1..k overload the pool.
@@ -145,8 +154,9 @@ def class_wait_quantile_s(arrival_rates_per_s: Sequence[float], service_rate_per
     return quantile_from_law(c_wait, workers * service_rate_per_s, sig[k], sig[k + 1], q)
 
 
-def quantile_from_law(c_wait: float, nu_per_s: float, sigma_above: float, sigma_upto: float,
-                      q: float) -> float:
+def quantile_from_law(
+    c_wait: float, nu_per_s: float, sigma_above: float, sigma_upto: float, q: float
+) -> float:
     """The q-quantile of W where P(W > t) = c_wait · G(t) (``conditional_tail``'s law)."""
     if not 0.0 < q < 1.0:
         raise ValueError(f"q must be in (0, 1) (got {q!r})")
@@ -165,7 +175,8 @@ def quantile_from_law(c_wait: float, nu_per_s: float, sigma_above: float, sigma_
     while conditional_tail(nu_per_s, sigma_above, sigma_upto, hi) > target:
         hi *= 2.0
     return decreasing_root(
-        lambda t: conditional_tail(nu_per_s, sigma_above, sigma_upto, t) - target, 0.0, hi)
+        lambda t: conditional_tail(nu_per_s, sigma_above, sigma_upto, t) - target, 0.0, hi
+    )
 
 
 ROOT_REL_TOL = 1e-12

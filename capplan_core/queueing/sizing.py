@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 import capplan_core.queueing.erlang as erlang
 
-TERM_ORDER = ("stability", "wait_quantile", "mean_wait", "max_backlog", "drain",
-              "max_utilization")
+TERM_ORDER = ("stability", "wait_quantile", "mean_wait", "max_backlog", "drain", "max_utilization")
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,9 @@ class SloTerms:
             if v is not None and (not math.isfinite(v) or v <= 0):
                 raise ValueError(f"SloTerms.{name} must be finite and > 0 (got {v!r})")
         if not 0.0 < self.wait_quantile < 1.0:
-            raise ValueError(f"SloTerms.wait_quantile must be in (0, 1) "
-                             f"(got {self.wait_quantile!r})")
+            raise ValueError(
+                f"SloTerms.wait_quantile must be in (0, 1) (got {self.wait_quantile!r})"
+            )
         u = self.max_utilization
         if u is not None and not 0.0 < u <= 1.0:
             raise ValueError(f"SloTerms.max_utilization must be in (0, 1] (got {u!r})")
@@ -63,14 +63,19 @@ class SizingResult:
     wait_probability: float
     mean_wait_s: float
     wait_quantile_s: float
-    binding_term: str          # the term that needed the last worker (see TERM_ORDER)
-    feasible: bool = True      # False when even ``max_workers`` misses a term
+    binding_term: str  # the term that needed the last worker (see TERM_ORDER)
+    feasible: bool = True  # False when even ``max_workers`` misses a term
     mean_queue_length: float = 0.0
 
 
 def failing_terms(
-    arrival_rate_per_s: float, mean_service_s: float, workers: int, terms: SloTerms, *,
-    service_scv: float = 1.0, arrival_scv: float = 1.0,
+    arrival_rate_per_s: float,
+    mean_service_s: float,
+    workers: int,
+    terms: SloTerms,
+    *,
+    service_scv: float = 1.0,
+    arrival_scv: float = 1.0,
 ) -> list[str]:
     """The SLO terms that ``workers`` misses, in TERM_ORDER (empty: all met)."""
     mu = _service_rate(mean_service_s)
@@ -79,17 +84,27 @@ def failing_terms(
     if not erlang.is_stable(lam, mu, workers):
         return [t for t in TERM_ORDER if t == "stability" or _term_set(terms, t)]
     out: list[str] = []
-    if terms.wait_s is not None and erlang.prob_wait_exceeds(
-            lam, mu, workers, terms.wait_s, **scv) > 1.0 - terms.wait_quantile:
+    if (
+        terms.wait_s is not None
+        and erlang.prob_wait_exceeds(lam, mu, workers, terms.wait_s, **scv)
+        > 1.0 - terms.wait_quantile
+    ):
         out.append("wait_quantile")
-    if terms.mean_wait_s is not None and erlang.mean_wait_s(
-            lam, mu, workers, **scv) > terms.mean_wait_s:
+    if (
+        terms.mean_wait_s is not None
+        and erlang.mean_wait_s(lam, mu, workers, **scv) > terms.mean_wait_s
+    ):
         out.append("mean_wait")
-    if terms.max_backlog is not None and erlang.mean_queue_length(
-            lam, mu, workers, **scv) > terms.max_backlog:
+    if (
+        terms.max_backlog is not None
+        and erlang.mean_queue_length(lam, mu, workers, **scv) > terms.max_backlog
+    ):
         out.append("max_backlog")
-    if terms.drain_s is not None and terms.current_backlog > 0 and (
-            (workers * mu - lam) * terms.drain_s < terms.current_backlog):
+    if (
+        terms.drain_s is not None
+        and terms.current_backlog > 0
+        and ((workers * mu - lam) * terms.drain_s < terms.current_backlog)
+    ):
         out.append("drain")
     if terms.max_utilization is not None and lam > terms.max_utilization * workers * mu:
         out.append("max_utilization")
@@ -139,8 +154,13 @@ def _start_guess(lam: float, mu: float, terms: SloTerms, floor_c: int) -> int:
 
 
 def required_workers(
-    arrival_rate_per_s: float, mean_service_s: float, terms: SloTerms, *,
-    service_scv: float = 1.0, arrival_scv: float = 1.0, max_workers: int = 1_000_000,
+    arrival_rate_per_s: float,
+    mean_service_s: float,
+    terms: SloTerms,
+    *,
+    service_scv: float = 1.0,
+    arrival_scv: float = 1.0,
+    max_workers: int = 1_000_000,
 ) -> SizingResult:
     """The least number of workers c meeting every term of ``terms``.
 
@@ -165,10 +185,13 @@ def required_workers(
     erlang._variability_factor(arrival_scv, service_scv)
 
     def misses(c: int) -> bool:
-        return bool(failing_terms(lam, mean_service_s, c, terms,
-                                  service_scv=service_scv, arrival_scv=arrival_scv))
+        return bool(
+            failing_terms(
+                lam, mean_service_s, c, terms, service_scv=service_scv, arrival_scv=arrival_scv
+            )
+        )
 
-    lo = _lower_bound(lam, mu)                 # misses the SLO (or is the −1 sentinel)
+    lo = _lower_bound(lam, mu)  # misses the SLO (or is the −1 sentinel)
     if lo >= max_workers:
         return _infeasible(lam, mean_service_s, max_workers, terms, service_scv, arrival_scv)
     hi = min(max(lo + 1, _start_guess(lam, mu, terms, lo)), max_workers)
@@ -186,17 +209,19 @@ def required_workers(
             hi = mid
     binding = "none"
     if hi > 0:
-        prev = failing_terms(lam, mean_service_s, hi - 1, terms,
-                             service_scv=service_scv, arrival_scv=arrival_scv)
+        prev = failing_terms(
+            lam, mean_service_s, hi - 1, terms, service_scv=service_scv, arrival_scv=arrival_scv
+        )
         binding = prev[0] if prev else "none"
     return _result(lam, mu, hi, terms, service_scv, arrival_scv, binding=binding, feasible=True)
 
 
-CAPACITY_BISECTIONS = 30   # λ_max to 2^-30 of the pool's full service rate
+CAPACITY_BISECTIONS = 30  # λ_max to 2^-30 of the pool's full service rate
 
 
-def capacity_at_slo(workers: int, mean_service_s: float, terms: SloTerms,
-                    service_scv: float = 1.0) -> float:
+def capacity_at_slo(
+    workers: int, mean_service_s: float, terms: SloTerms, service_scv: float = 1.0
+) -> float:
     """The largest arrival rate (jobs/s) ``workers`` serve within every SLO term (bisection;
     every term is monotone in the rate): the inverse of :func:`required_workers`."""
     if workers <= 0:
@@ -212,17 +237,41 @@ def capacity_at_slo(workers: int, mean_service_s: float, terms: SloTerms,
     return lo
 
 
-def _infeasible(lam: float, mean_service_s: float, max_workers: int, terms: SloTerms,
-                service_scv: float, arrival_scv: float) -> SizingResult:
+def _infeasible(
+    lam: float,
+    mean_service_s: float,
+    max_workers: int,
+    terms: SloTerms,
+    service_scv: float,
+    arrival_scv: float,
+) -> SizingResult:
     mu = 1.0 / mean_service_s
-    missed = failing_terms(lam, mean_service_s, max_workers, terms, service_scv=service_scv,
-                           arrival_scv=arrival_scv)
-    return _result(lam, mu, max_workers, terms, service_scv, arrival_scv,
-                   binding=(missed or ["stability"])[0], feasible=False)
+    missed = failing_terms(
+        lam, mean_service_s, max_workers, terms, service_scv=service_scv, arrival_scv=arrival_scv
+    )
+    return _result(
+        lam,
+        mu,
+        max_workers,
+        terms,
+        service_scv,
+        arrival_scv,
+        binding=(missed or ["stability"])[0],
+        feasible=False,
+    )
 
 
-def _result(lam: float, mu: float, c: int, terms: SloTerms, service_scv: float,
-            arrival_scv: float, *, binding: str, feasible: bool) -> SizingResult:
+def _result(
+    lam: float,
+    mu: float,
+    c: int,
+    terms: SloTerms,
+    service_scv: float,
+    arrival_scv: float,
+    *,
+    binding: str,
+    feasible: bool,
+) -> SizingResult:
     scv = {"arrival_scv": arrival_scv, "service_scv": service_scv}
     q = terms.wait_quantile
     return SizingResult(

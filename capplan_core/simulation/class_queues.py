@@ -16,8 +16,14 @@ import numpy as np
 class ClassQueues:
     """Per-class FIFOs; ``popleft`` takes the head of the class the discipline picks."""
 
-    def __init__(self, job_class: np.ndarray, n_classes: int, discipline: str,
-                 weights: np.ndarray, pick_u: np.ndarray | None) -> None:
+    def __init__(
+        self,
+        job_class: np.ndarray,
+        n_classes: int,
+        discipline: str,
+        weights: np.ndarray,
+        pick_u: np.ndarray | None,
+    ) -> None:
         self.job_class = job_class
         self.queues: list[deque[int]] = [deque() for _ in range(n_classes)]
         self.discipline = discipline
@@ -46,8 +52,7 @@ class ClassQueues:
         if self.discipline == "strict":
             return next(k for k in range(n) if self.queues[k])
         if self.discipline == "round_robin":
-            k = next(j for j in ((self.last + i) % n for i in range(1, n + 1))
-                     if self.queues[j])
+            k = next(j for j in ((self.last + i) % n for i in range(1, n + 1)) if self.queues[j])
             self.last = k
             return k
         if self.pick_u is None:

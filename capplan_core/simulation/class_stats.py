@@ -42,13 +42,12 @@ def _points(waits: np.ndarray, q: float, slo_s: float | None) -> np.ndarray:
     if waits.size == 0:
         return np.array([0.0, 0.0, 0.0, 0.0 if slo_s is not None else np.nan])
     late = float((waits > slo_s).mean()) if slo_s is not None else np.nan
-    return np.array([waits.mean(), np.count_nonzero(waits) / waits.size,
-                     _quantile(waits, q), late])
+    return np.array([waits.mean(), np.count_nonzero(waits) / waits.size, _quantile(waits, q), late])
 
 
-def class_job_stats(scenario: SimScenario, inputs: ReplicationInputs,
-                    record: JobRunRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                   list[np.ndarray]]:
+def class_job_stats(
+    scenario: SimScenario, inputs: ReplicationInputs, record: JobRunRecord
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
     """One replication per class: (windows failing any class's SLO (n_windows,), class
     failed in some judged window (K,), points (K, 4), each class's kept waits in order)."""
     sc = scenario
@@ -91,8 +90,7 @@ def class_batch_units(scenario: SimScenario, kept: list[np.ndarray]) -> np.ndarr
     return out
 
 
-def _t_ci(units: np.ndarray, point: float, low: float,
-          high: float) -> tuple[float, float] | None:
+def _t_ci(units: np.ndarray, point: float, low: float, high: float) -> tuple[float, float] | None:
     units = units[np.isfinite(units)]
     if units.size < 2 or not math.isfinite(point):
         return None
@@ -100,25 +98,39 @@ def _t_ci(units: np.ndarray, point: float, low: float,
     return (max(low, point - half), min(high, point + half))
 
 
-def summarise_classes(scenario: SimScenario, points: np.ndarray, failed: np.ndarray,
-                      jobs: np.ndarray, units: np.ndarray | None) -> tuple[ClassSummary, ...]:
+def summarise_classes(
+    scenario: SimScenario,
+    points: np.ndarray,
+    failed: np.ndarray,
+    jobs: np.ndarray,
+    units: np.ndarray | None,
+) -> tuple[ClassSummary, ...]:
     """Per-class summaries from (R, K, 4) replication points, (R, K) failures and (K,) job
     counts; ``units`` (B, K, 4) replaces the replications for the intervals when given."""
     units = points if units is None else units
     out = []
     for k, c in enumerate(scenario.classes):
         p = points[:, k, :].mean(axis=0)
-        ci = [_t_ci(units[:, k, i], float(p[i]), 0.0, 1.0 if i in (1, 3) else math.inf)
-              for i in range(N_POINTS)]
+        ci = [
+            _t_ci(units[:, k, i], float(p[i]), 0.0, 1.0 if i in (1, 3) else math.inf)
+            for i in range(N_POINTS)
+        ]
         has_slo = c.slo_wait_s is not None
-        out.append(ClassSummary(
-            name=c.name, jobs=int(jobs[k]), slo_wait_s=c.slo_wait_s,
-            wait_quantile=c.slo_wait_quantile,
-            mean_wait_s=float(p[0]), mean_wait_s_ci95=ci[0],
-            wait_probability=float(p[1]), wait_probability_ci95=ci[1],
-            wait_quantile_s=float(p[2]), wait_quantile_s_ci95=ci[2],
-            late_share=float(p[3]) if has_slo else None,
-            late_share_ci95=ci[3] if has_slo else None,
-            slo_achievement_rate=float(1.0 - failed[:, k].mean()),
-        ))
+        out.append(
+            ClassSummary(
+                name=c.name,
+                jobs=int(jobs[k]),
+                slo_wait_s=c.slo_wait_s,
+                wait_quantile=c.slo_wait_quantile,
+                mean_wait_s=float(p[0]),
+                mean_wait_s_ci95=ci[0],
+                wait_probability=float(p[1]),
+                wait_probability_ci95=ci[1],
+                wait_quantile_s=float(p[2]),
+                wait_quantile_s_ci95=ci[2],
+                late_share=float(p[3]) if has_slo else None,
+                late_share_ci95=ci[3] if has_slo else None,
+                slo_achievement_rate=float(1.0 - failed[:, k].mean()),
+            )
+        )
     return tuple(out)

@@ -61,31 +61,44 @@ class JobClass:
         if rates.ndim == 1:
             rates = rates[None, :]
         if rates.ndim != 2 or rates.shape[0] < 1 or rates.shape[1] < 1:
-            raise ValueError(f"{where}: rates_per_s must have shape (n_paths, n_windows) or "
-                             f"(n_windows,) (got {np.shape(self.rates_per_s)})")
+            raise ValueError(
+                f"{where}: rates_per_s must have shape (n_paths, n_windows) or "
+                f"(n_windows,) (got {np.shape(self.rates_per_s)})"
+            )
         if not np.all(np.isfinite(rates)) or np.any(rates < 0):
             raise ValueError(f"{where}: rates_per_s must be finite and >= 0")
         object.__setattr__(self, "rates_per_s", rates)
         _positive(f"{where}: mean_service_s", self.mean_service_s)
         if not math.isfinite(self.service_scv) or self.service_scv < 0:
-            raise ValueError(f"{where}: service_scv must be finite and >= 0 "
-                             f"(got {self.service_scv!r})")
+            raise ValueError(
+                f"{where}: service_scv must be finite and >= 0 (got {self.service_scv!r})"
+            )
         if self.service_kind not in SERVICE_KINDS:
-            raise ValueError(f"{where}: service_kind must be one of {SERVICE_KINDS} "
-                             f"(got {self.service_kind!r})")
+            raise ValueError(
+                f"{where}: service_kind must be one of {SERVICE_KINDS} (got {self.service_kind!r})"
+            )
         if self.service_kind == "empirical":
             s = self.service_samples_s
-            if s is None or np.size(s) == 0 or not np.all(np.isfinite(s)) or np.any(
-                    np.asarray(s) <= 0):
-                raise ValueError(f"{where}: service_kind='empirical' needs service_samples_s: "
-                                 "a non-empty array of finite times > 0")
-        if self.slo_wait_s is not None and (not math.isfinite(self.slo_wait_s)
-                                            or self.slo_wait_s < 0):
-            raise ValueError(f"{where}: slo_wait_s must be finite and >= 0 "
-                             f"(got {self.slo_wait_s!r})")
+            if (
+                s is None
+                or np.size(s) == 0
+                or not np.all(np.isfinite(s))
+                or np.any(np.asarray(s) <= 0)
+            ):
+                raise ValueError(
+                    f"{where}: service_kind='empirical' needs service_samples_s: "
+                    "a non-empty array of finite times > 0"
+                )
+        if self.slo_wait_s is not None and (
+            not math.isfinite(self.slo_wait_s) or self.slo_wait_s < 0
+        ):
+            raise ValueError(
+                f"{where}: slo_wait_s must be finite and >= 0 (got {self.slo_wait_s!r})"
+            )
         if not 0.0 < self.slo_wait_quantile < 1.0:
-            raise ValueError(f"{where}: slo_wait_quantile must be in (0, 1) "
-                             f"(got {self.slo_wait_quantile!r})")
+            raise ValueError(
+                f"{where}: slo_wait_quantile must be in (0, 1) (got {self.slo_wait_quantile!r})"
+            )
         _positive(f"{where}: weight", self.weight)
         b = self.initial_backlog
         if isinstance(b, bool) or not isinstance(b, int | np.integer) or b < 0:
@@ -108,8 +121,14 @@ def _positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number > 0 (got {value!r})")
 
 
-def check_classes(classes: Sequence[JobClass], discipline: str, n_windows: int,
-                  rates_per_s: np.ndarray, initial_backlog: int, injected: bool) -> None:
+def check_classes(
+    classes: Sequence[JobClass],
+    discipline: str,
+    n_windows: int,
+    rates_per_s: np.ndarray,
+    initial_backlog: int,
+    injected: bool,
+) -> None:
     """Validate a scenario's classes against its other fields (called by ``SimScenario``)."""
     if discipline not in DISCIPLINES:
         raise ValueError(f"discipline must be one of {DISCIPLINES} (got {discipline!r})")
@@ -123,26 +142,34 @@ def check_classes(classes: Sequence[JobClass], discipline: str, n_windows: int,
         raise ValueError("every class needs the same number of demand paths, or one")
     for c in classes:
         if c.rates_per_s.shape[1] != n_windows:
-            raise ValueError(f"class {c.name!r}: rates_per_s needs {n_windows} windows "
-                             f"(got {c.rates_per_s.shape[1]})")
+            raise ValueError(
+                f"class {c.name!r}: rates_per_s needs {n_windows} windows "
+                f"(got {c.rates_per_s.shape[1]})"
+            )
     if injected:
         raise ValueError("arrival_times_s/service_times_s cannot be injected with classes")
     total = total_rates(classes)
-    if rates_per_s.shape != total.shape or not np.allclose(rates_per_s, total, rtol=1e-9,
-                                                           atol=1e-12):
-        raise ValueError("rates_per_s must be the sum of the classes' rates_per_s "
-                         "(use class_scenario to build it)")
+    if rates_per_s.shape != total.shape or not np.allclose(
+        rates_per_s, total, rtol=1e-9, atol=1e-12
+    ):
+        raise ValueError(
+            "rates_per_s must be the sum of the classes' rates_per_s "
+            "(use class_scenario to build it)"
+        )
     backlog = sum(int(c.initial_backlog) for c in classes)
     if initial_backlog != backlog:
-        raise ValueError(f"initial_backlog must be the classes' total {backlog} "
-                         f"(got {initial_backlog})")
+        raise ValueError(
+            f"initial_backlog must be the classes' total {backlog} (got {initial_backlog})"
+        )
 
 
 def total_rates(classes: Sequence[JobClass]) -> np.ndarray:
     """The pool's demand paths: the classes' rates summed (paths broadcast)."""
     n_paths = max(c.rates_per_s.shape[0] for c in classes)
-    return sum((np.broadcast_to(c.rates_per_s, (n_paths, c.rates_per_s.shape[1]))
-                for c in classes), np.zeros((n_paths, classes[0].rates_per_s.shape[1])))
+    return sum(
+        (np.broadcast_to(c.rates_per_s, (n_paths, c.rates_per_s.shape[1])) for c in classes),
+        np.zeros((n_paths, classes[0].rates_per_s.shape[1])),
+    )
 
 
 def mixed_service(classes: Sequence[JobClass]) -> tuple[float, float]:

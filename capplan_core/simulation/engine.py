@@ -62,8 +62,9 @@ def expected_jobs(scenario: SimScenario) -> float:
     return float(per_path.mean()) + scenario.initial_backlog
 
 
-def choose_engine(scenario: SimScenario, replications: int,
-                  job_budget: float = JOB_LEVEL_BUDGET) -> str:
+def choose_engine(
+    scenario: SimScenario, replications: int, job_budget: float = JOB_LEVEL_BUDGET
+) -> str:
     """The engine ``auto`` picks: job level within ``job_budget`` expected jobs over all
     replications, fluid beyond it (a shared pool always runs job by job)."""
     if scenario.arrival_times_s is not None or scenario.classes:
@@ -71,8 +72,14 @@ def choose_engine(scenario: SimScenario, replications: int,
     return "fast" if expected_jobs(scenario) * replications <= job_budget else "fluid"
 
 
-def simulate(scenario: SimScenario, *, replications: int, seed: int,
-             engine: str = "auto", job_budget: float = JOB_LEVEL_BUDGET) -> SimulationSummary:
+def simulate(
+    scenario: SimScenario,
+    *,
+    replications: int,
+    seed: int,
+    engine: str = "auto",
+    job_budget: float = JOB_LEVEL_BUDGET,
+) -> SimulationSummary:
     """Monte Carlo simulation of a scenario; same seed and engine, same result.
 
     Args:
@@ -99,12 +106,19 @@ def simulate(scenario: SimScenario, *, replications: int, seed: int,
         if scenario.classes:
             raise ValueError("engine 'fluid' has no job classes: use 'fast' or 'simpy'")
         return summarise(run_fluid(scenario, replications, int(seed)), scenario, "fluid")
-    return summarise(_run_job_level(scenario, replications, int(seed), _JOB_ENGINES[chosen]),
-                     scenario, chosen)
+    return summarise(
+        _run_job_level(scenario, replications, int(seed), _JOB_ENGINES[chosen]), scenario, chosen
+    )
 
 
-def _run_job_level(scenario: SimScenario, replications: int, seed: int,
-                   run_one: JobEngine, start: int = 0, stop: int | None = None) -> RepStats:
+def _run_job_level(
+    scenario: SimScenario,
+    replications: int,
+    seed: int,
+    run_one: JobEngine,
+    start: int = 0,
+    stop: int | None = None,
+) -> RepStats:
     """Replications ``start..stop`` of ``replications`` (each on its own spawned stream)."""
     stop = replications if stop is None else stop
     n_w, n = scenario.n_windows, stop - start
@@ -122,22 +136,27 @@ def _run_job_level(scenario: SimScenario, replications: int, seed: int,
     for i, rng in enumerate(rngs):
         inputs = draw_inputs(scenario, rng, start + i)
         record = run_one(scenario, inputs)
-        fail[i], backlog[i], util[i], points[i], waits = job_level_stats(scenario, inputs,
-                                                                         record)
+        fail[i], backlog[i], util[i], points[i], waits = job_level_stats(scenario, inputs, record)
         jobs[i] = inputs.arrival_times_s.size
         if n_cls:
-            fail_any, cls_fail[i], cls_points[i], kept = class_job_stats(scenario, inputs,
-                                                                         record)
+            fail_any, cls_fail[i], cls_points[i], kept = class_job_stats(scenario, inputs, record)
             fail[i] |= fail_any
             cls_jobs += np.bincount(np.asarray(inputs.job_class), minlength=n_cls)
     single = replications == 1
-    return RepStats(window_fail=fail, window_max_backlog=backlog, window_util=util,
-                    mean_wait_s=points[:, 0], wait_prob=points[:, 1], p95_wait_s=points[:, 2],
-                    jobs=jobs, units=batch_units(waits) if single else None,
-                    class_points=cls_points if n_cls else None,
-                    class_fail=cls_fail if n_cls else None,
-                    class_jobs=cls_jobs if n_cls else None,
-                    class_units=class_batch_units(scenario, kept) if n_cls and single else None)
+    return RepStats(
+        window_fail=fail,
+        window_max_backlog=backlog,
+        window_util=util,
+        mean_wait_s=points[:, 0],
+        wait_prob=points[:, 1],
+        p95_wait_s=points[:, 2],
+        jobs=jobs,
+        units=batch_units(waits) if single else None,
+        class_points=cls_points if n_cls else None,
+        class_fail=cls_fail if n_cls else None,
+        class_jobs=cls_jobs if n_cls else None,
+        class_units=class_batch_units(scenario, kept) if n_cls and single else None,
+    )
 
 
 def chunk_bounds(replications: int, chunks: int) -> list[tuple[int, int]]:
@@ -147,21 +166,24 @@ def chunk_bounds(replications: int, chunks: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
-def simulate_chunk(scenario: SimScenario, *, replications: int, seed: int, engine: str,
-                   start: int, stop: int) -> RepStats:
+def simulate_chunk(
+    scenario: SimScenario, *, replications: int, seed: int, engine: str, start: int, stop: int
+) -> RepStats:
     """Replications ``start..stop`` of a job-level run: what one worker of a fan-out does.
 
     Chunks merged with :func:`summarise_chunks` give exactly what ``simulate`` gives in one
     process (same streams, same engine), so fanning out changes speed, never the answer.
     """
     if engine not in _JOB_ENGINES:
-        raise ValueError(f"chunked runs need a job-level engine {tuple(_JOB_ENGINES)} "
-                         f"(got {engine!r})")
+        raise ValueError(
+            f"chunked runs need a job-level engine {tuple(_JOB_ENGINES)} (got {engine!r})"
+        )
     return _run_job_level(scenario, replications, int(seed), _JOB_ENGINES[engine], start, stop)
 
 
-def summarise_chunks(chunks: list[RepStats], scenario: SimScenario,
-                     engine: str) -> SimulationSummary:
+def summarise_chunks(
+    chunks: list[RepStats], scenario: SimScenario, engine: str
+) -> SimulationSummary:
     """One summary from the chunks of a fanned-out job-level run (in replication order)."""
     if len(chunks) == 1:
         return summarise(chunks[0], scenario, engine)
@@ -172,19 +194,25 @@ def summarise_chunks(chunks: list[RepStats], scenario: SimScenario,
         mean_wait_s=np.concatenate([c.mean_wait_s for c in chunks]),
         wait_prob=np.concatenate([c.wait_prob for c in chunks]),
         p95_wait_s=np.concatenate([c.p95_wait_s for c in chunks]),
-        jobs=np.concatenate([c.jobs for c in chunks]), units=None)
+        jobs=np.concatenate([c.jobs for c in chunks]),
+        units=None,
+    )
     if scenario.classes:
-        merged.class_points = np.concatenate([c.class_points for c in chunks
-                                              if c.class_points is not None])
-        merged.class_fail = np.concatenate([c.class_fail for c in chunks
-                                            if c.class_fail is not None])
-        merged.class_jobs = np.sum([c.class_jobs for c in chunks if c.class_jobs is not None],
-                                   axis=0)
+        merged.class_points = np.concatenate(
+            [c.class_points for c in chunks if c.class_points is not None]
+        )
+        merged.class_fail = np.concatenate(
+            [c.class_fail for c in chunks if c.class_fail is not None]
+        )
+        merged.class_jobs = np.sum(
+            [c.class_jobs for c in chunks if c.class_jobs is not None], axis=0
+        )
     return summarise(merged, scenario, engine)
 
 
-def replicate_job_level(scenario: SimScenario, *, seed: int, replication: int = 0,
-                        engine: str = "fast") -> tuple[ReplicationInputs, JobRunRecord]:
+def replicate_job_level(
+    scenario: SimScenario, *, seed: int, replication: int = 0, engine: str = "fast"
+) -> tuple[ReplicationInputs, JobRunRecord]:
     """Inputs and raw record of one job-level replication (for tests and diagnostics)."""
     rng = replication_rngs(seed, replication + 1)[replication]
     inputs = draw_inputs(scenario, rng, replication)

@@ -52,9 +52,29 @@ def pick_class(q_len, disc, last, weights, pick_u, picks):
 
 
 @njit(cache=True)
-def run_class_events(arrivals, services, cls, n_cls, disc, weights, pick_u, n_backlog, draws,
-                     c0, step_t, step_w, startup_s, restart_s, window_s, horizon_s, stop_s,
-                     waits, win_backlog, win_busy, win_ready):
+def run_class_events(
+    arrivals,
+    services,
+    cls,
+    n_cls,
+    disc,
+    weights,
+    pick_u,
+    n_backlog,
+    draws,
+    c0,
+    step_t,
+    step_w,
+    startup_s,
+    restart_s,
+    window_s,
+    horizon_s,
+    stop_s,
+    waits,
+    win_backlog,
+    win_busy,
+    win_ready,
+):
     """Simulate one replication of a shared pool; fills ``waits`` and the window arrays."""
     n = arrivals.size
     n_slots = draws.shape[0]
@@ -131,17 +151,38 @@ def run_class_events(arrivals, services, cls, n_cls, disc, weights, pick_u, n_ba
         t_arr = arrivals[next_arr] if next_arr < n else INF
         t_next = min(t_slot, t_step, t_arr)
         if t_next >= horizon_s and q_tot == 0:
-            integrate(t_prev, horizon_s, busy, ready, q_tot, window_s, horizon_s, win_busy,
-                      win_ready, win_backlog)
+            integrate(
+                t_prev,
+                horizon_s,
+                busy,
+                ready,
+                q_tot,
+                window_s,
+                horizon_s,
+                win_busy,
+                win_ready,
+                win_backlog,
+            )
             break
         if t_next > stop_s:
-            integrate(t_prev, horizon_s, busy, ready, q_tot, window_s, horizon_s, win_busy,
-                      win_ready, win_backlog)
+            integrate(
+                t_prev,
+                horizon_s,
+                busy,
+                ready,
+                q_tot,
+                window_s,
+                horizon_s,
+                win_busy,
+                win_ready,
+                win_backlog,
+            )
             t = stop_s
             break
         t = t_next
-        integrate(t_prev, t, busy, ready, q_tot, window_s, horizon_s, win_busy, win_ready,
-                  win_backlog)
+        integrate(
+            t_prev, t, busy, ready, q_tot, window_s, horizon_s, win_busy, win_ready, win_backlog
+        )
         t_prev = t
         if t_slot <= t_step and t_slot <= t_arr:
             if fail_t[s] < ev_t[s]:  # failure: the job goes back to the head of its class
@@ -181,16 +222,32 @@ def run_class_events(arrivals, services, cls, n_cls, disc, weights, pick_u, n_ba
                         n_idle = idle_push(idle, n_idle, s)
             else:  # start-up or restart done
                 ev_t[s] = INF
-                n_idle = _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle,
-                                     in_idle, seq)
+                n_idle = _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle, in_idle, seq)
                 ready += 1
             _reheap(s, ev_t, fail_t, seq, heap, pos, key, tie)
         elif t_step <= t_arr:
             target = step_w[next_step]
             next_step += 1
-            n_idle, ready = _scale(target, t, startup_s, state, leaving, ev_t, fail_t, fail_k,
-                                   draws, key, tie, seq, heap, pos, idle, n_idle, in_idle,
-                                   ready)
+            n_idle, ready = _scale(
+                target,
+                t,
+                startup_s,
+                state,
+                leaving,
+                ev_t,
+                fail_t,
+                fail_k,
+                draws,
+                key,
+                tie,
+                seq,
+                heap,
+                pos,
+                idle,
+                n_idle,
+                in_idle,
+                ready,
+            )
         else:
             j = next_arr
             next_arr += 1
@@ -216,10 +273,27 @@ def run_fast_classes(scenario: SimScenario, inputs: ReplicationInputs) -> JobRun
     step_w = np.array([sc.effective_target(w) for _, w in sc.steps], dtype=np.int64)
     weights = np.array([c.weight for c in sc.classes], dtype=float)
     pick_u = inputs.pick_u if inputs.pick_u is not None else np.zeros(1)
-    run_class_events(inputs.arrival_times_s, inputs.service_times_s,
-                     np.asarray(inputs.job_class, dtype=np.int64), len(sc.classes),
-                     DISCIPLINE_CODES[sc.discipline], weights, pick_u, inputs.n_backlog,
-                     inputs.failure_draws_s, sc.effective_target(sc.initial_workers), step_t,
-                     step_w, float(sc.startup_s), float(sc.restart_s), sc.window_s,
-                     sc.horizon_s, sc.stop_s, waits, win_backlog, win_busy, win_ready)
+    run_class_events(
+        inputs.arrival_times_s,
+        inputs.service_times_s,
+        np.asarray(inputs.job_class, dtype=np.int64),
+        len(sc.classes),
+        DISCIPLINE_CODES[sc.discipline],
+        weights,
+        pick_u,
+        inputs.n_backlog,
+        inputs.failure_draws_s,
+        sc.effective_target(sc.initial_workers),
+        step_t,
+        step_w,
+        float(sc.startup_s),
+        float(sc.restart_s),
+        sc.window_s,
+        sc.horizon_s,
+        sc.stop_s,
+        waits,
+        win_backlog,
+        win_busy,
+        win_ready,
+    )
     return JobRunRecord(waits, win_backlog, win_busy, win_ready)

@@ -59,9 +59,24 @@ def _reheap(s, ev_t, fail_t, seq, heap, pos, key, tie):
 
 
 @njit(cache=True)
-def run_events(arrivals, services, n_backlog, draws, c0, step_t, step_w, startup_s,
-               restart_s, window_s, horizon_s, stop_s, waits, win_backlog, win_busy,
-               win_ready):
+def run_events(
+    arrivals,
+    services,
+    n_backlog,
+    draws,
+    c0,
+    step_t,
+    step_w,
+    startup_s,
+    restart_s,
+    window_s,
+    horizon_s,
+    stop_s,
+    waits,
+    win_backlog,
+    win_busy,
+    win_ready,
+):
     """Simulate one replication; fills ``waits`` and the per-window arrays in place."""
     n = arrivals.size
     n_slots = draws.shape[0]
@@ -124,17 +139,38 @@ def run_events(arrivals, services, n_backlog, draws, c0, step_t, step_w, startup
         t_arr = arrivals[next_arr] if next_arr < n else INF
         t_next = min(t_slot, t_step, t_arr)
         if t_next >= horizon_s and q_len == 0:
-            integrate(t_prev, horizon_s, busy, ready, q_len, window_s, horizon_s, win_busy,
-                      win_ready, win_backlog)
+            integrate(
+                t_prev,
+                horizon_s,
+                busy,
+                ready,
+                q_len,
+                window_s,
+                horizon_s,
+                win_busy,
+                win_ready,
+                win_backlog,
+            )
             break
         if t_next > stop_s:
-            integrate(t_prev, horizon_s, busy, ready, q_len, window_s, horizon_s, win_busy,
-                      win_ready, win_backlog)
+            integrate(
+                t_prev,
+                horizon_s,
+                busy,
+                ready,
+                q_len,
+                window_s,
+                horizon_s,
+                win_busy,
+                win_ready,
+                win_backlog,
+            )
             t = stop_s
             break
         t = t_next
-        integrate(t_prev, t, busy, ready, q_len, window_s, horizon_s, win_busy, win_ready,
-                  win_backlog)
+        integrate(
+            t_prev, t, busy, ready, q_len, window_s, horizon_s, win_busy, win_ready, win_backlog
+        )
         t_prev = t
         if t_slot <= t_step and t_slot <= t_arr:
             if fail_t[s] < ev_t[s]:  # failure
@@ -172,16 +208,32 @@ def run_events(arrivals, services, n_backlog, draws, c0, step_t, step_w, startup
                         n_idle = idle_push(idle, n_idle, s)
             else:  # start-up or restart done
                 ev_t[s] = INF
-                n_idle = _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle,
-                                     in_idle, seq)
+                n_idle = _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle, in_idle, seq)
                 ready += 1
             _reheap(s, ev_t, fail_t, seq, heap, pos, key, tie)
         elif t_step <= t_arr:
             target = step_w[next_step]
             next_step += 1
-            n_idle, ready = _scale(target, t, startup_s, state, leaving, ev_t, fail_t, fail_k,
-                                   draws, key, tie, seq, heap, pos, idle, n_idle, in_idle,
-                                   ready)
+            n_idle, ready = _scale(
+                target,
+                t,
+                startup_s,
+                state,
+                leaving,
+                ev_t,
+                fail_t,
+                fail_k,
+                draws,
+                key,
+                tie,
+                seq,
+                heap,
+                pos,
+                idle,
+                n_idle,
+                in_idle,
+                ready,
+            )
         else:
             j = next_arr
             next_arr += 1
@@ -195,8 +247,26 @@ def run_events(arrivals, services, n_backlog, draws, c0, step_t, step_w, startup
 
 
 @njit(cache=True)
-def _scale(target, t, startup_s, state, leaving, ev_t, fail_t, fail_k, draws, key, tie, seq,
-           heap, pos, idle, n_idle, in_idle, ready):
+def _scale(
+    target,
+    t,
+    startup_s,
+    state,
+    leaving,
+    ev_t,
+    fail_t,
+    fail_k,
+    draws,
+    key,
+    tie,
+    seq,
+    heap,
+    pos,
+    idle,
+    n_idle,
+    in_idle,
+    ready,
+):
     n_slots = state.size
     active = 0
     for s in range(n_slots):
@@ -212,8 +282,7 @@ def _scale(target, t, startup_s, state, leaving, ev_t, fail_t, fail_k, draws, ke
             need -= 1
             leaving[s] = False
             if startup_s == 0.0:
-                n_idle = _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle,
-                                     in_idle, seq)
+                n_idle = _make_ready(s, t, state, fail_t, fail_k, draws, idle, n_idle, in_idle, seq)
                 ready += 1
             else:
                 state[s] = STARTING
@@ -251,13 +320,37 @@ def run_fast(scenario: SimScenario, inputs: ReplicationInputs) -> JobRunRecord:
     win_ready = np.zeros(n_w)
     c0 = sc.effective_target(sc.initial_workers)
     if sc.constant_workers:
-        run_static(inputs.arrival_times_s, inputs.service_times_s, c0, sc.window_s,
-                   sc.horizon_s, sc.stop_s, waits, win_backlog, win_busy, win_ready)
+        run_static(
+            inputs.arrival_times_s,
+            inputs.service_times_s,
+            c0,
+            sc.window_s,
+            sc.horizon_s,
+            sc.stop_s,
+            waits,
+            win_backlog,
+            win_busy,
+            win_ready,
+        )
     else:
         step_t = np.array([t for t, _ in sc.steps], dtype=float)
         step_w = np.array([sc.effective_target(w) for _, w in sc.steps], dtype=np.int64)
-        run_events(inputs.arrival_times_s, inputs.service_times_s, inputs.n_backlog,
-                   inputs.failure_draws_s, c0, step_t, step_w, float(sc.startup_s),
-                   float(sc.restart_s), sc.window_s, sc.horizon_s, sc.stop_s, waits,
-                   win_backlog, win_busy, win_ready)
+        run_events(
+            inputs.arrival_times_s,
+            inputs.service_times_s,
+            inputs.n_backlog,
+            inputs.failure_draws_s,
+            c0,
+            step_t,
+            step_w,
+            float(sc.startup_s),
+            float(sc.restart_s),
+            sc.window_s,
+            sc.horizon_s,
+            sc.stop_s,
+            waits,
+            win_backlog,
+            win_busy,
+            win_ready,
+        )
     return JobRunRecord(waits, win_backlog, win_busy, win_ready)

@@ -12,8 +12,9 @@ INF = np.inf
 
 
 @njit(cache=True)
-def heap_sift_up(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, tie: np.ndarray,
-                 i: int) -> None:
+def heap_sift_up(
+    heap: np.ndarray, pos: np.ndarray, key: np.ndarray, tie: np.ndarray, i: int
+) -> None:
     """Indexed min-heap of slots keyed by (``key[slot]``, ``tie[slot]``): move entry ``i`` up.
 
     ``tie`` is the order in which the event was scheduled, as SimPy breaks ties."""
@@ -31,8 +32,9 @@ def heap_sift_up(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, tie: np.nda
 
 
 @njit(cache=True)
-def heap_sift_down(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, tie: np.ndarray,
-                   i: int) -> None:
+def heap_sift_down(
+    heap: np.ndarray, pos: np.ndarray, key: np.ndarray, tie: np.ndarray, i: int
+) -> None:
     n = heap.size
     s = heap[i]
     while True:
@@ -55,8 +57,15 @@ def heap_sift_down(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, tie: np.n
 
 
 @njit(cache=True)
-def heap_set(heap: np.ndarray, pos: np.ndarray, key: np.ndarray, tie: np.ndarray, slot: int,
-             value: float, order: int) -> None:
+def heap_set(
+    heap: np.ndarray,
+    pos: np.ndarray,
+    key: np.ndarray,
+    tie: np.ndarray,
+    slot: int,
+    value: float,
+    order: int,
+) -> None:
     """Change ``slot``'s entry to (``value``, ``order``) and restore the heap order."""
     key[slot] = value
     tie[slot] = order
@@ -100,9 +109,18 @@ def idle_pop(idle: np.ndarray, n: int) -> int:
 
 
 @njit(cache=True)
-def integrate(t0: float, t1: float, busy: int, ready: int, backlog: int, window_s: float,
-              horizon_s: float, win_busy: np.ndarray, win_ready: np.ndarray,
-              win_backlog: np.ndarray) -> None:
+def integrate(
+    t0: float,
+    t1: float,
+    busy: int,
+    ready: int,
+    backlog: int,
+    window_s: float,
+    horizon_s: float,
+    win_busy: np.ndarray,
+    win_ready: np.ndarray,
+    win_backlog: np.ndarray,
+) -> None:
     """Add busy/ready worker-seconds over [t0, t1) to their windows; a window entered on the
     way starts with the current backlog."""
     if t0 >= horizon_s:
@@ -124,8 +142,9 @@ def integrate(t0: float, t1: float, busy: int, ready: int, backlog: int, window_
 
 
 @njit(cache=True)
-def note_backlog(t: float, backlog: int, window_s: float, horizon_s: float,
-                 win_backlog: np.ndarray) -> None:
+def note_backlog(
+    t: float, backlog: int, window_s: float, horizon_s: float, win_backlog: np.ndarray
+) -> None:
     if t < horizon_s:
         w = min(int(t / window_s), win_backlog.size - 1)
         if backlog > win_backlog[w]:
@@ -133,9 +152,18 @@ def note_backlog(t: float, backlog: int, window_s: float, horizon_s: float,
 
 
 @njit(cache=True)
-def run_static(arrivals: np.ndarray, services: np.ndarray, workers: int, window_s: float,
-               horizon_s: float, stop_s: float, waits: np.ndarray, win_backlog: np.ndarray,
-               win_busy: np.ndarray, win_ready: np.ndarray) -> None:
+def run_static(
+    arrivals: np.ndarray,
+    services: np.ndarray,
+    workers: int,
+    window_s: float,
+    horizon_s: float,
+    stop_s: float,
+    waits: np.ndarray,
+    win_backlog: np.ndarray,
+    win_busy: np.ndarray,
+    win_ready: np.ndarray,
+) -> None:
     """FCFS with a constant pool and no failures: each job starts at max(arrival, earliest
     free worker), so a heap of worker free-times is the whole model (Kiefer & Wolfowitz's
     workload recursion for G/G/c)."""
@@ -186,8 +214,7 @@ def run_static(arrivals: np.ndarray, services: np.ndarray, workers: int, window_
             if v <= end_st:
                 win_busy[w_st] += sv
             else:
-                integrate(st, v, 1, 0, 0, window_s, horizon_s, win_busy, win_ready,
-                          win_backlog)
+                integrate(st, v, 1, 0, 0, window_s, horizon_s, win_busy, win_ready, win_backlog)
     for w in range(last + 1):  # backlog carried into each window, and ready time
         edge = w * window_s
         end = horizon_s if w == last else min((w + 1) * window_s, horizon_s)

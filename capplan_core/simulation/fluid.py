@@ -50,7 +50,7 @@ def ready_schedule(scenario: SimScenario) -> tuple[np.ndarray, np.ndarray]:
             excess = active - target
             cancel = min(excess, len(pending))
             pending.sort()
-            del pending[len(pending) - cancel:]
+            del pending[len(pending) - cancel :]
             ready -= excess - cancel
             changes.append((t_s, ready))
     flush(math.inf)
@@ -92,8 +92,9 @@ def run_fluid(scenario: SimScenario, replications: int, seed: int) -> RepStats:
     down = np.zeros((replications, n_w))
     if sc.mtbf_s is not None and sc.restart_s > 0:
         p_down = sc.restart_s / (sc.mtbf_s + sc.restart_s)
-        peak = np.maximum(np.maximum.reduceat(step_ready, np.searchsorted(step_win, np.arange(
-            n_w))), 1)
+        peak = np.maximum(
+            np.maximum.reduceat(step_ready, np.searchsorted(step_win, np.arange(n_w))), 1
+        )
         down = rng.binomial(np.broadcast_to(peak, (replications, n_w)), p_down) / peak
     mean_s, scv = sc.service_moments
     paths = np.arange(replications) % sc.rates_per_s.shape[0]
@@ -102,17 +103,37 @@ def run_fluid(scenario: SimScenario, replications: int, seed: int) -> RepStats:
     util = np.zeros((replications, n_w))
     points = np.zeros((replications, 3))
     jobs = np.zeros(replications)
-    run_fluid_kernel(sc.rates_per_s, paths, step_len, step_win, step_ready.astype(np.int64),
-                     wait_floor, down, (starts >= sc.warmup_s), 1.0 / mean_s, (1.0 + scv) / 2.0,
-                     float(sc.initial_backlog),
-                     -1.0 if sc.slo_wait_s is None else float(sc.slo_wait_s), late, backlog,
-                     util, points, jobs)
+    run_fluid_kernel(
+        sc.rates_per_s,
+        paths,
+        step_len,
+        step_win,
+        step_ready.astype(np.int64),
+        wait_floor,
+        down,
+        (starts >= sc.warmup_s),
+        1.0 / mean_s,
+        (1.0 + scv) / 2.0,
+        float(sc.initial_backlog),
+        -1.0 if sc.slo_wait_s is None else float(sc.slo_wait_s),
+        late,
+        backlog,
+        util,
+        points,
+        jobs,
+    )
     fail = np.zeros((replications, n_w), dtype=bool)
     if sc.slo_wait_s is not None:
         fail |= late > (1.0 - sc.slo_wait_quantile) + 1e-9
     if sc.slo_max_backlog is not None:
         fail |= backlog > sc.slo_max_backlog
     fail &= judged_windows(sc)
-    return RepStats(window_fail=fail, window_max_backlog=backlog, window_util=util,
-                    mean_wait_s=points[:, 0], wait_prob=points[:, 1], p95_wait_s=points[:, 2],
-                    jobs=np.round(jobs + sc.initial_backlog).astype(np.int64))
+    return RepStats(
+        window_fail=fail,
+        window_max_backlog=backlog,
+        window_util=util,
+        mean_wait_s=points[:, 0],
+        wait_prob=points[:, 1],
+        p95_wait_s=points[:, 2],
+        jobs=np.round(jobs + sc.initial_backlog).astype(np.int64),
+    )

@@ -42,8 +42,9 @@ def erlang_c_fast(workers: int, load: float) -> float:
 
 
 @njit(cache=True)
-def _tail(x: float, wt: np.ndarray, f_b: np.ndarray, w_b: np.ndarray, cw: np.ndarray,
-          m: np.ndarray) -> float:
+def _tail(
+    x: float, wt: np.ndarray, f_b: np.ndarray, w_b: np.ndarray, cw: np.ndarray, m: np.ndarray
+) -> float:
     """Arrival-weighted P(W > x) over the steps of one replication."""
     total = 0.0
     for k in range(wt.size):
@@ -63,8 +64,9 @@ def _tail(x: float, wt: np.ndarray, f_b: np.ndarray, w_b: np.ndarray, cw: np.nda
 
 
 @njit(cache=True)
-def wait_quantile(q: float, wt: np.ndarray, f_b: np.ndarray, w_b: np.ndarray,
-                  cw: np.ndarray, m: np.ndarray) -> float:
+def wait_quantile(
+    q: float, wt: np.ndarray, f_b: np.ndarray, w_b: np.ndarray, cw: np.ndarray, m: np.ndarray
+) -> float:
     """The q-quantile of the arrival-weighted wait mixture, by bisection."""
     total = wt.sum()
     if total <= 0.0:
@@ -88,9 +90,25 @@ def wait_quantile(q: float, wt: np.ndarray, f_b: np.ndarray, w_b: np.ndarray,
 
 
 @njit(cache=True)
-def run_fluid_kernel(rates, paths, step_len, step_win, step_ready, wait_floor, down_frac,
-                     counted, mu, k_ac, q0, slo_wait_s, out_late, out_backlog,
-                     out_util, out_points, out_jobs):
+def run_fluid_kernel(
+    rates,
+    paths,
+    step_len,
+    step_win,
+    step_ready,
+    wait_floor,
+    down_frac,
+    counted,
+    mu,
+    k_ac,
+    q0,
+    slo_wait_s,
+    out_late,
+    out_backlog,
+    out_util,
+    out_points,
+    out_jobs,
+):
     """Time-step every replication; fills the ``out_*`` arrays (see ``fluid.run_fluid``)."""
     n_rep = paths.size
     n_k = step_len.size
@@ -145,13 +163,20 @@ def run_fluid_kernel(rates, paths, step_len, step_win, step_ready, wait_floor, d
             if slo_wait_s >= 0.0:
                 x = slo_wait_s
                 p_st = c_val * math.exp(-x / m_val) if m_val > 0.0 else 0.0
-                p_bl = 1.0 if x < wb else (
-                    c_val * math.exp(-(x - wb) / m_val) if m_val > 0.0 else 0.0)
+                p_bl = (
+                    1.0 if x < wb else (c_val * math.exp(-(x - wb) / m_val) if m_val > 0.0 else 0.0)
+                )
                 out_late[r, w] += weight * (frac * p_bl + (1.0 - frac) * p_st)
             # the wait mixture for the p95: steps without backlog and equal parameters merge
             j = n_mix - 1
-            if (weight > 0.0 and j >= 0 and frac == 0.0 and f_b[j] == 0.0
-                    and cw[j] == c_val and m[j] == m_val):
+            if (
+                weight > 0.0
+                and j >= 0
+                and frac == 0.0
+                and f_b[j] == 0.0
+                and cw[j] == c_val
+                and m[j] == m_val
+            ):
                 wt[j] += weight
             elif weight > 0.0:
                 wt[n_mix], f_b[n_mix], w_b[n_mix] = weight, frac, wb
@@ -171,5 +196,6 @@ def run_fluid_kernel(rates, paths, step_len, step_win, step_ready, wait_floor, d
         if total > 0.0:
             out_points[r, 0] = mean_acc / total
             out_points[r, 1] = prob_acc / total
-            out_points[r, 2] = wait_quantile(0.95, wt[:n_mix], f_b[:n_mix], w_b[:n_mix],
-                                             cw[:n_mix], m[:n_mix])
+            out_points[r, 2] = wait_quantile(
+                0.95, wt[:n_mix], f_b[:n_mix], w_b[:n_mix], cw[:n_mix], m[:n_mix]
+            )

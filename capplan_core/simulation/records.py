@@ -21,8 +21,13 @@ class JobRunRecord:
     window_ready_s: np.ndarray
 
 
-def windows_from_trace(times_s: np.ndarray, backlog: np.ndarray, busy: np.ndarray,
-                       ready: np.ndarray, edges_s: np.ndarray) -> tuple[np.ndarray, ...]:
+def windows_from_trace(
+    times_s: np.ndarray,
+    backlog: np.ndarray,
+    busy: np.ndarray,
+    ready: np.ndarray,
+    edges_s: np.ndarray,
+) -> tuple[np.ndarray, ...]:
     """Per-window max backlog and busy/ready worker-seconds of a piecewise-constant trace.
 
     ``times_s`` are non-decreasing change times (the first at 0); each value holds until the

@@ -41,8 +41,9 @@ class ReplicationInputs:
 
 
 @njit(cache=True)
-def _poisson_times(rng: np.random.Generator, rates_per_s: np.ndarray, edges_s: np.ndarray,
-                   capacity: int) -> np.ndarray:
+def _poisson_times(
+    rng: np.random.Generator, rates_per_s: np.ndarray, edges_s: np.ndarray, capacity: int
+) -> np.ndarray:
     out = np.empty(max(capacity, 16))
     n = 0
     for w in range(rates_per_s.size):
@@ -64,25 +65,42 @@ def _poisson_times(rng: np.random.Generator, rates_per_s: np.ndarray, edges_s: n
     return out[:n].copy()
 
 
-def arrival_times(rates_per_s: np.ndarray, edges_s: np.ndarray,
-                  rng: np.random.Generator) -> np.ndarray:
+def arrival_times(
+    rates_per_s: np.ndarray, edges_s: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Arrival times (s) in [0, edges_s[-1]) of a Poisson process with rate ``rates_per_s[w]``
     on window [edges_s[w], edges_s[w+1]): exponential gaps at each window's rate, drawn in a
     compiled loop from ``rng`` itself (numba shares the generator's state)."""
     expected = float(np.dot(rates_per_s, np.diff(edges_s)))
     capacity = int(expected + 6.0 * math.sqrt(expected) + 20)
-    return _poisson_times(rng, np.ascontiguousarray(rates_per_s, dtype=float),
-                          np.ascontiguousarray(edges_s, dtype=float), capacity)
+    return _poisson_times(
+        rng,
+        np.ascontiguousarray(rates_per_s, dtype=float),
+        np.ascontiguousarray(edges_s, dtype=float),
+        capacity,
+    )
 
 
 def service_times(scenario: SimScenario, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` service times (s) from the scenario's service distribution."""
-    return draw_service(scenario.service_kind, scenario.mean_service_s, scenario.service_scv,
-                        scenario.service_samples_s, n, rng)
+    return draw_service(
+        scenario.service_kind,
+        scenario.mean_service_s,
+        scenario.service_scv,
+        scenario.service_samples_s,
+        n,
+        rng,
+    )
 
 
-def draw_service(kind: str, mean_s: float, scv: float, samples_s: np.ndarray | None, n: int,
-                 rng: np.random.Generator) -> np.ndarray:
+def draw_service(
+    kind: str,
+    mean_s: float,
+    scv: float,
+    samples_s: np.ndarray | None,
+    n: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """``n`` service times (s): exponential, lognormal (mean, SCV) or resampled samples."""
     if kind == "exponential":
         return rng.exponential(mean_s, n)
@@ -106,8 +124,9 @@ def failure_draws(scenario: SimScenario, rng: np.random.Generator) -> np.ndarray
     return rng.exponential(scenario.mtbf_s, (scenario.max_slots, k))
 
 
-def draw_inputs(scenario: SimScenario, rng: np.random.Generator,
-                replication: int) -> ReplicationInputs:
+def draw_inputs(
+    scenario: SimScenario, rng: np.random.Generator, replication: int
+) -> ReplicationInputs:
     """The random inputs of replication ``replication`` (demand path ``replication % n_paths``)."""
     if scenario.classes:
         return draw_class_inputs(scenario, rng, replication)
@@ -120,12 +139,17 @@ def draw_inputs(scenario: SimScenario, rng: np.random.Generator,
         arrivals = arrival_times(path, scenario.window_edges_s, rng)
         services = service_times(scenario, n_backlog + arrivals.size, rng)
     times = np.concatenate((np.zeros(n_backlog), arrivals)) if n_backlog else arrivals
-    return ReplicationInputs(arrival_times_s=times, service_times_s=services,
-                             n_backlog=n_backlog, failure_draws_s=failure_draws(scenario, rng))
+    return ReplicationInputs(
+        arrival_times_s=times,
+        service_times_s=services,
+        n_backlog=n_backlog,
+        failure_draws_s=failure_draws(scenario, rng),
+    )
 
 
-def draw_class_inputs(scenario: SimScenario, rng: np.random.Generator,
-                      replication: int) -> ReplicationInputs:
+def draw_class_inputs(
+    scenario: SimScenario, rng: np.random.Generator, replication: int
+) -> ReplicationInputs:
     """Random inputs of a shared pool's replication: per class (in order) its arrivals, then
     its service times (backlog jobs first), merged by arrival time (ties: class order)."""
     edges = scenario.window_edges_s
@@ -135,21 +159,33 @@ def draw_class_inputs(scenario: SimScenario, rng: np.random.Generator,
         arr = arrival_times(path, edges, rng)
         nb = int(c.initial_backlog)
         times.append(np.concatenate((np.zeros(nb), arr)))
-        works.append(draw_service(c.service_kind, c.mean_service_s, c.service_scv,
-                                  c.service_samples_s, nb + arr.size, rng))
+        works.append(
+            draw_service(
+                c.service_kind,
+                c.mean_service_s,
+                c.service_scv,
+                c.service_samples_s,
+                nb + arr.size,
+                rng,
+            )
+        )
         owner.append(np.full(nb + arr.size, k, dtype=np.int64))
     t, s, o = np.concatenate(times), np.concatenate(works), np.concatenate(owner)
     backlog = np.zeros(t.size, dtype=bool)
     start = 0
     for k, c in enumerate(scenario.classes):
-        backlog[start:start + int(c.initial_backlog)] = True
+        backlog[start : start + int(c.initial_backlog)] = True
         start += times[k].size
     order = np.lexsort((o, t, ~backlog))  # backlog first (class order), then time, class
     pick_u = rng.random(max(t.size, 1)) if scenario.discipline == "weighted" else None
-    return ReplicationInputs(arrival_times_s=t[order], service_times_s=s[order],
-                             n_backlog=scenario.initial_backlog,
-                             failure_draws_s=failure_draws(scenario, rng),
-                             job_class=o[order], pick_u=pick_u)
+    return ReplicationInputs(
+        arrival_times_s=t[order],
+        service_times_s=s[order],
+        n_backlog=scenario.initial_backlog,
+        failure_draws_s=failure_draws(scenario, rng),
+        job_class=o[order],
+        pick_u=pick_u,
+    )
 
 
 def replication_rngs(seed: int, replications: int) -> list[np.random.Generator]:

@@ -83,8 +83,10 @@ class SimScenario:
         if rates.ndim == 1:
             rates = rates[None, :]
         if rates.ndim != 2 or rates.shape[1] != self.n_windows or rates.shape[0] < 1:
-            raise ValueError(f"rates_per_s must have shape (n_paths, {self.n_windows}) or "
-                             f"({self.n_windows},) (got {np.shape(self.rates_per_s)})")
+            raise ValueError(
+                f"rates_per_s must have shape (n_paths, {self.n_windows}) or "
+                f"({self.n_windows},) (got {np.shape(self.rates_per_s)})"
+            )
         if not np.all(np.isfinite(rates)) or np.any(rates < 0):
             raise ValueError("rates_per_s must be finite and >= 0")
         object.__setattr__(self, "rates_per_s", rates)
@@ -93,19 +95,27 @@ class SimScenario:
         for i, (t_s, target) in enumerate(self.steps):
             _finite(f"steps[{i}] time_s", float(t_s), low=0)
             _check_int(f"steps[{i}] workers", target, low=0)
-        object.__setattr__(self, "steps", sorted(
-            ((float(t), int(w)) for t, w in self.steps), key=lambda s: s[0]))
+        object.__setattr__(
+            self, "steps", sorted(((float(t), int(w)) for t, w in self.steps), key=lambda s: s[0])
+        )
         _finite("mean_service_s", self.mean_service_s, low=0, low_open=True)
         _finite("service_scv", self.service_scv, low=0)
         if self.service_kind not in SERVICE_KINDS:
-            raise ValueError(f"service_kind must be one of {SERVICE_KINDS} "
-                             f"(got {self.service_kind!r})")
+            raise ValueError(
+                f"service_kind must be one of {SERVICE_KINDS} (got {self.service_kind!r})"
+            )
         if self.service_kind == "empirical":
             s = self.service_samples_s
-            if s is None or np.size(s) == 0 or not np.all(np.isfinite(s)) or np.any(
-                    np.asarray(s) <= 0):
-                raise ValueError("service_kind='empirical' needs service_samples_s: a non-empty "
-                                 "array of finite times > 0")
+            if (
+                s is None
+                or np.size(s) == 0
+                or not np.all(np.isfinite(s))
+                or np.any(np.asarray(s) <= 0)
+            ):
+                raise ValueError(
+                    "service_kind='empirical' needs service_samples_s: a non-empty "
+                    "array of finite times > 0"
+                )
         _finite("startup_s", self.startup_s, low=0)
         if self.mtbf_s is not None:
             _finite("mtbf_s", self.mtbf_s, low=0, low_open=True)
@@ -116,7 +126,8 @@ class SimScenario:
             _finite("slo_wait_s", self.slo_wait_s, low=0)
         if not 0.0 < self.slo_wait_quantile < 1.0:
             raise ValueError(
-                f"slo_wait_quantile must be in (0, 1) (got {self.slo_wait_quantile!r})")
+                f"slo_wait_quantile must be in (0, 1) (got {self.slo_wait_quantile!r})"
+            )
         if self.slo_max_backlog is not None:
             _finite("slo_max_backlog", self.slo_max_backlog, low=0)
         _finite("warmup_s", self.warmup_s, low=0)
@@ -124,8 +135,14 @@ class SimScenario:
             raise ValueError(f"warmup_s must be < horizon_s (got {self.warmup_s!r})")
         self._check_injection()
         object.__setattr__(self, "classes", tuple(self.classes))
-        check_classes(self.classes, self.discipline, self.n_windows, self.rates_per_s,
-                      self.initial_backlog, self.arrival_times_s is not None)
+        check_classes(
+            self.classes,
+            self.discipline,
+            self.n_windows,
+            self.rates_per_s,
+            self.initial_backlog,
+            self.arrival_times_s is not None,
+        )
 
     def _check_injection(self) -> None:
         a, s = self.arrival_times_s, self.service_times_s
@@ -138,10 +155,15 @@ class SimScenario:
         outside = a.size > 0 and (a[0] < 0 or a[-1] >= self.horizon_s)
         if a.ndim != 1 or np.any(np.diff(a) < 0) or outside:
             raise ValueError("arrival_times_s must be sorted times in [0, horizon_s)")
-        if s.shape != (self.initial_backlog + a.size,) or not np.all(np.isfinite(s)) or np.any(
-                s < 0):
-            raise ValueError(f"service_times_s must hold {self.initial_backlog + a.size} finite "
-                             "times >= 0 (initial_backlog jobs first, then one per arrival)")
+        if (
+            s.shape != (self.initial_backlog + a.size,)
+            or not np.all(np.isfinite(s))
+            or np.any(s < 0)
+        ):
+            raise ValueError(
+                f"service_times_s must hold {self.initial_backlog + a.size} finite "
+                "times >= 0 (initial_backlog jobs first, then one per arrival)"
+            )
         object.__setattr__(self, "arrival_times_s", a)
         object.__setattr__(self, "service_times_s", s)
 
@@ -163,8 +185,10 @@ class SimScenario:
     @cached_property
     def max_slots(self) -> int:
         """Upper bound on workers alive at once (retiring ones included)."""
-        total, current = self.effective_target(self.initial_workers), self.effective_target(
-            self.initial_workers)
+        total, current = (
+            self.effective_target(self.initial_workers),
+            self.effective_target(self.initial_workers),
+        )
         for _, w in self.steps:
             w = self.effective_target(w)
             total += max(0, w - current)
@@ -192,8 +216,11 @@ class SimScenario:
     def constant_workers(self) -> bool:
         """No steps that change the pool and no failures: the "next free worker" shortcut holds."""
         c0 = self.effective_target(self.initial_workers)
-        return (self.mtbf_s is None and c0 >= 1
-                and all(self.effective_target(w) == c0 for _, w in self.steps))
+        return (
+            self.mtbf_s is None
+            and c0 >= 1
+            and all(self.effective_target(w) == c0 for _, w in self.steps)
+        )
 
 
 def _check_int(name: str, value: object, *, low: int) -> None:
@@ -238,8 +265,12 @@ class SimulationSummary:
     classes: tuple[ClassSummary, ...] = ()
 
 
-def class_scenario(classes: list[JobClass] | tuple[JobClass, ...], *,
-                   discipline: str = "strict", **scenario_fields: Any) -> SimScenario:
+def class_scenario(
+    classes: list[JobClass] | tuple[JobClass, ...],
+    *,
+    discipline: str = "strict",
+    **scenario_fields: Any,
+) -> SimScenario:
     """A ``SimScenario`` for a shared pool: ``rates_per_s`` and ``initial_backlog`` are the
     classes' totals, the pool-level service fields the mix's (``classes.mixed_service``)."""
     classes = tuple(classes)
@@ -250,11 +281,18 @@ def class_scenario(classes: list[JobClass] | tuple[JobClass, ...], *,
         n_windows = max(1, math.ceil(horizon_s / window_s - 1e-9))
         for c in classes:
             if c.rates_per_s.shape[1] != n_windows:
-                raise ValueError(f"class {c.name!r}: rates_per_s needs {n_windows} windows "
-                                 f"(got {c.rates_per_s.shape[1]})")
+                raise ValueError(
+                    f"class {c.name!r}: rates_per_s needs {n_windows} windows "
+                    f"(got {c.rates_per_s.shape[1]})"
+                )
     mean_s, scv = mixed_service(classes)
     return SimScenario(
-        rates_per_s=total_rates(classes), classes=classes, discipline=discipline,
+        rates_per_s=total_rates(classes),
+        classes=classes,
+        discipline=discipline,
         initial_backlog=sum(int(c.initial_backlog) for c in classes),
-        mean_service_s=mean_s, service_scv=scv,
-        service_kind="exponential" if scv == 1.0 else "lognormal", **scenario_fields)
+        mean_service_s=mean_s,
+        service_scv=scv,
+        service_kind="exponential" if scv == 1.0 else "lognormal",
+        **scenario_fields,
+    )

@@ -59,8 +59,9 @@ class PoolModel:
         self.queue: deque[int] | ClassQueues = deque()
         if inputs.job_class is not None:
             weights = np.array([c.weight for c in scenario.classes], dtype=float)
-            self.queue = ClassQueues(inputs.job_class, len(scenario.classes),
-                                     scenario.discipline, weights, inputs.pick_u)
+            self.queue = ClassQueues(
+                inputs.job_class, len(scenario.classes), scenario.discipline, weights, inputs.pick_u
+            )
         self.waits_s = np.zeros(n_jobs)
         self.queued_at_s = np.zeros(n_jobs)
         self.trace: list[tuple[float, int, int, int]] = []  # (time, backlog, busy, ready)
@@ -186,8 +187,11 @@ class PoolModel:
         busy = sum(st == BUSY for st in self.state)
         ready = busy + sum(st == IDLE for st in self.state)
         self.trace.append((self.env.now, len(self.queue), busy, ready))
-        if (not self.queue and self.env.now >= self.scenario.horizon_s
-                and not self.drained.triggered):
+        if (
+            not self.queue
+            and self.env.now >= self.scenario.horizon_s
+            and not self.drained.triggered
+        ):
             self.drained.succeed()
 
     # ---- run -------------------------------------------------------------------------
@@ -203,13 +207,17 @@ class PoolModel:
         self.env.process(self.plan())
         self.env.run(until=sc.horizon_s)
         if self.queue:
-            self.env.run(until=simpy.AnyOf(
-                self.env, [self.drained, self.env.timeout(sc.stop_s - sc.horizon_s)]))
+            self.env.run(
+                until=simpy.AnyOf(
+                    self.env, [self.drained, self.env.timeout(sc.stop_s - sc.horizon_s)]
+                )
+            )
         for job in self.queue:  # never started: count the wait so far
             self.waits_s[job] += self.env.now - self.queued_at_s[job]
         tr = np.asarray(self.trace, dtype=float).reshape(-1, 4)
-        max_q, busy_s, ready_s = windows_from_trace(tr[:, 0], tr[:, 1], tr[:, 2], tr[:, 3],
-                                                    sc.window_edges_s)
+        max_q, busy_s, ready_s = windows_from_trace(
+            tr[:, 0], tr[:, 1], tr[:, 2], tr[:, 3], sc.window_edges_s
+        )
         return JobRunRecord(self.waits_s, max_q, busy_s, ready_s)
 
 

@@ -16,9 +16,16 @@ WARMUP_SHARE = 0.1
 
 
 def run_stationary(
-    arrival_rate_per_s: float, mean_service_s: float, workers: int, *,
-    service_scv: float | None = None, hours: float = 1.0, replications: int = 10,
-    seed: int = 0, engine: str = "auto", job_budget: float = INTERACTIVE_JOB_BUDGET,
+    arrival_rate_per_s: float,
+    mean_service_s: float,
+    workers: int,
+    *,
+    service_scv: float | None = None,
+    hours: float = 1.0,
+    replications: int = 10,
+    seed: int = 0,
+    engine: str = "auto",
+    job_budget: float = INTERACTIVE_JOB_BUDGET,
 ) -> dict[str, Any]:
     """Simulate a constant arrival rate on a constant pool.
 
@@ -34,22 +41,31 @@ def run_stationary(
     warmup_s = WARMUP_SHARE * measured_s
     horizon_s = warmup_s + measured_s
     scenario = SimScenario(
-        horizon_s=horizon_s, window_s=horizon_s, rates_per_s=np.array([arrival_rate_per_s]),
-        initial_workers=workers, mean_service_s=mean_service_s,
+        horizon_s=horizon_s,
+        window_s=horizon_s,
+        rates_per_s=np.array([arrival_rate_per_s]),
+        initial_workers=workers,
+        mean_service_s=mean_service_s,
         service_scv=1.0 if service_scv is None else service_scv,
         service_kind="exponential" if service_scv is None else "lognormal",
         warmup_s=warmup_s,
     )
-    s = simulate(scenario, replications=replications, seed=seed, engine=engine,
-                 job_budget=job_budget)
+    s = simulate(
+        scenario, replications=replications, seed=seed, engine=engine, job_budget=job_budget
+    )
     return {
-        "mean_wait_s": s.mean_wait_s, "mean_wait_s_ci95": _listed(s.mean_wait_s_ci95),
+        "mean_wait_s": s.mean_wait_s,
+        "mean_wait_s_ci95": _listed(s.mean_wait_s_ci95),
         "wait_probability": s.wait_probability,
         "wait_probability_ci95": _listed(s.wait_probability_ci95),
-        "wait_p95_s": s.p95_wait_s, "wait_p95_s_ci95": _listed(s.p95_wait_s_ci95),
+        "wait_p95_s": s.p95_wait_s,
+        "wait_p95_s_ci95": _listed(s.p95_wait_s_ci95),
         "utilization": s.utilization_range[1],
-        "jobs": s.jobs, "engine": s.engine, "engine_label": engine_label(s.engine),
-        "approximate": s.approximate, "replications": s.replications,
+        "jobs": s.jobs,
+        "engine": s.engine,
+        "engine_label": engine_label(s.engine),
+        "approximate": s.approximate,
+        "replications": s.replications,
     }
 
 

@@ -63,13 +63,14 @@ def _quantile(x: np.ndarray, q: float) -> float:
     return float(part[lo] + (pos - lo) * (part[hi] - part[lo]))
 
 
-def job_level_stats(scenario: SimScenario, inputs: ReplicationInputs,
-                    record: JobRunRecord) -> tuple[np.ndarray, ...]:
+def job_level_stats(
+    scenario: SimScenario, inputs: ReplicationInputs, record: JobRunRecord
+) -> tuple[np.ndarray, ...]:
     """Reduce one job-level replication: (window_fail, window_max_backlog, window_util,
     [mean_wait, wait_prob, p95_wait], kept waits in arrival order)."""
     sc = scenario
-    arr = inputs.arrival_times_s[inputs.n_backlog:]
-    waits = record.waits_s[inputs.n_backlog:]
+    arr = inputs.arrival_times_s[inputs.n_backlog :]
+    waits = record.waits_s[inputs.n_backlog :]
     if sc.warmup_s > 0:
         keep = arr >= sc.warmup_s
         arr, waits = arr[keep], waits[keep]
@@ -84,11 +85,18 @@ def job_level_stats(scenario: SimScenario, inputs: ReplicationInputs,
         fail |= record.window_max_backlog > sc.slo_max_backlog
     fail &= judged_windows(sc)
     with np.errstate(invalid="ignore", divide="ignore"):
-        util = np.where(record.window_ready_s > 0,
-                        np.minimum(record.window_busy_s / record.window_ready_s, 1.0), np.nan)
-    point = np.array([waits.mean() if waits.size else 0.0,
-                      np.count_nonzero(waits) / waits.size if waits.size else 0.0,
-                      _quantile(waits, 0.95)])
+        util = np.where(
+            record.window_ready_s > 0,
+            np.minimum(record.window_busy_s / record.window_ready_s, 1.0),
+            np.nan,
+        )
+    point = np.array(
+        [
+            waits.mean() if waits.size else 0.0,
+            np.count_nonzero(waits) / waits.size if waits.size else 0.0,
+            _quantile(waits, 0.95),
+        ]
+    )
     return fail, record.window_max_backlog, util, point, waits
 
 
@@ -96,8 +104,9 @@ def batch_units(waits: np.ndarray) -> np.ndarray | None:
     """(N_BATCHES, 3) batch mean wait, wait probability and p95 of one run's waits."""
     if waits.size < 2 * N_BATCHES:
         return None
-    return np.array([[b.mean(), (b > 0).mean(), _quantile(b, 0.95)]
-                     for b in np.array_split(waits, N_BATCHES)])
+    return np.array(
+        [[b.mean(), (b > 0).mean(), _quantile(b, 0.95)] for b in np.array_split(waits, N_BATCHES)]
+    )
 
 
 def wilson_ci(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -129,36 +138,46 @@ def summarise(rs: RepStats, scenario: SimScenario, engine: str) -> SimulationSum
     judged = judged_windows(scenario)
     util_w = _nanmean_cols(rs.window_util)
     judged_util = util_w[judged & np.isfinite(util_w)]
-    util_range = ((float(judged_util.min()), float(judged_util.max())) if judged_util.size
-                  else (0.0, 0.0))
+    util_range = (
+        (float(judged_util.min()), float(judged_util.max())) if judged_util.size else (0.0, 0.0)
+    )
     points = np.array([rs.mean_wait_s.mean(), rs.wait_prob.mean(), rs.p95_wait_s.mean()])
-    units = rs.units if rs.units is not None else np.column_stack(
-        (rs.mean_wait_s, rs.wait_prob, rs.p95_wait_s))
+    units = (
+        rs.units
+        if rs.units is not None
+        else np.column_stack((rs.mean_wait_s, rs.wait_prob, rs.p95_wait_s))
+    )
     approximate = engine == "fluid"
     cis = [None if approximate else t_ci(units[:, i], float(points[i])) for i in range(3)]
     max_backlog = rs.window_max_backlog[:, judged].max(axis=1) if judged.any() else np.zeros(1)
     classes: tuple[ClassSummary, ...] = ()
     if rs.class_points is not None and rs.class_fail is not None and rs.class_jobs is not None:
-        classes = summarise_classes(scenario, rs.class_points, rs.class_fail, rs.class_jobs,
-                                    rs.class_units)
+        classes = summarise_classes(
+            scenario, rs.class_points, rs.class_fail, rs.class_jobs, rs.class_units
+        )
     return SimulationSummary(
         slo_achievement_rate=met / n_rep,
         achievement_ci95=wilson_ci(met, n_rep),
         max_backlog=float(max_backlog.mean()),
-        p95_wait_s=float(points[2]), p95_wait_s_ci95=_clip(cis[2], 0.0, math.inf),
-        mean_wait_s=float(points[0]), mean_wait_s_ci95=_clip(cis[0], 0.0, math.inf),
-        wait_probability=float(points[1]), wait_probability_ci95=_clip(cis[1], 0.0, 1.0),
+        p95_wait_s=float(points[2]),
+        p95_wait_s_ci95=_clip(cis[2], 0.0, math.inf),
+        mean_wait_s=float(points[0]),
+        mean_wait_s_ci95=_clip(cis[0], 0.0, math.inf),
+        wait_probability=float(points[1]),
+        wait_probability_ci95=_clip(cis[1], 0.0, 1.0),
         utilization_range=util_range,
         window_failure_rate=rs.window_fail.mean(axis=0),
         window_utilization=util_w,
         window_max_backlog=rs.window_max_backlog.mean(axis=0),
-        jobs=int(rs.jobs.sum()), engine=engine, replications=n_rep, approximate=approximate,
+        jobs=int(rs.jobs.sum()),
+        engine=engine,
+        replications=n_rep,
+        approximate=approximate,
         classes=classes,
     )
 
 
-def _clip(ci: tuple[float, float] | None, low: float,
-          high: float) -> tuple[float, float] | None:
+def _clip(ci: tuple[float, float] | None, low: float, high: float) -> tuple[float, float] | None:
     return None if ci is None else (max(low, ci[0]), min(high, ci[1]))
 
 

@@ -9,5 +9,12 @@ from __future__ import annotations
 from capplan_core.whatif.run import WhatIfResult, run_what_if, what_if_inputs
 from capplan_core.whatif.scenario import SpikeSpec, WhatIfError, WhatIfScenario, parse_scenario
 
-__all__ = ["SpikeSpec", "WhatIfError", "WhatIfResult", "WhatIfScenario", "parse_scenario",
-           "run_what_if", "what_if_inputs"]
+__all__ = [
+    "SpikeSpec",
+    "WhatIfError",
+    "WhatIfResult",
+    "WhatIfScenario",
+    "parse_scenario",
+    "run_what_if",
+    "what_if_inputs",
+]

@@ -52,33 +52,55 @@ class WhatIfInputs:
     as_of: pd.Timestamp
 
 
-def what_if_inputs(history_rows: pd.DataFrame, policy: ScalingPolicy, scenario: WhatIfScenario,
-                   *, as_of: datetime | pd.Timestamp) -> WhatIfInputs:
+def what_if_inputs(
+    history_rows: pd.DataFrame,
+    policy: ScalingPolicy,
+    scenario: WhatIfScenario,
+    *,
+    as_of: datetime | pd.Timestamp,
+) -> WhatIfInputs:
     """Clean, read the state, forecast once, and derive both sides' inputs.
 
     Raises:
         WhatIfError: the scenario names another policy, or the queue has no usable metrics.
     """
     if scenario.policy != policy.name:
-        raise WhatIfError(f"policy: scenario is for {scenario.policy!r}, got policy "
-                          f"{policy.name!r}")
+        raise WhatIfError(
+            f"policy: scenario is for {scenario.policy!r}, got policy {policy.name!r}"
+        )
     now = utc_timestamp(as_of)
     base_pol = horizon_policy(policy, scenario)
     interval_s = policy.forecast.interval_minutes * 60.0
-    clean = clean_queue(history_rows, queue=policy.queue, interval_s=interval_s,
-                        now=now.to_pydatetime(), exclude_before=policy.exclude_before)
+    clean = clean_queue(
+        history_rows,
+        queue=policy.queue,
+        interval_s=interval_s,
+        now=now.to_pydatetime(),
+        exclude_before=policy.exclude_before,
+    )
     if clean.empty:
-        raise WhatIfError(f"queue {policy.queue!r} has no usable metrics before "
-                          f"{now.isoformat()}")
+        raise WhatIfError(f"queue {policy.queue!r} has no usable metrics before {now.isoformat()}")
     state = pool_state(clean)
-    fc = forecast_queue(clean.series["arrival_rate"], base_pol.forecast, queue=policy.queue,
-                        exclude=clean.series["outlier"].astype(bool),
-                        start=now.floor(pd.Timedelta(seconds=interval_s)))
+    fc = forecast_queue(
+        clean.series["arrival_rate"],
+        base_pol.forecast,
+        queue=policy.queue,
+        exclude=clean.series["outlier"].astype(bool),
+        start=now.floor(pd.Timedelta(seconds=interval_s)),
+    )
     new_pol = changed_policy(policy, scenario)
-    new_state = state if scenario.workers is None else QueueState(
-        scenario.workers, state.current_backlog, state.mean_service_s, state.service_scv)
-    return WhatIfInputs(WhatIfSide(base_pol, fc, state),
-                        WhatIfSide(new_pol, changed_forecast(fc, scenario, now), new_state), now)
+    new_state = (
+        state
+        if scenario.workers is None
+        else QueueState(
+            scenario.workers, state.current_backlog, state.mean_service_s, state.service_scv
+        )
+    )
+    return WhatIfInputs(
+        WhatIfSide(base_pol, fc, state),
+        WhatIfSide(new_pol, changed_forecast(fc, scenario, now), new_state),
+        now,
+    )
 
 
 def _summary(side: WhatIfSide, d: Decision) -> dict[str, Any]:
@@ -87,18 +109,28 @@ def _summary(side: WhatIfSide, d: Decision) -> dict[str, Any]:
     demand = side.forecast.quantile(sizing_quantile(side.policy))
     return {
         "slo_attainment": float(sim.slo_achievement_rate),
-        "confidence": float(d.confidence), "slo_achievable": bool(d.slo_achievable),
-        "wait_p95_s": _num(sim.p95_wait_s), "max_backlog": _num(sim.max_backlog),
+        "confidence": float(d.confidence),
+        "slo_achievable": bool(d.slo_achievable),
+        "wait_p95_s": _num(sim.p95_wait_s),
+        "max_backlog": _num(sim.max_backlog),
         "current_workers": int(side.state.current_workers),
         "target_workers": int(p.target_workers),
         "peak_demand_per_s": float(np.max(demand)) if len(demand) else 0.0,
-        "worker_hours": float(cost["plan_worker_hours"]), "cost": float(cost["plan_cost"]),
+        "worker_hours": float(cost["plan_worker_hours"]),
+        "cost": float(cost["plan_cost"]),
         "expected_violation_cost": _num(cost["expected_violation_cost"]),
         "net_cost": _num(cost["net_cost"]),
-        "steps": [{"execute_at": s.execute_at.isoformat(), "from_workers": s.from_workers,
-                   "to_workers": s.to_workers} for s in p.steps],
+        "steps": [
+            {
+                "execute_at": s.execute_at.isoformat(),
+                "from_workers": s.from_workers,
+                "to_workers": s.to_workers,
+            }
+            for s in p.steps
+        ],
         "reasons": list(d.reasons),
-        "engine": sim.engine, "approximate": bool(sim.approximate),
+        "engine": sim.engine,
+        "approximate": bool(sim.approximate),
     }
 
 
@@ -106,9 +138,19 @@ def _num(v: Any) -> float | None:
     return None if v is None or not np.isfinite(float(v)) else float(v)
 
 
-TABLE_ROWS = ("slo_attainment", "wait_p95_s", "max_backlog", "current_workers",
-              "target_workers", "peak_demand_per_s", "worker_hours", "cost",
-              "expected_violation_cost", "net_cost", "slo_achievable")
+TABLE_ROWS = (
+    "slo_attainment",
+    "wait_p95_s",
+    "max_backlog",
+    "current_workers",
+    "target_workers",
+    "peak_demand_per_s",
+    "worker_hours",
+    "cost",
+    "expected_violation_cost",
+    "net_cost",
+    "slo_achievable",
+)
 
 
 @dataclass(frozen=True)
@@ -128,19 +170,36 @@ class WhatIfResult:
         rows = []
         for key in TABLE_ROWS:
             a, b = self.baseline.get(key), self.changed.get(key)
-            change = (b - a) if isinstance(a, int | float) and isinstance(b, int | float) \
-                and not isinstance(a, bool) else None
+            change = (
+                (b - a)
+                if isinstance(a, int | float)
+                and isinstance(b, int | float)
+                and not isinstance(a, bool)
+                else None
+            )
             rows.append({"metric": key, "baseline": a, "scenario": b, "change": change})
         return {"columns": ["metric", "baseline", "scenario", "change"], "rows": rows}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy, "queue": self.queue, "as_of": self.as_of.isoformat(),
-                "scenario": self.scenario.model_dump(mode="json"), "baseline": self.baseline,
-                "scenario_result": self.changed, "table": self.table(), "notes": self.notes}
+        return {
+            "policy": self.policy,
+            "queue": self.queue,
+            "as_of": self.as_of.isoformat(),
+            "scenario": self.scenario.model_dump(mode="json"),
+            "baseline": self.baseline,
+            "scenario_result": self.changed,
+            "table": self.table(),
+            "notes": self.notes,
+        }
 
 
-def run_what_if(history_rows: pd.DataFrame, policy: ScalingPolicy, scenario: WhatIfScenario,
-                *, as_of: datetime | pd.Timestamp) -> WhatIfResult:
+def run_what_if(
+    history_rows: pd.DataFrame,
+    policy: ScalingPolicy,
+    scenario: WhatIfScenario,
+    *,
+    as_of: datetime | pd.Timestamp,
+) -> WhatIfResult:
     """Plan + simulate the unchanged and the changed scenario as of ``as_of``.
 
     Raises:
@@ -152,11 +211,15 @@ def run_what_if(history_rows: pd.DataFrame, policy: ScalingPolicy, scenario: Wha
     now = inp.as_of.to_pydatetime()
     sides = []
     for side in (inp.baseline, inp.scenario):
-        d = plan_and_prove(side.policy, side.forecast, side.state, now=now,
-                           simulate_fn=partial(simulate, job_budget=INTERACTIVE_JOB_BUDGET))
+        d = plan_and_prove(
+            side.policy,
+            side.forecast,
+            side.state,
+            now=now,
+            simulate_fn=partial(simulate, job_budget=INTERACTIVE_JOB_BUDGET),
+        )
         sides.append(_summary(side, d))
     notes = list(inp.scenario.forecast.notes[-1:])
     if scenario.workers is not None:
         notes.append(f"scenario holds a fixed {scenario.workers} workers (not planned)")
-    return WhatIfResult(policy.name, policy.queue, inp.as_of, scenario, sides[0], sides[1],
-                        notes)
+    return WhatIfResult(policy.name, policy.queue, inp.as_of, scenario, sides[0], sides[1], notes)

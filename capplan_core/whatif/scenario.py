@@ -39,7 +39,8 @@ class SpikeSpec(_Strict):
     size_per_s: float = Field(..., gt=0, le=1e6, description="extra arrivals, jobs/s")
     at: datetime | None = Field(None, description="spike start (UTC); or use offset_minutes")
     offset_minutes: float | None = Field(
-        None, ge=0, le=7 * 24 * 60, description="spike start, minutes after the plan's start")
+        None, ge=0, le=7 * 24 * 60, description="spike start, minutes after the plan's start"
+    )
     duration_minutes: float = Field(30.0, gt=0, le=7 * 24 * 60, description="spike length")
 
     @model_validator(mode="after")
@@ -59,15 +60,18 @@ class WhatIfScenario(_Strict):
 
     policy: str = Field(..., min_length=1, description="policy name (its queue is planned)")
     horizon_hours: float | None = Field(
-        None, gt=0, le=7 * 24, description="planning horizon, h (default: the policy's)")
+        None, gt=0, le=7 * 24, description="planning horizon, h (default: the policy's)"
+    )
     multiplier: float = Field(1.0, gt=0, le=100, description="demand multiplier")
     spike: SpikeSpec | None = Field(None, description="extra demand burst")
     slo_wait_s: float | None = Field(None, gt=0, le=86_400, description="wait SLO override, s")
     safety_margin: float | None = Field(None, ge=0, le=5, description="safety margin override")
     failure_mtbf_s: float | None = Field(
-        None, gt=0, description="mean time between worker failures, s")
+        None, gt=0, description="mean time between worker failures, s"
+    )
     workers: int | None = Field(
-        None, ge=1, le=100_000, description="fixed worker count; empty = plan it")
+        None, ge=1, le=100_000, description="fixed worker count; empty = plan it"
+    )
 
 
 def parse_scenario(raw: dict[str, Any]) -> WhatIfScenario:
@@ -109,8 +113,12 @@ def changed_policy(policy: ScalingPolicy, s: WhatIfScenario) -> ScalingPolicy:
         _deep_update(doc, ("simulation", "mtbf_seconds"), s.failure_mtbf_s)
     if s.workers is not None:
         # a fixed pool: no motion, no re-plans adding capacity, no budget cut
-        for key, value in (("min_workers", s.workers), ("max_workers", s.workers),
-                           ("max_replans", 0), ("budget_per_hour", None)):
+        for key, value in (
+            ("min_workers", s.workers),
+            ("max_workers", s.workers),
+            ("max_replans", 0),
+            ("budget_per_hour", None),
+        ):
             _deep_update(doc, ("scaling", key), value)
     return ScalingPolicy.model_validate(doc)
 
@@ -124,8 +132,7 @@ def horizon_policy(policy: ScalingPolicy, s: WhatIfScenario) -> ScalingPolicy:
     return ScalingPolicy.model_validate(doc)
 
 
-def changed_forecast(fc: ForecastResult, s: WhatIfScenario,
-                     as_of: pd.Timestamp) -> ForecastResult:
+def changed_forecast(fc: ForecastResult, s: WhatIfScenario, as_of: pd.Timestamp) -> ForecastResult:
     """The forecast with the scenario's multiplier and spike applied (jobs/s per window)."""
     mean = np.asarray(fc.mean, dtype=float) * s.multiplier
     scale = np.asarray(fc.scale, dtype=float) * s.multiplier
@@ -137,8 +144,14 @@ def changed_forecast(fc: ForecastResult, s: WhatIfScenario,
             overlap = (min(t1, w + step) - max(t0, w)).total_seconds()
             if overlap > 0:
                 mean[i] += s.spike.size_per_s * overlap / fc.interval_s
-    notes = [*fc.notes, f"what-if: demand x{s.multiplier:g}"
-             + (f", spike +{s.spike.size_per_s:g} jobs/s" if s.spike else "")]
-    bounds = central_bounds(mean, scale, fc.z_sorted, tuple(fc.bounds)) if len(
-        scale) == len(mean) else fc.bounds
+    notes = [
+        *fc.notes,
+        f"what-if: demand x{s.multiplier:g}"
+        + (f", spike +{s.spike.size_per_s:g} jobs/s" if s.spike else ""),
+    ]
+    bounds = (
+        central_bounds(mean, scale, fc.z_sorted, tuple(fc.bounds))
+        if len(scale) == len(mean)
+        else fc.bounds
+    )
     return replace(fc, mean=mean, scale=scale, bounds=bounds, notes=notes)

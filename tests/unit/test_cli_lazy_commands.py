@@ -11,8 +11,17 @@ import pytest
 
 from capplan_cli.main import COMMANDS, build_app, modules_for
 
-HEAVY = ("numpy", "pandas", "scipy", "numba", "statsmodels", "prefect", "great_expectations",
-         "sqlalchemy", "alembic")
+HEAVY = (
+    "numpy",
+    "pandas",
+    "scipy",
+    "numba",
+    "statsmodels",
+    "prefect",
+    "great_expectations",
+    "sqlalchemy",
+    "alembic",
+)
 
 
 def test_the_command_map_is_what_the_modules_register() -> None:
@@ -31,15 +40,27 @@ def test_only_the_named_commands_module_is_loaded() -> None:
     assert set(modules_for(["no-such-command"])) == set(COMMANDS.values())
 
 
-@pytest.mark.parametrize("argv", [["plans", "list"], ["plans", "show", "1"],
-                                  ["policies", "list"], ["db", "current"], ["size"],
-                                  ["approvals", "code"], ["plans", "approve"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plans", "list"],
+        ["plans", "show", "1"],
+        ["policies", "list"],
+        ["db", "current"],
+        ["size"],
+        ["approvals", "code"],
+        ["plans", "approve"],
+    ],
+)
 def test_starting_a_command_that_runs_no_flow_loads_no_heavy_library(argv: list[str]) -> None:
-    code = ("import sys\nfrom capplan_cli.main import build_app, modules_for\n"
-            f"build_app(modules_for({argv!r}))\n"
-            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys\nfrom capplan_cli.main import build_app, modules_for\n"
+        f"build_app(modules_for({argv!r}))\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]", f"capplan {' '.join(argv)} loads {out} before it runs"
 
 

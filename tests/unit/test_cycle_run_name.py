@@ -13,5 +13,5 @@ def test_a_thousand_names_are_cut_at_a_name_boundary_and_counted():
     text = _listed(names)
     assert text.endswith(",… (1000 policies)")
     shown = text.removesuffix(",… (1000 policies)").split(",")
-    assert shown == names[:len(shown)] and len(",".join(shown)) <= RUN_NAME_LIMIT
+    assert shown == names[: len(shown)] and len(",".join(shown)) <= RUN_NAME_LIMIT
     assert len(text.encode()) < 2704

@@ -19,31 +19,47 @@ POLICY = ScalingPolicy.model_validate(live_policy(SPEC, "q", "rqw", "redis://x/9
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame({
-        "timestamp": pd.to_datetime([r["recorded_at"] for r in rows], utc=True),
-        "queue": "q",
-        **{c: [r[c] for r in rows] for c in ("arrival_rate", "service_rate", "backlog",
-                                             "workers")}})
+    return pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime([r["recorded_at"] for r in rows], utc=True),
+            "queue": "q",
+            **{
+                c: [r[c] for r in rows]
+                for c in ("arrival_rate", "service_rate", "backlog", "workers")
+            },
+        }
+    )
 
 
 @pytest.mark.parametrize("second", range(0, 60, 6))
 @pytest.mark.parametrize("plan_after_s", [25.0, 45.0])
-def test_a_plan_made_soon_after_the_start_forecasts_the_step(second: int,
-                                                             plan_after_s: float) -> None:
+def test_a_plan_made_soon_after_the_start_forecasts_the_step(
+    second: int, plan_after_s: float
+) -> None:
     start = datetime(2026, 12, 6, 17, 10, second, 300_000, tzinfo=UTC)
     step = step_time(SPEC, start)
-    assert timedelta(seconds=SPEC.step_lead_s) <= step - start < timedelta(
-        seconds=SPEC.step_lead_s + 60)
+    assert (
+        timedelta(seconds=SPEC.step_lead_s)
+        <= step - start
+        < timedelta(seconds=SPEC.step_lead_s + 60)
+    )
     history = _frame(backfill_rows(SPEC, "q", step, start))
     as_of = start + timedelta(seconds=plan_after_s)
     clean = clean_queue(history, queue="q", interval_s=60, now=as_of)
     window = pd.Timestamp(as_of).floor("60s")
-    fc = forecast_queue(clean.series["arrival_rate"], POLICY.forecast, queue="q",
-                        exclude=clean.series["outlier"], start=window)
+    fc = forecast_queue(
+        clean.series["arrival_rate"],
+        POLICY.forecast,
+        queue="q",
+        exclude=clean.series["outlier"],
+        start=window,
+    )
     at = pd.DatetimeIndex(fc.timestamps)
     before = fc.mean[at < pd.Timestamp(step)]
-    after = fc.mean[(at >= pd.Timestamp(step))
-                    & (at < pd.Timestamp(step) + timedelta(minutes=SPEC.high_minutes))]
+    after = fc.mean[
+        (at >= pd.Timestamp(step))
+        & (at < pd.Timestamp(step) + timedelta(minutes=SPEC.high_minutes))
+    ]
     assert len(after) and after.min() > 0.9 * SPEC.high_rate_per_s, (fc.notes, after)
     assert before.max() < 1.2 * SPEC.low_rate_per_s, before
 

@@ -25,16 +25,20 @@ CODE_SPAN = re.compile(r"`[^`\n]*`")
 
 
 def tracked_files() -> list[Path]:
-    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True,
-                         capture_output=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True
+    ).stdout
     return [ROOT / name for name in out.decode().split("\0") if name]
 
 
 def relative_links(markdown: str) -> list[str]:
     text = CODE_SPAN.sub("", CODE_FENCE.sub("", markdown))
     links = INLINE_LINK.findall(text) + REF_LINK.findall(text)
-    return [link for link in links
-            if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", link) and not link.startswith("#")]
+    return [
+        link
+        for link in links
+        if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", link) and not link.startswith("#")
+    ]
 
 
 def test_no_tracked_file_cites_an_outside_design_page() -> None:
@@ -70,8 +74,10 @@ def test_relative_links_in_docs_point_to_existing_files() -> None:
 
 
 def test_link_pattern_finds_and_skips_what_it_should() -> None:
-    md = ("see [a](docs/a.md#x) and ![img](pic.png \"t\") and [ext](https://x.org/y.md)\n"
-          "[anchor](#here) `[code](nope.md)`\n[ref]: other.md\n```\n[fenced](no.md)\n```\n")
+    md = (
+        'see [a](docs/a.md#x) and ![img](pic.png "t") and [ext](https://x.org/y.md)\n'
+        "[anchor](#here) `[code](nope.md)`\n[ref]: other.md\n```\n[fenced](no.md)\n```\n"
+    )
     assert sorted(relative_links(md)) == ["docs/a.md#x", "other.md", "pic.png"]
 
 
@@ -99,9 +105,26 @@ def test_the_domain_package_never_imports_prefect() -> None:
 
 
 #: the clients of the outside world: they live in capplan_adapters, never in the domain
-OUTSIDE_WORLD = ("sqlalchemy", "alembic", "kubernetes", "redis", "httpx", "xmlrpc", "psycopg",
-                 "rq", "celery", "kombu", "supervisor", "requests", "urllib3",
-                 "capplan_adapters", "capplan_app", "capplan_cli", "tasks", "flows")
+OUTSIDE_WORLD = (
+    "sqlalchemy",
+    "alembic",
+    "kubernetes",
+    "redis",
+    "httpx",
+    "xmlrpc",
+    "psycopg",
+    "rq",
+    "celery",
+    "kombu",
+    "supervisor",
+    "requests",
+    "urllib3",
+    "capplan_adapters",
+    "capplan_app",
+    "capplan_cli",
+    "tasks",
+    "flows",
+)
 
 
 def test_the_domain_imports_no_client_of_the_outside_world() -> None:
@@ -112,8 +135,10 @@ def test_the_domain_imports_no_client_of_the_outside_world() -> None:
         for name in sorted(_imported_modules(path))
         if name.split(".")[0] in OUTSIDE_WORLD
     ]
-    assert offenders == [], ("capplan_core is the domain: adapters (store, scalers, metric "
-                             "sources) live in capplan_adapters:\n" + "\n".join(offenders))
+    assert offenders == [], (
+        "capplan_core is the domain: adapters (store, scalers, metric "
+        "sources) live in capplan_adapters:\n" + "\n".join(offenders)
+    )
 
 
 def test_the_rule_sees_a_lazy_client_import(tmp_path: Path) -> None:

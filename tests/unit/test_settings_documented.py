@@ -13,13 +13,16 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 def _settings_table() -> str:
     text = DOC.read_text()
     start = text.index("**Settings**")
-    return text[start:text.index("\n## ", start)]
+    return text[start : text.index("\n## ", start)]
 
 
 def test_every_setting_is_in_the_architecture_settings_table() -> None:
     table = _settings_table()
-    missing = [f"CAPPLAN_{name.upper()}" for name in Settings.model_fields
-               if f"`CAPPLAN_{name.upper()}`" not in table]
+    missing = [
+        f"CAPPLAN_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`CAPPLAN_{name.upper()}`" not in table
+    ]
     assert missing == [], f"docs/architecture.md's settings table lacks {missing}"
 
 

@@ -23,17 +23,18 @@ def test_the_flow_is_declared_with_the_settings_runner():
     assert isinstance(capacity_plan.task_runner, SettingsTaskRunner)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("threads", ThreadPoolTaskRunner), ("processes", ProcessPoolTaskRunner)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("threads", ThreadPoolTaskRunner), ("processes", ProcessPoolTaskRunner)]
+)
 def test_the_runner_is_chosen_when_a_run_starts_not_at_import(monkeypatch, value, expected):
-    declared = capacity_plan.task_runner          # built at import, before the setting
+    declared = capacity_plan.task_runner  # built at import, before the setting
     monkeypatch.setenv("CAPPLAN_TASK_RUNNER", value)
     monkeypatch.setenv("CAPPLAN_PLAN_CONCURRENCY", "3")
-    with declared.duplicate() as runner:          # what Prefect's flow engine does per run
+    with declared.duplicate() as runner:  # what Prefect's flow engine does per run
         assert isinstance(runner.inner, expected)
         assert runner.inner._max_workers == 3
         assert runner_name(runner) == expected.__name__
-    assert runner._inner is None                  # the inner runner is shut down with it
+    assert runner._inner is None  # the inner runner is shut down with it
 
 
 def test_each_run_gets_its_own_inner_runner(monkeypatch):

@@ -26,17 +26,26 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def capplan(*args: str, env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "capplan_cli.main", *args, "--json"],
-                          capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "capplan_cli.main", *args, "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        timeout=600,
+    )
     assert done.returncode == 0, (args, done.stdout[-3000:], done.stderr[-3000:])
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
 def test_backup_then_restore_to_a_time_keeps_what_was_committed_by_then_and_audits_it(
-        archived: ArchivedCluster, backup_store_url: str, tmp_path: Path) -> None:
-    env = {**archived.env(), "CAPPLAN_DATABASE_URL": backup_store_url,
-           "CAPPLAN_DATA_DIR": str(tmp_path / "data")}
+    archived: ArchivedCluster, backup_store_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **archived.env(),
+        "CAPPLAN_DATABASE_URL": backup_store_url,
+        "CAPPLAN_DATA_DIR": str(tmp_path / "data"),
+    }
     open_store.cache_clear()
     store = open_store(backup_store_url)
     store.apply_policies([POLICY], actor="test")
@@ -47,9 +56,9 @@ def test_backup_then_restore_to_a_time_keeps_what_was_committed_by_then_and_audi
     listed = capplan("db", "backups", env=env)
     assert [b["label"] for b in listed] == [taken["label"]]
 
-    kept = store.create_plan(emails_draft("run-after-backup"))   # only in the archived WAL
+    kept = store.create_plan(emails_draft("run-after-backup"))  # only in the archived WAL
     time.sleep(1.0)
-    target = store.now()                                        # restore to this moment
+    target = store.now()  # restore to this moment
     time.sleep(1.0)
     lost = store.create_plan(emails_draft("run-after-target"))
     archived.wait_archived()
@@ -69,8 +78,7 @@ def test_backup_then_restore_to_a_time_keeps_what_was_committed_by_then_and_audi
     restored = store.audit_events(action=RESTORED_ACTION)
     assert len(restored) == 1, restored
     d = restored[0].details
-    assert d["noticed_by"] == "capplan db restore" and d["restore"]["timeline"] == done[
-        "timeline"]
+    assert d["noticed_by"] == "capplan db restore" and d["restore"]["timeline"] == done["timeline"]
     assert d["lineage"].endswith(f":{done['timeline']}")
     assert datetime.fromisoformat(d["newest_kept_at"]) <= target
     assert len(store.audit_events(action=RECOVERED_ACTION)) == 1
@@ -88,10 +96,17 @@ def test_backup_then_restore_to_a_time_keeps_what_was_committed_by_then_and_audi
 
 
 def test_restore_refuses_a_naive_or_missing_target(archived: ArchivedCluster) -> None:
-    for args, text in ((["--to", "2026-12-06T10:00:00", "--yes"], "no time zone"),
-                       (["--yes"], "exactly one of"),
-                       (["--to", "2026-12-06T10:00:00+00:00"], "--yes")):
-        done = subprocess.run([sys.executable, "-m", "capplan_cli.main", "db", "restore", *args],
-                              capture_output=True, text=True, cwd=ROOT, timeout=120,
-                              env={**os.environ, **archived.env()})
+    for args, text in (
+        (["--to", "2026-12-06T10:00:00", "--yes"], "no time zone"),
+        (["--yes"], "exactly one of"),
+        (["--to", "2026-12-06T10:00:00+00:00"], "--yes"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "capplan_cli.main", "db", "restore", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            env={**os.environ, **archived.env()},
+        )
         assert done.returncode == 2 and text in done.stderr + done.stdout, (args, done.stderr)

@@ -22,16 +22,42 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_short_restore_drill_meets_rto_and_rpo_and_applies_nothing_twice(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench/dr_drill.py"), "--short", "--json",
-         "--workdir", str(tmp_path / "dr")],
-        capture_output=True, text=True, timeout=600, cwd=ROOT)
+        [
+            sys.executable,
+            str(ROOT / "bench/dr_drill.py"),
+            "--short",
+            "--json",
+            "--workdir",
+            str(tmp_path / "dr"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    print(json.dumps({k: report[k] for k in (
-        "rto_s", "rpo_s", "plans_lost", "steps_applied_twice", "approvals_resumable",
-        "approvals_expired", "approvals_waiting_at_loss", "phases_s", "drill_s")}))
+    print(
+        json.dumps(
+            {
+                k: report[k]
+                for k in (
+                    "rto_s",
+                    "rpo_s",
+                    "plans_lost",
+                    "steps_applied_twice",
+                    "approvals_resumable",
+                    "approvals_expired",
+                    "approvals_waiting_at_loss",
+                    "phases_s",
+                    "drill_s",
+                )
+            }
+        )
+    )
     # the targets: back within 600 s, at most 60 s of history lost
     assert report["rto_s"] is not None and report["rto_s"] <= 600, report["phases_s"]
     assert report["rpo_s"] is not None and 0 <= report["rpo_s"] <= 60, report

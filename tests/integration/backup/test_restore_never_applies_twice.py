@@ -45,17 +45,42 @@ LIVE_REDIS_URL = os.environ.get("CAPPLAN_TEST_REDIS_LIVE", "redis://127.0.0.1:63
 
 
 def _policies() -> list[ScalingPolicy]:
-    base = {"mode": "manual", "slo": {"wait_p95_seconds": 30},
-            "scaling": {"min_workers": 1, "max_workers": 6, "cooldown_seconds": 0,
-                        "startup_seconds": 0},
-            "forecast": {"interval_minutes": 15}, "approval": {"approvers": ["erin"]}}
-    return parse_policies({"policies": [
-        {**base, "name": "pool", "queue": "pool", "target": {"kind": "supervisor",
-                                                             "name": "rqw"}},
-        {**base, "name": "late", "queue": "late", "target": {"kind": "supervisor",
-                                                             "name": "late"}},
-        {**base, "name": "waiting", "queue": "waiting", "target": {"kind": "supervisor",
-                                                                   "name": "waiting"}}]})
+    base = {
+        "mode": "manual",
+        "slo": {"wait_p95_seconds": 30},
+        "scaling": {
+            "min_workers": 1,
+            "max_workers": 6,
+            "cooldown_seconds": 0,
+            "startup_seconds": 0,
+        },
+        "forecast": {"interval_minutes": 15},
+        "approval": {"approvers": ["erin"]},
+    }
+    return parse_policies(
+        {
+            "policies": [
+                {
+                    **base,
+                    "name": "pool",
+                    "queue": "pool",
+                    "target": {"kind": "supervisor", "name": "rqw"},
+                },
+                {
+                    **base,
+                    "name": "late",
+                    "queue": "late",
+                    "target": {"kind": "supervisor", "name": "late"},
+                },
+                {
+                    **base,
+                    "name": "waiting",
+                    "queue": "waiting",
+                    "target": {"kind": "supervisor", "name": "waiting"},
+                },
+            ]
+        }
+    )
 
 
 @pytest.fixture
@@ -81,31 +106,49 @@ def pool(tmp_path: Path) -> Iterator[Supervisord]:
         assert not left, f"orphan processes after supervisord stopped: {left}"
 
 
-def _draft(policy: ScalingPolicy, moves: list[tuple[int, int]], now: datetime,
-           run: str) -> PlanDraft:
+def _draft(
+    policy: ScalingPolicy, moves: list[tuple[int, int]], now: datetime, run: str
+) -> PlanDraft:
     return PlanDraft(
-        policy_name=policy.name, queue=policy.queue, mode="manual",
-        current_workers=moves[0][0], target_workers=moves[-1][1], confidence=0.9,
-        slo_achievable=True, as_of=now, flow_run_id=run,
-        steps=[StepDraft(now - timedelta(seconds=60 - 10 * i), a, b, "test")
-               for i, (a, b) in enumerate(moves)],
-        details={"policy": policy.name})
+        policy_name=policy.name,
+        queue=policy.queue,
+        mode="manual",
+        current_workers=moves[0][0],
+        target_workers=moves[-1][1],
+        confidence=0.9,
+        slo_achievable=True,
+        as_of=now,
+        flow_run_id=run,
+        steps=[
+            StepDraft(now - timedelta(seconds=60 - 10 * i), a, b, "test")
+            for i, (a, b) in enumerate(moves)
+        ],
+        details={"policy": policy.name},
+    )
 
 
-@pytest.mark.parametrize("moves", [[(2, 4)], [(2, 4), (4, 2)]],
-                         ids=["one-step-applied", "a-b-a"])
+@pytest.mark.parametrize("moves", [[(2, 4)], [(2, 4), (4, 2)]], ids=["one-step-applied", "a-b-a"])
 def test_a_restored_store_that_predates_applied_steps_does_not_apply_them_again(
-        moves: list[tuple[int, int]], archived: ArchivedCluster, backup_store_url: str,
-        pool: Supervisord, prefect_server: None, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    moves: list[tuple[int, int]],
+    archived: ArchivedCluster,
+    backup_store_url: str,
+    pool: Supervisord,
+    prefect_server: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from capplan_app.bootstrap import scaler
     from capplan_app.settings import get_settings
     from flows.apply_due import apply_due_flow
 
-    for k, v in {"CAPPLAN_DATABASE_URL": backup_store_url,
-                 "CAPPLAN_DATA_DIR": str(tmp_path / "data"), "CAPPLAN_SCALER": "supervisor",
-                 "CAPPLAN_SUPERVISOR_URL": pool.url, "CAPPLAN_SUPERVISOR_USERNAME": pool.username,
-                 "CAPPLAN_SUPERVISOR_PASSWORD": pool.password}.items():
+    for k, v in {
+        "CAPPLAN_DATABASE_URL": backup_store_url,
+        "CAPPLAN_DATA_DIR": str(tmp_path / "data"),
+        "CAPPLAN_SCALER": "supervisor",
+        "CAPPLAN_SUPERVISOR_URL": pool.url,
+        "CAPPLAN_SUPERVISOR_USERNAME": pool.username,
+        "CAPPLAN_SUPERVISOR_PASSWORD": pool.password,
+    }.items():
         monkeypatch.setenv(k, v)
     get_settings.cache_clear()
     open_store.cache_clear()
@@ -123,12 +166,11 @@ def test_a_restored_store_that_predates_applied_steps_does_not_apply_them_again(
     late = store.create_plan(_draft(late_policy, [(1, 2)], now, "run-late"))
     store.set_flow_run(late, "flow-run-late", approval_deadline=now + timedelta(seconds=20))
     waiting = store.create_plan(_draft(waiting_policy, [(1, 2)], now, "run-waiting"))
-    store.set_flow_run(waiting, "flow-run-waiting",
-                       approval_deadline=now + timedelta(hours=1))
+    store.set_flow_run(waiting, "flow-run-waiting", approval_deadline=now + timedelta(hours=1))
     archived.repo.run("backup", "--type=full")
     archived.wait_archived()
-    time.sleep(1.5)           # pgBackRest picks a backup that stopped before the target (s)
-    target = store.now()      # the restore point: the plan approved, no step applied yet
+    time.sleep(1.5)  # pgBackRest picks a backup that stopped before the target (s)
+    target = store.now()  # the restore point: the plan approved, no step applied yet
     time.sleep(1.0)
 
     swept = apply_due_flow()
@@ -137,12 +179,12 @@ def test_a_restored_store_that_predates_applied_steps_does_not_apply_them_again(
     assert sc.read(pool_policy.target).replicas == final
     assert len(store.audit_events(plan_id=plan_id, action="scale")) == len(moves)
     pids = sorted(pool.pids())
-    while store.now() < now + timedelta(seconds=21):   # the late plan's deadline passes
+    while store.now() < now + timedelta(seconds=21):  # the late plan's deadline passes
         time.sleep(0.5)
 
-    archived.wait_archived()   # the WAL past the restore point is in the repository
+    archived.wait_archived()  # the WAL past the restore point is in the repository
     t0 = time.monotonic()
-    report = archived.restore(target)          # pgBackRest by hand: capplan is not told
+    report = archived.restore(target)  # pgBackRest by hand: capplan is not told
     restore_s = time.monotonic() - t0
     restored = open_store(backup_store_url)
     plan = restored.get_plan(plan_id)
@@ -150,20 +192,22 @@ def test_a_restored_store_that_predates_applied_steps_does_not_apply_them_again(
     assert [s.status for s in plan.steps] == [StepStatus.PENDING] * len(moves)
     assert restored.audit_events(plan_id=plan_id, action="scale") == []
 
-    again = apply_due_flow()                   # the next sweeper run
+    again = apply_due_flow()  # the next sweeper run
 
     plan = restored.get_plan(plan_id)
     statuses = [s.status for s in plan.steps]
-    expected = ([StepStatus.NOOP] if len(moves) == 1
-                else [StepStatus.EXPIRED, StepStatus.NOOP])
+    expected = [StepStatus.NOOP] if len(moves) == 1 else [StepStatus.EXPIRED, StepStatus.NOOP]
     assert statuses == expected, [(s.status, s.explanation) for s in plan.steps]
-    assert all(RESTORED_REASON in str(e.details.get("reason")) for e in restored.audit_events(
-        plan_id=plan_id) if e.action in ("step_noop", "step_expired"))
+    assert all(
+        RESTORED_REASON in str(e.details.get("reason"))
+        for e in restored.audit_events(plan_id=plan_id)
+        if e.action in ("step_noop", "step_expired")
+    )
     assert again["steps"] == [], again
     writes_after = len(restored.audit_events(plan_id=plan_id, action="scale"))
     assert writes_after == 0
     assert sc.read(pool_policy.target).replicas == final
-    assert sorted(pool.pids()) == pids          # no worker started or stopped again
+    assert sorted(pool.pids()) == pids  # no worker started or stopped again
     assert plan.status == PlanStatus.APPLIED
     expired = restored.get_plan(late)
     assert expired.status == PlanStatus.EXPIRED
@@ -175,8 +219,10 @@ def test_a_restored_store_that_predates_applied_steps_does_not_apply_them_again(
     recovered = restored.audit_events(action=RECOVERED_ACTION)
     assert len(recovered) == 1 and recovered[0].details["plans_expired"] == [late]
     assert sum(recovered[0].details["steps"].values()) == len(moves)
-    print(f"\n{len(moves)} step(s) applied after the restore point; restore "
-          f"{restore_s:.1f} s (timeline {report['timeline']}); after it: steps {statuses}, "
-          f"writes {writes_after}, pool {sc.read(pool_policy.target).replicas} (pids "
-          f"unchanged), late approval expired, waiting one resumable; at "
-          f"{datetime.now(UTC).isoformat()}")
+    print(
+        f"\n{len(moves)} step(s) applied after the restore point; restore "
+        f"{restore_s:.1f} s (timeline {report['timeline']}); after it: steps {statuses}, "
+        f"writes {writes_after}, pool {sc.read(pool_policy.target).replicas} (pids "
+        f"unchanged), late approval expired, waiting one resumable; at "
+        f"{datetime.now(UTC).isoformat()}"
+    )

@@ -21,23 +21,34 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 NOISE = "Failed to initialize plugins"
 
+
 def test_demo_finishes_and_approves_the_manual_plan_without_noise(tmp_path: Path) -> None:
     # the user's own store and scaler, which the demo must leave alone (issue 21)
     user_store = tmp_path / "mine.db"
-    env = {**os.environ, "CAPPLAN_DATA_DIR": str(tmp_path),
-           "CAPPLAN_DATABASE_URL": f"sqlite:///{user_store}", "CAPPLAN_SCALER": "supervisor",
-           "PREFECT_HOME": str(tmp_path / "prefect")}
+    env = {
+        **os.environ,
+        "CAPPLAN_DATA_DIR": str(tmp_path),
+        "CAPPLAN_DATABASE_URL": f"sqlite:///{user_store}",
+        "CAPPLAN_SCALER": "supervisor",
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+    }
     env.pop("PREFECT_API_URL", None)
-    res = subprocess.run([str(Path(sys.executable).parent / "capplan"), "demo", "--json"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    res = subprocess.run(
+        [str(Path(sys.executable).parent / "capplan"), "demo", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert NOISE not in res.stdout + res.stderr
     start = res.stdout.index("[\n")
-    results = {r["queue"]: r for r in json.loads(res.stdout[start:res.stdout.rindex("]") + 1])}
+    results = {r["queue"]: r for r in json.loads(res.stdout[start : res.stdout.rindex("]") + 1])}
     assert results["emails"]["status"] == "approved"
     assert results["emails"]["decision"]["by"] == "demo-user"
-    assert results["reports"]["status"] == "proposed"      # advisory: never executed
-    assert results["legacy-sync"]["status"] == "skipped"   # stale data
+    assert results["reports"]["status"] == "proposed"  # advisory: never executed
+    assert results["legacy-sync"]["status"] == "skipped"  # stale data
     # the demo wrote into a store of its own, said where, and never opened the user's
     demo_store = tmp_path / "demo" / "capplan.db"
     assert demo_store.exists()

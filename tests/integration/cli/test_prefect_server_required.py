@@ -24,16 +24,22 @@ CAPPLAN = str(Path(sys.executable).parent / "capplan")
 
 def _without_prefect_api(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update({"PREFECT_HOME": str(tmp_path / "prefect-home"), "CAPPLAN_DATA_DIR":
-                str(tmp_path), **extra})
+    env.update(
+        {"PREFECT_HOME": str(tmp_path / "prefect-home"), "CAPPLAN_DATA_DIR": str(tmp_path), **extra}
+    )
     env.pop("CAPPLAN_DATABASE_URL", None)
     return env
 
 
 def test_add_key_refuses_a_temporary_prefect_server_and_stores_nothing(tmp_path: Path) -> None:
-    res = subprocess.run([CAPPLAN, "approvals", "add-key", "alice"], cwd=tmp_path,
-                         env=_without_prefect_api(tmp_path), capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run(
+        [CAPPLAN, "approvals", "add-key", "alice"],
+        cwd=tmp_path,
+        env=_without_prefect_api(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     out = " ".join((res.stdout + res.stderr).split())  # rich wraps the message
     assert res.returncode == 2, out
     assert "`capplan approvals add-key` must reach your Prefect server" in out
@@ -46,25 +52,46 @@ def test_add_key_refuses_a_temporary_prefect_server_and_stores_nothing(tmp_path:
 
 
 def test_plans_approve_refuses_a_temporary_prefect_server(tmp_path: Path) -> None:
-    env = _without_prefect_api(tmp_path, CAPPLAN_DATABASE_URL=f"sqlite:///{tmp_path}/c.db",
-                               CAPPLAN_APPROVER_KEY="k" * 43)
-    seed = ("from tests.integration.store.plan_seed import POLICY, emails_draft\n"
-            "from capplan_app.bootstrap import plan_store\n"
-            "s = plan_store(); s.apply_policies([POLICY], actor='t')\n"
-            "print(s.create_plan(emails_draft()))\n")
+    env = _without_prefect_api(
+        tmp_path, CAPPLAN_DATABASE_URL=f"sqlite:///{tmp_path}/c.db", CAPPLAN_APPROVER_KEY="k" * 43
+    )
+    seed = (
+        "from tests.integration.store.plan_seed import POLICY, emails_draft\n"
+        "from capplan_app.bootstrap import plan_store\n"
+        "s = plan_store(); s.apply_policies([POLICY], actor='t')\n"
+        "print(s.create_plan(emails_draft()))\n"
+    )
     repo = Path(__file__).resolve().parents[3]
-    plan_id = subprocess.run([sys.executable, "-c", seed], cwd=repo, env=env, check=True,
-                             capture_output=True, text=True, timeout=120).stdout.split()[-1]
+    plan_id = subprocess.run(
+        [sys.executable, "-c", seed],
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout.split()[-1]
     for decision in ("approve", "reject"):
-        res = subprocess.run([CAPPLAN, "plans", decision, plan_id, "--by", "alice"],
-                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            [CAPPLAN, "plans", decision, plan_id, "--by", "alice"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         out = " ".join((res.stdout + res.stderr).split())
         assert res.returncode == 2, out
         assert f"`capplan plans {decision}` must reach your Prefect server" in out
         assert "PREFECT_API_URL" in out
     status = subprocess.run(
-        [CAPPLAN, "plans", "show", plan_id, "--json"], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=120).stdout
+        [CAPPLAN, "plans", "show", plan_id, "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert '"status": "proposed"' in status
 
 

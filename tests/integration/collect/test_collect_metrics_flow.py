@@ -34,13 +34,24 @@ def test_collect_writes_each_interval_once_and_isolates_a_bad_source(
 ):
     monkeypatch.setenv("CAPPLAN_REDIS_URL", REDIS)
     get_settings.cache_clear()
-    policies = {"policies": [
-        {"name": "good", "queue": queue_name, "target": {"name": "w"},
-         "slo": {"wait_p95_seconds": 30}, "source": {"kind": "list", "redis_url": REDIS}},
-        {"name": "broken", "queue": "elsewhere", "target": {"name": "w2"},
-         "slo": {"wait_p95_seconds": 30},
-         "source": {"kind": "list", "redis_url": "redis://127.0.0.1:1/0"}},
-    ]}
+    policies = {
+        "policies": [
+            {
+                "name": "good",
+                "queue": queue_name,
+                "target": {"name": "w"},
+                "slo": {"wait_p95_seconds": 30},
+                "source": {"kind": "list", "redis_url": REDIS},
+            },
+            {
+                "name": "broken",
+                "queue": "elsewhere",
+                "target": {"name": "w2"},
+                "slo": {"wait_p95_seconds": 30},
+                "source": {"kind": "list", "redis_url": "redis://127.0.0.1:1/0"},
+            },
+        ]
+    }
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(policies))
     r = Redis.from_url(REDIS)

@@ -19,8 +19,15 @@ REDIS = metrics_redis_url()  # database 7, or this xdist worker's own
 
 
 def _row(queue: str, at: datetime) -> dict:
-    return {"queue_name": queue, "recorded_at": at, "arrival_rate": 1.0, "service_rate": 1.0,
-            "backlog": 0.0, "workers": 1.0, "extra": {}}
+    return {
+        "queue_name": queue,
+        "recorded_at": at,
+        "arrival_rate": 1.0,
+        "service_rate": 1.0,
+        "backlog": 0.0,
+        "workers": 1.0,
+        "extra": {},
+    }
 
 
 @pytest.mark.parametrize("days_env, kept_days", [(None, 35.0), ("10", 10.0)])
@@ -40,9 +47,21 @@ def test_collect_prunes_rows_older_than_the_retention_horizon(
     store = plan_store()
     assert store.record_metrics([_row(queue, now - timedelta(days=d)) for d in ages_days]) == 6
     path = tmp_path / "p.yaml"
-    path.write_text(yaml.safe_dump({"policies": [
-        {"name": "r", "queue": queue, "target": {"name": "w"}, "slo": {"wait_p95_seconds": 30},
-         "source": {"kind": "list", "redis_url": REDIS}}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "policies": [
+                    {
+                        "name": "r",
+                        "queue": queue,
+                        "target": {"name": "w"},
+                        "slo": {"wait_p95_seconds": 30},
+                        "source": {"kind": "list", "redis_url": REDIS},
+                    }
+                ]
+            }
+        )
+    )
 
     from flows.collect_metrics import collect_metrics
 

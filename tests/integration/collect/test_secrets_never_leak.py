@@ -28,9 +28,23 @@ PLANTED = f"planted-{uuid.uuid4().hex}"
 def locked_redis() -> Iterator[str]:
     """A private redis-server that refuses clients without the planted password."""
     port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--requirepass", PLANTED],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            PLANTED,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def up() -> bool:
         try:
@@ -64,12 +78,27 @@ def test_a_planted_password_is_in_no_store_row_parameter_log_or_artifact(
         instrument.enqueue(r, q, "job-1")
         instrument.heartbeat(r, q, "w1")
     common = {"slo": {"wait_p95_seconds": 30}, "mode": "advisory"}
-    doc = {"policies": [
-        {"name": "by-env", "queue": queues[0], "target": {"name": "w1"}, **common,
-         "source": {"kind": "list", "redis_url_ref": "env:CAPPLAN_TEST_LOCKED_REDIS"}},
-        {"name": "by-block", "queue": queues[1], "target": {"name": "w2"}, **common,
-         "source": {"kind": "list", "redis_url_ref": "prefect-secret:capplan-test-locked-redis"}},
-    ]}
+    doc = {
+        "policies": [
+            {
+                "name": "by-env",
+                "queue": queues[0],
+                "target": {"name": "w1"},
+                **common,
+                "source": {"kind": "list", "redis_url_ref": "env:CAPPLAN_TEST_LOCKED_REDIS"},
+            },
+            {
+                "name": "by-block",
+                "queue": queues[1],
+                "target": {"name": "w2"},
+                **common,
+                "source": {
+                    "kind": "list",
+                    "redis_url_ref": "prefect-secret:capplan-test-locked-redis",
+                },
+            },
+        ]
+    }
     path = tmp_path / "policies.yaml"
     path.write_text(yaml.safe_dump(doc))
     from capplan_core.policy import load_policies
@@ -89,20 +118,23 @@ def test_a_planted_password_is_in_no_store_row_parameter_log_or_artifact(
     found: dict[str, int] = {}
     engine = create_engine(capplan_env)
     with engine.connect() as c:
-        tables = [row[0] for row in c.execute(text(
-            "SELECT name FROM sqlite_master WHERE type='table'"))]
+        tables = [
+            row[0] for row in c.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))
+        ]
         dump = "\n".join(repr(list(c.execute(text(f'SELECT * FROM "{t}"')))) for t in tables)
     found["store"] = dump.count(PLANTED)
-    assert "by-block" in dump and queues[0] in dump          # the search sees the data
+    assert "by-block" in dump and queues[0] in dump  # the search sees the data
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(limit=200)
-        found["parameters"] = sum(json.dumps(run.parameters, default=str).count(PLANTED)
-                                  for run in runs)
+        found["parameters"] = sum(
+            json.dumps(run.parameters, default=str).count(PLANTED) for run in runs
+        )
         logs = client.read_logs(limit=200)
         found["logs"] = sum(log.message.count(PLANTED) for log in logs)
         artifacts = client.read_artifacts(limit=200)
-        found["artifacts"] = sum(json.dumps([a.data, a.description], default=str)
-                                 .count(PLANTED) for a in artifacts)
+        found["artifacts"] = sum(
+            json.dumps([a.data, a.description], default=str).count(PLANTED) for a in artifacts
+        )
     assert runs and logs and artifacts
     assert found == {"store": 0, "parameters": 0, "logs": 0, "artifacts": 0}
     # the settings never print the cache URL either

@@ -14,8 +14,9 @@ def k8s() -> Iterator[K8sApiDouble]:
     double.add_deployment("workers", "email-worker", replicas=2)
     double.add_deployment("batch", "report-worker", replicas=1)
     double.add_deployment("workers", "thumbnail-worker", replicas=3)
-    double.add_scaledobject("workers", "thumbnail-so", "thumbnail-worker",
-                            min_replicas=3, max_replicas=40)
+    double.add_scaledobject(
+        "workers", "thumbnail-so", "thumbnail-worker", min_replicas=3, max_replicas=40
+    )
     double.start()
     yield double
     double.stop()

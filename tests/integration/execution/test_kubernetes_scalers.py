@@ -27,8 +27,9 @@ FAST = (1.0, 2.0)
 
 
 def deployment_scaler(k8s: K8sApiDouble, **kw: object) -> KubernetesDeploymentScaler:
-    return KubernetesDeploymentScaler(k8s.api_client(), request_timeout_s=FAST,
-                                      poll_interval_s=0.01, **kw)  # type: ignore[arg-type]
+    return KubernetesDeploymentScaler(
+        k8s.api_client(), request_timeout_s=FAST, poll_interval_s=0.01, **kw
+    )  # type: ignore[arg-type]
 
 
 def keda_scaler(k8s: K8sApiDouble) -> KedaScaledObjectScaler:
@@ -227,8 +228,9 @@ def test_keda_wait_ready_needs_a_deployment_target(k8s: K8sApiDouble) -> None:
 
 
 def test_build_scaler_routes_by_target_kind(k8s: K8sApiDouble) -> None:
-    scaler = build_scaler("kubernetes", api_client=k8s.api_client(), request_timeout_s=FAST,
-                          poll_interval_s=0.01)
+    scaler = build_scaler(
+        "kubernetes", api_client=k8s.api_client(), request_timeout_s=FAST, poll_interval_s=0.01
+    )
     assert isinstance(scaler, KubernetesScaler)
     scaler.set_replicas(EMAIL, 4)
     scaler.set_replicas(THUMB_SO, 5)
@@ -256,7 +258,8 @@ def test_build_scaler_from_a_kubeconfig_file(k8s: K8sApiDouble, tmp_path: Path) 
         "apiVersion: v1\nkind: Config\ncurrent-context: double\n"
         f"clusters: [{{name: double, cluster: {{server: '{k8s.url}'}}}}]\n"
         "users: [{name: capplan, user: {token: test-token}}]\n"
-        "contexts: [{name: double, context: {cluster: double, user: capplan}}]\n")
+        "contexts: [{name: double, context: {cluster: double, user: capplan}}]\n"
+    )
     scaler = build_scaler("deployment", str(kubeconfig), "double", request_timeout_s=FAST)
     assert scaler.get_replicas(EMAIL) == 2
     assert k8s.requests[-1].authorization == "Bearer test-token"
@@ -270,9 +273,10 @@ def test_bad_kubeconfig_is_a_config_error_on_first_use(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("target", [EMAIL, THUMB_SO])
-def test_the_patch_carries_the_version_the_read_returned(k8s: K8sApiDouble,
-                                                         target: TargetSpec) -> None:
-    scaler = (deployment_scaler(k8s) if target.kind == "deployment" else keda_scaler(k8s))
+def test_the_patch_carries_the_version_the_read_returned(
+    k8s: K8sApiDouble, target: TargetSpec
+) -> None:
+    scaler = deployment_scaler(k8s) if target.kind == "deployment" else keda_scaler(k8s)
     live = scaler.read(target)
     assert live.version is not None
     writes = len(k8s.writes())
@@ -288,33 +292,44 @@ def test_the_patch_carries_the_version_the_read_returned(k8s: K8sApiDouble,
 
 
 def _hybrid_policy(strategy: str) -> ScalingPolicy:
-    return ScalingPolicy.model_validate({
-        "name": "thumbs", "queue": "thumbnails",
-        "target": {"kind": "scaledobject", "namespace": "workers", "name": "thumbnail-so"},
-        "slo": {"wait_p95_seconds": 30}, "scaling": {"max_workers": 40, "strategy": strategy}})
+    return ScalingPolicy.model_validate(
+        {
+            "name": "thumbs",
+            "queue": "thumbnails",
+            "target": {"kind": "scaledobject", "namespace": "workers", "name": "thumbnail-so"},
+            "slo": {"wait_p95_seconds": 30},
+            "scaling": {"max_workers": 40, "strategy": strategy},
+        }
+    )
 
 
 def _with_rate_trigger(k8s: K8sApiDouble) -> None:
     with k8s._lock:
         k8s.scaledobjects[("workers", "thumbnail-so")]["spec"]["triggers"].append(
-            {"type": "prometheus", "name": "capplan-rate",
-             "metadata": {"query": "sum(rate(jobs_enqueued_total[1m]))", "threshold": "1"}})
+            {
+                "type": "prometheus",
+                "name": "capplan-rate",
+                "metadata": {"query": "sum(rate(jobs_enqueued_total[1m]))", "threshold": "1"},
+            }
+        )
 
 
-def test_keda_hybrid_moves_the_floor_and_the_rate_target_in_one_patch(
-        k8s: K8sApiDouble) -> None:
+def test_keda_hybrid_moves_the_floor_and_the_rate_target_in_one_patch(k8s: K8sApiDouble) -> None:
     _with_rate_trigger(k8s)
     targets = HybridRateTarget()
     targets.observe(_hybrid_policy("hybrid"), mean_service_s=2.0)
-    scaler = KedaScaledObjectScaler(k8s.api_client(), request_timeout_s=FAST,
-                                    poll_interval_s=0.01, trigger_target=targets)
+    scaler = KedaScaledObjectScaler(
+        k8s.api_client(), request_timeout_s=FAST, poll_interval_s=0.01, trigger_target=targets
+    )
     outcome = scaler.set_replicas(THUMB_SO, 12)
     assert outcome.changed and outcome.to_replicas == 12
     (patch,) = k8s.writes()
     assert patch.body["spec"]["minReplicaCount"] == 12
     redis, rate = patch.body["spec"]["triggers"]
-    assert redis == {"type": "redis", "metadata": {"listName": "thumbnail-so",
-                                                   "listLength": "10"}}  # untouched
+    assert redis == {
+        "type": "redis",
+        "metadata": {"listName": "thumbnail-so", "listLength": "10"},
+    }  # untouched
     # 12 workers of 2-s jobs carry 5.90 jobs/s within p95 wait <= 30 s: 0.492 per replica
     per_replica = float(rate["metadata"]["threshold"])
     expected = capacity_at_slo(12, 2.0, slo_terms_from_policy(_hybrid_policy("hybrid"), 0)) / 12
@@ -337,8 +352,9 @@ def test_keda_predictive_policy_moves_the_floor_only(k8s: K8sApiDouble) -> None:
     _with_rate_trigger(k8s)
     targets = HybridRateTarget()
     targets.observe(_hybrid_policy("predictive"), mean_service_s=2.0)
-    scaler = KedaScaledObjectScaler(k8s.api_client(), request_timeout_s=FAST,
-                                    poll_interval_s=0.01, trigger_target=targets)
+    scaler = KedaScaledObjectScaler(
+        k8s.api_client(), request_timeout_s=FAST, poll_interval_s=0.01, trigger_target=targets
+    )
     scaler.set_replicas(THUMB_SO, 9)
     (patch,) = k8s.writes()
     assert patch.body["spec"] == {"minReplicaCount": 9}
@@ -347,8 +363,9 @@ def test_keda_predictive_policy_moves_the_floor_only(k8s: K8sApiDouble) -> None:
 def test_keda_hybrid_without_a_named_rate_trigger_is_invalid(k8s: K8sApiDouble) -> None:
     targets = HybridRateTarget()
     targets.observe(_hybrid_policy("hybrid"), mean_service_s=2.0)
-    scaler = KedaScaledObjectScaler(k8s.api_client(), request_timeout_s=FAST,
-                                    poll_interval_s=0.01, trigger_target=targets)
+    scaler = KedaScaledObjectScaler(
+        k8s.api_client(), request_timeout_s=FAST, poll_interval_s=0.01, trigger_target=targets
+    )
     with pytest.raises(ScalerError) as info:
         scaler.set_replicas(THUMB_SO, 9)
     assert info.value.kind == "invalid" and "capplan-rate" in str(info.value)
@@ -356,7 +373,8 @@ def test_keda_hybrid_without_a_named_rate_trigger_is_invalid(k8s: K8sApiDouble) 
 
 
 def test_a_step_of_a_hybrid_plan_carries_the_rate_target_through_the_factory(
-        k8s: K8sApiDouble) -> None:
+    k8s: K8sApiDouble,
+) -> None:
     """What apply-step builds: the plan's stored pool state and policy version give the
     trigger target; the scaler from the factory patches the floor and the target together."""
     from capplan_adapters.scalers.factory import build_scaler
@@ -366,12 +384,17 @@ def test_a_step_of_a_hybrid_plan_carries_the_rate_target_through_the_factory(
     state = {"mean_service_s": 2.0, "service_scv": 1.0, "current_workers": 4}
     assert plan_trigger_target(_hybrid_policy("predictive"), state) is None
     assert plan_trigger_target(_hybrid_policy("hybrid"), {"mean_service_s": None}) is None
-    scaler = build_scaler("keda", api_client=k8s.api_client(), request_timeout_s=FAST,
-                          poll_interval_s=0.01,
-                          trigger_target=plan_trigger_target(_hybrid_policy("hybrid"), state))
+    scaler = build_scaler(
+        "keda",
+        api_client=k8s.api_client(),
+        request_timeout_s=FAST,
+        poll_interval_s=0.01,
+        trigger_target=plan_trigger_target(_hybrid_policy("hybrid"), state),
+    )
     scaler.set_replicas(THUMB_SO, 12)
     (patch,) = k8s.writes()
     expected = capacity_at_slo(12, 2.0, slo_terms_from_policy(_hybrid_policy("hybrid"), 0)) / 12
     assert patch.body["spec"]["minReplicaCount"] == 12
-    assert float(patch.body["spec"]["triggers"][1]["metadata"]["threshold"]) == \
-        pytest.approx(expected, rel=1e-5)
+    assert float(patch.body["spec"]["triggers"][1]["metadata"]["threshold"]) == pytest.approx(
+        expected, rel=1e-5
+    )

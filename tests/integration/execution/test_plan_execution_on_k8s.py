@@ -22,12 +22,20 @@ T0 = datetime.now(UTC) - timedelta(minutes=5)
 @pytest.fixture
 def cluster(k8s: K8sApiDouble, capplan_env, tmp_path, monkeypatch) -> K8sApiDouble:
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "double",
-        "clusters": [{"name": "double", "cluster": {"server": k8s.url}}],
-        "users": [{"name": "capplan", "user": {"token": "test-token"}}],
-        "contexts": [{"name": "double", "context": {"cluster": "double", "user": "capplan"}}],
-    }))
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "double",
+                "clusters": [{"name": "double", "cluster": {"server": k8s.url}}],
+                "users": [{"name": "capplan", "user": {"token": "test-token"}}],
+                "contexts": [
+                    {"name": "double", "context": {"cluster": "double", "user": "capplan"}}
+                ],
+            }
+        )
+    )
     monkeypatch.setenv("CAPPLAN_SCALER", "kubernetes")
     monkeypatch.setenv("CAPPLAN_KUBECONFIG", str(kubeconfig))
     get_settings.cache_clear()
@@ -37,19 +45,39 @@ def cluster(k8s: K8sApiDouble, capplan_env, tmp_path, monkeypatch) -> K8sApiDoub
 
 def _approved_plan(decision: str | None = "approve", cooldown_s: float = 0) -> int:
     store = plan_store()
-    policy = parse_policies({"policies": [{
-        "name": "emails", "queue": "emails", "mode": "manual",
-        "target": {"namespace": "workers", "name": "email-worker"},
-        "slo": {"wait_p95_seconds": 30},
-        "scaling": {"max_workers": 50, "max_step": 10, "cooldown_seconds": cooldown_s}}]})[0]
+    policy = parse_policies(
+        {
+            "policies": [
+                {
+                    "name": "emails",
+                    "queue": "emails",
+                    "mode": "manual",
+                    "target": {"namespace": "workers", "name": "email-worker"},
+                    "slo": {"wait_p95_seconds": 30},
+                    "scaling": {"max_workers": 50, "max_step": 10, "cooldown_seconds": cooldown_s},
+                }
+            ]
+        }
+    )[0]
     store.apply_policies([policy], actor="test")
-    pid = store.create_plan(PlanDraft(
-        policy_name="emails", queue="emails", mode="manual", current_workers=10,
-        target_workers=18, confidence=0.95, slo_achievable=True, as_of=T0,
-        steps=[StepDraft(T0, 10, 14, "ramp"), StepDraft(T0 + timedelta(minutes=1), 14, 18,
-                                                          "peak"),
-               StepDraft(T0 + timedelta(minutes=2), 18, 12, "after peak")],
-        details={"policy": "emails"}))
+    pid = store.create_plan(
+        PlanDraft(
+            policy_name="emails",
+            queue="emails",
+            mode="manual",
+            current_workers=10,
+            target_workers=18,
+            confidence=0.95,
+            slo_achievable=True,
+            as_of=T0,
+            steps=[
+                StepDraft(T0, 10, 14, "ramp"),
+                StepDraft(T0 + timedelta(minutes=1), 14, 18, "peak"),
+                StepDraft(T0 + timedelta(minutes=2), 18, 12, "after peak"),
+            ],
+            details={"policy": "emails"},
+        )
+    )
     if decision == "approve":
         store.transition(pid, PlanStatus.APPROVED, actor="alice")
     elif decision == "reject":
@@ -59,9 +87,7 @@ def _approved_plan(decision: str | None = "approve", cooldown_s: float = 0) -> i
     return pid
 
 
-def test_approve_patches_first_step_then_apply_step_runs_apply_the_rest(
-    prefect_server, cluster
-):
+def test_approve_patches_first_step_then_apply_step_runs_apply_the_rest(prefect_server, cluster):
     from flows.apply_step import apply_step_flow
     from tasks.execute import execute_plan
 
@@ -83,8 +109,9 @@ def test_approve_patches_first_step_then_apply_step_runs_apply_the_rest(
     again = apply_step_flow(plan_id=pid, step_id=steps[1].id)
     assert again["outcome"] == "already-applied"
     assert len(cluster.writes()) == writes
-    patched = [a.details["outcome"]["to_replicas"] for a in store.audit_events(
-        plan_id=pid, action="scale")]
+    patched = [
+        a.details["outcome"]["to_replicas"] for a in store.audit_events(plan_id=pid, action="scale")
+    ]
     assert patched == [14, 18, 12]
 
 
@@ -162,12 +189,15 @@ def test_forbidden_fails_the_plan_and_unreachable_defers_both_change_nothing(
     failed = store.audit_events(plan_id=pid, action="scale_failed")
     assert failed and failed[-1].details["kind"] == fault
     assert emitted == ([("failed", pid)] if fault == "forbidden" else [])
-    if fault == "forbidden":   # permanent: the step and its plan fail, the rest is cancelled
+    if fault == "forbidden":  # permanent: the step and its plan fail, the rest is cancelled
         assert plan.status == PlanStatus.FAILED
-        assert [s.status for s in plan.steps] == [StepStatus.APPLIED, StepStatus.FAILED,
-                                                  StepStatus.CANCELLED]
+        assert [s.status for s in plan.steps] == [
+            StepStatus.APPLIED,
+            StepStatus.FAILED,
+            StepStatus.CANCELLED,
+        ]
         assert cluster.replicas("workers", "email-worker") == 14
-    else:                      # transient: released for a later run
+    else:  # transient: released for a later run
         assert plan.status == PlanStatus.APPROVED
         assert plan.steps[1].status == StepStatus.PENDING
 
@@ -185,8 +215,9 @@ def test_later_steps_become_scheduled_apply_step_runs_at_their_times(prefect_ser
     with store._session.begin() as s:  # move the later steps into the future
         from capplan_adapters.store.models import ScalingStepRow
 
-        for i, st in enumerate(s.query(ScalingStepRow).filter_by(plan_id=pid)
-                               .order_by(ScalingStepRow.seq)):
+        for i, st in enumerate(
+            s.query(ScalingStepRow).filter_by(plan_id=pid).order_by(ScalingStepRow.seq)
+        ):
             if i:
                 st.execute_at = future + timedelta(minutes=i)
     report = execute_plan("emails", pid)

@@ -31,8 +31,14 @@ LEASE_S = 0.5
 FAST_RETRY = RetryPolicy(attempts=4, backoff_s=0.05)
 #: (connect, read) seconds: a delayed answer is a client time-out
 CLIENT_TIMEOUT_S = (1.0, 0.6)
-OUTCOME_ACTIONS = {"step_applied", "step_noop", "step_refused", "step_failed", "step_expired",
-                   "step_cancelled"}
+OUTCOME_ACTIONS = {
+    "step_applied",
+    "step_noop",
+    "step_refused",
+    "step_failed",
+    "step_expired",
+    "step_cancelled",
+}
 REPORT = Path(os.environ.get("CAPPLAN_FAULT_REPORT", "/tmp/capplan-fault-report.jsonl"))
 
 
@@ -41,44 +47,72 @@ def scaler(url: str) -> KubernetesDeploymentScaler:
 
     cfg = Configuration(host=url)
     cfg.retries = 0
-    return KubernetesDeploymentScaler(api_client=ApiClient(cfg),
-                                      request_timeout_s=CLIENT_TIMEOUT_S)
+    return KubernetesDeploymentScaler(api_client=ApiClient(cfg), request_timeout_s=CLIENT_TIMEOUT_S)
 
 
-def make_plan(store: PlanRepository, double: K8sApiDouble, name: str,
-              moves: list[tuple[int, int]], *, cooldown_s: float = 0) -> int:
+def make_plan(
+    store: PlanRepository,
+    double: K8sApiDouble,
+    name: str,
+    moves: list[tuple[int, int]],
+    *,
+    cooldown_s: float = 0,
+) -> int:
     """An approved plan for queue ``name`` scaling Deployment ``faults/name``; every step due."""
     double.add_deployment(NAMESPACE, name, replicas=moves[0][0])
-    policy = ScalingPolicy.model_validate({
-        "name": name, "queue": name, "mode": "manual",
-        "target": {"kind": "deployment", "namespace": NAMESPACE, "name": name},
-        "slo": {"wait_p95_seconds": 30},
-        "scaling": {"min_workers": 1, "max_workers": 100, "max_step": 10,
-                    "cooldown_seconds": cooldown_s}})
+    policy = ScalingPolicy.model_validate(
+        {
+            "name": name,
+            "queue": name,
+            "mode": "manual",
+            "target": {"kind": "deployment", "namespace": NAMESPACE, "name": name},
+            "slo": {"wait_p95_seconds": 30},
+            "scaling": {
+                "min_workers": 1,
+                "max_workers": 100,
+                "max_step": 10,
+                "cooldown_seconds": cooldown_s,
+            },
+        }
+    )
     store.apply_policies([policy], actor="test")
     now = datetime.now(UTC)
-    pid = store.create_plan(PlanDraft(
-        policy_name=name, queue=name, mode="manual", current_workers=moves[0][0],
-        target_workers=moves[-1][1], confidence=0.9, slo_achievable=True,
-        as_of=now - timedelta(minutes=1), expires_at=now + timedelta(hours=1),
-        steps=[StepDraft(now - timedelta(seconds=30 - i), a, b, f"step {i}")
-               for i, (a, b) in enumerate(moves)],
-        details={"policy": name}))
+    pid = store.create_plan(
+        PlanDraft(
+            policy_name=name,
+            queue=name,
+            mode="manual",
+            current_workers=moves[0][0],
+            target_workers=moves[-1][1],
+            confidence=0.9,
+            slo_achievable=True,
+            as_of=now - timedelta(minutes=1),
+            expires_at=now + timedelta(hours=1),
+            steps=[
+                StepDraft(now - timedelta(seconds=30 - i), a, b, f"step {i}")
+                for i, (a, b) in enumerate(moves)
+            ],
+            details={"policy": name},
+        )
+    )
     store.transition(pid, PlanStatus.APPROVED, actor="faults")
     return pid
 
 
-def run_due(store: PlanRepository, url: str, run_id: str, *,
-            hook_at: str | None = None) -> list[dict[str, Any]]:
+def run_due(
+    store: PlanRepository, url: str, run_id: str, *, hook_at: str | None = None
+) -> list[dict[str, Any]]:
     """One apply-due run, as ``capplan plans apply-due`` does it, against the double."""
     k8s = scaler(url)
-    run = DueRun(run_id=run_id, actor=run_id, lease_s=LEASE_S, retry=FAST_RETRY,
-                 hook=self_kill_hook(hook_at))
+    run = DueRun(
+        run_id=run_id, actor=run_id, lease_s=LEASE_S, retry=FAST_RETRY, hook=self_kill_hook(hook_at)
+    )
     return apply_due(store, lambda _p, _s: k8s, run=run)
 
 
-def _forked_run(db_url: str, k8s_url: str, run_id: str, kill_at: str | None,
-                barrier: Any, out_path: str) -> None:
+def _forked_run(
+    db_url: str, k8s_url: str, run_id: str, kill_at: str | None, barrier: Any, out_path: str
+) -> None:
     """Body of a forked apply-due process: its own engine and client, optionally killing
     itself (SIGKILL) at a hook point; writes its outcomes to ``out_path`` as JSON."""
     store = PlanStore(make_engine(db_url))  # already migrated by the test
@@ -113,8 +147,7 @@ def _zygote(conn: Any) -> None:
         codes = []
         for pid in pids:
             _, status = os.waitpid(pid, 0)
-            codes.append(-os.WTERMSIG(status) if os.WIFSIGNALED(status)
-                         else os.WEXITSTATUS(status))
+            codes.append(-os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
         conn.send(codes)
 
 
@@ -127,8 +160,9 @@ class Forker:
         self._proc = ctx.Process(target=_zygote, args=(child,), daemon=True)
         self._proc.start()
 
-    def run(self, batch: list[tuple[str, str, str, str | None, str]],
-            timeout_s: float = 300) -> list[int]:
+    def run(
+        self, batch: list[tuple[str, str, str, str | None, str]], timeout_s: float = 300
+    ) -> list[int]:
         """Fork one process per ``(db_url, k8s_url, run_id, kill_at, out_path)``, all started
         together; return their exit codes (``-9``: killed by SIGKILL)."""
         self._conn.send(batch)
@@ -159,18 +193,32 @@ class Tally:
 
     def record(self) -> dict[str, Any]:
         self.seconds = round(time.monotonic() - self.started, 1)
-        row = {"case": self.case, "repetitions": self.repetitions, "steps": self.steps,
-               "cluster_writes": self.writes, "double_applied": self.double_applied,
-               "lost": self.lost, "audit_gaps": self.audit_gaps,
-               "final_statuses": dict(self.outcomes), "seconds": self.seconds}
+        row = {
+            "case": self.case,
+            "repetitions": self.repetitions,
+            "steps": self.steps,
+            "cluster_writes": self.writes,
+            "double_applied": self.double_applied,
+            "lost": self.lost,
+            "audit_gaps": self.audit_gaps,
+            "final_statuses": dict(self.outcomes),
+            "seconds": self.seconds,
+        }
         print("FAULTS " + json.dumps(row))
         with REPORT.open("a") as f:
             f.write(json.dumps(row) + "\n")
         return row
 
 
-def check_history(store: PlanRepository, double: K8sApiDouble, pid: int, name: str,
-                  tally: Tally, *, expect_applied: int) -> list[str]:
+def check_history(
+    store: PlanRepository,
+    double: K8sApiDouble,
+    pid: int,
+    name: str,
+    tally: Tally,
+    *,
+    expect_applied: int,
+) -> list[str]:
     """Invariants over one plan's whole history; returns the final step statuses.
 
     * each step reaches the cluster at most once (changes ``from -> to`` in the double);
@@ -194,7 +242,8 @@ def check_history(store: PlanRepository, double: K8sApiDouble, pid: int, name: s
         mine = [e.action for e in events if e.details.get("step_id") == st.id]
         outcomes = sum(a in OUTCOME_ACTIONS for a in mine)
         if ("step_applying" in mine and outcomes != 1) or (
-                st.status in OUTCOME_ACTIONS_STATUS and outcomes != 1):
+            st.status in OUTCOME_ACTIONS_STATUS and outcomes != 1
+        ):
             tally.audit_gaps += 1
         if st.seq < expect_applied and st.status != StepStatus.APPLIED:
             tally.lost += 1

@@ -20,8 +20,7 @@ import pytest
 
 from tests.service_helpers import PrefectServerProcess, free_port, scratch_database
 
-PG_VERSION = sorted(os.listdir("/etc/postgresql"))[-1] if os.path.isdir("/etc/postgresql") \
-    else "15"
+PG_VERSION = sorted(os.listdir("/etc/postgresql"))[-1] if os.path.isdir("/etc/postgresql") else "15"
 PG_CLUSTER = "capplanfaults"
 PG_PORT = 5439
 PG_ADMIN = f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/postgres"
@@ -46,12 +45,23 @@ def _pg(*args: str) -> subprocess.CompletedProcess[str]:
 def ensure_pg_cluster() -> None:
     """Create (once) and start the private cluster; idempotent."""
     if shutil.which("pg_createcluster") is None:
-        pytest.fail("pg_createcluster is missing: the restart tests need PostgreSQL's "
-                    "postgresql-common tools", pytrace=False)
+        pytest.fail(
+            "pg_createcluster is missing: the restart tests need PostgreSQL's "
+            "postgresql-common tools",
+            pytrace=False,
+        )
     listed = _pg("pg_lsclusters", "-h").stdout
     if not any(line.split()[:2] == [PG_VERSION, PG_CLUSTER] for line in listed.splitlines()):
-        made = _pg("pg_createcluster", PG_VERSION, PG_CLUSTER, "--port", str(PG_PORT), "--",
-                   "--auth-local=trust", "--auth-host=trust")
+        made = _pg(
+            "pg_createcluster",
+            PG_VERSION,
+            PG_CLUSTER,
+            "--port",
+            str(PG_PORT),
+            "--",
+            "--auth-local=trust",
+            "--auth-host=trust",
+        )
         if made.returncode != 0:
             pytest.fail(f"pg_createcluster failed: {made.stderr}", pytrace=False)
     status = _pg("pg_ctlcluster", PG_VERSION, PG_CLUSTER, "status")
@@ -96,8 +106,20 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_port(self.port)
 
     def stop(self) -> None:

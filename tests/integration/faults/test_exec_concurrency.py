@@ -57,8 +57,9 @@ def test_ten_threads_write_each_due_step_exactly_once(store, double) -> None:
         statuses = check_history(store, double, pid, name, tally, expect_applied=3)
         assert statuses == [StepStatus.APPLIED] * 3, results
         assert double.replicas(NAMESPACE, name) == 12
-        applied = [r for run in results for r in run
-                   if r["plan_id"] == pid and r["outcome"] == "applied"]
+        applied = [
+            r for run in results for r in run if r["plan_id"] == pid and r["outcome"] == "applied"
+        ]
         assert len(applied) == 3  # exactly one run reports each step applied
     row = tally.record()
     assert (row["double_applied"], row["lost"], row["audit_gaps"]) == (0, 0, 0)
@@ -82,20 +83,24 @@ def test_cooldown_holds_across_ten_concurrent_runs(store, double) -> None:
     assert row["cluster_writes"] == COOLDOWN_REPETITIONS
 
 
-def test_ten_processes_write_each_due_step_exactly_once(store, double, pg_url, forker,
-                                                         tmp_path) -> None:
+def test_ten_processes_write_each_due_step_exactly_once(
+    store, double, pg_url, forker, tmp_path
+) -> None:
     tally = Tally("10 concurrent apply-due runs (processes)")
     for rep in range(PROCESS_REPETITIONS):
         name = f"proc-{rep}"
         pid = make_plan(store, double, name, MOVES)
-        batch = [(pg_url, double.url, f"{name}-p{i}", None, str(tmp_path / f"{name}-{i}.json"))
-                 for i in range(RUNS)]
+        batch = [
+            (pg_url, double.url, f"{name}-p{i}", None, str(tmp_path / f"{name}-{i}.json"))
+            for i in range(RUNS)
+        ]
         assert forker.run(batch) == [0] * RUNS
         outs = [json.loads(Path(b[4]).read_text()) for b in batch]
         statuses = check_history(store, double, pid, name, tally, expect_applied=3)
         assert statuses == [StepStatus.APPLIED] * 3, outs
-        applied = [r for run in outs for r in run
-                   if r["plan_id"] == pid and r["outcome"] == "applied"]
+        applied = [
+            r for run in outs for r in run if r["plan_id"] == pid and r["outcome"] == "applied"
+        ]
         assert len(applied) == 3
     row = tally.record()
     assert (row["double_applied"], row["lost"], row["audit_gaps"]) == (0, 0, 0)

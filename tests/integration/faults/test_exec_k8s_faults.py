@@ -49,7 +49,7 @@ def test_a_transient_fault_is_read_back_and_written_at_most_once(store, double, 
         assert double.replicas(NAMESPACE, name) == 7
         applied = store.audit_events(plan_id=pid, action="step_applied")[0].details
         assert kind in {f["kind"] for f in applied["faults"]}, applied
-        if "landed" in case:   # read back found the write: not sent again
+        if "landed" in case:  # read back found the write: not sent again
             assert applied["landed_after"] == kind
     row = tally.record()
     assert (row["double_applied"], row["lost"], row["audit_gaps"]) == (0, 0, 0)

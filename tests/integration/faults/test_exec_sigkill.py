@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 @pytest.mark.parametrize("point", ["claimed", "applying", "written"])
 def test_a_killed_run_is_recovered_by_the_next_without_a_double_write(
-        store, double, pg_url, forker, tmp_path, point) -> None:
+    store, double, pg_url, forker, tmp_path, point
+) -> None:
     tally = Tally(f"SIGKILL after '{point}', next run recovers")
     for rep in range(REPETITIONS):
         name = f"kill-{point}-{rep}"
@@ -44,10 +45,9 @@ def test_a_killed_run_is_recovered_by_the_next_without_a_double_write(
         assert forker.run([(pg_url, double.url, f"{name}-dead", point, out)]) == [-9]
         first = store.get_plan(pid).steps[0]
         landed = point == "written"
-        assert first.status == (StepStatus.CLAIMED if point == "claimed"
-                                else StepStatus.APPLYING)
+        assert first.status == (StepStatus.CLAIMED if point == "claimed" else StepStatus.APPLYING)
         assert len(double.changes_of(NAMESPACE, name)) == int(landed)
-        time.sleep(LEASE_S + 0.1)   # the dead run's leases run out
+        time.sleep(LEASE_S + 0.1)  # the dead run's leases run out
         results = run_due(store, double.url, f"{name}-next")
         statuses = check_history(store, double, pid, name, tally, expect_applied=2)
         assert statuses == [StepStatus.APPLIED, StepStatus.APPLIED], results
@@ -62,21 +62,50 @@ def test_a_killed_run_is_recovered_by_the_next_without_a_double_write(
 
 
 def test_the_cli_killed_between_write_and_mark_is_finished_by_the_next_cli_run(
-        store, double, pg_url, tmp_path) -> None:
+    store, double, pg_url, tmp_path
+) -> None:
     name = "kill-cli"
     pid = make_plan(store, double, name, [(2, 4)])
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "double",
-        "clusters": [{"name": "double", "cluster": {"server": double.url}}],
-        "users": [{"name": "capplan", "user": {"token": "t"}}],
-        "contexts": [{"name": "double", "context": {"cluster": "double", "user": "capplan"}}]}))
-    env = {**os.environ, "CAPPLAN_DATABASE_URL": pg_url, "CAPPLAN_SCALER": "kubernetes",
-           "CAPPLAN_KUBECONFIG": str(kubeconfig), "CAPPLAN_DATA_DIR": str(tmp_path)}
-    cmd = [sys.executable, "-m", "capplan_cli.main", "plans", "apply-due", "--json",
-           "--lease-seconds", "1"]
-    dead = subprocess.run(cmd, env={**env, "CAPPLAN_FAULT_KILL_AT": "written"}, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "double",
+                "clusters": [{"name": "double", "cluster": {"server": double.url}}],
+                "users": [{"name": "capplan", "user": {"token": "t"}}],
+                "contexts": [
+                    {"name": "double", "context": {"cluster": "double", "user": "capplan"}}
+                ],
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "CAPPLAN_DATABASE_URL": pg_url,
+        "CAPPLAN_SCALER": "kubernetes",
+        "CAPPLAN_KUBECONFIG": str(kubeconfig),
+        "CAPPLAN_DATA_DIR": str(tmp_path),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "capplan_cli.main",
+        "plans",
+        "apply-due",
+        "--json",
+        "--lease-seconds",
+        "1",
+    ]
+    dead = subprocess.run(
+        cmd,
+        env={**env, "CAPPLAN_FAULT_KILL_AT": "written"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert dead.returncode == -9, dead.stderr
     assert store.get_plan(pid).steps[0].status == StepStatus.APPLYING
     assert len(double.changes_of(NAMESPACE, name)) == 1
@@ -85,7 +114,8 @@ def test_the_cli_killed_between_write_and_mark_is_finished_by_the_next_cli_run(
     assert done.returncode == 0, done.stderr
     rows = [r for r in json.loads(done.stdout) if r["plan_id"] == pid]
     assert [(r["outcome"], set(r)) for r in rows] == [
-        ("applied", {"plan_id", "step_id", "outcome", "reason"})]
+        ("applied", {"plan_id", "step_id", "outcome", "reason"})
+    ]
     assert "not written again" in rows[0]["reason"]
     assert len(double.changes_of(NAMESPACE, name)) == 1
     assert store.get_plan(pid).steps[0].status == StepStatus.APPLIED

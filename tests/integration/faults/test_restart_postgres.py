@@ -40,8 +40,9 @@ RESTARTS_IN_LOOP = 8
 STORE_THEN_APPROVE_REPS = 5
 
 
-def _store_retrying(store: PlanStore, draft: PlanDraft, *, attempts: int = 60,
-                    delay_s: float = 0.25) -> tuple[int, int]:
+def _store_retrying(
+    store: PlanStore, draft: PlanDraft, *, attempts: int = 60, delay_s: float = 0.25
+) -> tuple[int, int]:
     """create_plan retried on connection faults, as the store-plan task's retries do;
     returns (plan id, failed attempts)."""
     for failed in range(attempts):
@@ -56,13 +57,21 @@ def _store_retrying(store: PlanStore, draft: PlanDraft, *, attempts: int = 60,
 
 def _counts(store: PlanStore) -> dict[str, int]:
     with store.session() as s:
-        return {m.__tablename__: int(s.scalar(select(func.count()).select_from(m)) or 0)
-                for m in (CapacityPlanRow, ScalingStepRow, SimulationResultRow,
-                          ForecastPointRow, DataQualityReportRow)}
+        return {
+            m.__tablename__: int(s.scalar(select(func.count()).select_from(m)) or 0)
+            for m in (
+                CapacityPlanRow,
+                ScalingStepRow,
+                SimulationResultRow,
+                ForecastPointRow,
+                DataQualityReportRow,
+            )
+        }
 
 
 def test_restarts_while_storing_plans_leave_no_half_stored_or_duplicate_plan(
-        private_pg_url: str) -> None:  # noqa: F811
+    private_pg_url: str,  # noqa: F811
+) -> None:
     open_store.cache_clear()
     store = open_store(private_pg_url)
     store.apply_policies([POLICY], actor="test")
@@ -96,8 +105,13 @@ def test_restarts_while_storing_plans_leave_no_half_stored_or_duplicate_plan(
 
     n = len(stored)
     counts = _counts(store)
-    assert counts == {"capacity_plan": n, "scaling_step": 3 * n, "simulation_result": n,
-                      "forecast_point": 4 * n, "data_quality_report": n}, counts
+    assert counts == {
+        "capacity_plan": n,
+        "scaling_step": 3 * n,
+        "simulation_result": n,
+        "forecast_point": 4 * n,
+        "data_quality_report": n,
+    }, counts
     with store.session() as s:
         by_key = dict(s.execute(select(CapacityPlanRow.flow_run_id, CapacityPlanRow.id)).all())
     assert by_key == stored  # one plan per run key, the id each store returned
@@ -105,14 +119,17 @@ def test_restarts_while_storing_plans_leave_no_half_stored_or_duplicate_plan(
         assert len(plan.steps) == 3 and plan.simulation is not None
         assert len(store.forecast_points(plan.id)) == 4
     assert sum(1 for f in faults if f) >= 1, "no store ever saw a restart: the test did not bite"
-    print(f"\nPG restarts mid-store: {RESTARTS_IN_LOOP} restarts "
-          f"({min(restart_s):.1f}-{max(restart_s):.1f} s each), {n} plans stored, "
-          f"{sum(1 for f in faults if f)} stores retried ({sum(faults)} failed attempts), "
-          f"0 half-stored, 0 duplicates, 0 lost")
+    print(
+        f"\nPG restarts mid-store: {RESTARTS_IN_LOOP} restarts "
+        f"({min(restart_s):.1f}-{max(restart_s):.1f} s each), {n} plans stored, "
+        f"{sum(1 for f in faults if f)} stores retried ({sum(faults)} failed attempts), "
+        f"0 half-stored, 0 duplicates, 0 lost"
+    )
 
 
 def test_restart_between_store_and_approval_then_approval_succeeds_first_time(
-        private_pg_url: str) -> None:  # noqa: F811
+    private_pg_url: str,  # noqa: F811
+) -> None:
     open_store.cache_clear()
     store = open_store(private_pg_url)
     store.apply_policies([POLICY], actor="test")
@@ -124,12 +141,15 @@ def test_restart_between_store_and_approval_then_approval_succeeds_first_time(
         assert len(store.audit_events(plan_id=plan_id, action="approved")) == 1
     live = [p for p in store.list_plans(queue="emails") if p.status == PlanStatus.APPROVED]
     assert len(live) == 1
-    print(f"\nPG restart between store and approval: {STORE_THEN_APPROVE_REPS} reps, "
-          "every approval on its first attempt")
+    print(
+        f"\nPG restart between store and approval: {STORE_THEN_APPROVE_REPS} reps, "
+        "every approval on its first attempt"
+    )
 
 
 def test_prefect_database_down_while_paused_then_approval_resumes_and_executes_once(
-        capplan_env: str, tmp_path: Path) -> None:
+    capplan_env: str, tmp_path: Path
+) -> None:
     """Prefect's own PostgreSQL stops while the approve-plan run waits paused: the server
     answers 500 (Prefect's client retries only 429/502/503, and its pause loop died on the
     first one, leaving the plan proposed with nobody waiting on its form, as the restore drill
@@ -181,20 +201,24 @@ def test_prefect_database_down_while_paused_then_approval_resumes_and_executes_o
             with log_path.open("w") as log:
                 proc = subprocess.Popen(
                     [sys.executable, "-c", _PAUSED_RUN, policy.name, recent_demo_metrics()],
-                    env=env, stdout=log, stderr=subprocess.STDOUT)
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
                 store = plan_store()
                 plan = wait_for_paused_plan(store, policy.queue, since=since, timeout_s=600)
                 assert plan is not None and plan.flow_run_id
-                subprocess.run(["pg_ctlcluster", PG_VERSION, PG_CLUSTER, "stop", "-m",
-                                "immediate"], check=True)
+                subprocess.run(
+                    ["pg_ctlcluster", PG_VERSION, PG_CLUSTER, "stop", "-m", "immediate"], check=True
+                )
                 wait_port(PG_PORT, up=False)
-                try:   # the server is up, its database is not: what the paused run sees
-                    code = httpx.get(f"{server.api_url}/flow_runs/{plan.flow_run_id}",
-                                     timeout=30).status_code
+                try:  # the server is up, its database is not: what the paused run sees
+                    code = httpx.get(
+                        f"{server.api_url}/flow_runs/{plan.flow_run_id}", timeout=30
+                    ).status_code
                 finally:
-                    time.sleep(8)        # several of the run's 1 s polls fail
-                    subprocess.run(["pg_ctlcluster", PG_VERSION, PG_CLUSTER, "start"],
-                                   check=True)
+                    time.sleep(8)  # several of the run's 1 s polls fail
+                    subprocess.run(["pg_ctlcluster", PG_VERSION, PG_CLUSTER, "start"], check=True)
                     wait_port(PG_PORT)
                 assert code >= 500
                 assert proc.poll() is None, log_path.read_text()[-3000:]
@@ -204,8 +228,7 @@ def test_prefect_database_down_while_paused_then_approval_resumes_and_executes_o
                 final = client.read_flow_run(UUID(plan.flow_run_id)).state
             outcomes.append((rc, code, final.name if final else None))
             text = log_path.read_text()
-            assert rc == 0 and final is not None and final.is_completed(), (rc, final,
-                                                                           text[-3000:])
+            assert rc == 0 and final is not None and final.is_completed(), (rc, final, text[-3000:])
             assert "waiting on until it answers" in text, text[-3000:]
             assert len(store.audit_events(plan_id=plan.id, action="approved")) == 1
             assert _task_runs(UUID(plan.flow_run_id))["execute"] == 1

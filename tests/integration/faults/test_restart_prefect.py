@@ -70,13 +70,15 @@ def _task_runs(run_id: Any) -> Counter[str]:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
-            any_=[run_id])))
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
     return Counter(r.name.split("-")[0] for r in runs)
 
 
 def test_server_restart_while_suspended_then_approval_resumes_and_executes_once(
-        prefect_home: PrefectServer, capplan_env: str) -> None:
+    prefect_home: PrefectServer, capplan_env: str
+) -> None:
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
@@ -96,9 +98,14 @@ def test_server_restart_while_suspended_then_approval_resumes_and_executes_once(
         try:
             for rep in range(REPS):
                 runner = _runner(f"suspend-{rep}")  # creates the approve-plan deployment
-                planned = asyncio.run(plan_queue(
-                    policy=policy.name, metrics_path=recent_demo_metrics(),
-                    approval="policy", approval_poll_s=1))
+                planned = asyncio.run(
+                    plan_queue(
+                        policy=policy.name,
+                        metrics_path=recent_demo_metrics(),
+                        approval="policy",
+                        approval_poll_s=1,
+                    )
+                )
                 assert planned["status"] == "proposed", planned
                 _runner_pass(runner)  # its approve-plan run, until the suspension ends it
                 store = plan_store()
@@ -109,7 +116,7 @@ def test_server_restart_while_suspended_then_approval_resumes_and_executes_once(
                 assert state is not None and state.name == "Suspended", state
                 assert plan.status == PlanStatus.PROPOSED
 
-                prefect_home.stop()                        # SIGKILL the whole server
+                prefect_home.stop()  # SIGKILL the whole server
                 server_start_s.append(prefect_home.start())  # same port, same database
 
                 decide(store, plan.id, "approve", "erin")
@@ -123,17 +130,20 @@ def test_server_restart_while_suspended_then_approval_resumes_and_executes_once(
                 assert len(store.audit_events(plan_id=plan.id, action="approved")) == 1
                 assert _task_runs(run_id)["execute"] == 1
                 step_outcomes = Counter(
-                    e.details.get("step_id") for e in store.audit_events(plan_id=plan.id)
-                    if e.action.startswith("step_") and e.action not in (
-                        "step_claimed", "step_applying", "step_scheduled"))
+                    e.details.get("step_id")
+                    for e in store.audit_events(plan_id=plan.id)
+                    if e.action.startswith("step_")
+                    and e.action not in ("step_claimed", "step_applying", "step_scheduled")
+                )
                 assert all(n == 1 for n in step_outcomes.values()), step_outcomes
                 assert_applied_only_when_due(store, plan.id)
         finally:
             os.environ.pop("PREFECT_API_URL", None)
-    print(f"\nPrefect server restarted while suspended: {REPS} reps, restart "
-          f"{min(server_start_s):.0f}-{max(server_start_s):.0f} s, each run resumed, "
-          "1 approval, 1 execute task run, each step outcome once")
-
+    print(
+        f"\nPrefect server restarted while suspended: {REPS} reps, restart "
+        f"{min(server_start_s):.0f}-{max(server_start_s):.0f} s, each run resumed, "
+        "1 approval, 1 execute task run, each step outcome once"
+    )
 
 
 PAUSED_REPS = int(os.environ.get("CAPPLAN_FAULT_REPS", "2"))
@@ -149,7 +159,8 @@ sys.exit(1 if join_local_approval_runs(600) else 0)
 
 
 def test_server_restart_while_paused_then_approval_resumes_and_executes_once(
-        prefect_home: PrefectServer, capplan_env: str, tmp_path: Path) -> None:
+    prefect_home: PrefectServer, capplan_env: str, tmp_path: Path
+) -> None:
     """The run waits paused in its own process, polling the server, while the server is
     SIGKILLed and restarted; the approval sent afterwards resumes it and it executes once."""
     import subprocess
@@ -180,11 +191,14 @@ def test_server_restart_while_paused_then_approval_resumes_and_executes_once(
             log = (tmp_path / f"paused-{rep}.log").open("w")
             proc = subprocess.Popen(
                 [sys.executable, "-c", _PAUSED_RUN, policy.name, recent_demo_metrics()],
-                env=env, stdout=log, stderr=subprocess.STDOUT)
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             store = plan_store()
             plan = wait_for_paused_plan(store, policy.queue, since=since, timeout_s=600)
             assert plan is not None and plan.flow_run_id
-            prefect_home.stop()      # the paused process keeps polling a dead server
+            prefect_home.stop()  # the paused process keeps polling a dead server
             prefect_home.start()
             decide(store, plan.id, "approve", "frank")
             rc = proc.wait(timeout=600)
@@ -193,8 +207,10 @@ def test_server_restart_while_paused_then_approval_resumes_and_executes_once(
                 final = client.read_flow_run(UUID(plan.flow_run_id)).state
             outcomes.append((rc, final.name if final else None))
             assert rc == 0 and final is not None and final.is_completed(), (
-                rc, final, (tmp_path / f"paused-{rep}.log").read_text()[-3000:])
+                rc,
+                final,
+                (tmp_path / f"paused-{rep}.log").read_text()[-3000:],
+            )
             assert len(store.audit_events(plan_id=plan.id, action="approved")) == 1
             assert _task_runs(UUID(plan.flow_run_id))["execute"] == 1
     print(f"\nPrefect server restarted while paused: {PAUSED_REPS} reps, outcomes {outcomes}")
-

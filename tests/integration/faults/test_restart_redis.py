@@ -32,8 +32,8 @@ QUEUES = ("emails", "reports")
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 INTERVAL_S = 60.0
 CYCLES = 40
-KILL_MID_COLLECT = {5, 13, 21, 29}   # killed after the poll, before the cache write
-KILL_BETWEEN = {9, 17, 25, 33}       # killed before the cycle's poll
+KILL_MID_COLLECT = {5, 13, 21, 29}  # killed after the poll, before the cache write
+KILL_BETWEEN = {9, 17, 25, 33}  # killed before the cycle's poll
 
 
 def _produce(r: Redis, i: int) -> dict[str, int]:
@@ -71,7 +71,9 @@ class KillAfterPoll:
 
 
 def test_redis_restarts_mid_collect_give_no_negative_rates_and_lose_no_rows(
-        private_redis: PrivateRedis, tmp_path: Path) -> None:  # noqa: F811
+    private_redis: PrivateRedis,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'collect.db'}")
     r = Redis.from_url(private_redis.url, socket_timeout=2, socket_connect_timeout=2)
     for q in QUEUES:
@@ -97,8 +99,9 @@ def test_redis_restarts_mid_collect_give_no_negative_rates_and_lose_no_rows(
             down_until, up = i + 2, False
         if i in KILL_MID_COLLECT:
             source.kill_next, down_until = True, i + 2
-        result = collect_once([source], store.record_metrics, now, previous=cache,
-                              interval_s=INTERVAL_S)
+        result = collect_once(
+            [source], store.record_metrics, now, previous=cache, interval_s=INTERVAL_S
+        )
         results.append(result)
         if up:
             answered.update((q, now) for q in QUEUES)
@@ -109,20 +112,26 @@ def test_redis_restarts_mid_collect_give_no_negative_rates_and_lose_no_rows(
     rows = [m for q in QUEUES for m in store.metrics(q)]
     got = {(m.queue_name, m.recorded_at) for m in rows}
     assert got == answered  # nothing lost beyond the outage, nothing invented during it
-    negatives = [m for m in rows if any(v is not None and v < 0 for v in
-                                        (m.arrival_rate, m.service_rate, m.backlog))]
+    negatives = [
+        m
+        for m in rows
+        if any(v is not None and v < 0 for v in (m.arrival_rate, m.service_rate, m.backlog))
+    ]
     assert negatives == []
     known = [m for m in rows if m.arrival_rate is not None]
     for m in known:  # a known rate is exactly the jobs enqueued in its interval
-        assert m.arrival_rate * INTERVAL_S == pytest.approx(enqueued_in[(m.queue_name,
-                                                                         m.recorded_at)])
+        assert m.arrival_rate * INTERVAL_S == pytest.approx(
+            enqueued_in[(m.queue_name, m.recorded_at)]
+        )
     unknown_after_restart = len(rows) - len(known)
     cache_errors = sum(1 for res in results for e in res.errors if e.source == "cache")
     outage_cycles = CYCLES - len(answered) // len(QUEUES)
     assert unknown_after_restart >= len(QUEUES) * (len(KILL_MID_COLLECT) + len(KILL_BETWEEN))
-    print(f"\nRedis restarts mid-collect: {len(KILL_MID_COLLECT)} mid-collect + "
-          f"{len(KILL_BETWEEN)} between cycles over {CYCLES} cycles x {len(QUEUES)} queues; "
-          f"{len(rows)} rows = every answered cycle, {outage_cycles} outage cycles without "
-          f"rows, {len(known)} known rates all exact, {unknown_after_restart} unknown "
-          f"(first interval after a restart), 0 negative, {cache_errors} cache errors "
-          "reported")
+    print(
+        f"\nRedis restarts mid-collect: {len(KILL_MID_COLLECT)} mid-collect + "
+        f"{len(KILL_BETWEEN)} between cycles over {CYCLES} cycles x {len(QUEUES)} queues; "
+        f"{len(rows)} rows = every answered cycle, {outage_cycles} outage cycles without "
+        f"rows, {len(known)} known rates all exact, {unknown_after_restart} unknown "
+        f"(first interval after a restart), 0 negative, {cache_errors} cache errors "
+        "reported"
+    )

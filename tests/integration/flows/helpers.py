@@ -25,8 +25,7 @@ def recent_demo_metrics() -> str:
         from capplan_core.metrics.transfer import shifted_to_end, write_metrics_frame
 
         out = Path(tempfile.mkdtemp(prefix="capplan-demo-now-")) / "metrics.csv.gz"
-        write_metrics_frame(shifted_to_end(read_metrics_file(DEMO_METRICS),
-                                           datetime.now(UTC)), out)
+        write_metrics_frame(shifted_to_end(read_metrics_file(DEMO_METRICS), datetime.now(UTC)), out)
         _RECENT["path"] = str(out)
     return _RECENT["path"]
 
@@ -49,8 +48,11 @@ class FlowThread:
 
         def run() -> None:
             try:
-                self.box["results"] = asyncio.run(capacity_plan(approval_poll_s=1, **{
-                    "metrics_path": recent_demo_metrics(), **params}))
+                self.box["results"] = asyncio.run(
+                    capacity_plan(
+                        approval_poll_s=1, **{"metrics_path": recent_demo_metrics(), **params}
+                    )
+                )
             except BaseException as err:  # noqa: BLE001 - re-raised in join
                 self.box["error"] = err
 
@@ -78,8 +80,10 @@ class FlowThread:
         from capplan_app.bootstrap import plan_store
 
         store = plan_store()
-        return {r["queue"]: (plan_view(store.get_plan(r["id"])) if r.get("id") else r)
-                for r in self.box["results"]}
+        return {
+            r["queue"]: (plan_view(store.get_plan(r["id"])) if r.get("id") else r)
+            for r in self.box["results"]
+        }
 
 
 def state_names(flow_run_id: str) -> list[str]:
@@ -94,8 +98,10 @@ def plan_events(plan_id: int, *, expect: set[str], timeout_s: float = 30) -> set
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
-    flt = EventFilter(event=EventNameFilter(prefix=["capplan.plan."]),
-                      resource=EventResourceFilter(id=[f"capplan.plan.{plan_id}"]))
+    flt = EventFilter(
+        event=EventNameFilter(prefix=["capplan.plan."]),
+        resource=EventResourceFilter(id=[f"capplan.plan.{plan_id}"]),
+    )
     deadline = time.monotonic() + timeout_s
     names: set[str] = set()
     while time.monotonic() < deadline:

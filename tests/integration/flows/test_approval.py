@@ -34,12 +34,25 @@ def test_cli_approve_resumes_run_second_decision_refused_and_events_emitted(
 ):
     run = FlowThread(policies=["emails"])
     store = plan_store()
-    plan = wait_for_paused_plan(store, "emails", since=run.started, timeout_s=600,
-                                stop=lambda: not run.alive())
+    plan = wait_for_paused_plan(
+        store, "emails", since=run.started, timeout_s=600, stop=lambda: not run.alive()
+    )
     assert plan is not None
-    res = runner.invoke(app, ["plans", "approve", str(plan.id), "--by", "carol",
-                              "--comment", "via cli", "--max-workers", str(plan.current_workers + 1)],
-                        env={"CAPPLAN_APPROVER_KEY": key_for("carol")})
+    res = runner.invoke(
+        app,
+        [
+            "plans",
+            "approve",
+            str(plan.id),
+            "--by",
+            "carol",
+            "--comment",
+            "via cli",
+            "--max-workers",
+            str(plan.current_workers + 1),
+        ],
+        env={"CAPPLAN_APPROVER_KEY": key_for("carol")},
+    )
     assert res.exit_code == 0, res.output
     run.join()
     got = store.get_plan(plan.id)
@@ -49,14 +62,16 @@ def test_cli_approve_resumes_run_second_decision_refused_and_events_emitted(
     for ev in store.audit_events(plan_id=plan.id, action="scale"):
         assert ev.details["to_workers"] <= plan.current_workers + 1
 
-    again = runner.invoke(app, ["plans", "reject", str(plan.id), "--by", "dave"],
-                          env={"CAPPLAN_APPROVER_KEY": key_for("dave")})
+    again = runner.invoke(
+        app,
+        ["plans", "reject", str(plan.id), "--by", "dave"],
+        env={"CAPPLAN_APPROVER_KEY": key_for("dave")},
+    )
     assert again.exit_code == 1
     assert f"plan {plan.id} is already" in again.output and "by carol" in again.output
     assert store.get_plan(plan.id).decided_by == "carol"
 
-    names = plan_events(plan.id, expect={"capplan.plan.awaiting-approval",
-                                         "capplan.plan.approved"})
+    names = plan_events(plan.id, expect={"capplan.plan.awaiting-approval", "capplan.plan.approved"})
     assert {"capplan.plan.awaiting-approval", "capplan.plan.approved"} <= names
 
 

@@ -44,8 +44,9 @@ def test_only_a_listed_distinct_approver_with_their_own_code_decides(
     store = plan_store()
 
     def paused():
-        plan = wait_for_paused_plan(store, "emails", since=run.started, timeout_s=600,
-                                    stop=lambda: not run.alive())
+        plan = wait_for_paused_plan(
+            store, "emails", since=run.started, timeout_s=600, stop=lambda: not run.alive()
+        )
         assert plan is not None
         return plan
 
@@ -60,20 +61,23 @@ def test_only_a_listed_distinct_approver_with_their_own_code_decides(
     for n, (approver, c, why) in enumerate(attempts):
         resume_with_decision(store, plan.id, decision="approve", approver=approver, code=c)
         assert why in _refused(store, plan.id, n)
-        assert store.get_plan(plan.id).status == PlanStatus.PROPOSED   # nothing stored
-        plan = paused()                                                # still waiting
+        assert store.get_plan(plan.id).status == PlanStatus.PROPOSED  # nothing stored
+        plan = paused()  # still waiting
 
     # the CLI is refused the same way, with exit code 3 and the reason
-    res = CliRunner().invoke(app, ["plans", "approve", str(plan.id), "--by", "dave",
-                                   "--code", code("erin", plan.id)])
+    res = CliRunner().invoke(
+        app, ["plans", "approve", str(plan.id), "--by", "dave", "--code", code("erin", plan.id)]
+    )
     assert res.exit_code == 3 and "does not match approver 'dave'" in " ".join(res.output.split())
     plan = paused()
 
     # alice's own code for this decision and these limits is taken
     cap = plan.current_workers + 1
-    res = CliRunner().invoke(app, ["plans", "approve", str(plan.id), "--by", "alice",
-                                   "--max-workers", str(cap)],
-                             env={"CAPPLAN_APPROVER_KEY": key_for("alice")})
+    res = CliRunner().invoke(
+        app,
+        ["plans", "approve", str(plan.id), "--by", "alice", "--max-workers", str(cap)],
+        env={"CAPPLAN_APPROVER_KEY": key_for("alice")},
+    )
     assert res.exit_code == 0, res.output
     run.join()
     got = store.get_plan(plan.id)

@@ -19,12 +19,12 @@ def test_demo_cycle_pauses_manual_auto_executes_advisory_never_and_bad_rows_repo
 ):
     run = FlowThread()
     store = plan_store()
-    plan = wait_for_paused_plan(store, "emails", since=run.started, timeout_s=600,
-                                stop=lambda: not run.alive())
+    plan = wait_for_paused_plan(
+        store, "emails", since=run.started, timeout_s=600, stop=lambda: not run.alive()
+    )
     assert plan is not None, "the manual queue's run never paused"
     assert plan.status == PlanStatus.PROPOSED
-    decide(store, plan.id, "approve", "alice",
-                         comment="looks right")
+    decide(store, plan.id, "approve", "alice", comment="looks right")
     results = run.join()
 
     # manual: approved by the named person in its own approve-plan run (the one that paused)
@@ -61,8 +61,9 @@ def test_demo_cycle_pauses_manual_auto_executes_advisory_never_and_bad_rows_repo
     from capplan_adapters.store.models import DataQualityReportRow
 
     with store.session() as s:
-        rep = s.scalars(select(DataQualityReportRow).where(
-            DataQualityReportRow.queue == "emails")).one()
+        rep = s.scalars(
+            select(DataQualityReportRow).where(DataQualityReportRow.queue == "emails")
+        ).one()
     by = {(c["expectation"], c["column"]): c for c in rep.report["checks"]}
     neg = by[("expect_column_values_to_be_between", "arrival_rate")]
     assert neg["unexpected_count"] == 3 and neg["sample"] == [-1.0, -1.0, -1.0]
@@ -73,8 +74,9 @@ def test_demo_cycle_pauses_manual_auto_executes_advisory_never_and_bad_rows_repo
 def test_rejection_applies_nothing(prefect_server, capplan_env):
     run = FlowThread(policies=["emails"])
     store = plan_store()
-    plan = wait_for_paused_plan(store, "emails", since=run.started, timeout_s=600,
-                                stop=lambda: not run.alive())
+    plan = wait_for_paused_plan(
+        store, "emails", since=run.started, timeout_s=600, stop=lambda: not run.alive()
+    )
     assert plan is not None
     decide(store, plan.id, "reject", "bob", comment="not today")
     results = run.join()
@@ -83,4 +85,3 @@ def test_rejection_applies_nothing(prefect_server, capplan_env):
     assert got.decided_by == "bob" and got.decision_comment == "not today"
     assert store.audit_events(plan_id=plan.id, action="scale") == []
     assert {s.status for s in got.steps} <= {StepStatus.CANCELLED}
-

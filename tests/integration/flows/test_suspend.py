@@ -45,10 +45,16 @@ def test_suspended_approval_releases_the_run_and_resumes_to_execute(
     policy = with_approvers([_policy(tmp_path)])[0]
     plan_store().apply_policies([policy], actor="test")
     runner = Runner(name="test-suspend", query_seconds=1, pause_on_shutdown=False)
-    runner.add_flow(approve_plan, name="approve-plan")   # the deployment the cycle starts
+    runner.add_flow(approve_plan, name="approve-plan")  # the deployment the cycle starts
     # the planning run stores the plan, starts its approve-plan run and finishes at once
-    planned = asyncio.run(plan_queue(policy=policy.name, metrics_path=recent_demo_metrics(),
-                                     approval="policy", approval_poll_s=1))
+    planned = asyncio.run(
+        plan_queue(
+            policy=policy.name,
+            metrics_path=recent_demo_metrics(),
+            approval="policy",
+            approval_poll_s=1,
+        )
+    )
     assert planned["status"] == "proposed", planned
     assert "waiting in approval run" in planned["note"]
     asyncio.run(_runner_pass(runner))  # runs until the suspension ends the process

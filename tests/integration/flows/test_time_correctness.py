@@ -54,8 +54,11 @@ def _policies(tmp_path: Path, **changes: dict[str, Any]) -> list[str]:
 def _cycle(names: list[str], **params: Any) -> dict[str, dict[str, Any]]:
     from flows.capacity_plan import capacity_plan
 
-    results = asyncio.run(capacity_plan(policies=names, metrics_path=recent_demo_metrics(),
-                                        approval_poll_s=1, **params))
+    results = asyncio.run(
+        capacity_plan(
+            policies=names, metrics_path=recent_demo_metrics(), approval_poll_s=1, **params
+        )
+    )
     return {r["queue"]: r for r in results}
 
 
@@ -101,19 +104,25 @@ def test_a_waiting_approval_blocks_nobody_and_the_next_cycle_supersedes_it(
     assert first["emails"]["status"] == "proposed"
     assert "waiting in approval run" in first["emails"]["note"]
     assert first["thumbnails"]["status"] == "approved"
-    waiting = wait_for_paused_plan(store, "emails", since=store.get_plan(
-        first["emails"]["id"]).created_at - timedelta(seconds=1), timeout_s=120)
+    waiting = wait_for_paused_plan(
+        store,
+        "emails",
+        since=store.get_plan(first["emails"]["id"]).created_at - timedelta(seconds=1),
+        timeout_s=120,
+    )
     assert waiting is not None and waiting.id == first["emails"]["id"]
     assert local_approval_running(waiting.id)
 
-    second = _cycle(names)   # the next cycle runs at once: nothing holds it up
+    second = _cycle(names)  # the next cycle runs at once: nothing holds it up
     assert second["thumbnails"]["status"] == "approved"
     newer = second["emails"]["id"]
     assert newer != waiting.id
     old = store.get_plan(waiting.id)
     assert old.status == PlanStatus.SUPERSEDED
-    assert [e.details.get("by_plan") for e in store.audit_events(
-        plan_id=waiting.id, action="superseded")] == [newer]
+    assert [
+        e.details.get("by_plan")
+        for e in store.audit_events(plan_id=waiting.id, action="superseded")
+    ] == [newer]
     # the superseded plan's approval run ends promptly, Cancelled, with the reason in the UI
     _wait(lambda: not local_approval_running(waiting.id), timeout_s=60)
     state = _run_state(old.flow_run_id)
@@ -124,12 +133,17 @@ def test_a_waiting_approval_blocks_nobody_and_the_next_cycle_supersedes_it(
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
-    paused = wait_for_paused_plan(store, "emails", since=store.get_plan(newer).created_at
-                                  - timedelta(seconds=1), timeout_s=120)
+    paused = wait_for_paused_plan(
+        store,
+        "emails",
+        since=store.get_plan(newer).created_at - timedelta(seconds=1),
+        timeout_s=120,
+    )
     assert paused is not None and paused.id == newer
     with get_client(sync_client=True) as client:
-        client.set_flow_run_state(UUID(paused.flow_run_id), Cancelling(message="by ops"),
-                                  force=True)
+        client.set_flow_run_state(
+            UUID(paused.flow_run_id), Cancelling(message="by ops"), force=True
+        )
     _wait(lambda: store.get_plan(newer).status == PlanStatus.CANCELLED, timeout_s=60)
     assert join_local_approval_runs(60) == []
     assert _run_state(paused.flow_run_id).is_cancelled()
@@ -150,12 +164,25 @@ def test_a_run_that_saves_plans_refuses_as_of_and_stores_nothing(
     names = _policies(tmp_path, thumbnails={})
     week_ago = datetime.now(UTC) - timedelta(days=7)
     with pytest.raises(NotAReplay, match="as_of"):
-        asyncio.run(capacity_plan(policies=names, metrics_path=recent_demo_metrics(),
-                                  as_of=week_ago, save=True, approval="policy"))
+        asyncio.run(
+            capacity_plan(
+                policies=names,
+                metrics_path=recent_demo_metrics(),
+                as_of=week_ago,
+                save=True,
+                approval="policy",
+            )
+        )
     assert plan_store().list_plans() == []
-    preview = asyncio.run(capacity_plan(policies=names, metrics_path=recent_demo_metrics(),
-                                        as_of=datetime.now(UTC) - timedelta(hours=1),
-                                        save=False, approval="none"))
+    preview = asyncio.run(
+        capacity_plan(
+            policies=names,
+            metrics_path=recent_demo_metrics(),
+            as_of=datetime.now(UTC) - timedelta(hours=1),
+            save=False,
+            approval="none",
+        )
+    )
     assert [r["status"] for r in preview] == ["preview"]
     assert plan_store().list_plans() == []
 
@@ -176,15 +203,16 @@ def test_a_plan_that_changes_nothing_is_recorded_and_never_paused(
     # bounds of exactly the measured pool leave nothing to change (the count the newest
     # intervals give moves by one with the minute the cycle runs at, so it is read first)
     workers = _measured_workers("emails")
-    names = _policies(tmp_path, emails={"scaling": {"min_workers": workers,
-                                                    "max_workers": workers}})
+    names = _policies(
+        tmp_path, emails={"scaling": {"min_workers": workers, "max_workers": workers}}
+    )
     out = _cycle(names)["emails"]
     plan = plan_store().get_plan(out["id"])
     assert plan.steps == () and plan.current_workers == workers
     assert plan.status == PlanStatus.APPLIED, out
     assert "changes nothing" in (plan.decision_comment or "")
     assert "Paused" not in state_names(plan.flow_run_id)
-    assert plan.details.get("approval_deadline") is None   # nobody was asked
+    assert plan.details.get("approval_deadline") is None  # nobody was asked
 
 
 def test_an_auto_plan_that_cannot_meet_the_slo_scales_to_its_limit_with_an_alert(
@@ -197,7 +225,7 @@ def test_an_auto_plan_that_cannot_meet_the_slo_scales_to_its_limit_with_an_alert
     assert plan.slo_achievable is False
     assert plan.status in (PlanStatus.APPROVED, PlanStatus.APPLIED), out
     assert plan.decided_by == "capplan-auto"
-    assert max(s.to_workers for s in plan.steps) == 6          # its limit, not a pause
+    assert max(s.to_workers for s in plan.steps) == 6  # its limit, not a pause
     alerts = store.audit_events(plan_id=plan.id, action="slo_alert")
     assert len(alerts) == 1 and "max_workers 6" in alerts[0].details["alert"]
     assert store.audit_events(plan_id=plan.id, action="auto_fallback_manual") == []
@@ -209,15 +237,18 @@ def test_an_auto_fallback_without_approvers_holds_the_pool_instead_of_waiting(
     prefect_server, capplan_env, tmp_path
 ):
     # a change beyond auto_max_change with nobody listed to approve it, not needed right now
-    names = _policies(tmp_path, thumbnails={"scaling": {"auto_max_change": 1},
-                                            "approval": {"approvers": []}})
+    names = _policies(
+        tmp_path, thumbnails={"scaling": {"auto_max_change": 1}, "approval": {"approvers": []}}
+    )
     out = _cycle(names)["thumbnails"]
     store = plan_store()
     plan = store.get_plan(out["id"])
     first = plan.steps[0]
     if first.execute_at <= plan.created_at + timedelta(minutes=15):
-        pytest.skip("the demo's first thumbnails step is due now: the falling-behind rule "
-                    "applies instead (pinned in the unit tests)")
+        pytest.skip(
+            "the demo's first thumbnails step is due now: the falling-behind rule "
+            "applies instead (pinned in the unit tests)"
+        )
     assert plan.status == PlanStatus.HELD, out
     assert "exceeds auto_max_change 1" in plan.decision_comment
     assert "no approvers" in plan.decision_comment
@@ -237,15 +268,26 @@ def test_a_deferred_first_step_is_swept_up_by_the_apply_due_flow(
     store = plan_store()
     policy = store.get_policy(names[0])
     now = store.now()
-    pid = store.create_plan(PlanDraft(
-        policy_name=names[0], queue="thumbnails", mode="auto", current_workers=5,
-        target_workers=6, confidence=0.9, slo_achievable=True, as_of=now,
-        expires_at=now + timedelta(hours=1), steps=[StepDraft(now, 5, 6, "test")],
-        details={"policy": names[0], "policy_version": 1}))
+    pid = store.create_plan(
+        PlanDraft(
+            policy_name=names[0],
+            queue="thumbnails",
+            mode="auto",
+            current_workers=5,
+            target_workers=6,
+            confidence=0.9,
+            slo_achievable=True,
+            as_of=now,
+            expires_at=now + timedelta(hours=1),
+            steps=[StepDraft(now, 5, 6, "test")],
+            details={"policy": names[0], "policy_version": 1},
+        )
+    )
     store.transition(pid, PlanStatus.APPROVED, actor="capplan-auto")
     # another writer holds the target for 14 s: the first step, due now, cannot go now
-    assert store.acquire_target_lease(target_lock_key(policy.target), holder="kubectl-ish",
-                                      lease_s=14)
+    assert store.acquire_target_lease(
+        target_lock_key(policy.target), holder="kubectl-ish", lease_s=14
+    )
     out = execute_plan(names[0], pid)
     assert [a["outcome"] for a in out["applied"]] == ["deferred"]
     assert "another run is writing" in out["applied"][0]["reason"]
@@ -253,7 +295,7 @@ def test_a_deferred_first_step_is_swept_up_by_the_apply_due_flow(
     scheduled = store.audit_events(plan_id=pid, action="step_scheduled")
     assert len(scheduled) == 1 and "apply-due sweeper" in scheduled[0].details["scheduler"]
     _wait(lambda: store.now() > now + timedelta(seconds=15), timeout_s=30)
-    swept = apply_due_flow()["steps"]   # the sweeper, as its schedule runs it every minute
+    swept = apply_due_flow()["steps"]  # the sweeper, as its schedule runs it every minute
     assert [(d["plan_id"], d["outcome"]) for d in swept] == [(pid, "applied")]
     assert store.get_plan(pid).status == PlanStatus.APPLIED
     assert_applied_only_when_due(store, pid)

@@ -28,7 +28,9 @@ def _artifacts(flow_run_id, key: str):
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     with get_client(sync_client=True) as client:
-        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
 
 
 def test_what_if_spike_from_the_api_needs_more_workers_and_publishes_its_artifact(
@@ -36,8 +38,10 @@ def test_what_if_spike_from_the_api_needs_more_workers_and_publishes_its_artifac
 ):
     from flows.what_if import what_if
 
-    scenario = {"policy": "thumbnails", "spike": {"size_per_s": 12.0, "offset_minutes": 60,
-                                                  "duration_minutes": 60}}
+    scenario = {
+        "policy": "thumbnails",
+        "spike": {"size_per_s": 12.0, "offset_minutes": 60, "duration_minutes": 60},
+    }
     fr = asyncio.run(_deploy_and_run(what_if, "what-if", {"scenario": scenario}))
     assert fr.state.is_completed(), fr.state
     arts = [a for a in _artifacts(fr.id, "what-if-thumbnails") if a.flow_run_id == fr.id]
@@ -59,22 +63,31 @@ def test_what_if_bad_parameter_fails_at_once_naming_it(prefect_server, capplan_e
         what_if(scenario={"policy": "thumbnails", "multiplier": -2})
 
 
-def test_backtest_flow_scores_every_strategy_and_publishes_the_picture(
-    prefect_server, capplan_env
-):
+def test_backtest_flow_scores_every_strategy_and_publishes_the_picture(prefect_server, capplan_env):
     from flows.backtest import backtest
 
-    state = backtest(policies=["thumbnails"], start="2026-11-19T12:00:00Z",
-                     end="2026-11-20T00:00:00Z", return_state=True)
+    state = backtest(
+        policies=["thumbnails"],
+        start="2026-11-19T12:00:00Z",
+        end="2026-11-20T00:00:00Z",
+        return_state=True,
+    )
     out = state.result()
     assert len(out) == 1
     strategies = out[0]["strategies"]
-    assert set(strategies) == {"predictive", "hybrid", "reactive", "static_peak", "oracle",
-                               "rate_oracle"}
+    assert set(strategies) == {
+        "predictive",
+        "hybrid",
+        "reactive",
+        "static_peak",
+        "oracle",
+        "rate_oracle",
+    }
     # the progress artifact, fed by run_backtest(progress=...), ends at 100 %
     run_id = state.state_details.flow_run_id
-    progress = [a for a in _artifacts(run_id, "backtest-progress-thumbnails")
-                if a.flow_run_id == run_id]
+    progress = [
+        a for a in _artifacts(run_id, "backtest-progress-thumbnails") if a.flow_run_id == run_id
+    ]
     assert len(progress) == 1 and progress[0].type == "progress"
     assert float(progress[0].data) == 100.0
     for s in strategies.values():

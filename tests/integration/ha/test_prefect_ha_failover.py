@@ -137,7 +137,8 @@ def _wait_for(pred: Any, timeout_s: float, what: str) -> float:
 
 
 def test_an_api_server_killed_mid_cycle_and_mid_approval_loses_nothing(
-        ha: PrefectHA, capplan_env: str, tmp_path: Path) -> None:
+    ha: PrefectHA, capplan_env: str, tmp_path: Path
+) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from capplan_cli.approvals import _form_ready, wait_for_paused_plan
@@ -154,21 +155,30 @@ def test_an_api_server_killed_mid_cycle_and_mid_approval_loses_nothing(
         save_approver_keys(["frank"])
         since = datetime.now(UTC)
         paused_log = (tmp_path / "paused.log").open("w")
-        paused = subprocess.Popen([sys.executable, "-c", _PAUSED_RUN, emails.name, metrics],
-                                  env=env, stdout=paused_log, stderr=subprocess.STDOUT)
+        paused = subprocess.Popen(
+            [sys.executable, "-c", _PAUSED_RUN, emails.name, metrics],
+            env=env,
+            stdout=paused_log,
+            stderr=subprocess.STDOUT,
+        )
         store = plan_store()
         plan = wait_for_paused_plan(store, emails.queue, since=since, timeout_s=600)
         assert plan is not None and plan.flow_run_id
 
-        cycle = subprocess.Popen([sys.executable, "-c", _CYCLE, metrics, "thumbnails,reports"],
-                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
-        time.sleep(4.0)                      # the cycle is under way
+        cycle = subprocess.Popen(
+            [sys.executable, "-c", _CYCLE, metrics, "thumbnails,reports"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(4.0)  # the cycle is under way
         assert cycle.poll() is None, cycle.communicate()
         t_kill = time.monotonic()
-        ha.kill_server(0)                    # SIGKILL API server 1: mid-cycle, mid-approval
-        figures["proxy_marked_api1_down_s"] = round(_wait_for(
-            lambda: ha.backends().get("api1") == "DOWN", 60, "api1 marked down"), 1)
+        ha.kill_server(0)  # SIGKILL API server 1: mid-cycle, mid-approval
+        figures["proxy_marked_api1_down_s"] = round(
+            _wait_for(lambda: ha.backends().get("api1") == "DOWN", 60, "api1 marked down"), 1
+        )
         out, err = cycle.communicate(timeout=600)
         assert cycle.returncode == 0, err[-4000:]
         results = json.loads(out.strip().splitlines()[-1])
@@ -176,7 +186,7 @@ def test_an_api_server_killed_mid_cycle_and_mid_approval_loses_nothing(
         assert all(r["status"] != "failed" for r in results), results
         figures["cycle_finished_after_kill_s"] = round(time.monotonic() - t_kill, 1)
 
-        state = _state(plan.flow_run_id)         # the paused run and its form are still there
+        state = _state(plan.flow_run_id)  # the paused run and its form are still there
         assert state is not None and state.is_paused(), state
         from prefect.client.orchestration import get_client
 
@@ -185,7 +195,7 @@ def test_an_api_server_killed_mid_cycle_and_mid_approval_loses_nothing(
 
         figures["api1_restart_s"] = round(ha.restart_server(0), 1)
         _wait_for(lambda: ha.backends().get("api1") == "UP", 60, "api1 back up")
-        ha.kill_server(1)                    # now the other one: the approval goes through api1
+        ha.kill_server(1)  # now the other one: the approval goes through api1
         _wait_for(lambda: ha.backends().get("api2") == "DOWN", 60, "api2 marked down")
         t_decide = time.monotonic()
         decide(store, plan.id, "approve", "frank")
@@ -194,17 +204,25 @@ def test_an_api_server_killed_mid_cycle_and_mid_approval_loses_nothing(
         figures["resumed_and_finished_s"] = round(time.monotonic() - t_decide, 1)
         final = _state(plan.flow_run_id)
         assert rc == 0 and final is not None and final.is_completed(), (
-            rc, final, (tmp_path / "paused.log").read_text()[-3000:])
+            rc,
+            final,
+            (tmp_path / "paused.log").read_text()[-3000:],
+        )
         got = store.get_plan(plan.id)
         assert got.decided_by == "frank"
         assert len(store.audit_events(plan_id=plan.id, action="approved")) == 1
         figures["api2_restart_s"] = round(ha.restart_server(1), 1)
         _wait_for(lambda: ha.backends().get("api2") == "UP", 60, "api2 back up")
         time.sleep(1.0)
-    figures.update({"longest_api_gap_s": round(sampler.gaps["api"], 2),
-                    "longest_ui_gap_s": round(sampler.gaps["ui"], 2),
-                    "failed_samples": sampler.failures, "samples": sampler.samples,
-                    "backends_at_end": ha.backends()})
+    figures.update(
+        {
+            "longest_api_gap_s": round(sampler.gaps["api"], 2),
+            "longest_ui_gap_s": round(sampler.gaps["ui"], 2),
+            "failed_samples": sampler.failures,
+            "samples": sampler.samples,
+            "backends_at_end": ha.backends(),
+        }
+    )
     print("\nPrefect HA failover: " + json.dumps(figures))
     assert sampler.samples > 20
     assert sampler.gaps["api"] < 300 and sampler.gaps["ui"] < 300, figures

@@ -31,8 +31,9 @@ def require_redis() -> redis_lib.Redis:
     try:
         r.ping()
     except redis_lib.ConnectionError:
-        pytest.fail(f"Redis is not reachable at {LIVE_REDIS_URL}; start it (bin/services)",
-                    pytrace=False)
+        pytest.fail(
+            f"Redis is not reachable at {LIVE_REDIS_URL}; start it (bin/services)", pytrace=False
+        )
     return r
 
 

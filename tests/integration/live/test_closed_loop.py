@@ -21,8 +21,12 @@ from tests.integration.live.conftest import LIVE_REDIS_URL
 
 # serial: a real-time loop (rq workers, a demand step, 15-s cycles) whose measured service
 # rate and lag depend on the CPU it gets; bin/test runs it alone after the parallel phase
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.serial,
-              pytest.mark.timeout(420)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.serial,
+    pytest.mark.timeout(420),
+]
 
 
 def test_the_pool_scales_up_before_the_step_and_holds_the_slo(
@@ -30,14 +34,15 @@ def test_the_pool_scales_up_before_the_step_and_holds_the_slo(
 ) -> None:
     spec = LoopSpec()
     events: list[tuple[str, dict]] = []
-    loop = ClosedLoop(spec, tmp_path, LIVE_REDIS_URL, lambda k, d: events.append((k, d)),
-                      tid=tid)
+    loop = ClosedLoop(spec, tmp_path, LIVE_REDIS_URL, lambda k, d: events.append((k, d)), tid=tid)
     report = loop.run()
     plans = [r for cycle in report.cycles for r in cycle]
-    summary = (f"workers {report.workers[0][1]}→{report.workers_at(report.step_at)} at the "
-               f"step, p95 wait after {report.wait_p95_s:.2f} s over "
-               f"{len(report.waits_after_step_s)} jobs; plans "
-               f"{[(p.get('id'), p.get('status'), p.get('current_workers'), p.get('target_workers')) for p in plans]}")
+    summary = (
+        f"workers {report.workers[0][1]}→{report.workers_at(report.step_at)} at the "
+        f"step, p95 wait after {report.wait_p95_s:.2f} s over "
+        f"{len(report.waits_after_step_s)} jobs; plans "
+        f"{[(p.get('id'), p.get('status'), p.get('current_workers'), p.get('target_workers')) for p in plans]}"
+    )
     print(summary)
     assert report.stopped is None and loop.leftovers == [], (report.stopped, loop.leftovers)
 
@@ -51,8 +56,10 @@ def test_the_pool_scales_up_before_the_step_and_holds_the_slo(
     before = report.workers_at(report.step_at - 1.0)
     assert before > spec.start_workers, summary
     first_up = next(t for t, w in report.workers if w > spec.start_workers)
-    print(f"workers first above {spec.start_workers} {report.step_at - first_up:.0f} s before "
-          f"the step; {len(report.workers)} samples; loop {report.workers[-1][0] - report.workers[0][0]:.0f} s")
+    print(
+        f"workers first above {spec.start_workers} {report.step_at - first_up:.0f} s before "
+        f"the step; {len(report.workers)} samples; loop {report.workers[-1][0] - report.workers[0][0]:.0f} s"
+    )
 
     store = plan_store()
     scales = store.audit_events(action="scale")
@@ -67,8 +74,12 @@ def test_the_pool_scales_up_before_the_step_and_holds_the_slo(
     assert step.execute_at <= step.applied_at <= step.execute_at + timedelta(seconds=60), step
     assert step.applied_at.timestamp() < report.step_at, step
     # plans made once the pool was scaled keep its count: no re-plan away from it
-    settled = [p for p in plans if p["id"] is not None and store.get_plan(p["id"]).created_at
-               > step.applied_at + timedelta(seconds=2)]
+    settled = [
+        p
+        for p in plans
+        if p["id"] is not None
+        and store.get_plan(p["id"]).created_at > step.applied_at + timedelta(seconds=2)
+    ]
     assert settled, summary
     assert all(p["current_workers"] == p["target_workers"] == before for p in settled), summary
     # the measured p95 wait after the step stays within the SLO
@@ -79,7 +90,7 @@ def test_the_pool_scales_up_before_the_step_and_holds_the_slo(
     # while the step is on, and never to the count it already has
     counts = [_move(e.details) for e in scales]
     assert all(a != b for a, b in counts), counts
-    assert all(b > a for a, b in counts), counts              # no drift loop, no flapping
+    assert all(b > a for a, b in counts), counts  # no drift loop, no flapping
     assert len({b for _, b in counts}) == len(counts), counts  # no re-scale to the same count
     # every scale in the audit trail matches what supervisord runs
     assert counts[-1][1] == report.workers[-1][1], (counts, report.workers[-5:])

@@ -35,12 +35,23 @@ class Demo:
 
     def __init__(self, tmp: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-        env.update({"CAPPLAN_DATA_DIR": str(tmp), "PREFECT_HOME": str(tmp / "prefect"),
-                    "CAPPLAN_REDIS_URL": LIVE_REDIS_URL, "COLUMNS": "400"})
+        env.update(
+            {
+                "CAPPLAN_DATA_DIR": str(tmp),
+                "PREFECT_HOME": str(tmp / "prefect"),
+                "CAPPLAN_REDIS_URL": LIVE_REDIS_URL,
+                "COLUMNS": "400",
+            }
+        )
         env.pop("CAPPLAN_DATABASE_URL", None)
-        self.proc = subprocess.Popen([CAPPLAN, "demo", "--live"], cwd=tmp, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            [CAPPLAN, "demo", "--live"],
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -66,10 +77,14 @@ class Demo:
 
 
 def _supervisord_of(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-ww", "-eo", "pid,ppid,args"], capture_output=True, text=True,
-                         check=True).stdout
-    return [int(line.split()[0]) for line in out.splitlines()[1:]
-            if int(line.split()[1]) == pid and "supervisord" in line]
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid,ppid,args"], capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        int(line.split()[0])
+        for line in out.splitlines()[1:]
+        if int(line.split()[1]) == pid and "supervisord" in line
+    ]
 
 
 def _alive(pid: int) -> bool:
@@ -77,8 +92,9 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    st = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True,
-                        text=True).stdout.strip()
+    st = subprocess.run(
+        ["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True
+    ).stdout.strip()
     return bool(st) and not st.startswith("Z")
 
 
@@ -91,7 +107,8 @@ def _earlier_run(tmp: Path) -> None:
     (tmp / "demo").mkdir()
     policy = live_policy(LoopSpec(), "q_liveearlier", "rqw", LIVE_REDIS_URL)
     open_store(f"sqlite:///{tmp / 'demo' / 'live.db'}").apply_policies(
-        [ScalingPolicy.model_validate(policy)], actor="an earlier run")
+        [ScalingPolicy.model_validate(policy)], actor="an earlier run"
+    )
 
 
 @pytest.fixture
@@ -113,13 +130,17 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         r.close()
 
 
-@pytest.mark.parametrize("sig, after, twice", [
-    (signal.SIGTERM, r"supervisord group", False),  # during the first planning cycle
-    (signal.SIGINT, r"plan \d+ \w+: ", False),       # Ctrl-C once plans are being made
-    (signal.SIGTERM, r"supervisord group", True),   # again: stop without the cycle
-])
-def test_a_signal_ends_the_demo_and_stops_its_pool(demo: Demo, sig: signal.Signals,
-                                                   after: str, twice: bool) -> None:
+@pytest.mark.parametrize(
+    "sig, after, twice",
+    [
+        (signal.SIGTERM, r"supervisord group", False),  # during the first planning cycle
+        (signal.SIGINT, r"plan \d+ \w+: ", False),  # Ctrl-C once plans are being made
+        (signal.SIGTERM, r"supervisord group", True),  # again: stop without the cycle
+    ],
+)
+def test_a_signal_ends_the_demo_and_stops_its_pool(
+    demo: Demo, sig: signal.Signals, after: str, twice: bool
+) -> None:
     tid = demo.wait_for(r"queue q_(live[0-9a-f]{8})", 120).group(1)
     demo.wait_for(after, 180)
     sups = _supervisord_of(demo.proc.pid)
@@ -133,12 +154,13 @@ def test_a_signal_ends_the_demo_and_stops_its_pool(demo: Demo, sig: signal.Signa
     rc = demo.proc.wait(timeout=150)
     took = time.monotonic() - t0
     demo._reader.join(5)
-    print(f"\n{sig.name}{' twice' if twice else ''}: the demo ended in {took:.1f} s with "
-          f"exit code {rc}")
+    print(
+        f"\n{sig.name}{' twice' if twice else ''}: the demo ended in {took:.1f} s with "
+        f"exit code {rc}"
+    )
     assert rc == 128 + sig, demo.text
     assert f"{sig.name}: stopping" in demo.text
-    assert (f"stopped at once by {sig.name}" if twice else f"stopped by {sig.name}") \
-        in demo.text
+    assert (f"stopped at once by {sig.name}" if twice else f"stopped by {sig.name}") in demo.text
     assert "Traceback" not in demo.text, demo.text
     assert not _alive(sups[0]), "supervisord still runs"
     assert orphans(tid) == [], orphans(tid)

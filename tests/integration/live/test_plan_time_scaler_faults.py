@@ -32,8 +32,9 @@ def _read_live_state(policy: ScalingPolicy) -> None:
     read_pool_state.fn(assessment, policy, True)
 
 
-def _use_supervisor(monkeypatch: pytest.MonkeyPatch, url: str, user: str | None,
-                    password: str | None) -> None:
+def _use_supervisor(
+    monkeypatch: pytest.MonkeyPatch, url: str, user: str | None, password: str | None
+) -> None:
     monkeypatch.setenv("CAPPLAN_SCALER", "supervisor")
     monkeypatch.setenv("CAPPLAN_SUPERVISOR_URL", url)
     if user is not None:
@@ -50,19 +51,22 @@ def _closed_port() -> int:
 
 
 def test_unreachable_supervisord_fails_the_queue_and_is_audited(
-        capplan_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    capplan_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _use_supervisor(monkeypatch, f"http://127.0.0.1:{_closed_port()}/RPC2", "u", "s3cret-pw")
     with pytest.raises(ScalerError) as info:
         _read_live_state(_policy("rqw"))
     assert info.value.kind == "unreachable" and info.value.transient
     events = plan_store().audit_events(action="scaler_read_failed")
     assert [(e.queue, e.details["kind"], e.details["transient"]) for e in events] == [
-        ("emails", "unreachable", True)]
+        ("emails", "unreachable", True)
+    ]
     assert "s3cret-pw" not in repr(events)
 
 
 def test_a_group_that_does_not_exist_fails_the_queue_and_is_audited(
-        capplan_env: str, monkeypatch: pytest.MonkeyPatch, supervisord: Supervisord) -> None:
+    capplan_env: str, monkeypatch: pytest.MonkeyPatch, supervisord: Supervisord
+) -> None:
     _use_supervisor(monkeypatch, supervisord.url, supervisord.username, supervisord.password)
     with pytest.raises(ScalerError) as info:
         _read_live_state(_policy("no-such-group"))
@@ -74,7 +78,9 @@ def test_a_group_that_does_not_exist_fails_the_queue_and_is_audited(
     assert supervisord.password not in repr(events)
     # nothing changed: no worker of the real group was started
     from xmlrpc.client import ServerProxy
-    url = supervisord.url.replace("http://", f"http://{supervisord.username}:"
-                                             f"{supervisord.password}@")
+
+    url = supervisord.url.replace(
+        "http://", f"http://{supervisord.username}:{supervisord.password}@"
+    )
     states = {p["statename"] for p in ServerProxy(url).supervisor.getAllProcessInfo()}
     assert states <= {"STOPPED"}

@@ -21,9 +21,22 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_a_short_soak_with_every_fault_keeps_time_and_orphans_nothing(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench/soak.py"), "--minutes", "4", "--cycle-s", "60",
-         "--workdir", str(tmp_path / "soak"), "--json"],
-        capture_output=True, text=True, timeout=900, cwd=ROOT)
+        [
+            sys.executable,
+            str(ROOT / "bench/soak.py"),
+            "--minutes",
+            "4",
+            "--cycle-s",
+            "60",
+            "--workdir",
+            str(tmp_path / "soak"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     print(json.dumps(report, indent=1))
@@ -38,8 +51,13 @@ def test_a_short_soak_with_every_fault_keeps_time_and_orphans_nothing(tmp_path: 
     assert cycles["lateness_s"]["max"] < 60, cycles
     # each fault was injected and the loop recovered from it
     kinds = [f["fault"] for f in report["faults"]]
-    assert kinds == ["kill-rq-worker", "restart-prefect", "restart-postgres", "restart-redis",
-                     "kill-worker"], report["faults"]
+    assert kinds == [
+        "kill-rq-worker",
+        "restart-prefect",
+        "restart-postgres",
+        "restart-redis",
+        "kill-worker",
+    ], report["faults"]
     assert all(f.get("recovered_s") is not None for f in report["faults"]), report["faults"]
     # the loop did real work: plans made, and at least one step written to supervisord
     assert sum(plans["by_status"].values()) >= 2 and steps["cluster_writes"] >= 1, report

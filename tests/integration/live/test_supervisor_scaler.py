@@ -23,8 +23,13 @@ pytestmark = pytest.mark.integration
 
 
 def scaler_for(sup: Supervisord, password: str | None = None) -> SupervisorScaler:
-    return SupervisorScaler(sup.url, sup.username, SecretStr(password or sup.password),
-                            request_timeout_s=5, poll_interval_s=0.2)
+    return SupervisorScaler(
+        sup.url,
+        sup.username,
+        SecretStr(password or sup.password),
+        request_timeout_s=5,
+        poll_interval_s=0.2,
+    )
 
 
 def target(group: str = "rqw") -> TargetSpec:
@@ -36,7 +41,8 @@ def rq_workers(r: redis_lib.Redis, sup: Supervisord) -> list[str]:
 
 
 def test_scale_up_and_down_starts_lowest_and_stops_highest(
-        supervisord: Supervisord, live_redis: redis_lib.Redis) -> None:
+    supervisord: Supervisord, live_redis: redis_lib.Redis
+) -> None:
     scaler = scaler_for(supervisord)
     assert isinstance(scaler, Scaler)
     t = target()
@@ -50,7 +56,8 @@ def test_scale_up_and_down_starts_lowest_and_stops_highest(
     assert scaler.get_replicas(t) == 3
     wait_until(lambda: len(rq_workers(live_redis, supervisord)) == 3, 20, "3 RQ workers")
     assert rq_workers(live_redis, supervisord) == [
-        f"rqw_{i:02d}_{supervisord.tid}" for i in range(3)]
+        f"rqw_{i:02d}_{supervisord.tid}" for i in range(3)
+    ]
 
     down = scaler.set_replicas(t, 1)
     assert (down.from_replicas, down.to_replicas, down.changed) == (3, 1, True)
@@ -98,8 +105,11 @@ def test_a_failure_part_way_moves_back_what_it_started(supervisord: Supervisord)
     states = {i["name"]: i["statename"] for i in infos if i["group"] == BROKEN_GROUP}
     assert states["mxb_01"] == "STOPPED"
     assert states["mxa_00"] in ("STOPPING", "STOPPED")
-    wait_until(lambda: scaler.get_replicas(t) == 0 and scaler.wait_ready(t, 0, 0).ready, 10,
-               "mxa_00 to be stopped again")
+    wait_until(
+        lambda: scaler.get_replicas(t) == 0 and scaler.wait_ready(t, 0, 0).ready,
+        10,
+        "mxa_00 to be stopped again",
+    )
 
 
 def test_unknown_group_is_refused_naming_it(supervisord: Supervisord) -> None:
@@ -116,10 +126,10 @@ def test_unknown_group_is_refused_naming_it(supervisord: Supervisord) -> None:
 
 def test_unreachable_supervisord_is_a_transient_error(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
-    scaler = SupervisorScaler(f"http://127.0.0.1:{port}/RPC2", "u", SecretStr("s3cret-pw"),
-                              request_timeout_s=2)
-    for call in (lambda: scaler.get_replicas(target()),
-                 lambda: scaler.set_replicas(target(), 1)):
+    scaler = SupervisorScaler(
+        f"http://127.0.0.1:{port}/RPC2", "u", SecretStr("s3cret-pw"), request_timeout_s=2
+    )
+    for call in (lambda: scaler.get_replicas(target()), lambda: scaler.set_replicas(target(), 1)):
         with pytest.raises(ScalerError) as info:
             call()
         assert info.value.kind == "unreachable" and info.value.transient
@@ -185,14 +195,20 @@ def test_a_kubernetes_target_is_refused() -> None:
 
 
 def test_load_generator_produces_the_stepped_rate_and_workers_drain_it(
-        supervisord: Supervisord, live_redis: redis_lib.Redis) -> None:
+    supervisord: Supervisord, live_redis: redis_lib.Redis
+) -> None:
     scaler, t = scaler_for(supervisord), target()
     scaler.set_replicas(t, 4)
     assert scaler.wait_ready(t, 4, timeout_s=20).ready
     wait_until(lambda: len(rq_workers(live_redis, supervisord)) == 4, 20, "4 RQ workers")
     queue = Queue(supervisord.queue, connection=live_redis)
-    gen = LoadGenerator(queue, [RateStep(0, 2.0), RateStep(3, 8.0)], job_s=0.2,
-                        spacing="poisson", rng=np.random.default_rng(11))
+    gen = LoadGenerator(
+        queue,
+        [RateStep(0, 2.0), RateStep(3, 8.0)],
+        job_s=0.2,
+        spacing="poisson",
+        rng=np.random.default_rng(11),
+    )
     with gen:
         time.sleep(7.0)
     # count per step, by the wall clock of each enqueue
@@ -202,8 +218,9 @@ def test_load_generator_produces_the_stepped_rate_and_workers_drain_it(
     assert 0 <= low <= 6 + 3 * 2.5
     assert 32 - 3 * 5.7 <= high <= 32 + 3 * 5.7
     # 4 workers × (1 / 0.2 s) = 20 jobs/s of capacity for 8 jobs/s: the queue drains
-    wait_until(lambda: queue.count == 0 and queue.started_job_registry.count == 0, 20,
-               "the queue to drain")
+    wait_until(
+        lambda: queue.count == 0 and queue.started_job_registry.count == 0, 20, "the queue to drain"
+    )
     finished = queue.finished_job_registry.get_job_ids()
     assert len(finished) == gen.enqueued
     assert queue.failed_job_registry.count == 0

@@ -27,8 +27,10 @@ def make_app(broker: str, queue: str) -> Celery:
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"priority_steps": list(range(10)),
-                                  "queue_order_strategy": "priority"},
+        broker_transport_options={
+            "priority_steps": list(range(10)),
+            "queue_order_strategy": "priority",
+        },
     )
     r = redis.Redis.from_url(broker)
 
@@ -41,5 +43,7 @@ def make_app(broker: str, queue: str) -> Celery:
     return app
 
 
-app = make_app(os.environ.get("CAPPLAN_CELERY_BROKER", "redis://127.0.0.1:6379/7"),
-               os.environ.get("CAPPLAN_CELERY_QUEUE", "celery"))
+app = make_app(
+    os.environ.get("CAPPLAN_CELERY_BROKER", "redis://127.0.0.1:6379/7"),
+    os.environ.get("CAPPLAN_CELERY_QUEUE", "celery"),
+)

@@ -18,8 +18,9 @@ def sleep_job(service_s: float, truth_key: str, url: str) -> float:
     return service_s
 
 
-def stream_consumer(url: str, stream: str, group: str, name: str, service_s: float,
-                    stop_key: str) -> None:
+def stream_consumer(
+    url: str, stream: str, group: str, name: str, service_s: float, stop_key: str
+) -> None:
     """A stream consumer: XREADGROUP one entry, work ``service_s``, XACK; until ``stop_key``."""
     r = redis.Redis.from_url(url)
     while not r.exists(stop_key):

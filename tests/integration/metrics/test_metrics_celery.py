@@ -18,9 +18,13 @@ pytestmark = pytest.mark.integration
 def heartbeat_envelope(hostname: str) -> str:
     """A kombu message as a Celery worker publishes ``worker-heartbeat`` (body base64)."""
     event = {"hostname": hostname, "type": "worker-heartbeat", "active": 1, "processed": 10}
-    return json.dumps({"body": base64.b64encode(json.dumps(event).encode()).decode(),
-                       "content-type": "application/json",
-                       "properties": {"body_encoding": "base64", "delivery_tag": "x"}})
+    return json.dumps(
+        {
+            "body": base64.b64encode(json.dumps(event).encode()).decode(),
+            "content-type": "application/json",
+            "properties": {"body_encoding": "base64", "delivery_tag": "x"},
+        }
+    )
 
 
 def test_celery_backlog_counts_priority_sublists(redis, tid) -> None:

@@ -90,14 +90,40 @@ def celery_cleanup(redis: redis_lib.Redis, tid: str) -> Iterator[None]:
 
 def start_worker(tmp_path: Path, redis_url: str, queue: str, name: str, c: int) -> Worker:
     log = tmp_path / f"{name.split('@')[0]}.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.getcwd()]),
-           "CAPPLAN_CELERY_BROKER": redis_url, "CAPPLAN_CELERY_QUEUE": queue}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.getcwd()]),
+        "CAPPLAN_CELERY_BROKER": redis_url,
+        "CAPPLAN_CELERY_QUEUE": queue,
+    }
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-Q", queue,
-             "-n", name, "-c", str(c), "-P", "prefork", "--without-gossip",
-             "--without-mingle", "-l", "info"],
-            cwd=HERE, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "-Q",
+                queue,
+                "-n",
+                name,
+                "-c",
+                str(c),
+                "-P",
+                "prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "info",
+            ],
+            cwd=HERE,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return Worker(proc, log)
 
 
@@ -120,17 +146,24 @@ def test_celery_source_against_live_workers(redis, redis_url, tid, tmp_path, wor
         # 1. no worker: everything is in the lists, over priorities 0 / 5 / 9
         for i in range(12):
             send((0, 5, 9)[i % 3])
-        assert [redis.llen(q), redis.llen(f"{q}{PRIORITY_SEP}5"),
-                redis.llen(f"{q}{PRIORITY_SEP}9")] == [4, 4, 4]
+        assert [
+            redis.llen(q),
+            redis.llen(f"{q}{PRIORITY_SEP}5"),
+            redis.llen(f"{q}{PRIORITY_SEP}9"),
+        ] == [4, 4, 4]
         assert src.poll(datetime.now(UTC))[0].backlog == 12
         # kombu's default steps alone (the adapter's old reading) miss priority 5
-        assert CelerySource(redis, [q], priority_steps=(3, 6, 9)).poll(
-            datetime.now(UTC))[0].backlog == 8
+        assert (
+            CelerySource(redis, [q], priority_steps=(3, 6, 9)).poll(datetime.now(UTC))[0].backlog
+            == 8
+        )
 
         # 2. two worker nodes, fed at RATE_PER_S > capacity: saturated
         names = [f"a-{tid}@%h", f"b-{tid}@%h"]
-        workers.extend(start_worker(tmp_path, redis_url, q, n, c)
-                       for n, c in zip(names, CONCURRENCY, strict=True))
+        workers.extend(
+            start_worker(tmp_path, redis_url, q, n, c)
+            for n, c in zip(names, CONCURRENCY, strict=True)
+        )
         wait_until(lambda: all(w.ready() for w in workers), 20, "celery workers ready")
 
         stop = threading.Event()
@@ -205,8 +238,10 @@ def test_celery_source_against_live_workers(redis, redis_url, tid, tmp_path, wor
         assert gt(started_key) == gt(completed_key)
         snap = live.poll(datetime.now(UTC))[0]
         truth = enqueued - gt(completed_key)
-        print(f"stopped: enqueued {enqueued}, completed {gt(completed_key)}, "
-              f"backlog {snap.backlog}, workers {snap.workers}")
+        print(
+            f"stopped: enqueued {enqueued}, completed {gt(completed_key)}, "
+            f"backlog {snap.backlog}, workers {snap.workers}"
+        )
         assert snap.backlog == truth and truth > 0
         assert snap.workers == 0
     finally:

@@ -50,8 +50,11 @@ def test_flush_between_cycles_gives_no_negative_rates_nor_duplicate_rows(redis, 
             push(redis, queue, 5)
         else:
             push(redis, queue, before)
-        cycles.append(collect_once([src], written.extend, T0 + timedelta(minutes=minute),
-                                   previous=prev, interval_s=60))
+        cycles.append(
+            collect_once(
+                [src], written.extend, T0 + timedelta(minutes=minute), previous=prev, interval_s=60
+            )
+        )
     rates = [c.rows[0]["arrival_rate"] for c in cycles]
     assert rates[0] is None  # first cycle: no previous snapshot
     assert rates[1] == pytest.approx(60 / 60)
@@ -95,24 +98,48 @@ def test_collect_command_prints_measurements(redis, redis_url, tid) -> None:
     queue = f"cli-{tid}"
     instrument.declare_queue(redis, queue)
     push(redis, queue, 4)
-    res = CliRunner().invoke(cli(), ["collect", "--redis", redis_url, "--kind", "list",
-                                     "--queue", queue, "--window", "0.3", "--every", "0.1",
-                                     "--json"])
+    res = CliRunner().invoke(
+        cli(),
+        [
+            "collect",
+            "--redis",
+            redis_url,
+            "--kind",
+            "list",
+            "--queue",
+            queue,
+            "--window",
+            "0.3",
+            "--every",
+            "0.1",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    for key in ("arrival_rate", "completion_rate", "service_time_mean_s", "service_time_p95_s",
-                "wait_p95_s", "backlog", "workers"):
+    for key in (
+        "arrival_rate",
+        "completion_rate",
+        "service_time_mean_s",
+        "service_time_p95_s",
+        "wait_p95_s",
+        "backlog",
+        "workers",
+    ):
         assert key in out
     assert out["backlog"] == 4 and out["arrival_rate"] == 0
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--kind", "kafka"], "--kind"),
-    (["--window", "0"], "--window"),
-    (["--window", "nan"], "--window"),
-    (["--redis", "http://x"], "--redis"),
-    (["--group", "g"], "--group"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--kind", "kafka"], "--kind"),
+        (["--window", "0"], "--window"),
+        (["--window", "nan"], "--window"),
+        (["--redis", "http://x"], "--redis"),
+        (["--group", "g"], "--group"),
+    ],
+)
 def test_collect_command_rejects_bad_flags(redis_url, args, needle) -> None:
     base = {"--redis": redis_url, "--kind": "list", "--queue": "q", "--window": "1"}
     for flag, value in zip(args[::2], args[1::2], strict=True):

@@ -28,9 +28,12 @@ FAST = {  # 1 s scrapes: rate over 5 s instead of the default 1 m
     "completion_rate": 'sum(rate(capplan_jobs_completed_total{queue="{queue}"}[5s]))',
     "service_time_mean": (
         'sum(rate(capplan_job_duration_seconds_sum{queue="{queue}"}[5s]))'
-        ' / sum(rate(capplan_job_duration_seconds_count{queue="{queue}"}[5s]))'),
-    "service_time_p95": ('histogram_quantile(0.95, sum by (le) '
-                         '(rate(capplan_job_duration_seconds_bucket{queue="{queue}"}[5s])))'),
+        ' / sum(rate(capplan_job_duration_seconds_count{queue="{queue}"}[5s]))'
+    ),
+    "service_time_p95": (
+        "histogram_quantile(0.95, sum by (le) "
+        '(rate(capplan_job_duration_seconds_bucket{queue="{queue}"}[5s])))'
+    ),
     "wait_p95": "",
 }
 
@@ -41,8 +44,9 @@ def exporter() -> Iterator[int]:
     reg = CollectorRegistry()
     enq = Counter("capplan_jobs_enqueued", "jobs", ["queue"], registry=reg)
     done = Counter("capplan_jobs_completed", "jobs", ["queue"], registry=reg)
-    dur = Histogram("capplan_job_duration_seconds", "s", ["queue"], registry=reg,
-                    buckets=(0.1, 0.25, 0.5, 1.0))
+    dur = Histogram(
+        "capplan_job_duration_seconds", "s", ["queue"], registry=reg, buckets=(0.1, 0.25, 0.5, 1.0)
+    )
     Gauge("capplan_queue_backlog", "jobs", ["queue"], registry=reg).labels(QUEUE).set(7)
     Gauge("capplan_workers", "workers", ["queue"], registry=reg).labels(QUEUE).set(3)
     stop = threading.Event()
@@ -100,9 +104,13 @@ def test_unknown_promql_key_is_rejected() -> None:
 
 def test_reduce_matrix_on_a_recorded_response() -> None:
     # recorded from Prometheus 2.42 /api/v1/query_range (two series, one NaN point)
-    data = {"resultType": "matrix", "result": [
-        {"metric": {"pod": "a"}, "values": [[1.0, "2"], [2.0, "4"], [3.0, "NaN"]]},
-        {"metric": {"pod": "b"}, "values": [[1.0, "1"], [2.0, "1"]]}]}
+    data = {
+        "resultType": "matrix",
+        "result": [
+            {"metric": {"pod": "a"}, "values": [[1.0, "2"], [2.0, "4"], [3.0, "NaN"]]},
+            {"metric": {"pod": "b"}, "values": [[1.0, "1"], [2.0, "1"]]},
+        ],
+    }
     assert reduce_matrix(data, "arrival_rate") == pytest.approx(3 + 1)
     assert reduce_matrix(data, "workers") == pytest.approx(4 + 1)
     assert reduce_matrix(data, "service_time_p95") == pytest.approx(3)

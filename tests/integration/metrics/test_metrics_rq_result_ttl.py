@@ -37,22 +37,38 @@ SERVICE_S = 0.1
 def _workers(redis_url: str, queue: str, tid: str, n: int, procs: list) -> list:
     env = {**os.environ, "PYTHONPATH": str(HERE)}
     rq = os.path.join(os.path.dirname(sys.executable), "rq")
-    started = [subprocess.Popen([rq, "worker", "-u", redis_url, "--name", f"w-{tid}-{i}",
-                                 "--path", str(HERE), queue], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-               for i in range(n)]
+    started = [
+        subprocess.Popen(
+            [rq, "worker", "-u", redis_url, "--name", f"w-{tid}-{i}", "--path", str(HERE), queue],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(n)
+    ]
     procs.extend(started)
     return started
 
 
-def _collect(redis, qname: str, tid: str, result_ttl: int, redis_url: str,
-             processes: list, *, stop_one_after_poll: int | None = None) -> tuple[list, int]:
+def _collect(
+    redis,
+    qname: str,
+    tid: str,
+    result_ttl: int,
+    redis_url: str,
+    processes: list,
+    *,
+    stop_one_after_poll: int | None = None,
+) -> tuple[list, int]:
     """Run the load, polling every POLL_S; returns (metrics rows, jobs enqueued)."""
     q = Queue(qname, connection=redis)
     workers = _workers(redis_url, qname, tid, 2, processes)
     cache = RedisSnapshots(redis, prefix=f"capplan:snapshot:{tid}:")
-    wait_until(lambda: RQSource(redis, [qname]).poll(datetime.now(UTC))[0].workers == 2, 30,
-               "2 RQ workers registered")
+    wait_until(
+        lambda: RQSource(redis, [qname]).poll(datetime.now(UTC))[0].workers == 2,
+        30,
+        "2 RQ workers registered",
+    )
     enqueued: list[float] = []
     stop = threading.Event()
 
@@ -63,14 +79,19 @@ def _collect(redis, qname: str, tid: str, result_ttl: int, redis_url: str,
             stop.wait(max(0.0, t0 + 0.5 + n / RATE_PER_S - time.time()))
             if stop.is_set():
                 return
-            q.enqueue("metrics_jobs.sleep_job", SERVICE_S, f"truth:{tid}", redis_url,
-                      job_id=f"{tid}-{n}", result_ttl=result_ttl)
+            q.enqueue(
+                "metrics_jobs.sleep_job",
+                SERVICE_S,
+                f"truth:{tid}",
+                redis_url,
+                job_id=f"{tid}-{n}",
+                result_ttl=result_ttl,
+            )
             enqueued.append(time.time())
 
     rows = []
     t_poll = time.time()
-    collect_once([RQSource(redis, [qname])], None, datetime.now(UTC), previous=cache,
-                 interval_s=1)
+    collect_once([RQSource(redis, [qname])], None, datetime.now(UTC), previous=cache, interval_s=1)
     loader = threading.Thread(target=load, daemon=True)
     loader.start()
     for i in range(1, 6):
@@ -82,23 +103,26 @@ def _collect(redis, qname: str, tid: str, result_ttl: int, redis_url: str,
             workers[0].terminate()  # a warm shutdown: RQ keeps its key 60 s
             workers[0].wait(timeout=20)
         time.sleep(max(0.0, t_poll + i * POLL_S - time.time()))
-        result = collect_once([RQSource(redis, [qname])], None, datetime.now(UTC),
-                              previous=cache, interval_s=1)
+        result = collect_once(
+            [RQSource(redis, [qname])], None, datetime.now(UTC), previous=cache, interval_s=1
+        )
         assert not result.errors, result.errors
         rows.append(result.metrics[0])
     return rows, len(enqueued)
 
 
 def test_expiring_results_are_detected_and_counted_from_the_workers(
-        redis, redis_url, tid, processes) -> None:
-    rows, n = _collect(redis, f"ttl-{tid}", tid, 5, redis_url, processes,
-                       stop_one_after_poll=2)
+    redis, redis_url, tid, processes
+) -> None:
+    rows, n = _collect(redis, f"ttl-{tid}", tid, 5, redis_url, processes, stop_one_after_poll=2)
     counted = sum(r.completion_rate * r.interval_s for r in rows)
     records = sum(r.samples for r in rows)  # what counting registry records saw
     true_rate = n / sum(r.interval_s for r in rows)
-    print(f"\n{n} jobs: true {true_rate:.2f} jobs/s, counted {counted / n * true_rate:.2f} "
-          f"jobs/s from the workers' counters, {records / n * true_rate:.2f} jobs/s from the "
-          f"job records (the old count); partial {[r.partial for r in rows]}")
+    print(
+        f"\n{n} jobs: true {true_rate:.2f} jobs/s, counted {counted / n * true_rate:.2f} "
+        f"jobs/s from the workers' counters, {records / n * true_rate:.2f} jobs/s from the "
+        f"job records (the old count); partial {[r.partial for r in rows]}"
+    )
     assert n >= 25
     assert counted == n  # every job, the stopped worker's last ones included
     assert records < 0.85 * n  # the records alone undercount
@@ -115,7 +139,8 @@ def test_expiring_results_are_detected_and_counted_from_the_workers(
 
 
 def test_results_kept_longer_than_the_interval_are_complete(
-        redis, redis_url, tid, processes) -> None:
+    redis, redis_url, tid, processes
+) -> None:
     rows, n = _collect(redis, f"keep-{tid}", tid, 600, redis_url, processes)
     assert sum(r.completion_rate * r.interval_s for r in rows) == n
     assert sum(r.samples for r in rows) == n

@@ -31,9 +31,21 @@ def start_rq_workers(redis_url: str, queue: str, tid: str, n: int, procs: list) 
     started = []
     for i in range(n):
         p = subprocess.Popen(
-            [os.path.join(os.path.dirname(os.sys.executable), "rq"), "worker", "-u", redis_url,
-             "--name", f"w-{tid}-{i}", "--path", str(HERE), queue],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                os.path.join(os.path.dirname(os.sys.executable), "rq"),
+                "worker",
+                "-u",
+                redis_url,
+                "--name",
+                f"w-{tid}-{i}",
+                "--path",
+                str(HERE),
+                queue,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         procs.append(p)
         started.append(p)
     return started
@@ -43,8 +55,9 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def test_rq_source_measures_arrivals_service_waits_and_workers(redis, redis_url, tid,
-                                                               processes) -> None:
+def test_rq_source_measures_arrivals_service_waits_and_workers(
+    redis, redis_url, tid, processes
+) -> None:
     qname = f"emails-{tid}"
     q = Queue(qname, connection=redis)
     workers = start_rq_workers(redis_url, qname, tid, WORKERS, processes)
@@ -61,8 +74,14 @@ def test_rq_source_measures_arrivals_service_waits_and_workers(redis, redis_url,
         time.sleep(max(0.0, t_start + offset - time.time()))
         job_id = f"{tid}-{i}"
         enqueued_at[job_id] = time.time()
-        q.enqueue("metrics_jobs.sleep_job", SERVICE_S, f"{truth_key}:{job_id}", redis_url,
-                  job_id=job_id, result_ttl=600)
+        q.enqueue(
+            "metrics_jobs.sleep_job",
+            SERVICE_S,
+            f"{truth_key}:{job_id}",
+            redis_url,
+            job_id=job_id,
+            result_ttl=600,
+        )
         if i % 6 == 0:
             snaps.append(src.poll(now()))
     wait_until(lambda: len(q) == 0 and src.poll(now())[0].in_progress == 0, 30, "queue drained")

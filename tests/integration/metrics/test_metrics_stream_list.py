@@ -44,9 +44,12 @@ def test_stream_source_measures_group_consumption(redis, redis_url, tid, process
     stream, group, stop = f"events-{tid}", "workers", f"stop:{tid}"
     redis.xgroup_create(stream, group, id="$", mkstream=True)
     for i in range(WORKERS):
-        processes.append(spawn_python(
-            "import metrics_jobs; metrics_jobs.stream_consumer("
-            f"{redis_url!r}, {stream!r}, {group!r}, 'c{i}', {SERVICE_S}, {stop!r})"))
+        processes.append(
+            spawn_python(
+                "import metrics_jobs; metrics_jobs.stream_consumer("
+                f"{redis_url!r}, {stream!r}, {group!r}, 'c{i}', {SERVICE_S}, {stop!r})"
+            )
+        )
     src = StreamSource(redis, [stream], group=group, consumer_idle_s=5)
 
     def warmed_up() -> bool:
@@ -76,9 +79,12 @@ def test_stream_source_measures_group_consumption(redis, redis_url, tid, process
 def test_instrumented_list_source_matches_ground_truth(redis, redis_url, tid, processes) -> None:
     queue, stop = f"thumbs-{tid}", f"stop:{tid}"
     for i in range(WORKERS):
-        processes.append(spawn_python(
-            "import metrics_jobs; metrics_jobs.list_worker("
-            f"{redis_url!r}, {queue!r}, 'w{i}-{tid}', {SERVICE_S}, {stop!r})"))
+        processes.append(
+            spawn_python(
+                "import metrics_jobs; metrics_jobs.list_worker("
+                f"{redis_url!r}, {queue!r}, 'w{i}-{tid}', {SERVICE_S}, {stop!r})"
+            )
+        )
     instrument.declare_queue(redis, queue)
     src = ListSource(redis, [queue], heartbeat_ttl_s=5)
     wait_until(lambda: src.poll(now())[0].workers == WORKERS, 30, "3 list workers beating")

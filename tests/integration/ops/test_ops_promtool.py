@@ -20,8 +20,9 @@ RULES_DIR = Path(__file__).resolve().parents[3] / "deployments" / "prometheus"
 
 
 def promtool(*args: str, cwd: Path = RULES_DIR) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([binary("promtool"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [binary("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_promtool_checks_the_alert_rules() -> None:
@@ -43,8 +44,12 @@ def test_promtool_rule_tests_fail_when_a_threshold_changes(tmp_path: Path) -> No
     rules = tmp_path / "capplan-alerts.yml"
     text = rules.read_text()
     assert "capplan_cycle_last_success_timestamp_seconds > 3600" in text
-    rules.write_text(text.replace("capplan_cycle_last_success_timestamp_seconds > 3600",
-                                  "capplan_cycle_last_success_timestamp_seconds > 7200"))
+    rules.write_text(
+        text.replace(
+            "capplan_cycle_last_success_timestamp_seconds > 3600",
+            "capplan_cycle_last_success_timestamp_seconds > 7200",
+        )
+    )
     r = promtool("test", "rules", "capplan-alerts.test.yml", cwd=tmp_path)
     assert r.returncode != 0
     assert "CapplanCycleStale" in r.stdout + r.stderr

@@ -68,27 +68,45 @@ def cycle(runner: Any, n: int, metrics: Path, *, save: bool = True) -> dict[str,
     plan_store().apply_policies(syn.policies(20), actor="test")
     names = [syn.queue_name(i) for i in range(n)]
     flow = capacity_plan if runner is None else capacity_plan.with_options(task_runner=runner)
-    results = asyncio.run(flow(
-        policies=names, metrics_path=str(metrics), as_of=None if save else AS_OF,
-        approval="none", save=save))
+    results = asyncio.run(
+        flow(
+            policies=names,
+            metrics_path=str(metrics),
+            as_of=None if save else AS_OF,
+            approval="none",
+            save=save,
+        )
+    )
 
     async def newest_run() -> str:
         async with get_client() as client:
             runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[
-                    "plan " + ",".join(names)])), sort="START_TIME_DESC", limit=1)
+                flow_run_filter=FlowRunFilter(
+                    name=FlowRunFilterName(any_=["plan " + ",".join(names)])
+                ),
+                sort="START_TIME_DESC",
+                limit=1,
+            )
         return str(runs[0].id)
+
     return {"id": asyncio.run(newest_run()), "results": results}
 
 
 def _plans(results: list[dict[str, Any]]) -> dict[str, tuple]:
-    return {r["queue"]: (r["status"], r["current_workers"], r["target_workers"],
-                         r["confidence"], [(s["to_workers"], s["execute_at"]) for s in r["steps"]],
-                         r["simulation"]) for r in results}
+    return {
+        r["queue"]: (
+            r["status"],
+            r["current_workers"],
+            r["target_workers"],
+            r["confidence"],
+            [(s["to_workers"], s["execute_at"]) for s in r["steps"]],
+            r["simulation"],
+        )
+        for r in results
+    }
 
 
-async def _task_run_names(run_id: str, *, at_least: int = 0,
-                          timeout_s: float = 60) -> list[str]:
+async def _task_run_names(run_id: str, *, at_least: int = 0, timeout_s: float = 60) -> list[str]:
     """The run's task run names; waits for ``at_least`` of them (Prefect records task runs
     from their events, a moment after the flow returns)."""
     import time
@@ -97,7 +115,8 @@ async def _task_run_names(run_id: str, *, at_least: int = 0,
     while True:
         async with get_client() as client:
             runs = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+            )
         if len(runs) >= at_least or time.monotonic() > deadline:
             return sorted(r.name for r in runs)
         await asyncio.sleep(0.5)
@@ -113,8 +132,9 @@ async def _run_log(run_id: str, containing: str, *, timeout_s: float = 60) -> li
     deadline = time.monotonic() + timeout_s
     while True:
         async with get_client() as client:
-            logs = await client.read_logs(log_filter=LogFilter(
-                flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+            logs = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
+            )
         messages = [log.message for log in logs]
         if any(containing in m for m in messages) or time.monotonic() > deadline:
             return messages
@@ -143,15 +163,20 @@ def test_20_queues_on_prefect_on_postgres(env, pg_prefect, metrics_20_now, monke
     # the whole cycle's footprint: 3 store tasks (one settles a store restored from a
     # backup) and one task run per chunk of 5 queues
     assert [n.rsplit("-", 1)[0] for n in names if not n.startswith("plan-chunk")] == [
-        "expire-undecided", "read-policies", "restore-check-capacity"]
-    assert [n for n in names if n.startswith("plan-chunk")] == sorted(f"plan-chunk-{i}: " + ",".join(syn.queue_name(j)
-                                                         for j in range(5 * i, 5 * i + 5))
-                           for i in range(4))
+        "expire-undecided",
+        "read-policies",
+        "restore-check-capacity",
+    ]
+    assert [n for n in names if n.startswith("plan-chunk")] == sorted(
+        f"plan-chunk-{i}: " + ",".join(syn.queue_name(j) for j in range(5 * i, 5 * i + 5))
+        for i in range(4)
+    )
 
     async def artifacts() -> dict[str, Any]:
         async with get_client() as client:
             arts = await client.read_artifacts(limit=200)
         return {a.key: a for a in arts if a.key}
+
     arts = asyncio.run(artifacts())
     for q in ("q0000", "q0019"):
         assert {f"data-quality-{q}", f"plan-{q}", f"simulation-{q}"} <= set(arts)
@@ -161,15 +186,15 @@ def test_20_queues_on_prefect_on_postgres(env, pg_prefect, metrics_20_now, monke
     # the server's state is in PostgreSQL: the run and its 4 chunk task runs are rows there
     dsn = pg_prefect.database_url.replace("postgresql+asyncpg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
-        n = conn.execute("SELECT count(*) FROM task_run WHERE flow_run_id = %s "
-                         "AND name LIKE 'plan-chunk-%%'",
-                         (out["id"],)).fetchone()
+        n = conn.execute(
+            "SELECT count(*) FROM task_run WHERE flow_run_id = %s AND name LIKE 'plan-chunk-%%'",
+            (out["id"],),
+        ).fetchone()
     assert n is not None and n[0] == 4
 
 
 @pytest.mark.slow
-def test_dask_local_cluster_plans_exactly_what_the_local_runner_plans(env, metrics_20,
-                                                                     monkeypatch):
+def test_dask_local_cluster_plans_exactly_what_the_local_runner_plans(env, metrics_20, monkeypatch):
     monkeypatch.setenv("CAPPLAN_PLAN_CHUNK_SIZE", "3")
     get_settings.cache_clear()
     # previews as of the data's end: both runs plan at the same "now"
@@ -181,5 +206,7 @@ def test_dask_local_cluster_plans_exactly_what_the_local_runner_plans(env, metri
     assert local["id"] != dask["id"]
     assert {r["status"] for r in dask["results"]} == {"preview"}
     assert _plans(dask["results"]) == _plans(local["results"])
-    assert any("plan-chunk task run(s) on DaskTaskRunner" in m
-               for m in asyncio.run(_run_log(dask["id"], "plan-chunk task run(s) on")))
+    assert any(
+        "plan-chunk task run(s) on DaskTaskRunner" in m
+        for m in asyncio.run(_run_log(dask["id"], "plan-chunk task run(s) on"))
+    )

@@ -14,14 +14,25 @@ pytestmark = [pytest.mark.integration]
 
 
 def _scenario() -> SimScenario:
-    return SimScenario(horizon_s=3600, window_s=900, rates_per_s=np.array([2.0, 3.0, 4.0, 3.0]),
-                       initial_workers=4, steps=[(600.0, 6)], mean_service_s=1.0,
-                       startup_s=60, mtbf_s=1800, restart_s=30, slo_wait_s=5)
+    return SimScenario(
+        horizon_s=3600,
+        window_s=900,
+        rates_per_s=np.array([2.0, 3.0, 4.0, 3.0]),
+        initial_workers=4,
+        steps=[(600.0, 6)],
+        mean_service_s=1.0,
+        startup_s=60,
+        mtbf_s=1800,
+        restart_s=30,
+        slo_wait_s=5,
+    )
 
 
-@pytest.mark.parametrize("runner", [ThreadPoolTaskRunner(max_workers=4),
-                                    ProcessPoolTaskRunner(max_workers=2)],
-                         ids=["threads", "processes"])
+@pytest.mark.parametrize(
+    "runner",
+    [ThreadPoolTaskRunner(max_workers=4), ProcessPoolTaskRunner(max_workers=2)],
+    ids=["threads", "processes"],
+)
 def test_fanned_out_replications_equal_the_single_process_run(prefect_server, runner):
     @flow(task_runner=runner)
     def fan() -> object:

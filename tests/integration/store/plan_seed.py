@@ -17,10 +17,19 @@ from capplan_core.planning.stored_plan import (
 from capplan_core.policy import parse_policies
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
-POLICY = parse_policies({"policies": [{
-    "name": "emails", "queue": "emails", "mode": "manual",
-    "target": {"namespace": "workers", "name": "email-worker"},
-    "slo": {"wait_p95_seconds": 30}}]})[0]
+POLICY = parse_policies(
+    {
+        "policies": [
+            {
+                "name": "emails",
+                "queue": "emails",
+                "mode": "manual",
+                "target": {"namespace": "workers", "name": "email-worker"},
+                "slo": {"wait_p95_seconds": 30},
+            }
+        ]
+    }
+)[0]
 
 
 def seeded_store(url: str) -> PlanStore:
@@ -33,19 +42,33 @@ def seeded_store(url: str) -> PlanStore:
 
 def forecast_points(n: int = 4) -> list[ForecastPoint]:
     """``n`` quarter-hour windows from :data:`T0`, rates 2, 3, 4, ... jobs/s."""
-    return [ForecastPoint("emails", T0 + timedelta(minutes=15 * i), 2.0 + i, 1.5, 3.5 + i, 0.8,
-                          "ewma") for i in range(n)]
+    return [
+        ForecastPoint("emails", T0 + timedelta(minutes=15 * i), 2.0 + i, 1.5, 3.5 + i, 0.8, "ewma")
+        for i in range(n)
+    ]
 
 
 def emails_draft(run: str | None = None, **kw: object) -> PlanDraft:
     """A 10 -> 15 -> 20 -> 12 plan with simulation, forecast and quality report; ``kw``
     replaces fields."""
     base = PlanDraft(
-        policy_name="emails", queue="emails", mode="manual", current_workers=10,
-        target_workers=20, confidence=0.9, slo_achievable=True, as_of=T0, flow_run_id=run,
-        steps=[StepDraft(T0, 10, 15, "ramp"), StepDraft(T0 + timedelta(minutes=5), 15, 20, "ramp"),
-               StepDraft(T0 + timedelta(hours=2), 20, 12, "after peak")],
+        policy_name="emails",
+        queue="emails",
+        mode="manual",
+        current_workers=10,
+        target_workers=20,
+        confidence=0.9,
+        slo_achievable=True,
+        as_of=T0,
+        flow_run_id=run,
+        steps=[
+            StepDraft(T0, 10, 15, "ramp"),
+            StepDraft(T0 + timedelta(minutes=5), 15, 20, "ramp"),
+            StepDraft(T0 + timedelta(hours=2), 20, 12, "after peak"),
+        ],
         simulation=SimulationDraft(0.95, 40.0, 9.5, (0.5, 0.8), 100, "fast"),
-        details={"policy": "emails"}, forecast=forecast_points(),
-        quality=QualityDraft("emails", True, {"checks": []}))
+        details={"policy": "emails"},
+        forecast=forecast_points(),
+        quality=QualityDraft("emails", True, {"checks": []}),
+    )
     return replace(base, **kw)  # type: ignore[arg-type]

@@ -22,11 +22,15 @@ def test_cli_refuses_a_stale_plan_and_a_bad_cap_with_exit_code_3(capplan_env: st
     stale = runner.invoke(app, ["plans", "approve", str(old), "--by", "alice"])
     assert stale.exit_code == REFUSED_EXIT == 3
     assert f"plan {old} is no longer the newest plan of queue 'emails': plan {new}" in (
-        stale.output + str(stale.stderr_bytes or b"", "utf-8"))
-    for cap, why in ((9, "below the plan's current count of 10"),
-                     (0, "never scales the pool to zero")):
-        refused = runner.invoke(app, ["plans", "approve", str(new), "--by", "alice",
-                                      "--max-workers", str(cap)])
+        stale.output + str(stale.stderr_bytes or b"", "utf-8")
+    )
+    for cap, why in (
+        (9, "below the plan's current count of 10"),
+        (0, "never scales the pool to zero"),
+    ):
+        refused = runner.invoke(
+            app, ["plans", "approve", str(new), "--by", "alice", "--max-workers", str(cap)]
+        )
         assert refused.exit_code == 3
         assert why in refused.output + str(refused.stderr_bytes or b"", "utf-8")
     # nothing was decided

@@ -63,7 +63,8 @@ def count_rows(store_url: str) -> int:
 
 
 def test_import_is_idempotent_and_export_round_trips(
-        store_url: str, two_days: Path, tmp_path: Path) -> None:
+    store_url: str, two_days: Path, tmp_path: Path
+) -> None:
     store = open_store(store_url)
     source = read_metrics_file(two_days)
     first = import_metrics_file(store, two_days)
@@ -99,35 +100,45 @@ def test_export_since_and_history_bounds(store_url: str, two_days: Path, tmp_pat
 
 
 def test_missing_numbers_are_stored_as_null_and_exported_empty(
-        store_url: str, tmp_path: Path) -> None:
+    store_url: str, tmp_path: Path
+) -> None:
     path = tmp_path / "gaps.csv"
-    path.write_text(HEADER + "2026-11-01T00:00:00Z,q,1.5,0.5,,2,\n"
-                    "2026-11-01T00:01:00Z,q,,0.5,3,2,4.25\n")
+    path.write_text(
+        HEADER + "2026-11-01T00:00:00Z,q,1.5,0.5,,2,\n2026-11-01T00:01:00Z,q,,0.5,3,2,4.25\n"
+    )
     store = open_store(store_url)
     assert import_metrics_file(store, path).written == 2
     out = tmp_path / "back.csv"
     export_metrics_file(store, "q", out)
     lines = out.read_text().splitlines()
     assert lines[0] == HEADER.strip()
-    assert lines[1:] == ["2026-11-01T00:00:00Z,q,1.5,0.5,,2.0,",
-                         "2026-11-01T00:01:00Z,q,,0.5,3.0,2.0,4.25"]
+    assert lines[1:] == [
+        "2026-11-01T00:00:00Z,q,1.5,0.5,,2.0,",
+        "2026-11-01T00:01:00Z,q,,0.5,3.0,2.0,4.25",
+    ]
 
 
-@pytest.mark.parametrize(("row3", "column", "shown"), [
-    ("2026-11-01T00:02:00Z,q,abc,0.5,0,2,1", "arrival_rate", "'abc'"),
-    ("2026-11-01T00:02:00Z,q,1,0.5,inf,2,1", "backlog", "'inf'"),
-    ("2026-11-01T00:02:00Z,q,1,0.5,0,nan,1", "workers", "'nan'"),
-    ("2026-11-01T00:02:00Z,q,1,0.5,0,2,-Infinity", "service_time_p95", "'-Infinity'"),
-    ("yesterday,q,1,0.5,0,2,1", "timestamp", "'yesterday'"),
-    (",q,1,0.5,0,2,1", "timestamp", "''"),
-    ("2026-11-01T00:02:00Z,,1,0.5,0,2,1", "queue", "''"),
-])
+@pytest.mark.parametrize(
+    ("row3", "column", "shown"),
+    [
+        ("2026-11-01T00:02:00Z,q,abc,0.5,0,2,1", "arrival_rate", "'abc'"),
+        ("2026-11-01T00:02:00Z,q,1,0.5,inf,2,1", "backlog", "'inf'"),
+        ("2026-11-01T00:02:00Z,q,1,0.5,0,nan,1", "workers", "'nan'"),
+        ("2026-11-01T00:02:00Z,q,1,0.5,0,2,-Infinity", "service_time_p95", "'-Infinity'"),
+        ("yesterday,q,1,0.5,0,2,1", "timestamp", "'yesterday'"),
+        (",q,1,0.5,0,2,1", "timestamp", "''"),
+        ("2026-11-01T00:02:00Z,,1,0.5,0,2,1", "queue", "''"),
+    ],
+)
 def test_a_bad_cell_names_row_and_column_and_nothing_is_written(
-        store_url: str, tmp_path: Path, row3: str, column: str, shown: str) -> None:
+    store_url: str, tmp_path: Path, row3: str, column: str, shown: str
+) -> None:
     path = tmp_path / "bad.csv"
-    path.write_text(HEADER + "2026-11-01T00:00:00Z,q,1,0.5,0,2,1\n"
-                    "2026-11-01T00:01:00Z,q,1,0.5,0,2,1\n" + row3 + "\n"
-                    "2026-11-01T00:03:00Z,q,1,0.5,zzz,2,1\n")
+    path.write_text(
+        HEADER + "2026-11-01T00:00:00Z,q,1,0.5,0,2,1\n"
+        "2026-11-01T00:01:00Z,q,1,0.5,0,2,1\n" + row3 + "\n"
+        "2026-11-01T00:03:00Z,q,1,0.5,zzz,2,1\n"
+    )
     with pytest.raises(MetricsImportError) as info:
         import_metrics_file(open_store(store_url), path)
     assert (info.value.row, info.value.column) == (3, column)
@@ -136,11 +147,17 @@ def test_a_bad_cell_names_row_and_column_and_nothing_is_written(
 
 
 def test_a_bad_parquet_cell_is_refused(store_url: str, tmp_path: Path) -> None:
-    frame = pd.DataFrame({"timestamp": pd.to_datetime(["2026-11-01T00:00:00Z"] * 2, utc=True)
-                          + pd.to_timedelta([0, 60], unit="s"),
-                          "queue": ["q", "q"], "arrival_rate": [1.0, float("inf")],
-                          "service_rate": [0.5, 0.5], "backlog": [0.0, 1.0],
-                          "workers": [2.0, 2.0]})
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(["2026-11-01T00:00:00Z"] * 2, utc=True)
+            + pd.to_timedelta([0, 60], unit="s"),
+            "queue": ["q", "q"],
+            "arrival_rate": [1.0, float("inf")],
+            "service_rate": [0.5, 0.5],
+            "backlog": [0.0, 1.0],
+            "workers": [2.0, 2.0],
+        }
+    )
     path = tmp_path / "bad.parquet"
     frame.to_parquet(path)
     with pytest.raises(MetricsImportError) as info:
@@ -162,21 +179,24 @@ def test_prune_removes_exactly_the_old_rows(store_url: str, two_days: Path) -> N
     assert store.prune_metrics(cut) == 0
 
 
-def test_cli_import_json_then_export(cli, store_url: str, two_days: Path,
-                                     tmp_path: Path) -> None:
+def test_cli_import_json_then_export(cli, store_url: str, two_days: Path, tmp_path: Path) -> None:
     first = cli("metrics", "import", str(two_days), "--json")
     assert first.exit_code == 0, first.output
     body = json.loads(first.stdout)
     total = len(read_metrics_file(two_days))
-    assert body == {"written": total, "skipped": 0,
-                    "queues": ["emails", "legacy-sync", "reports", "thumbnails"]}
+    assert body == {
+        "written": total,
+        "skipped": 0,
+        "queues": ["emails", "legacy-sync", "reports", "thumbnails"],
+    }
     second = json.loads(cli("metrics", "import", str(two_days), "--json").stdout)
     assert (second["written"], second["skipped"]) == (0, total)
 
     since = datetime(2026, 11, 7, 0, 0, tzinfo=UTC)
     out = tmp_path / "reports.parquet"
-    exported = cli("metrics", "export", "--queue", "reports", "--since", "2026-11-07T00:00:00Z",
-                   str(out))
+    exported = cli(
+        "metrics", "export", "--queue", "reports", "--since", "2026-11-07T00:00:00Z", str(out)
+    )
     assert exported.exit_code == 0, exported.output
     back = read_metrics_file(out)
     src = read_metrics_file(two_days)
@@ -185,11 +205,11 @@ def test_cli_import_json_then_export(cli, store_url: str, two_days: Path,
     pd.testing.assert_frame_equal(back, want)
 
 
-def test_cli_bad_file_exits_2_naming_row_and_column(cli, store_url: str,
-                                                    tmp_path: Path) -> None:
+def test_cli_bad_file_exits_2_naming_row_and_column(cli, store_url: str, tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
-    path.write_text(HEADER + "2026-11-01T00:00:00Z,q,1,0.5,0,2,1\n"
-                    "2026-11-01T00:01:00Z,q,1,fast,0,2,1\n")
+    path.write_text(
+        HEADER + "2026-11-01T00:00:00Z,q,1,0.5,0,2,1\n2026-11-01T00:01:00Z,q,1,fast,0,2,1\n"
+    )
     result = cli("metrics", "import", str(path), "--json")
     assert result.exit_code == 2
     said = " ".join(result.output.split())  # the console wraps long lines
@@ -203,7 +223,8 @@ def test_cli_export_of_an_empty_queue_says_so(cli, tmp_path: Path) -> None:
     result = cli("metrics", "export", "--queue", "ghost", "--since", "2026-11-01", str(out))
     assert result.exit_code == 1
     assert "no metrics collected for queue 'ghost' since 2026-11-01T00:00:00+00:00" in (
-        " ".join(result.output.split()))
+        " ".join(result.output.split())
+    )
     assert not out.exists()
     bad_since = cli("metrics", "export", "--queue", "ghost", "--since", "soon", str(out))
     assert bad_since.exit_code == 2 and "--since" in bad_since.output
@@ -212,11 +233,20 @@ def test_cli_export_of_an_empty_queue_says_so(cli, tmp_path: Path) -> None:
 def test_history_of_collected_rows_reads_the_extra_columns(store_url: str) -> None:
     store = open_store(store_url)
     at = datetime(2026, 11, 1, tzinfo=UTC)
-    store.record_metrics([
-        {"queue_name": "live", "recorded_at": at + timedelta(minutes=i), "arrival_rate": 2.0,
-         "service_rate": 1.0, "backlog": None, "workers": 3.0,
-         "extra": {"service_time_p95": 1.5 + i, "service_time_scv": None, "source": "rq"}}
-        for i in range(3)])
+    store.record_metrics(
+        [
+            {
+                "queue_name": "live",
+                "recorded_at": at + timedelta(minutes=i),
+                "arrival_rate": 2.0,
+                "service_rate": 1.0,
+                "backlog": None,
+                "workers": 3.0,
+                "extra": {"service_time_p95": 1.5 + i, "service_time_scv": None, "source": "rq"},
+            }
+            for i in range(3)
+        ]
+    )
     h = store.metrics_history("live", at)
     assert list(h["service_time_p95"]) == [1.5, 2.5, 3.5]
     assert h["service_time_scv"].isna().all() and h["backlog"].isna().all()

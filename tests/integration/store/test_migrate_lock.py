@@ -49,14 +49,23 @@ def test_processes_migrating_an_empty_database_at_once_all_succeed(empty_pg_url:
     # every process imports first and says so; then all start migrating at the same instant
     # (when the go-file appears), so the race is between migrations, not imports
     go = empty_pg_url_go_file()
-    code = ("import os, sys, time; from capplan_adapters.store.db import migrate; "
-            "print('ready', flush=True)\n"
-            "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
-            "migrate(sys.argv[1])")
+    code = (
+        "import os, sys, time; from capplan_adapters.store.db import migrate; "
+        "print('ready', flush=True)\n"
+        "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
+        "migrate(sys.argv[1])"
+    )
     started = time.monotonic()
-    procs = [subprocess.Popen([sys.executable, "-c", code, empty_pg_url, str(go)], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, empty_pg_url, str(go)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
     for p in procs:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
     go.touch()
@@ -69,16 +78,20 @@ def test_processes_migrating_an_empty_database_at_once_all_succeed(empty_pg_url:
     with eng.connect() as c:
         assert c.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
         # the lock is released: nobody holds an advisory lock any more
-        assert c.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
-                         ).scalar() == 0
-    assert "uq_plan_live_per_queue" in {i["name"] for i in inspect(eng).get_indexes(
-        "capacity_plan")}
+        assert (
+            c.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar()
+            == 0
+        )
+    assert "uq_plan_live_per_queue" in {
+        i["name"] for i in inspect(eng).get_indexes("capacity_plan")
+    }
     eng.dispose()
     print(f"{n} processes migrated one empty database in {elapsed_s:.1f} s")
 
 
 def test_without_migrate_on_start_a_schema_behind_is_refused_until_db_upgrade(
-        empty_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    empty_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from capplan_app.settings import get_settings
     from capplan_cli.main import app
 
@@ -113,23 +126,43 @@ def test_migration_0003_keeps_the_newest_live_plan_and_run_key(empty_url: str) -
     eng = create_engine(empty_url)
     now = datetime.now(UTC)
     with eng.begin() as c:
-        c.execute(text("INSERT INTO scaling_policy (id, name, enabled, mode, queue, target, "
-                       "slo_targets, scaling_constraints, spec, created_at, updated_at) VALUES "
-                       "(1, 'p', true, 'manual', 'q', '{}', '{}', '{}', '{}', :t, :t)"),
-                  {"t": now})
-        for pid, status, run in [(1, "applied", "r1"), (2, "approved", "r1"),
-                                 (3, "approved", "r2"), (4, "proposed", None)]:
-            c.execute(text("INSERT INTO capacity_plan (id, policy_id, queue, status, mode, "
-                           "created_at, flow_run_id, details) VALUES (:i, 1, 'q', :s, "
-                           "'manual', :t, :r, '{}')"), {"i": pid, "s": status, "t": now,
-                                                        "r": run})
+        c.execute(
+            text(
+                "INSERT INTO scaling_policy (id, name, enabled, mode, queue, target, "
+                "slo_targets, scaling_constraints, spec, created_at, updated_at) VALUES "
+                "(1, 'p', true, 'manual', 'q', '{}', '{}', '{}', '{}', :t, :t)"
+            ),
+            {"t": now},
+        )
+        for pid, status, run in [
+            (1, "applied", "r1"),
+            (2, "approved", "r1"),
+            (3, "approved", "r2"),
+            (4, "proposed", None),
+        ]:
+            c.execute(
+                text(
+                    "INSERT INTO capacity_plan (id, policy_id, queue, status, mode, "
+                    "created_at, flow_run_id, details) VALUES (:i, 1, 'q', :s, "
+                    "'manual', :t, :r, '{}')"
+                ),
+                {"i": pid, "s": status, "t": now, "r": run},
+            )
     migrate(empty_url)
     with eng.connect() as c:
-        rows = c.execute(text("SELECT id, status, flow_run_id FROM capacity_plan ORDER BY id")
-                         ).all()
+        rows = c.execute(
+            text("SELECT id, status, flow_run_id FROM capacity_plan ORDER BY id")
+        ).all()
         audit = c.execute(text("SELECT action, plan_id FROM audit_event ORDER BY id")).all()
     eng.dispose()
-    assert [tuple(r) for r in rows] == [(1, "superseded", None), (2, "superseded", "r1"),
-                                        (3, "approved", "r2"), (4, "proposed", None)]
-    assert sorted(tuple(a) for a in audit) == [("orphan_plan", 1), ("superseded", 1),
-                                               ("superseded", 2)]
+    assert [tuple(r) for r in rows] == [
+        (1, "superseded", None),
+        (2, "superseded", "r1"),
+        (3, "approved", "r2"),
+        (4, "proposed", None),
+    ]
+    assert sorted(tuple(a) for a in audit) == [
+        ("orphan_plan", 1),
+        ("superseded", 1),
+        ("superseded", 2),
+    ]

@@ -27,6 +27,7 @@ from tests.integration.store.plan_seed import emails_draft, forecast_points
 
 pytestmark = pytest.mark.integration
 
+
 def _count(store: PlanStore, model: type) -> int:
     with store.session() as s:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
@@ -38,8 +39,9 @@ def test_database_refuses_a_second_live_plan_of_a_queue(store: PlanStore) -> Non
     store.transition(b, PlanStatus.APPROVED, actor="alice")
     with pytest.raises(IntegrityError), store.session() as s, s.begin():
         # bypass the store's rules: the partial unique index alone must refuse it
-        s.execute(update(CapacityPlanRow).where(CapacityPlanRow.id == a)
-                  .values(status=PlanStatus.APPLIED))
+        s.execute(
+            update(CapacityPlanRow).where(CapacityPlanRow.id == a).values(status=PlanStatus.APPLIED)
+        )
     # other statuses are not limited: the older plan is superseded, the newer approved
     assert [p.status for p in store.list_plans(queue="emails")] == ["approved", "superseded"]
 
@@ -60,7 +62,8 @@ def test_newer_plan_supersedes_older_proposed_ones_audited(store: PlanStore) -> 
 
 
 def test_approving_a_plan_that_is_not_the_newest_is_refused_with_the_reason(
-        store: PlanStore) -> None:
+    store: PlanStore,
+) -> None:
     old = store.create_plan(emails_draft())
     store.transition(old, PlanStatus.APPROVED, actor="alice")
     newer = store.create_plan(emails_draft())
@@ -76,8 +79,7 @@ def test_approving_a_plan_that_is_not_the_newest_is_refused_with_the_reason(
 
 
 @pytest.mark.parametrize("to", [PlanStatus.APPROVED, PlanStatus.REJECTED])
-def test_ten_threads_deciding_one_plan_exactly_one_wins(store: PlanStore,
-                                                        to: PlanStatus) -> None:
+def test_ten_threads_deciding_one_plan_exactly_one_wins(store: PlanStore, to: PlanStatus) -> None:
     plan_id = store.create_plan(emails_draft())
     barrier = threading.Barrier(10)
     won: list[str] = []
@@ -112,8 +114,16 @@ def test_storing_the_same_runs_plan_twice_returns_the_same_plan(store: PlanStore
     first = store.create_plan(emails_draft(run="run-a"))
     again = store.create_plan(emails_draft(run="run-a"))
     assert again == first
-    assert [_count(store, m) for m in (CapacityPlanRow, ScalingStepRow, SimulationResultRow,
-                                       ForecastPointRow, DataQualityReportRow)] == [1, 3, 1, 4, 1]
+    assert [
+        _count(store, m)
+        for m in (
+            CapacityPlanRow,
+            ScalingStepRow,
+            SimulationResultRow,
+            ForecastPointRow,
+            DataQualityReportRow,
+        )
+    ] == [1, 3, 1, 4, 1]
     # another queue or another run is another plan
     other = store.create_plan(emails_draft(run="run-b"))
     assert other != first and _count(store, CapacityPlanRow) == 2
@@ -143,8 +153,16 @@ def test_a_failure_in_the_middle_stores_nothing(store: PlanStore) -> None:
     bad[2] = replace(bad[2], predicted_rate=None)  # type: ignore[arg-type]  # NOT NULL
     with pytest.raises(IntegrityError):
         store.create_plan(emails_draft(run="run-1", forecast=bad))
-    assert [_count(store, m) for m in (CapacityPlanRow, ScalingStepRow, SimulationResultRow,
-                                       ForecastPointRow, DataQualityReportRow)] == [1, 3, 1, 4, 1]
+    assert [
+        _count(store, m)
+        for m in (
+            CapacityPlanRow,
+            ScalingStepRow,
+            SimulationResultRow,
+            ForecastPointRow,
+            DataQualityReportRow,
+        )
+    ] == [1, 3, 1, 4, 1]
     # nothing half-done: the earlier plan was not superseded by the failed one
     assert store.get_plan(before).status == "proposed"
     assert store.audit_events(action="superseded") == []
@@ -155,24 +173,28 @@ def test_a_failure_in_the_middle_stores_nothing(store: PlanStore) -> None:
 
 
 # -- point 7: the approver's cap --------------------------------------------------------------
-@pytest.mark.parametrize(("cap", "why"), [(9, "below the plan's current count of 10"),
-                                          (0, "never scales the pool to zero")])
-def test_a_cap_below_the_current_count_or_zero_is_refused(store: PlanStore, cap: int,
-                                                          why: str) -> None:
+@pytest.mark.parametrize(
+    ("cap", "why"),
+    [(9, "below the plan's current count of 10"), (0, "never scales the pool to zero")],
+)
+def test_a_cap_below_the_current_count_or_zero_is_refused(
+    store: PlanStore, cap: int, why: str
+) -> None:
     plan_id = store.create_plan(emails_draft())
     with pytest.raises(CapRefused, match=why):
-        store.transition(plan_id, PlanStatus.APPROVED, actor="alice",
-                         details={"max_workers": cap})
+        store.transition(plan_id, PlanStatus.APPROVED, actor="alice", details={"max_workers": cap})
     plan = store.get_plan(plan_id)
     assert plan.status == "proposed"
     assert [(s.from_workers, s.to_workers) for s in plan.steps] == [(10, 15), (15, 20), (20, 12)]
 
 
 def test_a_cap_between_current_and_target_clips_and_recomputes_later_steps(
-        store: PlanStore) -> None:
+    store: PlanStore,
+) -> None:
     plan_id = store.create_plan(emails_draft())
-    plan = store.transition(plan_id, PlanStatus.APPROVED, actor="alice",
-                            details={"max_workers": 13})
+    plan = store.transition(
+        plan_id, PlanStatus.APPROVED, actor="alice", details={"max_workers": 13}
+    )
     assert [(s.from_workers, s.to_workers) for s in plan.steps] == [(10, 13), (13, 13), (13, 12)]
     assert store.get_plan(plan_id).steps == plan.steps
     assert plan.steps[1].explanation["planned"] == {"from_workers": 15, "to_workers": 20}

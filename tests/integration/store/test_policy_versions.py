@@ -23,18 +23,33 @@ T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
 
 
 def _policy(name: str = "emails", max_workers: int = 50, **over) -> ScalingPolicy:
-    doc = {"name": name, "queue": over.pop("queue", name), "mode": "manual",
-           "target": {"kind": "deployment", "namespace": "w", "name": over.pop("target", name)},
-           "slo": {"wait_p95_seconds": 30}, "scaling": {"max_workers": max_workers}}
+    doc = {
+        "name": name,
+        "queue": over.pop("queue", name),
+        "mode": "manual",
+        "target": {"kind": "deployment", "namespace": "w", "name": over.pop("target", name)},
+        "slo": {"wait_p95_seconds": 30},
+        "scaling": {"max_workers": max_workers},
+    }
     return parse_policies({"policies": [doc]})[0]
 
 
 def _draft(version: int | None, to: int = 14) -> PlanDraft:
-    return PlanDraft(policy_name="emails", queue="emails", mode="manual", current_workers=10,
-                     target_workers=to, confidence=0.9, slo_achievable=True, as_of=T0,
-                     steps=[StepDraft(T0, 10, to, "ramp"),
-                            StepDraft(T0 + timedelta(minutes=30), to, 10, "after")],
-                     details={"policy": "emails", "policy_version": version})
+    return PlanDraft(
+        policy_name="emails",
+        queue="emails",
+        mode="manual",
+        current_workers=10,
+        target_workers=to,
+        confidence=0.9,
+        slo_achievable=True,
+        as_of=T0,
+        steps=[
+            StepDraft(T0, 10, to, "ramp"),
+            StepDraft(T0 + timedelta(minutes=30), to, 10, "after"),
+        ],
+        details={"policy": "emails", "policy_version": version},
+    )
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
@@ -53,10 +68,15 @@ def test_a_changed_spec_is_a_new_version_and_an_unchanged_one_writes_nothing(rep
     again = repo.apply_policies([_policy()], actor="bob")
     changed = repo.apply_policies([_policy(max_workers=80)], actor="carol", comment="peak")
     assert [(c.version, c.previous, c.changed) for c in first + again + changed] == [
-        (1, None, True), (1, 1, False), (2, 1, True)]
+        (1, None, True),
+        (1, 1, False),
+        (2, 1, True),
+    ]
     history = repo.policy_history("emails")
     assert [(v.version, v.applied_by, v.comment) for v in history] == [
-        (1, "alice", "initial"), (2, "carol", "peak")]
+        (1, "alice", "initial"),
+        (2, "carol", "peak"),
+    ]
     assert history[0].policy.scaling.max_workers == 50
     assert repo.current_policy("emails").version == 2
     assert repo.get_policy("emails").scaling.max_workers == 80
@@ -89,7 +109,7 @@ def test_a_policy_change_supersedes_its_live_and_proposed_plans_audited(repo) ->
 def test_a_plan_made_under_an_outdated_version_is_superseded_when_stored(repo) -> None:
     repo.apply_policies([_policy()], actor="alice")
     repo.apply_policies([_policy(max_workers=60)], actor="alice")
-    late = repo.create_plan(_draft(1))       # planned under v1 while v2 was applied
+    late = repo.create_plan(_draft(1))  # planned under v1 while v2 was applied
     assert repo.get_plan(late).status == PlanStatus.SUPERSEDED
     fresh = repo.create_plan(_draft(2))
     assert repo.get_plan(fresh).status == PlanStatus.PROPOSED

@@ -19,13 +19,22 @@ from tests.integration.store.plan_seed import POLICY, T0
 
 pytestmark = pytest.mark.integration
 
+
 def _plan(**kw) -> PlanDraft:
     base = dict(
-        policy_name="emails", queue="emails", mode="manual", current_workers=10,
-        target_workers=14, confidence=0.93, slo_achievable=True, as_of=T0,
+        policy_name="emails",
+        queue="emails",
+        mode="manual",
+        current_workers=10,
+        target_workers=14,
+        confidence=0.93,
+        slo_achievable=True,
+        as_of=T0,
         expires_at=T0 + timedelta(hours=1),
-        steps=[StepDraft(T0, 10, 14, "morning ramp", 0.93, {"raw_workers": 13}),
-               StepDraft(T0 + timedelta(minutes=30), 14, 12, "after peak", 0.93)],
+        steps=[
+            StepDraft(T0, 10, 14, "morning ramp", 0.93, {"raw_workers": 13}),
+            StepDraft(T0 + timedelta(minutes=30), 14, 12, "after peak", 0.93),
+        ],
         simulation=SimulationDraft(0.93, 120.0, 12.5, (0.55, 0.81), 200, "fast"),
         details={"policy": "emails"},
     )
@@ -39,7 +48,9 @@ def test_plan_round_trips_with_steps_and_simulation(store):
     assert plan.status == PlanStatus.PROPOSED
     assert (plan.current_workers, plan.target_workers, plan.confidence) == (10, 14, 0.93)
     assert [(s.from_workers, s.to_workers, s.reason) for s in plan.steps] == [
-        (10, 14, "morning ramp"), (14, 12, "after peak")]
+        (10, 14, "morning ramp"),
+        (14, 12, "after peak"),
+    ]
     assert plan.steps[0].execute_at == T0 and plan.steps[0].execute_at.tzinfo is not None
     assert plan.steps[0].explanation == {"raw_workers": 13}
     assert plan.simulation.p95_wait_s == 12.5
@@ -88,9 +99,17 @@ def test_step_is_recorded_once_and_plan_becomes_applied(store):
 
 
 def test_metrics_rewrite_of_an_interval_writes_nothing_twice(store):
-    rows = [{"queue_name": "emails", "recorded_at": T0 + timedelta(minutes=i),
-             "arrival_rate": 1.0 + i, "service_rate": 0.5, "backlog": 0.0, "workers": 3.0}
-            for i in range(5)]
+    rows = [
+        {
+            "queue_name": "emails",
+            "recorded_at": T0 + timedelta(minutes=i),
+            "arrival_rate": 1.0 + i,
+            "service_rate": 0.5,
+            "backlog": 0.0,
+            "workers": 3.0,
+        }
+        for i in range(5)
+    ]
     assert store.record_metrics(rows) == 5
     assert store.record_metrics(rows + rows[:2]) == 0
     got = store.metrics("emails")
@@ -98,8 +117,11 @@ def test_metrics_rewrite_of_an_interval_writes_nothing_twice(store):
 
 
 def test_skipped_plan_keeps_its_reason(store):
-    pid = store.create_plan(_plan(skipped_reason="data quality: freshness", steps=(),
-                                  simulation=None, target_workers=None))
+    pid = store.create_plan(
+        _plan(
+            skipped_reason="data quality: freshness", steps=(), simulation=None, target_workers=None
+        )
+    )
     plan = store.get_plan(pid)
     assert plan.status == PlanStatus.SKIPPED
     assert plan.skipped_reason == "data quality: freshness"
@@ -113,10 +135,21 @@ def test_naive_timestamps_are_refused(store):
 
 def test_forecast_points_are_stored_per_plan(store):
     pid = store.create_plan(_plan())
-    n = store.save_forecast(pid, [
-        ForecastPoint(queue_name="emails", forecast_time=T0 + timedelta(minutes=15 * i),
-                      predicted_rate=2.0, confidence_lower=1.5, confidence_upper=2.5,
-                      level=0.8, model="ewma") for i in range(4)])
+    n = store.save_forecast(
+        pid,
+        [
+            ForecastPoint(
+                queue_name="emails",
+                forecast_time=T0 + timedelta(minutes=15 * i),
+                predicted_rate=2.0,
+                confidence_lower=1.5,
+                confidence_upper=2.5,
+                level=0.8,
+                model="ewma",
+            )
+            for i in range(4)
+        ],
+    )
     assert n == 4
     pts = store.forecast_points(pid)
     assert [p.forecast_time for p in pts] == [T0 + timedelta(minutes=15 * i) for i in range(4)]

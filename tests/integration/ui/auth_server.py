@@ -14,5 +14,10 @@ class AuthPrefectServer(PrefectServerProcess):
     def __init__(self, home: Path, auth_string: str) -> None:
         super().__init__(home, drop_env=("PREFECT_API_AUTH_STRING",))
         self.auth_string = auth_string
-        self.env.update({"PREFECT_UI_ENABLED": "true", "PREFECT_UI_API_URL": self.api_url,
-                         "PREFECT_SERVER_API_AUTH_STRING": auth_string})
+        self.env.update(
+            {
+                "PREFECT_UI_ENABLED": "true",
+                "PREFECT_UI_API_URL": self.api_url,
+                "PREFECT_SERVER_API_AUTH_STRING": auth_string,
+            }
+        )

@@ -34,9 +34,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 AUTH = "capplan-admin:ui-test-9f3b2c"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # the planning run ends at once; the plan waits in its approve-plan run (a thread here)
 _PLAN_RUN = """
 import asyncio, sys
@@ -66,13 +72,17 @@ def shots(tmp_path: Path) -> Path:
 def _as_admin(server: AuthPrefectServer):
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    return temporary_settings(updates={PREFECT_API_URL: server.api_url,
-                                       PREFECT_API_AUTH_STRING: AUTH})
+    return temporary_settings(
+        updates={PREFECT_API_URL: server.api_url, PREFECT_API_AUTH_STRING: AUTH}
+    )
 
 
 def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_refused(
-    auth_server: AuthPrefectServer, pg_url: str, monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path, shots: Path,
+    auth_server: AuthPrefectServer,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    shots: Path,
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -87,27 +97,43 @@ def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_r
     get_settings.cache_clear()
     apply_policy_file(DEMO_POLICIES, actor="ops")
     store = plan_store()
-    env = {**os.environ, "PREFECT_API_URL": auth_server.api_url,
-           "PREFECT_API_AUTH_STRING": AUTH, "PREFECT_LOGGING_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": auth_server.api_url,
+        "PREFECT_API_AUTH_STRING": AUTH,
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
     since = datetime.now(UTC)
     log = (tmp_path / "plan-run.log").open("w")
-    run = subprocess.Popen([sys.executable, "-c", _PLAN_RUN, recent_demo_metrics()],
-                           env=env, stdout=log, stderr=subprocess.STDOUT)
+    run = subprocess.Popen(
+        [sys.executable, "-c", _PLAN_RUN, recent_demo_metrics()],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         with _as_admin(auth_server):
             save_approver_keys(["alice"])
-            plan = wait_for_paused_plan(store, "emails", since=since, timeout_s=600,
-                                        stop=lambda: run.poll() is not None)
+            plan = wait_for_paused_plan(
+                store, "emails", since=since, timeout_s=600, stop=lambda: run.poll() is not None
+            )
         assert plan is not None and plan.flow_run_id, (tmp_path / "plan-run.log").read_text()
 
         # no credentials, or wrong ones: the server refuses to resume the run (401)
         resume = f"{auth_server.api_url}/flow_runs/{plan.flow_run_id}/resume"
-        form = {"run_input": {"decision": "approve", "approver": "alice",
-                              "approval_code": code("alice", plan.id)}}
+        form = {
+            "run_input": {
+                "decision": "approve",
+                "approver": "alice",
+                "approval_code": code("alice", plan.id),
+            }
+        }
         assert httpx.post(resume, json=form, timeout=10).status_code == 401
         bad = "Basic " + base64.b64encode(b"capplan-admin:guess").decode()
-        assert httpx.post(resume, json=form, headers={"Authorization": bad},
-                          timeout=10).status_code == 401
+        assert (
+            httpx.post(resume, json=form, headers={"Authorization": bad}, timeout=10).status_code
+            == 401
+        )
         assert store.get_plan(plan.id).status == PlanStatus.PROPOSED
 
         with sync_playwright() as pw:
@@ -152,7 +178,7 @@ def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_r
                 again = wait_for_paused_plan(store, "emails", since=since, timeout_s=120)
             assert again is not None and again.id == plan.id
             assert store.get_plan(plan.id).status == PlanStatus.PROPOSED
-            open_form()   # still waiting, and the form says why the last one was refused
+            open_form()  # still waiting, and the form says why the last one was refused
             expect(page.get_by_text("Previous submission refused").first).to_be_visible()
             page.screenshot(path=str(shots / "2-refused-still-waiting.png"))
 
@@ -174,6 +200,7 @@ def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_r
     assert got.decided_by == "alice"
     assert got.status in (PlanStatus.APPROVED, PlanStatus.APPLIED)
     assert_applied_only_when_due(store, plan.id)
-    assert [e.actor for e in store.audit_events(plan_id=plan.id, action="decision_refused")] \
-        == ["mallory"]
+    assert [e.actor for e in store.audit_events(plan_id=plan.id, action="decision_refused")] == [
+        "mallory"
+    ]
     get_settings.cache_clear()

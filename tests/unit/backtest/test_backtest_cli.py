@@ -43,45 +43,66 @@ def _args(files: tuple[Path, Path], *extra: str) -> list[str]:
 def test_backtest_json_and_figure(app, files, tmp_path) -> None:  # type: ignore[no-untyped-def]
     t1 = (T0 + pd.Timedelta(days=2)).isoformat()
     t2 = (T0 + pd.Timedelta(days=2, hours=2)).isoformat()
-    res = runner.invoke(app, _args(files, "--queue", "q", "--from", t1, "--to", t2, "--json",
-                                   "--figure", str(tmp_path / "f.png")))
+    res = runner.invoke(
+        app,
+        _args(
+            files,
+            "--queue",
+            "q",
+            "--from",
+            t1,
+            "--to",
+            t2,
+            "--json",
+            "--figure",
+            str(tmp_path / "f.png"),
+        ),
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc[0]["policy"] == "q" and len(doc[0]["windows"]) == 8
     assert Path(doc[0]["figure"]).exists()
 
 
-@pytest.mark.parametrize(("extra", "needle"), [
-    (["--from", "yesterday-ish"], "--from"),
-    (["--to", "2026-13-45"], "--to"),
-    (["--from", "2026-03-03", "--to", "2026-03-02"], "--from"),
-    (["--queue", "nope"], "--queue"),
-    (["--policies", "nope"], "--policies"),
-    (["--queue", "q", "--policies", "q"], "--queue"),
-    (["--cadence-minutes", "0"], "--cadence-minutes"),
-])
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--from", "yesterday-ish"], "--from"),
+        (["--to", "2026-13-45"], "--to"),
+        (["--from", "2026-03-03", "--to", "2026-03-02"], "--from"),
+        (["--queue", "nope"], "--queue"),
+        (["--policies", "nope"], "--policies"),
+        (["--queue", "q", "--policies", "q"], "--queue"),
+        (["--cadence-minutes", "0"], "--cadence-minutes"),
+    ],
+)
 def test_backtest_bad_flags_exit_2_naming_the_flag(app, files, extra, needle) -> None:  # type: ignore[no-untyped-def]
     res = runner.invoke(app, _args(files, *extra))
     assert res.exit_code == 2
     assert needle in res.output
 
 
-@pytest.mark.parametrize(("extra", "needle"), [
-    (["--multiplier", "0"], "--multiplier"),
-    (["--slo-wait", "-3"], "--slo-wait"),
-    (["--safety-margin", "7"], "--safety-margin"),
-    (["--workers", "lots"], "--workers"),
-    (["--workers", "0"], "--workers"),
-    (["--spike-size", "-1"], "--spike-size"),
-    (["--spike-at", "30"], "--spike-size"),
-    (["--spike-size", "5", "--spike-minutes", "0"], "--spike-minutes"),
-    (["--spike-size", "5", "--spike-at", "soon"], "--spike-at"),
-    (["--horizon-hours", "0"], "--horizon-hours"),
-    (["--as-of", "later"], "--as-of"),
-])
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--multiplier", "0"], "--multiplier"),
+        (["--slo-wait", "-3"], "--slo-wait"),
+        (["--safety-margin", "7"], "--safety-margin"),
+        (["--workers", "lots"], "--workers"),
+        (["--workers", "0"], "--workers"),
+        (["--spike-size", "-1"], "--spike-size"),
+        (["--spike-at", "30"], "--spike-size"),
+        (["--spike-size", "5", "--spike-minutes", "0"], "--spike-minutes"),
+        (["--spike-size", "5", "--spike-at", "soon"], "--spike-at"),
+        (["--horizon-hours", "0"], "--horizon-hours"),
+        (["--as-of", "later"], "--as-of"),
+    ],
+)
 def test_what_if_bad_flags_exit_2_naming_the_flag(app, files, extra, needle) -> None:  # type: ignore[no-untyped-def]
-    res = runner.invoke(app, ["what-if", "--metrics", str(files[0]), "--policy", str(files[1]),
-                              "--queue", "q", *extra])
+    res = runner.invoke(
+        app,
+        ["what-if", "--metrics", str(files[0]), "--policy", str(files[1]), "--queue", "q", *extra],
+    )
     assert res.exit_code == 2, res.output
     assert needle in res.output
 
@@ -99,15 +120,21 @@ def test_progress_bar_is_fed_by_the_replay_to_100_percent() -> None:
     frame = rows(3, constant(10.0))
     pol = policy()
     with backtest.progress_bar(term, "q") as tick:
+
         def spy(strategy: str, share: float) -> None:
             shares.append(share)
             tick(strategy, share)
 
-        run_backtest(frame, pol, start=T0 + pd.Timedelta(days=2),
-                     end=T0 + pd.Timedelta(days=2, hours=2), progress=spy)
+        run_backtest(
+            frame,
+            pol,
+            start=T0 + pd.Timedelta(days=2),
+            end=T0 + pd.Timedelta(days=2, hours=2),
+            progress=spy,
+        )
     assert shares == sorted(shares) and shares[-1] == pytest.approx(1.0)
     text = out.getvalue()
-    assert "backtest q: rate_oracle" in text and "100%" in text   # the last strategy
+    assert "backtest q: rate_oracle" in text and "100%" in text  # the last strategy
 
 
 def test_progress_bar_is_hidden_when_stderr_is_not_a_terminal(app, files) -> None:  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ from bench.bench_backtest import calm, taylor_policy
 from bench.real_series import TAYLOR_START, taylor_rows
 from capplan_core.backtest import run_backtest
 
-pytestmark = pytest.mark.slow      # two 2-day replays with a forecast every 30 min (~30-70 s)
+pytestmark = pytest.mark.slow  # two 2-day replays with a forecast every 30 min (~30-70 s)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,10 @@ def taylor_monday():  # type: ignore[no-untyped-def]
     start = TAYLOR_START + pd.Timedelta(days=77)
     assert start.day_name() == "Monday"
     end = start + pd.Timedelta(days=2)
-    return (run_backtest(rows, taylor_policy(), start=start, end=end),
-            run_backtest(rows, calm(taylor_policy(), rows, start), start=start, end=end))
+    return (
+        run_backtest(rows, taylor_policy(), start=start, end=end),
+        run_backtest(rows, calm(taylor_policy(), rows, start), start=start, end=end),
+    )
 
 
 def test_calm_plans_meet_the_goal_on_a_real_monday(taylor_monday) -> None:  # type: ignore[no-untyped-def]
@@ -52,12 +54,18 @@ def test_calm_plans_meet_the_goal_on_a_real_monday(taylor_monday) -> None:  # ty
 def taylor_monday_pooled():  # type: ignore[no-untyped-def]
     rows = taylor_rows()
     start = TAYLOR_START + pd.Timedelta(days=77)
-    return run_backtest(rows, calm(taylor_policy(), rows, start, "pooled"), start=start,
-                        end=start + pd.Timedelta(days=2))
+    return run_backtest(
+        rows,
+        calm(taylor_policy(), rows, start, "pooled"),
+        start=start,
+        end=start + pd.Timedelta(days=2),
+    )
 
 
-def test_pooled_attainment_keeps_the_goal_on_a_real_monday(taylor_monday,  # type: ignore[no-untyped-def]
-                                                           taylor_monday_pooled) -> None:
+def test_pooled_attainment_keeps_the_goal_on_a_real_monday(
+    taylor_monday,  # type: ignore[no-untyped-def]
+    taylor_monday_pooled,
+) -> None:
     # the risk budget may not cost the real series its goal, nor cost more than per-window
     _, per_window = taylor_monday
     s = taylor_monday_pooled.strategies

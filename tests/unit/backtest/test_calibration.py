@@ -35,12 +35,17 @@ def test_a_bin_is_overconfident_only_beyond_its_binomial_spread() -> None:
 def test_switch_days_are_mondays_saturdays_and_the_first_day_after_a_closed_one() -> None:
     starts = pd.date_range("2026-01-06T00:00Z", periods=5 * 24, freq="h")  # Tue..Sat
     busy = np.ones(len(starts), dtype=bool)
-    busy[24:48] = False                                  # Wednesday closed (a holiday)
+    busy[24:48] = False  # Wednesday closed (a holiday)
     reg = regimes(starts, busy)
     day = {d: set(reg[starts.normalize() == d]) for d in starts.normalize().unique()}
     names = [f"{d:%a}" for d in day]
     assert dict(zip(names, [r.pop() for r in day.values()], strict=True)) == {
-        "Tue": "steady", "Wed": "steady", "Thu": "switch", "Fri": "steady", "Sat": "switch"}
+        "Tue": "steady",
+        "Wed": "steady",
+        "Thu": "switch",
+        "Fri": "steady",
+        "Sat": "switch",
+    }
 
 
 def _poisson_daily(seed: int = 3):  # type: ignore[no-untyped-def]
@@ -49,7 +54,8 @@ def _poisson_daily(seed: int = 3):  # type: ignore[no-untyped-def]
     def rate(idx: pd.DatetimeIndex) -> np.ndarray:
         hours = idx.hour + idx.minute / 60.0
         true = 6.0 + 3.0 * np.sin(2 * np.pi * (hours - 8.0) / 24.0)
-        return rng.poisson(true * 300.0) / 300.0                # 5-minute counts
+        return rng.poisson(true * 300.0) / 300.0  # 5-minute counts
+
     return rate
 
 

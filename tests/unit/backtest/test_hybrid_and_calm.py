@@ -60,8 +60,9 @@ def test_hybrid_is_never_worse_than_reactive_on_a_step_change(fixture, request) 
     s = request.getfixturevalue(fixture).strategies
     assert s["hybrid"].slo_attainment >= s["reactive"].slo_attainment
     assert s["hybrid"].worker_hours <= s["reactive"].worker_hours
-    for name, (att, wh) in zip(("hybrid", "reactive", "predictive"), STEP_SCORES[fixture],
-                               strict=True):
+    for name, (att, wh) in zip(
+        ("hybrid", "reactive", "predictive"), STEP_SCORES[fixture], strict=True
+    ):
         assert s[name].slo_attainment == pytest.approx(att, abs=0.011), name  # 1 window
         assert s[name].worker_hours == pytest.approx(wh, rel=0.02), name
 
@@ -92,12 +93,19 @@ def test_surprise_step_is_caught_within_one_replan(surprise_step_result) -> None
 def test_without_nowcast_the_plan_stays_at_the_old_level(surprise_step_result) -> None:  # type: ignore[no-untyped-def]
     at = T0 + 3 * DAY + 12 * HOUR
     p = draining(policy())
-    off = p.model_copy(update={"forecast": p.forecast.model_copy(
-        update={"nowcast_half_life_hours": 0.0})})
-    r = run_backtest(rows(3.75, surprise_step(5.0, 20.0, at), workers=8), off,
-                     start=at - 2 * HOUR, end=at + 6 * HOUR)
-    assert r.strategies["predictive"].slo_attainment < \
-        surprise_step_result.strategies["predictive"].slo_attainment - 0.3
+    off = p.model_copy(
+        update={"forecast": p.forecast.model_copy(update={"nowcast_half_life_hours": 0.0})}
+    )
+    r = run_backtest(
+        rows(3.75, surprise_step(5.0, 20.0, at), workers=8),
+        off,
+        start=at - 2 * HOUR,
+        end=at + 6 * HOUR,
+    )
+    assert (
+        r.strategies["predictive"].slo_attainment
+        < surprise_step_result.strategies["predictive"].slo_attainment - 0.3
+    )
 
 
 def test_capacity_at_slo_is_the_largest_rate_the_pool_serves() -> None:
@@ -112,12 +120,19 @@ def test_changes_per_window_and_actions_per_day_count_the_replay() -> None:
     starts = pd.date_range(T0, periods=4, freq="15min")
     trace = DemandTrace("q", 900.0, starts, np.full(4, 1.0), np.full(4, 1.0), np.ones(4))
     n = 4 * 60
-    rep = Replay("x", 15.0, 60, np.full(n, 3), np.full(n, 3), np.zeros(n), np.zeros(n),
-                 actions=[(starts[1], 2, 3), (starts[1] + pd.Timedelta(minutes=5), 3, 4),
-                          (starts[3], 4, 3)])
+    rep = Replay(
+        "x",
+        15.0,
+        60,
+        np.full(n, 3),
+        np.full(n, 3),
+        np.zeros(n),
+        np.zeros(n),
+        actions=[(starts[1], 2, 3), (starts[1] + pd.Timedelta(minutes=5), 3, 4), (starts[3], 4, 3)],
+    )
     s = score_replay(trace, rep, policy())
     assert s.scaling_actions == 3
-    assert s.windows_changed == 2                       # windows 1 and 3
+    assert s.windows_changed == 2  # windows 1 and 3
     assert s.changes_per_window == pytest.approx(0.5)
     assert s.actions_per_day == pytest.approx(3 / (4 * 900 / 86_400))
 
@@ -129,29 +144,41 @@ def test_the_decide_loop_can_be_replayed_and_only_adds_workers() -> None:
     frame = rows(2.5, lambda idx: 2.0 * rng.lognormal(0.0, 0.3, len(idx)), workers=4)
     start = T0 + 2 * DAY + 6 * HOUR
     p = policy()
-    p = p.model_copy(update={
-        "scaling": p.scaling.model_copy(update={"confidence_threshold": 0.99,
-                                                "max_replans": 2}),
-        "forecast": p.forecast.model_copy(update={"demand_quantile": 0.5}),
-        "simulation": p.simulation.model_copy(update={"replications": 50})})
+    p = p.model_copy(
+        update={
+            "scaling": p.scaling.model_copy(
+                update={"confidence_threshold": 0.99, "max_replans": 2}
+            ),
+            "forecast": p.forecast.model_copy(update={"demand_quantile": 0.5}),
+            "simulation": p.simulation.model_copy(update={"replications": 50}),
+        }
+    )
     plain = run_backtest(frame, p, start=start, end=start + 2 * HOUR)
     proved = run_backtest(frame, p, start=start, end=start + 2 * HOUR, prove_engine="fluid")
     assert len(proved.plan_log) == len(plain.plan_log) > 0
-    tops = [(max([w for _, w in a.steps], default=0), max([w for _, w in b.steps], default=0))
-            for a, b in zip(plain.plan_log, proved.plan_log, strict=True)]
+    tops = [
+        (max([w for _, w in a.steps], default=0), max([w for _, w in b.steps], default=0))
+        for a, b in zip(plain.plan_log, proved.plan_log, strict=True)
+    ]
     assert all(b >= a for a, b in tops if b) and any(b > a for a, b in tops)
-    assert proved.strategies["predictive"].worker_hours > \
-        plain.strategies["predictive"].worker_hours
+    assert (
+        proved.strategies["predictive"].worker_hours > plain.strategies["predictive"].worker_hours
+    )
 
 
 def test_progress_is_reported_per_window_up_to_one() -> None:
     seen: list[tuple[str, float]] = []
     frame = rows(2.5, daily_step(5.0, 20.0, 12, 18), workers=8)
     start = T0 + 2 * DAY + 11 * HOUR
-    r = run_backtest(frame, policy(), start=start, end=start + HOUR,
-                     progress=lambda name, share: seen.append((name, share)))
-    windows = len(r.trace) + 2                      # scored + two warm-up windows
-    assert len(seen) == len(r.strategies) * windows     # six, with the rate oracle
+    r = run_backtest(
+        frame,
+        policy(),
+        start=start,
+        end=start + HOUR,
+        progress=lambda name, share: seen.append((name, share)),
+    )
+    windows = len(r.trace) + 2  # scored + two warm-up windows
+    assert len(seen) == len(r.strategies) * windows  # six, with the rate oracle
     assert [n for n, _ in seen[::windows]] == list(r.strategies)
     shares = [s for _, s in seen]
     assert shares == sorted(shares) and shares[-1] == pytest.approx(1.0)

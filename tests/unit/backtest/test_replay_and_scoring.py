@@ -21,13 +21,21 @@ from capplan_core.queueing import SloTerms, required_workers
 from tests.unit.backtest.synthetic import T0, policy
 
 
-def trace(rates: list[float], mu: float = 1.0, backlog: float = 0.0,
-          workers: int = 0) -> DemandTrace:
+def trace(
+    rates: list[float], mu: float = 1.0, backlog: float = 0.0, workers: int = 0
+) -> DemandTrace:
     n = len(rates)
-    return DemandTrace("q", 900.0, pd.date_range(T0, periods=n, freq="15min"),
-                       np.asarray(rates, float), np.full(n, mu), np.ones(n),
-                       initial_backlog=backlog, initial_workers=workers,
-                       prior_arrival_rate_per_s=rates[0])
+    return DemandTrace(
+        "q",
+        900.0,
+        pd.date_range(T0, periods=n, freq="15min"),
+        np.asarray(rates, float),
+        np.full(n, mu),
+        np.ones(n),
+        initial_backlog=backlog,
+        initial_workers=workers,
+        prior_arrival_rate_per_s=rates[0],
+    )
 
 
 class Fixed:

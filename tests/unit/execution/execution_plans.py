@@ -15,28 +15,52 @@ KEY = "workers/email-worker"
 
 def emails_policy(cooldown_s: int = 0) -> ScalingPolicy:
     """The ``emails`` Deployment policy: 2..40 workers, steps of at most 10."""
-    return ScalingPolicy.model_validate({
-        "name": "emails", "queue": "emails",
-        "target": {"kind": "deployment", "namespace": "workers", "name": "email-worker"},
-        "slo": {"wait_p95_seconds": 30},
-        "scaling": {"min_workers": 2, "max_workers": 40, "max_step": 10,
-                    "cooldown_seconds": cooldown_s},
-        "forecast": {"interval_minutes": 15}})
+    return ScalingPolicy.model_validate(
+        {
+            "name": "emails",
+            "queue": "emails",
+            "target": {"kind": "deployment", "namespace": "workers", "name": "email-worker"},
+            "slo": {"wait_p95_seconds": 30},
+            "scaling": {
+                "min_workers": 2,
+                "max_workers": 40,
+                "max_step": 10,
+                "cooldown_seconds": cooldown_s,
+            },
+            "forecast": {"interval_minutes": 15},
+        }
+    )
 
 
-def seed_plan(store: InMemoryPlanStore, policy: ScalingPolicy, *moves: tuple[int, int],
-              spacing_min: int = 30, expires_at: datetime | None = None,
-              approve: bool = True) -> int:
+def seed_plan(
+    store: InMemoryPlanStore,
+    policy: ScalingPolicy,
+    *moves: tuple[int, int],
+    spacing_min: int = 30,
+    expires_at: datetime | None = None,
+    approve: bool = True,
+) -> int:
     """Store a plan of ``moves`` (from, to workers), one step every ``spacing_min`` minutes
     from :data:`T0`, approved by ``alice`` unless ``approve`` is false; returns its id."""
     store.apply_policies([policy], actor="test")
-    pid = store.create_plan(PlanDraft(
-        policy_name=policy.name, queue=policy.queue, mode="manual",
-        current_workers=moves[0][0], target_workers=moves[-1][1], confidence=0.9,
-        slo_achievable=True, as_of=T0, expires_at=expires_at,
-        steps=[StepDraft(T0 + timedelta(minutes=spacing_min * i), a, b, "test")
-               for i, (a, b) in enumerate(moves)],
-        details={"policy": policy.name}))
+    pid = store.create_plan(
+        PlanDraft(
+            policy_name=policy.name,
+            queue=policy.queue,
+            mode="manual",
+            current_workers=moves[0][0],
+            target_workers=moves[-1][1],
+            confidence=0.9,
+            slo_achievable=True,
+            as_of=T0,
+            expires_at=expires_at,
+            steps=[
+                StepDraft(T0 + timedelta(minutes=spacing_min * i), a, b, "test")
+                for i, (a, b) in enumerate(moves)
+            ],
+            details={"policy": policy.name},
+        )
+    )
     if approve:
         store.transition(pid, PlanStatus.APPROVED, actor="alice")
     return pid

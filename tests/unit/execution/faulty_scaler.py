@@ -11,8 +11,7 @@ from capplan_core.execution.scaler import (
 )
 from capplan_core.policy import TargetSpec
 
-_STATUS = {"unreachable": 503, "conflict": 409, "forbidden": 403, "not_found": 404,
-           "invalid": 422}
+_STATUS = {"unreachable": 503, "conflict": 409, "forbidden": 403, "not_found": 404, "invalid": 422}
 
 
 class FaultyScaler(DryRunScaler):
@@ -21,8 +20,13 @@ class FaultyScaler(DryRunScaler):
     ``read_faults``: kinds raised by the next reads. ``writes`` counts writes that changed
     the target."""
 
-    def __init__(self, replicas: dict[str, int], *, write_faults: list[str] | None = None,
-                 read_faults: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        replicas: dict[str, int],
+        *,
+        write_faults: list[str] | None = None,
+        read_faults: list[str] | None = None,
+    ) -> None:
         super().__init__(replicas)
         self.write_faults = list(write_faults or [])
         self.read_faults = list(read_faults or [])
@@ -30,16 +34,21 @@ class FaultyScaler(DryRunScaler):
 
     @staticmethod
     def _error(kind: str, target: TargetSpec) -> ScalerError:
-        return ScalerError(kind, f"injected {kind}", target=target_key(target),  # type: ignore[arg-type]
-                           status=_STATUS.get(kind))
+        return ScalerError(
+            kind,
+            f"injected {kind}",
+            target=target_key(target),  # type: ignore[arg-type]
+            status=_STATUS.get(kind),
+        )
 
     def read(self, target: TargetSpec) -> LiveReplicas:
         if self.read_faults:
             raise self._error(self.read_faults.pop(0), target)
         return super().read(target)
 
-    def set_replicas(self, target: TargetSpec, replicas: int, *,
-                     expected: LiveReplicas | None = None) -> ScaleOutcome:
+    def set_replicas(
+        self, target: TargetSpec, replicas: int, *, expected: LiveReplicas | None = None
+    ) -> ScaleOutcome:
         self.write_calls += 1
         if self.write_faults:
             kind = self.write_faults.pop(0)

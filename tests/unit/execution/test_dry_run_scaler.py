@@ -59,11 +59,12 @@ def test_build_scaler_unknown_kind_names_the_choices() -> None:
 
 
 def test_building_a_kubernetes_scaler_loads_nothing() -> None:
-    code = ("import sys; from capplan_adapters.scalers import build_scaler;"
-            "build_scaler('kubernetes', '/nonexistent/kubeconfig');"
-            "print('kubernetes' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys; from capplan_adapters.scalers import build_scaler;"
+        "build_scaler('kubernetes', '/nonexistent/kubeconfig');"
+        "print('kubernetes' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 

@@ -28,7 +28,7 @@ def test_step_is_applied_once_and_audited() -> None:
     again = apply_step(store, scaler, policy, pid, step.id, actor="capplan")
     assert (first.outcome, again.outcome) == ("applied", "already-applied")
     assert scaler.replicas[KEY] == 8 and len(scaler.actions) == 1
-    assert store.get_plan(pid).status == PlanStatus.APPLIED   # its only step is done
+    assert store.get_plan(pid).status == PlanStatus.APPLIED  # its only step is done
     scale = store.audit_events(plan_id=pid, action="scale")
     assert [(e.details["from_workers"], e.details["to_workers"]) for e in scale] == [(4, 8)]
 
@@ -59,7 +59,7 @@ def test_cooldown_defers_the_second_step_with_retry_time() -> None:
     s1, s2 = store.get_plan(pid).steps
     scaler = DryRunScaler({KEY: 4})
     apply_step(store, scaler, policy, pid, s1.id, actor="c")
-    clock.at = T0 + timedelta(seconds=100)   # step 2 is due (at +60 s), the cooldown is not
+    clock.at = T0 + timedelta(seconds=100)  # step 2 is due (at +60 s), the cooldown is not
     out = apply_step(store, scaler, policy, pid, s2.id, actor="c")
     assert out.outcome == "deferred" and out.retry_after_s == pytest.approx(200.0)
     assert store.get_plan(pid).steps[1].status == StepStatus.PENDING
@@ -69,7 +69,7 @@ def test_drift_refuses_instead_of_overwriting() -> None:
     (store, _), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     step = store.get_plan(pid).steps[0]
-    scaler = DryRunScaler({KEY: 12})   # someone else scaled to 12
+    scaler = DryRunScaler({KEY: 12})  # someone else scaled to 12
     out = apply_step(store, scaler, policy, pid, step.id, actor="c")
     assert out.outcome == "refused" and out.details["guard"] == "refuse-drift"
     assert scaler.replicas[KEY] == 12 and scaler.actions == []
@@ -78,11 +78,14 @@ def test_drift_refuses_instead_of_overwriting() -> None:
 
 def test_apply_hours_cancels_the_later_steps() -> None:
     store, policy = InMemoryPlanStore(), emails_policy()
-    pid = seed_plan(store, policy, (4, 8), (8, 10), (10, 6))   # at 0, 30 and 60 min
+    pid = seed_plan(store, policy, (4, 8), (8, 10), (10, 6))  # at 0, 30 and 60 min
     run = cancel_outside_window(store, pid, apply_hours=0.75, actor="alice")
     assert [s.seq for s in run] == [0, 1]
     assert [s.status for s in store.get_plan(pid).steps] == [
-        StepStatus.PENDING, StepStatus.PENDING, StepStatus.CANCELLED]
+        StepStatus.PENDING,
+        StepStatus.PENDING,
+        StepStatus.CANCELLED,
+    ]
 
 
 def test_due_steps_are_pending_steps_of_approved_plans_whose_time_came() -> None:

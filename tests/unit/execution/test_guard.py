@@ -23,10 +23,15 @@ class Step:
 
 def policy(**scaling: object) -> ScalingPolicy:
     base = {"min_workers": 2, "max_workers": 40, "max_step": 10, "cooldown_seconds": 300}
-    return ScalingPolicy.model_validate({
-        "name": "emails", "queue": "emails",
-        "target": {"kind": "deployment", "namespace": "workers", "name": "email-worker"},
-        "slo": {"wait_p95_seconds": 30}, "scaling": {**base, **scaling}})
+    return ScalingPolicy.model_validate(
+        {
+            "name": "emails",
+            "queue": "emails",
+            "target": {"kind": "deployment", "namespace": "workers", "name": "email-worker"},
+            "slo": {"wait_p95_seconds": 30},
+            "scaling": {**base, **scaling},
+        }
+    )
 
 
 def test_step_at_live_count_is_a_noop_even_in_cooldown() -> None:
@@ -86,10 +91,15 @@ def test_below_min_workers_is_refused() -> None:
     assert d.action is GuardAction.REFUSE_MIN_WORKERS
 
 
-@given(live=st.integers(0, 60), to=st.integers(0, 60), expected=st.integers(0, 60),
-       since_s=st.one_of(st.none(), st.floats(0, 1000)))
-def test_apply_only_inside_every_limit(live: int, to: int, expected: int,
-                                       since_s: float | None) -> None:
+@given(
+    live=st.integers(0, 60),
+    to=st.integers(0, 60),
+    expected=st.integers(0, 60),
+    since_s=st.one_of(st.none(), st.floats(0, 1000)),
+)
+def test_apply_only_inside_every_limit(
+    live: int, to: int, expected: int, since_s: float | None
+) -> None:
     last = None if since_s is None else NOW - timedelta(seconds=since_s)
     d = check_step(Step(to), live, expected, last, NOW, policy())
     if to == live:

@@ -41,10 +41,16 @@ SCALEDOBJECT_SCHEMA = {  # from KEDA's CRD (keda.sh_scaledobjects.yaml), the fie
             "additionalProperties": False,
             "properties": {
                 "scaleTargetRef": {
-                    "type": "object", "required": ["name"], "additionalProperties": False,
-                    "properties": {"name": {"type": "string"}, "kind": {"type": "string"},
-                                   "apiVersion": {"type": "string"},
-                                   "envSourceContainerName": {"type": "string"}}},
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "apiVersion": {"type": "string"},
+                        "envSourceContainerName": {"type": "string"},
+                    },
+                },
                 "minReplicaCount": {"type": "integer", "minimum": 0},
                 "maxReplicaCount": {"type": "integer", "minimum": 1},
                 "idleReplicaCount": {"type": "integer", "minimum": 0},
@@ -53,12 +59,20 @@ SCALEDOBJECT_SCHEMA = {  # from KEDA's CRD (keda.sh_scaledobjects.yaml), the fie
                 "advanced": {"type": "object"},
                 "fallback": {"type": "object"},
                 "triggers": {
-                    "type": "array", "minItems": 1,
-                    "items": {"type": "object", "required": ["type", "metadata"],
-                              "properties": {"type": {"type": "string"},
-                                             "metadata": {"type": "object",
-                                                          "additionalProperties":
-                                                              {"type": "string"}}}}},
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "metadata"],
+                        "properties": {
+                            "type": {"type": "string"},
+                            "metadata": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
+                        },
+                    },
+                },
             },
         },
     },
@@ -87,8 +101,9 @@ def validate_builtin(doc: dict[str, Any]) -> None:
         pytest.fail(f"{doc['kind']}/{name}: {where}: {err.message}")
 
 
-@pytest.mark.parametrize("name,doc", load_all(),
-                         ids=lambda v: v if isinstance(v, str) else v["kind"])
+@pytest.mark.parametrize(
+    "name,doc", load_all(), ids=lambda v: v if isinstance(v, str) else v["kind"]
+)
 def test_manifest_matches_the_kubernetes_schema(name: str, doc: dict[str, Any]) -> None:
     if doc["apiVersion"].startswith("keda.sh/"):
         jsonschema.validate(doc, SCALEDOBJECT_SCHEMA)
@@ -132,15 +147,24 @@ def test_every_policy_namespace_has_a_bound_role() -> None:
     for rb in docs_of_kind("RoleBinding"):
         ns = rb["metadata"]["namespace"]
         assert rb["roleRef"]["kind"] == "Role" and (ns, rb["roleRef"]["name"]) in roles
-        assert rb["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                   "namespace": sa["metadata"]["namespace"]}]
+        assert rb["subjects"] == [
+            {
+                "kind": "ServiceAccount",
+                "name": sa["metadata"]["name"],
+                "namespace": sa["metadata"]["namespace"],
+            }
+        ]
         bound.add(ns)
     assert bound == POLICY_NAMESPACES
     # each Role grants every verb the Deployment scaler uses (it would get 403 otherwise);
     # the demo policies target Deployments only, so no ScaledObject rule is rendered
     for role in docs_of_kind("Role"):
-        granted = {(g, r): set(rule["verbs"]) for rule in role["rules"]
-                   for g in rule["apiGroups"] for r in rule["resources"]}
+        granted = {
+            (g, r): set(rule["verbs"])
+            for rule in role["rules"]
+            for g in rule["apiGroups"]
+            for r in rule["resources"]
+        }
         assert granted == {k: v for k, v in ALLOWED_RULES.items() if k[0] == "apps"}
 
 
@@ -153,8 +177,11 @@ def _rendered_job() -> tuple[dict[str, Any], dict[str, Any]]:
     placeholders = {p.name for p in find_placeholders(template["job_configuration"])}
     assert placeholders <= set(variables["properties"]), "placeholder without a variable"
     values = {k: v["default"] for k, v in variables["properties"].items() if "default" in v}
-    values |= {"name": "capacity-plan-abc", "labels": {"prefect.io/flow-run-id": "abc"},
-               "command": ["prefect", "flow-run", "execute"]}
+    values |= {
+        "name": "capacity-plan-abc",
+        "labels": {"prefect.io/flow-run-id": "abc"},
+        "command": ["prefect", "flow-run", "execute"],
+    }
     config = apply_values(template["job_configuration"], values, remove_notset=True)
     job = config["job_manifest"]
     # the Prefect worker turns the env mapping into a container env list before submitting
@@ -177,8 +204,14 @@ def test_work_pool_template_renders_a_valid_job() -> None:
     validate_builtin(job)
     assert pod["serviceAccountName"] == "capplan"
     assert pod["containers"][0]["name"] == "prefect-job"  # the Prefect worker requires it
-    assert set(template["job_configuration"]) >= {"command", "env", "labels", "name",
-                                                 "namespace", "job_manifest"}
+    assert set(template["job_configuration"]) >= {
+        "command",
+        "env",
+        "labels",
+        "name",
+        "namespace",
+        "job_manifest",
+    }
 
 
 def test_flow_run_image_installs_from_the_lock_file() -> None:

@@ -21,15 +21,23 @@ RBAC = Path(__file__).resolve().parents[3] / "deployments" / "rbac.yaml"
 
 def _policies():
     def pol(name, kind, ns, target):
-        return {"name": name, "queue": name, "target": {"kind": kind, "namespace": ns,
-                                                        "name": target},
-                "slo": {"wait_p95_seconds": 30}}
-    return parse_policies({"policies": [
-        pol("a", "deployment", "workers", "email-worker"),
-        pol("b", "deployment", "workers", "thumb-worker"),
-        pol("c", "scaledobject", "batch", "report-so"),
-        pol("d", "supervisor", "default", "local_group"),
-    ]})
+        return {
+            "name": name,
+            "queue": name,
+            "target": {"kind": kind, "namespace": ns, "name": target},
+            "slo": {"wait_p95_seconds": 30},
+        }
+
+    return parse_policies(
+        {
+            "policies": [
+                pol("a", "deployment", "workers", "email-worker"),
+                pol("b", "deployment", "workers", "thumb-worker"),
+                pol("c", "scaledobject", "batch", "report-so"),
+                pol("d", "supervisor", "default", "local_group"),
+            ]
+        }
+    )
 
 
 def test_resource_names_are_exactly_the_targets_and_strictly_valid() -> None:
@@ -38,9 +46,15 @@ def test_resource_names_are_exactly_the_targets_and_strictly_valid() -> None:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
     roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
     assert set(roles) == {"workers", "batch"}  # the supervisor target renders nothing
-    grants = {ns: {(g, r, tuple(rule["verbs"])): rule["resourceNames"]
-                   for rule in role["rules"] for g in rule["apiGroups"]
-                   for r in rule["resources"]} for ns, role in roles.items()}
+    grants = {
+        ns: {
+            (g, r, tuple(rule["verbs"])): rule["resourceNames"]
+            for rule in role["rules"]
+            for g in rule["apiGroups"]
+            for r in rule["resources"]
+        }
+        for ns, role in roles.items()
+    }
     assert grants["workers"] == {
         ("apps", "deployments/scale", ("get", "patch")): ["email-worker", "thumb-worker"],
         ("apps", "deployments", ("get",)): ["email-worker", "thumb-worker"],
@@ -53,26 +67,37 @@ def test_resource_names_are_exactly_the_targets_and_strictly_valid() -> None:
     }
     bindings = [d for d in docs if d["kind"] == "RoleBinding"]
     assert {b["metadata"]["namespace"] for b in bindings} == {"workers", "batch"}
-    assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "capplan",
-                                  "namespace": "capplan"}] for b in bindings)
+    assert all(
+        b["subjects"] == [{"kind": "ServiceAccount", "name": "capplan", "namespace": "capplan"}]
+        for b in bindings
+    )
 
 
 def test_the_shipped_rbac_is_the_render_of_the_demo_policies(tmp_path: Path) -> None:
     out = tmp_path / "rbac.yaml"
-    res = CliRunner().invoke(app, ["rbac", "render", "--policy", str(DEMO_POLICIES),
-                                   "--out", str(out)])
+    res = CliRunner().invoke(
+        app, ["rbac", "render", "--policy", str(DEMO_POLICIES), "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
-    assert out.read_text() == RBAC.read_text(), "re-run `capplan rbac render` into " \
-        "deployments/rbac.yaml"
+    assert out.read_text() == RBAC.read_text(), (
+        "re-run `capplan rbac render` into deployments/rbac.yaml"
+    )
     targets = {p.target.name for p in load_policies(DEMO_POLICIES)}
-    names = {n for d in yaml.safe_load_all(out.read_text()) if d["kind"] == "Role"
-             for rule in d["rules"] for n in rule["resourceNames"]}
+    names = {
+        n
+        for d in yaml.safe_load_all(out.read_text())
+        if d["kind"] == "Role"
+        for rule in d["rules"]
+        for n in rule["resourceNames"]
+    }
     assert names == targets
 
 
 def test_a_bad_policy_file_exits_2_naming_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "p.yaml"
-    bad.write_text("policies:\n  - {name: x, queue: x, target: {namespace: '../kube-system', "
-                   "name: w}, slo: {wait_p95_seconds: 3}}\n")
+    bad.write_text(
+        "policies:\n  - {name: x, queue: x, target: {namespace: '../kube-system', "
+        "name: w}, slo: {wait_p95_seconds: 3}}\n"
+    )
     res = CliRunner().invoke(app, ["rbac", "render", "--policy", str(bad)])
     assert res.exit_code == 2 and "target.namespace" in res.output

@@ -37,7 +37,7 @@ def test_settings_build_a_supervisor_scaler_with_a_secret_password(monkeypatch) 
     get_settings.cache_clear()
     try:
         s = get_settings()
-        assert "s3cret-pw" not in repr(s)                  # SecretStr
+        assert "s3cret-pw" not in repr(s)  # SecretStr
         scaler = bootstrap.scaler(dry_run_replicas=0)
         assert isinstance(scaler, SupervisorScaler)
         assert "s3cret-pw" not in repr(scaler)

@@ -21,7 +21,7 @@ def test_a_step_due_in_two_hours_is_not_applied_now_but_at_its_time() -> None:
     # the queue: busy now, a step down for the window two hours from now
     now = T0 - timedelta(hours=2)
     (store, clock), policy = store_at(now), emails_policy()
-    pid = seed_plan(store, policy, (12, 4))   # its one step is at T0, two hours from now
+    pid = seed_plan(store, policy, (12, 4))  # its one step is at T0, two hours from now
     sid = store.get_plan(pid).steps[0].id
     scaler = FaultyScaler({KEY: 12})
     out = apply_step(store, scaler, policy, pid, sid)
@@ -29,7 +29,7 @@ def test_a_step_due_in_two_hours_is_not_applied_now_but_at_its_time() -> None:
     assert out.retry_after_s == pytest.approx(7200.0)
     assert scaler.write_calls == 0 and scaler.replicas[KEY] == 12
     assert store.get_plan(pid).steps[0].status == StepStatus.PENDING
-    assert store.audit_events(plan_id=pid, action="step_claimed") == []   # not even claimed
+    assert store.audit_events(plan_id=pid, action="step_claimed") == []  # not even claimed
     clock.at = T0 - timedelta(seconds=1)
     assert apply_step(store, scaler, policy, pid, sid).outcome == "deferred"
     clock.at = T0
@@ -55,8 +55,9 @@ class TakenOverDuringWrite(FaultyScaler):
         super().__init__({KEY: 4})
         self.store, self.clock, self.step_id, self.lease_s = store, clock, step_id, lease_s
 
-    def set_replicas(self, target: TargetSpec, replicas: int, *,
-                     expected: LiveReplicas | None = None) -> ScaleOutcome:
+    def set_replicas(
+        self, target: TargetSpec, replicas: int, *, expected: LiveReplicas | None = None
+    ) -> ScaleOutcome:
         out = super().set_replicas(target, replicas, expected=expected)
         self.clock.at = self.clock.at + timedelta(seconds=self.lease_s + 1)
         taken = self.store.claim_step(self.step_id, run_id="other", lease_s=60, actor="other")
@@ -71,7 +72,7 @@ def test_a_run_that_lost_its_claim_during_the_write_records_nothing_as_applied()
     scaler = TakenOverDuringWrite(store, clock, sid, lease_s=30)
     out = apply_step(store, scaler, policy, pid, sid, run_id="slow", lease_s=30)
     assert out.outcome == "deferred" and out.details["lost_claim"] is True
-    assert store.audit_events(plan_id=pid, action="scale") == []       # not recorded applied
+    assert store.audit_events(plan_id=pid, action="scale") == []  # not recorded applied
     assert store.audit_events(plan_id=pid, action="step_applied") == []
     unconfirmed = store.audit_events(plan_id=pid, action="scale_unconfirmed")
     assert len(unconfirmed) == 1 and unconfirmed[0].details["to_workers"] == 8
@@ -95,8 +96,10 @@ class LosesClaimBeforeRetry(FaultyScaler):
     def read(self, target: TargetSpec) -> LiveReplicas:
         if self.write_calls == 1 and self.store.get_plan(1).steps[0].claimed_by == "slow":
             self.clock.at = self.clock.at + timedelta(seconds=31)
-            assert self.store.claim_step(self.step_id, run_id="other", lease_s=60,
-                                         actor="other") is not None
+            assert (
+                self.store.claim_step(self.step_id, run_id="other", lease_s=60, actor="other")
+                is not None
+            )
         return super().read(target)
 
 
@@ -107,10 +110,18 @@ def test_a_run_that_lost_its_claim_between_attempts_writes_no_more() -> None:
     pid = seed_plan(store, policy, (4, 8))
     sid = store.get_plan(pid).steps[0].id
     scaler = LosesClaimBeforeRetry(store, clock, sid)
-    out = apply_step(store, scaler, policy, pid, sid, run_id="slow", lease_s=30,
-                     retry=RetryPolicy(attempts=3, backoff_s=0.0, sleep=lambda _s: None))
+    out = apply_step(
+        store,
+        scaler,
+        policy,
+        pid,
+        sid,
+        run_id="slow",
+        lease_s=30,
+        retry=RetryPolicy(attempts=3, backoff_s=0.0, sleep=lambda _s: None),
+    )
     assert out.outcome == "deferred" and out.details["lost_claim"] is True
-    assert scaler.write_calls == 1 and scaler.replicas[KEY] == 4   # no second write
+    assert scaler.write_calls == 1 and scaler.replicas[KEY] == 4  # no second write
     assert store.audit_events(plan_id=pid, action="scale") == []
 
 
@@ -122,11 +133,12 @@ def test_the_claim_is_renewed_before_the_write_from_the_store_clock() -> None:
 
     class SlowRead(FaultyScaler):
         def read(self, target: TargetSpec) -> LiveReplicas:
-            clock.at = clock.at + timedelta(seconds=25)   # a slow read, inside a 30 s lease
+            clock.at = clock.at + timedelta(seconds=25)  # a slow read, inside a 30 s lease
             return super().read(target)
 
-        def set_replicas(self, target: TargetSpec, replicas: int, *,
-                         expected: LiveReplicas | None = None) -> ScaleOutcome:
+        def set_replicas(
+            self, target: TargetSpec, replicas: int, *, expected: LiveReplicas | None = None
+        ) -> ScaleOutcome:
             seen.append(store.get_plan(pid).steps[0].lease_until)
             return super().set_replicas(target, replicas, expected=expected)
 
@@ -147,8 +159,9 @@ def test_apply_step_refuses_a_lease_that_would_free_or_overflow_the_claim(bad: f
     (store, _), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))
     with pytest.raises(ValueError, match="lease_s"):
-        apply_step(store, FaultyScaler({KEY: 4}), policy, pid,
-                   store.get_plan(pid).steps[0].id, lease_s=bad)
+        apply_step(
+            store, FaultyScaler({KEY: 4}), policy, pid, store.get_plan(pid).steps[0].id, lease_s=bad
+        )
     assert store.get_plan(pid).steps[0].status == StepStatus.PENDING
 
 
@@ -159,15 +172,16 @@ def test_the_apply_step_and_apply_due_flows_refuse_a_bad_lease_parameter(bad: fl
     from flows.apply_due import apply_due_flow
     from flows.apply_step import apply_step_flow
 
-    for fl, params in ((apply_step_flow, {"plan_id": 1, "step_id": 1, "lease_s": bad}),
-                       (apply_due_flow, {"lease_s": bad})):
+    for fl, params in (
+        (apply_step_flow, {"plan_id": 1, "step_id": 1, "lease_s": bad}),
+        (apply_due_flow, {"lease_s": bad}),
+    ):
         with pytest.raises(ParameterTypeError, match="lease_s"):
             fl.validate_parameters(params)
 
 
 @pytest.mark.parametrize("landed", [True, False])
-def test_a_step_left_in_doubt_on_a_superseded_plan_is_read_back_and_closed(
-        landed: bool) -> None:
+def test_a_step_left_in_doubt_on_a_superseded_plan_is_read_back_and_closed(landed: bool) -> None:
     from capplan_core.execution.due import DueRun, apply_due
     from capplan_core.planning.stored_plan import PlanStatus
 
@@ -182,15 +196,16 @@ def test_a_step_left_in_doubt_on_a_superseded_plan_is_read_back_and_closed(
 
     with pytest.raises(SystemExit):
         apply_step(store, scaler, policy, pid, sid, run_id="dead", lease_s=30, hook=die)
-    newer = seed_plan(store, policy, (8 if landed else 4, 9))   # approved: supersedes pid
+    newer = seed_plan(store, policy, (8 if landed else 4, 9))  # approved: supersedes pid
     assert store.get_plan(pid).status == PlanStatus.SUPERSEDED
-    assert store.get_plan(pid).steps[0].status == StepStatus.APPLYING   # left in doubt
+    assert store.get_plan(pid).steps[0].status == StepStatus.APPLYING  # left in doubt
     clock.at = T0 + timedelta(seconds=31)
     done = apply_due(store, lambda _p, _s: scaler, run=DueRun("sweeper"))
     closed = [d for d in done if d["plan_id"] == pid]
     assert [d["outcome"] for d in closed] == ["applied" if landed else "expired"]
-    assert store.get_plan(pid).steps[0].status == (StepStatus.APPLIED if landed
-                                                   else StepStatus.EXPIRED)
+    assert store.get_plan(pid).steps[0].status == (
+        StepStatus.APPLIED if landed else StepStatus.EXPIRED
+    )
     # read back, never written again: 8 was written once (by the dead run) or never
     assert sum(1 for a in scaler.actions if a.to_replicas == 8) == (1 if landed else 0)
-    assert store.get_plan(newer).status == PlanStatus.APPLIED   # the newer plan went on
+    assert store.get_plan(newer).status == PlanStatus.APPLIED  # the newer plan went on

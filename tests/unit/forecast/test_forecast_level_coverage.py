@@ -34,20 +34,23 @@ def held_out() -> dict[str, dict[float, float]]:
     for k in range(12):
         end = len(y) - PER_DAY - 80 * k
         res = forecast_queue(hist.iloc[:end], spec, queue="q", levels=(0.8, 0.9))
-        lv.append(level[end: end + PER_DAY])
-        act.append(y[end: end + PER_DAY])
+        lv.append(level[end : end + PER_DAY])
+        act.append(y[end : end + PER_DAY])
         lo80.append(res.quantile(0.1))
         hi80.append(res.quantile(0.9))
         lo90.append(res.quantile(0.05))
         hi90.append(res.quantile(0.95))
     lev, a = np.concatenate(lv), np.concatenate(act)
-    bands = {0.8: (np.concatenate(lo80), np.concatenate(hi80)),
-             0.9: (np.concatenate(lo90), np.concatenate(hi90))}
+    bands = {
+        0.8: (np.concatenate(lo80), np.concatenate(hi80)),
+        0.9: (np.concatenate(lo90), np.concatenate(hi90)),
+    }
     q1, q3 = np.quantile(lev, [0.25, 0.75])
     out: dict[str, dict[float, float]] = {}
     for name, m in (("trough", lev <= q1), ("peak", lev >= q3), ("all", lev >= 0)):
-        out[name] = {p: float(np.mean((a[m] >= lo[m]) & (a[m] <= hi[m])))
-                     for p, (lo, hi) in bands.items()}
+        out[name] = {
+            p: float(np.mean((a[m] >= lo[m]) & (a[m] <= hi[m]))) for p, (lo, hi) in bands.items()
+        }
     return out
 
 

@@ -73,8 +73,9 @@ def test_a_combination_is_scored_like_a_model_and_asked_for_by_name() -> None:
     spec = SPEC.model_copy(update={"model": "mean(mstl+seasonal_naive)"})
     again = forecast_queue(hist, spec, queue="q")
     assert again.model == "mean(mstl+seasonal_naive)"
-    only = {k: forecast_queue(hist, SPEC.model_copy(update={"model": k}), queue="q").mean
-            for k in ("mstl", "seasonal_naive")}
+    only = {
+        k: forecast_queue(hist, SPEC.model_copy(update={"model": k}), queue="q").mean
+        for k in ("mstl", "seasonal_naive")
+    }
     # the mean of the two (the nowcast moves all three alike or not at all)
-    np.testing.assert_allclose(again.mean, (only["mstl"] + only["seasonal_naive"]) / 2,
-                               rtol=0.05)
+    np.testing.assert_allclose(again.mean, (only["mstl"] + only["seasonal_naive"]) / 2, rtol=0.05)

@@ -31,7 +31,7 @@ def held_out() -> dict[str, float]:
     auto, snaive, cover80, cover95 = [], [], [], []
     for k in range(20):
         end = len(y) - SEASON * (20 - k) - SEASON
-        train, test = s.iloc[:end], y[end: end + HORIZON]
+        train, test = s.iloc[:end], y[end : end + HORIZON]
         res = forecast_queue(train, spec, queue="co2")
         scale = mase_scale(train.to_numpy(), SEASON)
         naive = np.tile(train.to_numpy()[-SEASON:], HORIZON // SEASON)
@@ -41,8 +41,12 @@ def held_out() -> dict[str, float]:
         cover80.append(np.mean((test >= lo) & (test <= hi)))
         lo, hi = res.bounds[0.95]
         cover95.append(np.mean((test >= lo) & (test <= hi)))
-    return {"auto": float(np.mean(auto)), "snaive": float(np.mean(snaive)),
-            "cover80": float(np.mean(cover80)), "cover95": float(np.mean(cover95))}
+    return {
+        "auto": float(np.mean(auto)),
+        "snaive": float(np.mean(snaive)),
+        "cover80": float(np.mean(cover80)),
+        "cover95": float(np.mean(cover95)),
+    }
 
 
 def test_auto_beats_seasonal_naive_on_mase(held_out: dict[str, float]) -> None:

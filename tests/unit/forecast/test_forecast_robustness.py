@@ -48,8 +48,9 @@ def test_short_history_widens_intervals() -> None:
     hist = seasonal_rates(3, weekly=False)
     short = forecast_queue(hist.iloc[-12:], SPEC, queue="q")
     long = forecast_queue(hist, SPEC, queue="q")
-    width = [float(np.mean(r.bounds[0.8][1] - r.bounds[0.8][0]) / np.mean(r.mean))
-             for r in (short, long)]
+    width = [
+        float(np.mean(r.bounds[0.8][1] - r.bounds[0.8][0]) / np.mean(r.mean)) for r in (short, long)
+    ]
     assert width[0] > width[1]
 
 
@@ -104,13 +105,17 @@ def test_a_recent_anomaly_names_its_numbers_in_the_auto_limits() -> None:
     burst.iloc[-2:] *= 6
     res = forecast_queue(burst, SPEC, queue="q")
     assert res.anomaly_note is not None
-    inp = SimpleNamespace(anomaly=True, anomaly_note=res.anomaly_note,
-                          data_quality_warning=False, current_workers=4,
-                          policy=SimpleNamespace(scaling=SimpleNamespace(auto_max_change=20),
-                                                 mode="auto"))
+    inp = SimpleNamespace(
+        anomaly=True,
+        anomaly_note=res.anomaly_note,
+        data_quality_warning=False,
+        current_workers=4,
+        policy=SimpleNamespace(scaling=SimpleNamespace(auto_max_change=20), mode="auto"),
+    )
     _, reasons = _auto_limits(inp, [(None, 4)], [])  # type: ignore[arg-type]
-    assert reasons == [f"recent demand anomaly ({res.anomaly_note}): auto approval "
-                       "downgraded to manual"]
+    assert reasons == [
+        f"recent demand anomaly ({res.anomaly_note}): auto approval downgraded to manual"
+    ]
 
 
 def test_excluded_points_count_as_recent_anomalies() -> None:
@@ -160,10 +165,13 @@ def test_past_event_does_not_shape_the_forecast() -> None:
     hist = seasonal_rates(4, weekly=False)
     boosted = hist.copy()
     boosted.iloc[-8:] *= 2
-    ev = CalendarEvent(start=boosted.index[-8].to_pydatetime(),
-                       end=datetime(2030, 1, 1, tzinfo=UTC) if False else
-                       (boosted.index[-1] + pd.Timedelta(minutes=15)).to_pydatetime(),
-                       multiplier=2.0)
+    ev = CalendarEvent(
+        start=boosted.index[-8].to_pydatetime(),
+        end=datetime(2030, 1, 1, tzinfo=UTC)
+        if False
+        else (boosted.index[-1] + pd.Timedelta(minutes=15)).to_pydatetime(),
+        multiplier=2.0,
+    )
     res = forecast_queue(boosted, SPEC.model_copy(update={"events": [ev]}), queue="q")
     clean = forecast_queue(hist, SPEC, queue="q")
     assert np.allclose(res.mean, clean.mean, rtol=0.05)
@@ -186,8 +194,7 @@ def test_paths_are_non_negative_and_match_the_intervals() -> None:
     lo, hi = res.bounds[0.8]
     inside = np.mean((paths >= lo) & (paths <= hi), axis=0)
     assert np.all(np.abs(inside - 0.8) < 0.04)
-    assert np.allclose(np.quantile(paths, 0.9, axis=0), res.quantile(0.9),
-                       rtol=0.05, atol=0.05)
+    assert np.allclose(np.quantile(paths, 0.9, axis=0), res.quantile(0.9), rtol=0.05, atol=0.05)
 
 
 def test_quantile_is_monotone_in_q() -> None:
@@ -200,8 +207,16 @@ def test_quantile_is_monotone_in_q() -> None:
 
 def test_explicit_models_all_run() -> None:
     hist = seasonal_rates(16, weekly=True)
-    for name in ("naive", "seasonal_naive", "moving_average", "ewma", "holt", "holt_winters",
-                 "holt_winters_mul", "mstl"):
+    for name in (
+        "naive",
+        "seasonal_naive",
+        "moving_average",
+        "ewma",
+        "holt",
+        "holt_winters",
+        "holt_winters_mul",
+        "mstl",
+    ):
         res = forecast_queue(hist, SPEC.model_copy(update={"model": name}), queue="q")
         _sane(res)
         assert res.model == name

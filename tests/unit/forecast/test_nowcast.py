@@ -29,8 +29,12 @@ def monday_step(until: pd.Timestamp, factor: float = 1.3, seed: int = 3) -> pd.S
 
 
 def spec(half_life_h: float, model: str = "auto") -> ForecastSpec:
-    return ForecastSpec(model=model, horizon_hours=3, seasonality=["daily", "weekly"],
-                        nowcast_half_life_hours=half_life_h)
+    return ForecastSpec(
+        model=model,
+        horizon_hours=3,
+        seasonality=["daily", "weekly"],
+        nowcast_half_life_hours=half_life_h,
+    )
 
 
 @pytest.mark.parametrize("model", ["seasonal_naive", "auto"])
@@ -41,14 +45,14 @@ def test_monday_step_is_corrected_by_the_first_replan_after_it(model) -> None:  
     truth = 1.3 * wave(pd.date_range(at, periods=4, freq="15min"))
     on = forecast_queue(hist, spec(3.0, model), queue="q")
     off = forecast_queue(hist, spec(0.0, model), queue="q")
-    assert np.all(off.mean[:4] / truth < 0.85)                  # the profile alone: ~23 % short
-    assert np.all(np.abs(on.mean[:4] / truth - 1) < 0.06)      # corrected at once
+    assert np.all(off.mean[:4] / truth < 0.85)  # the profile alone: ~23 % short
+    assert np.all(np.abs(on.mean[:4] / truth - 1) < 0.06)  # corrected at once
     assert any(n.startswith("nowcast: the last hour ran at 1.") for n in on.notes)
     assert not any(n.startswith("nowcast") for n in off.notes)
 
 
 def test_demand_running_as_forecast_changes_nothing() -> None:
-    hist = monday_step(STEP_AT, factor=1.0)          # no step: the same wave every day
+    hist = monday_step(STEP_AT, factor=1.0)  # no step: the same wave every day
     on = forecast_queue(hist, spec(3.0, "seasonal_naive"), queue="q")
     off = forecast_queue(hist, spec(0.0, "seasonal_naive"), queue="q")
     assert np.array_equal(on.mean, off.mean)
@@ -56,14 +60,23 @@ def test_demand_running_as_forecast_changes_nothing() -> None:
 
 def test_correction_is_full_for_an_hour_then_fades_with_the_half_life() -> None:
     y = np.full(96 * 3, 10.0)
-    y[-2:] = 20.0                                   # the last half hour ran at twice the level
+    y[-2:] = 20.0  # the last half hour ran at twice the level
     m = SeasonalNaive(96, None).fit(y)
-    nc = nowcast_factors(m, y, y, recent_steps=2, offset=0, n_out=24, step_s=900.0,
-                         half_life_s=3600.0, one_step_scale=0.5)
+    nc = nowcast_factors(
+        m,
+        y,
+        y,
+        recent_steps=2,
+        offset=0,
+        n_out=24,
+        step_s=900.0,
+        half_life_s=3600.0,
+        one_step_scale=0.5,
+    )
     assert nc is not None and nc.ratio == pytest.approx(2.0)
     f = nc.factors
-    assert f[:5] == pytest.approx([2.0] * 5)        # windows starting within the hour
-    assert f[8] == pytest.approx(2.0 ** 0.5)        # one half-life later: half the log-shift
+    assert f[:5] == pytest.approx([2.0] * 5)  # windows starting within the hour
+    assert f[8] == pytest.approx(2.0**0.5)  # one half-life later: half the log-shift
     assert np.all(np.diff(f[4:]) < 0) and f[-1] > 1.0
 
 

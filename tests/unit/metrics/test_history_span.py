@@ -13,9 +13,15 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 def _policy(seasonality: list[str]) -> ScalingPolicy:
-    return ScalingPolicy.model_validate({
-        "name": "p", "queue": "q", "target": {"name": "w"}, "slo": {"wait_p95_seconds": 5},
-        "forecast": {"seasonality": seasonality}})
+    return ScalingPolicy.model_validate(
+        {
+            "name": "p",
+            "queue": "q",
+            "target": {"name": "w"},
+            "slo": {"wait_p95_seconds": 5},
+            "forecast": {"seasonality": seasonality},
+        }
+    )
 
 
 def test_span_follows_the_season() -> None:
@@ -28,8 +34,9 @@ class _Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, datetime | None, datetime | None]] = []
 
-    def metrics_history(self, queue: str, since: datetime | None,
-                        until: datetime | None = None) -> pd.DataFrame:
+    def metrics_history(
+        self, queue: str, since: datetime | None, until: datetime | None = None
+    ) -> pd.DataFrame:
         self.calls.append((queue, since, until))
         return pd.DataFrame()
 
@@ -42,4 +49,5 @@ def test_read_history_asks_for_the_span_up_to_now() -> None:
 
 def test_no_metrics_reason_names_queue_and_since() -> None:
     assert no_metrics_reason(_policy(["daily"]), NOW) == (
-        "no metrics collected for queue q since 2026-11-22T12:00:00+00:00")
+        "no metrics collected for queue q since 2026-11-22T12:00:00+00:00"
+    )

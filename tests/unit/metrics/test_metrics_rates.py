@@ -40,8 +40,12 @@ def test_counter_reset_gives_unknown_rate_never_negative() -> None:
 
 
 def test_reset_in_one_interval_of_a_window_is_partial() -> None:
-    snaps = [snap(0, enqueued_total=100), snap(10, enqueued_total=120),
-             snap(20, enqueued_total=3), snap(30, enqueued_total=23)]
+    snaps = [
+        snap(0, enqueued_total=100),
+        snap(10, enqueued_total=120),
+        snap(20, enqueued_total=3),
+        snap(30, enqueued_total=23),
+    ]
     row = window_metrics(snaps)
     assert row.arrival_rate == pytest.approx(2.0)  # 40 jobs over the 20 known seconds
     assert row.partial
@@ -65,8 +69,14 @@ def test_previous_snapshot_of_another_source_is_not_used() -> None:
 
 
 def rq_like(t_s: float, backlog: float, wip: float, jobs: list[JobSample]) -> QueueSnapshot:
-    return snap(t_s, source="rq", backlog=backlog, in_progress=wip, jobs=tuple(jobs),
-                jobs_complete_since_s=(T0 + timedelta(seconds=t_s)).timestamp() - 500)
+    return snap(
+        t_s,
+        source="rq",
+        backlog=backlog,
+        in_progress=wip,
+        jobs=tuple(jobs),
+        jobs_complete_since_s=(T0 + timedelta(seconds=t_s)).timestamp() - 500,
+    )
 
 
 def job(i: int, end_s: float, service: float = 0.5, wait: float = 1.0) -> JobSample:
@@ -104,8 +114,9 @@ def test_service_time_statistics_from_samples() -> None:
 
 def test_littles_law_estimates_service_time_without_samples() -> None:
     a = snap(0, source="stream", enqueued_total=0, completed_total=0, in_progress=4, backlog=0)
-    b = snap(100, source="stream", enqueued_total=400, completed_total=400, in_progress=4,
-             backlog=0)
+    b = snap(
+        100, source="stream", enqueued_total=400, completed_total=400, in_progress=4, backlog=0
+    )
     row = snapshots_to_metrics(a, b)
     assert row.service_time_mean_s == pytest.approx(1.0)  # L=4 in service / 4 jobs/s
     assert any("Little" in n for n in row.notes)
@@ -123,11 +134,12 @@ def test_snapshot_round_trips_through_json_dict() -> None:
 
 
 @settings(deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)), min_size=2,
-                max_size=8))
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)), min_size=2, max_size=8))
 def test_rates_are_never_negative(counters: list[tuple[int, int]]) -> None:
-    snaps = [snap(10 * i, enqueued_total=e, completed_total=c, backlog=0, in_progress=0)
-             for i, (e, c) in enumerate(counters)]
+    snaps = [
+        snap(10 * i, enqueued_total=e, completed_total=c, backlog=0, in_progress=0)
+        for i, (e, c) in enumerate(counters)
+    ]
     row = window_metrics(snaps)
     for v in (row.arrival_rate, row.completion_rate):
         assert v is None or v >= 0
@@ -136,5 +148,6 @@ def test_rates_are_never_negative(counters: list[tuple[int, int]]) -> None:
 @settings(deadline=None)  # shared 2-core machine: timing is not what is tested
 @given(st.lists(st.floats(0, 1e6), min_size=1, max_size=50), st.floats(0, 1))
 def test_quantile_agrees_with_numpy(values: list[float], q: float) -> None:
-    assert quantile(sorted(values), q) == pytest.approx(float(np.quantile(values, q)),
-                                                         rel=1e-9, abs=1e-9)
+    assert quantile(sorted(values), q) == pytest.approx(
+        float(np.quantile(values, q)), rel=1e-9, abs=1e-9
+    )

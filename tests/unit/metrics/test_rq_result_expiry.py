@@ -16,17 +16,29 @@ S0 = T0.timestamp()
 BORN = S0 - 3600.0
 
 
-def snap(t_s: float, workers: tuple | None, *, ttl: float | None = 500.0,
-         jobs_ended: tuple[float, ...] = (), backlog: float = 0.0) -> QueueSnapshot:
+def snap(
+    t_s: float,
+    workers: tuple | None,
+    *,
+    ttl: float | None = 500.0,
+    jobs_ended: tuple[float, ...] = (),
+    backlog: float = 0.0,
+) -> QueueSnapshot:
     """An RQ snapshot at ``t_s``: job records ending at ``jobs_ended`` (s after T0), complete
     for the last ``ttl`` seconds."""
     now = S0 + t_s
     return QueueSnapshot(
-        queue="q", recorded_at=T0 + timedelta(seconds=t_s), source="rq", backlog=backlog,
-        in_progress=0.0, workers=2.0,
+        queue="q",
+        recorded_at=T0 + timedelta(seconds=t_s),
+        source="rq",
+        backlog=backlog,
+        in_progress=0.0,
+        workers=2.0,
         jobs=tuple(JobSample(f"j{e}", S0 + e, 0.1, 0.0) for e in jobs_ended),
         jobs_complete_since_s=now - (ttl if ttl is not None else 500.0),
-        worker_counts=workers, result_ttl_s=ttl)
+        worker_counts=workers,
+        result_ttl_s=ttl,
+    )
 
 
 def w(name: str, n: float, *, born: float = BORN, alive: bool = True) -> tuple:
@@ -58,9 +70,11 @@ def test_results_expiring_between_polls_are_counted_from_the_workers() -> None:
     assert row.completion_rate == pytest.approx(7 / 7)
     assert row.arrival_rate == pytest.approx(7 / 7)
     assert row.partial
-    assert row.notes == ("job results expire before they are counted (result_ttl 5 s < 7 s "
-                         "between polls); completions counted from the workers' job counters, "
-                         "job timings from the records still there",)
+    assert row.notes == (
+        "job results expire before they are counted (result_ttl 5 s < 7 s "
+        "between polls); completions counted from the workers' job counters, "
+        "job timings from the records still there",
+    )
     assert row.samples == 5  # the timings are the jobs still visible only
 
 
@@ -79,26 +93,29 @@ def test_jobs_with_result_ttl_zero_leave_no_record_but_are_counted() -> None:
     row = snapshots_to_metrics(a, b)
     assert row.completion_rate == pytest.approx(0.5)
     assert row.partial
-    assert row.notes[0].startswith("30 of 30 completed jobs were missing from RQ's job "
-                                   "registries")
+    assert row.notes[0].startswith("30 of 30 completed jobs were missing from RQ's job registries")
 
 
-@pytest.mark.parametrize("at_b, expected", [
-    # a worker stopped between the polls, read once more (dead) with its last count
-    ((w("a", 14), w("b", 9, alive=False)), 8.0),
-    # a worker started since the previous poll counts from 0
-    ((w("a", 14), w("b", 7), w("c", 3, born=S0 + 20)), 9.0),
-    # a worker alive at the previous poll and gone without its last count: unknown
-    ((w("a", 14),), None),
-    # restarted under the same name: the old run's last jobs are unknown
-    ((w("a", 14), w("b", 1, born=S0 + 30)), None),
-    # first seen now but running before: its count at the previous poll is unknown
-    ((w("a", 14), w("b", 7), w("c", 3)), None),
-    # a counter that went down
-    ((w("a", 9), w("b", 7)), None),
-])
-def test_worker_completions_need_every_worker_accounted_for(at_b: tuple,
-                                                            expected: float | None) -> None:
+@pytest.mark.parametrize(
+    "at_b, expected",
+    [
+        # a worker stopped between the polls, read once more (dead) with its last count
+        ((w("a", 14), w("b", 9, alive=False)), 8.0),
+        # a worker started since the previous poll counts from 0
+        ((w("a", 14), w("b", 7), w("c", 3, born=S0 + 20)), 9.0),
+        # a worker alive at the previous poll and gone without its last count: unknown
+        ((w("a", 14),), None),
+        # restarted under the same name: the old run's last jobs are unknown
+        ((w("a", 14), w("b", 1, born=S0 + 30)), None),
+        # first seen now but running before: its count at the previous poll is unknown
+        ((w("a", 14), w("b", 7), w("c", 3)), None),
+        # a counter that went down
+        ((w("a", 9), w("b", 7)), None),
+    ],
+)
+def test_worker_completions_need_every_worker_accounted_for(
+    at_b: tuple, expected: float | None
+) -> None:
     a = snap(0, (w("a", 10), w("b", 5)))
     assert worker_completions(a, snap(60, at_b)) == expected
 

@@ -47,10 +47,21 @@ class FakeOpsStore:
 
     def newest_forecasts(self) -> dict[str, tuple[int, list[tuple[datetime, float]]]]:
         start = NOW - timedelta(minutes=30)
-        return {"a": (1, [(start, 10.0), (start + timedelta(minutes=15), 10.0),
-                          (start + timedelta(minutes=30), 10.0)])}
+        return {
+            "a": (
+                1,
+                [
+                    (start, 10.0),
+                    (start + timedelta(minutes=15), 10.0),
+                    (start + timedelta(minutes=30), 10.0),
+                ],
+            )
+        }
 
-    def arrival_rates(self, spans: dict[str, tuple[datetime, datetime]]
-                      ) -> dict[str, list[tuple[datetime, float]]]:
-        return {q: [(since, 12.0), (since + timedelta(minutes=15), 5.0)]
-                for q, (since, _until) in spans.items()}
+    def arrival_rates(
+        self, spans: dict[str, tuple[datetime, datetime]]
+    ) -> dict[str, list[tuple[datetime, float]]]:
+        return {
+            q: [(since, 12.0), (since + timedelta(minutes=15), 5.0)]
+            for q, (since, _until) in spans.items()
+        }

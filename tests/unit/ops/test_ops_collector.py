@@ -12,8 +12,11 @@ from capplan_cli.exporter import OpsCollector
 def samples(store: FakeOpsStore) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     reg = CollectorRegistry(auto_describe=False)
     reg.register(OpsCollector(store, clock=lambda: NOW))
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in reg.collect() for s in fam.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in reg.collect()
+        for s in fam.samples
+    }
 
 
 def test_collector_exposes_cycle_plans_steps_waits_and_forecast_error() -> None:
@@ -28,16 +31,23 @@ def test_collector_exposes_cycle_plans_steps_waits_and_forecast_error() -> None:
     assert got[("capplan_audit_events", (("action", "scale_failed"),))] == 1.0
     assert got[("capplan_plan_approval_wait_seconds_count", (("decision", "approved"),))] == 1.0
     assert got[("capplan_plan_approval_wait_seconds_sum", (("decision", "approved"),))] == 90.0
-    assert got[("capplan_plan_approval_wait_seconds_bucket",
-                (("decision", "approved"), ("le", "60")))] == 0.0
-    assert got[("capplan_plan_approval_wait_seconds_bucket",
-                (("decision", "approved"), ("le", "300")))] == 1.0
+    assert (
+        got[("capplan_plan_approval_wait_seconds_bucket", (("decision", "approved"), ("le", "60")))]
+        == 0.0
+    )
+    assert (
+        got[
+            ("capplan_plan_approval_wait_seconds_bucket", (("decision", "approved"), ("le", "300")))
+        ]
+        == 1.0
+    )
     assert got[("capplan_plan_awaiting_approval_oldest_age_seconds", ())] == 1790.0
     # windows at -30 and -15 minutes have passed: errors |10-12| and |10-5|
     assert got[("capplan_forecast_windows_compared", (("queue", "a"),))] == 2.0
     assert got[("capplan_forecast_mae_jobs_per_second", (("queue", "a"),))] == 3.5
     assert got[("capplan_forecast_mape_ratio", (("queue", "a"),))] == pytest.approx(
-        (2 / 12 + 5 / 5) / 2)
+        (2 / 12 + 5 / 5) / 2
+    )
 
 
 def test_a_broken_store_is_reported_not_raised() -> None:

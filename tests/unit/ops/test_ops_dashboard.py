@@ -17,8 +17,21 @@ DEPLOY = Path(__file__).resolve().parents[3] / "deployments"
 DASHBOARD = DEPLOY / "grafana" / "capplan-dashboard.json"
 RULES = DEPLOY / "prometheus" / "capplan-alerts.yml"
 PROMETHEUS_OWN = {"up"}  # Prometheus's own per-target series
-KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
-            "group_left", "group_right", "inf", "nan"}
+KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "inf",
+    "nan",
+}
 
 
 def exposed() -> tuple[set[str], set[str]]:
@@ -37,7 +50,7 @@ def metric_names(expr: str) -> set[str]:
     e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", e)
     names = set()
     for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", e):
-        following = e[m.end():].lstrip()
+        following = e[m.end() :].lstrip()
         if following.startswith("(") or m.group().lower() in KEYWORDS:
             continue
         if m.start() > 0 and (e[m.start() - 1].isdigit() or e[m.start() - 1] == "."):
@@ -52,8 +65,9 @@ def dashboard_exprs() -> list[str]:
 
 
 def test_metric_names_parser_finds_series_only() -> None:
-    assert metric_names('histogram_quantile(0.95, sum by (le, decision) (x_bucket{a="b"}))') \
-        == {"x_bucket"}
+    assert metric_names('histogram_quantile(0.95, sum by (le, decision) (x_bucket{a="b"}))') == {
+        "x_bucket"
+    }
     assert metric_names("time() - y > 2 * 1800 or delta(z[30m]) > 0") == {"y", "z"}
 
 
@@ -89,8 +103,11 @@ def test_alert_rules_use_only_exposed_metrics() -> None:
     rules = yaml.safe_load(RULES.read_text())
     exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
     assert {r["alert"] for g in rules["groups"] for r in g["rules"]} >= {
-        "CapplanCycleStale", "CapplanStepFailed", "CapplanPlanAwaitingApprovalTooLong",
-        "CapplanQueueFailed"}
+        "CapplanCycleStale",
+        "CapplanStepFailed",
+        "CapplanPlanAwaitingApprovalTooLong",
+        "CapplanQueueFailed",
+    }
     for expr in exprs:
         unknown = metric_names(expr) - sample_names - PROMETHEUS_OWN
         assert not unknown, f"{expr!r} selects {unknown}"

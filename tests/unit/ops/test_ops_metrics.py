@@ -24,17 +24,27 @@ AS_OF_1 = datetime(2026, 11, 1, 11, 30, tzinfo=UTC)
 AS_OF_2 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-def plan(pid: int, queue: str, status: str, at_s: float, as_of: datetime = AS_OF_2,
-         decided_after_s: float | None = None) -> PlanFact:
+def plan(
+    pid: int,
+    queue: str,
+    status: str,
+    at_s: float,
+    as_of: datetime = AS_OF_2,
+    decided_after_s: float | None = None,
+) -> PlanFact:
     created = T0 + timedelta(seconds=at_s)
     decided = None if decided_after_s is None else created + timedelta(seconds=decided_after_s)
     return PlanFact(pid, queue, status, created, as_of, decided)
 
 
 def test_newest_cycle_is_the_plans_sharing_the_newest_as_of() -> None:
-    plans = [plan(1, "a", "applied", 0, AS_OF_1), plan(2, "b", "skipped", 5, AS_OF_1),
-             plan(3, "a", "proposed", 1800), plan(4, "b", "skipped", 1812),
-             plan(5, "c", "approved", 1830)]
+    plans = [
+        plan(1, "a", "applied", 0, AS_OF_1),
+        plan(2, "b", "skipped", 5, AS_OF_1),
+        plan(3, "a", "proposed", 1800),
+        plan(4, "b", "skipped", 1812),
+        plan(5, "c", "approved", 1830),
+    ]
     c = newest_cycle(plans)
     assert c is not None
     assert c.as_of == AS_OF_2
@@ -45,8 +55,12 @@ def test_newest_cycle_is_the_plans_sharing_the_newest_as_of() -> None:
 
 
 def test_rerun_over_the_same_data_starts_a_new_cycle_at_the_repeated_queue() -> None:
-    plans = [plan(1, "a", "proposed", 0), plan(2, "b", "proposed", 10),
-             plan(3, "a", "proposed", 60), plan(4, "b", "failed", 70)]
+    plans = [
+        plan(1, "a", "proposed", 0),
+        plan(2, "b", "proposed", 10),
+        plan(3, "a", "proposed", 60),
+        plan(4, "b", "failed", 70),
+    ]
     found = cycles(plans)
     assert [sorted(c.queues) for c in found] == [["a", "b"], ["a", "b"]]
     assert found[0].started_at == T0 + timedelta(seconds=60)
@@ -77,14 +91,19 @@ def test_max_gap_must_be_positive() -> None:
 
 
 def test_approval_waits_are_decided_minus_created_per_decision() -> None:
-    plans = [plan(1, "a", "approved", 0, decided_after_s=120),
-             plan(2, "b", "rejected", 0, decided_after_s=30),
-             plan(3, "c", "expired", 0, decided_after_s=3600),
-             plan(4, "d", "proposed", 0),
-             plan(5, "e", "superseded", 0, decided_after_s=50),  # approved, then superseded
-             plan(6, "f", "superseded", 0)]  # superseded while still proposed: never decided
-    assert approval_waits(plans) == {"approved": [120.0, 50.0], "rejected": [30.0],
-                                     "expired": [3600.0]}
+    plans = [
+        plan(1, "a", "approved", 0, decided_after_s=120),
+        plan(2, "b", "rejected", 0, decided_after_s=30),
+        plan(3, "c", "expired", 0, decided_after_s=3600),
+        plan(4, "d", "proposed", 0),
+        plan(5, "e", "superseded", 0, decided_after_s=50),  # approved, then superseded
+        plan(6, "f", "superseded", 0),
+    ]  # superseded while still proposed: never decided
+    assert approval_waits(plans) == {
+        "approved": [120.0, 50.0],
+        "rejected": [30.0],
+        "expired": [3600.0],
+    }
 
 
 def test_oldest_awaiting_age() -> None:
@@ -102,10 +121,13 @@ def test_bucket_counts_are_cumulative_with_inf_last() -> None:
 def test_forecast_error_uses_only_windows_that_have_passed_and_hold_observations() -> None:
     step = timedelta(minutes=15)
     fc = [(T0 + i * step, rate) for i, rate in enumerate([10.0, 20.0, 5.0, 7.0])]
-    obs = [(T0, 8.0), (T0 + timedelta(minutes=5), 12.0),  # window 0: mean 10 → error 0
-           (T0 + step, 25.0),  # window 1: error 5, relative 5/25
-           # window 2: no observation; window 3 has not ended at `now`
-           (T0 + 3 * step, 0.0)]
+    obs = [
+        (T0, 8.0),
+        (T0 + timedelta(minutes=5), 12.0),  # window 0: mean 10 → error 0
+        (T0 + step, 25.0),  # window 1: error 5, relative 5/25
+        # window 2: no observation; window 3 has not ended at `now`
+        (T0 + 3 * step, 0.0),
+    ]
     now = T0 + 3 * step + timedelta(minutes=10)
     e = forecast_error(fc, obs, now)
     assert e.windows == 2

@@ -16,9 +16,14 @@ def test_no_cap_and_caps_at_or_above_the_current_count_are_allowed() -> None:
     assert cap_problem(3, None) is None  # unknown current count: only the zero rule
 
 
-@pytest.mark.parametrize(("cap", "why"), [(9, "below the plan's current count of 10"),
-                                          (0, "never scales the pool to zero"),
-                                          (-1, "never scales the pool to zero")])
+@pytest.mark.parametrize(
+    ("cap", "why"),
+    [
+        (9, "below the plan's current count of 10"),
+        (0, "never scales the pool to zero"),
+        (-1, "never scales the pool to zero"),
+    ],
+)
 def test_refused_caps_say_why(cap: int, why: str) -> None:
     problem = cap_problem(cap, 10)
     assert problem is not None and why in problem and f"max_workers={cap}" in problem
@@ -46,7 +51,10 @@ def test_the_approval_form_of_a_plan_refuses_a_cap_below_its_current_count() -> 
 
     form = approval_form(10)
     assert issubclass(form, ApprovalInput)
-    assert form(decision="approve", approver="a", approval_code="0" * 16, max_workers=12).max_workers == 12
+    assert (
+        form(decision="approve", approver="a", approval_code="0" * 16, max_workers=12).max_workers
+        == 12
+    )
     for bad in (9, 0):
         with pytest.raises(ValidationError, match="greater than or equal to 10"):
             form(decision="approve", approver="a", approval_code="0" * 16, max_workers=bad)
@@ -55,5 +63,4 @@ def test_the_approval_form_of_a_plan_refuses_a_cap_below_its_current_count() -> 
     assert {"type": "integer", "minimum": 10} in prop["anyOf"]
     # a plan whose current count is unknown still refuses 0
     with pytest.raises(ValidationError):
-        approval_form(None)(decision="approve", approver="a", approval_code="0" * 16,
-                            max_workers=0)
+        approval_form(None)(decision="approve", approver="a", approval_code="0" * 16, max_workers=0)

@@ -32,23 +32,43 @@ STATE = QueueState(current_workers=3, current_backlog=0.0, mean_service_s=1.0)
 
 
 def _policy(**scaling: object) -> ScalingPolicy:
-    return ScalingPolicy.model_validate({
-        "name": "emails", "queue": "emails", "target": {"name": "email-worker"},
-        "slo": {"wait_p95_seconds": 2},
-        # the legacy sizing (q0.9 + 10 %) these loop mechanics were written on: the derived
-        # default (0.99, pooled) meets 0.999 at once and never re-plans (issue 22)
-        "scaling": {"min_workers": 1, "max_workers": 60, "max_step": 60, "startup_seconds": 0,
-                    "cooldown_seconds": 0, "safety_margin": 0.1, **scaling},
-        "simulation": {"replications": 40, "seed": 7}})
+    return ScalingPolicy.model_validate(
+        {
+            "name": "emails",
+            "queue": "emails",
+            "target": {"name": "email-worker"},
+            "slo": {"wait_p95_seconds": 2},
+            # the legacy sizing (q0.9 + 10 %) these loop mechanics were written on: the derived
+            # default (0.99, pooled) meets 0.999 at once and never re-plans (issue 22)
+            "scaling": {
+                "min_workers": 1,
+                "max_workers": 60,
+                "max_step": 60,
+                "startup_seconds": 0,
+                "cooldown_seconds": 0,
+                "safety_margin": 0.1,
+                **scaling,
+            },
+            "simulation": {"replications": 40, "seed": 7},
+        }
+    )
 
 
 def _forecast(rate_per_s: float = 4.0, spread: float = 0.1) -> ForecastResult:
     mean = np.full(N, rate_per_s)
     return ForecastResult(
-        queue="emails", model="test", interval_s=900.0,
-        timestamps=pd.date_range(T0, periods=N, freq="15min"), mean=mean,
-        bounds={0.8: (mean * 0.9, mean * 1.1)}, selection=[], recent_anomaly=False,
-        anomalies=[], notes=[], scale=np.full(N, spread * rate_per_s))
+        queue="emails",
+        model="test",
+        interval_s=900.0,
+        timestamps=pd.date_range(T0, periods=N, freq="15min"),
+        mean=mean,
+        bounds={0.8: (mean * 0.9, mean * 1.1)},
+        selection=[],
+        recent_anomaly=False,
+        anomalies=[],
+        notes=[],
+        scale=np.full(N, spread * rate_per_s),
+    )
 
 
 def _stepwise(policy: ScalingPolicy, fc: ForecastResult) -> tuple[object, list[int]]:
@@ -66,15 +86,17 @@ def _stepwise(policy: ScalingPolicy, fc: ForecastResult) -> tuple[object, list[i
 
 @pytest.mark.parametrize(("threshold", "spread", "attempts"), [(0.5, 0.1, 1), (0.999, 0.6, 2)])
 def test_stages_one_by_one_give_the_same_decision_as_the_loop(
-        threshold: float, spread: float, attempts: int) -> None:
+    threshold: float, spread: float, attempts: int
+) -> None:
     policy, fc = _policy(confidence_threshold=threshold), _forecast(spread=spread)
     loop = plan_and_prove(policy, fc, STATE, now=T0)
     assert loop.attempts == attempts
     staged, numbers = _stepwise(policy, fc)
-    assert staged.history == loop.history          # same seeds ⇒ same attempts, same answers
+    assert staged.history == loop.history  # same seeds ⇒ same attempts, same answers
     assert staged.confidence == loop.confidence
     assert [(s.execute_at, s.to_workers) for s in staged.proposal.steps] == [
-        (s.execute_at, s.to_workers) for s in loop.proposal.steps]
+        (s.execute_at, s.to_workers) for s in loop.proposal.steps
+    ]
     assert numbers == list(range(1, loop.attempts + 1))
 
 
@@ -114,12 +136,11 @@ def test_stored_plan_round_trips_to_the_same_summary_and_resimulates() -> None:
 
     pts = store.forecast_points(pid)
     assert [p.confidence_upper for p in pts] == pytest.approx([4.4] * N)
-    scenario = scenario_from_stored_plan(plan, policy, pts, n_paths=5,
-                                         rng=np.random.default_rng(0))
+    scenario = scenario_from_stored_plan(plan, policy, pts, n_paths=5, rng=np.random.default_rng(0))
     assert scenario.initial_workers == 3 and scenario.horizon_s == 900.0 * N
     assert scenario.service_kind == "exponential"
     again = resimulate_plan(store, pid, replications=20, seed=3)
-    assert again == resimulate_plan(store, pid, replications=20, seed=3)   # same seed, same
+    assert again == resimulate_plan(store, pid, replications=20, seed=3)  # same seed, same
     assert again["queue"] == "emails" and 0.0 <= again["slo_achievement_rate"] <= 1.0
 
 
@@ -127,8 +148,9 @@ def test_a_plan_without_stored_forecast_cannot_be_resimulated() -> None:
     policy, fc = _policy(confidence_threshold=0.5), _forecast()
     store = InMemoryPlanStore()
     store.apply_policies([policy], actor="test")
-    draft = plan_draft(policy, plan_and_prove(policy, fc, STATE, now=T0), fc, STATE, as_of=T0,
-                       quality={})
+    draft = plan_draft(
+        policy, plan_and_prove(policy, fc, STATE, now=T0), fc, STATE, as_of=T0, quality={}
+    )
     pid = store.create_plan(replace(draft, forecast=()))
     with pytest.raises(ValueError, match=f"plan {pid} has no stored forecast"):
         resimulate_plan(store, pid, replications=5, seed=0)

@@ -24,15 +24,22 @@ START = datetime(2026, 11, 20, 11, 45, tzinfo=UTC)
 def _scenario(judged_from: datetime | None):
     pol = {p.name: p for p in load_policies(ROOT / "data/demo/policies.yaml")}["reports"]
     state = QueueState(current_workers=3, current_backlog=0.0, mean_service_s=30.0)
-    return plan_scenario(pol, state, [], start=START, window_s=900.0,
-                         demand_paths=np.full((2, 4), 0.1), judged_from=judged_from)
+    return plan_scenario(
+        pol,
+        state,
+        [],
+        start=START,
+        window_s=900.0,
+        demand_paths=np.full((2, 4), 0.1),
+        judged_from=judged_from,
+    )
 
 
 def test_the_past_minutes_of_the_first_window_are_warm_up():
     assert _scenario(START + timedelta(minutes=14)).warmup_s == 840.0
     assert _scenario(None).warmup_s == 0.0
-    assert _scenario(START - timedelta(minutes=5)).warmup_s == 0.0   # now before the start
-    assert _scenario(START + timedelta(hours=2)).warmup_s == 0.0     # past the horizon
+    assert _scenario(START - timedelta(minutes=5)).warmup_s == 0.0  # now before the start
+    assert _scenario(START + timedelta(hours=2)).warmup_s == 0.0  # past the horizon
 
 
 def test_the_demo_reports_plan_is_not_inflated_for_a_window_it_cannot_reach():
@@ -45,5 +52,5 @@ def test_the_demo_reports_plan_is_not_inflated_for_a_window_it_cannot_reach():
     d = out.decision
     # workers added at 11:59 are ready at 12:01, after the 11:45 window ends: never bumped
     assert all(h["extra_workers"][0] == 0 for h in d.history), d.history
-    assert d.proposal.target_workers <= 5          # was 8: +3 "extra" for the elapsed window
-    assert d.confidence >= pol.scaling.confidence_threshold     # measured 0.805 (was 0.685)
+    assert d.proposal.target_workers <= 5  # was 8: +3 "extra" for the elapsed window
+    assert d.confidence >= pol.scaling.confidence_threshold  # measured 0.805 (was 0.685)

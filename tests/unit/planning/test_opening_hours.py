@@ -47,15 +47,15 @@ def test_workers_are_ready_at_the_opening_taking_startup_into_account(forecaster
 
 def test_workers_are_released_after_the_closing(forecaster) -> None:  # type: ignore[no-untyped-def]
     rec = _plan(forecaster, WEDNESDAY + pd.Timedelta(hours=20, minutes=30), workers=60)
-    closing = WEDNESDAY + pd.Timedelta(hours=21, minutes=15)    # the 21:00-21:15 window ends
+    closing = WEDNESDAY + pd.Timedelta(hours=21, minutes=15)  # the 21:00-21:15 window ends
     downs = [(pd.Timestamp(t), w) for t, w in rec.steps]
-    assert downs[-1][1] == 0                                    # min_workers: 0
+    assert downs[-1][1] == 0  # min_workers: 0
     assert closing <= downs[-1][0] <= closing + pd.Timedelta(minutes=30)
-    assert all(w > 0 for t, w in downs if t < closing)          # open windows keep agents
+    assert all(w > 0 for t, w in downs if t < closing)  # open windows keep agents
 
 
 def test_the_morning_ramp_comes_from_the_season_not_the_night(forecaster) -> None:  # type: ignore[no-untyped-def]
-    cf = forecaster.at(OPENING)           # the half hour before was closed: zeros
+    cf = forecaster.at(OPENING)  # the half hour before was closed: zeros
     assert cf is not None
     fc = cf.forecast
     assert not any(n.startswith("nowcast") for n in fc.notes)
@@ -64,7 +64,7 @@ def test_the_morning_ramp_comes_from_the_season_not_the_night(forecaster) -> Non
     true = _call_profile(hours.to_numpy())
     busy = (hours >= 9.0) & (hours < 13.0)
     ratio = fc.mean[busy] / true[busy]
-    assert ratio.min() > 0.8 and ratio.max() < 1.25             # the season's level, not 0.2x
+    assert ratio.min() > 0.8 and ratio.max() < 1.25  # the season's level, not 0.2x
 
 
 def test_closed_windows_are_forecast_at_zero_with_no_spread(forecaster) -> None:  # type: ignore[no-untyped-def]
@@ -96,5 +96,6 @@ def test_a_week_with_closed_days_brings_the_weekly_season_on_open_time(forecaste
     cf = forecaster.at(WEDNESDAY + pd.Timedelta(hours=9))
     assert cf is not None
     assert call_centre_policy().forecast.seasonality == ["daily"]
-    assert any("forecast on open time (57 windows a day, 285 a week)" in n
-               for n in cf.forecast.notes)
+    assert any(
+        "forecast on open time (57 windows a day, 285 a week)" in n for n in cf.forecast.notes
+    )

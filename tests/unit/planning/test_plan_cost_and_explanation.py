@@ -19,10 +19,13 @@ from capplan_core.planning.window_sizing import slo_terms_from_policy
 
 def test_plan_cost_against_current_and_static_peak():
     # 4 windows of 15 min (1 h); 5 workers now, 20 from 06:28 (window 2 − 2 min startup)
-    p = plan(policy(startup_seconds=120, cost={"worker_hour": 0.5, "violation_hour": 200}),
-             [2, 2, 8, 8], current=5)
+    p = plan(
+        policy(startup_seconds=120, cost={"worker_hour": 0.5, "violation_hour": 200}),
+        [2, 2, 8, 8],
+        current=5,
+    )
     c = p.cost
-    plan_wh = (5 * 28 + 20 * 32) / 60             # worker-minutes → worker-hours
+    plan_wh = (5 * 28 + 20 * 32) / 60  # worker-minutes → worker-hours
     assert c["horizon_hours"] == 1.0
     assert c["plan_worker_hours"] == pytest.approx(plan_wh)
     assert c["plan_cost"] == pytest.approx(plan_wh * 0.5)
@@ -47,7 +50,7 @@ def test_violation_cost_and_net():
     assert filled["expected_violation_cost"] == pytest.approx(30.0)
     assert filled["net_cost"] == pytest.approx(p.cost["plan_cost"] + 30.0)
     assert net_cost(filled) == filled["net_cost"] and net_cost(p.cost) is None
-    assert p.cost["expected_violation_cost"] is None      # the proposal's dict is untouched
+    assert p.cost["expected_violation_cost"] is None  # the proposal's dict is untouched
     with pytest.raises(ValueError, match="window_failure_rate"):
         violation_cost([1.5], 900, 200)
 
@@ -58,8 +61,9 @@ def test_explanation_rows_can_be_checked_by_hand():
     assert [list(r) for r in rows] == [WINDOW_COLUMNS] * 3
     for r in rows:
         assert r["arrival_rate_per_s"] == pytest.approx(r["demand_per_s"] * 1.25)
-        assert r["model_workers"] + r["margin_workers"] + r["extra_workers"] == (
-            r["wanted_workers"])
+        assert (
+            r["model_workers"] + r["margin_workers"] + r["extra_workers"] == (r["wanted_workers"])
+        )
         assert r["margin"] == "25%"
     assert [r["model_workers"] for r in rows] == [4, 8, 32]
     assert [r["needed_workers"] for r in rows] == [5, 10, 30]
@@ -72,8 +76,22 @@ def test_explanation_rows_can_be_checked_by_hand():
 
 
 def test_slo_terms_from_policy_maps_every_term():
-    pol = policy(slo={"wait_p95_seconds": 30, "mean_wait_seconds": 5, "max_backlog": 500,
-                      "drain_seconds": 600, "max_utilization": 0.9})
+    pol = policy(
+        slo={
+            "wait_p95_seconds": 30,
+            "mean_wait_seconds": 5,
+            "max_backlog": 500,
+            "drain_seconds": 600,
+            "max_utilization": 0.9,
+        }
+    )
     t = slo_terms_from_policy(pol, current_backlog=1200)
-    assert (t.wait_s, t.wait_quantile, t.mean_wait_s, t.max_backlog, t.drain_s,
-            t.max_utilization, t.current_backlog) == (30, 0.95, 5, 500, 600, 0.9, 1200)
+    assert (
+        t.wait_s,
+        t.wait_quantile,
+        t.mean_wait_s,
+        t.max_backlog,
+        t.drain_s,
+        t.max_utilization,
+        t.current_backlog,
+    ) == (30, 0.95, 5, 500, 600, 0.9, 1200)

@@ -33,15 +33,21 @@ def test_each_outcome_is_the_stage_by_stage_answer(rows):
         a = assess(rows[p.queue], p, now=NOW)
         fc = forecast_for(a, p)
         assert not isinstance(fc, str)
-        alone = plan_and_prove(p, fc, pool_state(a.clean), now=NOW,
-                               data_quality_warning=bool(a.quality.warnings))
+        alone = plan_and_prove(
+            p, fc, pool_state(a.clean), now=NOW, data_quality_warning=bool(a.quality.warnings)
+        )
         assert out.decision is not None
         assert out.decision.proposal.target_workers == alone.proposal.target_workers
         assert out.decision.proposal.schedule == alone.proposal.schedule
         assert out.decision.confidence == alone.confidence
         assert out.decision.simulation.p95_wait_s == alone.simulation.p95_wait_s
-        assert set(out.stage_seconds) == {"collect", "clean", "forecast", "pool-state",
-                                          "plan-simulate-decide"}
+        assert set(out.stage_seconds) == {
+            "collect",
+            "clean",
+            "forecast",
+            "pool-state",
+            "plan-simulate-decide",
+        }
 
 
 def test_a_failing_queue_is_named_and_the_others_are_planned(rows):
@@ -59,8 +65,11 @@ def test_a_failing_queue_is_named_and_the_others_are_planned(rows):
         return measured + 1, "test scaler"
 
     seen: list[tuple[int, int, str]] = []
-    outcomes = list(plan_many(pols, read, NOW, live_count=live,
-                              progress=lambda i, n, o: seen.append((i, n, o.queue))))
+    outcomes = list(
+        plan_many(
+            pols, read, NOW, live_count=live, progress=lambda i, n, o: seen.append((i, n, o.queue))
+        )
+    )
     assert [o.status for o in outcomes] == ["planned", "failed", "failed"]
     assert outcomes[1].failed_stage == "collect"
     assert outcomes[1].error == "ConnectionError: metrics source down"
@@ -75,8 +84,9 @@ def test_a_failing_queue_is_named_and_the_others_are_planned(rows):
 def test_no_rows_is_a_skip_from_the_store_and_a_quality_failure_from_a_file(rows):
     p = policy(0)
     empty = rows[p.queue].iloc[:0]
-    [store] = plan_many([p], lambda _: empty, NOW,
-                        no_rows_reason=lambda pol, now: f"nothing for {pol.queue}")
+    [store] = plan_many(
+        [p], lambda _: empty, NOW, no_rows_reason=lambda pol, now: f"nothing for {pol.queue}"
+    )
     assert (store.status, store.reason) == ("skipped", "nothing for q0000")
     [file] = plan_many([p], lambda _: empty, NOW, from_file=True)
     assert file.status == "skipped" and file.assessment is not None

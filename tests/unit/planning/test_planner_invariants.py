@@ -23,12 +23,19 @@ demands = st.lists(st.floats(min_value=0.0, max_value=40.0), min_size=1, max_siz
     min_max=st.tuples(st.integers(0, 10), st.integers(10, 100)),
     last_ago_s=st.none() | st.integers(0, 3600),
 )
-def test_plans_respect_every_motion_limit(demand, current, max_step, cooldown_s, startup_s,
-                                          k, min_drop, min_max, last_ago_s):
+def test_plans_respect_every_motion_limit(
+    demand, current, max_step, cooldown_s, startup_s, k, min_drop, min_max, last_ago_s
+):
     lo, hi = min_max
-    pol = policy(max_step=max_step, cooldown_seconds=cooldown_s, startup_seconds=startup_s,
-                 scale_down_windows=k, scale_down_min_drop=min_drop, min_workers=lo,
-                 max_workers=hi)
+    pol = policy(
+        max_step=max_step,
+        cooldown_seconds=cooldown_s,
+        startup_seconds=startup_s,
+        scale_down_windows=k,
+        scale_down_min_drop=min_drop,
+        min_workers=lo,
+        max_workers=hi,
+    )
     last = None if last_ago_s is None else NOW - timedelta(seconds=last_ago_s)
     p = plan(pol, demand, current=current, last_scale_at=last)
     cd = timedelta(seconds=cooldown_s)
@@ -38,18 +45,19 @@ def test_plans_respect_every_motion_limit(demand, current, max_step, cooldown_s,
     for s in p.steps:
         assert s.execute_at >= NOW
         if prev_at is not None:
-            assert s.execute_at - prev_at >= cd           # a cooldown apart, also after last
-        assert s.from_workers == prev_to                 # steps chain
+            assert s.execute_at - prev_at >= cd  # a cooldown apart, also after last
+        assert s.from_workers == prev_to  # steps chain
         assert 0 < abs(s.to_workers - s.from_workers) <= max_step
         # inside [min, max], or moving into it from a current count outside it
         assert min(lo, s.from_workers) <= s.to_workers <= max(hi, s.from_workers)
         if s.to_workers < s.from_workers:
             prev_capped = prev_step is not None and "max_step" in [
-                c["constraint"] for c in prev_step.explanation["constraints"]]
+                c["constraint"] for c in prev_step.explanation["constraints"]
+            ]
             assert s.from_workers - s.to_workers >= min(min_drop, max_step) or prev_capped
             i = s.explanation["window_index"]
             # never below the need of the hysteresis windows that follow
-            later = p.windows[i:i + k]
+            later = p.windows[i : i + k]
             assert len(later) == k
             assert s.to_workers >= max(w["needed_workers"] for w in later)
         prev_at, prev_to, prev_step = s.execute_at, s.to_workers, s
@@ -68,9 +76,16 @@ def test_plans_respect_every_motion_limit(demand, current, max_step, cooldown_s,
 def test_with_free_motion_every_window_gets_what_it_needs(demand, current):
     # no cooldown, no startup, unlimited step, and hysteresis over one window: the schedule is
     # exactly the need (never below it)
-    pol = policy(max_step=1000, cooldown_seconds=0, startup_seconds=0, scale_down_windows=1,
-                 min_workers=0, max_workers=1000)
+    pol = policy(
+        max_step=1000,
+        cooldown_seconds=0,
+        startup_seconds=0,
+        scale_down_windows=1,
+        min_workers=0,
+        max_workers=1000,
+    )
     p = plan(pol, demand, current=current)
     for (_, scheduled), w in zip(p.schedule, p.windows, strict=True):
         assert scheduled == w["needed_workers"] or (
-            scheduled > w["needed_workers"] and w is p.windows[-1])
+            scheduled > w["needed_workers"] and w is p.windows[-1]
+        )

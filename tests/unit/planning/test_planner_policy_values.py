@@ -8,8 +8,12 @@ from capplan_core.policy import PolicyError, parse_policies
 
 
 def _doc(**over):
-    p = {"name": "emails", "queue": "emails", "target": {"name": "w"},
-         "slo": {"wait_p95_seconds": 30}}
+    p = {
+        "name": "emails",
+        "queue": "emails",
+        "target": {"name": "w"},
+        "slo": {"wait_p95_seconds": 30},
+    }
     p.update(over)
     return {"policies": [p]}
 
@@ -27,8 +31,10 @@ def _doc(**over):
         ({"slo": {"max_utilization": 1.0}}, "slo.max_utilization"),
         ({"forecast": {"demand_quantile": 1.0}}, "forecast.demand_quantile"),
         ({"forecast": {"demand_quantile": 0}}, "forecast.demand_quantile"),
-        ({"scaling": {"min_workers": 5, "max_workers": 2}},
-         "min_workers (5) must be <= max_workers (2)"),
+        (
+            {"scaling": {"min_workers": 5, "max_workers": 2}},
+            "min_workers (5) must be <= max_workers (2)",
+        ),
         ({"scaling": {"safety_margin": -0.1}}, "scaling.safety_margin"),
         ({"scaling": {"budget_per_hour": 0}}, "scaling.budget_per_hour"),
         ({"scaling": {"scale_down_windows": 0}}, "scaling.scale_down_windows"),

@@ -34,7 +34,7 @@ def test_gradual_ramp_steps_up_one_lead_ahead_of_each_window():
 def test_scale_up_needed_now_is_never_scheduled_in_the_past():
     p = plan(policy(startup_seconds=120), [8, 8], current=5)
     assert moves(p) == [(NOW, 5, 20)]
-    assert p.steps[0].explanation["late_by_s"] == 120.0   # ready 2 min into the window
+    assert p.steps[0].explanation["late_by_s"] == 120.0  # ready 2 min into the window
     assert "after the window starts" in p.steps[0].reason
 
 
@@ -49,8 +49,9 @@ def test_short_dip_does_not_scale_down():
 
 
 def test_sustained_drop_scales_down_at_the_window_and_back_up_ahead_of_the_rise():
-    p = plan(policy(scale_down_windows=3, startup_seconds=120),
-             [8, 8, 2, 2, 2, 2, 8, 8], current=20)
+    p = plan(
+        policy(scale_down_windows=3, startup_seconds=120), [8, 8, 2, 2, 2, 2, 8, 8], current=20
+    )
     t = starts(8)
     assert moves(p) == [(t[2], 20, 5), (t[6] - 2 * M, 5, 20)]
     assert p.steps[0].explanation["direction"] == "down"
@@ -72,27 +73,39 @@ def test_drop_smaller_than_min_drop_is_held():
 
 
 def test_a_split_scale_down_finishes_even_when_the_last_part_is_below_min_drop():
-    p = plan(policy(max_step=10, scale_down_min_drop=6, cooldown_seconds=300),
-             [2, 2, 2, 2], current=20)
+    p = plan(
+        policy(max_step=10, scale_down_min_drop=6, cooldown_seconds=300), [2, 2, 2, 2], current=20
+    )
     assert moves(p) == [(NOW, 20, 10), (NOW + 5 * M, 10, 5)]
 
 
 def test_large_jump_is_split_by_max_step_and_spaced_by_cooldown():
-    p = plan(policy(max_step=10, cooldown_seconds=300, startup_seconds=120),
-             [2, 2, 2, 2, 16, 16, 16, 16], current=5)
+    p = plan(
+        policy(max_step=10, cooldown_seconds=300, startup_seconds=120),
+        [2, 2, 2, 2, 16, 16, 16, 16],
+        current=5,
+    )
     due = starts(8)[4] - 2 * M
     assert moves(p) == [
-        (due - 15 * M, 5, 15), (due - 10 * M, 15, 25), (due - 5 * M, 25, 35), (due, 35, 40)]
+        (due - 15 * M, 5, 15),
+        (due - 10 * M, 15, 25),
+        (due - 5 * M, 25, 35),
+        (due, 35, 40),
+    ]
     assert [constraints(s).get("max_step") for s in p.steps] == [-25, -15, -5, None]
-    assert [w for _, w in p.schedule][4] == 40   # all 40 commanded before the window starts
+    assert [w for _, w in p.schedule][4] == 40  # all 40 commanded before the window starts
 
 
 def test_cooldown_after_the_last_scale_delays_the_first_step():
-    p = plan(policy(cooldown_seconds=300), [8, 8], current=5,
-             last_scale_at=NOW - timedelta(seconds=60))
+    p = plan(
+        policy(cooldown_seconds=300), [8, 8], current=5, last_scale_at=NOW - timedelta(seconds=60)
+    )
     assert moves(p) == [(NOW + 4 * M, 5, 20)]
-    delays = [c for c in p.steps[0].explanation["constraints"]
-              if c["constraint"] == "cooldown" and c["unit"] == "s"]
+    delays = [
+        c
+        for c in p.steps[0].explanation["constraints"]
+        if c["constraint"] == "cooldown" and c["unit"] == "s"
+    ]
     assert delays and delays[0]["change"] == 240.0
 
 
@@ -101,15 +114,15 @@ def test_steps_inside_a_cooldown_are_merged_instead_of_flapping():
     pol = policy(cooldown_seconds=900, startup_seconds=0, scale_down_windows=1)
     first = [NOW + timedelta(minutes=5 * i) for i in range(5)]
     p = plan(pol, [8, 2, 8, 2, 8], current=5, window_starts=first, window_s=300.0)
-    assert moves(p) == [(NOW, 5, 20)]          # one step covers all five windows
-    assert constraints(p.steps[0]) == {}        # window 0 itself needs 20
+    assert moves(p) == [(NOW, 5, 20)]  # one step covers all five windows
+    assert constraints(p.steps[0]) == {}  # window 0 itself needs 20
     assert "cooldown" in p.windows[1]["note"] and "cooldown" in p.windows[3]["note"]
     assert explanation_rows(p)[1]["constraints"] == "cooldown +15"
 
 
 def test_budget_cap_binds_and_the_plan_says_the_slo_is_not_achievable():
     p = plan(policy(budget_per_hour=5.0), [8, 8, 8], current=5)
-    assert moves(p) == [(NOW, 5, 10)]          # 5.00/h ÷ 0.50/worker-hour = 10 workers
+    assert moves(p) == [(NOW, 5, 10)]  # 5.00/h ÷ 0.50/worker-hour = 10 workers
     assert not p.slo_achievable
     assert "budget cap of 10 workers" in p.reasons[0] and "20 workers" in p.reasons[0]
     assert constraints(p.steps[0]) == {"budget": -10}
@@ -145,7 +158,7 @@ def test_current_backlog_must_drain_in_the_first_window():
     pol = policy(slo={"max_utilization": 0.5, "drain_seconds": 600})
     # drain 6000 jobs within 600 s at the surplus (c − 10) jobs/s → c >= 20 + ... = 20
     p = plan(pol, [2, 2, 2], current=5, current_backlog=9000.0)
-    assert p.windows[0]["needed_workers"] == 18     # (2.5 + 9000/600) / 1 = 17.5 → 18
+    assert p.windows[0]["needed_workers"] == 18  # (2.5 + 9000/600) / 1 = 17.5 → 18
     assert [w["needed_workers"] for w in p.windows[1:]] == [5, 5]
     assert p.steps[0].explanation["binding_term"] == "drain"
 

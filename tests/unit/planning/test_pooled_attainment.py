@@ -47,10 +47,10 @@ def test_window_floor() -> None:
 
 def test_cdf_interpolates_the_quantiles() -> None:
     d = _dist(1)
-    assert d.cdf(0, 0.5) == 0.0                              # below the lowest quantile
+    assert d.cdf(0, 0.5) == 0.0  # below the lowest quantile
     assert d.cdf(0, 1.0) == pytest.approx(0.5)
-    assert d.cdf(0, 1.245) == pytest.approx(0.7)             # halfway from 1.0 to 1.49
-    assert d.cdf(0, 5.0) == pytest.approx(0.999)             # the top level, never 1
+    assert d.cdf(0, 1.245) == pytest.approx(0.7)  # halfway from 1.0 to 1.49
+    assert d.cdf(0, 5.0) == pytest.approx(0.999)  # the top level, never 1
     assert d.quantile(0, 0.99) == pytest.approx(1.9)
 
 
@@ -58,9 +58,16 @@ def test_pooled_needs_fewer_workers_than_per_window_sizing_for_the_target() -> N
     n = 20
     d = _dist(n)
     per_window = [required_workers(d.quantile(i, 0.99), 1.0, TERMS).workers for i in range(n)]
-    assert per_window == [4] * n                             # 1.9 jobs/s / 0.5 -> 4
-    a = pooled_allocation(d, [TERMS] * n, mean_service_s=1.0, service_scv=1.0,
-                          target_attainment=0.99, min_workers=1, max_workers=100)
+    assert per_window == [4] * n  # 1.9 jobs/s / 0.5 -> 4
+    a = pooled_allocation(
+        d,
+        [TERMS] * n,
+        mean_service_s=1.0,
+        service_scv=1.0,
+        target_attainment=0.99,
+        min_workers=1,
+        max_workers=100,
+    )
     # 3 workers carry 1.5 jobs/s: P = 0.9 + 0.01/0.41 * 0.09 = 0.90220; 4 carry 2.0: 0.999.
     # The budget 20 x (0.999 - 0.99) = 0.18 pays for one window at 3 (0.097), not two.
     assert sorted(a.workers) == [3] + [4] * 19
@@ -69,12 +76,20 @@ def test_pooled_needs_fewer_workers_than_per_window_sizing_for_the_target() -> N
     assert a.expected_attainment == pytest.approx((19 * 0.999 + p3) / 20, abs=1e-6)
     assert a.expected_attainment >= 0.99
     assert min(a.met_probability) >= window_floor(0.99)
-    per_window_attainment = expected_attainment(d, per_window, [TERMS] * n,
-                                                mean_service_s=1.0, service_scv=1.0)
+    per_window_attainment = expected_attainment(
+        d, per_window, [TERMS] * n, mean_service_s=1.0, service_scv=1.0
+    )
     assert per_window_attainment == pytest.approx(0.999)
     # at the same expected attainment as per-window sizing, pooled costs the same 80
-    same = pooled_allocation(d, [TERMS] * n, mean_service_s=1.0, service_scv=1.0,
-                             target_attainment=0.999 - 1e-9, min_workers=1, max_workers=100)
+    same = pooled_allocation(
+        d,
+        [TERMS] * n,
+        mean_service_s=1.0,
+        service_scv=1.0,
+        target_attainment=0.999 - 1e-9,
+        min_workers=1,
+        max_workers=100,
+    )
     assert sum(same.workers) == 80
 
 
@@ -83,18 +98,27 @@ def test_no_window_is_left_below_its_floor() -> None:
     # carry 1.0 jobs/s, exactly the median
     n = 10
     d = _dist(n)
-    a = pooled_allocation(d, [TERMS] * n, mean_service_s=1.0, service_scv=1.0,
-                          target_attainment=0.95, min_workers=1, max_workers=100)
+    a = pooled_allocation(
+        d,
+        [TERMS] * n,
+        mean_service_s=1.0,
+        service_scv=1.0,
+        target_attainment=0.95,
+        min_workers=1,
+        max_workers=100,
+    )
     assert min(a.workers) >= 2
     assert min(a.met_probability) >= 0.5 - 1e-9
     assert a.expected_attainment >= 0.95
 
 
 def test_a_window_that_cannot_reach_its_floor_is_reported_capped() -> None:
-    pol = policy(slo={"max_utilization": 0.5, "target_attainment": 0.99,
-                      "attainment_mode": "pooled"}, max_workers=3, safety_margin=0.0)
-    p = plan(pol, [1.9, 1.9], current=3, demand_quantile=0.99,
-             demand_distribution=_dist(2))
+    pol = policy(
+        slo={"max_utilization": 0.5, "target_attainment": 0.99, "attainment_mode": "pooled"},
+        max_workers=3,
+        safety_margin=0.0,
+    )
+    p = plan(pol, [1.9, 1.9], current=3, demand_quantile=0.99, demand_distribution=_dist(2))
     assert p.slo_achievable is False
     assert "max_workers 3" in p.reasons[0]
 
@@ -103,10 +127,18 @@ def _forecast(mean: list[float], scale: float) -> ForecastResult:
     t0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
     m = np.asarray(mean, dtype=float)
     return ForecastResult(
-        queue="emails", model="test", interval_s=900.0,
-        timestamps=pd.date_range(t0, periods=len(m), freq="15min"), mean=m,
-        bounds={0.8: (m * 0.9, m * 1.1)}, selection=[], recent_anomaly=False, anomalies=[],
-        notes=[], scale=np.full(len(m), scale))
+        queue="emails",
+        model="test",
+        interval_s=900.0,
+        timestamps=pd.date_range(t0, periods=len(m), freq="15min"),
+        mean=m,
+        bounds={0.8: (m * 0.9, m * 1.1)},
+        selection=[],
+        recent_anomaly=False,
+        anomalies=[],
+        notes=[],
+        scale=np.full(len(m), scale),
+    )
 
 
 def test_distribution_from_forecast_agrees_with_its_quantiles() -> None:
@@ -118,8 +150,10 @@ def test_distribution_from_forecast_agrees_with_its_quantiles() -> None:
 
 
 def _pooled_policy(**scaling: object):  # type: ignore[no-untyped-def]
-    return policy(slo={"max_utilization": 0.5, "target_attainment": 0.99,
-                       "attainment_mode": "pooled"}, **scaling)
+    return policy(
+        slo={"max_utilization": 0.5, "target_attainment": 0.99, "attainment_mode": "pooled"},
+        **scaling,
+    )
 
 
 DEMAND = [6.0, 6.5, 7.2, 8.1, 9.0, 9.4, 9.0, 8.1, 7.2, 6.5, 6.0, 5.6]
@@ -130,17 +164,28 @@ def _plans(**scaling: object):  # type: ignore[no-untyped-def]
     dist = distribution_from_forecast(fc)
     q = fc.quantile(0.99)
     kw = {"demand_quantile": 0.99, "demand_distribution": dist}
-    per = plan(policy(slo={"max_utilization": 0.5, "target_attainment": 0.99,
-                           "attainment_mode": "per_window"}, **scaling),
-               list(q), current=15, **kw)
+    per = plan(
+        policy(
+            slo={
+                "max_utilization": 0.5,
+                "target_attainment": 0.99,
+                "attainment_mode": "per_window",
+            },
+            **scaling,
+        ),
+        list(q),
+        current=15,
+        **kw,
+    )
     pooled = plan(_pooled_policy(**scaling), list(q), current=15, **kw)
     return per, pooled, dist
 
 
 def _attainment(p, dist) -> float:  # type: ignore[no-untyped-def]
     counts = [n for _, n in p.schedule]
-    return expected_attainment(dist, counts, [TERMS] * len(counts), mean_service_s=1.0,
-                               service_scv=1.0)
+    return expected_attainment(
+        dist, counts, [TERMS] * len(counts), mean_service_s=1.0, service_scv=1.0
+    )
 
 
 def test_pooled_plan_is_cheaper_at_the_target_and_explains_itself() -> None:
@@ -169,8 +214,12 @@ def test_pooled_spends_the_surplus_the_scheduler_holds(monkeypatch) -> None:  # 
 def test_pooled_without_a_distribution_sizes_per_window() -> None:
     q = list(_forecast(DEMAND, 0.6).quantile(0.99))
     a = plan(_pooled_policy(), q, current=15, demand_quantile=0.99)
-    b = plan(policy(slo={"max_utilization": 0.5, "target_attainment": 0.99}), q, current=15,
-             demand_quantile=0.99)
+    b = plan(
+        policy(slo={"max_utilization": 0.5, "target_attainment": 0.99}),
+        q,
+        current=15,
+        demand_quantile=0.99,
+    )
     assert a.schedule == b.schedule
     assert a.windows[0]["attainment_mode"] == "per_window"
 
@@ -181,15 +230,29 @@ def test_production_propose_pools_when_the_policy_says_so() -> None:
     pol = _pooled_policy()
     p = propose(pol, fc, state, first_attempt(fc), now=fc.timestamps[0].to_pydatetime())
     assert {w["attainment_mode"] for w in p.windows} == {"pooled"}
-    per = propose(policy(slo={"max_utilization": 0.5, "target_attainment": 0.99,
-                             "attainment_mode": "per_window"}), fc, state,
-                  first_attempt(fc), now=fc.timestamps[0].to_pydatetime())
+    per = propose(
+        policy(
+            slo={"max_utilization": 0.5, "target_attainment": 0.99, "attainment_mode": "per_window"}
+        ),
+        fc,
+        state,
+        first_attempt(fc),
+        now=fc.timestamps[0].to_pydatetime(),
+    )
     assert sum(n for _, n in p.schedule) < sum(n for _, n in per.schedule)
 
 
 def _doc(**slo: object) -> dict:  # type: ignore[type-arg]
-    return {"policies": [{"name": "emails", "queue": "emails", "target": {"name": "w"},
-                          "slo": {"wait_p95_seconds": 30, **slo}}]}
+    return {
+        "policies": [
+            {
+                "name": "emails",
+                "queue": "emails",
+                "target": {"name": "w"},
+                "slo": {"wait_p95_seconds": 30, **slo},
+            }
+        ]
+    }
 
 
 def test_attainment_mode_default_and_values() -> None:
@@ -235,8 +298,13 @@ def test_uncertain_windows_are_planned_at_least_at_the_target() -> None:
     unsure = np.zeros(len(DEMAND), dtype=bool)
     unsure[[0, 5]] = True
     marked = distribution_from_forecast(replace(fc, uncertain=unsure))
-    kw = {"mean_service_s": 1.0, "service_scv": 1.0, "target_attainment": 0.99,
-          "min_workers": 1, "max_workers": 100}
+    kw = {
+        "mean_service_s": 1.0,
+        "service_scv": 1.0,
+        "target_attainment": 0.99,
+        "min_workers": 1,
+        "max_workers": 100,
+    }
     a = pooled_allocation(plain, [TERMS] * len(DEMAND), **kw)
     b = pooled_allocation(marked, [TERMS] * len(DEMAND), **kw)
     assert min(a.met_probability) < 0.99

@@ -19,20 +19,39 @@ STATE = QueueState(current_workers=3, current_backlog=0.0, mean_service_s=1.0)
 
 
 def _policy(**slo: object) -> ScalingPolicy:
-    return ScalingPolicy.model_validate({
-        "name": "emails", "queue": "emails", "target": {"name": "email-worker"},
-        "slo": {"wait_p95_seconds": 2, **slo},
-        "scaling": {"min_workers": 1, "max_workers": 200, "max_step": 200,
-                    "startup_seconds": 0, "cooldown_seconds": 0, "safety_margin": 0.2}})
+    return ScalingPolicy.model_validate(
+        {
+            "name": "emails",
+            "queue": "emails",
+            "target": {"name": "email-worker"},
+            "slo": {"wait_p95_seconds": 2, **slo},
+            "scaling": {
+                "min_workers": 1,
+                "max_workers": 200,
+                "max_step": 200,
+                "startup_seconds": 0,
+                "cooldown_seconds": 0,
+                "safety_margin": 0.2,
+            },
+        }
+    )
 
 
 def _forecast() -> ForecastResult:
     mean = np.full(N, 20.0)
     return ForecastResult(
-        queue="emails", model="test", interval_s=900.0,
-        timestamps=pd.date_range(T0, periods=N, freq="15min"), mean=mean,
-        bounds={0.8: (mean * 0.9, mean * 1.1)}, selection=[], recent_anomaly=False,
-        anomalies=[], notes=[], scale=np.full(N, 2.0))
+        queue="emails",
+        model="test",
+        interval_s=900.0,
+        timestamps=pd.date_range(T0, periods=N, freq="15min"),
+        mean=mean,
+        bounds={0.8: (mean * 0.9, mean * 1.1)},
+        selection=[],
+        recent_anomaly=False,
+        anomalies=[],
+        notes=[],
+        scale=np.full(N, 2.0),
+    )
 
 
 def test_propose_sizes_to_target_attainment_without_margin() -> None:

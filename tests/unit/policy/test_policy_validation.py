@@ -9,8 +9,12 @@ from capplan_core.policy import PolicyError, load_policies, parse_policies
 
 
 def _doc(**over):
-    p = {"name": "emails", "queue": "emails", "target": {"name": "w"},
-         "slo": {"wait_p95_seconds": 30}}
+    p = {
+        "name": "emails",
+        "queue": "emails",
+        "target": {"name": "w"},
+        "slo": {"wait_p95_seconds": 30},
+    }
     for k, v in over.items():
         p[k] = v
     return {"policies": [p]}
@@ -32,7 +36,10 @@ def test_wait_p95_alias_sets_the_quantile_slo():
         ({"slo": {"wait_p95_seconds": -5}}, "policy 'emails': slo.wait_p95_seconds"),
         ({"slo": {"wait_seconds": 30, "wait_quantile": 1.5}}, "slo.wait_quantile"),
         ({"slo": {"wait_seconds": 30, "wait_quantile": 0}}, "slo.wait_quantile"),
-        ({"scaling": {"min_workers": 9, "max_workers": 3}}, "min_workers (9) must be <= max_workers (3)"),
+        (
+            {"scaling": {"min_workers": 9, "max_workers": 3}},
+            "min_workers (9) must be <= max_workers (3)",
+        ),
         ({"mode": "yolo"}, "policy 'emails': mode"),
         ({"scaling": {"max_step": 0}}, "scaling.max_step"),
         ({"slo": {}}, "slo needs at least one term"),

@@ -8,11 +8,18 @@ from capplan_core.metrics.schema import MetricsFileError
 
 
 def _frame(n=4):
-    return pd.DataFrame({
-        "timestamp": pd.date_range("2026-11-01", periods=n, freq="1min", tz="UTC").strftime(
-            "%Y-%m-%dT%H:%M:%SZ"),
-        "queue": "q", "arrival_rate": 1.0, "service_rate": 0.5, "backlog": 0, "workers": 3,
-    })
+    return pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2026-11-01", periods=n, freq="1min", tz="UTC").strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
+            "queue": "q",
+            "arrival_rate": 1.0,
+            "service_rate": 0.5,
+            "backlog": 0,
+            "workers": 3,
+        }
+    )
 
 
 def test_missing_column_is_named(tmp_path):
@@ -28,7 +35,9 @@ def test_non_numeric_value_is_named_with_row(tmp_path):
     df.loc[2, "arrival_rate"] = "lots"
     f = tmp_path / "m.csv"
     df.to_csv(f, index=False)
-    with pytest.raises(MetricsFileError, match=r"'arrival_rate' has non-numeric value 'lots' \(row 2\)"):
+    with pytest.raises(
+        MetricsFileError, match=r"'arrival_rate' has non-numeric value 'lots' \(row 2\)"
+    ):
         read_metrics_file(f)
 
 

@@ -16,25 +16,41 @@ WALL = NOW + pd.Timedelta(hours=1)
 
 
 def _policy(queue):
-    return parse_policies({"policies": [{
-        "name": queue, "queue": queue, "target": {"name": "w"},
-        "slo": {"wait_p95_seconds": 30}, "forecast": {"interval_minutes": 15}}]})[0]
+    return parse_policies(
+        {
+            "policies": [
+                {
+                    "name": queue,
+                    "queue": queue,
+                    "target": {"name": "w"},
+                    "slo": {"wait_p95_seconds": 30},
+                    "forecast": {"interval_minutes": 15},
+                }
+            ]
+        }
+    )[0]
 
 
 def _rows(queue, hours=48, seed=1):
     rng = np.random.default_rng(seed)
     ts = pd.date_range(end=NOW, periods=hours * 60, freq="1min", inclusive="left", tz="UTC")
-    return pd.DataFrame({
-        "timestamp": ts, "queue": queue,
-        "arrival_rate": 2 + 0.1 * rng.standard_normal(len(ts)),
-        "service_rate": 0.5, "backlog": 0.0, "workers": 6.0,
-    })
+    return pd.DataFrame(
+        {
+            "timestamp": ts,
+            "queue": queue,
+            "arrival_rate": 2 + 0.1 * rng.standard_normal(len(ts)),
+            "service_rate": 0.5,
+            "backlog": 0.0,
+            "workers": 6.0,
+        }
+    )
 
 
 def _write(tmp_path, frames, name="m.csv"):
     path = tmp_path / name
     pd.concat(frames, ignore_index=True).assign(
-        timestamp=lambda f: f.timestamp.dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(path, index=False)
+        timestamp=lambda f: f.timestamp.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ).to_csv(path, index=False)
     return path
 
 
@@ -43,14 +59,17 @@ def test_inf_in_a_file_fails_its_queue_by_name_and_not_the_other(tmp_path, colum
     bad = _rows("bad")
     bad.loc[bad.index % 10 == 0, column] = np.inf  # 10% of rows: beyond the tolerance
     path = _write(tmp_path, [_rows("good"), bad])
-    verdicts = {q: assess(read_queue_rows(path, q), _policy(q), now=NOW, wall_clock=WALL)
-                for q in ("good", "bad")}
+    verdicts = {
+        q: assess(read_queue_rows(path, q), _policy(q), now=NOW, wall_clock=WALL)
+        for q in ("good", "bad")
+    }
     assert verdicts["good"].plannable
     reason = verdicts["bad"].quality.reason
     assert not verdicts["bad"].plannable
     n_bad = int((bad.index % 10 == 0).sum())
-    assert f"expect_column_values_to_be_between({column}) failed: {n_bad} of {len(bad)} rows" \
-        in reason
+    assert (
+        f"expect_column_values_to_be_between({column}) failed: {n_bad} of {len(bad)} rows" in reason
+    )
     assert "inf" in reason
 
 
@@ -60,8 +79,9 @@ def test_inf_1e400_and_minus_inf_parse_as_numbers_and_are_refused(tmp_path):
     bad.loc[bad.index % 10 == 5, "arrival_rate"] = "-inf"
     path = _write(tmp_path, [bad])
     rows = read_queue_rows(path, "bad")
-    assert np.isinf(rows["arrival_rate"]).sum() == int((bad.index % 10 == 0).sum()
-                                                      + (bad.index % 10 == 5).sum())
+    assert np.isinf(rows["arrival_rate"]).sum() == int(
+        (bad.index % 10 == 0).sum() + (bad.index % 10 == 5).sum()
+    )
     assert not assess(rows, _policy("bad"), now=NOW, wall_clock=WALL).plannable
 
 
@@ -87,13 +107,17 @@ def test_one_far_future_row_is_not_the_files_now(tmp_path):
     path = _write(tmp_path, [_rows("a"), _rows("b"), _rows("clock"), future])
     end = data_end(path, wall_clock=WALL)
     assert end == NOW - pd.Timedelta(minutes=1)
-    verdicts = {q: assess(read_queue_rows(path, q), _policy(q), now=end, wall_clock=WALL)
-                for q in ("a", "b", "clock")}
+    verdicts = {
+        q: assess(read_queue_rows(path, q), _policy(q), now=end, wall_clock=WALL)
+        for q in ("a", "b", "clock")
+    }
     assert verdicts["a"].plannable and verdicts["b"].plannable
     assert not verdicts["clock"].plannable
     reason = verdicts["clock"].quality.reason
-    assert "future: 1 row(s) newer than the run's clock plus the skew allowance " \
-           "(2026-11-20T13:05:00+00:00), e.g. ['2099-01-01T00:00:00+00:00']" in reason
+    assert (
+        "future: 1 row(s) newer than the run's clock plus the skew allowance "
+        "(2026-11-20T13:05:00+00:00), e.g. ['2099-01-01T00:00:00+00:00']" in reason
+    )
 
 
 def test_rows_within_the_skew_allowance_are_not_future(tmp_path):
@@ -107,12 +131,12 @@ def test_rows_within_the_skew_allowance_are_not_future(tmp_path):
 
 def test_a_replay_before_the_files_end_is_not_future():
     # as_of mid-file: the rows after it are real (before the wall clock), not from the future
-    report = assess(_rows("q"), _policy("q"), now=NOW - pd.Timedelta(hours=6),
-                    wall_clock=WALL).quality
+    report = assess(
+        _rows("q"), _policy("q"), now=NOW - pd.Timedelta(hours=6), wall_clock=WALL
+    ).quality
     assert [c["success"] for c in report.checks if c["label"] == "future"] == [True]
 
 
 def test_a_file_wholly_ahead_of_the_wall_clock_keeps_its_newest_row(tmp_path):
     path = _write(tmp_path, [_rows("a")])
-    assert data_end(path, wall_clock=NOW - pd.Timedelta(days=30)) == NOW - pd.Timedelta(
-        minutes=1)
+    assert data_end(path, wall_clock=NOW - pd.Timedelta(days=30)) == NOW - pd.Timedelta(minutes=1)

@@ -30,7 +30,7 @@ def _ref_erlang_c(c: int, a: float) -> Decimal:
         term, total = Decimal(1), Decimal(0)
         for k in range(c):
             total += term
-            term = term * ad / (k + 1)          # term is now a^(k+1)/(k+1)!
+            term = term * ad / (k + 1)  # term is now a^(k+1)/(k+1)!
         tail = term * c / (c - ad)
         return tail / (total + tail)
 
@@ -48,10 +48,23 @@ def _ref_erlang_b(c: int, a: float) -> Decimal:
 
 # (arrival jobs/s, service jobs/s per worker, workers): c = 1 .. 10 000, utilisation to 0.9999
 GRID = [
-    (0.5, 1.0, 1), (0.99, 1.0, 1), (0.9999, 1.0, 1), (2.0, 1.0, 3), (1.5, 1.0, 2),
-    (4.0, 0.5, 10), (7.2, 0.8, 10), (45.0, 1.0, 50), (99.0, 2.0, 50), (0.3, 0.01, 31),
-    (900.0, 1.0, 1000), (999.9, 1.0, 1000), (4500.0, 1.0, 5000), (4990.0, 1.0, 5000),
-    (9000.0, 1.0, 10_000), (9999.0, 1.0, 10_000), (1234.5, 0.25, 5000),
+    (0.5, 1.0, 1),
+    (0.99, 1.0, 1),
+    (0.9999, 1.0, 1),
+    (2.0, 1.0, 3),
+    (1.5, 1.0, 2),
+    (4.0, 0.5, 10),
+    (7.2, 0.8, 10),
+    (45.0, 1.0, 50),
+    (99.0, 2.0, 50),
+    (0.3, 0.01, 31),
+    (900.0, 1.0, 1000),
+    (999.9, 1.0, 1000),
+    (4500.0, 1.0, 5000),
+    (4990.0, 1.0, 5000),
+    (9000.0, 1.0, 10_000),
+    (9999.0, 1.0, 10_000),
+    (1234.5, 0.25, 5000),
 ]
 
 
@@ -73,7 +86,8 @@ def test_wait_metrics_match_closed_forms(lam, mu, c):
     assert utilization(lam, mu, c) == pytest.approx(lam / (c * mu), rel=1e-15)
     for t in (0.0, 0.1, 1.0, 30.0, 600.0):
         assert prob_wait_exceeds(lam, mu, c, t) == pytest.approx(
-            cw * math.exp(-gap * t), rel=REL, abs=1e-300)
+            cw * math.exp(-gap * t), rel=REL, abs=1e-300
+        )
     for q in (0.5, 0.8, 0.95, 0.99, 0.999):
         want = 0.0 if cw <= 1 - q else math.log(cw / (1 - q)) / gap
         got = wait_quantile_s(lam, mu, c, q)
@@ -90,7 +104,8 @@ def test_mm1_closed_forms(rho):
     assert mean_wait_s(lam, mu, 1) == pytest.approx(rho / (mu - lam), rel=1e-12)
     assert mean_queue_length(lam, mu, 1) == pytest.approx(rho**2 / (1 - rho), rel=1e-12)
     assert wait_quantile_s(lam, mu, 1, 0.95) == pytest.approx(
-        max(0.0, math.log(rho / 0.05) / (mu - lam)), rel=1e-12, abs=1e-15)
+        max(0.0, math.log(rho / 0.05) / (mu - lam)), rel=1e-12, abs=1e-15
+    )
 
 
 @pytest.mark.parametrize("a", [0.1, 0.5, 1.0, 1.5, 1.99])
@@ -141,15 +156,18 @@ def test_allen_cunneen_scales_waits_by_mean_scv():
     k = (1.0 + 3.0) / 2  # Poisson arrivals (c_a² = 1), c_s² = 3
     assert mean_wait_s(lam, mu, c, service_scv=3.0) == pytest.approx(k * base_w, rel=1e-14)
     assert mean_queue_length(lam, mu, c, service_scv=3.0) == pytest.approx(
-        lam * k * base_w, rel=1e-14)
+        lam * k * base_w, rel=1e-14
+    )
     assert wait_quantile_s(lam, mu, c, 0.95, service_scv=3.0) == pytest.approx(
-        k * base_q, rel=1e-14)
+        k * base_q, rel=1e-14
+    )
     # M/D/c (c_s² = 0) halves the M/M/c wait; P(wait) is still Erlang C
     assert mean_wait_s(lam, mu, c, service_scv=0.0) == pytest.approx(base_w / 2, rel=1e-14)
     assert wait_probability(lam, mu, c) == erlang_c(c, 8.0)
     cw = erlang_c(c, 8.0)
     assert prob_wait_exceeds(lam, mu, c, 2.0, arrival_scv=0.5, service_scv=1.5) == (
-        pytest.approx(cw * math.exp(-(c * mu - lam) * 2.0 / 1.0), rel=1e-14))
+        pytest.approx(cw * math.exp(-(c * mu - lam) * 2.0 / 1.0), rel=1e-14)
+    )
 
 
 @pytest.mark.parametrize(

@@ -30,19 +30,27 @@ def _cls(name: str, rate: float, wait_s: float, q: float = 0.95, **kw) -> PoolCl
     return PoolClass(name, rate, SloTerms(wait_s=wait_s, wait_quantile=q), **kw)
 
 
-@pytest.mark.parametrize(("rate", "service_s", "wait_s", "q", "scv"), [
-    (10.0, 2.0, 5.0, 0.95, 1.0), (9.5, 1.0, 60.0, 0.95, 1.0), (50.0, 1.0, 1.0, 0.95, 4.0),
-    (0.2, 30.0, 10.0, 0.99, 0.5), (1200.0, 0.1, 0.05, 0.9, 1.0),
-])
+@pytest.mark.parametrize(
+    ("rate", "service_s", "wait_s", "q", "scv"),
+    [
+        (10.0, 2.0, 5.0, 0.95, 1.0),
+        (9.5, 1.0, 60.0, 0.95, 1.0),
+        (50.0, 1.0, 1.0, 0.95, 4.0),
+        (0.2, 30.0, 10.0, 0.99, 0.5),
+        (1200.0, 0.1, 0.05, 0.9, 1.0),
+    ],
+)
 def test_one_class_is_the_single_queue_sizing(rate, service_s, wait_s, q, scv):
     terms = SloTerms(wait_s=wait_s, wait_quantile=q)
     single = required_workers(rate, service_s, terms, service_scv=scv)
     for discipline in ("strict", "round_robin", "weighted"):
-        pool = required_workers_priority([PoolClass("only", rate, terms)], service_s,
-                                         discipline=discipline, service_scv=scv)
+        pool = required_workers_priority(
+            [PoolClass("only", rate, terms)], service_s, discipline=discipline, service_scv=scv
+        )
         assert pool.workers == single.workers
-        assert pool.classes[0].wait_quantile_s == pytest.approx(single.wait_quantile_s,
-                                                                rel=1e-12, abs=1e-15)
+        assert pool.classes[0].wait_quantile_s == pytest.approx(
+            single.wait_quantile_s, rel=1e-12, abs=1e-15
+        )
         assert pool.classes[0].mean_wait_s == pytest.approx(single.mean_wait_s, rel=1e-12)
         assert pool.exact == (scv == 1.0)
 
@@ -57,9 +65,11 @@ def test_strict_pool_is_the_least_meeting_every_class():
     assert r.binding_class == next(c.name for c in fewer.classes if not c.meets_slo)
     # the predictions are the exact formulas
     assert r.classes[1].wait_quantile_s == pytest.approx(
-        class_wait_quantile_s([10.0, 30.0], 0.5, r.workers, 1, 0.99), rel=1e-12)
+        class_wait_quantile_s([10.0, 30.0], 0.5, r.workers, 1, 0.99), rel=1e-12
+    )
     assert [c.mean_wait_s for c in r.classes] == pytest.approx(
-        cobham_mean_waits_s([10.0, 30.0], 0.5, r.workers), rel=1e-12)
+        cobham_mean_waits_s([10.0, 30.0], 0.5, r.workers), rel=1e-12
+    )
 
 
 def test_a_pool_sized_on_the_total_load_starves_the_low_class():
@@ -89,7 +99,8 @@ def test_buzen_bondi_is_the_exact_law_when_classes_share_one_service():
     rates = [2.0, 3.0, 1.0]
     for k, law in enumerate(same):
         assert law.quantile_s(0.95) == pytest.approx(
-            class_wait_quantile_s(rates, 2.0, 4, k, 0.95), rel=1e-12)
+            class_wait_quantile_s(rates, 2.0, 4, k, 0.95), rel=1e-12
+        )
 
 
 def test_polling_waits_conserve_the_fcfs_work():
@@ -98,12 +109,14 @@ def test_polling_waits_conserve_the_fcfs_work():
     laws = class_laws([ClassLoad(r, 1.0) for r in rates], 11, "round_robin")
     fcfs = class_laws([ClassLoad(sum(rates), 1.0)], 11)[0].mean_wait_s
     assert sum(r * law.mean_wait_s for r, law in zip(rates, laws, strict=True)) == (
-        pytest.approx(sum(rates) * fcfs, rel=1e-9))
+        pytest.approx(sum(rates) * fcfs, rel=1e-9)
+    )
 
 
 def test_pool_terms_backlog_drain_and_utilisation():
-    terms = SloTerms(wait_s=None, max_backlog=0.5, drain_s=60.0, current_backlog=600.0,
-                     max_utilization=0.8)
+    terms = SloTerms(
+        wait_s=None, max_backlog=0.5, drain_s=60.0, current_backlog=600.0, max_utilization=0.8
+    )
     classes = [PoolClass("high", 5.0, terms), PoolClass("low", 5.0, SloTerms(wait_s=None))]
     r = required_workers_priority(classes, 1.0)
     # drain: 600 jobs of "high" in 60 s at the rate left by "high" itself: c >= 15
@@ -118,27 +131,35 @@ def test_infeasible_within_max_workers():
     assert not r.feasible and r.workers == 100 and r.binding_term == "stability"
 
 
-@pytest.mark.parametrize(("kwargs", "text"), [
-    ({"name": ""}, "PoolClass.name"),
-    ({"arrival_rate_per_s": -1.0}, "class 'q': arrival_rate_per_s"),
-    ({"mean_service_s": 0.0}, "class 'q': mean_service_s"),
-    ({"service_scv": math.inf}, "class 'q': service_scv"),
-    ({"weight": 0.0}, "class 'q': weight"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        ({"name": ""}, "PoolClass.name"),
+        ({"arrival_rate_per_s": -1.0}, "class 'q': arrival_rate_per_s"),
+        ({"mean_service_s": 0.0}, "class 'q': mean_service_s"),
+        ({"service_scv": math.inf}, "class 'q': service_scv"),
+        ({"weight": 0.0}, "class 'q': weight"),
+    ],
+)
 def test_bad_class_names_the_field(kwargs, text):
     base = {"name": "q", "arrival_rate_per_s": 1.0, "terms": SloTerms(wait_s=1.0)}
     with pytest.raises(ValueError, match=text):
         PoolClass(**(base | kwargs))
 
 
-@pytest.mark.parametrize(("call", "text"), [
-    (lambda: required_workers_priority([], 1.0), "at least one"),
-    (lambda: required_workers_priority([_cls("a", 1, 1), _cls("a", 1, 1)], 1.0), "unique"),
-    (lambda: required_workers_priority([_cls("a", 1, 1)], 1.0, discipline="fifo"),
-     "discipline"),
-    (lambda: required_workers_priority([_cls("a", 1, 1)], -1.0), "mean_service_s"),
-    (lambda: evaluate_pool([_cls("a", 1, 1)], 1.0, -1), "workers"),
-])
+@pytest.mark.parametrize(
+    ("call", "text"),
+    [
+        (lambda: required_workers_priority([], 1.0), "at least one"),
+        (lambda: required_workers_priority([_cls("a", 1, 1), _cls("a", 1, 1)], 1.0), "unique"),
+        (
+            lambda: required_workers_priority([_cls("a", 1, 1)], 1.0, discipline="fifo"),
+            "discipline",
+        ),
+        (lambda: required_workers_priority([_cls("a", 1, 1)], -1.0), "mean_service_s"),
+        (lambda: evaluate_pool([_cls("a", 1, 1)], 1.0, -1), "workers"),
+    ],
+)
 def test_bad_pool_input_names_the_field(call, text):
     with pytest.raises(ValueError, match=text):
         call()
@@ -151,12 +172,20 @@ quantiles = st.sampled_from([0.5, 0.9, 0.95, 0.99])
 
 
 @settings(max_examples=80, deadline=None)
-@given(rates, services, st.lists(st.none() | services, min_size=3, max_size=3),
-       st.integers(min_value=0, max_value=40), quantiles, st.sampled_from([1.0, 0.5, 3.0]))
+@given(
+    rates,
+    services,
+    st.lists(st.none() | services, min_size=3, max_size=3),
+    st.integers(min_value=0, max_value=40),
+    quantiles,
+    st.sampled_from([1.0, 0.5, 3.0]),
+)
 def test_more_workers_never_worse_for_any_class(lams, service_s, own, extra, q, scv):
     # strict order: exact (one exponential service) and Buzen–Bondi (unequal, SCV != 1)
-    classes = [_cls(f"c{i}", r, 1.0, q, mean_service_s=m)
-               for i, (r, m) in enumerate(zip(lams, own, strict=False))]
+    classes = [
+        _cls(f"c{i}", r, 1.0, q, mean_service_s=m)
+        for i, (r, m) in enumerate(zip(lams, own, strict=False))
+    ]
     work = sum(r * (m or service_s) for r, m in zip(lams, own, strict=False))
     c = math.floor(work) + 1 + extra
     now = evaluate_pool(classes, service_s, c, service_scv=scv).classes
@@ -179,8 +208,13 @@ def test_a_higher_class_never_waits_longer_under_strict_priority(lams, service_s
 
 
 @settings(max_examples=40, deadline=None)
-@given(rates, services, st.floats(min_value=0.05, max_value=60.0), quantiles,
-       st.sampled_from(["strict", "round_robin", "weighted"]))
+@given(
+    rates,
+    services,
+    st.floats(min_value=0.05, max_value=60.0),
+    quantiles,
+    st.sampled_from(["strict", "round_robin", "weighted"]),
+)
 def test_sized_pool_meets_and_one_fewer_misses(lams, service_s, wait_s, q, discipline):
     assume(sum(lams) * service_s < 2000)
     classes = [_cls(f"c{i}", r, wait_s * (i + 1), q) for i, r in enumerate(lams)]

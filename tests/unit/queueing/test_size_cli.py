@@ -28,12 +28,27 @@ def _run(app, *args: str):
 
 
 def test_json_gives_the_least_workers_and_predictions(app):
-    res = _run(app, "--arrival-rate", "10", "--mean-service-time", "2", "--slo-wait", "5",
-               "--slo-quantile", "0.95", "--json")
+    res = _run(
+        app,
+        "--arrival-rate",
+        "10",
+        "--mean-service-time",
+        "2",
+        "--slo-wait",
+        "5",
+        "--slo-quantile",
+        "0.95",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert set(out) == {"workers", "utilization", "wait_probability", "mean_wait_s",
-                        "wait_quantile_s"}
+    assert set(out) == {
+        "workers",
+        "utilization",
+        "wait_probability",
+        "mean_wait_s",
+        "wait_quantile_s",
+    }
     c = out["workers"]
     assert wait_quantile_s(10, 0.5, c, 0.95) <= 5 < wait_quantile_s(10, 0.5, c - 1, 0.95)
     assert out["utilization"] == pytest.approx(20 / c)
@@ -43,15 +58,34 @@ def test_json_gives_the_least_workers_and_predictions(app):
 
 def test_no_hidden_margin_or_utilisation_cap(app):
     # 95 % within 60 s at A = 9.5 Erlangs: 10 workers (utilisation 0.95) are enough
-    res = _run(app, "--arrival-rate", "9.5", "--mean-service-time", "1", "--slo-wait", "60",
-               "--slo-quantile", "0.95", "--json")
+    res = _run(
+        app,
+        "--arrival-rate",
+        "9.5",
+        "--mean-service-time",
+        "1",
+        "--slo-wait",
+        "60",
+        "--slo-quantile",
+        "0.95",
+        "--json",
+    )
     out = json.loads(res.stdout)
     assert out["workers"] == 10 and out["utilization"] == pytest.approx(0.95)
 
 
 def test_service_scv_uses_allen_cunneen(app):
-    args = ["--arrival-rate", "50", "--mean-service-time", "1", "--slo-wait", "1",
-            "--slo-quantile", "0.95", "--json"]
+    args = [
+        "--arrival-rate",
+        "50",
+        "--mean-service-time",
+        "1",
+        "--slo-wait",
+        "1",
+        "--slo-quantile",
+        "0.95",
+        "--json",
+    ]
     expo = json.loads(_run(app, *args).stdout)
     bursty = json.loads(_run(app, *args, "--service-scv", "4").stdout)
     assert bursty["workers"] > expo["workers"]
@@ -68,15 +102,25 @@ def test_human_output_names_the_numbers(app):
 @pytest.mark.parametrize(
     ("flag", "value"),
     [
-        ("--arrival-rate", "-1"), ("--arrival-rate", "0"), ("--arrival-rate", "nan"),
-        ("--mean-service-time", "0"), ("--slo-wait", "-5"), ("--slo-quantile", "1"),
-        ("--slo-quantile", "0"), ("--slo-quantile", "1.5"), ("--service-scv", "-0.5"),
+        ("--arrival-rate", "-1"),
+        ("--arrival-rate", "0"),
+        ("--arrival-rate", "nan"),
+        ("--mean-service-time", "0"),
+        ("--slo-wait", "-5"),
+        ("--slo-quantile", "1"),
+        ("--slo-quantile", "0"),
+        ("--slo-quantile", "1.5"),
+        ("--service-scv", "-0.5"),
         ("--service-scv", "inf"),
     ],
 )
 def test_bad_flag_values_exit_2_naming_flag_and_value(app, flag, value):
-    good = {"--arrival-rate": "10", "--mean-service-time": "2", "--slo-wait": "5",
-            "--slo-quantile": "0.95"}
+    good = {
+        "--arrival-rate": "10",
+        "--mean-service-time": "2",
+        "--slo-wait": "5",
+        "--slo-quantile": "0.95",
+    }
     good[flag] = value
     args = [x for kv in good.items() for x in kv]
     res = _run(app, *args)

@@ -51,17 +51,25 @@ def _load_ok(lam: float, s: float, terms: SloTerms | None = None) -> bool:
 
 
 @settings(max_examples=150, deadline=None)
-@given(lam=rates, s=service_times, c=st.integers(1, 400), scv=scvs, q=quantiles,
-       t=st.floats(0.0, 600.0))
+@given(
+    lam=rates,
+    s=service_times,
+    c=st.integers(1, 400),
+    scv=scvs,
+    q=quantiles,
+    t=st.floats(0.0, 600.0),
+)
 def test_more_workers_never_increase_any_wait_metric(lam, s, c, scv, q, t):
     mu = 1 / s
     assume(_load_ok(lam, s))
     kw = {"service_scv": scv}
-    for f in (lambda n: wait_probability(lam, mu, n),
-              lambda n: mean_wait_s(lam, mu, n, **kw),
-              lambda n: mean_queue_length(lam, mu, n, **kw),
-              lambda n: prob_wait_exceeds(lam, mu, n, t, **kw),
-              lambda n: wait_quantile_s(lam, mu, n, q, **kw)):
+    for f in (
+        lambda n: wait_probability(lam, mu, n),
+        lambda n: mean_wait_s(lam, mu, n, **kw),
+        lambda n: mean_queue_length(lam, mu, n, **kw),
+        lambda n: prob_wait_exceeds(lam, mu, n, t, **kw),
+        lambda n: wait_quantile_s(lam, mu, n, q, **kw),
+    ):
         here, more = f(c), f(c + 1)
         assert not math.isnan(here) and not math.isnan(more)
         assert more <= here * (1 + 1e-12)
@@ -81,11 +89,22 @@ def test_sized_workers_meet_the_slo_and_one_fewer_does_not(lam, s, terms, scv):
 
 
 @settings(max_examples=120, deadline=None)
-@given(lam=rates, s=service_times, terms=slo_terms(), scv=scvs,
-       shrink=st.floats(0.05, 1.0), backlog_factor=st.floats(1.0, 10.0))
+@given(
+    lam=rates,
+    s=service_times,
+    terms=slo_terms(),
+    scv=scvs,
+    shrink=st.floats(0.05, 1.0),
+    backlog_factor=st.floats(1.0, 10.0),
+)
 def test_a_stricter_slo_never_needs_fewer_workers(lam, s, terms, scv, shrink, backlog_factor):
-    assume(_load_ok(lam * 1.3, s, replace(terms, current_backlog=terms.current_backlog
-                                          * backlog_factor / shrink)))
+    assume(
+        _load_ok(
+            lam * 1.3,
+            s,
+            replace(terms, current_backlog=terms.current_backlog * backlog_factor / shrink),
+        )
+    )
     strict = replace(
         terms,
         wait_s=None if terms.wait_s is None else terms.wait_s * shrink,
@@ -107,8 +126,7 @@ def test_wait_quantile_term_sizing_matches_hand_search():
     # 10 jobs/s of 2-s jobs (A = 20 Erlangs); 95 % of jobs must wait <= 5 s
     terms = SloTerms(wait_s=5.0, wait_quantile=0.95)
     r = required_workers(10.0, 2.0, terms)
-    by_hand = next(c for c in range(21, 100)
-                   if wait_quantile_s(10.0, 0.5, c, 0.95) <= 5.0)
+    by_hand = next(c for c in range(21, 100) if wait_quantile_s(10.0, 0.5, c, 0.95) <= 5.0)
     assert r.workers == by_hand
     assert r.binding_term == "wait_quantile"
     assert r.wait_quantile_s <= 5.0 < wait_quantile_s(10.0, 0.5, r.workers - 1, 0.95)
@@ -116,7 +134,7 @@ def test_wait_quantile_term_sizing_matches_hand_search():
 
 
 def test_each_term_can_bind():
-    lam, s = 10.0, 1.0                       # A = 10 Erlangs
+    lam, s = 10.0, 1.0  # A = 10 Erlangs
     # utilisation <= 0.5 → c >= 20
     assert required_workers(lam, s, SloTerms(None, max_utilization=0.5)).workers == 20
     r = required_workers(lam, s, SloTerms(None, max_utilization=0.5))
@@ -133,8 +151,9 @@ def test_each_term_can_bind():
     assert r.binding_term == "mean_wait"
     # expected backlog <= 0.5 jobs
     r = required_workers(lam, s, SloTerms(None, max_backlog=0.5))
-    assert mean_queue_length(lam, 1.0, r.workers) <= 0.5 < mean_queue_length(
-        lam, 1.0, r.workers - 1)
+    assert (
+        mean_queue_length(lam, 1.0, r.workers) <= 0.5 < mean_queue_length(lam, 1.0, r.workers - 1)
+    )
 
 
 def test_allen_cunneen_variability_needs_more_workers():
@@ -159,7 +178,7 @@ def test_thousands_of_workers_size_quickly_and_exactly():
 def test_no_arrivals_need_no_workers_unless_backlog_must_drain():
     assert required_workers(0.0, 1.0, SloTerms(wait_s=1.0)).workers == 0
     r = required_workers(0.0, 2.0, SloTerms(wait_s=1.0, drain_s=100, current_backlog=250))
-    assert r.workers == 5                     # 5 workers × 0.5 jobs/s × 100 s = 250 jobs
+    assert r.workers == 5  # 5 workers × 0.5 jobs/s × 100 s = 250 jobs
 
 
 def test_search_limit_reports_infeasible_instead_of_looping():

@@ -75,9 +75,9 @@ def test_in_doubt_are_the_open_steps_of_approved_plans_due_by_the_fence() -> Non
     store, _ = store_at()
     policy = emails_policy()
     approved = seed_plan(store, policy, (2, 4), (4, 6), (6, 8), spacing_min=30)
-    seed_plan(store, policy, (2, 9), approve=False)   # proposed: never applied, not in doubt
+    seed_plan(store, policy, (2, 9), approve=False)  # proposed: never applied, not in doubt
     plans = store.list_plans(limit=10)
-    fence = T0 + timedelta(minutes=30)   # steps at T0 and T0+30 min were due
+    fence = T0 + timedelta(minutes=30)  # steps at T0 and T0+30 min were due
     got = [(p.id, s.seq) for p, s in in_doubt(plans, fence)]
     assert got == [(approved, 0), (approved, 1)]
 
@@ -110,7 +110,7 @@ def test_the_guard_alone_would_write_a_step_twice_after_a_restore() -> None:
     pid = seed_plan(store, policy, (2, 4), (4, 2))
     first = store.get_plan(pid).steps[0]
     verdict = check_step(first, 2, first.from_workers, None, T0, policy)
-    assert verdict.action == GuardAction.APPLY   # a second write, without the fence
+    assert verdict.action == GuardAction.APPLY  # a second write, without the fence
 
 
 def test_settling_the_a_b_a_case_writes_nothing() -> None:
@@ -120,16 +120,17 @@ def test_settling_the_a_b_a_case_writes_nothing() -> None:
     policy = emails_policy(cooldown_s=0)
     pid = seed_plan(store, policy, (2, 4), (4, 2), spacing_min=1)
     clock.at = T0 + timedelta(minutes=3)
-    store.audit(RESTORED_ACTION, actor="test", details={
-        "lineage": PG_B, "fence_at": clock.at.isoformat()})
+    store.audit(
+        RESTORED_ACTION, actor="test", details={"lineage": PG_B, "fence_at": clock.at.isoformat()}
+    )
     entry = store.audit_events(action=RESTORED_ACTION)[-1]
     scaler = DryRunScaler({"workers/email-worker": 2})
     out = settle_restore(store, lambda plan, step_id: scaler, entry)
     assert out["steps"] == {"expired": 1, "noop": 1} and out["held_back"] == []
-    assert scaler.actions == []          # nothing written
+    assert scaler.actions == []  # nothing written
     plan = store.get_plan(pid)
     assert [s.status for s in plan.steps] == [StepStatus.EXPIRED, StepStatus.NOOP]
-    assert plan.status == PlanStatus.APPLIED   # every step final
+    assert plan.status == PlanStatus.APPLIED  # every step final
     recovered = store.audit_events(action=RECOVERED_ACTION)
     assert len(recovered) == 1 and recovered[0].details["restore_audit_id"] == entry.id
 
@@ -141,19 +142,24 @@ def test_plans_past_their_approval_deadline_expire_restored_from_backup() -> Non
     policy = emails_policy()
     late = seed_plan(store, policy, (2, 4), approve=False)
     store.set_flow_run(late, "run-late", approval_deadline=T0 + timedelta(minutes=5))
-    other = emails_policy().model_copy(update={
-        "name": "other", "queue": "other",
-        "target": policy.target.model_copy(update={"name": "other-worker"})})
+    other = emails_policy().model_copy(
+        update={
+            "name": "other",
+            "queue": "other",
+            "target": policy.target.model_copy(update={"name": "other-worker"}),
+        }
+    )
     waiting = seed_plan(store, other, (2, 3), approve=False)
     store.set_flow_run(waiting, "run-waiting", approval_deadline=T0 + timedelta(hours=2))
     clock.at = T0 + timedelta(minutes=10)
     assert overdue_approvals(store.list_plans(limit=10), clock.at) == [late]
     store.audit(RESTORED_ACTION, actor="test", details={"fence_at": clock.at.isoformat()})
-    out = settle_restore(store, lambda plan, step_id: DryRunScaler(),
-                         store.audit_events(action=RESTORED_ACTION)[-1])
+    out = settle_restore(
+        store, lambda plan, step_id: DryRunScaler(), store.audit_events(action=RESTORED_ACTION)[-1]
+    )
     assert out["plans_expired"] == [late]
     expired = store.get_plan(late)
     assert expired.status == PlanStatus.EXPIRED
     assert expired.decision_comment is not None
     assert expired.decision_comment.startswith(RESTORED_REASON)
-    assert store.get_plan(waiting).status == PlanStatus.PROPOSED   # still resumable
+    assert store.get_plan(waiting).status == PlanStatus.PROPOSED  # still resumable

@@ -24,7 +24,7 @@ def test_ciw_and_capplan_agree_and_prove_the_plan(name):
         for a, b in zip(ciw, ours, strict=True):
             half = math.hypot(a.ci95[1] - a.quantile_s, b.ci95[1] - b.quantile_s) * WIDEN
             assert abs(a.quantile_s - b.quantile_s) <= half, (workers, a, b)
-        check = 0 if workers == n else 1   # at n: none misses; at n - 1: one does
+        check = 0 if workers == n else 1  # at n: none misses; at n - 1: one does
         assert verdicts(case, ciw)[check] and verdicts(case, ours)[check], (workers, ciw, ours)
 
 

@@ -12,20 +12,32 @@ from capplan_core.simulation import SimScenario, replicate_job_level, simulate
 
 def _time_varying(**kw) -> SimScenario:
     rates = np.array([[4.0, 7.0, 11.0, 6.0, 3.0, 9.0], [5.0, 6.0, 12.0, 8.0, 2.0, 7.0]])
-    base = dict(horizon_s=3600.0, window_s=600.0, rates_per_s=rates, initial_workers=5,
-                steps=[(300.0, 9), (1500.0, 14), (2400.0, 6), (3000.0, 10)],
-                mean_service_s=1.0, startup_s=45.0, mtbf_s=900.0, restart_s=20.0,
-                initial_backlog=15, slo_wait_s=5.0, slo_max_backlog=60.0)
+    base = dict(
+        horizon_s=3600.0,
+        window_s=600.0,
+        rates_per_s=rates,
+        initial_workers=5,
+        steps=[(300.0, 9), (1500.0, 14), (2400.0, 6), (3000.0, 10)],
+        mean_service_s=1.0,
+        startup_s=45.0,
+        mtbf_s=900.0,
+        restart_s=20.0,
+        initial_backlog=15,
+        slo_wait_s=5.0,
+        slo_max_backlog=60.0,
+    )
     base.update(kw)
     return SimScenario(**base)
 
 
 SCENARIOS = {
     "steps+startup+failures": _time_varying(),
-    "quota+lognormal": _time_varying(quota_workers=11, service_kind="lognormal",
-                                     service_scv=2.5, mtbf_s=None),
-    "empirical+no-startup": _time_varying(service_kind="empirical", startup_s=0.0,
-                                          service_samples_s=np.array([0.2, 0.5, 1.0, 3.0])),
+    "quota+lognormal": _time_varying(
+        quota_workers=11, service_kind="lognormal", service_scv=2.5, mtbf_s=None
+    ),
+    "empirical+no-startup": _time_varying(
+        service_kind="empirical", startup_s=0.0, service_samples_s=np.array([0.2, 0.5, 1.0, 3.0])
+    ),
 }
 
 
@@ -55,11 +67,18 @@ def test_engines_give_the_same_summary():
 
 def test_constant_pool_shortcut_matches_the_event_loop():
     rates = np.full(4, 8.5)
-    static = SimScenario(horizon_s=2400.0, window_s=600.0, rates_per_s=rates, initial_workers=10,
-                         initial_backlog=30)
+    static = SimScenario(
+        horizon_s=2400.0, window_s=600.0, rates_per_s=rates, initial_workers=10, initial_backlog=30
+    )
     # failures that never come force the general event loop on the same inputs
-    events = SimScenario(horizon_s=2400.0, window_s=600.0, rates_per_s=rates, initial_workers=10,
-                         initial_backlog=30, mtbf_s=1e15)
+    events = SimScenario(
+        horizon_s=2400.0,
+        window_s=600.0,
+        rates_per_s=rates,
+        initial_workers=10,
+        initial_backlog=30,
+        mtbf_s=1e15,
+    )
     assert static.constant_workers and not events.constant_workers
     _, a = replicate_job_level(static, seed=2, engine="fast")
     _, b = replicate_job_level(events, seed=2, engine="fast")
@@ -87,7 +106,8 @@ def test_other_seed_other_result_and_replications_differ():
     inp0, _ = replicate_job_level(sc, seed=1, replication=0)
     inp1, _ = replicate_job_level(sc, seed=1, replication=1)
     assert inp0.arrival_times_s.size != inp1.arrival_times_s.size or not np.array_equal(
-        inp0.arrival_times_s, inp1.arrival_times_s)
+        inp0.arrival_times_s, inp1.arrival_times_s
+    )
 
 
 def test_replication_uses_its_demand_path():
@@ -101,8 +121,14 @@ def test_replication_uses_its_demand_path():
 
 def test_slo_judged_per_window_and_overall():
     # far too few workers in the middle windows only
-    sc = SimScenario(horizon_s=4 * 600.0, window_s=600.0, rates_per_s=np.array([2, 2, 2, 2.0]),
-                     initial_workers=6, steps=[(600.0, 1), (1800.0, 6)], slo_wait_s=10.0)
+    sc = SimScenario(
+        horizon_s=4 * 600.0,
+        window_s=600.0,
+        rates_per_s=np.array([2, 2, 2, 2.0]),
+        initial_workers=6,
+        steps=[(600.0, 1), (1800.0, 6)],
+        slo_wait_s=10.0,
+    )
     s = simulate(sc, replications=20, seed=9, engine="fast")
     assert s.slo_achievement_rate == 0.0
     assert s.achievement_ci95[0] == 0.0 and 0.1 < s.achievement_ci95[1] < 0.2

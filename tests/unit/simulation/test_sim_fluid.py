@@ -32,10 +32,19 @@ def test_fast_erlang_c_edges():
 def _surge() -> SimScenario:
     rates = np.array([30, 40, 55, 70, 60, 45, 35, 30.0])
     return SimScenario(
-        horizon_s=8 * 900.0, window_s=900.0, rates_per_s=rates, initial_workers=40,
-        steps=[(1500.0, 62), (2700.0, 70), (4500.0, 55), (5400.0, 42)], mean_service_s=1.0,
-        startup_s=60.0, mtbf_s=3600.0, restart_s=60.0, initial_backlog=100, slo_wait_s=2.0,
-        slo_max_backlog=400.0)
+        horizon_s=8 * 900.0,
+        window_s=900.0,
+        rates_per_s=rates,
+        initial_workers=40,
+        steps=[(1500.0, 62), (2700.0, 70), (4500.0, 55), (5400.0, 42)],
+        mean_service_s=1.0,
+        startup_s=60.0,
+        mtbf_s=3600.0,
+        restart_s=60.0,
+        initial_backlog=100,
+        slo_wait_s=2.0,
+        slo_max_backlog=400.0,
+    )
 
 
 def test_fluid_agrees_with_the_job_level_engine_on_a_surge_with_steps_and_failures():
@@ -55,20 +64,32 @@ def test_fluid_agrees_with_the_job_level_engine_on_a_surge_with_steps_and_failur
 
 
 def test_ready_schedule_follows_startup_and_cancels_pending_workers_first():
-    sc = SimScenario(horizon_s=1000.0, window_s=100.0, rates_per_s=np.zeros(10),
-                     initial_workers=2, steps=[(100.0, 5), (120.0, 3), (400.0, 1)],
-                     startup_s=60.0, quota_workers=4)
+    sc = SimScenario(
+        horizon_s=1000.0,
+        window_s=100.0,
+        rates_per_s=np.zeros(10),
+        initial_workers=2,
+        steps=[(100.0, 5), (120.0, 3), (400.0, 1)],
+        startup_s=60.0,
+        quota_workers=4,
+    )
     times, counts = ready_schedule(sc)
     # to 4 (quota) at 100 → 2 pending; to 3 at 120 → one pending cancelled; ready at 160
     assert list(zip(times.tolist(), counts.tolist(), strict=True)) == [
-        (0.0, 2), (120.0, 2), (160.0, 3), (400.0, 1)]
+        (0.0, 2),
+        (120.0, 2),
+        (160.0, 3),
+        (400.0, 1),
+    ]
 
 
 def test_auto_runs_job_by_job_within_budget_and_fluid_beyond():
-    low = SimScenario(horizon_s=3600.0, window_s=900.0, rates_per_s=np.full(4, 1.0),
-                      initial_workers=3)
-    high = SimScenario(horizon_s=86400.0, window_s=900.0, rates_per_s=np.full(96, 1000.0),
-                       initial_workers=1100)
+    low = SimScenario(
+        horizon_s=3600.0, window_s=900.0, rates_per_s=np.full(4, 1.0), initial_workers=3
+    )
+    high = SimScenario(
+        horizon_s=86400.0, window_s=900.0, rates_per_s=np.full(96, 1000.0), initial_workers=1100
+    )
     assert choose_engine(low, 10) == "fast"
     assert choose_engine(high, 1000) == "fluid"
     assert 3600 * 10 <= JOB_LEVEL_BUDGET < 86400 * 1000 * 1000
@@ -79,8 +100,14 @@ def test_auto_runs_job_by_job_within_budget_and_fluid_beyond():
 
 
 def test_fluid_refuses_injected_inputs():
-    sc = SimScenario(horizon_s=10.0, window_s=10.0, rates_per_s=np.zeros(1), initial_workers=1,
-                     arrival_times_s=np.array([1.0]), service_times_s=np.array([1.0]))
+    sc = SimScenario(
+        horizon_s=10.0,
+        window_s=10.0,
+        rates_per_s=np.zeros(1),
+        initial_workers=1,
+        arrival_times_s=np.array([1.0]),
+        service_times_s=np.array([1.0]),
+    )
     with pytest.raises(ValueError, match="fluid"):
         simulate(sc, replications=1, seed=0, engine="fluid")
     assert simulate(sc, replications=1, seed=0).engine == "fast"

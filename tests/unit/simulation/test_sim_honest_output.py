@@ -52,8 +52,21 @@ def _no_zero_width(out: dict) -> None:
 def test_two_hour_mmc20_runs_every_job_and_its_interval_holds_erlang_c(app):
     # the scenario of issue 15: 2 h of M/M/20, 10 replications (~7.9 M jobs, under 12 M)
     rate, service_s = 100.0, 0.17
-    out = _json(app, "--arrival-rate", str(rate), "--mean-service-time", str(service_s),
-                "--workers", "20", "--hours", "2", "--replications", "10", "--seed", "4")
+    out = _json(
+        app,
+        "--arrival-rate",
+        str(rate),
+        "--mean-service-time",
+        str(service_s),
+        "--workers",
+        "20",
+        "--hours",
+        "2",
+        "--replications",
+        "10",
+        "--seed",
+        "4",
+    )
     assert out["engine"] == "fast" and out["approximate"] is False
     assert out["jobs"] > 7_000_000
     _no_zero_width(out)
@@ -64,8 +77,18 @@ def test_two_hour_mmc20_runs_every_job_and_its_interval_holds_erlang_c(app):
 
 
 def test_huge_scenario_is_flagged_approximate_with_null_intervals(app):
-    args = ("--arrival-rate", "5000", "--mean-service-time", "0.19", "--workers", "1000",
-            "--hours", "2", "--replications", "10")
+    args = (
+        "--arrival-rate",
+        "5000",
+        "--mean-service-time",
+        "0.19",
+        "--workers",
+        "1000",
+        "--hours",
+        "2",
+        "--replications",
+        "10",
+    )
     out = _json(app, *args)
     assert out["engine"] == "fluid" and out["approximate"] is True
     assert "approximate" in out["engine_label"]
@@ -77,15 +100,33 @@ def test_huge_scenario_is_flagged_approximate_with_null_intervals(app):
 
 
 def test_forced_fluid_engine_is_approximate_even_when_small(app):
-    out = _json(app, "--arrival-rate", "4", "--mean-service-time", "1", "--workers", "5",
-                "--hours", "0.5", "--replications", "4", "--engine", "fluid")
+    out = _json(
+        app,
+        "--arrival-rate",
+        "4",
+        "--mean-service-time",
+        "1",
+        "--workers",
+        "5",
+        "--hours",
+        "0.5",
+        "--replications",
+        "4",
+        "--engine",
+        "fluid",
+    )
     assert out["approximate"] is True
     _no_zero_width(out)
 
 
 def test_planning_budget_is_the_callers_and_interactive_budget_is_two_seconds():
-    sc = SimScenario(horizon_s=3600.0, window_s=3600.0, rates_per_s=np.array([100.0]),
-                     initial_workers=20, mean_service_s=0.17)
+    sc = SimScenario(
+        horizon_s=3600.0,
+        window_s=3600.0,
+        rates_per_s=np.array([100.0]),
+        initial_workers=20,
+        mean_service_s=0.17,
+    )
     # 360k jobs per replication: 10 fit the planning default (2 M), 30 do not
     assert choose_engine(sc, 5) == "fast"
     assert choose_engine(sc, 10) == "fluid"
@@ -97,11 +138,23 @@ def test_planning_budget_is_the_callers_and_interactive_budget_is_two_seconds():
 
 
 def test_plan_markdown_says_which_engine_proved_the_plan():
-    base = {"id": 7, "queue": "emails", "policy": "emails", "mode": "manual",
-            "current_workers": 3, "target_workers": 5, "confidence": 0.9,
-            "slo_achievable": True, "steps": []}
-    sim = {"p95_wait_s": 1.0, "max_backlog": 2.0, "utilization_range": [0.5, 0.7],
-           "replications": 200}
+    base = {
+        "id": 7,
+        "queue": "emails",
+        "policy": "emails",
+        "mode": "manual",
+        "current_workers": 3,
+        "target_workers": 5,
+        "confidence": 0.9,
+        "slo_achievable": True,
+        "steps": [],
+    }
+    sim = {
+        "p95_wait_s": 1.0,
+        "max_backlog": 2.0,
+        "utilization_range": [0.5, 0.7],
+        "replications": 200,
+    }
     fluid = plan_markdown({**base, "simulation": {**sim, "engine": "fluid"}})
     fast = plan_markdown({**base, "simulation": {**sim, "engine": "fast"}})
     assert "**Proved by:** approximate: fluid level" in fluid
