@@ -17,9 +17,6 @@ from typing import Any
 
 from bench.soak_stack import Stack
 from tests.backup_cluster import ArchivedCluster
-from tests.integration.faults.restart_services import PrivateRedis
-from tests.prefect_pg import asyncpg_url
-from tests.service_helpers import PrefectServerProcess, scratch_database
 
 DR_CLUSTER = "capplandr"
 DR_PORT = 5442
@@ -34,23 +31,7 @@ class DrillStack(Stack):
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.archived.ensure()
-        admin = self.archived.admin_url
-        self.store_url = self._dbs.enter_context(scratch_database(admin, "dr_store"))
-        self.prefect_db_url = self._dbs.enter_context(scratch_database(admin, "dr_prefect"))
-        self.redis = PrivateRedis()
-        self.redis.start()
-        self.prefect = PrefectServerProcess(
-            self.workdir / "prefect-home",
-            kill_signal=9,
-            args=("--no-ui",),
-            env={
-                "PREFECT_API_DATABASE_CONNECTION_URL": asyncpg_url(self.prefect_db_url),
-                "PREFECT_SERVER_UI_ENABLED": "false",
-                "PREFECT_LOGGING_LEVEL": "WARNING",
-            },
-        )
-        self.prefect.start()
-        self._start_supervisord()
+        self.start_on(self.archived.admin_url, "dr")
 
     def backup_env(self) -> dict[str, str]:
         """The loop's settings plus ``CAPPLAN_BACKUP_*``: what ``capplan db restore`` runs

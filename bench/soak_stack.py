@@ -88,8 +88,15 @@ class Stack:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ensure_pg_cluster()
-        self.store_url = self._dbs.enter_context(scratch_database(PG_ADMIN, "soak_store"))
-        self.prefect_db_url = self._dbs.enter_context(scratch_database(PG_ADMIN, "soak_prefect"))
+        self.start_on(PG_ADMIN, "soak")
+
+    def start_on(self, admin_url: str, prefix: str) -> None:
+        """Both databases (``<prefix>_store``, ``<prefix>_prefect``) on the cluster behind
+        ``admin_url``, a private Redis, the Prefect server on its database, supervisord."""
+        self.store_url = self._dbs.enter_context(scratch_database(admin_url, f"{prefix}_store"))
+        self.prefect_db_url = self._dbs.enter_context(
+            scratch_database(admin_url, f"{prefix}_prefect")
+        )
         self.redis = PrivateRedis()
         self.redis.start()
         self.prefect = PrefectServerProcess(

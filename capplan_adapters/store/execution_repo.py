@@ -310,9 +310,9 @@ class ExecutionRepository:
 
     def approval_limits(self, plan_id: int) -> dict[str, Any]:
         """The narrowing limits an approver gave (``max_workers``, ``apply_hours``), if any."""
-        for ev in self.audit_events(plan_id=plan_id, action=PlanStatus.APPROVED.value):
-            return {k: ev.details.get(k) for k in ("max_workers", "apply_hours")}
-        return {}
+        return rules.approval_limits(
+            self.audit_events(plan_id=plan_id, action=PlanStatus.APPROVED.value)
+        )
 
     # -- audit ----------------------------------------------------------------------------
     def audit(

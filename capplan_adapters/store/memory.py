@@ -459,9 +459,9 @@ class InMemoryPlanStore:
         return max(times, default=None)
 
     def approval_limits(self, plan_id: int) -> dict[str, Any]:
-        for ev in self.audit_events(plan_id=plan_id, action=PlanStatus.APPROVED.value):
-            return {k: ev.details.get(k) for k in ("max_workers", "apply_hours")}
-        return {}
+        return rules.approval_limits(
+            self.audit_events(plan_id=plan_id, action=PlanStatus.APPROVED.value)
+        )
 
     def audit(
         self,

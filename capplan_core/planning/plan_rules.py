@@ -21,6 +21,7 @@ from capplan_core.planning.stored_plan import (
     CANCELS_STEPS,
     DECISIONS,
     STEP_FINAL,
+    AuditEntry,
     PlanStatus,
     StepStatus,
     StoredPlan,
@@ -220,6 +221,14 @@ def live_to_supersede(approved: PlanFacts, live: Iterable[tuple[int, str]]) -> l
     return [
         superseded_by_approval(pid, queue, approved.id) for pid, queue in live if pid != approved.id
     ]
+
+
+def approval_limits(approvals: Sequence[AuditEntry]) -> dict[str, Any]:
+    """The narrowing limits an approver gave (``max_workers``, ``apply_hours``), from the
+    plan's ``approved`` audit rows (the first one: a plan is approved once)."""
+    for ev in approvals:
+        return {k: ev.details.get(k) for k in ("max_workers", "apply_hours")}
+    return {}
 
 
 # -- steps ------------------------------------------------------------------------------------
