@@ -35,6 +35,7 @@ import numpy as np
 
 from capplan_core.forecast.result import ForecastResult
 from capplan_core.policy import ScalingPolicy
+from capplan_core.queueing.search import least_passing
 from capplan_core.queueing.sizing import SloTerms, capacity_at_slo
 
 FLOOR_RISK_FACTOR = 10.0  # a window may carry at most 10x the average miss risk
@@ -263,21 +264,10 @@ def _push(
 
 def _least_meeting(ok: Callable[[int], bool], lo: int, hi: int) -> int:
     """The least c in [lo, hi] with ok(c) (ok monotone), else hi. Gallop then bisect."""
-    if ok(lo):
+    if ok(lo) or lo >= hi:
         return lo
-    step, prev, c = 1, lo, lo + 1
-    while c < hi and not ok(c):
-        prev, c = c, min(hi, c + step)
-        step *= 2
-    if c >= hi and not ok(hi):
-        return hi
-    while c - prev > 1:
-        mid = (prev + c) // 2
-        if ok(mid):
-            c = mid
-        else:
-            prev = mid
-    return c
+    least = least_passing(ok, failing=lo, start=lo + 1, limit=hi)
+    return hi if least is None else least
 
 
 def expected_attainment(

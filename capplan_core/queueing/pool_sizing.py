@@ -35,6 +35,7 @@ from capplan_core.queueing.pool_models import (
     class_laws,
     model_name,
 )
+from capplan_core.queueing.search import least_passing
 from capplan_core.queueing.sizing import TERM_ORDER, SloTerms, _lower_bound
 
 DISCIPLINES: tuple[str, ...] = ("strict", "round_robin", "weighted")
@@ -284,24 +285,21 @@ def required_workers_priority(
             arrival_scv,
             feasible=False,
         )
-    hi, step = min(max(lo + 1, int(math.floor(work)) + 1), max_workers), 1
-    while misses(hi):
-        if hi >= max_workers:
-            return _finish(
-                classes,
-                mean_service_s,
-                max_workers,
-                discipline,
-                service_scv,
-                arrival_scv,
-                feasible=False,
-            )
-        lo, hi = hi, min(hi + step, max_workers)
-        step *= 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if misses(mid) else (lo, mid)
-    return _finish(classes, mean_service_s, hi, discipline, service_scv, arrival_scv, feasible=True)
+    least = least_passing(
+        lambda c: not misses(c),
+        failing=lo,
+        start=int(math.floor(work)) + 1,
+        limit=max_workers,
+    )
+    return _finish(
+        classes,
+        mean_service_s,
+        max_workers if least is None else least,
+        discipline,
+        service_scv,
+        arrival_scv,
+        feasible=least is not None,
+    )
 
 
 def _finish(

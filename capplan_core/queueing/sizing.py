@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 import capplan_core.queueing.erlang as erlang
+from capplan_core.queueing.search import least_passing
 
 TERM_ORDER = ("stability", "wait_quantile", "mean_wait", "max_backlog", "drain", "max_utilization")
 
@@ -194,19 +195,15 @@ def required_workers(
     lo = _lower_bound(lam, mu)  # misses the SLO (or is the −1 sentinel)
     if lo >= max_workers:
         return _infeasible(lam, mean_service_s, max_workers, terms, service_scv, arrival_scv)
-    hi = min(max(lo + 1, _start_guess(lam, mu, terms, lo)), max_workers)
-    step = 1
-    while misses(hi):
-        if hi >= max_workers:
-            return _infeasible(lam, mean_service_s, max_workers, terms, service_scv, arrival_scv)
-        lo, hi = hi, min(hi + step, max_workers)
-        step *= 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if misses(mid):
-            lo = mid
-        else:
-            hi = mid
+    least = least_passing(
+        lambda c: not misses(c),
+        failing=lo,
+        start=_start_guess(lam, mu, terms, lo),
+        limit=max_workers,
+    )
+    if least is None:
+        return _infeasible(lam, mean_service_s, max_workers, terms, service_scv, arrival_scv)
+    hi = least
     binding = "none"
     if hi > 0:
         prev = failing_terms(
