@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,3 +215,84 @@ def test_server_restart_while_paused_then_approval_resumes_and_executes_once(
             assert len(store.audit_events(plan_id=plan.id, action="approved")) == 1
             assert _task_runs(UUID(plan.flow_run_id))["execute"] == 1
     print(f"\nPrefect server restarted while paused: {PAUSED_REPS} reps, outcomes {outcomes}")
+
+
+AUTOMATIONS = Path(__file__).resolve().parents[3] / (
+    "deployments/prefect/automation-crash-zombie-runs.yaml"
+)
+
+
+def test_a_run_stuck_submitted_across_a_server_restart_is_crashed_and_frees_its_slot(
+    prefect_home: PrefectServer, tmp_path: Path
+) -> None:
+    """What the soak found (issue 21): a run the worker had marked Submitting when its process
+    or the server died keeps its deployment's concurrency slot for good (the slot's lease lived
+    in the server's memory), and with CANCEL_NEW every later collect-metrics and apply-due run
+    was cancelled. deployments/prefect/automation-crash-zombie-runs.yaml's stuck-run automation
+    (its 300 s shortened here) crashes such a run, which releases the slot, even when the
+    server was SIGKILLed and restarted in between; a new run then takes the slot."""
+    import subprocess
+    import time
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Pending
+
+    doc = yaml.safe_load(AUTOMATIONS.read_text())
+    stuck = next(a for a in doc["automations"] if "stuck-pending" in a["name"])
+    stuck["trigger"]["within"] = 20
+    spec = tmp_path / "automations.yaml"
+    spec.write_text(yaml.safe_dump({"automations": [stuck]}))
+    env = {**os.environ, "PREFECT_API_URL": prefect_home.api_url}
+    prefect = Path(sys.executable).with_name("prefect")
+    subprocess.run(
+        [str(prefect), "automation", "create", "--from-file", str(spec)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+    def slots(client: Any, deployment_id: UUID) -> int:
+        limit = client.read_deployment(deployment_id).global_concurrency_limit
+        return int(limit.active_slots) if limit else -1
+
+    with (
+        temporary_settings(updates={PREFECT_API_URL: prefect_home.api_url}),
+        get_client(sync_client=True) as client,
+    ):
+        flow_id = client.create_flow_from_name("stuck-probe")
+        dep = client.create_deployment(
+            flow_id,
+            "stuck-probe",
+            concurrency_limit=1,
+            concurrency_options=ConcurrencyOptions(
+                collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
+        )
+        first = client.create_flow_run_from_deployment(dep)
+        taken = client.set_flow_run_state(first.id, Pending(name="Submitting"))
+        assert taken.state is not None and taken.state.name == "Submitting"
+        assert slots(client, dep) == 1
+    time.sleep(3)
+    prefect_home.stop()  # SIGKILL: the slot's lease is lost with the server's memory
+    prefect_home.start()
+    with (
+        temporary_settings(updates={PREFECT_API_URL: prefect_home.api_url}),
+        get_client(sync_client=True) as client,
+    ):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 180:
+            state = client.read_flow_run(first.id).state
+            if state is not None and state.is_crashed():
+                break
+            time.sleep(2)
+        assert state is not None and state.is_crashed(), state
+        assert "stuck-run automation" in (state.message or "")
+        assert slots(client, dep) == 0
+        second = client.create_flow_run_from_deployment(dep)
+        took = client.set_flow_run_state(second.id, Pending(name="Submitting"))
+        assert took.state is not None and took.state.name == "Submitting", took
+    print(f"\nstuck Submitting run crashed {time.monotonic() - t0:.0f} s after the restart")
