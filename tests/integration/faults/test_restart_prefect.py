@@ -296,3 +296,51 @@ def test_a_run_stuck_submitted_across_a_server_restart_is_crashed_and_frees_its_
         took = client.set_flow_run_state(second.id, Pending(name="Submitting"))
         assert took.state is not None and took.state.name == "Submitting", took
     print(f"\nstuck Submitting run crashed {time.monotonic() - t0:.0f} s after the restart")
+
+
+def test_settle_prefect_crashes_only_the_runs_in_flight_at_the_restore_point(
+    prefect_home: PrefectServer,
+) -> None:
+    """After a restore, capplan db settle-prefect (capplan_app/prefect_restore.py) marks
+    Crashed the runs the restored database still shows in flight from before the restore
+    point, which frees their slots; a run that entered its state after that point is alive
+    and left alone, and so is a paused one."""
+    import time
+    from datetime import UTC, datetime
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Paused, Pending, Running
+
+    from capplan_app.prefect_restore import crash_runs_in_flight
+
+    with (
+        temporary_settings(updates={PREFECT_API_URL: prefect_home.api_url}),
+        get_client(sync_client=True) as client,
+    ):
+        flow_id = client.create_flow_from_name("settle-probe")
+        dep = client.create_deployment(flow_id, "settle-probe", concurrency_limit=1)
+        stuck = client.create_flow_run_from_deployment(dep)
+        client.set_flow_run_state(stuck.id, Pending(name="Submitting"))
+        free = client.create_deployment(flow_id, "settle-probe-free")
+        paused = client.create_flow_run_from_deployment(free)
+        client.set_flow_run_state(paused.id, Running())
+        client.set_flow_run_state(paused.id, Paused(timeout_seconds=3600, pause_key="k"))
+        time.sleep(1.5)
+        restored_to = datetime.now(UTC)
+        time.sleep(1.5)
+        alive = client.create_flow_run_from_deployment(free)
+        client.set_flow_run_state(alive.id, Running())
+        crashed = crash_runs_in_flight(restored_to)
+        assert [c["id"] for c in crashed] == [str(stuck.id)]
+        assert crashed[0]["was"] == "PENDING"
+        state = client.read_flow_run(stuck.id).state
+        assert (
+            state is not None
+            and state.is_crashed()
+            and "restored from backup" in (state.message or "")
+        )
+        assert client.read_flow_run(alive.id).state.is_running()
+        assert client.read_flow_run(paused.id).state.is_paused()
+        limit = client.read_deployment(dep).global_concurrency_limit
+        assert limit is not None and limit.active_slots == 0
