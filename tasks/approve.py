@@ -166,12 +166,17 @@ async def _paused(
     without this the plan would stay proposed with nobody waiting on its form."""
     loop = asyncio.get_running_loop()
     deadline_s = loop.time() + timeout_s
-    pause: Any = apause_flow_run(
-        wait_for_input=form, timeout=timeout_s, poll_interval=poll_interval_s, key=key
-    )
+
+    def pause() -> Any:  # Prefect's pause, until the deadline (the same form and key)
+        left_s = max(1, int(deadline_s - loop.time()))
+        return apause_flow_run(
+            wait_for_input=form, timeout=left_s, poll_interval=poll_interval_s, key=key
+        )
+
+    waiting = pause()
     while True:
         try:
-            answer = await watched(pause, plan_id, poll_interval_s=poll_interval_s)
+            answer = await watched(waiting, plan_id, poll_interval_s=poll_interval_s)
         except Exception as err:
             if not api_outage(err):
                 raise
@@ -188,13 +193,10 @@ async def _paused(
             )
         if answer is not PAUSE_AGAIN:
             return answer
-        left_s = max(1, int(deadline_s - loop.time()))
         get_run_logger().warning(
             "plan %s: the restored Prefect database had not seen the pause: pausing again", plan_id
         )
-        pause = apause_flow_run(
-            wait_for_input=form, timeout=left_s, poll_interval=poll_interval_s, key=key
-        )
+        waiting = pause()
 
 
 async def decide_by_person(

@@ -223,7 +223,7 @@ class ExecutionRepository:
             queue = s.scalar(select(CapacityPlanRow.queue).where(CapacityPlanRow.id == plan_id))
             a = rules.step_audit(
                 plan_id,
-                queue or "",
+                queue,
                 step_id,
                 frm.value,
                 to.value,
@@ -236,7 +236,7 @@ class ExecutionRepository:
                     actor=a.actor,
                     action=a.action,
                     plan_id=a.plan_id,
-                    queue=queue,
+                    queue=a.queue,
                     details=a.details,
                 )
             )

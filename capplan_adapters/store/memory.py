@@ -151,14 +151,12 @@ class InMemoryPlanStore:
         if draft.quality is not None:
             q = draft.quality
             self.save_quality_report(q.queue, q.passed, dict(q.report))
-        made_under = draft.details.get("policy_version")
         current = self.versions[draft.policy_name][-1].version
-        if made_under is not None and rules.outdated(
-            made_under, current, bool(draft.skipped_reason)
-        ):
-            self._apply(
-                rules.superseded_as_outdated(plan_id, draft.queue, int(made_under), current)
-            )
+        made_under = rules.outdated(
+            draft.details.get("policy_version"), current, bool(draft.skipped_reason)
+        )
+        if made_under is not None:
+            self._apply(rules.superseded_as_outdated(plan_id, draft.queue, made_under, current))
         elif not draft.skipped_reason:
             for old in list(self.plans.values()):
                 if (
@@ -231,7 +229,7 @@ class InMemoryPlanStore:
                 for p in self.plans.values()
                 if p.queue == plan.queue and p.status in LIVE
             ]
-            for old in rules.live_to_supersede(rules.PlanFacts.of(plan), live):
+            for old in rules.live_to_supersede(plan.id, live):
                 self._apply(old)
         return self._apply(change)
 

@@ -144,7 +144,7 @@ def supersede_live(s: Session, plan: CapacityPlanRow) -> None:
         )
     )
     by_id = {old.id: old for old in live}
-    for change in rules.live_to_supersede(plan_facts(plan), [(o.id, o.queue) for o in live]):
+    for change in rules.live_to_supersede(plan.id, [(o.id, o.queue) for o in live]):
         apply_update(s, by_id[change.plan_id], change)
     # the partial unique index checks each row as it is written: old ones first
     s.flush()

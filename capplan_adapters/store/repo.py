@@ -92,13 +92,13 @@ class PlanStore(
                         "(capplan policies apply FILE)"
                     )
                 plan = insert_plan(s, rec, pol.id)
-                made_under = rec.details.get("policy_version")
-                if (
-                    made_under is not None
-                    and int(made_under) != pol.version
-                    and plan.status == PlanStatus.PROPOSED
-                ):
-                    supersede_outdated(s, plan, int(made_under), pol.version)
+                made_under = rules.outdated(
+                    rec.details.get("policy_version"),
+                    pol.version,
+                    plan.status != PlanStatus.PROPOSED,
+                )
+                if made_under is not None:
+                    supersede_outdated(s, plan, made_under, pol.version)
                 elif plan.status == PlanStatus.PROPOSED:
                     supersede_proposed(s, plan)
                 return plan.id

@@ -41,7 +41,7 @@ class AuditDraft:
 
     action: str
     plan_id: int
-    queue: str
+    queue: str | None
     details: dict[str, Any]
     actor: str = "capplan"
 
@@ -141,9 +141,12 @@ def superseded_by_policy_change(
     )
 
 
-def outdated(made_under: Any, current: int, skipped: bool) -> bool:
-    """Whether a new plan is superseded at once (made under an older policy version)."""
-    return not skipped and made_under is not None and int(made_under) != current
+def outdated(made_under: Any, current: int, skipped: bool) -> int | None:
+    """The policy version a new plan was made under when it is superseded at once (made
+    under a version that is no longer ``current``); None when it stands."""
+    if skipped or made_under is None or int(made_under) == current:
+        return None
+    return int(made_under)
 
 
 def _superseded(plan_id: int, queue: str, details: dict[str, Any]) -> PlanUpdate:
@@ -215,11 +218,11 @@ def cap_edits(plan: PlanFacts, max_workers: int) -> tuple[StepEdit, ...]:
     )
 
 
-def live_to_supersede(approved: PlanFacts, live: Iterable[tuple[int, str]]) -> list[PlanUpdate]:
-    """Approving ``approved`` supersedes the other live plans of its queue, ``live`` being the
-    (id, queue) of the queue's live plans."""
+def live_to_supersede(approved_id: int, live: Iterable[tuple[int, str]]) -> list[PlanUpdate]:
+    """Approving plan ``approved_id`` supersedes the other live plans of its queue, ``live``
+    being the (id, queue) of the queue's live plans."""
     return [
-        superseded_by_approval(pid, queue, approved.id) for pid, queue in live if pid != approved.id
+        superseded_by_approval(pid, queue, approved_id) for pid, queue in live if pid != approved_id
     ]
 
 
@@ -234,7 +237,7 @@ def approval_limits(approvals: Sequence[AuditEntry]) -> dict[str, Any]:
 # -- steps ------------------------------------------------------------------------------------
 def step_audit(
     plan_id: int,
-    queue: str,
+    queue: str | None,
     step_id: int,
     frm: str,
     to: str,

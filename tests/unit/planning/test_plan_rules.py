@@ -73,13 +73,17 @@ def test_each_supersede_names_its_cause() -> None:
 
 
 def test_approval_supersedes_every_other_live_plan_of_the_queue() -> None:
-    assert [c.plan_id for c in rules.live_to_supersede(PLAN, [(5, "emails"), (7, "emails")])] == [5]
+    assert [
+        c.plan_id for c in rules.live_to_supersede(PLAN.id, [(5, "emails"), (7, "emails")])
+    ] == [5]
 
 
 def test_outdated_only_for_a_stored_plan_made_under_another_version() -> None:
-    assert rules.outdated(1, 2, skipped=False)
-    assert not rules.outdated(2, 2, skipped=False)
-    assert not rules.outdated(1, 2, skipped=True)
+    assert rules.outdated(1, 2, skipped=False) == 1
+    assert rules.outdated("1", 2, skipped=False) == 1  # as stored in a plan's details
+    assert rules.outdated(2, 2, skipped=False) is None
+    assert rules.outdated(1, 2, skipped=True) is None
+    assert rules.outdated(None, 2, skipped=False) is None
 
 
 def test_an_approved_plan_is_applied_once_every_step_is_final() -> None:
