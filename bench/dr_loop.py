@@ -29,9 +29,11 @@ class InProcessLoop:
     failures: Counter[str] = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
     _kick: threading.Event = field(default_factory=threading.Event)
+    _planning_free: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
+        self._planning_free.set()
         from flows.apply_due import apply_due_flow
         from flows.capacity_plan import capacity_plan
         from flows.collect_metrics import collect_metrics
@@ -57,12 +59,21 @@ class InProcessLoop:
             t.start()
             self._threads.append(t)
 
+    def hold_planning(self) -> None:
+        """No planning cycle starts until :meth:`kick` (one in progress finishes). The drill
+        holds its cycles from the loss until the waiting approval is decided: a cycle in
+        between supersedes that plan (correctly, and with its reason), and the resume the
+        drill measures would then find nothing waiting."""
+        self._planning_free.clear()
+
     def kick(self) -> None:
-        """Run a planning cycle now (after the one in progress, if any)."""
+        """Run a planning cycle now (after the one in progress, if any); ends a hold."""
+        self._planning_free.set()
         self._kick.set()
 
     def stop(self) -> None:
         self._stop.set()
+        self._planning_free.set()
         self._kick.set()
         for t in self._threads:
             t.join(120)
@@ -71,6 +82,9 @@ class InProcessLoop:
         self, name: str, every_s: float, body: Callable[[], Any], wake: threading.Event | None
     ) -> None:
         while not self._stop.is_set():
+            if wake is not None:  # the planning cycle: wait out a hold
+                while not self._planning_free.wait(1.0) and not self._stop.is_set():
+                    pass
             try:
                 body()
                 self.runs[name] += 1

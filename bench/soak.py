@@ -123,10 +123,35 @@ def inject(stack: Stack, kind: str, checker: Any) -> dict[str, Any]:
     return out
 
 
+#: the deployments whose runs apply steps: the execute stage (capacity-plan, plan-queue, and
+#: approve-plan after a person's approval), apply-step runs and the apply-due sweeper
+STEP_DEPLOYMENTS = ("capacity-plan", "plan-queue", "approve-plan", "apply-step", "apply-due")
+
+
+def _arm(kill_at: str | None) -> None:
+    """Arm (or disarm) the runs that apply steps to SIGKILL themselves at ``kill_at``
+    (``CAPPLAN_FAULT_KILL_AT``), through the deployments' job variables: the process worker
+    passes them to each new flow-run process, so nothing is restarted to arm them (restarting
+    the worker would strand the runs it was submitting, a fault of its own)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    with get_client(sync_client=True) as client:
+        for dep in client.read_deployments(
+            deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=list(STEP_DEPLOYMENTS))
+            )
+        ):
+            env = {"CAPPLAN_FAULT_KILL_AT": kill_at} if kill_at else {}
+            client.update_deployment(dep.id, DeploymentUpdate(job_variables={"env": env}))
+
+
 def _kill_mid_step(stack: Stack) -> dict[str, Any]:
-    """Restart the worker armed to SIGKILL its flow-run process right after a step's intent
-    (``applying``) is recorded, wait for that, SIGKILL the worker too, start a clean one, and
-    wait until the step is final (taken over and read back)."""
+    """Arm the runs that apply steps to SIGKILL their own process right after a step's intent
+    (``applying``) is recorded; when one did, disarm, SIGKILL the Prefect worker (and every
+    flow-run process it has) and start a clean one; wait until the step is final (taken over
+    and read back)."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(stack.store_url, pool_pre_ping=True)
@@ -138,11 +163,11 @@ def _kill_mid_step(stack: Stack) -> dict[str, Any]:
                 for r in c.execute(text("SELECT id FROM scaling_step WHERE status = 'applying'"))
             ]
 
-    stack.kill_worker()
-    stack.start_worker(CAPPLAN_FAULT_KILL_AT="applying")
+    _arm("applying")
     t0 = time.monotonic()
-    hit = _until(lambda: bool(applying()), stack.cfg.cycle_s * 2 + 120)
+    hit = _until(lambda: bool(applying()), stack.cfg.cycle_s * 3 + 120)
     caught = applying()
+    _arm(None)
     stack.kill_worker()
     stack.start_worker()
     out: dict[str, Any] = {"killed_mid_step": bool(caught), "steps": caught, "armed_for_s": hit}
@@ -216,11 +241,22 @@ class Faults:
     def __init__(self, stack: Stack, checker: Any, schedule: list[tuple[float, str]]) -> None:
         self.stack, self.checker, self.schedule = stack, checker, schedule
         self.injected: list[dict[str, Any]] = []
+        self.first_cycle_s: float | None = None
         self.thread = threading.Thread(target=self._run, daemon=True, name="soak-faults")
 
     def _run(self) -> None:
+        # Faults hit a loop that runs: the schedule starts once the first capacity-plan
+        # cycle has completed (its shares are counted from then). Otherwise the short soak's
+        # Prefect restart lands on the first cycle, and on a slow machine the next cycle
+        # plans after the compressed day's peak: a run with no step to write.
+        t0 = time.monotonic()
+        self.first_cycle_s = _until(
+            lambda: _next_run_completes(t0, "capacity-plan"), self.stack.cfg.cycle_s * 4
+        )
+        log("first-cycle", {"completed_after_s": self.first_cycle_s})
+        shift = time.monotonic() - t0
         for at, kind in self.schedule:
-            time.sleep(max(0.0, at - time.monotonic()))
+            time.sleep(max(0.0, at + shift - time.monotonic()))
             try:
                 self.injected.append(inject(self.stack, kind, self.checker))
             except Exception as err:  # noqa: BLE001 - reported as a fault not recovered
@@ -265,7 +301,11 @@ def run(cfg: SoakConfig, workdir: Path, faults: bool) -> dict[str, Any]:
             ],
         )
         injector.thread.start()
-        while time.monotonic() < end:
+        # sample until the run's end and the last fault's recovery (the schedule starts
+        # after the first cycle, so its tail may run past the planned end)
+        while time.monotonic() < end or (
+            injector.thread.is_alive() and time.monotonic() < end + 600
+        ):
             checker.sample(load)
             time.sleep(5.0)
         injector.thread.join(timeout=max(0.0, end + 600 - time.monotonic()))
@@ -274,6 +314,7 @@ def run(cfg: SoakConfig, workdir: Path, faults: bool) -> dict[str, Any]:
         approver.stop()
         time.sleep(min(60.0, cfg.sweep_s + 10))  # the last due steps, the last sweep
         report = checker.report(load, injected, rows_start, rss_start)
+        report["first_cycle_s"] = injector.first_cycle_s
         report["approver"] = dict(
             __import__("collections").Counter(m.split(" ")[0] for m in approver.decided.values())
         )

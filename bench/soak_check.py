@@ -42,6 +42,8 @@ class Checker:
     )  # queue -> job -> (enqueued, started)
     samples: list[dict[str, Any]] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    rss_every_s: float = 60.0
+    rss_series: list[tuple[float, dict[str, float]]] = field(default_factory=list)
 
     def _sql(self, query: str, **params: Any) -> list[Any]:
         engine = create_engine(self.stack.store_url, pool_pre_ping=True)
@@ -63,11 +65,35 @@ class Checker:
             ("orphans", self._look_for_orphans),
             ("supervisord", self._look_at_pool),
             ("waits", lambda: self._harvest(load)),
+            ("rss", self._look_at_memory),
         ):
             try:
                 look()
             except Exception as err:  # noqa: BLE001 - restarts happen: counted, next sample
                 self.errors[f"{name}: {type(err).__name__}"] += 1
+
+    def _look_at_memory(self) -> None:
+        """RSS once a minute: whether memory levels off needs the curve, not two ends."""
+        t = (datetime.now(UTC) - self.started).total_seconds()
+        if self.rss_series and t - self.rss_series[-1][0] < self.rss_every_s:
+            return
+        self.rss_series.append((t, self.stack.rss_mib()))
+
+    def rss_report(self, start: dict[str, float]) -> dict[str, Any]:
+        """Start, end, max, and the median of each quarter of the run, per process: memory
+        that levels off has equal late quarters; a leak climbs through them."""
+        out: dict[str, Any] = {"start": start, "end": self.stack.rss_mib()}
+        if not self.rss_series:
+            return out
+        names = sorted(self.rss_series[0][1])
+        values = {n: [r[n] for _, r in self.rss_series] for n in names}
+        out["max"] = {n: max(v) for n, v in values.items()}
+        out["quarter_medians"] = {
+            n: [round(float(np.median(q)), 1) for q in np.array_split(v, 4) if len(q)]
+            for n, v in values.items()
+        }
+        out["samples"] = len(self.rss_series)
+        return out
 
     def _look_for_orphans(self) -> None:
         now = self._db_now()
@@ -159,7 +185,7 @@ class Checker:
             "cycles": self._cycles(),
             "slo": self._slo(),
             "faults": faults,
-            "rss_mib": {"start": rss_start, "end": self.stack.rss_mib()},
+            "rss_mib": self.rss_report(rss_start),
             "rows": {"start": rows_start, "end": self.row_counts()},
             "jobs_lost_to_redis_restarts": load.lost,
             "check_errors": dict(self.errors),
@@ -213,7 +239,15 @@ class Checker:
         }
 
     def _cycles(self) -> dict[str, Any]:
+        """Lateness of the scheduled cycles. A re-plan the sweeper asked for (a run for one
+        policy) is counted apart; a run dropped because a cycle was still running (CANCEL_NEW: the
+        next one plans from fresher data) is counted as dropped, not late; a run neither
+        started nor ended an interval after its time is late."""
         runs = self._flow_runs("capacity-plan")
+        # a re-plan the sweeper asked for names its one policy (a scheduled cycle plans all);
+        # the flow renames its run after the policy, so the parameters tell, not the name
+        replans = [r for r in runs if (r.parameters or {}).get("policies")]
+        runs = [r for r in runs if r not in replans]
         lateness = [
             (r.start_time - r.expected_start_time).total_seconds()
             for r in runs
@@ -221,10 +255,12 @@ class Checker:
         ]
         states = Counter(r.state.name if r.state else "?" for r in runs)
         now = datetime.now(UTC)
+        dropped = [r for r in runs if r.start_time is None and r.state and r.state.is_final()]
         never = [
             r
             for r in runs
             if r.start_time is None
+            and r not in dropped
             and r.expected_start_time
             and r.expected_start_time < now - timedelta(seconds=self.stack.cfg.cycle_s)
         ]
@@ -232,6 +268,9 @@ class Checker:
         return {
             "runs": len(runs),
             "states": dict(states),
+            "dropped_while_one_ran": len(dropped),
+            "replans_requested": len(replans),
+            "replan_states": dict(Counter(r.state.name if r.state else "?" for r in replans)),
             "lateness_s": {
                 "p50": round(float(np.percentile(arr, 50)), 1),
                 "p99": round(float(np.percentile(arr, 99)), 1),

@@ -132,6 +132,9 @@ class Stack:
             "CAPPLAN_SUPERVISOR_USERNAME": "capplan",
             "CAPPLAN_SUPERVISOR_PASSWORD": self.supervisor_password,
             "CAPPLAN_HOME": str(ROOT),
+            # every process imports capplan from this checkout (ahead of the venv's editable
+            # install): a soak run from a git worktree is immune to edits in the main tree
+            "PYTHONPATH": str(ROOT),
             "CAPPLAN_DATA_DIR": str(self.workdir / "data"),
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "PREFECT_WORKER_PREFETCH_SECONDS": "5",
@@ -303,12 +306,17 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         return pid
 
     def rss_mib(self) -> dict[str, float]:
-        """Resident memory of the Prefect server's and the worker's process sessions."""
+        """Resident memory (MiB): the Prefect server's process session; the Prefect worker's
+        own process; and the flow-run processes it has running at that moment (the rest of
+        its session), which come and go with the runs and say nothing about a leak."""
+        worker = self.worker.pid if self.worker else 0
+        own = _pid_rss_mib(worker)
         return {
             "prefect_server": _session_rss_mib(
                 self.prefect.proc.pid if self.prefect and self.prefect.proc else 0
             ),
-            "worker": _session_rss_mib(self.worker.pid if self.worker else 0),
+            "worker": own,
+            "flow_run_processes": round(max(0.0, _session_rss_mib(worker) - own), 1),
         }
 
     # -- the end ---------------------------------------------------------------------------
@@ -325,6 +333,10 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
             self.prefect.stop()
         if self.redis is not None:
             self.redis.stop()
+        # Prefect starts each flow run in a session of its own, so killing the worker's
+        # session leaves runs in flight alive (they would go on burning CPU, retrying a
+        # stopped server): whatever still runs with this stack's settings goes too
+        _kill_by_environ(f"CAPPLAN_DATA_DIR={self.workdir / 'data'}")
         self._dbs.close()
 
 
@@ -359,6 +371,14 @@ def soak_deployments(cfg: SoakConfig) -> dict[str, Any]:
     return doc
 
 
+def _pid_rss_mib(pid: int) -> float:
+    """RSS (MiB) of one process; 0 when it is gone."""
+    if not pid:
+        return 0.0
+    out = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True, text=True)
+    return round(int(out.stdout.strip() or 0) / 1024, 1)
+
+
 def _session_rss_mib(sid: int) -> float:
     """Summed RSS (MiB) of the live processes of session ``sid``."""
     if not sid:
@@ -370,6 +390,19 @@ def _session_rss_mib(sid: int) -> float:
         if int(s) == sid
     )
     return round(kib / 1024, 1)
+
+
+def _kill_by_environ(marker: str) -> None:
+    """SIGKILL every process (but this one) whose starting environment holds ``marker``."""
+    needle = marker.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue  # gone, or not ours to read
 
 
 def _kill_tagged(tid: str) -> None:

@@ -128,8 +128,22 @@ def _store_lock(engine: Engine) -> Iterator[None]:
 def mark_path(data_dir: Path, engine: Engine) -> Path:
     """The file holding the outside mark of the store behind ``engine`` (named by a hash of
     its URL without the password)."""
-    url = engine.url.render_as_string(hide_password=True)
+    return url_mark_path(data_dir, engine.url.render_as_string(hide_password=True))
+
+
+def url_mark_path(data_dir: Path, url: str) -> Path:
+    """:func:`mark_path` for a URL as rendered without its password."""
     return data_dir / "restore-watch" / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}.json"
+
+
+def forget_store(data_dir: Path, url: str) -> None:
+    """Drop the outside mark of the store at ``url``: it was deleted on purpose and is made
+    anew (the live demo's store, emptied each run), so its first rows are not a restore."""
+    from sqlalchemy.engine import make_url
+
+    path = url_mark_path(data_dir, make_url(url).render_as_string(hide_password=True))
+    with _locked(path):
+        path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from redis import Redis
 
     from capplan_adapters.scalers.k8s_keda import TriggerTarget
+    from capplan_adapters.store.plan_reads import PlanReader
     from capplan_adapters.store.repo import PlanStore
     from capplan_core.execution.scaler import Scaler
     from capplan_core.metrics.snapshot import MetricsSource
@@ -30,13 +31,17 @@ DEMO_POLICIES = DEMO_DIR / "policies.yaml"
 __all__ = [
     "DEMO_METRICS",
     "DEMO_POLICIES",
+    "PLANNING_POOL_WRITES",
     "Settings",
     "get_settings",
+    "in_planning_pool",
     "is_dry_run",
     "live_workers",
     "metric_sources",
+    "plan_reader",
     "plan_store",
     "redis_client",
+    "refuse_writes_in_planning_pool",
     "scaler",
     "step_scaler",
 ]
@@ -50,7 +55,18 @@ def plan_store() -> PlanStore:
     from capplan_adapters.store.db import open_store
 
     s = get_settings()
-    return open_store(s.resolved_database_url(), s.migrate_on_start)
+    store = open_store(s.resolved_database_url(), s.migrate_on_start)
+    store.approver_anchors = s.approver_anchor_keys  # never from the store itself
+    return store
+
+
+def plan_reader() -> PlanReader:
+    """The reads of :func:`plan_store` (plans, their audit, the current policies) without the
+    ORM, for commands that only read (``capplan plans list``): same store, same answers."""
+    from capplan_adapters.store.db import open_reader
+
+    s = get_settings()
+    return open_reader(s.resolved_database_url(), s.migrate_on_start)
 
 
 def scaler(*, dry_run_replicas: int, trigger_target: TriggerTarget | None = None) -> Scaler:
@@ -60,6 +76,34 @@ def scaler(*, dry_run_replicas: int, trigger_target: TriggerTarget | None = None
     the caller sets to what the plan expects at that point (a dry run of a plan that went as
     planned).
     """
+    from capplan_core.execution.scaler import ReadOnlyScaler
+
+    built = _build_scaler(dry_run_replicas, trigger_target)
+    return ReadOnlyScaler(built, why=PLANNING_POOL_WRITES) if in_planning_pool() else built
+
+
+#: why a process of the planning pool refuses to write (docs/security.md, "Two work pools")
+PLANNING_POOL_WRITES = (
+    "CAPPLAN_POOL_ROLE=planning: this process runs in the planning work pool, which never "
+    "writes to a target; apply-step and apply-due runs on the scaling pool apply steps"
+)
+
+
+def in_planning_pool() -> bool:
+    """Whether this process is the planning pool's (``CAPPLAN_POOL_ROLE=planning``): it never
+    writes to a target."""
+    return get_settings().pool_role == "planning"
+
+
+def refuse_writes_in_planning_pool(what: str) -> None:
+    """Raise before ``what`` (a flow, task or command that applies steps) claims anything,
+    when this process is the planning pool's: a run deployed to the wrong pool fails at
+    once, with the reason, instead of failing the plan at its first write."""
+    if in_planning_pool():
+        raise RuntimeError(f"{what} refused: {PLANNING_POOL_WRITES}")
+
+
+def _build_scaler(dry_run_replicas: int, trigger_target: TriggerTarget | None) -> Scaler:
     from capplan_adapters.scalers.factory import build_scaler
 
     s = get_settings()
@@ -179,3 +223,29 @@ def _redis_for(url: str) -> Redis:
     from redis import Redis as _Redis
 
     return _Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def authority_check(plan: StoredPlan, policy: ScalingPolicy) -> str | None:
+    """Why ``plan``'s approval does not hold under its policy version (None: it does), from
+    the store's approval audit rows and the approvers' keys: what every path that writes to a
+    cluster checks right before the write (capplan_core/approval/authority.py)."""
+    from capplan_app.secrets import approver_key
+    from capplan_core.approval.authority import authority_problem
+    from capplan_core.approval.signed import SIGNATURE_DETAIL
+    from capplan_core.planning.stored_plan import PlanStatus
+
+    store = plan_store()
+    approvals = store.audit_events(plan_id=plan.id, action=PlanStatus.APPROVED.value)
+    versions = store.policy_history(plan.policy_name) if plan.policy_name else []
+    signed = any(SIGNATURE_DETAIL in a.details for a in approvals) or any(
+        v.approval for v in versions
+    )
+    return authority_problem(
+        plan,
+        policy,
+        approvals,
+        approver_key=lambda name: approver_key(policy, name),
+        store_id=store.store_id() if signed else "",
+        public_keys=store.approver_public_keys,
+        versions=versions,
+    )

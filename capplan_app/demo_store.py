@@ -6,6 +6,7 @@ policy and four days of history per run. Both write into a SQLite file of their 
 replay demo scales only the dry-run scaler whatever ``CAPPLAN_SCALER`` says. The live demo's
 store starts empty each run: each run's policy scales a supervisord group named ``rqw`` of its
 own, and a store holding an earlier run's policy would refuse a second policy for that target.
+Emptying it also drops its restore-watch mark (a new store's first rows are not a restore).
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ def demo_settings(name: str, *, fresh: bool = False, **overrides: str) -> Iterat
     ``CAPPLAN_*`` variables without the prefix, e.g. ``SCALER="dry-run"``) and yield its URL;
     the previous environment is restored afterwards. ``fresh``: delete the store first."""
     path = demo_store_path(name)
+    url = f"sqlite:///{path}"
     if fresh:
+        from capplan_adapters.restore_watch import forget_store
+
         for stale in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
             stale.unlink(missing_ok=True)
-    url = f"sqlite:///{path}"
+        # a new store, not a restored one: its restore watch starts over
+        forget_store(get_settings().data_dir, url)
     values = {
         "CAPPLAN_DATABASE_URL": url,
         **{f"CAPPLAN_{k.upper()}": v for k, v in overrides.items()},

@@ -13,8 +13,12 @@ reprs and artifacts, and are unwrapped only where a connection is made.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from capplan_core.policy import ScalingPolicy
 
 
 class SecretUnavailable(RuntimeError):
@@ -55,3 +59,14 @@ def store_prefect_secret(name: str, value: str, *, overwrite: bool = True) -> No
     from prefect.blocks.system import Secret
 
     Secret(value=value).save(name, overwrite=overwrite, _sync=True)  # type: ignore[call-arg]
+
+
+def approver_key(policy: ScalingPolicy, approver: str) -> str:
+    """An approver's key, from the secret reference the policy names for them (never
+    logged); ``LookupError`` with the reason when it cannot be had."""
+    from capplan_core.approval.auth import key_ref
+
+    try:
+        return resolve_secret(key_ref(policy, approver)).get_secret_value()
+    except SecretUnavailable as err:
+        raise LookupError(str(err)) from err

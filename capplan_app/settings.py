@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -43,6 +43,20 @@ class Settings(BaseSettings):
         "password; never logged)",
     )
     scaler: Literal["dry-run", "kubernetes", "keda", "supervisor"] = "dry-run"
+    approver_anchors: str | None = Field(
+        None,
+        description="approver trust anchors, 'name:public_key,...' (docs/security.md, "
+        "'Four eyes on approver keys'): keys in force whatever the store holds; other keys "
+        "count only when another approver's key in force endorsed them. Unset: the store's "
+        "first registered key is the anchor (trust on first use)",
+    )
+    pool_role: Literal["all", "planning", "scaling"] = Field(
+        "all",
+        description="the work pool this process runs in (docs/security.md, 'Two work "
+        "pools'): planning never writes to a target (its execute stage hands every step, due "
+        "or not, to an apply-step run, and its scaler only reads); scaling runs apply-step "
+        "and apply-due; all does both (one pool: a laptop, a test)",
+    )
     kubeconfig: str | None = None
     kube_context: str | None = None
     supervisor_url: str | None = Field(
@@ -165,6 +179,14 @@ class Settings(BaseSettings):
             metrics_days=self.metrics_retention_days,
             flow_runs_days=self.flow_run_retention_days,
         )
+
+    @cached_property
+    def approver_anchor_keys(self) -> dict[str, tuple[str, ...]]:
+        """``approver_anchors`` parsed, once per settings object (``plan_store()`` hands them
+        to the store on every call); a malformed entry raises ValueError naming it."""
+        from capplan_core.approval.key_trust import parse_anchors
+
+        return parse_anchors(self.approver_anchors)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

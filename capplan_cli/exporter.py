@@ -9,6 +9,7 @@ docs/operations.md.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,12 @@ CYCLE_OUTCOMES = ("planned", "skipped", "failed", "missing")
 
 
 class OpsCollector(Collector):
-    """Builds every ``capplan_*`` metric from one pass over the store."""
+    """Builds every ``capplan_*`` metric from one pass over the store.
+
+    Every query is bounded (the newest ``plans_limit`` plans, decided or not), and a pass is
+    kept for ``cache_s`` seconds (about one scrape interval): scrapes that come closer
+    together (two Prometheus replicas, a person's curl) share it instead of each querying
+    the store, and a slow store is asked once at a time (a lock)."""
 
     def __init__(
         self,
@@ -37,7 +43,9 @@ class OpsCollector(Collector):
         *,
         max_gap_s: float = 900.0,
         plans_limit: int = 5000,
+        cache_s: float = 10.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store, self.max_gap_s, self.plans_limit, self.clock = (
             store,
@@ -45,8 +53,19 @@ class OpsCollector(Collector):
             plans_limit,
             clock,
         )
+        self.cache_s, self.monotonic = cache_s, monotonic
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Any]] | None = None
 
     def collect(self) -> Iterator[Any]:
+        with self._lock:
+            now = self.monotonic()
+            if self._cached is None or now - self._cached[0] >= self.cache_s:
+                self._cached = (now, list(self._read()))
+            families = self._cached[1]
+        yield from families
+
+    def _read(self) -> Iterator[Any]:
         started = time.perf_counter()
         up = GaugeMetricFamily(
             "capplan_exporter_store_up", "1 if the last scrape read the store, 0 if it failed"
@@ -97,7 +116,9 @@ class OpsCollector(Collector):
             self.store.audit_action_counts(EXECUTION_ACTIONS),
             EXECUTION_ACTIONS,
         )
-        yield _approval_histogram(ops.approval_waits(self.store.decided_plan_facts()))
+        yield _approval_histogram(
+            ops.approval_waits(self.store.decided_plan_facts(self.plans_limit))
+        )
         yield _gauge(
             "capplan_plan_awaiting_approval_oldest_age_seconds",
             "age of the oldest plan waiting for a person (proposed, with an approval "
@@ -221,11 +242,11 @@ def _log_error(err: Exception) -> None:
 
 
 def build_registry(
-    store: Any, *, max_gap_s: float = 900.0, plans_limit: int = 5000
+    store: Any, *, max_gap_s: float = 900.0, plans_limit: int = 5000, cache_s: float = 10.0
 ) -> CollectorRegistry:
     """A private registry holding only the capplan collector."""
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(OpsCollector(store, max_gap_s=max_gap_s, plans_limit=plans_limit))
+    reg.register(OpsCollector(store, max_gap_s=max_gap_s, plans_limit=plans_limit, cache_s=cache_s))
     return reg
 
 
@@ -239,7 +260,18 @@ def exporter_cmd(
         help="plans stored further apart than this belong to different cycles (s)",
     ),
     plans_limit: int = typer.Option(
-        5000, "--plans-limit", min=1, help="newest plans read to find cycles"
+        5000,
+        "--plans-limit",
+        min=1,
+        max=1_000_000,
+        help="newest plans read to find cycles (and decided plans for the approval waits)",
+    ),
+    cache_s: float = typer.Option(
+        10.0,
+        "--cache-seconds",
+        min=0.0,
+        max=3600.0,
+        help="a scrape within this many seconds of the last store read reuses it (s)",
     ),
 ) -> None:
     """Serve the planner's own metrics for Prometheus at http://HOST:PORT/metrics."""
@@ -253,7 +285,9 @@ def exporter_cmd(
         store = plan_store()
     except SQLAlchemyError as err:
         fail(f"cannot open the store: {type(err).__name__}: {str(err).splitlines()[0]}", code=1)
-    registry = build_registry(store, max_gap_s=cycle_gap_s, plans_limit=plans_limit)
+    registry = build_registry(
+        store, max_gap_s=cycle_gap_s, plans_limit=plans_limit, cache_s=cache_s
+    )
     try:
         server, thread = start_http_server(port, addr=host, registry=registry)
     except OSError as err:

@@ -2,10 +2,12 @@
 
 Each command lives in a module of its own that registers itself on the app. The ``capplan``
 program (:func:`run`) imports only the module of the command asked for (``capplan plans
-list`` never loads the forecasting or simulation libraries); ``capplan``, ``--help`` or an
-unknown command import them all, so the help lists every command. :data:`COMMANDS` maps each
-top-level command to its module, and a test checks the map against what the modules really
-register. ``from capplan_cli.main import app`` gives the whole app (tests, embedding).
+list`` never loads the forecasting or simulation libraries). ``capplan``, ``--help`` or an
+unknown command import none of them: :func:`index_app` answers with a stand-in of each command
+that carries its one-line summary (:data:`SUMMARIES`), so the help reads exactly as the whole
+app's. :data:`COMMANDS` maps each top-level command to its module; tests check the map against
+what the modules really register and the index's help against the whole app's.
+``from capplan_cli.main import app`` gives the whole app (tests, embedding).
 """
 
 from __future__ import annotations
@@ -41,15 +43,45 @@ COMMANDS: dict[str, str] = {
 }
 
 
+#: each top-level command's summary in ``capplan --help``, in the order the whole app lists them
+#: (Typer lists the commands before the groups): the first paragraph of its help
+SUMMARIES: dict[str, str] = {
+    "demo": "Plan the bundled demo queues: pause for the manual queue, approve it as a demo user.",
+    "plan": "Plan and simulate each policy's queue. Never pauses, approves or scales anything,\n"
+    "and writes nothing unless --save.",
+    "size": "Least number of workers meeting the wait SLO(s), with the predicted queue metrics.",
+    "simulate": "Simulate a steady arrival rate on a fixed pool (waits with 95% intervals), or "
+    "a\nstored plan with --plan ID.",
+    "forecast": "Forecast a queue's arrival rate with intervals; models chosen by backtest.",
+    "collect": "Watch one queue for --window seconds and print its measured rates and times.",
+    "backtest": "Score capplan's plans against static-peak, reactive-autoscaler and oracle "
+    "baselines.",
+    "what-if": "Plan + simulate the unchanged and the changed scenario, side by side.",
+    "exporter": "Serve the planner's own metrics for Prometheus at http://HOST:PORT/metrics.",
+    "plans": "Stored capacity plans.",
+    "metrics": "Import metrics files into the store, export them back.",
+    "db": "The plan store's schema.",
+    "policies": "Versioned scaling policies in the plan store.",
+    "approvals": "Approver keys and approval codes.",
+    "rbac": "Least-privilege RBAC from the policies.",
+}
+
+
+def command_named(argv: list[str]) -> str | None:
+    """The top-level command a command line names (None: none, or an unknown word)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
 def modules_for(argv: list[str]) -> list[str]:
     """The command modules a command line needs: the named command's, or all of them."""
-    first = next((a for a in argv if not a.startswith("-")), None)
-    if first in COMMANDS:
+    first = command_named(argv)
+    if first is not None:
         return [COMMANDS[first]]
     return list(dict.fromkeys(COMMANDS.values()))
 
 
-def build_app(modules: list[str]) -> typer.Typer:
+def _program() -> typer.Typer:
     app = typer.Typer(
         name="capplan",
         help="Predictive capacity planner for queue worker pools (Prefect-orchestrated).",
@@ -62,14 +94,37 @@ def build_app(modules: list[str]) -> typer.Typer:
         """Keeps the app a group of commands when only one command module is loaded (Typer
         would otherwise make that single command the whole program and refuse its name)."""
 
+    return app
+
+
+def build_app(modules: list[str]) -> typer.Typer:
+    """The program with the commands of ``modules`` (module names in capplan_cli)."""
+    app = _program()
     for name in modules:
         __import__(f"capplan_cli.{name}", fromlist=["register"]).register(app)
     return app
 
 
+def index_app() -> typer.Typer:
+    """The program as ``capplan``, ``--help`` and an unknown command see it: every command's
+    name and summary, no command module loaded. A stand-in only prints the whole help; it is
+    never run, as :func:`run` loads the real command for any command line that names one."""
+    app = _program()
+    for name, summary in SUMMARIES.items():
+        app.command(name, help=summary)(_stand_in)
+    return app
+
+
+def _stand_in() -> None:
+    raise RuntimeError("a stand-in command ran: capplan_cli.main.run loads the real one")
+
+
 def run() -> None:
-    """The ``capplan`` program: the app with only the command line's module loaded."""
-    build_app(modules_for(sys.argv[1:]))()
+    """The ``capplan`` program: the app with only the command line's module loaded, or the
+    index of commands when the command line names none."""
+    argv = sys.argv[1:]
+    named = command_named(argv)
+    (index_app() if named is None else build_app([COMMANDS[named]]))()
 
 
 def __getattr__(name: str) -> typer.Typer:

@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from capplan_app.bootstrap import plan_store
+from capplan_app.bootstrap import plan_reader, plan_store
 from capplan_cli.approvals import ApprovalError, await_outcome, resume_with_decision
 from capplan_cli.output import console, fail, plans_table, print_json
 from capplan_cli.prefect_guard import require_server
@@ -31,7 +31,7 @@ def list_plans(
 ) -> None:
     """The newest plans, newest first."""
     rows = [
-        plan_summary(p) for p in plan_store().list_plans(queue=queue, status=status, limit=limit)
+        plan_summary(p) for p in plan_reader().list_plans(queue=queue, status=status, limit=limit)
     ]
     if as_json:
         print_json(rows)
@@ -45,7 +45,7 @@ def show(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """One plan with its steps, simulation and the explanation of each step."""
-    store = plan_store()
+    store = plan_reader()
     try:
         plan = store.get_plan(plan_id)
     except StoreError as err:
@@ -209,18 +209,28 @@ def apply_due(
 
     "Due" is on the store's clock, and a step is never applied before its time. Safe to run
     concurrently with itself and with apply-step runs: each step is claimed with a lease and
-    each target has one writer at a time. Exit code 1 when a step failed."""
+    each target has one writer at a time. Each plan's approval is checked again before its
+    write. Exit code 1 when a step failed or an approval did not hold."""
     import math
     import os
     import uuid
 
-    from capplan_app.bootstrap import is_dry_run, step_scaler
+    from capplan_app.bootstrap import (
+        authority_check,
+        is_dry_run,
+        refuse_writes_in_planning_pool,
+        step_scaler,
+    )
     from capplan_app.settings import get_settings
     from capplan_core.execution.due import DueRun, self_kill_hook
     from capplan_core.execution.due import apply_due as run_due
 
     if not math.isfinite(lease_seconds):
         fail(f"--lease-seconds: {lease_seconds!r} must be a finite number of seconds")
+    try:  # a planning-pool process only reads targets (docs/security.md)
+        refuse_writes_in_planning_pool("apply-due")
+    except RuntimeError as err:
+        fail(str(err))
     dry = is_dry_run()
     run = DueRun(
         run_id=f"cli-{os.getpid()}-{uuid.uuid4().hex[:8]}",
@@ -230,6 +240,7 @@ def apply_due(
         cooldown_scope_plan=dry,
         # fault injection for the reliability suite (docs/reliability.md)
         hook=self_kill_hook(get_settings().fault_kill_at),
+        authority=authority_check,  # each approval re-checked before its write
     )
     done = run_due(plan_store(), step_scaler, run=run)
     if as_json:
@@ -241,5 +252,5 @@ def apply_due(
             )
         if not done:
             console.print("no steps due")
-    if any(d["outcome"] == "failed" for d in done):
-        raise typer.Exit(1)
+    if any(d["outcome"] == "failed" or d["plan_failed"] for d in done):
+        raise typer.Exit(1)  # a step failed, or a plan's approval did not hold at the write

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from capplan_app.bootstrap import plan_store
+from capplan_app.bootstrap import plan_reader, plan_store
+from capplan_cli.key_files import DEFAULT_KEY_FILE
 from capplan_cli.output import console, fail, print_json
 from capplan_core.planning.errors import StoreError
 from capplan_core.planning.markdown import table
@@ -110,12 +111,22 @@ def apply(
             "previous": c.previous,
             "changed": c.changed,
             "superseded_plans": list(c.superseded_plans),
+            # four eyes: stored, not in effect until a current approver signs it
+            **({"pending": list(c.pending)} if c.pending else {}),
         }
         for c in changes
     ]
     if as_json:
         print_json(out)
         return
+    for c in changes:
+        if c.pending:
+            console.print(
+                f"{c.name} v{c.version} is stored but NOT in effect: it widens authority "
+                f"({'; '.join(c.pending)}). A current approver (not you) makes it current: "
+                f"capplan policies approve {c.name} {c.version} --by NAME",
+                highlight=False,
+            )
     console.print(
         table(
             [
@@ -135,7 +146,7 @@ def apply(
 @policies_app.command("list")
 def list_policies(as_json: bool = typer.Option(False, "--json")) -> None:
     """Every stored policy at its current version."""
-    rows = [_row(v) for v in plan_store().list_policies()]
+    rows = [_row(v) for v in plan_reader().list_policies()]
     if as_json:
         print_json(rows)
     else:
@@ -230,3 +241,41 @@ def diff(
             new_label=f"{name} v{current.version}",
         )
     console.print(text or "no difference", highlight=False, markup=False)
+
+
+@policies_app.command("approve")
+def approve_version(
+    name: str = typer.Argument(..., help="the policy"),
+    version: int = typer.Argument(..., min=1, help="its pending version"),
+    approver: str = typer.Option(..., "--by", help="your approver name (of the current version)"),
+    key_file: str = typer.Option(DEFAULT_KEY_FILE, "--key-file", help="your private key"),
+    valid_seconds: float = typer.Option(600, "--valid-seconds"),
+) -> None:
+    """Sign a pending policy version (one that widens authority) with your key, so that it
+    takes effect: four eyes, the person who applied it cannot (docs/security.md)."""
+    from capplan_app.bootstrap import plan_store
+    from capplan_cli.key_files import read_private_key
+    from capplan_core.approval.policy_signing import sign_version, statement_for_version
+    from capplan_core.approval.signature import SignatureError
+    from capplan_core.planning.errors import StoreError
+
+    private = read_private_key(key_file)
+    store = plan_store()
+    try:
+        target = store.policy_version(name, version)
+        statement = statement_for_version(
+            target, store_id=store.store_id(), approver=approver, now=store.now(),
+            valid_s=valid_seconds,
+        )  # fmt: skip
+        change = store.approve_policy_version(
+            name, version, sign_version(private, statement), actor=approver
+        )
+    except SignatureError as err:
+        fail(str(err))
+    except (StoreError, PolicyError) as err:
+        fail(str(err), code=1)
+    console.print(
+        f"{name} v{change.version} is now in effect (was v{change.previous}); superseded plans: "
+        f"{', '.join(map(str, change.superseded_plans)) or 'none'}",
+        highlight=False,
+    )

@@ -11,27 +11,6 @@ from capplan_cli.output import fail
 from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
 from capplan_core.policy_select import PolicySelectionError, select_policies
 
-PUBLIC_KEYS = (
-    "id",
-    "queue",
-    "policy",
-    "policy_version",
-    "mode",
-    "status",
-    "current_workers",
-    "target_workers",
-    "confidence",
-    "slo_achievable",
-    "steps",
-    "simulation",
-    "skipped_reason",
-    "decision",
-    "note",
-    "error",
-    "expires_at",
-    "as_of",
-)
-
 
 def file_or_stored_policies(policy: Path | None) -> list[ScalingPolicy]:
     """The policies of ``--policy FILE``, else every stored policy at its current version;
@@ -72,12 +51,11 @@ def check_inputs(metrics: Path | None, policy: Path | None, names: list[str] | N
 
 
 def public(result: dict[str, Any]) -> dict[str, Any]:
-    out = {k: result[k] for k in PUBLIC_KEYS if k in result}
-    # what the plan stands on: rows cleaning dropped, per column and reason (issue 22)
-    details = result.get("details") or {}
-    if "dropped_rows" in details:
-        out["dropped_rows"] = details["dropped_rows"]
-    return out
+    """The documented keys of a cycle's result (:meth:`QueueResult.public_of`), and the rows
+    cleaning dropped, per column and reason (issue 22)."""
+    from capplan_core.planning.queue_result import QueueResult
+
+    return QueueResult.public_of(result)
 
 
 def run_capacity_plan(

@@ -34,6 +34,10 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # RFC 1123 label: a namespa
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SUPERVISOR_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$"  # no space, ':' or '/' (supervisord)
 SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]*$"  # policy and queue names
+#: a queue's instrumentation keys are ``capplan:q:<queue>:<suffix>``, and a worker's heartbeat
+#: is ``capplan:q:<queue>:hb:<worker id>`` (capplan_adapters/metrics/instrument.py): a queue
+#: named ``<other>:hb`` (or ``<other>:hb:...``) would share keys with ``<other>``'s heartbeats
+HEARTBEAT_SEGMENT = "hb"
 
 
 def _count(default: int | None, *, ge: int, le: int, description: str | None = None) -> Any:
@@ -409,6 +413,13 @@ class ApprovalSpec(_Strict):
         description="an approver may not be who requested the cycle or "
         "applied the policy version the plan runs under",
     )
+    proof: Literal["code", "signature"] = Field(
+        "code",
+        description="how an approver proves a decision: 'code', an HMAC approval code "
+        "made with a key the verifier also holds; 'signature', an Ed25519 signature checked "
+        "with the approver's public key in the store (no approver secret on any server: "
+        "docs/security.md)",
+    )
     approver_keys: dict[Annotated[str, Field(pattern=APPROVER_NAME)], SecretRef] = Field(
         default_factory=dict,
         description="where an approver's key is kept, by name; default "
@@ -444,6 +455,19 @@ class ScalingPolicy(_Strict):
     exclude_before: AwareDatetime | None = Field(
         None, description="history before this instant (with a time zone) is not used"
     )
+
+    @field_validator("queue")
+    @classmethod
+    def _no_key_collision(cls, queue: str) -> str:
+        rest = queue.split(":")[1:]
+        if HEARTBEAT_SEGMENT in rest:
+            owner = queue[: queue.index(f":{HEARTBEAT_SEGMENT}")]
+            raise ValueError(
+                f"{queue!r}: a ':{HEARTBEAT_SEGMENT}' segment would share Redis keys with the "
+                f"worker heartbeats of queue {owner!r} (capplan:q:{owner}:"
+                f"{HEARTBEAT_SEGMENT}:<worker>); rename the queue"
+            )
+        return queue
 
     @model_validator(mode="after")
     def _has_an_slo(self) -> ScalingPolicy:

@@ -17,28 +17,14 @@ from capplan_app.bootstrap import plan_store
 from capplan_core.execution.executor import DEFAULT_LEASE_S
 from capplan_core.planning.records import plan_summary
 from tasks.events import emit_plan_event
-from tasks.execute import LeaseSeconds, apply_one_step, schedule_apply_step
+from tasks.execute import (
+    LeaseSeconds,
+    apply_one_step,
+    policies_to_replan,
+    request_replan,
+    schedule_apply_step,
+)
 from tasks.restore import restore_check
-
-CAPACITY_PLAN_DEPLOYMENT = "capacity-plan/capacity-plan"
-
-
-def _request_replan(policy_name: str) -> str | None:
-    from prefect.client.schemas.objects import FlowRun
-    from prefect.deployments import run_deployment
-    from prefect.exceptions import ObjectNotFound
-
-    try:
-        # called from sync code, so a FlowRun (not the coroutine of the async overload)
-        run: FlowRun = run_deployment(  # type: ignore[assignment]
-            CAPACITY_PLAN_DEPLOYMENT,
-            parameters={"policies": [policy_name]},
-            timeout=0,
-            flow_run_name=f"re-plan {policy_name} after drift",
-        )
-    except ObjectNotFound:
-        return None
-    return str(run.id)
 
 
 @flow(name="apply-step", flow_run_name="apply-plan-{plan_id}-step-{step_id}", log_prints=True)
@@ -68,8 +54,13 @@ def apply_step_flow(
         out["rescheduled_run"] = schedule_apply_step(
             plan_id, step_id, at, attempt=f"at-{int(at.timestamp())}"
         )
+    elif policies_to_replan([{"plan_id": plan_id, **result.__dict__}]):
+        # its window passed before this run got it (a late approval handed over by the
+        # planning pool, a run that waited too long): re-plan the queue now, as apply-due does
+        out["replan_run"] = request_replan(plan.details["policy"], f"plan {plan_id}'s step expired")
+        logger.warning("plan %s step %s expired: re-plan %s", plan_id, step_id, out["replan_run"])
     elif result.outcome == "refused" and result.details.get("guard") == "refuse-drift":
-        out["replan_run"] = _request_replan(plan.details["policy"])
+        out["replan_run"] = request_replan(plan.details["policy"], "drift")
         logger.warning(
             "drift on %s: %s; re-plan requested (%s)", plan.queue, result.reason, out["replan_run"]
         )

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from capplan_app.settings import get_settings
 from capplan_app.task_runners import SettingsTaskRunner
+from capplan_core.planning.queue_result import QueueResult
 from capplan_core.policy import Mode, PolicyError, ScalingPolicy, load_policies
 from capplan_core.policy_select import select_policies
 from flows.plan_queue import plan_queue
@@ -215,13 +216,12 @@ async def capacity_plan(
         if isinstance(out, BaseException):
             logger.error("queue %s failed: %s", p.queue, out)
             results.append(
-                {
-                    "queue": p.queue,
-                    "policy": p.name,
-                    "mode": p.mode.value,
-                    "status": "failed",
-                    "error": f"{type(out).__name__}: {out}",
-                }
+                QueueResult.failure(
+                    queue=p.queue,
+                    policy=p.name,
+                    mode=p.mode.value,
+                    error=f"{type(out).__name__}: {out}",
+                ).to_json()
             )
         else:
             if out.get("status") == "failed":

@@ -24,8 +24,8 @@ from prefect.runtime import deployment as current_deployment
 from pydantic import Field, create_model
 
 from capplan_app.bootstrap import plan_store
-from capplan_app.secrets import SecretUnavailable, resolve_secret
-from capplan_core.approval.auth import CODE_CHARS, CODE_PATTERN, key_ref
+from capplan_app.secrets import approver_key
+from capplan_core.approval.auth import CODE_CHARS
 from capplan_core.approval.service import (
     AUTO_ACTOR,
     Approval,
@@ -36,6 +36,7 @@ from capplan_core.approval.service import (
     authenticate,
     record_decision,
 )
+from capplan_core.approval.signed import MAX_PROOF_CHARS, PROOF_PATTERN
 from capplan_core.planning.decide import Decision
 from capplan_core.planning.markdown import plan_markdown
 from capplan_core.policy import APPROVER_NAME, ScalingPolicy
@@ -62,10 +63,11 @@ class ApprovalInput(RunInput):
     )
     approval_code: str = Field(
         min_length=CODE_CHARS,
-        max_length=CODE_CHARS,
-        pattern=CODE_PATTERN,
-        description="from `capplan approvals code PLAN --decision approve|reject` with your key "
-        "(binds this decision and these limits on this plan)",
+        max_length=MAX_PROOF_CHARS,
+        pattern=PROOF_PATTERN,
+        description="your signed decision, from `capplan approvals sign PLAN --decision "
+        "approve|reject` (binds this decision and these limits on this plan in this store), "
+        "or, where the policy takes codes, `capplan approvals code`",
     )
     comment: str = Field("", max_length=2000)
     max_workers: int | None = Field(
@@ -264,7 +266,7 @@ def authenticate_decision(
         plan_id,
         submission(answer),
         requested_by,
-        approver_key=lambda name: _approver_key(policy, name),
+        approver_key=lambda name: approver_key(policy, name),
     )
     if refusal is not None:
         get_run_logger().warning(
@@ -275,13 +277,6 @@ def authenticate_decision(
             refusal.reason,
         )
     return refusal
-
-
-def _approver_key(policy: ScalingPolicy, approver: str) -> str:
-    try:
-        return resolve_secret(key_ref(policy, approver)).get_secret_value()
-    except SecretUnavailable as err:
-        raise LookupError(str(err)) from err
 
 
 def submission(answer: ApprovalInput) -> Submission:

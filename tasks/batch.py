@@ -28,6 +28,7 @@ from capplan_app.runtime import limit_blas_threads
 from capplan_core.metrics.history import no_metrics_reason
 from capplan_core.planning.batch import plan_many
 from capplan_core.planning.pipeline import QueueOutcome
+from capplan_core.planning.queue_result import QueueResult
 from capplan_core.policy import ScalingPolicy
 from tasks.artifacts import publish_forecast, publish_plan, publish_quality
 from tasks.common import capplan_io_task
@@ -49,14 +50,13 @@ def chunk_run_name() -> str:
 
 def _failed(outcome: QueueOutcome) -> dict[str, Any]:
     p = outcome.policy
-    return {
-        "queue": p.queue,
-        "policy": p.name,
-        "mode": p.mode.value,
-        "status": "failed",
-        "failed_stage": outcome.failed_stage,
-        "error": f"{outcome.failed_stage}: {outcome.error}",
-    }
+    return QueueResult.failure(
+        queue=p.queue,
+        policy=p.name,
+        mode=p.mode.value,
+        failed_stage=outcome.failed_stage,
+        error=f"{outcome.failed_stage}: {outcome.error}",
+    ).to_json()
 
 
 def store_outcome(
@@ -243,14 +243,13 @@ def plan_in_chunks(
             by_chunk[i] = future.result()
         except Exception as err:  # the chunk's retries are spent: its queues failed, named
             by_chunk[i] = [
-                {
-                    "queue": p.queue,
-                    "policy": p.name,
-                    "mode": p.mode.value,
-                    "status": "failed",
-                    "error": f"{type(err).__name__}: {err}",
-                    "exception": err,
-                }
+                QueueResult.failure(
+                    queue=p.queue,
+                    policy=p.name,
+                    mode=p.mode.value,
+                    error=f"{type(err).__name__}: {err}",
+                ).to_json()
+                | {"exception": err}  # the cycle re-raises a store outage (not JSON)
                 for p in chunks[i]
             ]
         done += len(chunks[i])

@@ -23,11 +23,13 @@ from capplan_core.execution.executor import (
     cancel_outside_window,
     not_due_yet,
 )
+from capplan_core.execution.ordering import WINDOW_PASSED
 from capplan_core.planning.records import plan_summary
 from tasks.common import capplan_io_task
 from tasks.events import emit_plan_event
 
 APPLY_STEP_DEPLOYMENT = "apply-step/apply-step"
+CAPACITY_PLAN_DEPLOYMENT = "capacity-plan/capacity-plan"
 #: the ``lease_s`` run parameter of the flows that apply steps (validated where it enters)
 LeaseSeconds = Annotated[
     float,
@@ -66,6 +68,42 @@ def schedule_apply_step(
     return str(run.id)
 
 
+def request_replan(policy_name: str, why: str) -> str | None:
+    """A run of the capacity-plan deployment for this one policy, now (``timeout=0``: not
+    awaited); None when it is not deployed here. A cycle already running drops it
+    (CANCEL_NEW), which is fine: that cycle plans the queue from fresher data."""
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        # called from sync code, so a FlowRun (not the coroutine of the async overload)
+        run: FlowRun = run_deployment(  # type: ignore[assignment]
+            CAPACITY_PLAN_DEPLOYMENT,
+            parameters={"policies": [policy_name]},
+            timeout=0,
+            flow_run_name=f"re-plan {policy_name} after {why}",
+        )
+    except ObjectNotFound:
+        return None
+    return str(run.id)
+
+
+def policies_to_replan(done: list[dict[str, Any]]) -> dict[str, int]:
+    """{policy name: plan id} of the plans a step of which just expired because its window
+    passed unapplied (a run died mid-step and the sweeper took it over too late, say): the
+    queue's pool is not what its plan asked for, and waiting for the next cycle would leave it
+    so for a whole cycle. One entry per policy."""
+    store = plan_store()
+    out: dict[str, int] = {}
+    for d in done:
+        if d["outcome"] == "expired" and str(d["reason"]).startswith(WINDOW_PASSED):
+            plan = store.get_plan(d["plan_id"])
+            if plan.policy_name:
+                out.setdefault(plan.policy_name, plan.id)
+    return out
+
+
 def _run_id() -> str:
     """This task run's id (names the step claims and target leases it holds)."""
     from prefect.runtime import task_run
@@ -82,6 +120,7 @@ def apply_one_step(
 ) -> StepResult:
     """Apply one step (see :func:`capplan_core.execution.executor.apply_step`); a permanent
     fault fails the plan and emits ``capplan.plan.failed``."""
+    bootstrap.refuse_writes_in_planning_pool(f"apply-step of plan {plan_id} step {step_id}")
     store = plan_store()
     plan = store.get_plan(plan_id)
     policy = store.policy_for_plan(plan)
@@ -102,6 +141,7 @@ def apply_one_step(
         lease_s=lease_s,
         lease_wait_s=10.0,
         hook=self_kill_hook(get_settings().fault_kill_at),
+        authority=bootstrap.authority_check,
     )
     if result.plan_failed:
         emit_plan_event("failed", plan_summary(store.get_plan(plan_id)), actor=actor)
@@ -116,8 +156,13 @@ def execute_plan(
     (and a first step not yet due, or deferred) becomes a scheduled apply-step run at its
     time. Safe to retry: applied steps answer ``already-applied``, and a scheduled run per
     step is created once (its idempotency key). The apply-due sweeper applies anything due
-    that a lost run left behind."""
+    that a lost run left behind.
+
+    In the planning pool (``CAPPLAN_POOL_ROLE=planning``) nothing is applied here: every
+    step, a due one too, becomes an apply-step run on the scaling pool (a due one at once),
+    so the process that plans never holds the right to scale (docs/security.md)."""
     logger = get_run_logger()
+    writes_here = not bootstrap.in_planning_pool()
     store = plan_store()
     run = cancel_outside_window(store, plan_id, apply_hours=apply_hours, actor=actor)
     plan = store.get_plan(plan_id)
@@ -126,7 +171,7 @@ def execute_plan(
     for i, st in enumerate(run):
         now = store.now()
         at = max(st.execute_at, now + timedelta(seconds=1))  # at its time, never before
-        if i == 0 and not_due_yet(plan, st.id, now) is None:
+        if i == 0 and writes_here and not_due_yet(plan, st.id, now) is None:
             result = apply_one_step(plan_id, st.id, actor)
             logger.info("plan %s step %s: %s (%s)", plan_id, st.id, result.outcome, result.reason)
             applied.append(result.__dict__)
@@ -156,7 +201,15 @@ def execute_plan(
             },
         )
         scheduled.append({"step_id": st.id, "flow_run_id": run_id, "at": at.isoformat()})
-    return {"plan_id": plan_id, "applied": applied, "scheduled": scheduled}
+    out: dict[str, Any] = {"plan_id": plan_id, "applied": applied, "scheduled": scheduled}
+    if policies_to_replan([{"plan_id": plan_id, **r} for r in applied]):
+        # approved after its first step's window passed (a late approval): the pool is not
+        # what the plan asked for, so the queue is re-planned now, not at the next cycle
+        out["replan_run"] = request_replan(policy_name, f"plan {plan_id}'s step expired")
+        logger.warning(
+            "plan %s: its first step expired; re-plan run %s", plan_id, out["replan_run"]
+        )
+    return out
 
 
 @capplan_io_task(name="apply-due-steps", retries=0)
@@ -166,6 +219,7 @@ def apply_due_steps(
     """Apply every due, open step of the approved plans (:func:`~capplan_core.execution.due.
     apply_due`), each claimed on the store's clock: safe beside apply-step runs and itself.
     A plan that failed emits ``capplan.plan.failed``."""
+    bootstrap.refuse_writes_in_planning_pool("apply-due")
     store = plan_store()
     dry = is_dry_run()
     run = DueRun(
@@ -175,6 +229,7 @@ def apply_due_steps(
         wait_ready_s=0.0 if dry else READY_TIMEOUT_S,
         cooldown_scope_plan=dry,
         hook=self_kill_hook(get_settings().fault_kill_at),
+        authority=bootstrap.authority_check,
     )
     done = apply_due(store, bootstrap.step_scaler, run=run)
     for d in done:

@@ -139,7 +139,7 @@ def preview_plan(
     (:func:`~capplan_core.planning.stored_plan.as_stored`), so a preview shows exactly what a
     stored plan shows (its id is null, its status ``preview``).
     """
-    from tasks.summary import plan_view
+    from tasks.summary import plan_result
 
     quality = None if assessment is None else assessment.quality.as_dict()
     if skipped_reason is not None or decision is None or state is None or forecast is None:
@@ -154,12 +154,14 @@ def preview_plan(
             quality=quality or {},
             quality_passed=None,
         )
-    view = plan_view(
-        as_stored(draft, plan_id=0, first_step_id=1, created_at=as_of),
-        note="preview: nothing stored (capplan plan --save stores plans)",
+    return (
+        plan_result(
+            as_stored(draft, plan_id=0, first_step_id=1, created_at=as_of),
+            note="preview: nothing stored (capplan plan --save stores plans)",
+        )
+        .as_preview(skipped=skipped_reason is not None)
+        .to_json()
     )
-    view.update(id=None, status="preview" if skipped_reason is None else "skipped")
-    return view
 
 
 class PreviewOnly(ValueError):

@@ -6,20 +6,20 @@ from typing import Any
 
 from capplan_app.bootstrap import plan_store
 from capplan_core.planning.explain import stored_step_rows
-from capplan_core.planning.records import plan_summary
+from capplan_core.planning.queue_result import QueueResult
 from capplan_core.planning.stored_plan import PlanStatus, StoredPlan
 from capplan_core.policy import ScalingPolicy
 from tasks.common import capplan_io_task
 
 
+def plan_result(plan: StoredPlan, note: str | None = None) -> QueueResult:
+    """The plan as a cycle reports it: the plan, its details and its explanation rows."""
+    return QueueResult.from_plan(plan).with_view(plan.details, stored_step_rows(plan), note)
+
+
 def plan_view(plan: StoredPlan, note: str | None = None) -> dict[str, Any]:
-    """:func:`plan_summary` plus the plan's details and its explanation rows."""
-    out = plan_summary(plan)
-    out["details"] = plan.details
-    out["explanation"] = stored_step_rows(plan)
-    if note:
-        out["note"] = note
-    return out
+    """:func:`plan_result`'s JSON form (what the flows return)."""
+    return plan_result(plan, note).to_json()
 
 
 @capplan_io_task(name="read-plan", task_run_name="read-plan-{plan_id}")

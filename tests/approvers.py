@@ -17,6 +17,29 @@ def key_for(name: str) -> str:
     return f"test-approver-key-of-{name}-0123456789"
 
 
+def key_env(name: str) -> str:
+    """The environment variable holding ``name``'s key in the tests (tests/conftest.py sets
+    it for every test approver, so ``env:`` references resolve without a Prefect server)."""
+    return f"CAPPLAN_TEST_APPROVER_KEY_{name.upper()}"
+
+
+def env_approval(names: Iterable[str]) -> dict[str, Any]:
+    """A policy's ``approval`` section listing ``names``, their keys read from the environment."""
+    names = list(names)
+    return {"approvers": names, "approver_keys": {n: f"env:{key_env(n)}" for n in names}}
+
+
+def approve(store: Any, plan_id: int, approver: str, **limits: Any) -> Any:
+    """Record ``approver``'s approval of ``plan_id`` in the store directly, with its approval
+    code, as the approval service records it (for tests that have no paused run): the write
+    checks that code again (capplan_core/approval/authority.py)."""
+    from capplan_core.approval.authority import CODE_DETAIL
+    from capplan_core.planning.stored_plan import PlanStatus
+
+    details = {**limits, CODE_DETAIL: code(approver, plan_id, "approve", **limits)}
+    return store.transition(plan_id, PlanStatus.APPROVED, actor=approver, details=details)
+
+
 def save_approver_keys(names: Iterable[str] = TEST_APPROVERS) -> None:
     """Keep each approver's key in its Prefect Secret block (on the current Prefect API)."""
     from capplan_app.secrets import store_prefect_secret

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.approvers import TEST_APPROVERS, key_env, key_for
 from tests.service_helpers import metrics_redis_url
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -18,6 +19,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # event workers retry batches for a stopped server with exponential backoff, which at 8
 # retries kept the session's teardown draining them for minutes
 os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "5")
+# each test approver's key where an `env:` reference finds it (tests/approvers.py::env_approval;
+# the other tests keep the keys in Prefect Secret blocks, as docs/security.md sets it up)
+for _name in TEST_APPROVERS:
+    os.environ.setdefault(key_env(_name), key_for(_name))
 
 PG_ADMIN_URL = os.environ.get(
     "CAPPLAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

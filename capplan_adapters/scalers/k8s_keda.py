@@ -27,6 +27,7 @@ from capplan_adapters.scalers.k8s_common import (
     k8s_errors,
 )
 from capplan_adapters.scalers.k8s_deployment import wait_deployment_ready
+from capplan_core.execution import rbac
 from capplan_core.execution.scaler import (
     LiveReplicas,
     ReadyOutcome,
@@ -46,7 +47,7 @@ KEDA_PLURAL = "scaledobjects"
 KEDA_DEFAULT_MIN_REPLICAS = 0
 KEDA_DEFAULT_MAX_REPLICAS = 100
 #: the trigger whose per-replica target a hybrid floor sets, and the key per trigger type
-RATE_TRIGGER_NAME = "capplan-rate"
+RATE_TRIGGER_NAME = rbac.RATE_TRIGGER_NAME  # the admission policy allows its target only
 TARGET_KEY_BY_TYPE = {"prometheus": "threshold"}
 DEFAULT_TARGET_KEY = "targetValue"
 

@@ -12,11 +12,14 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from capplan_adapters.store.repo import PlanStore
 from capplan_core.planning.errors import SchemaBehind
 
-if TYPE_CHECKING:  # Alembic loads only when a migration is needed (CLI start-up)
+if TYPE_CHECKING:  # Alembic loads only when a migration is needed (CLI start-up), and the
+    # repository (the ORM models) only when a store is opened: `db current` needs neither
     from alembic.config import Config
+
+    from capplan_adapters.store.plan_reads import PlanReader
+    from capplan_adapters.store.repo import PlanStore
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _REVISION = re.compile(r"^(down_)?revision\s*=\s*['\"]?([^'\"\s]+)['\"]?", re.MULTILINE)
@@ -135,14 +138,25 @@ def schema_revisions(url: str) -> tuple[str | None, str]:
 
 
 def check_schema(url: str) -> None:
-    """Raise :class:`SchemaBehind` unless the schema at ``url`` is at the newest migration."""
-    current, head = schema_revisions(url)
+    """Raise :class:`SchemaBehind` unless the schema at ``url`` is at the newest migration
+    (read with plain SQL and the migration files: no Alembic to load)."""
+    current, head = database_revision(url), code_head()
     if current != head:
         raise SchemaBehind(
             f"the database schema is at revision {current or 'none (empty database)'}, this "
             f"capplan needs {head}, and CAPPLAN_MIGRATE_ON_START is false: run "
             "`capplan db upgrade` (or set CAPPLAN_MIGRATE_ON_START=true)"
         )
+
+
+def _at_head(url: str, migrate_on_start: bool) -> None:
+    """Migrate the schema at ``url`` to head, or (``migrate_on_start=False``) check that it
+    is there (:class:`SchemaBehind` otherwise, naming ``capplan db upgrade``)."""
+    if migrate_on_start:
+        if database_revision(url) != code_head():  # at head already: no Alembic needed
+            migrate(url)
+    else:
+        check_schema(url)
 
 
 @lru_cache(maxsize=8)
@@ -152,9 +166,17 @@ def open_store(url: str, migrate_on_start: bool = True) -> PlanStore:
     With ``migrate_on_start=False`` nothing is migrated: the schema must already be at head
     (:class:`SchemaBehind` otherwise, naming ``capplan db upgrade``).
     """
-    if migrate_on_start:
-        if database_revision(url) != code_head():  # at head already: no Alembic needed
-            migrate(url)
-    else:
-        check_schema(url)
+    _at_head(url, migrate_on_start)
+    from capplan_adapters.store.repo import PlanStore
+
     return PlanStore(make_engine(url))
+
+
+@lru_cache(maxsize=8)
+def open_reader(url: str, migrate_on_start: bool = True) -> PlanReader:
+    """The read half of :func:`open_store` (plans, audit, current policies) over ``url``,
+    without the ORM: for the commands that only read. Migrates or checks the schema alike."""
+    _at_head(url, migrate_on_start)
+    from capplan_adapters.store.plan_reads import PlanReader
+
+    return PlanReader(make_engine(url))

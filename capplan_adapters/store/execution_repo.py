@@ -25,19 +25,20 @@ from capplan_adapters.store.models import (
     StepStatus,
     TargetLeaseRow,
 )
-from capplan_adapters.store.rows import audit_from_row, step_from_row
+from capplan_adapters.store.plan_reads import PlanReader
+from capplan_adapters.store.rows import step_from_row
 from capplan_core.planning import plan_rules as rules
 from capplan_core.planning.errors import StoreError
 from capplan_core.planning.stored_plan import (
     STEP_FINAL,
     STEP_LEASED,
-    AuditEntry,
     StepClaim,
 )
 
 
-class ExecutionRepository:
-    """Mixed into :class:`capplan_adapters.store.repo.PlanStore` (shares its session factory)."""
+class ExecutionRepository(PlanReader):
+    """Mixed into :class:`capplan_adapters.store.repo.PlanStore` (shares its session factory;
+    the audit is read by :class:`PlanReader`)."""
 
     _session: sessionmaker[Session]
     engine: Engine
@@ -330,14 +331,3 @@ class ExecutionRepository:
                     actor=actor, action=action, plan_id=plan_id, queue=queue, details=details or {}
                 )
             )
-
-    def audit_events(
-        self, *, plan_id: int | None = None, action: str | None = None
-    ) -> list[AuditEntry]:
-        with self.session() as s:
-            q = select(AuditEventRow)
-            if plan_id is not None:
-                q = q.where(AuditEventRow.plan_id == plan_id)
-            if action is not None:
-                q = q.where(AuditEventRow.action == action)
-            return [audit_from_row(r) for r in s.scalars(q.order_by(AuditEventRow.id))]

@@ -8,11 +8,22 @@ leases run under a lock, so threads may race on them as they do on the SQL store
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from capplan_core.approval.key_trust import (
+    KeyRecord,
+    key_added_details,
+    key_refused_details,
+    keys_in_force,
+    registration_problem,
+)
+from capplan_core.approval.policy_signing import pending_approval_problem
+from capplan_core.approval.signature import check_public_key
+from capplan_core.approval.widening import pending_reasons
 from capplan_core.planning import plan_rules as rules
 from capplan_core.planning.expiry import expire_overdue_plans
 from capplan_core.planning.policy_versions import (
@@ -20,6 +31,7 @@ from capplan_core.planning.policy_versions import (
     PolicyVersion,
     check_policy_set,
     policy_digest,
+    version_audit,
 )
 from capplan_core.planning.stored_plan import (
     LIVE,
@@ -35,7 +47,7 @@ from capplan_core.planning.stored_plan import (
     StoredStep,
     as_stored,
 )
-from capplan_core.policy import ScalingPolicy
+from capplan_core.policy import PolicyError, ScalingPolicy
 
 if TYPE_CHECKING:
     from capplan_core.planning.repository import PlanRepository
@@ -49,12 +61,17 @@ class InMemoryPlanStore:
         self._now = clock or (lambda: datetime.now(UTC))
         self.policies: dict[str, ScalingPolicy] = {}
         self.versions: dict[str, list[PolicyVersion]] = {}
+        self.current_versions: dict[str, int] = {}
         self.plans: dict[int, StoredPlan] = {}
         self.events: list[AuditEntry] = []
         self.forecasts: dict[int | None, list[ForecastPoint]] = {}
         self.quality_reports: list[tuple[str, bool, dict[str, Any]]] = []
         self._next_step_id = 1
         self.target_leases: dict[str, tuple[str, datetime]] = {}
+        self.identity = uuid.uuid4().hex
+        # every registered key, in registration order (capplan_core/approval/key_trust.py)
+        self.approver_keys: list[KeyRecord] = []
+        self.approver_anchors: dict[str, tuple[str, ...]] = {}
         self._lock = threading.RLock()
 
     # -- policies
@@ -69,12 +86,34 @@ class InMemoryPlanStore:
     def _apply_one(self, p: ScalingPolicy, actor: str, comment: str) -> PolicyChange:
         history = self.versions.setdefault(p.name, [])
         digest = policy_digest(p)
-        if history and history[-1].sha256 == digest:
-            return PolicyChange(p.name, history[-1].version, history[-1].version, False)
-        previous = history[-1].version if history else None
-        version = (previous or 0) + 1
-        history.append(PolicyVersion(p.name, version, p, digest, actor, self._now(), comment))
+        current = self._current(p.name)
+        if current is not None and current.sha256 == digest:
+            return PolicyChange(p.name, current.version, current.version, False)
+        previous = None if current is None else current.version
+        reasons = tuple(pending_reasons(None if current is None else current.policy, p))
+        waiting = [v for v in history if v.pending and v.sha256 == digest]
+        if reasons and waiting:
+            return PolicyChange(p.name, waiting[0].version, previous, False, pending=reasons)
+        version = max((v.version for v in history), default=0) + 1
+        history.append(
+            PolicyVersion(
+                p.name, version, p, digest, actor, self._now(), comment, pending=bool(reasons)
+            )
+        )
+        if reasons:
+            action, details = version_audit(p, version, previous, digest, comment, widens=reasons)
+            self.audit(action, actor=actor, queue=p.queue, details=details)
+            return PolicyChange(p.name, version, previous, True, pending=reasons)
+        superseded = self._make_current(p, version, actor)
+        action, details = version_audit(
+            p, version, previous, digest, comment, superseded=superseded
+        )
+        self.audit(action, actor=actor, queue=p.queue, details=details)
+        return PolicyChange(p.name, version, previous, True, tuple(superseded))
+
+    def _make_current(self, p: ScalingPolicy, version: int, actor: str) -> list[int]:
         self.policies[p.name] = p
+        self.current_versions[p.name] = version
         superseded = []
         for plan in list(self.plans.values()):
             if plan.policy_name == p.name and plan.status in rules.SUPERSEDED_BY_POLICY_CHANGE:
@@ -84,27 +123,66 @@ class InMemoryPlanStore:
                     )
                 )
                 superseded.append(plan.id)
-        self.audit(
-            "policy_applied",
-            actor=actor,
-            queue=p.queue,
-            details={
-                "policy": p.name,
-                "version": version,
-                "previous": previous,
-                "sha256": digest,
-                "comment": comment,
-                "superseded_plans": superseded,
-            },
-        )
-        return PolicyChange(p.name, version, previous, True, tuple(superseded))
+        return superseded
+
+    def _current(self, name: str) -> PolicyVersion | None:
+        at = self.current_versions.get(name)
+        return None if at is None else self.policy_version(name, at)
+
+    def approve_policy_version(
+        self, name: str, version: int, token: str, *, actor: str
+    ) -> PolicyChange:
+        with self._lock:
+            current = self.current_policy(name)
+            target = self.policy_version(name, version)
+            problem = pending_approval_problem(
+                token,
+                target=target,
+                current=current,
+                store_id=self.store_id(),
+                public_keys=self.approver_public_keys,
+                at=self._now(),
+            )
+            if problem is None:
+                try:
+                    others = [q for n, q in self.policies.items() if n != name]
+                    check_policy_set(others, [target.policy])
+                except PolicyError as err:
+                    problem = str(err)
+            if problem is not None:
+                self.audit(
+                    "policy_approval_refused",
+                    actor=actor,
+                    details={"policy": name, "version": version, "reason": problem},
+                )
+                raise PolicyError(problem)
+            history = self.versions[name]
+            history[history.index(target)] = replace(
+                target, pending=False, approved_by=actor, approval=token.strip(),
+                approved_at=self._now(),
+            )  # fmt: skip
+            superseded = self._make_current(target.policy, version, actor)
+            self.audit(
+                "policy_version_approved",
+                actor=actor,
+                queue=target.policy.queue,
+                details={
+                    "policy": name,
+                    "version": version,
+                    "previous": current.version,
+                    "applied_by": target.applied_by,
+                    "superseded_plans": superseded,
+                },
+            )
+            return PolicyChange(name, version, current.version, True, tuple(superseded))
 
     def current_policy(self, name: str) -> PolicyVersion:
-        if name not in self.versions:
+        current = self._current(name)
+        if current is None:
             raise StoreError(
                 f"no policy named {name!r}; apply it first (capplan policies apply FILE)"
             )
-        return self.versions[name][-1]
+        return current
 
     def get_policy(self, name: str) -> ScalingPolicy:
         return self.current_policy(name).policy
@@ -116,7 +194,7 @@ class InMemoryPlanStore:
         return found[0]
 
     def list_policies(self) -> list[PolicyVersion]:
-        return [self.versions[n][-1] for n in sorted(self.versions)]
+        return [self.current_policy(n) for n in sorted(self.current_versions)]
 
     def policy_history(self, name: str) -> list[PolicyVersion]:
         if name not in self.versions:
@@ -151,7 +229,7 @@ class InMemoryPlanStore:
         if draft.quality is not None:
             q = draft.quality
             self.save_quality_report(q.queue, q.passed, dict(q.report))
-        current = self.versions[draft.policy_name][-1].version
+        current = self.current_versions[draft.policy_name]
         made_under = rules.outdated(
             draft.details.get("policy_version"), current, bool(draft.skipped_reason)
         )
@@ -490,6 +568,76 @@ class InMemoryPlanStore:
             for e in self.events
             if (plan_id is None or e.plan_id == plan_id) and (action is None or e.action == action)
         ]
+
+    # -- the store's id and approvers' public keys
+    def store_id(self) -> str:
+        return self.identity
+
+    def approver_key_records(self) -> list[KeyRecord]:
+        return list(self.approver_keys)
+
+    def keys_in_force(self) -> dict[str, list[str]]:
+        return keys_in_force(
+            self.approver_keys, store_id=self.identity, anchors=self.approver_anchors
+        )
+
+    def approver_public_keys(self, approver: str) -> list[str]:
+        return list(reversed(self.keys_in_force().get(approver, [])))
+
+    def add_approver_public_key(
+        self, approver: str, public_key: str, *, actor: str, endorsement: str | None = None
+    ) -> int:
+        key = check_public_key(public_key)
+        with self._lock:
+            problem = registration_problem(
+                self.approver_keys,
+                approver=approver,
+                public_key=key,
+                endorsement=endorsement,
+                store_id=self.identity,
+                anchors=self.approver_anchors,
+                now=self.now(),
+            )
+            if problem is not None:
+                self.audit(
+                    "approver_key_refused",
+                    actor=actor,
+                    details=key_refused_details(approver, key, problem),
+                )
+                raise StoreError(problem)
+            mine = [r for r in self.approver_keys if r.approver == approver]
+            same = [r.version for r in mine if r.public_key == key and not r.revoked]
+            if same:
+                return same[0]
+            version = max((r.version for r in mine), default=0) + 1
+            self.approver_keys.append(
+                KeyRecord(approver, version, key, self.now(), endorsement=endorsement)
+            )
+            self.audit(
+                "approver_key_added",
+                actor=actor,
+                details=key_added_details(approver, version, key, endorsement),
+            )
+            return version
+
+    def revoke_approver_public_key(self, approver: str, version: int, *, actor: str) -> None:
+        with self._lock:
+            found = [
+                i
+                for i, r in enumerate(self.approver_keys)
+                if (r.approver, r.version) == (approver, version)
+            ]
+            if not found:
+                raise StoreError(f"approver {approver!r} has no key version {version}")
+            record = self.approver_keys[found[0]]
+            if record.revoked:
+                return
+            self.approver_keys[found[0]] = replace(record, revoked=True)
+            self.audit(
+                "approver_key_revoked",
+                actor=actor,
+                details={"approver": approver, "version": version},
+            )
 
     # -- forecasts and data quality
     def save_forecast(self, plan_id: int | None, points: Iterable[ForecastPoint]) -> int:

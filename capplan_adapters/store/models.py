@@ -5,57 +5,27 @@ Timestamps are stored as UTC and always read back as timezone-aware UTC, on SQLi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from capplan_adapters.store.column_types import JsonType, UTCDateTime, utcnow
 from capplan_core.planning.stored_plan import PlanStatus, StepStatus
 
-__all__ = ["PlanStatus", "StepStatus"]  # re-exported: the adapter's columns hold their values
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A DateTime that refuses naive input and always returns aware UTC values."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: capplan stores UTC-aware timestamps")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-JsonType = JSON().with_variant(JSONB(), "postgresql")
+# re-exported: the adapter's columns hold their values; the column types live in column_types
+__all__ = ["JsonType", "PlanStatus", "StepStatus", "UTCDateTime", "utcnow"]
 
 
 class Base(DeclarativeBase):
@@ -94,6 +64,11 @@ class PolicyVersionRow(Base):
     applied_by: Mapped[str] = mapped_column(String(200))
     applied_at: Mapped[datetime] = mapped_column(default=utcnow)
     comment: Mapped[str] = mapped_column(Text, default="")
+    # four eyes (migration 0006): a widening version waits, pending, for an approver's token
+    pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    approval: Mapped[str | None] = mapped_column(Text)
+    approved_at: Mapped[datetime | None]
 
 
 # the statuses of PlanStatus LIVE, as SQL for the partial unique index (migration 0003)
@@ -271,3 +246,32 @@ class AuditEventRow(Base):
     )
     queue: Mapped[str | None] = mapped_column(String(200))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class StoreIdentityRow(Base):
+    """The store's id, one row made by migration 0006: a signed decision names it, so two
+    stores (sharing a Prefect server, say) never accept each other's decisions."""
+
+    __tablename__ = "store_identity"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApproverKeyRow(Base):
+    """An approver's Ed25519 public key, versioned per approver (migration 0006); the private
+    key never reaches the store. A revoked key verifies nothing any more."""
+
+    __tablename__ = "approver_public_key"
+    __table_args__ = (UniqueConstraint("approver", "version", name="uq_approver_key_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    approver: Mapped[str] = mapped_column(String(63), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    public_key: Mapped[str] = mapped_column(String(64))
+    added_by: Mapped[str] = mapped_column(String(200))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    # four eyes on keys (migration 0007): another approver's token vouching for this key
+    endorsement: Mapped[str | None] = mapped_column(Text)

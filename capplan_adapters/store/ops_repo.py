@@ -66,14 +66,17 @@ class OpsRepository:
             )
             return [PlanFact(*r) for r in rows]
 
-    def decided_plan_facts(self) -> list[PlanFact]:
-        """Every plan that has a decision time (for the approval-wait histogram)."""
+    def decided_plan_facts(self, limit: int = 5000) -> list[PlanFact]:
+        """The newest ``limit`` plans (by id) that have a decision time (for the
+        approval-wait histogram): a scrape reads a bounded number of rows, whatever the
+        history holds."""
         p = CapacityPlanRow
         with self._session() as s:
             rows = s.execute(
-                select(p.id, p.queue, p.status, p.created_at, p.as_of, p.decided_at).where(
-                    p.decided_at.is_not(None)
-                )
+                select(p.id, p.queue, p.status, p.created_at, p.as_of, p.decided_at)
+                .where(p.decided_at.is_not(None))
+                .order_by(p.id.desc())
+                .limit(limit)
             )
             return [PlanFact(*r) for r in rows]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from capplan_adapters.store.models import (
@@ -19,7 +19,12 @@ from capplan_adapters.store.models import (
     PolicyVersionRow,
     ScalingPolicyRow,
 )
+from capplan_adapters.store.plan_reads import PlanReader
 from capplan_adapters.store.plan_writes import apply_update
+from capplan_adapters.store.rows import policy_version_from_row
+from capplan_core.approval.policy_signing import decode_version_token, pending_approval_problem
+from capplan_core.approval.signature import SignatureError
+from capplan_core.approval.widening import pending_reasons
 from capplan_core.planning import plan_rules as rules
 from capplan_core.planning.errors import StoreError
 from capplan_core.planning.policy_versions import (
@@ -28,27 +33,16 @@ from capplan_core.planning.policy_versions import (
     check_policy_set,
     policy_digest,
     policy_document,
+    version_audit,
 )
-from capplan_core.policy import ScalingPolicy
+from capplan_core.policy import PolicyError, ScalingPolicy
 
 #: plan statuses a policy change supersedes: not yet decided, or live
 
 
-def _version(row: PolicyVersionRow) -> PolicyVersion:
-    policy = ScalingPolicy.model_validate(row.spec)
-    return PolicyVersion(
-        name=row.name,
-        version=row.version,
-        policy=policy,
-        sha256=row.sha256 or policy_digest(policy),
-        applied_by=row.applied_by,
-        applied_at=row.applied_at,
-        comment=row.comment or "",
-    )
-
-
-class PolicyRepository:
-    """Policy versions (shares :class:`PlanStore`'s sessions)."""
+class PolicyRepository(PlanReader):
+    """Policy versions (shares :class:`PlanStore`'s sessions; the current ones are listed by
+    :class:`PlanReader`)."""
 
     _session: sessionmaker[Session]
 
@@ -75,6 +69,7 @@ class PolicyRepository:
         self, s: Session, row: ScalingPolicyRow | None, p: ScalingPolicy, actor: str, comment: str
     ) -> PolicyChange:
         digest = policy_digest(p)
+        current: PolicyVersionRow | None = None
         if row is not None:
             current = s.scalar(
                 select(PolicyVersionRow).where(
@@ -89,14 +84,23 @@ class PolicyRepository:
             if stored_digest == digest:
                 return PolicyChange(p.name, row.version, row.version, changed=False)
         previous = None if row is None else row.version
-        version = 1 if previous is None else previous + 1
+        reasons = tuple(
+            pending_reasons(None if row is None else ScalingPolicy.model_validate(row.spec), p)
+        )
+        waiting = s.scalar(
+            select(PolicyVersionRow).where(
+                PolicyVersionRow.name == p.name,
+                PolicyVersionRow.sha256 == digest,
+                PolicyVersionRow.pending.is_(True),
+            )
+        )
+        if reasons and waiting is not None:  # the same widening version applied again
+            return PolicyChange(p.name, waiting.version, previous, changed=False, pending=reasons)
+        last = s.scalar(
+            select(func.max(PolicyVersionRow.version)).where(PolicyVersionRow.name == p.name)
+        )
+        version = int(last or 0) + 1
         spec = policy_document(p)
-        if row is None:
-            row = ScalingPolicyRow(name=p.name)
-            s.add(row)
-        row.enabled, row.mode, row.queue, row.version = p.enabled, p.mode.value, p.queue, version
-        row.target, row.slo_targets = spec["target"], spec["slo"]
-        row.scaling_constraints, row.spec = spec["scaling"], spec
         s.add(
             PolicyVersionRow(
                 name=p.name,
@@ -105,28 +109,121 @@ class PolicyRepository:
                 sha256=digest,
                 applied_by=actor,
                 comment=comment,
+                pending=bool(reasons),
             )
         )
-        s.flush()
-        superseded = self._supersede_for_policy(s, row, version, actor)
-        s.add(
-            AuditEventRow(
-                actor=actor,
-                action="policy_applied",
-                queue=p.queue,
-                details={
-                    "policy": p.name,
-                    "version": version,
-                    "previous": previous,
-                    "sha256": digest,
-                    "comment": comment,
-                    "superseded_plans": superseded,
-                },
-            )
+        if reasons:  # four eyes: stored, not in effect until a current approver signs it
+            action, details = version_audit(p, version, previous, digest, comment, widens=reasons)
+            s.add(AuditEventRow(actor=actor, action=action, queue=p.queue, details=details))
+            return PolicyChange(p.name, version, previous, changed=True, pending=reasons)
+        superseded = self._make_current(s, row, p, version, actor)
+        action, details = version_audit(
+            p, version, previous, digest, comment, superseded=superseded
         )
+        s.add(AuditEventRow(actor=actor, action=action, queue=p.queue, details=details))
         return PolicyChange(
             p.name, version, previous, changed=True, superseded_plans=tuple(superseded)
         )
+
+    def _make_current(
+        self, s: Session, row: ScalingPolicyRow | None, p: ScalingPolicy, version: int, actor: str
+    ) -> list[int]:
+        """``version`` (stored) becomes the policy's current one; its plans are superseded."""
+        spec = policy_document(p)
+        if row is None:
+            row = ScalingPolicyRow(name=p.name)
+            s.add(row)
+        row.enabled, row.mode, row.queue, row.version = p.enabled, p.mode.value, p.queue, version
+        row.target, row.slo_targets = spec["target"], spec["slo"]
+        row.scaling_constraints, row.spec = spec["scaling"], spec
+        s.flush()
+        return self._supersede_for_policy(s, row, version, actor)
+
+    def approve_policy_version(
+        self, name: str, version: int, token: str, *, actor: str
+    ) -> PolicyChange:
+        """A pending version takes effect with a current approver's signed token (four
+        eyes); a refusal is audited ``policy_approval_refused`` and raises ``PolicyError``."""
+        store_id, now = self.store_id(), self.now()  # type: ignore[attr-defined]
+        # the signer's keys are read before the write transaction (SQLite takes its write
+        # lock at BEGIN: a read in a second session inside it would wait for itself)
+        keys = self._signer_keys(token)
+        with self._session.begin() as s:
+            row = s.scalar(
+                select(ScalingPolicyRow).where(ScalingPolicyRow.name == name).with_for_update()
+            )
+            if row is None:
+                raise StoreError(f"no policy named {name!r}")
+            target = self._version_of(s, name, version)
+            current = self._version_of(s, name, row.version)
+            problem = pending_approval_problem(
+                token,
+                target=target,
+                current=current,
+                store_id=store_id,
+                public_keys=lambda _name: keys,
+                at=now,
+            )
+            if problem is None:
+                others = [
+                    ScalingPolicy.model_validate(r.spec)
+                    for r in s.scalars(
+                        select(ScalingPolicyRow).where(ScalingPolicyRow.name != name)
+                    )
+                ]
+                try:
+                    check_policy_set(others, [target.policy])
+                except PolicyError as err:
+                    problem = str(err)
+        if problem is not None:
+            self.audit(  # type: ignore[attr-defined]
+                "policy_approval_refused",
+                actor=actor,
+                details={"policy": name, "version": version, "reason": problem},
+            )
+            raise PolicyError(problem)
+        with self._session.begin() as s:
+            row = s.scalar(
+                select(ScalingPolicyRow).where(ScalingPolicyRow.name == name).with_for_update()
+            )
+            vrow = s.scalar(
+                select(PolicyVersionRow).where(
+                    PolicyVersionRow.name == name, PolicyVersionRow.version == version
+                )
+            )
+            assert row is not None and vrow is not None
+            previous = row.version
+            vrow.pending, vrow.approved_by, vrow.approval, vrow.approved_at = (
+                False,
+                actor,
+                token.strip(),
+                now,
+            )
+            superseded = self._make_current(s, row, target.policy, version, actor)
+            s.add(
+                AuditEventRow(
+                    actor=actor,
+                    action="policy_version_approved",
+                    queue=target.policy.queue,
+                    details={
+                        "policy": name,
+                        "version": version,
+                        "previous": previous,
+                        "applied_by": target.applied_by,
+                        "superseded_plans": superseded,
+                    },
+                )
+            )
+        return PolicyChange(
+            name, version, previous, changed=True, superseded_plans=tuple(superseded)
+        )
+
+    def _signer_keys(self, token: str) -> list[str]:
+        try:
+            statement, _ = decode_version_token(token)
+        except SignatureError:
+            return []  # refused below, with the reason
+        return list(self.approver_public_keys(statement.approver))  # type: ignore[attr-defined]
 
     @staticmethod
     def _supersede_for_policy(
@@ -179,21 +276,7 @@ class PolicyRepository:
         )
         if row is None:
             raise StoreError(f"policy {name!r} has no version {version}")
-        return _version(row)
-
-    def list_policies(self) -> list[PolicyVersion]:
-        """Every policy at its current version, by name."""
-        with self._session() as s:
-            rows = s.execute(
-                select(PolicyVersionRow)
-                .join(
-                    ScalingPolicyRow,
-                    (ScalingPolicyRow.name == PolicyVersionRow.name)
-                    & (ScalingPolicyRow.version == PolicyVersionRow.version),
-                )
-                .order_by(PolicyVersionRow.name)
-            ).scalars()
-            return [_version(r) for r in rows]
+        return policy_version_from_row(row)
 
     def policy_history(self, name: str) -> list[PolicyVersion]:
         """Every version of a policy, oldest first; :class:`StoreError` for an unknown name."""
@@ -207,4 +290,4 @@ class PolicyRepository:
             )
         if not rows:
             raise StoreError(f"no policy named {name!r}")
-        return [_version(r) for r in rows]
+        return [policy_version_from_row(r) for r in rows]

@@ -29,6 +29,7 @@ from capplan_core.policy import ScalingPolicy
 if TYPE_CHECKING:
     from capplan_core.planning.repository import PlanRepository
 from capplan_adapters.store.execution_repo import ExecutionRepository
+from capplan_adapters.store.key_repo import KeyRepository
 from capplan_adapters.store.metrics_repo import MetricsRepository
 from capplan_adapters.store.models import (
     CapacityPlanRow,
@@ -57,7 +58,12 @@ __all__ = ["CapRefused", "DecisionConflict", "PlanStore", "StalePlan", "StoreErr
 
 
 class PlanStore(
-    PolicyRepository, MetricsRepository, ExecutionRepository, OpsRepository, RetentionRepository
+    PolicyRepository,
+    MetricsRepository,
+    ExecutionRepository,
+    OpsRepository,
+    RetentionRepository,
+    KeyRepository,
 ):
     """Repository over one database. Build with :func:`capplan_adapters.store.db.open_store`."""
 
@@ -127,31 +133,6 @@ class PlanStore(
                 raise StoreError(f"no plan with id {plan_id}")
             row = newer_plan_row(s, plan)
             return None if row is None else plan_from_row(row)
-
-    def get_plan(self, plan_id: int) -> StoredPlan:
-        with self.session() as s:
-            plan = s.scalar(
-                select(CapacityPlanRow)
-                .where(CapacityPlanRow.id == plan_id)
-                .options(*_WITH_CHILDREN)
-            )
-            if plan is None:
-                raise StoreError(f"no plan with id {plan_id}")
-            return plan_from_row(plan)
-
-    def list_plans(
-        self, *, queue: str | None = None, status: str | None = None, limit: int = 50
-    ) -> list[StoredPlan]:
-        with self.session() as s:
-            q = select(CapacityPlanRow).options(*_WITH_CHILDREN)
-            if queue:
-                q = q.where(CapacityPlanRow.queue == queue)
-            if status:
-                q = q.where(CapacityPlanRow.status == status)
-            return [
-                plan_from_row(p)
-                for p in s.scalars(q.order_by(CapacityPlanRow.id.desc()).limit(limit))
-            ]
 
     def set_flow_run(
         self, plan_id: int, flow_run_id: str, approval_deadline: datetime | None = None

@@ -1,22 +1,36 @@
-"""Rows to domain objects: the only place the SQLAlchemy adapter's rows are read out."""
+"""Rows to domain objects: the only place the SQLAlchemy adapter's rows are read out.
+
+A row is an ORM model's object or a Core result row of :mod:`capplan_adapters.store.tables`
+(the lean read path): both have the columns as attributes, and both are read here alike.
+"""
 
 from __future__ import annotations
 
-from capplan_adapters.store.models import (
-    AuditEventRow,
-    CapacityPlanRow,
-    ScalingStepRow,
-    SimulationResultRow,
-)
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from capplan_core.planning.policy_versions import PolicyVersion, policy_digest
 from capplan_core.planning.stored_plan import (
     AuditEntry,
     StoredPlan,
     StoredSimulation,
     StoredStep,
 )
+from capplan_core.policy import ScalingPolicy
+
+if TYPE_CHECKING:  # the ORM loads only where the models are used, not for a lean read
+    from sqlalchemy import Row
+
+    from capplan_adapters.store.models import (
+        AuditEventRow,
+        CapacityPlanRow,
+        PolicyVersionRow,
+        ScalingStepRow,
+        SimulationResultRow,
+    )
 
 
-def step_from_row(r: ScalingStepRow) -> StoredStep:
+def step_from_row(r: ScalingStepRow | Row[Any]) -> StoredStep:
     return StoredStep(
         id=r.id,
         plan_id=r.plan_id,
@@ -34,7 +48,7 @@ def step_from_row(r: ScalingStepRow) -> StoredStep:
     )
 
 
-def simulation_from_row(r: SimulationResultRow) -> StoredSimulation:
+def simulation_from_row(r: SimulationResultRow | Row[Any]) -> StoredSimulation:
     # the column keeps its historical name p95_latency; the domain calls it p95_wait_s
     return StoredSimulation(
         slo_achievement_rate=r.slo_achievement_rate,
@@ -49,6 +63,15 @@ def simulation_from_row(r: SimulationResultRow) -> StoredSimulation:
 
 def plan_from_row(r: CapacityPlanRow) -> StoredPlan:
     """The plan with its steps (in order) and simulation; both must be loaded."""
+    return plan_from_parts(r, r.steps, r.simulation)
+
+
+def plan_from_parts(
+    r: CapacityPlanRow | Row[Any],
+    steps: Iterable[ScalingStepRow | Row[Any]],
+    simulation: SimulationResultRow | Row[Any] | None,
+) -> StoredPlan:
+    """The plan of row ``r`` with its step rows (any order) and simulation row (or None)."""
     return StoredPlan(
         id=r.id,
         queue=r.queue,
@@ -67,12 +90,12 @@ def plan_from_row(r: CapacityPlanRow) -> StoredPlan:
         decision_comment=r.decision_comment,
         skipped_reason=r.skipped_reason,
         details=dict(r.details or {}),
-        steps=tuple(step_from_row(s) for s in sorted(r.steps, key=lambda s: s.seq)),
-        simulation=None if r.simulation is None else simulation_from_row(r.simulation),
+        steps=tuple(step_from_row(s) for s in sorted(steps, key=lambda s: s.seq)),
+        simulation=None if simulation is None else simulation_from_row(simulation),
     )
 
 
-def audit_from_row(r: AuditEventRow) -> AuditEntry:
+def audit_from_row(r: AuditEventRow | Row[Any]) -> AuditEntry:
     return AuditEntry(
         id=r.id,
         at=r.at,
@@ -81,4 +104,21 @@ def audit_from_row(r: AuditEventRow) -> AuditEntry:
         plan_id=r.plan_id,
         queue=r.queue,
         details=dict(r.details or {}),
+    )
+
+
+def policy_version_from_row(row: PolicyVersionRow | Row[Any]) -> PolicyVersion:
+    policy = ScalingPolicy.model_validate(row.spec)
+    return PolicyVersion(
+        name=row.name,
+        version=row.version,
+        policy=policy,
+        sha256=row.sha256 or policy_digest(policy),
+        applied_by=row.applied_by,
+        applied_at=row.applied_at,
+        comment=row.comment or "",
+        pending=bool(row.pending),
+        approved_by=row.approved_by,
+        approval=row.approval,
+        approved_at=row.approved_at,
     )

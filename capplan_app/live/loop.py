@@ -265,10 +265,15 @@ class ClosedLoop:
     def _sweep(self, report: LoopReport) -> None:
         """Apply every due step of the approved plans, every ``apply_every_s`` (what the
         deployed apply-due sweeper does every minute): a step applies at its time."""
-        from capplan_app.bootstrap import plan_store, step_scaler
+        from capplan_app.bootstrap import authority_check, plan_store, step_scaler
         from capplan_core.execution.due import DueRun, apply_due
 
-        run = DueRun(run_id=f"live-sweeper-{self.tid}", actor="capplan-live", wait_ready_s=20.0)
+        run = DueRun(
+            run_id=f"live-sweeper-{self.tid}",
+            actor="capplan-live",
+            wait_ready_s=20.0,
+            authority=authority_check,
+        )
         while not self._stop.wait(self.spec.apply_every_s):
             for done in apply_due(plan_store(), step_scaler, run=run):
                 if done["outcome"] == "deferred":

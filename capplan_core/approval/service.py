@@ -20,17 +20,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from capplan_core.approval import authority
 from capplan_core.approval.auth import DecisionClaim, authorization_problem, code_problem
 from capplan_core.approval.refusals import cap_refusal, stale_plan_problem
 from capplan_core.approval.rules import Verdict, policy_verdict
+from capplan_core.approval.signature import is_token
+from capplan_core.approval.signed import SIGNATURE_DETAIL, signed_decision_problem
 from capplan_core.planning.decide import Decision
 from capplan_core.planning.errors import CapRefused, DecisionConflict
 from capplan_core.planning.repository import PlanRepository
 from capplan_core.planning.stored_plan import PlanStatus
 from capplan_core.policy import Mode, ScalingPolicy
 
-#: who approves a plan by policy (``auto``), in the audit trail
-AUTO_ACTOR = "capplan-auto"
+#: who approves a plan by policy (``auto``), in the audit trail (:mod:`.authority` checks it)
+AUTO_ACTOR = authority.AUTO_ACTOR
+#: after this many refused submissions (wrong code, unlisted approver) a plan's form takes no
+#: more: guessing a 64-bit code is hopeless anyway, but nobody gets unlimited tries
+MAX_REFUSED_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -155,29 +161,25 @@ def authenticate(
     a requester when ``approval.require_distinct_requester`` (who asked for the cycle, who
     applied that policy version), and the approval code must be the HMAC of this decision
     under their own key (``approver_key(name)``, which raises ``LookupError`` with the reason
-    when the key cannot be had; it is never logged).
+    when the key cannot be had; it is never logged). After :data:`MAX_REFUSED_ATTEMPTS`
+    refused submissions the plan's form takes no more (a lock-out, audited like any refusal).
     """
     plan = store.get_plan(plan_id)
     version = plan.details.get("policy_version")
     applied_by = store.policy_version(policy.name, int(version)).applied_by if version else ""
-    reason = authorization_problem(policy, sub.approver, [requested_by, applied_by])
+    refused = [
+        e
+        for e in store.audit_events(plan_id=plan_id, action="decision_refused")
+        if e.details.get("authenticated") is False
+    ]
+    reason = (
+        f"plan {plan_id} takes no more decisions: {len(refused)} submissions were refused "
+        f"(at most {MAX_REFUSED_ATTEMPTS}); the next cycle makes a new plan"
+        if len(refused) >= MAX_REFUSED_ATTEMPTS
+        else authorization_problem(policy, sub.approver, [requested_by, applied_by])
+    )
     if reason is None:
-        try:
-            key = approver_key(sub.approver)
-        except LookupError as err:
-            reason = f"approver {sub.approver!r} has no key: {err}"
-        else:
-            reason = code_problem(
-                DecisionClaim(
-                    plan_id=plan_id,
-                    decision=sub.decision,
-                    approver=sub.approver,
-                    code=sub.code,
-                    max_workers=sub.max_workers,
-                    apply_hours=sub.apply_hours,
-                ),
-                key,
-            )
+        reason = _proof_problem(store, policy, plan_id, sub, approver_key)
     if reason is None:
         return None
     store.audit(
@@ -188,6 +190,49 @@ def authenticate(
         details={"decision": sub.decision, "reason": reason, "authenticated": False},
     )
     return Refusal(reason)
+
+
+def _proof_problem(
+    store: PlanRepository,
+    policy: ScalingPolicy,
+    plan_id: int,
+    sub: Submission,
+    approver_key: Callable[[str], str],
+) -> str | None:
+    """Why ``sub``'s proof (a signed decision, or an approval code where the policy takes
+    codes) does not prove this very decision; None when it does."""
+    if is_token(sub.code):
+        return signed_decision_problem(
+            sub.code,
+            approver=sub.approver,
+            decision=sub.decision,
+            max_workers=sub.max_workers,
+            apply_hours=sub.apply_hours,
+            plan=store.get_plan(plan_id),
+            store_id=store.store_id(),
+            public_keys=store.approver_public_keys(sub.approver),
+            now=store.now(),
+        )
+    if policy.approval.proof == "signature":
+        return (
+            f"policy {policy.name!r} takes signed decisions only (approval.proof: signature): "
+            "sign it with `capplan approvals sign` and paste the token, not an approval code"
+        )
+    try:
+        key = approver_key(sub.approver)
+    except LookupError as err:
+        return f"approver {sub.approver!r} has no key: {err}"
+    return code_problem(
+        DecisionClaim(
+            plan_id=plan_id,
+            decision=sub.decision,
+            approver=sub.approver,
+            code=sub.code,
+            max_workers=sub.max_workers,
+            apply_hours=sub.apply_hours,
+        ),
+        key,
+    )
 
 
 def record_decision(
@@ -217,7 +262,8 @@ def record_decision(
             details={
                 "max_workers": sub.max_workers,
                 "apply_hours": sub.apply_hours,
-                "authenticated": "approval-code",
+                # the proof, kept with the decision: the write checks it again
+                **_proof_details(sub.code),
             },
         )
     except (DecisionConflict, CapRefused) as err:
@@ -236,6 +282,12 @@ def record_decision(
         sub.apply_hours,
         event=status.value,
     )
+
+
+def _proof_details(code: str) -> dict[str, str]:
+    if is_token(code):
+        return {"authenticated": "signature", SIGNATURE_DETAIL: code.strip()}
+    return {"authenticated": "approval-code", authority.CODE_DETAIL: code.strip().lower()}
 
 
 def why_refused(store: PlanRepository, plan_id: int, max_workers: int | None) -> str | None:

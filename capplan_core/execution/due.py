@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from capplan_core.approval.authority import AuthorityCheck
 from capplan_core.execution.executor import (
     StepResult,
     apply_step,
@@ -42,6 +43,7 @@ class DueRun:
     cooldown_scope_plan: bool = False
     retry: RetryPolicy | None = None
     hook: Callable[[str], None] | None = None
+    authority: AuthorityCheck | None = None  # the approval re-checked before each write
 
 
 def public_outcome(result: StepResult) -> dict[str, Any]:
@@ -99,6 +101,7 @@ def apply_due(
             retry=run.retry,
             hook=run.hook,
             lease_wait_s=run.lease_wait_s,
+            authority=run.authority,
         )
         out.append(
             {"plan_id": plan_id, **public_outcome(result), "plan_failed": result.plan_failed}

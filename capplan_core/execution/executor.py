@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
+from capplan_core.approval.authority import AuthorityCheck
 from capplan_core.execution.ordering import blocking_step, due_steps
 from capplan_core.execution.scaler import Scaler, ScalerError
 from capplan_core.execution.step_machine import (
@@ -118,6 +119,7 @@ def apply_step(
     retry: RetryPolicy | None = None,
     hook: Callable[[str], None] | None = None,
     lease_wait_s: float = 0.0,
+    authority: AuthorityCheck | None = None,
 ) -> StepResult:
     """Apply one step of an approved plan when it is due, or record why not (module doc).
 
@@ -131,6 +133,10 @@ def apply_step(
     ``run_id`` names this run's claims and leases (a fresh one if None); ``hook(point)`` is
     called at :data:`HOOK_POINTS` (fault injection). Never raises for a scaler fault: the
     outcome (``failed``, or ``deferred`` after transient faults) carries the reason.
+
+    ``authority(plan, policy)``: the approval re-checked right before the write
+    (:mod:`capplan_core.approval.authority`); a plan whose approval does not hold gets its step
+    ``refused`` (audited ``unauthorized``) and fails, and nothing is written.
     """
     if not (math.isfinite(lease_s) and lease_s > 0):
         raise ValueError(f"lease_s: {lease_s!r} must be a finite number of seconds > 0")
@@ -173,6 +179,7 @@ def apply_step(
         hook,
         max_workers,
         cooldown_scope_plan,
+        authority,
     )
     key = target_lock_key(policy.target)
     if not _take_target(store, key, run.run_id, lease_s, lease_wait_s, run.retry):

@@ -32,6 +32,10 @@ from capplan_core.planning.stored_plan import (
 )
 from capplan_core.utc import utc_datetime
 
+#: how the reason of a step expired because its window passed begins (the sweeper re-plans
+#: the queue of such a step)
+WINDOW_PASSED = "its window passed"
+
 #: Steps ``apply-due`` looks at: open ones (a claimed/applying one may have a dead owner).
 OPEN_STATUSES = frozenset({StepStatus.PENDING}) | STEP_LEASED
 
@@ -75,7 +79,7 @@ def stale_reason(plan: StoredPlan, step: StoredStep, now: datetime, window_s: fl
     effective = effective_execute_at(plan.steps, step.id)
     if now >= effective + timedelta(seconds=window_s):
         return (
-            f"its window passed: due at {effective.isoformat()}, one planning window "
+            f"{WINDOW_PASSED}: due at {effective.isoformat()}, one planning window "
             f"({window_s:.0f} s) ago or more"
         )
     return None

@@ -207,3 +207,25 @@ class DryRunScaler:
             polls=0,
             message="dry run: nothing to wait for",
         )
+
+
+@dataclass(frozen=True)
+class ReadOnlyScaler:
+    """A :class:`Scaler` that reads and never writes: the planning pool's (``pool_role:
+    planning``). Its process plans and re-reads targets (a restore's settling, the live count a
+    plan starts from) but holds no right to scale; a write is refused here, before any
+    request, as the planning ServiceAccount's RBAC would refuse it at the API server."""
+
+    inner: Scaler
+    why: str = "this process runs in the planning pool, which never writes to a target"
+
+    def read(self, target: TargetSpec) -> LiveReplicas:
+        return self.inner.read(target)
+
+    def set_replicas(
+        self, target: TargetSpec, replicas: int, *, expected: LiveReplicas | None = None
+    ) -> ScaleOutcome:
+        raise ScalerError("forbidden", self.why, target=target_key(target))
+
+    def wait_ready(self, target: TargetSpec, replicas: int, timeout_s: float) -> ReadyOutcome:
+        return self.inner.wait_ready(target, replicas, timeout_s)

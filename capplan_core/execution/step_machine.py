@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from capplan_core.approval.authority import AuthorityCheck
 from capplan_core.execution.guard import GuardAction, GuardDecision, check_step
 from capplan_core.execution.ordering import stale_reason
 from capplan_core.execution.scaler import LiveReplicas, Scaler, ScalerError
@@ -66,6 +67,9 @@ class StepRun:
     hook: Callable[[str], None] | None
     max_workers: int | None
     cooldown_scope_plan: bool
+    #: re-checks the plan's approval before the write (issue 24); None: not checked (the
+    #: pure tests of the step machine); every production path gives one (capplan_app.bootstrap)
+    authority: AuthorityCheck | None = None
 
     def point(self, name: str) -> None:
         if self.hook is not None:
@@ -170,6 +174,12 @@ def run_claimed(run: StepRun) -> StepResult:
         )
         run.move(status, StepStatus.CANCELLED, {**base, "reason": why})
         return StepResult(run.step_id, "cancelled", why)
+    if run.authority is not None:
+        unproven = run.authority(plan, policy)
+        if unproven is not None:
+            return _fail(
+                run, status, unproven, base, step_to=StepStatus.REFUSED, audit="unauthorized"
+            )
     live = _read_or_release(run, status, base)
     if isinstance(live, StepResult):
         return live
@@ -333,17 +343,38 @@ def _refuse(
     return StepResult(run.step_id, "refused", verdict.reason, details)
 
 
-def _fail(run: StepRun, status: StepStatus, reason: str, details: dict[str, Any]) -> StepResult:
+def _fail(
+    run: StepRun,
+    status: StepStatus,
+    reason: str,
+    details: dict[str, Any],
+    *,
+    step_to: StepStatus = StepStatus.FAILED,
+    audit: str | None = None,
+) -> StepResult:
     """A permanent fault: the step fails, its plan fails, its other open steps are
-    cancelled (a plan that cannot be carried out is not left half "current")."""
+    cancelled (a plan that cannot be carried out is not left half "current"). An approval
+    that does not hold is the same, with the step ``refused`` and an ``audit`` row.
+
+    The plan fails before the step is made final: a plan whose steps are all final is taken
+    for carried out (``applied``), and would then refuse to fail."""
     store = run.store
-    run.move(status, StepStatus.FAILED, {**details, "reason": reason})
+    verb = "failed" if step_to == StepStatus.FAILED else "refused"
     with contextlib.suppress(DecisionConflict):  # already failed by another run
         store.transition(
             run.plan_id,
             PlanStatus.FAILED,
             actor=run.actor,
-            comment=f"step {run.step_id} failed: {reason}",
+            comment=f"step {run.step_id} {verb}: {reason}",
+        )
+    run.move(status, step_to, {**details, "reason": reason})
+    if audit is not None:
+        store.audit(
+            audit,
+            actor=run.actor,
+            plan_id=run.plan_id,
+            queue=run.policy.queue,
+            details={**details, "reason": reason},
         )
     for st in store.get_plan(run.plan_id).steps:
         if st.status == StepStatus.PENDING:
@@ -353,4 +384,4 @@ def _fail(run: StepRun, status: StepStatus, reason: str, details: dict[str, Any]
                 actor=run.actor,
                 details={"reason": f"plan {run.plan_id} failed at step {run.step_id}"},
             )
-    return StepResult(run.step_id, "failed", reason, details, plan_failed=True)
+    return StepResult(run.step_id, verb, reason, details, plan_failed=True)

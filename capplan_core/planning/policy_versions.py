@@ -33,6 +33,12 @@ class PolicyVersion:
     applied_by: str
     applied_at: datetime
     comment: str = ""
+    #: a version that widens authority waits for an approver's signature (four eyes)
+    pending: bool = False
+    approved_by: str | None = None
+    #: the approver's signed token that let a widening version take effect, and when
+    approval: str | None = None
+    approved_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,41 @@ class PolicyChange:
     previous: int | None
     changed: bool
     superseded_plans: tuple[int, ...] = ()
+    #: stored but not in effect: it widens authority (the reasons) and waits for a signature
+    pending: tuple[str, ...] = ()
+
+
+def version_audit(
+    policy: ScalingPolicy,
+    version: int,
+    previous: int | None,
+    digest: str,
+    comment: str,
+    *,
+    widens: Iterable[str] = (),
+    superseded: Iterable[int] = (),
+) -> tuple[str, dict[str, Any]]:
+    """The audit (action, details) of applying a version: ``policy_version_proposed`` when it
+    widens authority and waits for a signature (``widens``), else ``policy_applied``. Both
+    stores write exactly this."""
+    reasons = list(widens)
+    if reasons:
+        return "policy_version_proposed", {
+            "policy": policy.name,
+            "version": version,
+            "current": previous,
+            "sha256": digest,
+            "widens": reasons,
+            "comment": comment,
+        }
+    return "policy_applied", {
+        "policy": policy.name,
+        "version": version,
+        "previous": previous,
+        "sha256": digest,
+        "comment": comment,
+        "superseded_plans": list(superseded),
+    }
 
 
 def policy_document(policy: ScalingPolicy) -> dict[str, Any]:

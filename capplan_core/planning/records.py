@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from capplan_core.engine_labels import engine_label
+from capplan_core.planning.queue_result import QueueResult
 from capplan_core.planning.stored_plan import (
     ForecastPoint,
     PlanDraft,
@@ -192,51 +192,6 @@ def forecast_points(
 
 
 def plan_summary(plan: StoredPlan) -> dict[str, Any]:
-    """The domain-named JSON of a stored plan (``plan --json``, ``plans show --json``)."""
-    out: dict[str, Any] = {
-        "id": plan.id,
-        "queue": plan.queue,
-        "policy": plan.policy_name,
-        "policy_version": plan.details.get("policy_version"),
-        "mode": plan.mode,
-        "status": plan.status,
-        "current_workers": plan.current_workers,
-        "target_workers": plan.target_workers,
-        "confidence": plan.confidence,
-        "slo_achievable": plan.slo_achievable,
-        "created_at": plan.created_at.isoformat() if plan.created_at else None,
-        "as_of": plan.as_of.isoformat() if plan.as_of else None,
-        "expires_at": plan.expires_at.isoformat() if plan.expires_at else None,
-        "steps": [
-            {
-                "execute_at": s.execute_at.isoformat(),
-                "from_workers": s.from_workers,
-                "to_workers": s.to_workers,
-                "reason": s.reason,
-                "status": s.status,
-            }
-            for s in plan.steps
-        ],
-        "simulation": None,
-    }
-    if plan.simulation is not None:
-        sim = plan.simulation
-        out["simulation"] = {
-            "slo_achievement_rate": sim.slo_achievement_rate,
-            "max_backlog": sim.max_backlog,
-            "p95_wait_s": sim.p95_wait_s,
-            "utilization_range": list(sim.utilization_range),
-            "replications": sim.replications,
-            "engine": sim.engine,
-            "approximate": sim.engine == "fluid",
-            "proved_by": engine_label(sim.engine),
-        }
-    if plan.skipped_reason:
-        out["skipped_reason"] = plan.skipped_reason
-    if plan.decided_by:
-        out["decision"] = {
-            "by": plan.decided_by,
-            "comment": plan.decision_comment,
-            "at": plan.decided_at.isoformat() if plan.decided_at else None,
-        }
-    return out
+    """The domain-named JSON of a stored plan (``plan --json``, ``plans show --json``):
+    :meth:`QueueResult.from_plan`'s JSON form."""
+    return QueueResult.from_plan(plan).to_json()

@@ -48,6 +48,14 @@ class PlanRepository(Protocol):
 
     def policy_history(self, name: str) -> list[PolicyVersion]: ...
 
+    def approve_policy_version(
+        self, name: str, version: int, token: str, *, actor: str
+    ) -> PolicyChange:
+        """Four eyes: a pending version (it widened authority) takes effect with a current
+        approver's signed token (:mod:`capplan_core.approval.policy_signing`); a refusal is
+        audited ``policy_approval_refused`` and raises ``PolicyError``."""
+        ...
+
     def policy_for_plan(self, plan: StoredPlan) -> ScalingPolicy:
         """The policy version ``plan`` was made under: its steps execute under it."""
         ...
@@ -171,6 +179,36 @@ class PlanRepository(Protocol):
     def audit_events(
         self, *, plan_id: int | None = None, action: str | None = None
     ) -> list[AuditEntry]: ...
+
+    # -- approvers' public keys and the store's identity (signed decisions, issue 24)
+    def store_id(self) -> str:
+        """This store's id, made once when it was created: a signed decision names it, so
+        two stores never accept each other's decisions."""
+        ...
+
+    def approver_public_keys(self, approver: str) -> list[str]:
+        """The approver's public keys in force, newest first: anchored or endorsed, never
+        revoked (capplan_core/approval/key_trust.py)."""
+        ...
+
+    def keys_in_force(self) -> dict[str, list[str]]:
+        """{approver: public keys in force} (capplan_core/approval/key_trust.py)."""
+        ...
+
+    def add_approver_public_key(
+        self, approver: str, public_key: str, *, actor: str, endorsement: str | None = None
+    ) -> int:
+        """Store a public key for ``approver`` (audited ``approver_key_added``); returns its
+        version (1, 2, ... per approver). The same key twice is stored once. Refused
+        (:class:`StoreError`, audited ``approver_key_refused``) unless it would be in force:
+        an anchor, the store's first key when no anchor is set, or ``endorsement`` by another
+        approver's key in force."""
+        ...
+
+    def revoke_approver_public_key(self, approver: str, version: int, *, actor: str) -> None:
+        """Revoke one of ``approver``'s keys (audited): signatures under it stop counting,
+        for decisions not yet taken and at every later write."""
+        ...
 
     # -- forecasts and data quality
     def save_forecast(self, plan_id: int | None, points: Iterable[ForecastPoint]) -> int: ...

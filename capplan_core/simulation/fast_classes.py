@@ -2,7 +2,8 @@
 
 Same rules as the SimPy model with ``class_queues.ClassQueues`` (and so the same waits from
 the same inputs): a worker that frees up takes the head of the class the discipline picks
-(``strict`` 0, ``round_robin`` 1, ``weighted`` 2; see ``classes``). The event loop mirrors
+(``strict`` 0, ``round_robin`` 1, ``weighted`` 2; see ``classes``). The slots' arrays, scaling
+and the end of the run are ``fast_engine``'s, shared by both loops; the rest mirrors
 ``run_events`` line for line except where the queue is touched; keep the two in step. The
 queues share one buffer: class k owns a ring of as many places as it has jobs.
 """
@@ -13,7 +14,14 @@ import numpy as np
 from numba import njit
 
 from capplan_core.simulation.classes import DISCIPLINE_CODES
-from capplan_core.simulation.fast_engine import _make_ready, _reheap, _scale, _stamp
+from capplan_core.simulation.fast_engine import (
+    _make_ready,
+    _reheap,
+    _scale,
+    _stamp,
+    run_over,
+    slot_arrays,
+)
 from capplan_core.simulation.fast_kernels import INF, idle_pop, idle_push, integrate, note_backlog
 from capplan_core.simulation.records import BUSY, DOWN, FREE, IDLE, JobRunRecord
 from capplan_core.simulation.sampling import ReplicationInputs
@@ -78,19 +86,9 @@ def run_class_events(
     """Simulate one replication of a shared pool; fills ``waits`` and the window arrays."""
     n = arrivals.size
     n_slots = draws.shape[0]
-    state = np.zeros(n_slots, np.int64)
-    leaving = np.zeros(n_slots, np.bool_)
-    job_of = np.full(n_slots, -1, np.int64)
-    ev_t = np.full(n_slots, INF)
-    fail_t = np.full(n_slots, INF)
-    fail_k = np.zeros(n_slots, np.int64)
-    key = np.full(n_slots, INF)
-    tie = np.zeros(n_slots, np.int64)
-    seq = np.zeros(2 + 2 * n_slots, np.int64)
-    heap = np.arange(n_slots)
-    pos = np.arange(n_slots)
-    idle = np.empty(n_slots, np.int64)
-    in_idle = np.zeros(n_slots, np.bool_)
+    state, leaving, job_of, ev_t, fail_t, fail_k, key, tie, seq, heap, pos, idle, in_idle = (
+        slot_arrays(n_slots)
+    )
     n_idle = 0
     q_cap = np.ones(n_cls, np.int64)
     for j in range(n):
@@ -150,7 +148,8 @@ def run_class_events(
         t_step = step_t[next_step] if next_step < n_steps else INF
         t_arr = arrivals[next_arr] if next_arr < n else INF
         t_next = min(t_slot, t_step, t_arr)
-        if t_next >= horizon_s and q_tot == 0:
+        over = run_over(t_next, q_tot, horizon_s, stop_s)
+        if over:
             integrate(
                 t_prev,
                 horizon_s,
@@ -163,21 +162,8 @@ def run_class_events(
                 win_ready,
                 win_backlog,
             )
-            break
-        if t_next > stop_s:
-            integrate(
-                t_prev,
-                horizon_s,
-                busy,
-                ready,
-                q_tot,
-                window_s,
-                horizon_s,
-                win_busy,
-                win_ready,
-                win_backlog,
-            )
-            t = stop_s
+            if over == 2:
+                t = stop_s
             break
         t = t_next
         integrate(

@@ -5,7 +5,9 @@ runs on a private PostgreSQL cluster (``capplandr``, 5442) archiving into pgBack
 backup is taken; once a plan waits for approval and its WAL is archived, the cluster's data
 directory is destroyed; ``capplan db restore --latest`` brings it back, the Prefect server is
 restarted and the runs the restore left in flight are crashed; the loop plans again. The
-whole stack is private to the test, so it runs alone (serial).
+whole stack is private to the test (its own cluster, Redis and Prefect server, on ports of its
+own), and its bounds (RTO 600 s, RPO 60 s, nothing twice) do not depend on the CPU it gets, so
+it runs beside the other tests, not in the serial phase.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.serial]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -38,8 +40,11 @@ def test_the_short_restore_drill_meets_rto_and_rpo_and_applies_nothing_twice(
         timeout=600,
         cwd=ROOT,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    report = json.loads(lines[-1]) if lines else {}
+    # a failed drill prints its error and traceback as its last stdout line; the stderr
+    # tail is what Prefect's threads log while the process shuts down
+    assert done.returncode == 0, report.get("traceback") or done.stderr[-4000:]
     print(
         json.dumps(
             {

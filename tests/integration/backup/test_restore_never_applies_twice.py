@@ -37,6 +37,7 @@ from capplan_app.live.harness import (
 from capplan_core.planning.stored_plan import PlanDraft, PlanStatus, StepDraft, StepStatus
 from capplan_core.policy import ScalingPolicy, parse_policies
 from capplan_core.recovery import RECOVERED_ACTION, RESTORED_ACTION, RESTORED_REASON
+from tests.approvers import approve, env_approval
 from tests.backup_cluster import ArchivedCluster
 from tests.service_helpers import delete_tagged
 
@@ -55,7 +56,7 @@ def _policies() -> list[ScalingPolicy]:
             "startup_seconds": 0,
         },
         "forecast": {"interval_minutes": 15},
-        "approval": {"approvers": ["erin"]},
+        "approval": env_approval(["erin"]),
     }
     return parse_policies(
         {
@@ -162,7 +163,7 @@ def test_a_restored_store_that_predates_applied_steps_does_not_apply_them_again(
 
     now = store.now()
     plan_id = store.create_plan(_draft(pool_policy, moves, now, "run-pool"))
-    store.transition(plan_id, PlanStatus.APPROVED, actor="erin")
+    approve(store, plan_id, "erin")  # with erin's code: the write checks it
     late = store.create_plan(_draft(late_policy, [(1, 2)], now, "run-late"))
     store.set_flow_run(late, "flow-run-late", approval_deadline=now + timedelta(seconds=20))
     waiting = store.create_plan(_draft(waiting_policy, [(1, 2)], now, "run-waiting"))

@@ -50,12 +50,12 @@ def test_apply_list_show_history_diff(capplan_env: str, tmp_path: Path) -> None:
         app, ["policies", "apply", str(_file(tmp_path, 40)), "--by", "bob", "--json"]
     )
     assert same.exit_code == 0 and json.loads(same.output)[0]["changed"] is False
-    dry = runner.invoke(app, ["policies", "apply", str(_file(tmp_path, 60, "q.yaml")), "--dry-run"])
+    dry = runner.invoke(app, ["policies", "apply", str(_file(tmp_path, 30, "q.yaml")), "--dry-run"])
     assert dry.exit_code == 0 and "-  max_workers: 40" in dry.output
-    assert "+  max_workers: 60" in dry.output
+    assert "+  max_workers: 30" in dry.output
     assert plan_store().current_policy("emails").version == 1  # a dry run stores nothing
     second = runner.invoke(
-        app, ["policies", "apply", str(_file(tmp_path, 60, "q.yaml")), "--by", "carol", "--json"]
+        app, ["policies", "apply", str(_file(tmp_path, 30, "q.yaml")), "--by", "carol", "--json"]
     )
     assert json.loads(second.output)[0] == {
         "name": "emails",
@@ -80,7 +80,7 @@ def test_apply_list_show_history_diff(capplan_env: str, tmp_path: Path) -> None:
     assert shown["spec"]["scaling"]["max_workers"] == 40 and len(shown["sha256"]) == 64
     diff = runner.invoke(app, ["policies", "diff", "emails"])
     assert "--- emails v1" in diff.output and "+++ emails v2" in diff.output
-    assert "+  max_workers: 60" in diff.output
+    assert "+  max_workers: 30" in diff.output
     unknown = runner.invoke(app, ["policies", "show", "nope"])
     assert unknown.exit_code == 1 and "no policy named 'nope'" in unknown.output
 

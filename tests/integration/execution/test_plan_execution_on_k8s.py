@@ -14,6 +14,7 @@ from capplan_app.bootstrap import plan_store
 from capplan_app.settings import get_settings
 from capplan_core.planning.stored_plan import PlanDraft, PlanStatus, StepDraft, StepStatus
 from capplan_core.policy import parse_policies
+from tests.approvers import approve, env_approval
 
 pytestmark = [pytest.mark.integration]
 T0 = datetime.now(UTC) - timedelta(minutes=5)
@@ -55,6 +56,7 @@ def _approved_plan(decision: str | None = "approve", cooldown_s: float = 0) -> i
                     "target": {"namespace": "workers", "name": "email-worker"},
                     "slo": {"wait_p95_seconds": 30},
                     "scaling": {"max_workers": 50, "max_step": 10, "cooldown_seconds": cooldown_s},
+                    "approval": env_approval(["alice", "bob"]),
                 }
             ]
         }
@@ -79,7 +81,7 @@ def _approved_plan(decision: str | None = "approve", cooldown_s: float = 0) -> i
         )
     )
     if decision == "approve":
-        store.transition(pid, PlanStatus.APPROVED, actor="alice")
+        approve(store, pid, "alice")  # with alice's code: the write checks it
     elif decision == "reject":
         store.transition(pid, PlanStatus.REJECTED, actor="bob")
     elif decision == "expire":

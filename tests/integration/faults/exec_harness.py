@@ -18,12 +18,14 @@ import kubernetes.client  # noqa: F401  (imported here so forked runs start warm
 from k8s_double import K8sApiDouble
 
 from capplan_adapters.scalers.k8s_deployment import KubernetesDeploymentScaler
-from capplan_adapters.store.db import PlanStore, make_engine
+from capplan_adapters.store.db import make_engine
+from capplan_adapters.store.repo import PlanStore
 from capplan_core.execution.due import DueRun, apply_due, self_kill_hook
 from capplan_core.execution.write import RetryPolicy
 from capplan_core.planning.repository import PlanRepository
-from capplan_core.planning.stored_plan import PlanDraft, PlanStatus, StepDraft, StepStatus
+from capplan_core.planning.stored_plan import PlanDraft, StepDraft, StepStatus
 from capplan_core.policy import ScalingPolicy
+from tests.approvers import approve, env_approval
 
 NAMESPACE = "faults"
 #: short leases and pauses so a killed run's step is taken over within a second
@@ -73,6 +75,7 @@ def make_plan(
                 "max_step": 10,
                 "cooldown_seconds": cooldown_s,
             },
+            "approval": env_approval(["alice"]),
         }
     )
     store.apply_policies([policy], actor="test")
@@ -95,7 +98,7 @@ def make_plan(
             details={"policy": name},
         )
     )
-    store.transition(pid, PlanStatus.APPROVED, actor="faults")
+    approve(store, pid, "alice")  # with alice's code: the CLI's write checks it
     return pid
 
 

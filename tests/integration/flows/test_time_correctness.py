@@ -77,6 +77,31 @@ def _measured_workers(queue: str) -> int:
     return pipeline.pool(pipeline.clean(rows, policy, datetime.now(UTC)), policy).current_workers
 
 
+def _approved_plan(name: str, queue: str, at: Any, moves: tuple[int, int]) -> int:
+    """An auto-approved plan of one step ``moves`` (from, to) due at ``at``, expiring an
+    hour from the store's now; its id."""
+    from capplan_core.planning.stored_plan import PlanDraft, StepDraft
+
+    store = plan_store()
+    pid = store.create_plan(
+        PlanDraft(
+            policy_name=name,
+            queue=queue,
+            mode="auto",
+            current_workers=moves[0],
+            target_workers=moves[1],
+            confidence=0.9,
+            slo_achievable=True,
+            as_of=at,
+            expires_at=store.now() + timedelta(hours=1),
+            steps=[StepDraft(at, moves[0], moves[1], "test")],
+            details={"policy": name, "policy_version": 1},
+        )
+    )
+    store.transition(pid, PlanStatus.APPROVED, actor="capplan-auto")
+    return pid
+
+
 def _wait(cond: Any, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
@@ -260,7 +285,6 @@ def test_a_deferred_first_step_is_swept_up_by_the_apply_due_flow(
     prefect_server, capplan_env, tmp_path
 ):
     from capplan_core.execution.executor import target_lock_key
-    from capplan_core.planning.stored_plan import PlanDraft, StepDraft
     from flows.apply_due import apply_due_flow
     from tasks.execute import execute_plan
 
@@ -268,22 +292,7 @@ def test_a_deferred_first_step_is_swept_up_by_the_apply_due_flow(
     store = plan_store()
     policy = store.get_policy(names[0])
     now = store.now()
-    pid = store.create_plan(
-        PlanDraft(
-            policy_name=names[0],
-            queue="thumbnails",
-            mode="auto",
-            current_workers=5,
-            target_workers=6,
-            confidence=0.9,
-            slo_achievable=True,
-            as_of=now,
-            expires_at=now + timedelta(hours=1),
-            steps=[StepDraft(now, 5, 6, "test")],
-            details={"policy": names[0], "policy_version": 1},
-        )
-    )
-    store.transition(pid, PlanStatus.APPROVED, actor="capplan-auto")
+    pid = _approved_plan(names[0], "thumbnails", now, (5, 6))
     # another writer holds the target for 14 s: the first step, due now, cannot go now
     assert store.acquire_target_lease(
         target_lock_key(policy.target), holder="kubectl-ish", lease_s=14
@@ -299,3 +308,66 @@ def test_a_deferred_first_step_is_swept_up_by_the_apply_due_flow(
     assert [(d["plan_id"], d["outcome"]) for d in swept] == [(pid, "applied")]
     assert store.get_plan(pid).status == PlanStatus.APPLIED
     assert_applied_only_when_due(store, pid)
+
+
+def test_a_step_that_expired_unapplied_asks_for_a_re_plan_of_its_queue_at_once(
+    prefect_server, capplan_env, tmp_path
+):
+    """A run died mid-step and the takeover came after the step's window: the step expires
+    (never applied late), and the sweeper asks capacity-plan to re-plan that one queue now
+    rather than leave the pool short for a whole cycle (what the 45-minute soak found)."""
+    from prefect.client.orchestration import get_client
+
+    from flows.apply_due import apply_due_flow
+    from flows.capacity_plan import capacity_plan
+
+    capacity_plan.to_deployment(name="capacity-plan").apply()
+    names = _policies(tmp_path, thumbnails={}, emails={})
+    store = plan_store()
+    now = store.now()
+
+    # its 15-min window passed
+    late = _approved_plan("thumbnails", "thumbnails", now - timedelta(minutes=16), (2, 7))
+    out = apply_due_flow()
+    assert [(d["plan_id"], d["outcome"]) for d in out["steps"]] == [(late, "expired")]
+    assert out["steps"][0]["reason"].startswith("its window passed")
+    assert store.audit_events(plan_id=late, action="scale") == []  # never applied late
+    assert set(out["replan_runs"]) == {"thumbnails"} and out["replan_runs"]["thumbnails"]
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(out["replan_runs"]["thumbnails"]))
+    assert run.parameters["policies"] == ["thumbnails"]
+    assert run.name.startswith("re-plan thumbnails after plan")
+    # a sweep with nothing expired asks for nothing
+    assert "emails" in names
+    assert apply_due_flow()["replan_runs"] == {}
+
+
+def test_a_late_approval_whose_first_window_passed_asks_for_a_re_plan(
+    prefect_server, capplan_env, tmp_path
+):
+    """A person approved after the first step's window had passed: the execute stage
+    expires that step (never applied late) and asks capacity-plan to re-plan the queue now,
+    as the sweeper does for a step a dead run left behind."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+
+    from flows.capacity_plan import capacity_plan
+    from tasks.execute import execute_plan
+
+    capacity_plan.to_deployment(name="capacity-plan").apply()
+    _policies(tmp_path, thumbnails={})
+    store = plan_store()
+    late = _approved_plan("thumbnails", "thumbnails", store.now() - timedelta(minutes=16), (2, 7))
+
+    @flow
+    def approved_late() -> dict:
+        return execute_plan("thumbnails", late)
+
+    out = approved_late()
+    assert [r["outcome"] for r in out["applied"]] == ["expired"], out
+    assert out["applied"][0]["reason"].startswith("its window passed")
+    assert store.audit_events(plan_id=late, action="scale") == []
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(out["replan_run"]))
+    assert run.parameters["policies"] == ["thumbnails"]
+    assert run.name.startswith(f"re-plan thumbnails after plan {late}")

@@ -72,3 +72,23 @@ def emails_draft(run: str | None = None, **kw: object) -> PlanDraft:
         quality=QualityDraft("emails", True, {"checks": []}),
     )
     return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def due_plan(store: PlanStore, to_workers: int = 8, policy_version: int = 1) -> int:
+    """An ``emails`` plan from 4 workers to ``to_workers`` in one step due 5 s ago, made under
+    ``policy_version``, expiring in an hour on the store's clock; its id."""
+    from datetime import timedelta
+
+    from capplan_core.planning.stored_plan import StepDraft
+
+    now = store.now()
+    return store.create_plan(
+        emails_draft(
+            current_workers=4,
+            target_workers=to_workers,
+            as_of=now,
+            expires_at=now + timedelta(hours=1),
+            steps=[StepDraft(now - timedelta(seconds=5), 4, to_workers, "ramp")],
+            details={"policy": "emails", "policy_version": policy_version},
+        )
+    )

@@ -1,9 +1,13 @@
 """What a person does in the Prefect UI, in a real browser (Debian's Chromium driven by
 Playwright), against a real Prefect server with its API auth on and the plan store on
 PostgreSQL: log in, open the paused ``approve-plan-<id>`` run (the plan's own run: the planning
-run has long finished), read the plan in the pause description, submit the approval form; an
-unauthorized submission is refused and the run keeps waiting; an authorized one resumes it and
-its steps are applied when due (never before).
+run has long finished), read the plan in the pause description, submit the approval form with
+a **signed decision** (issue 24: the policy takes signatures only, ``approval.proof:
+signature``; the approver made a key pair with ``capplan approvals keygen``, an admin
+registered the public key, and ``capplan approvals sign`` printed what is pasted into the
+form; no approver secret exists on any server); an unauthorized submission is refused and the
+run keeps waiting; an authorized one resumes it and its steps are applied when due (never
+before), the write verifying the signature again.
 
 An unauthenticated client cannot even reach the form: the server refuses it with 401.
 Screenshots go to ``CAPPLAN_UI_SHOTS`` (default: the test's tmp dir); docs/images has one.
@@ -25,7 +29,6 @@ import pytest
 
 from capplan_app.bootstrap import DEMO_POLICIES
 from capplan_core.planning.stored_plan import PlanStatus
-from tests.approvers import code
 from tests.integration.flows.helpers import recent_demo_metrics
 from tests.integration.ui.auth_server import AuthPrefectServer
 from tests.invariants import assert_applied_only_when_due
@@ -89,14 +92,31 @@ def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_r
     from capplan_app.bootstrap import plan_store
     from capplan_app.settings import get_settings
     from capplan_cli.approvals import await_outcome, wait_for_paused_plan
-    from tests.approvers import apply_policy_file, save_approver_keys
+    from capplan_core.policy import load_policies
+    from tests.approvers import with_approvers
     from tests.conftest import fresh_pg_store_url
 
     monkeypatch.setenv("CAPPLAN_DATABASE_URL", fresh_pg_store_url(pg_url))
     monkeypatch.setenv("CAPPLAN_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
-    apply_policy_file(DEMO_POLICIES, actor="ops")
     store = plan_store()
+    # signatures only: no approver key in any Secret block or environment
+    signed_only = [
+        p.model_copy(update={"approval": p.approval.model_copy(update={"proof": "signature"})})
+        for p in with_approvers(load_policies(DEMO_POLICIES))
+    ]
+    store.apply_policies(signed_only, actor="ops")
+    key_file = tmp_path / "alice.key"  # alice's own machine
+    public = _cli("approvals", "keygen", "--out", str(key_file)).splitlines()[-1]
+    _cli("approvals", "register-key", "alice", public, "--by", "admin")
+
+    def signed(plan_id: int) -> str:
+        """What alice pastes into the form: `capplan approvals sign` on her machine."""
+        return _cli(
+            "approvals", "sign", str(plan_id), "--decision", "approve", "--by", "alice",
+            "--key-file", str(key_file),
+        ).splitlines()[-1]  # fmt: skip
+
     env = {
         **os.environ,
         "PREFECT_API_URL": auth_server.api_url,
@@ -113,11 +133,11 @@ def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_r
     )
     try:
         with _as_admin(auth_server):
-            save_approver_keys(["alice"])
             plan = wait_for_paused_plan(
                 store, "emails", since=since, timeout_s=600, stop=lambda: run.poll() is not None
             )
         assert plan is not None and plan.flow_run_id, (tmp_path / "plan-run.log").read_text()
+        token = signed(plan.id)
 
         # no credentials, or wrong ones: the server refuses to resume the run (401)
         resume = f"{auth_server.api_url}/flow_runs/{plan.flow_run_id}/resume"
@@ -125,7 +145,7 @@ def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_r
             "run_input": {
                 "decision": "approve",
                 "approver": "alice",
-                "approval_code": code("alice", plan.id),
+                "approval_code": token,
             }
         }
         assert httpx.post(resume, json=form, timeout=10).status_code == 401
@@ -170,8 +190,8 @@ def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_r
             assert "Workers:" in modal_text and "emails" in modal_text  # the plan summary
             page.screenshot(path=str(shots / "1-approval-form.png"))
 
-            # an unauthorized person: not an approver, with a code made with alice's key
-            submit("mallory", code("alice", plan.id))
+            # an unauthorized person: not an approver, with alice's signed decision
+            submit("mallory", token)
             outcome, reason = await_outcome(store, plan.id, refusals_before=0, timeout_s=120)
             assert outcome == "refused" and "not listed" in str(reason)
             with _as_admin(auth_server):
@@ -182,7 +202,7 @@ def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_r
             expect(page.get_by_text("Previous submission refused").first).to_be_visible()
             page.screenshot(path=str(shots / "2-refused-still-waiting.png"))
 
-            submit("alice", code("alice", plan.id))
+            submit("alice", token)  # the signed decision, pasted
             deadline = time.monotonic() + 300
             while run.poll() is None and time.monotonic() < deadline:
                 time.sleep(1)
@@ -198,9 +218,23 @@ def test_a_person_approves_in_the_prefect_ui_and_an_unauthorized_submission_is_r
 
     got = store.get_plan(plan.id)
     assert got.decided_by == "alice"
+    # the decision kept its signature, and the write verified it (no unauthorized refusal)
+    trail = store.audit_events(plan_id=plan.id)
+    assert any((e.details or {}).get("authenticated") == "signature" for e in trail), trail
+    assert store.audit_events(plan_id=plan.id, action="unauthorized") == []
     assert got.status in (PlanStatus.APPROVED, PlanStatus.APPLIED)
     assert_applied_only_when_due(store, plan.id)
     assert [e.actor for e in store.audit_events(plan_id=plan.id, action="decision_refused")] == [
         "mallory"
     ]
     get_settings.cache_clear()
+
+
+def _cli(*args: str) -> str:
+    from typer.testing import CliRunner
+
+    from capplan_cli.main import app
+
+    res = CliRunner().invoke(app, list(args))
+    assert res.exit_code == 0, res.output
+    return res.stdout.strip()

@@ -44,17 +44,13 @@ def test_resource_names_are_exactly_the_targets_and_strictly_valid() -> None:
     docs = render_rbac(_policies())
     for doc in docs:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
-    roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
-    assert set(roles) == {"workers", "batch"}  # the supervisor target renders nothing
-    grants = {
-        ns: {
-            (g, r, tuple(rule["verbs"])): rule["resourceNames"]
-            for rule in role["rules"]
-            for g in rule["apiGroups"]
-            for r in rule["resources"]
-        }
-        for ns, role in roles.items()
+    roles = {
+        d["metadata"]["namespace"]: d
+        for d in docs
+        if d["kind"] == "Role" and d["metadata"]["name"] == "capplan-scaler"
     }
+    assert set(roles) == {"workers", "batch"}  # the supervisor target renders nothing
+    grants = {ns: _grants(role) for ns, role in roles.items()}
     assert grants["workers"] == {
         ("apps", "deployments/scale", ("get", "patch")): ["email-worker", "thumb-worker"],
         ("apps", "deployments", ("get",)): ["email-worker", "thumb-worker"],
@@ -65,12 +61,48 @@ def test_resource_names_are_exactly_the_targets_and_strictly_valid() -> None:
         ("apps", "deployments/status", ("get",)): ["report-so"],
         ("keda.sh", "scaledobjects", ("get", "patch")): ["report-so"],
     }
-    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
-    assert {b["metadata"]["namespace"] for b in bindings} == {"workers", "batch"}
-    assert all(
-        b["subjects"] == [{"kind": "ServiceAccount", "name": "capplan", "namespace": "capplan"}]
-        for b in bindings
-    )
+    bindings = {
+        (b["metadata"]["namespace"], b["roleRef"]["name"]): b["subjects"]
+        for b in docs
+        if b["kind"] == "RoleBinding"
+    }
+    assert bindings == {
+        (ns, role): [{"kind": "ServiceAccount", "name": account, "namespace": "capplan"}]
+        for ns in ("workers", "batch")
+        for role, account in (("capplan-scaler", "capplan"), ("capplan-planner", "capplan-planner"))
+    }
+
+
+def _grants(role: dict) -> dict:
+    return {
+        (g, r, tuple(rule["verbs"])): rule["resourceNames"]
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+
+
+def test_the_planning_pool_account_may_read_the_targets_and_never_write() -> None:
+    """The planning pool's ServiceAccount (issue 24's "the planning pool cannot scale"): in
+    each namespace, ``get`` on exactly what the scaling account may touch, and no other verb;
+    the admission policy matches only the scaling account."""
+    docs = render_rbac(_policies())
+    accounts = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
+    assert accounts == {"capplan", "capplan-planner"}
+    roles = {
+        (d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs if d["kind"] == "Role"
+    }
+    for ns in ("workers", "batch"):
+        scaler, planner = (
+            _grants(roles[ns, "capplan-scaler"]),
+            _grants(roles[ns, "capplan-planner"]),
+        )
+        assert {verbs for (_, _, verbs) in planner} == {("get",)}
+        assert {(g, r): n for (g, r, _), n in planner.items()} == {
+            (g, r): n for (g, r, _), n in scaler.items()
+        }
+    bound = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
+    assert bound and "capplan-planner" not in str(bound)
 
 
 def test_the_shipped_rbac_is_the_render_of_the_demo_policies(tmp_path: Path) -> None:

@@ -183,6 +183,19 @@ def test_a_permanent_fault_fails_the_step_and_the_plan_at_once(fault: str) -> No
     assert [s.status for s in plan.steps] == [StepStatus.FAILED, StepStatus.CANCELLED]
 
 
+def test_a_permanent_fault_on_the_plans_last_step_fails_the_plan_too() -> None:
+    """The last open step made final used to make the plan ``applied`` before it could be
+    failed: a plan whose only step was refused by the cluster ended ``applied``."""
+    (store, _clock), policy = store_at(T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
+    scaler = FaultyScaler({KEY: 4}, write_faults=["forbidden"])
+    out = apply_step(store, scaler, policy, pid, store.get_plan(pid).steps[0].id, retry=NO_WAIT)
+    assert out.outcome == "failed" and out.plan_failed
+    plan = store.get_plan(pid)
+    assert plan.status == PlanStatus.FAILED and plan.steps[0].status == StepStatus.FAILED
+    assert store.audit_events(plan_id=pid, action="applied") == []
+
+
 def test_transient_faults_to_the_end_leave_the_step_for_a_later_run_to_read_back() -> None:
     (store, clock), policy = store_at(T0), emails_policy()
     pid = seed_plan(store, policy, (4, 8))

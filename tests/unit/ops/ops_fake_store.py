@@ -15,6 +15,7 @@ class FakeOpsStore:
 
     def __init__(self, *, broken: bool = False) -> None:
         self.broken = broken
+        self.reads = 0  # how many scrapes read the decided plans (the cache test counts them)
         created = AS_OF
         self.facts = [
             PlanFact(3, "c", "skipped", created + timedelta(seconds=40), AS_OF),
@@ -39,8 +40,9 @@ class FakeOpsStore:
     def audit_action_counts(self, actions: tuple[str, ...]) -> dict[str, int]:
         return {a: (1 if a == "scale_failed" else 0) for a in actions}
 
-    def decided_plan_facts(self) -> list[PlanFact]:
-        return [f for f in self.facts if f.decided_at is not None]
+    def decided_plan_facts(self, limit: int = 5000) -> list[PlanFact]:
+        self.reads += 1
+        return [f for f in self.facts if f.decided_at is not None][:limit]
 
     def oldest_awaiting_created_at(self) -> datetime | None:
         return AS_OF + timedelta(seconds=10)

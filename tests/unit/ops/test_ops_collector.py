@@ -65,3 +65,27 @@ def test_text_exposition_names_follow_prometheus_conventions() -> None:
     assert "counter" not in types.values()  # store state is exposed as gauges
     assert types["capplan_plan_approval_wait_seconds"] == "histogram"
     assert not any(n.endswith("_total") for n in types)
+
+
+def test_scrapes_within_the_cache_window_share_one_store_read_and_reads_are_bounded() -> None:
+    """Every query is bounded by ``plans_limit``, and scrapes closer together than ``cache_s``
+    reuse one read of the store (issue 24: a scrape ran unbounded queries every time)."""
+    store, clock = FakeOpsStore(), [100.0]
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(
+        OpsCollector(
+            store, clock=lambda: NOW, plans_limit=1, cache_s=15, monotonic=lambda: clock[0]
+        )
+    )
+    first = generate_latest(reg)
+    clock[0] += 14.9
+    assert generate_latest(reg) == first and store.reads == 1  # within the window: no read
+    clock[0] += 0.1
+    generate_latest(reg)
+    assert store.reads == 2  # the window passed: read again
+    approved = [
+        line
+        for line in first.decode().splitlines()
+        if line.startswith("capplan_plan_approval_wait_seconds_count")
+    ]
+    assert approved  # the one decided plan fits the limit of 1 (the newest first)

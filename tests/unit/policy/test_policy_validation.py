@@ -70,3 +70,20 @@ def test_duplicate_names_and_missing_list(tmp_path):
     f.write_text("policies: [\n")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_policies(f)
+
+
+@pytest.mark.parametrize("queue", ["emails:hb", "emails:hb:w1", "a:b:hb"])
+def test_a_queue_name_that_would_share_redis_keys_with_heartbeats_is_refused(queue):
+    """``capplan:q:<queue>:<suffix>`` vs a heartbeat ``capplan:q:<other>:hb:<worker>``: a
+    queue named ``emails:hb`` would write its counter ``capplan:q:emails:hb:enqueued`` onto
+    the heartbeat of queue ``emails``'s worker ``enqueued`` (issue 24)."""
+    owner = queue[: queue.index(":hb")]
+    with pytest.raises(PolicyError) as exc:
+        parse_policies(_doc(queue=queue))
+    assert f"policy 'emails': queue: {queue!r}" in str(exc.value)
+    assert f"worker heartbeats of queue {owner!r}" in str(exc.value)
+
+
+@pytest.mark.parametrize("queue", ["hb", "hb:emails", "emails:hbx", "rq:high", "a.hb"])
+def test_queue_names_with_colons_that_collide_with_nothing_are_kept(queue):
+    assert parse_policies(_doc(queue=queue))[0].queue == queue
