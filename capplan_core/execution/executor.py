@@ -180,6 +180,7 @@ def apply_step(
         max_workers,
         cooldown_scope_plan,
         authority,
+        lease_wait_s=lease_wait_s,
     )
     key = target_lock_key(policy.target)
     if not _take_target(store, key, run.run_id, lease_s, lease_wait_s, run.retry):

@@ -8,6 +8,7 @@ cancels a stale one, runs the guard, records the intent and the outcome around t
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -70,6 +71,9 @@ class StepRun:
     #: re-checks the plan's approval before the write (issue 24); None: not checked (the
     #: pure tests of the step machine); every production path gives one (capplan_app.bootstrap)
     authority: AuthorityCheck | None = None
+    #: how long the fence waits for the target lease while this run still holds the step
+    #: (another run on the same target holds it for a read; see :meth:`still_holds`)
+    lease_wait_s: float = 0.0
 
     def point(self, name: str) -> None:
         if self.hook is not None:
@@ -101,13 +105,24 @@ class StepRun:
         )
 
     def still_holds(self) -> bool:
-        """Fencing before a cluster write: renew this run's claim on the step and its lease on
-        the target; False when either was lost (taken over after it ran out)."""
-        return self.store.renew_claim(
-            self.step_id, run_id=self.run_id, lease_s=self.lease_s
-        ) and self.store.acquire_target_lease(
-            target_lock_key(self.policy.target), holder=self.run_id, lease_s=self.lease_s
-        )
+        """Fencing before a cluster write: renew this run's claim on the step and take its
+        lease on the target; False when the claim was lost (another run took the step over
+        after it ran out), or the target stayed held by another run for ``lease_wait_s``.
+
+        The target lease can lapse while the claim holds (a slow read under load): another
+        run then takes the target lease, finds the step held by this run and lets it go
+        within a read. Waiting for it, instead of giving up at once, keeps a run that still
+        owns its step from leaving it ``applying`` with nobody to finish it."""
+        key = target_lock_key(self.policy.target)
+        deadline = time.monotonic() + self.lease_wait_s
+        while True:
+            if not self.store.renew_claim(self.step_id, run_id=self.run_id, lease_s=self.lease_s):
+                return False
+            if self.store.acquire_target_lease(key, holder=self.run_id, lease_s=self.lease_s):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            self.retry.sleep(0.05)
 
 
 def find_step(plan: StoredPlan, step_id: int) -> StoredStep:
@@ -268,11 +283,25 @@ def _guard_and_write(
 
 
 def _lost_claim(run: StepRun, details: dict[str, Any], wrote: bool) -> StepResult:
-    """This run's claim ran out and another run took the step over: record nothing as
-    applied (the run holding the step now reads the target back and records the outcome).
-    A write this run made is audited as unconfirmed, so the trail still shows it."""
+    """The fence said no: this run writes nothing more and records nothing as applied.
+
+    Either another run took the step over after this run's claim ran out (it reads the
+    target back and records the outcome), or this run still holds the step but another run
+    kept the target for longer than ``lease_wait_s``: then the step is released in doubt
+    (``applying``, its lease ended), so the next run reads the target back first. A write
+    this run made is audited as unconfirmed, so the trail still shows it."""
+    released = run.move(
+        StepStatus.APPLYING,
+        StepStatus.APPLYING,
+        {**details, "reason": "the target stayed held by another run"},
+        action="step_in_doubt",
+        lease_ended=True,
+    )
     why = (
-        "lost the claim on the step during the write; the run that took it over reads "
+        f"the target stayed held by another run for {run.lease_wait_s:.0f} s; the step is "
+        "released for the next run, which reads the target back first"
+        if released
+        else "lost the claim on the step during the write; the run that took it over reads "
         "the target back and records the outcome"
     )
     if wrote:
@@ -283,7 +312,9 @@ def _lost_claim(run: StepRun, details: dict[str, Any], wrote: bool) -> StepResul
             queue=run.policy.queue,
             details={**details, "reason": why},
         )
-    return StepResult(run.step_id, "deferred", why, {**details, "lost_claim": True})
+    return StepResult(
+        run.step_id, "deferred", why, {**details, "lost_claim": not released}, run.lease_s
+    )
 
 
 def _read_or_release(

@@ -13,6 +13,7 @@ from faulty_scaler import FaultyScaler
 
 from capplan_core.execution.executor import apply_step, check_lease_s, not_due_yet
 from capplan_core.execution.scaler import LiveReplicas, ScaleOutcome
+from capplan_core.execution.step_machine import target_lock_key
 from capplan_core.planning.stored_plan import StepStatus
 from capplan_core.policy import TargetSpec
 
@@ -209,3 +210,63 @@ def test_a_step_left_in_doubt_on_a_superseded_plan_is_read_back_and_closed(lande
     # read back, never written again: 8 was written once (by the dead run) or never
     assert sum(1 for a in scaler.actions if a.to_replicas == 8) == (1 if landed else 0)
     assert store.get_plan(newer).status == PlanStatus.APPLIED  # the newer plan went on
+
+
+class TargetLeaseLapses(FaultyScaler):
+    """A read slower than the lease (load): the target lease lapses while this run still
+    holds the step, and another run takes the target lease before the write."""
+
+    def __init__(self, store, clock, lease_s: float) -> None:  # type: ignore[no-untyped-def]
+        super().__init__({KEY: 4})
+        self.store, self.clock, self.lease_s = store, clock, lease_s
+
+    def read(self, target: TargetSpec) -> LiveReplicas:
+        self.clock.at = self.clock.at + timedelta(seconds=self.lease_s + 1)
+        assert self.store.acquire_target_lease(target_lock_key(target), holder="other", lease_s=60)
+        return super().read(target)
+
+
+@pytest.mark.parametrize("other_lets_go", [True, False])
+def test_a_run_that_still_holds_its_step_waits_for_the_target_or_releases_the_step(
+    other_lets_go: bool,
+) -> None:
+    # found by CI: under load a run's target lease lapsed while it held the step; another run
+    # took the target lease, found the step held and deferred. The run gave up at once and
+    # left the step 'applying' under its claim, with nobody left to finish it.
+    from capplan_core.execution.write import RetryPolicy
+
+    (store, clock), policy = store_at(T0), emails_policy()
+    pid = seed_plan(store, policy, (4, 8))
+    sid = store.get_plan(pid).steps[0].id
+    scaler = TargetLeaseLapses(store, clock, lease_s=30)
+    target_key = target_lock_key(policy.target)
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        if other_lets_go:  # the other run defers on the held step and lets the target go
+            store.release_target_lease(target_key, holder="other")
+
+    out = apply_step(
+        store,
+        scaler,
+        policy,
+        pid,
+        sid,
+        run_id="slow",
+        lease_s=30,
+        lease_wait_s=0.0 if not other_lets_go else 5.0,
+        retry=RetryPolicy(attempts=2, backoff_s=0.0, sleep=sleep),
+    )
+    step = store.get_plan(pid).steps[0]
+    if other_lets_go:
+        assert out.outcome == "applied" and scaler.replicas[KEY] == 8, out
+        assert step.status == StepStatus.APPLIED and waits
+        return
+    # the step is released in doubt, not left under a live claim: the next run finishes it
+    assert out.outcome == "deferred" and out.details["lost_claim"] is False
+    assert "target stayed held" in out.reason and scaler.write_calls == 0
+    assert step.status == StepStatus.APPLYING and step.lease_until <= clock.at
+    clock.at = clock.at + timedelta(seconds=61)  # the other run's target lease ran out
+    again = apply_step(store, FaultyScaler({KEY: 4}), policy, pid, sid, run_id="next")
+    assert again.outcome == "applied" and store.get_plan(pid).steps[0].status == "applied"
