@@ -245,7 +245,8 @@ def authority_check(plan: StoredPlan, policy: ScalingPolicy) -> str | None:
         policy,
         approvals,
         approver_key=lambda name: approver_key(policy, name),
-        store_id=store.store_id() if signed else "",
+        store_id=store.store_id() if signed or store.approver_anchors else "",
         public_keys=store.approver_public_keys,
         versions=versions,
+        anchored=bool(store.approver_anchors),
     )

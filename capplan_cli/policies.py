@@ -123,7 +123,9 @@ def apply(
         if c.pending:
             console.print(
                 f"{c.name} v{c.version} is stored but NOT in effect: it widens authority "
-                f"({'; '.join(c.pending)}). A current approver (not you) makes it current: "
+                f"({'; '.join(c.pending)}). "
+                + ("A current approver" if c.previous else "An approver whose key is in force")
+                + " (not you) makes it current: "
                 f"capplan policies approve {c.name} {c.version} --by NAME",
                 highlight=False,
             )
@@ -246,13 +248,17 @@ def diff(
 @policies_app.command("approve")
 def approve_version(
     name: str = typer.Argument(..., help="the policy"),
-    version: int = typer.Argument(..., min=1, help="its pending version"),
+    version: int = typer.Argument(
+        ..., min=1, help="its pending version (or its current one, to sign it in place)"
+    ),
     approver: str = typer.Option(..., "--by", help="your approver name (of the current version)"),
     key_file: str = typer.Option(DEFAULT_KEY_FILE, "--key-file", help="your private key"),
     valid_seconds: float = typer.Option(600, "--valid-seconds"),
 ) -> None:
     """Sign a pending policy version (one that widens authority) with your key, so that it
-    takes effect: four eyes, the person who applied it cannot (docs/security.md)."""
+    takes effect: four eyes, the person who applied it cannot (docs/security.md). With trust
+    anchors set, a new policy that acts waits for this too, and a current version applied
+    before the anchors were set is signed in place."""
     from capplan_app.bootstrap import plan_store
     from capplan_cli.key_files import read_private_key
     from capplan_core.approval.policy_signing import sign_version, statement_for_version
@@ -274,8 +280,15 @@ def approve_version(
         fail(str(err))
     except (StoreError, PolicyError) as err:
         fail(str(err), code=1)
+    was = (
+        "a new policy"
+        if change.previous is None
+        else "signed in place"
+        if change.previous == change.version
+        else f"was v{change.previous}"
+    )
     console.print(
-        f"{name} v{change.version} is now in effect (was v{change.previous}); superseded plans: "
+        f"{name} v{change.version} is now in effect ({was}); superseded plans: "
         f"{', '.join(map(str, change.superseded_plans)) or 'none'}",
         highlight=False,
     )

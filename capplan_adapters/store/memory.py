@@ -90,7 +90,13 @@ class InMemoryPlanStore:
         if current is not None and current.sha256 == digest:
             return PolicyChange(p.name, current.version, current.version, False)
         previous = None if current is None else current.version
-        reasons = tuple(pending_reasons(None if current is None else current.policy, p))
+        reasons = tuple(
+            pending_reasons(
+                None if current is None else current.policy,
+                p,
+                anchored=bool(self.approver_anchors),
+            )
+        )
         waiting = [v for v in history if v.pending and v.sha256 == digest]
         if reasons and waiting:
             return PolicyChange(p.name, waiting[0].version, previous, False, pending=reasons)
@@ -133,7 +139,7 @@ class InMemoryPlanStore:
         self, name: str, version: int, token: str, *, actor: str
     ) -> PolicyChange:
         with self._lock:
-            current = self.current_policy(name)
+            current = self._current(name)
             target = self.policy_version(name, version)
             problem = pending_approval_problem(
                 token,
@@ -161,7 +167,12 @@ class InMemoryPlanStore:
                 target, pending=False, approved_by=actor, approval=token.strip(),
                 approved_at=self._now(),
             )  # fmt: skip
-            superseded = self._make_current(target.policy, version, actor)
+            previous = None if current is None else current.version
+            superseded = (
+                []  # the current version signed in place: it stays current
+                if previous == version
+                else self._make_current(target.policy, version, actor)
+            )
             self.audit(
                 "policy_version_approved",
                 actor=actor,
@@ -169,12 +180,12 @@ class InMemoryPlanStore:
                 details={
                     "policy": name,
                     "version": version,
-                    "previous": current.version,
+                    "previous": previous,
                     "applied_by": target.applied_by,
                     "superseded_plans": superseded,
                 },
             )
-            return PolicyChange(name, version, current.version, True, tuple(superseded))
+            return PolicyChange(name, version, previous, True, tuple(superseded))
 
     def current_policy(self, name: str) -> PolicyVersion:
         current = self._current(name)

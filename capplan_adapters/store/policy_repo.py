@@ -85,7 +85,11 @@ class PolicyRepository(PlanReader):
                 return PolicyChange(p.name, row.version, row.version, changed=False)
         previous = None if row is None else row.version
         reasons = tuple(
-            pending_reasons(None if row is None else ScalingPolicy.model_validate(row.spec), p)
+            pending_reasons(
+                None if row is None else ScalingPolicy.model_validate(row.spec),
+                p,
+                anchored=bool(self.approver_anchors),  # type: ignore[attr-defined]
+            )
         )
         waiting = s.scalar(
             select(PolicyVersionRow).where(
@@ -152,10 +156,8 @@ class PolicyRepository(PlanReader):
             row = s.scalar(
                 select(ScalingPolicyRow).where(ScalingPolicyRow.name == name).with_for_update()
             )
-            if row is None:
-                raise StoreError(f"no policy named {name!r}")
-            target = self._version_of(s, name, version)
-            current = self._version_of(s, name, row.version)
+            target = self._version_of(s, name, version)  # raises for an unknown policy
+            current = None if row is None else self._version_of(s, name, row.version)
             problem = pending_approval_problem(
                 token,
                 target=target,
@@ -191,15 +193,19 @@ class PolicyRepository(PlanReader):
                     PolicyVersionRow.name == name, PolicyVersionRow.version == version
                 )
             )
-            assert row is not None and vrow is not None
-            previous = row.version
+            assert vrow is not None
+            previous = None if row is None else row.version
             vrow.pending, vrow.approved_by, vrow.approval, vrow.approved_at = (
                 False,
                 actor,
                 token.strip(),
                 now,
             )
-            superseded = self._make_current(s, row, target.policy, version, actor)
+            superseded = (
+                []  # the current version signed in place: it stays current, nothing changes
+                if previous == version
+                else self._make_current(s, row, target.policy, version, actor)
+            )
             s.add(
                 AuditEventRow(
                     actor=actor,

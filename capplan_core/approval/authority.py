@@ -55,13 +55,15 @@ def authority_problem(
     store_id: str = "",
     public_keys: Callable[[str], list[str]] = lambda _name: [],
     versions: Sequence[PolicyVersion] = (),
+    anchored: bool = False,
 ) -> str | None:
     """Why ``plan``'s approval does not hold (None: it does). ``approvals`` are the plan's
     ``approved`` audit rows; ``approver_key(name)`` gives an approver's key or raises
     ``LookupError`` with the reason; ``public_keys(name)`` an approver's public keys (not
     revoked) and ``store_id`` this store's id, for a signed decision. ``versions``, the
     policy's stored versions, are checked as a chain (four eyes): the plan's version must be
-    one that took effect by the rules, not one made current in the database."""
+    one that took effect by the rules, not one made current in the database; ``anchored``
+    (trust anchors set) makes a first version that can act need a signature too."""
     who = plan.decided_by
     record = next((a for a in approvals if a.actor == who), None)
     if plan.status != PlanStatus.APPROVED or not who or record is None:
@@ -73,7 +75,11 @@ def authority_problem(
     under = f"policy {policy.name!r}" + (f" v{version}" if version is not None else "")
     if versions:
         chain = version_chain_problem(
-            versions, int(version or 1), store_id=store_id, public_keys=public_keys
+            versions,
+            int(version or 1),
+            store_id=store_id,
+            public_keys=public_keys,
+            anchored=anchored,
         )
         if chain is not None:
             return f"plan {plan.id} was made under a policy version not in effect: {chain}"

@@ -22,7 +22,7 @@ from capplan_core.approval.signature import (
     sign_statement,
     verifies,
 )
-from capplan_core.approval.widening import widening_reasons
+from capplan_core.approval.widening import pending_reasons, signers_of
 from capplan_core.planning.policy_versions import PolicyVersion, policy_digest
 from capplan_core.utc import utc_datetime
 
@@ -77,13 +77,15 @@ def version_approval_problem(
     token: str,
     *,
     version: PolicyVersion,
-    approvers: Sequence[str],
+    approvers: Sequence[str] | None,
     store_id: str,
     public_keys: Callable[[str], list[str]],
     at: datetime,
 ) -> str | None:
     """Why ``token`` does not let ``version`` take effect (None: it does). ``approvers``
-    are the current (previous effective) version's; ``at`` is when it was submitted."""
+    are the current (previous effective) version's, or None: any approver whose key is in
+    force (``public_keys`` gives only those; :func:`.widening.signers_of`); ``at`` is when it
+    was submitted."""
     try:
         st, signature = decode_version_token(token)
     except SignatureError as err:
@@ -91,7 +93,7 @@ def version_approval_problem(
     expires = datetime.fromisoformat(st.expires_at.replace("Z", "+00:00"))
     checks = (
         (
-            st.approver not in approvers,
+            approvers is not None and st.approver not in approvers,
             f"{st.approver!r} is not an approver of the current version",
         ),
         (
@@ -123,21 +125,30 @@ def pending_approval_problem(
     token: str,
     *,
     target: PolicyVersion,
-    current: PolicyVersion,
+    current: PolicyVersion | None,
     store_id: str,
     public_keys: Callable[[str], list[str]],
     at: datetime,
 ) -> str | None:
-    """Why ``token`` does not make the pending ``target`` take over from ``current`` (None:
-    it does): ``target`` must be pending, and signed by an approver of ``current``."""
-    if not target.pending:
-        return (
-            f"policy {target.name!r} v{target.version} is not pending (current: v{current.version})"
-        )
+    """Why ``token`` does not make ``target`` take effect over ``current`` (None: it does):
+    ``target`` must be pending, and signed by one of :func:`.widening.signers_of` ``current``.
+
+    The one exception: the current version itself, effective but unsigned, may be signed in
+    place (trust anchors set on a store whose first versions were applied without them:
+    docs/security.md); any approver whose key is in force signs it."""
+    in_place = (
+        current is not None
+        and target.version == current.version
+        and not target.pending
+        and not target.approval
+    )
+    if not target.pending and not in_place:
+        now_at = "none" if current is None else f"v{current.version}"
+        return f"policy {target.name!r} v{target.version} is not pending (current: {now_at})"
     return version_approval_problem(
         token,
         version=target,
-        approvers=current.policy.approval.approvers,
+        approvers=None if in_place else signers_of(None if current is None else current.policy),
         store_id=store_id,
         public_keys=public_keys,
         at=at,
@@ -150,11 +161,14 @@ def version_chain_problem(
     *,
     store_id: str,
     public_keys: Callable[[str], list[str]],
+    anchored: bool = False,
 ) -> str | None:
     """Why version ``upto`` of a policy is not one that took effect by the rules (None: it
-    is): every effective version up to it either widens nothing over the one before it or
-    carries a valid signature of an approver of the one before it; its spec still has its
-    digest. What a plan made under a version forged in the database is refused with."""
+    is): every effective version up to it either needed no signature over the one before it
+    (:func:`.widening.pending_reasons`, the rule the store applies) or carries a valid
+    signature of one who could sign it; its spec still has its digest. What a plan made under
+    a version forged in the database is refused with. ``anchored``: trust anchors are set,
+    so a first version that can act needs a signature too."""
     effective: PolicyVersion | None = None
     for v in sorted(records, key=lambda r: r.version):
         if v.version > upto:
@@ -165,17 +179,18 @@ def version_chain_problem(
             continue
         if policy_digest(v.policy) != v.sha256:
             return f"policy {v.name!r} v{v.version}'s spec does not match its digest"
-        if effective is not None and widening_reasons(effective.policy, v.policy):
+        before = None if effective is None else effective.policy
+        reasons = pending_reasons(before, v.policy, anchored=anchored)
+        if reasons:
             if not v.approval or v.approved_at is None:
                 return (
-                    f"policy {v.name!r} v{v.version} widens authority "
-                    f"({'; '.join(widening_reasons(effective.policy, v.policy))}) and no "
-                    "approver signed it"
+                    f"policy {v.name!r} v{v.version} widens authority ({'; '.join(reasons)}) "
+                    "and no approver signed it"
                 )
             problem = version_approval_problem(
                 v.approval,
                 version=v,
-                approvers=effective.policy.approval.approvers,
+                approvers=signers_of(before),
                 store_id=store_id,
                 public_keys=public_keys,
                 at=v.approved_at,

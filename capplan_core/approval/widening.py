@@ -50,11 +50,36 @@ def widening_reasons(old: ScalingPolicy, new: ScalingPolicy) -> list[str]:
     return out
 
 
-def pending_reasons(current: ScalingPolicy | None, new: ScalingPolicy) -> list[str]:
-    """Why applying ``new`` over the ``current`` version must wait for a current approver's
-    signature (empty: it takes effect at once). A new policy, or one whose current version
-    lists no approvers (nobody could sign), takes effect at once: docs/security.md says what
-    that leaves open."""
-    if current is None or not current.approval.approvers:
+def pending_reasons(
+    current: ScalingPolicy | None, new: ScalingPolicy, *, anchored: bool = False
+) -> list[str]:
+    """Why applying ``new`` over the ``current`` version must wait for an approver's signature
+    (empty: it takes effect at once). The one rule of both the store (is it stored pending?)
+    and the write (:func:`.policy_signing.version_chain_problem`: did it take effect by it?).
+
+    Over a version with approvers: what it widens, signed by one of them. Over nothing (a new
+    policy) or a version that lists no approvers (nobody could sign): at once, unless trust
+    anchors are set (``anchored``, ``CAPPLAN_APPROVER_ANCHORS``): then a first version that
+    can act (mode ``manual`` or ``auto``), or what widens a version without approvers, waits
+    for any approver whose key is in force. Without anchors a database writer can register
+    keys too, so nothing stronger is possible there (docs/security.md)."""
+    if current is not None and current.approval.approvers:
+        return widening_reasons(current, new)
+    if not anchored:
         return []
+    if current is None:
+        if new.mode == Mode.ADVISORY:
+            return []
+        return [
+            f"a new policy in mode {new.mode.value}, with trust anchors set: an approver "
+            "whose key is in force must sign it"
+        ]
     return widening_reasons(current, new)
+
+
+def signers_of(current: ScalingPolicy | None) -> list[str] | None:
+    """Who may sign a version that waits over ``current``: its approvers; None (any approver
+    whose key is in force) over a new policy or a version without approvers."""
+    if current is not None and current.approval.approvers:
+        return list(current.approval.approvers)
+    return None

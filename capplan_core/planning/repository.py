@@ -9,7 +9,7 @@ Errors: :class:`~capplan_core.planning.errors.StoreError` for unknown ids,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -181,6 +181,11 @@ class PlanRepository(Protocol):
     ) -> list[AuditEntry]: ...
 
     # -- approvers' public keys and the store's identity (signed decisions, issue 24)
+    #: trust anchors, {approver: public keys}: set by the composition root from
+    #: ``CAPPLAN_APPROVER_ANCHORS``, never read from the store itself. When set, a first
+    #: policy version that can act needs a signature too (approval/widening.pending_reasons)
+    approver_anchors: Mapping[str, tuple[str, ...]]
+
     def store_id(self) -> str:
         """This store's id, made once when it was created: a signed decision names it, so
         two stores never accept each other's decisions."""

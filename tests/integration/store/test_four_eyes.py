@@ -133,3 +133,34 @@ def test_a_key_needs_another_approvers_endorsement_and_one_inserted_by_sql_verif
     )  # fmt: skip
     assert "does not verify" in out, out
     assert store.get_policy("emails").mode == "manual"
+
+
+def test_with_trust_anchors_an_unsigned_first_version_is_refused_and_a_new_one_waits(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # alice's key (registered first) becomes the trust anchor the operator configures
+    public = plan_store().approver_public_keys("alice")[0]
+    monkeypatch.setenv("CAPPLAN_APPROVER_ANCHORS", f"alice:{public}")
+    get_settings.cache_clear()
+    store = plan_store()
+    # the policy applied before the anchors (v1, unsigned) no longer holds at the write...
+    pid = due_plan(store, to_workers=6, policy_version=1)
+    store.transition(pid, PlanStatus.APPROVED, actor="alice")
+    res = CliRunner().invoke(app, ["plans", "apply-due", "--json"])
+    rows = json.loads(res.stdout)
+    assert res.exit_code == 1 and rows[0]["outcome"] == "refused", rows
+    assert "trust anchors" in rows[0]["reason"]
+    # ...until an approver signs it in place
+    out = _cli("policies", "approve", "emails", "1", "--by", "alice", "--key-file", str(env))
+    assert "signed in place" in out
+    # a new policy that acts is stored pending, and takes effect when alice signs it
+    doc = {**POLICY.model_dump(mode="json"), "name": "payments", "queue": "payments"}
+    doc["target"] = {**doc["target"], "name": "payments-worker"}
+    doc["approval"] = {"approvers": ["alice"], "proof": "signature"}
+    path = tmp_path / "payments.yaml"
+    path.write_text(yaml.safe_dump({"policies": [doc]}))
+    out = _cli("policies", "apply", str(path), "--by", "ops")
+    assert "NOT in effect" in out and "trust anchors" in out and "key is in force" in out
+    out = _cli("policies", "approve", "payments", "1", "--by", "alice", "--key-file", str(env))
+    assert "is now in effect (a new policy)" in out
+    assert store.get_policy("payments").mode == POLICY.mode
