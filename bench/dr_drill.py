@@ -84,7 +84,7 @@ def _resume_one(stack: DrillStack, key: str, plan_ids: list[int]) -> dict[str, A
 
     from capplan_adapters.store.db import open_store
     from capplan_cli.approvals import ApprovalError, resume_with_decision
-    from capplan_core.approval.auth import approval_code
+    from capplan_core.approval.signature import signed_decision
 
     if not plan_ids:
         return {"resumed": None}
@@ -97,7 +97,14 @@ def _resume_one(stack: DrillStack, key: str, plan_ids: list[int]) -> dict[str, A
                 plan_id,
                 decision="approve",
                 approver=APPROVER,
-                code=approval_code(key, plan_id, "approve"),
+                code=signed_decision(
+                    key,
+                    store.get_plan(plan_id),
+                    store_id=store.store_id(),
+                    decision="approve",
+                    approver=APPROVER,
+                    now=store.now(),
+                ),
                 comment="dr drill: approved after the restore",
             )
         except ApprovalError as err:  # reported (the test shows why), not a crashed drill

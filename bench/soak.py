@@ -72,18 +72,22 @@ def log(kind: str, data: dict[str, Any]) -> None:
 
 
 def prepare(stack: Stack) -> tuple[str, datetime]:
-    """Policies, the approver's key, the pools at 2 workers, the earlier days' history."""
+    """Policies, the approver's private key, the pools at 2 workers, the earlier days'
+    history."""
     from bench.soak_load import backfill, policies
     from capplan_adapters.store.db import open_store
     from capplan_app.bootstrap import scaler
-    from capplan_app.secrets import store_prefect_secret
-    from capplan_core.approval.auth import new_approver_key
+    from capplan_app.local_approver import local_approver_key
     from capplan_core.policy import parse_policies
 
     pols = parse_policies({"policies": policies(stack)})
-    open_store(stack.store_url).apply_policies(pols, actor="soak-operator")
-    key = new_approver_key()
-    store_prefect_secret(f"capplan-approver-{APPROVER}", key)
+    store = open_store(stack.store_url)
+    store.apply_policies(pols, actor="soak-operator")
+    # the scripted approver signs decisions with a key of their own (only the public key is
+    # in the store: no approver secret on any server)
+    key = local_approver_key(
+        store, APPROVER, stack.workdir / f"{APPROVER}.key", actor="soak-operator"
+    )
     sc = scaler(dry_run_replicas=0)
     for p in pols:
         sc.set_replicas(p.target, 2)

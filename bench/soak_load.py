@@ -159,7 +159,7 @@ class Approver:
     """Decides each plan that waits for a person (the ``gated`` queue's, and the ``live``
     queue's when its auto policy falls back to a person), in turn: approves at once,
     approves late (half the approval timeout later), rejects, and ignores (it expires or is
-    superseded). Every decision goes through the Prefect API with an approval code, as
+    superseded). Every decision goes through the Prefect API, signed with its key, as
     ``capplan plans approve`` does."""
 
     stack: Stack
@@ -201,7 +201,7 @@ class Approver:
 
     def _decide(self, store: Any, plan_id: int, move: str) -> None:
         from capplan_cli.approvals import ApprovalError, resume_with_decision
-        from capplan_core.approval.auth import approval_code
+        from capplan_core.approval.signature import signed_decision
 
         decision = "reject" if move == "reject" else "approve"
         try:
@@ -210,7 +210,14 @@ class Approver:
                 plan_id,
                 decision=decision,
                 approver=APPROVER,
-                code=approval_code(self.key, plan_id, decision),
+                code=signed_decision(
+                    self.key,
+                    store.get_plan(plan_id),
+                    store_id=store.store_id(),
+                    decision=decision,
+                    approver=APPROVER,
+                    now=store.now(),
+                ),
                 comment=f"soak: {move}",
             )
         except ApprovalError as err:  # not paused yet, or no longer waiting

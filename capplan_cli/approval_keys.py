@@ -208,29 +208,25 @@ def sign_decision(
     plan's content and policy version, the decision, the cap, the window and an expiry."""
 
     from capplan_app.bootstrap import plan_store
-    from capplan_core.approval.signature import (
-        SignatureError,
-        encode_token,
-        sign,
-        statement_for,
-    )
+    from capplan_core.approval.signature import SignatureError, signed_decision
     from capplan_core.planning.errors import StoreError
 
     private = read_private_key(key_file)
     store = plan_store()
     try:
-        plan = store.get_plan(plan_id)
-        statement = statement_for(
-            plan,
-            store_id=store.store_id(),
-            decision=decision,
-            approver=approver,
-            now=store.now(),
-            valid_s=valid_seconds,
-            max_workers=max_workers,
-            apply_hours=apply_hours,
+        typer.echo(
+            signed_decision(
+                private,
+                store.get_plan(plan_id),
+                store_id=store.store_id(),
+                decision=decision,
+                approver=approver,
+                now=store.now(),
+                valid_s=valid_seconds,
+                max_workers=max_workers,
+                apply_hours=apply_hours,
+            )
         )
-        typer.echo(encode_token(statement, sign(private, statement)))
     except SignatureError as err:
         fail(str(err))
     except StoreError as err:

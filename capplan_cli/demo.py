@@ -14,7 +14,6 @@ from capplan_cli.output import console, plans_table, print_json
 from capplan_cli.runner import check_inputs, public, run_capacity_plan
 
 DEMO_APPROVER = "demo-user"  # listed in data/demo/policies.yaml approval.approvers
-DEMO_KEY_BLOCK = f"capplan-approver-{DEMO_APPROVER}"
 DEMO_OPERATOR = "capplan-demo"  # applies the demo policies and requests the cycle
 
 
@@ -58,9 +57,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _replay_demo(as_json: bool, store_url: str) -> None:
-    from capplan_app.secrets import store_prefect_secret
+    from capplan_app.demo_store import demo_store_path
+    from capplan_app.local_approver import local_approver_key
     from capplan_cli.approvals import resume_with_decision, wait_for_paused_plan
-    from capplan_core.approval.auth import approval_code, new_approver_key
+    from capplan_core.approval.signature import signed_decision
     from capplan_core.policy import Mode, load_policies
     from tasks.approval_runs import join_local_approval_runs
     from tasks.summary import plan_view
@@ -70,10 +70,15 @@ def _replay_demo(as_json: bool, store_url: str) -> None:
     manual = {p.queue for p in policies if p.mode == Mode.MANUAL}
     store = plan_store()
     # the demo is its own operator: it applies the bundled policies (a new version only
-    # when they changed) and gives its approver a fresh key in a Prefect Secret block
+    # when they changed); and its own approver, whose private key stays in a file beside
+    # the demo's store (only the public key is registered), as a person's stays on theirs
     store.apply_policies(policies, actor=DEMO_OPERATOR, comment="capplan demo")
-    demo_key = new_approver_key()
-    store_prefect_secret(DEMO_KEY_BLOCK, demo_key)
+    demo_key = local_approver_key(
+        store,
+        DEMO_APPROVER,
+        demo_store_path("capplan").with_name(f"capplan-{DEMO_APPROVER}.key"),
+        actor=DEMO_OPERATOR,
+    )
     metrics = _recent_demo_metrics()
     console.print(
         "[bold]capplan demo[/]: collect → clean → forecast → plan → simulate → "
@@ -117,12 +122,20 @@ def _replay_demo(as_json: bool, store_url: str) -> None:
             plan.id,
             decision="approve",
             approver=DEMO_APPROVER,
-            code=approval_code(demo_key, plan.id, "approve"),
+            code=signed_decision(
+                demo_key,
+                plan,
+                store_id=store.store_id(),
+                decision="approve",
+                approver=DEMO_APPROVER,
+                now=store.now(),
+            ),
             comment="approved by `capplan demo`",
         )
         console.print(
-            f"[green]✔ approved as '{DEMO_APPROVER}'[/] through the Prefect API "
-            "(what a person does with the form in the Prefect UI)"
+            f"[green]✔ approved as '{DEMO_APPROVER}'[/], a decision signed with their "
+            "key, through the Prefect API (what a person does with the form in the Prefect "
+            "UI)"
         )
     join_local_approval_runs(timeout_s=300)
     final = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,6 +15,9 @@ from capplan_core.approval.auth import approval_code
 from capplan_core.planning.errors import StoreError
 from capplan_core.planning.markdown import table
 from capplan_core.planning.records import plan_summary
+
+if TYPE_CHECKING:
+    from capplan_core.planning.repository import PlanRepository
 
 plans_app = typer.Typer(help="Stored capacity plans.", no_args_is_help=True)
 
@@ -87,6 +91,7 @@ def _record_decision(
     code: str | None,
     key_env: str,
     wait_s: float,
+    key_file: str | None = None,
 ) -> None:
     if decision == "approve":
         try:
@@ -99,8 +104,10 @@ def _record_decision(
             fail(refusal, code=REFUSED_EXIT)
     # the paused run lives on the real server; a temporary one knows no such run
     require_server(f"capplan plans {decision}")
-    code = code or _code_from_key(key_env, plan_id, decision, max_workers, apply_hours)
     store = plan_store()
+    code = code or _proof(
+        store, plan_id, decision, approver, max_workers, apply_hours, key_env, key_file
+    )
     try:
         before = len(store.audit_events(plan_id=plan_id, action="decision_refused"))
         run_id = resume_with_decision(
@@ -130,6 +137,44 @@ def _record_decision(
         console.print(f"plan {plan_id}: {store.get_plan(plan_id).status}")
 
 
+def _proof(
+    store: PlanRepository,
+    plan_id: int,
+    decision: str,
+    approver: str,
+    max_workers: int | None,
+    apply_hours: float | None,
+    key_env: str,
+    key_file: str | None,
+) -> str:
+    """The decision's proof made here, as the plan's policy version asks for it: signed
+    with the private key in ``key_file`` (default for ``proof: signature``), or the approval
+    code made from ``$key_env`` (``proof: code``, unless ``--key-file`` is given)."""
+    from capplan_cli.key_files import DEFAULT_KEY_FILE, read_private_key
+    from capplan_core.approval.signature import SignatureError, signed_decision
+
+    try:
+        plan = store.get_plan(plan_id)
+        proof = store.policy_for_plan(plan).approval.proof
+    except StoreError as err:
+        fail(str(err), code=1)
+    if proof == "code" and key_file is None:
+        return _code_from_key(key_env, plan_id, decision, max_workers, apply_hours)
+    try:
+        return signed_decision(
+            read_private_key(key_file or DEFAULT_KEY_FILE),
+            plan,
+            store_id=store.store_id(),
+            decision=decision,
+            approver=approver,
+            now=store.now(),
+            max_workers=max_workers,
+            apply_hours=apply_hours,
+        )
+    except SignatureError as err:
+        fail(str(err))
+
+
 def _code_from_key(
     key_env: str, plan_id: int, decision: str, max_workers: int | None, apply_hours: float | None
 ) -> str:
@@ -140,7 +185,18 @@ def _code_from_key(
     return approval_code(key, plan_id, decision, max_workers=max_workers, apply_hours=apply_hours)
 
 
-KEY_ENV_HELP = "environment variable holding your approver key (the code is made from it)"
+KEY_ENV_HELP = (
+    "environment variable holding your approver key, for a policy with approval.proof: code "
+    "(the code is made from it)"
+)
+KEY_FILE_HELP = (
+    "your private key (capplan approvals keygen): the decision is signed with it; the default "
+    "for a policy that takes signed decisions is ~/.config/capplan/approver.key"
+)
+CODE_HELP = (
+    "the decision's proof: a signed decision (capplan approvals sign) or an approval code "
+    "(capplan approvals code); default: made here, from --key-file or --key-env"
+)
 
 
 @plans_app.command("approve")
@@ -154,10 +210,9 @@ def approve(
         None, "--max-workers", help="cap: at least the plan's current count, never 0"
     ),
     apply_hours: float | None = typer.Option(None, "--apply-hours", min=0.01),
-    code: str | None = typer.Option(
-        None, "--code", help="approval code (capplan approvals code); default: made from --key-env"
-    ),
+    code: str | None = typer.Option(None, "--code", help=CODE_HELP),
     key_env: str = typer.Option("CAPPLAN_APPROVER_KEY", "--key-env", help=KEY_ENV_HELP),
+    key_file: str | None = typer.Option(None, "--key-file", help=KEY_FILE_HELP),
     wait_s: float = typer.Option(
         60,
         "--wait",
@@ -169,7 +224,16 @@ def approve(
 
     Exit 3 when the decision is refused (stale plan, cap, not an approver, wrong code)."""
     _record_decision(
-        plan_id, "approve", approver, comment, max_workers, apply_hours, code, key_env, wait_s
+        plan_id,
+        "approve",
+        approver,
+        comment,
+        max_workers,
+        apply_hours,
+        code,
+        key_env,
+        wait_s,
+        key_file,
     )
 
 
@@ -180,14 +244,15 @@ def reject(
         ..., "--by", help="your approver name (in the policy's approval.approvers; audited)"
     ),
     comment: str = typer.Option("", "--comment"),
-    code: str | None = typer.Option(
-        None, "--code", help="approval code (capplan approvals code); default: made from --key-env"
-    ),
+    code: str | None = typer.Option(None, "--code", help=CODE_HELP),
     key_env: str = typer.Option("CAPPLAN_APPROVER_KEY", "--key-env", help=KEY_ENV_HELP),
+    key_file: str | None = typer.Option(None, "--key-file", help=KEY_FILE_HELP),
     wait_s: float = typer.Option(60, "--wait", min=0),
 ) -> None:
     """Reject a plan paused for approval: nothing is applied."""
-    _record_decision(plan_id, "reject", approver, comment, None, None, code, key_env, wait_s)
+    _record_decision(
+        plan_id, "reject", approver, comment, None, None, code, key_env, wait_s, key_file
+    )
 
 
 @plans_app.command("apply-due")

@@ -88,7 +88,7 @@ def apply(
             new_label=str(path),
         )
         for p in policies
-        if p.name not in stored or stored[p.name].sha256 != policy_digest(p)
+        if p.name not in stored or policy_digest(stored[p.name].policy) != policy_digest(p)
     }
     if not as_json:
         for name, text in diffs.items():

@@ -404,8 +404,8 @@ class ApprovalSpec(_Strict):
         default_factory=list,
         max_length=200,
         description="who may approve or reject (each "
-        "proves it with an approval code made with their own key); empty: nobody, a manual "
-        "plan can only expire",
+        "proves it with their own key: see proof); empty: nobody, a manual plan can only "
+        "expire",
     )
     require_distinct_requester: bool = Field(
         False,
@@ -414,11 +414,12 @@ class ApprovalSpec(_Strict):
         "applied the policy version the plan runs under",
     )
     proof: Literal["code", "signature"] = Field(
-        "code",
-        description="how an approver proves a decision: 'code', an HMAC approval code "
-        "made with a key the verifier also holds; 'signature', an Ed25519 signature checked "
-        "with the approver's public key in the store (no approver secret on any server: "
-        "docs/security.md)",
+        "signature",
+        description="how an approver proves a decision: 'signature' (the default), an "
+        "Ed25519 signature checked with the approver's public key in the store (no approver "
+        "secret on any server: docs/security.md); 'code', an HMAC approval code made with a "
+        "key the verifier also holds (kept for stores that used it before; a Prefect user "
+        "who can read the key's Secret block can forge it)",
     )
     approver_keys: dict[Annotated[str, Field(pattern=APPROVER_NAME)], SecretRef] = Field(
         default_factory=dict,

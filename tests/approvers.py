@@ -24,9 +24,14 @@ def key_env(name: str) -> str:
 
 
 def env_approval(names: Iterable[str]) -> dict[str, Any]:
-    """A policy's ``approval`` section listing ``names``, their keys read from the environment."""
+    """A policy's ``approval`` section listing ``names``, who prove decisions with approval
+    codes (``proof: code``), their keys read from the environment."""
     names = list(names)
-    return {"approvers": names, "approver_keys": {n: f"env:{key_env(n)}" for n in names}}
+    return {
+        "approvers": names,
+        "proof": "code",
+        "approver_keys": {n: f"env:{key_env(n)}" for n in names},
+    }
 
 
 def approve(store: Any, plan_id: int, approver: str, **limits: Any) -> Any:
@@ -49,14 +54,25 @@ def save_approver_keys(names: Iterable[str] = TEST_APPROVERS) -> None:
 
 
 def with_approvers(
-    policies: Iterable[ScalingPolicy], names: Iterable[str] = TEST_APPROVERS
+    policies: Iterable[ScalingPolicy],
+    names: Iterable[str] = TEST_APPROVERS,
+    *,
+    proof: str | None = "code",
 ) -> list[ScalingPolicy]:
-    """The policies with ``names`` as their approvers (other approval settings kept)."""
+    """The policies with ``names`` as their approvers, who prove decisions with approval
+    codes (``proof: code``; None: the policy's own proof). Signed decisions, the default,
+    are tested on their own (tests/unit/approval, tests/integration/execution/
+    test_signed_write.py, the browser test)."""
+    names = list(names)
     return [
         p.model_copy(
             update={
                 "approval": p.approval.model_copy(
-                    update={"approvers": list(names), "approver_keys": {}}
+                    update={
+                        "approvers": names,
+                        "approver_keys": {},
+                        "proof": proof or p.approval.proof,
+                    }
                 )
             }
         )
@@ -64,11 +80,14 @@ def with_approvers(
     ]
 
 
-def apply_policy_file(path: str | Path, *, actor: str = "test") -> list[str]:
-    """Apply a policy file to the configured store, with the test approvers; its names."""
+def apply_policy_file(
+    path: str | Path, *, actor: str = "test", proof: str | None = "code"
+) -> list[str]:
+    """Apply a policy file to the configured store, with the test approvers (``proof`` as
+    :func:`with_approvers`); its names."""
     from capplan_app.bootstrap import plan_store
 
-    policies = with_approvers(load_policies(path))
+    policies = with_approvers(load_policies(path), proof=proof)
     plan_store().apply_policies(policies, actor=actor)
     return [p.name for p in policies if p.enabled]
 

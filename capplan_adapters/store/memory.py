@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -71,7 +71,7 @@ class InMemoryPlanStore:
         self.identity = uuid.uuid4().hex
         # every registered key, in registration order (capplan_core/approval/key_trust.py)
         self.approver_keys: list[KeyRecord] = []
-        self.approver_anchors: dict[str, tuple[str, ...]] = {}
+        self.approver_anchors: Mapping[str, tuple[str, ...]] = {}
         self._lock = threading.RLock()
 
     # -- policies

@@ -69,20 +69,10 @@ class PolicyRepository(PlanReader):
         self, s: Session, row: ScalingPolicyRow | None, p: ScalingPolicy, actor: str, comment: str
     ) -> PolicyChange:
         digest = policy_digest(p)
-        current: PolicyVersionRow | None = None
-        if row is not None:
-            current = s.scalar(
-                select(PolicyVersionRow).where(
-                    PolicyVersionRow.name == p.name, PolicyVersionRow.version == row.version
-                )
-            )
-            stored_digest = (
-                current.sha256
-                if current is not None and current.sha256
-                else policy_digest(ScalingPolicy.model_validate(row.spec))
-            )
-            if stored_digest == digest:
-                return PolicyChange(p.name, row.version, row.version, changed=False)
+        # the same meaning, not the same bytes: a field added to the model since the version
+        # was stored (spelled out now, with its default) is no change
+        if row is not None and policy_digest(ScalingPolicy.model_validate(row.spec)) == digest:
+            return PolicyChange(p.name, row.version, row.version, changed=False)
         previous = None if row is None else row.version
         reasons = tuple(
             pending_reasons(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from capplan_core.planning.policy_versions import PolicyVersion, policy_digest
+from capplan_core.planning.policy_versions import PolicyVersion, document_digest
 from capplan_core.planning.stored_plan import (
     AuditEntry,
     StoredPlan,
@@ -113,7 +113,7 @@ def policy_version_from_row(row: PolicyVersionRow | Row[Any]) -> PolicyVersion:
         name=row.name,
         version=row.version,
         policy=policy,
-        sha256=row.sha256 or policy_digest(policy),
+        sha256=row.sha256 or document_digest(row.spec),
         applied_by=row.applied_by,
         applied_at=row.applied_at,
         comment=row.comment or "",
@@ -121,4 +121,5 @@ def policy_version_from_row(row: PolicyVersionRow | Row[Any]) -> PolicyVersion:
         approved_by=row.approved_by,
         approval=row.approval,
         approved_at=row.approved_at,
+        document_sha256=document_digest(row.spec),
     )

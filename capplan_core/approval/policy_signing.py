@@ -23,7 +23,7 @@ from capplan_core.approval.signature import (
     verifies,
 )
 from capplan_core.approval.widening import pending_reasons, signers_of
-from capplan_core.planning.policy_versions import PolicyVersion, policy_digest
+from capplan_core.planning.policy_versions import PolicyVersion
 from capplan_core.utc import utc_datetime
 
 SCHEME = "capplan-policy-v1"
@@ -106,7 +106,7 @@ def version_approval_problem(
             f"it was signed for {st.policy!r} v{st.version}, not v{version.version}",
         ),
         (
-            st.sha256 != version.sha256 or policy_digest(version.policy) != version.sha256,
+            st.sha256 != version.sha256 or not version.intact,
             f"{version.name!r} v{version.version} changed after it was signed",
         ),
         (utc_datetime(at) > utc_datetime(expires), f"it expired at {st.expires_at}"),
@@ -177,7 +177,7 @@ def version_chain_problem(
             if v.version == upto:
                 return f"policy {v.name!r} v{v.version} is pending: no approver has signed it"
             continue
-        if policy_digest(v.policy) != v.sha256:
+        if not v.intact:
             return f"policy {v.name!r} v{v.version}'s spec does not match its digest"
         before = None if effective is None else effective.policy
         reasons = pending_reasons(before, v.policy, anchored=anchored)

@@ -316,6 +316,33 @@ def statement_for(
     )
 
 
+def signed_decision(
+    private_text: str,
+    plan: StoredPlan,
+    *,
+    store_id: str,
+    decision: str,
+    approver: str,
+    now: datetime,
+    valid_s: float = DEFAULT_VALID_S,
+    max_workers: int | None = None,
+    apply_hours: float | None = None,
+) -> str:
+    """The pasteable token of an approver's decision on ``plan`` as it stands now, signed with
+    their private key: what ``capplan approvals sign`` prints and the form takes."""
+    statement = statement_for(
+        plan,
+        store_id=store_id,
+        decision=decision,
+        approver=approver,
+        now=now,
+        valid_s=valid_s,
+        max_workers=max_workers,
+        apply_hours=apply_hours,
+    )
+    return encode_token(statement, sign(private_text, statement))
+
+
 # -- verifying -------------------------------------------------------------------------------------
 def signature_problem(
     statement: Statement,

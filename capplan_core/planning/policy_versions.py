@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +39,15 @@ class PolicyVersion:
     #: the approver's signed token that let a widening version take effect, and when
     approval: str | None = None
     approved_at: datetime | None = None
+    #: the SHA-256 of the document exactly as stored (None: the same as the policy's); a
+    #: field added to the policy model later changes the model's digest, never this one
+    document_sha256: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        """Whether the stored document still has the digest stored with it (not edited in
+        the store since it was applied, or signed)."""
+        return (self.document_sha256 or policy_digest(self.policy)) == self.sha256
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,13 @@ def policy_document(policy: ScalingPolicy) -> dict[str, Any]:
 def policy_digest(policy: ScalingPolicy) -> str:
     """A stable SHA-256 of the policy's full spec (defaults included): equal specs, equal
     digests, whatever the key order or the defaults spelled out in the file."""
-    text = json.dumps(policy_document(policy), sort_keys=True, separators=(",", ":"))
+    return document_digest(policy_document(policy))
+
+
+def document_digest(doc: Mapping[str, Any]) -> str:
+    """The SHA-256 of a policy document (JSON values, keys sorted): what a version's
+    ``sha256`` is, computed when it is stored."""
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -34,15 +34,18 @@ class FlowThread:
     """Run capacity-plan in a thread, as a scheduled run would, and collect its results.
 
     ``policy_path`` (default: the demo policies) is applied to the store first, as an
-    operator would (`capplan policies apply`), with the test approvers; the run plans the
-    stored policies by name.
+    operator would (`capplan policies apply`), with the test approvers (who prove decisions
+    with approval codes unless ``proof`` is None: then as the file says, by default signed);
+    the run plans the stored policies by name.
     """
 
-    def __init__(self, policy_path: str | None = None, **params: Any) -> None:
+    def __init__(
+        self, policy_path: str | None = None, *, proof: str | None = "code", **params: Any
+    ) -> None:
         from flows.capacity_plan import capacity_plan
         from tests.approvers import apply_policy_file
 
-        names = apply_policy_file(policy_path or DEMO_POLICIES)
+        names = apply_policy_file(policy_path or DEMO_POLICIES, proof=proof)
         params.setdefault("policies", names)
         self.box: dict[str, Any] = {}
 

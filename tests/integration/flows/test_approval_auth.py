@@ -21,10 +21,12 @@ from tests.integration.flows.helpers import FlowThread
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _emails(tmp_path: Path) -> Path:
+def _emails(tmp_path: Path, proof: str | None = "code") -> Path:
     doc = yaml.safe_load(DEMO_POLICIES.read_text())
     emails = next(p for p in doc["policies"] if p["name"] == "emails")
     emails["approval"] = {"timeout_seconds": 600, "require_distinct_requester": True}
+    if proof is not None:  # None: the default (signed decisions)
+        emails["approval"]["proof"] = proof
     out = tmp_path / "policies.yaml"
     out.write_text(yaml.safe_dump({"policies": [emails]}))
     return out
@@ -87,3 +89,36 @@ def test_only_a_listed_distinct_approver_with_their_own_code_decides(
     assert all(e.details["authenticated"] is False for e in refusals)
     approved = store.audit_events(plan_id=plan.id, action="approved")
     assert len(approved) == 1 and approved[0].details["authenticated"] == "approval-code"
+
+
+def test_plans_approve_signs_with_the_key_file_under_the_default_proof(
+    prefect_server, capplan_env, tmp_path
+):
+    # the default policy takes signed decisions: alice's private key stays in her file, the
+    # store holds her public key; `plans approve --key-file` signs the decision it sends
+    key = tmp_path / "alice.key"
+    res = CliRunner().invoke(app, ["approvals", "keygen", "--out", str(key)])
+    assert res.exit_code == 0, res.output
+    public = res.output.strip().splitlines()[-1]
+    res = CliRunner().invoke(app, ["approvals", "register-key", "alice", public, "--by", "ops"])
+    assert res.exit_code == 0, res.output
+    run = FlowThread(
+        policy_path=str(_emails(tmp_path, proof=None)), proof=None, requested_by="gina"
+    )
+    store = plan_store()
+    plan = wait_for_paused_plan(
+        store, "emails", since=run.started, timeout_s=600, stop=lambda: not run.alive()
+    )
+    assert plan is not None
+    # an approval code, even alice's own, is not a signature
+    resume_with_decision(
+        store, plan.id, decision="approve", approver="alice", code=code("alice", plan.id)
+    )
+    assert "signed decisions only" in _refused(store, plan.id, 0)
+    res = CliRunner().invoke(
+        app, ["plans", "approve", str(plan.id), "--by", "alice", "--key-file", str(key)]
+    )
+    assert res.exit_code == 0, res.output
+    run.join()
+    approved = store.audit_events(plan_id=plan.id, action="approved")
+    assert len(approved) == 1 and approved[0].details["authenticated"] == "signature"

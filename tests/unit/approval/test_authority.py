@@ -24,7 +24,11 @@ def _policy(mode: str = "manual", auto_max_change: int = 10) -> ScalingPolicy:
     doc = emails_policy().model_dump(mode="json")
     doc["mode"] = mode
     doc["scaling"]["auto_max_change"] = auto_max_change
-    doc["approval"] = {"approvers": ["alice"], "approver_keys": {"alice": "env:ALICE_KEY"}}
+    doc["approval"] = {
+        "approvers": ["alice"],
+        "proof": "code",
+        "approver_keys": {"alice": "env:ALICE_KEY"},
+    }
     return ScalingPolicy.model_validate(doc)
 
 

@@ -13,7 +13,11 @@ KEY = "k" * 32
 
 def _policy() -> ScalingPolicy:
     doc = emails_policy().model_dump(mode="json")
-    doc["approval"] = {"approvers": ["alice"], "approver_keys": {"alice": "env:ALICE_KEY"}}
+    doc["approval"] = {
+        "approvers": ["alice"],
+        "proof": "code",
+        "approver_keys": {"alice": "env:ALICE_KEY"},
+    }
     return ScalingPolicy.model_validate(doc)
 
 
