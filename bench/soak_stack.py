@@ -7,7 +7,11 @@
 - supervisord running two groups of real ``rq worker`` processes, one per queue;
 - the deployments of ``prefect.yaml`` (the soak's schedules: a cycle every ``cycle_s``,
   collection every ``collect_s``, the apply-due sweeper every minute), deployed with
-  ``prefect deploy --all`` onto a process work pool, and a ``prefect worker`` running them.
+  ``prefect deploy --all`` onto two process work pools as prefect.yaml splits them: the
+  steps' writers (apply-step, apply-due) in the scaling pool, everything else in the planning
+  pool; a ``prefect worker`` for each, the planning one with ``CAPPLAN_POOL_ROLE=planning``
+  (it cannot scale: it hands every step to an apply-step run), the scaling one with
+  ``CAPPLAN_POOL_ROLE=scaling`` (docs/security.md, "Two work pools").
 """
 
 from __future__ import annotations
@@ -41,7 +45,11 @@ from tests.prefect_pg import asyncpg_url  # noqa: E402
 from tests.service_helpers import PrefectServerProcess, scratch_database  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
+#: the soak's planning pool and scaling pool (prefect.yaml's capplan-process and
+#: capplan-scaling: the deployments keep prefect.yaml's split)
 POOL = "soak"
+SCALING_POOL = "soak-scaling"
+PREFECT_SCALING_POOL = "capplan-scaling"
 APPROVER = "soak-approver"
 QUEUES = {"live": "auto", "gated": "manual"}  # queue -> its policy's mode
 
@@ -79,7 +87,9 @@ class Stack:
     supervisord: subprocess.Popen[bytes] | None = None
     supervisor_url: str = ""
     supervisor_password: str = ""
+    #: the planning pool's worker and the scaling pool's
     worker: subprocess.Popen[bytes] | None = None
+    scaling_worker: subprocess.Popen[bytes] | None = None
     worker_env: dict[str, str] = field(default_factory=dict)
     tid: str = field(default_factory=lambda: f"soak{uuid.uuid4().hex[:8]}")
     _dbs: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -210,13 +220,14 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         schedules, through `prefect deploy --all` as an operator would."""
         env = {**os.environ, **self.env()}
         run = [str(VENV_BIN / "prefect"), "--no-prompt"]
-        subprocess.run(
-            [*run, "work-pool", "create", POOL, "--type", "process"],
-            env=env,
-            check=True,
-            capture_output=True,
-            cwd=ROOT,
-        )
+        for pool in (POOL, SCALING_POOL):
+            subprocess.run(
+                [*run, "work-pool", "create", pool, "--type", "process"],
+                env=env,
+                check=True,
+                capture_output=True,
+                cwd=ROOT,
+            )
         made = subprocess.run(
             [
                 *run,
@@ -245,19 +256,27 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
             raise RuntimeError(f"prefect deploy failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
 
     def start_worker(self, **extra_env: str) -> None:
-        env = {**os.environ, **self.env(), **extra_env}
-        log = (self.workdir / "worker.log").open("ab")
-        self.worker = subprocess.Popen(
+        """A Prefect worker for each pool: the planning one cannot scale (it hands steps to
+        apply-step runs), the scaling one runs them and the apply-due sweeper."""
+        self.worker = self._worker(POOL, "planning", 6, extra_env)
+        self.scaling_worker = self._worker(SCALING_POOL, "scaling", 4, extra_env)
+
+    def _worker(
+        self, pool: str, role: str, limit: int, extra_env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **self.env(), "CAPPLAN_POOL_ROLE": role, **extra_env}
+        log = (self.workdir / f"worker-{role}.log").open("ab")
+        return subprocess.Popen(
             [
                 str(VENV_BIN / "prefect"),
                 "worker",
                 "start",
                 "--pool",
-                POOL,
+                pool,
                 "--type",
                 "process",
                 "--limit",
-                "6",
+                str(limit),
             ],
             env=env,
             stdout=log,
@@ -267,12 +286,13 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         )
 
     def kill_worker(self) -> None:
-        """SIGKILL the worker and every flow-run process it started (its session)."""
-        if self.worker is not None and self.worker.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.worker.pid, signal.SIGKILL)
-            self.worker.wait(timeout=30)
-        self.worker = None
+        """SIGKILL both workers and every flow-run process they started (their sessions)."""
+        for proc in (self.worker, self.scaling_worker):
+            if proc is not None and proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+        self.worker = self.scaling_worker = None
 
     # -- faults --------------------------------------------------------------------------
     def restart_prefect(self) -> float:
@@ -310,13 +330,16 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         own process; and the flow-run processes it has running at that moment (the rest of
         its session), which come and go with the runs and say nothing about a leak."""
         worker = self.worker.pid if self.worker else 0
-        own = _pid_rss_mib(worker)
+        scaling = self.scaling_worker.pid if self.scaling_worker else 0
+        own, scaling_own = _pid_rss_mib(worker), _pid_rss_mib(scaling)
+        runs = _session_rss_mib(worker) - own + _session_rss_mib(scaling) - scaling_own
         return {
             "prefect_server": _session_rss_mib(
                 self.prefect.proc.pid if self.prefect and self.prefect.proc else 0
             ),
             "worker": own,
-            "flow_run_processes": round(max(0.0, _session_rss_mib(worker) - own), 1),
+            "scaling_worker": scaling_own,
+            "flow_run_processes": round(max(0.0, runs), 1),
         }
 
     # -- the end ---------------------------------------------------------------------------
@@ -341,9 +364,9 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
 
 def soak_deployments(cfg: SoakConfig) -> dict[str, Any]:
-    """prefect.yaml with the soak's work pool and schedules (the deployments are its own)."""
+    """prefect.yaml with the soak's two work pools (split as prefect.yaml splits them) and
+    schedules (the deployments are its own)."""
     doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    pool = {"name": POOL, "work_queue_name": "default"}
     wanted = {
         "capacity-plan",
         "approve-plan",
@@ -356,7 +379,11 @@ def soak_deployments(cfg: SoakConfig) -> dict[str, Any]:
     for d in doc["deployments"]:
         if d["name"] not in wanted:
             continue
-        d = {**d, "work_pool": pool}
+        scaling = d["work_pool"]["name"] == PREFECT_SCALING_POOL
+        d = {
+            **d,
+            "work_pool": {"name": SCALING_POOL if scaling else POOL, "work_queue_name": "default"},
+        }
         if d["name"] == "capacity-plan":
             d["schedules"] = [{"interval": cfg.cycle_s, "active": True}]
             d["parameters"] = {**d.get("parameters", {}), "approval_poll_s": 2}
