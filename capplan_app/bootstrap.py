@@ -184,7 +184,7 @@ def metric_sources(policies: list[ScalingPolicy]) -> tuple[list[MetricsSource], 
             spec.stream_group or "",
             repr(sorted(spec.promql.items())),
         )
-        groups.setdefault(key, (spec, []))[1].append(p.queue)
+        groups.setdefault(key, (spec, []))[1].extend(p.served_queues)  # a shared pool's all
     sources: list[MetricsSource] = []
     problems: list[str] = []
     default_redis = s.redis_url.get_secret_value() if s.redis_url else None

@@ -440,6 +440,91 @@ class ApprovalSpec(_Strict):
         return self
 
 
+def check_queue_name(queue: str) -> str:
+    """``queue`` if its Redis keys cannot collide with capplan's own, else ValueError."""
+    rest = queue.split(":")[1:]
+    if HEARTBEAT_SEGMENT in rest:
+        owner = queue[: queue.index(f":{HEARTBEAT_SEGMENT}")]
+        raise ValueError(
+            f"{queue!r}: a ':{HEARTBEAT_SEGMENT}' segment would share Redis keys with the "
+            f"worker heartbeats of queue {owner!r} (capplan:q:{owner}:"
+            f"{HEARTBEAT_SEGMENT}:<worker>); rename the queue"
+        )
+    return queue
+
+
+#: how a shared pool's free worker picks the next queue (docs/shared-pools.md)
+SHARED_DISCIPLINES = ("strict", "round_robin", "weighted")
+MAX_SHARED_QUEUES = 20
+
+
+class PoolQueueSpec(_Strict):
+    """One queue of a shared pool: its name, its own SLO and, for ``weighted``, its weight."""
+
+    queue: str = Field(..., min_length=1, max_length=MAX_NAME_CHARS, pattern=SAFE_NAME)
+    slo: SloSpec | None = Field(
+        None, description="this queue's SLO; unset: the policy's `slo` (for its `queue`)"
+    )
+    weight: float | None = _number(
+        None, gt=0, le=1e6, description="share of picks under `weighted` (default 1)"
+    )
+
+    @field_validator("queue")
+    @classmethod
+    def _no_key_collision(cls, queue: str) -> str:
+        return check_queue_name(queue)
+
+
+class SharedPoolSpec(_Strict):
+    """A pool whose workers serve several queues (`rq worker high low`, `celery -Q
+    high,low`, Sidekiq's strict or weighted queues), each queue with its own SLO."""
+
+    discipline: Literal["strict", "round_robin", "weighted"] = Field(
+        "strict",
+        description="strict: the first queue in the list with a job waiting (RQ's default "
+        "order); round_robin: the next queue after the one served last; weighted: at random "
+        "in proportion to the weights (Sidekiq)",
+    )
+    queues: list[PoolQueueSpec] = Field(
+        ...,
+        min_length=2,
+        max_length=MAX_SHARED_QUEUES,
+        description="every queue the pool serves, in service order (strict: highest first)",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_queues_and_weights(self) -> SharedPoolSpec:
+        names = [c.queue for c in self.queues]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"queues lists {twice} more than once")
+        weighted = [c.queue for c in self.queues if c.weight is not None]
+        if weighted and self.discipline != "weighted":
+            raise ValueError(
+                f"queues {weighted} set a weight, which only discipline 'weighted' uses "
+                f"(discipline is {self.discipline!r})"
+            )
+        for c in self.queues:
+            if c.slo is not None and _no_slo_term(c.slo):
+                raise ValueError(
+                    f"queue {c.queue!r}: slo needs at least one term (e.g. wait_p95_seconds)"
+                )
+        return self
+
+
+def _no_slo_term(s: SloSpec) -> bool:
+    return all(
+        v is None
+        for v in (
+            s.wait_seconds,
+            s.mean_wait_seconds,
+            s.max_backlog,
+            s.drain_seconds,
+            s.max_utilization,
+        )
+    )
+
+
 class ScalingPolicy(_Strict):
     name: str = Field(..., min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[A-Za-z0-9_.-]+$")
     queue: str = Field(..., min_length=1, max_length=MAX_NAME_CHARS, pattern=SAFE_NAME)
@@ -457,32 +542,48 @@ class ScalingPolicy(_Strict):
         None, description="history before this instant (with a time zone) is not used"
     )
 
+    shared: SharedPoolSpec | None = Field(
+        None,
+        description="the target's workers serve several queues in a discipline's order, each "
+        "with its own SLO (docs/shared-pools.md); unset: the pool serves `queue` alone",
+    )
+
     @field_validator("queue")
     @classmethod
     def _no_key_collision(cls, queue: str) -> str:
-        rest = queue.split(":")[1:]
-        if HEARTBEAT_SEGMENT in rest:
-            owner = queue[: queue.index(f":{HEARTBEAT_SEGMENT}")]
+        return check_queue_name(queue)
+
+    @property
+    def served_queues(self) -> list[str]:
+        """Every queue the target's workers serve, in service order: ``queue`` alone, or a
+        shared pool's queues."""
+        if self.shared is None:
+            return [self.queue]
+        return [c.queue for c in self.shared.queues]
+
+    def slo_of(self, queue: str) -> SloSpec:
+        """The SLO of one served queue: its own in a shared pool, else the policy's."""
+        if self.shared is not None:
+            for c in self.shared.queues:
+                if c.queue == queue:
+                    return c.slo if c.slo is not None else self.slo
+        if queue != self.queue:
+            raise KeyError(f"policy {self.name!r} does not serve queue {queue!r}")
+        return self.slo
+
+    @model_validator(mode="after")
+    def _shared_pool_names_its_queue(self) -> ScalingPolicy:
+        if self.shared is not None and self.queue not in self.served_queues:
             raise ValueError(
-                f"{queue!r}: a ':{HEARTBEAT_SEGMENT}' segment would share Redis keys with the "
-                f"worker heartbeats of queue {owner!r} (capplan:q:{owner}:"
-                f"{HEARTBEAT_SEGMENT}:<worker>); rename the queue"
+                f"shared.queues must list the policy's queue {self.queue!r} (its plans are "
+                f"kept under it); it lists {self.served_queues}"
             )
-        return queue
+        return self
 
     @model_validator(mode="after")
     def _has_an_slo(self) -> ScalingPolicy:
         s = self.slo
-        if all(
-            v is None
-            for v in (
-                s.wait_seconds,
-                s.mean_wait_seconds,
-                s.max_backlog,
-                s.drain_seconds,
-                s.max_utilization,
-            )
-        ):
+        if _no_slo_term(s):
             raise ValueError("slo needs at least one term (e.g. wait_p95_seconds)")
         legacy = self.forecast.demand_quantile is not None or self.scaling.safety_margin is not None
         if s.attainment_mode == "pooled" and s.target_attainment is None and legacy:
@@ -507,12 +608,13 @@ class PolicySet(_Strict):
             if p.name in names:
                 raise ValueError(f"duplicate policy name {p.name!r}")
             names.add(p.name)
-            if p.queue in queues:
-                raise ValueError(
-                    f"policies {queues[p.queue]!r} and {p.name!r} share queue "
-                    f"{p.queue!r}; a queue has one policy"
-                )
-            queues[p.queue] = p.name
+            for q in p.served_queues:  # a shared pool's queues too
+                if q in queues:
+                    raise ValueError(
+                        f"policies {queues[q]!r} and {p.name!r} share queue "
+                        f"{q!r}; a queue has one policy"
+                    )
+                queues[q] = p.name
             key = p.target.key()
             if key in targets:
                 raise ValueError(

@@ -1,0 +1,130 @@
+"""A policy for a pool that serves several queues (issue 23, docs/shared-pools.md): the
+``shared`` section lists the queues in service order, each with its own SLO, under a
+discipline; every mistake is refused naming the policy, the field and the value; a queue
+belongs to one policy, shared or not; single-queue policies are unchanged. Until the planner
+plans shared pools, such a policy is skipped with the reason and the `capplan size` command
+that sizes it, never planned on one of its queues alone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from capplan_core.planning import pipeline
+from capplan_core.planning.policy_versions import check_policy_set
+from capplan_core.policy import PolicyError, ScalingPolicy, parse_policies
+
+
+def _pool(**shared_over) -> dict:
+    shared = {
+        "discipline": "strict",
+        "queues": [
+            {"queue": "high"},
+            {"queue": "low", "slo": {"wait_p95_seconds": 300}},
+        ],
+    }
+    shared.update(shared_over)
+    return {
+        "name": "mixed",
+        "queue": "high",
+        "target": {"name": "mixed-worker"},
+        "slo": {"wait_p95_seconds": 5},
+        "shared": shared,
+    }
+
+
+def _one(doc: dict) -> ScalingPolicy:
+    return parse_policies({"policies": [doc]})[0]
+
+
+def test_a_shared_pool_lists_its_queues_in_order_each_with_its_slo() -> None:
+    p = _one(_pool())
+    assert p.served_queues == ["high", "low"]
+    assert p.slo_of("high").wait_seconds == 5  # the policy's slo, for its queue
+    assert p.slo_of("low").wait_seconds == 300
+    with pytest.raises(KeyError, match="does not serve queue 'other'"):
+        p.slo_of("other")
+    weighted = _one(
+        _pool(discipline="weighted", queues=[{"queue": "high", "weight": 3}, {"queue": "low"}])
+    )
+    assert [c.weight for c in weighted.shared.queues] == [3, None]
+
+
+def test_a_single_queue_policy_is_unchanged() -> None:
+    doc = _pool()
+    del doc["shared"]
+    p = _one(doc)
+    assert p.shared is None and p.served_queues == ["high"] and p.slo_of("high").wait_seconds == 5
+
+
+@pytest.mark.parametrize(
+    ("shared", "needle"),
+    [
+        ({"queues": [{"queue": "low"}, {"queue": "bulk"}]}, "must list the policy's queue 'high'"),
+        ({"queues": [{"queue": "high"}]}, "shared.queues: List should have at least 2 items"),
+        (
+            {"queues": [{"queue": "high"}, {"queue": "high"}]},
+            "queues lists ['high'] more than once",
+        ),
+        (
+            {"queues": [{"queue": "high", "weight": 2}, {"queue": "low"}]},
+            "only discipline 'weighted' uses",
+        ),
+        ({"discipline": "lifo"}, "shared.discipline"),
+        (
+            {"queues": [{"queue": "high"}, {"queue": "low", "slo": {}}]},
+            "queue 'low': slo needs at least one term",
+        ),
+        (
+            {"queues": [{"queue": "high"}, {"queue": "emails:hb:x"}]},
+            "would share Redis keys with the worker heartbeats",
+        ),
+        (
+            {"queues": [{"queue": "high"}, {"queue": "low", "weight": -1}]},
+            "shared.queues.1.weight",
+        ),
+        ({"queues": [{"queue": "high"}, {"queue": "low", "nice": 1}]}, "shared.queues.1.nice"),
+    ],
+)
+def test_a_bad_shared_pool_is_refused_naming_the_field(shared: dict, needle: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        _one(_pool(**shared))
+    assert "policy 'mixed'" in str(err.value) and needle in str(err.value), str(err.value)
+
+
+def test_a_queue_belongs_to_one_policy_shared_or_not() -> None:
+    alone = {
+        "name": "low-alone",
+        "queue": "low",
+        "target": {"name": "low-worker"},
+        "slo": {"wait_p95_seconds": 60},
+    }
+    with pytest.raises(PolicyError, match="policies 'mixed' and 'low-alone' share queue 'low'"):
+        parse_policies({"policies": [_pool(), alone]})
+    # the same across what is stored and what is applied
+    with pytest.raises(PolicyError, match="share queue 'low'"):
+        check_policy_set([_one(alone)], [_one(_pool())])
+
+
+def test_a_shared_pool_is_skipped_with_how_to_size_it_never_planned_on_one_queue() -> None:
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    rows = pd.DataFrame({"queue": ["high"], "arrival_rate": [1.0]})
+    why = pipeline.nothing_collected(rows, _one(_pool()), now, from_file=True)
+    assert why is not None and "shared pool (high, low, strict)" in why
+    assert "capplan size --class high=RATE,WAIT_S --class low=RATE,WAIT_S" in why
+    assert "--discipline strict" in why and "holding current capacity" in why
+    single = _pool()
+    del single["shared"]
+    assert pipeline.nothing_collected(rows, _one(single), now, from_file=True) is None
+
+
+def test_collect_metrics_reads_every_queue_of_a_shared_pool() -> None:
+    # the history each queue's forecast will need accrues from the first collection on
+    from capplan_app.bootstrap import metric_sources
+
+    doc = _pool()
+    doc["source"] = {"kind": "rq", "redis_url": "redis://127.0.0.1:6379/15"}
+    sources, problems = metric_sources([_one(doc)])
+    assert problems == [] and [s.queues for s in sources] == [["high", "low"]]
