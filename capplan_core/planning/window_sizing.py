@@ -33,7 +33,7 @@ from capplan_core.planning.pooled_sizing import (
     pooled_allocation,
     window_floor,
 )
-from capplan_core.policy import ScalingPolicy
+from capplan_core.policy import ScalingPolicy, SloSpec
 from capplan_core.queueing.sizing import (
     SloTerms,
     capacity_at_slo,
@@ -77,7 +77,11 @@ class WindowNeed:
 
 def slo_terms_from_policy(policy: ScalingPolicy, current_backlog: float) -> SloTerms:
     """The policy's SLO as sizing terms; ``current_backlog`` (jobs) feeds the drain term."""
-    s = policy.slo
+    return slo_terms(policy.slo, current_backlog)
+
+
+def slo_terms(s: SloSpec, current_backlog: float) -> SloTerms:
+    """An SLO (a policy's, or one queue's of a shared pool) as sizing terms."""
     return SloTerms(
         wait_s=s.wait_seconds,
         wait_quantile=s.wait_quantile,
@@ -184,7 +188,7 @@ def window_needs(
             sized_workers, met_p = pooled[i]
         extra = int(extra_workers[i])
         wanted = sized_workers + extra
-        needed, constraints = _clamp(wanted, sc.min_workers, sc.max_workers, cap)
+        needed, constraints = clamp_workers(wanted, sc.min_workers, sc.max_workers, cap)
         out.append(
             WindowNeed(
                 index=i,
@@ -277,7 +281,7 @@ def _pooled(
     return out
 
 
-def _clamp(
+def clamp_workers(
     wanted: int, min_workers: int, max_workers: int, budget_cap: int | None
 ) -> tuple[int, list[dict[str, object]]]:
     constraints: list[dict[str, object]] = []
