@@ -15,16 +15,18 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from capplan_app.runtime import limit_blas_threads
+from capplan_core.forecast import ForecastResult
 from capplan_core.metrics.history import no_metrics_reason
 from capplan_core.planning import pipeline
-from capplan_core.planning.decide import first_attempt
+from capplan_core.planning.decide import Decision, first_attempt
+from capplan_core.planning.pool_state import QueueState
 from capplan_core.policy import ScalingPolicy
 from capplan_core.quality import Assessment
 from tasks.approval_runs import request_approval
 from tasks.approve import approve
 from tasks.artifacts import publish_forecast, publish_plan, publish_quality
 from tasks.execute import execute_plan
-from tasks.planning import decide, plan, read_pool_state, simulate
+from tasks.planning import decide, plan, plan_shared_pool, read_pool_state, simulate
 from tasks.stages import (
     NotAReplay,
     PreviewOnly,
@@ -94,6 +96,18 @@ async def plan_queue(
         raise NotAReplay(as_of)
     as_of = plan_time(metrics_path, as_of, save=save)
     ctx = QueueRun(spec, version, save, requested_by)
+    if spec.shared is not None:  # every queue of the pool, then the pool for all of them
+        out = plan_shared_pool(spec, metrics_path, as_of, live=not metrics_path)
+        if out.assessment is not None:
+            publish_quality(out.assessment)
+        if out.decision is None or out.state is None or out.forecast is None:
+            logger.warning("shared pool %s not planned: %s", spec.name, out.reason)
+            return ctx.skipped(str(out.reason), as_of, out.assessment)
+        assert out.assessment is not None
+        publish_forecast(out.assessment, out.forecast)
+        return ctx.carry_out(
+            out.decision, out.state, out.forecast, out.assessment, as_of, approval, approval_poll_s
+        )
     rows: pd.DataFrame = cast(pd.DataFrame, collect(metrics_path, spec, now=as_of))
     skip = pipeline.nothing_collected(
         rows, spec, as_of, from_file=bool(metrics_path), no_rows_reason=no_metrics_reason
@@ -124,29 +138,9 @@ async def plan_queue(
         if judgement.next_attempt is None:
             break
         attempt = judgement.next_attempt
-    decision = judgement.decision
-
-    if not save:
-        summary = preview_plan(spec, decision, state, fc, assessment, as_of)
-        publish_plan(summary, summary.get("details", {}), summary.get("explanation", []))
-        return summary
-    plan_id = store_plan(spec, decision, state, fc, assessment, as_of, policy_version=version)
-    summary = read_plan(plan_id)
-    publish_plan(summary, summary.get("details", {}), summary.get("explanation", []))
-    if summary["status"] != "proposed":  # superseded: the policy changed while it planned
-        logger.warning("plan %s is %s: nothing is executed", plan_id, summary["status"])
-        return summary
-    if approval == "none":
-        return read_plan(plan_id, note="plan only (approval='none')")
-    # the policy decides; a person, if needed, decides in the plan's own approve-plan run:
-    # this run (and the cycle) never waits for one
-    outcome = approve(spec, plan_id, decision, summary, str(flow_run.id))
-    if outcome.execute:
-        execute_plan(spec.name, plan_id)
-    elif outcome.ask_person:
-        run = request_approval(plan_id, requested_by, approval_poll_s)
-        return read_plan(plan_id, note=f"{outcome.reason}; waiting in approval run {run}")
-    return read_plan(plan_id, note=outcome.reason)
+    return ctx.carry_out(
+        judgement.decision, state, fc, assessment, as_of, approval, approval_poll_s
+    )
 
 
 @dataclass(frozen=True)
@@ -158,6 +152,42 @@ class QueueRun:
     version: int | None
     save: bool
     requested_by: str
+
+    def carry_out(
+        self,
+        decision: Decision,
+        state: QueueState,
+        fc: ForecastResult,
+        assessment: Assessment,
+        as_of: datetime,
+        approval: str,
+        approval_poll_s: int,
+    ) -> dict[str, Any]:
+        """store → approve → execute (a preview only shows the plan)."""
+        spec, logger = self.policy, get_run_logger()
+        if not self.save:
+            summary = preview_plan(spec, decision, state, fc, assessment, as_of)
+            publish_plan(summary, summary.get("details", {}), summary.get("explanation", []))
+            return summary
+        plan_id = store_plan(
+            spec, decision, state, fc, assessment, as_of, policy_version=self.version
+        )
+        summary = read_plan(plan_id)
+        publish_plan(summary, summary.get("details", {}), summary.get("explanation", []))
+        if summary["status"] != "proposed":  # superseded: the policy changed while it planned
+            logger.warning("plan %s is %s: nothing is executed", plan_id, summary["status"])
+            return summary
+        if approval == "none":
+            return read_plan(plan_id, note="plan only (approval='none')")
+        # the policy decides; a person, if needed, decides in the plan's own approve-plan
+        # run: this run (and the cycle) never waits for one
+        outcome = approve(spec, plan_id, decision, summary, str(flow_run.id))
+        if outcome.execute:
+            execute_plan(spec.name, plan_id)
+        elif outcome.ask_person:
+            run = request_approval(plan_id, self.requested_by, approval_poll_s)
+            return read_plan(plan_id, note=f"{outcome.reason}; waiting in approval run {run}")
+        return read_plan(plan_id, note=outcome.reason)
 
     def skipped(
         self, reason: str, as_of: datetime, assessment: Assessment | None

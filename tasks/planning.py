@@ -11,6 +11,7 @@ from capplan_core.forecast import ForecastResult
 from capplan_core.planning import pipeline
 from capplan_core.planning.decide import Attempt, Judgement, propose, simulate_proposal
 from capplan_core.planning.decide import decide as decide_attempt
+from capplan_core.planning.pipeline import QueueOutcome
 from capplan_core.planning.planner import PlanProposal
 from capplan_core.planning.pool_state import QueueState
 from capplan_core.policy import ScalingPolicy
@@ -87,3 +88,24 @@ def decide(
 ) -> Judgement:
     """Keep the plan, or add workers where the simulation failed and try again."""
     return decide_attempt(policy, attempt, proposal, simulation)
+
+
+@capplan_task(name="plan-shared-pool", task_run_name="plan-shared-pool-{policy.name}")
+def plan_shared_pool(
+    policy: ScalingPolicy, metrics_path: str | None, now: datetime, live: bool
+) -> QueueOutcome:
+    """A shared pool's whole pipeline (capplan_core/planning/shared_pipeline.py): each queue
+    collected, cleaned and forecast, then the pool planned and proven for all of them;
+    ``live``: from the count the scaler reads."""
+    from capplan_core.metrics.history import no_metrics_reason
+    from capplan_core.planning.shared_pipeline import plan_shared
+    from tasks.stages import rows_reader
+
+    return plan_shared(
+        policy,
+        rows_reader(metrics_path, [policy], now),
+        now,
+        from_file=bool(metrics_path),
+        live_count=audited_live_count if live else None,
+        no_rows_reason=no_metrics_reason,
+    )

@@ -40,7 +40,7 @@ def rows_reader(
         store = plan_store()
         return lambda policy: read_history(store, policy, now)
     frame = read_metrics_file_cached(metrics_path)
-    wanted = frame.loc[frame["queue"].isin([p.queue for p in policies])]
+    wanted = frame.loc[frame["queue"].isin([q for p in policies for q in p.served_queues])]
     groups = {str(q): g.reset_index(drop=True) for q, g in wanted.groupby("queue", sort=False)}
     empty = frame.iloc[:0]
     return lambda policy: groups.get(policy.queue, empty)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime
 
 from capplan_core.forecast import ForecastResult
@@ -31,6 +32,7 @@ from capplan_core.planning.pipeline import (
     ReadRows,
 )
 from capplan_core.planning.pool_state import QueueState
+from capplan_core.planning.shared_pipeline import plan_shared
 from capplan_core.policy import ScalingPolicy
 from capplan_core.quality import Assessment
 from capplan_core.simulation import simulate
@@ -81,6 +83,18 @@ def plan_one(
     fc: ForecastResult | None = None
     state: QueueState | None = None
     try:
+        if policy.shared is not None:  # every queue of the pool, then the pool
+            stages.enter("shared-pool")
+            shared = plan_shared(
+                policy,
+                read_rows,
+                now,
+                from_file=from_file,
+                live_count=live_count,
+                simulate_fn=simulate_fn,
+                no_rows_reason=no_rows_reason,
+            )
+            return replace(shared, stage_seconds=stages.done())
         rows = read_rows(policy)
         skip = pipeline.nothing_collected(
             rows, policy, now, from_file=from_file, no_rows_reason=no_rows_reason

@@ -4,7 +4,8 @@ collect → clean + data quality → forecast → pool state → plan → simula
 is a function here (plan/simulate/decide are :mod:`capplan_core.planning.decide`'s); the
 Prefect flow runs each as a task of its own (``flows/plan_queue.py`` through ``tasks/``),
 and the batched path (:mod:`capplan_core.planning.batch`, ``plan-chunk`` task runs) calls the
-same functions in a loop. A stage changes here, and both follow.
+same functions in a loop. A stage changes here, and both follow. A shared pool runs the
+first stages per queue and plans the pool for all of them (:mod:`.shared_pipeline`).
 
 A queue that cannot be planned is **skipped** with a reason (nothing collected, a failed
 critical data-quality expectation, no usable history), and its current capacity is held.
@@ -69,35 +70,15 @@ def nothing_collected(
     from_file: bool,
     no_rows_reason: NoRowsReason | None = None,
 ) -> str | None:
-    """Why the queue is skipped before cleaning: a shared pool (:func:`shared_pool_skip`),
-    or, planning from the store, no row was collected for it. A metrics file (offline) goes on
-    to cleaning, whose report says what is missing."""
-    shared = shared_pool_skip(policy)
-    if shared is not None:
-        return shared
+    """Why the queue is skipped before cleaning: planning from the store, no row was
+    collected for it. A metrics file (offline) goes on to cleaning, whose report says what is
+    missing."""
     if not rows.empty or from_file:
         return None
     return (
         no_rows_reason(policy, now)
         if no_rows_reason is not None
         else f"no metrics collected for queue {policy.queue}"
-    )
-
-
-def shared_pool_skip(policy: ScalingPolicy) -> str | None:
-    """Why a shared pool's policy is not planned: the planner sizes one queue per pool so
-    far, and sizing this pool on ``queue`` alone would starve the others. Its current
-    capacity is held; ``capplan size --class`` sizes it (docs/shared-pools.md)."""
-    if policy.shared is None:
-        return None
-    discipline = policy.shared.discipline
-    flags = " ".join(f"--class {q}=RATE,WAIT_S" for q in policy.served_queues)
-    if discipline != "weighted":  # the CLI sizes strict and round_robin pools
-        flags += f" --discipline {discipline}"
-    return (
-        f"shared pool ({', '.join(policy.served_queues)}, {discipline}): the planner does "
-        "not plan shared pools yet, and sizing it on one queue would starve the others; "
-        f"holding current capacity. Size it with `capplan size {flags} --mean-service-time S`"
     )
 
 

@@ -61,11 +61,11 @@ def plan_scenario(
         slo_wait_s=policy.slo.wait_seconds,
         slo_wait_quantile=policy.slo.wait_quantile,
         slo_max_backlog=policy.slo.max_backlog,
-        warmup_s=_elapsed_s(start, judged_from, window_s * demand_paths.shape[1]),
+        warmup_s=elapsed_s(start, judged_from, window_s * demand_paths.shape[1]),
     )
 
 
-def _elapsed_s(start: datetime, judged_from: datetime | None, horizon_s: float) -> float:
+def elapsed_s(start: datetime, judged_from: datetime | None, horizon_s: float) -> float:
     """Seconds from ``start`` to ``judged_from``, within [0, horizon)."""
     if judged_from is None:
         return 0.0

@@ -47,8 +47,9 @@ class StepView:
 
 
 def simulation_json(sim: SimulationFigures) -> dict[str, Any]:
-    """The Monte Carlo proof of a plan, as users see it."""
-    return {
+    """The Monte Carlo proof of a plan, as users see it (a shared pool's: each queue's
+    simulated waits too, under ``classes``)."""
+    out = {
         "slo_achievement_rate": sim.slo_achievement_rate,
         "max_backlog": sim.max_backlog,
         "p95_wait_s": sim.p95_wait_s,
@@ -58,6 +59,10 @@ def simulation_json(sim: SimulationFigures) -> dict[str, Any]:
         "approximate": sim.engine == "fluid",
         "proved_by": engine_label(sim.engine),
     }
+    classes = (sim.details or {}).get("classes")
+    if classes:
+        out["classes"] = classes
+    return out
 
 
 @dataclass(frozen=True)

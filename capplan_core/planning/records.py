@@ -101,6 +101,20 @@ def plan_draft(
                     "wait_probability": getattr(sim, "wait_probability", None),
                     "window_failure_rate": sim.window_failure_rate,
                     "jobs": sim.jobs,
+                    # a shared pool: each queue's simulated waits (empty for one queue)
+                    "classes": [
+                        {
+                            "queue": c.name,
+                            "jobs": c.jobs,
+                            "slo_wait_s": c.slo_wait_s,
+                            "wait_quantile": c.wait_quantile,
+                            "wait_quantile_s": c.wait_quantile_s,
+                            "mean_wait_s": c.mean_wait_s,
+                            "late_share": c.late_share,
+                            "slo_achievement_rate": c.slo_achievement_rate,
+                        }
+                        for c in getattr(sim, "classes", ())
+                    ],
                 }
             ),
         ),

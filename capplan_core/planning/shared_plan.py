@@ -32,7 +32,7 @@ import numpy as np
 from capplan_core.forecast import ForecastResult
 from capplan_core.planning import defaults
 from capplan_core.planning.decide import FAILING_WINDOW_SHARE
-from capplan_core.planning.plan_scenario import MAX_DEMAND_PATHS, service_kind
+from capplan_core.planning.plan_scenario import MAX_DEMAND_PATHS, elapsed_s, service_kind
 from capplan_core.planning.scheduler import schedule_steps
 from capplan_core.planning.window_sizing import (
     SIZING_SEARCH_LIMIT,
@@ -76,6 +76,8 @@ class SharedWindow:
     model: str
     exact: bool
     constraints: list[dict[str, object]] = field(default_factory=list)
+    extra_workers: int = 0  # added where the simulation failed the window (re-plans)
+    quantile: float = 0.0  # the demand quantile each queue's demand was read at
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def plan_shared_pool(
         )
         steps = [_step(r.execute_at, r.from_workers, r.to_workers, windows, r.covers) for r in raw]
         summary = simulate_fn(
-            _scenario(policy, ordered, paths, steps, current_workers, starts[0], window_s),
+            _scenario(policy, ordered, paths, steps, current_workers, starts[0], window_s, now),
             replications=policy.simulation.replications,
             seed=policy.simulation.seed,
         )
@@ -229,8 +231,9 @@ def _window(
         predicted_wait_s={r.name: r.wait_quantile_s for r in sized.classes},
         model=sized.model,
         exact=sized.exact,
-        constraints=constraints
-        + ([{"constraint": "simulation", "change": extra}] if extra else []),
+        constraints=constraints,
+        extra_workers=extra,
+        quantile=sizing_quantile(policy),
     )
 
 
@@ -239,7 +242,8 @@ def _step(
 ) -> SharedStep:
     """A step and why: the window that set its level, the queue driving it, every queue's
     predicted wait there (s)."""
-    w = max((windows[i] for i in covers), key=lambda x: x.needed_workers, default=windows[0])
+    at_i = max(covers, key=lambda i: windows[i].needed_workers, default=0)
+    w = windows[at_i]
     waits = ", ".join(f"{q} {s:.1f} s" for q, s in w.predicted_wait_s.items())
     driver = (
         f"queue {w.driving_queue} drives it ({w.driving_term})"
@@ -257,6 +261,7 @@ def _step(
         to,
         reason,
         {
+            "window_index": at_i,
             "window_start": w.start.isoformat(),
             "driving_queue": w.driving_queue,
             "driving_term": w.driving_term,
@@ -287,7 +292,11 @@ def _scenario(
     current_workers: int,
     start: datetime,
     window_s: float,
+    now: datetime,
 ) -> Any:
+    """The plan as a class scenario: each queue's own demand paths, service and SLO; the
+    part of the first window before ``now`` is played as warm-up, never judged (nobody can
+    change it any more), as for a single queue (``plan_scenario``)."""
     assert policy.shared is not None
     weights = {c.queue: c.weight or 1.0 for c in policy.shared.queues}
     classes = [
@@ -317,4 +326,5 @@ def _scenario(
         mtbf_s=sim.mtbf_seconds,
         restart_s=sim.restart_seconds,
         quota_workers=sim.quota_workers,
+        warmup_s=elapsed_s(start, now, window_s * n_windows),
     )

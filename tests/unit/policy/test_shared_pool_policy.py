@@ -1,9 +1,8 @@
 """A policy for a pool that serves several queues (issue 23, docs/shared-pools.md): the
 ``shared`` section lists the queues in service order, each with its own SLO, under a
 discipline; every mistake is refused naming the policy, the field and the value; a queue
-belongs to one policy, shared or not; single-queue policies are unchanged. Until the planner
-plans shared pools, such a policy is skipped with the reason and the `capplan size` command
-that sizes it, never planned on one of its queues alone."""
+belongs to one policy, shared or not; single-queue policies are unchanged. A pool one of
+whose queues cannot be planned is skipped naming that queue, never planned without it."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from capplan_core.planning import pipeline
 from capplan_core.planning.policy_versions import check_policy_set
 from capplan_core.policy import PolicyError, ScalingPolicy, parse_policies
 
@@ -108,16 +106,17 @@ def test_a_queue_belongs_to_one_policy_shared_or_not() -> None:
         check_policy_set([_one(alone)], [_one(_pool())])
 
 
-def test_a_shared_pool_is_skipped_with_how_to_size_it_never_planned_on_one_queue() -> None:
+def test_a_pool_missing_one_queues_metrics_is_skipped_naming_it_never_planned_without_it():
+    # planned without one of its queues, the pool would starve that queue
+    from capplan_core.planning.shared_pipeline import plan_shared, queue_view
+
     now = datetime(2026, 12, 7, tzinfo=UTC)
-    rows = pd.DataFrame({"queue": ["high"], "arrival_rate": [1.0]})
-    why = pipeline.nothing_collected(rows, _one(_pool()), now, from_file=True)
-    assert why is not None and "shared pool (high, low, strict)" in why
-    assert "capplan size --class high=RATE,WAIT_S --class low=RATE,WAIT_S" in why
-    assert "--discipline strict" in why and "holding current capacity" in why
-    single = _pool()
-    del single["shared"]
-    assert pipeline.nothing_collected(rows, _one(single), now, from_file=True) is None
+    policy = _one(_pool())
+    view = queue_view(policy, "low")
+    assert (view.queue, view.shared, view.slo.wait_seconds) == ("low", None, 300)
+    out = plan_shared(policy, lambda p: pd.DataFrame(), now)
+    assert out.status == "skipped" and out.decision is None
+    assert out.reason is not None and out.reason.startswith("queue high of the shared pool:")
 
 
 def test_collect_metrics_reads_every_queue_of_a_shared_pool() -> None:
