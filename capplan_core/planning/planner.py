@@ -126,7 +126,7 @@ def plan_capacity(inp: PlanInput) -> PlanProposal:
     sc = defaults.resolved_scaling(policy, typical)
     needs, raw_steps, holds = _sized_and_scheduled(inp, demand, extra, sc)
     steps = [_planned(s, needs, sc.startup_seconds) for s in raw_steps]
-    schedule = [(w.start, _commanded_at(w.start, inp.current_workers, steps)) for w in needs]
+    schedule = [(w.start, commanded_at(w.start, inp.current_workers, steps)) for w in needs]
     target = max([n for _, n in schedule] + [s.to_workers for s in steps])
     reasons, achievable = _slo_reasons(needs, policy)
     auto_allowed, auto_reasons = _auto_limits(inp, schedule, steps)
@@ -230,7 +230,7 @@ def _sized_and_scheduled(
         return best
 
     def scheduled(raw: list[RawStep]) -> list[int]:
-        return [_commanded_at(t, inp.current_workers, raw) for t in inp.window_starts]
+        return [commanded_at(t, inp.current_workers, raw) for t in inp.window_starts]
 
     def attainment(plan: tuple[list[WindowNeed], list[RawStep], dict[int, str]]) -> float:
         ps = met_probabilities(
@@ -263,7 +263,7 @@ def _sized_and_scheduled(
     return best
 
 
-def _commanded_at(
+def commanded_at(
     t: datetime, current: int, steps: Sequence[PlannedStep] | Sequence[RawStep]
 ) -> int:
     """The count commanded at ``t``: the last step executed by then, else ``current``."""

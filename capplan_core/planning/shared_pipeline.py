@@ -22,7 +22,7 @@ from capplan_core.forecast import ForecastResult
 from capplan_core.planning import pipeline
 from capplan_core.planning.cost import plan_cost
 from capplan_core.planning.decide import Decision
-from capplan_core.planning.planner import PlannedStep, PlanProposal
+from capplan_core.planning.planner import PlannedStep, PlanProposal, commanded_at
 from capplan_core.planning.pool_state import QueueState, pool_state
 from capplan_core.planning.shared_plan import (
     SharedPlan,
@@ -132,7 +132,7 @@ def as_decision(
         PlannedStep(s.execute_at, s.from_workers, s.to_workers, s.reason, _step_explanation(s))
         for s in shared.steps
     ]
-    schedule = [(w.start, _commanded_at(w.start, current, steps)) for w in shared.windows]
+    schedule = [(w.start, commanded_at(w.start, current, steps)) for w in shared.windows]
     window_s = (
         (shared.windows[1].start - shared.windows[0].start).total_seconds()
         if len(shared.windows) > 1
@@ -191,14 +191,6 @@ def as_decision(
         shared.attempts,
         reasons,
     )
-
-
-def _commanded_at(t: datetime, current: int, steps: list[PlannedStep]) -> int:
-    n = current
-    for s in steps:
-        if s.execute_at <= t:
-            n = s.to_workers
-    return n
 
 
 def _window_row(w: Any, scheduled: int) -> dict[str, Any]:

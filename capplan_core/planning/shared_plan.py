@@ -33,6 +33,7 @@ from capplan_core.forecast import ForecastResult
 from capplan_core.planning import defaults
 from capplan_core.planning.decide import FAILING_WINDOW_SHARE
 from capplan_core.planning.plan_scenario import MAX_DEMAND_PATHS, elapsed_s, service_kind
+from capplan_core.planning.planner import PlannedStep
 from capplan_core.planning.scheduler import schedule_steps
 from capplan_core.planning.window_sizing import (
     SIZING_SEARCH_LIMIT,
@@ -81,18 +82,9 @@ class SharedWindow:
 
 
 @dataclass(frozen=True)
-class SharedStep:
-    execute_at: datetime
-    from_workers: int
-    to_workers: int
-    reason: str
-    explanation: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class SharedPlan:
     windows: list[SharedWindow]
-    steps: list[SharedStep]
+    steps: list[PlannedStep]
     simulation: SimulationSummary
     confidence: float  # share of replications in which every queue met its SLO throughout
     slo_achievable: bool
@@ -239,7 +231,7 @@ def _window(
 
 def _step(
     at: datetime, frm: int, to: int, windows: list[SharedWindow], covers: list[int]
-) -> SharedStep:
+) -> PlannedStep:
     """A step and why: the window that set its level, the queue driving it, every queue's
     predicted wait there (s)."""
     at_i = max(covers, key=lambda i: windows[i].needed_workers, default=0)
@@ -255,7 +247,7 @@ def _step(
         f"scale {verb} {frm} -> {to} for the window at {w.start.isoformat()}: {driver}; "
         f"predicted waits at the SLO quantiles: {waits} ({w.model})"
     )
-    return SharedStep(
+    return PlannedStep(
         at,
         frm,
         to,
@@ -288,7 +280,7 @@ def _scenario(
     policy: ScalingPolicy,
     ordered: list[SharedQueue],
     paths: dict[str, np.ndarray],
-    steps: list[SharedStep],
+    steps: list[PlannedStep],
     current_workers: int,
     start: datetime,
     window_s: float,
