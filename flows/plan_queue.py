@@ -97,14 +97,12 @@ async def plan_queue(
     as_of = plan_time(metrics_path, as_of, save=save)
     ctx = QueueRun(spec, version, save, requested_by)
     if spec.shared is not None:  # every queue of the pool, then the pool for all of them
+        # (each queue's data-quality and forecast artifacts are published as it goes)
         out = plan_shared_pool(spec, metrics_path, as_of, live=not metrics_path)
-        if out.assessment is not None:
-            publish_quality(out.assessment)
         if out.decision is None or out.state is None or out.forecast is None:
             logger.warning("shared pool %s not planned: %s", spec.name, out.reason)
             return ctx.skipped(str(out.reason), as_of, out.assessment)
         assert out.assessment is not None
-        publish_forecast(out.assessment, out.forecast)
         return ctx.carry_out(
             out.decision, out.state, out.forecast, out.assessment, as_of, approval, approval_poll_s
         )

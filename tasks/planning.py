@@ -95,11 +95,18 @@ def plan_shared_pool(
     policy: ScalingPolicy, metrics_path: str | None, now: datetime, live: bool
 ) -> QueueOutcome:
     """A shared pool's whole pipeline (capplan_core/planning/shared_pipeline.py): each queue
-    collected, cleaned and forecast, then the pool planned and proven for all of them;
-    ``live``: from the count the scaler reads."""
+    collected, cleaned and forecast, its data-quality and forecast artifacts published (one
+    per queue), then the pool planned and proven for all of them; ``live``: from the count the
+    scaler reads."""
     from capplan_core.metrics.history import no_metrics_reason
     from capplan_core.planning.shared_pipeline import plan_shared
+    from tasks.artifacts import publish_forecast, publish_quality
     from tasks.stages import rows_reader
+
+    def published(assessment: Assessment, fc: ForecastResult | None) -> None:
+        publish_quality(assessment)
+        if fc is not None:
+            publish_forecast(assessment, fc)
 
     return plan_shared(
         policy,
@@ -108,4 +115,5 @@ def plan_shared_pool(
         from_file=bool(metrics_path),
         live_count=audited_live_count if live else None,
         no_rows_reason=no_metrics_reason,
+        on_queue=published,
     )

@@ -73,6 +73,16 @@ def test_an_auto_shared_pool_is_planned_for_every_queue_stored_and_executed(
     assert set(classes) == {"emails", "reports"}
     assert plan.confidence >= 0.85 and plan.slo_achievable
     _check_steps([{"reason": s.reason} for s in plan.steps])
+    # each queue's data quality and forecast are published, not only the plan's queue's
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    keys = [f"{kind}-{q}" for kind in ("data-quality", "forecast") for q in ("emails", "reports")]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+        )
+    assert {a.key for a in found} == set(keys)
 
 
 def test_capplan_plan_previews_a_shared_pool_with_each_queues_simulated_waits(tmp_path):
