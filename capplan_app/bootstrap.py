@@ -250,3 +250,9 @@ def authority_check(plan: StoredPlan, policy: ScalingPolicy) -> str | None:
         versions=versions,
         anchored=bool(store.approver_anchors),
     )
+
+
+def run_key_scope() -> str:
+    """What scopes a Prefect idempotency key made from plan or step ids: this store's id
+    (ids are per store, and two stores may share one Prefect server)."""
+    return plan_store().store_id()[:16]

@@ -23,7 +23,7 @@ from uuid import UUID
 
 from prefect import get_run_logger
 
-from capplan_app.bootstrap import plan_store
+from capplan_app.bootstrap import plan_store, run_key_scope
 from capplan_core.planning.errors import DecisionConflict, StoreError
 from capplan_core.planning.stored_plan import PlanStatus
 from tasks.common import capplan_io_task
@@ -210,7 +210,8 @@ def start_approval_run(plan_id: int, *, requested_by: str, approval_poll_s: int)
             parameters=params,
             timeout=0,
             flow_run_name=f"approve-plan-{plan_id}",
-            idempotency_key=f"approve-plan-{plan_id}",
+            # the store's id too: plan ids are per store, and stores may share a server
+            idempotency_key=f"approve-plan-{run_key_scope()}-{plan_id}",
             # a run of its own, not a subflow: it outlives the cycle, and only a top-level run
             # can suspend (approval.suspend)
             as_subflow=False,

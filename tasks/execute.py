@@ -11,7 +11,7 @@ from prefect import get_run_logger
 from pydantic import Field
 
 from capplan_app import bootstrap
-from capplan_app.bootstrap import is_dry_run, plan_store
+from capplan_app.bootstrap import is_dry_run, plan_store, run_key_scope
 from capplan_app.settings import get_settings
 from capplan_core.execution.due import DueRun, apply_due, self_kill_hook
 from capplan_core.execution.executor import (
@@ -61,7 +61,9 @@ def schedule_apply_step(
             scheduled_time=at,
             timeout=0,
             flow_run_name=f"apply-plan-{plan_id}-step-{step_id}",
-            idempotency_key=f"apply-plan-{plan_id}-step-{step_id}-{attempt}",
+            # the store's id too: plan and step ids are per store, and stores may share a
+            # Prefect server (another store's plan 1 step 1 is not this one)
+            idempotency_key=f"apply-{run_key_scope()}-plan-{plan_id}-step-{step_id}-{attempt}",
         )
     except ObjectNotFound:
         return None
