@@ -121,7 +121,9 @@ def plan_shared_pool(
     attempts, reasons = 0, []
     while True:
         attempts += 1
-        windows = [_window(policy, ordered, demand, i, t, extra[i]) for i, t in enumerate(starts)]
+        windows = [
+            _window(policy, ordered, demand, q, i, t, extra[i]) for i, t in enumerate(starts)
+        ]
         typical = defaults.typical_workers([w.sized_workers for w in windows])
         raw, _holds = schedule_steps(
             [w.needed_workers for w in windows],
@@ -164,6 +166,12 @@ def plan_shared_pool(
     return SharedPlan(windows, steps, summary, confidence, achievable, attempts, reasons)
 
 
+def queue_weights(policy: ScalingPolicy) -> dict[str, float]:
+    """Each queue's weight under ``weighted`` (1 where unset; unused by the other disciplines)."""
+    assert policy.shared is not None
+    return {c.queue: c.weight or 1.0 for c in policy.shared.queues}
+
+
 def _checked(policy: ScalingPolicy, queues: Sequence[SharedQueue]) -> dict[str, SharedQueue]:
     if policy.shared is None:
         raise ValueError(f"policy {policy.name!r} is not a shared pool (no shared section)")
@@ -185,13 +193,14 @@ def _window(
     policy: ScalingPolicy,
     ordered: list[SharedQueue],
     demand: dict[str, np.ndarray],
+    quantile: float,
     i: int,
     start: datetime,
     extra: int,
 ) -> SharedWindow:
     """Window ``i`` sized for every queue (the backlog now must drain in the first one)."""
     assert policy.shared is not None
-    weights = {c.queue: c.weight or 1.0 for c in policy.shared.queues}
+    weights = queue_weights(policy)
     classes = [
         PoolClass(
             s.queue,
@@ -225,7 +234,7 @@ def _window(
         exact=sized.exact,
         constraints=constraints,
         extra_workers=extra,
-        quantile=sizing_quantile(policy),
+        quantile=quantile,
     )
 
 
@@ -290,7 +299,7 @@ def _scenario(
     part of the first window before ``now`` is played as warm-up, never judged (nobody can
     change it any more), as for a single queue (``plan_scenario``)."""
     assert policy.shared is not None
-    weights = {c.queue: c.weight or 1.0 for c in policy.shared.queues}
+    weights = queue_weights(policy)
     classes = [
         JobClass(
             s.queue,
