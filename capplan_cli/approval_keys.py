@@ -86,7 +86,7 @@ def keygen(
     public key is printed; give it to an admin for `capplan approvals register-key`."""
     from pathlib import Path
 
-    from capplan_core.approval.signature import new_keypair
+    from capplan_core.approval.signature import new_keypair, printable_public_key
 
     path = Path(out).expanduser()
     if path.exists() and not force:
@@ -98,7 +98,7 @@ def keygen(
         fh.write(private + "\n")
     os.chmod(path, 0o600)
     console.print(f"private key written to {path} (keep it there)", highlight=False)
-    typer.echo(public)
+    typer.echo(printable_public_key(public))
 
 
 @approvals_app.command("register-key")

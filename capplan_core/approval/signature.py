@@ -42,6 +42,8 @@ from capplan_core.utc import utc_datetime
 #: the token's and the signed message's version prefix
 _S = TypeVar("_S")  # a statement dataclass (read_statement)
 SCHEME = "capplan-decision-v2"
+#: how a public key is printed (:func:`printable_public_key`); stored keys are bare
+PUBLIC_KEY_PREFIX = "ed25519:"
 DECISIONS = ("approve", "reject")
 #: how long a signature is valid by default, and at most
 DEFAULT_VALID_S = 3600.0
@@ -166,13 +168,22 @@ def public_key_of(private_text: str) -> str:
     )
 
 
+def printable_public_key(public_text: str) -> str:
+    """A public key as it is shown to a person and pasted on a command line: with the
+    ``ed25519:`` prefix. Bare URL-safe base64 starts with ``-`` once in 64 keys, and a
+    command line reads that as an option (a key made by keygen could not be registered)."""
+    return PUBLIC_KEY_PREFIX + check_public_key(public_text)
+
+
 def check_public_key(text: str) -> str:
-    """``text`` if it is an Ed25519 public key, else :class:`SignatureError` naming it."""
-    raw = _unb64(text.strip(), "public key")
+    """The key (bare URL-safe base64, as stored) if ``text`` is an Ed25519 public key, with
+    or without the ``ed25519:`` prefix, else :class:`SignatureError` naming it."""
+    bare = text.strip().removeprefix(PUBLIC_KEY_PREFIX)
+    raw = _unb64(bare, "public key")
     if len(raw) != 32:
         raise SignatureError(f"public key: {len(raw)} bytes, an Ed25519 key has 32")
     Ed25519PublicKey.from_public_bytes(raw)
-    return text.strip()
+    return bare
 
 
 # -- signing and the token ------------------------------------------------------------------------

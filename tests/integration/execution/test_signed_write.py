@@ -45,10 +45,11 @@ def test_keygen_register_sign_approve_and_apply(capplan_env, tmp_path: Path) -> 
     key_file = tmp_path / "alice.key"
     public = _cli("approvals", "keygen", "--out", str(key_file)).splitlines()[-1]
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert public not in key_file.read_text()  # the file holds the private key only
+    assert public.startswith("ed25519:")  # printed so that it never reads as an option
+    assert public.removeprefix("ed25519:") not in key_file.read_text()  # private key only
     _cli("approvals", "register-key", "alice", public, "--by", "admin")
     store = plan_store()
-    assert store.approver_public_keys("alice") == [public]
+    assert store.approver_public_keys("alice") == [public.removeprefix("ed25519:")]
     pid = _seed(store)
     token = _cli(
         "approvals", "sign", str(pid), "--decision", "approve", "--by", "alice",

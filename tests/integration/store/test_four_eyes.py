@@ -109,7 +109,7 @@ def test_a_key_needs_another_approvers_endorsement_and_one_inserted_by_sql_verif
     ).strip().splitlines()[-1]  # fmt: skip
     _cli("approvals", "register-key", "bob", bob, "--by", "admin", "--endorsement", token)
     store = plan_store()
-    assert store.approver_public_keys("bob") == [bob]
+    assert store.approver_public_keys("bob") == [bob.removeprefix("ed25519:")]  # stored bare
     assert [e.details["approver"] for e in store.audit_events(action="approver_key_refused")] == [
         "bob"
     ]
@@ -123,9 +123,9 @@ def test_a_key_needs_another_approvers_endorsement_and_one_inserted_by_sql_verif
                 "INSERT INTO approver_public_key (approver, version, public_key, added_by, "
                 "added_at) VALUES ('alice', 9, :key, 'mallory', CURRENT_TIMESTAMP)"
             ),
-            {"key": mallory},
+            {"key": mallory.removeprefix("ed25519:")},
         )
-    assert mallory not in store.approver_public_keys("alice")
+    assert mallory.removeprefix("ed25519:") not in store.approver_public_keys("alice")
     _cli("policies", "apply", _policy_file(tmp_path, mode="auto"), "--by", "ops")
     out = _cli(
         "policies", "approve", "emails", "2", "--by", "alice", "--key-file", str(mallory_key),

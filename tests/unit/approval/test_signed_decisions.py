@@ -16,8 +16,10 @@ from capplan_core.approval.auth import approval_code
 from capplan_core.approval.authority import authority_problem
 from capplan_core.approval.service import Submission, authenticate, record_decision
 from capplan_core.approval.signature import (
+    check_public_key,
     encode_token,
     new_keypair,
+    printable_public_key,
     public_key_of,
     sign,
     statement_for,
@@ -244,3 +246,16 @@ def test_a_key_slipped_into_the_store_decides_nothing_and_its_decision_fails_at_
     out, scaler = _apply(store, policy, pid)
     assert out.outcome == "refused" and scaler.actions == [] and scaler.replicas[KEY] == 4
     assert store.audit_events(plan_id=pid, action="unauthorized")
+
+
+def test_a_printed_public_key_never_reads_as_a_command_line_option() -> None:
+    """One key in 64 is bare base64 that starts with '-': CI's `register-key alice -EyH9...`
+    was read as an unknown option. keygen prints the prefixed form; both forms store bare."""
+    dashed = next(public for _, public in iter(new_keypair, None) if public.startswith("-"))
+    printed = printable_public_key(dashed)
+    assert printed == "ed25519:" + dashed
+    assert check_public_key(printed) == dashed == check_public_key(dashed)
+    store = InMemoryPlanStore()
+    assert store.add_approver_public_key("alice", printed, actor="admin") == 1
+    assert store.add_approver_public_key("alice", dashed, actor="admin") == 1  # same key
+    assert store.approver_public_keys("alice") == [dashed]
