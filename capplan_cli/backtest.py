@@ -1,7 +1,8 @@
 """``capplan backtest``: replay history with capplan's plans against static, reactive, oracle.
 
 For every selected policy the queue's rows are replayed over [--from, --to) (default: the last
-two days of the data); see docs/backtest.md for the model and the JSON.
+two days of the data); a pool shared by several queues is replayed on all of them and each
+queue is scored against its own SLO. See docs/backtest.md for the model and the JSON.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from capplan_cli.output import console, err_console, fail, print_json
 from capplan_core.backtest import BacktestError, BacktestResult, run_backtest
+from capplan_core.backtest.shared import SharedBacktestResult, run_shared_backtest
 from capplan_core.metrics.file_source import read_metrics_file_cached
 from capplan_core.metrics.schema import MetricsFileError
 from capplan_core.policy import PolicyError, ScalingPolicy, load_policies
@@ -95,6 +97,29 @@ def result_table(r: BacktestResult) -> Table:
     return t
 
 
+def shared_result_table(r: SharedBacktestResult) -> Table:
+    """A shared pool's strategies: the pool's cost and each queue's attainment of its SLO."""
+    d = r.to_dict()
+    t = Table(
+        title=f"backtest of shared pool {r.policy} ({' then '.join(r.queues)}, "
+        f"{r.discipline}) {d['start']} .. {d['end']}, {len(d['windows'])} windows"
+    )
+    columns = ["strategy", "pool SLO met", *(f"{q} met" for q in r.queues)]
+    for col in (*columns, "worker-h", "x oracle", "cost", "actions"):
+        t.add_column(col, justify="left" if col == "strategy" else "right")
+    for name, s in d["strategies"].items():
+        t.add_row(
+            name,
+            f"{s['slo_attainment']:.1%}",
+            *(f"{s['queues'][q]['slo_attainment']:.1%}" for q in r.queues),
+            f"{s['worker_hours']:.1f}",
+            _fmt(s["worker_hours_vs_oracle"], ".2f", "-"),
+            f"{s['cost']:.2f}",
+            str(s["scaling_actions"]),
+        )
+    return t
+
+
 @contextmanager
 def progress_bar(out: Console, label: str) -> Iterator[Callable[[str, float], None]]:
     """A rich progress bar on ``out`` (stderr, so ``--json`` stays clean) for one policy's
@@ -151,10 +176,11 @@ def register(app: typer.Typer) -> None:
         out: list[dict[str, Any]] = []
         failed = False
         for pol in chosen:
-            rows = frame.loc[frame["queue"] == pol.queue].reset_index(drop=True)
+            rows = frame.loc[frame["queue"].isin(pol.served_queues)].reset_index(drop=True)
+            run = run_shared_backtest if pol.shared is not None else run_backtest
             try:
                 with progress_bar(err_console, pol.name) as tick:
-                    r = run_backtest(
+                    r = run(
                         rows,
                         pol,
                         start=start,
@@ -172,7 +198,10 @@ def register(app: typer.Typer) -> None:
                 doc["figure"] = str(r.figure(figure_path(figure, pol.name, len(chosen) > 1)))
             out.append(doc)
             if not as_json:
-                console.print(result_table(r))
+                if isinstance(r, SharedBacktestResult):
+                    console.print(shared_result_table(r))
+                else:
+                    console.print(result_table(r))
                 if "figure" in doc:
                     console.print(f"figure: {doc['figure']}")
         if as_json:

@@ -33,21 +33,34 @@ def plans_table(results: list[dict[str, Any]], title: str = "Plans") -> Table:
         conf = r.get("confidence")
         t.add_row(
             str(r.get("id", "")),
-            str(r.get("queue")),
+            " + ".join(c["queue"] for c in sim.get("classes") or ()) or str(r.get("queue")),
             str(r.get("mode")),
             str(r.get("status")),
             ""
             if r.get("target_workers") is None
             else f"{r.get('current_workers')} → {r.get('target_workers')}",
             "" if conf is None else f"{conf:.2f}",
-            ""
-            if r.get("slo_achievable") is None
-            else ("ok" if r["slo_achievable"] else "NOT met")
-            + (f", p95 wait {sim['p95_wait_s']:.1f}s" if sim.get("p95_wait_s") is not None else ""),
+            _slo_cell(r.get("slo_achievable"), sim),
             str(len(r.get("steps") or [])),
             _short(r.get("skipped_reason") or r.get("error") or r.get("note") or ""),
         )
     return t
+
+
+def _slo_cell(achievable: bool | None, sim: dict[str, Any]) -> str:
+    """The simulated verdict and wait: the pool's p95, or, for a pool shared by several
+    queues, each queue's wait at its own SLO quantile."""
+    if achievable is None:
+        return ""
+    verdict = "ok" if achievable else "NOT met"
+    classes = sim.get("classes") or ()
+    if classes:
+        return verdict + "".join(
+            f", {c['queue']} p{100 * c['wait_quantile']:g} {c['wait_quantile_s']:.1f}s"
+            for c in classes
+        )
+    wait = sim.get("p95_wait_s")
+    return verdict + (f", p95 wait {wait:.1f}s" if wait is not None else "")
 
 
 def _short(text: str, limit: int = 90) -> str:

@@ -6,12 +6,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
 from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
 from capplan_core.backtest.run import run_backtest
+from capplan_core.backtest.shared import run_shared_backtest
 from capplan_core.policy_select import select_policies
 from tasks.artifacts import artifact_key
 from tasks.common import capplan_task
@@ -19,6 +21,9 @@ from tasks.progress import ProgressArtifact
 from tasks.stages import collect_file, load_policies_task
 
 backtest_task = capplan_task(run_backtest, name="replay", task_run_name="replay-{policy.name}")
+shared_backtest_task = capplan_task(
+    run_shared_backtest, name="replay-shared-pool", task_run_name="replay-{policy.name}"
+)
 
 
 @flow(name="backtest", log_prints=True)
@@ -34,18 +39,25 @@ def backtest(
 ) -> list[dict[str, Any]]:
     out = []
     for policy in select_policies(load_policies_task(policy_path), names=policies):
-        rows = collect_file(metrics_path, policy.queue)
+        # a shared pool: every queue it serves, each scored against its own SLO
+        rows = pd.concat([collect_file(metrics_path, q) for q in policy.served_queues])
         progress = ProgressArtifact(
             artifact_key("backtest-progress", policy.queue),
             f"Backtest of `{policy.queue}`: windows replayed",
         )
-        result = backtest_task(
-            rows, policy, start=start, end=end, cadence_s=cadence_s, progress=progress
-        )
+        replay = backtest_task if policy.shared is None else shared_backtest_task
+        result = replay(rows, policy, start=start, end=end, cadence_s=cadence_s, progress=progress)
         data = result.to_dict()
         create_table_artifact(
             [
-                {"strategy": k, **{m: v for m, v in s.items() if not isinstance(v, dict | list)}}
+                {
+                    "strategy": k,
+                    **{m: v for m, v in s.items() if not isinstance(v, dict | list)},
+                    **{
+                        f"{q} slo_attainment": qs["slo_attainment"]
+                        for q, qs in s.get("queues", {}).items()
+                    },
+                }
                 for k, s in data["strategies"].items()
             ],
             key=artifact_key("backtest", policy.queue),

@@ -10,6 +10,13 @@ afternoon peak):
 - ``reports``    low-rate, noisy, slow jobs, and one 3-hour gap in the data.
 - ``legacy-sync`` stopped reporting two days before the end: fails the freshness expectation,
                  so it is skipped with the reason recorded while the others are planned.
+- ``notify-push`` and ``notify-digest``: one pool of workers serving both, push first
+                 (``rq worker notify-push notify-digest``; docs/shared-pools.md). Push: 1-s
+                 jobs, an evening peak; digest: 3-s jobs, a morning batch. Both queues' rows
+                 count the pool's workers (what RQ's worker registrations say).
+
+The shared pool's queues are drawn after everything else, so the first four queues' rows are
+the same as before they were added.
 """
 
 from __future__ import annotations
@@ -57,9 +64,16 @@ def _queue_frame(
     scv: float,
     rng: np.random.Generator,
     headroom: float = 1.15,
+    *,
+    pool: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
+    """One queue's rows; ``pool`` (its workers, the workers left to it) for a queue served
+    by a shared pool, else the queue's own reactive pool."""
     arrival = np.maximum(arrival, 0.0)
     workers = _reactive_workers(arrival, service_rate, headroom)
+    free = workers
+    if pool is not None:
+        workers, free = pool
     measured_mu = service_rate * rng.normal(1.0, 0.03, len(ts))
     mean_s = 1.0 / service_rate
     sigma = np.sqrt(np.log1p(scv))
@@ -70,7 +84,7 @@ def _queue_frame(
             "queue": name,
             "arrival_rate": np.round(arrival, 5),
             "service_rate": np.round(measured_mu, 5),
-            "backlog": _fluid_backlog(arrival, service_rate, workers),
+            "backlog": _fluid_backlog(arrival, service_rate, free),
             "workers": workers.astype(int),
             "service_time_p95": np.round(p95 * rng.normal(1.0, 0.05, len(ts)), 4),
             "service_time_scv": np.round(scv * rng.normal(1.0, 0.05, len(ts)), 4),
@@ -115,9 +129,30 @@ def generate(seed: int = SEED) -> pd.DataFrame:
     dups = emails.iloc[[n - 200, n - 100]].copy()
     emails = pd.concat([emails, dups]).sort_values("timestamp", kind="stable")
 
-    frame = pd.concat([emails, thumbs, reports, legacy], ignore_index=True)
+    frame = pd.concat(
+        [emails, thumbs, reports, legacy, *_notifications(ts, rng)], ignore_index=True
+    )
     frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     return frame
+
+
+def _notifications(ts: pd.DatetimeIndex, rng: np.random.Generator) -> list[pd.DataFrame]:
+    """The shared pool: push (1-s jobs, evening peak) first, digest (3-s jobs, a morning
+    batch 05:00-08:00) after it. The pool ran reactively on their total work; push's
+    backlog drains with the whole pool, digest's with what push leaves."""
+    push_rate = 4.0 * _daily(ts, 19.0) * _weekly(ts) * rng.lognormal(0, 0.06, len(ts))
+    hours = ts.hour + ts.minute / 60.0
+    batch = np.where((hours >= 5) & (hours < 8), 3.0, 0.0)
+    digest_rate = (0.3 + batch) * rng.lognormal(0, 0.08, len(ts))
+    push_s, digest_s = 1.0, 3.0
+    workers = _reactive_workers(push_rate * push_s + digest_rate * digest_s, 1.0, 1.15)
+    left = np.maximum(0.0, workers - push_rate * push_s)
+    return [
+        _queue_frame("notify-push", ts, push_rate, 1 / push_s, 1.0, rng, pool=(workers, workers)),
+        _queue_frame(
+            "notify-digest", ts, digest_rate, 1 / digest_s, 1.0, rng, pool=(workers, left)
+        ),
+    ]
 
 
 def main() -> None:

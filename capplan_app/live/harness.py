@@ -55,6 +55,8 @@ class Supervisord:
     tid: str
     proc: subprocess.Popen[bytes]
     log_dir: Path
+    #: every queue the workers listen to, in the order they take jobs (``queue`` first)
+    queues: tuple[str, ...] = ()
 
     def rpc(self, password: str | None = None) -> Any:
         """An XML-RPC proxy to supervisord (``Any``: its methods are dynamic)."""
@@ -82,18 +84,24 @@ def start_supervisord(
     redis_url: str,
     *,
     queue: str | None = None,
+    later_queues: tuple[str, ...] = (),
     numprocs: int = 6,
     startup_timeout_s: float = 20.0,
 ) -> Supervisord:
     """Write ``workdir/supervisord.conf`` and start supervisord; returns once it answers.
 
-    Worker names and the default queue (``q_<tid>``) carry ``tid``, so keys and processes
-    can be found and cleaned afterwards.
+    The workers take jobs from ``queue`` first, then from ``later_queues`` in order
+    (``rq worker high low``: a pool shared by several queues). Worker names and the default
+    queue (``q_<tid>``) carry ``tid``, so keys and processes can be found and cleaned
+    afterwards.
     """
     port, user, password = free_port(), "capplan", f"pw-{uuid.uuid4().hex}"
     queue = queue or f"q_{tid}"
+    queues = (queue, *later_queues)
     conf = workdir / "supervisord.conf"
-    conf.write_text(_config(workdir, port, user, password, queue, tid, redis_url, numprocs))
+    conf.write_text(
+        _config(workdir, port, user, password, " ".join(queues), tid, redis_url, numprocs)
+    )
     command = [str(VENV_BIN / "supervisord"), "-c", str(conf)]
     if threading.current_thread() is threading.main_thread() and sys.platform == "linux":
         # the signal follows the thread that forks: only the main thread outlives the pool
@@ -112,6 +120,7 @@ def start_supervisord(
         tid=tid,
         proc=proc,
         log_dir=workdir,
+        queues=queues,
     )
     deadline = time.monotonic() + startup_timeout_s
     while time.monotonic() < deadline:
@@ -202,7 +211,8 @@ def rq_program(
     start_retries: int = 3,
 ) -> str:
     """A supervisord ``[program:NAME]`` of ``numprocs`` real ``rq worker`` processes on
-    ``queue``, none started (capplan's scaler starts them); names and logs carry ``tid``."""
+    ``queue`` (space-separated queues: taken in that order), none started (capplan's scaler
+    starts them); names and logs carry ``tid``."""
     return f"""[program:{name}]
 command={VENV_BIN}/rq worker --url {redis_url} --path {HERE}
     --name %(program_name)s_%(process_num)02d_{tid} --logging_level WARNING {queue}

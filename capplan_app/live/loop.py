@@ -38,7 +38,13 @@ import yaml
 from capplan_app.live.harness import Supervisord, start_supervisord, stop_supervisord
 from capplan_app.live.loadgen import LoadGenerator, RateStep
 from capplan_app.live.measure import job_waits_s
-from capplan_app.live.scenario import LoopSpec, backfill_rows, live_policy, step_time
+from capplan_app.live.scenario import (
+    LoopSpec,
+    backfill_rows,
+    live_policy,
+    low_priority_queue,
+    step_time,
+)
 from capplan_app.settings import settings_environment
 from capplan_core.policy import ScalingPolicy
 
@@ -56,6 +62,8 @@ class LoopReport:
     cycles: list[list[dict[str, Any]]] = field(default_factory=list)  # each cycle's results
     applied: list[dict[str, Any]] = field(default_factory=list)  # the sweeper's outcomes
     waits_after_step_s: list[float] = field(default_factory=list)
+    #: a shared pool's second queue: its jobs' waits over the same period
+    low_priority_waits_s: list[float] = field(default_factory=list)
     collected_rows: int = 0
     enqueued: int = 0
     stopped: str | None = None  # why the loop ended early (a signal), None when it ran out
@@ -67,11 +75,15 @@ class LoopReport:
 
     @property
     def wait_p95_s(self) -> float:
-        return (
-            float(np.percentile(self.waits_after_step_s, 95))
-            if self.waits_after_step_s
-            else float("nan")
-        )
+        return _p95(self.waits_after_step_s)
+
+    @property
+    def low_priority_wait_p95_s(self) -> float:
+        return _p95(self.low_priority_waits_s)
+
+
+def _p95(waits: list[float]) -> float:
+    return float(np.percentile(waits, 95)) if waits else float("nan")
 
 
 def _import_before_threads() -> None:
@@ -112,7 +124,15 @@ class ClosedLoop:
             self._stop.set()
 
     def run(self) -> LoopReport:
-        sup = start_supervisord(self.workdir, self.tid, self.redis_url, numprocs=self.spec.numprocs)
+        queue = f"q_{self.tid}"
+        sup = start_supervisord(
+            self.workdir,
+            self.tid,
+            self.redis_url,
+            queue=queue,
+            later_queues=(low_priority_queue(queue),) if self.spec.shared else (),
+            numprocs=self.spec.numprocs,
+        )
         try:
             with settings_environment(
                 {
@@ -145,11 +165,15 @@ class ClosedLoop:
         sc.wait_ready(policy.target, spec.start_workers, timeout_s=20)
         now = datetime.now(UTC)
         step_dt = step_time(spec, now)
-        written = plan_store().record_metrics(backfill_rows(spec, sup.queue, step_dt, now))
+        rows = backfill_rows(spec, sup.queue, step_dt, now)
+        for low in sup.queues[1:]:  # a shared pool's second queue: a steady rate every day
+            steady = (spec.low_priority_rate_per_s,) * 2
+            rows += backfill_rows(spec, low, step_dt, now, rates_per_s=steady)
+        written = plan_store().record_metrics(rows)
         self.on_event(
             "start",
             {
-                "queue": sup.queue,
+                "queue": " ".join(sup.queues),
                 "group": sup.group,
                 "backfilled": written,
                 "workers": spec.start_workers,
@@ -169,6 +193,16 @@ class ClosedLoop:
             rng=np.random.default_rng(spec.seed),
             result_ttl_s=900,
         )
+        lows = [
+            LoadGenerator(
+                Queue(low, connection=redis),
+                [RateStep(0, spec.low_priority_rate_per_s)],
+                job_s=spec.job_s,
+                rng=np.random.default_rng(spec.seed + 1),
+                result_ttl_s=900,
+            )
+            for low in sup.queues[1:]
+        ]
         threads = [
             threading.Thread(target=self._guard(target), args=args, name=name, daemon=True)
             for name, target, args in (
@@ -178,6 +212,8 @@ class ClosedLoop:
             )
         ]
         gen.start()
+        for low_gen in lows:
+            low_gen.start()
         for t in threads:
             t.start()
         try:
@@ -185,7 +221,8 @@ class ClosedLoop:
         finally:
             self._stop.set()
             try:
-                gen.stop()  # no job arrives once the loop is over, even if a join is cut short
+                for g in (gen, *lows):  # no job arrives once the loop is over, even if a
+                    g.stop()  # join is cut short
             finally:
                 for t in reversed(threads):  # the planning cycle first: it may take a while
                     t.join(CYCLE_JOIN_S if t.name == "capplan-live-plan" else 30)
@@ -193,21 +230,27 @@ class ClosedLoop:
         if self._errors:
             raise self._errors[0]
         report.enqueued = gen.enqueued
-        report.waits_after_step_s = job_waits_s(
-            redis,
-            gen.job_id_prefix,
-            gen.enqueued,
-            since=report.step_at + spec.settle_s,
-            until=time.time(),
+        until = time.time()
+        report.waits_after_step_s, *low_waits = (
+            job_waits_s(
+                redis,
+                g.job_id_prefix,
+                g.enqueued,
+                since=report.step_at + spec.settle_s,
+                until=until,
+            )
+            for g in (gen, *lows)
         )
-        self.on_event(
-            "done",
-            {
-                "wait_p95_s": report.wait_p95_s,
-                "jobs_measured": len(report.waits_after_step_s),
-                "stopped": report.stopped,
-            },
-        )
+        report.low_priority_waits_s = low_waits[0] if low_waits else []
+        done: dict[str, Any] = {
+            "wait_p95_s": report.wait_p95_s,
+            "jobs_measured": len(report.waits_after_step_s),
+            "stopped": report.stopped,
+        }
+        if lows:
+            done["low_priority_wait_p95_s"] = report.low_priority_wait_p95_s
+            done["low_priority_jobs_measured"] = len(report.low_priority_waits_s)
+        self.on_event("done", done)
         return report
 
     def _guard(self, target: Callable[..., None]) -> Callable[..., None]:

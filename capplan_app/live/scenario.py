@@ -12,6 +12,10 @@ the minute the loop starts at:
   slot on the other days and needs at least three whole days, which three days of history
   give only at the exact minute the loop started;
 * the step's time of day wraps at midnight (a step at 23:55 lasts into the next day).
+
+With ``low_priority_rate_per_s`` > 0 the pool is shared (docs/shared-pools.md): the workers
+run ``rq worker Q Q_low`` and take Q's jobs first; Q_low gets a steady load of its own, with
+its own SLO, and its own history (the same rate every day).
 """
 
 from __future__ import annotations
@@ -47,6 +51,18 @@ class LoopSpec:
     startup_s: float = 30.0
     replications: int = 100
     seed: int = 7
+    #: a second queue the same workers serve after the first (strict order); 0: none
+    low_priority_rate_per_s: float = 0.0
+    low_priority_slo_wait_p95_s: float = 10.0
+
+    @property
+    def shared(self) -> bool:
+        return self.low_priority_rate_per_s > 0
+
+
+def low_priority_queue(queue: str) -> str:
+    """The name of the queue the pool serves after ``queue`` (it carries the loop's tid)."""
+    return f"{queue}_low"
 
 
 def step_time(spec: LoopSpec, now: datetime) -> datetime:
@@ -84,15 +100,38 @@ def live_policy(spec: LoopSpec, queue: str, group: str, redis_url: str) -> dict[
             "seasonality": ["daily"],
         },
         "simulation": {"replications": spec.replications, "seed": spec.seed},
+        **(
+            {
+                "shared": {
+                    "discipline": "strict",
+                    "queues": [
+                        {"queue": queue},
+                        {
+                            "queue": low_priority_queue(queue),
+                            "slo": {"wait_p95_seconds": spec.low_priority_slo_wait_p95_s},
+                        },
+                    ],
+                }
+            }
+            if spec.shared
+            else {}
+        ),
     }
 
 
 def backfill_rows(
-    spec: LoopSpec, queue: str, step_at: datetime, until: datetime
+    spec: LoopSpec,
+    queue: str,
+    step_at: datetime,
+    until: datetime,
+    *,
+    rates_per_s: tuple[float, float] | None = None,
 ) -> list[dict[str, Any]]:
     """1-minute rows from ``history_days`` (plus ``history_lead_h``) before ``until`` up to
     it: the low rate, and the high rate for ``high_minutes`` from ``step_at``'s time of day
-    on each earlier day (workers sized to it)."""
+    on each earlier day (workers sized to it). ``rates_per_s`` (before, during the step)
+    replaces the spec's rates: a shared pool's second queue has a steady rate."""
+    low_rate, high_rate = rates_per_s or (spec.low_rate_per_s, spec.high_rate_per_s)
     start = (until - spec.history_days * DAY - timedelta(hours=spec.history_lead_h)).replace(
         second=0, microsecond=0
     )
@@ -102,7 +141,7 @@ def backfill_rows(
     while t < until:
         tod = t - t.replace(hour=0, minute=0, second=0, microsecond=0)
         high = (tod - step_tod) % DAY < timedelta(minutes=spec.high_minutes)
-        rate = spec.high_rate_per_s if high else spec.low_rate_per_s
+        rate = high_rate if high else low_rate
         rows.append(
             {
                 "queue_name": queue,

@@ -11,7 +11,8 @@ the "level correction" of operational demand forecasters) fixes the next plan at
    horizon from there: ``P`` is its mean over them, ``Q_old[j]`` its forecast of window ``j``.
 2. ``A`` is the mean demand that really came in those steps (raw, anomalies included: a step
    that happened is the news; the newest half hour, so a re-plan 30 minutes after a step
-   already sees only the new level). When ``|A - P|`` exceeds one one-step error ``s1`` (so
+   already sees only the new level), and ``P`` is taken over the same steps: a step without
+   a measurement counts on neither side. When ``|A - P|`` exceeds one one-step error ``s1`` (so
    noise is not chased) the ratio is ``r = A / P``, kept in [0.2, 5]; otherwise nothing moves.
 3. The current forecast ``Q_new[j]`` moves towards ``r · Q_old[j]`` — what the old forecast
    would have said had it known the last hour's level — with weight
@@ -75,7 +76,11 @@ def nowcast_factors(
         f_prev = prev.forecast_mean(k + offset + n_out)
     except (ValueError, np.linalg.LinAlgError, FloatingPointError):
         return None
-    actual, expected = float(np.nanmean(recent)), float(np.mean(f_prev[:k]))
+    # compare like with like: a window missing from the measurements (the newest one, not
+    # yet complete or not yet reported) is left out of the forecast's side too; otherwise
+    # the first window of a daily batch, missing, reads as "the last hour ran at 0.2x"
+    seen = np.isfinite(recent)
+    actual, expected = float(np.mean(recent[seen])), float(np.mean(f_prev[:k][seen]))
     if expected <= 0 or not np.isfinite(expected):
         return None
     q_new = model.forecast_mean(offset + n_out)[offset:]

@@ -113,7 +113,6 @@ def plan_shared_pool(
     by_name = _checked(policy, queues)
     ordered = [by_name[q] for q in policy.served_queues]
     q = sizing_quantile(policy)
-    demand = {s.queue: np.maximum(s.forecast.quantile(q), 0.0) for s in ordered}
     starts = [t.to_pydatetime() for t in ordered[0].forecast.timestamps]
     window_s = ordered[0].forecast.interval_s
     paths = _demand_paths(policy, ordered)
@@ -121,19 +120,15 @@ def plan_shared_pool(
     attempts, reasons = 0, []
     while True:
         attempts += 1
-        windows = [
-            _window(policy, ordered, demand, q, i, t, extra[i]) for i, t in enumerate(starts)
-        ]
-        typical = defaults.typical_workers([w.sized_workers for w in windows])
-        raw, _holds = schedule_steps(
-            [w.needed_workers for w in windows],
-            starts,
+        windows, steps = shared_steps(
+            policy,
+            ordered,
+            quantile=q,
             now=now,
             current_workers=current_workers,
-            scaling=defaults.resolved_scaling(policy, typical),
             last_scale_at=last_scale_at,
+            extra=extra,
         )
-        steps = [_step(r.execute_at, r.from_workers, r.to_workers, windows, r.covers) for r in raw]
         summary = simulate_fn(
             _scenario(policy, ordered, paths, steps, current_workers, starts[0], window_s, now),
             replications=policy.simulation.replications,
@@ -164,6 +159,39 @@ def plan_shared_pool(
             f"{policy.scaling.confidence_threshold} after {attempts} attempt(s)"
         )
     return SharedPlan(windows, steps, summary, confidence, achievable, attempts, reasons)
+
+
+def shared_steps(
+    policy: ScalingPolicy,
+    queues: Sequence[SharedQueue],
+    *,
+    quantile: float,
+    now: datetime,
+    current_workers: int,
+    last_scale_at: datetime | None = None,
+    extra: Sequence[int] | None = None,
+) -> tuple[list[SharedWindow], list[PlannedStep]]:
+    """Steps 1-3 of the module doc, without the proof: each window sized for every queue
+    at the ``quantile`` of its forecast (plus ``extra`` workers per window), then the calm
+    scheduler. ``plan_shared_pool`` proves the result; the backtest replays it as is."""
+    ordered = [q for name in policy.served_queues for q in queues if q.queue == name]
+    demand = {s.queue: np.maximum(s.forecast.quantile(quantile), 0.0) for s in ordered}
+    starts = [t.to_pydatetime() for t in ordered[0].forecast.timestamps]
+    more = list(extra) if extra is not None else [0] * len(starts)
+    windows = [
+        _window(policy, ordered, demand, quantile, i, t, more[i]) for i, t in enumerate(starts)
+    ]
+    typical = defaults.typical_workers([w.sized_workers for w in windows])
+    raw, _holds = schedule_steps(
+        [w.needed_workers for w in windows],
+        starts,
+        now=now,
+        current_workers=current_workers,
+        scaling=defaults.resolved_scaling(policy, typical),
+        last_scale_at=last_scale_at,
+    )
+    steps = [_step(r.execute_at, r.from_workers, r.to_workers, windows, r.covers) for r in raw]
+    return windows, steps
 
 
 def queue_weights(policy: ScalingPolicy) -> dict[str, float]:

@@ -78,3 +78,38 @@ def test_the_history_starts_hours_before_the_earlier_days_and_wraps_at_midnight(
     assert datetime(2026, 12, 5, 23, 55, tzinfo=UTC) in high
     assert datetime(2026, 12, 6, 0, 10, tzinfo=UTC) not in high
     assert len(high) == 4 * SPEC.high_minutes + 4  # four whole blocks; 23:55-23:58 today
+
+
+def test_a_shared_loop_serves_a_second_queue_after_the_first_with_its_own_slo() -> None:
+    """The closed-loop test's pool (issue 23): `rq worker Q Q_low`, one policy for both."""
+    from capplan_app.live.scenario import low_priority_queue
+
+    spec = LoopSpec(low_priority_rate_per_s=1.0, low_priority_slo_wait_p95_s=10.0)
+    policy = ScalingPolicy.model_validate(live_policy(spec, "q", "rqw", "redis://x/9"))
+    assert list(policy.served_queues) == ["q", "q_low"] and low_priority_queue("q") == "q_low"
+    assert policy.shared is not None and policy.shared.discipline == "strict"
+    assert policy.slo_of("q_low").wait_seconds == 10.0
+    assert policy.slo_of("q").wait_seconds == spec.slo_wait_p95_s
+    assert POLICY.shared is None and list(POLICY.served_queues) == ["q"]  # one queue by default
+    start = datetime(2026, 12, 6, 17, 10, tzinfo=UTC)
+    steady = backfill_rows(spec, "q_low", step_time(spec, start), start, rates_per_s=(1.0, 1.0))
+    rates = [r["arrival_rate"] for r in steady]
+    assert len(rates) == (spec.history_days * 24 + spec.history_lead_h) * 60
+    assert min(rates) > 0.8 and max(rates) < 1.2  # 3 % noise, no step on the second queue
+
+
+def test_the_plans_table_shows_each_queue_of_a_shared_pool() -> None:
+    from capplan_cli.output import _slo_cell, plans_table
+
+    sim = {
+        "p95_wait_s": 2.0,
+        "classes": [
+            {"queue": "push", "wait_quantile": 0.95, "wait_quantile_s": 2.19},
+            {"queue": "digest", "wait_quantile": 0.99, "wait_quantile_s": 23.7},
+        ],
+    }
+    assert _slo_cell(True, sim) == "ok, push p95 2.2s, digest p99 23.7s"
+    assert _slo_cell(False, {"p95_wait_s": 31.0}) == "NOT met, p95 wait 31.0s"
+    assert _slo_cell(None, sim) == ""
+    table = plans_table([{"queue": "push", "simulation": sim, "slo_achievable": True}])
+    assert list(table.columns[1].cells) == ["push + digest"]

@@ -49,6 +49,12 @@ def test_demo_finishes_and_approves_the_manual_plan_without_noise(tmp_path: Path
     assert results["emails"]["decision"]["by"] == "demo-user"
     assert results["reports"]["status"] == "proposed"  # advisory: never executed
     assert results["legacy-sync"]["status"] == "skipped"  # stale data
+    # the shared pool: one plan for both queues, each queue's simulated waits (issue 23)
+    pool = results["notify-push"]
+    assert pool["policy"] == "notifications" and pool["status"] in ("approved", "applied")
+    classes = {c["queue"]: c for c in pool["simulation"]["classes"]}
+    assert set(classes) == {"notify-push", "notify-digest"}
+    assert all("drives it" in s["reason"] for s in pool["steps"]), pool["steps"]
     # the demo wrote into a store of its own, said where, and never opened the user's
     demo_store = tmp_path / "demo" / "capplan.db"
     assert demo_store.exists()

@@ -1,9 +1,11 @@
-"""The closed loop on real workers, time-compressed (under 3 minutes).
+"""The closed loop on real workers, time-compressed (under 3 minutes), on a shared pool.
 
-supervisord runs 8 real ``rq worker`` processes (2 started) on the local Redis; the load
-generator steps 2 → 8 jobs/s (0.5 s per job) at a minute boundary 1-2 minutes in; the store
-holds 4 earlier days with the same step at the same time of day; collect-metrics' core polls
-the queue every 5 s; ``capacity-plan`` runs in ``auto`` mode every 15 s, from the store at the
+supervisord runs 10 real ``rq worker Q Q_low`` processes (2 started) on the local Redis: each
+takes Q's jobs first, then Q_low's (strict priority, docs/shared-pools.md). The load
+generator steps Q from 2 → 8 jobs/s (0.5 s per job) at a minute boundary 1-2 minutes in,
+and keeps Q_low at 1 job/s throughout; Q's SLO is p95 ≤ 2 s, Q_low's p95 ≤ 10 s. The store
+holds 4 earlier days of both queues, with Q's step at the same time of day; collect-metrics'
+core polls both queues every 5 s; ``capacity-plan`` runs in ``auto`` mode every 15 s, from the store at the
 wall clock, and the loop's sweeper applies each approved step at its time, scaling through the
 supervisor scaler (``CAPPLAN_SCALER=supervisor``).
 """
@@ -32,7 +34,7 @@ pytestmark = [
 def test_the_pool_scales_up_before_the_step_and_holds_the_slo(
     prefect_server, capplan_env, tmp_path: Path, tid: str, live_redis
 ) -> None:
-    spec = LoopSpec()
+    spec = LoopSpec(low_priority_rate_per_s=1.0, numprocs=10)
     events: list[tuple[str, dict]] = []
     loop = ClosedLoop(spec, tmp_path, LIVE_REDIS_URL, lambda k, d: events.append((k, d)), tid=tid)
     report = loop.run()
@@ -40,7 +42,8 @@ def test_the_pool_scales_up_before_the_step_and_holds_the_slo(
     summary = (
         f"workers {report.workers[0][1]}→{report.workers_at(report.step_at)} at the "
         f"step, p95 wait after {report.wait_p95_s:.2f} s over "
-        f"{len(report.waits_after_step_s)} jobs; plans "
+        f"{len(report.waits_after_step_s)} jobs (low priority: "
+        f"{report.low_priority_wait_p95_s:.2f} s over {len(report.low_priority_waits_s)}); plans "
         f"{[(p.get('id'), p.get('status'), p.get('current_workers'), p.get('target_workers')) for p in plans]}"
     )
     print(summary)
@@ -82,9 +85,15 @@ def test_the_pool_scales_up_before_the_step_and_holds_the_slo(
     ]
     assert settled, summary
     assert all(p["current_workers"] == p["target_workers"] == before for p in settled), summary
-    # the measured p95 wait after the step stays within the SLO
+    # the measured p95 wait after the step stays within the SLO, on each queue its own
     assert len(report.waits_after_step_s) > 100, summary
     assert report.wait_p95_s <= spec.slo_wait_p95_s, summary
+    assert len(report.low_priority_waits_s) > 15, summary
+    assert report.low_priority_wait_p95_s <= spec.low_priority_slo_wait_p95_s, summary
+    # the pool was planned for both queues: every step names the queue that drives it and
+    # each queue's predicted wait
+    reasons = [st.reason for st in up.steps]
+    assert all("drives it" in r and "_low" in r for r in reasons), reasons
 
     # later cycles do not fight the first: each scale moves to a new count, never back down
     # while the step is on, and never to the count it already has

@@ -29,9 +29,13 @@ def demo_frame() -> pd.DataFrame:
     return read_metrics_file(DEMO)
 
 
+#: the demo's queues, sorted (the shared pool serves the two notify- queues)
+DEMO_QUEUES = ("emails", "legacy-sync", "notify-digest", "notify-push", "reports", "thumbnails")
+
+
 @pytest.fixture(scope="module")
 def two_days(demo_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's first two days, all four queues (11,5xx rows): big enough, quick to write."""
+    """The demo's first two days, all six queues (17,2xx rows): big enough, quick to write."""
     start = demo_frame["timestamp"].min()
     part = demo_frame[demo_frame["timestamp"] < start + pd.Timedelta(days=2)].copy()
     path = tmp_path_factory.mktemp("metrics") / "two_days.csv"
@@ -69,7 +73,7 @@ def test_import_is_idempotent_and_export_round_trips(
     source = read_metrics_file(two_days)
     first = import_metrics_file(store, two_days)
     assert first.rows == len(source) and first.written == len(source) and first.skipped == 0
-    assert first.queues == ("emails", "legacy-sync", "reports", "thumbnails")
+    assert first.queues == DEMO_QUEUES
     again = import_metrics_file(store, two_days)
     assert (again.written, again.skipped) == (0, len(source))
     assert count_rows(store_url) == len(source)
@@ -187,7 +191,7 @@ def test_cli_import_json_then_export(cli, store_url: str, two_days: Path, tmp_pa
     assert body == {
         "written": total,
         "skipped": 0,
-        "queues": ["emails", "legacy-sync", "reports", "thumbnails"],
+        "queues": list(DEMO_QUEUES),
     }
     second = json.loads(cli("metrics", "import", str(two_days), "--json").stdout)
     assert (second["written"], second["skipped"]) == (0, total)

@@ -144,3 +144,30 @@ def test_progress_bar_is_hidden_when_stderr_is_not_a_terminal(app, files) -> Non
     assert res.exit_code == 0, res.output
     assert "backtest q" not in res.stderr
     json.loads(res.stdout)
+
+
+def test_a_shared_pool_is_backtested_on_every_queue_it_serves(app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The demo's `notifications` pool over its morning batch: one row per strategy with
+    each queue's attainment of its own SLO, the JSON per queue, and the picture."""
+    root = Path(__file__).resolve().parents[3]
+    args = [
+        "backtest", "--metrics", str(root / "data/demo/metrics.csv.gz"),
+        "--policy", str(root / "data/demo/policies.yaml"), "--policies", "notifications",
+        "--from", "2026-11-20T04:00:00Z", "--to", "2026-11-20T09:00:00Z",
+    ]  # fmt: skip
+    res = runner.invoke(app, [*args, "--figure", str(tmp_path / "pool.png")])
+    assert res.exit_code == 0, res.output
+    assert "backtest of shared pool notifications (notify-push then notify-digest" in res.output
+    assert "notify-push met" in res.output and "notify-digest met" in res.output
+    assert (tmp_path / "pool.png").stat().st_size > 10_000
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    (doc,) = json.loads(res.output)
+    assert doc["shared"]["queues"] == ["notify-push", "notify-digest"]
+    oracle = doc["strategies"]["oracle"]
+    assert oracle["worker_hours_vs_oracle"] == 1.0
+    assert {q: v["windows_with_demand"] for q, v in oracle["queues"].items()} == {
+        "notify-push": 20,
+        "notify-digest": 20,
+    }
+    assert all(v["slo_attainment"] == 1.0 for v in oracle["queues"].values())

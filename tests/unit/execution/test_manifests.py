@@ -115,7 +115,7 @@ def test_manifest_matches_the_kubernetes_schema(name: str, doc: dict[str, Any]) 
 
 
 def test_strict_validation_catches_an_unknown_field() -> None:
-    (dep,) = docs_of_kind("Deployment", "worker-deployment.yaml")
+    dep, _shared_pool = docs_of_kind("Deployment", "worker-deployment.yaml")
     bad = json.loads(json.dumps(dep))
     bad["spec"]["replica"] = 3  # typo of replicas
     with pytest.raises(kubernetes_validate.ValidationError):
