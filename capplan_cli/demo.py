@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES, plan_store
-from capplan_cli.output import console, plans_table, print_json
+from capplan_cli.output import console, fail, plans_table, print_json
 from capplan_cli.runner import check_inputs, public, run_capacity_plan
 
 DEMO_APPROVER = "demo-user"  # listed in data/demo/policies.yaml approval.approvers
@@ -40,14 +40,22 @@ def register(app: typer.Typer) -> None:
             help="scale real rq workers under supervisord on the local Redis "
             "(CAPPLAN_REDIS_URL, default redis://127.0.0.1:6379/9), a few minutes",
         ),
+        shared: bool = typer.Option(
+            False,
+            "--shared",
+            help="with --live: the workers serve two queues in order (rq worker Q Q_low), "
+            "each with its own SLO (docs/shared-pools.md)",
+        ),
     ) -> None:
         """Plan the bundled demo queues: pause for the manual queue, approve it as a demo user.
 
         With ``--live``: the closed loop on real workers, printed as it happens."""
+        if shared and not live:
+            fail("--shared: only with --live (the replayed demo always plans its shared pool)")
         if live:
             from capplan_cli.demo_live import run_live_demo
 
-            run_live_demo(as_json=as_json)
+            run_live_demo(as_json=as_json, shared=shared)
             return
         from capplan_app.demo_store import demo_settings
 

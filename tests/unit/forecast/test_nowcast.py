@@ -88,3 +88,28 @@ def test_surprise_within_one_error_is_not_chased_and_half_life_zero_disables() -
     nc = nowcast_factors(m, y, y, half_life_s=3600.0, one_step_scale=0.5, **kw)
     assert nc is not None and nc.ratio == 1.0 and np.all(nc.factors == 1.0)
     assert nowcast_factors(m, y, y, half_life_s=0.0, one_step_scale=0.5, **kw) is None
+
+
+def test_a_missing_newest_window_counts_on_neither_side() -> None:
+    """A daily batch starts at 05:00; at 05:15 the newest window (05:00) is missing (the
+    cleaning kept the jump out). Compared with the old forecast of both windows, the one
+    window measured (04:45, quiet) read as "the last hour ran at 0.2x" and the batch was
+    planned at a fifth of its size. Only the measured window is compared now."""
+    idx = pd.date_range(MONDAY - pd.Timedelta(days=14), MONDAY + pd.Timedelta(hours=5, minutes=15),
+                        freq="15min", inclusive="left")  # fmt: skip
+    hod = idx.hour + idx.minute / 60
+    y = np.where((hod >= 5) & (hod < 8), 3.3, 0.3)
+    raw = y.copy()
+    raw[-1] = np.nan  # the batch's first window, not measured
+    model = SeasonalNaive(96).fit(y)
+    nc = nowcast_factors(model, y, raw, recent_steps=2, offset=0, n_out=8, step_s=900,
+                         half_life_s=3 * 3600, one_step_scale=0.05)  # fmt: skip
+    # 04:45 ran as forecast (0.3), and it is a trough before the batch: nothing to correct
+    assert nc is None or np.all(nc.factors == 1.0)
+    # the batch measured at 05:00 as forecast: still nothing; measured at half: corrected
+    for measured, ratio in ((3.3, 1.0), (1.65, 0.5)):
+        raw[-1] = measured
+        nc = nowcast_factors(model, y, raw, recent_steps=2, offset=0, n_out=8, step_s=900,
+                             half_life_s=3 * 3600, one_step_scale=0.05)  # fmt: skip
+        assert nc is not None
+        assert nc.ratio == pytest.approx((0.3 + measured) / 3.6 if ratio != 1.0 else 1.0)
