@@ -40,6 +40,18 @@ class DemandTrace:
     def end(self) -> pd.Timestamp:
         return self.starts[-1] + pd.Timedelta(seconds=self.window_s)
 
+    def from_window(self, first: int) -> DemandTrace:
+        """The windows from ``first`` on (the scored ones, after the warm-up)."""
+        return DemandTrace(
+            queue=self.queue,
+            window_s=self.window_s,
+            starts=self.starts[first:],
+            arrival_rate_per_s=self.arrival_rate_per_s[first:],
+            service_rate_per_s=self.service_rate_per_s[first:],
+            service_scv=self.service_scv[first:],
+            notes=self.notes,
+        )
+
 
 def demand_trace(
     rows: pd.DataFrame,

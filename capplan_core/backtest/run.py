@@ -272,7 +272,7 @@ def run_backtest(
         tick = None if progress is None else _progress_of(progress, c.name, k, len(controllers))
         replays[c.name] = replay(trace, c, tick_s=tick_s, on_window=tick)
     scores = {n: score_replay(trace, r, policy, first_window=warm_n) for n, r in replays.items()}
-    scored = _scored_trace(trace, warm_n)
+    scored = trace.from_window(warm_n)
     ready = {n: _per_window(r, r.ready, warm_n, np.min) for n, r in replays.items()}
     busy = scored.arrival_rate_per_s > 0
     p_met = window_met_probability(
@@ -320,15 +320,3 @@ def _per_window(rep: Replay, values: np.ndarray, first: int, how: Any) -> np.nda
     per = rep.ticks_per_window
     grid = values.reshape(-1, per)[first:]
     return np.asarray(how(grid, axis=1), dtype=float)
-
-
-def _scored_trace(trace: DemandTrace, first: int) -> DemandTrace:
-    return DemandTrace(
-        queue=trace.queue,
-        window_s=trace.window_s,
-        starts=trace.starts[first:],
-        arrival_rate_per_s=trace.arrival_rate_per_s[first:],
-        service_rate_per_s=trace.service_rate_per_s[first:],
-        service_scv=trace.service_scv[first:],
-        notes=trace.notes,
-    )

@@ -50,6 +50,7 @@ import pandas as pd
 from capplan_core.backtest.demand import DemandTrace, demand_trace
 from capplan_core.backtest.predictive import CycleClock, CycleForecaster
 from capplan_core.backtest.replay import DEFAULT_TICK_S, Controller, Observation, Replay, replay
+from capplan_core.backtest.run import BacktestError, _period, _progress_of
 from capplan_core.backtest.strategies import (
     ReactiveController,
     ReactiveSpec,
@@ -306,8 +307,6 @@ def run_shared_backtest(
     Raises:
         BacktestError: bad cadence or period, or a queue without data (named).
     """
-    from capplan_core.backtest.run import BacktestError, _period
-
     t0 = time.perf_counter()
     if policy.shared is None:
         raise BacktestError(f"policy {policy.name!r} is not a shared pool")
@@ -352,7 +351,7 @@ def run_shared_backtest(
     for k, c in enumerate(controllers):
         tick = None
         if progress is not None:
-            tick = _progress(progress, c.name, k, len(controllers))
+            tick = _progress_of(progress, c.name, k, len(controllers))
         replays[c.name] = replay(pool, c, tick_s=tick_s, on_window=tick)
     scores = {n: score_pool(traces, r, policy, first_window=warm_n) for n, r in replays.items()}
     notes = list(pool.notes)
@@ -367,30 +366,12 @@ def run_shared_backtest(
         window_s=window_s,
         cadence_s=cadence_s,
         tick_s=next(iter(replays.values())).tick_s,
-        traces={t.queue: _scored(t, warm_n) for t in traces},
+        traces={t.queue: t.from_window(warm_n) for t in traces},
         strategies=scores,
         workers={n: r.commanded.reshape(-1, per)[warm_n:].mean(axis=1) for n, r in replays.items()},
         plans=len(predictive.plans),
         runtime_s=time.perf_counter() - t0,
         notes=notes,
-    )
-
-
-def _progress(
-    progress: Callable[[str, float], None], name: str, k: int, n: int
-) -> Callable[[int, int], None]:
-    return lambda done, total: progress(name, (k + done / max(total, 1)) / n)
-
-
-def _scored(t: DemandTrace, first: int) -> DemandTrace:
-    return DemandTrace(
-        queue=t.queue,
-        window_s=t.window_s,
-        starts=t.starts[first:],
-        arrival_rate_per_s=t.arrival_rate_per_s[first:],
-        service_rate_per_s=t.service_rate_per_s[first:],
-        service_scv=t.service_scv[first:],
-        notes=t.notes,
     )
 
 
