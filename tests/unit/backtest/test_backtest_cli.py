@@ -148,7 +148,8 @@ def test_progress_bar_is_hidden_when_stderr_is_not_a_terminal(app, files) -> Non
 
 def test_a_shared_pool_is_backtested_on_every_queue_it_serves(app, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The demo's `notifications` pool over its morning batch: one row per strategy with
-    each queue's attainment of its own SLO, the JSON per queue, and the picture."""
+    each queue's attainment of its own SLO, and the picture (the JSON per queue:
+    test_shared_backtest.py)."""
     root = Path(__file__).resolve().parents[3]
     args = [
         "backtest", "--metrics", str(root / "data/demo/metrics.csv.gz"),
@@ -160,14 +161,5 @@ def test_a_shared_pool_is_backtested_on_every_queue_it_serves(app, tmp_path) -> 
     assert "backtest of shared pool notifications (notify-push then notify-digest" in res.output
     assert "notify-push met" in res.output and "notify-digest met" in res.output
     assert (tmp_path / "pool.png").stat().st_size > 10_000
-    res = runner.invoke(app, [*args, "--json"])
-    assert res.exit_code == 0, res.output
-    (doc,) = json.loads(res.output)
-    assert doc["shared"]["queues"] == ["notify-push", "notify-digest"]
-    oracle = doc["strategies"]["oracle"]
-    assert oracle["worker_hours_vs_oracle"] == 1.0
-    assert {q: v["windows_with_demand"] for q, v in oracle["queues"].items()} == {
-        "notify-push": 20,
-        "notify-digest": 20,
-    }
-    assert all(v["slo_attainment"] == 1.0 for v in oracle["queues"].values())
+    oracle = next(line for line in res.output.splitlines() if "│ oracle" in line)
+    assert oracle.count("100.0%") == 3 and "1.00" in oracle  # pool, push, digest; x oracle
