@@ -164,6 +164,8 @@ def cases(quick: bool) -> list[tuple[str, pd.DataFrame, ScalingPolicy, Any, Any]
     out: list[tuple[str, pd.DataFrame, ScalingPolicy, Any, Any]] = []
     frame = read_metrics_file(ROOT / "data/demo/metrics.csv.gz")
     for pol in load_policies(ROOT / "data/demo/policies.yaml"):
+        if pol.shared is not None:  # the shared pool is scored per queue: docs/shared-pools.md
+            continue
         rows_q = frame.loc[frame["queue"] == pol.queue].reset_index(drop=True)
         out.append((f"demo/{pol.name}", rows_q, pol, None, None))
     taylor = taylor_rows()

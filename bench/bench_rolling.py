@@ -135,6 +135,8 @@ def cases(wanted: set[str]) -> Iterator[Case]:
         frame = read_metrics_file(ROOT / "data/demo/metrics.csv.gz")
         end = pd.to_datetime(frame["timestamp"]).max().floor("15min")
         for pol in load_policies(ROOT / "data/demo/policies.yaml"):
+            if pol.shared is not None:  # scored per queue: docs/shared-pools.md
+                continue
             if "demo" in wanted or f"demo/{pol.name}" in wanted:
                 rows = frame.loc[frame["queue"] == pol.queue].reset_index(drop=True)
                 yield f"demo/{pol.name}", rows, demo_minimal(pol), [end - WEEK]

@@ -219,6 +219,11 @@ def run_backtest(
         BacktestError: bad cadence or period, or no data (the message names the value).
     """
     t0 = time.perf_counter()
+    if policy.shared is not None:
+        raise BacktestError(
+            f"policy {policy.name!r} is a shared pool: run_shared_backtest replays all its "
+            "queues and scores each against its own SLO"
+        )
     if not math.isfinite(cadence_s) or cadence_s <= 0:
         raise BacktestError(f"cadence_s must be > 0 (got {cadence_s!r})")
     if "queue" in frame_rows_for_queue and (frame_rows_for_queue["queue"] != policy.queue).any():

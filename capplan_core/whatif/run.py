@@ -62,11 +62,17 @@ def what_if_inputs(
     """Clean, read the state, forecast once, and derive both sides' inputs.
 
     Raises:
-        WhatIfError: the scenario names another policy, or the queue has no usable metrics.
+        WhatIfError: the scenario names another policy, the policy is a shared pool, or the
+            queue has no usable metrics.
     """
     if scenario.policy != policy.name:
         raise WhatIfError(
             f"policy: scenario is for {scenario.policy!r}, got policy {policy.name!r}"
+        )
+    if policy.shared is not None:
+        raise WhatIfError(
+            f"policy: {policy.name!r} is a shared pool ({', '.join(policy.served_queues)}); "
+            "what-if plans one queue: use `capplan plan --policy FILE` on a changed copy"
         )
     now = utc_timestamp(as_of)
     base_pol = horizon_policy(policy, scenario)

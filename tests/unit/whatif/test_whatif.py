@@ -110,6 +110,23 @@ def test_scenario_for_another_policy_is_refused() -> None:
         )
 
 
+def test_a_shared_pool_is_refused_by_what_if_and_by_the_single_queue_backtest() -> None:
+    """Both plan one queue: on a shared pool they would silently answer for its first
+    queue alone (issue 23); the shared pool's backtest scores every queue."""
+    from capplan_core.backtest import BacktestError, run_backtest
+    from capplan_core.policy import ScalingPolicy
+
+    doc = policy().model_dump(mode="json")
+    doc["shared"] = {"discipline": "strict", "queues": [{"queue": doc["queue"]}, {"queue": "lo"}]}
+    pool = ScalingPolicy.model_validate(doc)
+    with pytest.raises(WhatIfError, match="is a shared pool"):
+        what_if_inputs(
+            rows(2, constant(10.0)), pool, parse_scenario({"policy": pool.name}), as_of=AS_OF
+        )
+    with pytest.raises(BacktestError, match="run_shared_backtest"):
+        run_backtest(rows(2, constant(10.0)), pool)
+
+
 def test_run_what_if_spike_plans_and_simulates_both_sides() -> None:
     sc = parse_scenario(
         {
