@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from capplan_core.backtest.demand import DemandTrace, demand_trace
-from capplan_core.backtest.predictive import CycleClock, CycleForecaster
+from capplan_core.backtest.predictive import CycleClock, CycleForecaster, PlanRecord, due_level
 from capplan_core.backtest.replay import DEFAULT_TICK_S, Controller, Observation, Replay, replay
 from capplan_core.backtest.run import BacktestError, _period, _progress_of
 from capplan_core.backtest.strategies import (
@@ -242,11 +242,10 @@ class SharedPredictiveController:
     cadence_s: float
     start_workers: int
     name: str = "predictive"
-    plans: list[list[tuple[Any, int]]] = field(default_factory=list)
+    plans: list[PlanRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._clock = CycleClock(self.start, self.cadence_s)
-        self._last: list[tuple[Any, int]] | None = None
 
     @property
     def startup_s(self) -> float:
@@ -255,7 +254,9 @@ class SharedPredictiveController:
     def initial_workers(self) -> int:
         return clamp_workers(self.start_workers, self.policy)
 
-    def plan_at(self, obs: Observation) -> list[tuple[Any, int]] | None:
+    def plan_at(self, obs: Observation) -> PlanRecord | None:
+        """The pool's plan at ``obs.t`` (its model: each queue's, in service order); None
+        when a queue has no usable history."""
         queues = []
         for q in self.policy.served_queues:
             cf = self.forecasters[q].at(obs.t)
@@ -277,17 +278,15 @@ class SharedPredictiveController:
             if obs.last_action_at is None
             else obs.last_action_at.to_pydatetime(),
         )
-        return [(s.execute_at, int(s.to_workers)) for s in steps]
+        model = " + ".join(q.forecast.model for q in queues)
+        return PlanRecord(obs.t, model, [(s.execute_at, int(s.to_workers)) for s in steps])
 
     def command(self, obs: Observation) -> int | None:
         if self._clock.due(obs.t):
-            steps = self.plan_at(obs)
-            if steps is not None:
-                self.plans.append(steps)
-        if not self.plans:
-            return None
-        due = [w for at, w in self.plans[-1] if at <= obs.t.to_pydatetime()]
-        return due[-1] if due else None
+            rec = self.plan_at(obs)
+            if rec is not None:
+                self.plans.append(rec)
+        return due_level(self.plans[-1] if self.plans else None, obs.t)
 
 
 def run_shared_backtest(
