@@ -235,8 +235,9 @@ def restore(
     cluster: Cluster, repo: Repo, to: datetime | None, *, timeout_s: float = 600
 ) -> dict[str, Any]:
     """Stop the cluster, restore it from the repository to ``to`` (None: the latest point
-    the archived WAL reaches), start it and wait until it accepts writes (promoted onto a new
-    timeline). Works on a data directory that is gone, empty or damaged (``--delta``).
+    the archived WAL reaches), start it with hot standby off and wait until it accepts writes
+    (promoted onto a new timeline): no client reads it before recovery ends. Works on a data
+    directory that is gone, empty or damaged (``--delta``).
 
     Returns the seconds each part took and where recovery stopped: ``replayed_up_to``, the
     commit time of the last transaction restored (PostgreSQL's own
@@ -258,7 +259,24 @@ def restore(
     stopped_s = time.monotonic() - t0
     repo.run(*args)
     restored_s = time.monotonic() - t0
-    started = cluster.ctl("start", check=False)
+    # hot standby off while it recovers: no client (a Prefect server still running, capplan)
+    # may read the database half replayed, where rows committed before the restore point are
+    # missing for a moment (a flow run "not found" failed the run waiting on it); pg_ctl waits
+    # until recovery has ended and the cluster is promoted
+    started = _run(
+        [
+            "pg_ctlcluster",
+            "-o",
+            "-c hot_standby=off",
+            cluster.version,
+            cluster.name,
+            "start",
+            "--",
+            "-t",
+            str(max(1, int(timeout_s))),
+        ],
+        check=False,
+    )
     if started.returncode != 0:
         log = started.stderr + started.stdout
         if "before configured recovery target was reached" in log:
@@ -270,7 +288,7 @@ def restore(
         raise BackupError(f"the restored cluster did not start: {log.strip()[-2000:]}")
     wait_accepting(cluster, timeout_s)
     deadline = time.monotonic() + timeout_s
-    while cluster.sql("SELECT pg_is_in_recovery()") != "f":
+    while _in_recovery(cluster) != "f":
         if time.monotonic() > deadline:
             raise BackupError(f"cluster {cluster.name} still recovering after {timeout_s} s")
         time.sleep(0.2)
@@ -377,6 +395,15 @@ def _psql_scratch(socket_dir: Path, database: str, query: str) -> str:
 
 
 # -- waiting and running -----------------------------------------------------------------------
+def _in_recovery(cluster: Cluster) -> str | None:
+    """``pg_is_in_recovery()`` ("t" or "f"), or None while the cluster refuses queries (it
+    is still starting up: hot standby is off during a restore)."""
+    try:
+        return cluster.sql("SELECT pg_is_in_recovery()")
+    except BackupError:
+        return None
+
+
 def wait_accepting(cluster: Cluster, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not cluster.accepts_connections():

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -65,9 +66,14 @@ def test_backup_then_restore_to_a_time_keeps_what_was_committed_by_then_and_audi
     open_store.cache_clear()
 
     t0 = time.monotonic()
-    done = capplan("db", "restore", "--to", target.isoformat(), "--yes", env=env)
+    with RecoveryWatch(archived.port) as watch:
+        done = capplan("db", "restore", "--to", target.isoformat(), "--yes", env=env)
     restore_s = time.monotonic() - t0
-    print(f"\nrestore to {target.isoformat()}: {restore_s:.1f} s {json.dumps(done)}")
+    print(f"\nrestore to {target.isoformat()}: {restore_s:.1f} s {json.dumps(done)} {watch}")
+    # no client reads the half-replayed database: while recovery replays the WAL, a still-
+    # running Prefect server or capplan would find rows missing that come back a moment later
+    # (a run "not found" mid-restore failed an approval in the restore drill)
+    assert watch.in_recovery == 0 and watch.answered > 0, watch
     assert done["timeline"] >= 2 and done["target"] == target.isoformat()
     replayed = datetime.fromisoformat(done["replayed_up_to"])
     assert target - timedelta(seconds=5) <= replayed <= target
@@ -110,3 +116,42 @@ def test_restore_refuses_a_naive_or_missing_target(archived: ArchivedCluster) ->
             env={**os.environ, **archived.env()},
         )
         assert done.returncode == 2 and text in done.stderr + done.stdout, (args, done.stderr)
+
+
+class RecoveryWatch:
+    """Asks the cluster ``pg_is_in_recovery()`` every 20 ms from another thread: how often it
+    answered while still replaying (``in_recovery``) and how often as a primary."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.in_recovery = self.answered = self.refused = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> RecoveryWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _poll(self) -> None:
+        import psycopg
+
+        dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres connect_timeout=2"
+        while not self._stop.wait(0.02):
+            try:
+                with psycopg.connect(dsn) as conn:
+                    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            except psycopg.Error:
+                self.refused += 1
+                continue
+            self.answered += 1
+            self.in_recovery += bool(row and row[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"RecoveryWatch(in_recovery={self.in_recovery}, answered={self.answered}, "
+            f"refused={self.refused})"
+        )
