@@ -83,15 +83,18 @@ def detect_anomalies(
     )
     local = np.where(np.isfinite(local), np.maximum(local, spread), spread)
     # noise that grows in proportion to the rate (a daily batch ten times the usual level,
-    # Poisson-like or multiplicative): a window that high is measured against a spread
-    # proportional to its expected value, learnt where the expected value is not near zero,
-    # not against its quieter neighbourhood's
+    # Poisson-like or multiplicative): a window expected at more than twice the typical level
+    # is measured against a spread proportional to its expected value (learnt where the
+    # expected value is not near zero), not against its quieter neighbourhood's. Only there:
+    # at ordinary levels the local spread stays the rule, and a burst there is still flagged
+    # (the demo's emails: a burst let into fitting cost a window of its pooled backtest)
     expected = np.abs(base + level)
     scaled = ok & np.isfinite(expected) & (expected > 0.05 * typical)
     if scaled.sum() >= 5:
         rel = (resid[scaled] - med) / expected[scaled]
         rel_sigma = float(np.median(np.abs(rel - np.median(rel)))) * MAD_TO_SIGMA
-        local = np.maximum(local, rel_sigma * np.nan_to_num(expected))
+        high = np.nan_to_num(expected) > 2.0 * typical
+        local = np.where(high, np.maximum(local, rel_sigma * np.nan_to_num(expected)), local)
     z = np.zeros(n)
     z[ok] = (resid[ok] - med) / local[ok]
     flags = np.abs(z) > z_limit
