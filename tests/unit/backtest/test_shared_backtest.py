@@ -150,8 +150,9 @@ def test_the_demo_shared_pool_is_replayed_and_each_queue_scored_on_its_own_slo()
     assert r.plans >= 90  # a plan every 30 minutes over two days
     pred = s["predictive"]
     assert pred["queues"]["notify-push"]["slo_attainment"] == 1.0
-    assert pred["queues"]["notify-digest"]["slo_attainment"] >= 0.97  # measured 0.974
-    assert 1.0 < pred["worker_hours_vs_oracle"] <= 1.10  # measured 1.072
+    # measured 1.0 (0.974 before the anomaly check scaled its spread at the batch's level)
+    assert pred["queues"]["notify-digest"]["slo_attainment"] >= 0.99
+    assert 1.0 < pred["worker_hours_vs_oracle"] <= 1.10  # measured 1.065
     assert pred["worker_hours"] < 0.85 * s["reactive"]["worker_hours"]  # measured 0.80
     assert len(d["windows"]) == 192 and set(d["windows"][0]["arrival_rate"]) == {
         "notify-push",
