@@ -12,13 +12,18 @@ from uuid import UUID
 
 from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
 
-_RECENT: dict[str, str] = {}
+_RECENT: dict[str, Any] = {}
+#: how long one shifted copy of the demo metrics is used: a test plans on data that ends at
+#: most this long before its wall clock, as collect-metrics would give it (a copy made at the
+#: start of a long xdist worker once put the demo's first step in the first window)
+RECENT_MAX_AGE_S = 120.0
 
 
 def recent_demo_metrics() -> str:
-    """The bundled demo metrics shifted to end at the current minute (once per process), as
-    if collect-metrics had been running: a run that saves plans plans at the wall clock."""
-    if "path" not in _RECENT:
+    """The bundled demo metrics shifted to end at the current minute (made again when the
+    last copy is older than :data:`RECENT_MAX_AGE_S`), as if collect-metrics had been
+    running: a run that saves plans plans at the wall clock."""
+    if "path" not in _RECENT or time.monotonic() - _RECENT["made"] > RECENT_MAX_AGE_S:
         import tempfile
 
         from capplan_core.metrics.file_source import read_metrics_file
@@ -26,8 +31,8 @@ def recent_demo_metrics() -> str:
 
         out = Path(tempfile.mkdtemp(prefix="capplan-demo-now-")) / "metrics.csv.gz"
         write_metrics_frame(shifted_to_end(read_metrics_file(DEMO_METRICS), datetime.now(UTC)), out)
-        _RECENT["path"] = str(out)
-    return _RECENT["path"]
+        _RECENT.update(path=str(out), made=time.monotonic())
+    return str(_RECENT["path"])
 
 
 class FlowThread:
