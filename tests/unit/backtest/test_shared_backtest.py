@@ -15,13 +15,8 @@ import pytest
 from capplan_core.backtest.demand import DemandTrace
 from capplan_core.backtest.replay import replay
 from capplan_core.backtest.run import BacktestError
-from capplan_core.backtest.shared import (
-    class_backlogs,
-    pool_trace,
-    run_shared_backtest,
-    score_pool,
-    shared_oracle_workers,
-)
+from capplan_core.backtest.shared import pool_trace, run_shared_backtest, shared_oracle_workers
+from capplan_core.backtest.shared_scoring import class_backlogs, score_pool
 from capplan_core.backtest.strategies import ScheduleController
 from capplan_core.metrics.file_source import read_metrics_file_cached
 from capplan_core.planning.window_sizing import slo_terms
