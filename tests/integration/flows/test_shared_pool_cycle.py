@@ -24,7 +24,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _pool(tmp_path: Path, mode: str) -> Path:
-    # the demo's emails and reports queues, served by one pool: emails first
+    # the demo's emails and thumbnails queues, served by one pool: emails first. Not reports:
+    # its demo rows imply a utilization above 1 in 6 % of them, a data-quality warning that
+    # sends every auto plan to a person unless the pool is falling behind at that moment (the
+    # wall clock's phase against the demo's windows decided whether this test passed)
     doc = {
         "name": "mixed",
         "queue": "emails",
@@ -38,7 +41,7 @@ def _pool(tmp_path: Path, mode: str) -> Path:
             "discipline": "strict",
             "queues": [
                 {"queue": "emails"},
-                {"queue": "reports", "slo": {"wait_p95_seconds": 600}},
+                {"queue": "thumbnails", "slo": {"wait_p95_seconds": 600}},
             ],
         },
     }
@@ -51,7 +54,7 @@ def _check_steps(steps: list[dict]) -> None:
     assert steps, "the pool needs no step at all?"
     for s in steps:
         assert "drives it" in s["reason"] and "predicted waits at the SLO quantiles" in s["reason"]
-        assert "emails" in s["reason"] and "reports" in s["reason"]
+        assert "emails" in s["reason"] and "thumbnails" in s["reason"]
 
 
 def test_an_auto_shared_pool_is_planned_for_every_queue_stored_and_executed(
@@ -67,17 +70,19 @@ def test_an_auto_shared_pool_is_planned_for_every_queue_stored_and_executed(
     assert plan.status in (PlanStatus.APPROVED, PlanStatus.APPLIED)
     assert_applied_only_when_due(store, plan.id)
     explanations = [s.explanation for s in plan.steps]
-    assert all(set(e["predicted_wait_s"]) == {"emails", "reports"} for e in explanations)
-    assert all(e["driving_queue"] in ("emails", "reports") for e in explanations)
+    assert all(set(e["predicted_wait_s"]) == {"emails", "thumbnails"} for e in explanations)
+    assert all(e["driving_queue"] in ("emails", "thumbnails") for e in explanations)
     classes = {c["queue"]: c for c in plan.simulation.details["classes"]}
-    assert set(classes) == {"emails", "reports"}
+    assert set(classes) == {"emails", "thumbnails"}
     assert plan.confidence >= 0.85 and plan.slo_achievable
     _check_steps([{"reason": s.reason} for s in plan.steps])
     # each queue's data quality and forecast are published, not only the plan's queue's
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    keys = [f"{kind}-{q}" for kind in ("data-quality", "forecast") for q in ("emails", "reports")]
+    keys = [
+        f"{kind}-{q}" for kind in ("data-quality", "forecast") for q in ("emails", "thumbnails")
+    ]
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
@@ -103,6 +108,7 @@ def test_capplan_plan_previews_a_shared_pool_with_each_queues_simulated_waits(tm
     _check_steps(out["steps"])
     classes = {c["queue"]: c for c in out["simulation"]["classes"]}
     assert (
-        classes["emails"]["wait_quantile_s"] <= 30 and classes["reports"]["wait_quantile_s"] <= 600
+        classes["emails"]["wait_quantile_s"] <= 30
+        and classes["thumbnails"]["wait_quantile_s"] <= 600
     )
     assert out["slo_achievable"] and out["confidence"] >= 0.85
