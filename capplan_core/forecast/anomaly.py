@@ -88,13 +88,13 @@ def detect_anomalies(
     # expected value is not near zero), not against its quieter neighbourhood's. Only there:
     # at ordinary levels the local spread stays the rule, and a burst there is still flagged
     # (the demo's emails: a burst let into fitting cost a window of its pooled backtest)
-    expected = np.abs(base + level)
-    scaled = ok & np.isfinite(expected) & (expected > 0.05 * typical)
+    expected = np.nan_to_num(np.abs(base + level))  # unknown level: 0, never "high"
+    scaled = ok & (expected > 0.05 * typical)
     if scaled.sum() >= 5:
         rel = (resid[scaled] - med) / expected[scaled]
         rel_sigma = float(np.median(np.abs(rel - np.median(rel)))) * MAD_TO_SIGMA
-        high = np.nan_to_num(expected) > 2.0 * typical
-        local = np.where(high, np.maximum(local, rel_sigma * np.nan_to_num(expected)), local)
+        high = expected > 2.0 * typical
+        local = np.where(high, np.maximum(local, rel_sigma * expected), local)
     z = np.zeros(n)
     z[ok] = (resid[ok] - med) / local[ok]
     flags = np.abs(z) > z_limit

@@ -14,8 +14,8 @@ from capplan_app.bootstrap import DEMO_METRICS, DEMO_POLICIES
 
 _RECENT: dict[str, Any] = {}
 #: how long one shifted copy of the demo metrics is used: a test plans on data that ends at
-#: most this long before its wall clock, as collect-metrics would give it (a copy made at the
-#: start of a long xdist worker once put the demo's first step in the first window)
+#: most this long before its wall clock, as collect-metrics would give it (a copy made once
+#: per xdist worker could be tens of minutes old by a later test file)
 RECENT_MAX_AGE_S = 120.0
 
 
