@@ -126,14 +126,15 @@ def _build_scaler(dry_run_replicas: int, trigger_target: TriggerTarget | None) -
 
 def step_scaler(plan: StoredPlan, step_id: int) -> Scaler:
     """The scaler for one step of ``plan``: a dry run's "live" count is what the plan expects
-    just before that step, and a hybrid policy's ScaledObject also gets its rate target."""
+    just before that step, and the ScaledObject of a plan that carries out hybrid also gets its
+    rate target."""
     from capplan_adapters.scalers.k8s_keda import plan_trigger_target
     from capplan_core.execution.executor import planned_live_replicas
 
     policy = plan_store().policy_for_plan(plan)
     return scaler(
         dry_run_replicas=planned_live_replicas(plan.steps, step_id, plan.current_workers or 0),
-        trigger_target=plan_trigger_target(policy, plan.details.get("state")),
+        trigger_target=plan_trigger_target(policy, plan.details),
     )
 
 

@@ -164,7 +164,9 @@ class QueueRun:
         """store → approve → execute (a preview only shows the plan)."""
         spec, logger = self.policy, get_run_logger()
         if not self.save:
-            summary = preview_plan(spec, decision, state, fc, assessment, as_of)
+            summary = preview_plan(
+                spec, decision, state, fc, assessment, as_of, policy_version=self.version
+            )
             publish_plan(summary, summary.get("details", {}), summary.get("explanation", []))
             return summary
         plan_id = store_plan(

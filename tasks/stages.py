@@ -22,6 +22,8 @@ from capplan_core.planning.policy_versions import PolicyVersion
 from capplan_core.planning.pool_state import QueueState
 from capplan_core.planning.records import plan_draft, skipped_draft
 from capplan_core.planning.stored_plan import as_stored
+from capplan_core.planning.strategy_choice import AUDIT_ACTION as CHOICE_ACTION
+from capplan_core.planning.strategy_choice import Strategy, effective_strategy, stored_choice
 from capplan_core.policy import ScalingPolicy, load_policies
 from capplan_core.quality import Assessment
 from capplan_core.utc import utc_datetime
@@ -98,8 +100,21 @@ def store_plan(
             quality_passed=assessment.quality.passed,
             flow_run_id=_flow_run_id(),
             policy_version=policy_version,
+            strategy=plan_strategy(policy, policy_version, as_of),
         )
     )
+
+
+def plan_strategy(
+    policy: ScalingPolicy, policy_version: int | None, as_of: datetime
+) -> tuple[Strategy, str]:
+    """The strategy a plan made now carries out, and why: for ``scaling.strategy: auto`` the
+    newest choice the choose-strategy flow stored for the queue (an audit row)."""
+    choice = None
+    if policy.scaling.strategy == "auto":
+        entry = plan_store().latest_audit_event(CHOICE_ACTION, queue=policy.queue)
+        choice = None if entry is None else stored_choice(entry.details)
+    return effective_strategy(policy, choice, policy_version=policy_version, now=as_of)
 
 
 @capplan_io_task(name="store-skipped", task_run_name="store-skipped-{policy.name}")
@@ -132,6 +147,7 @@ def preview_plan(
     assessment: Assessment | None,
     as_of: datetime,
     skipped_reason: str | None = None,
+    policy_version: int | None = None,
 ) -> dict[str, Any]:
     """The plan as it would be stored, built in memory: a preview writes nothing.
 
@@ -153,6 +169,7 @@ def preview_plan(
             as_of=as_of,
             quality=quality or {},
             quality_passed=None,
+            strategy=plan_strategy(policy, policy_version, as_of),
         )
     return (
         plan_result(

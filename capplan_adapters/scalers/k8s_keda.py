@@ -4,9 +4,10 @@ capplan sets ``spec.minReplicaCount`` to the planned worker count — the predic
 and KEDA keeps reacting to the queue above it, up to ``spec.maxReplicaCount``. Readiness is
 read from the Deployment the ScaledObject targets (``spec.scaleTargetRef.name``).
 
-With ``scaling.strategy: hybrid`` capplan also writes the rate trigger's target per replica
-with the floor (``HybridRateTarget``): the trigger named ``capplan-rate`` (a ``prometheus``
-trigger's ``threshold``, any other type's ``targetValue``) gets ``capacity_at_slo(floor) /
+With ``scaling.strategy: hybrid`` (or ``auto``, for a plan that chose hybrid) capplan also
+writes the rate trigger's target per replica with the floor (``HybridRateTarget``): the
+trigger named ``capplan-rate`` (a ``prometheus`` trigger's ``threshold``, any other type's
+``targetValue``) gets ``capacity_at_slo(floor) /
 floor`` — the most demand the floor carries within the SLO, per replica — so KEDA wants no
 more than the floor while the floor carries the measured rate, and scales in proportion to a
 surprise above it (docs/backtest.md, "hybrid"). Both fields go in one merge patch.
@@ -36,6 +37,7 @@ from capplan_core.execution.scaler import (
     check_replicas,
     target_key,
 )
+from capplan_core.planning.strategy_choice import plan_strategy_of
 from capplan_core.planning.window_sizing import hybrid_target_per_replica, slo_terms_from_policy
 from capplan_core.policy import ScalingPolicy, TargetSpec
 from capplan_core.queueing.sizing import SloTerms
@@ -66,12 +68,18 @@ class HybridRateTarget:
     _known: dict[str, tuple[float, SloTerms, float]] = field(default_factory=dict)
 
     def observe(
-        self, policy: ScalingPolicy, mean_service_s: float, service_scv: float = 1.0
+        self,
+        policy: ScalingPolicy,
+        mean_service_s: float,
+        service_scv: float = 1.0,
+        strategy: str | None = None,
     ) -> None:
+        """``strategy``: what the plan carries out (:func:`plan_strategy_of`); default: the
+        policy's ``scaling.strategy``."""
         if not mean_service_s > 0:
             raise ValueError(f"mean_service_s must be > 0, got {mean_service_s!r}")
         key = target_key(policy.target)
-        if policy.scaling.strategy != "hybrid":
+        if (strategy or policy.scaling.strategy) != "hybrid":
             self._known.pop(key, None)
             return
         self._known[key] = (
@@ -89,18 +97,22 @@ class HybridRateTarget:
 
 
 def plan_trigger_target(
-    policy: ScalingPolicy, state: dict[str, Any] | None
+    policy: ScalingPolicy, details: dict[str, Any] | None
 ) -> HybridRateTarget | None:
     """The trigger target a step of a plan carries out, from the policy version the plan was
-    made under and the pool state stored on it (``details["state"]``): None unless the policy
-    asks for ``hybrid`` and the plan measured a service time."""
-    if policy.scaling.strategy != "hybrid":
+    made under and the plan's details: None unless the plan's strategy is ``hybrid`` (the
+    policy's, or for ``auto`` the one the plan recorded, :func:`plan_strategy_of`) and the
+    plan measured a service time (``details["state"]``)."""
+    details = details or {}
+    strategy = plan_strategy_of(policy, details)
+    if strategy != "hybrid":
         return None
-    mean_s = (state or {}).get("mean_service_s")
+    state = details.get("state") or {}
+    mean_s = state.get("mean_service_s")
     if not isinstance(mean_s, int | float) or not mean_s > 0:
         return None
     target = HybridRateTarget()
-    target.observe(policy, float(mean_s), float((state or {}).get("service_scv") or 1.0))
+    target.observe(policy, float(mean_s), float(state.get("service_scv") or 1.0), strategy)
     return target
 
 

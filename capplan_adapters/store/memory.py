@@ -580,6 +580,10 @@ class InMemoryPlanStore:
             if (plan_id is None or e.plan_id == plan_id) and (action is None or e.action == action)
         ]
 
+    def latest_audit_event(self, action: str, *, queue: str) -> AuditEntry | None:
+        found = [e for e in self.events if e.action == action and e.queue == queue]
+        return found[-1] if found else None
+
     # -- the store's id and approvers' public keys
     def store_id(self) -> str:
         return self.identity

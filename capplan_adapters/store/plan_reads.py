@@ -82,6 +82,17 @@ class PlanReader:
         with self.engine.connect() as conn:
             return [audit_from_row(r) for r in conn.execute(q.order_by(audit_event.c.id))]
 
+    def latest_audit_event(self, action: str, *, queue: str) -> AuditEntry | None:
+        q = (
+            select(audit_event)
+            .where(audit_event.c.action == action, audit_event.c.queue == queue)
+            .order_by(audit_event.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return None if row is None else audit_from_row(row)
+
     def list_policies(self) -> list[PolicyVersion]:
         """Every policy at its current version, by name."""
         current = and_(

@@ -100,10 +100,12 @@ def _unb64(text: str, what: str) -> bytes:
 
 def plan_digest(plan: StoredPlan) -> str:
     """SHA-256 (hex) of what a person approves: the queue, the policy and its version, the
-    target count, each step's time and counts, and the plan's expiry. A change to any of them
-    after a decision was signed makes the signature fail. A step an approver's cap clipped
-    counts with its planned counts (kept in its explanation): the plan as it was signed, so the
-    signature still holds at the write."""
+    target count, each step's time and counts, the plan's expiry, and the strategy when it is
+    hybrid (what an ``auto`` policy's plan chose moves the KEDA rate target; a predictive plan
+    digests as before it was recorded). A change to any of them after a decision was signed
+    makes the signature fail. A step an approver's cap clipped counts with its planned counts
+    (kept in its explanation): the plan as it was signed, so the signature still holds at the
+    write."""
     doc = {
         "queue": plan.queue,
         "policy": plan.policy_name,
@@ -120,6 +122,8 @@ def plan_digest(plan: StoredPlan) -> str:
             for s in sorted(plan.steps, key=lambda s: s.seq)
         ],
     }
+    if plan.details.get("strategy") == "hybrid":
+        doc["strategy"] = "hybrid"
     return hashlib.sha256(_canonical(doc)).hexdigest()
 
 

@@ -14,6 +14,7 @@ from capplan_core.planning.stored_plan import (
     StepDraft,
     StoredPlan,
 )
+from capplan_core.planning.strategy_choice import Strategy, effective_strategy
 from capplan_core.policy import ScalingPolicy
 
 if TYPE_CHECKING:
@@ -53,9 +54,15 @@ def plan_draft(
     flow_run_id: str | None = None,
     quality_passed: bool | None = None,
     policy_version: int | None = None,
+    strategy: tuple[Strategy, str] | None = None,
 ) -> PlanDraft:
     """The plan to store, with its forecast points and (when ``quality_passed`` is given) its
-    data-quality report, so the store writes them all in one transaction."""
+    data-quality report, so the store writes them all in one transaction. ``strategy`` is the
+    strategy the plan carries out and why (:func:`effective_strategy`); default: the policy's,
+    and for ``auto`` predictive, with no evidence read."""
+    chosen, chosen_why = strategy or effective_strategy(
+        policy, None, policy_version=policy_version, now=as_of
+    )
     p, sim = decision.proposal, decision.simulation
     expires = getattr(p, "expires_at", None) or as_of + timedelta(
         seconds=policy.scaling.plan_expiry_seconds
@@ -139,15 +146,8 @@ def plan_draft(
                 ],
                 "dropped_rows": quality.get("dropped_rows", []),
                 "settings": p.settings,
-                "strategy": policy.scaling.strategy,
-                "strategy_why": (
-                    "scaling.strategy: hybrid — a planned floor (KEDA minReplicaCount) with the "
-                    "autoscaler reacting above it to what the forecast did not know"
-                    if policy.scaling.strategy == "hybrid"
-                    else "scaling.strategy: predictive — capplan sets the count; "
-                    "bench/bench_rolling.py chooses per queue from the previous week's "
-                    "backtest (docs/backtest.md)"
-                ),
+                "strategy": chosen,
+                "strategy_why": chosen_why,
             }
         ),
     )

@@ -180,6 +180,10 @@ class PlanRepository(Protocol):
         self, *, plan_id: int | None = None, action: str | None = None
     ) -> list[AuditEntry]: ...
 
+    def latest_audit_event(self, action: str, *, queue: str) -> AuditEntry | None:
+        """The newest audit row of ``action`` for ``queue`` (e.g. a ``strategy-chosen``)."""
+        ...
+
     # -- approvers' public keys and the store's identity (signed decisions, issue 24)
     #: trust anchors, {approver: public keys}: set by the composition root from
     #: ``CAPPLAN_APPROVER_ANCHORS``, never read from the store itself. When set, a first

@@ -381,15 +381,20 @@ def test_a_step_of_a_hybrid_plan_carries_the_rate_target_through_the_factory(
     from capplan_adapters.scalers.k8s_keda import plan_trigger_target
 
     _with_rate_trigger(k8s)
-    state = {"mean_service_s": 2.0, "service_scv": 1.0, "current_workers": 4}
-    assert plan_trigger_target(_hybrid_policy("predictive"), state) is None
-    assert plan_trigger_target(_hybrid_policy("hybrid"), {"mean_service_s": None}) is None
+    details = {"state": {"mean_service_s": 2.0, "service_scv": 1.0, "current_workers": 4}}
+    assert plan_trigger_target(_hybrid_policy("predictive"), details) is None
+    # a predictive policy ignores a plan's recorded strategy (only auto reads it)
+    assert (
+        plan_trigger_target(_hybrid_policy("predictive"), details | {"strategy": "hybrid"}) is None
+    )
+    no_service = {"state": {"mean_service_s": None}}
+    assert plan_trigger_target(_hybrid_policy("hybrid"), no_service) is None
     scaler = build_scaler(
         "keda",
         api_client=k8s.api_client(),
         request_timeout_s=FAST,
         poll_interval_s=0.01,
-        trigger_target=plan_trigger_target(_hybrid_policy("hybrid"), state),
+        trigger_target=plan_trigger_target(_hybrid_policy("hybrid"), details),
     )
     scaler.set_replicas(THUMB_SO, 12)
     (patch,) = k8s.writes()
@@ -398,3 +403,30 @@ def test_a_step_of_a_hybrid_plan_carries_the_rate_target_through_the_factory(
     assert float(patch.body["spec"]["triggers"][1]["metadata"]["threshold"]) == pytest.approx(
         expected, rel=1e-5
     )
+
+
+@pytest.mark.parametrize(("recorded", "moves_target"), [("hybrid", True), ("predictive", False)])
+def test_an_auto_plan_carries_out_the_strategy_it_recorded(
+    k8s: K8sApiDouble, recorded: str, moves_target: bool
+) -> None:
+    """``scaling.strategy: auto``: the step does what the plan recorded (the choice of the
+    queue's last week), not the policy's word; no recorded strategy is predictive."""
+    from capplan_adapters.scalers.factory import build_scaler
+    from capplan_adapters.scalers.k8s_keda import plan_trigger_target
+
+    _with_rate_trigger(k8s)
+    state = {"mean_service_s": 2.0, "service_scv": 1.0}
+    assert plan_trigger_target(_hybrid_policy("auto"), {"state": state}) is None
+    scaler = build_scaler(
+        "keda",
+        api_client=k8s.api_client(),
+        request_timeout_s=FAST,
+        poll_interval_s=0.01,
+        trigger_target=plan_trigger_target(
+            _hybrid_policy("auto"), {"state": state, "strategy": recorded}
+        ),
+    )
+    scaler.set_replicas(THUMB_SO, 12)
+    (patch,) = k8s.writes()
+    assert patch.body["spec"]["minReplicaCount"] == 12
+    assert ("triggers" in patch.body["spec"]) is moves_target

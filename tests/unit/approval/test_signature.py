@@ -130,3 +130,26 @@ def test_a_statement_with_a_bad_field_is_refused_naming_it() -> None:
         sign("AAAA", st)
     with pytest.raises(SignatureError, match="--valid-seconds"):
         statement_for(_plan(), store_id=STORE, decision="approve", approver="a", now=T0, valid_s=0)
+
+
+def test_a_strategy_flipped_to_hybrid_after_signing_breaks_the_signature() -> None:
+    """An ``auto`` policy's plan records the strategy it carries out; hybrid also moves the
+    KEDA rate target, so flipping it in the database after the decision must not verify."""
+    private, public = new_keypair()
+    plan = _plan()
+    st, sig = _signed(plan, private)
+    assert plan_digest(
+        dataclasses.replace(plan, details={**plan.details, "strategy": "predictive"})
+    ) == plan_digest(plan)
+    flipped = dataclasses.replace(plan, details={**plan.details, "strategy": "hybrid"})
+    why = signature_problem(st, sig, plan=flipped, store_id=STORE, public_keys=[public], now=T0)
+    assert why is not None and "changed after it was signed" in why
+    hybrid = dataclasses.replace(plan, details={**plan.details, "strategy": "hybrid"})
+    st, sig = _signed(hybrid, private)
+    assert (
+        signature_problem(st, sig, plan=hybrid, store_id=STORE, public_keys=[public], now=T0)
+        is None
+    )
+    back = dataclasses.replace(hybrid, details={**hybrid.details, "strategy": "predictive"})
+    why = signature_problem(st, sig, plan=back, store_id=STORE, public_keys=[public], now=T0)
+    assert why is not None and "changed after it was signed" in why

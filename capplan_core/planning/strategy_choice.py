@@ -1,0 +1,213 @@
+"""``scaling.strategy: auto``: each queue's strategy chosen from its own last week (pure).
+
+The evidence is a backtest of the queue's previous week (:func:`run_backtest` on its stored
+history, fitted at each origin only on the past): predictive against hybrid, each scored with
+exact Erlang C on the demand that really came. :func:`choose_strategy` turns the two scores
+into a choice and says why; the ``choose-strategy`` flow stores it (an audit row,
+``strategy-chosen``) and every plan of an ``auto`` policy reads the newest one back
+(:func:`effective_strategy`) into its details. The scaler carries out the plan's strategy, not
+the policy's word ``auto`` (docs/backtest.md, "Strategy by evidence").
+
+The rule, chosen on Taylor's tune weeks and confirmed on every other week of every series
+(``bench/bench_rolling.py``):
+
+- hybrid when predictive missed the 99 % goal and hybrid did not;
+- hybrid when it met at least predictive's attainment at no more than 1 % more worker-hours;
+- else predictive (the cheaper, calmer one).
+
+With no evidence (a new queue, a changed policy, a choice older than :data:`MAX_CHOICE_AGE`)
+the plan is predictive, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from capplan_core.policy import ScalingPolicy
+
+Strategy = Literal["predictive", "hybrid"]
+#: the share of windows with demand that must meet the SLO (issue 22's goal)
+GOAL_ATTAINMENT = 0.99
+#: hybrid may cost this much more than predictive and still be chosen when no worse
+HYBRID_COST_TOLERANCE = 1.01
+#: the evidence period: the queue's previous week
+EVIDENCE_PERIOD = timedelta(days=7)
+#: a choice older than this is no evidence any more (the daily run has stopped)
+MAX_CHOICE_AGE = timedelta(days=8)
+#: the audit action a stored choice is kept under
+AUDIT_ACTION = "strategy-chosen"
+
+
+@dataclass(frozen=True)
+class StrategyEvidence:
+    """One strategy's score over the evidence period."""
+
+    attainment: float  # share of windows with demand that met the SLO
+    worker_hours: float
+    x_oracle: float | None  # worker-hours / the oracle's
+
+    @classmethod
+    def from_backtest(cls, scores: dict[str, Any]) -> StrategyEvidence:
+        """From one strategy's entry of ``BacktestResult.to_dict()["strategies"]``."""
+        return cls(
+            attainment=float(scores["slo_attainment"]),
+            worker_hours=float(scores["worker_hours"]),
+            x_oracle=None
+            if scores.get("worker_hours_vs_oracle") is None
+            else float(scores["worker_hours_vs_oracle"]),
+        )
+
+
+def choose_strategy(predictive: StrategyEvidence, hybrid: StrategyEvidence) -> tuple[Strategy, str]:
+    """The strategy for the coming week from last week's two scores, and why."""
+    p, h = predictive, hybrid
+    if p.attainment < GOAL_ATTAINMENT <= h.attainment:
+        return "hybrid", (
+            f"last week predictive met the SLO in {p.attainment:.1%} of windows (< 99 %), "
+            f"hybrid in {h.attainment:.1%}"
+        )
+    if h.attainment >= p.attainment and h.worker_hours <= HYBRID_COST_TOLERANCE * p.worker_hours:
+        ratio = h.worker_hours / p.worker_hours if p.worker_hours > 0 else 1.0
+        return "hybrid", (
+            f"last week hybrid met {h.attainment:.1%} >= predictive's {p.attainment:.1%} at "
+            f"{ratio:.3f}x its worker-hours"
+        )
+    return "predictive", (
+        f"last week predictive met {p.attainment:.1%} at {_x(p)} the oracle's worker-hours, "
+        f"hybrid {h.attainment:.1%} at {_x(h)}"
+    )
+
+
+def _x(e: StrategyEvidence) -> str:
+    return "?" if e.x_oracle is None else f"{e.x_oracle:.3f}x"
+
+
+@dataclass(frozen=True)
+class StrategyChoice:
+    """One queue's choice, with the evidence it stands on (what the audit row keeps)."""
+
+    policy: str
+    policy_version: int | None
+    chosen: Strategy
+    why: str
+    start: datetime  # the evidence period [start, end)
+    end: datetime
+    chosen_at: datetime
+    predictive: StrategyEvidence
+    hybrid: StrategyEvidence
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("start", "end", "chosen_at"):
+            d[k] = d[k].isoformat()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StrategyChoice:
+        return cls(
+            policy=str(d["policy"]),
+            policy_version=None if d.get("policy_version") is None else int(d["policy_version"]),
+            chosen="hybrid" if d["chosen"] == "hybrid" else "predictive",
+            why=str(d["why"]),
+            start=datetime.fromisoformat(d["start"]),
+            end=datetime.fromisoformat(d["end"]),
+            chosen_at=datetime.fromisoformat(d["chosen_at"]),
+            predictive=StrategyEvidence(**d["predictive"]),
+            hybrid=StrategyEvidence(**d["hybrid"]),
+        )
+
+
+def stored_choice(details: dict[str, Any] | None) -> StrategyChoice | None:
+    """The choice an audit row keeps, or None when the row is not a readable choice (the
+    plan then goes predictive, saying there is no evidence)."""
+    if not details:
+        return None
+    try:
+        return StrategyChoice.from_dict(details)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def plan_strategy_of(policy: ScalingPolicy, details: dict[str, Any]) -> Strategy:
+    """The strategy a stored plan carries out: the policy's, or for ``auto`` the one the plan
+    recorded (``details["strategy"]``, covered by the approval signature's digest)."""
+    stated = policy.scaling.strategy
+    if stated != "auto":
+        return stated
+    return "hybrid" if details.get("strategy") == "hybrid" else "predictive"
+
+
+def choice_from_backtest(
+    strategies: dict[str, dict[str, Any]],
+    *,
+    policy: ScalingPolicy,
+    policy_version: int | None,
+    start: datetime,
+    end: datetime,
+    chosen_at: datetime,
+) -> StrategyChoice:
+    """The choice a backtest's scores (``BacktestResult.to_dict()["strategies"]``) give."""
+    p = StrategyEvidence.from_backtest(strategies["predictive"])
+    h = StrategyEvidence.from_backtest(strategies["hybrid"])
+    chosen, why = choose_strategy(p, h)
+    return StrategyChoice(
+        policy=policy.name,
+        policy_version=policy_version,
+        chosen=chosen,
+        why=why,
+        start=start,
+        end=end,
+        chosen_at=chosen_at,
+        predictive=p,
+        hybrid=h,
+    )
+
+
+def effective_strategy(
+    policy: ScalingPolicy,
+    choice: StrategyChoice | None,
+    *,
+    policy_version: int | None,
+    now: datetime,
+) -> tuple[Strategy, str]:
+    """The strategy a plan made at ``now`` carries out, and why.
+
+    A policy that names ``predictive`` or ``hybrid`` gets it. An ``auto`` policy gets the
+    newest stored choice made for this policy at this version within :data:`MAX_CHOICE_AGE`;
+    without one, predictive (the reason says which evidence is missing)."""
+    stated = policy.scaling.strategy
+    if stated == "hybrid":
+        return "hybrid", (
+            "scaling.strategy: hybrid — a planned floor (KEDA minReplicaCount) with the "
+            "autoscaler reacting above it to what the forecast did not know"
+        )
+    if stated == "predictive":
+        return "predictive", "scaling.strategy: predictive — capplan sets the count"
+    if policy_version is None:
+        return "predictive", (
+            "scaling.strategy: auto, a policy that is not stored (a preview of a file) has "
+            "no backtested week: predictive"
+        )
+    if choice is None or choice.policy != policy.name:
+        return "predictive", (
+            "scaling.strategy: auto, no evidence yet (no choose-strategy run for this "
+            "policy): predictive until its first week is backtested"
+        )
+    if choice.policy_version != policy_version:
+        return "predictive", (
+            f"scaling.strategy: auto, the newest choice was made for policy version "
+            f"{choice.policy_version}, not {policy_version}: predictive until the changed "
+            "policy's week is backtested"
+        )
+    age = now - choice.chosen_at
+    if age > MAX_CHOICE_AGE:
+        return "predictive", (
+            f"scaling.strategy: auto, the newest choice is {age.total_seconds() / 86400:.1f} "
+            f"days old (> {MAX_CHOICE_AGE.days}): predictive until choose-strategy runs again"
+        )
+    return choice.chosen, (
+        f"scaling.strategy: auto — {choice.chosen}, chosen {choice.chosen_at:%Y-%m-%d %H:%M} "
+        f"UTC from the backtest of {choice.start:%Y-%m-%d}..{choice.end:%Y-%m-%d}: {choice.why}"
+    )

@@ -1,0 +1,135 @@
+"""choose-strategy: each ``scaling.strategy: auto`` policy's strategy, from its own last week.
+
+For every enabled stored policy that asks for ``auto``: read the queue's stored history
+(``queue_metrics``), backtest its previous week (predictive against hybrid, fitted at each
+origin only on the past), choose (capplan_core/planning/strategy_choice.py) and store the
+choice with its figures as an audit row (``strategy-chosen``). Every later plan of the queue
+reads it into its details (``strategy``, ``strategy_why``) and its steps carry it out. A queue
+whose backtest fails is reported and skipped; the others are still chosen. Scheduled daily
+(prefect.yaml); docs/backtest.md, "Strategy by evidence".
+"""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from pydantic import Field
+
+from capplan_app.bootstrap import plan_store
+from capplan_app.runtime import limit_blas_threads
+from capplan_core.backtest.run import run_backtest
+from capplan_core.metrics.history import history_span
+from capplan_core.planning.policy_versions import PolicyVersion
+from capplan_core.planning.strategy_choice import (
+    AUDIT_ACTION,
+    StrategyChoice,
+    choice_from_backtest,
+)
+from tasks.artifacts import artifact_key
+from tasks.common import capplan_io_task, capplan_task
+from tasks.progress import ProgressArtifact
+from tasks.stages import read_policies
+
+backtest_week = capplan_task(
+    run_backtest, name="backtest-week", task_run_name="replay-{policy.name}"
+)
+
+
+@capplan_io_task(name="read-evidence", task_run_name="read-evidence-{version.name}")
+def read_evidence(version: PolicyVersion, start: datetime, end: datetime) -> pd.DataFrame:
+    """The queue's stored rows for the evidence period and the history its forecaster needs
+    before it."""
+    policy = version.policy
+    return plan_store().metrics_history(policy.queue, start - history_span(policy.forecast), end)
+
+
+@capplan_io_task(name="store-choice", task_run_name="store-choice-{choice.policy}")
+def store_choice(choice: StrategyChoice, queue: str) -> None:
+    plan_store().audit(AUDIT_ACTION, actor="choose-strategy", queue=queue, details=choice.as_dict())
+
+
+@flow(name="choose-strategy", log_prints=True)
+def choose_strategy(
+    policies: Annotated[
+        list[str] | None, Field(description="subset of policy names; default: every auto one")
+    ] = None,
+    evidence_days: Annotated[
+        float, Field(gt=0, le=14, description="the backtested period before now, in days")
+    ] = 7.0,
+    cadence_s: Annotated[float, Field(gt=0, le=86_400, description="planning cadence")] = 1800,
+) -> list[dict[str, Any]]:
+    logger = get_run_logger()
+    limit_blas_threads()
+    now = datetime.now(UTC)
+    chosen: list[dict[str, Any]] = []
+    failed: list[str] = []
+    wanted = None if policies is None else set(policies)
+    stored = read_policies()
+    unknown = sorted((wanted or set()) - {v.name for v in stored})
+    if unknown:
+        raise ValueError(f"policies: no stored policy named {unknown}")
+    for version in stored:
+        policy = version.policy
+        if wanted is not None and version.name not in wanted:
+            continue
+        if policy.scaling.strategy != "auto" or not policy.enabled:
+            continue
+        window = timedelta(minutes=policy.forecast.interval_minutes)
+        end = datetime.fromtimestamp(
+            now.timestamp() // window.total_seconds() * window.total_seconds(), UTC
+        )
+        start = end - timedelta(days=evidence_days)
+        rows = read_evidence(version, start, end)
+        progress = ProgressArtifact(
+            artifact_key("strategy-progress", policy.queue),
+            f"Choosing `{policy.queue}`'s strategy: windows replayed",
+        )
+        try:
+            result = backtest_week(
+                rows,
+                policy,
+                start=pd.Timestamp(start),
+                end=pd.Timestamp(end),
+                cadence_s=cadence_s,
+                progress=progress,
+            )
+        except Exception as err:  # one queue's failure never takes the others down
+            logger.error("policy %s: no choice (%s); its plans keep the last one", policy.name, err)
+            failed.append(f"{policy.name}: {err}")
+            continue
+        choice = choice_from_backtest(
+            result.to_dict()["strategies"],
+            policy=policy,
+            policy_version=version.version,
+            start=start,
+            end=end,
+            chosen_at=now,
+        )
+        store_choice(choice, policy.queue)
+        logger.info("policy %s: %s (%s)", policy.name, choice.chosen, choice.why)
+        chosen.append(choice.as_dict())
+    create_table_artifact(
+        [
+            {
+                "policy": c["policy"],
+                "version": c["policy_version"],
+                "chosen": c["chosen"],
+                "predictive met": c["predictive"]["attainment"],
+                "predictive x oracle": c["predictive"]["x_oracle"],
+                "hybrid met": c["hybrid"]["attainment"],
+                "hybrid x oracle": c["hybrid"]["x_oracle"],
+                "why": c["why"],
+            }
+            for c in chosen
+        ],
+        key="strategy-choices",
+        description="Each auto policy's strategy, chosen from the backtest of its last week",
+    )
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} of {len(failed) + len(chosen)} auto policies got no choice: "
+            + "; ".join(failed)
+        )
+    return chosen

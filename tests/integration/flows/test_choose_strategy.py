@@ -1,0 +1,118 @@
+"""``scaling.strategy: auto`` end to end: the choose-strategy flow backtests each auto queue's
+last stretch of stored history, stores the choice with its figures, and the queue's next plan
+carries it (details ``strategy``/``strategy_why``); a changed policy, or a queue with no
+history, falls back to predictive and says why, and never stops the other queues' choices."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from capplan_app.bootstrap import DEMO_METRICS, plan_store
+from capplan_core.backtest.run import run_backtest
+from capplan_core.metrics.file_source import read_metrics_file
+from capplan_core.metrics.history import history_span
+from capplan_core.metrics.transfer import frame_to_store_rows
+from capplan_core.planning.strategy_choice import AUDIT_ACTION, choose_strategy, stored_choice
+from capplan_core.policy import parse_policies
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EVIDENCE_DAYS = 1.0
+
+
+def _policies(thumbs_slo_s: float = 10.0):  # type: ignore[no-untyped-def]
+    common = {
+        "mode": "advisory",
+        "scaling": {"min_workers": 1, "max_workers": 40, "strategy": "auto"},
+        "forecast": {"interval_minutes": 15, "seasonality": ["daily"], "horizon_hours": 2},
+        "simulation": {"replications": 40},
+    }
+    return parse_policies(
+        {
+            "policies": [
+                {
+                    "name": "thumbs",
+                    "queue": "thumbnails",
+                    "target": {"namespace": "w", "name": "thumb"},
+                    "slo": {"wait_p95_seconds": thumbs_slo_s},
+                    **common,
+                },
+                {
+                    "name": "ghost",
+                    "queue": "never-collected",
+                    "target": {"namespace": "w", "name": "ghost"},
+                    "slo": {"wait_p95_seconds": 10},
+                    **common,
+                },
+                {
+                    "name": "mails",
+                    "queue": "emails",
+                    "target": {"namespace": "w", "name": "mail"},
+                    "slo": {"wait_p95_seconds": 30},
+                    **{**common, "scaling": {"max_workers": 40}},  # predictive: not chosen
+                },
+            ]
+        }
+    )
+
+
+def _plan(name: str) -> dict:  # type: ignore[type-arg]
+    from flows.plan_queue import plan_queue
+
+    return asyncio.run(plan_queue(policy=name, approval="none"))
+
+
+def test_auto_policies_get_the_strategy_their_own_last_day_chose(prefect_server, capplan_env):
+    from flows.choose_strategy import choose_strategy as choose_flow
+
+    store = plan_store()
+    frame = read_metrics_file(DEMO_METRICS)
+    frame = frame[frame["queue"].isin(["thumbnails", "emails"])].copy()
+    frame["timestamp"] += (datetime.now(UTC) - timedelta(minutes=1)) - frame["timestamp"].max()
+    store.record_metrics(frame_to_store_rows(frame, source="test"))
+    store.apply_policies(_policies(), actor="test")
+
+    # before any evidence: predictive, and the plan says why
+    before = _plan("thumbs")
+    assert before["details"]["strategy"] == "predictive"
+    assert "no evidence yet" in before["details"]["strategy_why"]
+
+    state = choose_flow(evidence_days=EVIDENCE_DAYS, return_state=True)
+    # the ghost queue has no rows: the run fails naming it, after choosing for thumbs
+    assert state.is_failed()
+    assert "ghost" in str(state.message) or "ghost" in repr(state.result(raise_on_failure=False))
+    entry = store.latest_audit_event(AUDIT_ACTION, queue="thumbnails")
+    assert entry is not None and entry.actor == "choose-strategy"
+    choice = stored_choice(entry.details)
+    assert choice is not None and choice.policy == "thumbs" and choice.policy_version == 1
+    assert store.latest_audit_event(AUDIT_ACTION, queue="emails") is None  # predictive policy
+    assert store.latest_audit_event(AUDIT_ACTION, queue="never-collected") is None
+
+    # the figures are the backtest's, replayed again here on the same stored rows
+    (thumbs,) = [p for p in _policies() if p.name == "thumbs"]
+    rows = store.metrics_history(
+        "thumbnails", choice.start - history_span(thumbs.forecast), choice.end
+    )
+    again = run_backtest(
+        rows, thumbs, start=pd.Timestamp(choice.start), end=pd.Timestamp(choice.end)
+    ).to_dict()["strategies"]
+    assert choice.predictive.attainment == pytest.approx(again["predictive"]["slo_attainment"])
+    assert choice.hybrid.worker_hours == pytest.approx(again["hybrid"]["worker_hours"])
+    assert (choice.end - choice.start) == timedelta(days=EVIDENCE_DAYS)
+    assert (choice.chosen, choice.why) == choose_strategy(choice.predictive, choice.hybrid)
+
+    # the next plan carries the choice and says what it stands on
+    after = _plan("thumbs")
+    assert after["details"]["strategy"] == choice.chosen
+    why = after["details"]["strategy_why"]
+    assert why.startswith(f"scaling.strategy: auto — {choice.chosen}") and choice.why in why
+
+    # a changed policy is new: its old week is no evidence for it
+    store.apply_policies(_policies(thumbs_slo_s=20.0), actor="test")
+    changed = _plan("thumbs")
+    assert changed["details"]["strategy"] == "predictive"
+    assert "policy version 1, not 2" in changed["details"]["strategy_why"]
