@@ -48,12 +48,12 @@ from bench.shapes import (  # noqa: E402
 )
 from capplan_core.backtest import run_backtest  # noqa: E402
 from capplan_core.metrics.file_source import read_metrics_file  # noqa: E402
+from capplan_core.planning.strategy_choice import StrategyEvidence, choose_strategy  # noqa: E402
 from capplan_core.policy import ScalingPolicy, load_policies, parse_policies  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WEEK = pd.Timedelta(days=7)
 TUNE_WEEKS = {("taylor", "2000-07-24"), ("taylor", "2000-08-21")}
-GOAL = 0.99
 
 
 def minimal(doc: dict[str, Any]) -> ScalingPolicy:
@@ -178,25 +178,16 @@ def week_row(series: str, start: pd.Timestamp, r: Any) -> dict[str, Any]:
 
 
 def choose(prev: dict[str, Any] | None) -> tuple[str, str]:
-    """The strategy for a week from the previous week's evidence (see the docstring)."""
+    """The strategy for a week from the previous week's evidence: production's rule
+    (capplan_core/planning/strategy_choice.py, what ``scaling.strategy: auto`` runs)."""
     if prev is None:
         return "predictive", "no earlier week: the default"
-    p, h = prev["predictive"], prev["hybrid"]
-    if p["attainment"] < GOAL <= h["attainment"]:
-        return "hybrid", (
-            f"last week predictive met {p['attainment']:.1%} < 99 %, hybrid {h['attainment']:.1%}"
-        )
-    if h["attainment"] >= p["attainment"] and h["worker_hours"] <= 1.01 * p["worker_hours"]:
-        return "hybrid", (
-            f"last week hybrid met {h['attainment']:.1%} >= "
-            f"{p['attainment']:.1%} at {h['worker_hours'] / p['worker_hours']:.3f}x"
-            " predictive's worker-hours"
-        )
-    return "predictive", (
-        f"last week predictive {p['attainment']:.1%} at "
-        f"{p['x_oracle']:.3f}x, hybrid {h['attainment']:.1%} at "
-        f"{h['x_oracle']:.3f}x"
-    )
+
+    def evidence(name: str) -> StrategyEvidence:
+        x = prev[name]
+        return StrategyEvidence(x["attainment"], x["worker_hours"], x["x_oracle"])
+
+    return choose_strategy(evidence("predictive"), evidence("hybrid"))
 
 
 def main() -> None:

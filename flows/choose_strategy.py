@@ -19,6 +19,7 @@ from pydantic import Field
 
 from capplan_app.bootstrap import plan_store
 from capplan_app.runtime import limit_blas_threads
+from capplan_app.settings import get_settings
 from capplan_core.backtest.run import run_backtest
 from capplan_core.metrics.history import history_span
 from capplan_core.planning.policy_versions import PolicyVersion
@@ -106,6 +107,7 @@ def choose_strategy(
             start=start,
             end=end,
             chosen_at=now,
+            target_reacts=policy.target.kind == "scaledobject" or get_settings().scaler == "keda",
         )
         store_choice(choice, policy.queue)
         logger.info("policy %s: %s (%s)", policy.name, choice.chosen, choice.why)

@@ -147,11 +147,23 @@ def choice_from_backtest(
     start: datetime,
     end: datetime,
     chosen_at: datetime,
+    target_reacts: bool = True,
 ) -> StrategyChoice:
-    """The choice a backtest's scores (``BacktestResult.to_dict()["strategies"]``) give."""
+    """The choice a backtest's scores (``BacktestResult.to_dict()["strategies"]``) give.
+
+    ``target_reacts``: the target can carry out hybrid (a KEDA ScaledObject, whose rate
+    trigger reacts above the floor); when it cannot, the choice is predictive and says
+    what hybrid would have needed."""
     p = StrategyEvidence.from_backtest(strategies["predictive"])
     h = StrategyEvidence.from_backtest(strategies["hybrid"])
     chosen, why = choose_strategy(p, h)
+    if chosen == "hybrid" and not target_reacts:
+        chosen, why = "predictive", (
+            f"hybrid would be chosen ({why}), but the target "
+            f"{policy.target.kind}:{policy.target.namespace}/{policy.target.name} has no "
+            "autoscaler to react above a floor: hybrid needs a KEDA ScaledObject with a "
+            "trigger named capplan-rate (target.kind: scaledobject, or CAPPLAN_SCALER=keda)"
+        )
     return StrategyChoice(
         policy=policy.name,
         policy_version=policy_version,

@@ -37,7 +37,7 @@ def _policies(thumbs_slo_s: float = 10.0):  # type: ignore[no-untyped-def]
                 {
                     "name": "thumbs",
                     "queue": "thumbnails",
-                    "target": {"namespace": "w", "name": "thumb"},
+                    "target": {"kind": "scaledobject", "namespace": "w", "name": "thumb"},
                     "slo": {"wait_p95_seconds": thumbs_slo_s},
                     **common,
                 },

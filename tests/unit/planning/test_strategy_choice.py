@@ -1,0 +1,178 @@
+"""``scaling.strategy: auto``'s rule and what a plan carries out (capplan_core/planning/
+strategy_choice.py): the rule's three branches, the target guard, and each fallback to
+predictive with its reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from capplan_core.planning.strategy_choice import (
+    MAX_CHOICE_AGE,
+    StrategyChoice,
+    StrategyEvidence,
+    choice_from_backtest,
+    choose_strategy,
+    effective_strategy,
+    plan_strategy_of,
+    stored_choice,
+)
+from capplan_core.policy import PolicyError, ScalingPolicy, parse_policies
+
+NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
+
+
+def _policy(strategy: str = "auto", kind: str = "scaledobject") -> ScalingPolicy:
+    (p,) = parse_policies(
+        {
+            "policies": [
+                {
+                    "name": "calls",
+                    "queue": "calls",
+                    "target": {"kind": kind, "namespace": "cc", "name": "agents"},
+                    "slo": {"wait_p95_seconds": 20},
+                    "scaling": {"strategy": strategy},
+                }
+            ]
+        }
+    )
+    return p
+
+
+def _e(attainment: float, worker_hours: float) -> StrategyEvidence:
+    return StrategyEvidence(attainment, worker_hours, worker_hours / 100)
+
+
+@pytest.mark.parametrize(
+    ("p", "h", "chosen", "says"),
+    [
+        # predictive missed 99 %, hybrid met it: hybrid, whatever it costs
+        (_e(0.972, 100), _e(0.989 + 0.002, 130), "hybrid", "(< 99 %)"),
+        # hybrid no worse and at most 1 % dearer: hybrid
+        (_e(0.994, 100), _e(0.994, 101), "hybrid", "1.010x its worker-hours"),
+        # hybrid better but 1.5 % dearer, predictive met the goal: predictive
+        (_e(0.994, 100), _e(1.0, 101.5), "predictive", "hybrid 100.0% at 1.015x"),
+        # both missed: hybrid only if no worse and within 1 %
+        (_e(0.972, 100), _e(0.989, 100.3), "hybrid", "98.9% >= predictive's 97.2%"),
+        (_e(0.98, 100), _e(0.97, 99), "predictive", "predictive met 98.0%"),
+    ],
+)
+def test_the_rule(p, h, chosen, says) -> None:  # type: ignore[no-untyped-def]
+    got, why = choose_strategy(p, h)
+    assert got == chosen and says in why
+
+
+def _choice(**over) -> StrategyChoice:  # type: ignore[no-untyped-def]
+    base = {
+        "policy": "calls",
+        "policy_version": 3,
+        "chosen": "hybrid",
+        "why": "last week predictive met ...",
+        "start": NOW - timedelta(days=8),
+        "end": NOW - timedelta(days=1),
+        "chosen_at": NOW - timedelta(days=1),
+        "predictive": _e(0.97, 100),
+        "hybrid": _e(0.995, 101),
+    }
+    return StrategyChoice(**{**base, **over})
+
+
+def test_an_auto_plan_takes_the_fresh_choice_for_its_version_and_says_why() -> None:
+    got, why = effective_strategy(_policy(), _choice(), policy_version=3, now=NOW)
+    assert got == "hybrid"
+    assert why.startswith("scaling.strategy: auto — hybrid, chosen 2026-12-06 12:00 UTC")
+    assert "2026-11-29..2026-12-06" in why and "last week predictive met" in why
+
+
+@pytest.mark.parametrize(
+    ("choice", "version", "age", "says"),
+    [
+        (None, 3, timedelta(days=1), "no evidence yet"),
+        ("other-policy", 3, timedelta(days=1), "no evidence yet"),
+        ("ok", 4, timedelta(days=1), "made for policy version 3, not 4"),
+        ("ok", None, timedelta(days=1), "not stored"),
+        ("ok", 3, MAX_CHOICE_AGE + timedelta(hours=2.4), "8.1 days old (> 8)"),
+    ],
+)
+def test_without_usable_evidence_an_auto_plan_is_predictive_and_says_why(
+    choice, version, age, says
+) -> None:  # type: ignore[no-untyped-def]
+    made = {None: None, "ok": _choice(), "other-policy": _choice(policy="mails")}[choice]
+    c = None if made is None else StrategyChoice(**{**made.__dict__, "chosen_at": NOW - age})
+    got, why = effective_strategy(_policy(), c, policy_version=version, now=NOW)
+    assert got == "predictive" and says in why
+
+
+def test_a_choice_just_within_its_age_still_counts() -> None:
+    c = _choice(chosen_at=NOW - MAX_CHOICE_AGE)
+    assert effective_strategy(_policy(), c, policy_version=3, now=NOW)[0] == "hybrid"
+
+
+def test_a_stated_strategy_ignores_any_choice() -> None:
+    for stated in ("predictive", "hybrid"):
+        got, why = effective_strategy(
+            _policy(stated),
+            _choice(chosen="hybrid" if stated == "predictive" else "predictive"),
+            policy_version=3,
+            now=NOW,
+        )
+        assert got == stated and why.startswith(f"scaling.strategy: {stated}")
+
+
+def test_a_stored_choice_round_trips_and_a_broken_one_is_no_evidence() -> None:
+    c = _choice()
+    assert stored_choice(c.as_dict()) == c
+    assert stored_choice({}) is None
+    assert stored_choice({"policy": "calls", "chosen": "hybrid"}) is None
+    broken = c.as_dict() | {"start": "yesterday"}
+    assert stored_choice(broken) is None
+
+
+def test_a_stored_plan_carries_out_its_recorded_strategy_only_under_auto() -> None:
+    assert plan_strategy_of(_policy("auto"), {"strategy": "hybrid"}) == "hybrid"
+    assert plan_strategy_of(_policy("auto"), {}) == "predictive"
+    assert plan_strategy_of(_policy("auto"), {"strategy": "reactive"}) == "predictive"
+    assert plan_strategy_of(_policy("predictive"), {"strategy": "hybrid"}) == "predictive"
+    assert plan_strategy_of(_policy("hybrid"), {"strategy": "predictive"}) == "hybrid"
+
+
+def _scores(p: StrategyEvidence, h: StrategyEvidence) -> dict:  # type: ignore[type-arg]
+    def one(e: StrategyEvidence) -> dict:  # type: ignore[type-arg]
+        return {
+            "slo_attainment": e.attainment,
+            "worker_hours": e.worker_hours,
+            "worker_hours_vs_oracle": e.x_oracle,
+        }
+
+    return {"predictive": one(p), "hybrid": one(h), "reactive": one(_e(1.0, 130))}
+
+
+def test_hybrid_is_chosen_only_for_a_target_that_can_react_above_its_floor() -> None:
+    scores = _scores(_e(0.972, 100), _e(0.995, 101))
+    kw = {"policy_version": 1, "start": NOW - timedelta(days=7), "end": NOW, "chosen_at": NOW}
+    so = choice_from_backtest(scores, policy=_policy(), **kw)
+    assert so.chosen == "hybrid" and so.predictive.attainment == 0.972
+    dep = choice_from_backtest(scores, policy=_policy(kind="deployment"), target_reacts=False, **kw)
+    assert dep.chosen == "predictive"
+    assert "hybrid would be chosen" in dep.why and "deployment:cc/agents" in dep.why
+    assert "capplan-rate" in dep.why
+
+
+def test_auto_is_refused_for_a_shared_pool_naming_the_field() -> None:
+    doc = {
+        "name": "notify",
+        "queue": "push",
+        "target": {"name": "notify"},
+        "slo": {"wait_p95_seconds": 20},
+        "scaling": {"strategy": "auto"},
+        "shared": {
+            "queues": [
+                {"queue": "push", "slo": {"wait_p95_seconds": 5}},
+                {"queue": "digest", "slo": {"wait_p95_seconds": 60}},
+            ]
+        },
+    }
+    with pytest.raises(PolicyError) as err:
+        parse_policies({"policies": [doc]})
+    assert "scaling.strategy 'auto'" in str(err.value) and "shared" in str(err.value)
