@@ -305,12 +305,12 @@ class ScalingSpec(_Strict):
     )
     max_replans: int = _count(3, ge=0, le=20)
     strategy: Literal["predictive", "hybrid", "auto"] = Field(
-        "predictive",
+        "auto",
         description="predictive: capplan sets the worker count; hybrid: capplan "
         "sets a floor (KEDA minReplicaCount) and the rate trigger's target per replica to what "
         "the floor carries within the SLO, and the autoscaler reacts above it; auto: each plan "
         "takes the one the queue's own previous week chose (the choose-strategy flow, "
-        "docs/backtest.md), predictive until there is such evidence",
+        "docs/backtest.md), predictive until there is such evidence and for a shared pool",
     )
     budget_per_hour: float | None = _number(None, gt=0, description="max worker cost per hour")
     auto_max_change: int = _count(
@@ -579,16 +579,6 @@ class ScalingPolicy(_Strict):
             raise ValueError(
                 f"shared.queues must list the policy's queue {self.queue!r} (its plans are "
                 f"kept under it); it lists {self.served_queues}"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _auto_strategy_has_evidence(self) -> ScalingPolicy:
-        if self.scaling.strategy == "auto" and self.shared is not None:
-            raise ValueError(
-                "scaling.strategy 'auto' chooses between predictive and hybrid from the queue's "
-                "own backtest; a shared pool's backtest has no hybrid: set 'predictive' "
-                "(got 'auto' with shared.queues)"
             )
         return self
 

@@ -75,8 +75,8 @@ def choose_strategy(
         policy = version.policy
         if wanted is not None and version.name not in wanted:
             continue
-        if policy.scaling.strategy != "auto" or not policy.enabled:
-            continue
+        if policy.scaling.strategy != "auto" or not policy.enabled or policy.shared is not None:
+            continue  # a shared pool's backtest has no hybrid: its plans stay predictive
         window = timedelta(minutes=policy.forecast.interval_minutes)
         end = datetime.fromtimestamp(
             now.timestamp() // window.total_seconds() * window.total_seconds(), UTC

@@ -18,6 +18,7 @@ RBAC needed (see ``deployments/rbac.yaml``): get/patch ``scaledobjects.keda.sh``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ from capplan_core.planning.strategy_choice import plan_strategy_of
 from capplan_core.planning.window_sizing import hybrid_target_per_replica, slo_terms_from_policy
 from capplan_core.policy import ScalingPolicy, TargetSpec
 from capplan_core.queueing.sizing import SloTerms
+
+log = logging.getLogger(__name__)
 
 KEDA_GROUP = "keda.sh"
 KEDA_VERSION = "v1alpha1"
@@ -66,6 +69,10 @@ class HybridRateTarget:
     ``predictive``, gets None (only the floor moves)."""
 
     _known: dict[str, tuple[float, SloTerms, float]] = field(default_factory=dict)
+    #: a ScaledObject without the ``capplan-rate`` trigger is an error (the policy asks for
+    #: hybrid); False for a plan that ``auto`` made hybrid: then only the floor moves, with a
+    #: warning, because the policy never asked for a trigger
+    required: bool = True
 
     def observe(
         self,
@@ -111,9 +118,14 @@ def plan_trigger_target(
     mean_s = state.get("mean_service_s")
     if not isinstance(mean_s, int | float) or not mean_s > 0:
         return None
-    target = HybridRateTarget()
+    target = HybridRateTarget(required=policy.scaling.strategy == "hybrid")
     target.observe(policy, float(mean_s), float(state.get("service_scv") or 1.0), strategy)
     return target
+
+
+def _has_rate_trigger(obj: dict[str, Any]) -> bool:
+    triggers = (obj.get("spec") or {}).get("triggers") or []
+    return any(isinstance(t, dict) and t.get("name") == RATE_TRIGGER_NAME for t in triggers)
 
 
 def _rate_trigger(obj: dict[str, Any], target: TargetSpec) -> tuple[list[Any], int, str]:
@@ -211,6 +223,16 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
         if before != replicas:
             spec_patch["minReplicaCount"] = replicas
         per_replica = self.trigger_target(target, replicas) if self.trigger_target else None
+        optional = not getattr(self.trigger_target, "required", True)
+        if per_replica is not None and optional and not _has_rate_trigger(obj):
+            log.warning(
+                "ScaledObject %s has no trigger named %s: the plan chose hybrid "
+                "(scaling.strategy: auto), so only the floor moves; name the arrival-rate "
+                "trigger to let KEDA react above it",
+                target_key(target),
+                RATE_TRIGGER_NAME,
+            )
+            per_replica = None
         if per_replica is not None:
             triggers, i, key = _rate_trigger(obj, target)
             meta = dict(triggers[i].get("metadata") or {})

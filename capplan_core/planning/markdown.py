@@ -74,6 +74,8 @@ def plan_markdown(summary: dict[str, Any], details: dict[str, Any] | None = None
             + ", ".join(f"{k} {_fmt(v)}" for k, v in cost.items() if not isinstance(v, dict | list))
             + "  "
         )
+    if details.get("strategy_why"):  # "scaling.strategy: auto — hybrid, chosen ... : why"
+        lines.append(f"**Strategy:** {details['strategy_why']}  ")
     for r in details.get("reasons") or []:
         lines.append(f"- {r}")
     lines.append(dropped_rows_line(details.get("dropped_rows") or []))

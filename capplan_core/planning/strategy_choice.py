@@ -15,8 +15,8 @@ The rule, chosen on Taylor's tune weeks and confirmed on every other week of eve
 - hybrid when it met at least predictive's attainment at no more than 1 % more worker-hours;
 - else predictive (the cheaper, calmer one).
 
-With no evidence (a new queue, a changed policy, a choice older than :data:`MAX_CHOICE_AGE`)
-the plan is predictive, and says so.
+``auto`` is the default. With no evidence (a new queue, a changed policy, a choice older than
+:data:`MAX_CHOICE_AGE`), and for a shared pool, the plan is predictive, and says so.
 """
 
 from __future__ import annotations
@@ -158,11 +158,14 @@ def choice_from_backtest(
     h = StrategyEvidence.from_backtest(strategies["hybrid"])
     chosen, why = choose_strategy(p, h)
     if chosen == "hybrid" and not target_reacts:
-        chosen, why = "predictive", (
-            f"hybrid would be chosen ({why}), but the target "
-            f"{policy.target.kind}:{policy.target.namespace}/{policy.target.name} has no "
-            "autoscaler to react above a floor: hybrid needs a KEDA ScaledObject with a "
-            "trigger named capplan-rate (target.kind: scaledobject, or CAPPLAN_SCALER=keda)"
+        chosen, why = (
+            "predictive",
+            (
+                f"hybrid would be chosen ({why}), but the target "
+                f"{policy.target.kind}:{policy.target.namespace}/{policy.target.name} has no "
+                "autoscaler to react above a floor: hybrid needs a KEDA ScaledObject with a "
+                "trigger named capplan-rate (target.kind: scaledobject, or CAPPLAN_SCALER=keda)"
+            ),
         )
     return StrategyChoice(
         policy=policy.name,
@@ -197,6 +200,11 @@ def effective_strategy(
         )
     if stated == "predictive":
         return "predictive", "scaling.strategy: predictive — capplan sets the count"
+    if policy.shared is not None:
+        return "predictive", (
+            "scaling.strategy: auto, a shared pool: predictive (its backtest has no hybrid "
+            "to choose from)"
+        )
     if policy_version is None:
         return "predictive", (
             "scaling.strategy: auto, a policy that is not stored (a preview of a file) has "

@@ -430,3 +430,33 @@ def test_an_auto_plan_carries_out_the_strategy_it_recorded(
     (patch,) = k8s.writes()
     assert patch.body["spec"]["minReplicaCount"] == 12
     assert ("triggers" in patch.body["spec"]) is moves_target
+
+
+def test_an_auto_hybrid_plan_on_a_scaledobject_without_the_rate_trigger_moves_the_floor_only(
+    k8s: K8sApiDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The policy never asked for a ``capplan-rate`` trigger (``auto`` chose hybrid): the step
+    moves the floor and warns, where a policy that states hybrid fails (test above)."""
+    from capplan_adapters.scalers.k8s_keda import plan_trigger_target
+
+    details = {"state": {"mean_service_s": 2.0}, "strategy": "hybrid"}
+    scaler = KedaScaledObjectScaler(
+        k8s.api_client(),
+        request_timeout_s=FAST,
+        poll_interval_s=0.01,
+        trigger_target=plan_trigger_target(_hybrid_policy("auto"), details),
+    )
+    with caplog.at_level("WARNING"):
+        assert scaler.set_replicas(THUMB_SO, 9).to_replicas == 9
+    (patch,) = k8s.writes()
+    assert patch.body["spec"] == {"minReplicaCount": 9}
+    assert "no trigger named capplan-rate" in caplog.text
+    stated = KedaScaledObjectScaler(
+        k8s.api_client(),
+        request_timeout_s=FAST,
+        poll_interval_s=0.01,
+        trigger_target=plan_trigger_target(_hybrid_policy("hybrid"), details),
+    )
+    with pytest.raises(ScalerError) as info:
+        stated.set_replicas(THUMB_SO, 10)
+    assert info.value.kind == "invalid"

@@ -16,6 +16,7 @@ from capplan_core.backtest.run import run_backtest
 from capplan_core.metrics.file_source import read_metrics_file
 from capplan_core.metrics.history import history_span
 from capplan_core.metrics.transfer import frame_to_store_rows
+from capplan_core.planning.markdown import plan_markdown
 from capplan_core.planning.strategy_choice import AUDIT_ACTION, choose_strategy, stored_choice
 from capplan_core.policy import parse_policies
 
@@ -53,7 +54,7 @@ def _policies(thumbs_slo_s: float = 10.0):  # type: ignore[no-untyped-def]
                     "queue": "emails",
                     "target": {"namespace": "w", "name": "mail"},
                     "slo": {"wait_p95_seconds": 30},
-                    **{**common, "scaling": {"max_workers": 40}},  # predictive: not chosen
+                    **{**common, "scaling": {"max_workers": 40, "strategy": "predictive"}},
                 },
             ]
         }
@@ -110,6 +111,7 @@ def test_auto_policies_get_the_strategy_their_own_last_day_chose(prefect_server,
     assert after["details"]["strategy"] == choice.chosen
     why = after["details"]["strategy_why"]
     assert why.startswith(f"scaling.strategy: auto — {choice.chosen}") and choice.why in why
+    assert f"**Strategy:** {why}" in plan_markdown(after, after["details"])  # the plan artifact
 
     # a changed policy is new: its old week is no evidence for it
     store.apply_policies(_policies(thumbs_slo_s=20.0), actor="test")

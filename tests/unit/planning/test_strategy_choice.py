@@ -18,7 +18,7 @@ from capplan_core.planning.strategy_choice import (
     plan_strategy_of,
     stored_choice,
 )
-from capplan_core.policy import PolicyError, ScalingPolicy, parse_policies
+from capplan_core.policy import ScalingPolicy, parse_policies
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
 
@@ -159,13 +159,12 @@ def test_hybrid_is_chosen_only_for_a_target_that_can_react_above_its_floor() -> 
     assert "capplan-rate" in dep.why
 
 
-def test_auto_is_refused_for_a_shared_pool_naming_the_field() -> None:
+def test_auto_is_the_default_and_a_shared_pool_under_it_plans_predictive() -> None:
     doc = {
         "name": "notify",
         "queue": "push",
-        "target": {"name": "notify"},
+        "target": {"kind": "scaledobject", "name": "notify"},
         "slo": {"wait_p95_seconds": 20},
-        "scaling": {"strategy": "auto"},
         "shared": {
             "queues": [
                 {"queue": "push", "slo": {"wait_p95_seconds": 5}},
@@ -173,6 +172,7 @@ def test_auto_is_refused_for_a_shared_pool_naming_the_field() -> None:
             ]
         },
     }
-    with pytest.raises(PolicyError) as err:
-        parse_policies({"policies": [doc]})
-    assert "scaling.strategy 'auto'" in str(err.value) and "shared" in str(err.value)
+    (pool,) = parse_policies({"policies": [doc]})
+    assert pool.scaling.strategy == "auto"
+    got, why = effective_strategy(pool, _choice(policy="notify"), policy_version=3, now=NOW)
+    assert got == "predictive" and "a shared pool" in why

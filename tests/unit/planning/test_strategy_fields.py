@@ -18,9 +18,9 @@ def _doc(**over):  # type: ignore[no-untyped-def]
     return {"policies": [p]}
 
 
-def test_defaults_are_predictive_and_pooled() -> None:
+def test_defaults_are_auto_and_pooled() -> None:
     (pol,) = parse_policies(_doc())
-    assert pol.scaling.strategy == "predictive"
+    assert pol.scaling.strategy == "auto"  # predictive until its own week chooses
     assert pol.forecast.interval_calibration == "pooled"
 
 
