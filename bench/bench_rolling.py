@@ -20,8 +20,12 @@ pool per action, two windows of dwell, 0.99; pooled_sizing's floor factor 10) we
 issue 15 on Taylor's weeks of 24 July and 21 August (the *tune* weeks, marked ``tune``);
 every other week is a *confirm* week, on which nothing was chosen. The strategy of a week
 (``chosen``) is picked from the previous week of the same series only (the rolling
-evidence): hybrid when it met at least predictive's attainment there at no more than 1 %
-more worker-hours, or predictive missed the 99 % goal and hybrid did not; else predictive.
+evidence), by production's rule (``scaling.strategy: auto``, capplan_core/planning/
+strategy_choice.py): hybrid when it met at least predictive's attainment there at no more
+than 1 % more worker-hours, or predictive missed the 99 % goal and hybrid did not; else
+predictive. ``--evidence`` also backtests the week before a series' first scored week where
+the series has a day of history before it (Taylor, the heatwave), as the daily choice would
+have; that week (split ``evidence``) only chooses, it is never scored.
 """
 
 from __future__ import annotations
@@ -48,7 +52,11 @@ from bench.shapes import (  # noqa: E402
 )
 from capplan_core.backtest import run_backtest  # noqa: E402
 from capplan_core.metrics.file_source import read_metrics_file  # noqa: E402
-from capplan_core.planning.strategy_choice import StrategyEvidence, choose_strategy  # noqa: E402
+from capplan_core.planning.strategy_choice import (  # noqa: E402
+    NO_EVIDENCE_HYBRID,
+    StrategyEvidence,
+    choose_strategy,
+)
 from capplan_core.policy import ScalingPolicy, load_policies, parse_policies  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,8 +188,8 @@ def week_row(series: str, start: pd.Timestamp, r: Any) -> dict[str, Any]:
 def choose(prev: dict[str, Any] | None) -> tuple[str, str]:
     """The strategy for a week from the previous week's evidence: production's rule
     (capplan_core/planning/strategy_choice.py, what ``scaling.strategy: auto`` runs)."""
-    if prev is None:
-        return "predictive", "no earlier week: the default"
+    if prev is None:  # the backtest's hybrid is a KEDA ScaledObject: a target that reacts
+        return "hybrid", f"no earlier week: {NO_EVIDENCE_HYBRID}"
 
     def evidence(name: str) -> StrategyEvidence:
         x = prev[name]
@@ -196,6 +204,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("rolling.jsonl"))
     ap.add_argument("--figures", type=Path)
     ap.add_argument(
+        "--evidence",
+        action="store_true",
+        help="also backtest the week before each series' first week, where its history "
+        "allows (a day before it), as the evidence production's daily choice would have had; "
+        "written with split 'evidence', never scored in the tables",
+    )
+    ap.add_argument(
         "--weeks",
         default=":",
         help="a slice of each series' weeks, e.g. 5: (to split a long series over processes)",
@@ -207,6 +222,15 @@ def main() -> None:
         chosen = slice(int(a) if a else None, int(b) if b else None)
         for series, rows, pol, starts in cases(wanted):
             prev = None
+            first = pd.to_datetime(rows["timestamp"]).min()
+            before = starts[0] - WEEK
+            if args.evidence and before - pd.Timedelta(days=1) >= first:
+                r = run_backtest(rows, pol, start=before, end=starts[0])
+                prev = week_row(series, before, r) | {"split": "evidence"}
+                prev["chosen"], prev["why"] = choose(None)
+                out.write(json.dumps(prev) + "\n")
+                out.flush()
+                print(f"{series} {prev['week']}: evidence week written", file=sys.stderr)
             for start in starts[chosen]:
                 t0 = time.perf_counter()
                 last = pd.to_datetime(rows["timestamp"]).max()

@@ -34,7 +34,15 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
     for r in rows:
         r["chosen"], r["why"] = choose(prev.get(r["series"]))
         prev[r["series"]] = r
-    return rows
+    # a week backtested only as evidence for the first scored one (bench_rolling --evidence)
+    return [r for r in rows if r["split"] != "evidence"]
+
+
+def auto_rank(r: dict[str, Any]) -> tuple[float, float]:
+    """Worst first: what ``scaling.strategy: auto`` (the week's chosen strategy) met, then
+    its cost."""
+    c = r[r["chosen"]]
+    return (c["attainment"], -c["x_oracle"])
 
 
 def goal(r: dict[str, Any], name: str) -> str:
@@ -56,10 +64,11 @@ def goal(r: dict[str, Any], name: str) -> str:
     return "met" if not misses else "not: " + ", ".join(misses)
 
 
-def week_line(r: dict[str, Any], name: str) -> str:
+def week_line(r: dict[str, Any], name: str, label: str | None = None) -> str:
     s = r[name]
     return (
-        f"| {r['series']} | {r['week']} | {r['split']} | {name} | {s['attainment']:.1%} | "
+        f"| {r['series']} | {r['week']} | {r['split']} | {label or name} | "
+        f"{s['attainment']:.1%} | "
         f"{s['x_oracle']:.3f} | {s['x_rate_oracle']:.3f} | {s['changes']:.0%} "
         f"({r['oracle']['changes']:.0%}) | {r['reactive']['attainment']:.1%} / "
         f"{r['reactive']['x_oracle']:.3f} | {s['x_reactive']:.3f} | {goal(r, name)} |"
@@ -81,6 +90,8 @@ def tables(rows: list[dict[str, Any]]) -> str:
     out += ["", "### Worst week per series", "", HEAD]
     for series in dict.fromkeys(r["series"] for r in rows):
         mine = [r for r in rows if r["series"] == series]
+        worst = min(mine, key=auto_rank)
+        out.append(week_line(worst, worst["chosen"], f"auto ({worst['chosen']})"))
         for name in ("predictive", "hybrid"):
             worst = min(mine, key=lambda r: (r[name]["attainment"], -r[name]["x_oracle"]))
             out.append(week_line(worst, name))
@@ -118,27 +129,31 @@ def tables(rows: list[dict[str, Any]]) -> str:
 
 
 def readme_table(rows: list[dict[str, Any]]) -> str:
-    """One line per series: every week's predictive figures, then its worst week."""
+    """One line per series: every week under ``auto`` (the default: the strategy the previous
+    week chose), then auto's worst week, with predictive's worst beside it."""
     out = [
-        "| series | weeks | predictive, every week: SLO met / x oracle | worst week: SLO "
-        "met, x oracle, x rate oracle, changed (oracle) | reactive that week | chosen "
-        "strategy that week | goal (worst week, chosen) |",
+        "| series | weeks | auto (the default), every week: SLO met / x oracle | auto's worst "
+        "week: strategy, SLO met, x oracle, x rate oracle, changed (oracle) | reactive that "
+        "week | predictive's worst week | goal (auto's worst week) |",
         "|---" * 7 + "|",
     ]
     for series in dict.fromkeys(r["series"] for r in rows):
         mine = [r for r in rows if r["series"] == series]
         weeks = ", ".join(
-            f"{r['predictive']['attainment']:.1%} / {r['predictive']['x_oracle']:.3f}" for r in mine
+            f"{r[r['chosen']]['attainment']:.1%} / {r[r['chosen']]['x_oracle']:.3f}"
+            + ("" if r["chosen"] == "predictive" else " (h)")
+            for r in mine
         )
-        w = min(mine, key=lambda r: (r["predictive"]["attainment"], -r["predictive"]["x_oracle"]))
-        p, c = w["predictive"], w[w["chosen"]]
+        w = min(mine, key=auto_rank)
+        c = w[w["chosen"]]
+        pw = min(mine, key=lambda r: (r["predictive"]["attainment"], -r["predictive"]["x_oracle"]))
         out.append(
-            f"| {series} | {len(mine)} | {weeks} | {w['week']}: {p['attainment']:.1%}, "
-            f"{p['x_oracle']:.3f}x, {p['x_rate_oracle']:.3f}x, {p['changes']:.0%} "
-            f"({w['oracle']['changes']:.0%}) | {w['reactive']['attainment']:.1%} at "
-            f"{w['reactive']['x_oracle']:.3f}x | {w['chosen']}: {c['attainment']:.1%} at "
-            f"{c['x_oracle']:.3f}x | predictive {goal(w, 'predictive')}; {w['chosen']} "
-            f"{goal(w, w['chosen'])} |"
+            f"| {series} | {len(mine)} | {weeks} | {w['week']}: {w['chosen']}, "
+            f"{c['attainment']:.1%}, {c['x_oracle']:.3f}x, {c['x_rate_oracle']:.3f}x, "
+            f"{c['changes']:.0%} ({w['oracle']['changes']:.0%}) | "
+            f"{w['reactive']['attainment']:.1%} at {w['reactive']['x_oracle']:.3f}x | "
+            f"{pw['week']}: {pw['predictive']['attainment']:.1%} at "
+            f"{pw['predictive']['x_oracle']:.3f}x | {goal(w, w['chosen'])} |"
         )
     return "\n".join(out)
 

@@ -27,6 +27,7 @@ from capplan_core.planning.strategy_choice import (
     AUDIT_ACTION,
     StrategyChoice,
     choice_from_backtest,
+    target_reacts,
 )
 from tasks.artifacts import artifact_key
 from tasks.common import capplan_io_task, capplan_task
@@ -107,7 +108,7 @@ def choose_strategy(
             start=start,
             end=end,
             chosen_at=now,
-            target_reacts=policy.target.kind == "scaledobject" or get_settings().scaler == "keda",
+            target_reacts=target_reacts(policy, get_settings().scaler),
         )
         store_choice(choice, policy.queue)
         logger.info("policy %s: %s (%s)", policy.name, choice.chosen, choice.why)

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from prefect.runtime import flow_run
 
-from capplan_app.bootstrap import plan_store
+from capplan_app.bootstrap import get_settings, plan_store
 from capplan_core.forecast import ForecastResult
 from capplan_core.metrics.file_source import data_end, read_metrics_file_cached, read_queue_rows
 from capplan_core.metrics.history import read_history
@@ -23,7 +23,12 @@ from capplan_core.planning.pool_state import QueueState
 from capplan_core.planning.records import plan_draft, skipped_draft
 from capplan_core.planning.stored_plan import as_stored
 from capplan_core.planning.strategy_choice import AUDIT_ACTION as CHOICE_ACTION
-from capplan_core.planning.strategy_choice import Strategy, effective_strategy, stored_choice
+from capplan_core.planning.strategy_choice import (
+    Strategy,
+    effective_strategy,
+    stored_choice,
+    target_reacts,
+)
 from capplan_core.policy import ScalingPolicy, load_policies
 from capplan_core.quality import Assessment
 from capplan_core.utc import utc_datetime
@@ -114,7 +119,13 @@ def plan_strategy(
     if policy.scaling.strategy == "auto":
         entry = plan_store().latest_audit_event(CHOICE_ACTION, queue=policy.queue)
         choice = None if entry is None else stored_choice(entry.details)
-    return effective_strategy(policy, choice, policy_version=policy_version, now=as_of)
+    return effective_strategy(
+        policy,
+        choice,
+        policy_version=policy_version,
+        now=as_of,
+        target_reacts=target_reacts(policy, get_settings().scaler),
+    )
 
 
 @capplan_io_task(name="store-skipped", task_run_name="store-skipped-{policy.name}")

@@ -16,7 +16,9 @@ The rule, chosen on Taylor's tune weeks and confirmed on every other week of eve
 - else predictive (the cheaper, calmer one).
 
 ``auto`` is the default. With no evidence (a new queue, a changed policy, a choice older than
-:data:`MAX_CHOICE_AGE`), and for a shared pool, the plan is predictive, and says so.
+:data:`MAX_CHOICE_AGE`) the plan is hybrid where the target can react above a floor (a KEDA
+ScaledObject) and predictive elsewhere, and says which evidence is missing; a shared pool is
+predictive.
 """
 
 from __future__ import annotations
@@ -180,18 +182,37 @@ def choice_from_backtest(
     )
 
 
+def target_reacts(policy: ScalingPolicy, scaler: str) -> bool:
+    """The target can carry out hybrid: a KEDA ScaledObject (``target.kind: scaledobject``, or
+    every Kubernetes target under ``CAPPLAN_SCALER=keda``), whose triggers react above the
+    floor capplan sets. A Deployment or a supervisord group has nothing to react."""
+    return policy.target.kind == "scaledobject" or scaler == "keda"
+
+
+#: why an auto plan without evidence takes hybrid on a target that can react: the rolling
+#: benchmark's tune weeks chose it, and every other week confirmed it
+NO_EVIDENCE_HYBRID = (
+    "hybrid, the default without evidence where the target reacts above its floor (in the "
+    "rolling benchmark hybrid met at least predictive's share of windows in 22 of 22 weeks, "
+    "at 0.2-1.2 % more worker-hours; docs/backtest.md)"
+)
+
+
 def effective_strategy(
     policy: ScalingPolicy,
     choice: StrategyChoice | None,
     *,
     policy_version: int | None,
     now: datetime,
+    target_reacts: bool = False,
 ) -> tuple[Strategy, str]:
     """The strategy a plan made at ``now`` carries out, and why.
 
     A policy that names ``predictive`` or ``hybrid`` gets it. An ``auto`` policy gets the
-    newest stored choice made for this policy at this version within :data:`MAX_CHOICE_AGE`;
-    without one, predictive (the reason says which evidence is missing)."""
+    newest stored choice made for this policy at this version within :data:`MAX_CHOICE_AGE`.
+    Without one (which evidence is missing is said) it gets hybrid where ``target_reacts``
+    (:func:`target_reacts`), else predictive; a shared pool is always predictive (its
+    backtest has no hybrid)."""
     stated = policy.scaling.strategy
     if stated == "hybrid":
         return "hybrid", (
@@ -205,29 +226,42 @@ def effective_strategy(
             "scaling.strategy: auto, a shared pool: predictive (its backtest has no hybrid "
             "to choose from)"
         )
+    missing = _missing_evidence(policy, choice, policy_version, now)
+    if missing is None:
+        assert choice is not None
+        return choice.chosen, (
+            f"scaling.strategy: auto — {choice.chosen}, chosen "
+            f"{choice.chosen_at:%Y-%m-%d %H:%M} UTC from the backtest of "
+            f"{choice.start:%Y-%m-%d}..{choice.end:%Y-%m-%d}: {choice.why}"
+        )
+    if target_reacts:
+        return "hybrid", f"scaling.strategy: auto, {missing}: {NO_EVIDENCE_HYBRID}"
+    return "predictive", (
+        f"scaling.strategy: auto, {missing}: predictive (the target is a "
+        f"{policy.target.kind}, with no autoscaler to react above a floor)"
+    )
+
+
+def _missing_evidence(
+    policy: ScalingPolicy,
+    choice: StrategyChoice | None,
+    policy_version: int | None,
+    now: datetime,
+) -> str | None:
+    """Why there is no usable choice for this plan, or None when there is one."""
     if policy_version is None:
-        return "predictive", (
-            "scaling.strategy: auto, a policy that is not stored (a preview of a file) has "
-            "no backtested week: predictive"
-        )
+        return "a policy that is not stored (a preview of a file) has no backtested week"
     if choice is None or choice.policy != policy.name:
-        return "predictive", (
-            "scaling.strategy: auto, no evidence yet (no choose-strategy run for this "
-            "policy): predictive until its first week is backtested"
-        )
+        return "no evidence yet (no choose-strategy run for this policy)"
     if choice.policy_version != policy_version:
-        return "predictive", (
-            f"scaling.strategy: auto, the newest choice was made for policy version "
-            f"{choice.policy_version}, not {policy_version}: predictive until the changed "
-            "policy's week is backtested"
+        return (
+            f"the newest choice was made for policy version {choice.policy_version}, not "
+            f"{policy_version} (a changed policy's week is not backtested yet)"
         )
     age = now - choice.chosen_at
     if age > MAX_CHOICE_AGE:
-        return "predictive", (
-            f"scaling.strategy: auto, the newest choice is {age.total_seconds() / 86400:.1f} "
-            f"days old (> {MAX_CHOICE_AGE.days}): predictive until choose-strategy runs again"
+        return (
+            f"the newest choice is {age.total_seconds() / 86400:.1f} days old "
+            f"(> {MAX_CHOICE_AGE.days}; choose-strategy has not run since)"
         )
-    return choice.chosen, (
-        f"scaling.strategy: auto — {choice.chosen}, chosen {choice.chosen_at:%Y-%m-%d %H:%M} "
-        f"UTC from the backtest of {choice.start:%Y-%m-%d}..{choice.end:%Y-%m-%d}: {choice.why}"
-    )
+    return None

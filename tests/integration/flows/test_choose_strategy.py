@@ -1,7 +1,8 @@
 """``scaling.strategy: auto`` end to end: the choose-strategy flow backtests each auto queue's
 last stretch of stored history, stores the choice with its figures, and the queue's next plan
-carries it (details ``strategy``/``strategy_why``); a changed policy, or a queue with no
-history, falls back to predictive and says why, and never stops the other queues' choices."""
+carries it (details ``strategy``/``strategy_why``); a changed policy falls back to the
+default without evidence and says why; a queue with no history never stops the other queues'
+choices."""
 
 from __future__ import annotations
 
@@ -77,10 +78,12 @@ def test_auto_policies_get_the_strategy_their_own_last_day_chose(prefect_server,
     store.record_metrics(frame_to_store_rows(frame, source="test"))
     store.apply_policies(_policies(), actor="test")
 
-    # before any evidence: predictive, and the plan says why
+    # before any evidence: hybrid on a ScaledObject (it can react above its floor), and the
+    # plan says why; the Deployment-backed predictive policy is predictive
     before = _plan("thumbs")
-    assert before["details"]["strategy"] == "predictive"
+    assert before["details"]["strategy"] == "hybrid"
     assert "no evidence yet" in before["details"]["strategy_why"]
+    assert _plan("mails")["details"]["strategy"] == "predictive"
 
     state = choose_flow(evidence_days=EVIDENCE_DAYS, return_state=True)
     # the ghost queue has no rows: the run fails naming it, after choosing for thumbs
@@ -116,5 +119,5 @@ def test_auto_policies_get_the_strategy_their_own_last_day_chose(prefect_server,
     # a changed policy is new: its old week is no evidence for it
     store.apply_policies(_policies(thumbs_slo_s=20.0), actor="test")
     changed = _plan("thumbs")
-    assert changed["details"]["strategy"] == "predictive"
+    assert changed["details"]["strategy"] == "hybrid"  # the default without evidence
     assert "policy version 1, not 2" in changed["details"]["strategy_why"]

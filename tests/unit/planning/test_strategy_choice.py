@@ -17,6 +17,7 @@ from capplan_core.planning.strategy_choice import (
     effective_strategy,
     plan_strategy_of,
     stored_choice,
+    target_reacts,
 )
 from capplan_core.policy import ScalingPolicy, parse_policies
 
@@ -92,7 +93,7 @@ def test_an_auto_plan_takes_the_fresh_choice_for_its_version_and_says_why() -> N
         ("other-policy", 3, timedelta(days=1), "no evidence yet"),
         ("ok", 4, timedelta(days=1), "made for policy version 3, not 4"),
         ("ok", None, timedelta(days=1), "not stored"),
-        ("ok", 3, MAX_CHOICE_AGE + timedelta(hours=2.4), "8.1 days old (> 8)"),
+        ("ok", 3, MAX_CHOICE_AGE + timedelta(hours=2.4), "8.1 days old (> 8;"),
     ],
 )
 def test_without_usable_evidence_an_auto_plan_is_predictive_and_says_why(
@@ -102,6 +103,23 @@ def test_without_usable_evidence_an_auto_plan_is_predictive_and_says_why(
     c = None if made is None else StrategyChoice(**{**made.__dict__, "chosen_at": NOW - age})
     got, why = effective_strategy(_policy(), c, policy_version=version, now=NOW)
     assert got == "predictive" and says in why
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"), [("scaledobject", "hybrid"), ("deployment", "predictive")]
+)
+def test_without_evidence_a_target_that_reacts_gets_hybrid(kind: str, expected: str) -> None:
+    policy = _policy(kind=kind)
+    reacts = target_reacts(policy, "kubernetes")
+    got, why = effective_strategy(policy, None, policy_version=3, now=NOW, target_reacts=reacts)
+    assert got == expected and "no evidence yet" in why
+    if expected == "hybrid":
+        assert "22 of 22 weeks" in why
+    else:
+        assert "the target is a deployment" in why
+    # every Kubernetes target is a ScaledObject under CAPPLAN_SCALER=keda
+    assert target_reacts(_policy(kind="deployment"), "keda")
+    assert not target_reacts(_policy(kind="supervisor"), "supervisor")
 
 
 def test_a_choice_just_within_its_age_still_counts() -> None:
