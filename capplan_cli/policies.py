@@ -9,7 +9,7 @@ import typer
 
 from capplan_app.bootstrap import plan_reader, plan_store
 from capplan_cli.key_files import DEFAULT_KEY_FILE
-from capplan_cli.output import console, fail, print_json
+from capplan_cli.output import console, err_console, fail, print_json
 from capplan_core.planning.errors import StoreError
 from capplan_core.planning.markdown import table
 from capplan_core.planning.policy_versions import (
@@ -292,3 +292,57 @@ def approve_version(
         f"{', '.join(map(str, change.superseded_plans)) or 'none'}",
         highlight=False,
     )
+
+
+@policies_app.command("strategy")
+def strategy(
+    choose: bool = typer.Option(
+        False,
+        "--choose",
+        help="first backtest each auto policy's last week and store its choice (the "
+        "choose-strategy flow, run here; minutes per queue)",
+    ),
+    names: str | None = typer.Option(None, "--policies", help="comma-separated policy names"),
+    evidence_days: float = typer.Option(7.0, "--evidence-days", min=0.01, max=14),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The strategy each stored policy's next plan carries out, and why (scaling.strategy
+    auto: the newest choice of its own last week; docs/backtest.md)."""
+    from datetime import UTC, datetime
+
+    from capplan_app.settings import get_settings
+    from capplan_core.planning.strategy_choice import stored_strategy
+
+    wanted = None if names is None else [n.strip() for n in names.split(",") if n.strip()]
+    if wanted == []:
+        fail(f"--policies: no policy name in {names!r}")
+    store = plan_store()
+    stored = {v.name: v for v in store.list_policies()}
+    unknown = sorted(set(wanted or []) - set(stored))
+    if unknown:
+        fail(f"--policies: no stored policy named {', '.join(unknown)}")
+    if choose:
+        from flows.choose_strategy import choose_strategy
+
+        state = choose_strategy(policies=wanted, evidence_days=evidence_days, return_state=True)
+        if state.is_failed():
+            err_console.print(f"[yellow]choose-strategy: {state.message}[/yellow]")
+    now, scaler = datetime.now(UTC), get_settings().scaler
+    rows = []
+    for name, v in stored.items():
+        if wanted is not None and name not in wanted:
+            continue
+        chosen, why = stored_strategy(store, v.policy, v.version, now, scaler)
+        rows.append(
+            {
+                "name": name,
+                "version": v.version,
+                "stated": v.policy.scaling.strategy,
+                "carries_out": chosen,
+                "why": why,
+            }
+        )
+    if as_json:
+        print_json(rows)
+    else:
+        console.print(table(rows) if rows else "no policy is stored (capplan policies apply FILE)")

@@ -22,13 +22,7 @@ from capplan_core.planning.policy_versions import PolicyVersion
 from capplan_core.planning.pool_state import QueueState
 from capplan_core.planning.records import plan_draft, skipped_draft
 from capplan_core.planning.stored_plan import as_stored
-from capplan_core.planning.strategy_choice import AUDIT_ACTION as CHOICE_ACTION
-from capplan_core.planning.strategy_choice import (
-    Strategy,
-    effective_strategy,
-    stored_choice,
-    target_reacts,
-)
+from capplan_core.planning.strategy_choice import Strategy, stored_strategy
 from capplan_core.policy import ScalingPolicy, load_policies
 from capplan_core.quality import Assessment
 from capplan_core.utc import utc_datetime
@@ -113,19 +107,8 @@ def store_plan(
 def plan_strategy(
     policy: ScalingPolicy, policy_version: int | None, as_of: datetime
 ) -> tuple[Strategy, str]:
-    """The strategy a plan made now carries out, and why: for ``scaling.strategy: auto`` the
-    newest choice the choose-strategy flow stored for the queue (an audit row)."""
-    choice = None
-    if policy.scaling.strategy == "auto":
-        entry = plan_store().latest_audit_event(CHOICE_ACTION, queue=policy.queue)
-        choice = None if entry is None else stored_choice(entry.details)
-    return effective_strategy(
-        policy,
-        choice,
-        policy_version=policy_version,
-        now=as_of,
-        target_reacts=target_reacts(policy, get_settings().scaler),
-    )
+    """The strategy a plan made now carries out, and why (:func:`stored_strategy`)."""
+    return stored_strategy(plan_store(), policy, policy_version, as_of, get_settings().scaler)
 
 
 @capplan_io_task(name="store-skipped", task_run_name="store-skipped-{policy.name}")

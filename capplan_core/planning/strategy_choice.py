@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from capplan_core.planning.stored_plan import AuditEntry
 from capplan_core.policy import ScalingPolicy
 
 Strategy = Literal["predictive", "hybrid"]
@@ -265,3 +266,31 @@ def _missing_evidence(
             f"(> {MAX_CHOICE_AGE.days}; choose-strategy has not run since)"
         )
     return None
+
+
+class ChoiceReader(Protocol):
+    """A store that keeps the choices (the plan store's audit rows)."""
+
+    def latest_audit_event(self, action: str, *, queue: str) -> AuditEntry | None: ...
+
+
+def stored_strategy(
+    store: ChoiceReader,
+    policy: ScalingPolicy,
+    policy_version: int | None,
+    now: datetime,
+    scaler: str,
+) -> tuple[Strategy, str]:
+    """What a plan of ``policy`` made at ``now`` carries out, from the newest choice stored
+    for its queue (``auto`` only) and the configured scaler (``CAPPLAN_SCALER``)."""
+    choice = None
+    if policy.scaling.strategy == "auto":
+        entry = store.latest_audit_event(AUDIT_ACTION, queue=policy.queue)
+        choice = None if entry is None else stored_choice(entry.details)
+    return effective_strategy(
+        policy,
+        choice,
+        policy_version=policy_version,
+        now=now,
+        target_reacts=target_reacts(policy, scaler),
+    )

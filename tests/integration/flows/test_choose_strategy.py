@@ -7,7 +7,12 @@ choices."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -24,6 +29,7 @@ from capplan_core.policy import parse_policies
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EVIDENCE_DAYS = 1.0
+CAPPLAN = str(Path(sys.executable).parent / "capplan")
 
 
 def _policies(thumbs_slo_s: float = 10.0):  # type: ignore[no-untyped-def]
@@ -60,6 +66,11 @@ def _policies(thumbs_slo_s: float = 10.0):  # type: ignore[no-untyped-def]
             ]
         }
     )
+
+
+def _capplan(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"}
+    return subprocess.run([CAPPLAN, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
 def _plan(name: str) -> dict:  # type: ignore[type-arg]
@@ -115,6 +126,13 @@ def test_auto_policies_get_the_strategy_their_own_last_day_chose(prefect_server,
     why = after["details"]["strategy_why"]
     assert why.startswith(f"scaling.strategy: auto — {choice.chosen}") and choice.why in why
     assert f"**Strategy:** {why}" in plan_markdown(after, after["details"])  # the plan artifact
+
+    # the CLI shows what each policy's next plan carries out, and why
+    shown = {r["name"]: r for r in json.loads(_capplan("policies", "strategy", "--json").stdout)}
+    assert shown["thumbs"]["carries_out"] == choice.chosen and choice.why in shown["thumbs"]["why"]
+    assert (shown["mails"]["stated"], shown["mails"]["carries_out"]) == ("predictive", "predictive")
+    bad = _capplan("policies", "strategy", "--policies", "nope")
+    assert bad.returncode == 2 and "--policies: no stored policy named nope" in bad.stderr
 
     # a changed policy is new: its old week is no evidence for it
     store.apply_policies(_policies(thumbs_slo_s=20.0), actor="test")
