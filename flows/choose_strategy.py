@@ -20,6 +20,7 @@ from pydantic import Field
 from capplan_app.bootstrap import plan_store
 from capplan_app.runtime import limit_blas_threads
 from capplan_app.settings import get_settings
+from capplan_app.task_runners import SettingsTaskRunner
 from capplan_core.backtest.run import run_backtest
 from capplan_core.metrics.history import history_span
 from capplan_core.planning.policy_versions import PolicyVersion
@@ -52,7 +53,7 @@ def store_choice(choice: StrategyChoice, queue: str) -> None:
     plan_store().audit(AUDIT_ACTION, actor="choose-strategy", queue=queue, details=choice.as_dict())
 
 
-@flow(name="choose-strategy", log_prints=True)
+@flow(name="choose-strategy", log_prints=True, task_runner=SettingsTaskRunner())
 def choose_strategy(
     policies: Annotated[
         list[str] | None, Field(description="subset of policy names; default: every auto one")
@@ -72,37 +73,42 @@ def choose_strategy(
     unknown = sorted((wanted or set()) - {v.name for v in stored})
     if unknown:
         raise ValueError(f"policies: no stored policy named {unknown}")
+    # every auto queue's replay is submitted at once: the flow's task runner
+    # (CAPPLAN_TASK_RUNNER: threads, processes or Dask) spreads them
+    replays = []
     for version in stored:
         policy = version.policy
         if wanted is not None and version.name not in wanted:
             continue
         if policy.scaling.strategy != "auto" or not policy.enabled or policy.shared is not None:
             continue  # a shared pool's backtest has no hybrid: its plans stay predictive
-        window = timedelta(minutes=policy.forecast.interval_minutes)
-        end = datetime.fromtimestamp(
-            now.timestamp() // window.total_seconds() * window.total_seconds(), UTC
-        )
+        window_s = policy.forecast.interval_minutes * 60.0
+        end = datetime.fromtimestamp(now.timestamp() // window_s * window_s, UTC)
         start = end - timedelta(days=evidence_days)
         rows = read_evidence(version, start, end)
         progress = ProgressArtifact(
             artifact_key("strategy-progress", policy.queue),
             f"Choosing `{policy.queue}`'s strategy: windows replayed",
         )
-        try:
-            result = backtest_week(
-                rows,
-                policy,
-                start=pd.Timestamp(start),
-                end=pd.Timestamp(end),
-                cadence_s=cadence_s,
-                progress=progress,
-            )
-        except Exception as err:  # one queue's failure never takes the others down
+        future = backtest_week.submit(
+            rows,
+            policy,
+            start=pd.Timestamp(start),
+            end=pd.Timestamp(end),
+            cadence_s=cadence_s,
+            progress=progress,
+        )
+        replays.append((version, start, end, future))
+    for version, start, end, future in replays:
+        policy = version.policy
+        future.wait()
+        if not future.state.is_completed():  # one queue's failure never takes the others down
+            err = future.state.message or future.state.name
             logger.error("policy %s: no choice (%s); its plans keep the last one", policy.name, err)
             failed.append(f"{policy.name}: {err}")
             continue
         choice = choice_from_backtest(
-            result.to_dict()["strategies"],
+            future.result().to_dict()["strategies"],
             policy=policy,
             policy_version=version.version,
             start=start,
