@@ -109,22 +109,32 @@ class StrategyChoice:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StrategyChoice:
+        """Raises ``KeyError``/``TypeError``/``ValueError`` for a row that is not a choice."""
+        if d["chosen"] not in ("predictive", "hybrid"):
+            raise ValueError(f"chosen: expected predictive or hybrid, got {d['chosen']!r}")
         return cls(
             policy=str(d["policy"]),
             policy_version=None if d.get("policy_version") is None else int(d["policy_version"]),
-            chosen="hybrid" if d["chosen"] == "hybrid" else "predictive",
+            chosen=d["chosen"],
             why=str(d["why"]),
-            start=datetime.fromisoformat(d["start"]),
-            end=datetime.fromisoformat(d["end"]),
-            chosen_at=datetime.fromisoformat(d["chosen_at"]),
+            start=_aware(d["start"]),
+            end=_aware(d["end"]),
+            chosen_at=_aware(d["chosen_at"]),
             predictive=StrategyEvidence(**d["predictive"]),
             hybrid=StrategyEvidence(**d["hybrid"]),
         )
 
 
+def _aware(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return at
+
+
 def stored_choice(details: dict[str, Any] | None) -> StrategyChoice | None:
     """The choice an audit row keeps, or None when the row is not a readable choice (the
-    plan then goes predictive, saying there is no evidence)."""
+    plan then takes the default without evidence, saying there is none)."""
     if not details:
         return None
     try:

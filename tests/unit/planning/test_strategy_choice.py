@@ -143,8 +143,9 @@ def test_a_stored_choice_round_trips_and_a_broken_one_is_no_evidence() -> None:
     assert stored_choice(c.as_dict()) == c
     assert stored_choice({}) is None
     assert stored_choice({"policy": "calls", "chosen": "hybrid"}) is None
-    broken = c.as_dict() | {"start": "yesterday"}
-    assert stored_choice(broken) is None
+    assert stored_choice(c.as_dict() | {"start": "yesterday"}) is None
+    assert stored_choice(c.as_dict() | {"chosen_at": "2026-12-06T12:00:00"}) is None  # naive
+    assert stored_choice(c.as_dict() | {"chosen": "reactive"}) is None
 
 
 def test_a_stored_plan_carries_out_its_recorded_strategy_only_under_auto() -> None:
