@@ -307,7 +307,8 @@ def strategy(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The strategy each stored policy's next plan carries out, and why (scaling.strategy
-    auto: the newest choice of its own last week; docs/backtest.md)."""
+    auto: the newest choice of its own last week; docs/backtest.md). Exit 1 when --choose
+    left a queue without a new choice (named on stderr)."""
     from datetime import UTC, datetime
 
     from capplan_app.settings import get_settings
@@ -321,12 +322,14 @@ def strategy(
     unknown = sorted(set(wanted or []) - set(stored))
     if unknown:
         fail(f"--policies: no stored policy named {', '.join(unknown)}")
+    failed = False
     if choose:
         from flows.choose_strategy import choose_strategy
 
         state = choose_strategy(policies=wanted, evidence_days=evidence_days, return_state=True)
         if state.is_failed():
             err_console.print(f"[yellow]choose-strategy: {state.message}[/yellow]")
+            failed = True
     now, scaler = datetime.now(UTC), get_settings().scaler
     rows = []
     for name, v in stored.items():
@@ -346,3 +349,5 @@ def strategy(
         print_json(rows)
     else:
         console.print(table(rows) if rows else "no policy is stored (capplan policies apply FILE)")
+    if failed:  # shown as they stand; a queue got no new choice
+        raise typer.Exit(1)

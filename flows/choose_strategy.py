@@ -86,6 +86,15 @@ def choose_strategy(
         end = datetime.fromtimestamp(now.timestamp() // window_s * window_s, UTC)
         start = end - timedelta(days=evidence_days)
         rows = read_evidence(version, start, end)
+        if rows.empty:
+            why = (
+                f"no stored metrics for queue {policy.queue} since "
+                f"{(start - history_span(policy.forecast)).isoformat()} (collect-metrics, or "
+                "capplan metrics import)"
+            )
+            logger.error("policy %s: no choice (%s)", policy.name, why)
+            failed.append(f"{policy.name}: {why}")
+            continue
         progress = ProgressArtifact(
             artifact_key("strategy-progress", policy.queue),
             f"Choosing `{policy.queue}`'s strategy: windows replayed",
