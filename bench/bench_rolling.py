@@ -215,12 +215,21 @@ def main() -> None:
         default=":",
         help="a slice of each series' weeks, e.g. 5: (to split a long series over processes)",
     )
+    ap.add_argument(
+        "--target-attainment",
+        type=float,
+        help="an experiment: every policy's slo.target_attainment set to this (pooled); "
+        "the figures are then not the derived defaults'",
+    )
     args = ap.parse_args()
     wanted = {w.strip() for w in args.series.split(",") if w.strip()}
     with args.out.open("a") as out:
         a, _, b = args.weeks.partition(":")
         chosen = slice(int(a) if a else None, int(b) if b else None)
         for series, rows, pol, starts in cases(wanted):
+            if args.target_attainment is not None:
+                slo = {"target_attainment": args.target_attainment, "attainment_mode": "pooled"}
+                pol = pol.model_copy(update={"slo": pol.slo.model_copy(update=slo)})
             prev = None
             first = pd.to_datetime(rows["timestamp"]).min()
             before = starts[0] - WEEK

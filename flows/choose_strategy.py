@@ -10,7 +10,7 @@ whose backtest fails is reported and skipped; the others are still chosen. Sched
 """
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -85,7 +85,7 @@ def choose_strategy(
         window_s = policy.forecast.interval_minutes * 60.0
         end = datetime.fromtimestamp(now.timestamp() // window_s * window_s, UTC)
         start = end - timedelta(days=evidence_days)
-        rows = read_evidence(version, start, end)
+        rows = cast(pd.DataFrame, read_evidence(version, start, end))
         if rows.empty:
             why = (
                 f"no stored metrics for queue {policy.queue} since "
