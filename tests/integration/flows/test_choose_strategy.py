@@ -139,3 +139,15 @@ def test_auto_policies_get_the_strategy_their_own_last_day_chose(prefect_server,
     changed = _plan("thumbs")
     assert changed["details"]["strategy"] == "hybrid"  # the default without evidence
     assert "policy version 1, not 2" in changed["details"]["strategy_why"]
+
+
+def test_bad_parameters_fail_at_once_naming_them_and_store_nothing(prefect_server, capplan_env):
+    from flows.choose_strategy import choose_strategy as choose_flow
+
+    store = plan_store()
+    store.apply_policies(_policies(), actor="test")
+    with pytest.raises(Exception, match="evidence_days"):
+        choose_flow(evidence_days=0)
+    with pytest.raises(ValueError, match=r"policies: no stored policy named \['nope'\]"):
+        choose_flow(policies=["nope", "thumbs"])
+    assert store.latest_audit_event(AUDIT_ACTION, queue="thumbnails") is None
