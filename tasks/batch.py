@@ -89,7 +89,13 @@ def store_outcome(
         publish_forecast.fn(assessment, outcome.forecast)
     if not save:
         summary = preview_plan.fn(
-            p, outcome.decision, outcome.state, outcome.forecast, assessment, as_of
+            p,
+            outcome.decision,
+            outcome.state,
+            outcome.forecast,
+            assessment,
+            as_of,
+            policy_version=version,
         )
     else:
         plan_id = store_plan.fn(

@@ -236,6 +236,8 @@ class DataQualityReportRow(Base):
 
 class AuditEventRow(Base):
     __tablename__ = "audit_event"
+    # the newest row of an action for a queue (a strategy choice): migration 0009
+    __table_args__ = (Index("ix_audit_action_queue_id", "action", "queue", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
