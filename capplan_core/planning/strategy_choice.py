@@ -64,22 +64,23 @@ class StrategyEvidence:
 
 
 def choose_strategy(predictive: StrategyEvidence, hybrid: StrategyEvidence) -> tuple[Strategy, str]:
-    """The strategy for the coming week from last week's two scores, and why."""
+    """The strategy for the coming week from the evidence period's two scores, and why (the
+    shares to two decimals: 98.96 % is under the goal, and must not read as 99.0 %)."""
     p, h = predictive, hybrid
     if p.attainment < GOAL_ATTAINMENT <= h.attainment:
         return "hybrid", (
-            f"last week predictive met the SLO in {p.attainment:.1%} of windows (< 99 %), "
-            f"hybrid in {h.attainment:.1%}"
+            f"predictive met the SLO in {p.attainment:.2%} of windows (< 99 %), "
+            f"hybrid in {h.attainment:.2%}"
         )
     if h.attainment >= p.attainment and h.worker_hours <= HYBRID_COST_TOLERANCE * p.worker_hours:
         ratio = h.worker_hours / p.worker_hours if p.worker_hours > 0 else 1.0
         return "hybrid", (
-            f"last week hybrid met {h.attainment:.1%} >= predictive's {p.attainment:.1%} at "
+            f"hybrid met {h.attainment:.2%} >= predictive's {p.attainment:.2%} at "
             f"{ratio:.3f}x its worker-hours"
         )
     return "predictive", (
-        f"last week predictive met {p.attainment:.1%} at {_x(p)} the oracle's worker-hours, "
-        f"hybrid {h.attainment:.1%} at {_x(h)}"
+        f"predictive met {p.attainment:.2%} at {_x(p)} the oracle's worker-hours, "
+        f"hybrid {h.attainment:.2%} at {_x(h)}"
     )
 
 
