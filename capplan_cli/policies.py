@@ -19,6 +19,7 @@ from capplan_core.planning.policy_versions import (
     policy_digest,
     policy_yaml,
 )
+from capplan_core.planning.strategy_choice import EVIDENCE_DAYS
 from capplan_core.policy import PolicyError, load_policies
 
 policies_app = typer.Typer(
@@ -303,7 +304,7 @@ def strategy(
         "choose-strategy flow, run here; minutes per queue)",
     ),
     names: str | None = typer.Option(None, "--policies", help="comma-separated policy names"),
-    evidence_days: float = typer.Option(7.0, "--evidence-days", min=0.01, max=14),
+    evidence_days: float = typer.Option(EVIDENCE_DAYS, "--evidence-days", min=0.01, max=14),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The strategy each stored policy's next plan carries out, and why (scaling.strategy

@@ -26,6 +26,7 @@ from capplan_core.metrics.history import history_span
 from capplan_core.planning.policy_versions import PolicyVersion
 from capplan_core.planning.strategy_choice import (
     AUDIT_ACTION,
+    EVIDENCE_DAYS,
     StrategyChoice,
     choice_from_backtest,
     target_reacts,
@@ -60,7 +61,7 @@ def choose_strategy(
     ] = None,
     evidence_days: Annotated[
         float, Field(gt=0, le=14, description="the backtested period before now, in days")
-    ] = 7.0,
+    ] = EVIDENCE_DAYS,
     cadence_s: Annotated[float, Field(gt=0, le=86_400, description="planning cadence")] = 1800,
 ) -> list[dict[str, Any]]:
     logger = get_run_logger()

@@ -87,26 +87,11 @@ def store_outcome(
     assert outcome.forecast is not None and assessment is not None
     if forecast_artifacts:
         publish_forecast.fn(assessment, outcome.forecast)
+    planned = (p, outcome.decision, outcome.state, outcome.forecast, assessment, as_of)
     if not save:
-        summary = preview_plan.fn(
-            p,
-            outcome.decision,
-            outcome.state,
-            outcome.forecast,
-            assessment,
-            as_of,
-            policy_version=version,
-        )
+        summary = preview_plan.fn(*planned, policy_version=version)
     else:
-        plan_id = store_plan.fn(
-            p,
-            outcome.decision,
-            outcome.state,
-            outcome.forecast,
-            assessment,
-            as_of,
-            policy_version=version,
-        )
+        plan_id = store_plan.fn(*planned, policy_version=version)
         summary = plan_view(
             plan_store().get_plan(plan_id),
             note=(

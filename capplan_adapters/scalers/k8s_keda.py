@@ -123,17 +123,25 @@ def plan_trigger_target(
     return target
 
 
-def _has_rate_trigger(obj: dict[str, Any]) -> bool:
-    triggers = (obj.get("spec") or {}).get("triggers") or []
-    return any(isinstance(t, dict) and t.get("name") == RATE_TRIGGER_NAME for t in triggers)
+def _rate_trigger_index(triggers: list[Any]) -> int | None:
+    """The index of the trigger named ``capplan-rate``, or None."""
+    for i, trig in enumerate(triggers):
+        if isinstance(trig, dict) and trig.get("name") == RATE_TRIGGER_NAME:
+            return i
+    return None
+
+
+def _triggers(obj: dict[str, Any]) -> list[Any]:
+    return list((obj.get("spec") or {}).get("triggers") or [])
 
 
 def _rate_trigger(obj: dict[str, Any], target: TargetSpec) -> tuple[list[Any], int, str]:
     """The ScaledObject's triggers, the index of ``capplan-rate`` and its target key."""
-    triggers = list((obj.get("spec") or {}).get("triggers") or [])
-    for i, trig in enumerate(triggers):
-        if isinstance(trig, dict) and trig.get("name") == RATE_TRIGGER_NAME:
-            return triggers, i, TARGET_KEY_BY_TYPE.get(str(trig.get("type")), DEFAULT_TARGET_KEY)
+    triggers = _triggers(obj)
+    i = _rate_trigger_index(triggers)
+    if i is not None:
+        kind = str(triggers[i].get("type"))
+        return triggers, i, TARGET_KEY_BY_TYPE.get(kind, DEFAULT_TARGET_KEY)
     raise ScalerError(
         "invalid",
         f"ScaledObject {target_key(target)}: the policy asks for the "
@@ -224,7 +232,7 @@ class KedaScaledObjectScaler(KubernetesScalerBase):
             spec_patch["minReplicaCount"] = replicas
         per_replica = self.trigger_target(target, replicas) if self.trigger_target else None
         optional = not getattr(self.trigger_target, "required", True)
-        if per_replica is not None and optional and not _has_rate_trigger(obj):
+        if per_replica is not None and optional and _rate_trigger_index(_triggers(obj)) is None:
             log.warning(
                 "ScaledObject %s has no trigger named %s: the plan chose hybrid "
                 "(scaling.strategy: auto), so only the floor moves; name the arrival-rate "

@@ -35,8 +35,8 @@ Strategy = Literal["predictive", "hybrid"]
 GOAL_ATTAINMENT = 0.99
 #: hybrid may cost this much more than predictive and still be chosen when no worse
 HYBRID_COST_TOLERANCE = 1.01
-#: the evidence period: the queue's previous week
-EVIDENCE_PERIOD = timedelta(days=7)
+#: the evidence period, in days: the queue's previous week (choose-strategy's default)
+EVIDENCE_DAYS = 7.0
 #: a choice older than this is no evidence any more (the daily run has stopped)
 MAX_CHOICE_AGE = timedelta(days=8)
 #: the audit action a stored choice is kept under
