@@ -7,6 +7,11 @@ choice with its figures as an audit row (``strategy-chosen``). Every later plan 
 reads it into its details (``strategy``, ``strategy_why``) and its steps carry it out. A queue
 whose backtest fails is reported and skipped; the others are still chosen. Scheduled daily
 (prefect.yaml); docs/backtest.md, "Strategy by evidence".
+
+The week is kept as day-long stretches in the choice itself: a run replays only what came
+after the newest stretch of the queue's last choice (a day, on the daily schedule), keeps the
+stretches still inside the week, and chooses from their sums. The first run of a queue, or of
+a changed policy, replays the whole week.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -15,20 +20,25 @@ from typing import Annotated, Any, cast
 import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.futures import PrefectFuture
 from pydantic import Field
 
 from capplan_app.bootstrap import plan_store
 from capplan_app.runtime import limit_blas_threads
 from capplan_app.settings import get_settings
 from capplan_app.task_runners import SettingsTaskRunner
-from capplan_core.backtest.run import run_backtest
+from capplan_core.backtest.evidence import evidence_days as stretches_of
+from capplan_core.backtest.run import BacktestResult, run_backtest
 from capplan_core.metrics.history import history_span
 from capplan_core.planning.policy_versions import PolicyVersion
 from capplan_core.planning.strategy_choice import (
     AUDIT_ACTION,
     EVIDENCE_DAYS,
+    EvidenceDay,
     StrategyChoice,
-    choice_from_backtest,
+    choice_from_days,
+    reusable_days,
+    stored_choice,
     target_reacts,
 )
 from tasks.artifacts import artifact_key
@@ -43,10 +53,17 @@ backtest_week = capplan_task(
 
 @capplan_io_task(name="read-evidence", task_run_name="read-evidence-{version.name}")
 def read_evidence(version: PolicyVersion, start: datetime, end: datetime) -> pd.DataFrame:
-    """The queue's stored rows for the evidence period and the history its forecaster needs
-    before it."""
+    """The queue's stored rows for the period to replay and the history its forecaster
+    needs before it."""
     policy = version.policy
     return plan_store().metrics_history(policy.queue, start - history_span(policy.forecast), end)
+
+
+@capplan_io_task(name="read-last-choice", task_run_name="read-last-choice-{queue}")
+def read_last_choice(queue: str) -> StrategyChoice | None:
+    """The queue's newest stored choice, whose stretches the new one may keep."""
+    entry = plan_store().latest_audit_event(AUDIT_ACTION, queue=queue)
+    return None if entry is None else stored_choice(entry.details)
 
 
 @capplan_io_task(name="store-choice", task_run_name="store-choice-{choice.policy}")
@@ -76,7 +93,15 @@ def choose_strategy(
         raise ValueError(f"policies: no stored policy named {unknown}")
     # every auto queue's replay is submitted at once: the flow's task runner
     # (CAPPLAN_TASK_RUNNER: threads, processes or Dask) spreads them
-    replays = []
+    replays: list[
+        tuple[
+            PolicyVersion,
+            tuple[EvidenceDay, ...],
+            datetime,
+            datetime,
+            PrefectFuture[BacktestResult] | None,
+        ]
+    ] = []
     for version in stored:
         policy = version.policy
         if wanted is not None and version.name not in wanted:
@@ -86,12 +111,24 @@ def choose_strategy(
         window_s = policy.forecast.interval_minutes * 60.0
         end = datetime.fromtimestamp(now.timestamp() // window_s * window_s, UTC)
         start = end - timedelta(days=evidence_days)
-        rows = cast(pd.DataFrame, read_evidence(version, start, end))
+        kept = reusable_days(
+            cast(StrategyChoice | None, read_last_choice(policy.queue)),
+            policy=policy.name,
+            policy_version=version.version,
+            start=start,
+            end=end,
+            cadence_s=cadence_s,
+        )
+        replay_from = kept[-1].end if kept else start
+        if (end - replay_from).total_seconds() < window_s:  # nothing new since the last run
+            replays.append((version, kept, replay_from, end, None))
+            continue
+        rows = cast(pd.DataFrame, read_evidence(version, replay_from, end))
         if rows.empty:
             why = (
                 f"no stored metrics for queue {policy.queue} since "
-                f"{(start - history_span(policy.forecast)).isoformat()} (collect-metrics, or "
-                "capplan metrics import)"
+                f"{(replay_from - history_span(policy.forecast)).isoformat()} (collect-metrics, "
+                "or capplan metrics import)"
             )
             logger.error("policy %s: no choice (%s)", policy.name, why)
             failed.append(f"{policy.name}: {why}")
@@ -100,35 +137,46 @@ def choose_strategy(
             artifact_key("strategy-progress", policy.queue),
             f"Choosing `{policy.queue}`'s strategy: windows replayed",
         )
-        future = backtest_week.submit(
+        replay = backtest_week.submit(
             rows,
             policy,
-            start=pd.Timestamp(start),
+            start=pd.Timestamp(replay_from),
             end=pd.Timestamp(end),
             cadence_s=cadence_s,
             progress=progress,
         )
-        replays.append((version, start, end, future))
-    for version, start, end, future in replays:
+        replays.append((version, kept, replay_from, end, replay))
+    for version, kept, replay_from, end, future in replays:
         policy = version.policy
-        future.wait()
-        if not future.state.is_completed():  # one queue's failure never takes the others down
-            err = future.state.message or future.state.name
-            logger.error("policy %s: no choice (%s); its plans keep the last one", policy.name, err)
-            failed.append(f"{policy.name}: {err}")
-            continue
-        choice = choice_from_backtest(
-            future.result().to_dict()["strategies"],
+        days = list(kept)
+        if future is not None:
+            future.wait()
+            if not future.state.is_completed():  # one queue's failure never takes others down
+                err = future.state.message or future.state.name
+                logger.error(
+                    "policy %s: no choice (%s); its plans keep the last one", policy.name, err
+                )
+                failed.append(f"{policy.name}: {err}")
+                continue
+            days += stretches_of(future.result())
+        choice = choice_from_days(
+            days,
             policy=policy,
             policy_version=version.version,
-            start=start,
-            end=end,
             chosen_at=now,
             target_reacts=target_reacts(policy, get_settings().scaler),
         )
         store_choice(choice, policy.queue)
-        logger.info("policy %s: %s (%s)", policy.name, choice.chosen, choice.why)
-        chosen.append(choice.as_dict())
+        replayed_h = (end - replay_from).total_seconds() / 3600.0 if future is not None else 0.0
+        logger.info(
+            "policy %s: %s (%s); replayed %.1f h, kept %d stretches of the last choice",
+            policy.name,
+            choice.chosen,
+            choice.why,
+            replayed_h,
+            len(kept),
+        )
+        chosen.append(choice.as_dict() | {"replayed_hours": round(replayed_h, 2)})
     create_table_artifact(
         [
             {
@@ -140,11 +188,16 @@ def choose_strategy(
                 "hybrid met": c["hybrid"]["attainment"],
                 "hybrid x oracle": c["hybrid"]["x_oracle"],
                 "why": c["why"],
+                "evidence": f"{c['start']} .. {c['end']}",
+                "replayed hours": c["replayed_hours"],
             }
             for c in chosen
         ],
         key="strategy-choices",
-        description="Each auto policy's strategy, chosen from the backtest of its last week",
+        description=(
+            "Each auto policy's strategy, chosen from the backtest of its last week (replayed "
+            "hours: what this run replayed; the rest is kept from the last choice)"
+        ),
     )
     if failed:
         raise RuntimeError(

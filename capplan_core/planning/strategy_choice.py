@@ -23,6 +23,7 @@ predictive.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -63,6 +64,61 @@ class StrategyEvidence:
         )
 
 
+@dataclass(frozen=True)
+class EvidenceDay:
+    """One replayed stretch of the evidence period (a day, when the daily run keeps its
+    schedule): the counts a choice sums. A choice keeps its stretches, so the next day's run
+    replays only what came since (:func:`reusable_days`) instead of the whole week again."""
+
+    start: datetime  # [start, end), whole windows
+    end: datetime
+    cadence_s: float  # the planning cadence the stretch was replayed at
+    windows_with_demand: int
+    predictive_missed: int
+    hybrid_missed: int
+    predictive_worker_hours: float
+    hybrid_worker_hours: float
+    oracle_worker_hours: float
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["start"], d["end"] = self.start.isoformat(), self.end.isoformat()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvidenceDay:
+        """Raises ``KeyError``/``TypeError``/``ValueError`` for a row that is not one."""
+        return cls(
+            start=_aware(d["start"]),
+            end=_aware(d["end"]),
+            cadence_s=float(d["cadence_s"]),
+            windows_with_demand=int(d["windows_with_demand"]),
+            predictive_missed=int(d["predictive_missed"]),
+            hybrid_missed=int(d["hybrid_missed"]),
+            predictive_worker_hours=float(d["predictive_worker_hours"]),
+            hybrid_worker_hours=float(d["hybrid_worker_hours"]),
+            oracle_worker_hours=float(d["oracle_worker_hours"]),
+        )
+
+
+def evidence_over(days: Sequence[EvidenceDay], strategy: Strategy) -> StrategyEvidence:
+    """One strategy's score over ``days``: the same figures one backtest of the whole period
+    gives when its stretches are replayed one after another (share of windows with demand
+    met, worker-hours summed, against the oracle's summed worker-hours)."""
+    busy = sum(d.windows_with_demand for d in days)
+    missed = sum(d.predictive_missed if strategy == "predictive" else d.hybrid_missed for d in days)
+    hours = sum(
+        d.predictive_worker_hours if strategy == "predictive" else d.hybrid_worker_hours
+        for d in days
+    )
+    oracle = sum(d.oracle_worker_hours for d in days)
+    return StrategyEvidence(
+        attainment=(busy - missed) / max(1, busy),
+        worker_hours=hours,
+        x_oracle=hours / oracle if oracle > 0 else None,
+    )
+
+
 def choose_strategy(predictive: StrategyEvidence, hybrid: StrategyEvidence) -> tuple[Strategy, str]:
     """The strategy for the coming week from the evidence period's two scores, and why (the
     shares to two decimals: 98.96 % is under the goal, and must not read as 99.0 %)."""
@@ -101,11 +157,14 @@ class StrategyChoice:
     chosen_at: datetime
     predictive: StrategyEvidence
     hybrid: StrategyEvidence
+    #: the replayed stretches the figures sum (empty for a choice from one backtest)
+    days: tuple[EvidenceDay, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for k in ("start", "end", "chosen_at"):
             d[k] = d[k].isoformat()
+        d["days"] = [day.as_dict() for day in self.days]
         return d
 
     @classmethod
@@ -123,6 +182,7 @@ class StrategyChoice:
             chosen_at=_aware(d["chosen_at"]),
             predictive=StrategyEvidence(**d["predictive"]),
             hybrid=StrategyEvidence(**d["hybrid"]),
+            days=tuple(EvidenceDay.from_dict(day) for day in d.get("days") or ()),
         )
 
 
@@ -163,13 +223,85 @@ def choice_from_backtest(
     chosen_at: datetime,
     target_reacts: bool = True,
 ) -> StrategyChoice:
-    """The choice a backtest's scores (``BacktestResult.to_dict()["strategies"]``) give.
+    """The choice one backtest's scores (``BacktestResult.to_dict()["strategies"]``) give.
 
     ``target_reacts``: the target can carry out hybrid (a KEDA ScaledObject, whose rate
     trigger reacts above the floor); when it cannot, the choice is predictive and says
     what hybrid would have needed."""
-    p = StrategyEvidence.from_backtest(strategies["predictive"])
-    h = StrategyEvidence.from_backtest(strategies["hybrid"])
+    return _choice(
+        StrategyEvidence.from_backtest(strategies["predictive"]),
+        StrategyEvidence.from_backtest(strategies["hybrid"]),
+        policy=policy,
+        policy_version=policy_version,
+        start=start,
+        end=end,
+        chosen_at=chosen_at,
+        target_reacts=target_reacts,
+    )
+
+
+def choice_from_days(
+    days: Sequence[EvidenceDay],
+    *,
+    policy: ScalingPolicy,
+    policy_version: int | None,
+    chosen_at: datetime,
+    target_reacts: bool = True,
+) -> StrategyChoice:
+    """The choice the replayed stretches ``days`` (oldest first, at least one) give, kept
+    with them so the next run replays only what comes after the last one."""
+    if not days:
+        raise ValueError("days: a choice needs at least one replayed stretch")
+    return _choice(
+        evidence_over(days, "predictive"),
+        evidence_over(days, "hybrid"),
+        policy=policy,
+        policy_version=policy_version,
+        start=days[0].start,
+        end=days[-1].end,
+        chosen_at=chosen_at,
+        target_reacts=target_reacts,
+        days=tuple(days),
+    )
+
+
+def reusable_days(
+    choice: StrategyChoice | None,
+    *,
+    policy: str,
+    policy_version: int | None,
+    start: datetime,
+    end: datetime,
+    cadence_s: float,
+) -> tuple[EvidenceDay, ...]:
+    """The stretches of the queue's last choice that a new choice over [start, end) can keep:
+    made for this policy at this version, at this cadence, and inside the period. The run
+    then replays only [last kept end, end)."""
+    if choice is None or policy_version is None:
+        return ()
+    if choice.policy != policy or choice.policy_version != policy_version:
+        return ()  # a changed policy is new: its old stretches are no evidence for it
+    kept: list[EvidenceDay] = []
+    for day in choice.days:
+        if day.start >= start and day.end <= end and day.cadence_s == cadence_s:
+            if kept and day.start != kept[-1].end:
+                kept = []  # keep one unbroken run of stretches, the newest
+            kept.append(day)
+    return tuple(kept)
+
+
+def _choice(
+    p: StrategyEvidence,
+    h: StrategyEvidence,
+    *,
+    policy: ScalingPolicy,
+    policy_version: int | None,
+    start: datetime,
+    end: datetime,
+    chosen_at: datetime,
+    target_reacts: bool,
+    days: tuple[EvidenceDay, ...] = (),
+) -> StrategyChoice:
     chosen, why = choose_strategy(p, h)
     if chosen == "hybrid" and not target_reacts:
         chosen, why = (
@@ -191,6 +323,7 @@ def choice_from_backtest(
         chosen_at=chosen_at,
         predictive=p,
         hybrid=h,
+        days=days,
     )
 
 

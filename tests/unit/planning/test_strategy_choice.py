@@ -10,12 +10,16 @@ import pytest
 
 from capplan_core.planning.strategy_choice import (
     MAX_CHOICE_AGE,
+    EvidenceDay,
     StrategyChoice,
     StrategyEvidence,
     choice_from_backtest,
+    choice_from_days,
     choose_strategy,
     effective_strategy,
+    evidence_over,
     plan_strategy_of,
+    reusable_days,
     stored_choice,
     target_reacts,
 )
@@ -202,3 +206,71 @@ def test_auto_is_the_default_and_a_shared_pool_under_it_plans_predictive() -> No
     assert pool.scaling.strategy == "auto"
     got, why = effective_strategy(pool, _choice(policy="notify"), policy_version=3, now=NOW)
     assert got == "predictive" and "a shared pool" in why
+
+
+def _day(k: int, *, missed: tuple[int, int] = (0, 0), cadence_s: float = 1800.0) -> EvidenceDay:
+    """The k-th day before NOW: 96 windows with demand, hybrid 1 % dearer."""
+    return EvidenceDay(
+        start=NOW - timedelta(days=k),
+        end=NOW - timedelta(days=k - 1),
+        cadence_s=cadence_s,
+        windows_with_demand=96,
+        predictive_missed=missed[0],
+        hybrid_missed=missed[1],
+        predictive_worker_hours=100.0,
+        hybrid_worker_hours=101.0,
+        oracle_worker_hours=95.0,
+    )
+
+
+def test_a_week_of_days_sums_to_the_figures_of_the_week() -> None:
+    days = [_day(k, missed=(2 if k == 3 else 0, 0)) for k in range(7, 0, -1)]
+    p, h = evidence_over(days, "predictive"), evidence_over(days, "hybrid")
+    assert p.attainment == pytest.approx(1 - 2 / 672) and h.attainment == 1.0
+    assert (p.worker_hours, h.worker_hours) == (700.0, 707.0)
+    assert p.x_oracle == pytest.approx(700 / 665)
+    c = choice_from_days(days, policy=_policy(), policy_version=3, chosen_at=NOW)
+    assert (c.start, c.end) == (days[0].start, NOW)
+    assert c.chosen == "hybrid" and "99.70% (< 99 %)" not in c.why  # 99.70 % met the goal
+    assert c.why.startswith("hybrid met 100.00% >= predictive's 99.70% at 1.010x")
+    assert stored_choice(c.as_dict()) == c  # the days round-trip through the audit row
+    with pytest.raises(ValueError, match="days"):
+        choice_from_days([], policy=_policy(), policy_version=3, chosen_at=NOW)
+    # a day whose counts are broken makes the row no choice at all
+    broken = c.as_dict()
+    broken["days"][0]["predictive_missed"] = "two"
+    assert stored_choice(broken) is None
+
+
+def test_the_next_run_keeps_the_days_still_in_its_week_and_replays_only_the_rest() -> None:
+    last = choice_from_days(
+        [_day(k) for k in range(7, 0, -1)], policy=_policy(), policy_version=3, chosen_at=NOW
+    )
+    later = NOW + timedelta(days=1)
+
+    def kept(
+        choice: StrategyChoice | None,
+        version: int | None = 3,
+        policy: str = "calls",
+        cadence_s: float = 1800.0,
+    ) -> list[datetime]:
+        days = reusable_days(
+            choice,
+            policy=policy,
+            policy_version=version,
+            start=later - timedelta(days=7),
+            end=later,
+            cadence_s=cadence_s,
+        )
+        return [d.start for d in days]
+
+    assert kept(last) == [NOW - timedelta(days=k) for k in range(6, 0, -1)]
+    assert last.days[-1].end == NOW  # so the run replays [NOW, later) only
+    # nothing is kept for another version, another policy, another cadence, or no choice
+    assert kept(last, version=4) == kept(None) == kept(last, version=None) == []
+    assert kept(last, policy="mails") == kept(last, cadence_s=900.0) == []
+    # a gap in the stored days: only the newest unbroken run is kept
+    gappy = StrategyChoice(**{**last.__dict__, "days": last.days[:2] + last.days[3:]})
+    assert kept(gappy) == [NOW - timedelta(days=k) for k in range(4, 0, -1)]
+    # an old row without days keeps nothing (the whole week is replayed)
+    assert kept(_choice()) == []
