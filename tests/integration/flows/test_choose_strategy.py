@@ -18,12 +18,18 @@ import pandas as pd
 import pytest
 
 from capplan_app.bootstrap import DEMO_METRICS, plan_store
+from capplan_core.backtest.evidence import evidence_days
 from capplan_core.backtest.run import run_backtest
 from capplan_core.metrics.file_source import read_metrics_file
 from capplan_core.metrics.history import history_span
 from capplan_core.metrics.transfer import frame_to_store_rows
 from capplan_core.planning.markdown import plan_markdown
-from capplan_core.planning.strategy_choice import AUDIT_ACTION, choose_strategy, stored_choice
+from capplan_core.planning.strategy_choice import (
+    AUDIT_ACTION,
+    choice_from_days,
+    choose_strategy,
+    stored_choice,
+)
 from capplan_core.policy import parse_policies
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -133,6 +139,41 @@ def test_auto_policies_get_the_strategy_their_own_last_day_chose(prefect_server,
     assert (shown["mails"]["stated"], shown["mails"]["carries_out"]) == ("predictive", "predictive")
     bad = _capplan("policies", "strategy", "--policies", "nope")
     assert bad.returncode == 2 and "--policies: no stored policy named nope" in bad.stderr
+
+    # the next day's run replays only what came since the last choice's newest stretch: a
+    # choice stored as if the last run had ended six hours ago keeps its stretch, and the run
+    # replays the six hours since (the daily schedule's day, shortened for the test)
+    six_ago = choice.end - timedelta(hours=6)
+    earlier = run_backtest(
+        rows, thumbs, start=pd.Timestamp(six_ago - timedelta(hours=12)), end=pd.Timestamp(six_ago)
+    )
+    (stretch,) = evidence_days(earlier)
+    store.audit(
+        AUDIT_ACTION,
+        actor="test",
+        queue="thumbnails",
+        details=choice_from_days(
+            [stretch], policy=thumbs, policy_version=1, chosen_at=choice.chosen_at
+        ).as_dict(),
+    )
+    (row,) = choose_flow(policies=["thumbs"], evidence_days=EVIDENCE_DAYS)
+    newest = store.latest_audit_event(AUDIT_ACTION, queue="thumbnails")
+    again_choice = None if newest is None else stored_choice(newest.details)
+    assert again_choice is not None and again_choice.days[0] == stretch  # kept, not replayed
+    new = again_choice.days[-1]
+    assert new.start == six_ago and 6.0 <= row["replayed_hours"] < 6.5
+    fresh = run_backtest(
+        store.metrics_history("thumbnails", six_ago - history_span(thumbs.forecast), new.end),
+        thumbs,
+        start=pd.Timestamp(six_ago),
+        end=pd.Timestamp(new.end),
+    ).to_dict()["strategies"]
+    assert sum(d.predictive_worker_hours for d in again_choice.days[1:]) == pytest.approx(
+        fresh["predictive"]["worker_hours"]
+    )
+    assert again_choice.predictive.worker_hours == pytest.approx(
+        stretch.predictive_worker_hours + fresh["predictive"]["worker_hours"]
+    )
 
     # a changed policy is new: its old week is no evidence for it
     store.apply_policies(_policies(thumbs_slo_s=20.0), actor="test")
