@@ -154,6 +154,10 @@ def forecast_queue(
             nowcast_ok=nowcast_ok,
             history=history,
             exclude=exclude,
+            # models are chosen for the policy's whole horizon, not for the part of it that
+            # is open now: a choice made at night (one open window ahead, or none) is kept
+            # for the morning's multi-hour ramp (a backtest reselects once a day)
+            select_horizon=n_out,
         )
         k = int(fut_open[offset:].sum())
         mean, scale = np.zeros(n_out), np.zeros(n_out)
@@ -276,9 +280,11 @@ def _fit_and_forecast(
     nowcast_ok: bool,
     history: pd.Series,
     exclude: pd.Series | None,
+    select_horizon: int = 0,
 ) -> _Fit:
     """Anomalies, gap filling, model choice, calibration and nowcast on one regular series
-    (the clock's, or the open-time series of ``opening.py``)."""
+    (the clock's, or the open-time series of ``opening.py``). Candidates are judged at
+    ``offset + n_out`` steps, or at ``select_horizon`` when that is longer."""
     notes: list[str] = []
     hour = max(1, int(round(3600 / step_s)))
     report = detect_anomalies(raw, day, hour)
@@ -308,7 +314,7 @@ def _fit_and_forecast(
     choice = choose(
         spec.model,
         y,
-        horizon=total,
+        horizon=max(total, select_horizon),
         day_steps=day,
         week_steps=week,
         levels=lv,

@@ -99,3 +99,24 @@ def test_a_week_with_closed_days_brings_the_weekly_season_on_open_time(forecaste
     assert any(
         "forecast on open time (57 windows a day, 285 a week)" in n for n in cf.forecast.notes
     )
+
+
+def test_a_model_chosen_at_night_serves_the_first_weekday_morning() -> None:
+    """The backtest re-chooses the model once a day; the call centre's choice falls at
+    23:30 on Sunday, when a six-hour horizon holds no open window. Candidates are judged at
+    the policy's whole horizon (24 windows), so the choice still forecasts Monday's ramp: a
+    trend model judged one window ahead had dragged Monday morning to 0.5-0.6 of its level."""
+    fc = CycleForecaster(call_centre_policy(), call_centre_rows(3))
+    sunday_night = CALL_START + pd.Timedelta(days=13, hours=23, minutes=30)
+    night = fc.at(sunday_night)
+    assert night is not None
+    horizons = {e["backtest"]["horizon_steps"] for e in night.forecast.selection if "backtest" in e}
+    assert horizons == {24}  # 6 h of 15-min windows, not the one open window ahead
+    monday = fc.at(sunday_night + pd.Timedelta(hours=7, minutes=30))  # 07:00, same choice
+    assert monday is not None and monday.forecast.model == night.forecast.model
+    f = monday.forecast
+    hours = f.timestamps.hour + f.timestamps.minute / 60.0 + 7.5 / 60.0
+    busy = (hours >= 9.0) & (hours < 13.0)
+    true = _call_profile(hours.to_numpy()) * 1.15  # Mondays are 15 % busier
+    ratio = f.mean[busy] / true[busy]
+    assert ratio.min() > 0.75 and ratio.max() < 1.25  # judged one window ahead: 0.58-0.67
