@@ -10,8 +10,10 @@ after the planning moment are never passed on — the no look-ahead guarantee, t
 poisoning future rows.
 
 Cost control: automatic model selection (a rolling-origin evaluation of all candidates) runs
-at the first cycle and again every ``reselect_s`` (default a day); cycles in between forecast
-with the chosen model only. One :class:`CycleForecaster` serves every forecast-driven strategy
+at the first cycle and again every ``reselect_s`` (default a day), or as soon as the opening
+hours learned from the history change (a first whole week of history shows the weekend
+closed); cycles in between forecast with the chosen model only. The service chooses at every
+cycle. One :class:`CycleForecaster` serves every forecast-driven strategy
 of a run (predictive and hybrid plan from the same forecast at the same moment). By default
 the Monte Carlo ``decide`` loop is not replayed (it only adds workers where a simulated plan
 fails, so the backtest scores the planner's sizing alone); ``prove_engine`` replays it.
@@ -38,7 +40,7 @@ from capplan_core.planning.pooled_sizing import (
 )
 from capplan_core.planning.window_sizing import sizing_quantile
 from capplan_core.policy import ScalingPolicy
-from capplan_core.quality.clean import clean_queue, latest_state
+from capplan_core.quality.clean import CleanResult, clean_queue, latest_state
 
 DEFAULT_RESELECT_S = 86_400.0
 
@@ -63,6 +65,7 @@ class CycleForecaster:
     _chosen: str | None = None
     _chosen_at: pd.Timestamp | None = None
     _cache: dict[pd.Timestamp, CycleForecast | None] = field(default_factory=dict)
+    _calendar: tuple[str, ...] = ()  # the opening hours the chosen model was chosen under
 
     def __post_init__(self) -> None:
         ts = pd.to_datetime(self.rows["timestamp"], utc=True)
@@ -102,11 +105,23 @@ class CycleForecaster:
             return None
         state = latest_state(clean)
         model = self._model_for(t)
-        spec = pol.forecast.model_copy(update={"model": model})
+        cf = self._run(t, clean, state, model)
+        if cf is not None and model != "auto" and _calendar(cf.forecast) != self._calendar:
+            # the opening hours learned from the history changed (a first whole week shows
+            # the weekend closed): the kept model was chosen for another series, choose again
+            # (the service chooses at every cycle; the replay only between such changes)
+            cf = self._run(t, clean, state, "auto")
+        return cf
+
+    def _run(
+        self, t: pd.Timestamp, clean: CleanResult, state: dict[str, float], model: str
+    ) -> CycleForecast | None:
+        pol = self.policy
+        interval_s = pol.forecast.interval_minutes * 60.0
         try:
             fc = forecast_queue(
                 clean.series["arrival_rate"],
-                spec,
+                pol.forecast.model_copy(update={"model": model}),
                 queue=pol.queue,
                 exclude=clean.series["outlier"].astype(bool),
                 start=t.floor(pd.Timedelta(seconds=interval_s)),
@@ -114,8 +129,13 @@ class CycleForecaster:
         except NoHistoryError:
             return None
         if model == "auto":
-            self._chosen, self._chosen_at = fc.model, t
+            self._chosen, self._chosen_at, self._calendar = fc.model, t, _calendar(fc)
         return CycleForecast(t, fc, state["mean_service_s"], state["service_scv"])
+
+
+def _calendar(fc: ForecastResult) -> tuple[str, ...]:
+    """The forecast's opening-hours notes: which calendar and open-time series it used."""
+    return tuple(n for n in fc.notes if n.startswith("opening hours"))
 
 
 @dataclass

@@ -120,3 +120,22 @@ def test_a_model_chosen_at_night_serves_the_first_weekday_morning() -> None:
     true = _call_profile(hours.to_numpy()) * 1.15  # Mondays are 15 % busier
     ratio = f.mean[busy] / true[busy]
     assert ratio.min() > 0.75 and ratio.max() < 1.25  # judged one window ahead: 0.58-0.67
+
+
+def test_the_replay_chooses_again_when_the_first_whole_week_shows_the_weekend_closed() -> None:
+    """With less than a week of history the calendar knows only the nights; a model chosen
+    then (Sunday 23:30 of the first week, the weekend's zeros in its series: Holt wins) is
+    not kept once the weekly calendar appears half an hour later."""
+    fc = CycleForecaster(call_centre_policy(), call_centre_rows(2))
+    sunday_night = CALL_START + pd.Timedelta(days=6, hours=23, minutes=30)
+    night = fc.at(sunday_night)
+    assert night is not None and "of the day closed" in night.forecast.notes[0]
+    monday = sunday_night + pd.Timedelta(hours=7, minutes=30)
+    cf = fc.at(monday)
+    assert cf is not None and "of the week closed" in cf.forecast.notes[0]
+    assert fc._chosen_at == monday  # chosen again, not a day after the night's choice
+    f = cf.forecast
+    hours = f.timestamps.hour + f.timestamps.minute / 60.0 + 7.5 / 60.0
+    busy = (hours >= 9.0) & (hours < 13.0)
+    ratio = f.mean[busy] / (_call_profile(hours.to_numpy()) * 1.15)[busy]
+    assert ratio.min() > 0.7 and ratio.max() < 1.3
