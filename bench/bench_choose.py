@@ -12,9 +12,10 @@ benchmark, in one process:
 - **incremental**: the same week as seven one-day backtests, each with only the history
   before it (what seven daily runs replay); one of them is a day's cost now.
 
-It prints the seconds of each, the ratio *baseline / one day* (the daily saving per queue),
-and both evidences' figures: attainment and worker-hours of predictive and hybrid, and the
-strategy each chooses. The two differ only where a day's replay starts from the pool the
+A day that cannot be replayed (no metrics in it) is retried with the next, as the flow's next
+run would. It prints the seconds of each, the ratio *baseline / one day* (the daily saving
+per queue), and both evidences' figures: attainment and worker-hours of predictive and
+hybrid, and the strategy each chooses. The two differ only where a day's replay starts from the pool the
 metrics saw at its start instead of the replay's own pool the moment before.
 """
 
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_rolling import WEEK, cases  # noqa: E402
 from capplan_core.backtest.evidence import evidence_days  # noqa: E402
-from capplan_core.backtest.run import run_backtest  # noqa: E402
+from capplan_core.backtest.run import BacktestError, run_backtest  # noqa: E402
 from capplan_core.planning.strategy_choice import (  # noqa: E402
     StrategyEvidence,
     choose_strategy,
@@ -67,11 +68,19 @@ def main() -> None:
             whole_s = time.perf_counter() - t0
             day_s: list[float] = []
             days = []
+            since = start  # as the flow: a day that cannot be replayed is retried with the next
+            failed = []
             for k in range(7):
                 t1 = time.perf_counter()
-                r = run_backtest(rows, pol, start=start + k * DAY, end=start + (k + 1) * DAY)
-                day_s.append(time.perf_counter() - t1)
+                try:
+                    r = run_backtest(rows, pol, start=since, end=start + (k + 1) * DAY)
+                except BacktestError as err:
+                    failed.append(str(err))
+                    continue
+                finally:
+                    day_s.append(time.perf_counter() - t1)
                 days += evidence_days(r)
+                since = start + (k + 1) * DAY
             one_day_s = sum(day_s) / len(day_s)
             row = {
                 "series": series,
@@ -79,6 +88,7 @@ def main() -> None:
                 "baseline_week_s": round(whole_s, 2),
                 "one_day_s": round(one_day_s, 2),
                 "ratio": round(whole_s / one_day_s, 2),
+                "days_retried": failed,
                 "week_replay": _figures(
                     evidence_over(week, "predictive"), evidence_over(week, "hybrid")
                 ),
