@@ -62,7 +62,9 @@ def main() -> None:
     with args.out.open("a") as out:
         for series, rows, pol, starts in cases(wanted):
             start = starts[0] if not series.startswith("taylor") else starts[1]
-            end = start + WEEK
+            last = pd.to_datetime(rows["timestamp"]).max()
+            end = min(start + WEEK, last + pd.Timedelta(minutes=pol.forecast.interval_minutes))
+            end = end.floor(f"{pol.forecast.interval_minutes}min")  # as bench_rolling's week
             t0 = time.perf_counter()
             week = evidence_days(run_backtest(rows, pol, start=start, end=end))
             whole_s = time.perf_counter() - t0
@@ -73,7 +75,7 @@ def main() -> None:
             for k in range(7):
                 t1 = time.perf_counter()
                 try:
-                    r = run_backtest(rows, pol, start=since, end=start + (k + 1) * DAY)
+                    r = run_backtest(rows, pol, start=since, end=min(end, start + (k + 1) * DAY))
                 except BacktestError as err:
                     failed.append(str(err))
                     continue

@@ -167,7 +167,11 @@ def _period(
     if ts.empty:
         raise BacktestError("no metric rows for this queue")
     first, last = ts.min(), ts.max()
-    stop = _utc(end).floor(window) if end is not None else last.floor(window)
+    # never past the last metrics: a queue that stopped reporting has no demand to score
+    # there, and filling it from the last value would invent the evidence (run_backtest
+    # notes the cut)
+    reported = last.floor(window) + window
+    stop = min(_utc(end).floor(window), reported) if end is not None else last.floor(window)
     begin = (
         _utc(start).ceil(window)
         if start is not None
@@ -285,6 +289,11 @@ def run_backtest(
     )
     met = np.asarray([w.meets_slo for w in scores["predictive"].windows])
     notes = list(trace.notes)
+    if end is not None and _utc(end).floor(window) > stop:
+        notes.append(
+            f"the period ends at {stop.isoformat()}, after the last metrics, not at "
+            f"{_utc(end).floor(window).isoformat()}: the queue has reported nothing since"
+        )
     if not predictive.plans:
         notes.append("the predictive strategy made no plan (no usable history)")
     return BacktestResult(

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from capplan_core.backtest.evidence import evidence_days
-from capplan_core.backtest.run import run_backtest
+from capplan_core.backtest.run import BacktestError, run_backtest
 from capplan_core.planning.strategy_choice import evidence_over
 from tests.unit.backtest.synthetic import T0, policy, rows
 
@@ -55,3 +55,15 @@ def test_stretches_end_at_the_replay_end_and_sum_to_its_figures() -> None:
         assert d.predictive_missed == sum(d.start <= t < d.end for t in missed_at)
     with pytest.raises(ValueError, match="day_s"):
         evidence_days(r, day_s=0)
+
+
+def test_a_queue_that_stopped_reporting_is_scored_only_up_to_its_last_metrics() -> None:
+    """Filling the days after the last metrics from the last value would invent demand the
+    choice is then made on: the period stops at the last metrics and says so."""
+    frame = rows(4, _surprise, workers=3)  # metrics until T0 + 4 days
+    r = run_backtest(frame, policy(), start=T0 + 72 * HOUR, end=T0 + 144 * HOUR)
+    assert r.end == T0 + 96 * HOUR and len(r.trace.starts) == 24 * 4
+    assert any("after the last metrics" in n and "reported nothing since" in n for n in r.notes)
+    assert evidence_days(r)[-1].end == T0 + 96 * HOUR  # the next run replays from there
+    with pytest.raises(BacktestError, match="empty period"):
+        run_backtest(frame, policy(), start=T0 + 100 * HOUR, end=T0 + 144 * HOUR)
