@@ -301,7 +301,8 @@ def strategy(
         False,
         "--choose",
         help="first backtest each auto policy's last week and store its choice (the "
-        "choose-strategy flow, run here; minutes per queue)",
+        "choose-strategy flow, run here: only what came since the queue's last choice; a "
+        "whole week, minutes per queue, for a new or changed policy)",
     ),
     names: str | None = typer.Option(None, "--policies", help="comma-separated policy names"),
     evidence_days: float = typer.Option(EVIDENCE_DAYS, "--evidence-days", min=0.01, max=14),
