@@ -124,12 +124,15 @@ def choose_strategy(
             replays.append((version, kept, replay_from, end, None))
             continue
         rows = cast(pd.DataFrame, read_evidence(version, replay_from, end))
-        if rows.empty:
+        since = replay_from - history_span(policy.forecast)
+        last = None if rows.empty else pd.to_datetime(rows["timestamp"], utc=True).max()
+        if last is None or last < replay_from:
+            # nothing to replay: the queue never reported, or stopped before the period
             why = (
-                f"no stored metrics for queue {policy.queue} since "
-                f"{(replay_from - history_span(policy.forecast)).isoformat()} (collect-metrics, "
-                "or capplan metrics import)"
-            )
+                f"no stored metrics for queue {policy.queue} since {since.isoformat()}"
+                if last is None
+                else f"queue {policy.queue} has reported no metrics since {last.isoformat()}"
+            ) + " (collect-metrics, or capplan metrics import)"
             logger.error("policy %s: no choice (%s)", policy.name, why)
             failed.append(f"{policy.name}: {why}")
             continue

@@ -63,6 +63,13 @@ def _policies(thumbs_slo_s: float = 10.0):  # type: ignore[no-untyped-def]
                     **common,
                 },
                 {
+                    "name": "stale",
+                    "queue": "stopped-reporting",
+                    "target": {"kind": "scaledobject", "namespace": "w", "name": "stale"},
+                    "slo": {"wait_p95_seconds": 10},
+                    **common,
+                },
+                {
                     "name": "mails",
                     "queue": "emails",
                     "target": {"namespace": "w", "name": "mail"},
@@ -93,6 +100,10 @@ def test_auto_policies_get_the_strategy_their_own_last_day_chose(prefect_server,
     frame = frame[frame["queue"].isin(["thumbnails", "emails"])].copy()
     frame["timestamp"] += (datetime.now(UTC) - timedelta(minutes=1)) - frame["timestamp"].max()
     store.record_metrics(frame_to_store_rows(frame, source="test"))
+    # a queue that stopped reporting two days ago: its history is there, its last day is not
+    stale = frame[frame["queue"] == "thumbnails"].copy()
+    stale["queue"], stale["timestamp"] = "stopped-reporting", stale["timestamp"] - timedelta(days=2)
+    store.record_metrics(frame_to_store_rows(stale, source="test"))
     store.apply_policies(_policies(), actor="test")
 
     # before any evidence: hybrid on a ScaledObject (it can react above its floor), and the
@@ -105,7 +116,11 @@ def test_auto_policies_get_the_strategy_their_own_last_day_chose(prefect_server,
     state = choose_flow(evidence_days=EVIDENCE_DAYS, return_state=True)
     # the ghost queue has no rows: the run fails naming it, after choosing for thumbs
     assert state.is_failed()
-    assert "ghost" in str(state.message) or "ghost" in repr(state.result(raise_on_failure=False))
+    failure = f"{state.message} {state.result(raise_on_failure=False)!r}"
+    assert "ghost: no stored metrics for queue never-collected" in failure
+    # the stale queue is named with when it stopped, and no choice is made on invented days
+    assert "stale: queue stopped-reporting has reported no metrics since" in failure
+    assert store.latest_audit_event(AUDIT_ACTION, queue="stopped-reporting") is None
     entry = store.latest_audit_event(AUDIT_ACTION, queue="thumbnails")
     assert entry is not None and entry.actor == "choose-strategy"
     choice = stored_choice(entry.details)
