@@ -46,6 +46,10 @@ from tasks.common import capplan_io_task, capplan_task
 from tasks.progress import ProgressArtifact
 from tasks.stages import read_policies
 
+#: one progress update per tenth of a queue's replay: at a thousand queues the daily run makes
+#: ten thousand API calls for them, not fifty thousand (bench/bench_choose_flow.py)
+PROGRESS_STEP_PERCENT = 10.0
+
 backtest_week = capplan_task(
     run_backtest, name="backtest-week", task_run_name="replay-{policy.name}"
 )
@@ -139,6 +143,7 @@ def choose_strategy(
         progress = ProgressArtifact(
             artifact_key("strategy-progress", policy.queue),
             f"Choosing `{policy.queue}`'s strategy: windows replayed",
+            step_percent=PROGRESS_STEP_PERCENT,
         )
         replay = backtest_week.submit(
             rows,
