@@ -14,6 +14,7 @@ stretches still inside the week, and chooses from their sums. The first run of a
 a changed policy, replays the whole week.
 """
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
@@ -53,6 +54,22 @@ PROGRESS_STEP_PERCENT = 10.0
 backtest_week = capplan_task(
     run_backtest, name="backtest-week", task_run_name="replay-{policy.name}"
 )
+
+
+@dataclass(frozen=True)
+class _Replay:
+    """One queue's run: the stretches kept from its last choice and the replay of the rest
+    ([replay_from, end); no future when nothing new came since the last run)."""
+
+    version: PolicyVersion
+    kept: tuple[EvidenceDay, ...]
+    replay_from: datetime
+    end: datetime
+    future: PrefectFuture[BacktestResult] | None = None
+
+    @property
+    def replayed_hours(self) -> float:
+        return 0.0 if self.future is None else (self.end - self.replay_from).total_seconds() / 3600
 
 
 @capplan_io_task(name="read-evidence", task_run_name="read-evidence-{version.name}")
@@ -97,15 +114,7 @@ def choose_strategy(
         raise ValueError(f"policies: no stored policy named {unknown}")
     # every auto queue's replay is submitted at once: the flow's task runner
     # (CAPPLAN_TASK_RUNNER: threads, processes or Dask) spreads them
-    replays: list[
-        tuple[
-            PolicyVersion,
-            tuple[EvidenceDay, ...],
-            datetime,
-            datetime,
-            PrefectFuture[BacktestResult] | None,
-        ]
-    ] = []
+    replays: list[_Replay] = []
     for version in stored:
         policy = version.policy
         if wanted is not None and version.name not in wanted:
@@ -125,7 +134,7 @@ def choose_strategy(
         )
         replay_from = kept[-1].end if kept else start
         if (end - replay_from).total_seconds() < window_s:  # nothing new since the last run
-            replays.append((version, kept, replay_from, end, None))
+            replays.append(_Replay(version, kept, replay_from, end))
             continue
         rows = cast(pd.DataFrame, read_evidence(version, replay_from, end))
         since = replay_from - history_span(policy.forecast)
@@ -145,7 +154,7 @@ def choose_strategy(
             f"Choosing `{policy.queue}`'s strategy: windows replayed",
             step_percent=PROGRESS_STEP_PERCENT,
         )
-        replay = backtest_week.submit(
+        future = backtest_week.submit(
             rows,
             policy,
             start=pd.Timestamp(replay_from),
@@ -153,36 +162,36 @@ def choose_strategy(
             cadence_s=cadence_s,
             progress=progress,
         )
-        replays.append((version, kept, replay_from, end, replay))
-    for version, kept, replay_from, end, future in replays:
-        policy = version.policy
-        days = list(kept)
-        if future is not None:
-            future.wait()
-            if not future.state.is_completed():  # one queue's failure never takes others down
-                err = future.state.message or future.state.name
+        replays.append(_Replay(version, kept, replay_from, end, future))
+    for r in replays:
+        policy = r.version.policy
+        days = list(r.kept)
+        if r.future is not None:
+            r.future.wait()
+            if not r.future.state.is_completed():  # one queue's failure never stops others
+                err = r.future.state.message or r.future.state.name
                 logger.error(
                     "policy %s: no choice (%s); its plans keep the last one", policy.name, err
                 )
                 failed.append(f"{policy.name}: {err}")
                 continue
-            days += stretches_of(future.result())
+            days += stretches_of(r.future.result())
         choice = choice_from_days(
             days,
             policy=policy,
-            policy_version=version.version,
+            policy_version=r.version.version,
             chosen_at=now,
             target_reacts=target_reacts(policy, get_settings().scaler),
         )
         store_choice(choice, policy.queue)
-        replayed_h = (end - replay_from).total_seconds() / 3600.0 if future is not None else 0.0
+        replayed_h = r.replayed_hours
         logger.info(
             "policy %s: %s (%s); replayed %.1f h, kept %d stretches of the last choice",
             policy.name,
             choice.chosen,
             choice.why,
             replayed_h,
-            len(kept),
+            len(r.kept),
         )
         chosen.append(choice.as_dict() | {"replayed_hours": round(replayed_h, 2)})
     create_table_artifact(
