@@ -212,10 +212,18 @@ def rq_program(
 ) -> str:
     """A supervisord ``[program:NAME]`` of ``numprocs`` real ``rq worker`` processes on
     ``queue`` (space-separated queues: taken in that order), none started (capplan's scaler
-    starts them); names and logs carry ``tid``."""
+    starts them); names and logs carry ``tid``.
+
+    Each start gets a worker name of its own (its pid, ``$$`` of the shell it replaces): RQ
+    refuses to register a name whose key is still in Redis, and a SIGKILLed worker's key
+    stays until its TTL (minutes), so a fixed name could not be restarted by supervisord
+    (the soak's kill-rq-worker fault: BACKOFF, then FATAL)."""
+    worker = (
+        f"{VENV_BIN}/rq worker --url {redis_url} --path {HERE} "
+        f"--name %(program_name)s_%(process_num)02d_{tid}_$$ --logging_level WARNING {queue}"
+    )
     return f"""[program:{name}]
-command={VENV_BIN}/rq worker --url {redis_url} --path {HERE}
-    --name %(program_name)s_%(process_num)02d_{tid} --logging_level WARNING {queue}
+command=/bin/sh -c 'exec {worker}'
 numprocs={numprocs}
 process_name=%(program_name)s_%(process_num)02d
 directory={HERE}
