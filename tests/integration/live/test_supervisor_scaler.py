@@ -40,6 +40,17 @@ def rq_workers(r: redis_lib.Redis, sup: Supervisord) -> list[str]:
     return sorted(w.name for w in Worker.all(connection=r, queue=Queue(sup.queue, connection=r)))
 
 
+def running_worker_names(sup: Supervisord) -> list[str]:
+    """The RQ names of the group's running processes: process, tid and pid (each start has a
+    name of its own, so supervisord can restart a killed worker: capplan_app/live/harness.py)."""
+    infos = sup.rpc().supervisor.getAllProcessInfo()
+    return sorted(
+        f"{i['name']}_{sup.tid}_{i['pid']}"
+        for i in infos
+        if i["group"] == sup.group and i["statename"] == "RUNNING"
+    )
+
+
 def test_scale_up_and_down_starts_lowest_and_stops_highest(
     supervisord: Supervisord, live_redis: redis_lib.Redis
 ) -> None:
@@ -55,7 +66,8 @@ def test_scale_up_and_down_starts_lowest_and_stops_highest(
     assert supervisord.running() == ["rqw_00", "rqw_01", "rqw_02"]
     assert scaler.get_replicas(t) == 3
     wait_until(lambda: len(rq_workers(live_redis, supervisord)) == 3, 20, "3 RQ workers")
-    assert rq_workers(live_redis, supervisord) == [
+    assert rq_workers(live_redis, supervisord) == running_worker_names(supervisord)
+    assert [n.rsplit("_", 1)[0] for n in rq_workers(live_redis, supervisord)] == [
         f"rqw_{i:02d}_{supervisord.tid}" for i in range(3)
     ]
 
@@ -66,7 +78,8 @@ def test_scale_up_and_down_starts_lowest_and_stops_highest(
     assert supervisord.running() == ["rqw_00"]
     # a TERM-stopped rq worker unregisters itself (warm shutdown)
     wait_until(lambda: len(rq_workers(live_redis, supervisord)) == 1, 20, "1 RQ worker")
-    assert rq_workers(live_redis, supervisord) == [f"rqw_00_{supervisord.tid}"]
+    assert rq_workers(live_redis, supervisord) == running_worker_names(supervisord)
+    assert rq_workers(live_redis, supervisord)[0].startswith(f"rqw_00_{supervisord.tid}_")
 
 
 def test_setting_the_current_count_is_a_no_op(supervisord: Supervisord) -> None:
