@@ -52,17 +52,6 @@ class StrategyEvidence:
     worker_hours: float
     x_oracle: float | None  # worker-hours / the oracle's
 
-    @classmethod
-    def from_backtest(cls, scores: dict[str, Any]) -> StrategyEvidence:
-        """From one strategy's entry of ``BacktestResult.to_dict()["strategies"]``."""
-        return cls(
-            attainment=float(scores["slo_attainment"]),
-            worker_hours=float(scores["worker_hours"]),
-            x_oracle=None
-            if scores.get("worker_hours_vs_oracle") is None
-            else float(scores["worker_hours_vs_oracle"]),
-        )
-
 
 @dataclass(frozen=True)
 class EvidenceDay:
@@ -157,7 +146,7 @@ class StrategyChoice:
     chosen_at: datetime
     predictive: StrategyEvidence
     hybrid: StrategyEvidence
-    #: the replayed stretches the figures sum (empty for a choice from one backtest)
+    #: the replayed stretches the figures sum (empty in a row written before they were kept)
     days: tuple[EvidenceDay, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
@@ -213,33 +202,6 @@ def plan_strategy_of(policy: ScalingPolicy, details: dict[str, Any]) -> Strategy
     return "hybrid" if details.get("strategy") == "hybrid" else "predictive"
 
 
-def choice_from_backtest(
-    strategies: dict[str, dict[str, Any]],
-    *,
-    policy: ScalingPolicy,
-    policy_version: int | None,
-    start: datetime,
-    end: datetime,
-    chosen_at: datetime,
-    target_reacts: bool = True,
-) -> StrategyChoice:
-    """The choice one backtest's scores (``BacktestResult.to_dict()["strategies"]``) give.
-
-    ``target_reacts``: the target can carry out hybrid (a KEDA ScaledObject, whose rate
-    trigger reacts above the floor); when it cannot, the choice is predictive and says
-    what hybrid would have needed."""
-    return _choice(
-        StrategyEvidence.from_backtest(strategies["predictive"]),
-        StrategyEvidence.from_backtest(strategies["hybrid"]),
-        policy=policy,
-        policy_version=policy_version,
-        start=start,
-        end=end,
-        chosen_at=chosen_at,
-        target_reacts=target_reacts,
-    )
-
-
 def choice_from_days(
     days: Sequence[EvidenceDay],
     *,
@@ -249,18 +211,35 @@ def choice_from_days(
     target_reacts: bool = True,
 ) -> StrategyChoice:
     """The choice the replayed stretches ``days`` (oldest first, at least one) give, kept
-    with them so the next run replays only what comes after the last one."""
+    with them so the next run replays only what comes after the last one.
+
+    ``target_reacts``: the target can carry out hybrid (a KEDA ScaledObject, whose rate
+    trigger reacts above the floor); when it cannot, the choice is predictive and says
+    what hybrid would have needed."""
     if not days:
         raise ValueError("days: a choice needs at least one replayed stretch")
-    return _choice(
-        evidence_over(days, "predictive"),
-        evidence_over(days, "hybrid"),
-        policy=policy,
+    p, h = evidence_over(days, "predictive"), evidence_over(days, "hybrid")
+    chosen, why = choose_strategy(p, h)
+    if chosen == "hybrid" and not target_reacts:
+        chosen, why = (
+            "predictive",
+            (
+                f"hybrid would be chosen ({why}), but the target "
+                f"{policy.target.kind}:{policy.target.namespace}/{policy.target.name} has no "
+                "autoscaler to react above a floor: hybrid needs a KEDA ScaledObject with a "
+                "trigger named capplan-rate (target.kind: scaledobject, or CAPPLAN_SCALER=keda)"
+            ),
+        )
+    return StrategyChoice(
+        policy=policy.name,
         policy_version=policy_version,
+        chosen=chosen,
+        why=why,
         start=days[0].start,
         end=days[-1].end,
         chosen_at=chosen_at,
-        target_reacts=target_reacts,
+        predictive=p,
+        hybrid=h,
         days=tuple(days),
     )
 
@@ -288,43 +267,6 @@ def reusable_days(
                 kept = []  # keep one unbroken run of stretches, the newest
             kept.append(day)
     return tuple(kept)
-
-
-def _choice(
-    p: StrategyEvidence,
-    h: StrategyEvidence,
-    *,
-    policy: ScalingPolicy,
-    policy_version: int | None,
-    start: datetime,
-    end: datetime,
-    chosen_at: datetime,
-    target_reacts: bool,
-    days: tuple[EvidenceDay, ...] = (),
-) -> StrategyChoice:
-    chosen, why = choose_strategy(p, h)
-    if chosen == "hybrid" and not target_reacts:
-        chosen, why = (
-            "predictive",
-            (
-                f"hybrid would be chosen ({why}), but the target "
-                f"{policy.target.kind}:{policy.target.namespace}/{policy.target.name} has no "
-                "autoscaler to react above a floor: hybrid needs a KEDA ScaledObject with a "
-                "trigger named capplan-rate (target.kind: scaledobject, or CAPPLAN_SCALER=keda)"
-            ),
-        )
-    return StrategyChoice(
-        policy=policy.name,
-        policy_version=policy_version,
-        chosen=chosen,
-        why=why,
-        start=start,
-        end=end,
-        chosen_at=chosen_at,
-        predictive=p,
-        hybrid=h,
-        days=days,
-    )
 
 
 def target_reacts(policy: ScalingPolicy, scaler: str) -> bool:

@@ -13,7 +13,6 @@ from capplan_core.planning.strategy_choice import (
     EvidenceDay,
     StrategyChoice,
     StrategyEvidence,
-    choice_from_backtest,
     choice_from_days,
     choose_strategy,
     effective_strategy,
@@ -167,23 +166,30 @@ def test_a_stored_plan_carries_out_its_recorded_strategy_only_under_auto() -> No
     assert plan_strategy_of(_policy("hybrid"), {"strategy": "predictive"}) == "hybrid"
 
 
-def _scores(p: StrategyEvidence, h: StrategyEvidence) -> dict:  # type: ignore[type-arg]
-    def one(e: StrategyEvidence) -> dict:  # type: ignore[type-arg]
-        return {
-            "slo_attainment": e.attainment,
-            "worker_hours": e.worker_hours,
-            "worker_hours_vs_oracle": e.x_oracle,
-        }
-
-    return {"predictive": one(p), "hybrid": one(h), "reactive": one(_e(1.0, 130))}
-
-
 def test_hybrid_is_chosen_only_for_a_target_that_can_react_above_its_floor() -> None:
-    scores = _scores(_e(0.972, 100), _e(0.995, 101))
-    kw = {"policy_version": 1, "start": NOW - timedelta(days=7), "end": NOW, "chosen_at": NOW}
-    so = choice_from_backtest(scores, policy=_policy(), **kw)
+    # predictive met 97.2 % of 1000 windows, hybrid 99.5 % at 1 % more worker-hours
+    week = [
+        EvidenceDay(
+            start=NOW - timedelta(days=7),
+            end=NOW,
+            cadence_s=1800.0,
+            windows_with_demand=1000,
+            predictive_missed=28,
+            hybrid_missed=5,
+            predictive_worker_hours=100.0,
+            hybrid_worker_hours=101.0,
+            oracle_worker_hours=95.0,
+        )
+    ]
+    so = choice_from_days(week, policy=_policy(), policy_version=1, chosen_at=NOW)
     assert so.chosen == "hybrid" and so.predictive.attainment == 0.972
-    dep = choice_from_backtest(scores, policy=_policy(kind="deployment"), target_reacts=False, **kw)
+    dep = choice_from_days(
+        week,
+        policy=_policy(kind="deployment"),
+        policy_version=1,
+        chosen_at=NOW,
+        target_reacts=False,
+    )
     assert dep.chosen == "predictive"
     assert "hybrid would be chosen" in dep.why and "deployment:cc/agents" in dep.why
     assert "capplan-rate" in dep.why
