@@ -26,7 +26,7 @@ def evidence_days(result: BacktestResult, *, day_s: float = DAY_S) -> list[Evide
     trace = result.trace
     end = result.end
     window_h = result.window_s / 3600.0
-    age_s = np.asarray([(end - t).total_seconds() for t in trace.starts], dtype=float)
+    age_s = np.asarray((end - trace.starts).total_seconds(), dtype=float)
     stretch = ((age_s - 1e-6) // day_s).astype(int)  # 0: the newest day
     busy = trace.arrival_rate_per_s > 0
     met = {

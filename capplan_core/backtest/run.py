@@ -162,16 +162,24 @@ def _utc(t: Any) -> pd.Timestamp:
 
 def _period(
     rows: pd.DataFrame, window: pd.Timedelta, start: Any, end: Any, warmup: pd.Timedelta
-) -> tuple[pd.Timestamp, pd.Timestamp]:
+) -> tuple[pd.Timestamp, pd.Timestamp, str | None]:
+    """[begin, stop) to score, and a note when ``end`` was cut back to the last metrics."""
     ts = pd.to_datetime(rows["timestamp"], utc=True).dropna()
     if ts.empty:
         raise BacktestError("no metric rows for this queue")
     first, last = ts.min(), ts.max()
     # never past the last metrics: a queue that stopped reporting has no demand to score
-    # there, and filling it from the last value would invent the evidence (run_backtest
-    # notes the cut)
-    reported = last.floor(window) + window
-    stop = min(_utc(end).floor(window), reported) if end is not None else last.floor(window)
+    # there, and filling it from the last value would invent the evidence
+    cut = None
+    stop = last.floor(window)
+    if end is not None:
+        asked, reported = _utc(end).floor(window), last.floor(window) + window
+        stop = min(asked, reported)
+        if asked > stop:
+            cut = (
+                f"the period ends at {stop.isoformat()}, after the last metrics, not at "
+                f"{asked.isoformat()}: the queue has reported nothing since"
+            )
     begin = (
         _utc(start).ceil(window)
         if start is not None
@@ -191,7 +199,7 @@ def _period(
             f"start {begin.isoformat()} leaves no history before it "
             f"(data starts {first.isoformat()})"
         )
-    return begin, stop
+    return begin, stop, cut
 
 
 def run_backtest(
@@ -238,7 +246,7 @@ def run_backtest(
     window = pd.Timedelta(seconds=window_s)
     warm_n = max(1, math.ceil(cadence_s / window_s))
     warmup = window * warm_n
-    begin, stop = _period(frame_rows_for_queue, window, start, end, warmup)
+    begin, stop, cut = _period(frame_rows_for_queue, window, start, end, warmup)
     try:
         trace = demand_trace(
             frame_rows_for_queue,
@@ -288,12 +296,7 @@ def run_backtest(
         predictive.plans, scored.starts, ready["predictive"].astype(int), policy
     )
     met = np.asarray([w.meets_slo for w in scores["predictive"].windows])
-    notes = list(trace.notes)
-    if end is not None and _utc(end).floor(window) > stop:
-        notes.append(
-            f"the period ends at {stop.isoformat()}, after the last metrics, not at "
-            f"{_utc(end).floor(window).isoformat()}: the queue has reported nothing since"
-        )
+    notes = list(trace.notes) + ([cut] if cut else [])
     if not predictive.plans:
         notes.append("the predictive strategy made no plan (no usable history)")
     return BacktestResult(

@@ -274,7 +274,7 @@ def run_shared_backtest(
     for q, r in per_queue.items():
         if r.empty:
             raise BacktestError(f"queue {q!r} of the shared pool: no metric rows")
-    begin, stop = _period(per_queue[policy.queue], window, start, end, window * warm_n)
+    begin, stop, cut = _period(per_queue[policy.queue], window, start, end, window * warm_n)
     try:
         traces = [
             demand_trace(
@@ -307,7 +307,7 @@ def run_shared_backtest(
             tick = _progress_of(progress, c.name, k, len(controllers))
         replays[c.name] = replay(pool, c, tick_s=tick_s, on_window=tick)
     scores = {n: score_pool(traces, r, policy, first_window=warm_n) for n, r in replays.items()}
-    notes = list(pool.notes)
+    notes = list(pool.notes) + ([cut] if cut else [])
     if not predictive.plans:
         notes.append("the predictive strategy made no plan (no usable history)")
     per = next(iter(replays.values())).ticks_per_window
