@@ -8,12 +8,14 @@ startup 300 s).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from bench.shapes import CALL_START, _call_profile, call_centre_policy, call_centre_rows
 from capplan_core.backtest.predictive import CycleForecaster, PlanRecord, plan_from_forecast
 from capplan_core.backtest.replay import Observation
+from capplan_core.forecast import ForecastResult
 from capplan_core.planning.window_sizing import sizing_quantile
 
 WEDNESDAY = CALL_START + pd.Timedelta(days=16)
@@ -23,6 +25,14 @@ OPENING = WEDNESDAY + pd.Timedelta(hours=7)
 @pytest.fixture(scope="module")
 def forecaster() -> CycleForecaster:
     return CycleForecaster(call_centre_policy(), call_centre_rows(3))
+
+
+def _late_morning_ratio(fc: ForecastResult, day_factor: float = 1.0) -> np.ndarray:
+    """The forecast of each 09:00-13:00 window against the true profile (window midpoints)."""
+    hours = fc.timestamps.hour + fc.timestamps.minute / 60.0 + 7.5 / 60.0
+    busy = (hours >= 9.0) & (hours < 13.0)
+    true = _call_profile(hours.to_numpy()) * day_factor
+    return np.asarray(fc.mean[busy] / true[busy])
 
 
 def _plan(fc: CycleForecaster, at: pd.Timestamp, workers: int) -> PlanRecord:
@@ -60,10 +70,7 @@ def test_the_morning_ramp_comes_from_the_season_not_the_night(forecaster) -> Non
     fc = cf.forecast
     assert not any(n.startswith("nowcast") for n in fc.notes)
     assert any("opening hours learned from history" in n for n in fc.notes)
-    hours = fc.timestamps.hour + fc.timestamps.minute / 60.0 + 7.5 / 60.0
-    true = _call_profile(hours.to_numpy())
-    busy = (hours >= 9.0) & (hours < 13.0)
-    ratio = fc.mean[busy] / true[busy]
+    ratio = _late_morning_ratio(fc)
     assert ratio.min() > 0.8 and ratio.max() < 1.25  # the season's level, not 0.2x
 
 
@@ -115,10 +122,7 @@ def test_a_model_chosen_at_night_serves_the_first_weekday_morning() -> None:
     monday = fc.at(sunday_night + pd.Timedelta(hours=7, minutes=30))  # 07:00, same choice
     assert monday is not None and monday.forecast.model == night.forecast.model
     f = monday.forecast
-    hours = f.timestamps.hour + f.timestamps.minute / 60.0 + 7.5 / 60.0
-    busy = (hours >= 9.0) & (hours < 13.0)
-    true = _call_profile(hours.to_numpy()) * 1.15  # Mondays are 15 % busier
-    ratio = f.mean[busy] / true[busy]
+    ratio = _late_morning_ratio(f, day_factor=1.15)  # Mondays are 15 % busier
     assert ratio.min() > 0.75 and ratio.max() < 1.25  # judged one window ahead: 0.58-0.67
 
 
@@ -135,7 +139,5 @@ def test_the_replay_chooses_again_when_the_first_whole_week_shows_the_weekend_cl
     assert cf is not None and "of the week closed" in cf.forecast.notes[0]
     assert fc._chosen_at == monday  # chosen again, not a day after the night's choice
     f = cf.forecast
-    hours = f.timestamps.hour + f.timestamps.minute / 60.0 + 7.5 / 60.0
-    busy = (hours >= 9.0) & (hours < 13.0)
-    ratio = f.mean[busy] / (_call_profile(hours.to_numpy()) * 1.15)[busy]
+    ratio = _late_morning_ratio(f, day_factor=1.15)
     assert ratio.min() > 0.7 and ratio.max() < 1.3
