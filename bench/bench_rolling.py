@@ -23,7 +23,8 @@ every other week is a *confirm* week, on which nothing was chosen. The strategy 
 evidence), by production's rule (``scaling.strategy: auto``, capplan_core/planning/
 strategy_choice.py): hybrid when it met at least predictive's attainment there at no more
 than 1 % more worker-hours, or predictive missed the 99 % goal and hybrid did not; else
-predictive. ``--evidence`` also backtests the week before a series' first scored week where
+predictive; a change from the previous week's strategy must clear a band of 0.5 % around
+that 1 %. ``--evidence`` also backtests the week before a series' first scored week where
 the series has a day of history before it (Taylor, the heatwave), as the daily choice would
 have; that week (split ``evidence``) only chooses, it is never scored.
 """
@@ -187,7 +188,8 @@ def week_row(series: str, start: pd.Timestamp, r: Any) -> dict[str, Any]:
 
 def choose(prev: dict[str, Any] | None) -> tuple[str, str]:
     """The strategy for a week from the previous week's evidence: production's rule
-    (capplan_core/planning/strategy_choice.py, what ``scaling.strategy: auto`` runs)."""
+    (capplan_core/planning/strategy_choice.py, what ``scaling.strategy: auto`` runs), with
+    the previous week's own strategy as the one a change must clear the band from."""
     if prev is None:  # the backtest's hybrid is a KEDA ScaledObject: a target that reacts
         return "hybrid", f"no earlier week: {NO_EVIDENCE_HYBRID}"
 
@@ -195,7 +197,7 @@ def choose(prev: dict[str, Any] | None) -> tuple[str, str]:
         x = prev[name]
         return StrategyEvidence(x["attainment"], x["worker_hours"], x["x_oracle"])
 
-    return choose_strategy(evidence("predictive"), evidence("hybrid"))
+    return choose_strategy(evidence("predictive"), evidence("hybrid"), prev.get("chosen"))
 
 
 def main() -> None:

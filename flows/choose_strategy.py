@@ -36,8 +36,10 @@ from capplan_core.planning.strategy_choice import (
     AUDIT_ACTION,
     EVIDENCE_DAYS,
     EvidenceDay,
+    Strategy,
     StrategyChoice,
     choice_from_days,
+    effective_strategy,
     reusable_days,
     stored_choice,
     target_reacts,
@@ -65,6 +67,7 @@ class _Replay:
     kept: tuple[EvidenceDay, ...]
     replay_from: datetime
     end: datetime
+    previous: Strategy  # what the queue's plans carry out now (the choice's switch band)
     future: PrefectFuture[BacktestResult] | None = None
 
     @property
@@ -124,8 +127,13 @@ def choose_strategy(
         window_s = policy.forecast.interval_minutes * 60.0
         end = datetime.fromtimestamp(now.timestamp() // window_s * window_s, UTC)
         start = end - timedelta(days=evidence_days)
+        last_choice = cast(StrategyChoice | None, read_last_choice(policy.queue))
+        reacts = target_reacts(policy, get_settings().scaler)
+        previous, _ = effective_strategy(
+            policy, last_choice, policy_version=version.version, now=now, target_reacts=reacts
+        )
         kept = reusable_days(
-            cast(StrategyChoice | None, read_last_choice(policy.queue)),
+            last_choice,
             policy=policy.name,
             policy_version=version.version,
             start=start,
@@ -134,7 +142,7 @@ def choose_strategy(
         )
         replay_from = kept[-1].end if kept else start
         if (end - replay_from).total_seconds() < window_s:  # nothing new since the last run
-            replays.append(_Replay(version, kept, replay_from, end))
+            replays.append(_Replay(version, kept, replay_from, end, previous))
             continue
         rows = cast(pd.DataFrame, read_evidence(version, replay_from, end))
         since = replay_from - history_span(policy.forecast)
@@ -162,7 +170,7 @@ def choose_strategy(
             cadence_s=cadence_s,
             progress=progress,
         )
-        replays.append(_Replay(version, kept, replay_from, end, future))
+        replays.append(_Replay(version, kept, replay_from, end, previous, future))
     for r in replays:
         policy = r.version.policy
         days = list(r.kept)
@@ -182,6 +190,7 @@ def choose_strategy(
             policy_version=r.version.version,
             chosen_at=now,
             target_reacts=target_reacts(policy, get_settings().scaler),
+            previous=r.previous,
         )
         store_choice(choice, policy.queue)
         replayed_h = r.replayed_hours

@@ -15,6 +15,12 @@ The rule, chosen on Taylor's tune weeks and confirmed on every other week of eve
 - hybrid when it met at least predictive's attainment at no more than 1 % more worker-hours;
 - else predictive (the cheaper, calmer one).
 
+A change of strategy must clear a band of :data:`SWITCH_BAND` around that 1 %: a queue on
+hybrid keeps it up to 1.5 % more worker-hours, a queue on predictive moves to hybrid only at
+0.5 % or less. Without it a week whose two costs differ by about 1 % flipped the queue's
+strategy from one day to the next on a tie (Taylor's week of 26 June: 1.0114x in one replay,
+1.0100x in another of the same week).
+
 ``auto`` is the default. With no evidence (a new queue, a changed policy, a choice older than
 :data:`MAX_CHOICE_AGE`) the plan is hybrid where the target can react above a floor (a KEDA
 ScaledObject) and predictive elsewhere, and says which evidence is missing; a shared pool is
@@ -36,6 +42,9 @@ Strategy = Literal["predictive", "hybrid"]
 GOAL_ATTAINMENT = 0.99
 #: hybrid may cost this much more than predictive and still be chosen when no worse
 HYBRID_COST_TOLERANCE = 1.01
+#: the band around the tolerance a change of strategy must clear (hysteresis: a tie keeps the
+#: strategy the queue has)
+SWITCH_BAND = 0.005
 #: the evidence period, in days: the queue's previous week (choose-strategy's default)
 EVIDENCE_DAYS = 7.0
 #: a choice older than this is no evidence any more (the daily run has stopped)
@@ -108,25 +117,43 @@ def evidence_over(days: Sequence[EvidenceDay], strategy: Strategy) -> StrategyEv
     )
 
 
-def choose_strategy(predictive: StrategyEvidence, hybrid: StrategyEvidence) -> tuple[Strategy, str]:
+def choose_strategy(
+    predictive: StrategyEvidence,
+    hybrid: StrategyEvidence,
+    previous: Strategy | None = None,
+) -> tuple[Strategy, str]:
     """The strategy for the coming week from the evidence period's two scores, and why (the
-    shares to two decimals: 98.96 % is under the goal, and must not read as 99.0 %)."""
+    shares to two decimals: 98.96 % is under the goal, and must not read as 99.0 %).
+
+    ``previous``: the strategy the queue's last choice made; a change from it must clear
+    :data:`SWITCH_BAND` (None: the plain rule, no band)."""
     p, h = predictive, hybrid
     if p.attainment < GOAL_ATTAINMENT <= h.attainment:
         return "hybrid", (
             f"predictive met the SLO in {p.attainment:.2%} of windows (< 99 %), "
             f"hybrid in {h.attainment:.2%}"
         )
-    if h.attainment >= p.attainment and h.worker_hours <= HYBRID_COST_TOLERANCE * p.worker_hours:
-        ratio = h.worker_hours / p.worker_hours if p.worker_hours > 0 else 1.0
-        return "hybrid", (
+    band = {"hybrid": SWITCH_BAND, "predictive": -SWITCH_BAND, None: 0.0}[previous]
+    tolerance = HYBRID_COST_TOLERANCE + band
+    ratio = h.worker_hours / p.worker_hours if p.worker_hours > 0 else 1.0
+    if h.attainment >= p.attainment and h.worker_hours <= tolerance * p.worker_hours:
+        why = (
             f"hybrid met {h.attainment:.2%} >= predictive's {p.attainment:.2%} at "
             f"{ratio:.3f}x its worker-hours"
         )
-    return "predictive", (
+        if ratio > HYBRID_COST_TOLERANCE:
+            why += f" (kept: within {tolerance - 1:.1%}, the band a change from hybrid must clear)"
+        return "hybrid", why
+    why = (
         f"predictive met {p.attainment:.2%} at {_x(p)} the oracle's worker-hours, "
         f"hybrid {h.attainment:.2%} at {_x(h)}"
     )
+    if h.attainment >= p.attainment and ratio <= HYBRID_COST_TOLERANCE:
+        why += (
+            f" (kept: hybrid's {ratio:.3f}x predictive's worker-hours is not under "
+            f"{tolerance:.3f}x, the band a change from predictive must clear)"
+        )
+    return "predictive", why
 
 
 def _x(e: StrategyEvidence) -> str:
@@ -209,9 +236,11 @@ def choice_from_days(
     policy_version: int | None,
     chosen_at: datetime,
     target_reacts: bool = True,
+    previous: Strategy | None = None,
 ) -> StrategyChoice:
     """The choice the replayed stretches ``days`` (oldest first, at least one) give, kept
-    with them so the next run replays only what comes after the last one.
+    with them so the next run replays only what comes after the last one. ``previous``: the
+    strategy of the queue's last choice (:func:`choose_strategy`'s band).
 
     ``target_reacts``: the target can carry out hybrid (a KEDA ScaledObject, whose rate
     trigger reacts above the floor); when it cannot, the choice is predictive and says
@@ -219,7 +248,7 @@ def choice_from_days(
     if not days:
         raise ValueError("days: a choice needs at least one replayed stretch")
     p, h = evidence_over(days, "predictive"), evidence_over(days, "hybrid")
-    chosen, why = choose_strategy(p, h)
+    chosen, why = choose_strategy(p, h, previous)
     if chosen == "hybrid" and not target_reacts:
         chosen, why = (
             "predictive",

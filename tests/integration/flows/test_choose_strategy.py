@@ -139,7 +139,11 @@ def test_auto_policies_get_the_strategy_their_own_last_day_chose(prefect_server,
     assert choice.predictive.attainment == pytest.approx(again["predictive"]["slo_attainment"])
     assert choice.hybrid.worker_hours == pytest.approx(again["hybrid"]["worker_hours"])
     assert (choice.end - choice.start) == timedelta(days=EVIDENCE_DAYS)
-    assert (choice.chosen, choice.why) == choose_strategy(choice.predictive, choice.hybrid)
+    # no evidence before: its plans were hybrid (the default where the target reacts), and a
+    # change from it must clear the band
+    assert (choice.chosen, choice.why) == choose_strategy(
+        choice.predictive, choice.hybrid, "hybrid"
+    )
 
     # the next plan carries the choice and says what it stands on
     after = _plan("thumbs")

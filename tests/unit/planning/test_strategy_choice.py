@@ -74,6 +74,55 @@ def test_the_rule(p, h, chosen, says) -> None:  # type: ignore[no-untyped-def]
     assert got == chosen and says in why
 
 
+@pytest.mark.parametrize(
+    ("previous", "ratio", "chosen", "says"),
+    [
+        # a tie near the 1 % tolerance keeps the strategy the queue has (Taylor's 26 June
+        # week: 1.0114x in one replay, 1.0100x in another)
+        ("hybrid", 1.0114, "hybrid", "(kept: within 1.5%, the band a change from hybrid"),
+        ("hybrid", 1.0149, "hybrid", "1.015x its worker-hours (kept"),
+        ("hybrid", 1.0151, "predictive", "hybrid 99.40% at 1.015x"),
+        ("predictive", 1.0100, "predictive", "is not under 1.005x, the band a change from"),
+        ("predictive", 1.0049, "hybrid", "1.005x its worker-hours"),
+        # no last choice: the plain rule
+        (None, 1.0100, "hybrid", "at 1.010x its worker-hours"),
+        (None, 1.0114, "predictive", "hybrid 99.40% at 1.011x"),
+    ],
+)
+def test_a_change_of_strategy_must_clear_the_band(  # type: ignore[no-untyped-def]
+    previous, ratio, chosen, says
+) -> None:
+    got, why = choose_strategy(_e(0.994, 100), _e(0.994, 100 * ratio), previous)
+    assert got == chosen and says in why
+
+
+def test_the_goal_rule_needs_no_band() -> None:
+    # predictive missed 99 % and hybrid met it: hybrid from predictive, whatever it costs
+    got, why = choose_strategy(_e(0.98, 100), _e(0.995, 130), "predictive")
+    assert got == "hybrid" and "(< 99 %)" in why
+    # hybrid worse than predictive: predictive even from hybrid, even at the same cost
+    got, _ = choose_strategy(_e(0.995, 100), _e(0.994, 100), "hybrid")
+    assert got == "predictive"
+
+
+def test_a_choice_from_days_takes_the_queue_s_last_strategy_into_account() -> None:
+    day = EvidenceDay(
+        start=NOW - timedelta(days=1),
+        end=NOW,
+        cadence_s=1800.0,
+        windows_with_demand=96,
+        predictive_missed=0,
+        hybrid_missed=0,
+        predictive_worker_hours=1000.0,
+        hybrid_worker_hours=1012.0,
+        oracle_worker_hours=900.0,
+    )
+    kw = {"policy": _policy(), "policy_version": 3, "chosen_at": NOW}
+    assert choice_from_days([day], **kw).chosen == "predictive"  # type: ignore[arg-type]
+    kept = choice_from_days([day], previous="hybrid", **kw)  # type: ignore[arg-type]
+    assert kept.chosen == "hybrid" and "kept" in kept.why
+
+
 def _choice(**over) -> StrategyChoice:  # type: ignore[no-untyped-def]
     base = {
         "policy": "calls",
