@@ -96,13 +96,16 @@ def prepare(stack: Stack) -> tuple[str, datetime]:
     return key, start
 
 
-def inject(stack: Stack, kind: str, checker: Any) -> dict[str, Any]:
+def inject(stack: Stack, kind: str) -> dict[str, Any]:
     """Inject one fault; returns what happened and how long recovery took (s)."""
     t0 = time.monotonic()
     out: dict[str, Any] = {"fault": kind, "at": datetime.now(UTC).isoformat()}
     if kind == "kill-rq-worker":
-        out["pid"] = stack.kill_rq_worker("live")
-        out["recovered_s"] = _until(lambda: _group_up(stack, "live") >= _last_up(checker), 60)
+        # recovered when supervisord runs the killed process again (a new pid), not when the
+        # group's count matches a sample taken after the kill (which already counts it lost)
+        name, pid = stack.kill_rq_worker("live")
+        out["process"], out["pid"] = name, pid
+        out["recovered_s"] = _until(lambda: stack.replaced("live", name, pid), 60) if pid else None
     elif kind == "kill-worker-mid-step":
         out.update(_kill_mid_step(stack))
     elif kind == "kill-worker":  # right after a cycle completed: no cycle in flight
@@ -211,10 +214,6 @@ def _group_up(stack: Stack, group: str) -> int:
     return sum(1 for i in infos if i["group"] == group and i["statename"] == "RUNNING")
 
 
-def _last_up(checker: Any) -> int:
-    return int(checker.samples[-1]["live"]) if checker.samples else 1
-
-
 def _next_run_completes(since_monotonic: float, deployment: str | None = None) -> bool:
     """A capplan flow run (of ``deployment``, if given) that started after the fault has
     completed."""
@@ -242,8 +241,8 @@ class Faults:
     """Injects the scheduled faults one after another in a thread of its own, so the
     checker keeps sampling while a fault waits for its recovery."""
 
-    def __init__(self, stack: Stack, checker: Any, schedule: list[tuple[float, str]]) -> None:
-        self.stack, self.checker, self.schedule = stack, checker, schedule
+    def __init__(self, stack: Stack, schedule: list[tuple[float, str]]) -> None:
+        self.stack, self.schedule = stack, schedule
         self.injected: list[dict[str, Any]] = []
         self.first_cycle_s: float | None = None
         self.thread = threading.Thread(target=self._run, daemon=True, name="soak-faults")
@@ -262,7 +261,7 @@ class Faults:
         for at, kind in self.schedule:
             time.sleep(max(0.0, at + shift - time.monotonic()))
             try:
-                self.injected.append(inject(self.stack, kind, self.checker))
+                self.injected.append(inject(self.stack, kind))
             except Exception as err:  # noqa: BLE001 - reported as a fault not recovered
                 self.injected.append(
                     {"fault": kind, "error": f"{type(err).__name__}: {err}", "recovered_s": None}
@@ -298,7 +297,6 @@ def run(cfg: SoakConfig, workdir: Path, faults: bool) -> dict[str, Any]:
         chosen = FAULTS_LONG if cfg.minutes >= 15 else FAULTS_SHORT
         injector = Faults(
             stack,
-            checker,
             [
                 (time.monotonic() + share * cfg.minutes * 60, kind)
                 for share, kind in (chosen if faults else ())

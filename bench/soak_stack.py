@@ -311,19 +311,32 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         self.redis.start()
         return time.monotonic() - t0
 
-    def kill_rq_worker(self, group: str) -> int:
-        """SIGKILL one running rq worker of ``group`` (supervisord restarts it); its pid."""
+    def kill_rq_worker(self, group: str) -> tuple[str, int]:
+        """SIGKILL one running rq worker of ``group`` (supervisord restarts it); its process
+        name and pid (("", 0) when none is running)."""
         infos = [
             i
             for i in self.supervisor().supervisor.getAllProcessInfo()
             if i["group"] == group and i["statename"] == "RUNNING" and i["pid"]
         ]
         if not infos:
-            return 0
+            return "", 0
         pid = int(infos[-1]["pid"])
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        return pid
+        return str(infos[-1]["name"]), pid
+
+    def replaced(self, group: str, name: str, pid: int) -> bool:
+        """The process ``name`` of ``group`` killed as ``pid`` runs again under a new pid, or
+        is gone (the pool was scaled below it since: nothing to replace)."""
+        infos = [
+            i
+            for i in self.supervisor().supervisor.getAllProcessInfo()
+            if i["group"] == group and i["name"] == name
+        ]
+        return not infos or any(
+            i["statename"] == "RUNNING" and int(i["pid"]) not in (0, pid) for i in infos
+        )
 
     def rss_mib(self) -> dict[str, float]:
         """Resident memory (MiB): the Prefect server's process session; the Prefect worker's
