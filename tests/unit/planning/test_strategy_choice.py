@@ -4,6 +4,7 @@ predictive with its reason."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -106,17 +107,7 @@ def test_the_goal_rule_needs_no_band() -> None:
 
 
 def test_a_choice_from_days_takes_the_queue_s_last_strategy_into_account() -> None:
-    day = EvidenceDay(
-        start=NOW - timedelta(days=1),
-        end=NOW,
-        cadence_s=1800.0,
-        windows_with_demand=96,
-        predictive_missed=0,
-        hybrid_missed=0,
-        predictive_worker_hours=1000.0,
-        hybrid_worker_hours=1012.0,
-        oracle_worker_hours=900.0,
-    )
+    day = replace(_day(1), hybrid_worker_hours=101.2)  # hybrid 1.2 % dearer
     kw = {"policy": _policy(), "policy_version": 3, "chosen_at": NOW}
     assert choice_from_days([day], **kw).chosen == "predictive"  # type: ignore[arg-type]
     kept = choice_from_days([day], previous="hybrid", **kw)  # type: ignore[arg-type]
