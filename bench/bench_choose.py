@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_rolling import WEEK, cases  # noqa: E402
 from capplan_core.backtest.evidence import evidence_days  # noqa: E402
 from capplan_core.backtest.run import BacktestError, run_backtest  # noqa: E402
-from capplan_core.planning.strategy_choice import (  # noqa: E402
+from capplan_core.planning.strategy_choice import choose_strategy  # noqa: E402
+from capplan_core.planning.strategy_evidence import (  # noqa: E402
     StrategyEvidence,
-    choose_strategy,
     evidence_over,
 )
 

@@ -55,9 +55,9 @@ from capplan_core.backtest import run_backtest  # noqa: E402
 from capplan_core.metrics.file_source import read_metrics_file  # noqa: E402
 from capplan_core.planning.strategy_choice import (  # noqa: E402
     NO_EVIDENCE_HYBRID,
-    StrategyEvidence,
     choose_strategy,
 )
+from capplan_core.planning.strategy_evidence import StrategyEvidence  # noqa: E402
 from capplan_core.policy import ScalingPolicy, load_policies, parse_policies  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -35,8 +35,6 @@ from capplan_core.planning.policy_versions import PolicyVersion
 from capplan_core.planning.strategy_choice import (
     AUDIT_ACTION,
     EVIDENCE_DAYS,
-    EvidenceDay,
-    Strategy,
     StrategyChoice,
     choice_from_days,
     effective_strategy,
@@ -44,6 +42,7 @@ from capplan_core.planning.strategy_choice import (
     stored_choice,
     target_reacts,
 )
+from capplan_core.planning.strategy_evidence import EvidenceDay, Strategy
 from tasks.artifacts import artifact_key
 from tasks.common import capplan_io_task, capplan_task
 from tasks.progress import ProgressArtifact

@@ -22,7 +22,8 @@ from capplan_core.planning.policy_versions import PolicyVersion
 from capplan_core.planning.pool_state import QueueState
 from capplan_core.planning.records import plan_draft, skipped_draft
 from capplan_core.planning.stored_plan import as_stored
-from capplan_core.planning.strategy_choice import Strategy, stored_strategy
+from capplan_core.planning.strategy_choice import stored_strategy
+from capplan_core.planning.strategy_evidence import Strategy
 from capplan_core.policy import ScalingPolicy, load_policies
 from capplan_core.quality import Assessment
 from capplan_core.utc import utc_datetime

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from capplan_core.backtest.run import BacktestResult
-from capplan_core.planning.strategy_choice import EvidenceDay
+from capplan_core.planning.strategy_evidence import EvidenceDay
 
 DAY_S = 86_400.0
 

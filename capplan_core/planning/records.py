@@ -14,7 +14,8 @@ from capplan_core.planning.stored_plan import (
     StepDraft,
     StoredPlan,
 )
-from capplan_core.planning.strategy_choice import Strategy, effective_strategy
+from capplan_core.planning.strategy_choice import effective_strategy
+from capplan_core.planning.strategy_evidence import Strategy
 from capplan_core.policy import ScalingPolicy
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import pytest
 
 from capplan_core.backtest.evidence import evidence_days
 from capplan_core.backtest.run import BacktestError, run_backtest
-from capplan_core.planning.strategy_choice import evidence_over
+from capplan_core.planning.strategy_evidence import evidence_over
 from tests.unit.backtest.synthetic import T0, policy, rows
 
 HOUR = pd.Timedelta(hours=1)

@@ -11,17 +11,19 @@ import pytest
 
 from capplan_core.planning.strategy_choice import (
     MAX_CHOICE_AGE,
-    EvidenceDay,
     StrategyChoice,
-    StrategyEvidence,
     choice_from_days,
     choose_strategy,
     effective_strategy,
-    evidence_over,
     plan_strategy_of,
     reusable_days,
     stored_choice,
     target_reacts,
+)
+from capplan_core.planning.strategy_evidence import (
+    EvidenceDay,
+    StrategyEvidence,
+    evidence_over,
 )
 from capplan_core.policy import ScalingPolicy, parse_policies
 
