@@ -67,6 +67,7 @@ class _Replay:
     replay_from: datetime
     end: datetime
     previous: Strategy  # what the queue's plans carry out now (the choice's switch band)
+    reacts: bool  # the target can carry out hybrid (target_reacts)
     future: PrefectFuture[BacktestResult] | None = None
 
     @property
@@ -141,7 +142,7 @@ def choose_strategy(
         )
         replay_from = kept[-1].end if kept else start
         if (end - replay_from).total_seconds() < window_s:  # nothing new since the last run
-            replays.append(_Replay(version, kept, replay_from, end, previous))
+            replays.append(_Replay(version, kept, replay_from, end, previous, reacts))
             continue
         rows = cast(pd.DataFrame, read_evidence(version, replay_from, end))
         since = replay_from - history_span(policy.forecast)
@@ -169,7 +170,7 @@ def choose_strategy(
             cadence_s=cadence_s,
             progress=progress,
         )
-        replays.append(_Replay(version, kept, replay_from, end, previous, future))
+        replays.append(_Replay(version, kept, replay_from, end, previous, reacts, future))
     for r in replays:
         policy = r.version.policy
         days = list(r.kept)
@@ -188,7 +189,7 @@ def choose_strategy(
             policy=policy,
             policy_version=r.version.version,
             chosen_at=now,
-            target_reacts=target_reacts(policy, get_settings().scaler),
+            target_reacts=r.reacts,
             previous=r.previous,
         )
         store_choice(choice, policy.queue)

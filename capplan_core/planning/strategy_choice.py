@@ -67,8 +67,9 @@ def choose_strategy(
     """The strategy for the coming week from the evidence period's two scores, and why (the
     shares to two decimals: 98.96 % is under the goal, and must not read as 99.0 %).
 
-    ``previous``: the strategy the queue's last choice made; a change from it must clear
-    :data:`SWITCH_BAND` (None: the plain rule, no band)."""
+    ``previous``: the strategy the queue's plans carry out now (its last choice, or the
+    default without evidence); a change from it must clear :data:`SWITCH_BAND` (None: the
+    plain rule, no band)."""
     p, h = predictive, hybrid
     if p.attainment < GOAL_ATTAINMENT <= h.attainment:
         return "hybrid", (
@@ -78,7 +79,8 @@ def choose_strategy(
     band = {"hybrid": SWITCH_BAND, "predictive": -SWITCH_BAND, None: 0.0}[previous]
     tolerance = HYBRID_COST_TOLERANCE + band
     ratio = h.worker_hours / p.worker_hours if p.worker_hours > 0 else 1.0
-    if h.attainment >= p.attainment and h.worker_hours <= tolerance * p.worker_hours:
+    no_worse = h.attainment >= p.attainment
+    if no_worse and h.worker_hours <= tolerance * p.worker_hours:
         why = (
             f"hybrid met {h.attainment:.2%} >= predictive's {p.attainment:.2%} at "
             f"{ratio:.3f}x its worker-hours"
@@ -90,7 +92,7 @@ def choose_strategy(
         f"predictive met {p.attainment:.2%} at {_x(p)} the oracle's worker-hours, "
         f"hybrid {h.attainment:.2%} at {_x(h)}"
     )
-    if h.attainment >= p.attainment and ratio <= HYBRID_COST_TOLERANCE:
+    if no_worse and ratio <= HYBRID_COST_TOLERANCE:
         why += (
             f" (kept: hybrid's {ratio:.3f}x predictive's worker-hours is not under "
             f"{tolerance:.3f}x, the band a change from predictive must clear)"
